@@ -1,0 +1,40 @@
+# Two commands (DESIGN §11): `make demo` and `make test`. Both bootstrap .venv from scratch.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_ENV := SOPS_AGE_KEY_FILE=keys/demo.agekey LLMCC_SIGNING_KEY_FILE=keys/demo-signing.pem
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "llmcc needs Python 3.11+")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(DEMO_ENV) $(BIN)/llmcc validate
+	$(DEMO_ENV) $(BIN)/llmcc compile
+
+lint: $(STAMP)
+	$(BIN)/ruff check compiler tests bench
+	$(BIN)/ruff format --check compiler tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest -q
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) dist .llmcc .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,164 @@
+"""Compile many targets: in parallel worker processes when there are many.
+
+Targets are independent. The parent parses everything they share (manifest,
+schemas, templates, base and environment layers) once, then forks workers that
+inherit it; each worker compiles a share of the targets and writes their
+bundles itself, so only diagnostics travel back. Output is identical to a
+serial run: each bundle depends only on its own target.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.bundle.canonical import canonical_json
+from compiler.bundle.model import build_body
+from compiler.diagnostics import Diagnostic
+from compiler.errors import LlmccError
+from compiler.jsonpath import JsonPath
+from compiler.jsontypes import JSONObject, JSONValue
+from compiler.load.layers import resolve_layers
+from compiler.pipeline import CompileResult, compile_target
+from compiler.project import Target
+from compiler.repository import Repository
+from compiler.sources.base import SourceInfo
+
+PARALLEL_MIN_TARGETS = 8
+
+# Seals a target's secret fields: (target, modules, secret paths) -> (modules, encryption block).
+Sealer = Callable[
+    [Target, dict[str, JSONValue], dict[str, list[JsonPath]]], tuple[dict[str, JSONValue], JSONObject | None]
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetOutcome:
+    """What one target's compile produced; ``data`` only when asked to keep the bytes."""
+
+    target: str
+    diagnostics: list[Diagnostic]
+    size: int = 0
+    data: bytes | None = None
+    error: tuple[str, int] | None = None  # (message, exit code) of an LlmccError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildRequest:
+    repo: Repository
+    source: SourceInfo | None
+    validate: bool = True
+    out_dir: Path | None = None
+    keep_bytes: bool = False
+    seal: Sealer | None = None
+    progress: Callable[[str], None] | None = field(default=None)
+
+
+def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int | None = None) -> list[TargetOutcome]:
+    """Compile ``targets``; outcomes come back in the order of ``targets``."""
+    if request.out_dir is not None:
+        request.out_dir.mkdir(parents=True, exist_ok=True)
+    workers = _workers(len(targets), jobs)
+    if workers <= 1:
+        outcomes = []
+        for i, target in enumerate(targets):
+            if request.progress:
+                request.progress(f"[{i + 1}/{len(targets)}] {target}")
+            outcomes.append(_build_one(request, target))
+        return outcomes
+    _warm(request.repo, targets)
+    global _REQUEST
+    _REQUEST = request  # inherited by the forked workers
+    try:
+        ctx = multiprocessing.get_context("fork")
+        order = {t.name: i for i, t in enumerate(targets)}
+        results: list[TargetOutcome | None] = [None] * len(targets)
+        chunk = max(1, len(targets) // (workers * 4))
+        with ctx.Pool(workers) as pool:
+            for n, outcome in enumerate(pool.imap_unordered(_worker, targets, chunksize=chunk), 1):
+                results[order[outcome.target]] = outcome
+                if request.progress:
+                    request.progress(f"[{n}/{len(targets)}] {outcome.target}")
+        return [r for r in results if r is not None]
+    finally:
+        _REQUEST = None
+
+
+def _workers(count: int, jobs: int | None) -> int:
+    if jobs is not None:
+        return max(1, min(jobs, count))
+    if count < PARALLEL_MIN_TARGETS or threading.active_count() > 1:
+        # fork() in a process with threads can deadlock in the child; stay serial.
+        return 1
+    return max(1, min(os.cpu_count() or 1, count))
+
+
+def _warm(repo: Repository, targets: Sequence[Target]) -> None:
+    """Parse what every worker needs before forking, so it is parsed once."""
+    for module in repo.modules:
+        repo.schema(module)
+        repo.templates(module)
+    for target in {Target(t.environment) for t in targets}:
+        for ref in resolve_layers(repo.project, target):
+            repo.layer(ref)
+
+
+_REQUEST: BuildRequest | None = None
+
+
+def _worker(target: Target) -> TargetOutcome:
+    assert _REQUEST is not None
+    return _build_one(_REQUEST, target)
+
+
+def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
+    try:
+        result = compile_target(request.repo, target, validate=request.validate)
+        if not result.ok or (request.out_dir is None and not request.keep_bytes):
+            return TargetOutcome(target=target.name, diagnostics=result.diagnostics)
+        data = bundle_bytes(request, result)
+        if request.out_dir is not None:
+            write_atomic(request.out_dir / f"{target.name}.bundle.json", data)
+        return TargetOutcome(
+            target=target.name,
+            diagnostics=result.diagnostics,
+            size=len(data),
+            data=data if request.keep_bytes else None,
+        )
+    except LlmccError as e:
+        return TargetOutcome(target=target.name, diagnostics=[], error=(str(e), e.exit_code))
+
+
+def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
+    modules: dict[str, JSONValue] = result.modules
+    encryption = None
+    if request.seal is not None:
+        modules, encryption = request.seal(result.target, modules, result.secrets)
+    body = build_body(
+        project=request.repo.project.name,
+        target=result.target.name,
+        source=request.source,
+        modules=modules,
+        encryption=encryption,
+    )
+    return canonical_json(body)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Readers see the old file or the new one, never a partial one (STYLE R14)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def iter_diagnostics(outcomes: Sequence[TargetOutcome]) -> Iterator[Diagnostic]:
+    for outcome in outcomes:
+        yield from outcome.diagnostics
+
+
+__all__ = ["BuildRequest", "Sealer", "TargetOutcome", "build_targets", "iter_diagnostics", "write_atomic"]

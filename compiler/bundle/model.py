@@ -1,0 +1,42 @@
+"""The bundle document (DESIGN §6), before ``version``/``previous`` are assigned at publish."""
+
+from __future__ import annotations
+
+from compiler import __version__
+from compiler.jsontypes import JSONObject, JSONValue
+from compiler.sources.base import SourceInfo
+
+API_VERSION = "llmcc/v1"
+KIND = "Bundle"
+COMPILER = f"llmcc {__version__}"
+
+
+def build_body(
+    *,
+    project: str,
+    target: str,
+    source: SourceInfo | None,
+    modules: dict[str, JSONValue],
+    encryption: JSONObject | None,
+    version: int | None = None,
+    previous: str | None = None,
+) -> JSONObject:
+    """The bundle as a JSON object; ``canonical_json`` of it is the bundle's bytes.
+
+    No build timestamp, no absolute path: the same commit gives the same bytes.
+    """
+    metadata: JSONObject = {
+        "project": project,
+        "target": target,
+        "version": version,
+        "previous": previous,
+        "source": source.to_json() if source else None,  # type: ignore[dict-item]
+        "compiler": COMPILER,
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": metadata,
+        "modules": modules,
+        "encryption": encryption,
+    }

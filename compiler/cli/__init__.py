@@ -1,0 +1,110 @@
+"""``llmcc`` command line: argparse, the command table, and the one error boundary (STYLE R5)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from compiler import __version__
+from compiler.cli._context import Context
+from compiler.errors import ConfigCheckError, LlmccError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse exits 2 itself; route through the boundary for one consistent line.
+        raise _ArgparseError(f"{self.prog}: {message}")
+
+
+class _ArgparseError(LlmccError):
+    exit_code = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="llmcc", description="GitOps declarative config compiler for LLM platforms.")
+    parser.add_argument("--version", action="version", version=f"llmcc {__version__}")
+    _add_globals(parser, default=None)
+    from compiler.cli import _commands
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (helptext, module) in _commands.COMMANDS.items():
+        p = sub.add_parser(name, help=helptext, description=helptext)
+        _add_globals(p, default=argparse.SUPPRESS)
+        module.add_arguments(p)
+    return parser
+
+
+def _add_globals(p: argparse.ArgumentParser, *, default: object) -> None:
+    # Accepted both before and after the command name (`llmcc -C x compile` and `llmcc compile -C x`).
+    p.add_argument("-C", dest="directory", metavar="DIR", default=default, help="config repository (default .)")
+    p.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress output")
+    p.add_argument("--debug", action="store_true", default=default, help="show tracebacks of internal errors")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    with error_boundary(debug=debug) as result:
+        parser = build_parser()
+        args = parser.parse_args(args_list)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        ctx = Context(
+            root=Path(args.directory or ".").resolve(),
+            quiet=bool(args.quiet),
+            debug=bool(args.debug),
+        )
+        from compiler.cli import _commands
+
+        _, module = _commands.COMMANDS[args.command]
+        result.code = module.run(args, ctx)
+    return result.code
+
+
+@dataclass(slots=True)
+class _Result:
+    code: int = 0
+
+
+@contextlib.contextmanager
+def error_boundary(*, debug: bool) -> Iterator[_Result]:
+    """Turn every exception into one line on stderr and an exit code (DESIGN §8)."""
+    result = _Result()
+    try:
+        yield result
+    except ConfigCheckError as e:
+        for d in e.diagnostics:
+            print(d.format(), file=sys.stderr)
+        print(f"llmcc: {e}", file=sys.stderr)
+        result.code = e.exit_code
+    except LlmccError as e:
+        print(f"llmcc: {e}", file=sys.stderr)
+        result.code = e.exit_code
+    except KeyboardInterrupt:
+        print("llmcc: interrupted", file=sys.stderr)
+        result.code = 130
+    except BrokenPipeError:
+        # `llmcc pull x | head`: the reader went away; not our error.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        result.code = 0
+    except Exception as e:  # noqa: BLE001 - the one deliberate catch-all: a bug becomes exit 70
+        if debug:
+            traceback.print_exc()
+        print(
+            f"llmcc: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        result.code = 70
+
+
+CommandRunner = Callable[[argparse.Namespace, Context], int]
+__all__ = ["Context", "ModuleType", "build_parser", "error_boundary", "main"]

@@ -1,0 +1,47 @@
+"""stdout carries results, stderr diagnostics and progress; reporters by --format (STYLE R7)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from compiler.diagnostics import Diagnostic, Severity
+
+
+def report_text(diags: Sequence[Diagnostic], summary: dict[str, object]) -> None:
+    for d in diags:
+        print(d.format(), file=sys.stderr)
+
+
+def report_json(diags: Sequence[Diagnostic], summary: dict[str, object]) -> None:
+    doc = {**summary, "diagnostics": [d.to_json() for d in diags]}
+    print(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def report_github(diags: Sequence[Diagnostic], summary: dict[str, object]) -> None:
+    """GitHub Actions workflow commands: findings show inline on the pull request."""
+    for d in diags:
+        level = "error" if d.severity is Severity.ERROR else "warning"
+        props = []
+        if d.origin:
+            props += [f"file={d.origin.path}", f"line={d.origin.line}", f"col={d.origin.column}"]
+        props.append("title=" + _escape_prop(f"llmcc {d.target or ''}".strip()))
+        text = d.format().split("\n", 1)
+        body = text[0].split(": ", 1)[-1] if d.origin else text[0]
+        print(f"::{level} {','.join(props)}::{_escape_data(body)}")
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_prop(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+REPORTERS: dict[str, Callable[[Sequence[Diagnostic], dict[str, object]], None]] = {
+    "text": report_text,
+    "json": report_json,
+    "github": report_github,
+}

@@ -1,0 +1,59 @@
+"""Opening the config repository a command works on: tree, identity, secrets."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from compiler.cli import Context
+from compiler.errors import UsageError
+from compiler.project import MANIFEST
+from compiler.repository import Repository
+from compiler.secrets.identity import Identities, load_identities
+from compiler.secrets.sources import SopsOpener
+from compiler.sources.base import SourceInfo, SourceTree
+from compiler.sources.worktree import WorkTree
+
+
+def add_target_args(p: argparse.ArgumentParser, *, rev: bool = True) -> None:
+    p.add_argument("-t", "--target", action="append", metavar="T", help="only this target (repeatable)")
+    if rev:
+        p.add_argument("--rev", metavar="REV", help="a git revision, read from git objects (no checkout)")
+
+
+def add_identity_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--identity",
+        metavar="FILE",
+        type=Path,
+        help="age identity file (default: SOPS_AGE_KEY_FILE, SOPS_AGE_KEY, sops's keys.txt)",
+    )
+
+
+def open_tree(ctx: Context, rev: str | None) -> SourceTree:
+    root: Path = ctx.root
+    if rev is not None:
+        from compiler.sources.gitrev import GitRevTree
+
+        return GitRevTree(root, rev)
+    if not (root / MANIFEST).is_file():
+        raise UsageError(f"{root}: no {MANIFEST} here (use -C DIR, or `llmcc init DIR` for a new repository)")
+    return WorkTree(root)
+
+
+def identities(args: argparse.Namespace) -> Identities:
+    explicit: Path | None = getattr(args, "identity", None)
+    return load_identities(explicit, os.environ, required=explicit is not None)
+
+
+def open_repository(
+    ctx: Context, args: argparse.Namespace, *, need_secrets: bool = False
+) -> tuple[Repository, SourceInfo | None, Identities]:
+    """The repository at ``--rev`` (or the working tree), with SOPS layers decrypted when an
+    identity is at hand; ``need_secrets`` makes a missing identity an error at the first SOPS file."""
+    tree = open_tree(ctx, getattr(args, "rev", None))
+    ids = identities(args)
+    opener = SopsOpener(ids if ids else None, required=need_secrets)
+    repo = Repository(tree, open_secrets=opener, secrets_opaque=not ids)
+    return repo, tree.source_info(), ids

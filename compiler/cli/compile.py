@@ -1,0 +1,66 @@
+"""`llmcc compile`: render, validate, encrypt; write DIR/<target>.bundle.json."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from compiler.build import BuildRequest, build_targets
+from compiler.cli import Context
+from compiler.cli._repo import add_identity_arg, add_target_args, open_repository
+from compiler.errors import ConfigCheckError, LlmccError
+from compiler.secrets.sealing import KeyFileSealer
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_target_args(p)
+    p.add_argument("-o", "--out", metavar="DIR", default="dist", help="output directory (default dist/)")
+    p.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes (default: one per core)")
+    add_identity_arg(p)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    start = time.perf_counter()
+    repo, source, ids = open_repository(ctx, args, need_secrets=True)
+    targets = repo.project.select(args.target)
+    out_dir = Path(args.out)
+    if not out_dir.is_absolute():
+        out_dir = ctx.root / out_dir
+    request = BuildRequest(
+        repo=repo,
+        source=source,
+        out_dir=out_dir,
+        seal=KeyFileSealer(repo.tree, repo.project, ids if ids else None),
+        progress=ctx.progress,
+    )
+    outcomes = build_targets(request, targets, jobs=args.jobs)
+    failed = [o for o in outcomes if o.error]
+    if failed:
+        message, code = failed[0].error  # type: ignore[misc]
+        err = LlmccError(message)
+        err.exit_code = code
+        raise err
+    diags = [d for o in outcomes for d in o.diagnostics]
+    bad = [o.target for o in outcomes if any(d.severity == "error" for d in o.diagnostics)]
+    for o in outcomes:
+        if o.target in bad:
+            (out_dir / f"{o.target}.bundle.json").unlink(missing_ok=True)  # no stale bundle for a failed target
+        else:
+            print(f"{_display(out_dir, ctx.root)}/{o.target}.bundle.json")
+    if bad:
+        raise ConfigCheckError(f"{len(bad)} of {len(outcomes)} targets failed validation: {', '.join(bad)}", diags)
+    for d in diags:
+        print(d.format(), file=sys.stderr)
+    if not ctx.quiet:
+        took = time.perf_counter() - start
+        print(f"llmcc: compiled {len(outcomes)} targets in {took:.2f}s", file=sys.stderr)
+    return 0
+
+
+def _display(out_dir: Path, root: Path) -> str:
+    try:
+        return str(out_dir.relative_to(root))
+    except ValueError:
+        return str(out_dir)

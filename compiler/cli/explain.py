@@ -1,0 +1,96 @@
+"""`llmcc explain TARGET MODULE.PATH`: the effective value and every line that set it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from compiler import provenance
+from compiler.cli import Context
+from compiler.cli._repo import add_identity_arg, open_repository
+from compiler.errors import UsageError
+from compiler.jsonpath import JsonPath, format_path, parse_dotted
+from compiler.load.yaml import Value
+from compiler.pipeline import compile_target
+from compiler.project import parse_target
+
+_LABELS = {
+    "set": "set",
+    "override": "!override",
+    "append": "!append",
+    "prepend": "!prepend",
+    "delete": "!delete",
+    "template": "template",
+    "variable": "variable",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="TARGET", help="e.g. prod or prod@acme")
+    p.add_argument("address", metavar="MODULE.PATH", help="e.g. inference-engine.model.temperature")
+    p.add_argument("--rev", metavar="REV", help="explain at a git revision")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    add_identity_arg(p)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    repo, _, _ = open_repository(ctx, args)
+    target = repo.project.select([args.target])[0] if args.target else parse_target(args.target)
+    module, _, rest = args.address.partition(".")
+    if module not in repo.modules:
+        raise UsageError(f"unknown module {module!r}; modules: {', '.join(repo.modules)}")
+    path = parse_dotted(rest) if rest else ()
+    result = compile_target(repo, target, validate=False)
+    value = _lookup(result.modules[module], path)
+    secret = any(p[: len(path)] == path or path[: len(p)] == p for p in result.secrets.get(module, []))
+    shown = "<secret>" if secret else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    contributions = provenance.trace(repo, result.stack, module, path, shadowed=True)
+    if args.format == "json":
+        doc = {
+            "target": target.name,
+            "module": module,
+            "path": format_path(path),
+            "secret": secret,
+            "value": None if secret else value,
+            "sources": [
+                {
+                    "kind": c.kind,
+                    "file": c.origin.path,
+                    "line": c.origin.line,
+                    "column": c.origin.column,
+                    "layer": c.origin.layer,
+                    "detail": c.detail,
+                    "effective": c.effective,
+                }
+                for c in contributions
+            ],
+        }
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{target.name} {module} {format_path(path)} = {_truncate(shown)}")
+    if not contributions:
+        print("  (no file sets this value)")
+    width = max((len(c.origin.location()) for c in contributions), default=0)
+    for c in contributions:
+        label = _LABELS[c.kind]
+        detail = f" {c.detail.strip()}" if c.detail else ""
+        if c.kind == "template" and c.detail:
+            detail = f" {c.detail.strip()!r}"
+        tail = "" if c.effective else "  (overridden)"
+        print(f"  {c.origin.location():<{width}}  {label}{detail}  (layer {c.origin.layer}){tail}")
+    return 0
+
+
+def _lookup(value: Value, path: JsonPath) -> Value:
+    for i, part in enumerate(path):
+        if isinstance(value, dict) and isinstance(part, str) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            value = value[part]
+        else:
+            raise UsageError(f"no value at {format_path(path[: i + 1])} in this target")
+    return value
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= 200 else text[:197] + "..."

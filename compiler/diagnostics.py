@@ -1,0 +1,87 @@
+"""Origins of values and the diagnostics that name them (STYLE R3, R7)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from compiler.jsonpath import JsonPath, format_path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Origin:
+    """Where a value was written: repository-relative path, 1-based line and column."""
+
+    path: str
+    line: int
+    column: int
+    layer: str
+    rev: str | None = None
+
+    def location(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+class Severity(enum.StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Diagnostic:
+    """One finding. Printed as ``path:line:col: module $.path: message (layer prod)``."""
+
+    message: str
+    severity: Severity = Severity.ERROR
+    origin: Origin | None = None
+    module: str | None = None
+    path: JsonPath | None = None
+    target: str | None = None
+    rule: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def sort_key(self) -> tuple[str, str, int, int, str, str]:
+        o = self.origin
+        return (
+            self.target or "",
+            o.path if o else "",
+            o.line if o else 0,
+            o.column if o else 0,
+            self.module or "",
+            self.message,
+        )
+
+    def format(self) -> str:
+        head = f"{self.origin.location()}: " if self.origin else ""
+        where = ""
+        if self.module is not None:
+            where = self.module + (f" {format_path(self.path)}" if self.path is not None else "") + ": "
+        tail = []
+        if self.target:
+            tail.append(f"target {self.target}")
+        if self.origin:
+            tail.append(f"layer {self.origin.layer}")
+        suffix = f" ({', '.join(tail)})" if tail else ""
+        sev = "warning: " if self.severity is Severity.WARNING else ""
+        text = f"{head}{sev}{where}{self.message}{suffix}"
+        return "\n".join([text, *(f"    {n}" for n in self.notes)])
+
+    def to_json(self) -> dict[str, object]:
+        o = self.origin
+        return {
+            "severity": str(self.severity),
+            "message": self.message,
+            "target": self.target,
+            "module": self.module,
+            "path": format_path(self.path) if self.path is not None else None,
+            "rule": self.rule,
+            "file": o.path if o else None,
+            "line": o.line if o else None,
+            "column": o.column if o else None,
+            "layer": o.layer if o else None,
+            "notes": list(self.notes),
+        }
+
+
+def sort_diagnostics(diags: list[Diagnostic]) -> list[Diagnostic]:
+    return sorted(diags, key=Diagnostic.sort_key)

@@ -1,0 +1,199 @@
+"""The project manifest ``llmcc.yaml`` (DESIGN §3) and targets ("prod", "prod@acme").
+
+The manifest is a trust boundary: pydantic models with ``extra="forbid"``
+(STYLE R9), and every error names the field and its line in llmcc.yaml.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ValidationError as PydanticValidationError
+
+from compiler.errors import InputError, UsageError
+from compiler.load.yaml import Document, load_document
+
+MANIFEST = "llmcc.yaml"
+# Environment and tenant names become file names, storage keys and AAD:
+# lowercase identifiers only, so "prod@acme" is unambiguous everywhere.
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+_NAME = re.compile(NAME_PATTERN)
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvironmentSpec(_Model):
+    extends: Name | None = None
+
+
+class TenantSpec(_Model):
+    environments: list[Name] = Field(min_length=1)
+
+
+class KeySpec(_Model):
+    """A key-encryption key: who can open a target's data key."""
+
+    provider: Literal["age", "awskms", "vault-transit"] = "age"
+    recipients: list[str] = Field(default_factory=list)
+    key_id: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    address: str | None = None
+    mount: str = "transit"
+
+
+class KeysSpec(_Model):
+    compiler: KeySpec | None = None
+    targets: dict[str, KeySpec] = Field(default_factory=dict)
+
+
+class SigningSpec(_Model):
+    trusted: list[str] = Field(default_factory=list)
+
+
+class StorageSpec(_Model):
+    default: str = "file://.llmcc/store"
+
+
+class Manifest(_Model):
+    project: Name
+    environments: dict[Name, EnvironmentSpec] = Field(min_length=1)
+    tenants: dict[Name, TenantSpec] = Field(default_factory=dict)
+    keys: KeysSpec = Field(default_factory=KeysSpec)
+    signing: SigningSpec = Field(default_factory=SigningSpec)
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Target:
+    """An environment, optionally with a tenant."""
+
+    environment: str
+    tenant: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.environment}@{self.tenant}" if self.tenant else self.environment
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def parse_target(text: str) -> Target:
+    env, _, tenant = text.partition("@")
+    if not _NAME.match(env) or (tenant and not _NAME.match(tenant)) or (_ and not tenant):
+        raise UsageError(f"{text!r} is not a target (ENV or ENV@TENANT, lowercase names)")
+    return Target(env, tenant or None)
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    """The validated manifest plus what follows from it."""
+
+    manifest: Manifest
+    document: Document
+
+    @property
+    def name(self) -> str:
+        return self.manifest.project
+
+    def targets(self) -> list[Target]:
+        """Every target, environments in manifest order, then tenant targets."""
+        out = [Target(env) for env in self.manifest.environments]
+        for tenant, spec in self.manifest.tenants.items():
+            out.extend(Target(env, tenant) for env in spec.environments)
+        return out
+
+    def select(self, names: list[str] | None) -> list[Target]:
+        """The targets named on the command line (all when none), in manifest order."""
+        known = self.targets()
+        if not names:
+            return known
+        chosen = []
+        for text in names:
+            target = parse_target(text)
+            if target not in known:
+                raise UsageError(f"unknown target {text!r}; llmcc.yaml defines: {', '.join(map(str, known))}")
+            chosen.append(target)
+        return [t for t in known if t in chosen]
+
+    def env_chain(self, env: str) -> list[str]:
+        """The ``extends`` chain of ``env``, root first (acyclic: checked at load)."""
+        chain = [env]
+        parent = self.manifest.environments[env].extends
+        while parent is not None:
+            chain.append(parent)
+            parent = self.manifest.environments[parent].extends
+        return chain[::-1]
+
+    def key_spec(self, target: Target) -> KeySpec | None:
+        """The consumer KEK for a target: the most specific match wins.
+
+        Order: exact target, ``*@tenant``, environment (covers its tenant
+        targets), ``*``.
+        """
+        specs = self.manifest.keys.targets
+        candidates = [target.name]
+        if target.tenant:
+            candidates.append(f"*@{target.tenant}")
+        candidates += [target.environment, "*"]
+        for key in candidates:
+            if key in specs:
+                return specs[key]
+        return None
+
+
+def load_project(data: bytes, *, path: str = MANIFEST) -> Project:
+    """Validate llmcc.yaml.
+
+    Raises:
+        InputError: bad YAML, a field that does not fit (named with its line),
+            an unknown environment in ``extends`` or a tenant, or a cycle.
+    """
+    doc = load_document(data, path=path, layer="manifest")
+    if not isinstance(doc.value, dict):
+        raise InputError(f"{path}:1:1: llmcc.yaml must be a mapping")
+    try:
+        manifest = Manifest.model_validate(doc.value)
+    except PydanticValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        msg = err["msg"]
+        if err["type"] == "string_pattern_mismatch":
+            msg = "names must be lowercase identifiers ([a-z][a-z0-9_-]*)"
+        raise InputError(f"{doc.origin(loc).location()}: {field}: {msg}{more}") from e
+    _check_references(manifest, doc)
+    return Project(manifest, doc)
+
+
+def _check_references(m: Manifest, doc: Document) -> None:
+    if "base" in m.environments:
+        where = doc.origin(("environments", "base")).location()
+        raise InputError(f"{where}: 'base' is a layer applied to every target, not an environment")
+    for env, spec in m.environments.items():
+        if spec.extends is not None and spec.extends not in m.environments:
+            where = doc.origin(("environments", env, "extends")).location()
+            raise InputError(f"{where}: environments.{env}.extends: unknown environment {spec.extends!r}")
+    for env in m.environments:
+        seen = [env]
+        parent = m.environments[env].extends
+        while parent is not None:
+            if parent in seen:
+                where = doc.origin(("environments", env, "extends")).location()
+                cycle = " -> ".join([*seen, parent])
+                raise InputError(f"{where}: environments.{env}.extends: cycle {cycle}")
+            seen.append(parent)
+            parent = m.environments[parent].extends
+    for tenant, tspec in m.tenants.items():
+        for i, env in enumerate(tspec.environments):
+            if env not in m.environments:
+                where = doc.origin(("tenants", tenant, "environments", i)).location()
+                raise InputError(f"{where}: tenants.{tenant}.environments: unknown environment {env!r}")

@@ -1,0 +1,147 @@
+"""Everything targets share, loaded once per process: manifest, schemas, templates, layer files.
+
+A ``Repository`` reads through a ``SourceTree`` (the working tree or a git
+revision) and caches each parsed file, so compiling 200 targets parses the
+shared layers once. It is safe to fork after loading: worker processes inherit
+the parsed files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from compiler.diagnostics import Diagnostic
+from compiler.errors import InputError
+from compiler.load.layers import LayerRef
+from compiler.load.yaml import Document, Tagged, Value, load_document
+from compiler.project import MANIFEST, Project, load_project
+from compiler.render.jinja import TemplatePlan, plan_template
+from compiler.sources.base import SourceTree
+from compiler.validate.schema import ModuleSchema
+
+SCHEMAS = "schemas"
+TEMPLATES = "templates"
+SCHEMA_SUFFIX = ".schema.json"
+LAYER_KEYS = ("vars", "modules")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LayerDoc:
+    """A parsed layer file: its variables and its per-module patches."""
+
+    ref: LayerRef
+    document: Document
+    vars: dict[str, Value]
+    modules: dict[str, Value]
+
+
+# Opens a SOPS layer: given the ref, its parsed (encrypted) document and raw bytes,
+# returns the document's value with secrets decrypted or replaced by opaque stand-ins.
+SecretsOpener = Callable[[LayerRef, Document, bytes], Value]
+
+
+class Repository:
+    """The shared, parsed inputs of one config repository at one revision."""
+
+    def __init__(
+        self, tree: SourceTree, *, open_secrets: SecretsOpener | None = None, secrets_opaque: bool = True
+    ) -> None:
+        self.tree = tree
+        self.project: Project = load_project(tree.read(MANIFEST))
+        self.modules: list[str] = sorted(
+            n[: -len(SCHEMA_SUFFIX)] for n in tree.list_dir(SCHEMAS) if n.endswith(SCHEMA_SUFFIX)
+        )
+        if not self.modules:
+            raise InputError(f"{SCHEMAS}/: no <module>{SCHEMA_SUFFIX} files; every module needs a schema")
+        self._open_secrets = open_secrets
+        # Without an identity, SOPS values stand in opaquely; schema checks skip them.
+        self.secrets_opaque = secrets_opaque
+        self._schemas: dict[str, ModuleSchema] = {}
+        self._templates: dict[str, list[TemplatePlan]] = {}
+        self._layers: dict[str, LayerDoc | None] = {}
+        self.render_cache: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self.guard_cache: dict[tuple[str, str], list[Diagnostic]] = {}
+
+    def schema(self, module: str) -> ModuleSchema:
+        ms = self._schemas.get(module)
+        if ms is None:
+            path = f"{SCHEMAS}/{module}{SCHEMA_SUFFIX}"
+            ms = self._schemas[module] = ModuleSchema.load(module, path, self.tree.read(path))
+        return ms
+
+    def templates(self, module: str) -> list[TemplatePlan]:
+        """The module's template and the templates it ``extends``, base first ([] when none)."""
+        plans = self._templates.get(module)
+        if plans is None:
+            plans = self._templates[module] = self._load_chain(f"{module}.yaml", [])
+        return plans
+
+    def _load_chain(self, name: str, seen: list[str]) -> list[TemplatePlan]:
+        path = f"{TEMPLATES}/{name}"
+        if not seen and not self.tree.exists(path):
+            return []
+        if name in seen:
+            raise InputError(f"{TEMPLATES}/{seen[-1]}: extends cycle {' -> '.join([*seen, name])}")
+        doc = load_document(self.tree.read(path), path=path, layer="template", rev=self.tree.rev)
+        body = doc.value
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise InputError(f"{doc.origin(()).location()}: a template must be a mapping")
+        base: list[TemplatePlan] = []
+        if "extends" in body:
+            parent = body["extends"]
+            if not isinstance(parent, str) or not parent.endswith(".yaml"):
+                raise InputError(f"{doc.origin(('extends',)).location()}: extends takes a template file name")
+            base = self._load_chain(parent, [*seen, name])
+            body = {k: v for k, v in body.items() if k != "extends"}
+        return [*base, plan_template(doc, body)]
+
+    def layer(self, ref: LayerRef) -> LayerDoc | None:
+        """The parsed layer file, or None when an optional layer does not exist."""
+        if ref.path in self._layers:
+            return self._layers[ref.path]
+        if not self.tree.exists(ref.path):
+            if ref.required:
+                raise InputError(f"{ref.path}: missing layer file for environment {ref.name!r} (see llmcc.yaml)")
+            self._layers[ref.path] = None
+            return None
+        data = self.tree.read(ref.path)
+        doc = load_document(data, path=ref.path, layer=ref.name, rev=self.tree.rev)
+        value = doc.value
+        if ref.secrets:
+            if self._open_secrets is None:
+                raise InputError(f"{ref.path}: SOPS files need the secrets support")
+            value = self._open_secrets(ref, doc, data)
+        layer = self._check_layer(ref, doc, value)
+        self._layers[ref.path] = layer
+        return layer
+
+    def _check_layer(self, ref: LayerRef, doc: Document, value: Value) -> LayerDoc:
+        if value is None:
+            return LayerDoc(ref=ref, document=doc, vars={}, modules={})
+        if not isinstance(value, dict):
+            raise InputError(f"{doc.origin(()).location()}: a layer file must be a mapping with vars: and modules:")
+        allowed = ("modules",) if ref.secrets else LAYER_KEYS
+        for key in value:
+            if key not in allowed:
+                raise InputError(
+                    f"{doc.origin((key,)).location()}: unknown top-level key {key!r} (expected {', '.join(allowed)})"
+                )
+        lvars = value.get("vars") or {}
+        modules = value.get("modules") or {}
+        if not isinstance(lvars, dict):
+            raise InputError(f"{doc.origin(('vars',)).location()}: vars must be a mapping")
+        if not isinstance(modules, dict):
+            raise InputError(f"{doc.origin(('modules',)).location()}: modules must be a mapping")
+        for name, patch in modules.items():
+            if name not in self.modules:
+                raise InputError(
+                    f"{doc.origin(('modules', name)).location()}: unknown module {name!r} "
+                    f"(no {SCHEMAS}/{name}{SCHEMA_SUFFIX})"
+                )
+            if isinstance(patch, Tagged) and patch.tag == "delete":
+                raise InputError(f"{patch.origin.location()}: a whole module cannot be deleted")
+        return LayerDoc(ref=ref, document=doc, vars=lvars, modules=modules)

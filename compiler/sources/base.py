@@ -1,0 +1,57 @@
+"""Where a config repository's bytes come from (STYLE R2: the IO edge)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from compiler.errors import InputError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceInfo:
+    """The git commit a tree was read from (``metadata.source`` of a bundle)."""
+
+    commit: str
+    author: str
+    committed_at: str
+    message: str
+    dirty: bool
+
+    def to_json(self) -> dict[str, str | bool]:
+        return {
+            "commit": self.commit,
+            "author": self.author,
+            "committed_at": self.committed_at,
+            "message": self.message,
+            "dirty": self.dirty,
+        }
+
+
+class SourceTree(Protocol):
+    """A read-only view of the config repository: the working tree or a git revision."""
+
+    @property
+    def rev(self) -> str | None: ...
+
+    def read(self, path: str) -> bytes:
+        """The bytes of a repository-relative file. Raises InputError when missing or unsafe."""
+        ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def list_dir(self, path: str) -> list[str]:
+        """Names of the files directly in a repository-relative directory (sorted; [] when missing)."""
+        ...
+
+    def source_info(self) -> SourceInfo | None:
+        """The commit this tree corresponds to, or None outside git."""
+        ...
+
+
+def check_relative(path: str) -> str:
+    """Refuse paths that could escape the repository (``..``, absolute, backslashes, NUL)."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\\" in path or "\0" in path or any(p in ("", ".", "..") for p in parts):
+        raise InputError(f"{path!r}: path escapes the repository or is not a plain relative path")
+    return path

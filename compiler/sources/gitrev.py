@@ -1,0 +1,78 @@
+"""Files of a git revision, read from git objects: never a checkout (DESIGN §8)."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import git
+from gitdb.exc import BadName, BadObject
+
+from compiler.errors import InputError, UsageError
+from compiler.load.yaml import MAX_FILE_BYTES
+from compiler.sources.base import SourceInfo, check_relative
+
+_SYMLINK = 0o120000
+_DIR = 0o040000
+
+
+class GitRevTree:
+    """The config repository as it was at ``rev``. ``root`` may be a subdirectory of the git work tree."""
+
+    def __init__(self, root: Path, rev: str) -> None:
+        try:
+            self._repo = git.Repo(root, search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
+            raise UsageError(f"{root}: not a git repository (--rev needs one)") from e
+        try:
+            self._commit = self._repo.commit(rev)
+        except (BadName, BadObject, ValueError, git.GitCommandError) as e:
+            raise UsageError(f"unknown revision {rev!r}") from e
+        work = Path(self._repo.working_tree_dir or root).resolve()
+        rel = root.resolve().relative_to(work)
+        self._prefix = PurePosixPath(rel.as_posix()) if rel.parts else None
+        self._rev = rev
+
+    @property
+    def rev(self) -> str | None:
+        return self._commit.hexsha[:12]
+
+    def _entry(self, path: str) -> git.Blob | git.Tree | None:
+        check_relative(path)
+        full = str(self._prefix / path) if self._prefix else path
+        try:
+            return self._commit.tree / full
+        except KeyError:
+            return None
+
+    def read(self, path: str) -> bytes:
+        entry = self._entry(path)
+        if entry is None or entry.type != "blob":
+            raise InputError(f"{path}: no such file at {self._rev}")
+        if entry.mode == _SYMLINK:
+            raise InputError(f"{path}: is a symlink at {self._rev}; symlinks are refused")
+        if entry.size > MAX_FILE_BYTES:
+            raise InputError(f"{path}: file is {entry.size} bytes; the limit is {MAX_FILE_BYTES}")
+        data: bytes = entry.data_stream.read()
+        return data
+
+    def exists(self, path: str) -> bool:
+        entry = self._entry(path)
+        if entry is not None and entry.type == "blob" and entry.mode == _SYMLINK:
+            raise InputError(f"{path}: is a symlink at {self._rev}; symlinks are refused")
+        return entry is not None and entry.type == "blob"
+
+    def list_dir(self, path: str) -> list[str]:
+        entry = self._entry(path)
+        if entry is None or entry.type != "tree":
+            return []
+        return sorted(b.name for b in entry.blobs if b.mode != _SYMLINK)
+
+    def source_info(self) -> SourceInfo | None:
+        c = self._commit
+        return SourceInfo(
+            commit=c.hexsha,
+            author=f"{c.author.name} <{c.author.email}>",
+            committed_at=c.committed_datetime.isoformat(),
+            message=str(c.message).strip(),
+            dirty=False,
+        )

@@ -1,0 +1,89 @@
+"""The working tree: files on disk under the repository root (HEAD of `diff`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from compiler.errors import InputError
+from compiler.load.yaml import MAX_FILE_BYTES
+from compiler.sources.base import SourceInfo, check_relative
+
+
+class WorkTree:
+    """Reads repository-relative paths below ``root``; nothing outside it, even through symlinks."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    @property
+    def rev(self) -> str | None:
+        return None
+
+    def _resolve(self, path: str) -> Path:
+        check_relative(path)
+        full = self.root / path
+        real = full.resolve()
+        if real != self.root and self.root not in real.parents:
+            raise InputError(f"{path}: points outside the repository (symlink to {real})")
+        return real
+
+    def read(self, path: str) -> bytes:
+        real = self._resolve(path)
+        try:
+            size = real.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise InputError(f"{path}: file is {size} bytes; the limit is {MAX_FILE_BYTES}")
+            return real.read_bytes()
+        except FileNotFoundError as e:
+            raise InputError(f"{path}: no such file") from e
+        except IsADirectoryError as e:
+            raise InputError(f"{path}: is a directory") from e
+        except OSError as e:
+            raise InputError(f"{path}: cannot read: {e.strerror}") from e
+
+    def exists(self, path: str) -> bool:
+        return self._resolve(path).is_file()
+
+    def list_dir(self, path: str) -> list[str]:
+        real = self._resolve(path)
+        try:
+            return sorted(e.name for e in os.scandir(real) if e.is_file())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def source_info(self) -> SourceInfo | None:
+        return git_source_info(self.root, "HEAD", worktree=True)
+
+
+def run_git(root: Path, *args: str, check: bool = True) -> str | None:
+    """Run git in ``root``; the text of stdout, or None when git fails and ``check`` is off."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            check=False,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
+        )
+    except FileNotFoundError as e:
+        raise InputError("git is not installed") from e
+    if proc.returncode != 0:
+        if not check:
+            return None
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise InputError(f"git {' '.join(args[:2])}: {err[0] if err else 'failed'}")
+    return proc.stdout.decode("utf-8", "replace")
+
+
+def git_source_info(root: Path, rev: str, *, worktree: bool) -> SourceInfo | None:
+    """Commit, author, date and message of ``rev``; ``dirty`` only for the working tree."""
+    out = run_git(root, "log", "-1", "--format=%H%x00%an <%ae>%x00%cI%x00%B", rev, "--", check=False)
+    if not out:
+        return None
+    commit, author, date, message = out.split("\0", 3)
+    dirty = False
+    if worktree:
+        status = run_git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", check=False)
+        dirty = bool(status and status.strip())
+    return SourceInfo(commit=commit, author=author, committed_at=date, message=message.strip(), dirty=dirty)

@@ -1,0 +1,99 @@
+"""No secret in plaintext (DESIGN §4).
+
+A field the schema marks ``"x-secret": true`` may take its value only from a
+SOPS file. A value for it anywhere else -- a template, a plain layer, even one
+a later layer overrides -- is ``secret in plaintext`` at that file's line. The
+message never includes the value.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from compiler.diagnostics import Diagnostic
+from compiler.jsonpath import JsonPath
+from compiler.load.yaml import Value
+from compiler.secrets.sops import is_sops_document
+from compiler.secrets.sources import unencrypted_leaves
+from compiler.validate.schema import schema_has_secrets, secret_paths
+
+if TYPE_CHECKING:
+    from compiler.pipeline import TargetStack
+    from compiler.repository import LayerDoc, Repository
+
+MESSAGE = "secret in plaintext: the value of a field marked x-secret must come from a *.secrets.sops.yaml file"
+
+
+def check_stack(repo: Repository, stack: TargetStack, module: str) -> list[Diagnostic]:
+    """Plaintext values for secret fields in the target's templates and plain layers."""
+    schema = repo.schema(module)
+    if not schema_has_secrets(schema.schema):
+        return []
+    out: list[Diagnostic] = []
+    for plan in repo.templates(module):
+        key = (plan.document.path, module)
+        if key not in repo.guard_cache:
+            repo.guard_cache[key] = [
+                Diagnostic(message=MESSAGE, origin=plan.document.origin(path), module=module, path=path)
+                for path in sorted(set(secret_paths(schema.schema, plan.static)), key=str)
+            ]
+        out += repo.guard_cache[key]
+    for layer in stack.layers:
+        if layer.ref.secrets:
+            out += _check_sops_layer(repo, layer, module)
+            continue
+        if module not in layer.modules:
+            continue
+        key = (layer.document.path, module)
+        if key not in repo.guard_cache:
+            repo.guard_cache[key] = [
+                Diagnostic(
+                    message=MESSAGE,
+                    origin=layer.document.origin(("modules", module, *path)),
+                    module=module,
+                    path=path,
+                )
+                for path in sorted(set(secret_paths(schema.schema, layer.modules[module])), key=str)
+            ]
+        out += repo.guard_cache[key]
+    return out
+
+
+NOT_SOPS = "not SOPS-encrypted: a *.secrets.sops.yaml file must be encrypted (llmcc secrets encrypt FILE)"
+LEFT_PLAIN = (
+    "secret in plaintext: sops left this value unencrypted (encrypted_regex / unencrypted_suffix in .sops.yaml)"
+)
+
+
+def _check_sops_layer(repo: Repository, layer: LayerDoc, module: str) -> list[Diagnostic]:
+    """A secrets file must be SOPS-encrypted, and every secret field in it encrypted."""
+    key = (layer.document.path, module)
+    if key in repo.guard_cache:
+        return repo.guard_cache[key]
+    raw = layer.document.value
+    out: list[Diagnostic] = []
+    if not is_sops_document(raw):
+        if module == repo.modules[0]:  # once per file, not once per module
+            out.append(Diagnostic(message=NOT_SOPS, origin=layer.document.origin(())))
+    else:
+        assert isinstance(raw, dict)
+        patch = raw.get("modules")
+        if isinstance(patch, dict) and module in patch:
+            schema = repo.schema(module).schema
+            for path in sorted(set(secret_paths(schema, patch[module])), key=str):
+                if unencrypted_leaves(_get(patch[module], path)):
+                    origin = layer.document.origin(("modules", module, *path))
+                    out.append(Diagnostic(message=LEFT_PLAIN, origin=origin, module=module, path=path))
+    repo.guard_cache[key] = out
+    return out
+
+
+def _get(value: Value, path: JsonPath) -> Value:
+    for part in path:
+        if isinstance(value, dict) and isinstance(part, str):
+            value = value.get(part)
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            return None
+    return value
