@@ -9,6 +9,7 @@ serial run: each bundle depends only on its own target.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import threading
@@ -16,14 +17,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compiler.bundle.canonical import canonical_json
+from compiler.bundle.canonical import EncodingCache, canonical_json
 from compiler.bundle.model import build_body
 from compiler.diagnostics import Diagnostic
 from compiler.errors import LlmccError
 from compiler.jsonpath import JsonPath
 from compiler.jsontypes import JSONObject, JSONValue
-from compiler.load.layers import resolve_layers
-from compiler.pipeline import CompileResult, compile_target
+from compiler.pipeline import CompileResult, compile_target, env_base
 from compiler.project import Target
 from compiler.repository import Repository
 from compiler.sources.base import SourceInfo
@@ -56,6 +56,7 @@ class BuildRequest:
     keep_bytes: bool = False
     seal: Sealer | None = None
     progress: Callable[[str], None] | None = field(default=None)
+    json_cache: EncodingCache = field(default_factory=dict)
 
 
 def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int | None = None) -> list[TargetOutcome]:
@@ -63,6 +64,9 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
     if request.out_dir is not None:
         request.out_dir.mkdir(parents=True, exist_ok=True)
     workers = _workers(len(targets), jobs)
+    if request.out_dir is not None or request.keep_bytes:
+        _warm(request.repo, targets)
+        _warm_json(request, targets)
     if workers <= 1:
         outcomes = []
         for i, target in enumerate(targets):
@@ -71,6 +75,7 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
             outcomes.append(_build_one(request, target))
         return outcomes
     _warm(request.repo, targets)
+    gc.freeze()  # the parsed inputs are shared with the workers: keep the collector off their pages
     global _REQUEST
     _REQUEST = request  # inherited by the forked workers
     try:
@@ -102,9 +107,15 @@ def _warm(repo: Repository, targets: Sequence[Target]) -> None:
     for module in repo.modules:
         repo.schema(module)
         repo.templates(module)
-    for target in {Target(t.environment) for t in targets}:
-        for ref in resolve_layers(repo.project, target):
-            repo.layer(ref)
+    for env in sorted({t.environment for t in targets}):
+        env_base(repo, env)
+
+
+def _warm_json(request: BuildRequest, targets: Sequence[Target]) -> None:
+    """Encode the environments' modules once, so tenant bundles reuse the text of shared subtrees."""
+    for env in sorted({t.environment for t in targets}):
+        for value in env_base(request.repo, env).modules.values():
+            canonical_json(value, cache=request.json_cache, store=True)  # type: ignore[arg-type]
 
 
 _REQUEST: BuildRequest | None = None
@@ -145,7 +156,8 @@ def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
         modules=modules,
         encryption=encryption,
     )
-    return canonical_json(body)
+    # body -> "modules" -> module -> group -> subgroup: encode from the subgroup down in C.
+    return canonical_json(body, cache=request.json_cache, whole_at=4)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

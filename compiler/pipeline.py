@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 
 from compiler import provenance
 from compiler.diagnostics import Diagnostic, sort_diagnostics
+from compiler.inherit import Reach, changed_variables, inherit_module
 from compiler.jsonpath import JsonPath
 from compiler.load.layers import resolve_layers
 from compiler.load.yaml import Value
 from compiler.merge import merge_layers, merge_value, strip_tags
 from compiler.project import Target
-from compiler.render.jinja import Renderer
+from compiler.render.jinja import MAX_SECONDS, Renderer, deadline
 from compiler.repository import LayerDoc, Repository
 from compiler.validate import secrets_guard
 from compiler.validate.schema import secret_paths
@@ -66,17 +67,80 @@ def render_module(repo: Repository, stack: TargetStack, module: str, renderer: R
     return merge_layers(first, [(renderer.render(p), p.document.tagged) for p in plans[1:]])
 
 
-def compile_target(repo: Repository, target: Target, *, validate: bool = True) -> CompileResult:
-    """Render, merge and (optionally) validate every module of ``target``."""
+def merge_module(repo: Repository, stack: TargetStack, module: str, renderer: Renderer) -> Value:
+    """The module's effective value: rendered template, then every layer of the stack."""
+    patches = [(layer.modules[module], layer.document.tagged) for layer in stack.layers if module in layer.modules]
+    return merge_layers(render_module(repo, stack, module, renderer), patches)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvBase:
+    """An environment's merged modules, the starting point of its tenant targets."""
+
+    stack: TargetStack
+    renderer: Renderer
+    modules: dict[str, Value]
+    reach: dict[tuple[str, JsonPath], Reach] = field(default_factory=dict)
+
+
+def env_base(repo: Repository, env: str) -> EnvBase:
+    """The environment target's stack and merged modules, computed once per repository."""
+    base = repo.env_bases.get(env)
+    if base is None:
+        stack = load_stack(repo, Target(env))
+        renderer = Renderer(stack.variables, repo.render_cache)
+        modules = {m: merge_module(repo, stack, m, renderer) for m in repo.modules}
+        base = repo.env_bases[env] = EnvBase(stack=stack, renderer=renderer, modules=modules)
+    return base
+
+
+def _merge_modules(
+    repo: Repository,
+    target: Target,
+    stack: TargetStack,
+    renderer: Renderer,
+    base: EnvBase | None,
+    changed: set[str],
+) -> dict[str, Value]:
+    modules: dict[str, Value] = {}
+    for module in repo.modules:
+        value: Value | None = None
+        if base is not None:
+            if target.tenant is None:
+                value = base.modules[module]
+            else:
+                value = inherit_module(
+                    repo, module, base.stack, base.modules[module], stack, changed, renderer, base.reach
+                )
+        if value is None:
+            value = merge_module(repo, stack, module, renderer)
+        modules[module] = value
+    return modules
+
+
+def compile_target(repo: Repository, target: Target, *, validate: bool = True, inherit: bool = True) -> CompileResult:
+    """Render, merge and (optionally) validate every module of ``target``.
+
+    With ``inherit`` a tenant target starts from its environment's merged
+    modules (``compiler.inherit``); the result is the same either way.
+    """
     stack = load_stack(repo, target)
     renderer = Renderer(stack.variables, repo.render_cache)
-    modules: dict[str, Value] = {}
+    base: EnvBase | None = None
+    changed: set[str] = set()
+    if inherit:
+        with deadline(MAX_SECONDS, f"environment {target.environment}"):
+            base = env_base(repo, target.environment)
+        if target.tenant is None:
+            renderer = base.renderer
+        else:
+            changed = changed_variables(base.stack, stack, renderer, base.renderer)
+    with deadline(MAX_SECONDS, f"target {target}"):
+        modules = _merge_modules(repo, target, stack, renderer, base, changed)
     diags: list[Diagnostic] = []
     secrets: dict[str, list[JsonPath]] = {}
     for module in repo.modules:
-        patches = [(layer.modules[module], layer.document.tagged) for layer in stack.layers if module in layer.modules]
-        value = merge_layers(render_module(repo, stack, module, renderer), patches)
-        modules[module] = value
+        value = modules[module]
         schema = repo.schema(module)
         paths = sorted(set(secret_paths(schema.schema, value)), key=str)
         if validate:

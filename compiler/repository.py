@@ -63,6 +63,7 @@ class Repository:
         self._layers: dict[str, LayerDoc | None] = {}
         self.render_cache: dict[tuple[str, tuple[str, ...]], Any] = {}
         self.guard_cache: dict[tuple[str, str], list[Diagnostic]] = {}
+        self.env_bases: dict[str, Any] = {}  # pipeline.EnvBase by environment
 
     def schema(self, module: str) -> ModuleSchema:
         ms = self._schemas.get(module)

@@ -7,18 +7,48 @@ import json
 
 from compiler.jsontypes import JSONValue
 
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
-def canonical_json(obj: JSONValue) -> bytes:
+# id(dict) -> (the dict, its canonical text). Holding the dict keeps its id from being reused.
+EncodingCache = dict[int, tuple[object, str]]
+
+
+def canonical_json(
+    obj: JSONValue, *, cache: EncodingCache | None = None, store: bool = False, whole_at: int = 2
+) -> bytes:
     """``json.dumps(sort_keys, no whitespace, ensure_ascii=False)`` in UTF-8.
 
     Floats keep their decimal point (``1.0`` stays ``1.0``); NaN and infinities
     are refused because JSON has no spelling for them.
+
+    ``cache`` reuses the text of maps already encoded, found by identity: merged
+    configurations share unchanged subtrees between targets, so a tenant's bundle
+    re-encodes only what its layers changed. ``store`` adds this object's maps to
+    the cache. Maps nested ``whole_at`` levels deep are encoded whole by the C
+    encoder (and cached as a unit); only the levels above are walked here. Values
+    must not be mutated after they were cached (the pipeline never mutates). The
+    bytes are the same with or without the cache.
     """
     try:
-        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _ENCODE(obj) if cache is None else _encode(obj, cache, store, whole_at)
     except ValueError as e:
         raise ValueError(f"not representable in JSON: {e}") from e
     return text.encode("utf-8")
+
+
+def _encode(obj: JSONValue, cache: EncodingCache, store: bool, whole_at: int) -> str:
+    if type(obj) is not dict:
+        return _ENCODE(obj)
+    hit = cache.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    if whole_at <= 0 or not all(type(k) is str for k in obj):
+        text = _ENCODE(obj)  # non-string keys: let json coerce or report exactly as it would
+    else:
+        text = "{" + ",".join(_ENCODE(k) + ":" + _encode(obj[k], cache, store, whole_at - 1) for k in sorted(obj)) + "}"
+    if store:
+        cache[id(obj)] = (obj, text)
+    return text
 
 
 def digest(data: bytes) -> str:

@@ -32,15 +32,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         # --format json prints exactly one JSON document, whatever happens.
         report([Diagnostic(message=str(e))], {"ok": False, "targets": [], "exit_code": e.exit_code})
         return e.exit_code
-    errors = [o for o in outcomes if o.error]
-    diags: list[Diagnostic] = [Diagnostic(message=o.error[0], target=o.target) for o in errors if o.error]
+    # An input error (bad YAML, a missing file) stops its targets; the same file breaks
+    # every target that reads it, so each message is reported once, without a target.
+    inputs = {o.error[0]: o.error[1] for o in outcomes if o.error}
+    diags: list[Diagnostic] = [Diagnostic(message=m) for m in inputs]
     diags += sort_diagnostics([d for o in outcomes for d in o.diagnostics])
     failed = any(d.severity is Severity.ERROR for d in diags)
-    code = max((o.error[1] for o in errors if o.error), default=1 if failed else 0)
+    code = max(inputs.values(), default=1 if failed else 0)
+    if inputs and args.format == "text":
+        for message in inputs:
+            print(f"llmcc: {message}", file=sys.stderr)
+        diags = diags[len(inputs) :]
     report(diags, {"ok": not failed, "targets": [o.target for o in outcomes], "exit_code": code})
     if args.format == "text" and not ctx.quiet:
-        n_err = sum(1 for d in diags if d.severity is Severity.ERROR)
-        n_warn = len(diags) - n_err
+        n_err = len(inputs) + sum(1 for d in diags if d.severity is Severity.ERROR)
+        n_warn = sum(1 for d in diags if d.severity is Severity.WARNING)
         verdict = "ok" if not failed else "FAILED"
         print(
             f"llmcc: validate {verdict}: {len(outcomes)} targets, {n_err} errors, {n_warn} warnings",

@@ -16,13 +16,18 @@ rendered tree shares every static subtree (copy-on-write), so rendering a
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, Undefined, nodes
+from jinja2 import StrictUndefined, TemplateError, Undefined, nodes, pass_eval_context
+from jinja2.compiler import CodeGenerator, Frame, optimizeconst
+from jinja2.nodes import EvalContext
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from compiler.bundle.canonical import canonical_json
@@ -32,16 +37,102 @@ from compiler.load.yaml import Document, Tagged, Value
 
 MAX_OUTPUT_CHARS = 4 * 1024 * 1024
 MAX_SECONDS = 10.0
+_MAX_INT_BITS = 14_000  # about 4,200 digits: Python's int/str conversion limit is 4,300
+
+
+def _check_size(size: int) -> None:
+    if size > MAX_OUTPUT_CHARS:
+        raise TemplateError("result too large")
+
+
+def _bounded_concat(parts: Iterable[Any]) -> str:
+    """``"".join`` that stops as soon as the joined text would pass ``MAX_OUTPUT_CHARS``.
+
+    Jinja joins a template's output, ``{% set %}`` blocks, macros and ``~`` with
+    this, so a loop repeating a large string fails here instead of allocating
+    gigabytes in one C call that no alarm can interrupt.
+    """
+    out: list[str] = []
+    size = 0
+    for part in parts:
+        text = str(part)
+        size += len(text)
+        _check_size(size)
+        out.append(text)
+    return "".join(out)
+
+
+class _CodeGenerator(CodeGenerator):
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        # `a ~ b` joins through the bounded concat too: repeated doubling stops at the bound.
+        self.write("environment.concat(map(str, (")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write(")))")
+
+
+# printf-style conversions (`%-*.*d`) and the spec part of str.format fields (`{:>{w}}`).
+_PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_FORMAT_SPEC = re.compile(r"\{[^{}]*:([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
+
+
+def _check_format(fmt: str, args: Any, *, printf: bool) -> None:  # noqa: ANN401
+    """Refuse a format string whose widths or precisions would build a huge string."""
+    if printf:
+        specs = [g for m in _PRINTF_SPEC.finditer(fmt) for g in m.groups() if g]
+    else:
+        specs = re.findall(r"\d+|\{", " ".join(_FORMAT_SPEC.findall(fmt)))
+    for spec in specs:
+        if spec.isdigit() and (len(spec) > 9 or int(spec) > MAX_OUTPUT_CHARS):
+            raise TemplateError("result too large")
+    if "*" in specs or "{" in specs:  # widths taken from the arguments
+        values = args.values() if isinstance(args, Mapping) else args if isinstance(args, tuple) else (args,)
+        for v in values:
+            if isinstance(v, int) and v > MAX_OUTPUT_CHARS:
+                raise TemplateError("result too large")
+
+
+def _check_replace(text: str, old: str, new: str) -> None:
+    _check_size(len(text) + (text.count(old) if old else len(text) + 1) * max(len(new) - len(old), 0))
+
+
+def _check_str_call(owner: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse a ``str`` method call whose result would pass ``MAX_OUTPUT_CHARS``."""
+    first = args[0] if args else next(iter(kwargs.values()), None)
+    if name in ("ljust", "rjust", "center", "zfill") and isinstance(first, int):
+        _check_size(first)
+    elif name == "expandtabs" and isinstance(first, int):
+        _check_size(len(owner) + owner.count("\t") * first)
+    elif name == "format":
+        _check_format(owner, (*args, *kwargs.values()), printf=False)
+    elif name == "format_map":
+        _check_format(owner, first, printf=False)
+    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+        _check_replace(owner, args[0], args[1])
+    elif name == "join" and isinstance(first, list):
+        _check_size(len(owner) * max(len(first) - 1, 0))
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, plus bounds on output size from `*` and `**`."""
+    """The immutable sandbox, plus bounds on the size of what a template can build.
 
-    intercepted_binops = frozenset({"*", "**"})
+    Output is joined by ``_bounded_concat``; the operators, ``str`` methods and
+    filters that multiply a string's size check the size before computing it.
+    """
+
+    code_generator_class = _CodeGenerator
+    concat = staticmethod(_bounded_concat)
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:  # noqa: ANN401
         if operator_name == "**" and isinstance(right, int) and abs(right) > 1000:
             raise TemplateError("exponent too large")
+        if operator_name == "**" and isinstance(left, int) and isinstance(right, int) and right > 0:
+            _check_size(left.bit_length() * right // 3)  # about the digits of the result
+        if operator_name == "%" and isinstance(left, str):
+            _check_format(left, right, printf=True)
         if (
             operator_name == "*"
             and isinstance(left, (str, list))
@@ -58,9 +149,53 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             raise TemplateError("result too large")
         return super().call_binop(context, operator_name, left, right)
 
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        target = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
+        owner = getattr(target, "__self__", None)
+        if isinstance(owner, str):
+            name = getattr(target, "__name__", "")
+            if name == "join" and args and not isinstance(args[0], list):
+                args = (list(args[0]), *args[1:])
+            _check_str_call(owner, name, args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+
+def _bound_filters(filters: dict[str, Callable[..., Any]]) -> None:
+    """The built-in filters that multiply a string's size, with the size checked first."""
+    center, indent, fmt, join, replace = (filters[n] for n in ("center", "indent", "format", "join", "replace"))
+
+    def do_center(value: Any, width: int = 80) -> str:  # noqa: ANN401
+        _check_size(int(width))
+        return center(value, width)  # type: ignore[no-any-return]
+
+    def do_indent(s: Any, width: int | str = 4, first: bool = False, blank: bool = False) -> str:  # noqa: ANN401
+        text = str(s)
+        pad = len(width) if isinstance(width, str) else int(width)
+        _check_size(len(text) + pad * (text.count("\n") + 1))
+        return indent(s, width, first, blank)  # type: ignore[no-any-return]
+
+    def do_format(value: Any, *args: Any, **kwargs: Any) -> str:  # noqa: ANN401
+        _check_format(str(value), kwargs or args, printf=True)
+        return fmt(value, *args, **kwargs)  # type: ignore[no-any-return]
+
+    @pass_eval_context
+    def do_join(ctx: EvalContext, value: Any, d: str = "", attribute: Any = None) -> str:  # noqa: ANN401
+        items = list(value)
+        _check_size(len(str(d)) * max(len(items) - 1, 0))
+        return join(ctx, items, d, attribute)  # type: ignore[no-any-return]
+
+    @pass_eval_context
+    def do_replace(ctx: EvalContext, s: Any, old: Any, new: Any, count: int | None = None) -> str:  # noqa: ANN401
+        _check_replace(str(s), str(old), str(new))
+        return replace(ctx, s, old, new, count)  # type: ignore[no-any-return]
+
+    filters.update(center=do_center, indent=do_indent, format=do_format, join=do_join, replace=do_replace)
+
 
 def _environment() -> _Sandbox:
-    return _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    _bound_filters(env.filters)
+    return env
 
 
 _ENV = _environment()
@@ -85,12 +220,17 @@ class TemplatePlan:
     # A tree mirroring ``static`` that holds only the branches leading to Jinja scalars.
     slots: dict[str | int, Any] = field(default_factory=dict)
     exprs: dict[JsonPath, _Expr] = field(default_factory=dict)
+    # variable name -> paths of the scalars that read it
+    readers: dict[str, list[JsonPath]] = field(default_factory=dict)
 
 
 def plan_template(doc: Document, body: Value) -> TemplatePlan:
     """Compile every Jinja scalar of ``body`` (the template without ``extends``)."""
     plan = TemplatePlan(document=doc, static=body)
     _collect(plan, body, (), plan.slots)
+    for path, expr in plan.exprs.items():
+        for name in expr.names:
+            plan.readers.setdefault(name, []).append(path)
     return plan
 
 
@@ -182,8 +322,12 @@ class Renderer:
     def render(self, plan: TemplatePlan) -> Value:
         if not plan.exprs:
             return plan.static
-        with _deadline(MAX_SECONDS, plan.document.path):
+        with deadline(MAX_SECONDS, plan.document.path):
             return self._render_node(plan, plan.static, (), plan.slots)
+
+    def value_at(self, plan: TemplatePlan, path: JsonPath) -> Value:
+        """The rendered value of the one Jinja scalar at ``path`` (the caller bounds the time)."""
+        return self._eval(plan, path)
 
     def _render_node(self, plan: TemplatePlan, value: Value, path: JsonPath, slots: dict[str | int, Any]) -> Value:
         if isinstance(value, dict):
@@ -237,6 +381,10 @@ def _to_value(result: Any, native: bool) -> Value:  # noqa: ANN401
         result._fail_with_undefined_error()
     if not native:
         return str(result)
+    if isinstance(result, float) and not math.isfinite(result):
+        raise ValueError(f"{result} is not a JSON number")  # bundles are JSON: no NaN or infinity
+    if isinstance(result, int) and result.bit_length() > _MAX_INT_BITS:
+        raise ValueError("integer too large")
     if result is None or isinstance(result, (str, bool, int, float)):
         return result
     if isinstance(result, (list, tuple)):
@@ -259,9 +407,13 @@ def _fingerprint(value: Any) -> str:  # noqa: ANN401
 
 
 @contextlib.contextmanager
-def _deadline(seconds: float, where: str) -> Iterator[None]:
-    """Bound rendering time with SIGALRM where we can (the main thread of a process)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+def deadline(seconds: float, where: str) -> Iterator[None]:
+    """Bound rendering time with SIGALRM where we can (the main thread of a process).
+
+    Re-entrant: inside an active deadline, an inner one adds nothing.
+    """
+    global _ACTIVE
+    if _ACTIVE or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         yield
         return
 
@@ -270,11 +422,16 @@ def _deadline(seconds: float, where: str) -> Iterator[None]:
 
     previous = signal.signal(signal.SIGALRM, _expired)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    _ACTIVE = True
     try:
         yield
     finally:
+        _ACTIVE = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+_ACTIVE = False
 
 
 __all__ = ["Renderer", "TemplatePlan", "plan_template"]

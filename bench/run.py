@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Compile benchmark: llmcc on the shared workload generator's large and xlarge workloads.
+
+Generates each workload with ../shared/bench/gen_workload.py (secrets 0), commits it
+in a fresh git repository, times `llmcc compile` end to end as a subprocess (wall
+time; peak RSS summed over the process tree, sampled every 20 ms), checks every
+bundle against the generator's expected/ files with ../shared/bench/check_outputs.py,
+and writes bench/RESULTS.md. Kapitan's figures are the measured baselines from
+../shared/bench/README.md (same machine class); we compare ratios.
+
+    .venv/bin/python bench/run.py [--sizes large,xlarge] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SHARED = ROOT.parent / "shared" / "bench"
+WORK = HERE / "workloads"
+LLMCC = [sys.executable, "-m", "compiler"]
+SIZES = {
+    "large": ["--modules", "20", "--keys", "500", "--tenants", "25"],
+    "xlarge": ["--modules", "20", "--keys", "500", "--tenants", "100"],
+}
+# ../shared/bench/README.md: Kapitan 0.36.3 on this machine class.
+KAPITAN = {"large": (22.0, None), "xlarge": (77.0, 438.0)}
+
+
+def generate(size: str) -> Path:
+    out = WORK / size
+    if not (out / "ours" / ".git").is_dir():
+        shutil.rmtree(out, ignore_errors=True)
+        subprocess.run(
+            [sys.executable, str(SHARED / "gen_workload.py"), "--out", str(out), *SIZES[size], "--secrets", "0"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com"}
+        env |= {"GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+        for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", f"{size} workload"]):
+            subprocess.run(["git", *args], cwd=out / "ours", check=True, env=env)
+    return out
+
+
+def _tree_rss_kib(pid: int) -> int:
+    total = 0
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                pids += [int(c) for c in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB, process tree) of one command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss_kib(proc.pid))
+            time.sleep(0.02)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    _, err = proc.communicate()
+    wall = time.perf_counter() - start
+    done.set()
+    t.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.decode()[-2000:]}")
+    return wall, peak / 1024
+
+
+def check(workload: Path, out: Path) -> str:
+    modules_dir = out.parent / (out.name + "-modules")
+    shutil.rmtree(modules_dir, ignore_errors=True)
+    modules_dir.mkdir()
+    for bundle in out.glob("*.bundle.json"):
+        doc = json.loads(bundle.read_bytes())
+        target = bundle.name.removesuffix(".bundle.json")
+        (modules_dir / f"{target}.json").write_text(json.dumps(doc["modules"]))
+    res = subprocess.run(
+        [sys.executable, str(SHARED / "check_outputs.py"), "bundles", str(workload), str(modules_dir)],
+        capture_output=True,
+        text=True,
+    )
+    last = res.stdout.strip().splitlines()[-1]
+    if res.returncode != 0:
+        raise SystemExit(f"output check failed: {res.stdout[-3000:]}")
+    return last
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="large,xlarge")
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    rows = []
+    for size in a.sizes.split(","):
+        wl = generate(size)
+        ours = wl / "ours"
+        out = WORK / f"{size}-dist"
+        n_targets = len(json.loads((wl / "expected" / "index.json").read_text())["targets"])
+        for label, extra in (("parallel (2 cores)", []), ("one process", ["-j", "1"])):
+            best = None
+            for _ in range(a.runs):
+                shutil.rmtree(out, ignore_errors=True)
+                wall, rss = timed([*LLMCC, "-C", str(ours), "compile", "-q", "--out", str(out), *extra], ROOT)
+                best = (wall, rss) if best is None or wall < best[0] else best
+            assert best is not None
+            verdict = check(wl, out)
+            k_wall, k_rss = KAPITAN[size]
+            rows.append((size, n_targets, label, best[0], best[1], k_wall / best[0], k_rss, verdict))
+            print(f"{size:7} {n_targets:4} targets  {label:18}  {best[0]:6.2f} s  {best[1]:6.0f} MiB  "
+                  f"{k_wall / best[0]:5.1f}x faster than Kapitan  [{verdict}]", flush=True)
+    write_results(rows)
+    return 0
+
+
+def write_results(rows: list[tuple]) -> None:
+    lines = [
+        "# Benchmark results",
+        "",
+        "Generated by `make bench` (`bench/run.py`); do not edit by hand.",
+        "",
+        "Workloads from `../shared/bench/gen_workload.py --modules 20 --keys 500 --secrets 0`",
+        "(`--tenants 25`: large, `--tenants 100`: xlarge), each committed in a fresh git repository.",
+        "Time is the wall time of the whole `llmcc compile` process (best of the runs, full schema",
+        "validation, bundles written); memory is the peak RSS summed over the process tree.",
+        "Every bundle is checked against the generator's expected output (`check_outputs.py`).",
+        "Kapitan figures: `../shared/bench/README.md`, Kapitan 0.36.3 on the same machine class.",
+        "",
+        "| workload | targets | mode | llmcc wall | llmcc peak RSS | Kapitan wall | speed-up | output |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for size, n, label, wall, rss, ratio, k_rss, verdict in rows:
+        lines.append(
+            f"| {size} | {n} | {label} | {wall:.2f} s | {rss:.0f} MiB | {KAPITAN[size][0]:.0f} s"
+            f"{f' / {k_rss:.0f} MiB' if k_rss else ''} | {ratio:.1f}x | {verdict} |"
+        )
+    extra = HERE / "NOTES.md"
+    if extra.exists():
+        lines += ["", extra.read_text().strip()]
+    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
