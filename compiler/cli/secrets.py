@@ -1,0 +1,223 @@
+"""``llmcc secrets encrypt|edit|rotate``: SOPS workflows with the repository's ``.sops.yaml`` rules.
+
+- ``encrypt FILE``: like ``sops encrypt --in-place``. ``x.secrets.sops.yaml``
+  is encrypted in place; any other name (``x.secrets.yaml``) is encrypted to
+  its ``.sops.yaml`` sibling, and the plaintext file is then removed, so no
+  plaintext is left to be committed by accident.
+- ``edit FILE``: ``sops edit`` (``$EDITOR``), new files get the creation rule.
+- ``rotate MODULE.PATH --target T``: a new value (stdin or generated) goes
+  into the most specific SOPS file of T's layers that sets it (else T's own
+  layer's secrets file), through ``sops set`` (decrypted in sops's memory
+  only), and ``rotated_at`` is recorded in the plaintext sidecar
+  (``compiler.secrets.rotation``).
+
+A relative FILE is taken from the config repository (``-C DIR``); ``--identity FILE``
+from the current directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from compiler.cli import Context
+from compiler.cli._repo import add_identity_arg
+from compiler.cli.keys import read_file, resolve_arg, write_file
+from compiler.errors import InputError, SecretsError, UsageError
+from compiler.jsonpath import JsonPath, parse_dotted
+from compiler.load.layers import resolve_layers
+from compiler.load.yaml import Value, load_document
+from compiler.project import MANIFEST, load_project
+from compiler.secrets.envelope import SecretValue
+from compiler.secrets.identity import Identities, load_identities
+from compiler.secrets.rotation import record_rotation, rotation_key, rotation_path
+from compiler.secrets.sops import encrypt_sops, is_sops_document, set_sops_value, sops_binary, sops_index
+
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_SOPS_NOT_MODIFIED = 200  # sops's exit code when the editor saved no change
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="secrets_command", metavar="SUBCOMMAND", required=True)
+    enc = sub.add_parser("encrypt", help="encrypt a plaintext YAML file with the .sops.yaml rules")
+    enc.add_argument("file", metavar="FILE", help="x.secrets.sops.yaml (in place) or x.secrets.yaml")
+    edit = sub.add_parser("edit", help="edit a SOPS file in $EDITOR (sops edit)")
+    edit.add_argument("file", metavar="FILE")
+    add_identity_arg(edit)
+    rot = sub.add_parser("rotate", help="set a new value for a secret and record rotated_at")
+    rot.add_argument("address", metavar="MODULE.PATH", help="e.g. data-pipeline.db.password")
+    rot.add_argument("--target", required=True, metavar="T", help="the target whose layers hold the secret")
+    value = rot.add_mutually_exclusive_group(required=True)
+    value.add_argument("--value-from-stdin", action="store_true", help="read the new value from stdin")
+    value.add_argument("--generate", type=int, metavar="N", help="generate N random characters [A-Za-z0-9]")
+    add_identity_arg(rot)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    command: str = args.secrets_command
+    if command == "encrypt":
+        return _encrypt(resolve_arg(ctx, args.file), ctx)
+    if command == "edit":
+        return _edit(args, ctx)
+    return _rotate(args, ctx)
+
+
+def _encrypt(src: Path, ctx: Context) -> int:
+    rel_src = _relative(ctx, src)
+    plaintext = read_file(src, rel_src)
+    doc = load_document(plaintext, path=rel_src, layer="secrets")
+    if is_sops_document(doc.value):
+        raise UsageError(f"{rel_src}: already SOPS-encrypted; change it with: llmcc secrets edit {rel_src}")
+    if not isinstance(doc.value, dict):
+        raise InputError(f"{rel_src}:1:1: a secrets file must be a mapping (modules: ...)")
+    dest = src if src.name.endswith(".sops.yaml") else src.with_name(_sops_name(src.name))
+    rel_dest = _relative(ctx, dest)
+    if dest != src and (dest.exists() or dest.is_symlink()):
+        raise UsageError(f"{rel_dest}: already exists; merge into it with: llmcc secrets edit {rel_dest}")
+    ciphertext = encrypt_sops(plaintext, path=rel_dest, cwd=ctx.root)
+    write_file(dest, ciphertext, mode=0o644)
+    if dest == src:
+        print(f"encrypted {rel_src}")
+    else:
+        src.unlink()
+        print(f"encrypted {rel_src} to {rel_dest} and removed the plaintext {rel_src}")
+    return 0
+
+
+def _sops_name(name: str) -> str:
+    for suffix in (".yaml", ".yml"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)] + ".sops.yaml"
+    return name + ".sops.yaml"
+
+
+def _edit(args: argparse.Namespace, ctx: Context) -> int:
+    file = resolve_arg(ctx, args.file)
+    env = dict(os.environ)
+    if args.identity:
+        env.update(load_identities(args.identity, os.environ).sops_env())
+    argv = [sops_binary(), "--disable-version-check", "edit", _relative(ctx, file)]
+    try:
+        # Interactive: sops and the editor own the terminal; nothing is captured.
+        code = subprocess.run(argv, cwd=ctx.root, env=env, check=False).returncode
+    except OSError as e:
+        raise SecretsError(f"{_relative(ctx, file)}: cannot run sops: {e.strerror}") from e
+    if code == _SOPS_NOT_MODIFIED:
+        ctx.progress(f"{_relative(ctx, file)}: not modified")
+        return 0
+    if code != 0:
+        raise SecretsError(f"{_relative(ctx, file)}: sops edit failed (exit {code})")
+    print(f"edited {_relative(ctx, file)}")
+    return 0
+
+
+def _rotate(args: argparse.Namespace, ctx: Context) -> int:
+    module, _, rest = str(args.address).partition(".")
+    path = parse_dotted(rest) if rest else ()
+    if not module or not path:
+        raise UsageError(f"{args.address!r}: expected MODULE.PATH, e.g. data-pipeline.db.password")
+    if not (ctx.root / "schemas" / f"{module}.schema.json").is_file():
+        raise UsageError(f"unknown module {module!r}: no schemas/{module}.schema.json")
+    project = load_project(read_file(ctx.root / MANIFEST, MANIFEST), path=MANIFEST)
+    (target,) = project.select([args.target])
+    identities = load_identities(args.identity, os.environ)
+    value = _new_value(args)
+    refs = [r for r in resolve_layers(project, target) if r.secrets]
+    chosen = next((r.path for r in reversed(refs) if _sets(ctx.root / r.path, r.path, module, path)), None)
+    rel = chosen or refs[-1].path
+    file = ctx.root / rel
+    key = rotation_key(module, path)
+    if chosen is None and not file.exists():
+        # JSON is YAML: sops reads it as the plaintext of a new file, on stdin.
+        plain = {"modules": {module: _nest(path, value.reveal().decode("utf-8"))}}
+        ciphertext = encrypt_sops(json.dumps(plain, ensure_ascii=False).encode("utf-8"), path=rel, cwd=ctx.root)
+        write_file(file, ciphertext, mode=0o644)
+    else:
+        at = _lookup(file, rel, ("modules", module, *path))
+        if at not in ("set", "absent"):
+            raise UsageError(f"{rel}: cannot set {key}: {at} holds a value of another shape")
+        value_json = json.dumps(value.reveal().decode("utf-8"), ensure_ascii=False).encode("utf-8")
+        _set_in_place(file, rel, sops_index(("modules", module, *path)), value_json, identities)
+    side_rel = rotation_path(rel)
+    side = ctx.root / side_rel
+    old = read_file(side, side_rel) if side.exists() else None
+    write_file(side, record_rotation(old, sops_path=rel, key=key, now=datetime.now(UTC)), mode=0o644)
+    print(f"rotated {key} in {rel}; rotated_at recorded in {side_rel}")
+    return 0
+
+
+def _nest(path: JsonPath, leaf: str) -> object:
+    """``("a", "b")`` -> ``{"a": {"b": leaf}}`` (a list index nests as a one-item list)."""
+    node: object = leaf
+    for part in reversed(path):
+        node = [node] if isinstance(part, int) else {part: node}
+    return node
+
+
+def _set_in_place(file: Path, rel: str, index: str, value_json: bytes, identities: Identities) -> None:
+    """``sops set`` on a copy of the (encrypted) file, then an atomic replace (STYLE R14)."""
+    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".yaml")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(read_file(file, rel))  # ciphertext: safe on disk
+        set_sops_value(Path(tmp), index, value_json, path=rel, identities=identities)
+        os.replace(tmp, file)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _sets(file: Path, rel: str, module: str, path: JsonPath) -> bool:
+    """Whether an existing SOPS file sets ``modules.<module>.<path>`` (sops keeps keys in plaintext)."""
+    return file.is_file() and _lookup(file, rel, ("modules", module, *path)) == "set"
+
+
+def _lookup(file: Path, rel: str, keys: JsonPath) -> str:
+    """``set``, ``absent``, or the dotted prefix whose value cannot hold the next key."""
+    node: Value = load_document(read_file(file, rel), path=rel, layer="secrets").value
+    for n, key in enumerate(keys):
+        if isinstance(node, dict) and isinstance(key, str):
+            if key not in node:
+                return "absent"
+            node = node[key]
+        elif isinstance(node, list) and isinstance(key, int):
+            if not 0 <= key < len(node):
+                return "absent"
+            node = node[key]
+        else:
+            return rotation_key(str(keys[1]), keys[2:n]) if n > 1 else ".".join(map(str, keys[:n]))
+    return "set"
+
+
+def _new_value(args: argparse.Namespace) -> SecretValue:
+    if args.value_from_stdin:
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        data = data.removesuffix(b"\n").removesuffix(b"\r")
+        if not data:
+            raise UsageError("--value-from-stdin: stdin is empty")
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UsageError("--value-from-stdin: the value is not UTF-8 text") from e
+        return SecretValue(data)
+    n = int(args.generate)
+    if not 16 <= n <= 4096:
+        raise UsageError("--generate N: N must be between 16 and 4096")
+    out = bytearray()
+    while len(out) < n:
+        for b in os.urandom(n):
+            if b < 248 and len(out) < n:  # 248 = 4 * 62: rejection sampling keeps the choice uniform
+                out.append(_ALPHABET[b % 62])
+    return SecretValue(bytes(out))
+
+
+def _relative(ctx: Context, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(ctx.root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,81 @@
+"""Key-encryption-key providers, chosen by name from an explicit table (STYLE R8).
+
+``provider_for(spec, identities)`` builds the provider for one ``KeySpec`` of
+llmcc.yaml (``Project.key_spec(target)`` or ``keys.compiler``). Providers read
+their credentials from the process environment here, at the IO edge.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from compiler.errors import SecretsError
+from compiler.project import KeySpec
+from compiler.secrets.envelope import SecretValue
+from compiler.secrets.identity import Identities
+from compiler.secrets.kek.age import AgeKeyProvider, age_key_id
+from compiler.secrets.kek.awskms import AwsKmsKeyProvider, kms_endpoint, kms_region
+from compiler.secrets.kek.base import KeyProvider, WrappedKey
+from compiler.secrets.kek.vault_transit import VaultTransitKeyProvider
+
+
+def _age(spec: KeySpec, identities: Identities | None) -> KeyProvider:
+    return AgeKeyProvider(spec.recipients, identities)
+
+
+def _awskms(spec: KeySpec, identities: Identities | None) -> KeyProvider:
+    return AwsKmsKeyProvider(
+        spec.key_id or "",
+        region=kms_region(spec.region, os.environ),
+        endpoint_url=kms_endpoint(spec.endpoint_url, os.environ),
+    )
+
+
+def _vault_transit(spec: KeySpec, identities: Identities | None) -> KeyProvider:
+    token = os.environ.get("VAULT_TOKEN")
+    return VaultTransitKeyProvider(
+        spec.key_id or "",
+        address=spec.address or os.environ.get("VAULT_ADDR"),
+        token=SecretValue(token.encode()) if token else None,
+        mount=spec.mount,
+    )
+
+
+ProviderFactory = Callable[[KeySpec, Identities | None], KeyProvider]
+
+PROVIDERS: dict[str, ProviderFactory] = {
+    "age": _age,
+    "awskms": _awskms,
+    "vault-transit": _vault_transit,
+}
+
+
+def provider_for(spec: KeySpec, identities: Identities | None) -> KeyProvider:
+    """The provider for one key spec.
+
+    Raises:
+        SecretsError: an unknown provider, or a spec it cannot use.
+    """
+    factory = PROVIDERS.get(spec.provider)
+    if factory is None:
+        raise SecretsError(f"unknown key provider {spec.provider!r}; known: {', '.join(PROVIDERS)}")
+    return factory(spec, identities)
+
+
+def spec_key_id(spec: KeySpec) -> str:
+    """The key id a spec wraps for, without building a provider (see ``WrappedKey.key_id``)."""
+    return age_key_id(spec.recipients) if spec.provider == "age" else spec.key_id or ""
+
+
+__all__ = [
+    "PROVIDERS",
+    "AgeKeyProvider",
+    "AwsKmsKeyProvider",
+    "KeyProvider",
+    "ProviderFactory",
+    "VaultTransitKeyProvider",
+    "WrappedKey",
+    "provider_for",
+    "spec_key_id",
+]

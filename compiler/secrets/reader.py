@@ -1,0 +1,175 @@
+"""Sealing a target's secret fields, and decrypting reads of a bundle (DESIGN §4, §9).
+
+``seal_modules`` is what compile uses; ``SecretReader`` / ``open_secrets`` are
+what ``pull --decrypt`` and the client use. Pure, apart from the caller's
+``KeyProvider`` doing its own IO to unwrap the data key.
+
+Every secret is addressed as ``f"{module}{format_path(path)}"``, e.g.
+``inference-engine$.providers[0].api_key``: the string bound into its AAD.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+
+from compiler.errors import SecretsError
+from compiler.jsonpath import JsonPath, format_path, parse_dotted
+from compiler.jsontypes import JSONObject, JSONScalar, JSONValue
+from compiler.secrets.envelope import ALG, check_commitment, is_enc, open_value, seal_value
+from compiler.secrets.kek.base import KeyProvider, WrappedKey
+
+
+def secret_address(module: str, path: JsonPath) -> str:
+    """The string a secret's AAD binds: module plus formatted JSON path."""
+    return f"{module}{format_path(path)}"
+
+
+def seal_modules(
+    modules: Mapping[str, JSONValue],
+    secret_paths: Iterable[tuple[str, JsonPath]],
+    dek: bytes,
+    target: str,
+) -> JSONObject:
+    """A deep copy of ``modules`` with every secret leaf sealed.
+
+    A secret path that is absent is skipped (an optional field); one that holds
+    a list or mapping has each scalar below it sealed at its own path.
+
+    Raises:
+        SecretsError: a value that cannot be sealed (e.g. a NaN).
+    """
+    out: JSONObject = copy.deepcopy(dict(modules))
+    for module, path in secret_paths:
+        keys: tuple[str | int, ...] = (module, *path)
+        parent: JSONValue = out
+        for key in keys[:-1]:
+            parent = _child(parent, key)
+        if _has(parent, keys[-1]):
+            _seal_at(parent, keys[-1], module, path, dek, target)
+    return out
+
+
+def _seal_at(parent: JSONValue, key: str | int, module: str, path: JsonPath, dek: bytes, target: str) -> None:
+    value = parent[key]  # type: ignore[index]  # _has checked the key exists
+    if isinstance(value, dict):
+        for k in list(value):
+            _seal_at(value, k, module, (*path, k), dek, target)
+    elif isinstance(value, list):
+        for i in range(len(value)):
+            _seal_at(value, i, module, (*path, i), dek, target)
+    elif not is_enc(value):
+        sealed = seal_value(dek, target=target, path=secret_address(module, path), value=value)
+        parent[key] = sealed  # type: ignore[index]  # a dict or list, by the walk above
+
+
+def _has(parent: JSONValue, key: str | int) -> bool:
+    if isinstance(parent, dict):
+        return isinstance(key, str) and key in parent
+    if isinstance(parent, list):
+        return isinstance(key, int) and 0 <= key < len(parent)
+    return False
+
+
+def _child(parent: JSONValue, key: str | int) -> JSONValue:
+    return parent[key] if _has(parent, key) else None  # type: ignore[index]  # _has checked the type
+
+
+class SecretReader:
+    """Opens the secrets of one bundle with the caller's key provider.
+
+    The data key is unwrapped once, on first use, and checked against the
+    bundle's commitment before any value is opened. The repr is redacted.
+    """
+
+    def __init__(self, bundle: Mapping[str, JSONValue], provider: KeyProvider) -> None:
+        """Read the bundle's target, modules and encryption block.
+
+        Raises:
+            SecretsError: the bundle has no usable ``encryption`` block or target.
+        """
+        self._modules, self._target, self._wrapped, self._commitment = _read_bundle(bundle)
+        self._provider = provider
+        self._dek: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"SecretReader(target={self._target!r}, key_id={self._wrapped.key_id!r})"
+
+    @property
+    def target(self) -> str:
+        return self._target
+
+    def _key(self) -> bytes:
+        if self._dek is None:
+            dek = self._provider.unwrap(self._wrapped)
+            try:
+                check_commitment(dek, self._commitment)
+            except SecretsError as e:
+                raise SecretsError(f"bundle for {self._target}: {e}") from e
+            self._dek = dek
+        return self._dek
+
+    def secret(self, dotted: str) -> JSONScalar:
+        """The plaintext of the secret at ``module.path`` (e.g. ``data-pipeline.db.password``).
+
+        Raises:
+            SecretsError: no such field, a field that is not encrypted, or one that fails to open.
+        """
+        module, _, rest = dotted.partition(".")
+        path = parse_dotted(rest) if rest else ()
+        value: JSONValue = self._modules.get(module)
+        for key in path:
+            if not _has(value, key):
+                raise SecretsError(f"{secret_address(module, path)}: no such field in the bundle")
+            value = _child(value, key)
+        if not is_enc(value):
+            raise SecretsError(f"{secret_address(module, path)}: not an encrypted secret field")
+        return open_value(self._key(), target=self._target, path=secret_address(module, path), enc=value)
+
+    def open_all(self) -> JSONObject:
+        """The modules with every ``ENC[...]`` value replaced by its plaintext.
+
+        All or nothing: the first value that fails raises, and nothing is returned.
+
+        Raises:
+            SecretsError: the key cannot be unwrapped, or any value fails to open.
+        """
+        return {m: self._open_tree(m, (), v) for m, v in self._modules.items()}
+
+    def _open_tree(self, module: str, path: JsonPath, value: JSONValue) -> JSONValue:
+        if isinstance(value, dict):
+            return {k: self._open_tree(module, (*path, k), v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._open_tree(module, (*path, i), v) for i, v in enumerate(value)]
+        if is_enc(value):
+            address = secret_address(module, path)
+            return open_value(self._key(), target=self._target, path=address, enc=value)
+        return value
+
+
+def open_secrets(bundle: Mapping[str, JSONValue], provider: KeyProvider) -> JSONObject:
+    """The bundle's modules, decrypted (see ``SecretReader.open_all``)."""
+    return SecretReader(bundle, provider).open_all()
+
+
+def _read_bundle(bundle: Mapping[str, JSONValue]) -> tuple[JSONObject, str, WrappedKey, str]:
+    modules = bundle.get("modules")
+    metadata = bundle.get("metadata")
+    enc = bundle.get("encryption")
+    if not isinstance(modules, dict):
+        raise SecretsError("bundle has no modules object")
+    target = metadata.get("target") if isinstance(metadata, dict) else None
+    if not isinstance(target, str) or not target:
+        raise SecretsError("bundle has no metadata.target")
+    if not isinstance(enc, dict):
+        raise SecretsError(f"bundle for {target} has no encryption block")
+    if enc.get("alg") != ALG:
+        raise SecretsError(f"bundle for {target}: unsupported encryption alg {enc.get('alg')!r}")
+    commitment = enc.get("commitment")
+    if not isinstance(commitment, str):
+        raise SecretsError(f"bundle for {target}: encryption.commitment is missing")
+    wrapped = WrappedKey.from_json(enc.get("wrapped_dek"), where=f"bundle for {target}: encryption.wrapped_dek")
+    kek = enc.get("kek")
+    if kek != {"provider": wrapped.provider, "key_id": wrapped.key_id}:
+        raise SecretsError(f"bundle for {target}: encryption.kek does not match the wrapped data key")
+    return modules, target, wrapped, commitment

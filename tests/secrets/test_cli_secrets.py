@@ -1,0 +1,241 @@
+"""``llmcc secrets encrypt|edit|rotate`` with the real sops binary."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import Context
+from compiler.cli import secrets as secrets_cmd
+from compiler.errors import LlmccError, SecretsError, UsageError
+from compiler.load.yaml import load_document
+from compiler.secrets.identity import load_identities
+from compiler.secrets.rotation import read_rotation
+from compiler.secrets.sops import decrypt_sops, encrypt_sops, is_sops_document
+from tests.secrets._secrets_support import AgeKeys, new_canary
+
+PROD = "environments/prod.secrets.sops.yaml"
+
+
+def run(root: Path, *argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="llmcc secrets")
+    secrets_cmd.add_arguments(parser)
+    return secrets_cmd.run(parser.parse_args(argv), Context(root=root, quiet=True, debug=False))
+
+
+def opened(repo: Path, rel: str, key: Path) -> object:
+    plain = decrypt_sops((repo / rel).read_bytes(), path=rel, identities=load_identities(key, {}))
+    return load_document(plain, path=rel, layer="t").value
+
+
+def put_secret(repo: Path, rel: str, module: str, tree: dict[str, object]) -> None:
+    import json
+
+    data = encrypt_sops(json.dumps({"modules": {module: tree}}).encode(), path=rel, cwd=repo)
+    (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+    (repo / rel).write_bytes(data)
+
+
+def stdin(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+
+
+# --- encrypt -----------------------------------------------------------------------------------------
+
+
+def test_encrypt_in_place(repo: Path, age_keys: AgeKeys, capsys: pytest.CaptureFixture[str], clean_env: Path) -> None:
+    secret = new_canary()
+    (repo / PROD).write_text(f"modules:\n  data-pipeline:\n    db:\n      password: {secret}\n")
+    assert run(repo, "encrypt", PROD) == 0
+    assert capsys.readouterr().out == f"encrypted {PROD}\n"
+    data = (repo / PROD).read_bytes()
+    assert secret.encode() not in data
+    assert opened(repo, PROD, age_keys.compiler.file) == {"modules": {"data-pipeline": {"db": {"password": secret}}}}
+    with pytest.raises(UsageError, match="already SOPS-encrypted"):
+        run(repo, "encrypt", PROD)
+
+
+def test_encrypt_to_the_sops_name_removes_the_plaintext(
+    repo: Path, age_keys: AgeKeys, capsys: pytest.CaptureFixture[str], clean_env: Path
+) -> None:
+    secret = new_canary()
+    src = repo / "environments/tenants/acme.secrets.yaml"
+    src.parent.mkdir(parents=True)
+    src.write_text(f"modules:\n  data-pipeline:\n    token: {secret}\n")
+    assert run(repo, "encrypt", str(src)) == 0  # an absolute path works too
+    dest = "environments/tenants/acme.secrets.sops.yaml"
+    assert capsys.readouterr().out == (
+        f"encrypted environments/tenants/acme.secrets.yaml to {dest} "
+        "and removed the plaintext environments/tenants/acme.secrets.yaml\n"
+    )
+    assert not src.exists()
+    for key in (age_keys.compiler, age_keys.acme):  # the tenant's creation rule was used
+        assert opened(repo, dest, key.file) == {"modules": {"data-pipeline": {"token": secret}}}
+
+
+def test_encrypt_refusals(repo: Path, clean_env: Path) -> None:
+    (repo / "environments/dev.secrets.yaml").write_text("modules: {}\n")
+    (repo / "environments/dev.secrets.sops.yaml").write_text("modules: {}\n")
+    with pytest.raises(UsageError, match="already exists"):
+        run(repo, "encrypt", "environments/dev.secrets.yaml")
+    (repo / "environments/list.sops.yaml").write_text("- 1\n")
+    with pytest.raises(LlmccError, match="must be a mapping"):
+        run(repo, "encrypt", "environments/list.sops.yaml")
+    (repo / "other.sops.yaml").write_text("modules: {}\n")
+    with pytest.raises(SecretsError, match="no matching creation rules"):
+        run(repo, "encrypt", "other.sops.yaml")
+    with pytest.raises(LlmccError, match="cannot read"):
+        run(repo, "encrypt", "environments/missing.sops.yaml")
+
+
+# --- edit ------------------------------------------------------------------------------------------------
+
+
+def editor(tmp_path: Path, body: str) -> str:
+    script = tmp_path / "editor.py"
+    script.write_text(f"#!{sys.executable}\nimport os, sys\npath = sys.argv[-1]\n{body}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_edit_with_the_editor(
+    repo: Path, age_keys: AgeKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: Path
+) -> None:
+    old, new = new_canary(), new_canary()
+    put_secret(repo, PROD, "data-pipeline", {"db": {"password": old}})
+    body = (
+        "text = open(path).read()\n"
+        "open(path, 'w').write(text.replace(os.environ['OLD_VALUE'], os.environ['NEW_VALUE']))"
+    )
+    monkeypatch.setenv("EDITOR", editor(tmp_path, body))
+    monkeypatch.setenv("OLD_VALUE", old)
+    monkeypatch.setenv("NEW_VALUE", new)
+    assert run(repo, "edit", PROD, "--identity", str(age_keys.compiler.file)) == 0
+    assert new.encode() not in (repo / PROD).read_bytes()
+    assert opened(repo, PROD, age_keys.compiler.file) == {"modules": {"data-pipeline": {"db": {"password": new}}}}
+
+
+def test_edit_without_change_and_failures(
+    repo: Path, age_keys: AgeKeys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: Path
+) -> None:
+    put_secret(repo, PROD, "data-pipeline", {"db": {"password": new_canary()}})
+    monkeypatch.setenv("EDITOR", editor(tmp_path, "pass"))
+    before = (repo / PROD).read_bytes()
+    assert run(repo, "edit", PROD, "--identity", str(age_keys.compiler.file)) == 0
+    assert (repo / PROD).read_bytes() == before
+    with pytest.raises(SecretsError, match=r"sops edit failed \(exit 128\)"):
+        run(repo, "edit", PROD, "--identity", str(age_keys.outsider.file))
+
+
+# --- rotate ----------------------------------------------------------------------------------------------
+
+
+def test_rotate_from_stdin_in_the_most_specific_layer(
+    repo: Path,
+    age_keys: AgeKeys,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: Path,
+) -> None:
+    base_value, prod_value, other, new = new_canary(), new_canary(), new_canary(), new_canary()
+    base = "environments/base.secrets.sops.yaml"
+    put_secret(repo, base, "data-pipeline", {"db": {"password": base_value}})
+    put_secret(repo, PROD, "data-pipeline", {"db": {"password": prod_value, "user": other}})
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(age_keys.compiler.file))
+    stdin(monkeypatch, new + "\n")
+    assert run(repo, "rotate", "data-pipeline.db.password", "--target", "prod@acme", "--value-from-stdin") == 0
+    out = capsys.readouterr().out
+    assert out == (
+        f"rotated data-pipeline.db.password in {PROD}; rotated_at recorded in environments/prod.secrets.rotation.yaml\n"
+    )
+    assert opened(repo, PROD, age_keys.compiler.file) == {
+        "modules": {"data-pipeline": {"db": {"password": new, "user": other}}}
+    }
+    assert opened(repo, base, age_keys.compiler.file) == {
+        "modules": {"data-pipeline": {"db": {"password": base_value}}}
+    }
+    side = repo / "environments/prod.secrets.rotation.yaml"
+    rotated = read_rotation(side.read_bytes(), path="r")
+    assert list(rotated) == ["data-pipeline.db.password"]
+    assert new not in side.read_text()
+    assert not [p.name for p in (repo / "environments").iterdir() if p.name.startswith(".")]
+
+    # staging has no prod layer: the base file is the most specific that sets it
+    stdin(monkeypatch, new_canary())
+    assert run(repo, "rotate", "data-pipeline.db.password", "--target", "staging", "--value-from-stdin") == 0
+    assert "in environments/base.secrets.sops.yaml" in capsys.readouterr().out
+    assert (repo / "environments/base.secrets.rotation.yaml").exists()
+
+
+def test_rotate_creates_the_targets_own_file(
+    repo: Path, age_keys: AgeKeys, capsys: pytest.CaptureFixture[str], clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(age_keys.compiler.file))
+    assert run(repo, "rotate", "data-pipeline.tokens[0]", "--target", "prod@acme", "--generate", "40") == 0
+    rel = "environments/prod/tenants/acme.secrets.sops.yaml"
+    assert f"in {rel};" in capsys.readouterr().out
+    value = opened(repo, rel, age_keys.acme.file)  # the tenant rule of .sops.yaml applied
+    token = value["modules"]["data-pipeline"]["tokens"][0]  # type: ignore[index]
+    assert len(token) == 40
+    assert token.isalnum()
+    assert list(
+        read_rotation((repo / "environments/prod/tenants/acme.secrets.rotation.yaml").read_bytes(), path="r")
+    ) == ["data-pipeline.tokens[0]"]
+
+
+def test_rotate_refusals(repo: Path, age_keys: AgeKeys, monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    with pytest.raises(UsageError, match="unknown module 'nope'"):
+        run(repo, "rotate", "nope.x", "--target", "prod", "--generate", "32")
+    with pytest.raises(UsageError, match=r"expected MODULE\.PATH"):
+        run(repo, "rotate", "data-pipeline", "--target", "prod", "--generate", "32")
+    with pytest.raises(UsageError, match="unknown target"):
+        run(repo, "rotate", "data-pipeline.x", "--target", "qa", "--generate", "32")
+    with pytest.raises(SecretsError, match="--identity FILE"):
+        run(repo, "rotate", "data-pipeline.x", "--target", "prod", "--generate", "32")
+    key = str(age_keys.compiler.file)
+    with pytest.raises(UsageError, match="between 16 and 4096"):
+        run(repo, "rotate", "data-pipeline.x", "--target", "prod", "--generate", "8", "--identity", key)
+    stdin(monkeypatch, "\n")
+    with pytest.raises(UsageError, match="stdin is empty"):
+        run(repo, "rotate", "data-pipeline.x", "--target", "prod", "--value-from-stdin", "--identity", key)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\xff\xfe")))
+    with pytest.raises(UsageError, match="not UTF-8"):
+        run(repo, "rotate", "data-pipeline.x", "--target", "prod", "--value-from-stdin", "--identity", key)
+    secret = new_canary()
+    put_secret(repo, PROD, "data-pipeline", {"x": new_canary()})
+    stdin(monkeypatch, secret)
+    outsider = str(age_keys.outsider.file)
+    with pytest.raises(SecretsError, match=f"{PROD}: sops could not update") as info:
+        run(repo, "rotate", "data-pipeline.x", "--target", "prod", "--value-from-stdin", "--identity", outsider)
+    assert secret not in str(info.value)
+    assert not (repo / "environments/prod.secrets.rotation.yaml").exists()
+    assert is_sops_document(load_document((repo / PROD).read_bytes(), path=PROD, layer="t").value)
+
+
+def test_rotate_a_list_item_where_it_is_set(
+    repo: Path, age_keys: AgeKeys, capsys: pytest.CaptureFixture[str], clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keep, old, new = new_canary(), new_canary(), new_canary()
+    put_secret(repo, PROD, "data-pipeline", {"tokens": [keep, old]})
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(age_keys.compiler.file))
+    stdin(monkeypatch, new)
+    assert run(repo, "rotate", "data-pipeline.tokens.1", "--target", "prod", "--value-from-stdin") == 0
+    assert f"in {PROD};" in capsys.readouterr().out
+    assert opened(repo, PROD, age_keys.compiler.file) == {"modules": {"data-pipeline": {"tokens": [keep, new]}}}
+    # tokens[2] is set nowhere, and "tokens.x" does not index a list: both go to prod's own file via sops set
+    stdin(monkeypatch, new_canary())
+    assert run(repo, "rotate", "data-pipeline.tokens[2]", "--target", "prod", "--value-from-stdin") == 0
+    secret = new_canary()
+    stdin(monkeypatch, secret)
+    with pytest.raises(UsageError) as info:
+        run(repo, "rotate", "data-pipeline.tokens.x", "--target", "prod", "--value-from-stdin")
+    assert str(info.value) == (
+        f"{PROD}: cannot set data-pipeline.tokens.x: data-pipeline.tokens holds a value of another shape"
+    )
+    stdin(monkeypatch, secret)
+    with pytest.raises(UsageError, match="data-pipeline holds a value of another shape"):
+        run(repo, "rotate", "data-pipeline.7", "--target", "prod", "--value-from-stdin")
