@@ -20,7 +20,7 @@ from pathlib import Path
 from compiler.bundle.canonical import EncodingCache, canonical_json
 from compiler.bundle.model import build_body
 from compiler.diagnostics import Diagnostic
-from compiler.errors import LlmccError
+from compiler.errors import InputError, LlmccError
 from compiler.jsonpath import JsonPath
 from compiler.jsontypes import JSONObject, JSONValue
 from compiler.pipeline import CompileResult, compile_target, env_base
@@ -62,7 +62,10 @@ class BuildRequest:
 def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int | None = None) -> list[TargetOutcome]:
     """Compile ``targets``; outcomes come back in the order of ``targets``."""
     if request.out_dir is not None:
-        request.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            request.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"{request.out_dir}: cannot create the output directory: {e.strerror}") from e
     workers = _workers(len(targets), jobs)
     if request.out_dir is not None or request.keep_bytes:
         _warm(request.repo, targets)
@@ -73,6 +76,7 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
             if request.progress:
                 request.progress(f"[{i + 1}/{len(targets)}] {target}")
             outcomes.append(_build_one(request, target))
+        _done(request)
         return outcomes
     _warm(request.repo, targets)
     gc.freeze()  # the parsed inputs are shared with the workers: keep the collector off their pages
@@ -88,9 +92,15 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
                 results[order[outcome.target]] = outcome
                 if request.progress:
                     request.progress(f"[{n}/{len(targets)}] {outcome.target}")
+        _done(request)
         return [r for r in results if r is not None]
     finally:
         _REQUEST = None
+
+
+def _done(request: BuildRequest) -> None:
+    if request.progress is not None:
+        request.progress("")
 
 
 def _workers(count: int, jobs: int | None) -> int:
@@ -163,9 +173,12 @@ def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
 def write_atomic(path: Path, data: bytes) -> None:
     """Readers see the old file or the new one, never a partial one (STYLE R14)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror}") from e
 
 
 def iter_diagnostics(outcomes: Sequence[TargetOutcome]) -> Iterator[Diagnostic]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 from compiler.jsonpath import JsonPath, format_path
@@ -81,6 +82,18 @@ class Diagnostic:
             "layer": o.layer if o else None,
             "notes": list(self.notes),
         }
+
+
+_LOCATED = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+)(?::(?P<column>\d+))?: (?P<message>.*)$", re.S)
+
+
+def diagnostic_from_message(message: str, *, target: str | None = None) -> Diagnostic:
+    """A diagnostic for an error message, its ``path:line[:col]:`` prefix turned into an origin."""
+    m = _LOCATED.match(message)
+    if m is None:
+        return Diagnostic(message=message, target=target)
+    origin = Origin(path=m["file"], line=int(m["line"]), column=int(m["column"] or 1), layer="")
+    return Diagnostic(message=m["message"], origin=origin, target=target)
 
 
 def sort_diagnostics(diags: list[Diagnostic]) -> list[Diagnostic]:

@@ -95,7 +95,9 @@ def _reach(patches: list[Value], path: JsonPath) -> Reach:
             if not isinstance(node, dict):
                 return "hidden"  # replaced at an ancestor
             key = path[depth]
-            if not isinstance(key, str) or key not in node:
+            if not isinstance(key, str):
+                return "hidden"  # a map laid over the template's list replaces it
+            if key not in node:
                 break  # this layer does not reach the path
             node = node[key]
     return "free"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from compiler.errors import UsageError
+
 JsonPath = tuple[str | int, ...]
 
 _SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -37,6 +39,8 @@ def parse_dotted(text: str) -> JsonPath:
     """
     parts: list[str | int] = []
     for seg in re.split(r"\.(?![^\[]*\])", text):
+        if not seg:
+            raise UsageError(f"{text!r}: empty path segment (write MODULE.a.b or MODULE.list[0])")
         m = re.fullmatch(r"([^\[\]]*)((?:\[\d+\])*)", seg)
         if m is None:
             parts.append(seg)

@@ -87,7 +87,7 @@ class Target:
 
 def parse_target(text: str) -> Target:
     env, _, tenant = text.partition("@")
-    if not _NAME.match(env) or (tenant and not _NAME.match(tenant)) or (_ and not tenant):
+    if not _NAME.fullmatch(env) or (tenant and not _NAME.fullmatch(tenant)) or (_ and not tenant):
         raise UsageError(f"{text!r} is not a target (ENV or ENV@TENANT, lowercase names)")
     return Target(env, tenant or None)
 
@@ -194,6 +194,20 @@ def _check_references(m: Manifest, doc: Document) -> None:
             parent = m.environments[parent].extends
     for tenant, tspec in m.tenants.items():
         for i, env in enumerate(tspec.environments):
+            where = doc.origin(("tenants", tenant, "environments", i)).location()
             if env not in m.environments:
-                where = doc.origin(("tenants", tenant, "environments", i)).location()
                 raise InputError(f"{where}: tenants.{tenant}.environments: unknown environment {env!r}")
+            if env in tspec.environments[:i]:
+                raise InputError(f"{where}: tenants.{tenant}.environments: {env!r} is listed twice")
+    for selector in m.keys.targets:
+        # A typo here would silently fall back to a broader key ("*"): refuse it.
+        env, at, tenant = selector.partition("@")
+        if at:
+            known = tenant in m.tenants and (env == "*" or env in m.tenants[tenant].environments)
+        else:
+            known = env == "*" or env in m.environments
+        if not known:
+            where = doc.origin(("keys", "targets", selector)).location()
+            raise InputError(
+                f"{where}: keys.targets: {selector!r} names no target (use *, ENV, *@TENANT or ENV@TENANT)"
+            )

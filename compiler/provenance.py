@@ -7,15 +7,18 @@ answer is recomputed from the same layer files the merge used.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from compiler.diagnostics import Diagnostic, Origin
 from compiler.jsonpath import JsonPath
-from compiler.load.yaml import Tagged, Value
+from compiler.load.yaml import Document, Tagged, Value
+from compiler.render.jinja import Renderer
 
 if TYPE_CHECKING:
     from compiler.pipeline import TargetStack
+    from compiler.render.jinja import TemplatePlan
     from compiler.repository import Repository
 
 Kind = Literal["set", "override", "append", "prepend", "delete", "template", "variable"]
@@ -100,9 +103,109 @@ def _variables(stack: TargetStack, names: tuple[str, ...], effective: bool) -> l
     return out
 
 
+Owners = list[list[Contribution]]  # per list item: the lines that put it there
+
+
+def trace_item(repo: Repository, stack: TargetStack, module: str, path: JsonPath) -> list[Contribution] | None:
+    """The lines that put the list item at ``path`` there (its first index picks the item).
+
+    ``trace`` follows a list as a whole, so an item appended by a lower layer
+    would be blamed on the top ``!append``. This replays the list's history
+    bottom-up instead -- the template's items, then each layer's
+    ``!append``/``!prepend`` or replacement -- and returns None when the
+    history cannot tell (then ``trace`` answers).
+    """
+    cut = next((i for i, part in enumerate(path) if isinstance(part, int)), None)
+    if cut is None:
+        return None
+    list_path, index, rest = path[:cut], path[cut], path[cut + 1 :]
+    assert isinstance(index, int)
+    owners: Owners | None = []
+    for plan in repo.templates(module):
+        owners = _replay_template(stack, plan, list_path, rest, owners)
+    for layer in stack.layers:
+        if module in layer.modules:
+            step, items = _step(layer.modules[module], list_path)
+            owners = _apply(step, items, owners, _layer_item(layer.document, ("modules", module, *list_path), rest))
+    if owners is None or not 0 <= index < len(owners):
+        return None
+    return owners[index]
+
+
+def _replay_template(
+    stack: TargetStack, plan: TemplatePlan, list_path: JsonPath, rest: JsonPath, owners: Owners | None
+) -> Owners | None:
+    for depth in range(len(list_path), -1, -1):
+        expr = plan.exprs.get(list_path[:depth])
+        if expr is not None:  # the whole list comes from one expression
+            value = Renderer(stack.variables, {}).value_at(plan, list_path[:depth])
+            for key in list_path[depth:]:
+                value = value.get(key) if isinstance(value, dict) and isinstance(key, str) else None
+            if not isinstance(value, list):
+                return []
+            return [_expr_owner(stack, plan, list_path[:depth])] * len(value)
+    step, items = _step(plan.static, list_path)
+
+    def item(j: int, kind: Kind) -> list[Contribution]:
+        item_path = (*list_path, j, *rest)
+        for depth in range(len(item_path), len(list_path), -1):
+            if item_path[:depth] in plan.exprs:
+                return _expr_owner(stack, plan, item_path[:depth])
+        return [Contribution(kind="template", origin=plan.document.origin(item_path))]
+
+    return _apply(step, items, owners, item)
+
+
+def _expr_owner(stack: TargetStack, plan: TemplatePlan, path: JsonPath) -> list[Contribution]:
+    expr = plan.exprs[path]
+    origin = plan.document.origin(path)
+    return [Contribution(kind="template", origin=origin, detail=expr.source), *_variables(stack, expr.names, True)]
+
+
+def _layer_item(doc: Document, prefix: JsonPath, rest: JsonPath) -> Callable[[int, Kind], list[Contribution]]:
+    def item(j: int, kind: Kind) -> list[Contribution]:
+        return [Contribution(kind=kind, origin=doc.origin((*prefix, j, *rest)))]
+
+    return item
+
+
+Step = Literal["keep", "replace", "append", "prepend", "unknown"]
+
+
+def _step(node: Value, list_path: JsonPath) -> tuple[Step, int]:
+    """What a patch does to the list at ``list_path``, and how many items it brings."""
+    replaced = False
+    for key in list_path:
+        if isinstance(node, Tagged):
+            if node.tag != "override":
+                return ("replace", 0) if node.tag == "delete" else ("unknown", 0)
+            node, replaced = node.value, True
+        if not isinstance(node, dict):
+            return "replace", 0  # a non-map above the list: no list left here
+        if key not in node:
+            return ("replace", 0) if replaced else ("keep", 0)
+        node = node[key]
+    if isinstance(node, Tagged):
+        if node.tag in ("append", "prepend") and isinstance(node.value, list) and not replaced:
+            return node.tag, len(node.value)
+        node = node.value if node.tag != "delete" else None
+    return "replace", len(node) if isinstance(node, list) else 0
+
+
+def _apply(step: Step, n: int, owners: Owners | None, item: Callable[[int, Kind], list[Contribution]]) -> Owners | None:
+    if step == "keep":
+        return owners
+    if step == "replace":
+        return [item(j, "set") for j in range(n)]
+    if step == "unknown" or owners is None:
+        return None
+    new = [item(j, step) for j in range(n)]
+    return [*owners, *new] if step == "append" else [*new, *owners]
+
+
 def diagnose(repo: Repository, stack: TargetStack, module: str, path: JsonPath, message: str) -> Diagnostic:
     """A diagnostic at the line that set the offending value, with the variable lines as notes."""
-    contributions = trace(repo, stack, module, path)
+    contributions = trace_item(repo, stack, module, path) or trace(repo, stack, module, path)
     origin = contributions[0].origin if contributions else None
     notes = tuple(
         f"{c.origin.location()}: variable {c.detail!r} set here (layer {c.origin.layer})"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
+import json
 import os
 import sys
 import traceback
@@ -14,13 +16,14 @@ from types import ModuleType
 
 from compiler import __version__
 from compiler.cli._context import Context
+from compiler.diagnostics import diagnostic_from_message
 from compiler.errors import ConfigCheckError, LlmccError
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # argparse exits 2 itself; route through the boundary for one consistent line.
-        raise _ArgparseError(f"{self.prog}: {message}")
+        raise _ArgparseError(f"{message} (see {self.prog} --help)")
 
 
 class _ArgparseError(LlmccError):
@@ -51,7 +54,8 @@ def _add_globals(p: argparse.ArgumentParser, *, default: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
-    with error_boundary(debug=debug) as result:
+    as_json = "--format=json" in args_list or ("--format", "json") in itertools.pairwise(args_list)
+    with error_boundary(debug=debug, as_json=as_json) as result:
         parser = build_parser()
         args = parser.parse_args(args_list)
         if args.command is None:
@@ -72,22 +76,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 @dataclass(slots=True)
 class _Result:
     code: int = 0
+    message: str | None = None
+
+
+def error_document(message: str, code: int) -> dict[str, object]:
+    """The ``--format json`` document for an error that ended the command."""
+    return {"ok": False, "exit_code": code, "diagnostics": [diagnostic_from_message(message).to_json()]}
 
 
 @contextlib.contextmanager
-def error_boundary(*, debug: bool) -> Iterator[_Result]:
-    """Turn every exception into one line on stderr and an exit code (DESIGN §8)."""
+def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
+    """Turn every exception into one line on stderr and an exit code (DESIGN §8).
+
+    With ``as_json`` (``--format json``) an error that ends the command is
+    reported as one JSON document on stdout instead, so a consumer always gets one.
+    """
     result = _Result()
     try:
         yield result
     except ConfigCheckError as e:
-        for d in e.diagnostics:
-            print(d.format(), file=sys.stderr)
-        print(f"llmcc: {e}", file=sys.stderr)
+        if not as_json:
+            for d in e.diagnostics:
+                print(d.format(), file=sys.stderr)
+            print(f"llmcc: {e}", file=sys.stderr)
         result.code = e.exit_code
+        result.message = str(e)
     except LlmccError as e:
-        print(f"llmcc: {e}", file=sys.stderr)
+        if not as_json:
+            print(f"llmcc: {e}", file=sys.stderr)
         result.code = e.exit_code
+        result.message = str(e)
     except KeyboardInterrupt:
         print("llmcc: interrupted", file=sys.stderr)
         result.code = 130
@@ -99,11 +117,12 @@ def error_boundary(*, debug: bool) -> Iterator[_Result]:
     except Exception as e:  # noqa: BLE001 - the one deliberate catch-all: a bug becomes exit 70
         if debug:
             traceback.print_exc()
-        print(
-            f"llmcc: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
-            file=sys.stderr,
-        )
+        message = f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)"
+        print(f"llmcc: {message}", file=sys.stderr)
         result.code = 70
+        result.message = message
+    if as_json and result.code != 0 and result.message is not None:
+        print(json.dumps(error_document(result.message, result.code), indent=2, sort_keys=True))
 
 
 CommandRunner = Callable[[argparse.Namespace, Context], int]

@@ -14,6 +14,9 @@ class Context:
     debug: bool
 
     def progress(self, message: str) -> None:
-        """Progress goes to stderr, only on a terminal and only without --quiet."""
+        """Progress goes to stderr, only on a terminal and only without --quiet.
+
+        One line, rewritten in place; an empty message clears it.
+        """
         if not self.quiet and sys.stderr.isatty():
-            print(f"\\r\\033[K{message}", end="", file=sys.stderr, flush=True)
+            print(f"\r\033[K{message}", end="", file=sys.stderr, flush=True)

@@ -9,8 +9,7 @@ from compiler.build import BuildRequest, build_targets
 from compiler.cli import Context
 from compiler.cli._output import REPORTERS
 from compiler.cli._repo import add_identity_arg, add_target_args, open_repository
-from compiler.diagnostics import Diagnostic, Severity, sort_diagnostics
-from compiler.errors import LlmccError
+from compiler.diagnostics import Diagnostic, Severity, diagnostic_from_message, sort_diagnostics
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,20 +21,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     report = REPORTERS[args.format]
-    try:
-        repo, _, _ = open_repository(ctx, args)
-        targets = repo.project.select(args.target)
-        outcomes = build_targets(BuildRequest(repo=repo, source=None, progress=ctx.progress), targets, jobs=args.jobs)
-    except LlmccError as e:
-        if args.format != "json":
-            raise
-        # --format json prints exactly one JSON document, whatever happens.
-        report([Diagnostic(message=str(e))], {"ok": False, "targets": [], "exit_code": e.exit_code})
-        return e.exit_code
+    # An error that ends the command reaches the boundary, which prints the JSON document.
+    repo, _, _ = open_repository(ctx, args)
+    targets = repo.project.select(args.target)
+    outcomes = build_targets(BuildRequest(repo=repo, source=None, progress=ctx.progress), targets, jobs=args.jobs)
     # An input error (bad YAML, a missing file) stops its targets; the same file breaks
     # every target that reads it, so each message is reported once, without a target.
     inputs = {o.error[0]: o.error[1] for o in outcomes if o.error}
-    diags: list[Diagnostic] = [Diagnostic(message=m) for m in inputs]
+    diags: list[Diagnostic] = [diagnostic_from_message(m) for m in inputs]
     diags += sort_diagnostics([d for o in outcomes for d in o.diagnostics])
     failed = any(d.severity is Severity.ERROR for d in diags)
     code = max(inputs.values(), default=1 if failed else 0)
@@ -48,8 +41,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         n_err = len(inputs) + sum(1 for d in diags if d.severity is Severity.ERROR)
         n_warn = sum(1 for d in diags if d.severity is Severity.WARNING)
         verdict = "ok" if not failed else "FAILED"
-        print(
-            f"llmcc: validate {verdict}: {len(outcomes)} targets, {n_err} errors, {n_warn} warnings",
-            file=sys.stderr,
-        )
+        counts = f"{_count(len(outcomes), 'target')}, {_count(n_err, 'error')}, {_count(n_warn, 'warning')}"
+        print(f"llmcc: validate {verdict}: {counts}", file=sys.stderr)
     return code
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -28,6 +28,7 @@ from typing import Literal, TypeAlias
 from ruamel.yaml import events as ev
 from ruamel.yaml.cyaml import CBaseLoader
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 from compiler.diagnostics import Origin
 from compiler.errors import InputError
@@ -176,6 +177,12 @@ def load_document(data: bytes, *, path: str, layer: str, rev: str | None = None)
         mark = e.problem_mark or e.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
         raise InputError(f"{where}: invalid YAML: {e.problem or e.context}") from e
+    except ReaderError as e:
+        # A byte libyaml refuses (control character, bad UTF-8): one line, at its line:col.
+        head = data[: e.position]
+        line = head.count(b"\n") + 1
+        col = len(head) - (head.rfind(b"\n") + 1) + 1
+        raise InputError(f"{path}:{line}:{col}: invalid YAML: {e.reason} (character #x{e.character:04x})") from e
     except YAMLError as e:
         raise InputError(f"{path}: invalid YAML: {e}") from e
     except UnicodeDecodeError as e:
@@ -319,28 +326,39 @@ class _Builder:
         text: str = event.value
         tag = event.tag
         value: Value
-        if tag is None or tag == "!":
-            plain = event.style is None or event.style == ""
-            value = resolve_plain(text) if plain and tag is None else text
-        elif tag in MERGE_TAGS:
-            origin = self.origin(event.start_mark)
-            merge_tag = MERGE_TAGS[tag]
-            inner = resolve_plain(text) if not event.style else text
-            self.check_tag(merge_tag, inner, origin)
-            value = Tagged(merge_tag, None if merge_tag == "delete" else inner, origin)
-            self.tagged = True
-        elif tag.startswith(_STD) and tag[len(_STD) :] in ("str", "int", "float", "bool", "null"):
-            value = _explicit(tag, text, self.origin(event.start_mark).location())
-        else:
-            raise self.fail(event.start_mark, f"unknown tag {tag}")
+        try:
+            if tag is None or tag == "!":
+                plain = event.style is None or event.style == ""
+                value = resolve_plain(text) if plain and tag is None else text
+            elif tag in MERGE_TAGS:
+                origin = self.origin(event.start_mark)
+                merge_tag = MERGE_TAGS[tag]
+                inner = resolve_plain(text) if not event.style else text
+                self.check_tag(merge_tag, inner, origin)
+                value = Tagged(merge_tag, None if merge_tag == "delete" else inner, origin)
+                self.tagged = True
+            elif tag.startswith(_STD) and tag[len(_STD) :] in ("str", "int", "float", "bool", "null"):
+                value = _explicit(tag, text, self.origin(event.start_mark).location())
+            else:
+                raise self.fail(event.start_mark, f"unknown tag {tag}")
+        except ValueError as e:
+            # int() refuses more than sys.get_int_max_str_digits() digits.
+            raise self.fail(event.start_mark, f"number too long ({len(text)} characters)") from e
+        inner_value = value.value if isinstance(value, Tagged) else value
+        if isinstance(inner_value, float) and not math.isfinite(inner_value):
+            # Bundles are JSON, which has no NaN or infinity.
+            raise self.fail(event.start_mark, f"{text} is not a JSON number (no NaN or infinity in JSON)")
         if event.anchor is not None:
             self.anchors[event.anchor] = (value, 1)
         return value
 
     def collection_tag(self, event: ev.CollectionStartEvent) -> tuple[MergeTag | None, Origin | None]:
         tag = event.tag
-        if tag is None or tag in (f"{_STD}map", f"{_STD}seq", "!"):
+        fitting = f"{_STD}map" if isinstance(event, ev.MappingStartEvent) else f"{_STD}seq"
+        if tag is None or tag in (fitting, "!"):
             return None, None
+        if tag in (f"{_STD}map", f"{_STD}seq"):
+            raise self.fail(event.start_mark, f"!!{tag[len(_STD) :]} does not fit this node")
         if tag in MERGE_TAGS:
             return MERGE_TAGS[tag], self.origin(event.start_mark)
         raise self.fail(event.start_mark, f"unknown tag {tag}")

@@ -124,7 +124,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     code_generator_class = _CodeGenerator
     concat = staticmethod(_bounded_concat)
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:  # noqa: ANN401
         if operator_name == "**" and isinstance(right, int) and abs(right) > 1000:
@@ -133,6 +133,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             _check_size(left.bit_length() * right // 3)  # about the digits of the result
         if operator_name == "%" and isinstance(left, str):
             _check_format(left, right, printf=True)
+        if operator_name == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+            _check_size(len(left) + len(right))  # repeated doubling in a loop stops at the bound
         if (
             operator_name == "*"
             and isinstance(left, (str, list))

@@ -24,7 +24,10 @@ class WorkTree:
     def _resolve(self, path: str) -> Path:
         check_relative(path)
         full = self.root / path
-        real = full.resolve()
+        try:
+            real = full.resolve()
+        except (RuntimeError, OSError) as e:  # a symlink loop (RuntimeError on Python 3.11)
+            raise InputError(f"{path}: cannot resolve: {e}") from e
         if real != self.root and self.root not in real.parents:
             raise InputError(f"{path}: points outside the repository (symlink to {real})")
         return real

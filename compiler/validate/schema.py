@@ -10,6 +10,7 @@ instance, and the instance may hold a secret (STYLE R15).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,19 +48,28 @@ class ModuleSchema:
     @classmethod
     def load(cls, module: str, path: str, data: bytes) -> ModuleSchema:
         try:
-            schema = json.loads(data)
+            schema = json.loads(data, object_pairs_hook=_no_duplicates)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             line = getattr(e, "lineno", 1)
             col = getattr(e, "colno", 1)
             raise InputError(f"{path}:{line}:{col}: invalid JSON: {getattr(e, 'msg', e)}") from e
+        except RecursionError as e:
+            raise InputError(f"{path}: invalid JSON: nested too deeply") from e
+        except ValueError as e:
+            raise InputError(f"{path}: invalid JSON: {e}") from e
         if not isinstance(schema, dict):
             raise InputError(f"{path}:1:1: a schema must be a JSON object")
+        meta = schema.get("$schema")
+        if meta is not None and meta not in _DRAFT_2020_12:
+            # jsonschema-rs would fetch an unknown meta-schema (network or file://).
+            raise InputError(f"{path}: $schema must be {next(iter(_DRAFT_2020_12))!r}, not {meta!r}")
         try:
             # Checked against the 2020-12 metaschema by jsonschema-rs: Python's check_schema
             # costs ~0.5 s per large schema.
             jsonschema_rs.meta.validate(schema)
-            fast = jsonschema_rs.validator_for(schema, validate_formats=True)
-        except (jsonschema_rs.ValidationError, ValueError) as e:
+            # No $ref leaves the schema file: no network, no file outside the repository.
+            fast = jsonschema_rs.validator_for(schema, validate_formats=True, retriever=_refuse_retrieval)
+        except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as e:
             where = "/".join(str(p) for p in getattr(e, "instance_path", [])) or "(root)"
             first = str(e).splitlines()[0]
             raise InputError(f"{path}: invalid JSON Schema at {where}: {first}") from e
@@ -82,6 +92,22 @@ class ModuleSchema:
                 kind = type(e.kind).__name__.removeprefix("ValidationErrorKind_").lower()
                 findings.append(SchemaFinding(path, f"{_describe(e.instance, path in secret)} fails {kind}", kind))
         return sorted(findings, key=lambda f: ([str(p) for p in f.path], f.message))
+
+
+_DRAFT_2020_12 = ("https://json-schema.org/draft/2020-12/schema", "https://json-schema.org/draft/2020-12/schema#")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _refuse_retrieval(uri: str) -> Any:  # noqa: ANN401
+    raise ValueError(f"$ref {uri} is outside this schema file; only local references (#/...) are allowed")
 
 
 def _leaves(errors: Iterator[jsonschema.ValidationError]) -> Iterator[jsonschema.ValidationError]:
@@ -178,9 +204,9 @@ def _walk(root: dict[str, Any], node: Any, inst: Any, path: JsonPath, depth: int
             yield path
         return
     ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/"):
+    if isinstance(ref, str) and (ref == "#" or ref.startswith("#/")):
         target: Any = root
-        for part in ref[2:].split("/"):
+        for part in ref[2:].split("/") if ref != "#" else []:
             target = target.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, dict) else {}
         yield from _walk(root, target, inst, path, depth + 1)
     for key in ("allOf", "anyOf", "oneOf"):
@@ -191,12 +217,13 @@ def _walk(root: dict[str, Any], node: Any, inst: Any, path: JsonPath, depth: int
             yield from _walk(root, node[key], inst, path, depth + 1)
     if isinstance(inst, dict):
         props = node.get("properties", {})
+        patterns = node.get("patternProperties", {})
         extra = node.get("additionalProperties")
         for k, v in inst.items():
-            if k in props:
-                yield from _walk(root, props[k], v, (*path, k), depth + 1)
-            elif isinstance(extra, dict):
-                yield from _walk(root, extra, v, (*path, k), depth + 1)
+            matched = [props[k]] if k in props else []
+            matched += [sub for pattern, sub in patterns.items() if _matches(pattern, k)]
+            for sub in matched or ([extra] if isinstance(extra, dict) else []):
+                yield from _walk(root, sub, v, (*path, k), depth + 1)
     elif isinstance(inst, list):
         prefix = node.get("prefixItems", [])
         items = node.get("items")
@@ -205,6 +232,14 @@ def _walk(root: dict[str, Any], node: Any, inst: Any, path: JsonPath, depth: int
                 yield from _walk(root, prefix[i], v, (*path, i), depth + 1)
             elif isinstance(items, dict):
                 yield from _walk(root, items, v, (*path, i), depth + 1)
+
+
+def _matches(pattern: str, key: str) -> bool:
+    """``patternProperties`` matching; a pattern Python cannot read counts as matching (fail closed)."""
+    try:
+        return re.search(pattern, key) is not None
+    except re.error:
+        return True
 
 
 _SECRET_MEMO: dict[int, tuple[Any, bool]] = {}

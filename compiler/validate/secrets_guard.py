@@ -27,9 +27,10 @@ MESSAGE = "secret in plaintext: the value of a field marked x-secret must come f
 def check_stack(repo: Repository, stack: TargetStack, module: str) -> list[Diagnostic]:
     """Plaintext values for secret fields in the target's templates and plain layers."""
     schema = repo.schema(module)
+    # Every secrets file must be SOPS-encrypted, whether or not this module has secret fields.
+    out = [d for layer in stack.layers if layer.ref.secrets for d in _check_sops_layer(repo, layer, module)]
     if not schema_has_secrets(schema.schema):
-        return []
-    out: list[Diagnostic] = []
+        return out
     for plan in repo.templates(module):
         key = (plan.document.path, module)
         if key not in repo.guard_cache:
@@ -39,10 +40,7 @@ def check_stack(repo: Repository, stack: TargetStack, module: str) -> list[Diagn
             ]
         out += repo.guard_cache[key]
     for layer in stack.layers:
-        if layer.ref.secrets:
-            out += _check_sops_layer(repo, layer, module)
-            continue
-        if module not in layer.modules:
+        if layer.ref.secrets or module not in layer.modules:
             continue
         key = (layer.document.path, module)
         if key not in repo.guard_cache:

@@ -1,0 +1,200 @@
+"""Bundles: canonical bytes, identical serial and parallel, identical across clones, git source."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from compiler.build import BuildRequest, build_targets
+from compiler.bundle.canonical import canonical_json, digest
+from compiler.cli import main
+from compiler.sources.worktree import WorkTree
+from tests.conftest import REPO_ROOT, GitRepo, init_repo
+from tests.core._repos import many_targets_repo, mini_repo, open_repo
+
+# --- canonical JSON -------------------------------------------------------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=5), c, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON)
+def test_canonical_json_is_idempotent_and_round_trips(value: object) -> None:
+    data = canonical_json(value)  # type: ignore[arg-type]
+    assert canonical_json(json.loads(data)) == data
+    assert json.loads(data) == value
+
+
+def test_canonical_json_form() -> None:
+    assert canonical_json({"b": 1.0, "a": [1, "é", None], "c": {"z": True, "y": 0.1}}) == (
+        '{"a":[1,"é",null],"b":1.0,"c":{"y":0.1,"z":true}}'.encode()
+    )
+    assert digest(b"abc") == "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), [float("-inf")]])
+def test_canonical_json_refuses_what_json_cannot_spell(value: object) -> None:
+    with pytest.raises(ValueError, match="not representable in JSON"):
+        canonical_json(value)  # type: ignore[arg-type]
+
+
+# --- parallel compile equals serial ----------------------------------------------------------
+
+
+def test_parallel_compile_gives_the_same_bytes_as_serial(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=6)  # 3 + 12 = 15 targets
+    repo = open_repo(root)
+    targets = repo.project.targets()
+    assert len(targets) >= 10
+    serial = build_targets(BuildRequest(repo=repo, source=None, keep_bytes=True), targets, jobs=1)
+    parallel = build_targets(BuildRequest(repo=open_repo(root), source=None, keep_bytes=True), targets, jobs=2)
+    assert [o.target for o in parallel] == [t.name for t in targets]  # in the order asked
+    assert [o.data for o in parallel] == [o.data for o in serial]
+    assert all(o.data for o in serial)
+    assert len({o.data for o in serial}) == len(targets)  # every target differs
+
+
+def test_parallel_and_serial_compile_write_identical_files(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=5)
+    assert main(["-C", str(root), "-q", "compile", "-j", "2", "-o", "par"]) == 0
+    assert main(["-C", str(root), "-q", "compile", "-j", "1", "-o", "ser"]) == 0
+    par = sorted(p.name for p in (root / "par").iterdir())
+    assert par == sorted(p.name for p in (root / "ser").iterdir())
+    assert len(par) == 13
+    for name in par:
+        assert (root / "par" / name).read_bytes() == (root / "ser" / name).read_bytes()
+
+
+def test_parallel_compile_reports_the_same_diagnostics(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=5)
+    (root / "environments/tenants/t03.yaml").write_text("modules:\n  engine:\n    model: {max_tokens: 0}\n")
+    serial = build_targets(BuildRequest(repo=open_repo(root), source=None), open_repo(root).project.targets(), jobs=1)
+    parallel = build_targets(BuildRequest(repo=open_repo(root), source=None), open_repo(root).project.targets(), jobs=3)
+    assert [(o.target, o.diagnostics) for o in parallel] == [(o.target, o.diagnostics) for o in serial]
+    assert [o.target for o in serial if o.diagnostics] == ["staging@t03"]  # prod/tenants/t03 fixes it
+
+
+def test_a_parallel_worker_input_error_comes_back_with_its_target(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=5)
+    (root / "environments/prod/tenants/t02.yaml").write_text("modules: [\n")
+    outcomes = build_targets(BuildRequest(repo=open_repo(root), source=None), open_repo(root).project.targets(), jobs=2)
+    errors = {o.target: o.error for o in outcomes if o.error}
+    assert errors == {
+        "prod@t02": ("environments/prod/tenants/t02.yaml:2:1: invalid YAML: did not find expected node content", 2)
+    }
+
+
+# --- identical across clones ------------------------------------------------------------------
+
+
+def clone(src: GitRepo, dest: Path) -> Path:
+    src.git("clone", "-q", str(src.path), str(dest))
+    return dest
+
+
+def test_bundles_are_byte_identical_across_clones(example_repo: GitRepo, tmp_path: Path, demo_identity: Path) -> None:
+    a = clone(example_repo, tmp_path / "clone-a")
+    b = clone(example_repo, tmp_path / "somewhere" / "else" / "clone-b")
+    assert main(["-C", str(a), "-q", "compile"]) == 0
+    time.sleep(1.1)  # a build timestamp would now differ
+    assert main(["-C", str(b), "-q", "compile"]) == 0
+    names = sorted(p.name for p in (a / "dist").iterdir())
+    assert names == sorted(p.name for p in (b / "dist").iterdir())
+    assert names == sorted(f"{t}.bundle.json" for t in open_repo(a).project.targets())
+    head = example_repo.git("rev-parse", "HEAD").strip()
+    for name in names:
+        data = (a / "dist" / name).read_bytes()
+        assert data == (b / "dist" / name).read_bytes(), name
+        text = data.decode()
+        for absolute in (str(tmp_path), str(REPO_ROOT), str(Path.home()), "/tmp/"):
+            assert absolute not in text
+        bundle = json.loads(data)
+        assert canonical_json(bundle) == data
+        assert set(bundle) == {"apiVersion", "kind", "metadata", "modules", "encryption"}
+        meta = bundle["metadata"]
+        assert set(meta) == {"project", "target", "version", "previous", "source", "compiler"}
+        assert meta["source"] == {
+            "commit": head,
+            "author": "Ada Author <ada@example.com>",
+            "committed_at": "2026-01-01T00:00:00+00:00",
+            "message": "Example platform config",
+            "dirty": False,
+        }
+        build_day = time.strftime("%Y-%m-%dT%H:%M", time.gmtime())
+        assert build_day not in text
+
+
+def test_secret_fields_are_sealed_in_the_bundle(example_repo: GitRepo, demo_identity: Path) -> None:
+    assert main(["-C", str(example_repo.path), "-q", "compile", "-t", "prod"]) == 0
+    text = (example_repo.path / "dist" / "prod.bundle.json").read_text()
+    key = json.loads(text)["modules"]["inference-engine"]["providers"]["openai"]["api_key"]
+    assert re.fullmatch(r"ENC\[[^\]]+\]", key)
+
+
+# --- metadata.source from git ----------------------------------------------------------------
+
+
+def source_of(root: Path) -> dict:
+    info = WorkTree(root).source_info()
+    assert info is not None
+    return info.to_json()
+
+
+def test_source_comes_from_git_and_dirty_counts_tracked_files_only(git_repo: GitRepo) -> None:
+    mini_repo(git_repo.path)
+    commit = git_repo.commit(
+        "Tune the engine\n\nLonger body.", author="Bo Builder <bo@example.com>", date="2026-03-04T05:06:07Z"
+    )
+    assert source_of(git_repo.path) == {
+        "commit": commit,
+        "author": "Bo Builder <bo@example.com>",
+        "committed_at": "2026-03-04T05:06:07+00:00",
+        "message": "Tune the engine\n\nLonger body.",
+        "dirty": False,
+    }
+    (git_repo.path / "notes.txt").write_text("untracked\n")
+    (git_repo.path / "dist").mkdir()
+    (git_repo.path / "dist" / "prod.bundle.json").write_text("{}")
+    assert source_of(git_repo.path)["dirty"] is False
+    with (git_repo.path / "environments" / "prod.yaml").open("a") as f:
+        f.write("# edited\n")
+    assert source_of(git_repo.path)["dirty"] is True
+    git_repo.git("add", "environments/prod.yaml")  # staged but not committed is still dirty
+    assert source_of(git_repo.path)["dirty"] is True
+
+
+def test_dirty_flag_reaches_the_bundle(git_repo: GitRepo) -> None:
+    root = mini_repo(git_repo.path)
+    git_repo.commit("init")
+    assert main(["-C", str(root), "-q", "compile", "-t", "prod"]) == 0
+    assert json.loads((root / "dist/prod.bundle.json").read_text())["metadata"]["source"]["dirty"] is False
+    (root / "environments/prod.yaml").write_text("vars: {}\n")
+    assert main(["-C", str(root), "-q", "compile", "-t", "prod"]) == 0
+    assert json.loads((root / "dist/prod.bundle.json").read_text())["metadata"]["source"]["dirty"] is True
+
+
+def test_outside_git_there_is_no_source(tmp_path: Path) -> None:
+    root = mini_repo(tmp_path / "plain")
+    assert WorkTree(root).source_info() is None
+    assert main(["-C", str(root), "-q", "compile", "-t", "dev"]) == 0
+    assert json.loads((root / "dist/dev.bundle.json").read_text())["metadata"]["source"] is None
+
+
+def test_a_config_repo_in_a_subdirectory_is_dirty_only_for_its_own_files(tmp_path: Path) -> None:
+    mono = init_repo(tmp_path / "mono")
+    mini_repo(mono.path / "config")
+    mono.write("service/main.py", "print()\n")
+    mono.commit("monorepo")
+    mono.write("service/main.py", "print('changed')\n")
+    assert source_of(mono.path / "config")["dirty"] is False
+    mono.write("config/environments/dev.yaml", "vars: {}\n")
+    assert source_of(mono.path / "config")["dirty"] is True
