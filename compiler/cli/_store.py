@@ -1,0 +1,77 @@
+"""Options shared by ``publish``, ``verify`` and ``pull``: the store, and the trusted keys."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from compiler.bundle.dsse import Keyring, PublicKey, load_public_key
+from compiler.errors import LlmccError
+from compiler.project import MANIFEST, Project, load_project
+from compiler.storage import Store, open_store
+
+
+def add_store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="file://PATH, s3://BUCKET/PREFIX or oci://REGISTRY/REPO (default: storage.default of llmcc.yaml)",
+    )
+    p.add_argument("--endpoint-url", metavar="URL", help="S3-compatible endpoint (MinIO, Ceph, ...)")
+
+
+def add_trust_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trusted-key",
+        action="append",
+        metavar="FILE",
+        type=Path,
+        help="Ed25519 public key (PEM) to accept, repeatable (default: signing.trusted of llmcc.yaml)",
+    )
+
+
+def resolve(root: Path, path: Path | str) -> Path:
+    """A path given on the command line or in llmcc.yaml, relative to the config repository."""
+    return root / Path(path)
+
+
+def read_project(root: Path, *, required: bool) -> Project | None:
+    """llmcc.yaml of the repository, or None when there is none and it is not ``required``."""
+    path = root / MANIFEST
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        if required:
+            raise LlmccError(f"{root}: no {MANIFEST} here (use -C DIR)") from None
+        return None
+    except OSError as e:
+        raise LlmccError(f"{path}: cannot read: {e}") from e
+    return load_project(data, path=MANIFEST)
+
+
+def open_store_from(args: argparse.Namespace, root: Path, project: Project | None) -> Store:
+    url = args.store or (project.manifest.storage.default if project else None)
+    if not url:
+        raise LlmccError(f"no store: pass --store URL (there is no {MANIFEST} with storage.default here)")
+    return open_store(url, root=root, endpoint_url=args.endpoint_url)
+
+
+def load_keyring(args: argparse.Namespace, root: Path, project: Project | None) -> Keyring:
+    """``--trusted-key`` files if given, else ``signing.trusted`` of llmcc.yaml; never empty."""
+    given: list[Path] = args.trusted_key or []
+    if given:
+        sources = [(resolve(root, p), str(p)) for p in given]
+    elif project is not None:
+        sources = [(resolve(root, p), f"{MANIFEST}: signing.trusted: {p}") for p in project.manifest.signing.trusted]
+    else:
+        sources = []
+    if not sources:
+        raise LlmccError(f"no trusted keys: list them in {MANIFEST} signing.trusted or pass --trusted-key FILE")
+    return Keyring(_read_public_key(path, where) for path, where in sources)
+
+
+def _read_public_key(path: Path, where: str) -> PublicKey:
+    try:
+        return load_public_key(path.read_bytes(), where=where)
+    except OSError as e:
+        raise LlmccError(f"{where}: cannot read: {e.strerror or e}") from e

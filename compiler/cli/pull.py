@@ -1,0 +1,112 @@
+"""``llmcc pull TARGET``: verify one published version, then print its modules as JSON.
+
+Nothing of a bundle's content is printed or written before it verifies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from compiler.cli import Context
+from compiler.cli._store import (
+    add_store_args,
+    add_trust_args,
+    load_keyring,
+    open_store_from,
+    read_project,
+    resolve,
+)
+from compiler.errors import LlmccError, StorageError, VerificationError
+from compiler.jsontypes import JSONObject
+from compiler.project import KeySpec, parse_target
+from compiler.verify import VerifiedBundle, verify_one
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="TARGET", help="the target, e.g. prod or prod@acme")
+    add_store_args(p)
+    p.add_argument("--version", type=int, metavar="N", help="this version (default: the latest)")
+    p.add_argument("--decrypt", action="store_true", help="open secret values with your age identity")
+    p.add_argument("-o", "--out", metavar="FILE", type=Path, help="write to FILE instead of stdout")
+    add_trust_args(p)
+    p.add_argument(
+        "--identity",
+        metavar="FILE",
+        type=Path,
+        help="age identity file for --decrypt (default: SOPS_AGE_KEY_FILE, SOPS_AGE_KEY)",
+    )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    target = parse_target(args.target).name
+    project = read_project(ctx.root, required=False)
+    keyring = load_keyring(args, ctx.root, project)
+    store = open_store_from(args, ctx.root, project)
+    versions = store.versions(target)
+    if not versions:
+        raise StorageError(f"{store.url}: nothing published for {target}")
+    version = versions[-1] if args.version is None else args.version
+    if version not in versions:
+        raise StorageError(f"{store.url}: {target} has no version {version} (latest is {versions[-1]})")
+    previous = store.read(target, version - 1) if version - 1 in versions else None
+    verified = verify_one(target, version, store.read(target, version), keyring, previous=previous)
+    modules = verified.bundle.get("modules")
+    if not isinstance(modules, dict):
+        raise VerificationError(f"{target} version {version}: bundle has no modules object")
+    if args.decrypt:
+        modules = _decrypt(verified, args)
+    text = json.dumps(modules, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        _write_private(resolve(ctx.root, args.out), text.encode("utf-8"), private=args.decrypt)
+    ctx.progress(f"{target} version {version} {verified.digest}")
+    return 0
+
+
+def _decrypt(verified: VerifiedBundle, args: argparse.Namespace) -> JSONObject:
+    """The modules with every secret opened by the caller's identity (KEK named by the bundle)."""
+    # imported here: only --decrypt needs age, KMS and Vault clients
+    from compiler.secrets.identity import load_identities
+    from compiler.secrets.kek import PROVIDERS, provider_for
+    from compiler.secrets.reader import open_secrets
+
+    bundle = verified.bundle
+    encryption = bundle.get("encryption")
+    if encryption is None:
+        modules = bundle.get("modules")
+        return modules if isinstance(modules, dict) else {}  # no secret fields: nothing to open
+    kek = encryption.get("kek") if isinstance(encryption, dict) else None
+    provider = kek.get("provider") if isinstance(kek, dict) else None
+    key_id = kek.get("key_id") if isinstance(kek, dict) else None
+    if provider not in PROVIDERS or not isinstance(key_id, str) or not key_id:
+        raise LlmccError(f"{verified.target} version {verified.version}: encryption.kek names no known key")
+    # the bundle names its KEK: age key ids are the recipients joined by ","
+    spec = KeySpec.model_validate(
+        {"provider": provider, "recipients": key_id.split(",")}
+        if provider == "age"
+        else {"provider": provider, "key_id": key_id}
+    )
+    identities = load_identities(args.identity, os.environ, required=provider == "age")
+    return open_secrets(bundle, provider_for(spec, identities))
+
+
+def _write_private(path: Path, data: bytes, *, private: bool) -> None:
+    """Atomically (temp file + rename); mode 0600 when it holds decrypted secrets."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o600 if private else 0o644)
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as e:
+        raise LlmccError(f"{path}: cannot write: {e.strerror or e}") from e

@@ -1,0 +1,179 @@
+"""A minimal client for the OCI distribution HTTP API (registry v2), stdlib only.
+
+Just what :mod:`compiler.storage.oci` needs: blob upload and download, manifest
+put/get/head, and tag listing. Every download is checked against its digest.
+Only :class:`~compiler.errors.StorageError` escapes (STYLE R6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import ipaddress
+import json
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from email.message import Message
+
+from compiler.errors import StorageError
+from compiler.storage.base import CorruptObjectError
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_REPO = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
+_TIMEOUT = 30.0
+PAGE_SIZE = 1000  # tags per page of /tags/list
+_READ_ATTEMPTS = 4
+_TRANSIENT = frozenset({500, 502, 503, 504})
+_MAX_PAGES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int
+    headers: Message
+    body: bytes
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class RegistryClient:
+    """One repository of one registry. HTTPS, except plain HTTP for loopback registries."""
+
+    def __init__(self, registry: str, repository: str, *, where: str) -> None:
+        if not registry or not _REPO.fullmatch(repository):
+            raise StorageError(f"{where}: expected oci://REGISTRY/REPOSITORY (lowercase repository path)")
+        host = urllib.parse.urlsplit(f"//{registry}").hostname or ""
+        scheme = "http" if _is_loopback(host) else "https"
+        self._base = f"{scheme}://{registry}/v2/{repository}"
+        self._origin = f"{scheme}://{registry}"
+        self._where = where
+
+    def manifest_digest(self, reference: str) -> str | None:
+        """The digest a tag points to, or None when the tag does not exist."""
+        reply = self._request("HEAD", f"/manifests/{reference}", accept=OCI_MANIFEST, ok=(200, 404))
+        if reply.status == 404:
+            return None
+        digest = reply.headers.get("Docker-Content-Digest", "")
+        if not _DIGEST.fullmatch(digest):
+            # the registry did not say; fetch and hash the manifest ourselves
+            return sha256_digest(self._request("GET", f"/manifests/{reference}", accept=OCI_MANIFEST).body)
+        return digest
+
+    def get_manifest(self, digest: str) -> bytes:
+        """The manifest with ``digest``, checked against it."""
+        body = self._request("GET", f"/manifests/{_check_digest(digest)}", accept=OCI_MANIFEST).body
+        if sha256_digest(body) != digest:
+            raise CorruptObjectError(f"{self._where}: manifest {digest} does not match its digest")
+        return body
+
+    def put_manifest(self, tag: str, manifest: bytes) -> None:
+        self._request("PUT", f"/manifests/{tag}", body=manifest, content_type=OCI_MANIFEST, ok=(200, 201, 202))
+
+    def get_blob(self, digest: str, size: int) -> bytes:
+        """The blob with ``digest``, checked against it and its size."""
+        body = self._request("GET", f"/blobs/{_check_digest(digest)}").body
+        if len(body) != size or sha256_digest(body) != digest:
+            raise CorruptObjectError(f"{self._where}: blob {digest} does not match its digest and size")
+        return body
+
+    def put_blob(self, data: bytes) -> str:
+        """Upload ``data`` (monolithic POST + PUT) unless the registry has it; its digest."""
+        digest = sha256_digest(data)
+        if self._request("HEAD", f"/blobs/{digest}", ok=(200, 404)).status == 200:
+            return digest
+        started = self._request("POST", "/blobs/uploads/", ok=(202,))
+        location = started.headers.get("Location")
+        if not location:
+            raise StorageError(f"{self._where}: registry gave no upload location")
+        url = urllib.parse.urljoin(self._origin + "/", location)
+        url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": digest})
+        self._request("PUT", url, body=data, content_type="application/octet-stream", ok=(201,))
+        return digest
+
+    def tags(self) -> list[str]:
+        """Every tag of the repository (following ``Link`` pagination); [] if it does not exist."""
+        out: list[str] = []
+        path: str | None = f"/tags/list?n={PAGE_SIZE}"
+        for _ in range(_MAX_PAGES):
+            if path is None:
+                return out
+            reply = self._request("GET", path, ok=(200, 404))
+            if reply.status == 404:
+                return out
+            try:
+                tags = json.loads(reply.body).get("tags") or []
+            except (ValueError, AttributeError) as e:
+                raise StorageError(f"{self._where}: registry sent a bad tag list: {e}") from e
+            out.extend(t for t in tags if isinstance(t, str))
+            path = _next_link(reply.headers.get("Link"), self._origin)
+        raise StorageError(f"{self._where}: more than {_MAX_PAGES} pages of tags")
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        accept: str | None = None,
+        content_type: str | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> _Reply:
+        url = path if path.startswith(("http://", "https://")) else self._base + path
+        request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 - scheme fixed above
+        if accept:
+            request.add_header("Accept", accept)
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        # distribution's filesystem driver can answer 500 while a concurrent PUT rewrites
+        # a tag: reads are idempotent, so they are retried a few times
+        attempts = _READ_ATTEMPTS if method in ("GET", "HEAD") else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:  # noqa: S310
+                    return _Reply(response.status, response.headers, response.read())
+            except urllib.error.HTTPError as e:
+                if e.code in ok:
+                    return _Reply(e.code, e.headers, e.read())
+                detail = e.read()[:300].decode("utf-8", "replace")
+                if e.code in _TRANSIENT and attempt < attempts:
+                    time.sleep(0.05 * 2**attempt)
+                    continue
+                raise StorageError(f"{self._where}: {method} {url}: HTTP {e.code} {detail}".rstrip()) from e
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+                raise StorageError(f"{self._where}: {method} {url}: {e}") from e
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _check_digest(digest: str) -> str:
+    if not _DIGEST.fullmatch(digest):
+        raise CorruptObjectError(f"{digest!r} is not a sha256 digest")
+    return digest
+
+
+def _next_link(link: str | None, origin: str) -> str | None:
+    """The target of ``Link: </v2/...?last=x&n=1000>; rel="next"``, as an absolute URL."""
+    if not link:
+        return None
+    m = re.search(r"<([^>]+)>\s*;\s*rel=\"?next\"?", link)
+    if m is None:
+        return None
+    url = urllib.parse.urljoin(origin + "/", str(m.group(1)))
+    if not url.startswith(origin + "/"):
+        raise StorageError(f"registry pagination points to another origin: {url}")
+    return url

@@ -1,0 +1,157 @@
+"""``s3://BUCKET/PREFIX``: objects ``PREFIX/<target>/<version:08d>.dsse.json`` on any S3 endpoint.
+
+The version claim is a create-only PUT (``If-None-Match: *``): the endpoint
+refuses the second writer of a key with 412, so two publishers never get the
+same version and an object, once written, is never replaced (STYLE R14). An
+S3 PUT is atomic: readers see the whole object or none. Endpoints that ignore
+the header would silently let publishers overwrite each other, so before the
+first write the store probes that the endpoint honours it, and fails closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+import boto3
+import botocore.exceptions
+
+from compiler.errors import StorageError
+from compiler.storage.base import (
+    check_target,
+    is_target,
+    parse_version_object_name,
+    version_object_name,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_PROBE_DIR = ".llmcc-probe"  # not a target name, so never listed as one
+_CLAIM_LOST = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+_MISSING = frozenset({"NoSuchKey", "404"})
+_BotoError = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+
+
+class S3Store:
+    """A store in an S3 bucket (AWS, MinIO, moto, ...), under an optional key prefix."""
+
+    def __init__(
+        self, bucket: str, prefix: str = "", *, url: str | None = None, endpoint_url: str | None = None
+    ) -> None:
+        if not bucket:
+            raise StorageError(f"{url or 's3://'}: no bucket (expected s3://BUCKET/PREFIX)")
+        self._bucket = bucket
+        self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._url = url or f"s3://{bucket}/{self._prefix}"
+        self._probed = False
+        try:
+            # one session per store: the default session is not thread-safe
+            self._s3: S3Client = boto3.session.Session().client("s3", endpoint_url=endpoint_url)
+        except (*_BotoError, ValueError) as e:
+            raise StorageError(f"{self._url}: cannot create an S3 client: {e}") from e
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def targets(self) -> list[str]:
+        names: list[str] = []
+        try:
+            pages = self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=self._prefix, Delimiter="/"
+            )
+            for page in pages:
+                for common in page.get("CommonPrefixes", []):
+                    name = common.get("Prefix", "")[len(self._prefix) :].rstrip("/")
+                    if is_target(name):
+                        names.append(name)
+        except _BotoError as e:
+            raise StorageError(f"{self._url}: cannot list the store: {e}") from e
+        return sorted(n for n in names if self.versions(n))
+
+    def versions(self, target: str) -> list[int]:
+        prefix = f"{self._prefix}{check_target(target)}/"
+        found: list[int] = []
+        try:
+            pages = self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=prefix, Delimiter="/"
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    version = parse_version_object_name(obj.get("Key", "")[len(prefix) :])
+                    if version is not None:
+                        found.append(version)
+        except _BotoError as e:
+            raise StorageError(f"{self._url}: cannot list {target}: {e}") from e
+        return sorted(found)
+
+    def read(self, target: str, version: int) -> bytes:
+        key = self._key(target, version)
+        try:
+            return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except botocore.exceptions.ClientError as e:
+            if _code(e) in _MISSING:
+                raise StorageError(f"{self._url}: {target} has no version {version}") from e
+            raise StorageError(f"{self._url}: cannot read {target} version {version}: {e}") from e
+        except botocore.exceptions.BotoCoreError as e:
+            raise StorageError(f"{self._url}: cannot read {target} version {version}: {e}") from e
+
+    def create(self, target: str, version: int, envelope: bytes, *, previous: bytes | None = None) -> bool:
+        """Create-only PUT. False also covers S3's 409 ConditionalRequestConflict
+        (a concurrent conditional write on the key): the caller re-reads and retries.
+        ``previous`` needs no check: a version, once written, never changes."""
+        key = self._key(target, version)
+        self._probe_conditional_writes()
+        try:
+            # Race: two publishers PUT the same version key at once. With
+            # If-None-Match: * the endpoint stores exactly one; the other gets 412.
+            self._put_if_absent(key, envelope)
+        except botocore.exceptions.ClientError as e:
+            if _code(e) in _CLAIM_LOST:
+                return False
+            raise StorageError(f"{self._url}: cannot write {target} version {version}: {e}") from e
+        except botocore.exceptions.BotoCoreError as e:
+            raise StorageError(f"{self._url}: cannot write {target} version {version}: {e}") from e
+        return True
+
+    def _key(self, target: str, version: int) -> str:
+        return f"{self._prefix}{check_target(target)}/{version_object_name(version)}"
+
+    def _put_if_absent(self, key: str, body: bytes) -> None:
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, IfNoneMatch="*", ContentType="application/json")
+
+    def _probe_conditional_writes(self) -> None:
+        """Fail closed unless a second create-only PUT of one key is refused with 412."""
+        if self._probed:
+            return
+        key = f"{self._prefix}{_PROBE_DIR}/{os.urandom(16).hex()}"
+        refusal = (
+            f"{self._url}: the endpoint does not honour conditional writes (If-None-Match: *); "
+            "refusing to publish, since concurrent publishers could overwrite each other"
+        )
+        try:
+            try:
+                self._put_if_absent(key, b"probe")
+            except botocore.exceptions.ClientError as e:
+                if _code(e) in {"NotImplemented", "501"}:
+                    raise StorageError(f"{refusal}: {e}") from e
+                raise
+            try:
+                self._put_if_absent(key, b"probe")
+            except botocore.exceptions.ClientError as e:
+                if _code(e) not in {"PreconditionFailed", "412"}:
+                    raise StorageError(f"{refusal}: {e}") from e
+            else:
+                raise StorageError(refusal)
+        except _BotoError as e:
+            raise StorageError(f"{self._url}: cannot write the conditional-write probe {key}: {e}") from e
+        finally:
+            with contextlib.suppress(*_BotoError):
+                self._s3.delete_object(Bucket=self._bucket, Key=key)
+        self._probed = True
+
+
+def _code(e: botocore.exceptions.ClientError) -> str:
+    return str(e.response.get("Error", {}).get("Code", ""))

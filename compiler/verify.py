@@ -1,0 +1,136 @@
+"""Verification of published bundles: signature, content, target, version, hash chain (DESIGN §6-§8).
+
+Pure: callers read the envelopes from a store and pass the bytes in (STYLE R2).
+Every function returns only what it verified, or raises
+:class:`~compiler.errors.VerificationError` naming target, version and what
+failed (STYLE R16).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from compiler.bundle.canonical import canonical_json, digest
+from compiler.bundle.dsse import Keyring, reject_duplicate_keys, verify_envelope
+from compiler.errors import VerificationError
+from compiler.jsontypes import JSONObject
+
+API_VERSION = "llmcc/v1"
+KIND = "Bundle"
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifiedBundle:
+    """A bundle whose checks all passed. ``payload`` is exactly the signed bytes."""
+
+    target: str
+    version: int
+    payload: bytes
+    digest: str
+    bundle: JSONObject
+    metadata: JSONObject
+
+
+def verify_chain(target: str, envelopes: Sequence[tuple[int, bytes]], keyring: Keyring) -> list[VerifiedBundle]:
+    """Verify every stored version of ``target``, given as (stored version, envelope bytes), ascending.
+
+    For each envelope, in order:
+
+    1. it is a DSSE envelope signed by a key of ``keyring`` (:func:`verify_envelope`);
+       nothing of the payload is read before this passes;
+    2. the payload is a JSON object in exactly canonical form, with
+       ``apiVersion`` ``llmcc/v1``, ``kind`` ``Bundle`` and a ``metadata`` object;
+    3. ``metadata.target`` equals ``target``, the target it is stored under;
+    4. ``metadata.version`` equals the version it is stored as; stored versions
+       start at 1 and increase by exactly 1 (no gaps, no repeats);
+    5. ``metadata.previous`` is null for version 1, else ``digest()`` of the
+       payload of version n-1.
+
+    Returns:
+        The verified bundles, one per envelope, in order; [] when there are none.
+
+    Raises:
+        VerificationError: the first check that failed, as ``<target> version <n>: <what>``.
+    """
+    verified: list[VerifiedBundle] = []
+    for expected, (stored, envelope) in enumerate(envelopes, start=1):
+        bundle = _verify_content(target, stored, envelope, keyring)
+        if stored != expected:
+            what = "is missing" if stored > expected else "is stored twice or out of order"
+            raise VerificationError(f"{target} version {expected} {what}: the chain is broken at {stored}")
+        _check_previous(bundle, verified[-1] if verified else None)
+        verified.append(bundle)
+    return verified
+
+
+def verify_one(
+    target: str, version: int, envelope: bytes, keyring: Keyring, *, previous: bytes | None = None
+) -> VerifiedBundle:
+    """Verify one stored version (for ``pull``), optionally against the stored version before it.
+
+    Checks 1-3 of :func:`verify_chain`, then ``metadata.version == version``;
+    for version 1, ``previous`` must be null. When ``previous`` (the stored
+    envelope of version n-1) is given, it must itself pass checks 1-4 and its
+    payload's digest must equal ``metadata.previous``; without it,
+    ``metadata.previous`` must at least be a ``sha256:`` digest.
+
+    Raises:
+        VerificationError: naming target, version and what failed.
+    """
+    bundle = _verify_content(target, version, envelope, keyring)
+    if version == 1:
+        _check_previous(bundle, None)
+    elif previous is not None:
+        _check_previous(bundle, _verify_content(target, version - 1, previous, keyring))
+    elif not _DIGEST.fullmatch(str(bundle.metadata.get("previous"))):
+        raise VerificationError(f"{target} version {version}: metadata.previous is not a sha256 digest")
+    return bundle
+
+
+def _verify_content(target: str, version: int, envelope: bytes, keyring: Keyring) -> VerifiedBundle:
+    """Checks 1-4 (without the sequence) of one envelope."""
+    where = f"{target} version {version}"
+    payload = verify_envelope(envelope, keyring, where=where)
+    bundle, meta = _parse_bundle(payload, where=where)
+    if meta.get("target") != target:
+        raise VerificationError(f"{where}: bundle is for target {meta.get('target')!r}, but it is stored as {target!r}")
+    claimed = meta.get("version")
+    if type(claimed) is not int or claimed != version:
+        raise VerificationError(f"{where}: bundle says version {claimed!r}, but it is stored as {version}")
+    return VerifiedBundle(
+        target=target, version=version, payload=payload, digest=digest(payload), bundle=bundle, metadata=meta
+    )
+
+
+def _check_previous(bundle: VerifiedBundle, before: VerifiedBundle | None) -> None:
+    link = bundle.metadata.get("previous", "<absent>")
+    where = f"{bundle.target} version {bundle.version}"
+    if before is None:
+        if link is not None:
+            raise VerificationError(f"{where}: the first version must have previous null, not {link!r}")
+    elif link != before.digest:
+        raise VerificationError(
+            f"{where}: previous is {link!r}, but version {before.version} has digest {before.digest}"
+        )
+
+
+def _parse_bundle(payload: bytes, *, where: str) -> tuple[JSONObject, JSONObject]:
+    try:
+        obj = json.loads(payload.decode("utf-8"), object_pairs_hook=reject_duplicate_keys)
+        canonical = canonical_json(obj)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise VerificationError(f"{where}: signed payload is not valid JSON: {e}") from e
+    if canonical != payload:
+        raise VerificationError(f"{where}: signed payload is not canonical JSON")
+    if not isinstance(obj, dict):
+        raise VerificationError(f"{where}: signed payload is not a JSON object")
+    if obj.get("apiVersion") != API_VERSION or obj.get("kind") != KIND:
+        raise VerificationError(f"{where}: signed payload is not an {API_VERSION} {KIND}")
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        raise VerificationError(f"{where}: bundle has no metadata object")
+    return obj, meta

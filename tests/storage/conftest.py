@@ -1,0 +1,92 @@
+"""Stores on real backends: a directory, a moto S3 server and a docker-registry, on loopback."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.services import Service, start_moto, start_registry
+from tests.storage._support import KeyPair, StoreSpec, new_keypair
+
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = start_moto(tmp_path_factory.mktemp("moto"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = start_registry(tmp_path_factory.mktemp("registry"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def fake_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Fake credentials only; no profile, config file or endpoint from the outside environment."""
+    for var in [v for v in os.environ if v.startswith("AWS_")]:
+        monkeypatch.delenv(var)
+    for k, v in FAKE_AWS.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+
+def _s3_spec(moto: Service) -> StoreSpec:
+    bucket = f"llmcc-{uuid.uuid4().hex[:12]}"
+    boto3.session.Session().client("s3", endpoint_url=moto.url).create_bucket(Bucket=bucket)
+    return StoreSpec(kind="s3", bucket=bucket, prefix="bundles", endpoint_url=moto.url)
+
+
+def _oci_spec(registry: Service, tmp_path: Path) -> StoreSpec:
+    return StoreSpec(
+        kind="oci",
+        registry=registry.host,
+        repository=f"llmcc/test-{uuid.uuid4().hex[:12]}",
+        lock_dir=str(tmp_path / "locks"),
+    )
+
+
+@pytest.fixture(params=["file", "s3", "oci"])
+def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSpec:
+    """An empty store on each backend in turn."""
+    if request.param == "file":
+        return StoreSpec(kind="file", path=str(tmp_path / "store"))
+    if request.param == "s3":
+        request.getfixturevalue("fake_aws")
+        return _s3_spec(request.getfixturevalue("moto_server"))
+    return _oci_spec(request.getfixturevalue("registry"), tmp_path)
+
+
+@pytest.fixture
+def s3_spec(fake_aws: None, moto_server: Service) -> StoreSpec:
+    return _s3_spec(moto_server)
+
+
+@pytest.fixture
+def oci_spec(registry: Service, tmp_path: Path) -> StoreSpec:
+    return _oci_spec(registry, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def keypair() -> KeyPair:
+    return new_keypair()
+
+
+@pytest.fixture(scope="session")
+def other_keypair() -> KeyPair:
+    return new_keypair()

@@ -1,0 +1,100 @@
+"""`llmcc publish` on the example repository: compile, sign, push; then verify and pull it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GitRepo, copy_example
+from tests.storage._cli import llmcc
+from tests.storage._support import KeyPair
+
+
+@pytest.fixture
+def example(example_repo: GitRepo, demo_identity: Path) -> Path:
+    return example_repo.path
+
+
+def test_publish_then_verify_then_pull_decrypted(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    signing = ["--signing-key", "keys/demo-signing.pem"]
+    assert llmcc(example, "publish", *signing, "--events", "events.jsonl") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 6
+    assert all(": published version 1 sha256:" in line for line in lines)
+    events = [json.loads(line) for line in (example / "events.jsonl").read_text().splitlines()]
+    assert [e["data"]["version"] for e in events] == [1] * 6
+    assert {e["subject"] for e in events} == {line.split(":")[0] for line in lines}
+    assert all(e["type"] == "dev.llmcc.bundle.published" and e["source"] == "llmcc://llm-platform" for e in events)
+    assert all(len(e["data"]["commit"]) == 40 for e in events)
+
+    assert llmcc(example, "publish", *signing, "--events", "events.jsonl") == 0  # unchanged commit
+    assert all(": unchanged at version 1 " in line for line in capsys.readouterr().out.splitlines())
+    assert len((example / "events.jsonl").read_text().splitlines()) == 6
+
+    assert llmcc(example, "verify") == 0  # store and trusted keys from llmcc.yaml
+    assert len(capsys.readouterr().out.splitlines()) == 6
+    assert llmcc(example, "pull", "prod") == 0
+    sealed = capsys.readouterr().out
+    assert "ENC[" in sealed
+    assert llmcc(example, "pull", "prod", "--decrypt", "--out", "prod.json") == 0
+    opened = (example / "prod.json").read_text()
+    assert "ENC[" not in opened
+    assert json.loads(opened).keys() == json.loads(sealed).keys()
+    assert stat.S_IMODE((example / "prod.json").stat().st_mode) == 0o600
+    # prod@acme is wrapped for acme's own key: the demo identity cannot open it
+    assert llmcc(example, "pull", "prod@acme", "--decrypt") == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "none of the identities" in captured.err
+    assert "can unwrap the data key" in captured.err
+
+
+def test_publish_refuses_a_dirty_tree(
+    example: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLMCC_SIGNING_KEY_FILE", str(example / "keys" / "demo-signing.pem"))
+    with open(example / "environments" / "base.yaml", "a") as f:
+        f.write("\n# local edit\n")
+    assert llmcc(example, "publish", "--target", "dev") == 2
+    assert "uncommitted changes; commit them or pass --allow-dirty" in capsys.readouterr().err
+    assert not (example / ".llmcc").exists()
+    assert llmcc(example, "publish", "--target", "dev", "--allow-dirty") == 0
+    assert capsys.readouterr().out.startswith("dev: published version 1 ")
+    envelope = json.loads((example / ".llmcc/store/dev/00000001.dsse.json").read_bytes())
+    bundle = json.loads(base64.b64decode(envelope["payload"]))
+    assert bundle["metadata"]["source"]["dirty"] is True
+
+
+def test_publish_needs_a_signing_key(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert llmcc(example, "publish") == 2
+    assert "no signing key: pass --signing-key FILE or set LLMCC_SIGNING_KEY_FILE" in capsys.readouterr().err
+    assert llmcc(example, "publish", "--signing-key", "keys/demo-signing.pub") == 2
+    assert "not an unencrypted PKCS#8 PEM private key" in capsys.readouterr().err
+    assert not (example / ".llmcc").exists()
+
+
+def test_publish_with_an_untrusted_key_is_caught_by_verify(
+    example: Path, other_keypair: KeyPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key, _ = other_keypair.write(example.parent / "elsewhere", "rogue")
+    assert llmcc(example, "publish", "--target", "prod", "--signing-key", str(key)) == 0
+    capsys.readouterr()
+    assert llmcc(example, "verify") == 3
+    assert capsys.readouterr().err == "llmcc: prod version 1: no valid signature by a trusted key\n"
+    assert os.listdir(example / ".llmcc" / "store") == ["prod"]
+
+
+def test_publish_outside_git_needs_allow_dirty(
+    tmp_path: Path, demo_identity: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = copy_example(tmp_path / "plain")
+    signing = ["--signing-key", "keys/demo-signing.pem", "--target", "dev"]
+    assert llmcc(root, "publish", *signing) == 2
+    assert "not a git repository, so no commit to record; pass --allow-dirty" in capsys.readouterr().err
+    assert llmcc(root, "publish", *signing, "--allow-dirty", "--store", "file://out") == 0
+    assert (root / "out" / "dev" / "00000001.dsse.json").is_file()

@@ -1,0 +1,113 @@
+"""FileStore specifics: layout, what readers ignore, names it refuses, stale temp files."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from compiler.errors import StorageError
+from compiler.storage import open_store
+from compiler.storage.base import parse_version_object_name, version_object_name
+from compiler.storage.file import FileStore
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+def test_layout_is_one_file_per_version(root: Path) -> None:
+    store = FileStore(root)
+    assert store.create("prod@acme", 3, b"envelope") is True
+    path = root / "prod@acme" / "00000003.dsse.json"
+    assert path.read_bytes() == b"envelope"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert os.listdir(root / "prod@acme") == ["00000003.dsse.json"]  # no temp file left behind
+    assert store.create("prod@acme", 3, b"other") is False
+    assert path.read_bytes() == b"envelope"
+
+
+def test_readers_ignore_temp_files_and_strays(root: Path) -> None:
+    store = FileStore(root)
+    store.create("prod", 1, b"one")
+    for name in [".tmp-abc.part", "00000002.dsse.json.bak", "2.dsse.json", "000000002.dsse.json", "00000000.dsse.json"]:
+        (root / "prod" / name).write_bytes(b"x")
+    (root / "not a target").mkdir()
+    (root / "Prod").mkdir()
+    (root / "staging").mkdir()  # no versions yet
+    (root / "README").write_text("hi")
+    assert store.versions("prod") == [1]
+    assert store.targets() == ["prod"]
+
+
+def test_stale_temp_files_are_removed_by_the_next_publish(root: Path) -> None:
+    store = FileStore(root)
+    store.create("prod", 1, b"one")
+    stale, fresh = root / "prod" / ".tmp-dead.part", root / "prod" / ".tmp-live.part"
+    stale.write_bytes(b"partial")
+    fresh.write_bytes(b"in flight")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    store.create("prod", 2, b"two")
+    assert not stale.exists()
+    assert fresh.exists()
+
+
+@pytest.mark.parametrize("target", ["../etc", "prod/x", "Prod", "prod\n", "", "prod@", "@acme", "a@b@c", ".llmcc"])
+def test_bad_target_names_are_refused_before_any_io(root: Path, target: str) -> None:
+    store = FileStore(root)
+    for call in (lambda: store.versions(target), lambda: store.read(target, 1), lambda: store.create(target, 1, b"x")):
+        with pytest.raises(StorageError, match="is not a target name"):
+            call()
+    assert not root.exists()
+
+
+@pytest.mark.parametrize("version", [0, -1, True])
+def test_bad_versions_are_refused(root: Path, version: int) -> None:
+    with pytest.raises(StorageError, match="is not a version number"):
+        FileStore(root).create("prod", version, b"x")
+
+
+def test_version_object_names() -> None:
+    assert version_object_name(3) == "00000003.dsse.json"
+    assert version_object_name(123456789) == "123456789.dsse.json"
+    assert parse_version_object_name("123456789.dsse.json") == 123456789
+    assert parse_version_object_name("00000003.dsse.json") == 3
+    assert parse_version_object_name("0000003.dsse.json") is None
+    assert parse_version_object_name("٠٠٠٠٠٠٠٣.dsse.json") is None  # not ASCII digits
+
+
+def test_missing_and_unreadable(root: Path, tmp_path: Path) -> None:
+    store = FileStore(root)
+    assert store.targets() == []
+    with pytest.raises(StorageError, match="prod has no version 1"):
+        store.read("prod", 1)
+    (root / "prod" / "00000001.dsse.json").mkdir(parents=True)
+    with pytest.raises(StorageError, match="cannot read prod version 1"):
+        store.read("prod", 1)
+    blocked = FileStore(tmp_path / "file")
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StorageError, match="cannot write prod version 1"):
+        blocked.create("prod", 1, b"x")
+    with pytest.raises(StorageError, match="cannot list the store"):
+        blocked.targets()
+
+
+def test_open_store_resolves_relative_paths_against_the_repository(tmp_path: Path) -> None:
+    store = open_store("file://.llmcc/store", root=tmp_path)
+    assert store.url == "file://.llmcc/store"
+    store.create("dev", 1, b"x")
+    assert (tmp_path / ".llmcc" / "store" / "dev" / "00000001.dsse.json").is_file()
+    absolute = open_store(f"file://{tmp_path}/abs", root=Path("/nonexistent"))
+    absolute.create("dev", 1, b"y")
+    assert (tmp_path / "abs" / "dev" / "00000001.dsse.json").read_bytes() == b"y"
+
+
+@pytest.mark.parametrize("url", ["ftp://x/y", "store", "file://", "gs://bucket"])
+def test_open_store_refuses_unknown_urls(url: str, tmp_path: Path) -> None:
+    with pytest.raises(StorageError):
+        open_store(url, root=tmp_path)
