@@ -5,12 +5,21 @@ from __future__ import annotations
 from types import ModuleType
 
 from compiler.cli import compile as compile_cmd
-from compiler.cli import explain, keys, secrets, validate
+from compiler.cli import diff, explain, history, keys, publish, pull, secrets, validate, verify
 
 COMMANDS: dict[str, tuple[str, ModuleType]] = {
     "compile": ("render, validate and encrypt; write DIR/<target>.bundle.json", compile_cmd),
     "validate": ("schema, secrets and policy checks; nothing written", validate),
-    "explain": ("effective value of MODULE.PATH and the layers that set it", explain),
+    "diff": (
+        "compare the effective configs of BASE (default: merge-base with the default branch) "
+        "and HEAD (default: the working tree)",
+        diff,
+    ),
+    "explain": ("effective value of MODULE.PATH, the lines that set it and the commits that wrote them", explain),
+    "history": ("the commits that changed the effective value of MODULE.PATH, newest first", history),
+    "publish": ("compile, sign and push new bundle versions to the store", publish),
+    "verify": ("check signatures, digests and the hash chain of published bundles", verify),
+    "pull": ("verify, then print a published bundle's modules as JSON", pull),
     "secrets": ("SOPS workflows: encrypt, edit, rotate", secrets),
     "keys": ("generate identities; rotate or re-wrap target data keys", keys),
 }

@@ -1,4 +1,9 @@
-"""`llmcc explain TARGET MODULE.PATH`: the effective value and every line that set it."""
+"""`llmcc explain TARGET MODULE.PATH`: the effective value, every line that set it, and who wrote each.
+
+Each line that set or overrode the value (for a template-derived value: the
+template line and the variable's layer line) is followed by the commit that
+last touched it (``git blame`` at the working tree, or at ``--rev``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import json
 
 from compiler import provenance
+from compiler.audit.blame import LineBlame, blame_line
 from compiler.cli import Context
 from compiler.cli._repo import add_identity_arg, open_repository
 from compiler.errors import UsageError
@@ -45,6 +51,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     secret = any(p[: len(path)] == path or path[: len(p)] == p for p in result.secrets.get(module, []))
     shown = "<secret>" if secret else json.dumps(value, ensure_ascii=False, sort_keys=True)
     contributions = provenance.trace(repo, result.stack, module, path, shadowed=True)
+    blames = _blame(ctx, args.rev, contributions)
     if args.format == "json":
         doc = {
             "target": target.name,
@@ -61,8 +68,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                     "layer": c.origin.layer,
                     "detail": c.detail,
                     "effective": c.effective,
+                    "commit": _blame_json(b),
                 }
-                for c in contributions
+                for c, b in zip(contributions, blames, strict=True)
             ],
         }
         print(json.dumps(doc, indent=2, ensure_ascii=False))
@@ -71,22 +79,44 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if not contributions:
         print("  (no file sets this value)")
     width = max((len(c.origin.location()) for c in contributions), default=0)
-    for c in contributions:
+    for c, b in zip(contributions, blames, strict=True):
         label = _LABELS[c.kind]
         detail = f" {c.detail.strip()}" if c.detail else ""
         if c.kind == "template" and c.detail:
             detail = f" {c.detail.strip()!r}"
         tail = "" if c.effective else "  (overridden)"
         print(f"  {c.origin.location():<{width}}  {label}{detail}  (layer {c.origin.layer}){tail}")
+        if b is not None:
+            print(f"  {'':<{width}}    {b.describe()}")
     return 0
+
+
+def _blame(ctx: Context, rev: str | None, contributions: list[provenance.Contribution]) -> list[LineBlame | None]:
+    """The commit behind each contributing line (one git call per distinct line)."""
+    seen: dict[tuple[str, int], LineBlame | None] = {}
+    out = []
+    for c in contributions:
+        where = (c.origin.path, c.origin.line)
+        if where not in seen:
+            seen[where] = blame_line(ctx.root, c.origin.path, c.origin.line, rev=rev)
+        out.append(seen[where])
+    return out
+
+
+def _blame_json(b: LineBlame | None) -> dict[str, object] | None:
+    if b is None:
+        return None
+    if b.commit is None:
+        return {"committed": False}
+    return {"committed": True, "sha": b.commit, "author": b.author, "date": b.date, "summary": b.summary}
 
 
 def _lookup(value: Value, path: JsonPath) -> Value:
     for i, part in enumerate(path):
-        if isinstance(value, dict) and isinstance(part, str) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
-            value = value[part]
+        if (isinstance(value, dict) and isinstance(part, str) and part in value) or (
+            isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
+        ):
+            value = value[part]  # type: ignore[index]
         else:
             raise UsageError(f"no value at {format_path(path[: i + 1])} in this target")
     return value

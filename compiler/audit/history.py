@@ -1,0 +1,146 @@
+"""How one effective value changed across git commits, newest first (DESIGN §8 ``history``).
+
+1. The files that can shape the value: ``llmcc.yaml``, ``templates/``, the
+   module's schema, and the target's layer files (with their secrets files)
+   under every version of the manifest, since the ``extends`` chain may change.
+2. ``git log`` lists the commits that touched them, newest first.
+3. At each commit only the asked module is merged (``snapshot_module``), once
+   per (commit, target, module) thanks to ``cache``; a value that differs from
+   the next older commit's is a change, so an inherited change (a staging commit
+   that moves prod's value) counts and a commit that touched the files but not
+   this value does not.
+4. The walk stops at the commit that introduced the value. Commits where the
+   repository does not compile are skipped and reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from compiler.audit.revisions import CommitInfo, log_commits, resolve_commit
+from compiler.diff.masking import Masked, SecretDigest
+from compiler.diff.snapshot import ABSENT, Absent, lookup, snapshot_module
+from compiler.diff.structural import same
+from compiler.errors import LlmccError, UsageError
+from compiler.jsonpath import JsonPath, format_path
+from compiler.load.layers import resolve_layers
+from compiler.project import MANIFEST, Target
+from compiler.repository import SCHEMA_SUFFIX, SCHEMAS, TEMPLATES, Repository
+
+Kind = Literal["introduced", "changed", "removed"]
+RepoOpener = Callable[[str], Repository]  # full commit id -> the repository at that commit
+HistoryCache = dict[tuple[str, str, str], "Masked | Absent"]  # (commit, target, module) -> masked module
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValueChange:
+    """A commit that changed the effective value. Secret changes carry no values."""
+
+    commit: CommitInfo
+    kind: Kind
+    old: Masked = None
+    new: Masked = None
+    secret: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class History:
+    target: str
+    module: str
+    path: JsonPath
+    changes: list[ValueChange]
+    examined: int  # commits compiled
+    skipped: list[tuple[CommitInfo, str]] = field(default_factory=list)  # commits that do not compile
+
+    @property
+    def location(self) -> str:
+        return f"{self.target} {self.module} {format_path(self.path)}"
+
+
+def value_history(
+    root: Path,
+    target: Target,
+    module: str,
+    path: JsonPath,
+    *,
+    open_repo: RepoOpener,
+    key: bytes,
+    start: str = "HEAD",
+    cache: HistoryCache | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> History:
+    """The commits reachable from ``start`` that changed ``module`` at ``path`` for ``target``.
+
+    Raises:
+        UsageError: ``start`` is not a commit, or the target or module is unknown at ``start``.
+    """
+    head = resolve_commit(root, start)
+    if head is None:
+        raise UsageError(f"unknown revision {start!r}")
+    repo = open_repo(head)
+    if target not in repo.project.targets():
+        known = ", ".join(map(str, repo.project.targets()))
+        raise UsageError(f"unknown target {target.name!r}; llmcc.yaml defines: {known}")
+    if module not in repo.modules:
+        raise UsageError(f"unknown module {module!r}; modules: {', '.join(repo.modules)}")
+    cache = {} if cache is None else cache
+    commits = log_commits(root, head, input_paths(root, head, target, module, open_repo))
+    states: list[tuple[CommitInfo, Masked | Absent]] = []
+    skipped: list[tuple[CommitInfo, str]] = []
+    changes: list[ValueChange] = []
+    for n, commit in enumerate(commits, 1):
+        if progress:
+            progress(f"[{n}/{len(commits)}] {commit.short}")
+        try:
+            state = _module_at(commit.sha, target, module, open_repo, key, cache)
+        except LlmccError as e:
+            skipped.append((commit, str(e)))
+            continue
+        states.append((commit, lookup(state, path)))
+        if len(states) >= 2:
+            (newer, new), (_, old) = states[-2], states[-1]
+            if not same(old, new):
+                changes.append(_change(newer, old, new))
+                if isinstance(old, Absent):
+                    break  # `newer` introduced the value
+    else:
+        if states and not isinstance(states[-1][1], Absent):
+            changes.append(_change(states[-1][0], ABSENT, states[-1][1]))  # the root commit introduced it
+    return History(target=target.name, module=module, path=path, changes=changes, examined=len(states), skipped=skipped)
+
+
+def input_paths(root: Path, head: str, target: Target, module: str, open_repo: RepoOpener) -> list[str]:
+    """Every file that can shape ``module`` for ``target`` at any commit up to ``head``."""
+    paths = {MANIFEST, f"{TEMPLATES}/", f"{SCHEMAS}/{module}{SCHEMA_SUFFIX}"}
+    for commit in log_commits(root, head, [MANIFEST]):
+        try:
+            project = open_repo(commit.sha).project
+        except LlmccError:
+            continue  # a manifest that does not load: that commit is skipped later anyway
+        if target in project.targets():
+            paths.update(ref.path for ref in resolve_layers(project, target))
+    return sorted(paths)
+
+
+def _module_at(
+    sha: str, target: Target, module: str, open_repo: RepoOpener, key: bytes, cache: HistoryCache
+) -> Masked | Absent:
+    k = (sha, target.name, module)
+    if k not in cache:
+        cache[k] = snapshot_module(open_repo(sha), target, module, key)
+    return cache[k]
+
+
+def _change(commit: CommitInfo, old: Masked | Absent, new: Masked | Absent) -> ValueChange:
+    kind: Kind = "introduced" if isinstance(old, Absent) else "removed" if isinstance(new, Absent) else "changed"
+    if isinstance(old, SecretDigest) or isinstance(new, SecretDigest):
+        return ValueChange(commit=commit, kind=kind, secret=True)
+    return ValueChange(
+        commit=commit,
+        kind=kind,
+        old=None if isinstance(old, Absent) else old,
+        new=None if isinstance(new, Absent) else new,
+    )

@@ -1,0 +1,112 @@
+"""`llmcc history TARGET MODULE.PATH`: the commits that changed an effective value, newest first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from compiler.audit.history import History, ValueChange, value_history
+from compiler.audit.revisions import rev_file_ids
+from compiler.cli import Context
+from compiler.cli._repo import add_identity_arg, identities
+from compiler.diff.compute import INPUT_ROOTS
+from compiler.diff.masking import public
+from compiler.diff.render import show_value
+from compiler.diff.sharing import ParseCache, SharingRepository
+from compiler.errors import UsageError
+from compiler.jsonpath import parse_dotted
+from compiler.project import parse_target
+from compiler.repository import Repository
+from compiler.secrets.sources import SopsOpener
+from compiler.sources.gitrev import GitRevTree
+
+NOTE = "secrets compared by SOPS ciphertext; provide an identity to compare values"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="TARGET", help="e.g. prod or prod@acme")
+    p.add_argument("address", metavar="MODULE.PATH", help="e.g. inference-engine.model.temperature")
+    p.add_argument("--rev", metavar="REV", default="HEAD", help="start from this revision (default HEAD)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    add_identity_arg(p)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    ids = identities(args)
+    module, _, rest = args.address.partition(".")
+    if not module:
+        raise UsageError(f"{args.address!r}: expected MODULE.PATH, e.g. inference-engine.model.temperature")
+    opener = SopsOpener(ids if ids else None)
+    cache = ParseCache()
+
+    def open_repo(commit: str) -> Repository:
+        files = rev_file_ids(ctx.root, commit, INPUT_ROOTS)
+        tree = GitRevTree(ctx.root, commit)
+        return SharingRepository(tree, files=files, cache=cache, open_secrets=opener, secrets_opaque=not ids)
+
+    history = value_history(
+        ctx.root,
+        parse_target(args.target),
+        module,
+        parse_dotted(rest) if rest else (),
+        open_repo=open_repo,
+        key=os.urandom(32),
+        start=args.rev,
+        progress=ctx.progress,
+    )
+    if not ctx.quiet and sys.stderr.isatty():
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    opaque = not ids and any(c.secret for c in history.changes)
+    print(render_json(history, opaque) if args.format == "json" else render_text(history, opaque))
+    return 0
+
+
+def render_text(h: History, opaque: bool) -> str:
+    n = len(h.changes)
+    examined = f"{h.examined} commit{'s' if h.examined != 1 else ''}"
+    lines = [f"{h.location}: {n} change{'s' if n != 1 else ''} in {examined} that touched its files"]
+    if opaque:
+        lines.append(f"note: {NOTE}")
+    for c in h.changes:
+        date = c.commit.date[:10]
+        lines.append(f"{c.commit.short}  {date}  {c.commit.author}  {c.commit.subject}")
+        lines.append(f"    {_describe(c)}")
+    for commit, reason in h.skipped:
+        lines.append(f"skipped {commit.short} ({commit.subject}): does not compile: {reason}")
+    return "\n".join(lines)
+
+
+def _describe(c: ValueChange) -> str:
+    if c.secret:
+        return f"<secret {'added' if c.kind == 'introduced' else c.kind}>"
+    if c.kind == "introduced":
+        return f"introduced: {show_value(c.new)}"
+    if c.kind == "removed":
+        return f"removed: {show_value(c.old)}"
+    return f"{show_value(c.old)} -> {show_value(c.new)}"
+
+
+def render_json(h: History, opaque: bool) -> str:
+    doc = {
+        "target": h.target,
+        "module": h.module,
+        "path": h.location.split(" ", 2)[2],
+        "secrets_compared_by": "sops-ciphertext" if opaque else "value",
+        "examined": h.examined,
+        "changes": [
+            {
+                "commit": c.commit.sha,
+                "author": c.commit.author,
+                "date": c.commit.date,
+                "subject": c.commit.subject,
+                "kind": c.kind,
+                "secret": c.secret,
+                **({} if c.secret else {"old": public(c.old), "new": public(c.new)}),
+            }
+            for c in h.changes
+        ],
+        "skipped": [{"commit": c.sha, "reason": r} for c, r in h.skipped],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)

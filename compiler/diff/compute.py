@@ -1,0 +1,236 @@
+"""Compile every target at BASE and HEAD in memory and list what changed, secrets masked.
+
+A target whose inputs are byte-identical on both sides (manifest, schemas,
+templates and its own layer files, compared by git blob id) cannot change and
+is not compiled; so a change to one tenant's file compiles that tenant only,
+and a change to ``base.yaml`` compiles everything once per side. Module values
+are compared structurally (``compiler.diff.structural``): equal subtrees cost
+one C-level comparison, so the diff costs what changed, not the document size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from compiler.diff.masking import Masked, SecretDigest, mask_secrets, sops_paths
+from compiler.diff.structural import ChangePath, Kind, Memo, diff_values, format_change_path
+from compiler.errors import UsageError
+from compiler.jsonpath import JsonPath
+from compiler.load.layers import resolve_layers
+from compiler.pipeline import CompileResult, compile_target
+from compiler.project import MANIFEST, Target, parse_target
+from compiler.repository import SCHEMAS, TEMPLATES, Repository
+
+# Files of the repository a target's effective config can depend on (besides its layers).
+SHARED_INPUTS = (f"{SCHEMAS}/", f"{TEMPLATES}/")
+INPUT_ROOTS = (MANIFEST, SCHEMAS, TEMPLATES, "environments")
+
+Status = Literal["changed", "unchanged", "added", "removed"]
+FileIds = Mapping[str, str | None]  # repository path -> git blob id; None: unknown (always compile)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    """One value that differs. A secret change carries no values (``old``/``new`` are None).
+
+    A ``moved`` list item has its old and new index in ``old`` and ``new``, and
+    the item itself in ``item`` when the list is not keyed (the key names it).
+    """
+
+    target: str
+    module: str
+    path: ChangePath
+    kind: Kind
+    old: Masked = None
+    new: Masked = None
+    item: Masked = None
+    secret: bool = False
+
+    @property
+    def location(self) -> str:
+        return format_change_path(self.path)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetDiff:
+    target: str
+    status: Status
+    changes: list[Change]
+    compiled: bool  # False when its inputs were identical and compiling was skipped
+
+    @property
+    def modules(self) -> list[str]:
+        return sorted({c.module for c in self.changes})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiffResult:
+    base: str  # labels: "HEAD~1 (a1b2c3d)", "working tree"
+    head: str
+    targets: list[TargetDiff]
+    secrets_by_ciphertext: bool  # no identity: SOPS ciphertexts were compared, not values
+
+    @property
+    def changed(self) -> list[TargetDiff]:
+        return [t for t in self.targets if t.changes or t.status in ("added", "removed")]
+
+    @property
+    def count(self) -> int:
+        return sum(len(t.changes) for t in self.targets)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Side:
+    """One side of the diff: the repository at a revision, and its files' blob ids when known."""
+
+    repo: Repository
+    label: str
+    files: FileIds | None = None
+    cache: dict[str, CompileResult] = field(default_factory=dict)  # by target name
+
+
+def compute_diff(
+    base: Side,
+    head: Side,
+    *,
+    key: bytes,
+    only: Iterable[str] | None = None,
+    opaque: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> DiffResult:
+    """Compare the effective configuration of every target (or ``only`` these) at BASE and HEAD.
+
+    Args:
+        key: the HMAC key secrets are digested with (random per run; never stored).
+        opaque: no identity was given, so secret values are SOPS ciphertext stand-ins.
+
+    Raises:
+        UsageError: a target in ``only`` exists on neither side.
+        LlmccError: a side does not compile (bad YAML, missing file, ...).
+    """
+    targets = select_targets(base.repo, head.repo, only)
+    same_shared = _same_shared(base.files, head.files)
+    out: list[TargetDiff] = []
+    memo: Memo = {}
+    secrets_seen = False
+    for n, (target, in_base, in_head) in enumerate(targets, 1):
+        if progress:
+            progress(f"[{n}/{len(targets)}] {target}")
+        if in_base and in_head and same_shared and _same_layers(base, head, target):
+            out.append(TargetDiff(target=target.name, status="unchanged", changes=[], compiled=False))
+            continue
+        old = _compile(base, target) if in_base else None
+        if old is not None and same_shared and _same_layers(base, head, Target(target.environment)):
+            # Same environment files on both sides: HEAD starts from BASE's merged environment.
+            _share_environment(base.repo, head.repo, target.environment)
+        new = _compile(head, target) if in_head else None
+        paths = _secret_paths(old, new)
+        secrets_seen = secrets_seen or any(paths.values())
+        old_mods = _masked(old, paths, key)
+        new_mods = _masked(new, paths, key)
+        changes = list(compare_modules(target.name, old_mods, new_mods, memo))
+        status: Status = "added" if not in_base else "removed" if not in_head else "changed"
+        if status == "changed" and not changes:
+            status = "unchanged"
+        out.append(TargetDiff(target=target.name, status=status, changes=changes, compiled=True))
+    return DiffResult(base=base.label, head=head.label, targets=out, secrets_by_ciphertext=opaque and secrets_seen)
+
+
+def _share_environment(base: Repository, head: Repository, env: str) -> None:
+    if env in base.env_bases and env not in head.env_bases:
+        head.env_bases[env] = base.env_bases[env]
+
+
+def select_targets(base: Repository, head: Repository, only: Iterable[str] | None) -> list[tuple[Target, bool, bool]]:
+    """(target, in BASE, in HEAD): HEAD's targets in manifest order, then those only BASE has."""
+    in_base = base.project.targets()
+    in_head = head.project.targets()
+    every = [*in_head, *(t for t in in_base if t not in in_head)]
+    names = list(only or [])
+    if names:
+        chosen = []
+        for text in names:
+            target = parse_target(text)
+            if target not in every:
+                known = ", ".join(map(str, every))
+                raise UsageError(f"unknown target {text!r}; neither side defines it (targets: {known})")
+            chosen.append(target)
+        every = [t for t in every if t in chosen]
+    return [(t, t in in_base, t in in_head) for t in every]
+
+
+def compare_modules(
+    target: str, old: Mapping[str, Masked], new: Mapping[str, Masked], memo: Memo | None = None
+) -> Iterable[Change]:
+    """The changes between two targets' modules; a module on one side only is added or removed whole."""
+    for module in sorted({*old, *new}):
+        if module not in old:
+            yield _change(target, module, "added", (), None, new[module])
+        elif module not in new:
+            yield _change(target, module, "removed", (), old[module], None)
+        else:
+            for d in diff_values(old[module], new[module], memo=memo):
+                yield _change(target, module, d.kind, d.path, d.old, d.new, d.item)
+
+
+def _change(
+    target: str, module: str, kind: Kind, path: ChangePath, old: Masked, new: Masked, item: Masked = None
+) -> Change:
+    if kind != "moved" and (isinstance(old, SecretDigest) or isinstance(new, SecretDigest)):
+        return Change(target=target, module=module, path=path, kind=kind, secret=True)
+    return Change(target=target, module=module, path=path, kind=kind, old=old, new=new, item=item)
+
+
+def _compile(side: Side, target: Target) -> CompileResult:
+    result = side.cache.get(target.name)
+    if result is None:
+        result = side.cache[target.name] = compile_target(side.repo, target, validate=False)
+    return result
+
+
+def _secret_paths(*results: CompileResult | None) -> dict[str, set[JsonPath]]:
+    """Per module, every path that is secret on either side (its schema says so, or a SOPS file set it)."""
+    paths: dict[str, set[JsonPath]] = {}
+    for result in results:
+        if result is None:
+            continue
+        for module in result.modules:
+            found = paths.setdefault(module, set())
+            found.update(result.secrets.get(module, ()))
+            found.update(sops_paths(result.stack, module))
+    return paths
+
+
+def _masked(result: CompileResult | None, paths: Mapping[str, set[JsonPath]], key: bytes) -> dict[str, Masked]:
+    if result is None:
+        return {}
+    return {m: mask_secrets(v, paths.get(m, ()), key) for m, v in result.modules.items()}
+
+
+def target_inputs(repo: Repository, target: Target) -> list[str]:
+    """The files besides schemas/ and templates/ that a target's effective config is read from."""
+    return [MANIFEST, *(ref.path for ref in resolve_layers(repo.project, target))]
+
+
+def _same_shared(base: FileIds | None, head: FileIds | None) -> bool:
+    if base is None or head is None:
+        return False
+
+    def shared(files: FileIds) -> dict[str, str | None]:
+        return {p: i for p, i in files.items() if p.startswith(SHARED_INPUTS) or p == MANIFEST}
+
+    b, h = shared(base), shared(head)
+    return MANIFEST in b and b == h and None not in b.values()
+
+
+def _same_layers(base: Side, head: Side, target: Target) -> bool:
+    """Every layer file of ``target`` has the same blob id (or is absent) on both sides."""
+    assert base.files is not None
+    assert head.files is not None
+    for path in target_inputs(head.repo, target):
+        old, new = base.files.get(path, ""), head.files.get(path, "")
+        if old is None or new is None or old != new:
+            return False
+    return True

@@ -1,0 +1,52 @@
+"""One module of one target, merged alone and with its secrets masked: what ``history`` compares.
+
+``history`` asks for one value at many commits; merging only the asked module
+(instead of every module of the target) keeps each commit's cost to that module.
+"""
+
+from __future__ import annotations
+
+from compiler.diff.masking import Masked, SecretDigest, mask_secrets, sops_paths
+from compiler.jsonpath import JsonPath
+from compiler.pipeline import load_stack, merge_module
+from compiler.project import Target
+from compiler.render.jinja import MAX_SECONDS, Renderer, deadline
+from compiler.repository import Repository
+from compiler.validate.schema import secret_paths
+
+
+class Absent:
+    """No value: the target, module or path does not exist at that revision (one instance, ``ABSENT``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT = Absent()
+
+
+def snapshot_module(repo: Repository, target: Target, module: str, key: bytes) -> Masked | Absent:
+    """The effective value of ``module`` for ``target``, secrets as digests; ABSENT when undefined."""
+    if target not in repo.project.targets() or module not in repo.modules:
+        return ABSENT
+    with deadline(MAX_SECONDS, f"target {target} module {module}"):
+        stack = load_stack(repo, target)
+        value = merge_module(repo, stack, module, Renderer(stack.variables, repo.render_cache))
+    paths = {*secret_paths(repo.schema(module).schema, value), *sops_paths(stack, module)}
+    return mask_secrets(value, paths, key)
+
+
+def lookup(value: Masked | Absent, path: JsonPath) -> Masked | Absent:
+    """The value at ``path``; a secret above ``path`` stands for everything below it."""
+    for part in path:
+        if isinstance(value, SecretDigest):
+            return value
+        if (isinstance(value, dict) and isinstance(part, str) and part in value) or (
+            isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
+        ):
+            value = value[part]  # type: ignore[index]
+        else:
+            return ABSENT
+    return value
