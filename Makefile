@@ -14,9 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The main job on the example repository, with the demo keys (keys/README.md: demo only).
 demo: $(STAMP)
 	$(DEMO_ENV) $(BIN)/llmcc validate
 	$(DEMO_ENV) $(BIN)/llmcc compile
+	$(DEMO_ENV) $(BIN)/llmcc publish --allow-dirty --events .llmcc/events.jsonl
+	$(DEMO_ENV) $(BIN)/llmcc verify --git
+	$(DEMO_ENV) $(BIN)/llmcc pull prod --decrypt --out .llmcc/prod.decrypted.json
+	@echo "decrypted prod bundle (demo secrets) written to .llmcc/prod.decrypted.json"
 
 lint: $(STAMP)
 	$(BIN)/ruff check compiler tests bench
