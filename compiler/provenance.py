@@ -204,12 +204,20 @@ def _apply(step: Step, n: int, owners: Owners | None, item: Callable[[int, Kind]
 
 
 def diagnose(repo: Repository, stack: TargetStack, module: str, path: JsonPath, message: str) -> Diagnostic:
-    """A diagnostic at the line that set the offending value, with the variable lines as notes."""
+    """A diagnostic at the line that set the offending value.
+
+    For a value a template expression computed from variables, that is the line
+    that set the (first) variable -- where a reviewer's change usually is -- and
+    the template line and any other variables come as notes.
+    """
     contributions = trace_item(repo, stack, module, path) or trace(repo, stack, module, path)
     origin = contributions[0].origin if contributions else None
-    notes = tuple(
-        f"{c.origin.location()}: variable {c.detail!r} set here (layer {c.origin.layer})"
-        for c in contributions
-        if c.kind == "variable"
-    )
-    return Diagnostic(message=message, origin=origin, module=module, path=path, notes=notes)
+    variables = [c for c in contributions if c.kind == "variable"]
+    notes: list[str] = []
+    if variables and contributions[0].kind == "template":
+        template = contributions[0]
+        origin = variables[0].origin
+        notes.append(f"{template.origin.location()}: via template {template.detail.strip()!r}")
+        variables = variables[1:]
+    notes += [f"{c.origin.location()}: variable {c.detail!r} set here (layer {c.origin.layer})" for c in variables]
+    return Diagnostic(message=message, origin=origin, module=module, path=path, notes=tuple(notes))

@@ -100,9 +100,9 @@ def test_validate_through_a_variable_shows_the_variable_line(
     code, _, err = run(capsys, root, "validate", "-t", "dev", "-q")
     assert code == 1
     assert err.splitlines() == [
-        "templates/engine.yaml:3:3: engine $.model.temperature: 3 is greater than the maximum of 1.0 "
-        "(target dev, layer template)",
-        "    environments/dev.yaml:3:3: variable 'temperature' set here (layer dev)",
+        "environments/dev.yaml:3:3: engine $.model.temperature: 3 is greater than the maximum of 1.0 "
+        "(target dev, layer dev)",
+        "    templates/engine.yaml:3:3: via template '{{ temperature }}'",
     ]
 
 

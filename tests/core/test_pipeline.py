@@ -404,9 +404,9 @@ def test_schema_error_through_a_template_variable_names_the_variable_line_too(tm
     root = mini_repo(tmp_path, {"environments/staging.yaml": "vars:\n  region: eu\n  temperature: 1.5\n"})
     [diag] = compiled(root).diagnostics
     assert diag.format() == (
-        "templates/engine.yaml:3:3: engine $.model.temperature: 1.5 is greater than the maximum of 1.0 "
-        "(target prod, layer template)\n"
-        "    environments/staging.yaml:3:3: variable 'temperature' set here (layer staging)"
+        "environments/staging.yaml:3:3: engine $.model.temperature: 1.5 is greater than the maximum of 1.0 "
+        "(target prod, layer staging)\n"
+        "    templates/engine.yaml:3:3: via template '{{ temperature }}'"
     )
 
 
@@ -433,7 +433,7 @@ def test_all_schema_errors_are_reported_at_once_sorted(tmp_path: Path) -> None:
         "Additional properties are not allowed ('extra' was unexpected)",
         'environments/prod.yaml:6:17: engine $.fallbacks[0]: 1 is not of type "string"',
         'environments/prod.yaml:6:24: engine $.fallbacks[2]: 2 is not of type "string"',
-        'templates/engine.yaml:7:1: engine $.region: 7 is not of type "string"',
+        'environments/staging.yaml:2:3: engine $.region: 7 is not of type "string"',
     ]
 
 
@@ -713,9 +713,9 @@ ITEM_SCHEMA = {
                 "environments/prod.yaml": "modules:\n  engine:\n    fallbacks: !append [fine]\n",
             },
             (
-                "templates/engine.yaml:2:13",
-                "template",
-                ("environments/staging.yaml:2:3: variable 'fb' set here (layer staging)",),
+                "environments/staging.yaml:2:3",
+                "staging",
+                ("templates/engine.yaml:2:13: via template '{{ fb }}'",),
             ),
         ),
         (  # the whole list comes from one template expression
@@ -725,9 +725,9 @@ ITEM_SCHEMA = {
                 "environments/prod.yaml": "modules:\n  engine:\n    fallbacks: !append [fine]\n",
             },
             (
-                "templates/engine.yaml:2:1",
-                "template",
-                ("environments/staging.yaml:2:3: variable 'fbs' set here (layer staging)",),
+                "environments/staging.yaml:2:3",
+                "staging",
+                ("templates/engine.yaml:2:1: via template '{{ fbs }}'",),
             ),
         ),
         (  # a field inside an appended map item
@@ -761,9 +761,9 @@ ITEM_SCHEMA = {
                 "environments/prod.yaml": "modules:\n  engine:\n    tags: !delete\n",
             },
             (
-                "templates/engine.yaml:3:1",
-                "template",
-                ("environments/staging.yaml:2:3: variable 'cfg' set here (layer staging)",),
+                "environments/staging.yaml:2:3",
+                "staging",
+                ("templates/engine.yaml:3:1: via template '{{ cfg.rules }}'",),
             ),
         ),
         (  # staging's list is replaced by prod's !override: prod is the culprit
