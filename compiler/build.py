@@ -119,6 +119,7 @@ def _warm(repo: Repository, targets: Sequence[Target]) -> None:
         repo.templates(module)
     for env in sorted({t.environment for t in targets}):
         env_base(repo, env)
+    repo.policy_check()
 
 
 def _warm_json(request: BuildRequest, targets: Sequence[Target]) -> None:

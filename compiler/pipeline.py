@@ -9,6 +9,7 @@ target plus its diagnostics; sealing secrets and building the bundle come after.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from compiler import provenance
 from compiler.diagnostics import Diagnostic, sort_diagnostics
@@ -152,6 +153,10 @@ def compile_target(repo: Repository, target: Target, *, validate: bool = True, i
             diags.extend(secrets_guard.check_stack(repo, stack, module))
         if paths:
             secrets[module] = paths
+    if validate and not any(d.severity == "error" for d in diags):
+        # Policies run after schema validation, on valid modules only (DESIGN §5).
+        checked = CompileResult(target=target, stack=stack, modules=modules, diagnostics=[], secrets=secrets)
+        diags.extend(repo.policy_check().check(checked, repo.policy_now or datetime.now(UTC)))
     diags = [
         Diagnostic(
             message=d.message,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from compiler.diagnostics import Diagnostic
 from compiler.errors import InputError
@@ -20,6 +21,9 @@ from compiler.project import MANIFEST, Project, load_project
 from compiler.render.jinja import TemplatePlan, plan_template
 from compiler.sources.base import SourceTree
 from compiler.validate.schema import ModuleSchema
+
+if TYPE_CHECKING:
+    from compiler.policy import PolicyCheck
 
 SCHEMAS = "schemas"
 TEMPLATES = "templates"
@@ -64,6 +68,17 @@ class Repository:
         self.render_cache: dict[tuple[str, tuple[str, ...]], Any] = {}
         self.guard_cache: dict[tuple[str, str], list[Diagnostic]] = {}
         self.env_bases: dict[str, Any] = {}  # pipeline.EnvBase by environment
+        self._policy_check: Any = None  # compiler.policy.PolicyCheck, loaded on first use
+        # The time policies are checked at (secret ages, waiver expiry): see compiler.policy.policy_time.
+        self.policy_now: datetime | None = None
+
+    def policy_check(self) -> PolicyCheck:
+        """The repository's compiled ``policies/*.yaml`` (loaded once; before workers fork)."""
+        if self._policy_check is None:
+            from compiler.policy import PolicyCheck
+
+            self._policy_check = PolicyCheck(self)
+        return self._policy_check  # type: ignore[no-any-return]
 
     def schema(self, module: str) -> ModuleSchema:
         ms = self._schemas.get(module)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from compiler.cli import compile as compile_cmd
-from compiler.cli import diff, explain, history, keys, publish, pull, secrets, validate, verify
+from compiler.cli import diff, explain, history, hook, init, keys, policy, publish, pull, secrets, validate, verify
 
 COMMANDS: dict[str, tuple[str, ModuleType]] = {
     "compile": ("render, validate and encrypt; write DIR/<target>.bundle.json", compile_cmd),
@@ -22,4 +22,7 @@ COMMANDS: dict[str, tuple[str, ModuleType]] = {
     "pull": ("verify, then print a published bundle's modules as JSON", pull),
     "secrets": ("SOPS workflows: encrypt, edit, rotate", secrets),
     "keys": ("generate identities; rotate or re-wrap target data keys", keys),
+    "policy": ("run the policy test cases in policies/tests/", policy),
+    "hook": ("pre-commit hook entries: validate (affected targets), secrets-guard, diff", hook),
+    "init": ("scaffold a new config repository in DIR (fresh keys outside it)", init),
 }

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from compiler.cli import Context
 from compiler.errors import UsageError
+from compiler.policy import policy_time
 from compiler.project import MANIFEST
 from compiler.repository import Repository
 from compiler.secrets.identity import Identities, load_identities
@@ -56,4 +58,6 @@ def open_repository(
     ids = identities(args)
     opener = SopsOpener(ids if ids else None, required=need_secrets)
     repo = Repository(tree, open_secrets=opener, secrets_opaque=not ids)
-    return repo, tree.source_info(), ids
+    source = tree.source_info()
+    repo.policy_now = policy_time(source, wall=datetime.now(UTC))
+    return repo, source, ids

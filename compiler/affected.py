@@ -1,0 +1,49 @@
+"""Which targets a set of changed files can affect (for ``llmcc hook validate``). Pure.
+
+1. ``llmcc.yaml``, ``schemas/``, ``templates/``, ``policies/*.yaml`` and the
+   base layer (``environments/base*``) affect every target.
+2. A layer file, its secrets file or their rotation sidecar affects the
+   targets whose stack holds that layer (``compiler.load.layers``): an
+   environment's file affects it, every environment extending it and their
+   tenant targets; ``environments/tenants/<t>*`` the targets of tenant t;
+   ``environments/<env>/tenants/<t>*`` the target ``env@t``.
+3. Anything else (keys, docs, ``policies/tests/``, a layer of no target)
+   affects no target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from compiler.load.layers import ENVIRONMENTS, resolve_layers
+from compiler.policy.rules import POLICIES
+from compiler.project import MANIFEST, Project, Target
+from compiler.secrets.rotation import rotation_path
+
+GLOBAL_DIRS = ("schemas/", "templates/")
+BASE_PREFIX = f"{ENVIRONMENTS}/base."
+
+
+def affects_all(path: str) -> bool:
+    if path == MANIFEST or path.startswith(GLOBAL_DIRS) or path.startswith(BASE_PREFIX):
+        return True
+    head, _, name = path.partition("/")
+    return head == POLICIES and "/" not in name and name.endswith((".yaml", ".yml"))
+
+
+def affected_targets(project: Project, files: Iterable[str]) -> list[Target]:
+    """The targets that ``files`` (repository-relative, ``/``-separated) can change, in manifest order."""
+    paths = {f.removeprefix("./") for f in files}
+    targets = project.targets()
+    if any(affects_all(p) for p in paths):
+        return targets
+    out = []
+    for target in targets:
+        layer_files = set()
+        for ref in resolve_layers(project, target):
+            layer_files.add(ref.path)
+            if ref.secrets:
+                layer_files.add(rotation_path(ref.path))
+        if layer_files & paths:
+            out.append(target)
+    return out

@@ -1,0 +1,107 @@
+"""``llmcc hook validate|secrets-guard|diff``: the entries of ``.pre-commit-hooks.yaml`` (DESIGN §10).
+
+pre-commit runs them at the repository root with the staged files as
+arguments (unstaged changes are stashed, so the working tree is what will be
+committed):
+
+- ``validate FILE...``: ``llmcc validate`` on the targets the files can
+  affect (``compiler.affected``), plus ``llmcc policy test`` when a policies
+  file changed. Without FILE, every target.
+- ``secrets-guard FILE...``: no plaintext secret, every ``*.sops.yaml``
+  encrypted, no private key (``compiler.plaintext``). Needs no identity.
+- ``diff``: ``llmcc diff HEAD --format text``, for information: always exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from compiler.affected import affected_targets
+from compiler.cli import Context
+from compiler.cli._output import REPORTERS
+from compiler.cli._repo import open_tree
+from compiler.diagnostics import Severity, sort_diagnostics
+from compiler.errors import UsageError
+from compiler.plaintext import scan_files
+from compiler.policy.rules import POLICIES
+from compiler.repository import Repository
+from compiler.secrets.sources import SopsOpener
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="hook_command", metavar="HOOK", required=True)
+    val = sub.add_parser("validate", help="validate the targets that FILE... can affect (all without FILE)")
+    val.add_argument("files", nargs="*", metavar="FILE")
+    val.add_argument("--format", choices=sorted(REPORTERS), default="text", help="report format (default text)")
+    guard = sub.add_parser("secrets-guard", help="no plaintext secrets or private keys in FILE...")
+    guard.add_argument("files", nargs="*", metavar="FILE")
+    diff = sub.add_parser("diff", help="show `llmcc diff HEAD --format text`; always exits 0")
+    diff.add_argument("--base", default="HEAD", metavar="REV", help="the revision to compare with (default HEAD)")
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    command: str = args.hook_command
+    if command == "validate":
+        return _validate(args, ctx)
+    if command == "secrets-guard":
+        return _secrets_guard(args, ctx)
+    return _diff(args, ctx)
+
+
+def relative_files(ctx: Context, files: list[str]) -> list[str]:
+    """FILE arguments as repository-relative POSIX paths (pre-commit passes them relative to the root)."""
+    out = []
+    for name in files:
+        path = Path(name)
+        full = path if path.is_absolute() else Path.cwd() / path
+        try:
+            out.append(full.resolve().relative_to(ctx.root).as_posix())
+        except ValueError as e:
+            raise UsageError(f"{name}: not inside the config repository {ctx.root}") from e
+    return out
+
+
+def _validate(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler.cli import policy, validate
+
+    files = relative_files(ctx, args.files)
+    tree = open_tree(ctx, None)
+    repo = Repository(tree, open_secrets=SopsOpener(None))
+    targets = affected_targets(repo.project, files) if files else repo.project.targets()
+    code = 0
+    if targets:
+        from compiler.cli import build_parser
+
+        argv = ["validate", "--format", args.format, *(a for t in targets for a in ("--target", t.name))]
+        code = validate.run(build_parser().parse_args(argv), ctx)
+    if not files or any(f.startswith(f"{POLICIES}/") for f in files):
+        code = max(code, policy.run(argparse.Namespace(policy_command="test", files=[]), ctx))
+    return code
+
+
+def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:
+    files = relative_files(ctx, args.files)
+    repo = Repository(open_tree(ctx, None), open_secrets=SopsOpener(None))
+    diags = sort_diagnostics(scan_files(repo, files))
+    for d in diags:
+        print(d.format(), file=sys.stderr)
+    errors = sum(1 for d in diags if d.severity is Severity.ERROR)
+    if errors:
+        print(f"llmcc: secrets-guard FAILED: {errors} findings in {len(files)} files", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _diff(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler.cli import main
+    from compiler.sources.worktree import run_git
+
+    if run_git(ctx.root, "rev-parse", "--verify", "-q", f"{args.base}^{{commit}}", check=False) is None:
+        print(f"llmcc hook diff: no commit {args.base} yet; nothing to compare", file=sys.stderr)
+        return 0
+    code = main(["-C", str(ctx.root), "diff", args.base, "--format", "text"])
+    if code not in (0, 1):
+        print(f"llmcc hook diff: the diff failed (exit {code}); not blocking the commit", file=sys.stderr)
+    return 0

@@ -1,0 +1,199 @@
+"""CEL for policies: compile once, evaluate per target.
+
+The implementation is ``common-expression-language`` (PyPI; Rust ``cel``
+crate via PyO3), chosen over ``cel-python`` (pure Python) after measuring both:
+
+- correctness on our rules: cel-python rejects ``temperature <= 1.0`` when the
+  YAML says ``temperature: 1`` (int vs double: "no matching overload") and
+  ``x != null`` on an int; both are valid CEL (heterogeneous numeric
+  comparison and equality, cel-spec). The Rust one evaluates them.
+- speed, 10 rules x 200 targets of a 3.4 MB config: cel-python 248 s
+  (1.24 s/target, of which 0.67 s converting the activation), or 106 s with
+  the activation narrowed to the modules a rule names; this library 63 s
+  whole, 53 s narrowed (0.26 s/target; 0.17 s of it is one rule that indexes a
+  300-entry map of 8 KB strings, which this library copies on each selection).
+  On the example repository: 9 rules over its 6 targets in 9 ms (200 prod
+  targets: 0.2 s), after importing the library once (0.17 s: its package
+  also imports its interactive CLI).
+- maintenance: both are beta; this one releases often (0.10.0) and ships
+  wheels; cel-python pulls pyyaml, lark, pendulum, google-re2 and jmespath.
+
+Activation: ``config`` (the target's modules; secret values replaced by
+``"<secret>"``), ``target`` and ``secrets`` (metadata only, never values).
+``config`` is narrowed to the modules a rule names (``config["m"]`` or
+``config.m``) when it uses ``config`` in no other way: converting Python
+values into CEL values is most of the cost. cel-go's extension functions
+(``lists.range``, ``sort``, ``math.greatest``, ``split``, ...) come from
+``cel.stdlib``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from compiler.jsonpath import JsonPath
+from compiler.jsontypes import JSONValue
+
+if TYPE_CHECKING:
+    import cel as _cel
+
+VARIABLES = ("config", "target", "secrets")
+SECRET_MASK = "<secret>"  # noqa: S105 - the stand-in rules see instead of a secret value
+# The Rust crate's functions, then cel-go's extensions (cel.stdlib), by their last name part.
+_NATIVE = frozenset(
+    {
+        *("contains", "size", "startsWith", "endsWith", "matches", "duration", "timestamp", "string"),
+        *("double", "bytes", "int", "uint", "type", "dyn", "getFullYear", "getMonth", "getDayOfYear"),
+        *("getDayOfMonth", "getDate", "getDayOfWeek", "getHours", "getMinutes", "getSeconds", "getMilliseconds"),
+    }
+)
+_NAMESPACES = frozenset({"lists", "math", "sets", "base64", "strings"})
+_TYPE_NAMES = frozenset({"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"})
+_BOUND = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
+_USE = re.compile(r"\bconfig\b")
+# A field selection, not a method call (``config.all(m, ...)`` reads every module).
+_SELECT = re.compile(r'\bconfig\s*(?:\[\s*"([^"\\]+)"\s*\]|\.\s*([A-Za-z_]\w*)\b(?!\s*\())')
+# Errors the library raises for a rule that does not fit the data (no such key, no overload, ...).
+EVAL_ERRORS = (ValueError, TypeError, RuntimeError, LookupError, ArithmeticError)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleProgram:
+    """A compiled rule and the modules it reads (``None``: it may read any)."""
+
+    source: str
+    program: _cel.Program
+    modules: frozenset[str] | None
+
+
+def compile_rule(source: str) -> RuleProgram:
+    """Compile a rule and check the names it uses.
+
+    Raises:
+        ValueError: not valid CEL, an unknown function or variable (a message without a location).
+    """
+    import cel
+    from cel.stdlib import STDLIB_FUNCTIONS
+
+    try:
+        program = cel.compile(source)
+    except ValueError as e:
+        raise ValueError(f"rule is not valid CEL: {_syntax_error(str(e))}") from None
+    known = _NATIVE | {name.rsplit(".", 1)[-1] for name in STDLIB_FUNCTIONS}
+    for fn in program.functions():
+        if fn[0] not in "_@!" and fn not in known:
+            raise ValueError(f"rule calls unknown function {fn}() (llmcc's CEL: the standard functions and macros)")
+    bound = set(_BOUND.findall(source))
+    for var in program.variables():
+        if var not in VARIABLES and var not in bound and var not in _NAMESPACES and var not in _TYPE_NAMES:
+            raise ValueError(f"rule uses unknown variable {var!r} (rules see {', '.join(VARIABLES)})")
+    return RuleProgram(source=source, program=program, modules=referenced_modules(source))
+
+
+def _syntax_error(message: str) -> str:
+    """The first ``<input>:L:C: ...`` line of the parser's message, as ``at L:C of the rule: ...``."""
+    m = re.search(r"<input>:(\d+):(\d+): ([^\n]*)", message)
+    if m is None:
+        return message.splitlines()[0]
+    text = m.group(3)
+    text = text if len(text) <= 160 else text[:157] + "..."
+    return f"{text} (at {m.group(1)}:{m.group(2)} of the rule)"
+
+
+def referenced_modules(source: str) -> frozenset[str] | None:
+    """The modules ``source`` selects from ``config``, or None when it uses ``config`` otherwise.
+
+    Sound by construction: every occurrence of the word ``config`` must be a
+    literal selection, else the rule gets every module. A match inside a
+    string literal only adds a module, which is harmless.
+    """
+    uses = len(_USE.findall(source))
+    selections = _SELECT.findall(source)
+    if uses != len(selections):
+        return None
+    return frozenset(a or b for a, b in selections)
+
+
+def mask_secrets(modules: Mapping[str, JSONValue], secrets: Mapping[str, Iterable[JsonPath]]) -> dict[str, JSONValue]:
+    """``modules`` with every secret value replaced by ``SECRET_MASK``; only the paths to them are copied."""
+    out = dict(modules)
+    for module, paths in secrets.items():
+        for path in paths:
+            if module in out:
+                out[module] = _replace(out[module], path)
+    return out
+
+
+def _replace(value: JSONValue, path: JsonPath) -> JSONValue:
+    if not path:
+        return SECRET_MASK if value is not None else None
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict) and isinstance(head, str) and head in value:
+        return {**value, head: _replace(value[head], rest)}
+    if isinstance(value, list) and isinstance(head, int) and 0 <= head < len(value):
+        return [*value[:head], _replace(value[head], rest), *value[head + 1 :]]
+    return value
+
+
+class Activation:
+    """The variables of one target, converted into CEL values once for all its rules.
+
+    ``modules`` narrows ``config`` to the union of what the target's rules read
+    (``None``: every module).
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, JSONValue],
+        target: JSONValue,
+        secrets: JSONValue,
+        modules: frozenset[str] | None = None,
+    ) -> None:
+        if modules is not None:
+            config = {m: config[m] for m in sorted(modules) if m in config}
+        self._variables: dict[str, JSONValue] = {"config": dict(config), "target": target, "secrets": secrets}
+        self._context: _cel.Context | None = None
+        self._scratch: _cel.Context | None = None  # for explanations: comprehension variables get bound here
+
+    def _new_context(self) -> _cel.Context:
+        import cel
+        from cel.stdlib import add_stdlib_to_context
+
+        ctx = cel.Context(variables=self._variables)
+        add_stdlib_to_context(ctx)
+        return ctx
+
+    def run(self, program: RuleProgram) -> object:
+        """The rule's value; raises one of ``EVAL_ERRORS`` when it cannot be evaluated."""
+        if self._context is None:
+            self._context = self._new_context()
+        return program.program.execute(self._context)
+
+    def evaluate(self, expression: str, bindings: Mapping[str, JSONValue]) -> object:
+        """A sub-expression of a rule, with comprehension variables bound (for explanations).
+
+        Raises:
+            ValueError: the expression does not parse; or one of ``EVAL_ERRORS``.
+        """
+        import cel
+
+        if not bindings:
+            return self.run(RuleProgram(source=expression, program=cel.compile(expression), modules=None))
+        if self._scratch is None:
+            self._scratch = self._new_context()
+        for name, value in bindings.items():
+            self._scratch.add_variable(name, value)
+        return cel.compile(expression).execute(self._scratch)
+
+
+def union_modules(programs: Iterable[RuleProgram]) -> frozenset[str] | None:
+    """The modules any of ``programs`` reads; None when one of them may read any."""
+    out: set[str] = set()
+    for p in programs:
+        if p.modules is None:
+            return None
+        out |= p.modules
+    return frozenset(out)

@@ -1,0 +1,123 @@
+"""Policies of a repository, loaded once, checked per compiled target.
+
+``PolicyCheck(repo)`` loads and compiles ``policies/*.yaml`` once; build it
+before worker processes fork, so they inherit the compiled rules.
+``check(result, now)`` computes the target's secret metadata from the
+repository (``x-rotate-every`` from the schemas, ``rotated_at`` from the
+rotation sidecars, else the SOPS file's ``lastmodified``) and evaluates.
+
+``now`` decides the ages of secrets and the expiry of waivers. Use
+``policy_time``: the commit time for a clean tree or a revision, so checking
+a commit gives the same answer anywhere and at any later time (like its
+bundles, DESIGN §6); the wall clock for a working tree with changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from compiler.diagnostics import Diagnostic
+from compiler.jsonpath import JsonPath
+from compiler.jsontypes import JSONValue
+from compiler.load.yaml import Tagged, Value
+from compiler.policy.evaluate import evaluate_policies
+from compiler.policy.rules import PolicySet, load_policies
+from compiler.policy.secretmeta import rotate_every, secret_entry
+from compiler.secrets.rotation import read_rotation, rotation_key, rotation_path
+from compiler.sources.base import SourceInfo
+
+if TYPE_CHECKING:
+    from compiler.pipeline import CompileResult, TargetStack
+    from compiler.repository import LayerDoc, Repository
+
+
+def policy_time(source: SourceInfo | None, *, wall: dt.datetime) -> dt.datetime:
+    """The commit time of a clean source, else ``wall`` (aware datetimes)."""
+    if source is not None and not source.dirty:
+        try:
+            return dt.datetime.fromisoformat(source.committed_at).astimezone(dt.UTC)
+        except ValueError:
+            return wall
+    return wall
+
+
+class PolicyCheck:
+    """The compiled policies of one repository and the rotation sidecars read so far."""
+
+    def __init__(self, repo: Repository, policies: PolicySet | None = None) -> None:
+        self.repo = repo
+        self.policies = load_policies(repo.tree) if policies is None else policies
+        self._sidecars: dict[str, dict[str, str]] = {}
+
+    def check(self, result: CompileResult, now: dt.datetime) -> list[Diagnostic]:
+        """Policy diagnostics of one target (none without policies)."""
+        if not self.policies:
+            return []
+        return evaluate_policies(self.policies, result, self.secret_metadata(result, now), now=now)
+
+    def secret_metadata(self, result: CompileResult, now: dt.datetime) -> dict[str, JSONValue]:
+        out: dict[str, JSONValue] = {}
+        for module, paths in sorted(result.secrets.items()):
+            schema = self.repo.schema(module).schema
+            for path in paths:
+                layer = _providing_layer(result.stack, module, path)
+                file = rotated_at = source = None
+                if layer is not None:
+                    file = layer.ref.path
+                    rotated_at = self._sidecar(file).get(rotation_key(module, path))
+                    source = "rotation" if rotated_at is not None else None
+                    if rotated_at is None:
+                        rotated_at = _lastmodified(layer)
+                        source = "sops" if rotated_at is not None else None
+                key, entry = secret_entry(
+                    module,
+                    path,
+                    file=file,
+                    rotated_at=rotated_at,
+                    source=source,
+                    every=rotate_every(schema, path),
+                    now=now,
+                )
+                out[key] = entry
+        return out
+
+    def _sidecar(self, sops_path: str) -> dict[str, str]:
+        side = rotation_path(sops_path)
+        if side not in self._sidecars:
+            tree = self.repo.tree
+            self._sidecars[side] = read_rotation(tree.read(side), path=side) if tree.exists(side) else {}
+        return self._sidecars[side]
+
+
+def _providing_layer(stack: TargetStack, module: str, path: JsonPath) -> LayerDoc | None:
+    """The highest SOPS layer of the stack that sets ``module`` at ``path``."""
+    for layer in reversed(stack.layers):
+        if layer.ref.secrets and module in layer.modules and _has(layer.modules[module], path):
+            return layer
+    return None
+
+
+def _has(value: Value, path: JsonPath) -> bool:
+    for part in path:
+        if isinstance(value, Tagged):
+            value = value.value
+        if isinstance(value, dict) and isinstance(part, str) and part in value:
+            value = value[part]
+            continue
+        if not (isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)):
+            return False
+        value = value[part]
+    return True
+
+
+def _lastmodified(layer: LayerDoc) -> str | None:
+    raw = layer.document.value
+    meta = raw.get("sops") if isinstance(raw, dict) else None
+    when = meta.get("lastmodified") if isinstance(meta, dict) else None
+    return when if isinstance(when, str) else None
+
+
+def check_target(repo: Repository, result: CompileResult, now: dt.datetime) -> list[Diagnostic]:
+    """One-off check of one target; loads the policies each call (use ``PolicyCheck`` for many targets)."""
+    return PolicyCheck(repo).check(result, now)

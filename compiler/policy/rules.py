@@ -1,0 +1,233 @@
+"""``policies/*.yaml``: CEL rules and their waivers (DESIGN §5). A trust boundary (STYLE R9).
+
+A policies file is either a list of rules (the form DESIGN §5 shows) or a
+mapping ``{rules: [...], waivers: [...]}``; a file of only waivers is fine::
+
+    - name: prod-temperature-bounded
+      description: Production models run with temperature at most 1.0
+      severity: error                 # error (default) fails the build, warning reports
+      match: {environments: [prod]}   # also tenants: [...], modules: [...]; none = every target
+      rule: config["inference-engine"].model.temperature <= 1.0
+
+    waivers:
+      - policy: prod-temperature-bounded
+        targets: [prod@acme]          # fnmatch patterns; none = every target
+        reason: acme's evaluation runs at 1.2 until the contract review
+        owner: ml-platform@example.com
+        expires: 2027-01-31           # the last day it waives
+
+Invariants of a loaded ``PolicySet``:
+
+1. Every rule compiled once, here; a rule that does not parse, calls an
+   unknown function or names an unknown variable is an ``InputError`` at the
+   rule's file:line (exit 2), like any other bad input.
+2. Policy names are unique across all files; every waiver names a policy.
+3. Files are read in name order; policies keep file order (reports are stable).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Container
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ValidationError as PydanticValidationError
+
+from compiler.diagnostics import Origin
+from compiler.errors import InputError
+from compiler.jsonpath import JsonPath
+from compiler.load.yaml import Document, load_document
+from compiler.policy.cel import RuleProgram, compile_rule
+from compiler.project import Target
+from compiler.sources.base import SourceTree
+
+POLICIES = "policies"
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_DATE = r"^\d{4}-\d{2}-\d{2}$"
+Severity = Literal["error", "warning"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class MatchSpec(_Model):
+    environments: list[str] | None = None
+    tenants: list[str] | None = None
+    modules: list[str] | None = None
+
+
+class RuleSpec(_Model):
+    name: Annotated[str, StringConstraints(pattern=_NAME)]
+    description: str | None = None
+    severity: Severity = "error"
+    match: MatchSpec = Field(default_factory=MatchSpec)
+    rule: Annotated[str, StringConstraints(min_length=1)]
+
+
+class WaiverSpec(_Model):
+    policy: str
+    targets: list[str] | None = None
+    reason: Annotated[str, StringConstraints(min_length=1)]
+    owner: Annotated[str, StringConstraints(min_length=1)]
+    expires: Annotated[str, StringConstraints(pattern=_DATE)]
+
+
+class PolicyFile(_Model):
+    rules: list[RuleSpec] = Field(default_factory=list)
+    waivers: list[WaiverSpec] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    """One compiled rule. ``origin`` is the rule's entry in its policies file."""
+
+    name: str
+    description: str | None
+    severity: Severity
+    match: MatchSpec
+    program: RuleProgram
+    origin: Origin
+
+    @property
+    def rule(self) -> str:
+        return self.program.source
+
+    def applies(self, target: Target, modules: Container[str]) -> bool:
+        """Whether the rule is evaluated for ``target`` (``match.environments`` covers its tenant targets)."""
+        m = self.match
+        if m.environments is not None and target.environment not in m.environments:
+            return False
+        if m.tenants is not None and target.tenant not in m.tenants:
+            return False
+        return m.modules is None or all(name in modules for name in m.modules)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Waiver:
+    """A time-limited exception to one policy for some targets."""
+
+    policy: str
+    targets: tuple[str, ...] | None
+    reason: str
+    owner: str
+    expires: dt.date
+    origin: Origin
+
+    def covers(self, policy: str, target: Target) -> bool:
+        if policy != self.policy:
+            return False
+        return self.targets is None or any(_glob(p).fullmatch(target.name) for p in self.targets)
+
+    def expired(self, today: dt.date) -> bool:
+        """A waiver waives through its ``expires`` day, and not after."""
+        return today > self.expires
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicySet:
+    policies: tuple[Policy, ...] = ()
+    waivers: tuple[Waiver, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.policies)
+
+    def get(self, name: str) -> Policy | None:
+        return next((p for p in self.policies if p.name == name), None)
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """``prod@*`` style patterns: ``*`` is any run of characters, everything else literal."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+
+
+def load_policies(tree: SourceTree) -> PolicySet:
+    """Every ``policies/*.yaml`` file (not ``policies/tests/``), compiled; empty without the directory.
+
+    Raises:
+        InputError: bad YAML, a field that does not fit, a duplicate name, a
+            waiver of an unknown policy, or a rule that is not valid CEL
+            (all at file:line).
+    """
+    policies: list[Policy] = []
+    waivers: list[Waiver] = []
+    for name in tree.list_dir(POLICIES):
+        if not name.endswith((".yaml", ".yml")):
+            continue
+        path = f"{POLICIES}/{name}"
+        p, w = parse_policy_file(tree.read(path), path=path)
+        policies += p
+        waivers += w
+    seen: dict[str, Policy] = {}
+    for policy in policies:
+        if policy.name in seen:
+            first = seen[policy.name].origin.location()
+            raise InputError(f"{policy.origin.location()}: policy name {policy.name!r} is already used at {first}")
+        seen[policy.name] = policy
+    for waiver in waivers:
+        if waiver.policy not in seen:
+            raise InputError(f"{waiver.origin.location()}: waiver of unknown policy {waiver.policy!r}")
+    return PolicySet(policies=tuple(policies), waivers=tuple(waivers))
+
+
+def parse_policy_file(data: bytes, *, path: str) -> tuple[list[Policy], list[Waiver]]:
+    """The rules and waivers of one policies file (pure: the caller reads the bytes)."""
+    doc = load_document(data, path=path, layer="policy")
+    value = doc.value
+    if value is None:
+        return [], []
+    listed = isinstance(value, list)
+    if not listed and not isinstance(value, dict):
+        raise InputError(f"{path}:1:1: a policies file is a list of rules, or a mapping with rules: and waivers:")
+    try:
+        spec = PolicyFile.model_validate({"rules": value} if listed else value)
+    except PydanticValidationError as e:
+        raise _input_error(e, doc, listed) from e
+    prefix: JsonPath = () if listed else ("rules",)
+    policies = []
+    for i, rs in enumerate(spec.rules):
+        rule_origin = doc.origin((*prefix, i, "rule"))
+        try:
+            program = compile_rule(rs.rule)
+        except ValueError as e:
+            raise InputError(f"{rule_origin.location()}: policy {rs.name}: {e}") from e
+        policies.append(
+            Policy(
+                name=rs.name,
+                description=rs.description,
+                severity=rs.severity,
+                match=rs.match,
+                program=program,
+                origin=doc.origin((*prefix, i)),
+            )
+        )
+    waivers = []
+    for i, ws in enumerate(spec.waivers):
+        origin = doc.origin(("waivers", i))
+        try:
+            expires = dt.date.fromisoformat(ws.expires)
+        except ValueError as e:
+            where = doc.origin(("waivers", i, "expires")).location()
+            raise InputError(f"{where}: expires: {ws.expires!r} is not a date (YYYY-MM-DD)") from e
+        targets = tuple(ws.targets) if ws.targets is not None else None
+        waivers.append(
+            Waiver(policy=ws.policy, targets=targets, reason=ws.reason, owner=ws.owner, expires=expires, origin=origin)
+        )
+    return policies, waivers
+
+
+def _input_error(e: PydanticValidationError, doc: Document, listed: bool) -> InputError:
+    err = e.errors()[0]
+    loc = tuple(err["loc"])
+    shown = loc[1:] if listed and loc[:1] == ("rules",) else loc
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in shown).lstrip(".") or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "string_pattern_mismatch":
+        msg = "must be YYYY-MM-DD" if loc[-1:] == ("expires",) else "must be a name of letters, digits, . _ -"
+    elif err["type"] == "extra_forbidden":
+        msg = "unknown field"
+    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    return InputError(f"{doc.origin(shown).location()}: {field}: {msg}{more}")

@@ -1,0 +1,133 @@
+"""The CI workflows and hook definitions are valid YAML that call only real ``llmcc`` commands and flags.
+
+Every ``llmcc ...`` invocation in them is parsed by the real argparse parser
+(``compiler.cli.build_parser``): a subcommand or flag that does not exist fails.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from compiler.cli import build_parser
+from compiler.cli.init import scaffold_files
+from tests.conftest import REPO_ROOT
+from tests.policy._support import ISSUE6_COMMANDS, REGISTERED_AT_IMPORT
+
+WORKFLOWS = ["hooks/ci/github-workflow.yaml", "hooks/ci/gitlab-ci.yaml"]
+HOOK_CONFIGS = [".pre-commit-hooks.yaml", ".pre-commit-config.yaml"]
+_SHELL_OPS = {">", ">>", "<", "|", "||", "&&", ";", "&", "2>", "2>&1"}
+
+
+def load(path: Path | str) -> Any:
+    text = Path(path).read_text() if isinstance(path, Path) else path
+    return YAML(typ="safe").load(text)
+
+
+def scripts(doc: Any) -> Iterator[str]:
+    """Every shell script in a GitHub workflow (``run:``) or GitLab CI file (``script:`` lists)."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if key == "run" and isinstance(value, str):
+                yield value
+            elif key in ("script", "before_script", "after_script") and isinstance(value, list):
+                yield from (v for v in value if isinstance(v, str))
+            else:
+                yield from scripts(value)
+    elif isinstance(doc, list):
+        for item in doc:
+            yield from scripts(item)
+
+
+def invocations(script: str) -> Iterator[list[str]]:
+    """The argument lists of the ``llmcc`` commands in a shell script."""
+    text = re.sub(r"\$\{\{[^}]*\}\}", "X", script)  # GitHub expressions
+    for line in text.splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        lexer.commenters = "#"
+        tokens = list(lexer)
+        for i, tok in enumerate(tokens):
+            if tok == "llmcc" or tok.endswith("/llmcc"):
+                args = []
+                for t in tokens[i + 1 :]:
+                    if t in _SHELL_OPS or t.startswith((">", "|", "&", ";")):
+                        break
+                    args.append(t)
+                if args and args[-1].isdigit():  # the 2 of "2> file"
+                    args.pop()
+                yield args
+
+
+def check_command(args: list[str]) -> None:
+    build_parser().parse_args(args)  # raises the usage error (exit 2) for an unknown command or flag
+
+
+def ci_invocations() -> list[tuple[str, list[str]]]:
+    return [(f, args) for f in WORKFLOWS for s in scripts(load(REPO_ROOT / f)) for args in invocations(s)]
+
+
+def test_the_ci_files_call_the_commands_they_should() -> None:
+    found = {(f, args[0]) for f, args in ci_invocations()}
+    for f in WORKFLOWS:
+        assert {(f, c) for c in ("validate", "policy", "diff", "publish", "verify")} <= found
+
+
+@pytest.mark.parametrize(("path", "args"), ci_invocations(), ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_every_llmcc_call_in_ci_parses(path: str, args: list[str]) -> None:
+    check_command(args)
+
+
+def test_the_github_workflow_posts_the_markdown_diff_and_publishes_on_main() -> None:
+    doc = load(REPO_ROOT / WORKFLOWS[0])
+    assert set(doc["on"]) == {"pull_request", "push"}
+    runs = "\n".join(scripts(doc))
+    assert "llmcc validate --format github" in runs
+    assert 'llmcc diff "origin/X" HEAD --format markdown' in re.sub(r"\$\{\{[^}]*\}\}", "X", runs)
+    steps = doc["jobs"]["check"]["steps"]
+    assert any(str(s.get("uses", "")).startswith("marocchino/sticky-pull-request-comment@") for s in steps)
+    publish = doc["jobs"]["publish"]
+    env = next(s["env"] for s in publish["steps"] if "env" in s)
+    assert set(env) >= {"SOPS_AGE_KEY", "LLMCC_SIGNING_KEY"}
+
+
+def hook_entries() -> list[tuple[str, str]]:
+    out = []
+    for name in HOOK_CONFIGS:
+        doc = load(REPO_ROOT / name)
+        hooks = doc if isinstance(doc, list) else [h for r in doc["repos"] for h in r["hooks"]]
+        out += [(name, h["entry"]) for h in hooks if "llmcc" in h["entry"]]
+    scaffold = dict(scaffold_files())[".pre-commit-config.yaml"].decode()
+    out += [("scaffold", h["entry"]) for r in load(scaffold)["repos"] for h in r["hooks"]]
+    return out
+
+
+@pytest.mark.parametrize(("source", "entry"), hook_entries())
+def test_every_hook_entry_parses(source: str, entry: str) -> None:
+    args = shlex.split(entry)[1:]
+    check_command([*args, "environments/dev.yaml"] if args[-1] != "diff" else args)
+
+
+def test_the_published_hooks() -> None:
+    hooks = {h["id"]: h for h in load(REPO_ROOT / ".pre-commit-hooks.yaml")}
+    assert set(hooks) == {"llmcc-validate", "llmcc-secrets-guard", "llmcc-diff"}
+    assert all(h["language"] == "python" and h["entry"].startswith("llmcc hook ") for h in hooks.values())
+    assert hooks["llmcc-validate"]["require_serial"] is True
+    assert hooks["llmcc-diff"]["pass_filenames"] is False
+    assert hooks["llmcc-diff"]["always_run"] is True
+
+
+def test_init_ships_the_same_github_workflow() -> None:
+    shipped = dict(scaffold_files())[".github/workflows/llmcc.yaml"]
+    assert shipped == (REPO_ROOT / WORKFLOWS[0]).read_bytes()
+
+
+def test_the_commands_are_registered() -> None:
+    """``compiler/cli/_commands.py`` lists policy, hook and init (other tests register them if missing)."""
+    assert set(ISSUE6_COMMANDS) <= REGISTERED_AT_IMPORT

@@ -1,0 +1,3 @@
+from tests.policy._support import issue6_commands
+
+__all__ = ["issue6_commands"]

@@ -1,0 +1,169 @@
+"""``llmcc init DIR``: a new config repository that validates, tests and compiles, with keys kept outside it."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import main
+from compiler.cli.init import project_name
+from tests.conftest import init_repo
+
+pytestmark = pytest.mark.usefixtures("issue6_commands")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+@pytest.fixture
+def keys_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "config-home"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
+
+
+def test_init_then_git_init_then_validate_passes(
+    tmp_path: Path, keys_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = tmp_path / "My Config"
+    code, out, err = run(capsys, "init", str(dest))
+    assert (code, err) == (0, "")
+    keys = keys_home / "llmcc" / "keys" / "my-config"
+    assert out.splitlines()[:4] == [
+        f"llmcc: created config repository {dest} (project my-config)",
+        "  private keys, outside the repository (back them up; never commit them):",
+        f"    {keys / 'age.key'}",
+        f"    {keys / 'signing.pem'}",
+    ]
+    for rel in (
+        "llmcc.yaml",
+        ".sops.yaml",
+        ".gitignore",
+        ".pre-commit-config.yaml",
+        ".github/workflows/llmcc.yaml",
+        "README.md",
+        "schemas/assistant.schema.json",
+        "templates/assistant.yaml",
+        "environments/base.yaml",
+        "environments/dev.yaml",
+        "environments/staging.yaml",
+        "environments/prod.yaml",
+        "environments/prod.secrets.sops.yaml",
+        "environments/prod.secrets.rotation.yaml",
+        "policies/assistant.yaml",
+        "policies/tests/assistant.yaml",
+        "keys/compiler.age.pub",
+        "keys/signing.pub",
+        "keys/targets/prod.yaml",
+    ):
+        assert (dest / rel).is_file(), rel
+    assert not (dest / "compiler").exists()
+    init_repo(dest)
+    assert run(capsys, "-C", str(dest), "validate")[0] == 0
+    code, out, _ = run(capsys, "-C", str(dest), "policy", "test")
+    assert code == 0
+    assert out.count("PASS ") == 5
+
+
+def test_private_keys_stay_outside_the_repository(
+    tmp_path: Path, keys_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = tmp_path / "conf"
+    assert run(capsys, "init", str(dest))[0] == 0
+    keys = keys_home / "llmcc" / "keys" / "conf"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    for name in ("age.key", "signing.pem"):
+        assert stat.S_IMODE((keys / name).stat().st_mode) == 0o600
+    recipient = (dest / "keys/compiler.age.pub").read_text().strip()
+    assert f"# public key: {recipient}" in (keys / "age.key").read_text()
+    assert recipient in (dest / "llmcc.yaml").read_text()
+    assert recipient in (dest / ".sops.yaml").read_text()
+    for path in dest.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not re.search(rb"AGE-SECRET-KEY-1[0-9A-Z]{58}|BEGIN PRIVATE KEY", data), path
+    sops = (dest / "environments/prod.secrets.sops.yaml").read_text()
+    assert "ENC[AES256_GCM," in sops
+    assert "replace-me" not in sops
+
+
+def test_fresh_keys_every_time(tmp_path: Path, keys_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "init", str(tmp_path / "a"))[0] == 0
+    assert run(capsys, "init", str(tmp_path / "b"))[0] == 0
+    assert (tmp_path / "a/keys/compiler.age.pub").read_text() != (tmp_path / "b/keys/compiler.age.pub").read_text()
+
+
+def test_compile_works_with_the_printed_identity(
+    tmp_path: Path, keys_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = tmp_path / "conf"
+    assert run(capsys, "init", str(dest))[0] == 0
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(keys_home / "llmcc/keys/conf/age.key"))
+    code, _out, _ = run(capsys, "-C", str(dest), "compile")
+    assert code == 0
+    bundle = json.loads((dest / "dist/prod.bundle.json").read_text())
+    assert bundle["modules"]["assistant"]["temperature"] == 0.3
+    assert str(bundle["modules"]["assistant"]["api_key"]).startswith("ENC[")
+
+
+def test_refuses_a_non_empty_directory(tmp_path: Path, keys_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dest = tmp_path / "busy"
+    dest.mkdir()
+    (dest / "notes.txt").write_text("mine")
+    code, out, err = run(capsys, "init", str(dest))
+    assert (code, out) == (2, "")
+    assert err == f"llmcc: {dest}: exists and is not empty; llmcc init needs a new or empty directory\n"
+    assert [p.name for p in dest.iterdir()] == ["notes.txt"]
+    assert not keys_home.exists()
+
+
+def test_an_empty_directory_is_fine(tmp_path: Path, keys_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dest = tmp_path / "empty"
+    dest.mkdir()
+    assert run(capsys, "init", str(dest), "--project", "platform")[0] == 0
+    assert "project: platform" in (dest / "llmcc.yaml").read_text()
+
+
+def test_never_overwrites_keys(tmp_path: Path, keys_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "init", str(tmp_path / "one" / "conf"))[0] == 0
+    code, _, err = run(capsys, "init", str(tmp_path / "two" / "conf"))
+    assert code == 2
+    assert "already holds keys; refusing to overwrite them (pass --keys-dir DIR)" in err
+    assert not (tmp_path / "two" / "conf").exists()
+    other = tmp_path / "other-keys"
+    assert run(capsys, "init", str(tmp_path / "two" / "conf"), "--keys-dir", str(other))[0] == 0
+    assert sorted(p.name for p in other.iterdir()) == ["age.key", "signing.pem"]
+
+
+def test_keys_inside_the_repository_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dest = tmp_path / "conf"
+    code, _, err = run(capsys, "init", str(dest), "--keys-dir", str(dest / "keys"))
+    assert code == 2
+    assert "private keys must not be inside the repository" in err
+
+
+def test_a_failure_leaves_nothing_behind(
+    tmp_path: Path, keys_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setattr("compiler.secrets.sops.sys.executable", str(tmp_path / "nowhere" / "python"))
+    code, _, err = run(capsys, "init", str(tmp_path / "conf"))
+    assert code == 2
+    assert "sops" in err
+    assert not (tmp_path / "conf").exists()
+    assert not (keys_home / "llmcc/keys/conf").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "name"), [("My Config", "my-config"), ("2024_platform", "platform"), ("___", "config"), ("acme", "acme")]
+)
+def test_project_names(text: str, name: str) -> None:
+    assert project_name(text) == name
