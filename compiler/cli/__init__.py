@@ -30,17 +30,19 @@ class _ArgparseError(LlmccError):
     exit_code = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``command``, only that command's module is loaded."""
     parser = _Parser(prog="llmcc", description="GitOps declarative config compiler for LLM platforms.")
     parser.add_argument("--version", action="version", version=f"llmcc {__version__}")
     _add_globals(parser, default=None)
     from compiler.cli import _commands
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, (helptext, module) in _commands.COMMANDS.items():
+    for name, (helptext, load) in _commands.COMMANDS.items():
         p = sub.add_parser(name, help=helptext, description=helptext)
         _add_globals(p, default=argparse.SUPPRESS)
-        module.add_arguments(p)
+        if command is None or command == name:
+            load().add_arguments(p)
     return parser
 
 
@@ -56,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args_list
     as_json = "--format=json" in args_list or ("--format", "json") in itertools.pairwise(args_list)
     with error_boundary(debug=debug, as_json=as_json) as result:
-        parser = build_parser()
+        parser = build_parser(_command_in(args_list))
         args = parser.parse_args(args_list)
         if args.command is None:
             parser.print_help(sys.stderr)
@@ -68,9 +70,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         from compiler.cli import _commands
 
-        _, module = _commands.COMMANDS[args.command]
-        result.code = module.run(args, ctx)
+        _, load = _commands.COMMANDS[args.command]
+        result.code = load().run(args, ctx)
     return result.code
+
+
+def _command_in(args: list[str]) -> str | None:
+    """The command name in ``args`` (the first word that is one), so only its module loads."""
+    from compiler.cli import _commands
+
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "-C":
+            skip = True
+        elif arg in _commands.COMMANDS:
+            return arg
+        elif not arg.startswith("-"):
+            return None
+    return None
 
 
 @dataclass(slots=True)

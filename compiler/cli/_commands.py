@@ -1,28 +1,109 @@
-"""The command table: name -> (help, module). Explicit, no entry points (STYLE R8)."""
+"""The command table: name -> (help, loader). Explicit, no entry points (STYLE R8).
+
+Each loader imports its command module only when that command runs, so
+`llmcc validate` does not pay for boto3, GitPython or the OCI client.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 
-from compiler.cli import compile as compile_cmd
-from compiler.cli import diff, explain, history, hook, init, keys, policy, publish, pull, secrets, validate, verify
 
-COMMANDS: dict[str, tuple[str, ModuleType]] = {
-    "compile": ("render, validate and encrypt; write DIR/<target>.bundle.json", compile_cmd),
-    "validate": ("schema, secrets and policy checks; nothing written", validate),
+def _compile() -> ModuleType:
+    from compiler.cli import compile as m
+
+    return m
+
+
+def _validate() -> ModuleType:
+    from compiler.cli import validate as m
+
+    return m
+
+
+def _diff() -> ModuleType:
+    from compiler.cli import diff as m
+
+    return m
+
+
+def _explain() -> ModuleType:
+    from compiler.cli import explain as m
+
+    return m
+
+
+def _history() -> ModuleType:
+    from compiler.cli import history as m
+
+    return m
+
+
+def _publish() -> ModuleType:
+    from compiler.cli import publish as m
+
+    return m
+
+
+def _verify() -> ModuleType:
+    from compiler.cli import verify as m
+
+    return m
+
+
+def _pull() -> ModuleType:
+    from compiler.cli import pull as m
+
+    return m
+
+
+def _policy() -> ModuleType:
+    from compiler.cli import policy as m
+
+    return m
+
+
+def _secrets() -> ModuleType:
+    from compiler.cli import secrets as m
+
+    return m
+
+
+def _keys() -> ModuleType:
+    from compiler.cli import keys as m
+
+    return m
+
+
+def _hook() -> ModuleType:
+    from compiler.cli import hook as m
+
+    return m
+
+
+def _init() -> ModuleType:
+    from compiler.cli import init as m
+
+    return m
+
+
+COMMANDS: dict[str, tuple[str, Callable[[], ModuleType]]] = {
+    "compile": ("render, validate and encrypt; write DIR/<target>.bundle.json", _compile),
+    "validate": ("schema, secrets and policy checks; nothing written", _validate),
     "diff": (
         "compare the effective configs of BASE (default: merge-base with the default branch) "
         "and HEAD (default: the working tree)",
-        diff,
+        _diff,
     ),
-    "explain": ("effective value of MODULE.PATH, the lines that set it and the commits that wrote them", explain),
-    "history": ("the commits that changed the effective value of MODULE.PATH, newest first", history),
-    "publish": ("compile, sign and push new bundle versions to the store", publish),
-    "verify": ("check signatures, digests and the hash chain of published bundles", verify),
-    "pull": ("verify, then print a published bundle's modules as JSON", pull),
-    "secrets": ("SOPS workflows: encrypt, edit, rotate", secrets),
-    "keys": ("generate identities; rotate or re-wrap target data keys", keys),
-    "policy": ("run the policy test cases in policies/tests/", policy),
-    "hook": ("pre-commit hook entries: validate (affected targets), secrets-guard, diff", hook),
-    "init": ("scaffold a new config repository in DIR (fresh keys outside it)", init),
+    "explain": ("effective value of MODULE.PATH, the lines that set it and the commits that wrote them", _explain),
+    "history": ("the commits that changed the effective value of MODULE.PATH, newest first", _history),
+    "publish": ("compile, sign and push new bundle versions to the store", _publish),
+    "verify": ("check signatures, digests and the hash chain of published bundles", _verify),
+    "pull": ("verify, then print a published bundle's modules as JSON", _pull),
+    "policy": ("run the policy test cases in policies/tests/", _policy),
+    "secrets": ("SOPS workflows: encrypt, edit, rotate", _secrets),
+    "keys": ("generate identities; rotate or re-wrap target data keys", _keys),
+    "hook": ("pre-commit hook entries: validate (affected targets), secrets-guard, diff", _hook),
+    "init": ("scaffold a new config repository in DIR (fresh keys outside it)", _init),
 }

@@ -8,8 +8,6 @@ from pathlib import Path
 from compiler.errors import StorageError
 from compiler.storage.base import CorruptObjectError, Store
 from compiler.storage.file import FileStore
-from compiler.storage.oci import OciStore
-from compiler.storage.s3 import S3Store
 
 __all__ = ["BACKENDS", "CorruptObjectError", "Store", "open_store"]
 
@@ -22,11 +20,15 @@ def _open_file(url: str, rest: str, root: Path, endpoint_url: str | None) -> Sto
 
 
 def _open_s3(url: str, rest: str, root: Path, endpoint_url: str | None) -> Store:
+    from compiler.storage.s3 import S3Store
+
     bucket, _, prefix = rest.partition("/")
     return S3Store(bucket, prefix, url=url, endpoint_url=endpoint_url)
 
 
 def _open_oci(url: str, rest: str, root: Path, endpoint_url: str | None) -> Store:
+    from compiler.storage.oci import OciStore
+
     registry, _, repository = rest.partition("/")
     return OciStore(registry, repository.strip("/"), url=url)
 

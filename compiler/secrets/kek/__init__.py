@@ -15,9 +15,7 @@ from compiler.project import KeySpec
 from compiler.secrets.envelope import SecretValue
 from compiler.secrets.identity import Identities
 from compiler.secrets.kek.age import AgeKeyProvider, age_key_id
-from compiler.secrets.kek.awskms import AwsKmsKeyProvider, kms_endpoint, kms_region
 from compiler.secrets.kek.base import KeyProvider, WrappedKey
-from compiler.secrets.kek.vault_transit import VaultTransitKeyProvider
 
 
 def _age(spec: KeySpec, identities: Identities | None) -> KeyProvider:
@@ -25,6 +23,9 @@ def _age(spec: KeySpec, identities: Identities | None) -> KeyProvider:
 
 
 def _awskms(spec: KeySpec, identities: Identities | None) -> KeyProvider:
+    # boto3 and hvac load only for the providers that use them: `llmcc validate` stays quick.
+    from compiler.secrets.kek.awskms import AwsKmsKeyProvider, kms_endpoint, kms_region
+
     return AwsKmsKeyProvider(
         spec.key_id or "",
         region=kms_region(spec.region, os.environ),
@@ -34,6 +35,8 @@ def _awskms(spec: KeySpec, identities: Identities | None) -> KeyProvider:
 
 def _vault_transit(spec: KeySpec, identities: Identities | None) -> KeyProvider:
     token = os.environ.get("VAULT_TOKEN")
+    from compiler.secrets.kek.vault_transit import VaultTransitKeyProvider
+
     return VaultTransitKeyProvider(
         spec.key_id or "",
         address=spec.address or os.environ.get("VAULT_ADDR"),
@@ -71,10 +74,8 @@ def spec_key_id(spec: KeySpec) -> str:
 __all__ = [
     "PROVIDERS",
     "AgeKeyProvider",
-    "AwsKmsKeyProvider",
     "KeyProvider",
     "ProviderFactory",
-    "VaultTransitKeyProvider",
     "WrappedKey",
     "provider_for",
     "spec_key_id",
