@@ -133,8 +133,11 @@ def main() -> int:
             verdict = check(wl, out)
             k_wall, k_rss = KAPITAN[size]
             rows.append((size, n_targets, label, best[0], best[1], k_wall / best[0], k_rss, verdict))
-            print(f"{size:7} {n_targets:4} targets  {label:18}  {best[0]:6.2f} s  {best[1]:6.0f} MiB  "
-                  f"{k_wall / best[0]:5.1f}x faster than Kapitan  [{verdict}]", flush=True)
+            print(
+                f"{size:7} {n_targets:4} targets  {label:18}  {best[0]:6.2f} s  {best[1]:6.0f} MiB  "
+                f"{k_wall / best[0]:5.1f}x faster than Kapitan  [{verdict}]",
+                flush=True,
+            )
     write_results(rows)
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _pytest._code import ExceptionInfo
+from _pytest.capture import CaptureFixture
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_FILES = [".sops.yaml", "llmcc.yaml", "schemas", "templates", "environments", "keys", "policies"]
@@ -131,3 +134,76 @@ def demo_identity(monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def chdir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO_ROOT)
+
+
+# --- the canary sweep (issue 3) -----------------------------------------------------------------
+# Every secret a test plants is a canary: "canary-" + a uuid4 (tests/secrets/_secrets_support.py,
+# tests/diff, tests/audit). After the whole suite none may appear in any file under pytest's temp
+# dirs (dist/, stores, repos), in captured stdout/stderr/logs, in output a test read with
+# capsys/capfd, or in an exception message -- unless a test is marked `reveals_secrets` (it asked
+# for plaintext on purpose, e.g. `pull --decrypt`): its captured output is then not swept.
+
+CANARY = re.compile(r"canary-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+CANARY_BYTES = re.compile(CANARY.pattern.encode())
+LEAKS: list[str] = []
+_REVEALING: list[bool] = [False]
+
+
+def _scan(text: object, where: str) -> None:
+    if _REVEALING[0]:
+        return
+    for m in CANARY.finditer(str(text)):
+        LEAKS.append(f"{where}: {m.group(0)}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "reveals_secrets: the test prints plaintext secrets on purpose")
+    original_readouterr = CaptureFixture.readouterr
+
+    def readouterr(self: CaptureFixture[str]) -> object:
+        result = original_readouterr(self)
+        _scan(f"{result.out}{result.err}", "output read with capsys/capfd")
+        return result
+
+    CaptureFixture.readouterr = readouterr  # type: ignore[method-assign,assignment]
+    original_fill = ExceptionInfo.fill_unfilled
+
+    def fill_unfilled(self: ExceptionInfo[BaseException], exc_info: tuple) -> None:  # type: ignore[type-arg]
+        original_fill(self, exc_info)
+        _scan(exc_info[1], "exception message")
+
+    ExceptionInfo.fill_unfilled = fill_unfilled  # type: ignore[method-assign]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> object:
+    _REVEALING[0] = item.get_closest_marker("reveals_secrets") is not None
+    try:
+        return (yield)
+    finally:
+        _REVEALING[0] = False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report: pytest.TestReport = yield
+    if item.get_closest_marker("reveals_secrets") is None:
+        for name, content in report.sections:
+            _scan(content, f"{item.nodeid} {name}")
+        if report.longrepr is not None:
+            _scan(report.longrepr, f"{item.nodeid} failure report")
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    base = factory.getbasetemp() if factory is not None else None
+    if base is not None and base.exists():
+        for path in base.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                for m in CANARY_BYTES.finditer(path.read_bytes()):
+                    LEAKS.append(f"{path}: {m.group(0).decode()}")
+    if LEAKS:
+        unique = sorted(set(LEAKS))
+        print(f"\ncanary sweep: {len(unique)} plaintext secret leak(s):", *unique[:20], sep="\n  ")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
