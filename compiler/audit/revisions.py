@@ -149,7 +149,11 @@ def _blob_id(path: Path) -> str:
 
 def log_commits(root: Path, start: str, paths: Sequence[str]) -> list[CommitInfo]:
     """Commits reachable from ``start`` that touched any of ``paths``, newest first."""
-    code, out, err = git(root, "log", "-z", "--format=%H%x1f%an <%ae>%x1f%aI%x1f%s", start, "--", *paths)
+    # --first-parent: each listed commit's predecessor in the list is its first parent's state,
+    # so old -> new is exact on merge histories; a change made on a merged branch shows as its merge.
+    code, out, err = git(
+        root, "log", "--first-parent", "-z", "--format=%H%x1f%an <%ae>%x1f%aI%x1f%s", start, "--", *paths
+    )
     if code != 0:
         raise InputError(f"git log: {err.strip().splitlines()[0] if err.strip() else 'failed'}")
     commits = []

@@ -24,6 +24,16 @@ def add_target_args(p: argparse.ArgumentParser, *, rev: bool = True) -> None:
         p.add_argument("--rev", metavar="REV", help="a git revision, read from git objects (no checkout)")
 
 
+def add_jobs_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-j", "--jobs", type=_positive, metavar="N", help="worker processes (default: one per core)")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of workers")
+    return int(text)
+
+
 def add_identity_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--identity",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from compiler.build import BuildRequest, build_targets
 from compiler.cli import Context
-from compiler.cli._repo import add_identity_arg, add_target_args, open_repository
+from compiler.cli._repo import add_identity_arg, add_jobs_arg, add_target_args, open_repository
 from compiler.errors import ConfigCheckError, LlmccError
 from compiler.secrets.sealing import KeyFileSealer
 
@@ -17,7 +17,7 @@ from compiler.secrets.sealing import KeyFileSealer
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_target_args(p)
     p.add_argument("-o", "--out", metavar="DIR", default="dist", help="output directory (default dist/)")
-    p.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes (default: one per core)")
+    add_jobs_arg(p)
     add_identity_arg(p)
 
 

@@ -21,6 +21,7 @@ A failure removes what it wrote.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -35,7 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from compiler.cli import Context
-from compiler.errors import LlmccError, UsageError
+from compiler.errors import InputError, LlmccError, UsageError
 from compiler.project import MANIFEST, NAME_PATTERN, load_project
 from compiler.secrets.keyfile import dump_target_key, key_file_path, rotate_target_key
 from compiler.secrets.rotation import record_rotation, rfc3339, rotation_path
@@ -74,9 +75,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     created = [p for p in (dest, keys_dir) if not p.exists()]
     try:
         age_key, signing_key = scaffold(dest, keys_dir, project, now=datetime.now(UTC))
-    except (LlmccError, OSError):
+    except (LlmccError, OSError) as e:
         for path in (dest, keys_dir):  # both were new or empty: leave them as they were
-            _undo(path, created=path in created)
+            with contextlib.suppress(OSError):
+                _undo(path, created=path in created)
+        if isinstance(e, OSError):
+            where = e.filename or args.dir
+            raise InputError(f"{where}: cannot create: {e.strerror or e}") from e
         raise
     print(f"llmcc: created config repository {args.dir} (project {project})")
     print(

@@ -38,6 +38,7 @@ from compiler.secrets.envelope import SecretValue
 from compiler.secrets.identity import Identities, load_identities
 from compiler.secrets.rotation import record_rotation, rotation_key, rotation_path
 from compiler.secrets.sops import encrypt_sops, is_sops_document, set_sops_value, sops_binary, sops_index
+from compiler.validate.schema import ModuleSchema, secret_paths
 
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _SOPS_NOT_MODIFIED = 200  # sops's exit code when the editor saved no change
@@ -122,8 +123,12 @@ def _rotate(args: argparse.Namespace, ctx: Context) -> int:
     path = parse_dotted(rest) if rest else ()
     if not module or not path:
         raise UsageError(f"{args.address!r}: expected MODULE.PATH, e.g. data-pipeline.db.password")
-    if not (ctx.root / "schemas" / f"{module}.schema.json").is_file():
+    schema_file = ctx.root / "schemas" / f"{module}.schema.json"
+    if not schema_file.is_file():
         raise UsageError(f"unknown module {module!r}: no schemas/{module}.schema.json")
+    schema = ModuleSchema.load(module, f"schemas/{module}.schema.json", schema_file.read_bytes()).schema
+    if not any(path[: len(p)] == p for p in secret_paths(schema, _probe(path))):
+        raise UsageError(f"{args.address}: not a secret field (its schema does not mark it x-secret)")
     project = load_project(read_file(ctx.root / MANIFEST, MANIFEST), path=MANIFEST)
     (target,) = project.select([args.target])
     identities = load_identities(args.identity, os.environ)
@@ -142,6 +147,9 @@ def _rotate(args: argparse.Namespace, ctx: Context) -> int:
         at = _lookup(file, rel, ("modules", module, *path))
         if at not in ("set", "absent"):
             raise UsageError(f"{rel}: cannot set {key}: {at} holds a value of another shape")
+        if at == "absent" and any(isinstance(p, int) for p in path):
+            # sops would create or replace the whole list; a new list item is an edit, not a rotation
+            raise UsageError(f"{rel}: {key} does not exist; add list items with `llmcc secrets edit {rel}`")
         value_json = json.dumps(value.reveal().decode("utf-8"), ensure_ascii=False).encode("utf-8")
         _set_in_place(file, rel, sops_index(("modules", module, *path)), value_json, identities)
     side_rel = rotation_path(rel)
@@ -150,6 +158,14 @@ def _rotate(args: argparse.Namespace, ctx: Context) -> int:
     write_file(side, record_rotation(old, sops_path=rel, key=key, now=datetime.now(UTC)), mode=0o644)
     print(f"rotated {key} in {rel}; rotated_at recorded in {side_rel}")
     return 0
+
+
+def _probe(path: JsonPath) -> object:
+    """An instance with a value exactly at ``path`` (list items before an index are null)."""
+    node: object = "x"
+    for part in reversed(path):
+        node = [*([None] * part), node] if isinstance(part, int) else {part: node}
+    return node
 
 
 def _nest(path: JsonPath, leaf: str) -> object:

@@ -8,14 +8,14 @@ import sys
 from compiler.build import BuildRequest, build_targets
 from compiler.cli import Context
 from compiler.cli._output import REPORTERS
-from compiler.cli._repo import add_identity_arg, add_target_args, open_repository
+from compiler.cli._repo import add_identity_arg, add_jobs_arg, add_target_args, open_repository
 from compiler.diagnostics import Diagnostic, Severity, diagnostic_from_message, sort_diagnostics
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_target_args(p)
     p.add_argument("--format", choices=sorted(REPORTERS), default="text", help="report format (default text)")
-    p.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes (default: one per core)")
+    add_jobs_arg(p)
     add_identity_arg(p)
 
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from compiler.cli import history as history_cmd
-from tests.audit._history import build_history
+from tests.audit._history import PROD_TEMPERATURE, build_history
 from tests.conftest import DEMO_IDENTITY, GitRepo
 from tests.diff._support import encrypt, run_command, seed, write
 
@@ -124,3 +124,20 @@ def test_usage_errors_are_one_line_exit_2(
     err = capsys.readouterr().err
     assert err.startswith(message)
     assert err.count("\n") == 1
+
+
+def test_a_merge_history_follows_the_first_parent_line(git_repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    """A change made on a merged branch shows as the merge; the mainline's own changes all show."""
+    ada = seed(git_repo)
+    git_repo.git("checkout", "-q", "-b", "side")
+    write(git_repo, {"environments/prod.yaml": PROD_TEMPERATURE})  # side: prod 0.2
+    git_repo.commit("Side: prod at 0.2", author="Dan Example <dan@example.com>", date="2026-01-03T10:00:00Z")
+    git_repo.git("checkout", "-q", "main")
+    write(git_repo, {"environments/staging.yaml": "vars:\n  temperature: 0.35\n"})  # main: prod 0.35
+    bob = git_repo.commit("Cooler staging", author="Bob Example <bob@example.com>", date="2026-01-02T10:00:00Z")
+    git_repo.git("merge", "-q", "--no-ff", "-m", "Merge side", "side")
+    merge = git_repo.git("rev-parse", "HEAD").strip()
+    assert run_command(history_cmd, git_repo.path, "prod", "engine.model.temperature") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1::2]] == [merge[:7], bob[:7], ada[:7]]
+    assert lines[2::2] == ["    0.35 -> 0.2", "    0.4 -> 0.35", "    introduced: 0.4"]

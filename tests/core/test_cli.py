@@ -425,3 +425,12 @@ def test_explain_on_the_example_names_the_layer_and_line(example_repo, capsys: p
     assert found
     line = (example_repo.path / "environments/prod.yaml").read_text().splitlines()[int(found.group(1)) - 1]
     assert line.strip() == "temperature: 0.3"
+
+
+@pytest.mark.parametrize("jobs", ["0", "-3", "two"])
+def test_jobs_must_be_a_positive_number(tmp_path: Path, capsys: pytest.CaptureFixture[str], jobs: str) -> None:
+    root = mini_repo(tmp_path, {})
+    code, _, err = run(capsys, root, "compile", "-j", jobs)
+    assert code == 2
+    expected = f"llmcc: argument -j/--jobs: {jobs!r} is not a positive number of workers (see llmcc compile --help)"
+    assert err == expected + "\n"

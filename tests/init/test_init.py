@@ -167,3 +167,14 @@ def test_a_failure_leaves_nothing_behind(
 )
 def test_project_names(text: str, name: str) -> None:
     assert project_name(text) == name
+
+
+@pytest.mark.parametrize("where", ["/proc/llmcc-init-test", "/etc/passwd/x"])
+def test_init_where_nothing_can_be_created_is_an_input_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, where: str
+) -> None:
+    code, _out, err = run(capsys, "init", where, "--keys-dir", str(tmp_path / "keys"))
+    assert code == 2
+    assert err.startswith(f"llmcc: {where}")
+    assert "cannot create" in err
+    assert "internal error" not in err

@@ -71,7 +71,13 @@ def write_repo(root: Path, keys: AgeKeys, *, extra_targets: str = "") -> Path:
         f"    age: {keys.compiler.recipient}\n"
     )
     (root / "schemas").mkdir(exist_ok=True)
-    (root / "schemas" / "data-pipeline.schema.json").write_text('{"type": "object"}\n')
+    (root / "schemas" / "data-pipeline.schema.json").write_text(
+        '{"type": "object", "properties": {'
+        '"db": {"type": "object", "properties": {"password": {"type": "string", "x-secret": true},'
+        ' "username": {"type": "string"}}},'
+        ' "tokens": {"type": "array", "items": {"type": "string", "x-secret": true}},'
+        ' "x": {"type": "string", "x-secret": true}}}\n'
+    )
     (root / "environments").mkdir(exist_ok=True)
     return root
 

@@ -187,6 +187,13 @@ def test_rotate_creates_the_targets_own_file(
     ) == ["data-pipeline.tokens[0]"]
 
 
+def test_rotate_refuses_a_field_that_is_not_secret(repo: Path, clean_env: Path) -> None:
+    for address in ("data-pipeline.db.username", "data-pipeline.nosuch", "data-pipeline.db"):
+        with pytest.raises(UsageError, match="not a secret field"):
+            run(repo, "rotate", address, "--target", "prod", "--generate", "32")
+    assert not (repo / PROD).exists()
+
+
 def test_rotate_refusals(repo: Path, age_keys: AgeKeys, monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
     with pytest.raises(UsageError, match="unknown module 'nope'"):
         run(repo, "rotate", "nope.x", "--target", "prod", "--generate", "32")
@@ -226,16 +233,13 @@ def test_rotate_a_list_item_where_it_is_set(
     assert run(repo, "rotate", "data-pipeline.tokens.1", "--target", "prod", "--value-from-stdin") == 0
     assert f"in {PROD};" in capsys.readouterr().out
     assert opened(repo, PROD, age_keys.compiler.file) == {"modules": {"data-pipeline": {"tokens": [keep, new]}}}
-    # tokens[2] is set nowhere, and "tokens.x" does not index a list: both go to prod's own file via sops set
+    # tokens[2] does not exist: sops would rewrite the whole list, so a new item is an edit, not a rotation
     stdin(monkeypatch, new_canary())
-    assert run(repo, "rotate", "data-pipeline.tokens[2]", "--target", "prod", "--value-from-stdin") == 0
-    secret = new_canary()
-    stdin(monkeypatch, secret)
-    with pytest.raises(UsageError) as info:
-        run(repo, "rotate", "data-pipeline.tokens.x", "--target", "prod", "--value-from-stdin")
-    assert str(info.value) == (
-        f"{PROD}: cannot set data-pipeline.tokens.x: data-pipeline.tokens holds a value of another shape"
-    )
-    stdin(monkeypatch, secret)
-    with pytest.raises(UsageError, match="data-pipeline holds a value of another shape"):
-        run(repo, "rotate", "data-pipeline.7", "--target", "prod", "--value-from-stdin")
+    with pytest.raises(UsageError, match=r"data-pipeline.tokens\[2\] does not exist; add list items with"):
+        run(repo, "rotate", "data-pipeline.tokens[2]", "--target", "prod", "--value-from-stdin")
+    assert opened(repo, PROD, age_keys.compiler.file) == {"modules": {"data-pipeline": {"tokens": [keep, new]}}}
+    # "tokens.x" does not index a list, and "7" is no field of the module: neither is a secret field
+    for address in ("data-pipeline.tokens.x", "data-pipeline.7"):
+        stdin(monkeypatch, new_canary())
+        with pytest.raises(UsageError, match="not a secret field"):
+            run(repo, "rotate", address, "--target", "prod", "--value-from-stdin")
