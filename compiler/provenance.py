@@ -69,7 +69,7 @@ def trace(
                 expr = plan.exprs[path[:depth]]
                 where = plan.document.origin(path[:depth])
                 out.append(Contribution(kind="template", origin=where, detail=expr.source, effective=effective))
-                out.extend(_variables(stack, expr.names, effective))
+                out.extend(_variables(stack, expr.names, effective, shadowed=shadowed))
                 return out
         if _walk(plan.static, path) is not None:
             out.append(Contribution(kind="template", origin=plan.document.origin(path), effective=effective))
@@ -92,14 +92,20 @@ def _walk(node: Value, path: JsonPath) -> tuple[Kind, int, Value] | None:
     return "set", len(path), node
 
 
-def _variables(stack: TargetStack, names: tuple[str, ...], effective: bool) -> list[Contribution]:
+def _variables(
+    stack: TargetStack, names: tuple[str, ...], effective: bool, *, shadowed: bool = False
+) -> list[Contribution]:
+    """The layer lines that set each variable: the winning one, or with ``shadowed`` all, top first."""
     out = []
     for name in names:
+        first = True
         for layer in reversed(stack.layers):
             if name in layer.vars:
                 origin = layer.document.origin(("vars", name))
-                out.append(Contribution(kind="variable", origin=origin, detail=name, effective=effective))
-                break
+                out.append(Contribution(kind="variable", origin=origin, detail=name, effective=effective and first))
+                first = False
+                if not shadowed:
+                    break
     return out
 
 

@@ -48,7 +48,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     path = parse_dotted(rest) if rest else ()
     result = compile_target(repo, target, validate=False)
     value = _lookup(result.modules[module], path)
-    secret = any(p[: len(path)] == path or path[: len(p)] == p for p in result.secrets.get(module, []))
+    secrets = result.secrets.get(module, [])
+    secret = any(path[: len(p)] == p for p in secrets)  # the value is (inside) a secret
+    if not secret:
+        value = _mask(value, [p[len(path) :] for p in secrets if p[: len(path)] == path])
     shown = "<secret>" if secret else json.dumps(value, ensure_ascii=False, sort_keys=True)
     contributions = provenance.trace(repo, result.stack, module, path, shadowed=True)
     blames = _blame(ctx, args.rev, contributions)
@@ -124,3 +127,21 @@ def _lookup(value: Value, path: JsonPath) -> Value:
 
 def _truncate(text: str) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _mask(value: Value, paths: list[JsonPath]) -> Value:
+    """``value`` with each secret below it (at ``paths``, relative) shown as ``<secret>``."""
+    for rel in paths:
+        value = _replace(value, rel)
+    return value
+
+
+def _replace(node: Value, rel: JsonPath) -> Value:
+    if not rel:
+        return "<secret>"
+    head, rest = rel[0], rel[1:]
+    if isinstance(node, dict) and isinstance(head, str) and head in node:
+        return {**node, head: _replace(node[head], rest)}
+    if isinstance(node, list) and isinstance(head, int) and 0 <= head < len(node):
+        return [*node[:head], _replace(node[head], rest), *node[head + 1 :]]
+    return node

@@ -28,6 +28,9 @@ def test_template_value_names_template_line_and_variable_line_commits(
         "  environments/staging.yaml:2:3  variable temperature  (layer staging)",
         f"                                   {shas['Bob'][:7]} 2026-01-02 Bob Example <bob@example.com>: "
         "Cooler staging",
+        "  environments/base.yaml:3:3     variable temperature  (layer base)  (overridden)",
+        f"                                   {shas['Grace'][:7]} 2026-01-07 Grace Example <grace@example.com>: "
+        "Warmer default",
     ]
 
 
@@ -39,9 +42,10 @@ def test_overridden_and_uncommitted_lines(git_repo: GitRepo, capsys: pytest.Capt
     assert doc["value"] == 0.25
     first, *rest = doc["sources"]
     assert (first["file"], first["kind"], first["commit"]) == ("environments/prod.yaml", "set", {"committed": False})
-    template, variable = rest
+    template, variable, base_variable = rest
     assert template["file"] == "templates/engine.yaml"
     assert template["effective"] is False
+    assert (base_variable["file"], base_variable["effective"]) == ("environments/base.yaml", False)
     assert variable["commit"] == {
         "committed": True,
         "sha": shas["Bob"],

@@ -198,3 +198,25 @@ def test_a_config_repo_in_a_subdirectory_is_dirty_only_for_its_own_files(tmp_pat
     assert source_of(mono.path / "config")["dirty"] is False
     mono.write("config/environments/dev.yaml", "vars: {}\n")
     assert source_of(mono.path / "config")["dirty"] is True
+
+
+def test_an_unchanged_secret_keeps_its_ciphertext_across_commits(example_repo, demo_identity: Path) -> None:
+    """Deterministic sealing: a commit that changes a plain value changes nothing else in the bundle."""
+
+    def compile_prod() -> dict:
+        out = example_repo.path / "dist"
+        assert main(["-C", str(example_repo.path), "compile", "-q", "-t", "prod"]) == 0
+        return json.loads((out / "prod.bundle.json").read_bytes())
+
+    before = compile_prod()
+    prod = example_repo.path / "environments/prod.yaml"
+    prod.write_text(prod.read_text().replace("temperature: 0.3", "temperature: 0.25"))
+    example_repo.commit("Cooler prod models")
+    after = compile_prod()
+    assert after["modules"]["inference-engine"]["model"]["temperature"] == 0.25
+    assert after["modules"]["data-pipeline"]["db"]["password"].startswith("ENC[AES256_GCM_SIV,")
+    for module in before["modules"]:
+        if module != "inference-engine":
+            assert after["modules"][module] == before["modules"][module], module
+    assert after["modules"]["inference-engine"]["providers"] == before["modules"]["inference-engine"]["providers"]
+    assert after["encryption"] == before["encryption"]

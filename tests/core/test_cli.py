@@ -324,6 +324,7 @@ def test_explain_a_template_variable(tmp_path: Path, capsys: pytest.CaptureFixtu
         'prod@acme engine $.region = "eu-west-1"',
         "  templates/engine.yaml:7:1      template '{{ region }}'  (layer template)",
         "  environments/staging.yaml:2:3  variable region  (layer staging)",
+        "  environments/base.yaml:4:3     variable region  (layer base)  (overridden)",
     ]
 
 
@@ -434,3 +435,47 @@ def test_jobs_must_be_a_positive_number(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 2
     expected = f"llmcc: argument -j/--jobs: {jobs!r} is not a positive number of workers (see llmcc compile --help)"
     assert err == expected + "\n"
+
+
+class _Terminal:
+    """A stderr that says it is a terminal and records what was written."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_progress_on_a_terminal_only_without_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet: bool
+) -> None:
+    root = mini_repo(tmp_path)
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert main(["-C", str(root), "compile", "-j", "1", *(["-q"] if quiet else [])]) == 0
+    steps = re.findall(r"\r\x1b\[K\[(\d+)/(\d+)\] (\S+)", terminal.text)
+    if quiet:
+        assert steps == []
+        assert terminal.text == ""
+    else:
+        assert [(int(n), int(total)) for n, total, _ in steps] == [(n, 5) for n in range(1, 6)]
+        assert "\r\x1b[Kllmcc: compiled 5 targets" in terminal.text  # the progress line is cleared first
+
+
+def test_explain_masks_each_secret_inside_the_value(example_repo, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, example_repo.path, "explain", "prod", "data-pipeline.db", "--format", "json")
+    assert code == 0
+    doc = one_json(out)
+    assert doc["secret"] is False
+    assert doc["value"]["password"] == "<secret>"
+    assert doc["value"]["username"] == "pipeline_prod"
+    assert "ENC[" not in out

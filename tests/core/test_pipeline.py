@@ -465,7 +465,12 @@ def test_trace_lists_every_line_that_set_a_value_top_first(tmp_path: Path) -> No
         ("set", "environments/staging.yaml:7:5", False),
         ("set", "environments/base.yaml:7:5", False),
         ("template", "templates/engine.yaml:7:1", False),
+        # every layer that set the variable, top first (all shadowed here: a layer set the value itself)
         ("variable", "environments/prod/tenants/acme.yaml:4:3", False),
+        ("variable", "environments/tenants/acme.yaml:4:3", False),
+        ("variable", "environments/prod.yaml:4:3", False),
+        ("variable", "environments/staging.yaml:4:3", False),
+        ("variable", "environments/base.yaml:4:3", False),
     ]
     appended = provenance.trace(repo, result.stack, "engine", ("fallbacks", 3))
     assert [c.kind for c in appended] == ["append"] * 5 + ["template"]
