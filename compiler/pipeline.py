@@ -8,7 +8,7 @@ target plus its diagnostics; sealing secrets and building the bundle come after.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from compiler import provenance
@@ -157,19 +157,7 @@ def compile_target(repo: Repository, target: Target, *, validate: bool = True, i
         # Policies run after schema validation, on valid modules only (DESIGN §5).
         checked = CompileResult(target=target, stack=stack, modules=modules, diagnostics=[], secrets=secrets)
         diags.extend(repo.policy_check().check(checked, repo.policy_now or datetime.now(UTC)))
-    diags = [
-        Diagnostic(
-            message=d.message,
-            severity=d.severity,
-            origin=d.origin,
-            module=d.module,
-            path=d.path,
-            target=target.name,
-            rule=d.rule,
-            notes=d.notes,
-        )
-        for d in diags
-    ]
+    diags = [replace(d, target=target.name) for d in diags]
     return CompileResult(
         target=target, stack=stack, modules=modules, diagnostics=sort_diagnostics(diags), secrets=secrets
     )
