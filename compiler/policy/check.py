@@ -15,8 +15,11 @@ bundles, DESIGN §6); the wall clock for a working tree with changes.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from compiler import provenance
 from compiler.diagnostics import Diagnostic
 from compiler.jsonpath import JsonPath
 from compiler.jsontypes import JSONValue
@@ -42,6 +45,11 @@ def policy_time(source: SourceInfo | None, *, wall: dt.datetime) -> dt.datetime:
     return wall
 
 
+# `config["inference-engine"].model.temperature` in a finding: the value a failed rule compared.
+_CONFIG_PATH = re.compile(r'config\["(?P<module>[^"]+)"\](?P<path>(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\["[^"]*"\])*)')
+_SEGMENT = re.compile(r'\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\["([^"]*)"\]')
+
+
 class PolicyCheck:
     """The compiled policies of one repository and the rotation sidecars read so far."""
 
@@ -54,7 +62,27 @@ class PolicyCheck:
         """Policy diagnostics of one target (none without policies)."""
         if not self.policies:
             return []
-        return evaluate_policies(self.policies, result, self.secret_metadata(result, now), now=now)
+        diags = evaluate_policies(self.policies, result, self.secret_metadata(result, now), now=now)
+        return [self._locate(d, result) for d in diags]
+
+    def _locate(self, diag: Diagnostic, result: CompileResult) -> Diagnostic:
+        """Add the line that set the offending value, when the finding names one ``config[...]`` path."""
+        m = _CONFIG_PATH.search(diag.message)
+        if m is None or diag.rule is None:
+            return diag
+        module = m["module"]
+        path = tuple(int(i) if i else k or q for k, i, q in _SEGMENT.findall(m["path"]))
+        if module not in result.modules:
+            return diag
+        contributions = provenance.trace(self.repo, result.stack, module, path)
+        if not contributions:
+            return diag
+        where = contributions[0].origin
+        note = f"{where.location()}: the value is set here (layer {where.layer})"
+        variables = [c for c in contributions if c.kind == "variable"]
+        if contributions[0].kind == "template" and variables:
+            note = f"{variables[0].origin.location()}: the value comes from variable {variables[0].detail!r} set here"
+        return replace(diag, notes=(note, *diag.notes))
 
     def secret_metadata(self, result: CompileResult, now: dt.datetime) -> dict[str, JSONValue]:
         out: dict[str, JSONValue] = {}

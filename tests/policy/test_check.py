@@ -119,3 +119,17 @@ def test_check_target_and_an_empty_policy_set(example_repo: GitRepo) -> None:
     assert check_target(repo, result, NOW) == []
     assert evaluate_policies(PolicySet(), result, {}, now=NOW) == []
     assert PolicyCheck(repo, PolicySet()).check(result, NOW) == []
+
+
+def test_a_policy_finding_names_the_line_that_set_the_value(example_repo: GitRepo) -> None:
+    prod = example_repo.path / "environments/prod.yaml"
+    prod.write_text(prod.read_text().replace("  temperature: 0.3\n", "  temperature: 1.4\n"))
+    acme = example_repo.path / "environments/prod/tenants/acme.yaml"
+    repo = open_repo(example_repo.path)
+    [diag] = PolicyCheck(repo).check(compile_target(repo, Target("prod")), NOW)
+    assert diag.notes[0] == "environments/prod.yaml:7:3: the value comes from variable 'temperature' set here"
+    # a value a layer sets directly under modules: that line
+    acme.write_text(acme.read_text() + "  inference-engine:\n    model:\n      temperature: 1.3\n")
+    repo = open_repo(example_repo.path)
+    [diag] = PolicyCheck(repo).check(compile_target(repo, Target("prod", "acme")), NOW)
+    assert diag.notes[0] == "environments/prod/tenants/acme.yaml:20:7: the value is set here (layer prod/tenants/acme)"
