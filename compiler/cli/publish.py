@@ -57,8 +57,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if source is not None and source.dirty and not args.allow_dirty:
         raise LlmccError("tracked files have uncommitted changes; commit them or pass --allow-dirty")
     store = open_store_from(args, ctx.root, repo.project)
-    bodies = _compile(repo, source, ids, args, ctx)
     events_file = resolve(ctx.root, args.events) if args.events else None
+    if events_file is not None:
+        _append(events_file, b"")  # fail before publishing, not after: a lost event cannot be re-sent
+    bodies = _compile(repo, source, ids, args, ctx)
     for target, body in bodies:
         ctx.progress(f"publishing {target}")
         result = publish_target(store, target, body, signer)

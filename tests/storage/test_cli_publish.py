@@ -98,3 +98,12 @@ def test_publish_outside_git_needs_allow_dirty(
     assert "not a git repository, so no commit to record; pass --allow-dirty" in capsys.readouterr().err
     assert llmcc(root, "publish", *signing, "--allow-dirty", "--store", "file://out") == 0
     assert (root / "out" / "dev" / "00000001.dsse.json").is_file()
+
+
+def test_an_unwritable_events_file_stops_publish_before_anything_is_published(
+    example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signing = ["--signing-key", "keys/demo-signing.pem"]
+    assert llmcc(example, "publish", *signing, "--events", "no/such/dir/events.jsonl") == 2
+    assert "no/such/dir/events.jsonl: cannot append the event" in capsys.readouterr().err
+    assert not (example / ".llmcc").exists()  # nothing published, so no event was lost
