@@ -133,6 +133,7 @@ def _compile(
 def _append(path: Path, line: bytes) -> None:
     """Append one line with one write (O_APPEND), so concurrent writers do not interleave."""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # like the store's own directory
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line)

@@ -104,6 +104,6 @@ def test_an_unwritable_events_file_stops_publish_before_anything_is_published(
     example: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     signing = ["--signing-key", "keys/demo-signing.pem"]
-    assert llmcc(example, "publish", *signing, "--events", "no/such/dir/events.jsonl") == 2
-    assert "no/such/dir/events.jsonl: cannot append the event" in capsys.readouterr().err
+    assert llmcc(example, "publish", *signing, "--events", "llmcc.yaml/events.jsonl") == 2
+    assert "llmcc.yaml/events.jsonl: cannot append the event" in capsys.readouterr().err
     assert not (example / ".llmcc").exists()  # nothing published, so no event was lost
