@@ -70,6 +70,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _encrypt(src: Path, ctx: Context) -> int:
+    if not src.resolve().is_relative_to(ctx.root.resolve()):
+        # .sops.yaml's creation rules match repository paths: outside it no rule applies
+        raise UsageError(f"{src}: outside the config repository {ctx.root}")
     rel_src = _relative(ctx, src)
     plaintext = read_file(src, rel_src)
     doc = load_document(plaintext, path=rel_src, layer="secrets")

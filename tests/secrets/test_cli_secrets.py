@@ -77,6 +77,14 @@ def test_encrypt_to_the_sops_name_removes_the_plaintext(
         assert opened(repo, dest, key.file) == {"modules": {"data-pipeline": {"token": secret}}}
 
 
+def test_encrypt_refuses_a_file_outside_the_repository(repo: Path, clean_env: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.secrets.yaml"
+    outside.write_text("modules: {}\n")
+    with pytest.raises(UsageError, match="outside the config repository"):
+        run(repo, "encrypt", str(outside))
+    assert outside.exists()
+
+
 def test_encrypt_refusals(repo: Path, clean_env: Path) -> None:
     (repo / "environments/dev.secrets.yaml").write_text("modules: {}\n")
     (repo / "environments/dev.secrets.sops.yaml").write_text("modules: {}\n")
