@@ -6,11 +6,10 @@ everything else here is pure.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from compiler.bundle.canonical import canonical_json, digest
-from compiler.bundle.dsse import Signer, read_unverified_payload, reject_duplicate_keys, sign_envelope
+from compiler.bundle.canonical import canonical_json, digest, loads_strict
+from compiler.bundle.dsse import Signer, read_unverified_payload, sign_envelope
 from compiler.errors import StorageError, VerificationError
 from compiler.jsontypes import JSONObject
 from compiler.storage.base import Store
@@ -92,8 +91,8 @@ def _check_body(target: str, body: JSONObject) -> tuple[bytes, JSONObject]:
 def _without_chain(payload: bytes, *, where: str) -> bytes:
     """The canonical bytes of a stored bundle minus ``metadata.version`` and ``metadata.previous``."""
     try:
-        obj = json.loads(payload.decode("utf-8"), object_pairs_hook=reject_duplicate_keys)
-    except (UnicodeDecodeError, ValueError) as e:
+        obj = loads_strict(payload)
+    except ValueError as e:
         raise VerificationError(f"{where}: the latest bundle is not JSON ({e}); run llmcc verify") from e
     meta = obj.get("metadata") if isinstance(obj, dict) else None
     if not isinstance(meta, dict):

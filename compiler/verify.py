@@ -8,13 +8,12 @@ failed (STYLE R16).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from compiler.bundle.canonical import canonical_json, digest
-from compiler.bundle.dsse import Keyring, reject_duplicate_keys, verify_envelope
+from compiler.bundle.canonical import digest, loads_canonical
+from compiler.bundle.dsse import Keyring, verify_envelope
 from compiler.errors import VerificationError
 from compiler.jsontypes import JSONObject
 
@@ -120,12 +119,11 @@ def _check_previous(bundle: VerifiedBundle, before: VerifiedBundle | None) -> No
 
 def _parse_bundle(payload: bytes, *, where: str) -> tuple[JSONObject, JSONObject]:
     try:
-        obj = json.loads(payload.decode("utf-8"), object_pairs_hook=reject_duplicate_keys)
-        canonical = canonical_json(obj)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise VerificationError(f"{where}: signed payload is not valid JSON: {e}") from e
-    if canonical != payload:
-        raise VerificationError(f"{where}: signed payload is not canonical JSON")
+        obj = loads_canonical(payload)
+    except ValueError as e:
+        if str(e) == "not canonical":
+            raise VerificationError(f"{where}: signed payload is not canonical JSON") from e
+        raise VerificationError(f"{where}: signed payload is {e}") from e
     if not isinstance(obj, dict):
         raise VerificationError(f"{where}: signed payload is not a JSON object")
     if obj.get("apiVersion") != API_VERSION or obj.get("kind") != KIND:

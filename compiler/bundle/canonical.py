@@ -51,6 +51,39 @@ def _encode(obj: JSONValue, cache: EncodingCache, store: bool, whole_at: int) ->
     return text
 
 
+def reject_duplicate_keys(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
+    """``object_pairs_hook`` for ``json.loads``: a repeated key is a ValueError, not last-wins."""
+    out: dict[str, JSONValue] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def loads_strict(data: bytes) -> JSONValue:
+    """JSON from UTF-8 bytes; bad UTF-8 and repeated keys are ValueErrors (UnicodeDecodeError is one)."""
+    value: JSONValue = json.loads(data.decode("utf-8"), object_pairs_hook=reject_duplicate_keys)
+    return value
+
+
+def loads_canonical(data: bytes) -> JSONValue:
+    """Parse ``data`` and check it is exactly its canonical form.
+
+    Raises:
+        ValueError: not strict JSON (``"not valid JSON: ..."``), or valid but not canonical
+            (``"not canonical"``).
+    """
+    try:
+        value = loads_strict(data)
+        canonical = canonical_json(value)
+    except ValueError as e:
+        raise ValueError(f"not valid JSON: {e}") from e
+    if canonical != data:
+        raise ValueError("not canonical")
+    return value
+
+
 def digest(data: bytes) -> str:
     """``sha256:<lowercase hex>``, the form of ``metadata.previous``."""
     return "sha256:" + hashlib.sha256(data).hexdigest()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -20,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from compiler.bundle.canonical import canonical_json
+from compiler.bundle.canonical import canonical_json, loads_canonical
 from compiler.errors import LlmccError, VerificationError
 from compiler.jsontypes import JSONValue
 
@@ -184,12 +183,11 @@ def read_unverified_payload(envelope: bytes, *, where: str) -> bytes:
 
 def _parse_envelope(envelope: bytes, *, where: str) -> tuple[bytes, str, list[tuple[str, bytes]]]:
     try:
-        obj = json.loads(envelope.decode("utf-8"), object_pairs_hook=reject_duplicate_keys)
-        canonical = canonical_json(obj)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise VerificationError(f"{where}: envelope is not valid JSON: {e}") from e
-    if canonical != envelope:
-        raise VerificationError(f"{where}: envelope is not in canonical JSON form")
+        obj = loads_canonical(envelope)
+    except ValueError as e:
+        if str(e) == "not canonical":
+            raise VerificationError(f"{where}: envelope is not in canonical JSON form") from e
+        raise VerificationError(f"{where}: envelope is {e}") from e
     if not isinstance(obj, dict) or set(obj) != _ENVELOPE_KEYS:
         raise VerificationError(f"{where}: envelope must have exactly the keys {sorted(_ENVELOPE_KEYS)}")
     payload_b64, payload_type, sigs = obj["payload"], obj["payloadType"], obj["signatures"]
@@ -217,13 +215,3 @@ def _b64decode(text: str, *, where: str) -> bytes:
     if base64.b64encode(data).decode("ascii") != text:
         raise VerificationError(f"{where} is not canonical padded base64")
     return data
-
-
-def reject_duplicate_keys(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
-    """``object_pairs_hook`` for ``json.loads``: a repeated key is a ValueError, not last-wins."""
-    out: dict[str, JSONValue] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out

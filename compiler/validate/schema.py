@@ -18,6 +18,7 @@ from typing import Any
 import jsonschema
 import jsonschema_rs
 
+from compiler.bundle.canonical import reject_duplicate_keys
 from compiler.errors import InputError
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Tagged
@@ -48,7 +49,7 @@ class ModuleSchema:
     @classmethod
     def load(cls, module: str, path: str, data: bytes) -> ModuleSchema:
         try:
-            schema = json.loads(data, object_pairs_hook=_no_duplicates)
+            schema = json.loads(data, object_pairs_hook=reject_duplicate_keys)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             line = getattr(e, "lineno", 1)
             col = getattr(e, "colno", 1)
@@ -95,15 +96,6 @@ class ModuleSchema:
 
 
 _DRAFT_2020_12 = ("https://json-schema.org/draft/2020-12/schema", "https://json-schema.org/draft/2020-12/schema#")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
 
 
 def _refuse_retrieval(uri: str) -> Any:  # noqa: ANN401
