@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_ENV := SOPS_AGE_KEY_FILE=keys/demo.agekey LLMCC_SIGNING_KEY_FILE=keys/demo-signing.pem
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit services bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "llmcc needs Python 3.11+")'
@@ -30,9 +30,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# Every service a test needs is installed here, and required: a missing one fails the suite
+# instead of skipping its tests (a skip would lower coverage or hide a failure).
+services:
+	bash tools/install-services.sh
+
+unit: $(STAMP) services
 	rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest -q
+	LLMCC_REQUIRE_SERVICES=1 $(BIN)/coverage run -m pytest -q
 	$(BIN)/coverage combine -q
 	$(BIN)/coverage report
 
@@ -42,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) dist .llmcc .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .cache dist .llmcc .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache

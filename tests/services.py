@@ -145,7 +145,12 @@ def registry_binary() -> str | None:
         found = shutil.which(name)
         if found:
             return found
-    return "/usr/bin/docker-registry" if os.access("/usr/bin/docker-registry", os.X_OK) else None
+    # tools/install-services.sh unpacks the Debian package here when it cannot install as root.
+    unpacked = Path(__file__).resolve().parent.parent / ".cache/services/usr/bin/docker-registry"
+    for path in ("/usr/bin/docker-registry", str(unpacked)):
+        if os.access(path, os.X_OK):
+            return path
+    return None
 
 
 def start_registry(tmp: Path) -> Service:
