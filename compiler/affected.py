@@ -7,8 +7,11 @@
    environment's file affects it, every environment extending it and their
    tenant targets; ``environments/tenants/<t>*`` the targets of tenant t;
    ``environments/<env>/tenants/<t>*`` the target ``env@t``.
-3. Anything else (keys, docs, ``policies/tests/``, a layer of no target)
-   affects no target.
+3. A data key file ``keys/targets/<target>.yaml`` affects its target (its
+   readers are checked against llmcc.yaml); one of no target, every target
+   (so a full validate reports it as an orphan).
+4. Anything else (other keys, docs, ``policies/tests/``, a layer of no
+   target) affects no target.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from collections.abc import Iterable
 from compiler.load.layers import ENVIRONMENTS, resolve_layers
 from compiler.policy.rules import POLICIES
 from compiler.project import MANIFEST, Project, Target
+from compiler.secrets.access import orphan_names
+from compiler.secrets.keyfile import KEY_DIR
 from compiler.secrets.rotation import rotation_path
 
 GLOBAL_DIRS = ("schemas/", "templates/")
@@ -37,8 +42,14 @@ def affected_targets(project: Project, files: Iterable[str]) -> list[Target]:
     targets = project.targets()
     if any(affects_all(p) for p in paths):
         return targets
+    key_files = {p.removeprefix(f"{KEY_DIR}/") for p in paths if p.startswith(f"{KEY_DIR}/")}
+    if orphan_names(project, sorted(key_files)):
+        return targets
     out = []
     for target in targets:
+        if f"{target.name}.yaml" in key_files:
+            out.append(target)
+            continue
         layer_files = set()
         for ref in resolve_layers(project, target):
             layer_files.add(ref.path)

@@ -14,12 +14,12 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from compiler.bundle.canonical import EncodingCache, canonical_json
 from compiler.bundle.model import build_body
-from compiler.diagnostics import Diagnostic
+from compiler.diagnostics import Diagnostic, sort_diagnostics
 from compiler.errors import InputError, LlmccError
 from compiler.jsonpath import JsonPath
 from compiler.jsontypes import JSONObject, JSONValue
@@ -29,6 +29,9 @@ from compiler.repository import Repository
 from compiler.sources.base import SourceInfo
 
 PARALLEL_MIN_TARGETS = 8
+
+# Findings about a target's data key file: (target, has secret fields) -> diagnostics.
+KeyCheck = Callable[[Target, bool], list[Diagnostic]]
 
 # Seals a target's secret fields: (target, modules, secret paths) -> (modules, encryption block).
 Sealer = Callable[
@@ -55,6 +58,7 @@ class BuildRequest:
     out_dir: Path | None = None
     keep_bytes: bool = False
     seal: Sealer | None = None
+    check_keys: KeyCheck | None = None
     progress: Callable[[str], None] | None = field(default=None)
     json_cache: EncodingCache = field(default_factory=dict)
 
@@ -140,6 +144,11 @@ def _worker(target: Target) -> TargetOutcome:
 def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
     try:
         result = compile_target(request.repo, target, validate=request.validate)
+        if request.check_keys is not None:
+            # Before sealing, so every target's key problem is a finding, not the first one an error.
+            found = request.check_keys(target, bool(result.secrets))
+            if found:
+                result = replace(result, diagnostics=sort_diagnostics([*result.diagnostics, *found]))
         if not result.ok or (request.out_dir is None and not request.keep_bytes):
             return TargetOutcome(target=target.name, diagnostics=result.diagnostics)
         data = bundle_bytes(request, result)
@@ -187,4 +196,4 @@ def iter_diagnostics(outcomes: Sequence[TargetOutcome]) -> Iterator[Diagnostic]:
         yield from outcome.diagnostics
 
 
-__all__ = ["BuildRequest", "Sealer", "TargetOutcome", "build_targets", "iter_diagnostics", "write_atomic"]
+__all__ = ["BuildRequest", "KeyCheck", "Sealer", "TargetOutcome", "build_targets", "iter_diagnostics", "write_atomic"]

@@ -138,15 +138,17 @@ class Project:
         Order: exact target, ``*@tenant``, environment (covers its tenant
         targets), ``*``.
         """
+        selector = self.key_selector(target)
+        return None if selector is None else self.manifest.keys.targets[selector]
+
+    def key_selector(self, target: Target) -> str | None:
+        """The ``keys.targets`` entry that ``key_spec`` takes, by its selector (None when none matches)."""
         specs = self.manifest.keys.targets
         candidates = [target.name]
         if target.tenant:
             candidates.append(f"*@{target.tenant}")
         candidates += [target.environment, "*"]
-        for key in candidates:
-            if key in specs:
-                return specs[key]
-        return None
+        return next((key for key in candidates if key in specs), None)
 
 
 def load_project(data: bytes, *, path: str = MANIFEST) -> Project:

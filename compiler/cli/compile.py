@@ -9,8 +9,9 @@ from pathlib import Path
 
 from compiler.build import BuildRequest, build_targets
 from compiler.cli import Context
+from compiler.cli._failures import failed_targets, raise_failures
 from compiler.cli._repo import add_identity_arg, add_jobs_arg, add_target_args, open_repository
-from compiler.errors import ConfigCheckError, LlmccError
+from compiler.secrets.access import KeyFileCheck
 from compiler.secrets.sealing import KeyFileSealer
 
 
@@ -33,24 +34,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         source=source,
         out_dir=out_dir,
         seal=KeyFileSealer(repo.tree, repo.project, ids if ids else None),
+        check_keys=KeyFileCheck(repo.tree, repo.project),
         progress=ctx.progress,
     )
     outcomes = build_targets(request, targets, jobs=args.jobs)
-    failed = [o for o in outcomes if o.error]
-    if failed:
-        message, code = failed[0].error  # type: ignore[misc]
-        err = LlmccError(message)
-        err.exit_code = code
-        raise err
-    diags = [d for o in outcomes for d in o.diagnostics]
-    bad = [o.target for o in outcomes if any(d.severity == "error" for d in o.diagnostics)]
+    bad = set(failed_targets(outcomes))
     for o in outcomes:
         if o.target in bad:
             (out_dir / f"{o.target}.bundle.json").unlink(missing_ok=True)  # no stale bundle for a failed target
         else:
             print(f"{_display(out_dir, ctx.root)}/{o.target}.bundle.json")
-    if bad:
-        raise ConfigCheckError(f"{len(bad)} of {len(outcomes)} targets failed validation: {', '.join(bad)}", diags)
+    raise_failures(outcomes)
+    diags = [d for o in outcomes for d in o.diagnostics]
     for d in diags:
         print(d.format(), file=sys.stderr)
     if not ctx.quiet:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,10 +20,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from compiler.cli import Context
 from compiler.cli._repo import add_identity_arg
-from compiler.errors import InputError, UsageError
-from compiler.project import MANIFEST, Project, load_project
+from compiler.errors import InputError, LlmccError, UsageError
+from compiler.project import MANIFEST, Project, Target, load_project
+from compiler.secrets.access import orphan_names
 from compiler.secrets.identity import Identities, load_identities
 from compiler.secrets.keyfile import (
+    KEY_DIR,
     dump_target_key,
     key_file_path,
     read_target_key,
@@ -38,11 +41,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     kind = gen.add_mutually_exclusive_group(required=True)
     kind.add_argument("--age", metavar="FILE", help="an age identity (for SOPS files and data keys)")
     kind.add_argument("--signing", metavar="FILE", help="an Ed25519 signing key, PKCS#8 PEM")
-    rot = sub.add_parser("rotate", help="create or replace TARGET's data key in keys/targets/TARGET.yaml")
-    rot.add_argument("target", metavar="TARGET")
+    rot = sub.add_parser(
+        "rotate", help="create or replace the data key of each TARGET (every target without one) in keys/targets/"
+    )
+    rot.add_argument("target", nargs="*", metavar="TARGET")
     add_identity_arg(rot)
     upd = sub.add_parser(
-        "update", help="re-wrap data keys after llmcc.yaml's keys changed; rotate when a reader was removed"
+        "update",
+        help="bring every data key in line with llmcc.yaml: create missing ones, re-wrap for added readers, "
+        "rotate when a reader was removed, remove those of no target",
     )
     upd.add_argument("--target", action="append", metavar="T", help="only this target (repeatable)")
     add_identity_arg(upd)
@@ -56,35 +63,62 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     identities = load_identities(args.identity, os.environ, required=False)
     now = datetime.now(UTC)
     if command == "rotate":
-        (target,) = project.select([args.target])
-        kf = rotate_target_key(project, target, identities=identities, now=now)
-        write_file(ctx.root / key_file_path(target.name), dump_target_key(kf), mode=0o644)
-        print(f"rotated {key_file_path(target.name)} (new data key, created {kf.created_at})")
+        for target in project.select(args.target):
+            kf = rotate_target_key(project, target, identities=identities, now=now)
+            write_file(ctx.root / key_file_path(target.name), dump_target_key(kf), mode=0o644)
+            print(f"rotated {key_file_path(target.name)} (new data key, created {kf.created_at})")
         return 0
     return _update(project, args.target, identities, ctx, now)
 
 
 def _update(project: Project, names: list[str] | None, identities: Identities, ctx: Context, now: datetime) -> int:
+    """Every selected target in one run; a target that cannot be brought in line is named, and the rest go on."""
     changed = 0
+    failures: list[LlmccError] = []
     for target in project.select(names):
-        rel = key_file_path(target.name)
-        file = ctx.root / rel
-        if not file.exists():
-            if names:
-                raise UsageError(f"{rel}: no data key for {target}; run: llmcc keys rotate {target}")
+        try:
+            line = _update_one(project, target, identities, ctx.root, now)
+        except LlmccError as e:
+            failures.append(e)
             continue
-        current = read_target_key(read_file(file, rel), path=rel)
-        if current.target != target.name:
-            raise InputError(f"{rel}: holds the key of target {current.target!r}, not {target.name!r}")
-        result = update_target_key(project, target, current, identities=identities, now=now)
-        if result.action == "unchanged":
-            continue
-        write_file(file, dump_target_key(result.keyfile), mode=0o644)
-        print(f"{result.action} {rel} ({result.reason})")
-        changed += 1
+        if line is not None:
+            print(line)
+            changed += 1
+    if not names:
+        directory = ctx.root / KEY_DIR
+        names = sorted(p.name for p in directory.iterdir() if p.is_file()) if directory.is_dir() else []
+        for name in orphan_names(project, names):
+            (ctx.root / KEY_DIR / name).unlink()
+            print(f"removed {KEY_DIR}/{name} (no such target in llmcc.yaml)")
+            changed += 1
+    for failure in failures[:-1]:
+        print(f"llmcc: {failure}", file=sys.stderr)
+    if failures:
+        raise failures[-1]
     if changed == 0:
         ctx.progress("keys update: every data key matches llmcc.yaml")
     return 0
+
+
+def _update_one(project: Project, target: Target, identities: Identities, root: Path, now: datetime) -> str | None:
+    """What was done to ``target``'s key file, as a line to print (None: it was in line)."""
+    rel = key_file_path(target.name)
+    file = root / rel
+    if not file.exists():
+        kf = rotate_target_key(project, target, identities=identities, now=now)
+        write_file(file, dump_target_key(kf), mode=0o644)
+        return f"created {rel} (new data key for {target})"
+    try:
+        current = read_target_key(read_file(file, rel), path=rel)
+    except InputError as e:
+        raise InputError(f"{e}; run: llmcc keys rotate {target}") from e
+    if current.target != target.name:
+        raise InputError(f"{rel}: holds the key of target {current.target!r}, not {target.name!r}")
+    result = update_target_key(project, target, current, identities=identities, now=now)
+    if result.action == "unchanged":
+        return None
+    write_file(file, dump_target_key(result.keyfile), mode=0o644)
+    return f"{result.action} {rel} ({result.reason})"
 
 
 def _generate(args: argparse.Namespace, ctx: Context) -> int:

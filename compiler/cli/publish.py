@@ -16,13 +16,15 @@ from pathlib import Path
 from compiler.build import BuildRequest, build_targets
 from compiler.bundle.dsse import Signer, load_signing_key
 from compiler.cli import Context
+from compiler.cli._failures import raise_failures
 from compiler.cli._repo import add_identity_arg, open_repository
 from compiler.cli._store import add_store_args, open_store_from, resolve
-from compiler.errors import ConfigCheckError, LlmccError
+from compiler.errors import LlmccError
 from compiler.events import event_line, published_event
 from compiler.jsontypes import JSONObject
 from compiler.publish import publish_target
 from compiler.repository import Repository
+from compiler.secrets.access import KeyFileCheck
 from compiler.secrets.identity import Identities
 from compiler.secrets.sealing import KeyFileSealer
 from compiler.sources.base import SourceInfo
@@ -97,34 +99,25 @@ def _signing_key(args: argparse.Namespace, root: Path) -> Signer:
 def _compile(
     repo: Repository, source: SourceInfo | None, ids: Identities, args: argparse.Namespace, ctx: Context
 ) -> list[tuple[str, JSONObject]]:
-    """Every selected target's bundle body (version and previous unset), or the first error."""
+    """Every selected target's bundle body (version and previous unset); any failure raises, naming them all."""
     request = BuildRequest(
         repo=repo,
         source=source,
         keep_bytes=True,
         seal=KeyFileSealer(repo.tree, repo.project, ids if ids else None),
+        check_keys=KeyFileCheck(repo.tree, repo.project),
         progress=ctx.progress,
     )
     outcomes = build_targets(request, repo.project.select(args.target))
-    for outcome in outcomes:
-        if outcome.error:
-            message, code = outcome.error
-            err = LlmccError(message)
-            err.exit_code = code
-            raise err
+    raise_failures(outcomes)
     diags = [d for o in outcomes for d in o.diagnostics]
     bodies: list[tuple[str, JSONObject]] = []
-    bad: list[str] = []
     for outcome in outcomes:
-        if outcome.data is None:  # validation errors: build_targets keeps no bytes
-            bad.append(outcome.target)
-            continue
+        assert outcome.data is not None  # keep_bytes, and no target failed
         body = json.loads(outcome.data)
         if not isinstance(body, dict):
             raise TypeError(f"{outcome.target}: compiled bundle is not a JSON object")
         bodies.append((outcome.target, body))
-    if bad:
-        raise ConfigCheckError(f"{len(bad)} of {len(outcomes)} targets failed validation: {', '.join(bad)}", diags)
     for d in diags:  # warnings only
         print(d.format(), file=sys.stderr)
     return bodies

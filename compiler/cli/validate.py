@@ -10,6 +10,7 @@ from compiler.cli import Context
 from compiler.cli._output import REPORTERS
 from compiler.cli._repo import add_identity_arg, add_jobs_arg, add_target_args, open_repository
 from compiler.diagnostics import Diagnostic, Severity, diagnostic_from_message, sort_diagnostics
+from compiler.secrets.access import KeyFileCheck
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,12 +25,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     # An error that ends the command reaches the boundary, which prints the JSON document.
     repo, _, _ = open_repository(ctx, args)
     targets = repo.project.select(args.target)
-    outcomes = build_targets(BuildRequest(repo=repo, source=None, progress=ctx.progress), targets, jobs=args.jobs)
+    keys = KeyFileCheck(repo.tree, repo.project)
+    request = BuildRequest(repo=repo, source=None, check_keys=keys, progress=ctx.progress)
+    outcomes = build_targets(request, targets, jobs=args.jobs)
     # An input error (bad YAML, a missing file) stops its targets; the same file breaks
     # every target that reads it, so each message is reported once, without a target.
     inputs = {o.error[0]: o.error[1] for o in outcomes if o.error}
     diags: list[Diagnostic] = [diagnostic_from_message(m) for m in inputs]
-    diags += sort_diagnostics([d for o in outcomes for d in o.diagnostics])
+    found = [d for o in outcomes for d in o.diagnostics]
+    if targets == repo.project.targets():  # an orphan key file belongs to no selected target
+        found += keys.orphans()
+    diags += sort_diagnostics(found)
     failed = any(d.severity is Severity.ERROR for d in diags)
     code = max(inputs.values(), default=1 if failed else 0)
     if inputs and args.format == "text":

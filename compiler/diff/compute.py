@@ -22,6 +22,7 @@ from compiler.load.layers import resolve_layers
 from compiler.pipeline import CompileResult, compile_target
 from compiler.project import MANIFEST, Target, parse_target
 from compiler.repository import SCHEMAS, TEMPLATES, Repository
+from compiler.secrets.access import ReaderChange, Role, reader_changes, target_readers
 
 # Files of the repository a target's effective config can depend on (besides its layers).
 SHARED_INPUTS = (f"{SCHEMAS}/", f"{TEMPLATES}/")
@@ -59,6 +60,7 @@ class TargetDiff:
     status: Status
     changes: list[Change]
     compiled: bool  # False when its inputs were identical and compiling was skipped
+    readers: list[ReaderChange] = field(default_factory=list)  # who can open its secrets (issue 9 §1)
 
     @property
     def modules(self) -> list[str]:
@@ -74,11 +76,20 @@ class DiffResult:
 
     @property
     def changed(self) -> list[TargetDiff]:
-        return [t for t in self.targets if t.changes or t.status in ("added", "removed")]
+        return [t for t in self.targets if t.changes or t.readers or t.status in ("added", "removed")]
 
     @property
     def count(self) -> int:
         return sum(len(t.changes) for t in self.targets)
+
+    @property
+    def access(self) -> list[TargetDiff]:
+        """Targets whose readers change: the first thing a review should see."""
+        return [t for t in self.targets if t.readers]
+
+    @property
+    def reader_count(self) -> int:
+        return sum(len(t.readers) for t in self.targets)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,8 +129,9 @@ def compute_diff(
     for n, (target, in_base, in_head) in enumerate(targets, 1):
         if progress:
             progress(f"[{n}/{len(targets)}] {target}")
+        readers = target_reader_changes(base.repo, head.repo, target, in_base=in_base, in_head=in_head)
         if in_base and in_head and same_shared and _same_layers(base, head, target):
-            out.append(TargetDiff(target=target.name, status="unchanged", changes=[], compiled=False))
+            out.append(TargetDiff(target=target.name, status="unchanged", changes=[], compiled=False, readers=readers))
             continue
         old = _compile(base, target) if in_base else None
         if old is not None and same_shared and _same_layers(base, head, Target(target.environment)):
@@ -134,8 +146,20 @@ def compute_diff(
         status: Status = "added" if not in_base else "removed" if not in_head else "changed"
         if status == "changed" and not changes:
             status = "unchanged"
-        out.append(TargetDiff(target=target.name, status=status, changes=changes, compiled=True))
+        out.append(TargetDiff(target=target.name, status=status, changes=changes, compiled=True, readers=readers))
     return DiffResult(base=base.label, head=head.label, targets=out, secrets_by_ciphertext=opaque and secrets_seen)
+
+
+def target_reader_changes(
+    base: Repository, head: Repository, target: Target, *, in_base: bool, in_head: bool
+) -> list[ReaderChange]:
+    """Who can open ``target``'s secrets, BASE to HEAD, as llmcc.yaml names them (``validate`` holds the
+    key files to it). A target on one side only shows its consumer readers; the compiler, who reads
+    every target, shows where it changes."""
+    old = target_readers(base.project, target) if in_base else {}
+    new = target_readers(head.project, target) if in_head else {}
+    roles: tuple[Role, ...] = ("readers", "compiler") if in_base and in_head else ("readers",)
+    return [c for role in roles for c in reader_changes(old.get(role), new.get(role), role)]
 
 
 def _share_environment(base: Repository, head: Repository, env: str) -> None:

@@ -1,7 +1,8 @@
 """Diff reports: ``text`` (ANSI colour only on a terminal), ``markdown`` (a pull-request comment), ``json``.
 
-Each starts with the blast radius: which targets change and how many values
-each. Targets whose changes are identical (tenants inheriting one environment
+Each starts with the blast radius: whose access to which target changes (an
+access change is the most important line of a review, so it comes first), then
+which targets change and how many values each. Targets whose changes are identical (tenants inheriting one environment
 change) are shown once, as a group. Secrets print as ``<secret changed>`` /
 ``<secret added>`` / ``<secret removed>``; a multi-line string that changed
 prints as a unified line diff with three lines of context, never as two
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 
 from compiler.diff.compute import Change, DiffResult, TargetDiff
 from compiler.diff.masking import Masked, public
+from compiler.secrets.access import ReaderChange
 
 MARKDOWN_LIMIT = 60_000
 CONTEXT_LINES = 3
@@ -62,6 +64,7 @@ def group_targets(result: DiffResult) -> list[list[TargetDiff]]:
         sig = json.dumps(
             [
                 t.status,
+                [r.describe() for r in t.readers],
                 *(
                     [c.module, c.location, c.kind, c.secret, public(c.old), public(c.new), public(c.item)]
                     for c in t.changes
@@ -84,22 +87,35 @@ def _names(group: list[TargetDiff], fmt: str = "{}") -> str:
 def _target_note(t: TargetDiff) -> str:
     modules = t.modules
     listed = ", ".join(modules[:3]) + (f" and {len(modules) - 3} more modules" if len(modules) > 3 else "")
+    access = [_plural(len(t.readers), "reader change")] if t.readers else []
     if t.status in ("added", "removed"):
-        return f"target {t.status} ({len(modules)} modules)"
+        return ", ".join([f"target {t.status} ({len(modules)} modules)", *access])
     n = len(t.changes)
-    return f"{n} value{'s' if n != 1 else ''} in {listed}"
+    return ", ".join([*access, *([f"{_plural(n, 'value')} in {listed}"] if n or not access else [])])
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def _headline(result: DiffResult) -> str:
+    """The blast radius; an access change leads, as the most important line of a review (issue 9 §1)."""
     changed = result.changed
     if not changed:
         return f"no changes in {len(result.targets)} targets"
-    return f"{len(changed)} of {len(result.targets)} targets change, {result.count} values"
+    access = result.access
+    lead = f"{_plural(result.reader_count, 'reader change')} in {_plural(len(access), 'target')}; " if access else ""
+    return f"{lead}{len(changed)} of {len(result.targets)} targets change, {result.count} values"
+
+
+def _reader_line(r: ReaderChange) -> str:
+    return f"{_SIGNS[r.kind]} {r.describe()}"
 
 
 def render_text(result: DiffResult, *, colour: bool = False) -> str:
     lines = [f"llmcc diff {result.base} -> {result.head}: {_headline(result)}"]
     width = max((len(t.target) for t in result.changed), default=0)
+    lines += [f"  ! {t.target}: readers {', '.join(r.describe() for r in t.readers)}" for t in result.access]
     lines += [f"  {t.target:<{width}}  {_target_note(t)}" for t in result.changed]
     if result.secrets_by_ciphertext:
         lines.append(f"note: {CIPHERTEXT_NOTE}")
@@ -107,6 +123,8 @@ def render_text(result: DiffResult, *, colour: bool = False) -> str:
         first = group[0]
         status = f" (target {first.status})" if first.status in ("added", "removed") else ""
         lines += ["", f"# {_names(group)}{status}"]
+        if first.readers:
+            lines += ["readers:", *(f"  {_reader_line(r)}" for r in first.readers)]
         module = None
         for c in first.changes:
             if c.module != module:
@@ -147,9 +165,17 @@ def render_markdown(result: DiffResult, *, limit: int = MARKDOWN_LIMIT) -> str:
     if not changed:
         parts.append(f"No changes in the effective configuration of {len(result.targets)} targets.")
         return "\n".join(parts) + "\n"
+    parts += [f"**{_headline(result)}.**", ""]
+    if result.access:
+        parts += [
+            "**Access changes** (who can open the target's secrets):",
+            "",
+            "| target | change | reader |",
+            "| --- | --- | --- |",
+            *(f"| `{t.target}` | {r.kind} | {_code(r.what)} |" for t in result.access for r in t.readers),
+            "",
+        ]
     parts += [
-        f"**{_headline(result)}.**",
-        "",
         "| target | values | modules |",
         "| --- | ---: | --- |",
         *(f"| `{t.target}` | {_md_count(t)} | {', '.join(t.modules)} |" for t in changed),
@@ -191,6 +217,8 @@ def _md_section(group: list[TargetDiff], budget: int) -> str | None:
 
 
 def _md_blocks(t: TargetDiff) -> Iterator[str]:
+    if t.readers:
+        yield "\n**readers**\n\n" + "\n".join(f"- {r.kind}: {_code(r.describe())}" for r in t.readers) + "\n"
     by_module: dict[str, list[Change]] = {}
     for c in t.changes:
         by_module.setdefault(c.module, []).append(c)
@@ -234,9 +262,20 @@ def render_json(result: DiffResult) -> str:
         "head": result.head,
         "changed": bool(result.changed),
         "secrets_compared_by": "sops-ciphertext" if result.secrets_by_ciphertext else "value",
-        "summary": {"targets": len(result.targets), "changed_targets": len(result.changed), "values": result.count},
+        "summary": {
+            "reader_changes": result.reader_count,
+            "access_changed_targets": len(result.access),
+            "targets": len(result.targets),
+            "changed_targets": len(result.changed),
+            "values": result.count,
+        },
         "targets": [
-            {"target": t.target, "status": t.status, "changes": [_json_change(c) for c in t.changes]}
+            {
+                "target": t.target,
+                "status": t.status,
+                "readers": [{"role": r.role, "kind": r.kind, "reader": r.what} for r in t.readers],
+                "changes": [_json_change(c) for c in t.changes],
+            }
             for t in result.targets
         ],
     }

@@ -38,6 +38,7 @@ from compiler.project import KeySpec, Project, Target
 from compiler.secrets.envelope import ALG, check_commitment, dek_commitment, new_dek
 from compiler.secrets.identity import Identities
 from compiler.secrets.kek import ProviderFactory, provider_for
+from compiler.secrets.kek.age import unnamed_readers
 from compiler.secrets.kek.base import KeyProvider, WrappedKey
 from compiler.secrets.rotation import parse_rfc3339, rfc3339
 
@@ -133,9 +134,11 @@ def update_target_key(
 ) -> KeyUpdate:
     """Re-wrap the data key after llmcc.yaml's keys changed.
 
-    1. Both wraps still match their specs: unchanged.
-    2. A reader lost access (an age recipient removed, or another provider or
-       key): rotate, so the removed reader cannot open future bundles.
+    1. A reader lost access (an age recipient removed, or another provider or
+       key), or an age wrap may open to a reader it does not name
+       (``kek.age.unnamed_readers``): rotate, so that reader cannot open
+       future bundles.
+    2. Both wraps still match their specs: unchanged.
     3. Only readers were added: unwrap with the compiler identity (checking the
        commitment) and wrap the same key again; ``created_at`` is kept.
 
@@ -146,14 +149,16 @@ def update_target_key(
     consumer_p = providers(consumer_spec, identities)
     compiler_p = providers(compiler_spec, identities)
     same = [_same(w, p) for w, p in ((current.consumer, consumer_p), (current.compiler, compiler_p))]
-    if all(same):
-        return KeyUpdate(keyfile=current, action="unchanged", reason="recipients unchanged")
     pairs = (("consumer", current.consumer, consumer_p), ("compiler", current.compiler, compiler_p))
     for role, wrapped, provider in pairs:
         lost = _lost_readers(wrapped, provider)
-        if lost:
+        hidden = unnamed_readers(wrapped) if wrapped.provider == "age" else []
+        if lost or hidden:
             kf = rotate_target_key(project, target, identities=identities, now=now, rng=rng, providers=providers)
-            return KeyUpdate(keyfile=kf, action="rotated", reason=f"{role} key lost {lost}")
+            why = f"{role} key lost {lost}" if lost else f"{role} key: {hidden[0]}"
+            return KeyUpdate(keyfile=kf, action="rotated", reason=why)
+    if all(same):
+        return KeyUpdate(keyfile=current, action="unchanged", reason="recipients unchanged")
     # Only readers were added, so the current compiler provider opens the old wrap.
     dek = open_compiler_dek(current, compiler_p)
     keyfile = replace(

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from compiler.cli import Context
 from compiler.cli import keys as keys_cmd
-from compiler.errors import LlmccError, SecretsError, UsageError
+from compiler.errors import InputError, LlmccError, SecretsError, UsageError
 from compiler.secrets.identity import load_identities
 from compiler.secrets.kek.age import AgeKeyProvider
 from compiler.secrets.keyfile import read_target_key
@@ -89,6 +89,11 @@ def test_rotate_and_update(
 
     assert run(repo, "rotate", "prod@acme") == 0
     capsys.readouterr()
+    assert run(repo, "update") == 0  # the targets without a data key get one; no identity needed
+    assert capsys.readouterr().out == (
+        "created keys/targets/dev.yaml (new data key for dev)\n"
+        "created keys/targets/staging.yaml (new data key for staging)\n"
+    )
     assert run(repo, "update") == 0
     assert capsys.readouterr().out == ""  # nothing changed
 
@@ -101,8 +106,15 @@ def test_rotate_and_update(
     manifest.write_text(added)
     with pytest.raises(SecretsError, match="--identity FILE"):
         run(repo, "update")  # re-wrapping needs the compiler identity
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2  # dev and staging named too, in the same run; prod is the error raised
+    assert all(line.startswith("llmcc: no age identity") for line in err)
     assert run(repo, "update", "--identity", str(age_keys.compiler.file)) == 0
-    assert capsys.readouterr().out == "rewrapped keys/targets/prod.yaml (recipients added)\n"
+    assert capsys.readouterr().out == (
+        "rewrapped keys/targets/dev.yaml (recipients added)\n"
+        "rewrapped keys/targets/staging.yaml (recipients added)\n"
+        "rewrapped keys/targets/prod.yaml (recipients added)\n"
+    )
     second = read_target_key((repo / "keys/targets/prod.yaml").read_bytes(), path="p")
     assert second.commitment == first.commitment
     assert second.created_at == first.created_at
@@ -121,10 +133,49 @@ def test_rotate_and_update(
         )
 
 
-def test_update_with_a_target_but_no_key_file(repo: Path, clean_env: Path) -> None:
-    with pytest.raises(UsageError, match="run: llmcc keys rotate dev"):
-        run(repo, "update", "--target", "dev")
-    assert run(repo, "update") == 0  # targets without a key file are skipped
+def test_update_creates_missing_keys_and_removes_orphans(
+    repo: Path, age_keys: AgeKeys, capsys: pytest.CaptureFixture[str], clean_env: Path
+) -> None:
+    assert run(repo, "update", "--target", "dev") == 0
+    assert capsys.readouterr().out == "created keys/targets/dev.yaml (new data key for dev)\n"
+    orphan = repo / "keys/targets/prod@gone.yaml"
+    orphan.write_bytes((repo / "keys/targets/dev.yaml").read_bytes())
+    (repo / "keys/targets/notes.txt").write_text("kept\n")
+    assert run(repo, "update", "--target", "prod") == 0  # a selection leaves orphans alone
+    assert orphan.exists()
+    capsys.readouterr()
+    assert run(repo, "update") == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "removed keys/targets/prod@gone.yaml (no such target in llmcc.yaml)"
+    )
+    assert not orphan.exists()
+    assert (repo / "keys/targets/notes.txt").exists()
+
+
+def test_update_goes_on_past_a_broken_key_file(
+    repo: Path, age_keys: AgeKeys, capsys: pytest.CaptureFixture[str], clean_env: Path
+) -> None:
+    (repo / "keys/targets").mkdir(parents=True)
+    (repo / "keys/targets/dev.yaml").write_text("apiVersion: [\n")
+    with pytest.raises(InputError, match=r"run: llmcc keys rotate dev$"):
+        run(repo, "update")
+    assert capsys.readouterr().out.splitlines() == [
+        "created keys/targets/staging.yaml (new data key for staging)",
+        "created keys/targets/prod.yaml (new data key for prod)",
+        "created keys/targets/prod@acme.yaml (new data key for prod@acme)",
+    ]
+
+
+def test_rotate_several_targets_or_all(repo: Path, capsys: pytest.CaptureFixture[str], clean_env: Path) -> None:
+    assert run(repo, "rotate", "prod", "dev") == 0
+    assert [line.split(" (")[0] for line in capsys.readouterr().out.splitlines()] == [
+        "rotated keys/targets/dev.yaml",
+        "rotated keys/targets/prod.yaml",
+    ]
+    before = (repo / "keys/targets/prod.yaml").read_bytes()
+    assert run(repo, "rotate") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4
+    assert (repo / "keys/targets/prod.yaml").read_bytes() != before
 
 
 def test_rotate_unknown_target_and_mismatched_file(repo: Path, clean_env: Path) -> None:

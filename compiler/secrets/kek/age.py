@@ -14,6 +14,41 @@ def age_key_id(recipients: list[str]) -> str:
     return ",".join(sorted(set(recipients)))
 
 
+_HEADER = b"age-encryption.org/v1"
+
+
+def age_stanza_types(raw: bytes) -> list[str] | None:
+    """The stanza types in an age v1 header (``X25519``, ``ssh-ed25519``, grease...); None when not age v1.
+
+    Format: https://age-encryption.org/v1 (a version line, ``-> TYPE ARGS``
+    stanzas with base64 bodies, then ``--- MAC``); a body line never starts with ``->``.
+    """
+    head, sep, _ = raw.partition(b"\n---")
+    lines = head.split(b"\n")
+    if not sep or lines[0] != _HEADER:
+        return None
+    return [line[3:].split(b" ", 1)[0].decode("ascii", "replace") for line in lines[1:] if line.startswith(b"-> ")]
+
+
+def unnamed_readers(wrapped: WrappedKey) -> list[str]:
+    """Why an age wrap may open to readers its ``key_id`` does not name ([] when it cannot).
+
+    Recipients are not visible in an age file, but stanzas are counted: one
+    ``X25519`` stanza per named recipient and none of another kind (rage adds
+    one ``<junk>-grease`` stanza that no identity opens, per the age spec).
+    """
+    types = age_stanza_types(wrapped.raw())
+    if types is None:
+        return ["the wrap is not an age file"]
+    other = sorted({t for t in types if t != "X25519" and not t.endswith("-grease")})
+    problems = [f"the wrap also opens to an unnamed {t} reader" for t in other]
+    named = len([r for r in wrapped.key_id.split(",") if r])
+    found = types.count("X25519")
+    if found != named:
+        problems.append(f"the wrap is for {found} age recipients but names {named}")
+    return problems
+
+
 class AgeKeyProvider:
     """Wraps for every recipient (any one of them can unwrap); unwraps with the caller's identities."""
 

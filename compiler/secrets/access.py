@@ -1,0 +1,237 @@
+"""Who can open a target's data key: the readers llmcc.yaml names against those its key file is wrapped for.
+
+Issue 9 §1: a reader rule changed in llmcc.yaml without ``llmcc keys update``
+used to compile and publish bundles the new reader could not open and the
+removed one still could. Recipients are public, so every check here works
+without an identity. ``check_key_file`` refuses, for one target:
+
+1. secret fields and no ``keys/targets/<target>.yaml``;
+2. a key file that does not parse, or holds another target's key;
+3. llmcc.yaml naming no key for the target (or no ``keys.compiler``);
+4. a wrap (consumer or compiler) for another provider, key id or set of age
+   recipients than llmcc.yaml names now (an added, removed or replaced one);
+5. an age wrap whose header does not carry exactly one X25519 stanza per
+   recipient it names, or carries a stanza of another kind
+   (``kek.age.unnamed_readers``): a hand-edited file cannot hide an extra
+   reader behind an unchanged ``key_id``.
+
+What it cannot see without an identity: a wrap that opens to another data key
+than the commitment names (compile checks that when it unwraps), and which
+consumer a KMS or transit ciphertext was really made for.
+
+A key file of a target that llmcc.yaml no longer defines is an orphan
+(``orphan_key_files``): harmless, but stale; ``llmcc keys update`` removes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from compiler.diagnostics import Diagnostic, Origin, Severity, diagnostic_from_message
+from compiler.errors import InputError, UsageError
+from compiler.project import KeySpec, Project, Target, parse_target
+from compiler.secrets.kek import spec_key_id
+from compiler.secrets.kek.age import unnamed_readers
+from compiler.secrets.kek.base import WrappedKey
+from compiler.secrets.keyfile import KEY_DIR, key_file_path, read_target_key
+from compiler.sources.base import SourceTree
+
+FIX = "run: llmcc keys update"
+Role = Literal["readers", "compiler"]
+ChangeKind = Literal["added", "removed", "changed"]
+_ROLE_FIELD: dict[Role, str] = {"readers": "consumer", "compiler": "compiler"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Readers:
+    """Who can open a wrap: a provider and what it wraps for (age: each recipient; otherwise the key id)."""
+
+    provider: str
+    ids: frozenset[str]
+
+    @classmethod
+    def of(cls, provider: str, key_id: str) -> Readers:
+        ids = key_id.split(",") if provider == "age" else [key_id]
+        return cls(provider=provider, ids=frozenset(i for i in ids if i))
+
+    @classmethod
+    def of_spec(cls, spec: KeySpec) -> Readers:
+        return cls.of(spec.provider, spec_key_id(spec))
+
+    @classmethod
+    def of_wrap(cls, wrapped: WrappedKey) -> Readers:
+        return cls.of(wrapped.provider, wrapped.key_id)
+
+    def describe(self) -> str:
+        return f"{self.provider} ({', '.join(sorted(self.ids)) or 'no key'})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReaderChange:
+    """One change of who can read: ``what`` is ``recipient age1...``, ``key <id>`` or ``provider A -> B``."""
+
+    role: Role
+    kind: ChangeKind
+    what: str
+
+    def describe(self) -> str:
+        prefix = "compiler " if self.role == "compiler" else ""
+        return f"{prefix}{self.what} {self.kind}"
+
+
+def reader_changes(old: Readers | None, new: Readers | None, role: Role) -> list[ReaderChange]:
+    """From ``old`` to ``new`` readers (None: the target or key is absent on that side).
+
+    A provider change is one ``changed`` line naming both sides; otherwise one
+    line per recipient or key id added or removed, sorted.
+    """
+    if old == new:
+        return []
+    if old is not None and new is not None and old.provider != new.provider:
+        return [ReaderChange(role=role, kind="changed", what=f"provider {old.describe()} -> {new.describe()}")]
+    provider = (new or old).provider  # type: ignore[union-attr]  # both None is equal, handled above
+    noun = "recipient" if provider == "age" else "key"
+    before = old.ids if old is not None else frozenset()
+    after = new.ids if new is not None else frozenset()
+    return [
+        *(ReaderChange(role=role, kind="removed", what=f"{noun} {i}") for i in sorted(before - after)),
+        *(ReaderChange(role=role, kind="added", what=f"{noun} {i}") for i in sorted(after - before)),
+    ]
+
+
+def target_readers(project: Project, target: Target) -> dict[Role, Readers]:
+    """The readers llmcc.yaml names for ``target``: its consumer key and the compiler, when set."""
+    out: dict[Role, Readers] = {}
+    consumer = project.key_spec(target)
+    if consumer is not None:
+        out["readers"] = Readers.of_spec(consumer)
+    if project.manifest.keys.compiler is not None:
+        out["compiler"] = Readers.of_spec(project.manifest.keys.compiler)
+    return out
+
+
+def check_key_file(project: Project, target: Target, data: bytes | None, *, needed: bool) -> Diagnostic | None:
+    """The one finding for ``target``'s key file (None when it is in line with llmcc.yaml).
+
+    Args:
+        data: the bytes of ``keys/targets/<target>.yaml``, None when it does not exist.
+        needed: the target has secret fields, so its bundles need a data key.
+    """
+    path = key_file_path(target.name)
+    if data is None and not needed:
+        return None
+    spec_problem = _spec_problem(project, target)
+    if spec_problem is not None:
+        return spec_problem
+    if data is None:
+        return _finding(target, path, f"target {target} has secret fields but no data key; {FIX}")
+    try:
+        keyfile = read_target_key(data, path=path)
+    except InputError as e:
+        return unreadable_key_file(target, e)
+    if keyfile.target != target.name:
+        return _finding(
+            target,
+            path,
+            f"holds the data key of target {keyfile.target!r}, not {target.name!r}; run: llmcc keys rotate {target}",
+        )
+    wanted = target_readers(project, target)
+    problems: list[str] = []
+    for role, readers in wanted.items():
+        wrapped = keyfile.consumer if role == "readers" else keyfile.compiler
+        changes = reader_changes(Readers.of_wrap(wrapped), readers, role)
+        if changes:
+            problems += [_since(c) for c in changes]
+        elif wrapped.provider == "age":
+            problems += _age_stanza_problems(wrapped, role)
+    if not problems:
+        return None
+    selector = project.key_selector(target)
+    where = project.document.origin(("keys", "targets", selector) if selector else ("keys",)).location()
+    return _finding(
+        target,
+        path,
+        f"data key readers differ from llmcc.yaml: {', '.join(problems)}; {FIX}",
+        line=1,
+        notes=(f"{where}: the readers of {target} are named here",),
+    )
+
+
+def orphan_names(project: Project, names: list[str]) -> list[str]:
+    """The ``*.yaml`` names among ``names`` (files of ``keys/targets/``) that are the key file of no target."""
+    known = {f"{t.name}.yaml" for t in project.targets()}
+    return [n for n in names if n.endswith(".yaml") and not n.startswith(".") and n not in known]
+
+
+def orphan_key_files(project: Project, names: list[str]) -> list[Diagnostic]:
+    """Warnings for the orphans among ``names`` (the file names in ``keys/targets/``)."""
+    out = []
+    for name in orphan_names(project, names):
+        stem = name.removesuffix(".yaml")
+        try:
+            parse_target(stem)
+            why = f"llmcc.yaml defines no target {stem}"
+        except UsageError:
+            why = f"{stem!r} is not a target name"
+        origin = Origin(path=f"{KEY_DIR}/{name}", line=1, column=1, layer="keys")
+        message = f"orphan data key: {why}; run: llmcc keys update (it removes the file)"
+        out.append(Diagnostic(message=message, severity=Severity.WARNING, origin=origin))
+    return out
+
+
+def _age_stanza_problems(wrapped: WrappedKey, role: Role) -> list[str]:
+    prefix = "compiler " if role == "compiler" else ""
+    return [f"{prefix}{p.removeprefix('the ')}" for p in unnamed_readers(wrapped)]
+
+
+def _since(change: ReaderChange) -> str:
+    """A change from the key file's point of view: what llmcc.yaml added or removed since it was wrapped."""
+    prefix = "keys.compiler " if change.role == "compiler" else ""
+    if change.kind == "changed":
+        return f"{prefix}{change.what.replace(' -> ', ' in the key file, llmcc.yaml names ', 1)}"
+    state = "not wrapped for" if change.kind == "added" else "still wrapped for"
+    return f"{prefix}{state} {change.what}"
+
+
+def _spec_problem(project: Project, target: Target) -> Diagnostic | None:
+    if project.key_spec(target) is None:
+        message = f'keys.targets names no reader for target {target} (add an entry for it or "*"; then {FIX})'
+        return Diagnostic(message=message, origin=project.document.origin(("keys",)), target=target.name)
+    if project.manifest.keys.compiler is None:
+        message = f"keys.compiler is not set: the compiling identity needs a key (set it; then {FIX})"
+        return Diagnostic(message=message, origin=project.document.origin(("keys",)), target=target.name)
+    return None
+
+
+def _finding(target: Target, path: str, message: str, *, line: int = 1, notes: tuple[str, ...] = ()) -> Diagnostic:
+    origin = Origin(path=path, line=line, column=1, layer="keys")
+    return Diagnostic(message=message, origin=origin, target=target.name, notes=notes)
+
+
+def unreadable_key_file(target: Target, error: InputError) -> Diagnostic:
+    """The finding for a key file that cannot be read or parsed, at the line the error names."""
+    found = diagnostic_from_message(str(error), target=target.name)
+    origin = found.origin or Origin(path=key_file_path(target.name), line=1, column=1, layer="keys")
+    message = f"cannot read the data key: {found.message}; run: llmcc keys rotate {target}"
+    return replace(found, message=message, origin=replace(origin, layer="keys"))
+
+
+@dataclass(slots=True)
+class KeyFileCheck:
+    """``check_key_file`` on the key files of one source tree (the build's ``check_keys`` hook)."""
+
+    tree: SourceTree
+    project: Project
+
+    def __call__(self, target: Target, needed: bool) -> list[Diagnostic]:
+        path = key_file_path(target.name)
+        try:
+            data = self.tree.read(path) if self.tree.exists(path) else None
+        except InputError as e:
+            return [unreadable_key_file(target, e)]
+        finding = check_key_file(self.project, target, data, needed=needed)
+        return [] if finding is None else [finding]
+
+    def orphans(self) -> list[Diagnostic]:
+        return orphan_key_files(self.project, self.tree.list_dir(KEY_DIR))

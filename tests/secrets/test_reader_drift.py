@@ -1,0 +1,236 @@
+"""Issue 9 §1 and issue 10 §1 end to end: reader keys that drift from llmcc.yaml are refused, all in one run.
+
+The issue's case, through ``main()`` on a real git repository from ``llmcc init``:
+a tenant and a reader rule ``"*@initech": {provider: age, recipients: [<new key>]}``
+are added and committed without ``llmcc keys update``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pyrage
+import pytest
+
+from compiler.cli import main
+from compiler.errors import SecretsError
+from compiler.project import KeySpec
+from compiler.secrets.identity import load_identities
+from compiler.secrets.kek import provider_for
+from compiler.secrets.reader import open_secrets
+from compiler.secrets.sops import encrypt_sops
+from tests.conftest import GitRepo, init_repo
+from tests.secrets._secrets_support import new_canary
+
+SECRETS = "environments/prod.secrets.sops.yaml"
+
+
+class Initech:
+    """A repository from ``llmcc init`` with a canary API key, committed, plus reader keys to add."""
+
+    def __init__(self, root: Path, keys_dir: Path, readers: Path) -> None:
+        self.root = root
+        self.git: GitRepo = init_repo(root)
+        self.compiler_key = keys_dir / "age.key"
+        self.signing_key = keys_dir / "signing.pem"
+        self.readers = readers
+        self.manifest = (root / "llmcc.yaml").read_text()
+
+    def reader(self, name: str) -> tuple[str, Path]:
+        """A fresh age identity (file outside the repository) and its recipient."""
+        ident = pyrage.x25519.Identity.generate()
+        file = self.readers / f"{name}.agekey"
+        file.write_text(f"{ident}\n")
+        return str(ident.to_public()), file
+
+    def set_manifest(self, tenants: str, rules: str = "") -> None:
+        text = self.manifest.replace("tenants: {}", f"tenants: {tenants}")
+        anchor = '    "*": {provider: age'
+        text = text.replace(anchor, rules + anchor) if rules else text
+        (self.root / "llmcc.yaml").write_text(text)
+
+
+def llmcc(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+@pytest.fixture
+def initech(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Initech:
+    for name in ("SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY_CMD", "LLMCC_SIGNING_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    root = tmp_path / "platform"
+    assert llmcc(capsys, "init", str(root))[0] == 0
+    readers = tmp_path / "readers"
+    readers.mkdir()
+    repo = Initech(root, tmp_path / "config/llmcc/keys/platform", readers)
+    plain = json.dumps({"modules": {"assistant": {"api_key": new_canary()}}}).encode()
+    (root / SECRETS).write_bytes(encrypt_sops(plain, path=SECRETS, cwd=root))
+    repo.git.commit("llmcc init")
+    return repo
+
+
+def opens(bundle: dict[str, object], identity: Path, recipient: str) -> bool:
+    """Whether ``identity`` opens the bundle's secrets (values compared in memory, never printed)."""
+    spec = KeySpec(provider="age", recipients=[recipient])
+    try:
+        opened = open_secrets(bundle, provider_for(spec, load_identities(identity, {})))  # type: ignore[arg-type]
+    except SecretsError:
+        return False
+    value = opened["assistant"]["api_key"]  # type: ignore[index,call-overload]
+    return isinstance(value, str) and value.startswith("canary-")
+
+
+def bundle(root: Path, target: str) -> dict[str, object]:
+    data: dict[str, object] = json.loads((root / "dist" / f"{target}.bundle.json").read_bytes())
+    return data
+
+
+def test_the_issue_case_new_tenant_and_reader_rule_without_keys_update(
+    initech: Initech, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, c = initech.root, str(initech.root)
+    new, new_file = initech.reader("initech")
+    initech.set_manifest(
+        "{initech: {environments: [staging, prod]}}", f'    "*@initech": {{provider: age, recipients: [{new}]}}\n'
+    )
+    initech.git.commit("onboard initech")
+
+    # validate (and so the hook) fails, naming the target and the fix, with no identity at all
+    code, _, err = llmcc(capsys, "-C", c, "validate")
+    assert code == 1
+    assert (
+        "keys/targets/prod@initech.yaml:1:1: target prod@initech has secret fields but no data key; "
+        "run: llmcc keys update (target prod@initech, layer keys)"
+    ) in err.splitlines()
+    assert "staging@initech" not in err  # no secret fields there: no key needed
+    code, _, err = llmcc(capsys, "-C", c, "hook", "validate", str(root / "llmcc.yaml"))
+    assert code == 1
+    assert "prod@initech has secret fields but no data key; run: llmcc keys update" in err
+
+    # compile and publish refuse it too, and publish writes nothing
+    key = str(initech.compiler_key)
+    code, _, err = llmcc(capsys, "-C", c, "compile", "--identity", key)
+    assert code == 1
+    assert "prod@initech has secret fields but no data key" in err
+    assert not (root / "dist/prod@initech.bundle.json").exists()
+    assert (root / "dist/prod.bundle.json").exists()
+    publish = ("-C", c, "publish", "--identity", key, "--signing-key", str(initech.signing_key))
+    code, out, err = llmcc(capsys, *publish, "-t", "prod@initech")
+    assert (code, out) == (1, "")
+    assert "1 of 1 targets failed validation: prod@initech" in err
+    assert not (root / ".llmcc/store").exists()
+
+    # diff names the reader of the new target before anything else
+    code, out, _ = llmcc(capsys, "-C", c, "diff", "HEAD~1", "HEAD")
+    assert code == 0
+    assert out.splitlines()[0].startswith("llmcc diff HEAD~1 (")
+    assert "2 reader changes in 2 targets; " in out.splitlines()[0]
+    assert out.splitlines()[1:3] == [
+        f"  ! staging@initech: readers recipient {new} added",
+        f"  ! prod@initech: readers recipient {new} added",
+    ]
+
+    # keys update fixes it in one run; no identity needed to create a data key
+    code, out, _ = llmcc(capsys, "-C", c, "keys", "update")
+    assert code == 0
+    assert out.splitlines() == [
+        "created keys/targets/staging@initech.yaml (new data key for staging@initech)",
+        "created keys/targets/prod@initech.yaml (new data key for prod@initech)",
+    ]
+    initech.git.commit("keys update")
+    assert llmcc(capsys, "-C", c, "validate")[0] == 0
+    assert llmcc(capsys, "-C", c, "compile", "--identity", key)[0] == 0
+    code, out, _ = llmcc(capsys, *publish, "-t", "prod@initech")
+    assert code == 0
+    assert out.startswith("prod@initech: published version 1 ")
+    sealed = bundle(root, "prod@initech")
+    old_recipient = (root / "keys/compiler.age.pub").read_text().strip()
+    assert opens(sealed, new_file, new)
+    assert not opens(sealed, initech.compiler_key, old_recipient)  # the "*" reader is not initech's
+
+
+def test_a_replaced_reader_is_refused_then_rotated_out(initech: Initech, capsys: pytest.CaptureFixture[str]) -> None:
+    root, c, key = initech.root, str(initech.root), str(initech.compiler_key)
+    first, first_file = initech.reader("first")
+    second, second_file = initech.reader("second")
+    rule = '    "*@initech": {{provider: age, recipients: [{}]}}\n'
+    initech.set_manifest("{initech: {environments: [prod]}}", rule.format(first))
+    assert llmcc(capsys, "-C", c, "keys", "update")[0] == 0
+    initech.git.commit("initech, read by first")
+    assert llmcc(capsys, "-C", c, "compile", "--identity", key)[0] == 0
+    before = bundle(root, "prod@initech")
+    assert opens(before, first_file, first)
+
+    initech.set_manifest("{initech: {environments: [prod]}}", rule.format(second))
+    initech.git.commit("initech: second replaces first")
+    code, _, err = llmcc(capsys, "-C", c, "validate")
+    assert code == 1
+    line = (
+        "keys/targets/prod@initech.yaml:1:1: data key readers differ from llmcc.yaml: "
+        f"still wrapped for recipient {first}, not wrapped for recipient {second}; run: llmcc keys update "
+        "(target prod@initech, layer keys)"
+    )
+    assert line in err.splitlines()
+    assert re.search(r"llmcc\.yaml:\d+:\d+: the readers of prod@initech are named here", err)
+    code, _, err = llmcc(capsys, "-C", c, "compile", "--identity", key)
+    assert code == 1
+    assert line in err.splitlines()
+
+    code, out, _ = llmcc(capsys, "-C", c, "diff", "HEAD~1", "HEAD", "--format", "json")
+    doc = json.loads(out)
+    assert doc["summary"]["reader_changes"] == 2
+    (target,) = [t for t in doc["targets"] if t["readers"]]
+    assert target["target"] == "prod@initech"
+    assert target["readers"] == [
+        {"role": "readers", "kind": "removed", "reader": f"recipient {first}"},
+        {"role": "readers", "kind": "added", "reader": f"recipient {second}"},
+    ]
+    code, out, _ = llmcc(capsys, "-C", c, "diff", "HEAD~1", "HEAD", "--format", "markdown")
+    assert "**Access changes** (who can open the target's secrets):" in out
+    assert f"| `prod@initech` | removed | `recipient {first}` |" in out
+    assert out.index("Access changes") < out.index("| target | values | modules |")
+
+    code, out, _ = llmcc(capsys, "-C", c, "keys", "update")
+    assert code == 0
+    assert out == f"rotated keys/targets/prod@initech.yaml (consumer key lost recipient {first})\n"
+    initech.git.commit("keys update")
+    assert llmcc(capsys, "-C", c, "validate")[0] == 0
+    assert llmcc(capsys, "-C", c, "compile", "--identity", key)[0] == 0
+    after = bundle(root, "prod@initech")
+    assert opens(after, second_file, second)
+    assert not opens(after, first_file, first)  # the removed reader opens no bundle compiled afterwards
+    assert opens(before, first_file, first)  # old bundles keep their own wrapped key
+
+
+def test_three_targets_without_data_keys_are_all_named_in_one_run(
+    initech: Initech, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = str(initech.root)
+    initech.set_manifest(
+        "{hooli: {environments: [prod]}, initech: {environments: [prod]}, umbrella: {environments: [prod]}}"
+    )
+    initech.git.commit("three tenants")
+    missing = [
+        f"keys/targets/prod@{t}.yaml:1:1: target prod@{t} has secret fields but no data key; run: llmcc keys update "
+        f"(target prod@{t}, layer keys)"
+        for t in ("hooli", "initech", "umbrella")
+    ]
+    code, _, err = llmcc(capsys, "-C", c, "validate")
+    assert code == 1
+    assert [line for line in err.splitlines() if "no data key" in line] == missing
+    code, _, err = llmcc(capsys, "-C", c, "compile", "--identity", str(initech.compiler_key))
+    assert code == 1
+    assert [line for line in err.splitlines() if "no data key" in line] == missing
+    assert err.splitlines()[-1] == "llmcc: 3 of 6 targets failed validation: prod@hooli, prod@initech, prod@umbrella"
+    code, out, _ = llmcc(capsys, "-C", c, "validate", "--format", "json")
+    doc = json.loads(out)
+    assert code == 1
+    files = sorted(d["file"] for d in doc["diagnostics"])
+    assert files == [f"keys/targets/prod@{t}.yaml" for t in ("hooli", "initech", "umbrella")]
