@@ -30,8 +30,8 @@ from compiler.sources.base import SourceInfo
 
 PARALLEL_MIN_TARGETS = 8
 
-# Findings about a target's data key file: (target, has secret fields) -> diagnostics.
-KeyCheck = Callable[[Target, bool], list[Diagnostic]]
+# Findings about who can open a compiled target's secrets (its data key file, its SOPS files).
+KeyCheck = Callable[[CompileResult], list[Diagnostic]]
 
 # Seals a target's secret fields: (target, modules, secret paths) -> (modules, encryption block).
 Sealer = Callable[
@@ -146,7 +146,7 @@ def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
         result = compile_target(request.repo, target, validate=request.validate)
         if request.check_keys is not None:
             # Before sealing, so every target's key problem is a finding, not the first one an error.
-            found = request.check_keys(target, bool(result.secrets))
+            found = request.check_keys(result)
             if found:
                 result = replace(result, diagnostics=sort_diagnostics([*result.diagnostics, *found]))
         if not result.ok or (request.out_dir is None and not request.keep_bytes):

@@ -11,6 +11,7 @@ from compiler.cli._output import REPORTERS
 from compiler.cli._repo import add_identity_arg, add_jobs_arg, add_target_args, open_repository
 from compiler.diagnostics import Diagnostic, Severity, diagnostic_from_message, sort_diagnostics
 from compiler.secrets.access import KeyFileCheck
+from compiler.trust import check_trusted_keys
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     found = [d for o in outcomes for d in o.diagnostics]
     if targets == repo.project.targets():  # an orphan key file belongs to no selected target
         found += keys.orphans()
+    found += check_trusted_keys(repo.project, repo.tree)
     diags += sort_diagnostics(found)
     failed = any(d.severity is Severity.ERROR for d in diags)
     code = max(inputs.values(), default=1 if failed else 0)

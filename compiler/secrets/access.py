@@ -19,6 +19,9 @@ What it cannot see without an identity: a wrap that opens to another data key
 than the commitment names (compile checks that when it unwraps), and which
 consumer a KMS or transit ciphertext was really made for.
 
+``check_sops_recipients`` is the same check for the SOPS files a target reads:
+each must be encrypted for every ``keys.compiler`` recipient, or compile fails.
+
 A key file of a target that llmcc.yaml no longer defines is an orphan
 (``orphan_key_files``): harmless, but stale; ``llmcc keys update`` removes it.
 """
@@ -26,16 +29,21 @@ A key file of a target that llmcc.yaml no longer defines is an orphan
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from compiler.diagnostics import Diagnostic, Origin, Severity, diagnostic_from_message
 from compiler.errors import InputError, UsageError
+from compiler.load.yaml import Document
 from compiler.project import KeySpec, Project, Target, parse_target
 from compiler.secrets.kek import spec_key_id
 from compiler.secrets.kek.age import unnamed_readers
 from compiler.secrets.kek.base import WrappedKey
 from compiler.secrets.keyfile import KEY_DIR, key_file_path, read_target_key
+from compiler.secrets.sources import SOPS_KEY
 from compiler.sources.base import SourceTree
+
+if TYPE_CHECKING:
+    from compiler.pipeline import CompileResult
 
 FIX = "run: llmcc keys update"
 Role = Literal["readers", "compiler"]
@@ -219,19 +227,49 @@ def unreadable_key_file(target: Target, error: InputError) -> Diagnostic:
 
 @dataclass(slots=True)
 class KeyFileCheck:
-    """``check_key_file`` on the key files of one source tree (the build's ``check_keys`` hook)."""
+    """The build's ``check_keys`` hook: a compiled target's key file, and the SOPS files it reads."""
 
     tree: SourceTree
     project: Project
 
-    def __call__(self, target: Target, needed: bool) -> list[Diagnostic]:
+    def __call__(self, result: CompileResult) -> list[Diagnostic]:
+        target = result.target
         path = key_file_path(target.name)
+        found: list[Diagnostic] = []
         try:
             data = self.tree.read(path) if self.tree.exists(path) else None
         except InputError as e:
-            return [unreadable_key_file(target, e)]
-        finding = check_key_file(self.project, target, data, needed=needed)
-        return [] if finding is None else [finding]
+            found.append(unreadable_key_file(target, e))
+        else:
+            finding = check_key_file(self.project, target, data, needed=bool(result.secrets))
+            found += [] if finding is None else [finding]
+        compiler = self.project.manifest.keys.compiler
+        if compiler is not None and compiler.provider == "age":
+            for layer in result.stack.layers:
+                found += check_sops_recipients(layer.document, set(compiler.recipients), target)
+        return found
 
     def orphans(self) -> list[Diagnostic]:
         return orphan_key_files(self.project, self.tree.list_dir(KEY_DIR))
+
+
+def check_sops_recipients(doc: Document, compiler: set[str], target: Target) -> list[Diagnostic]:
+    """A SOPS file encrypted for age recipients must include every ``keys.compiler`` recipient.
+
+    Otherwise compile cannot decrypt it (a changed ``keys.compiler``, or a file
+    re-encrypted without it); the metadata is plaintext, so no identity is needed.
+    A file with no age recipients (KMS, PGP) is not judged here.
+    """
+    meta = doc.value.get(SOPS_KEY) if isinstance(doc.value, dict) else None
+    stanzas = meta.get("age") if isinstance(meta, dict) else None
+    if not isinstance(stanzas, list) or not stanzas:
+        return []
+    has = {s.get("recipient") for s in stanzas if isinstance(s, dict)}
+    missing = sorted(compiler - has)
+    if not missing:
+        return []
+    message = (
+        f"SOPS file is not encrypted for keys.compiler recipient {', '.join(missing)}, so compile cannot open it; "
+        f"add it to .sops.yaml, then run: sops updatekeys {doc.path}"
+    )
+    return [Diagnostic(message=message, origin=doc.origin((SOPS_KEY, "age")), target=target.name)]

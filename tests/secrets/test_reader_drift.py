@@ -38,6 +38,11 @@ class Initech:
         self.readers = readers
         self.manifest = (root / "llmcc.yaml").read_text()
 
+    def put_secret(self, value: str) -> None:
+        """prod's API key, encrypted by the real sops per .sops.yaml (plaintext never on disk)."""
+        plain = json.dumps({"modules": {"assistant": {"api_key": value}}}).encode()
+        (self.root / SECRETS).write_bytes(encrypt_sops(plain, path=SECRETS, cwd=self.root))
+
     def reader(self, name: str) -> tuple[str, Path]:
         """A fresh age identity (file outside the repository) and its recipient."""
         ident = pyrage.x25519.Identity.generate()
@@ -70,8 +75,7 @@ def initech(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     readers = tmp_path / "readers"
     readers.mkdir()
     repo = Initech(root, tmp_path / "config/llmcc/keys/platform", readers)
-    plain = json.dumps({"modules": {"assistant": {"api_key": new_canary()}}}).encode()
-    (root / SECRETS).write_bytes(encrypt_sops(plain, path=SECRETS, cwd=root))
+    repo.put_secret(new_canary())
     repo.git.commit("llmcc init")
     return repo
 
@@ -234,3 +238,88 @@ def test_three_targets_without_data_keys_are_all_named_in_one_run(
     assert code == 1
     files = sorted(d["file"] for d in doc["diagnostics"])
     assert files == [f"keys/targets/prod@{t}.yaml" for t in ("hooli", "initech", "umbrella")]
+
+
+def test_two_unreadable_layers_are_both_named_by_compile(initech: Initech, capsys: pytest.CaptureFixture[str]) -> None:
+    c = str(initech.root)
+    initech.set_manifest("{hooli: {environments: [dev]}, initech: {environments: [dev]}}")
+    for tenant in ("hooli", "initech"):
+        initech.git.write(f"environments/tenants/{tenant}.yaml", "modules: [\n")
+    code, _, err = llmcc(capsys, "-C", c, "compile", "--identity", str(initech.compiler_key))
+    assert code == 2  # an unreadable file is an input error, and every one of them is named
+    assert [line.split(":")[1] for line in err.splitlines()] == [
+        " environments/tenants/hooli.yaml",
+        " environments/tenants/initech.yaml",
+    ]
+    assert not (initech.root / "dist/dev@hooli.bundle.json").exists()
+    assert (initech.root / "dist/dev.bundle.json").exists()
+
+
+def test_a_new_compiler_key_makes_every_key_file_stale(initech: Initech, capsys: pytest.CaptureFixture[str]) -> None:
+    c = str(initech.root)
+    old = (initech.root / "keys/compiler.age.pub").read_text().strip()
+    new, new_file = initech.reader("ci-2027")
+    text = (initech.root / "llmcc.yaml").read_text()
+    (initech.root / "llmcc.yaml").write_text(
+        text.replace(
+            f"compiler: {{provider: age, recipients: [{old}]}}", f"compiler: {{provider: age, recipients: [{new}]}}"
+        )
+    )
+    initech.git.commit("rotate the CI identity")
+    code, _, err = llmcc(capsys, "-C", c, "validate")
+    assert code == 1
+    stale = [line for line in err.splitlines() if "readers differ" in line]
+    assert [line.split(":")[0] for line in stale] == [f"keys/targets/{t}.yaml" for t in ("dev", "prod", "staging")]
+    assert all(
+        f"keys.compiler still wrapped for recipient {old}, keys.compiler not wrapped for recipient {new}" in line
+        for line in stale
+    )
+    code, out, _ = llmcc(capsys, "-C", c, "diff", "HEAD~1", "HEAD")
+    assert "6 reader changes in 3 targets; 3 of 3 targets change, 0 values" in out.splitlines()[0]
+    assert out.splitlines()[1] == f"  ! dev: readers compiler recipient {old} removed, compiler recipient {new} added"
+    assert "readers:" in out.splitlines()
+    assert f"  - compiler recipient {old} removed" in out.splitlines()
+    code, out, _ = llmcc(capsys, "-C", c, "keys", "update")
+    assert code == 0
+    assert out.splitlines() == [
+        f"rotated keys/targets/{t}.yaml (compiler key lost recipient {old})" for t in ("dev", "staging", "prod")
+    ]
+    # the SOPS file is still encrypted for the old compiler key only: compile could not open it
+    code, _, err = llmcc(capsys, "-C", c, "validate", "-t", "prod")
+    assert code == 1
+    assert re.search(
+        rf"^{SECRETS}:\d+:\d+: SOPS file is not encrypted for keys\.compiler recipient {new}, so compile cannot "
+        rf"open it; add it to \.sops\.yaml, then run: sops updatekeys {SECRETS} "
+        r"\(target prod, layer prod \(secrets\)\)$",
+        err,
+        re.M,
+    )
+    sops_config = initech.root / ".sops.yaml"
+    sops_config.write_text(sops_config.read_text().replace(old, new))
+    initech.put_secret(new_canary())
+    assert llmcc(capsys, "-C", c, "validate")[0] == 0
+    assert llmcc(capsys, "-C", c, "compile", "--identity", str(new_file))[0] == 0
+
+
+def test_orphan_key_files_and_untrusted_paths(initech: Initech, capsys: pytest.CaptureFixture[str]) -> None:
+    root, c = initech.root, str(initech.root)
+    (root / "keys/targets/prod@gone.yaml").write_bytes((root / "keys/targets/prod.yaml").read_bytes())
+    code, _, err = llmcc(capsys, "-C", c, "validate")
+    assert code == 0
+    assert (
+        "keys/targets/prod@gone.yaml:1:1: warning: orphan data key: llmcc.yaml defines no target prod@gone; "
+        "run: llmcc keys update (it removes the file) (layer keys)"
+    ) in err.splitlines()
+    assert "prod@gone" not in llmcc(capsys, "-C", c, "validate", "-t", "prod")[2]
+    text = (root / "llmcc.yaml").read_text()
+    (root / "llmcc.yaml").write_text(
+        text.replace("trusted: [keys/signing.pub]", "trusted: [keys/signing.pub, keys/ci.pub, keys/compiler.age.pub]")
+    )
+    code, _, err = llmcc(capsys, "-C", c, "validate")
+    assert code == 1
+    lines = [line for line in err.splitlines() if "signing.trusted" in line]
+    assert lines[0].startswith("llmcc.yaml:14:")
+    assert lines[0].endswith(
+        "signing.trusted: keys/ci.pub: no such file; verify and pull would fail on it (layer manifest)"
+    )
+    assert "keys/compiler.age.pub: not a SubjectPublicKeyInfo PEM public key" in lines[1]
