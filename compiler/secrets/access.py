@@ -32,11 +32,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from compiler.diagnostics import Diagnostic, Origin, Severity, diagnostic_from_message
-from compiler.errors import InputError, UsageError
+from compiler.errors import InputError, SecretsError, UsageError
 from compiler.load.yaml import Document
 from compiler.project import KeySpec, Project, Target, parse_target
 from compiler.secrets.kek import spec_key_id
-from compiler.secrets.kek.age import unnamed_readers
+from compiler.secrets.kek.age import AgeKeyProvider, unnamed_readers
 from compiler.secrets.kek.base import WrappedKey
 from compiler.secrets.keyfile import KEY_DIR, key_file_path, read_target_key
 from compiler.secrets.sources import SOPS_KEY
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 FIX = "run: llmcc keys update"
 Role = Literal["readers", "compiler"]
 ChangeKind = Literal["added", "removed", "changed"]
-_ROLE_FIELD: dict[Role, str] = {"readers": "consumer", "compiler": "compiler"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,8 +97,9 @@ def reader_changes(old: Readers | None, new: Readers | None, role: Role) -> list
         return []
     if old is not None and new is not None and old.provider != new.provider:
         return [ReaderChange(role=role, kind="changed", what=f"provider {old.describe()} -> {new.describe()}")]
-    provider = (new or old).provider  # type: ignore[union-attr]  # both None is equal, handled above
-    noun = "recipient" if provider == "age" else "key"
+    side = new if new is not None else old
+    assert side is not None  # both None are equal, handled above
+    noun = "recipient" if side.provider == "age" else "key"
     before = old.ids if old is not None else frozenset()
     after = new.ids if new is not None else frozenset()
     return [
@@ -155,13 +155,11 @@ def check_key_file(project: Project, target: Target, data: bytes | None, *, need
             problems += _age_stanza_problems(wrapped, role)
     if not problems:
         return None
-    selector = project.key_selector(target)
-    where = project.document.origin(("keys", "targets", selector) if selector else ("keys",)).location()
+    where = project.document.origin(("keys", "targets", project.key_selector(target) or "*")).location()
     return _finding(
         target,
         path,
         f"data key readers differ from llmcc.yaml: {', '.join(problems)}; {FIX}",
-        line=1,
         notes=(f"{where}: the readers of {target} are named here",),
     )
 
@@ -209,11 +207,28 @@ def _spec_problem(project: Project, target: Target) -> Diagnostic | None:
     if project.manifest.keys.compiler is None:
         message = f"keys.compiler is not set: the compiling identity needs a key (set it; then {FIX})"
         return Diagnostic(message=message, origin=project.document.origin(("keys",)), target=target.name)
+    consumer = ("keys", "targets", project.key_selector(target) or "*")
+    for where, spec in ((("keys", "compiler"), project.manifest.keys.compiler), (consumer, project.key_spec(target))):
+        problem = spec_error(spec)  # type: ignore[arg-type]  # both are set: checked above
+        if problem is not None:
+            message = f"{'.'.join(where)}: {problem}"
+            return Diagnostic(message=message, origin=project.document.origin(where), target=target.name)
     return None
 
 
-def _finding(target: Target, path: str, message: str, *, line: int = 1, notes: tuple[str, ...] = ()) -> Diagnostic:
-    origin = Origin(path=path, line=line, column=1, layer="keys")
+def spec_error(spec: KeySpec) -> str | None:
+    """Why no data key can be wrapped for ``spec`` (checked without contacting a provider), or None."""
+    if spec.provider != "age":
+        return None if spec.key_id else f"a {spec.provider} key needs key_id"
+    try:
+        AgeKeyProvider(spec.recipients)
+    except SecretsError as e:
+        return str(e)
+    return None
+
+
+def _finding(target: Target, path: str, message: str, *, notes: tuple[str, ...] = ()) -> Diagnostic:
+    origin = Origin(path=path, line=1, column=1, layer="keys")
     return Diagnostic(message=message, origin=origin, target=target.name, notes=notes)
 
 

@@ -254,3 +254,20 @@ def test_orphan_key_files_and_the_hook(base: Project) -> None:
     assert affected_targets(base, ["keys/targets/prod@acme.yaml"]) == [ACME]
     assert affected_targets(base, ["keys/targets/prod@gone.yaml"]) == base.targets()
     assert affected_targets(base, ["keys/README.md"]) == []
+
+
+def test_a_reader_that_cannot_be_wrapped_for_is_named_at_its_line(base: Project, age_keys: AgeKeys) -> None:
+    data = key_bytes(base)
+    typo = project(age(age_keys.compiler.recipient), age("age1notarecipient"))
+    found = check_key_file(typo, PROD, data, needed=True)
+    assert found is not None
+    assert found.origin is not None
+    assert (found.origin.path, found.origin.line) == ("llmcc.yaml", 7)
+    assert found.message.startswith("keys.targets.*: 'age1notarecipient' is not an age recipient (age1...)")
+    pasted = project(age("AGE-SECRET-KEY-1QQQQ"), age(age_keys.default.recipient))
+    text = message(pasted, data)
+    assert text is not None
+    assert "keys.compiler: a recipient is a private age identity (AGE-SECRET-KEY-...); list age1... keys" in text
+    assert "QQQQ" not in text
+    no_id = project(age(age_keys.compiler.recipient), "{provider: vault-transit}")
+    assert "keys.targets.*: a vault-transit key needs key_id" in (message(no_id, data) or "")
