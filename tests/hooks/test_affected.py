@@ -28,7 +28,9 @@ ALL = ["dev", "staging", "prod", "staging@acme", "prod@acme", "prod@globex"]
         (["environments/tenants/acme.secrets.sops.yaml"], ["staging@acme", "prod@acme"]),
         (["environments/prod/tenants/acme.yaml"], ["prod@acme"]),
         (["./environments/dev.yaml", "environments/tenants/globex.yaml"], ["dev", "prod@globex"]),
-        (["policies/tests/production.yaml", "keys/targets/prod.yaml", "README.md"], []),
+        (["policies/tests/production.yaml", "keys/README.md", "README.md"], []),
+        (["keys/targets/prod.yaml", "keys/targets/prod@acme.yaml"], ["prod", "prod@acme"]),  # issue 9 §1
+        (["keys/targets/qa.yaml"], ALL),  # an orphan: a full run reports it
         (["environments/qa.yaml"], []),
         ([], []),
     ],

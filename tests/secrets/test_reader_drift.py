@@ -313,7 +313,10 @@ def test_orphan_key_files_and_untrusted_paths(initech: Initech, capsys: pytest.C
     assert "prod@gone" not in llmcc(capsys, "-C", c, "validate", "-t", "prod")[2]
     text = (root / "llmcc.yaml").read_text()
     (root / "llmcc.yaml").write_text(
-        text.replace("trusted: [keys/signing.pub]", "trusted: [keys/signing.pub, keys/ci.pub, keys/compiler.age.pub]")
+        text.replace(
+            "trusted: [keys/signing.pub]",
+            "trusted: [keys/signing.pub, keys/ci.pub, keys/compiler.age.pub, /etc/llmcc/ci.pub]",
+        )
     )
     code, _, err = llmcc(capsys, "-C", c, "validate")
     assert code == 1
@@ -323,3 +326,4 @@ def test_orphan_key_files_and_untrusted_paths(initech: Initech, capsys: pytest.C
         "signing.trusted: keys/ci.pub: no such file; verify and pull would fail on it (layer manifest)"
     )
     assert "keys/compiler.age.pub: not a SubjectPublicKeyInfo PEM public key" in lines[1]
+    assert len(lines) == 2  # an absolute path is outside the repository: verify and pull read it
