@@ -42,7 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     kind.add_argument("--age", metavar="FILE", help="an age identity (for SOPS files and data keys)")
     kind.add_argument("--signing", metavar="FILE", help="an Ed25519 signing key, PKCS#8 PEM")
     rot = sub.add_parser(
-        "rotate", help="create or replace the data key of each TARGET (every target without one) in keys/targets/"
+        "rotate",
+        help="create or replace the data key of each TARGET (every target when none is named) in keys/targets/",
     )
     rot.add_argument("target", nargs="*", metavar="TARGET")
     add_identity_arg(rot)
