@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from compiler import provenance
 from compiler.diagnostics import Diagnostic
-from compiler.jsonpath import JsonPath
+from compiler.errors import UsageError
+from compiler.jsonpath import JsonPath, parse_path, resolve
 from compiler.jsontypes import JSONValue
 from compiler.load.yaml import Tagged, Value
 from compiler.policy.evaluate import evaluate_policies
@@ -46,8 +47,11 @@ def policy_time(source: SourceInfo | None, *, wall: dt.datetime) -> dt.datetime:
 
 
 # `config["inference-engine"].model.temperature` in a finding: the value a failed rule compared.
-_CONFIG_PATH = re.compile(r'config\["(?P<module>[^"]+)"\](?P<path>(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\["[^"]*"\])*)')
-_SEGMENT = re.compile(r'\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\["([^"]*)"\]')
+# Its selections are a path in compiler.jsonpath's syntax: ``.name``, ``[0]``, ``["a.b"]`` with escapes.
+_CONFIG_PATH = re.compile(
+    r"""config\["(?P<module>[^"]+)"\]"""
+    r"""(?P<path>(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\["(?:[^"\\]|\\.)*"\]|\['(?:[^'\\]|\\.)*'\])*)"""
+)
 
 
 class PolicyCheck:
@@ -71,10 +75,15 @@ class PolicyCheck:
         if m is None or diag.rule is None:
             return diag
         module = m["module"]
-        path = tuple(int(i) if i else k or q for k, i, q in _SEGMENT.findall(m["path"]))
         if module not in result.modules:
             return diag
-        contributions = provenance.trace(self.repo, result.stack, module, path)
+        try:
+            found = resolve(result.modules[module], parse_path(m["path"]))
+        except UsageError:  # a CEL escape the path syntax does not share (``\x41``, octal)
+            return diag
+        if found is None:
+            return diag
+        contributions = provenance.trace(self.repo, result.stack, module, found[0])
         if not contributions:
             return diag
         where = contributions[0].origin
