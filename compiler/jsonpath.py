@@ -225,8 +225,10 @@ class _Parser:
         if m is not None and self.text.startswith("]", m.end()):
             self.pos = m.end()
             return int(m.group())
+        start = self.pos
         field = self.bare()
         if not isinstance(field, str) or not self.text.startswith("=", self.pos):
+            self.pos = start
             raise self.fail("expected a list index, a quoted key or field=value")
         self.pos += 1
         if self.text.startswith(("'", '"'), self.pos):
