@@ -46,10 +46,10 @@ def policy_time(source: SourceInfo | None, *, wall: dt.datetime) -> dt.datetime:
     return wall
 
 
-# `config["inference-engine"].model.temperature` in a finding: the value a failed rule compared.
+# `config["inference-engine"].model.temperature` or `config.gw.routes[1]` in a finding: the value a rule compared.
 # Its selections are a path in compiler.jsonpath's syntax: ``.name``, ``[0]``, ``["a.b"]`` with escapes.
 _CONFIG_PATH = re.compile(
-    r"""config\["(?P<module>[^"]+)"\]"""
+    r"""config(?:\["(?P<module>[^"]+)"\]|\.(?P<dotted>[A-Za-z_][A-Za-z0-9_]*))"""
     r"""(?P<path>(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\["(?:[^"\\]|\\.)*"\]|\['(?:[^'\\]|\\.)*'\])*)"""
 )
 
@@ -74,7 +74,7 @@ class PolicyCheck:
         m = _CONFIG_PATH.search(diag.message)
         if m is None or diag.rule is None:
             return diag
-        module = m["module"]
+        module = m["module"] or m["dotted"]
         if module not in result.modules:
             return diag
         try:

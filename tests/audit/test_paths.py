@@ -157,3 +157,11 @@ def test_policy_note_finds_the_line_of_a_quoted_key(repo: GitRepo, capsys: pytes
     err = capsys.readouterr().err
     assert 'policy greeting failed: config["engine"].labels["say \\"hi\\""] is "hello"' in err
     assert "    environments/prod.yaml:7:7: the value is set here (layer prod)\n" in err
+
+
+def test_policy_note_for_a_selection_in_dot_form(repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    write(repo, {"policies/ports.yaml": '- name: low-ports\n  rule: config.engine.error_pages["404"] == "/"\n'})
+    assert main(["-C", str(repo.path), "validate", "--target", "prod"]) == 1
+    err = capsys.readouterr().err
+    assert 'policy low-ports failed: config.engine.error_pages["404"] is "/missing.html"' in err
+    assert "    environments/prod.yaml:10:7: the value is set here (layer prod)\n" in err
