@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -16,7 +17,7 @@ from compiler.cli import explain as explain_cmd
 from compiler.cli import history as history_cmd
 from compiler.cli import main
 from tests.conftest import GitRepo
-from tests.diff._support import FILES, run_command, seed, write
+from tests.diff._support import FILES, encrypt, run_command, seed, write
 
 PROD = """\
 modules:
@@ -165,3 +166,35 @@ def test_policy_note_for_a_selection_in_dot_form(repo: GitRepo, capsys: pytest.C
     err = capsys.readouterr().err
     assert 'policy low-ports failed: config.engine.error_pages["404"] is "/missing.html"' in err
     assert "    environments/prod.yaml:10:7: the value is set here (layer prod)\n" in err
+
+
+def test_history_below_a_secret_is_the_secret(repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    """A path under a secret field stands for the secret: its history is the secret's, masked."""
+    encrypt(repo, "environments/prod.secrets.sops.yaml", f"modules:\n  engine:\n    api_key: canary-{uuid.uuid4()}\n")
+    repo.commit("prod key", author="Sam Secops <sam@example.com>")
+    assert run_command(history_cmd, repo.path, "prod", "engine.api_key[0].x") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "prod engine $.api_key[0].x: 1 change in 2 commits that touched its files"
+    assert out[-1] == "    <secret added>"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'config["nomodule"].x is 1',  # not a module of the target
+        'config["engine"].labels["\\x41"] is 1',  # a CEL escape the path syntax does not share
+        'config["engine"].nothing.here is 1',  # no value there
+    ],
+)
+def test_policy_note_is_left_out_when_the_finding_names_no_value(repo: GitRepo, message: str) -> None:
+    from compiler.diagnostics import Diagnostic, Severity
+    from compiler.pipeline import compile_target
+    from compiler.policy import PolicyCheck
+    from compiler.project import Target
+    from compiler.repository import Repository
+    from compiler.sources.worktree import WorkTree
+
+    rendered = Repository(WorkTree(repo.path))
+    result = compile_target(rendered, Target("prod"), validate=False)
+    diag = Diagnostic(message=message, severity=Severity.ERROR, rule="r")
+    assert PolicyCheck(rendered, policies=None)._locate(diag, result) == diag
