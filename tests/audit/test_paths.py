@@ -198,3 +198,23 @@ def test_policy_note_is_left_out_when_the_finding_names_no_value(repo: GitRepo, 
     result = compile_target(rendered, Target("prod"), validate=False)
     diag = Diagnostic(message=message, severity=Severity.ERROR, rule="r")
     assert PolicyCheck(rendered, policies=None)._locate(diag, result) == diag
+
+
+def test_value_history_checks_its_own_arguments(repo: GitRepo) -> None:
+    """The library call checks what the command checks before it (the command needs the modules first)."""
+    from compiler.audit.history import value_history
+    from compiler.errors import UsageError
+    from compiler.project import Target
+    from compiler.repository import Repository
+    from compiler.sources.gitrev import GitRevTree
+
+    def open_repo(commit: str) -> Repository:
+        return Repository(GitRevTree(repo.path, commit))
+
+    def call(module: str, start: str) -> None:
+        value_history(repo.path, Target("prod"), module, ("x",), open_repo=open_repo, key=b"k" * 32, start=start)
+
+    with pytest.raises(UsageError, match="unknown revision 'nope'"):
+        call("engine", "nope")
+    with pytest.raises(UsageError, match="unknown module 'nomodule'; modules: engine"):
+        call("nomodule", "HEAD")
