@@ -155,7 +155,7 @@ def missing_at(value: object, query: Query) -> str:
 
 
 def split_address(text: str, modules: list[str], path: str | None = None) -> tuple[str, Query]:
-    """``MODULE.PATH``, ``MODULE$.PATH`` or ``MODULE['key']`` as (module, parsed path).
+    """``MODULE.PATH``, ``MODULE$.PATH``, ``MODULE['key']`` or ``config["MODULE"].PATH`` as (module, path).
 
     The module is the longest known module name that ``text`` starts with,
     followed by the end or by ``.``, ``$`` or ``[`` (module names may hold dots).
@@ -165,14 +165,23 @@ def split_address(text: str, modules: list[str], path: str | None = None) -> tup
     Raises:
         UsageError: no known module starts ``text``, the rest is not a path, or the path is given twice.
     """
+    twice = UsageError(f"{text!r}: give the path once, in MODULE.PATH or as a separate PATH")
     for module in sorted(modules, key=len, reverse=True):
         if text == module:
             return module, () if path is None else parse_path(path)
         if text.startswith(module) and text[len(module)] in ".$[":
             if path is not None:
-                raise UsageError(f"{text!r}: give the path once, in MODULE.PATH or as a separate PATH")
+                raise twice
             rest = text[len(module) :]
             return module, parse_path(rest[1:] if rest[0] == "." else rest)
+    if re.match(r"config[.\[]", text):  # a policy finding's selection: config["m"].a.b or config.m.a.b
+        query = parse_path(text[len("config") :])
+        if query and isinstance(query[0], str) and query[0] in modules:
+            if path is None:
+                return query[0], query[1:]
+            if len(query) == 1:
+                return query[0], parse_path(path)
+            raise twice
     module = re.split(r"[.$\[]", text, maxsplit=1)[0]
     raise UsageError(f"unknown module {module!r}; modules: {', '.join(modules)}")
 

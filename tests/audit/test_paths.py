@@ -88,6 +88,8 @@ def test_what_diff_prints_explain_and_history_accept(repo: GitRepo, capsys: pyte
         ("engine.labels['']", "$.labels['']", '"empty"'),
         ("engine.labels['a\\nb']", "$.labels['a\\nb']", '"control"'),
         ("engine.routes[name=chat].timeout", "$.routes[0].timeout", "45"),
+        ('config["engine"].labels["app.kubernetes.io/name"]', "$.labels['app.kubernetes.io/name']", '"gateway-v2"'),
+        ('config.engine.error_pages["404"]', "$.error_pages['404']", '"/missing.html"'),
     ],
 )
 def test_explain_accepts_every_spelling(

@@ -168,6 +168,9 @@ def test_missing_at_of_a_path_that_exists_is_the_concrete_path() -> None:
         ("gateway", "$.labels['a.b']", ("gateway", ("labels", "a.b"))),
         ("gate.way.x", None, ("gate.way", ("x",))),  # the longest module name wins
         ("gate.x", None, ("gate", ("x",))),
+        ('config["gateway"].labels["a.b"]', None, ("gateway", ("labels", "a.b"))),  # as policy findings print
+        ("config.gate.x[0]", None, ("gate", ("x", 0))),
+        ('config["gate.way"]', "$.x", ("gate.way", ("x",))),
     ],
 )
 def test_split_address(text: str, path: str | None, expected: tuple[str, tuple[object, ...]]) -> None:
@@ -181,3 +184,9 @@ def test_split_address_errors() -> None:
         split_address("ab", ["a", "b"])
     with pytest.raises(UsageError, match="give the path once"):
         split_address("a.x", ["a"], "$.y")
+    with pytest.raises(UsageError, match="give the path once"):
+        split_address('config["a"].x', ["a"], "$.y")
+    with pytest.raises(UsageError, match="unknown module 'config'"):
+        split_address('config["nope"].x', ["a"])
+    with pytest.raises(UsageError, match="unknown module 'config'"):
+        split_address("config[0]", ["a"])
