@@ -25,7 +25,7 @@ from compiler.diff.masking import Masked, SecretDigest
 from compiler.diff.snapshot import ABSENT, Absent, lookup, snapshot_module
 from compiler.diff.structural import same
 from compiler.errors import LlmccError, UsageError
-from compiler.jsonpath import JsonPath, format_path
+from compiler.jsonpath import Query, format_path
 from compiler.load.layers import resolve_layers
 from compiler.project import MANIFEST, Target
 from compiler.repository import SCHEMA_SUFFIX, SCHEMAS, TEMPLATES, Repository
@@ -50,7 +50,7 @@ class ValueChange:
 class History:
     target: str
     module: str
-    path: JsonPath
+    path: Query  # as found at the newest commit that has the value
     changes: list[ValueChange]
     examined: int  # commits compiled
     skipped: list[tuple[CommitInfo, str]] = field(default_factory=list)  # commits that do not compile
@@ -64,7 +64,7 @@ def value_history(
     root: Path,
     target: Target,
     module: str,
-    path: JsonPath,
+    query: Query,
     *,
     open_repo: RepoOpener,
     key: bytes,
@@ -72,10 +72,11 @@ def value_history(
     cache: HistoryCache | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> History:
-    """The commits reachable from ``start`` that changed ``module`` at ``path`` for ``target``.
+    """The commits reachable from ``start`` that changed ``module`` at ``query`` for ``target``.
 
     Raises:
-        UsageError: ``start`` is not a commit, or the target or module is unknown at ``start``.
+        UsageError: ``start`` is not a commit, the target or module is unknown at ``start``,
+            or no commit that compiles has a value at ``query`` (issue 10: not "0 changes").
     """
     head = resolve_commit(root, start)
     if head is None:
@@ -91,6 +92,7 @@ def value_history(
     states: list[tuple[CommitInfo, Masked | Absent]] = []
     skipped: list[tuple[CommitInfo, str]] = []
     changes: list[ValueChange] = []
+    found: list[Query] = []  # the concrete path at each commit that has the value, newest first
     for n, commit in enumerate(commits, 1):
         if progress:
             progress(f"[{n}/{len(commits)}] {commit.short}")
@@ -99,7 +101,10 @@ def value_history(
         except LlmccError as e:
             skipped.append((commit, str(e)))
             continue
-        states.append((commit, lookup(state, path)))
+        value, where = lookup(state, query)
+        states.append((commit, value))
+        if not isinstance(value, Absent):
+            found.append(where)
         if len(states) >= 2:
             (newer, new), (_, old) = states[-2], states[-1]
             if not same(old, new):
@@ -109,7 +114,15 @@ def value_history(
     else:
         if states and not isinstance(states[-1][1], Absent):
             changes.append(_change(states[-1][0], ABSENT, states[-1][1]))  # the root commit introduced it
-    return History(target=target.name, module=module, path=path, changes=changes, examined=len(states), skipped=skipped)
+    if not found:
+        broken = f"; {len(skipped)} did not compile" if skipped else ""
+        raise UsageError(
+            f"{target.name} {module} {format_path(query)}: no value at this path "
+            f"in any of the {len(states) + len(skipped)} commits that touched its files{broken}"
+        )
+    return History(
+        target=target.name, module=module, path=found[0], changes=changes, examined=len(states), skipped=skipped
+    )
 
 
 def input_paths(root: Path, head: str, target: Target, module: str, open_repo: RepoOpener) -> list[str]:

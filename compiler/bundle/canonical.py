@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 from compiler.jsontypes import JSONValue
 
@@ -62,8 +63,28 @@ def reject_duplicate_keys(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONV
 
 
 def loads_strict(data: bytes) -> JSONValue:
-    """JSON from UTF-8 bytes; bad UTF-8 and repeated keys are ValueErrors (UnicodeDecodeError is one)."""
-    value: JSONValue = json.loads(data.decode("utf-8"), object_pairs_hook=reject_duplicate_keys)
+    """JSON from UTF-8 bytes; bad UTF-8 and repeated keys are ValueErrors (UnicodeDecodeError is one).
+
+    So are ``NaN``/``Infinity`` (Python's extension, not JSON: RFC 8259 section 6)
+    and a number beyond a double's range, which ``json`` would read as infinity.
+    """
+    value: JSONValue = json.loads(
+        data.decode("utf-8"),
+        object_pairs_hook=reject_duplicate_keys,
+        parse_constant=_reject_constant,
+        parse_float=_finite_float,
+    )
+    return value
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or infinity)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond the range of a double")
     return value
 
 

@@ -1,5 +1,9 @@
 """`llmcc explain TARGET MODULE.PATH`: the effective value, every line that set it, and who wrote each.
 
+The path is in the one path syntax (``compiler.jsonpath``): what ``diff``,
+``history`` and diagnostics print. ``explain TARGET MODULE PATH`` (three
+words, as ``explain`` and ``history`` print their first line) works too.
+
 Each line that set or overrode the value (for a template-derived value: the
 template line and the variable's layer line) is followed by the commit that
 last touched it (``git blame`` at the working tree, or at ``--rev``).
@@ -9,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import cast
 
 from compiler import provenance
 from compiler.audit.blame import LineBlame, blame_line
 from compiler.cli import Context
 from compiler.cli._repo import add_identity_arg, open_repository
 from compiler.errors import UsageError
-from compiler.jsonpath import JsonPath, format_path, parse_dotted
+from compiler.jsonpath import JsonPath, format_path, missing_at, resolve, split_address
 from compiler.load.yaml import Value
 from compiler.pipeline import compile_target
 from compiler.project import parse_target
@@ -34,6 +39,7 @@ _LABELS = {
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="TARGET", help="e.g. prod or prod@acme")
     p.add_argument("address", metavar="MODULE.PATH", help="e.g. inference-engine.model.temperature")
+    p.add_argument("path", metavar="PATH", nargs="?", help="the path apart from the module, e.g. \"$.labels['a.b']\"")
     p.add_argument("--rev", metavar="REV", help="explain at a git revision")
     p.add_argument("--format", choices=["text", "json"], default="text")
     add_identity_arg(p)
@@ -42,12 +48,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     repo, _, _ = open_repository(ctx, args)
     target = repo.project.select([args.target])[0] if args.target else parse_target(args.target)
-    module, _, rest = args.address.partition(".")
-    if module not in repo.modules:
-        raise UsageError(f"unknown module {module!r}; modules: {', '.join(repo.modules)}")
-    path = parse_dotted(rest) if rest else ()
+    module, query = split_address(args.address, repo.modules, args.path)
     result = compile_target(repo, target, validate=False)
-    value = _lookup(result.modules[module], path)
+    found = resolve(result.modules[module], query)
+    if found is None:
+        raise UsageError(f"no value at {missing_at(result.modules[module], query)} in this target")
+    path, value = found[0], cast(Value, found[1])
     secrets = result.secrets.get(module, [])
     secret = any(path[: len(p)] == p for p in secrets)  # the value is (inside) a secret
     if not secret:
@@ -112,17 +118,6 @@ def _blame_json(b: LineBlame | None) -> dict[str, object] | None:
     if b.commit is None:
         return {"committed": False}
     return {"committed": True, "sha": b.commit, "author": b.author, "date": b.date, "summary": b.summary}
-
-
-def _lookup(value: Value, path: JsonPath) -> Value:
-    for i, part in enumerate(path):
-        if (isinstance(value, dict) and isinstance(part, str) and part in value) or (
-            isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
-        ):
-            value = value[part]  # type: ignore[index]
-        else:
-            raise UsageError(f"no value at {format_path(path[: i + 1])} in this target")
-    return value
 
 
 def _truncate(text: str) -> str:

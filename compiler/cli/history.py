@@ -8,7 +8,7 @@ import os
 import sys
 
 from compiler.audit.history import History, ValueChange, value_history
-from compiler.audit.revisions import rev_file_ids
+from compiler.audit.revisions import resolve_commit, rev_file_ids
 from compiler.cli import Context
 from compiler.cli._repo import add_identity_arg, identities
 from compiler.diff.compute import INPUT_ROOTS
@@ -16,7 +16,7 @@ from compiler.diff.masking import public
 from compiler.diff.render import show_value
 from compiler.diff.sharing import ParseCache, SharingRepository
 from compiler.errors import UsageError
-from compiler.jsonpath import parse_dotted
+from compiler.jsonpath import format_path, split_address
 from compiler.project import parse_target
 from compiler.repository import Repository
 from compiler.secrets.sources import SopsOpener
@@ -28,6 +28,7 @@ NOTE = "secrets compared by SOPS ciphertext; provide an identity to compare valu
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="TARGET", help="e.g. prod or prod@acme")
     p.add_argument("address", metavar="MODULE.PATH", help="e.g. inference-engine.model.temperature")
+    p.add_argument("path", metavar="PATH", nargs="?", help="the path apart from the module, e.g. \"$.labels['a.b']\"")
     p.add_argument("--rev", metavar="REV", default="HEAD", help="start from this revision (default HEAD)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     add_identity_arg(p)
@@ -35,9 +36,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     ids = identities(args)
-    module, _, rest = args.address.partition(".")
-    if not module:
-        raise UsageError(f"{args.address!r}: expected MODULE.PATH, e.g. inference-engine.model.temperature")
     opener = SopsOpener(ids if ids else None)
     cache = ParseCache()
 
@@ -46,14 +44,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         tree = GitRevTree(ctx.root, commit)
         return SharingRepository(tree, files=files, cache=cache, open_secrets=opener, secrets_opaque=not ids)
 
+    head = resolve_commit(ctx.root, args.rev)
+    if head is None:
+        raise UsageError(f"unknown revision {args.rev!r}")
+    module, query = split_address(args.address, open_repo(head).modules, args.path)
     history = value_history(
         ctx.root,
         parse_target(args.target),
         module,
-        parse_dotted(rest) if rest else (),
+        query,
         open_repo=open_repo,
         key=os.urandom(32),
-        start=args.rev,
+        start=head,
         progress=ctx.progress,
     )
     if not ctx.quiet and sys.stderr.isatty():
@@ -92,7 +94,7 @@ def render_json(h: History, opaque: bool) -> str:
     doc = {
         "target": h.target,
         "module": h.module,
-        "path": h.location.split(" ", 2)[2],
+        "path": format_path(h.path),
         "secrets_compared_by": "sops-ciphertext" if opaque else "value",
         "examined": h.examined,
         "changes": [

@@ -30,7 +30,7 @@ from compiler.cli import Context
 from compiler.cli._repo import add_identity_arg
 from compiler.cli.keys import read_file, resolve_arg, write_file
 from compiler.errors import InputError, SecretsError, UsageError
-from compiler.jsonpath import JsonPath, parse_dotted
+from compiler.jsonpath import ItemKey, JsonPath, Query, format_path, split_address
 from compiler.load.layers import resolve_layers
 from compiler.load.yaml import Value, load_document
 from compiler.project import MANIFEST, load_project
@@ -122,15 +122,15 @@ def _edit(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _rotate(args: argparse.Namespace, ctx: Context) -> int:
-    module, _, rest = str(args.address).partition(".")
-    path = parse_dotted(rest) if rest else ()
-    if not module or not path:
+    schemas = ctx.root / "schemas"
+    known = sorted(f.name.removesuffix(".schema.json") for f in schemas.glob("*.schema.json") if f.is_file())
+    module, query = split_address(str(args.address), known)
+    if not query:
         raise UsageError(f"{args.address!r}: expected MODULE.PATH, e.g. data-pipeline.db.password")
-    schema_file = ctx.root / "schemas" / f"{module}.schema.json"
-    if not schema_file.is_file():
-        raise UsageError(f"unknown module {module!r}: no schemas/{module}.schema.json")
+    schema_file = schemas / f"{module}.schema.json"
     schema = ModuleSchema.load(module, f"schemas/{module}.schema.json", schema_file.read_bytes()).schema
-    if not any(path[: len(p)] == p for p in secret_paths(schema, _probe(path))):
+    path = next((p for p in _readings(query) if any(p[: len(s)] == s for s in secret_paths(schema, _probe(p)))), None)
+    if path is None:
         raise UsageError(f"{args.address}: not a secret field (its schema does not mark it x-secret)")
     project = load_project(read_file(ctx.root / MANIFEST, MANIFEST), path=MANIFEST)
     (target,) = project.select([args.target])
@@ -161,6 +161,20 @@ def _rotate(args: argparse.Namespace, ctx: Context) -> int:
     write_file(side, record_rotation(old, sops_path=rel, key=key, now=datetime.now(UTC)), mode=0o644)
     print(f"rotated {key} in {rel}; rotated_at recorded in {side_rel}")
     return 0
+
+
+def _readings(query: Query) -> list[JsonPath]:
+    """The concrete paths ``query`` may mean, list indexes first: an unquoted ``0`` is an index or a key.
+
+    The file holds ciphertext, so the schema decides (the first reading it marks secret).
+    """
+    out: list[JsonPath] = [()]
+    for part in query:
+        if isinstance(part, ItemKey):
+            raise UsageError(f"{format_path(query)}: [field=value] does not address a secret to rotate; use [N]")
+        options: list[str | int] = [part, str(part)] if isinstance(part, int) else [part]
+        out = [(*p, o) for p in out for o in options][:64]
+    return out
 
 
 def _probe(path: JsonPath) -> object:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from compiler.diff.masking import Masked, SecretDigest, mask_secrets, sops_paths
-from compiler.jsonpath import JsonPath
+from compiler.jsonpath import Query, Segment, select
 from compiler.pipeline import load_stack, merge_module
 from compiler.project import Target
 from compiler.render.jinja import MAX_SECONDS, Renderer, deadline
@@ -38,15 +38,19 @@ def snapshot_module(repo: Repository, target: Target, module: str, key: bytes) -
     return mask_secrets(value, paths, key)
 
 
-def lookup(value: Masked | Absent, path: JsonPath) -> Masked | Absent:
-    """The value at ``path``; a secret above ``path`` stands for everything below it."""
-    for part in path:
+def lookup(value: Masked | Absent, query: Query) -> tuple[Masked | Absent, Query]:
+    """The value at ``query`` and the concrete path to it (``compiler.jsonpath.select`` per segment).
+
+    A secret above the path stands for everything below it: the path is then
+    the secret's, followed by the segments of ``query`` below it.
+    """
+    path: list[Segment] = []
+    for n, segment in enumerate(query):
         if isinstance(value, SecretDigest):
-            return value
-        if (isinstance(value, dict) and isinstance(part, str) and part in value) or (
-            isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
-        ):
-            value = value[part]  # type: ignore[index]
-        else:
-            return ABSENT
-    return value
+            return value, (*path, *query[n:])
+        key = select(value, segment)
+        if key is None:
+            return ABSENT, query
+        path.append(key)
+        value = value[key]  # type: ignore[index]
+    return value, tuple(path)

@@ -21,18 +21,10 @@ from difflib import SequenceMatcher
 from typing import Literal
 
 from compiler.diff.masking import SECRET_TEXT, Masked, SecretDigest
-from compiler.jsonpath import format_path
+from compiler.jsonpath import ItemKey, format_path
 
 Kind = Literal["added", "removed", "changed", "moved"]
 LIST_KEYS = ("name", "id", "key", "path")
-
-
-@dataclass(frozen=True, slots=True)
-class ItemKey:
-    """A list item found by its key field: printed ``[name=chat]``."""
-
-    field: str
-    value: str | int
 
 
 PathPart = str | int | ItemKey
@@ -52,15 +44,8 @@ class Delta:
 
 
 def format_change_path(path: ChangePath) -> str:
-    out = "$"
-    run: list[str | int] = []
-    for part in path:
-        if isinstance(part, ItemKey):
-            out += format_path(tuple(run))[1:] + f"[{part.field}={part.value}]"
-            run = []
-        else:
-            run.append(part)
-    return out + format_path(tuple(run))[1:]
+    """The path as every command prints it (``compiler.jsonpath``): ``$.routes[name=chat].timeout``."""
+    return format_path(path)
 
 
 def _text(value: object) -> str:

@@ -120,6 +120,22 @@ def resolve_plain(text: str) -> str | int | float | bool | None:
     return text
 
 
+def float_problem(text: str, value: float) -> str | None:
+    """Why the float that ``text`` spells cannot reach a bundle unchanged, or None (issue 10 §6).
+
+    Bundles are JSON (RFC 8259 section 6: no NaN or infinity), read as IEEE 754
+    doubles: a literal beyond a double's range would become infinity, and a
+    non-zero one below its smallest subnormal (about 4.9e-324) would become 0.
+    """
+    if math.isnan(value) or (math.isinf(value) and _INF.fullmatch(text)):
+        return f"{text} is not a JSON number (no NaN or infinity in JSON)"
+    if math.isinf(value):
+        return f"{text} is beyond the range of a double (about ±1.8e308): it would become infinity"
+    if value == 0.0 and re.search(r"[1-9]", text.lower().partition("e")[0]):
+        return f"{text} is too small for a double (under about 4.9e-324): it would become 0"
+    return None
+
+
 def _explicit(tag: str, text: str, where: str) -> str | int | float | bool | None:
     """A scalar with an explicit core tag (``!!str 1``)."""
     kind = tag[len(_STD) :]
@@ -345,9 +361,10 @@ class _Builder:
             # int() refuses more than sys.get_int_max_str_digits() digits.
             raise self.fail(event.start_mark, f"number too long ({len(text)} characters)") from e
         inner_value = value.value if isinstance(value, Tagged) else value
-        if isinstance(inner_value, float) and not math.isfinite(inner_value):
-            # Bundles are JSON, which has no NaN or infinity.
-            raise self.fail(event.start_mark, f"{text} is not a JSON number (no NaN or infinity in JSON)")
+        if isinstance(inner_value, float):
+            problem = float_problem(text, inner_value)
+            if problem is not None:
+                raise self.fail(event.start_mark, problem)
         if event.anchor is not None:
             self.anchors[event.anchor] = (value, 1)
         return value

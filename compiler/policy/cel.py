@@ -29,6 +29,7 @@ values into CEL values is most of the cost. cel-go's extension functions
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -56,17 +57,22 @@ _BOUND = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_
 _USE = re.compile(r"\bconfig\b")
 # A field selection, not a method call (``config.all(m, ...)`` reads every module).
 _SELECT = re.compile(r'\bconfig\s*(?:\[\s*"([^"\\]+)"\s*\]|\.\s*([A-Za-z_]\w*)\b(?!\s*\())')
+# One literal step of a selection chain: ``.name`` (not a method call), ``["key"]``, ``['key']``, ``[0]``.
+_STEP = re.compile(
+    r"""\s*(?:\.\s*([A-Za-z_]\w*)\b(?!\s*\()|\[\s*"([^"\\]*)"\s*\]|\[\s*'([^'\\]*)'\s*\]|\[\s*(\d+)\s*\])"""
+)
 # Errors the library raises for a rule that does not fit the data (no such key, no overload, ...).
 EVAL_ERRORS = (ValueError, TypeError, RuntimeError, LookupError, ArithmeticError)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RuleProgram:
-    """A compiled rule and the modules it reads (``None``: it may read any)."""
+    """A compiled rule, the modules it reads and the values it selects (``None``: it may read any)."""
 
     source: str
     program: _cel.Program
     modules: frozenset[str] | None
+    paths: tuple[JsonPath, ...] | None = None  # module first: ("m", "model", "temperature")
 
 
 def compile_rule(source: str) -> RuleProgram:
@@ -90,7 +96,9 @@ def compile_rule(source: str) -> RuleProgram:
     for var in program.variables():
         if var not in VARIABLES and var not in bound and var not in _NAMESPACES and var not in _TYPE_NAMES:
             raise ValueError(f"rule uses unknown variable {var!r} (rules see {', '.join(VARIABLES)})")
-    return RuleProgram(source=source, program=program, modules=referenced_modules(source))
+    return RuleProgram(
+        source=source, program=program, modules=referenced_modules(source), paths=referenced_paths(source)
+    )
 
 
 def _syntax_error(message: str) -> str:
@@ -115,6 +123,27 @@ def referenced_modules(source: str) -> frozenset[str] | None:
     if uses != len(selections):
         return None
     return frozenset(a or b for a, b in selections)
+
+
+def referenced_paths(source: str) -> tuple[JsonPath, ...] | None:
+    """The values ``source`` selects from ``config``, each as its longest literal selection; None otherwise.
+
+    ``config.m.routes.all(r, r.timeout > 0)`` selects ``("m", "routes")``: the
+    chain stops at a method call, a computed index or a string with escapes, so
+    what the rule reads is always below a returned path (sound like
+    ``referenced_modules``). A bare ``config`` gives None.
+    """
+    out: list[JsonPath] = []
+    for use in _USE.finditer(source):
+        pos, path = use.end(), list[str | int]()
+        while (step := _STEP.match(source, pos)) is not None:
+            ident, dq, sq, index = step.groups()
+            path.append(int(index) if index is not None else ident or dq or sq or "")
+            pos = step.end()
+        if not path or isinstance(path[0], int):
+            return None
+        out.append(tuple(path))
+    return tuple(out)
 
 
 def mask_secrets(modules: Mapping[str, JSONValue], secrets: Mapping[str, Iterable[JsonPath]]) -> dict[str, JSONValue]:
@@ -187,6 +216,41 @@ class Activation:
         for name, value in bindings.items():
             self._scratch.add_variable(name, value)
         return cel.compile(expression).execute(self._scratch)
+
+
+CEL_INT_MIN, CEL_INT_MAX = -(2**63), 2**63 - 1  # CEL's int is 64-bit signed (cel-spec, "Values")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def cel_unfit(value: JSONValue, path: JsonPath = ()) -> tuple[JsonPath, int] | None:
+    """The first int in ``value`` that CEL's int cannot hold, and its path; None when every int fits.
+
+    The library converts such an int silently (2**63 .. 2**64-1 into a ``uint``,
+    anything larger into a ``double`` that drops digits), so a rule would judge
+    another value than the bundle holds (issue 10 §6). The walk costs one step
+    per node, not per character: long strings are skipped whole.
+    """
+    if type(value) is int:
+        return (path, value) if not CEL_INT_MIN <= value <= CEL_INT_MAX else None
+    children = value.items() if type(value) is dict else enumerate(value) if type(value) is list else ()
+    for key, child in children:
+        found = cel_unfit(child, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
+def cel_selection(module: str, path: JsonPath) -> str:
+    """``config["m"].labels["a.b"][0]``: how a rule selects the value (and a path ``compiler.jsonpath`` reads)."""
+    out = f"config[{json.dumps(module)}]"
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _IDENT.fullmatch(part):
+            out += f".{part}"
+        else:
+            out += f"[{json.dumps(part, ensure_ascii=False)}]"
+    return out
 
 
 def union_modules(programs: Iterable[RuleProgram]) -> frozenset[str] | None:

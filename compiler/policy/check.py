@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from compiler import provenance
 from compiler.diagnostics import Diagnostic
-from compiler.jsonpath import JsonPath
+from compiler.errors import UsageError
+from compiler.jsonpath import JsonPath, parse_path, resolve
 from compiler.jsontypes import JSONValue
 from compiler.load.yaml import Tagged, Value
 from compiler.policy.evaluate import evaluate_policies
@@ -45,9 +46,12 @@ def policy_time(source: SourceInfo | None, *, wall: dt.datetime) -> dt.datetime:
     return wall
 
 
-# `config["inference-engine"].model.temperature` in a finding: the value a failed rule compared.
-_CONFIG_PATH = re.compile(r'config\["(?P<module>[^"]+)"\](?P<path>(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\["[^"]*"\])*)')
-_SEGMENT = re.compile(r'\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\["([^"]*)"\]')
+# `config["inference-engine"].model.temperature` or `config.gw.routes[1]` in a finding: the value a rule compared.
+# Its selections are a path in compiler.jsonpath's syntax: ``.name``, ``[0]``, ``["a.b"]`` with escapes.
+_CONFIG_PATH = re.compile(
+    r"""config(?:\["(?P<module>[^"]+)"\]|\.(?P<dotted>[A-Za-z_][A-Za-z0-9_]*))"""
+    r"""(?P<path>(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\["(?:[^"\\]|\\.)*"\]|\['(?:[^'\\]|\\.)*'\])*)"""
+)
 
 
 class PolicyCheck:
@@ -70,11 +74,16 @@ class PolicyCheck:
         m = _CONFIG_PATH.search(diag.message)
         if m is None or diag.rule is None:
             return diag
-        module = m["module"]
-        path = tuple(int(i) if i else k or q for k, i, q in _SEGMENT.findall(m["path"]))
+        module = m["module"] or m["dotted"]
         if module not in result.modules:
             return diag
-        contributions = provenance.trace(self.repo, result.stack, module, path)
+        try:
+            found = resolve(result.modules[module], parse_path(m["path"]))
+        except UsageError:  # a CEL escape the path syntax does not share (``\x41``, octal)
+            return diag
+        if found is None:
+            return diag
+        contributions = provenance.trace(self.repo, result.stack, module, found[0])
         if not contributions:
             return diag
         where = contributions[0].origin

@@ -12,11 +12,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from compiler.diagnostics import Diagnostic, Severity
+from compiler.jsonpath import JsonPath, resolve
 from compiler.jsontypes import JSONObject, JSONValue
-from compiler.policy.cel import EVAL_ERRORS, Activation, mask_secrets, union_modules
+from compiler.policy.cel import (
+    CEL_INT_MAX,
+    CEL_INT_MIN,
+    EVAL_ERRORS,
+    Activation,
+    cel_selection,
+    cel_unfit,
+    mask_secrets,
+    union_modules,
+)
 from compiler.policy.explain import explain, show
 from compiler.policy.rules import Policy, PolicySet, Waiver
 from compiler.project import Target
@@ -50,10 +60,15 @@ def evaluate_target(
     if not applicable:
         return [Outcome(policy=p, status="skip") for p in policies]
     act = Activation(config, target_value(target), dict(secrets), union_modules(p.program for p in applicable))
+    unfit = UnfitValues(config)
     out = []
     for policy in policies:
         if policy not in applicable:
             out.append(Outcome(policy=policy, status="skip"))
+            continue
+        hit = unfit.read_by(policy.program.paths)
+        if hit is not None:
+            out.append(Outcome(policy=policy, status="error", detail=hit))
             continue
         try:
             value = act.run(policy.program)
@@ -68,6 +83,36 @@ def evaluate_target(
         else:
             out.append(Outcome(policy=policy, status="error", detail=f"the rule gave {show(value)}, not a boolean"))
     return out
+
+
+class UnfitValues:
+    """The values of one target that cannot reach CEL unchanged (issue 10 §6), found once per subtree."""
+
+    def __init__(self, config: Mapping[str, JSONValue]) -> None:
+        self._config = dict(config)
+        self._seen: dict[JsonPath, str | None] = {}
+
+    def read_by(self, paths: Iterable[JsonPath] | None) -> str | None:
+        """Why a rule selecting ``paths`` (None: anything) would not see a value unchanged, or None."""
+        for path in [(m,) for m in sorted(self._config)] if paths is None else paths:
+            found = resolve(self._config, path)
+            if found is not None and found[0] not in self._seen:
+                self._seen[found[0]] = self._why(found[0], cast(JSONValue, found[1]))
+            why = None if found is None else self._seen[found[0]]
+            if why is not None:
+                return why
+        return None
+
+    @staticmethod
+    def _why(at: JsonPath, value: JSONValue) -> str | None:
+        unfit = cel_unfit(value)
+        if unfit is None:
+            return None
+        where = (*at, *unfit[0])
+        return (
+            f"{cel_selection(str(where[0]), where[1:])} is {unfit[1]}, beyond CEL's int "
+            f"(64-bit signed, {CEL_INT_MIN} to {CEL_INT_MAX}): rules cannot read it unchanged"
+        )
 
 
 def eval_error(e: Exception) -> str:

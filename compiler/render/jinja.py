@@ -72,6 +72,16 @@ class _CodeGenerator(CodeGenerator):
             self.write(", ")
         self.write(")))")
 
+    def visit_Const(self, node: nodes.Const, frame: Frame) -> None:
+        # Jinja writes a float constant as str(value): a folded `'nan' | float` or a literal `1e400`
+        # became the undefined names `nan`/`inf` (NameError, exit 70). Spell them so the value
+        # reaches the JSON check and fails at the template's line (issue 10 §6).
+        value = node.as_const(frame.eval_ctx)
+        if isinstance(value, float) and not math.isfinite(value):
+            self.write(f"float({str(value)!r})")
+        else:
+            super().visit_Const(node, frame)
+
 
 # printf-style conversions (`%-*.*d`) and the spec part of str.format fields (`{:>{w}}`).
 _PRINTF_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")

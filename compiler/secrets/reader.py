@@ -6,6 +6,8 @@ what ``pull --decrypt`` and the client use. Pure, apart from the caller's
 
 Every secret is addressed as ``f"{module}{format_path(path)}"``, e.g.
 ``inference-engine$.providers[0].api_key``: the string bound into its AAD.
+The AAD keeps the spelling of bundle format 1 (``secret_address``): only a key
+holding a control or non-printable character prints differently on screen.
 """
 
 from __future__ import annotations
@@ -13,16 +15,28 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping
 
-from compiler.errors import SecretsError
-from compiler.jsonpath import JsonPath, format_path, parse_dotted
+from compiler.errors import SecretsError, UsageError
+from compiler.jsonpath import JsonPath, format_path, missing_at, resolve, split_address
 from compiler.jsontypes import JSONObject, JSONScalar, JSONValue
 from compiler.secrets.envelope import ALG, check_commitment, is_enc, open_value, seal_value
 from compiler.secrets.kek.base import KeyProvider, WrappedKey
 
 
 def secret_address(module: str, path: JsonPath) -> str:
-    """The string a secret's AAD binds: module plus formatted JSON path."""
-    return f"{module}{format_path(path)}"
+    """The string a secret's AAD binds: module plus formatted JSON path.
+
+    Bound into every sealed value, so it must never change: ``format_path``
+    escapes non-printable characters for display (issue 10), this keeps them raw
+    as bundle format 1 wrote them.
+    """
+    return module + "$" + "".join(_aad_part(p) for p in path)
+
+
+def _aad_part(part: str | int) -> str:
+    shown = format_path((part,))[1:]
+    if isinstance(part, int) or shown[0] == ".":
+        return shown
+    return "['" + part.replace("\\", "\\\\").replace("'", "\\'") + "']"
 
 
 def seal_modules(
@@ -112,16 +126,19 @@ class SecretReader:
     def secret(self, dotted: str) -> JSONScalar:
         """The plaintext of the secret at ``module.path`` (e.g. ``data-pipeline.db.password``).
 
+        The path is in the one path syntax of ``compiler.jsonpath``.
+
         Raises:
             SecretsError: no such field, a field that is not encrypted, or one that fails to open.
         """
-        module, _, rest = dotted.partition(".")
-        path = parse_dotted(rest) if rest else ()
-        value: JSONValue = self._modules.get(module)
-        for key in path:
-            if not _has(value, key):
-                raise SecretsError(f"{secret_address(module, path)}: no such field in the bundle")
-            value = _child(value, key)
+        try:
+            module, query = split_address(dotted, list(self._modules))
+        except UsageError as e:
+            raise SecretsError(str(e)) from None
+        found = resolve(self._modules[module], query)
+        if found is None:
+            raise SecretsError(f"{module}{missing_at(self._modules[module], query)}: no such field in the bundle")
+        path, value = found[0], found[1]
         if not is_enc(value):
             raise SecretsError(f"{secret_address(module, path)}: not an encrypted secret field")
         return open_value(self._key(), target=self._target, path=secret_address(module, path), enc=value)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 from compiler.errors import InputError
-from compiler.jsonpath import JsonPath
+from compiler.jsonpath import JsonPath, format_path
 from compiler.load.yaml import load_document
 
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
@@ -37,11 +37,13 @@ def rotation_path(sops_path: str) -> str:
 
 
 def rotation_key(module: str, path: JsonPath) -> str:
-    """``("providers", 0, "key")`` in module ``m`` -> ``m.providers[0].key``."""
-    out = module
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
+    """``("providers", 0, "key")`` in module ``m`` -> ``m.providers[0].key``.
+
+    The path part is ``format_path`` without its ``$``, so a key that is not a
+    plain word is quoted (``m.labels['a.b']``) and never collides with a nested
+    one (``m.labels.a.b``); ``explain`` and ``secrets rotate`` read it back.
+    """
+    return module + format_path(path)[1:]
 
 
 def read_rotation(data: bytes, *, path: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -145,10 +146,24 @@ def test_outside_the_core_schema_is_an_input_error(text: str, message: str) -> N
     assert error(text) == message
 
 
-@pytest.mark.parametrize("text", ["v: .nan", "v: .inf", "v: -.Inf", "v: 1e400", "v: !!float .NaN", "v: !override .inf"])
-def test_numbers_json_cannot_hold_are_input_errors(text: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        *((t, "not a JSON number") for t in ("v: .nan", "v: .inf", "v: -.Inf", "v: !!float .NaN", "v: !override .inf")),
+        ("v: 1e400", "1e400 is beyond the range of a double"),  # was "not a JSON number": it is one, too big
+        ("v: 1e-400", "1e-400 is too small for a double (under about 4.9e-324): it would become 0"),  # was 0.0
+        ("v: -0.5e-330", "-0.5e-330 is too small for a double"),
+    ],
+)
+def test_numbers_json_cannot_hold_are_input_errors(text: str, why: str) -> None:
     assert error(text + "\n").startswith("environments/prod.yaml:1:4: ")
-    assert "not a JSON number" in error(text + "\n")
+    assert why in error(text + "\n")
+
+
+@pytest.mark.parametrize(("text", "value"), [("0.0e-400", 0.0), ("-0.0", -0.0), ("5e-324", 5e-324), ("0e99999", 0.0)])
+def test_zeros_and_the_smallest_double_load_unchanged(text: str, value: float) -> None:
+    loaded = load_document(f"v: {text}\n".encode(), path="f.yaml", layer="l").value
+    assert json.dumps(loaded) == json.dumps({"v": value})
 
 
 def test_an_integer_too_long_to_convert_is_an_input_error() -> None:

@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler.diagnostics import Severity
-from compiler.policy.cel import SECRET_MASK, mask_secrets, referenced_modules
+from compiler.policy.cel import (
+    SECRET_MASK,
+    cel_selection,
+    cel_unfit,
+    mask_secrets,
+    referenced_modules,
+    referenced_paths,
+)
 from compiler.policy.evaluate import evaluate_target, policy_diagnostics
 from compiler.policy.explain import split_top
 from compiler.project import Target
@@ -233,3 +240,58 @@ def test_explaining_gives_up_after_a_fixed_number_of_evaluations() -> None:
     assert explain("config.xs.all(x, x < 99)", evaluate, budget=50) is None
     assert len(calls) == 50
     assert explain("config.xs.all(x, x < 99)", evaluate) == "99, expected < 99"
+
+
+# --- values CEL cannot hold (issue 10 §6) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "paths"),
+    [
+        ("config.m.a > 1", (("m", "a"),)),
+        ('config["m"].labels["a.b"] == 1 && config.m.x[0].y', (("m", "labels", "a.b"), ("m", "x", 0, "y"))),
+        ("config['m'].x == 1", (("m", "x"),)),
+        ("config.m.routes.all(r, r.t > 0)", (("m", "routes"),)),  # stops at a method call
+        ("config.m.x[i] > 0", (("m", "x"),)),  # stops at a computed index
+        ('config["m"]["a\\"b"] == 1', (("m",),)),  # stops at an escape
+        ('config[""].x == 1', (("", "x"),)),
+        ("config.all(m, true)", None),  # reads every module
+        ("size(config) > 0", None),
+        ("config[0] == 1", None),
+    ],
+)
+def test_referenced_paths(source: str, paths: tuple[tuple[object, ...], ...] | None) -> None:
+    assert referenced_paths(source) == paths
+
+
+def test_cel_selection_spells_what_check_and_explain_read_back() -> None:
+    assert cel_selection("m", ("a", "b.c", 0, "x-y", "")) == 'config["m"].a["b.c"][0]["x-y"][""]'
+    assert cel_unfit({"note": "a 19-digit string 1234567890123456789 is no int"}) is None
+    assert cel_unfit({"a": [1, {"b": 2**63}]}) == (("a", 1, "b"), 2**63)
+    assert cel_unfit({"a": True, "b": -(2**63)}) is None
+
+
+BIG = {"m": {"id": 2**64, "n": 3, "xs": [1, -(2**63) - 1]}, "other": {"k": 1}}
+
+
+@pytest.mark.parametrize(
+    ("rule", "status", "detail"),
+    [
+        ("config.m.n == 3", "pass", ""),  # the rule does not select the big value: it runs
+        ("config.other.k == 1", "pass", ""),
+        ("config.m.id > 0", "error", 'config["m"].id is 18446744073709551616, beyond'),
+        ("config.m.xs.all(x, x < 5)", "error", 'config["m"].xs[1] is -9223372036854775809, beyond'),
+        ("config.m.size() > 0", "error", 'config["m"].id is 18446744073709551616, beyond'),
+        ('config.all(k, k != "")', "error", 'config["m"].id is 18446744073709551616, beyond'),
+        ("!has(config.m.missing)", "pass", ""),  # a path with no value: nothing to check
+    ],
+)
+def test_a_rule_that_reads_an_int_cel_cannot_hold_is_an_error_naming_it(rule: str, status: str, detail: str) -> None:
+    got_status, got_detail = outcome(rule, BIG)
+    assert got_status == status
+    assert got_detail.startswith(detail)
+    if status == "error":
+        assert got_detail.endswith(
+            "beyond CEL's int (64-bit signed, -9223372036854775808 to 9223372036854775807): "
+            "rules cannot read it unchanged"
+        )

@@ -251,3 +251,33 @@ def test_rotate_a_list_item_where_it_is_set(
         stdin(monkeypatch, new_canary())
         with pytest.raises(UsageError, match="not a secret field"):
             run(repo, "rotate", address, "--target", "prod", "--value-from-stdin")
+
+
+def test_rotate_keys_that_need_quotes_and_digit_keys(
+    repo: Path, age_keys: AgeKeys, capsys: pytest.CaptureFixture[str], clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10 §5: a dotted key and a digit-only key are secret fields too; the schema tells index from key."""
+    schema = repo / "schemas" / "data-pipeline.schema.json"
+    schema.write_text(
+        schema.read_text().replace(
+            '"x": {', '"keys": {"type": "object", "additionalProperties": {"type": "string", "x-secret": true}}, "x": {'
+        )
+    )
+    put_secret(repo, PROD, "data-pipeline", {"tokens": [new_canary()]})
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(age_keys.compiler.file))
+    for address in ("data-pipeline.keys['a.b']", "data-pipeline.keys.404", "data-pipeline$.tokens[0]"):
+        assert run(repo, "rotate", address, "--target", "prod", "--generate", "20") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(" in ")[0] for line in out] == [
+        "rotated data-pipeline.keys['a.b']",
+        "rotated data-pipeline.keys['404']",
+        "rotated data-pipeline.tokens[0]",
+    ]
+    value = opened(repo, PROD, age_keys.compiler.file)
+    assert sorted(value["modules"]["data-pipeline"]["keys"]) == ["404", "a.b"]  # type: ignore[index]
+    side = read_rotation((repo / "environments/prod.secrets.rotation.yaml").read_bytes(), path="r")
+    assert sorted(side) == ["data-pipeline.keys['404']", "data-pipeline.keys['a.b']", "data-pipeline.tokens[0]"]
+    with pytest.raises(UsageError, match=r"\[field=value\] does not address a secret"):
+        run(repo, "rotate", "data-pipeline.tokens[name=x]", "--target", "prod", "--generate", "20")
+    with pytest.raises(UsageError, match="is not a path"):
+        run(repo, "rotate", "data-pipeline.keys[a.b]", "--target", "prod", "--generate", "20")

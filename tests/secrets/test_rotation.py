@@ -27,6 +27,10 @@ def test_rotation_path() -> None:
 
 def test_rotation_key() -> None:
     assert rotation_key("inference-engine", ("providers", 0, "api_key")) == "inference-engine.providers[0].api_key"
+    # a dotted key is quoted: it never collides with the nested keys it looks like (issue 10 §5)
+    assert rotation_key("m", ("labels", "a.b")) == "m.labels['a.b']"
+    assert rotation_key("m", ("labels", "a", "b")) == "m.labels.a.b"
+    assert rotation_key("m", ("pages", "404")) == "m.pages['404']"
 
 
 def test_record_and_read() -> None:

@@ -137,8 +137,10 @@ def test_secret_reader_refuses_non_secrets(repo: Path, age_keys: AgeKeys, plain:
         reader.secret("data-pipeline.db.host")
     with pytest.raises(SecretsError, match="no such field"):
         reader.secret("data-pipeline.db.nope")
-    with pytest.raises(SecretsError, match="not an encrypted"):
+    with pytest.raises(SecretsError, match="unknown module 'nope'; modules: data-pipeline, inference-engine"):
         reader.secret("nope")
+    with pytest.raises(SecretsError, match=r"not a path: unexpected '\]'"):
+        reader.secret("data-pipeline.db]")
 
 
 def test_tenant_isolation(repo: Path, age_keys: AgeKeys, plain: JSONObject) -> None:

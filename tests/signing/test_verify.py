@@ -120,7 +120,10 @@ def test_missing_previous_key_is_refused(ci: KeyPair, trusted: Keyring) -> None:
         (b"[1,2]", "not a JSON object"),
         (b"\xff", "not valid JSON"),
         (b'{"a":1,"a":1}', "duplicate key"),
-        (b'{"a":NaN}', "not valid JSON"),
+        (b'{"a":NaN}', "NaN is not JSON"),
+        (b'{"a":-Infinity}', "-Infinity is not JSON"),
+        (b'{"a":1e400}', "1e400 is beyond the range of a double"),
+        (b'{"a":1e-400}', "not canonical JSON"),  # it reads as 0.0, which is not its canonical text
         (b'{"apiVersion":"llmcc/v2","kind":"Bundle","metadata":{}}', "not an llmcc/v1 Bundle"),
         (b'{"apiVersion":"llmcc/v1","kind":"Other","metadata":{}}', "not an llmcc/v1 Bundle"),
         (b'{"apiVersion":"llmcc/v1","kind":"Bundle","metadata":[]}', "no metadata object"),
