@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -29,15 +30,26 @@ from pathlib import Path
 from compiler.cli import Context
 from compiler.cli._repo import add_identity_arg
 from compiler.cli.keys import read_file, resolve_arg, write_file
-from compiler.errors import InputError, SecretsError, UsageError
+from compiler.diagnostics import diagnostic_from_message
+from compiler.errors import ConfigCheckError, InputError, SecretsError, UsageError
 from compiler.jsonpath import ItemKey, JsonPath, Query, format_path, split_address
 from compiler.load.layers import resolve_layers
 from compiler.load.yaml import Value, load_document
 from compiler.project import MANIFEST, load_project
+from compiler.secrets import editcheck
 from compiler.secrets.envelope import SecretValue
 from compiler.secrets.identity import Identities, load_identities
 from compiler.secrets.rotation import record_rotation, rotation_key, rotation_path
-from compiler.secrets.sops import encrypt_sops, is_sops_document, set_sops_value, sops_binary, sops_index
+from compiler.secrets.scalars import ambiguous_scalars
+from compiler.secrets.sops import (
+    check_decryptable,
+    encrypt_sops,
+    is_sops_document,
+    set_sops_value,
+    sops_binary,
+    sops_index,
+    sops_reason,
+)
 from compiler.validate.schema import ModuleSchema, secret_paths
 
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -80,6 +92,7 @@ def _encrypt(src: Path, ctx: Context) -> int:
         raise UsageError(f"{rel_src}: already SOPS-encrypted; change it with: llmcc secrets edit {rel_src}")
     if not isinstance(doc.value, dict):
         raise InputError(f"{rel_src}:1:1: a secrets file must be a mapping (modules: ...)")
+    refuse_ambiguous(plaintext, rel_src)
     dest = src if src.name.endswith(".sops.yaml") else src.with_name(_sops_name(src.name))
     rel_dest = _relative(ctx, dest)
     if dest != src and (dest.exists() or dest.is_symlink()):
@@ -94,6 +107,21 @@ def _encrypt(src: Path, ctx: Context) -> int:
     return 0
 
 
+def refuse_ambiguous(plaintext: bytes, rel: str) -> None:
+    """Refuse plaintext whose unquoted values sops would read otherwise than llmcc (issue 9 §5).
+
+    Raises:
+        ConfigCheckError: one diagnostic per value, at its line; the values are never shown.
+    """
+    problems = ambiguous_scalars(plaintext, path=rel)
+    if problems:
+        diags = [diagnostic_from_message(p) for p in problems]
+        raise ConfigCheckError(
+            f"{rel}: {len(diags)} value(s) would change meaning when sops encrypts them; nothing was encrypted",
+            diags,
+        )
+
+
 def _sops_name(name: str) -> str:
     for suffix in (".yaml", ".yml"):
         if name.endswith(suffix):
@@ -103,21 +131,38 @@ def _sops_name(name: str) -> str:
 
 def _edit(args: argparse.Namespace, ctx: Context) -> int:
     file = resolve_arg(ctx, args.file)
+    rel = _relative(ctx, file)
+    if file.exists():
+        # sops would fail on a plaintext value while quoting it: refuse first, at its line.
+        check_decryptable(load_document(read_file(file, rel), path=rel, layer="secrets"))
     env = dict(os.environ)
     if args.identity:
         env.update(load_identities(args.identity, os.environ).sops_env())
-    argv = [sops_binary(), "--disable-version-check", "edit", _relative(ctx, file)]
-    try:
-        # Interactive: sops and the editor own the terminal; nothing is captured.
-        code = subprocess.run(argv, cwd=ctx.root, env=env, check=False).returncode
-    except OSError as e:
-        raise SecretsError(f"{_relative(ctx, file)}: cannot run sops: {e.strerror}") from e
-    if code == _SOPS_NOT_MODIFIED:
-        ctx.progress(f"{_relative(ctx, file)}: not modified")
+    env[editcheck.USER_EDITOR] = env.get("SOPS_EDITOR") or env.get("EDITOR", "")
+    env["SOPS_EDITOR"] = shlex.join(editcheck.editor_command())
+    env[editcheck.SHOWN_PATH] = rel
+    argv = [sops_binary(), "--disable-version-check", "edit", rel]
+    with tempfile.TemporaryDirectory(prefix="llmcc-edit-") as tmp:
+        report = Path(tmp) / "report"
+        env[editcheck.REPORT] = str(report)
+        try:
+            # sops and the editor own the terminal (stdin, stdout); sops's stderr is captured
+            # because it can quote values (issue 9 §5): we say what failed in our own words.
+            proc = subprocess.run(argv, cwd=ctx.root, env=env, stderr=subprocess.PIPE, check=False)
+        except OSError as e:
+            raise SecretsError(f"{rel}: cannot run sops: {e.strerror}") from e
+        problems = report.read_text(encoding="utf-8").splitlines() if report.exists() else []
+    if problems:
+        raise ConfigCheckError(
+            f"{rel}: not saved: {len(problems)} problem(s) in the edited text (lines of the decrypted text)",
+            [diagnostic_from_message(p) for p in problems],
+        )
+    if proc.returncode == _SOPS_NOT_MODIFIED:
+        ctx.progress(f"{rel}: not modified")
         return 0
-    if code != 0:
-        raise SecretsError(f"{_relative(ctx, file)}: sops edit failed (exit {code})")
-    print(f"edited {_relative(ctx, file)}")
+    if proc.returncode != 0:
+        raise SecretsError(f"{rel}: sops could not edit: {sops_reason(proc.returncode, proc.stderr)}")
+    print(f"edited {rel}")
     return 0
 
 

@@ -7,8 +7,10 @@ Invariants:
 2. Decrypted plaintext exists only in memory: it is read from sops's stdout
    and never written to disk. Inputs fed to sops are ciphertext, or plaintext
    on stdin.
-3. Errors carry the file, the exit code's meaning and one line of sops's
-   *stderr* only, never stdout (STYLE R15: stdout can hold plaintext).
+3. Errors carry the file and the class of the failure in our own words, never
+   sops's output: stdout holds plaintext (STYLE R15), and stderr quotes it too
+   (a plaintext value where sops expects ciphertext is printed in its decrypt
+   error, issue 9 §5). Only public recipients are picked out of stderr.
 4. Decryption sees exactly the caller's identities: a minimal environment
    plus ``Identities.sops_env()``; the caller's sops key files are not read.
 """
@@ -23,19 +25,44 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TypeGuard
 
 from compiler.errors import SecretsError
-from compiler.load.yaml import load_document
+from compiler.jsonpath import format_path
+from compiler.load.yaml import Document, load_document
 from compiler.secrets.identity import Identities
+from compiler.secrets.sopsfile import is_sops_value as is_sops_value
+from compiler.secrets.sopsfile import plaintext_leaves
+from compiler.secrets.sopsfile import sops_value_type as sops_value_type
 
-_SOPS_ENC = re.compile(r"ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:(\w+)\]")
-# sops exit codes (getsops/sops cmd/sops/codes): what they mean to a user.
+# sops exit codes (getsops/sops cmd/sops/codes): what they mean to a user. Exit 2 is
+# also what a Go panic exits with (sops panics on a plaintext number where it expects ciphertext).
 _EXIT_REASONS = {
+    2: "sops could not read the file, or crashed on a value it did not expect",
+    3: "sops could not write its output",
+    4: "a decrypted value has no JSON form (NaN or infinity)",
+    5: "sops could not read .sops.yaml",
+    21: "sops could not compute the MAC",
+    23: "sops could not encrypt a value (a key that is not a string, or an integer beyond 64 bits)",
+    24: "sops could not decrypt the MAC",
+    25: "a value is not sops ciphertext or does not decrypt (changed by hand?)",
     51: "MAC mismatch: the file was changed after it was encrypted",
     52: "the file has no MAC",
+    61: "no .sops.yaml found",
+    85: "interrupted",
+    91: "bad key path",
+    111: "no encryption key: no creation rule in .sops.yaml names a recipient for this path",
     128: "no identity could open its data key",
+    203: "the file is already encrypted",
 }
+# Phrases of sops's stderr that pick our words for exit 1 (ErrorGeneric); never printed.
+_GENERIC_REASONS = (
+    ("no matching creation rules", "no creation rule in .sops.yaml matches this path"),
+    ("error loading config", "sops could not read .sops.yaml"),
+)
+PLAINTEXT_IN_SOPS = (
+    "not encrypted: sops cannot decrypt a plaintext value in an encrypted file "
+    "(added by hand?); delete the line and set the value with: llmcc secrets edit"
+)
 _TIMEOUT = 120
 
 
@@ -62,25 +89,8 @@ def is_sops_document(value: object) -> bool:
     return isinstance(meta, dict) and "mac" in meta and "lastmodified" in meta
 
 
-def is_sops_value(value: object) -> TypeGuard[str]:
-    """Whether ``value`` is a SOPS-encrypted scalar ``ENC[AES256_GCM,...]``."""
-    return isinstance(value, str) and _SOPS_ENC.fullmatch(value) is not None
-
-
-def sops_value_type(enc: str) -> str:
-    """The type sops recorded for an encrypted value: ``str``, ``int``, ``float``, ``bool``, ...
-
-    Raises:
-        SecretsError: ``enc`` is not a SOPS ``ENC[AES256_GCM,...]`` value.
-    """
-    m = _SOPS_ENC.fullmatch(enc)
-    if m is None:
-        raise SecretsError("not a SOPS-encrypted value")
-    return m.group(1)
-
-
 def decrypt_sops(data: bytes, *, path: str, identities: Identities) -> bytes:
-    """Decrypt a SOPS YAML file's bytes in memory.
+    """Decrypt a SOPS YAML file's bytes in memory, to JSON.
 
     Args:
         data: the encrypted file as read from the source tree.
@@ -88,20 +98,40 @@ def decrypt_sops(data: bytes, *, path: str, identities: Identities) -> bytes:
         identities: the age identities sops may use (and only those).
 
     Returns:
-        The plaintext YAML; keep it in memory.
+        The plaintext as JSON (the file's keys and values, no ``sops`` key); keep it in memory.
 
     Raises:
         InputError: the bytes are not YAML.
-        SecretsError: not a SOPS file, no identity, wrong identity, MAC mismatch.
+        SecretsError: not a SOPS file, a plaintext value where sops expects ciphertext,
+            no identity, wrong identity, MAC mismatch.
     """
     doc = load_document(data, path=path, layer="sops")
-    if not is_sops_document(doc.value):
-        # Checked here, not by sops: sops's parse errors could quote the plaintext.
-        raise SecretsError(f"{path}: not SOPS-encrypted (no sops metadata); encrypt it: llmcc secrets encrypt {path}")
+    check_decryptable(doc)
     identities.age_identities()  # raises the advice when there are none
     env = {**_base_env(os.environ), **identities.sops_env()}
-    argv = ["decrypt", "--input-type", "yaml", "--output-type", "yaml"]
+    # JSON, not YAML: sops's YAML emitter writes strings such as 1e400 unquoted, which
+    # a YAML 1.2 reader takes for numbers; JSON strings are exact.
+    argv = ["decrypt", "--input-type", "yaml", "--output-type", "json"]
     return run_sops(argv, stdin=data, env=env, path=path, action="decrypt")
+
+
+def check_decryptable(doc: Document) -> None:
+    """Refuse, before sops sees it, a file that sops would fail on while quoting a value.
+
+    Raises:
+        SecretsError: not a SOPS document, or a value sops would decrypt is plaintext
+            (``path:line:col: $.key.path: not encrypted ...``; the value is never printed).
+    """
+    if not is_sops_document(doc.value):
+        # Checked here, not by sops: sops's parse errors could quote the plaintext.
+        raise SecretsError(
+            f"{doc.path}: not SOPS-encrypted (no sops metadata); encrypt it: llmcc secrets encrypt {doc.path}"
+        )
+    plain = plaintext_leaves(doc.value) or []
+    if plain:
+        more = f" (and {len(plain) - 1} more)" if len(plain) > 1 else ""
+        where = doc.origin(plain[0]).location()
+        raise SecretsError(f"{where}: {format_path(plain[0])}: {PLAINTEXT_IN_SOPS} {doc.path}{more}")
 
 
 def encrypt_sops(plaintext: bytes, *, path: str, cwd: Path, env: Mapping[str, str] | None = None) -> bytes:
@@ -127,6 +157,7 @@ def set_sops_value(file: Path, index: str, value_json: bytes, *, path: str, iden
 
     ``index`` is sops's form, e.g. ``["modules"]["api-gateway"]["auth"]["key"]``.
     """
+    check_decryptable(load_document(file.read_bytes(), path=path, layer="sops"))
     identities.age_identities()
     env = {**_base_env(os.environ), **identities.sops_env()}
     run_sops(
@@ -165,10 +196,12 @@ def run_sops(
 
 
 def sops_reason(code: int, stderr: bytes) -> str:
-    """One line for a failed sops run: the exit code's meaning, else stderr's first real line.
+    """One line for a failed sops run, in our words: the class of the failure, never sops's text.
 
-    For a MAC mismatch sops prints the MAC it computed, a hash of the
-    plaintext: only our own words are used for the known codes.
+    sops's messages quote values: a plaintext value where it expects ciphertext,
+    the MAC it computed (a hash of the plaintext), a value it cannot parse. Only
+    the exit code, a few fixed phrases (to choose the words) and public age
+    recipients are taken from ``stderr``.
     """
     text = stderr.decode("utf-8", "replace")
     if code == 128:
@@ -177,9 +210,11 @@ def sops_reason(code: int, stderr: bytes) -> str:
         return f"{reason} (it is encrypted for {', '.join(recipients)})" if recipients else reason
     if code in _EXIT_REASONS:
         return _EXIT_REASONS[code]
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("[warning]")]
-    first = lines[0] if lines else f"exit code {code}"
-    return first if len(first) <= 200 else first[:197] + "..."
+    lowered = text.lower()
+    for phrase, reason in _GENERIC_REASONS:
+        if phrase in lowered:
+            return reason
+    return f"sops failed (exit {code}; its message is not shown: it can quote secret values)"
 
 
 def _base_env(env: Mapping[str, str]) -> dict[str, str]:

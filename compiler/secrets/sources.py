@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from compiler.bundle.canonical import loads_strict
 from compiler.errors import InputError, SecretsError
+from compiler.jsonpath import JsonPath, format_path
 from compiler.load.layers import LayerRef
-from compiler.load.yaml import Document, Value, load_document
+from compiler.load.yaml import Document, Value
 from compiler.secrets.identity import ADVICE, Identities
 from compiler.secrets.sops import decrypt_sops, is_sops_document, is_sops_value, sops_value_type
 
@@ -41,13 +43,38 @@ class SopsOpener:
         if self.identities:
             plain = decrypt_sops(data, path=ref.path, identities=self.identities)
             self.decrypted = True
-            opened = load_document(plain, path=ref.path, layer=ref.name).value
+            try:
+                opened = loads_strict(plain)
+            except ValueError as e:  # never quote the decrypted text
+                raise InputError(f"{ref.path}: sops returned output that is not JSON") from e
             if not isinstance(opened, dict):
                 raise InputError(f"{ref.path}: decrypted SOPS document is not a mapping")
-            return {k: v for k, v in opened.items() if k != SOPS_KEY}
+            return {k: _restore(doc, (k,), value[k], v) for k, v in opened.items() if k != SOPS_KEY and k in value}
         if self.required:
             raise SecretsError(f"{ref.path}: decrypting needs the compiler identity: {ADVICE}")
         return {k: _opaque(v) for k, v in value.items() if k != SOPS_KEY}
+
+
+def _restore(doc: Document, path: JsonPath, enc: Value, plain: object) -> Value:
+    """The decrypted value, typed as sops recorded it when it encrypted the value.
+
+    sops writes a float with an integral value as an integer (``1.0``, ``1e3``):
+    the type it recorded makes it a float again. A string that is not UTF-8
+    (YAML ``!!binary``) comes back with U+FFFD in place of its bytes: refused.
+    """
+    if isinstance(enc, dict) and isinstance(plain, dict):
+        return {k: _restore(doc, (*path, k), enc.get(k), v) for k, v in plain.items()}
+    if isinstance(enc, list) and isinstance(plain, list):
+        return [_restore(doc, (*path, i), enc[i] if i < len(enc) else None, v) for i, v in enumerate(plain)]
+    vtype = sops_value_type(enc) if is_sops_value(enc) else None
+    if vtype == "float" and isinstance(plain, int) and not isinstance(plain, bool):
+        return float(plain)
+    if vtype == "str" and isinstance(plain, str) and "\ufffd" in plain:
+        raise SecretsError(
+            f"{doc.origin(path).location()}: {format_path(path)}: not UTF-8 text "
+            "(binary, e.g. YAML !!binary; sops replaced its bytes): encode binary secrets as base64 text"
+        )
+    return plain  # type: ignore[return-value]  # JSON values are Values
 
 
 def _opaque(value: Value) -> Value:

@@ -1,0 +1,91 @@
+"""The editor that ``llmcc secrets edit`` gives sops: the user's editor, then the plaintext checks.
+
+``sops edit`` decrypts to a temporary file, runs ``$SOPS_EDITOR FILE`` and
+encrypts what was saved. llmcc sets ``SOPS_EDITOR`` to this module, which:
+
+1. runs the user's editor (``LLMCC_USER_EDITOR``: their ``$SOPS_EDITOR`` or
+   ``$EDITOR``; else the first of vim, nano, vi, as sops does) on the file;
+2. loads the saved text as llmcc would (valid YAML, string keys, no duplicate
+   keys) and looks for unquoted values sops reads differently
+   (``compiler.secrets.scalars``);
+3. on a problem, writes one line per problem to ``LLMCC_EDIT_REPORT``
+   (``path:line:col: why``, line numbers of the decrypted text, never a value)
+   and exits 1: sops then saves nothing (exit 201, "could not run editor").
+
+Without step 2 a file sops cannot parse sends sops into a loop that waits for a
+key press, forever when stdin is not a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from compiler.errors import InputError
+from compiler.load.yaml import load_document
+from compiler.secrets.scalars import ambiguous_scalars
+
+USER_EDITOR = "LLMCC_USER_EDITOR"
+REPORT = "LLMCC_EDIT_REPORT"
+SHOWN_PATH = "LLMCC_EDIT_PATH"
+_FALLBACK_EDITORS = ("vim", "nano", "vi")
+
+
+def editor_command() -> list[str]:
+    """This module as sops's editor, for ``SOPS_EDITOR`` (sops splits it like a shell)."""
+    return [sys.executable, "-m", "compiler.secrets.editcheck"]
+
+
+def check_edited(data: bytes, *, path: str) -> list[str]:
+    """Problems in the saved plaintext, one line each; none means sops may encrypt it."""
+    try:
+        doc = load_document(data, path=path, layer="secrets")
+    except InputError as e:
+        # The loader's words can quote a scalar (``'x' is not a valid !!int``): keep the place only.
+        where = str(e).split(": ", 1)[0]
+        return [f"{where}: llmcc cannot load the edited text (invalid YAML, a duplicate key, or a bad value)"]
+    if not isinstance(doc.value, dict):
+        return [f"{path}:1:1: a secrets file must be a mapping (modules: ...)"]
+    return ambiguous_scalars(data, path=path)
+
+
+def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
+    """Run the user's editor on ``argv[-1]``, then check it. Returns the exit status for sops."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    environ = dict(os.environ if env is None else env)
+    if not args:
+        print("llmcc: editcheck: no file to edit", file=sys.stderr)
+        return 2
+    file = Path(args[-1])
+    editor = shlex.split(environ.get(USER_EDITOR, "")) or _fallback()
+    if not editor:
+        print("llmcc: no editor: set $EDITOR", file=sys.stderr)
+        return 2
+    # The editor's own messages go to the terminal (stdout): sops's stderr is captured by llmcc.
+    code = subprocess.run([*editor, str(file)], check=False, stderr=sys.stdout.fileno()).returncode
+    if code != 0:
+        return code
+    problems = check_edited(file.read_bytes(), path=environ.get(SHOWN_PATH, file.name))
+    if problems:
+        report = environ.get(REPORT)
+        if report:
+            Path(report).write_text("".join(f"{p}\n" for p in problems), encoding="utf-8")
+        return 1
+    return 0
+
+
+def _fallback() -> list[str]:
+    for name in _FALLBACK_EDITORS:
+        found = shutil.which(name)
+        if found:
+            return [found]
+    return []
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
