@@ -8,12 +8,14 @@ message never includes the value.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from compiler.diagnostics import Diagnostic
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Value
-from compiler.secrets.sops import is_sops_document
+from compiler.secrets.creation_rules import SOPS_CONFIG, recipient_mismatch
+from compiler.secrets.sops import PLAINTEXT_IN_SOPS, is_sops_document
+from compiler.secrets.sopsfile import SOPS_KEY, plaintext_leaves, sops_metadata, typed_leaves
 from compiler.secrets.sources import unencrypted_leaves
 from compiler.validate.schema import schema_has_secrets, secret_paths
 
@@ -61,6 +63,13 @@ NOT_SOPS = "not SOPS-encrypted: a *.secrets.sops.yaml file must be encrypted (ll
 LEFT_PLAIN = (
     "secret in plaintext: sops left this value unencrypted (encrypted_regex / unencrypted_suffix in .sops.yaml)"
 )
+EMPTY_SECRET = (
+    "empty secret: sops does not encrypt an empty string, so anyone can read that it is empty; set a value"  # noqa: S105
+)
+TIMESTAMP = (
+    "sops stored this value as a timestamp (an unquoted date: YAML 1.1) and decrypts it rewritten "
+    "(2024-01-01 becomes 2024-01-01T00:00:00Z); quote it: llmcc secrets edit"
+)
 
 
 def _check_sops_layer(repo: Repository, layer: LayerDoc, module: str) -> list[Diagnostic]:
@@ -75,15 +84,45 @@ def _check_sops_layer(repo: Repository, layer: LayerDoc, module: str) -> list[Di
             out.append(Diagnostic(message=NOT_SOPS, origin=layer.document.origin(())))
     else:
         assert isinstance(raw, dict)
+        by_hand = set(plaintext_leaves(raw) or [])
+        if module == repo.modules[0]:
+            out += _check_sops_file(repo, layer, by_hand)
         patch = raw.get("modules")
         if isinstance(patch, dict) and module in patch:
             schema = repo.schema(module).schema
             for path in sorted(set(secret_paths(schema, patch[module])), key=str):
-                if unencrypted_leaves(_get(patch[module], path)):
+                value = _get(patch[module], path)
+                left = [p for p in unencrypted_leaves(value) if ("modules", module, *path, *p) not in by_hand]
+                if left:
+                    message = EMPTY_SECRET if value == "" else LEFT_PLAIN
                     origin = layer.document.origin(("modules", module, *path))
-                    out.append(Diagnostic(message=LEFT_PLAIN, origin=origin, module=module, path=path))
+                    out.append(Diagnostic(message=message, origin=origin, module=module, path=path))
     repo.guard_cache[key] = out
     return out
+
+
+def _check_sops_file(repo: Repository, layer: LayerDoc, by_hand: set[JsonPath]) -> list[Diagnostic]:
+    """Once per SOPS file: values sops cannot decrypt, timestamps, and the recipients (issue 9 §5)."""
+    doc = layer.document
+    message = f"{PLAINTEXT_IN_SOPS} {doc.path}"
+    out = [Diagnostic(message=message, origin=doc.origin(p), **_module_path(p)) for p in sorted(by_hand, key=str)]
+    out += [
+        Diagnostic(message=TIMESTAMP, origin=doc.origin(p), **_module_path(p))
+        for p, t in typed_leaves(doc.value)
+        if t == "time"
+    ]
+    config = repo.tree.read(SOPS_CONFIG) if repo.tree.exists(SOPS_CONFIG) else None
+    why = recipient_mismatch(config, doc.path, sops_metadata(doc.value))
+    if why is not None:
+        out.append(Diagnostic(message=why, origin=doc.origin((SOPS_KEY,))))
+    return out
+
+
+def _module_path(path: JsonPath) -> dict[str, Any]:
+    """``module`` and ``path`` of a diagnostic for a document path under ``modules.<name>``."""
+    if len(path) > 2 and path[0] == "modules" and isinstance(path[1], str):
+        return {"module": path[1], "path": path[2:]}
+    return {}
 
 
 def _get(value: Value, path: JsonPath) -> Value:

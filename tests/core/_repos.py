@@ -70,8 +70,13 @@ vars:
   region: us-east-1
 """
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_RECIPIENT = (REPO_ROOT / "keys" / "demo.agekey.pub").read_text(encoding="utf-8").strip()
+
 DEFAULT_FILES: dict[str, str] = {
     "llmcc.yaml": MANIFEST,
+    # the recipients every SOPS file must be encrypted for (sops_encrypt uses the demo key)
+    ".sops.yaml": f"creation_rules:\n  - age: {DEMO_RECIPIENT}\n",
     "schemas/engine.schema.json": json.dumps(ENGINE_SCHEMA, indent=2),
     "templates/engine.yaml": ENGINE_TEMPLATE,
     "environments/base.yaml": BASE,
@@ -133,9 +138,6 @@ def many_targets_repo(root: Path, *, tenants: int, modules: int = 3) -> Path:
         files[f"environments/prod/tenants/{n}.yaml"] = f"modules:\n  engine:\n    model:\n      max_tokens: {100 + i}\n"
     return mini_repo(root, files)
 
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_RECIPIENT = (REPO_ROOT / "keys" / "demo.agekey.pub").read_text(encoding="utf-8").strip()
 
 
 YAML_IO = ["--input-type", "yaml", "--output-type", "yaml"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from compiler.sources import worktree
 from compiler.sources.worktree import WorkTree
 from compiler.validate.schema import ModuleSchema, secret_paths
 from tests.conftest import DEMO_IDENTITY, copy_example
-from tests.core._repos import ENGINE_SCHEMA, dedent, mini_repo, open_repo, sops_encrypt
+from tests.core._repos import DEMO_RECIPIENT, ENGINE_SCHEMA, dedent, mini_repo, open_repo, sops_encrypt
 
 PROD = Target("prod")
 PROD_ACME = Target("prod", "acme")
@@ -357,15 +359,29 @@ def test_an_unencrypted_secrets_file_is_an_error_even_without_secret_fields(tmp_
     assert [d.origin.location() for d in compiled(root).diagnostics] == ["environments/prod.secrets.sops.yaml:1:1"]
 
 
-def test_a_value_sops_left_unencrypted_is_plaintext(tmp_path: Path) -> None:
+def test_a_value_put_by_hand_into_a_sops_file_is_plaintext(tmp_path: Path) -> None:
     root = mini_repo(tmp_path)
     text = sops_encrypt("modules:\n  engine:\n    api_key: x\n", cwd=tmp_path)
     enc = text.split("api_key: ", 1)[1].split("\n", 1)[0]
     (root / "environments/prod.secrets.sops.yaml").write_text(text.replace(enc, SECRET))
     result = compiled(root)
     assert [d.origin.location() for d in result.diagnostics] == ["environments/prod.secrets.sops.yaml:3:9"]
-    assert "sops left this value unencrypted" in result.diagnostics[0].message
+    assert "not encrypted: sops cannot decrypt a plaintext value" in result.diagnostics[0].message
+    assert (result.diagnostics[0].module, result.diagnostics[0].path) == ("engine", ("api_key",))
     assert SECRET not in repr(result.diagnostics)
+
+
+def test_a_value_sops_left_unencrypted_is_plaintext(tmp_path: Path) -> None:
+    root = mini_repo(tmp_path)
+    (root / ".sops.yaml").write_text(f"creation_rules:\n  - age: {DEMO_RECIPIENT}\n    encrypted_regex: ^name$\n")
+    plain = "modules:\n  engine:\n    model: {name: x}\n    api_key: " + SECRET + "\n"
+    sops = Path(sys.executable).parent / "sops"
+    argv = [str(sops), "--disable-version-check", "encrypt", "--filename-override", "environments/x.sops.yaml"]
+    proc = subprocess.run(argv, input=plain.encode(), capture_output=True, cwd=root, check=True)
+    (root / "environments/prod.secrets.sops.yaml").write_bytes(proc.stdout)
+    result = compiled(root)
+    assert [d.origin.location() for d in result.diagnostics] == ["environments/prod.secrets.sops.yaml:5:9"]
+    assert "sops left this value unencrypted" in result.diagnostics[0].message
 
 
 def test_without_an_identity_a_sops_value_is_checked_only_for_its_type(tmp_path: Path) -> None:

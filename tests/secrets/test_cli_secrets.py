@@ -94,7 +94,7 @@ def test_encrypt_refusals(repo: Path, clean_env: Path) -> None:
     with pytest.raises(LlmccError, match="must be a mapping"):
         run(repo, "encrypt", "environments/list.sops.yaml")
     (repo / "other.sops.yaml").write_text("modules: {}\n")
-    with pytest.raises(SecretsError, match="no creation rule in .sops.yaml matches this path"):
+    with pytest.raises(SecretsError, match=r"no creation rule in \.sops\.yaml matches this path"):
         run(repo, "encrypt", "other.sops.yaml")
     with pytest.raises(LlmccError, match="cannot read"):
         run(repo, "encrypt", "environments/missing.sops.yaml")

@@ -139,7 +139,7 @@ def test_swapped_values_fail(repo: Path, age_keys: AgeKeys, clean_env: Path) -> 
 
 
 def test_encrypt_without_a_creation_rule(repo: Path) -> None:
-    with pytest.raises(SecretsError, match="no creation rule in .sops.yaml matches this path"):
+    with pytest.raises(SecretsError, match=r"no creation rule in \.sops\.yaml matches this path"):
         encrypt_sops(b"modules: {}\n", path="elsewhere/x.yaml", cwd=repo)
 
 
