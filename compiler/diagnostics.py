@@ -60,7 +60,7 @@ class Diagnostic:
         tail = []
         if self.target:
             tail.append(f"target {self.target}")
-        if self.origin:
+        if self.origin and self.origin.layer:
             tail.append(f"layer {self.origin.layer}")
         suffix = f" ({', '.join(tail)})" if tail else ""
         sev = "warning: " if self.severity is Severity.WARNING else ""

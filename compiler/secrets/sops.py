@@ -52,6 +52,7 @@ _EXIT_REASONS = {
     91: "bad key path",
     111: "no encryption key: no creation rule in .sops.yaml names a recipient for this path",
     128: "no identity could open its data key",
+    201: "the editor failed or was not found; nothing was saved",
     203: "the file is already encrypted",
 }
 # Phrases of sops's stderr that pick our words for exit 1 (ErrorGeneric); never printed.
