@@ -63,9 +63,7 @@ NOT_SOPS = "not SOPS-encrypted: a *.secrets.sops.yaml file must be encrypted (ll
 LEFT_PLAIN = (
     "secret in plaintext: sops left this value unencrypted (encrypted_regex / unencrypted_suffix in .sops.yaml)"
 )
-EMPTY_SECRET = (
-    "empty secret: sops does not encrypt an empty string, so anyone can read that it is empty; set a value"  # noqa: S105
-)
+EMPTY_VALUE = "empty secret: sops does not encrypt an empty string, so anyone can read that it is empty; set a value"
 TIMESTAMP = (
     "sops stored this value as a timestamp (an unquoted date: YAML 1.1) and decrypts it rewritten "
     "(2024-01-01 becomes 2024-01-01T00:00:00Z); quote it: llmcc secrets edit"
@@ -94,7 +92,7 @@ def _check_sops_layer(repo: Repository, layer: LayerDoc, module: str) -> list[Di
                 value = _get(patch[module], path)
                 left = [p for p in unencrypted_leaves(value) if ("modules", module, *path, *p) not in by_hand]
                 if left:
-                    message = EMPTY_SECRET if value == "" else LEFT_PLAIN
+                    message = EMPTY_VALUE if value == "" else LEFT_PLAIN
                     origin = layer.document.origin(("modules", module, *path))
                     out.append(Diagnostic(message=message, origin=origin, module=module, path=path))
     repo.guard_cache[key] = out

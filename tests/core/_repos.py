@@ -139,7 +139,6 @@ def many_targets_repo(root: Path, *, tenants: int, modules: int = 3) -> Path:
     return mini_repo(root, files)
 
 
-
 YAML_IO = ["--input-type", "yaml", "--output-type", "yaml"]
 
 
