@@ -66,8 +66,12 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
     if not editor:
         print("llmcc: no editor: set $EDITOR", file=sys.stderr)
         return 2
-    # The editor's own messages go to the terminal (stdout): sops's stderr is captured by llmcc.
-    code = subprocess.run([*editor, str(file)], check=False, stderr=sys.stdout.fileno()).returncode
+    try:
+        # The editor's own messages go to the terminal (stdout): sops's stderr is captured by llmcc.
+        code = subprocess.run([*editor, str(file)], check=False, stderr=_stdout_fd()).returncode
+    except OSError as e:
+        print(f"llmcc: cannot run the editor {editor[0]}: {e.strerror}")
+        return 127
     if code != 0:
         return code
     problems = check_edited(file.read_bytes(), path=environ.get(SHOWN_PATH, file.name))
@@ -77,6 +81,13 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
             Path(report).write_text("".join(f"{p}\n" for p in problems), encoding="utf-8")
         return 1
     return 0
+
+
+def _stdout_fd() -> int | None:
+    try:
+        return sys.stdout.fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation is both: stdout is not a file
+        return None
 
 
 def _fallback() -> list[str]:

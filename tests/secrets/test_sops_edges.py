@@ -305,3 +305,59 @@ def test_a_file_with_an_extra_recipient_or_no_rule_is_refused(
     (root / ".sops.yaml").unlink()
     assert llmcc(root, "validate", "-t", "dev") == 1
     assert "no .sops.yaml: the recipients of this SOPS file cannot be checked" in capsys.readouterr().err
+
+
+def test_creation_rule_recipients_of_every_kind() -> None:
+    from compiler.errors import InputError
+    from compiler.secrets.creation_rules import file_recipients, recipient_mismatch, rule_recipients
+
+    config = (
+        b"creation_rules:\n"
+        b"  - path_regex: groups\\.sops\\.yaml$\n"
+        b"    key_groups:\n"
+        b"      - age: [age1a]\n        pgp: [FP1]\n        kms: [{arn: 'arn:k1'}]\n"
+        b"        gcp_kms: [{resource_id: g1}]\n        hc_vault: ['https://v/v1/transit/keys/k']\n"
+        b"        azure_keyvault: [{vaultUrl: 'https://az', key: n, version: '1'}]\n"
+        b"  - path_regex: flat\\.sops\\.yaml$\n"
+        b"    age: 'age1a, age1b'\n    pgp: FP1\n    kms: 'arn:k1+arn:role'\n"
+        b"  - not-a-rule\n"
+        b"  - age: [age1c]\n"
+    )
+    assert rule_recipients(config, "x/groups.sops.yaml") == {
+        "age:age1a",
+        "pgp:FP1",
+        "kms:arn:k1",
+        "gcp_kms:g1",
+        "hc_vault:https://v/v1/transit/keys/k",
+        "azure_kv:https://az/keys/n/1",
+    }
+    assert rule_recipients(config, "flat.sops.yaml") == {"age:age1a", "age:age1b", "pgp:FP1", "kms:arn:k1"}
+    assert rule_recipients(config, "other.sops.yaml") == {"age:age1c"}
+    assert rule_recipients(b"creation_rules: []\n", "x") is None
+    meta = {
+        "key_groups": [
+            {
+                "age": [{"recipient": "age1a"}],
+                "pgp": [{"fp": "FP1"}],
+                "kms": [{"arn": "arn:k1"}],
+                "gcp_kms": [{"resource_id": "g1"}],
+                "hc_vault": [{"vault_address": "https://v", "engine_path": "transit", "key_name": "k"}],
+                "azure_kv": [{"vaultUrl": "https://az", "name": "n", "version": "1"}],
+            }
+        ]
+    }
+    assert file_recipients(meta) == rule_recipients(config, "groups.sops.yaml")
+    assert recipient_mismatch(config, "groups.sops.yaml", meta) is None
+    with pytest.raises(InputError, match=r"\.sops\.yaml:2:5: path_regex is not a regular expression"):
+        rule_recipients(b"creation_rules:\n  - path_regex: '(?<=x'\n", "x")
+
+
+def test_several_plaintext_values_are_counted(tmp_path: Path) -> None:
+    from compiler.load.yaml import load_document
+    from compiler.secrets.sops import check_decryptable
+
+    doc = load_document(b"a: x\nb: y\nsops: {mac: m, lastmodified: t}\n", path="f.sops.yaml", layer="s")
+    with pytest.raises(
+        SecretsError, match=r"^f\.sops\.yaml:1:1: \$\.a: not encrypted: .* f\.sops\.yaml \(and 1 more\)$"
+    ):
+        check_decryptable(doc)
