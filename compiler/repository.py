@@ -125,7 +125,7 @@ class Repository:
             self._layers[ref.path] = None
             return None
         data = self.tree.read(ref.path)
-        doc = load_document(data, path=ref.path, layer=ref.name, rev=self.tree.rev)
+        doc = load_document(data, path=ref.path, layer=ref.name, rev=self.tree.rev, quote_values=not ref.secrets)
         value = doc.value
         if ref.secrets:
             if self._open_secrets is None:

@@ -134,7 +134,7 @@ def _edit(args: argparse.Namespace, ctx: Context) -> int:
     rel = _relative(ctx, file)
     if file.exists():
         # sops would fail on a plaintext value while quoting it: refuse first, at its line.
-        check_decryptable(load_document(read_file(file, rel), path=rel, layer="secrets"))
+        check_decryptable(load_document(read_file(file, rel), path=rel, layer="secrets", quote_values=False))
     env = dict(os.environ)
     if args.identity:
         env.update(load_identities(args.identity, os.environ).sops_env())
@@ -257,7 +257,7 @@ def _sets(file: Path, rel: str, module: str, path: JsonPath) -> bool:
 
 def _lookup(file: Path, rel: str, keys: JsonPath) -> str:
     """``set``, ``absent``, or the dotted prefix whose value cannot hold the next key."""
-    node: Value = load_document(read_file(file, rel), path=rel, layer="secrets").value
+    node: Value = load_document(read_file(file, rel), path=rel, layer="secrets", quote_values=False).value
     for n, key in enumerate(keys):
         if isinstance(node, dict) and isinstance(key, str):
             if key not in node:

@@ -136,8 +136,8 @@ def float_problem(text: str, value: float) -> str | None:
     return None
 
 
-def _explicit(tag: str, text: str, where: str) -> str | int | float | bool | None:
-    """A scalar with an explicit core tag (``!!str 1``)."""
+def _explicit(tag: str, text: str, where: str, *, quote: bool = True) -> str | int | float | bool | None:
+    """A scalar with an explicit core tag (``!!str 1``); ``quote=False`` keeps the text out of the error."""
     kind = tag[len(_STD) :]
     if kind == "str":
         return text
@@ -149,7 +149,7 @@ def _explicit(tag: str, text: str, where: str) -> str | int | float | bool | Non
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
     }
     if not ok.get(kind, False):
-        raise InputError(f"{where}: {text!r} is not a valid !!{kind}")
+        raise InputError(f"{where}: {text!r} is not a valid !!{kind}" if quote else f"{where}: not a valid !!{kind}")
     return float(value) if kind == "float" and isinstance(value, int) else value
 
 
@@ -174,13 +174,15 @@ class _Frame:
         self.size = 1
 
 
-def load_document(data: bytes, *, path: str, layer: str, rev: str | None = None) -> Document:
+def load_document(data: bytes, *, path: str, layer: str, rev: str | None = None, quote_values: bool = True) -> Document:
     """Parse one YAML file.
 
     Args:
         data: the file's bytes (the caller reads them: STYLE R2).
         path: repository-relative path, for origins and errors.
         layer: the layer name recorded in every origin.
+        quote_values: False for a SOPS file, whose values may be plaintext put there by
+            hand: errors then name the place, never the scalar's text (issue 9 §5).
 
     Raises:
         InputError: bad YAML, or outside the core schema, or past a bound.
@@ -188,7 +190,7 @@ def load_document(data: bytes, *, path: str, layer: str, rev: str | None = None)
     if len(data) > MAX_FILE_BYTES:
         raise InputError(f"{path}: file is {len(data)} bytes; the limit is {MAX_FILE_BYTES}")
     try:
-        return _Builder(path, layer, rev).build(data)
+        return _Builder(path, layer, rev, quote=quote_values).build(data)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
@@ -206,7 +208,8 @@ def load_document(data: bytes, *, path: str, layer: str, rev: str | None = None)
 
 
 class _Builder:
-    def __init__(self, path: str, layer: str, rev: str | None) -> None:
+    def __init__(self, path: str, layer: str, rev: str | None, *, quote: bool = True) -> None:
+        self.quote = quote
         self.path = path
         self.layer = layer
         self.rev = rev
@@ -354,7 +357,7 @@ class _Builder:
                 value = Tagged(merge_tag, None if merge_tag == "delete" else inner, origin)
                 self.tagged = True
             elif tag.startswith(_STD) and tag[len(_STD) :] in ("str", "int", "float", "bool", "null"):
-                value = _explicit(tag, text, self.origin(event.start_mark).location())
+                value = _explicit(tag, text, self.origin(event.start_mark).location(), quote=self.quote)
             else:
                 raise self.fail(event.start_mark, f"unknown tag {tag}")
         except ValueError as e:
@@ -364,7 +367,8 @@ class _Builder:
         if isinstance(inner_value, float):
             problem = float_problem(text, inner_value)
             if problem is not None:
-                raise self.fail(event.start_mark, problem)
+                # every problem starts with the text; a SOPS file's text is not shown
+                raise self.fail(event.start_mark, problem if self.quote else "the value" + problem[len(text) :])
         if event.anchor is not None:
             self.anchors[event.anchor] = (value, 1)
         return value

@@ -44,11 +44,9 @@ def editor_command() -> list[str]:
 def check_edited(data: bytes, *, path: str) -> list[str]:
     """Problems in the saved plaintext, one line each; none means sops may encrypt it."""
     try:
-        doc = load_document(data, path=path, layer="secrets")
+        doc = load_document(data, path=path, layer="secrets", quote_values=False)
     except InputError as e:
-        # The loader's words can quote a scalar (``'x' is not a valid !!int``): keep the place only.
-        where = str(e).split(": ", 1)[0]
-        return [f"{where}: llmcc cannot load the edited text (invalid YAML, a duplicate key, or a bad value)"]
+        return [str(e)]
     if not isinstance(doc.value, dict):
         return [f"{path}:1:1: a secrets file must be a mapping (modules: ...)"]
     return ambiguous_scalars(data, path=path)

@@ -72,7 +72,9 @@ def _seal_at(parent: JSONValue, key: str | int, module: str, path: JsonPath, dek
     elif isinstance(value, list):
         for i in range(len(value)):
             _seal_at(value, i, module, (*path, i), dek, target)
-    elif not is_enc(value):
+    else:
+        # Every secret is sealed, one that already looks like ciphertext too: a value shaped
+        # like ENC[...] is still the user's plaintext (issue 10 §7).
         sealed = seal_value(dek, target=target, path=secret_address(module, path), value=value)
         parent[key] = sealed  # type: ignore[index]  # a dict or list, by the walk above
 

@@ -106,7 +106,7 @@ def decrypt_sops(data: bytes, *, path: str, identities: Identities) -> bytes:
         SecretsError: not a SOPS file, a plaintext value where sops expects ciphertext,
             no identity, wrong identity, MAC mismatch.
     """
-    doc = load_document(data, path=path, layer="sops")
+    doc = load_document(data, path=path, layer="sops", quote_values=False)
     check_decryptable(doc)
     identities.age_identities()  # raises the advice when there are none
     env = {**_base_env(os.environ), **identities.sops_env()}
@@ -158,7 +158,7 @@ def set_sops_value(file: Path, index: str, value_json: bytes, *, path: str, iden
 
     ``index`` is sops's form, e.g. ``["modules"]["api-gateway"]["auth"]["key"]``.
     """
-    check_decryptable(load_document(file.read_bytes(), path=path, layer="sops"))
+    check_decryptable(load_document(file.read_bytes(), path=path, layer="sops", quote_values=False))
     identities.age_identities()
     env = {**_base_env(os.environ), **identities.sops_env()}
     run_sops(

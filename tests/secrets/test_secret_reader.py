@@ -101,11 +101,23 @@ def test_seal_modules_seals_only_secret_leaves(plain: JSONObject) -> None:
         if value.startswith("canary-"):
             assert value not in text
     assert seal_modules(plain, SECRETS, b"\x01" * 32, "prod") == sealed  # deterministic
-    assert seal_modules(sealed, SECRETS, b"\x01" * 32, "prod") == sealed  # idempotent
+    # a secret shaped like ciphertext is still plaintext: sealed again, not passed through (issue 10 §7)
+    twice = seal_modules(sealed, SECRETS, b"\x01" * 32, "prod")
+    assert twice["data-pipeline"]["db"]["password"] != dp["db"]["password"]  # type: ignore[index,call-overload]
 
 
 def test_open_secrets_round_trip(repo: Path, age_keys: AgeKeys, plain: JSONObject) -> None:
     bundle = make_bundle(repo, age_keys, Target("prod"), plain, SECRETS)
+    provider = consumer(age_keys.default.file, age_keys.default.recipient)
+    assert open_secrets(bundle, provider) == plain
+
+
+def test_a_secret_shaped_like_ciphertext_round_trips(repo: Path, age_keys: AgeKeys) -> None:
+    lookalike = "ENC[AES256_GCM_SIV,data:AAAA,iv:AAAA,tag:AAAA,type:str]"
+    assert is_enc(lookalike)
+    plain: JSONObject = {"data-pipeline": {"db": {"password": lookalike}}}
+    bundle = make_bundle(repo, age_keys, Target("prod"), plain, [("data-pipeline", ("db", "password"))])
+    assert bundle["modules"]["data-pipeline"]["db"]["password"] != lookalike  # type: ignore[index,call-overload]
     provider = consumer(age_keys.default.file, age_keys.default.recipient)
     assert open_secrets(bundle, provider) == plain
     assert provider.unwraps == 1

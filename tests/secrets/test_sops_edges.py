@@ -234,7 +234,7 @@ def test_edit_that_breaks_the_yaml_ends_instead_of_waiting_for_a_key(
     monkeypatch.setenv("EDITOR", "/nonexistent/editor")  # SOPS_EDITOR wins, as in sops
     assert llmcc(root, "secrets", "edit", DEV) == 1
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith(f"{DEV}:11:21: llmcc cannot load the edited text")
+    assert err[0].startswith(f"{DEV}:11:21: invalid YAML: ")
     assert (root / DEV).read_bytes() == before
 
 
@@ -361,3 +361,20 @@ def test_several_plaintext_values_are_counted(tmp_path: Path) -> None:
         SecretsError, match=r"^f\.sops\.yaml:1:1: \$\.a: not encrypted: .* f\.sops\.yaml \(and 1 more\)$"
     ):
         check_decryptable(doc)
+
+
+def test_a_sops_file_that_llmcc_cannot_load_is_named_never_quoted(
+    example: GitRepo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The YAML loader quotes a bad scalar in a plain layer; in a SOPS file it names the place only."""
+    root = example.path
+    canary = new_canary()
+    where = by_hand(root, DEV, "password", f"!!int {canary}")
+    for argv in (["compile", "-t", "dev"], ["secrets", "edit", DEV]):
+        assert llmcc(root, *argv) == 2
+        err = capsys.readouterr().err
+        assert err == f"llmcc: {where.rsplit(':', 1)[0]}:{int(where.rsplit(':', 1)[1]) + 10}: not a valid !!int\n"
+        assert canary not in err
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE")
+    assert llmcc(root, "validate", "-t", "dev") == 2
+    assert canary not in capsys.readouterr().err

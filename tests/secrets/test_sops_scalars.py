@@ -225,9 +225,7 @@ def test_go_yaml_readings() -> None:
 def test_the_edit_check_loads_like_llmcc(tmp_path: Path) -> None:
     assert check_edited(b"a: 'x'\n", path="f") == []
     assert check_edited(b"- a\n", path="f") == ["f:1:1: a secrets file must be a mapping (modules: ...)"]
-    assert check_edited(b"a: !!int 'x-secret-text'\n", path="f") == [
-        "f:1:4: llmcc cannot load the edited text (invalid YAML, a duplicate key, or a bad value)"
-    ]
+    assert check_edited(b"a: !!int 'x-secret-text'\n", path="f") == ["f:1:4: not a valid !!int"]
     assert check_edited(b"a: 0755\n", path="f") == [
         "f:1:4: sops reads this unquoted value as an octal integer, llmcc (YAML 1.2) as a decimal integer: quote it"
     ]
