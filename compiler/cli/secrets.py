@@ -40,7 +40,7 @@ from compiler.secrets import editcheck
 from compiler.secrets.envelope import SecretValue
 from compiler.secrets.identity import Identities, load_identities
 from compiler.secrets.rotation import record_rotation, rotation_key, rotation_path
-from compiler.secrets.scalars import ambiguous_scalars
+from compiler.secrets.scalars import refuse_ambiguous
 from compiler.secrets.sops import (
     check_decryptable,
     encrypt_sops,
@@ -105,21 +105,6 @@ def _encrypt(src: Path, ctx: Context) -> int:
         src.unlink()
         print(f"encrypted {rel_src} to {rel_dest} and removed the plaintext {rel_src}")
     return 0
-
-
-def refuse_ambiguous(plaintext: bytes, rel: str) -> None:
-    """Refuse plaintext whose unquoted values sops would read otherwise than llmcc (issue 9 §5).
-
-    Raises:
-        ConfigCheckError: one diagnostic per value, at its line; the values are never shown.
-    """
-    problems = ambiguous_scalars(plaintext, path=rel)
-    if problems:
-        diags = [diagnostic_from_message(p) for p in problems]
-        raise ConfigCheckError(
-            f"{rel}: {len(diags)} value(s) would change meaning when sops encrypts them; nothing was encrypted",
-            diags,
-        )
 
 
 def _sops_name(name: str) -> str:

@@ -29,6 +29,8 @@ import re
 from ruamel.yaml import events as ev
 from ruamel.yaml.cyaml import CBaseLoader
 
+from compiler.diagnostics import diagnostic_from_message
+from compiler.errors import ConfigCheckError
 from compiler.load.yaml import resolve_plain
 
 _STD = "tag:yaml.org,2002:"
@@ -173,6 +175,21 @@ def ambiguous_scalars(data: bytes, *, path: str) -> list[str]:
             if why is not None:
                 out.append(f"{where}: {why}: quote it")
     return out
+
+
+def refuse_ambiguous(plaintext: bytes, rel: str) -> None:
+    """Refuse plaintext whose unquoted values sops would read otherwise than llmcc (issue 9 §5).
+
+    Raises:
+        ConfigCheckError: one diagnostic per value, at its line; the values are never shown.
+    """
+    problems = ambiguous_scalars(plaintext, path=rel)
+    if problems:
+        diags = [diagnostic_from_message(p) for p in problems]
+        raise ConfigCheckError(
+            f"{rel}: {len(diags)} value(s) would change meaning when sops encrypts them; nothing was encrypted",
+            diags,
+        )
 
 
 def _events(data: bytes) -> list[ev.Event]:

@@ -30,6 +30,7 @@ from compiler.errors import SecretsError
 from compiler.jsonpath import format_path
 from compiler.load.yaml import Document, load_document
 from compiler.secrets.identity import Identities
+from compiler.secrets.scalars import refuse_ambiguous
 from compiler.secrets.sopsfile import is_sops_value as is_sops_value
 from compiler.secrets.sopsfile import plaintext_leaves
 from compiler.secrets.sopsfile import sops_value_type as sops_value_type
@@ -146,8 +147,10 @@ def encrypt_sops(plaintext: bytes, *, path: str, cwd: Path, env: Mapping[str, st
             may name KMS keys that need its credentials).
 
     Raises:
+        ConfigCheckError: an unquoted value sops would read otherwise than llmcc.
         SecretsError: no matching creation rule, or sops failed.
     """
+    refuse_ambiguous(plaintext, path)
     argv = ["encrypt", "--filename-override", path, "--input-type", "yaml", "--output-type", "yaml"]
     run_env = dict(os.environ if env is None else env)
     return run_sops(argv, stdin=plaintext, env=run_env, path=path, action="encrypt", cwd=cwd)

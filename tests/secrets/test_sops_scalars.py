@@ -260,3 +260,13 @@ def test_the_editor_shim(tmp_path: Path, capsys: pytest.CaptureFixture[str], mon
     err = capsys.readouterr().err
     assert "no file to edit" in err
     assert "no editor: set $EDITOR" in err
+
+
+def test_every_encryption_path_refuses_ambiguous_values(tmp_path: Path) -> None:
+    """``encrypt_sops`` itself refuses, so ``init``, ``rotate`` and any later caller cannot skip the check."""
+    from compiler.errors import ConfigCheckError
+    from compiler.secrets.sops import encrypt_sops
+
+    with pytest.raises(ConfigCheckError, match="1 value\\(s\\) would change meaning") as info:
+        encrypt_sops(b"modules:\n  m:\n    pin: 0755\n", path="x.sops.yaml", cwd=tmp_path)
+    assert [d.origin.location() for d in info.value.diagnostics if d.origin] == ["x.sops.yaml:3:10"]
