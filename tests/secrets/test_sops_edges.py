@@ -378,3 +378,19 @@ def test_a_sops_file_that_llmcc_cannot_load_is_named_never_quoted(
     monkeypatch.delenv("SOPS_AGE_KEY_FILE")
     assert llmcc(root, "validate", "-t", "dev") == 2
     assert canary not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (".inf", "the value is not a JSON number (no NaN or infinity in JSON)"),
+        ("1e400", "the value is beyond the range of a double (about ±1.8e308): it would become infinity"),
+    ],
+)
+def test_a_float_problem_in_a_sops_file_does_not_show_the_text(text: str, message: str) -> None:
+    from compiler.errors import InputError
+    from compiler.load.yaml import load_document
+
+    with pytest.raises(InputError) as info:
+        load_document(f"a: {text}\n".encode(), path="f.sops.yaml", layer="s", quote_values=False)
+    assert str(info.value) == f"f.sops.yaml:1:4: {message}"
