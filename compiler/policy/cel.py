@@ -31,12 +31,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from compiler.jsonpath import JsonPath
 from compiler.jsontypes import JSONValue
+from compiler.policy import celast
+from compiler.policy.cost import MAX_RULE_COST, UnboundedError, check_bounded
+from compiler.policy.reads import Path, config_reads
 
 if TYPE_CHECKING:
     import cel as _cel
@@ -67,12 +70,15 @@ EVAL_ERRORS = (ValueError, TypeError, RuntimeError, LookupError, ArithmeticError
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RuleProgram:
-    """A compiled rule, the modules it reads and the values it selects (``None``: it may read any)."""
+    """A compiled rule, its syntax tree, the modules it selects and the values it selects
+    (``None``: it may select any), and the ``config`` paths it reads (``compiler.policy.reads``)."""
 
     source: str
     program: _cel.Program
     modules: frozenset[str] | None
     paths: tuple[JsonPath, ...] | None = None  # module first: ("m", "model", "temperature")
+    tree: celast.Node | None = None
+    reads: frozenset[Path] = frozenset({()})
 
 
 def compile_rule(source: str) -> RuleProgram:
@@ -96,8 +102,20 @@ def compile_rule(source: str) -> RuleProgram:
     for var in program.variables():
         if var not in VARIABLES and var not in bound and var not in _NAMESPACES and var not in _TYPE_NAMES:
             raise ValueError(f"rule uses unknown variable {var!r} (rules see {', '.join(VARIABLES)})")
+    try:
+        tree = celast.parse(source)
+        check_bounded(tree)
+    except UnboundedError as e:
+        raise ValueError(f"{e} (a rule's cost must be bounded before it runs: see policies/README.md)") from None
+    except (ValueError, RecursionError):
+        raise ValueError("rule is too deeply nested or uses syntax llmcc cannot analyse") from None
     return RuleProgram(
-        source=source, program=program, modules=referenced_modules(source), paths=referenced_paths(source)
+        source=source,
+        program=program,
+        modules=referenced_modules(source),
+        paths=referenced_paths(source),
+        tree=tree,
+        reads=config_reads(source),
     )
 
 
@@ -181,18 +199,24 @@ class Activation:
         secrets: JSONValue,
         modules: frozenset[str] | None = None,
     ) -> None:
+        self.modules = modules
         if modules is not None:
             config = {m: config[m] for m in sorted(modules) if m in config}
         self._variables: dict[str, JSONValue] = {"config": dict(config), "target": target, "secrets": secrets}
         self._context: _cel.Context | None = None
         self._scratch: _cel.Context | None = None  # for explanations: comprehension variables get bound here
 
+    @property
+    def variables(self) -> Mapping[str, JSONValue]:
+        return self._variables
+
     def _new_context(self) -> _cel.Context:
         import cel
-        from cel.stdlib import add_stdlib_to_context
+        from cel.stdlib import STDLIB_FUNCTIONS
 
         ctx = cel.Context(variables=self._variables)
-        add_stdlib_to_context(ctx)
+        for name, fn in STDLIB_FUNCTIONS.items():
+            ctx.add_function(name, _guarded(name, fn))
         return ctx
 
     def run(self, program: RuleProgram) -> object:
@@ -251,6 +275,40 @@ def cel_selection(module: str, path: JsonPath) -> str:
         else:
             out += f"[{json.dumps(part, ensure_ascii=False)}]"
     return out
+
+
+class _Failed:
+    """What a guarded function returns instead of raising: the library cannot convert it, so
+    evaluation stops with an error, and (unlike a raised exception) prints nothing to stderr."""
+
+
+FAILED_CALL = "Failed to convert Python result"
+# The message of the last guarded function that failed, for the evaluation error.
+last_failure: list[str] = [""]
+
+
+def _guarded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (a cel.stdlib function), with its result size bounded and its errors kept quiet.
+
+    The library prints a raised exception's message to stderr, where a secret
+    value in an argument would show; and ``lists.range(n)`` builds its list
+    in Python before any bound could stop it.
+    """
+
+    def call(*args: Any) -> Any:  # noqa: ANN401
+        if name == "lists.range" and args and isinstance(args[0], int) and args[0] > MAX_LIST:
+            last_failure[0] = f"lists.range({args[0]}) is over the limit of {MAX_LIST} elements"
+            return _Failed()
+        try:
+            return fn(*args)
+        except Exception as e:  # noqa: BLE001 - any failure of the function is the rule's error
+            last_failure[0] = f"{name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
+            return _Failed()
+
+    return call
+
+
+MAX_LIST = MAX_RULE_COST  # the cost bound already keeps lists.range below it; this is a second guard
 
 
 def union_modules(programs: Iterable[RuleProgram]) -> frozenset[str] | None:

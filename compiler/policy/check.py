@@ -66,7 +66,9 @@ class PolicyCheck:
         """Policy diagnostics of one target (none without policies)."""
         if not self.policies:
             return []
-        diags = evaluate_policies(self.policies, result, self.secret_metadata(result, now), now=now)
+        meta = self.secret_metadata(result, now)
+        at_hand = not self.repo.secrets_opaque
+        diags = evaluate_policies(self.policies, result, meta, now=now, secrets_at_hand=at_hand)
         return [self._locate(d, result) for d in diags]
 
     def _locate(self, diag: Diagnostic, result: CompileResult) -> Diagnostic:

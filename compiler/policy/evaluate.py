@@ -11,25 +11,31 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, cast
 
 from compiler.diagnostics import Diagnostic, Severity
+from compiler.errors import InputError, SecretsError
 from compiler.jsonpath import JsonPath, resolve
 from compiler.jsontypes import JSONObject, JSONValue
 from compiler.policy.cel import (
     CEL_INT_MAX,
     CEL_INT_MIN,
     EVAL_ERRORS,
+    FAILED_CALL,
     Activation,
     cel_selection,
     cel_unfit,
+    last_failure,
     mask_secrets,
     union_modules,
 )
+from compiler.policy.cost import MAX_RULE_COST, rule_cost
 from compiler.policy.explain import explain, show
+from compiler.policy.reads import secrets_read
 from compiler.policy.rules import Policy, PolicySet, Waiver
 from compiler.project import Target
+from compiler.secrets.identity import ADVICE
 
 if TYPE_CHECKING:
     from compiler.pipeline import CompileResult
@@ -49,40 +55,115 @@ def target_value(target: Target) -> JSONObject:
     return {"environment": target.environment, "tenant": target.tenant, "name": target.name}
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecretValues:
+    """The target's secret fields, for rules that read them (issue 10 §4).
+
+    ``config`` holds their real values, or None when they are not at hand (no
+    compiler identity: SOPS ciphertext stands in for them).
+    """
+
+    paths: Mapping[str, Sequence[JsonPath]]
+    config: Mapping[str, JSONValue] | None
+
+
 def evaluate_target(
     policies: Sequence[Policy],
     target: Target,
     config: Mapping[str, JSONValue],
     secrets: Mapping[str, JSONValue],
+    secret_values: SecretValues | None = None,
 ) -> list[Outcome]:
-    """Every policy's outcome for one target. ``config`` must not hold secret values (``mask_secrets``)."""
+    """Every policy's outcome for one target.
+
+    ``config`` must not hold secret values (``mask_secrets``). A rule that reads
+    a secret field (``compiler.policy.reads``) is evaluated on
+    ``secret_values.config`` instead, and what is reported about it shows no
+    value (``_masked``).
+
+    Raises:
+        SecretsError: a rule reads a secret field whose value is not at hand (at the rule's line).
+        InputError: a rule's cost bound is over ``MAX_RULE_COST`` for this target (at the rule's line).
+    """
     applicable = [p for p in policies if p.applies(target, config)]
     if not applicable:
         return [Outcome(policy=p, status="skip") for p in policies]
+    reading = {p.name: _secrets_read(p, secret_values) for p in applicable}
     act = Activation(config, target_value(target), dict(secrets), union_modules(p.program for p in applicable))
     unfit = UnfitValues(config)
+    real: tuple[Activation, UnfitValues] | None = None
     out = []
     for policy in policies:
         if policy not in applicable:
             out.append(Outcome(policy=policy, status="skip"))
             continue
-        hit = unfit.read_by(policy.program.paths)
+        fields = reading[policy.name]
+        use, use_unfit = act, unfit
+        if fields:
+            assert secret_values is not None
+            if secret_values.config is None:
+                raise SecretsError(
+                    f"{policy.origin.location()}: policy {policy.name} reads secret {', '.join(fields)}: "
+                    f"evaluating it needs the compiler identity ({ADVICE})"
+                )
+            if real is None:
+                real_act = Activation(secret_values.config, target_value(target), dict(secrets), act.modules)
+                real = (real_act, UnfitValues(secret_values.config))
+            use, use_unfit = real
+        hit = use_unfit.read_by(policy.program.paths)
         if hit is not None:
-            out.append(Outcome(policy=policy, status="error", detail=hit))
+            outcome = Outcome(policy=policy, status="error", detail=hit)
+            out.append(_masked(outcome, fields) if fields else outcome)
             continue
-        try:
-            value = act.run(policy.program)
-        except EVAL_ERRORS as e:
-            out.append(Outcome(policy=policy, status="error", detail=eval_error(e)))
-            continue
-        if value is True:
-            out.append(Outcome(policy=policy, status="pass"))
-        elif value is False:
-            why = explain(policy.rule, act.evaluate) or f"{one_line(policy.rule)} is false"
-            out.append(Outcome(policy=policy, status="fail", detail=why))
-        else:
-            out.append(Outcome(policy=policy, status="error", detail=f"the rule gave {show(value)}, not a boolean"))
+        _check_cost(policy, use)
+        outcome = _outcome(policy, use)
+        out.append(_masked(outcome, fields) if fields else outcome)
     return out
+
+
+def _secrets_read(policy: Policy, secret_values: SecretValues | None) -> list[str]:
+    if secret_values is None:
+        return []
+    return secrets_read(policy.program.reads, secret_values.paths)
+
+
+def _check_cost(policy: Policy, act: Activation) -> None:
+    tree = policy.program.tree
+    if tree is None:
+        return
+    cost = rule_cost(tree, act.variables)
+    if cost > MAX_RULE_COST:
+        raise InputError(
+            f"{policy.origin.location()}: policy {policy.name}: evaluating the rule could take {cost:,} steps "
+            f"for this target, over the limit of {MAX_RULE_COST:,} (see policies/README.md)"
+        )
+
+
+def _outcome(policy: Policy, act: Activation) -> Outcome:
+    try:
+        value = act.run(policy.program)
+    except EVAL_ERRORS as e:
+        return Outcome(policy=policy, status="error", detail=eval_error(e))
+    if value is True:
+        return Outcome(policy=policy, status="pass")
+    if value is False:
+        why = explain(policy.rule, act.evaluate) or f"{one_line(policy.rule)} is false"
+        return Outcome(policy=policy, status="fail", detail=why)
+    return Outcome(policy=policy, status="error", detail=f"the rule gave {show(value)}, not a boolean")
+
+
+def _masked(outcome: Outcome, fields: Sequence[str]) -> Outcome:
+    """An outcome of a rule that read secret ``fields``, with every value left out of its detail.
+
+    Explanations and the library's messages quote values, so they are replaced:
+    the detail names the rule and the secret fields, never what they hold.
+    """
+    hidden = f"values not shown: the rule reads secret {', '.join(fields)}"
+    if outcome.status == "fail":
+        return replace(outcome, detail=f"{one_line(outcome.policy.rule)} is false ({hidden})")
+    if outcome.status == "error":
+        return replace(outcome, detail=f"the rule cannot be evaluated ({hidden})")
+    return outcome
 
 
 class UnfitValues:
@@ -116,6 +197,8 @@ class UnfitValues:
 
 
 def eval_error(e: Exception) -> str:
+    if FAILED_CALL in str(e) and last_failure[0]:
+        return last_failure[0]
     if isinstance(e, KeyError):
         return f"no such key {show(e.args[0]) if e.args else ''}".strip()
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -131,13 +214,23 @@ def one_line(rule: str) -> str:
 
 
 def evaluate_policies(
-    policies: PolicySet, result: CompileResult, secret_meta: Mapping[str, JSONValue], *, now: dt.datetime
+    policies: PolicySet,
+    result: CompileResult,
+    secret_meta: Mapping[str, JSONValue],
+    *,
+    now: dt.datetime,
+    secrets_at_hand: bool = False,
 ) -> list[Diagnostic]:
-    """The policy diagnostics of one compiled target (secret values are masked before rules see them)."""
+    """The policy diagnostics of one compiled target.
+
+    Rules see secret values masked, except rules that read them, which see the
+    values when ``secrets_at_hand`` (and refuse to run otherwise; ``evaluate_target``).
+    """
     if not policies:
         return []
     config = mask_secrets(result.modules, result.secrets)  # type: ignore[arg-type]
-    outcomes = evaluate_target(policies.policies, result.target, config, secret_meta)
+    values = SecretValues(paths=result.secrets, config=result.modules if secrets_at_hand else None)  # type: ignore[arg-type]
+    outcomes = evaluate_target(policies.policies, result.target, config, secret_meta, values)
     return policy_diagnostics(outcomes, policies.waivers, result.target, now.date())
 
 
