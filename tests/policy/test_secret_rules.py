@@ -21,7 +21,7 @@ from tests.secrets._secrets_support import new_canary
 
 pytestmark = pytest.mark.usefixtures("issue6_commands")
 
-VENDOR_DEFAULT = "vendor-default-passw0rd"  # noqa: S105 - the value the rule forbids, not a secret
+VENDOR_DEFAULT = "vendor-default-passw0rd"
 SCHEMA = {
     "type": "object",
     "properties": {"admin_password": {"type": "string", "x-secret": True}, "enabled": {"type": "boolean"}},
