@@ -19,8 +19,7 @@ from compiler.load.layers import resolve_layers
 from compiler.load.yaml import Value
 from compiler.merge import merge_layers, merge_value, strip_tags
 from compiler.project import Target
-from compiler.render import jinja
-from compiler.render.jinja import Renderer, deadline
+from compiler.render.jinja import Renderer
 from compiler.repository import LayerDoc, Repository
 from compiler.validate import secrets_guard
 from compiler.validate.schema import secret_paths
@@ -131,14 +130,12 @@ def compile_target(repo: Repository, target: Target, *, validate: bool = True, i
     base: EnvBase | None = None
     changed: set[str] = set()
     if inherit:
-        with deadline(jinja.MAX_SECONDS, f"environment {target.environment}"):
-            base = env_base(repo, target.environment)
+        base = env_base(repo, target.environment)
         if target.tenant is None:
             renderer = base.renderer
         else:
             changed = changed_variables(base.stack, stack, renderer, base.renderer)
-    with deadline(jinja.MAX_SECONDS, f"target {target}"):
-        modules = _merge_modules(repo, target, stack, renderer, base, changed)
+    modules = _merge_modules(repo, target, stack, renderer, base, changed)
     diags: list[Diagnostic] = []
     secrets: dict[str, list[JsonPath]] = {}
     for module in repo.modules:

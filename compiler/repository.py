@@ -29,6 +29,7 @@ SCHEMAS = "schemas"
 TEMPLATES = "templates"
 SCHEMA_SUFFIX = ".schema.json"
 LAYER_KEYS = ("vars", "modules")
+MAX_EXTENDS = 32  # templates in one chain of extends, the module's own included (README "Limits")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,29 +92,38 @@ class Repository:
         """The module's template and the templates it ``extends``, base first ([] when none)."""
         plans = self._templates.get(module)
         if plans is None:
-            plans = self._templates[module] = self._load_chain(f"{module}.yaml", [])
+            plans = self._templates[module] = self._load_chain(f"{module}.yaml")
         return plans
 
-    def _load_chain(self, name: str, seen: list[str]) -> list[TemplatePlan]:
-        path = f"{TEMPLATES}/{name}"
-        if not seen and not self.tree.exists(path):
+    def _load_chain(self, name: str) -> list[TemplatePlan]:
+        """The chain of ``extends`` from ``name`` up, base first; at most ``MAX_EXTENDS`` templates."""
+        if not self.tree.exists(f"{TEMPLATES}/{name}"):
             return []
-        if name in seen:
-            raise InputError(f"{TEMPLATES}/{seen[-1]}: extends cycle {' -> '.join([*seen, name])}")
-        doc = load_document(self.tree.read(path), path=path, layer="template", rev=self.tree.rev)
-        body = doc.value
-        if body is None:
-            body = {}
-        if not isinstance(body, dict):
-            raise InputError(f"{doc.origin(()).location()}: a template must be a mapping")
-        base: list[TemplatePlan] = []
-        if "extends" in body:
-            parent = body["extends"]
-            if not isinstance(parent, str) or not parent.endswith(".yaml"):
-                raise InputError(f"{doc.origin(('extends',)).location()}: extends takes a template file name")
-            base = self._load_chain(parent, [*seen, name])
-            body = {k: v for k, v in body.items() if k != "extends"}
-        return [*base, plan_template(doc, body)]
+        seen: list[str] = []
+        plans: list[TemplatePlan] = []
+        while True:
+            path = f"{TEMPLATES}/{name}"
+            if name in seen:
+                raise InputError(f"{TEMPLATES}/{seen[-1]}: extends cycle {' -> '.join([*seen, name])}")
+            doc = load_document(self.tree.read(path), path=path, layer="template", rev=self.tree.rev)
+            body = doc.value
+            if body is None:
+                body = {}
+            if not isinstance(body, dict):
+                raise InputError(f"{doc.origin(()).location()}: a template must be a mapping")
+            seen.append(name)
+            parent = body.get("extends")
+            if parent is not None:
+                where = doc.origin(("extends",)).location()
+                if not isinstance(parent, str) or not parent.endswith(".yaml"):
+                    raise InputError(f"{where}: extends takes a template file name")
+                if len(seen) >= MAX_EXTENDS:
+                    raise InputError(f"{where}: a chain of extends is at most {MAX_EXTENDS} templates long")
+                body = {k: v for k, v in body.items() if k != "extends"}
+            plans.append(plan_template(doc, body))
+            if parent is None:
+                return plans[::-1]
+            name = parent
 
     def layer(self, ref: LayerRef) -> LayerDoc | None:
         """The parsed layer file, or None when an optional layer does not exist."""

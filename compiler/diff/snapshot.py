@@ -10,7 +10,7 @@ from compiler.diff.masking import Masked, SecretDigest, mask_secrets, sops_paths
 from compiler.jsonpath import Query, Segment, select
 from compiler.pipeline import load_stack, merge_module
 from compiler.project import Target
-from compiler.render.jinja import MAX_SECONDS, Renderer, deadline
+from compiler.render.jinja import Renderer
 from compiler.repository import Repository
 from compiler.validate.schema import secret_paths
 
@@ -31,9 +31,8 @@ def snapshot_module(repo: Repository, target: Target, module: str, key: bytes) -
     """The effective value of ``module`` for ``target``, secrets as digests; ABSENT when undefined."""
     if target not in repo.project.targets() or module not in repo.modules:
         return ABSENT
-    with deadline(MAX_SECONDS, f"target {target} module {module}"):
-        stack = load_stack(repo, target)
-        value = merge_module(repo, stack, module, Renderer(stack.variables, repo.render_cache))
+    stack = load_stack(repo, target)
+    value = merge_module(repo, stack, module, Renderer(stack.variables, repo.render_cache))
     paths = {*secret_paths(repo.schema(module).schema, value), *sops_paths(stack, module)}
     return mask_secrets(value, paths, key)
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from compiler.jsonpath import JsonPath
 from compiler.jsontypes import JSONValue
 from compiler.policy import celast
-from compiler.policy.cost import MAX_RULE_COST, UnboundedError, check_bounded
+from compiler.policy.cost import MAX_RULE_COST, UnboundedError, rule_cost
 from compiler.policy.reads import Path, config_reads
 
 if TYPE_CHECKING:
@@ -91,6 +91,13 @@ def compile_rule(source: str) -> RuleProgram:
     from cel.stdlib import STDLIB_FUNCTIONS
 
     try:
+        depth = celast.nesting(source)
+    except ValueError:
+        depth = 0  # not CEL: the library says where
+    if depth > celast.MAX_NESTING:
+        # The library's parser panics (a Rust stack overflow, or worse) on deep nesting.
+        raise ValueError(f"rule nests brackets deeper than {celast.MAX_NESTING}")
+    try:
         program = cel.compile(source)
     except ValueError as e:
         raise ValueError(f"rule is not valid CEL: {_syntax_error(str(e))}") from None
@@ -104,11 +111,13 @@ def compile_rule(source: str) -> RuleProgram:
             raise ValueError(f"rule uses unknown variable {var!r} (rules see {', '.join(VARIABLES)})")
     try:
         tree = celast.parse(source)
-        check_bounded(tree)
+        least = rule_cost(tree, {})  # what the rule costs on empty data
     except UnboundedError as e:
         raise ValueError(f"{e} (a rule's cost must be bounded before it runs: see policies/README.md)") from None
     except (ValueError, RecursionError):
         raise ValueError("rule is too deeply nested or uses syntax llmcc cannot analyse") from None
+    if least > MAX_RULE_COST:
+        raise ValueError(f"evaluating the rule takes at least {least:,} steps, over the limit of {MAX_RULE_COST:,}")
     return RuleProgram(
         source=source,
         program=program,

@@ -201,7 +201,7 @@ class _Parser:
             if self.peek() == "(":
                 return Call(text, self.args(")"))
             if self.peek() == "{":  # a message literal: Type{field: value}
-                return MapLit(tuple((Lit(k), v) for k, v in self.entries()))
+                return MapLit(tuple((Lit(k.name) if isinstance(k, Ident) else k, v) for k, v in self.entries()))
             return Ident(text)
         if text == "(":
             self.take()
@@ -228,6 +228,25 @@ class _Parser:
             self.take()
         self.take("}")
         return out
+
+
+MAX_NESTING = 32
+
+
+def nesting(source: str) -> int:
+    """The deepest nesting of brackets in ``source`` (outside string literals).
+
+    Raises:
+        ValueError: the text has a character no CEL token starts with.
+    """
+    depth = deepest = 0
+    for kind, text in _tokens(source):
+        if kind == "op" and text in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif kind == "op" and text in ")]}":
+            depth -= 1
+    return deepest
 
 
 def parse(source: str) -> Node:

@@ -20,7 +20,7 @@ largest over every element a macro variable can stand for); for literals,
 ``lists.range(n)``, ``filter``/``map``, ``split``, ``sort``, ``distinct``,
 ``reverse`` and ``slice`` it follows from their operands. A rule that iterates
 over anything else has no bound and is refused when it is loaded
-(``check_bounded``).
+(``rule_cost`` on empty data raises).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class _Bounds:
         if refs:
             return self.size_of(refs)
         if isinstance(node, Lit):
-            return len(node.value) if isinstance(node.value, str) else 1
+            return _literal_size(node.value)
         if isinstance(node, (ListLit, MapLit)):
             return len(node.items) if isinstance(node, ListLit) else len(node.entries)
         if isinstance(node, Call):
@@ -140,15 +140,6 @@ class _Bounds:
             return 0  # a computed operand: its own cost already counts what built it
 
 
-def check_bounded(tree: Node) -> None:
-    """Refuse a rule whose cost has no bound whatever the data.
-
-    Raises:
-        UnboundedError: a comprehension over, or ``lists.range`` of, a value of unknown size.
-    """
-    _Bounds(lambda refs: 0, lambda refs: 0).cost(tree, {})
-
-
 def rule_cost(tree: Node, variables: Mapping[str, JSONValue]) -> int:
     """The cost bound of evaluating ``tree`` with ``variables`` (``config``, ``target``, ``secrets``)."""
     sizes: dict[_Refs, int] = {}
@@ -166,6 +157,13 @@ def rule_cost(tree: Node, variables: Mapping[str, JSONValue]) -> int:
         return ints[refs]
 
     return _Bounds(size_of, int_of).cost(tree, {})
+
+
+def _literal_size(value: object) -> int:
+    if not isinstance(value, str):
+        return 1
+    text = unquote(value)
+    return len(text) if isinstance(text, str) else len(value)
 
 
 def _size(value: JSONValue) -> int:

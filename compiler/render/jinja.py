@@ -11,6 +11,22 @@ shared by every target, and only the scalars holding Jinja are evaluated per
 target, with each result cached by the values of the variables it reads. The
 rendered tree shares every static subtree (copy-on-write), so rendering a
 500-key template for 200 targets costs the Jinja scalars, not the tree.
+
+Every rendering of a template is bounded (issue 10 §8; README "Limits"), and
+what passes a bound is an input error at the Jinja scalar's file:line:
+
+- steps (deterministic): each loop iteration, each element ``range`` makes,
+  each macro call and each ``lipsum`` word counts one step, at most
+  ``MAX_STEPS`` per template;
+- sizes (deterministic): strings, and lists counted with the lists inside
+  them, at most ``MAX_OUTPUT_CHARS`` characters or elements;
+- nesting (deterministic): macro calls at most ``MAX_MACRO_DEPTH`` deep,
+  brackets in a scalar at most ``MAX_NESTING`` deep;
+- CPU time and memory (backstops for work inside one C call, which no
+  counter sees): ``MAX_CPU_SECONDS`` of process CPU time and
+  ``MAX_MEMORY_BYTES`` of address space above what the process used when the
+  template started, per template. They need the main thread of a
+  single-threaded process (the CLI, and each forked compile worker).
 """
 
 from __future__ import annotations
@@ -27,8 +43,9 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, Undefined, nodes, pass_eval_context
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.nodes import EvalContext
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.runtime import Context, LoopContext, Macro
+from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
+from jinja2.utils import generate_lorem_ipsum
 
 from compiler.bundle.canonical import canonical_json
 from compiler.errors import InputError
@@ -36,8 +53,78 @@ from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Document, Tagged, Value
 
 MAX_OUTPUT_CHARS = 4 * 1024 * 1024
-MAX_SECONDS = 10.0
+MAX_STEPS = 1_000_000
+MAX_MACRO_DEPTH = 50
+MAX_NESTING = 32
+MAX_CPU_SECONDS = 0.5
+MAX_MEMORY_BYTES = 128 * 1024 * 1024
 _MAX_INT_BITS = 14_000  # about 4,200 digits: Python's int/str conversion limit is 4,300
+
+
+class LimitError(TemplateError):
+    """A template passed one of the bounds of its rendering."""
+
+
+@dataclass(slots=True)
+class _Budget:
+    steps: int = 0
+    depth: int = 0
+
+
+_BUDGET = _Budget()
+
+
+def _charge(steps: int) -> None:
+    _BUDGET.steps += steps
+    if _BUDGET.steps > MAX_STEPS:
+        raise LimitError(f"rendering takes over {MAX_STEPS:,} steps (loop iterations, range elements, macro calls)")
+
+
+def _counted(iterable: Any) -> Iterator[Any]:  # noqa: ANN401
+    """The iterable of a ``{% for %}`` loop, one step per iteration."""
+    for item in iterable:
+        _charge(1)
+        yield item
+
+
+def _range(*args: int) -> range:
+    rng = safe_range(*args)
+    _charge(len(rng))
+    return rng
+
+
+def _lipsum(n: Any = 5, html: bool = True, min: Any = 20, max: Any = 100) -> str:  # noqa: ANN401
+    """Jinja's ``lipsum``, one step per word it may write (``n`` paragraphs of at most ``max`` words)."""
+    if not (isinstance(n, int) and isinstance(max, int)):
+        raise LimitError("lipsum takes integer n and max")
+    _charge((n if n > 0 else 0) * (max if max > 0 else 0))
+    return generate_lorem_ipsum(n, html, min, max)
+
+
+_CONTAINERS = (list, tuple, dict)
+
+
+def _weight(value: Any, limit: int) -> int:  # noqa: ANN401
+    """Elements of ``value`` counted with the elements (or characters) of everything inside it.
+
+    Stops once past ``limit``; a flat list costs one pass in C (``map(type, ...)``).
+    """
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        v = stack.pop()
+        if isinstance(v, str):
+            total += len(v)
+            continue
+        if not isinstance(v, _CONTAINERS):
+            total += 1
+            continue
+        items = list(v.values()) if isinstance(v, dict) else v
+        total += len(items)
+        kinds = set(map(type, items))
+        if kinds & {str, list, tuple, dict} or any(issubclass(k, (str, *_CONTAINERS)) for k in kinds):
+            stack.extend(x for x in items if isinstance(x, (str, *_CONTAINERS)))
+    return total
 
 
 def _check_size(size: int) -> None:
@@ -145,20 +232,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             _check_format(left, right, printf=True)
         if operator_name == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
             _check_size(len(left) + len(right))  # repeated doubling in a loop stops at the bound
-        if (
-            operator_name == "*"
-            and isinstance(left, (str, list))
-            and isinstance(right, int)
-            and len(left) * right > MAX_OUTPUT_CHARS
-        ):
-            raise TemplateError("result too large")
-        if (
-            operator_name == "*"
-            and isinstance(right, (str, list))
-            and isinstance(left, int)
-            and len(right) * left > MAX_OUTPUT_CHARS
-        ):
-            raise TemplateError("result too large")
+        if operator_name == "*" and isinstance(left, int) and isinstance(right, (str, list, tuple)):
+            left, right = right, left
+        if operator_name == "*" and isinstance(left, (str, list, tuple)) and isinstance(right, int) and right > 0:
+            # Lists count with the lists inside them: [[1] * 4000000] * 4000000 is 16e12 elements.
+            _check_size(_weight(left, MAX_OUTPUT_CHARS) * right)
         return super().call_binop(context, operator_name, left, right)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
@@ -169,6 +247,15 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             if name == "join" and args and not isinstance(args[0], list):
                 args = (list(args[0]), *args[1:])
             _check_str_call(owner, name, args, kwargs)
+        if isinstance(__obj, (Macro, LoopContext)):  # a macro, or a recursive loop's loop(...)
+            _charge(1)
+            if _BUDGET.depth >= MAX_MACRO_DEPTH:
+                raise LimitError(f"macro calls nested deeper than {MAX_MACRO_DEPTH}")
+            _BUDGET.depth += 1
+            try:
+                return super().call(__context, __obj, *args, **kwargs)
+            finally:
+                _BUDGET.depth -= 1
         return super().call(__context, __obj, *args, **kwargs)
 
 
@@ -204,9 +291,13 @@ def _bound_filters(filters: dict[str, Callable[..., Any]]) -> None:
     filters.update(center=do_center, indent=do_indent, format=do_format, join=do_join, replace=do_replace)
 
 
+_LOOP = "_llmcc_loop"
+
+
 def _environment() -> _Sandbox:
     env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     _bound_filters(env.filters)
+    env.globals.update({"range": _range, "lipsum": _lipsum, _LOOP: _counted})
     return env
 
 
@@ -280,12 +371,32 @@ def _compile(source: str, *, doc: Document, path: JsonPath) -> _Expr:
     return expr
 
 
+_DELIMITERS = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+_BLOCK = re.compile(r"\{%[-+]?\s*(end)?(?:for|if|macro|call|filter|with|block)\b")
+
+
+def _nesting(source: str) -> int:
+    """The deepest nesting of brackets and blocks in a scalar (brackets in string literals count: fail closed)."""
+    events = [(m.start(), -1 if m.group(1) else 1) for m in _BLOCK.finditer(source)]
+    bare = _DELIMITERS.sub("  ", source)
+    events += [(m.start(), 1 if m.group() in "([{" else -1) for m in re.finditer(r"[(\[{)\]}]", bare)]
+    depth = deepest = 0
+    for _, step in sorted(events):
+        depth += step
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _compile_source(source: str, *, where: str) -> _Expr:
+    if _nesting(source) > MAX_NESTING:
+        raise InputError(f"{where}: template error: brackets or blocks nested deeper than {MAX_NESTING}")
     try:
         ast = _ENV.parse(source)
         # Every name the scalar loads, not jinja2.meta's "undeclared" ones: those leave out
         # names of globals (`namespace`, `range`), which a variable of that name shadows.
         names = tuple(sorted({n.name for n in ast.find_all(nodes.Name) if n.ctx == "load"}))
+        for loop in ast.find_all(nodes.For):  # every iteration of every loop is a step
+            loop.iter = nodes.Call(nodes.Name(_LOOP, "load"), [loop.iter], [], None, None)
         single = _single_expression(source, ast)
         if single is not None:
             fn = _ENV.compile_expression(single, undefined_to_none=False)
@@ -294,6 +405,8 @@ def _compile_source(source: str, *, where: str) -> _Expr:
         return _Expr(source, False, names, tmpl.render)
     except TemplateError as e:
         raise InputError(f"{where}: template error: {e}") from e
+    except RecursionError as e:  # nesting of another kind than _nesting counts
+        raise InputError(f"{where}: template error: nested too deeply") from e
 
 
 def _single_expression(source: str, ast: nodes.Template) -> str | None:
@@ -332,14 +445,20 @@ class Renderer:
         return fp
 
     def render(self, plan: TemplatePlan) -> Value:
+        """The template rendered, within the bounds of one template's rendering (module docstring).
+
+        Raises:
+            InputError: a scalar fails or passes a bound (at its file:line).
+        """
         if not plan.exprs:
             return plan.static
-        with deadline(MAX_SECONDS, plan.document.path):
+        with bounded(plan.document.path):
             return self._render_node(plan, plan.static, (), plan.slots)
 
     def value_at(self, plan: TemplatePlan, path: JsonPath) -> Value:
-        """The rendered value of the one Jinja scalar at ``path`` (the caller bounds the time)."""
-        return self._eval(plan, path)
+        """The rendered value of the one Jinja scalar at ``path``, bounded like a template."""
+        with bounded(plan.document.path):
+            return self._eval(plan, path)
 
     def _render_node(self, plan: TemplatePlan, value: Value, path: JsonPath, slots: dict[str | int, Any]) -> Value:
         if isinstance(value, dict):
@@ -371,7 +490,11 @@ class Renderer:
             value = _to_value(expr.run(self.variables), expr.native)
         except TemplateError as e:
             where = plan.document.origin(path).location()
-            raise InputError(f"{where}: {_describe(e)} in {expr.source.strip()!r}") from e
+            raise InputError(f"{where}: {_describe(e)} in {_shorten(expr.source)}") from e
+        except MemoryError as e:
+            where = plan.document.origin(path).location()
+            limit = f"over {MAX_MEMORY_BYTES // 2**20} MiB of memory"
+            raise InputError(f"{where}: template error: rendering needs {limit} in {_shorten(expr.source)}") from e
         except (ArithmeticError, TypeError, ValueError, LookupError) as e:
             where = plan.document.origin(path).location()
             raise InputError(f"{where}: {type(e).__name__}: {e} in {expr.source.strip()!r}") from e
@@ -379,6 +502,11 @@ class Renderer:
             raise InputError(f"{plan.document.origin(path).location()}: rendered value over {MAX_OUTPUT_CHARS} chars")
         self.cache[key] = value
         return value
+
+
+def _shorten(source: str) -> str:
+    text = " ".join(source.split())
+    return repr(text if len(text) <= 200 else text[:197] + "...")
 
 
 def _describe(e: TemplateError) -> str:
@@ -419,31 +547,82 @@ def _fingerprint(value: Any) -> str:  # noqa: ANN401
 
 
 @contextlib.contextmanager
-def deadline(seconds: float, where: str) -> Iterator[None]:
-    """Bound rendering time with SIGALRM where we can (the main thread of a process).
+def bounded(where: str) -> Iterator[None]:
+    """The bounds of one template's rendering: steps and depth always; CPU time and memory
+    where the process can enforce them (the main thread, no other thread running).
 
-    Re-entrant: inside an active deadline, an inner one adds nothing.
+    Re-entrant: inside an active scope, an inner one adds nothing.
+
+    Raises:
+        InputError: a bound was passed outside any scalar (named by ``where``).
     """
     global _ACTIVE
-    if _ACTIVE or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+    if _ACTIVE:
+        yield
+        return
+    _BUDGET.steps = _BUDGET.depth = 0
+    _ACTIVE = True
+    try:
+        with _cpu_limit(), _memory_limit():
+            yield
+    except LimitError as e:  # the timer fired between two scalars
+        raise InputError(f"{where}: template error: {e.message}") from e
+    except MemoryError as e:
+        raise InputError(f"{where}: template error: rendering needs over {MAX_MEMORY_BYTES // 2**20} MiB") from e
+    finally:
+        _ACTIVE = False
+
+
+_ACTIVE = False
+
+
+def _enforceable() -> bool:
+    return threading.current_thread() is threading.main_thread() and threading.active_count() == 1
+
+
+@contextlib.contextmanager
+def _cpu_limit() -> Iterator[None]:
+    """SIGPROF after ``MAX_CPU_SECONDS`` of process CPU time; the handler raises between two bytecodes."""
+    if not _enforceable() or not hasattr(signal, "setitimer"):
         yield
         return
 
     def _expired(signum: int, frame: object) -> None:
-        raise InputError(f"{where}: rendering took longer than {seconds:g}s")
+        raise LimitError(f"rendering took over {MAX_CPU_SECONDS:g}s of CPU time")
 
-    previous = signal.signal(signal.SIGALRM, _expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    _ACTIVE = True
+    previous = signal.signal(signal.SIGPROF, _expired)
+    signal.setitimer(signal.ITIMER_PROF, MAX_CPU_SECONDS)
     try:
         yield
     finally:
-        _ACTIVE = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
-_ACTIVE = False
+@contextlib.contextmanager
+def _memory_limit() -> Iterator[None]:
+    """RLIMIT_AS lowered to the current address space plus ``MAX_MEMORY_BYTES``: an allocation
+    past it fails with MemoryError (inside one C call too, which no timer interrupts)."""
+    try:
+        import resource
+
+        with open("/proc/self/statm", encoding="ascii") as f:
+            used = int(f.read().split()[0]) * resource.getpagesize()
+    except (ImportError, OSError, ValueError):
+        used = 0
+    if not used or not _enforceable():
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = used + MAX_MEMORY_BYTES
+    if (soft != resource.RLIM_INFINITY and soft <= limit) or (hard != resource.RLIM_INFINITY and hard < limit):
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 __all__ = ["Renderer", "TemplatePlan", "plan_template"]

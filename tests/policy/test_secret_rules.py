@@ -179,7 +179,7 @@ def test_errors_of_a_rule_on_a_secret_quote_no_value(
         ('[config.vault.admin_password][0] == "x"', True),
         ('config.vault[?"admin_password"].orValue("") == "x"', True),
         ('config.vault["admin\\x5fpassword"] == "x"', True),  # an escaped key: any key
-        ('config.vault.enabled && secrets.all(k, secrets[k].age_days < 90)', False),
+        ("config.vault.enabled && secrets.all(k, secrets[k].age_days < 90)", False),
         ("config == {}", True),
         ("config.all(m, has(config[m].x))", True),  # a module's name is a key, but fail closed
     ],

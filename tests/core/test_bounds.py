@@ -1,0 +1,172 @@
+"""Every template's rendering is bounded, with the error at its file:line (issue 10 §8).
+
+Deterministic bounds (steps, sizes, nesting, macro depth, extends) are tested
+at the limit (accepted) and one past it (rejected), with the limit lowered
+where the real one would make a slow test. The CPU-time and memory backstops
+run in a child process: they need a process with one thread.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import main
+from compiler.errors import InputError
+from compiler.render import jinja
+from compiler.repository import MAX_EXTENDS
+from tests.conftest import copy_example
+from tests.core._repos import mini_repo
+from tests.core.test_pipeline import compiled, engine
+from tests.core.test_render import one, render_error
+
+AT = "templates/inference-engine.yaml:2:1: template error: "
+
+
+def scalar_error(source: str, variables: dict[str, object] | None = None) -> str:
+    return render_error(f'a: 1\nv: "{source}"\n', variables)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            "rendering takes over 1,000,000 steps (loop iterations, range elements, macro calls)",
+        ),
+        ("{{ [[1]*4000000]*4000000 }}", "result too large"),
+        (
+            "{{ lipsum(10000000) }}",
+            "rendering takes over 1,000,000 steps (loop iterations, range elements, macro calls)",
+        ),
+        ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "macro calls nested deeper than 50"),
+        ("{% for x in [1] recursive %}{{ loop([1]) }}{% endfor %}", "macro calls nested deeper than 50"),
+        ("{{ " + "(" * 2000 + "1" + ")" * 2000 + " }}", "brackets or blocks nested deeper than 32"),
+    ],
+)
+def test_the_issue_cases_end_at_the_template_line(source: str, message: str) -> None:
+    # Before: a 10 s deadline per environment naming no line, or RecursionError (exit 70).
+    assert scalar_error(source).startswith(AT + message)
+
+
+def test_steps_at_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jinja, "MAX_STEPS", 100)
+    loop = "{% for c in s %}.{% endfor %}"
+    assert one(f'"{loop}"', {"s": "a" * 100}) == "." * 100
+    assert scalar_error(loop, {"s": "a" * 101}).startswith(AT + "rendering takes over 100 steps")
+    assert one('"{{ range(100) | list | length }}"') == 100
+    assert scalar_error("{{ range(101) | list | length }}").startswith(AT + "rendering takes over 100 steps")
+    assert isinstance(one('"{{ lipsum(1, False, 20, 100) }}"'), str)
+    assert scalar_error("{{ lipsum(1, False, 20, 101) }}").startswith(AT + "rendering takes over 100 steps")
+
+
+def test_steps_count_per_template_not_per_scalar(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jinja, "MAX_STEPS", 100)
+    a, b, c = ("{{ range(50) | list | " + f + " }}" for f in ("length", "first", "last"))
+    assert render_error(f'a: "{a}"\nb: "{b}"\nc: "{c}"\n').startswith(
+        "templates/inference-engine.yaml:3:1: template error: rendering takes over 100 steps"
+    )
+
+
+def test_macro_depth_at_the_limit() -> None:
+    deep = "{% macro f(n) %}{{ f(n + 1) if n < LIMIT - 1 else n + 1 }}{% endmacro %}{{ f(0) }}"
+    assert one(f'"{deep.replace("LIMIT", str(jinja.MAX_MACRO_DEPTH))}"') == str(jinja.MAX_MACRO_DEPTH)
+    too_deep = deep.replace("LIMIT", str(jinja.MAX_MACRO_DEPTH + 1))
+    assert scalar_error(too_deep).startswith(AT + "macro calls nested deeper than 50")
+
+
+@pytest.mark.parametrize(("limit", "ok"), [(100, True), (99, False)])
+def test_a_repeated_list_counts_the_lists_inside_it(monkeypatch: pytest.MonkeyPatch, limit: int, ok: bool) -> None:
+    monkeypatch.setattr(jinja, "MAX_OUTPUT_CHARS", limit)
+    source = "{{ ([[1] * 9] * 10) | length }}"  # 10 x (one list + its 9 elements) = 100
+    if ok:
+        assert one(f'"{source}"') == 10
+    else:
+        assert scalar_error(source).startswith(AT + "result too large")
+    assert one('"{{ (3 * [1]) | length }}"') == 3  # int * list is the same operation
+
+
+def test_nesting_at_the_limit() -> None:
+    n = jinja.MAX_NESTING
+    assert one(f'"{{{{ {"(" * n}1{")" * n} }}}}"') == 1
+    assert scalar_error(f"{{{{ {'(' * (n + 1)}1{')' * (n + 1)} }}}}").startswith(AT + "brackets or blocks nested")
+    blocks = "{% if true %}" * (n - 1) + "{{ [1] | length }}" + "{% endif %}" * (n - 1)
+    assert one(f'"{blocks}"') == "1"
+    deeper = "{% if true %}" * n + "{{ [1] | length }}" + "{% endif %}" * n
+    assert scalar_error(deeper).startswith(AT + "brackets or blocks nested deeper than 32")
+
+
+def _chain(length: int) -> dict[str, str | None]:
+    """templates/engine.yaml extends t1.yaml ... up to a chain of ``length`` templates."""
+    files: dict[str, str | None] = {"templates/engine.yaml": "extends: t1.yaml\nmodel: {name: n}\n"}
+    for i in range(1, length - 1):
+        files[f"templates/t{i}.yaml"] = f"extends: t{i + 1}.yaml\nk{i}: {i}\n"
+    files[f"templates/t{length - 1}.yaml"] = "region: root\n"
+    return files
+
+
+def test_extends_at_the_limit(tmp_path: Path) -> None:
+    assert engine(mini_repo(tmp_path / "ok", _chain(MAX_EXTENDS)))["region"] == "root"
+    with pytest.raises(InputError) as exc:
+        compiled(mini_repo(tmp_path / "long", _chain(MAX_EXTENDS + 1)))
+    assert str(exc.value) == (
+        f"templates/t{MAX_EXTENDS - 1}.yaml:1:1: a chain of extends is at most {MAX_EXTENDS} templates long"
+    )
+
+
+def test_a_1500_long_chain_of_extends_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="a chain of extends is at most 32 templates long"):
+        compiled(mini_repo(tmp_path, _chain(1500)))  # before: RecursionError, exit 70
+
+
+BACKSTOP = """
+import sys
+from compiler.errors import InputError
+from compiler.load.yaml import load_document
+from compiler.render import jinja
+jinja.MAX_MEMORY_BYTES = int(sys.argv[2])
+doc = load_document(('a: 1\\nv: "' + sys.argv[1] + '"\\n').encode(), path="templates/t.yaml", layer="template")
+try:
+    jinja.Renderer({"big": list(range(100000))}, {}).render(jinja.plan_template(doc, doc.value))
+    print("ok")
+except InputError as e:
+    print(e)
+"""
+
+
+def backstop(source: str, memory: int = jinja.MAX_MEMORY_BYTES) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", BACKSTOP, source, str(memory)], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_cpu_time_is_bounded_inside_steps_no_counter_sees() -> None:
+    # 200,000 steps, each a C call over 100,000 elements: only the CPU timer stops it.
+    source = "{% for i in range(100000) %}{{ big.count(1) }}{% endfor %}"
+    assert backstop(source).startswith("templates/t.yaml:2:1: template error: rendering took over 0.5s of CPU time")
+
+
+def test_memory_is_bounded_inside_one_c_call() -> None:
+    source = "{{ ('x' * 4000000) | list | length }}"  # one C call builds a 32 MB list
+    assert backstop(source) == "ok"
+    assert backstop(source, memory=16 * 2**20).startswith(
+        "templates/t.yaml:2:1: template error: rendering needs over 16 MiB of memory"
+    )
+
+
+def test_validate_names_the_template_line_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = copy_example(tmp_path / "repo")
+    template = repo / "templates/observatory.yaml"
+    loop = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
+    template.write_text(template.read_text() + textwrap.dedent(f'slow: "{loop}"\n'))
+    line = template.read_text().count("\n")
+    capsys.readouterr()
+    assert main(["-C", str(repo), "validate"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"llmcc: templates/observatory.yaml:{line}:1: template error: rendering takes over")
+    assert len(err) == 2  # one line for every environment, and the verdict
