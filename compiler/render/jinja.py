@@ -56,7 +56,7 @@ MAX_OUTPUT_CHARS = 4 * 1024 * 1024
 MAX_STEPS = 1_000_000
 MAX_MACRO_DEPTH = 50
 MAX_NESTING = 32
-MAX_CPU_SECONDS = 0.5
+MAX_CPU_SECONDS = 1.5
 MAX_MEMORY_BYTES = 128 * 1024 * 1024
 _MAX_INT_BITS = 14_000  # about 4,200 digits: Python's int/str conversion limit is 4,300
 
@@ -102,6 +102,7 @@ def _lipsum(n: Any = 5, html: bool = True, min: Any = 20, max: Any = 100) -> str
 
 
 _CONTAINERS = (list, tuple, dict)
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def _weight(value: Any, limit: int) -> int:  # noqa: ANN401
@@ -121,8 +122,7 @@ def _weight(value: Any, limit: int) -> int:  # noqa: ANN401
             continue
         items = list(v.values()) if isinstance(v, dict) else v
         total += len(items)
-        kinds = set(map(type, items))
-        if kinds & {str, list, tuple, dict} or any(issubclass(k, (str, *_CONTAINERS)) for k in kinds):
+        if not set(map(type, items)) <= _SCALARS:
             stack.extend(x for x in items if isinstance(x, (str, *_CONTAINERS)))
     return total
 
@@ -603,19 +603,17 @@ def _cpu_limit() -> Iterator[None]:
 def _memory_limit() -> Iterator[None]:
     """RLIMIT_AS lowered to the current address space plus ``MAX_MEMORY_BYTES``: an allocation
     past it fails with MemoryError (inside one C call too, which no timer interrupts)."""
-    try:
-        import resource
+    import resource
 
+    try:
         with open("/proc/self/statm", encoding="ascii") as f:
             used = int(f.read().split()[0]) * resource.getpagesize()
-    except (ImportError, OSError, ValueError):
+    except (OSError, ValueError):  # not Linux: the counted bounds still hold
         used = 0
-    if not used or not _enforceable():
-        yield
-        return
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = used + MAX_MEMORY_BYTES
-    if (soft != resource.RLIM_INFINITY and soft <= limit) or (hard != resource.RLIM_INFINITY and hard < limit):
+    lowers = (soft == resource.RLIM_INFINITY or soft > limit) and (hard == resource.RLIM_INFINITY or hard >= limit)
+    if not (used and lowers and _enforceable()):
         yield
         return
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))

@@ -148,7 +148,7 @@ def backstop(source: str, memory: int = jinja.MAX_MEMORY_BYTES) -> str:
 def test_cpu_time_is_bounded_inside_steps_no_counter_sees() -> None:
     # 200,000 steps, each a C call over 100,000 elements: only the CPU timer stops it.
     source = "{% for i in range(100000) %}{{ big.count(1) }}{% endfor %}"
-    assert backstop(source).startswith("templates/t.yaml:2:1: template error: rendering took over 0.5s of CPU time")
+    assert backstop(source).startswith("templates/t.yaml:2:1: template error: rendering took over 1.5s of CPU time")
 
 
 def test_memory_is_bounded_inside_one_c_call() -> None:
@@ -170,3 +170,38 @@ def test_validate_names_the_template_line_once(tmp_path: Path, capsys: pytest.Ca
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"llmcc: templates/observatory.yaml:{line}:1: template error: rendering takes over")
     assert len(err) == 2  # one line for every environment, and the verdict
+
+
+def test_lipsum_takes_integers_and_dicts_count_inside_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert scalar_error("{{ lipsum('5') }}").startswith(AT + "lipsum takes integer n and max")
+    monkeypatch.setattr(jinja, "MAX_OUTPUT_CHARS", 100)
+    assert one("\"{{ ([{'k': 'abcdefgh'}] * 10) | length }}\"") == 10  # 10 x (1 + 1 + 8)
+    assert scalar_error("{{ [{'k': 'abcdefghi'}] * 10 }}").startswith(AT + "result too large")
+
+
+def test_blocks_nested_past_what_the_parser_can_read() -> None:
+    deep = "{% set a %}" * 400 + "x" + "{% endset %}" * 400  # block sets are not counted as nesting
+    assert scalar_error(deep) == AT + "nested too deeply"
+
+
+def test_a_bound_passed_between_two_scalars_names_the_template() -> None:
+    took = pytest.raises(InputError, match=r"^templates/t.yaml: template error: rendering took over")
+    with took, jinja.bounded("templates/t.yaml"):
+        raise jinja.LimitError("rendering took over 1.5s of CPU time")
+    needs = pytest.raises(InputError, match=r"^templates/t.yaml: template error: rendering needs over 128 MiB$")
+    with needs, jinja.bounded("templates/t.yaml"):
+        raise MemoryError
+
+
+def test_with_another_thread_running_the_counted_bounds_still_hold() -> None:
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert scalar_error("{{ lipsum(10000000) }}").startswith(AT + "rendering takes over 1,000,000 steps")
+        assert one('"{{ [1, 2] | length }}"') == 2
+    finally:
+        stop.set()
+        thread.join()

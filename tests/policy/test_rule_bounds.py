@@ -116,3 +116,39 @@ def test_the_parser_reads_every_kind_of_expression() -> None:
         parse("a # b")
     with pytest.raises(ValueError, match="expected"):
         parse("(1")
+
+
+def test_a_rule_llmcc_cannot_analyse_is_refused() -> None:
+    # The library reads a message literal after a selection; the analysis cannot: fail closed.
+    with pytest.raises(ValueError, match="uses syntax llmcc cannot analyse"):
+        compile_rule("config.x{c: 1} == 1")
+    with pytest.raises(ValueError, match="rule is not valid CEL: Syntax error: token recognition error at: '#'"):
+        compile_rule("a #")
+
+
+def test_a_failing_extension_function_is_an_error_of_the_rule_and_prints_nothing(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    policies = policies_from('- name: char\n  rule: \'"abc".charAt(100) == "x"\'\n').policies
+    (outcome,) = evaluate_target(policies, Target("dev"), {}, {})
+    assert outcome.status == "error"
+    assert outcome.detail == "charAt: IndexError: charAt: index 100 out of range for string of length 3"
+    assert capfd.readouterr().err == ""  # the library prints a raised exception; guarded functions return
+
+
+def test_lists_range_has_its_own_guard() -> None:
+    from compiler.policy import cel as cel_module
+
+    guarded = cel_module._guarded("lists.range", lambda n: list(range(n)))
+    assert guarded(3) == [0, 1, 2]
+    assert isinstance(guarded(cel_module.MAX_LIST + 1), cel_module._Failed)
+    assert cel_module.last_failure[0] == "lists.range(2000001) is over the limit of 2000000 elements"
+
+
+def test_sizes_of_paths_that_are_not_there() -> None:
+    variables = {"config": {"a": [[1, 2, 3]], "m": {"k": "abcd"}}}
+    assert rule_cost(parse("config.a[0].all(x, true)"), variables) == 4 + 3  # type: ignore[arg-type]
+    assert rule_cost(parse("config.a[5].all(x, true)"), variables) == 4  # type: ignore[arg-type]
+    assert rule_cost(parse("config.m.nope.all(x, true)"), variables) == 3  # type: ignore[arg-type]
+    assert rule_cost(parse("config.m.k.nope.all(x, true)"), variables) == 4  # type: ignore[arg-type]
+    assert rule_cost(parse("other.all(x, true)"), variables) == 1  # type: ignore[arg-type]

@@ -195,3 +195,14 @@ def test_reads_are_paths_with_wildcards() -> None:
     )
     assert config_reads("has(config.a.b)") == frozenset()
     assert config_reads("(((") == frozenset({()})  # cannot parse: reads everything
+
+
+def test_string_keys_in_a_rule() -> None:
+    from compiler.policy.reads import unquote
+
+    assert repr(ANY) == "*"
+    assert unquote('"a.b"') == "a.b"
+    assert unquote("'''a'''") == "a"
+    assert unquote(r'r"a\b"') == r"a\b"
+    assert unquote(r'"a\x62"') is ANY
+    assert unquote("a") is ANY
