@@ -563,7 +563,7 @@ def bounded(where: str) -> Iterator[None]:
     _BUDGET.steps = _BUDGET.depth = 0
     _ACTIVE = True
     try:
-        with _cpu_limit(), _memory_limit():
+        with _memory_limit(), _cpu_limit():  # the timer stops before the memory limit is restored
             yield
     except LimitError as e:  # the timer fired between two scalars
         raise InputError(f"{where}: template error: {e.message}") from e
