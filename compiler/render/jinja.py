@@ -18,20 +18,29 @@ what passes a bound is an input error at the Jinja scalar's file:line:
 - steps (deterministic): each loop iteration, each element ``range`` makes,
   each macro call and each ``lipsum`` word counts one step, at most
   ``MAX_STEPS`` per template;
-- sizes (deterministic): strings, and lists counted with the lists inside
-  them, at most ``MAX_OUTPUT_CHARS`` characters or elements;
+- sizes (deterministic): every string, and every list, tuple and dict a
+  template builds (literals, operators, filters, globals, methods), counted
+  with everything inside it as if shared parts were copies, at most
+  ``MAX_OUTPUT_CHARS`` characters or elements: no single value handed to a C
+  function (``str``, ``tojson``, ``==``) is bigger than that;
 - nesting (deterministic): macro calls at most ``MAX_MACRO_DEPTH`` deep,
-  brackets in a scalar at most ``MAX_NESTING`` deep;
+  brackets and blocks in a scalar at most ``MAX_NESTING`` deep, values at most
+  ``MAX_VALUE_DEPTH`` deep;
 - CPU time and memory (backstops for work inside one C call, which no
   counter sees): ``MAX_CPU_SECONDS`` of process CPU time and
   ``MAX_MEMORY_BYTES`` of address space above what the process used when the
   template started, per template. They need the main thread of a
   single-threaded process (the CLI, and each forked compile worker).
+
+Nothing is evaluated while compiling (Jinja's constant folding is off), and a
+scalar's error is cached like its value, so a template that passes a bound
+pays for it once per process, not once per target.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import re
 import signal
@@ -56,6 +65,7 @@ MAX_OUTPUT_CHARS = 4 * 1024 * 1024
 MAX_STEPS = 1_000_000
 MAX_MACRO_DEPTH = 50
 MAX_NESTING = 32
+MAX_VALUE_DEPTH = 100  # containers in a value a template builds (YAML values nest at most 64)
 MAX_CPU_SECONDS = 1.5
 MAX_MEMORY_BYTES = 128 * 1024 * 1024
 _MAX_INT_BITS = 14_000  # about 4,200 digits: Python's int/str conversion limit is 4,300
@@ -69,6 +79,8 @@ class LimitError(TemplateError):
 class _Budget:
     steps: int = 0
     depth: int = 0
+    # id -> (container, weight) of the heavy containers weighed so far (kept alive: ids stay unique).
+    weights: dict[int, tuple[object, int, int]] = field(default_factory=dict)
 
 
 _BUDGET = _Budget()
@@ -103,28 +115,60 @@ def _lipsum(n: Any = 5, html: bool = True, min: Any = 20, max: Any = 100) -> str
 
 _CONTAINERS = (list, tuple, dict)
 _SCALARS = frozenset({int, float, bool, type(None)})
+_MEMO_FROM = 1024  # containers lighter than this are weighed again rather than remembered
 
 
 def _weight(value: Any, limit: int) -> int:  # noqa: ANN401
-    """Elements of ``value`` counted with the elements (or characters) of everything inside it.
+    """Elements of ``value`` counted with the elements (or characters) of everything inside it,
+    as if shared sublists were copies; a result over ``limit`` means "over"."""
+    return _measure(value, limit)[0]
 
-    Stops once past ``limit``; a flat list costs one pass in C (``map(type, ...)``).
+
+def _measure(value: Any, limit: int) -> tuple[int, int]:  # noqa: ANN401
+    """``value``'s weight (``_weight``) and the depth of its containers.
+
+    A container shared many times (``[x, x]`` doubled in a loop) is measured once per
+    template rendering; a flat list costs one pass in C (``map(type, ...)``).
+
+    Raises:
+        LimitError: containers nested deeper than ``MAX_VALUE_DEPTH``.
     """
-    total = 0
-    stack = [value]
-    while stack and total <= limit:
-        v = stack.pop()
-        if isinstance(v, str):
-            total += len(v)
-            continue
-        if not isinstance(v, _CONTAINERS):
-            total += 1
-            continue
-        items = list(v.values()) if isinstance(v, dict) else v
-        total += len(items)
-        if not set(map(type, items)) <= _SCALARS:
-            stack.extend(x for x in items if isinstance(x, (str, *_CONTAINERS)))
-    return total
+    if isinstance(value, str):
+        return len(value), 0
+    if not isinstance(value, _CONTAINERS):
+        return 1, 0
+    known = _BUDGET.weights.get(id(value))
+    if known is not None and known[0] is value:
+        return known[1], known[2]
+    items = list(value.values()) if isinstance(value, dict) else value
+    total, depth = len(items), 1
+    kinds = set(map(type, items))
+    if kinds == {str}:
+        total += sum(map(len, items))  # in C
+    elif not kinds <= _SCALARS:
+        for item in items:
+            if isinstance(item, (str, *_CONTAINERS)):
+                weight, inner = _measure(item, limit)
+                total += weight
+                depth = max(depth, inner + 1)
+                if depth > MAX_VALUE_DEPTH:
+                    raise LimitError(f"a value nested deeper than {MAX_VALUE_DEPTH} levels")
+                if total > limit:
+                    break
+    if total >= _MEMO_FROM or depth >= _MEMO_FROM // 32:
+        _BUDGET.weights[id(value)] = (value, total, depth)
+    return total, depth
+
+
+def _built(value: Any) -> Any:  # noqa: ANN401
+    """``value``, if it is not a container heavier than ``MAX_OUTPUT_CHARS`` (see ``_weight``).
+
+    Every list, tuple and dict a template builds passes here, so no single value
+    it can hand to a C function (``str``, ``tojson``, ``==``) is bigger than that.
+    """
+    if isinstance(value, _CONTAINERS) and _weight(value, MAX_OUTPUT_CHARS) > MAX_OUTPUT_CHARS:
+        raise LimitError("result too large")
+    return value
 
 
 def _check_size(size: int) -> None:
@@ -150,6 +194,24 @@ def _bounded_concat(parts: Iterable[Any]) -> str:
 
 
 class _CodeGenerator(CodeGenerator):
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:
+        self.write("environment.built(")
+        super().visit_List(node, frame)
+        self.write(")")
+
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
+        self.write("environment.built(")
+        super().visit_Dict(node, frame)
+        self.write(")")
+
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
+        if node.ctx != "load":  # an assignment target: {% for a, b in ... %}
+            super().visit_Tuple(node, frame)
+            return
+        self.write("environment.built(")
+        super().visit_Tuple(node, frame)
+        self.write(")")
+
     @optimizeconst
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         # `a ~ b` joins through the bounded concat too: repeated doubling stops at the bound.
@@ -221,6 +283,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     code_generator_class = _CodeGenerator
     concat = staticmethod(_bounded_concat)
+    built = staticmethod(_built)
     intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:  # noqa: ANN401
@@ -237,7 +300,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         if operator_name == "*" and isinstance(left, (str, list, tuple)) and isinstance(right, int) and right > 0:
             # Lists count with the lists inside them: [[1] * 4000000] * 4000000 is 16e12 elements.
             _check_size(_weight(left, MAX_OUTPUT_CHARS) * right)
-        return super().call_binop(context, operator_name, left, right)
+        return _built(super().call_binop(context, operator_name, left, right))
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
         target = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
@@ -256,7 +319,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                 return super().call(__context, __obj, *args, **kwargs)
             finally:
                 _BUDGET.depth -= 1
-        return super().call(__context, __obj, *args, **kwargs)
+        return _built(super().call(__context, __obj, *args, **kwargs))  # dict(), str.split(), ...
 
 
 def _bound_filters(filters: dict[str, Callable[..., Any]]) -> None:
@@ -289,13 +352,27 @@ def _bound_filters(filters: dict[str, Callable[..., Any]]) -> None:
         return replace(ctx, s, old, new, count)  # type: ignore[no-any-return]
 
     filters.update(center=do_center, indent=do_indent, format=do_format, join=do_join, replace=do_replace)
+    for name, fn in list(filters.items()):
+        filters[name] = _checked(fn)
+
+
+def _checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter whose result passes ``_built`` (``batch(n, fill)``, ``list`` and ``map`` build lists)."""
+
+    @functools.wraps(fn)  # keeps jinja_pass_arg (pass_context, pass_eval_context)
+    def checked(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        return _built(fn(*args, **kwargs))
+
+    return checked
 
 
 _LOOP = "_llmcc_loop"
 
 
 def _environment() -> _Sandbox:
-    env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    # optimized=False: Jinja's optimizer evaluates constant expressions while compiling,
+    # outside the bounds of any rendering ([1]|batch(10000000, 'x') ran there unbounded).
+    env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, optimized=False)
     _bound_filters(env.filters)
     env.globals.update({"range": _range, "lipsum": _lipsum, _LOOP: _counted})
     return env
@@ -483,25 +560,34 @@ class Renderer:
         expr = plan.exprs[path]
         key = (expr.source, tuple(self.fingerprint(n) for n in expr.names))
         try:
-            return self.cache[key]  # type: ignore[no-any-return]
+            value = self.cache[key]
         except KeyError:
-            pass
+            value = self.cache[key] = self._run(expr)
+        if isinstance(value, _Failure):  # the same scalar with the same variables fails the same way
+            raise InputError(f"{plan.document.origin(path).location()}: {value.detail}")
+        return value  # type: ignore[no-any-return]
+
+    def _run(self, expr: _Expr) -> Value | _Failure:
         try:
             value = _to_value(expr.run(self.variables), expr.native)
         except TemplateError as e:
-            where = plan.document.origin(path).location()
-            raise InputError(f"{where}: {_describe(e)} in {_shorten(expr.source)}") from e
-        except MemoryError as e:
-            where = plan.document.origin(path).location()
+            return _Failure(f"{_describe(e)} in {_shorten(expr.source)}")
+        except MemoryError:
             limit = f"over {MAX_MEMORY_BYTES // 2**20} MiB of memory"
-            raise InputError(f"{where}: template error: rendering needs {limit} in {_shorten(expr.source)}") from e
+            return _Failure(f"template error: rendering needs {limit} in {_shorten(expr.source)}")
         except (ArithmeticError, TypeError, ValueError, LookupError) as e:
-            where = plan.document.origin(path).location()
-            raise InputError(f"{where}: {type(e).__name__}: {e} in {expr.source.strip()!r}") from e
+            return _Failure(f"{type(e).__name__}: {e} in {expr.source.strip()!r}")
         if isinstance(value, str) and len(value) > MAX_OUTPUT_CHARS:
-            raise InputError(f"{plan.document.origin(path).location()}: rendered value over {MAX_OUTPUT_CHARS} chars")
-        self.cache[key] = value
+            return _Failure(f"rendered value over {MAX_OUTPUT_CHARS} chars")
         return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """A scalar's error, cached like a value: every target with the same variables gets it
+    without rendering again (a template that passes a bound costs its bound once)."""
+
+    detail: str
 
 
 def _shorten(source: str) -> str:
@@ -561,6 +647,7 @@ def bounded(where: str) -> Iterator[None]:
         yield
         return
     _BUDGET.steps = _BUDGET.depth = 0
+    _BUDGET.weights.clear()
     _ACTIVE = True
     try:
         with _memory_limit(), _cpu_limit():  # the timer stops before the memory limit is restored
@@ -571,6 +658,7 @@ def bounded(where: str) -> Iterator[None]:
         raise InputError(f"{where}: template error: rendering needs over {MAX_MEMORY_BYTES // 2**20} MiB") from e
     finally:
         _ACTIVE = False
+        _BUDGET.weights.clear()
 
 
 _ACTIVE = False

@@ -17,6 +17,7 @@ import pytest
 
 from compiler.cli import main
 from compiler.errors import InputError
+from compiler.load.yaml import load_document
 from compiler.render import jinja
 from compiler.repository import MAX_EXTENDS
 from tests.conftest import copy_example
@@ -127,6 +128,7 @@ BACKSTOP = """
 import sys
 from compiler.errors import InputError
 from compiler.load.yaml import load_document
+from compiler.load.yaml import load_document
 from compiler.render import jinja
 jinja.MAX_MEMORY_BYTES = int(sys.argv[2])
 doc = load_document(('a: 1\\nv: "' + sys.argv[1] + '"\\n').encode(), path="templates/t.yaml", layer="template")
@@ -152,10 +154,10 @@ def test_cpu_time_is_bounded_inside_steps_no_counter_sees() -> None:
 
 
 def test_memory_is_bounded_inside_one_c_call() -> None:
-    source = "{{ ('x' * 4000000) | list | length }}"  # one C call builds a 32 MB list
+    source = "{{ ('x' * 4000000) | length }}"  # one C call builds a 4 MB string
     assert backstop(source) == "ok"
-    assert backstop(source, memory=16 * 2**20).startswith(
-        "templates/t.yaml:2:1: template error: rendering needs over 16 MiB of memory"
+    assert backstop(source, memory=2 * 2**20).startswith(
+        "templates/t.yaml:2:1: template error: rendering needs over 2 MiB of memory"
     )
 
 
@@ -205,3 +207,54 @@ def test_with_another_thread_running_the_counted_bounds_still_hold() -> None:
     finally:
         stop.set()
         thread.join()
+
+
+SHARED = "{% set ns = namespace(x=['abcdefgh'], y=['abcdefgh']) %}{% for i in range(40) %}"
+SHARED += "{% set ns.x = [ns.x, ns.x] %}{% set ns.y = [ns.y, ns.y] %}{% endfor %}"
+
+
+@pytest.mark.parametrize(
+    "use",
+    ["{{ ns.x }}", "{{ ns.x | tojson }}", "{{ ns.x == ns.y }}", "{{ ns.x ~ '' }}", "{{ '%s' % [ns.x] }}"],
+)
+def test_a_value_built_by_sharing_counts_as_its_copies(use: str) -> None:
+    # 2**40 strings in 41 lists: str(), json and == would each run for hours inside one C call.
+    assert scalar_error(SHARED + use).startswith(AT + "result too large")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ [[1] * 4194304] }}",  # a literal holding a list at the limit
+        "{{ dict(a='x' * 4000000, b='y' * 4000000) }}",  # a global's result
+        "{{ [1, 2] | batch(4, 'x' * 2100000) | list }}",  # a filter's result: the fill, twice
+        "{{ ('x' * 3000000) | list }}",  # 3,000,000 strings and their characters
+        "{{ (' ' * 4194304).split(' ') }}",  # a method's result: 4,194,305 empty strings
+    ],
+)
+def test_every_list_and_dict_a_template_builds_is_weighed(source: str) -> None:
+    assert scalar_error(source).startswith(AT + "result too large")
+
+
+def test_value_depth_at_the_limit() -> None:
+    nest = "{% set ns = namespace(x=1) %}{% for i in range(N) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x | length }}"
+    assert one(f'"{nest.replace("N", str(jinja.MAX_VALUE_DEPTH))}"') == "1"
+    too_deep = nest.replace("N", str(jinja.MAX_VALUE_DEPTH + 1))
+    assert scalar_error(too_deep).startswith(AT + "a value nested deeper than 100 levels")
+
+
+def test_nothing_is_evaluated_while_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Jinja's optimizer folds constant expressions at compile time, outside every bound:
+    # {{ [1] | batch(10000000, 'x') | list }} ran there, unbounded.
+    calls: list[str] = []
+
+    def recording(value: str) -> str:
+        calls.append(value)
+        return value.upper()
+
+    monkeypatch.setitem(jinja._ENV.filters, "upper", recording)
+    doc = load_document(b"v: \"{{ 'folded?' | upper }}\"\n", path="templates/t.yaml", layer="template")
+    plan = jinja.plan_template(doc, doc.value)
+    assert calls == []
+    assert jinja.Renderer({}, {}).render(plan) == {"v": "FOLDED?"}
+    assert calls == ["folded?"]
