@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -59,6 +60,14 @@ class SigningSpec(_Model):
 
 class StorageSpec(_Model):
     default: str = "file://.llmcc/store"
+    # How long a signed pointer stays valid after publish signs it: readers refuse
+    # an expired one (a frozen store). "36h", "7d"; CI refreshes it on a schedule.
+    pointer_expiry: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,4}[hd]$")] = "7d"
+
+    @property
+    def pointer_expiry_delta(self) -> timedelta:
+        amount, unit = int(self.pointer_expiry[:-1]), self.pointer_expiry[-1]
+        return timedelta(hours=amount) if unit == "h" else timedelta(days=amount)
 
 
 class Manifest(_Model):
@@ -169,7 +178,9 @@ def load_project(data: bytes, *, path: str = MANIFEST) -> Project:
         field = ".".join(str(p) for p in loc) or "(top level)"
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         msg = err["msg"]
-        if err["type"] == "string_pattern_mismatch":
+        if loc == ("storage", "pointer_expiry"):
+            msg = "a duration in hours or days, like 36h or 7d"
+        elif err["type"] == "string_pattern_mismatch":
             msg = "names must be lowercase identifiers ([a-z][a-z0-9_-]*)"
         raise InputError(f"{doc.origin(loc).location()}: {field}: {msg}{more}") from e
     _check_references(manifest, doc)

@@ -1,4 +1,4 @@
-"""Publishing: assign the next version, link the hash chain, sign, claim the version (DESIGN §6-§7).
+"""Publishing: check the signing key, verify what we extend, claim the next version, move the pointer (DESIGN §6-§7).
 
 Storage IO goes through the :class:`~compiler.storage.base.Store` given in;
 everything else here is pure.
@@ -7,11 +7,14 @@ everything else here is pure.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from compiler.bundle.canonical import canonical_json, digest, loads_strict
-from compiler.bundle.dsse import Signer, read_unverified_payload, sign_envelope
+from compiler.bundle.dsse import Keyring, Signer, sign_envelope
 from compiler.errors import StorageError, VerificationError
+from compiler.freshness import DEFAULT_POINTER_EXPIRY, Pointer, new_pointer, sign_pointer, verify_pointer
 from compiler.jsontypes import JSONObject
+from compiler.reader import ANY_IN_FLIGHT, TargetRead, read_target
 from compiler.storage.base import Store
 
 
@@ -25,15 +28,51 @@ class PublishResult:
     created: bool
 
 
+def check_signer_trusted(signer: Signer, trusted: Keyring, *, where: str = "signing key") -> None:
+    """Refuse a signing key that readers would not trust (issue 9 §2).
+
+    Raises:
+        VerificationError: the signer's public key is not in ``trusted``, naming
+            its key id and the trusted ones.
+    """
+    if all(key.raw != signer.public_key.raw for key in trusted):
+        ids = ", ".join(key.keyid for key in trusted) or "none"
+        raise VerificationError(
+            f"{where}: key {signer.public_key.keyid} is not in signing.trusted (trusted: {ids}); "
+            "readers would refuse what it signs, so nothing was published"
+        )
+
+
 def publish_target(
-    store: Store, target: str, body: JSONObject, signer: Signer, *, max_attempts: int = 5
+    store: Store,
+    target: str,
+    body: JSONObject,
+    signer: Signer,
+    *,
+    trusted: Keyring | None = None,
+    now: datetime | None = None,
+    expires_after: timedelta = DEFAULT_POINTER_EXPIRY,
+    max_attempts: int = 5,
 ) -> PublishResult:
     """Publish ``body`` as the next version of ``target``, unless it is already the latest.
 
     ``body`` is the whole bundle object with ``metadata.version`` and
-    ``metadata.previous`` absent or null; this function assigns them. Publishing the body of the
-    latest version again adds nothing (``created=False``), so re-running
-    publish on an unchanged commit is idempotent.
+    ``metadata.previous`` absent or null; this function assigns them.
+    ``trusted`` (default: the signer's own key) is what the signer must be in
+    and what the chain we extend must verify with. Steps:
+
+    1. the signer is trusted (:func:`check_signer_trusted`), before any IO;
+    2. the target verifies as readers check it (:func:`compiler.reader.read_target`:
+       listing, signed pointer, every version from the pointer's up, chain
+       links), except that an expired pointer is fine (we re-sign it); a
+       store we cannot verify is refused, naming the bad version, and nothing
+       is written;
+    3. if the latest version has this body: nothing new (``created=False``),
+       re-running publish on an unchanged commit is idempotent; the pointer is
+       moved to it if it lags (a publisher died between claim and pointer) or
+       has expired;
+    4. else claim version N+1 linked to N's verified digest, then move the
+       pointer to it (``expires_after`` from ``now``).
 
     Races handled (STYLE R14):
 
@@ -46,35 +85,133 @@ def publish_target(
     - the latest we link to is replaced before our claim (possible on OCI
       only, see compiler/storage/oci.py): the store refuses the claim, and we
       re-read and link to what it holds;
-    - a publisher dies before ``create`` succeeds: nothing is visible, the
-      latest stays intact; after it succeeds, the version is complete.
+    - two publishers move the pointer: ``swap_pointer`` is a compare-and-swap,
+      and the pointer only ever moves up (see :func:`move_pointer`);
+    - a publisher dies before ``create`` succeeds: nothing is visible; after
+      it, before the pointer moves: readers accept the one version above the
+      pointer, and the next publish moves the pointer.
 
     Raises:
         StorageError: the store failed, or every attempt lost a race.
-        VerificationError: the store's latest version is not a parseable bundle.
+        VerificationError: the signer is untrusted, or the stored target does not verify.
         ValueError: ``body`` is not for ``target`` or already has a version.
     """
+    trusted = trusted if trusted is not None else Keyring([signer.public_key])
+    check_signer_trusted(signer, trusted)
     wanted, meta = _check_body(target, body)
+    when = now or datetime.now(UTC)
     for _ in range(max_attempts):
-        versions = store.versions(target)
-        latest = versions[-1] if versions else 0
-        previous: str | None = None
-        latest_envelope: bytes | None = None
-        if latest:
-            where = f"{store.url}: {target} version {latest}"
-            latest_envelope = store.read(target, latest)
-            payload = read_unverified_payload(latest_envelope, where=where)
-            previous = digest(payload)
-            if _without_chain(payload, where=where) == wanted:
-                return PublishResult(target=target, version=latest, digest=previous, created=False)
-        payload = canonical_json({**body, "metadata": {**meta, "version": latest + 1, "previous": previous}})
-        if store.create(target, latest + 1, sign_envelope(payload, signer), previous=latest_envelope):
-            return PublishResult(target=target, version=latest + 1, digest=digest(payload), created=True)
-        # Lost the race for latest+1 to another publisher: loop re-reads the new latest.
+        state = _read_for_publish(store, target, trusted)
+        latest = state.latest
+        if latest is not None and _without_chain(latest.bundle) == wanted:
+            pointer = state.pointer
+            if pointer is None or pointer.version < latest.version or when >= pointer.expires:
+                move_pointer(
+                    store, target, latest.version, latest.digest, signer, trusted=trusted, now=when,
+                    expires_after=expires_after, expected=state.pointer_envelope, refresh=True,
+                )  # fmt: skip
+            return PublishResult(target=target, version=latest.version, digest=latest.digest, created=False)
+        version = latest.version + 1 if latest else 1
+        payload = canonical_json(
+            {**body, "metadata": {**meta, "version": version, "previous": latest.digest if latest else None}}
+        )
+        if store.create(target, version, sign_envelope(payload, signer), previous=state.latest_envelope):
+            move_pointer(
+                store, target, version, digest(payload), signer, trusted=trusted, now=when,
+                expires_after=expires_after, expected=state.pointer_envelope,
+            )  # fmt: skip
+            return PublishResult(target=target, version=version, digest=digest(payload), created=True)
+        # Lost the race for the next version to another publisher: loop re-reads the new latest.
     raise StorageError(
         f"{store.url}: {target}: another publisher claimed the next version {max_attempts} times in a row; "
         "nothing was published for this target, try again"
     )
+
+
+def refresh_pointer(
+    store: Store,
+    target: str,
+    signer: Signer,
+    *,
+    trusted: Keyring,
+    now: datetime,
+    expires_after: timedelta = DEFAULT_POINTER_EXPIRY,
+) -> Pointer:
+    """Re-sign the pointer of ``target`` to its latest version, expiring ``expires_after`` from ``now``.
+
+    For the scheduled CI job that keeps pointers from expiring, and to give a
+    store from before pointers its first one. The whole chain is verified
+    first (versions 1..N, as ``llmcc verify``), so a pointer is never signed
+    over a chain that does not verify.
+
+    Raises:
+        VerificationError: the signer is untrusted, the target does not verify,
+            or nothing is published for it.
+        StorageError: the store failed.
+    """
+    check_signer_trusted(signer, trusted)
+    state = read_target(store, target, trusted, now=None, full=True, need_pointer=False, in_flight=ANY_IN_FLIGHT)
+    latest = state.latest
+    if latest is None:
+        raise VerificationError(f"{target}: nothing published in {store.url}, so no pointer to refresh")
+    return move_pointer(
+        store, target, latest.version, latest.digest, signer, trusted=trusted, now=now,
+        expires_after=expires_after, expected=state.pointer_envelope, refresh=True,
+    )  # fmt: skip
+
+
+def move_pointer(
+    store: Store,
+    target: str,
+    version: int,
+    version_digest: str,
+    signer: Signer,
+    *,
+    trusted: Keyring,
+    now: datetime,
+    expires_after: timedelta,
+    expected: bytes | None,
+    refresh: bool = False,
+    max_attempts: int = 5,
+) -> Pointer:
+    """Point ``target`` at ``version``: compare-and-swap from ``expected``, never downwards.
+
+    When the swap loses (another publisher moved the pointer), the pointer
+    found is verified: at a higher version (or the same one, unless
+    ``refresh``), it is left alone, since that publisher's version links
+    to ours; below, the swap is retried from it.
+
+    Returns:
+        The pointer the store holds for ``version`` or above afterwards.
+
+    Raises:
+        VerificationError: the pointer found names ``version`` with another digest.
+        StorageError: every attempt lost a race.
+    """
+    pointer = new_pointer(target, version, version_digest, now=now, expires_after=expires_after)
+    for _ in range(max_attempts):
+        if store.swap_pointer(target, sign_pointer(pointer, signer), expected=expected):
+            return pointer
+        expected = store.read_pointer(target)
+        if expected is None:
+            continue
+        found = verify_pointer(expected, target, trusted)
+        if found.version == version and found.digest != version_digest:
+            raise VerificationError(
+                f"{target}: the pointer names version {version} with digest {found.digest}, not {version_digest}; "
+                "run llmcc verify"
+            )
+        if found.version > version or (found.version == version and not refresh):
+            return found
+    raise StorageError(f"{store.url}: {target}: other publishers kept moving the pointer; run llmcc verify")
+
+
+def _read_for_publish(store: Store, target: str, trusted: Keyring) -> TargetRead:
+    """The target as readers verify it (no expiry check), or the refusal naming what is bad."""
+    try:
+        return read_target(store, target, trusted, now=None, in_flight=ANY_IN_FLIGHT)
+    except VerificationError as e:
+        raise VerificationError(f'{store.url}: refusing to extend {target}: {e}; see README "Repairing a store"') from e
 
 
 def _check_body(target: str, body: JSONObject) -> tuple[bytes, JSONObject]:
@@ -88,15 +225,12 @@ def _check_body(target: str, body: JSONObject) -> tuple[bytes, JSONObject]:
     return canonical_json({**body, "metadata": meta}), meta
 
 
-def _without_chain(payload: bytes, *, where: str) -> bytes:
-    """The canonical bytes of a stored bundle minus ``metadata.version`` and ``metadata.previous``."""
-    try:
-        obj = loads_strict(payload)
-    except ValueError as e:
-        raise VerificationError(f"{where}: the latest bundle is not JSON ({e}); run llmcc verify") from e
-    meta = obj.get("metadata") if isinstance(obj, dict) else None
-    if not isinstance(meta, dict):
-        raise VerificationError(f"{where}: the latest bundle has no metadata; run llmcc verify")
+def _without_chain(bundle: JSONObject) -> bytes:
+    """The canonical bytes of a verified bundle minus ``metadata.version`` and ``metadata.previous``."""
+    obj = loads_strict(canonical_json(bundle))  # a copy: the verified bundle is not ours to change
+    assert isinstance(obj, dict)
+    meta = obj.get("metadata")
+    assert isinstance(meta, dict)  # verified bundles have a metadata object
     meta.pop("version", None)
     meta.pop("previous", None)
     return canonical_json(obj)

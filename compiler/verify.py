@@ -34,8 +34,10 @@ class VerifiedBundle:
     metadata: JSONObject
 
 
-def verify_chain(target: str, envelopes: Sequence[tuple[int, bytes]], keyring: Keyring) -> list[VerifiedBundle]:
-    """Verify every stored version of ``target``, given as (stored version, envelope bytes), ascending.
+def verify_chain(
+    target: str, envelopes: Sequence[tuple[int, bytes]], keyring: Keyring, *, start: int = 1
+) -> list[VerifiedBundle]:
+    """Verify the stored versions ``start``.. of ``target``, given as (stored version, envelope bytes), ascending.
 
     For each envelope, in order:
 
@@ -45,9 +47,10 @@ def verify_chain(target: str, envelopes: Sequence[tuple[int, bytes]], keyring: K
        ``apiVersion`` ``llmcc/v1``, ``kind`` ``Bundle`` and a ``metadata`` object;
     3. ``metadata.target`` equals ``target``, the target it is stored under;
     4. ``metadata.version`` equals the version it is stored as; stored versions
-       start at 1 and increase by exactly 1 (no gaps, no repeats);
+       start at ``start`` and increase by exactly 1 (no gaps, no repeats);
     5. ``metadata.previous`` is null for version 1, else ``digest()`` of the
-       payload of version n-1.
+       payload of version n-1; for a first version ``start`` > 1, whose
+       predecessor is not given, at least a ``sha256:`` digest.
 
     Returns:
         The verified bundles, one per envelope, in order; [] when there are none.
@@ -56,12 +59,15 @@ def verify_chain(target: str, envelopes: Sequence[tuple[int, bytes]], keyring: K
         VerificationError: the first check that failed, as ``<target> version <n>: <what>``.
     """
     verified: list[VerifiedBundle] = []
-    for expected, (stored, envelope) in enumerate(envelopes, start=1):
+    for expected, (stored, envelope) in enumerate(envelopes, start=start):
         bundle = _verify_content(target, stored, envelope, keyring)
         if stored != expected:
             what = "is missing" if stored > expected else "is stored twice or out of order"
             raise VerificationError(f"{target} version {expected} {what}: the chain is broken at {stored}")
-        _check_previous(bundle, verified[-1] if verified else None)
+        if verified or start == 1:
+            _check_previous(bundle, verified[-1] if verified else None)
+        elif not _DIGEST.fullmatch(str(bundle.metadata.get("previous"))):
+            raise VerificationError(f"{target} version {stored}: metadata.previous is not a sha256 digest")
         verified.append(bundle)
     return verified
 

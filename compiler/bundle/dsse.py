@@ -24,6 +24,9 @@ from compiler.errors import LlmccError, VerificationError
 from compiler.jsontypes import JSONValue
 
 PAYLOAD_TYPE = "application/vnd.llmcc.bundle+json"
+# The signed pointer to a target's latest version (compiler/freshness.py). A distinct
+# payload type, so that a signed bundle can never pass as a pointer or the reverse.
+POINTER_PAYLOAD_TYPE = "application/vnd.llmcc.pointer+json"
 _ENVELOPE_KEYS = frozenset({"payload", "payloadType", "signatures"})
 _SIGNATURE_KEYS = frozenset({"keyid", "sig"})
 # A bound on work done for an untrusted envelope; we only ever write one signature.
@@ -124,18 +127,18 @@ def load_public_key(pem: bytes, *, where: str = "public key") -> PublicKey:
     return PublicKey(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
 
 
-def sign_envelope(payload: bytes, signer: Signer) -> bytes:
+def sign_envelope(payload: bytes, signer: Signer, *, payload_type: str = PAYLOAD_TYPE) -> bytes:
     """The canonical JSON bytes of a DSSE envelope holding ``payload``, signed by ``signer``."""
-    sig = signer.sign(pae(PAYLOAD_TYPE, payload))
+    sig = signer.sign(pae(payload_type, payload))
     envelope: JSONValue = {
         "payload": base64.b64encode(payload).decode("ascii"),
-        "payloadType": PAYLOAD_TYPE,
+        "payloadType": payload_type,
         "signatures": [{"keyid": signer.public_key.keyid, "sig": base64.b64encode(sig).decode("ascii")}],
     }
     return canonical_json(envelope)
 
 
-def verify_envelope(envelope: bytes, keyring: Keyring, *, where: str) -> bytes:
+def verify_envelope(envelope: bytes, keyring: Keyring, *, where: str, payload_type: str = PAYLOAD_TYPE) -> bytes:
     """The payload of ``envelope``, once a trusted key has signed it.
 
     Checks, in order:
@@ -143,7 +146,8 @@ def verify_envelope(envelope: bytes, keyring: Keyring, *, where: str) -> bytes:
     1. the envelope is exactly the canonical JSON we write: an object with
        exactly ``payload``, ``payloadType`` and ``signatures`` (1 to 16 objects
        with exactly ``keyid`` and ``sig``), all strings, base64 strict and padded;
-    2. ``payloadType`` is :data:`PAYLOAD_TYPE`;
+    2. ``payloadType`` is ``payload_type`` (:data:`PAYLOAD_TYPE` for bundles,
+       :data:`POINTER_PAYLOAD_TYPE` for pointers);
     3. at least one signature verifies over ``PAE(payloadType, payload)`` under a
        key of ``keyring``. Every trusted key is tried for every signature,
        whatever its ``keyid``; a signature that verifies under key K counts only
@@ -155,30 +159,17 @@ def verify_envelope(envelope: bytes, keyring: Keyring, *, where: str) -> bytes:
     Raises:
         VerificationError: any check failed (the message starts with ``where``).
     """
-    payload, payload_type, signatures = _parse_envelope(envelope, where=where)
-    if payload_type != PAYLOAD_TYPE:
-        raise VerificationError(f"{where}: payloadType is {payload_type!r}, expected {PAYLOAD_TYPE!r}")
+    payload, found_type, signatures = _parse_envelope(envelope, where=where)
+    if found_type != payload_type:
+        raise VerificationError(f"{where}: payloadType is {found_type!r}, expected {payload_type!r}")
     if not len(keyring):
         raise VerificationError(f"{where}: no trusted keys to verify the signature with")
-    message = pae(payload_type, payload)
+    message = pae(found_type, payload)
     for keyid, sig in signatures:
         for key in keyring:
             if key.verifies(sig, message) and keyid == key.keyid:
                 return payload
     raise VerificationError(f"{where}: no valid signature by a trusted key")
-
-
-def read_unverified_payload(envelope: bytes, *, where: str) -> bytes:
-    """The payload of a well-formed envelope WITHOUT checking any signature.
-
-    Only for the publisher, which links to its own store's latest bundle;
-    readers use :func:`verify_envelope`.
-
-    Raises:
-        VerificationError: the envelope is malformed.
-    """
-    payload, _, _ = _parse_envelope(envelope, where=where)
-    return payload
 
 
 def _parse_envelope(envelope: bytes, *, where: str) -> tuple[bytes, str, list[tuple[str, bytes]]]:

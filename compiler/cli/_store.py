@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from compiler.bundle.dsse import Keyring, PublicKey, load_public_key
 from compiler.errors import LlmccError
 from compiler.project import MANIFEST, Project, load_project
 from compiler.storage import Store, open_store
+from compiler.storage.seen import SeenFile, default_state_dir
 
 
 def add_store_args(p: argparse.ArgumentParser) -> None:
@@ -28,6 +30,21 @@ def add_trust_args(p: argparse.ArgumentParser) -> None:
         type=Path,
         help="Ed25519 public key (PEM) to accept, repeatable (default: signing.trusted of llmcc.yaml)",
     )
+
+
+def add_state_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        type=Path,
+        help="where this reader keeps the versions it has accepted (default: $XDG_STATE_HOME/llmcc/seen)",
+    )
+
+
+def seen_file(args: argparse.Namespace, root: Path, store: Store) -> SeenFile:
+    """The high-water marks this reader keeps for ``store``."""
+    directory = resolve(root, args.state_dir) if args.state_dir else default_state_dir(os.environ)
+    return SeenFile(directory, store.location)
 
 
 def resolve(root: Path, path: Path | str) -> Path:

@@ -1,7 +1,10 @@
-"""``llmcc publish``: compile, sign and push each target as its next version.
+"""``llmcc publish``: compile, sign and push each target as its next version, and move its signed pointer.
 
 Idempotent for an unchanged commit; refuses a dirty working tree unless
-``--allow-dirty``; signs with any key (trust is checked by readers).
+``--allow-dirty``; refuses a signing key outside ``signing.trusted`` and a
+stored chain that does not verify, before writing anything (issue 9 §2).
+``--refresh-pointer`` only re-signs each target's pointer with a new expiry
+(the scheduled CI job): no compile, no git.
 """
 
 from __future__ import annotations
@@ -14,15 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from compiler.build import BuildRequest, build_targets
-from compiler.bundle.dsse import Signer, load_signing_key
+from compiler.bundle.dsse import Keyring, Signer, load_signing_key
 from compiler.cli import Context
 from compiler.cli._failures import raise_failures
 from compiler.cli._repo import add_identity_arg, open_repository
-from compiler.cli._store import add_store_args, open_store_from, resolve
-from compiler.errors import LlmccError
+from compiler.cli._store import add_store_args, add_trust_args, load_keyring, open_store_from, read_project, resolve
+from compiler.errors import LlmccError, VerificationError
 from compiler.events import event_line, published_event
 from compiler.jsontypes import JSONObject
-from compiler.publish import publish_target
+from compiler.project import Project
+from compiler.publish import check_signer_trusted, publish_target, refresh_pointer
 from compiler.repository import Repository
 from compiler.secrets.access import KeyFileCheck
 from compiler.secrets.identity import Identities
@@ -48,12 +52,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         help="append one CloudEvents 1.0 JSON line per new version to FILE",
     )
+    p.add_argument(
+        "--refresh-pointer",
+        action="store_true",
+        help="only re-sign each published target's pointer with a new expiry (storage.pointer_expiry); no compile",
+    )
+    add_trust_args(p)
     add_identity_arg(p)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     signer = _signing_key(args, ctx.root)
+    if args.refresh_pointer:
+        return _refresh(args, ctx, signer)
     repo, source, ids = open_repository(ctx, args, need_secrets=True)
+    trusted = _trusted_signer(args, ctx, repo.project, signer)
     if source is None and not args.allow_dirty:
         raise LlmccError(f"{ctx.root}: not a git repository, so no commit to record; pass --allow-dirty")
     if source is not None and source.dirty and not args.allow_dirty:
@@ -65,7 +78,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     bodies = _compile(repo, source, ids, args, ctx)
     for target, body in bodies:
         ctx.progress(f"publishing {target}")
-        result = publish_target(store, target, body, signer)
+        result = publish_target(
+            store,
+            target,
+            body,
+            signer,
+            trusted=trusted,
+            now=datetime.now(UTC),
+            expires_after=repo.project.manifest.storage.pointer_expiry_delta,
+        )
         if not result.created:
             print(f"{target}: unchanged at version {result.version} {result.digest}")
             continue
@@ -81,6 +102,39 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             )
             _append(events_file, event_line(event))
     return 0
+
+
+def _refresh(args: argparse.Namespace, ctx: Context, signer: Signer) -> int:
+    """Re-sign the pointer of every selected target that has something published."""
+    project = read_project(ctx.root, required=True)
+    assert project is not None  # required=True
+    trusted = _trusted_signer(args, ctx, project, signer)
+    store = open_store_from(args, ctx.root, project)
+    published = set(store.targets())
+    targets = [t.name for t in project.select(args.target) if args.target or t.name in published]
+    if not targets:
+        raise VerificationError(f"{store.url}: nothing published, so no pointer to refresh")
+    for target in targets:
+        ctx.progress(f"refreshing the pointer of {target}")
+        pointer = refresh_pointer(
+            store,
+            target,
+            signer,
+            trusted=trusted,
+            now=datetime.now(UTC),
+            expires_after=project.manifest.storage.pointer_expiry_delta,
+        )
+        until = pointer.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+        print(f"{target}: pointer to version {pointer.version} valid until {until}")
+    return 0
+
+
+def _trusted_signer(args: argparse.Namespace, ctx: Context, project: Project, signer: Signer) -> Keyring:
+    """The trusted keys, once the signing key is among them (before anything is written)."""
+    trusted = load_keyring(args, ctx.root, project)
+    where = str(args.signing_key) if args.signing_key else f"${SIGNING_KEY_ENV}"
+    check_signer_trusted(signer, trusted, where=where)
+    return trusted
 
 
 def _signing_key(args: argparse.Namespace, root: Path) -> Signer:

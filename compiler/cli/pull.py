@@ -1,6 +1,9 @@
 """``llmcc pull TARGET``: verify one published version, then print its modules as JSON.
 
-Nothing of a bundle's content is printed or written before it verifies.
+Nothing of a bundle's content is printed or written before it verifies: the
+listing, the signed pointer and the chain (compiler/reader.py), against the
+version this reader accepted last time (its high-water mark, which it then
+advances).
 """
 
 from __future__ import annotations
@@ -10,21 +13,25 @@ import json
 import os
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from compiler.cli import Context
 from compiler.cli._store import (
+    add_state_args,
     add_store_args,
     add_trust_args,
     load_keyring,
     open_store_from,
     read_project,
     resolve,
+    seen_file,
 )
 from compiler.errors import LlmccError, StorageError, VerificationError
 from compiler.jsontypes import JSONObject
 from compiler.project import KeySpec, parse_target
-from compiler.verify import VerifiedBundle, verify_one
+from compiler.reader import read_target
+from compiler.verify import VerifiedBundle
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decrypt", action="store_true", help="open secret values with your age identity")
     p.add_argument("-o", "--out", metavar="FILE", type=Path, help="write to FILE instead of stdout")
     add_trust_args(p)
+    add_state_args(p)
     p.add_argument(
         "--identity",
         metavar="FILE",
@@ -47,14 +55,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     project = read_project(ctx.root, required=False)
     keyring = load_keyring(args, ctx.root, project)
     store = open_store_from(args, ctx.root, project)
-    versions = store.versions(target)
-    if not versions:
+    marks = seen_file(args, ctx.root, store)
+    state = read_target(
+        store, target, keyring, now=datetime.now(UTC), seen=marks.load().get(target), wanted=args.version
+    )
+    if state.latest is None or state.seen is None:
         raise StorageError(f"{store.url}: nothing published for {target}")
-    version = versions[-1] if args.version is None else args.version
-    if version not in versions:
-        raise StorageError(f"{store.url}: {target} has no version {version} (latest is {versions[-1]})")
-    previous = store.read(target, version - 1) if version - 1 in versions else None
-    verified = verify_one(target, version, store.read(target, version), keyring, previous=previous)
+    latest = state.latest.version
+    version = latest if args.version is None else args.version
+    if not 1 <= version <= latest:
+        raise StorageError(f"{store.url}: {target} has no version {version} (latest is {latest})")
+    marks.advance({target: state.seen})
+    verified = state.version(version)
     modules = verified.bundle.get("modules")
     if not isinstance(modules, dict):
         raise VerificationError(f"{target} version {version}: bundle has no modules object")

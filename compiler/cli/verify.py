@@ -1,17 +1,32 @@
-"""``llmcc verify``: signatures, digests and the hash chain of every published version."""
+"""``llmcc verify``: signatures, digests, the hash chain and the signed pointer of every published target.
+
+With ``--since-state``, also against the versions this reader accepted
+before (the high-water marks ``pull`` keeps), which it then advances; the
+targets it has marks for are checked even if the store no longer lists them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 
 from compiler.audit.provenance_check import check_versions_against_git
 from compiler.cli import Context
-from compiler.cli._store import add_store_args, add_trust_args, load_keyring, open_store_from, read_project
+from compiler.cli._store import (
+    add_state_args,
+    add_store_args,
+    add_trust_args,
+    load_keyring,
+    open_store_from,
+    read_project,
+    seen_file,
+)
 from compiler.errors import VerificationError
+from compiler.freshness import Seen
 from compiler.project import parse_target
+from compiler.reader import read_target
 from compiler.storage import CorruptObjectError
-from compiler.verify import verify_chain
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,34 +38,51 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also check each version's source commit exists here and follows the previous one's",
     )
+    p.add_argument(
+        "--since-state",
+        action="store_true",
+        help="also refuse anything older than what this reader accepted before (see --state-dir), then record it",
+    )
+    add_state_args(p)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     project = read_project(ctx.root, required=False)
     keyring = load_keyring(args, ctx.root, project)
     store = open_store_from(args, ctx.root, project)
-    targets = [parse_target(t).name for t in args.target] if args.target else store.targets()
+    marks_file = seen_file(args, ctx.root, store) if args.since_state else None
+    marks = marks_file.load() if marks_file else {}
+    named = [parse_target(t).name for t in args.target or []]
+    targets = named or sorted({*store.targets(), *marks})
     if not targets:
         raise VerificationError(f"{store.url}: no published bundles to verify")
+    now = datetime.now(UTC)
     failures: list[str] = []
+    advanced: dict[str, Seen] = {}
     for target in targets:
         ctx.progress(f"verifying {target}")
         try:
-            versions = store.versions(target)
-            if not versions:
+            state = read_target(store, target, keyring, now=now, seen=marks.get(target), full=True)
+            if state.latest is None or state.seen is None or state.pointer is None:
                 raise VerificationError(f"{target}: nothing published in {store.url}")
-            chain = verify_chain(target, [(v, store.read(target, v)) for v in versions], keyring)
         except (VerificationError, CorruptObjectError) as e:
             failures.append(str(e))
             continue
-        latest = chain[-1]
+        chain, latest = state.chain, state.latest
         if args.git:
             problems = check_versions_against_git(ctx.root, [(b.version, _commit(b.metadata)) for b in chain])
             if problems:
                 failures += [f"{target}: {p}" for p in problems]
                 continue
+        advanced[target] = state.seen
         checked = " and git ancestry" if args.git else ""
-        print(f"{target}: versions 1-{latest.version} verified{checked}, latest {latest.digest}")
+        expires = state.pointer.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+        print(
+            f"{target}: versions 1-{latest.version} verified{checked}, latest {latest.digest}, "
+            f"pointer valid until {expires}"
+        )
+    if marks_file is not None and advanced:
+        marks_file.advance(advanced)
     if failures:
         # every failure on its own line; the last one is the error the boundary prints (exit 3)
         for message in failures[:-1]:

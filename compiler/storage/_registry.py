@@ -30,6 +30,8 @@ PAGE_SIZE = 1000  # tags per page of /tags/list
 _READ_ATTEMPTS = 4
 _TRANSIENT = frozenset({500, 502, 503, 504})
 _MAX_PAGES = 1000
+# Manifests, tag lists and error bodies are small; a registry sending more is refused.
+_MAX_REPLY_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ class RegistryClient:
 
     def get_blob(self, digest: str, size: int) -> bytes:
         """The blob with ``digest``, checked against it and its size."""
-        body = self._request("GET", f"/blobs/{_check_digest(digest)}").body
+        body = self._request("GET", f"/blobs/{_check_digest(digest)}", limit=size).body
         if len(body) != size or sha256_digest(body) != digest:
             raise CorruptObjectError(f"{self._where}: blob {digest} does not match its digest and size")
         return body
@@ -133,7 +135,9 @@ class RegistryClient:
         accept: str | None = None,
         content_type: str | None = None,
         ok: tuple[int, ...] = (200,),
+        limit: int = _MAX_REPLY_BYTES,
     ) -> _Reply:
+        """One request; a reply body over ``limit`` bytes is refused, never read whole."""
         url = path if path.startswith(("http://", "https://")) else self._base + path
         request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 - scheme fixed above
         if accept:
@@ -146,11 +150,11 @@ class RegistryClient:
         for attempt in range(1, attempts + 1):
             try:
                 with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:  # noqa: S310
-                    return _Reply(response.status, response.headers, response.read())
+                    return _Reply(response.status, response.headers, self._read_capped(response, limit, url))
             except urllib.error.HTTPError as e:
                 if e.code in ok:
-                    return _Reply(e.code, e.headers, e.read())
-                detail = e.read()[:300].decode("utf-8", "replace")
+                    return _Reply(e.code, e.headers, self._read_capped(e, limit, url))
+                detail = e.read(300).decode("utf-8", "replace")
                 if e.code in _TRANSIENT and attempt < attempts:
                     time.sleep(0.05 * 2**attempt)
                     continue
@@ -158,6 +162,15 @@ class RegistryClient:
             except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
                 raise StorageError(f"{self._where}: {method} {url}: {e}") from e
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _read_capped(self, response: http.client.HTTPResponse | urllib.error.HTTPError, limit: int, url: str) -> bytes:
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise CorruptObjectError(f"{self._where}: {url}: {length} bytes, more than the {limit} accepted here")
+        body = response.read(limit + 1)
+        if len(body) > limit:
+            raise CorruptObjectError(f"{self._where}: {url}: more than the {limit} bytes accepted here")
+        return body
 
 
 def _check_digest(digest: str) -> str:

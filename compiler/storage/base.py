@@ -1,14 +1,22 @@
 """The ``Store`` Protocol every storage backend implements (DESIGN §7).
 
-A store keeps one DSSE envelope object per (target, version). Versions are
-claimed create-only: :meth:`Store.create` never overwrites, so two publishers
-can never both get version N. Only :class:`~compiler.errors.StorageError`
+A store keeps one DSSE envelope object per (target, version), plus one
+mutable object per target: the signed pointer to its latest version
+(:mod:`compiler.freshness`). Versions are claimed create-only:
+:meth:`Store.create` never overwrites, so two publishers can never both get
+version N; the pointer changes only by compare-and-swap
+(:meth:`Store.swap_pointer`). Only :class:`~compiler.errors.StorageError`
 escapes a backend (STYLE R6).
+
+Reads are bounded (issue 9 §3): a backend refuses an object larger than
+:data:`MAX_ENVELOPE_BYTES` (a pointer: :data:`MAX_POINTER_BYTES`), or one that
+is not a regular object, before reading it into memory.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Protocol
 
 from compiler.errors import StorageError
@@ -19,6 +27,12 @@ from compiler.project import NAME_PATTERN
 _TARGET = re.compile(NAME_PATTERN[1:-1] + "(@" + NAME_PATTERN[1:-1] + ")?")
 _VERSION_FILE = re.compile(r"([0-9]{8,})\.dsse\.json")
 ENVELOPE_SUFFIX = ".dsse.json"
+POINTER_OBJECT_NAME = "latest" + ENVELOPE_SUFFIX  # beside the versions of its target
+# The largest stored bundle envelope a reader fetches. A bundle of the large
+# benchmark is ~0.3 MB; base64 in the envelope adds a third.
+MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
+# A signed pointer is ~500 bytes.
+MAX_POINTER_BYTES = 64 * 1024
 
 
 class CorruptObjectError(StorageError):
@@ -30,6 +44,39 @@ class CorruptObjectError(StorageError):
     exit_code = 3
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listing:
+    """Every object a store lists under one target, sorted into what it may hold.
+
+    ``versions``: canonical version objects, ascending; ``pointer``: whether the
+    signed pointer object is there; ``strays``: the names of everything else
+    (temp files, other spellings of a number, subdirectories), sorted.
+    """
+
+    versions: tuple[int, ...]
+    pointer: bool
+    strays: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.versions or self.pointer or self.strays)
+
+
+def sort_names(names: list[str]) -> Listing:
+    """A :class:`Listing` of the object names of one target's file or S3 prefix."""
+    versions: list[int] = []
+    strays: list[str] = []
+    pointer = False
+    for name in names:
+        version = parse_version_object_name(name)
+        if version is not None:
+            versions.append(version)
+        elif name == POINTER_OBJECT_NAME:
+            pointer = True
+        else:
+            strays.append(name)
+    return Listing(versions=tuple(sorted(versions)), pointer=pointer, strays=tuple(sorted(strays)))
+
+
 class Store(Protocol):
     """Where signed bundles live: one immutable envelope object per target and version."""
 
@@ -38,12 +85,21 @@ class Store(Protocol):
         """The store's URL, as given by the user (for messages)."""
         ...
 
+    @property
+    def location(self) -> str:
+        """The store's URL with relative parts resolved: the key of a reader's state."""
+        ...
+
     def targets(self) -> list[str]:
-        """Every target with at least one stored version, sorted."""
+        """Every target with anything stored under it (a version, a pointer or a stray), sorted."""
         ...
 
     def versions(self, target: str) -> list[int]:
         """The stored versions of ``target``, ascending; ``[]`` when none."""
+        ...
+
+    def listing(self, target: str) -> Listing:
+        """Everything stored under ``target``: versions, pointer, and any stray name."""
         ...
 
     def read(self, target: str, version: int) -> bytes:
@@ -51,6 +107,32 @@ class Store(Protocol):
 
         Raises:
             StorageError: it does not exist or cannot be read.
+            CorruptObjectError: it is larger than :data:`MAX_ENVELOPE_BYTES` or
+                not a regular object (checked before it is read).
+        """
+        ...
+
+    def read_pointer(self, target: str) -> bytes | None:
+        """The stored signed-pointer envelope of ``target``; None when there is none.
+
+        Raises:
+            StorageError: it cannot be read.
+            CorruptObjectError: larger than :data:`MAX_POINTER_BYTES` or not a regular object.
+        """
+        ...
+
+    def swap_pointer(self, target: str, envelope: bytes, *, expected: bytes | None) -> bool:
+        """Replace the pointer of ``target`` with ``envelope`` if it still holds ``expected``.
+
+        ``expected`` None means "there is no pointer yet". Readers see the old or
+        the new pointer, never a mix.
+
+        Returns:
+            True if the pointer now holds ``envelope``; False if it held something
+            other than ``expected`` (another publisher moved it): re-read and retry.
+
+        Raises:
+            StorageError: the write failed.
         """
         ...
 

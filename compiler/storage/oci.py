@@ -30,6 +30,15 @@ version during its settle window that a concurrent claim then replaces (both
 are validly signed and correctly linked); a publisher that stalls between
 steps 4 and 5 may replace a settled version, and then exits non-zero telling
 the user to run ``llmcc verify``.
+
+The signed pointer is the artifact tagged ``<env>[.<tenant>].latest``
+(artifactType :data:`POINTER_ARTIFACT_TYPE`). It is swapped under the same
+local lock, after checking it still holds what the publisher read; across
+machines, two swaps can interleave (no compare-and-swap on tags), and the
+publisher then finds the other's pointer on its re-check and says so.
+
+Reads are bounded: a manifest's layer size is checked against the limit
+before the blob is fetched, and every response body is read with a cap.
 """
 
 from __future__ import annotations
@@ -48,9 +57,19 @@ from compiler.bundle.canonical import canonical_json
 from compiler.errors import StorageError
 from compiler.jsontypes import JSONObject
 from compiler.storage._registry import OCI_MANIFEST, RegistryClient
-from compiler.storage.base import CorruptObjectError, check_target, check_version
+from compiler.storage.base import (
+    MAX_ENVELOPE_BYTES,
+    MAX_POINTER_BYTES,
+    CorruptObjectError,
+    Listing,
+    check_target,
+    check_version,
+    is_target,
+)
 
 ARTIFACT_TYPE = "application/vnd.llmcc.bundle.v1+json"
+POINTER_ARTIFACT_TYPE = "application/vnd.llmcc.pointer.v1+json"
+_POINTER_TAG_SUFFIX = ".latest"
 ENVELOPE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 _EMPTY_CONFIG = b"{}"
 _EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
@@ -65,6 +84,45 @@ def tag_for(target: str, version: int) -> str:
     if len(tag) > 128:
         raise StorageError(f"{target}: name too long for an OCI tag (at most 128 characters)")
     return tag
+
+
+def pointer_tag_for(target: str) -> str:
+    """``prod@acme`` -> ``prod.acme.latest``."""
+    return check_target(target).replace("@", ".") + _POINTER_TAG_SUFFIX
+
+
+def sort_tags(target: str, tags: list[str]) -> Listing:
+    """The :class:`Listing` of ``target`` among a repository's tags.
+
+    A tag is in the target's prefix when it starts with ``<env>[.<tenant>].``;
+    for an environment target, the versions and pointers of its tenant
+    targets (``prod.acme.v00000001``, ``prod.acme.latest``) are not its own and
+    are skipped. Everything else in the prefix is a stray.
+    """
+    base = check_target(target).replace("@", ".") + "."
+    versions: list[int] = []
+    strays: list[str] = []
+    pointer = False
+    for tag in tags:
+        if not tag.startswith(base):
+            continue
+        parsed = parse_tag(tag)
+        if parsed is not None and parsed[0] == target:
+            versions.append(parsed[1])
+        elif tag == pointer_tag_for(target):
+            pointer = True
+        elif not _belongs_to_tenant(target, tag, parsed):
+            strays.append(tag)
+    return Listing(versions=tuple(sorted(versions)), pointer=pointer, strays=tuple(sorted(strays)))
+
+
+def _belongs_to_tenant(target: str, tag: str, parsed: tuple[str, int] | None) -> bool:
+    if "@" in target:
+        return False
+    if parsed is not None:
+        return parsed[0].startswith(target + "@")
+    tenant = tag[len(target) + 1 :].removesuffix(_POINTER_TAG_SUFFIX)
+    return tag.endswith(_POINTER_TAG_SUFFIX) and is_target(f"{target}@{tenant}")
 
 
 def parse_tag(tag: str) -> tuple[str, int] | None:
@@ -103,19 +161,66 @@ class OciStore:
     def url(self) -> str:
         return self._url
 
+    @property
+    def location(self) -> str:
+        return self._url
+
     def targets(self) -> list[str]:
-        return sorted({parsed[0] for parsed in map(parse_tag, self._client.tags()) if parsed})
+        found: set[str] = set()
+        for tag in self._client.tags():
+            parsed = parse_tag(tag)
+            pointed = tag.removesuffix(_POINTER_TAG_SUFFIX).replace(".", "@", 1)
+            if parsed is not None:
+                found.add(parsed[0])
+            elif tag.endswith(_POINTER_TAG_SUFFIX) and is_target(pointed):
+                found.add(pointed)
+        return sorted(found)
 
     def versions(self, target: str) -> list[int]:
         check_target(target)
         return sorted(v for t, v in filter(None, map(parse_tag, self._client.tags())) if t == target)
 
+    def listing(self, target: str) -> Listing:
+        return sort_tags(target, self._client.tags())
+
     def read(self, target: str, version: int) -> bytes:
-        where = f"{self._url}: {target} version {version}"
-        digest = self._client.manifest_digest(tag_for(target, version))
-        if digest is None:
+        data = self._read_artifact(
+            tag_for(target, version), ARTIFACT_TYPE, MAX_ENVELOPE_BYTES, f"{target} version {version}"
+        )
+        if data is None:
             raise StorageError(f"{self._url}: {target} has no version {version}")
-        layer_digest, size = _envelope_layer(self._client.get_manifest(digest), where=where)
+        return data
+
+    def read_pointer(self, target: str) -> bytes | None:
+        return self._read_artifact(
+            pointer_tag_for(target), POINTER_ARTIFACT_TYPE, MAX_POINTER_BYTES, f"{target} pointer"
+        )
+
+    def swap_pointer(self, target: str, envelope: bytes, *, expected: bytes | None) -> bool:
+        tag = pointer_tag_for(target)
+        config_digest = self._client.put_blob(_EMPTY_CONFIG)
+        layer_digest = self._client.put_blob(envelope)
+        manifest = _build_manifest(
+            target, None, config_digest, layer_digest, len(envelope), artifact_type=POINTER_ARTIFACT_TYPE
+        )
+        with self._lock(target):
+            # Race: publishers on this machine are serialised by the lock; the check
+            # below catches a pointer moved by another machine since we read it.
+            if self.read_pointer(target) != expected:
+                return False
+            self._client.put_manifest(tag, manifest)
+            return self._client.manifest_digest(tag) == "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+    def _read_artifact(self, tag: str, artifact_type: str, limit: int, what: str) -> bytes | None:
+        where = f"{self._url}: {what}"
+        digest = self._client.manifest_digest(tag)
+        if digest is None:
+            return None
+        layer_digest, size = _envelope_layer(
+            self._client.get_manifest(digest), where=where, artifact_type=artifact_type
+        )
+        if size > limit:  # the manifest says how big the blob is: refuse it before fetching it
+            raise CorruptObjectError(f"{where}: is {size} bytes, more than the {limit} a reader accepts")
         return self._client.get_blob(layer_digest, size)
 
     def create(self, target: str, version: int, envelope: bytes, *, previous: bytes | None = None) -> bool:
@@ -195,19 +300,30 @@ def _default_lock_dir() -> Path:
     return Path(cache) / "llmcc" / "oci-locks"
 
 
-def _build_manifest(target: str, version: int, config_digest: str, layer_digest: str, size: int) -> bytes:
+def _build_manifest(
+    target: str,
+    version: int | None,
+    config_digest: str,
+    layer_digest: str,
+    size: int,
+    *,
+    artifact_type: str = ARTIFACT_TYPE,
+) -> bytes:
+    annotations: JSONObject = {"dev.llmcc.target": target}
+    if version is not None:
+        annotations["dev.llmcc.version"] = str(version)
     manifest: JSONObject = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "artifactType": ARTIFACT_TYPE,
+        "artifactType": artifact_type,
         "config": {"mediaType": _EMPTY_MEDIA_TYPE, "digest": config_digest, "size": len(_EMPTY_CONFIG)},
         "layers": [{"mediaType": ENVELOPE_MEDIA_TYPE, "digest": layer_digest, "size": size}],
-        "annotations": {"dev.llmcc.target": target, "dev.llmcc.version": str(version)},
+        "annotations": annotations,
     }
     return canonical_json(manifest)
 
 
-def _envelope_layer(manifest_bytes: bytes, *, where: str) -> tuple[str, int]:
+def _envelope_layer(manifest_bytes: bytes, *, where: str, artifact_type: str = ARTIFACT_TYPE) -> tuple[str, int]:
     """Digest and size of the envelope layer of one of our manifests."""
     try:
         manifest = json.loads(manifest_bytes)
@@ -218,7 +334,7 @@ def _envelope_layer(manifest_bytes: bytes, *, where: str) -> tuple[str, int]:
     if (
         not isinstance(manifest, dict)
         or manifest.get("mediaType") != OCI_MANIFEST
-        or manifest.get("artifactType") != ARTIFACT_TYPE
+        or manifest.get("artifactType") != artifact_type
         or not isinstance(layer, dict)
         or layer.get("mediaType") != ENVELOPE_MEDIA_TYPE
     ):

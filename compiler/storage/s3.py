@@ -1,5 +1,9 @@
 """``s3://BUCKET/PREFIX``: objects ``PREFIX/<target>/<version:08d>.dsse.json`` on any S3 endpoint.
 
+The pointer ``PREFIX/<target>/latest.dsse.json`` is replaced by a conditional
+PUT (``If-Match`` the ETag of the bytes the publisher read, or
+``If-None-Match: *`` for the first one): a compare-and-swap on the endpoint.
+
 The version claim is a create-only PUT (``If-None-Match: *``): the endpoint
 refuses the second writer of a key with 412, so two publishers never get the
 same version and an object, once written, is never replaced (STYLE R14). An
@@ -19,9 +23,14 @@ import botocore.exceptions
 
 from compiler.errors import StorageError
 from compiler.storage.base import (
+    MAX_ENVELOPE_BYTES,
+    MAX_POINTER_BYTES,
+    POINTER_OBJECT_NAME,
+    CorruptObjectError,
+    Listing,
     check_target,
     is_target,
-    parse_version_object_name,
+    sort_names,
     version_object_name,
 )
 
@@ -69,34 +78,87 @@ class S3Store:
                         names.append(name)
         except _BotoError as e:
             raise StorageError(f"{self._url}: cannot list the store: {e}") from e
-        return sorted(n for n in names if self.versions(n))
+        return sorted(n for n in names if self.listing(n))
+
+    @property
+    def location(self) -> str:
+        endpoint = self._s3.meta.endpoint_url
+        return f"s3://{self._bucket}/{self._prefix}" + (f" at {endpoint}" if endpoint else "")
 
     def versions(self, target: str) -> list[int]:
+        return list(self.listing(target).versions)
+
+    def listing(self, target: str) -> Listing:
         prefix = f"{self._prefix}{check_target(target)}/"
-        found: list[int] = []
+        names: list[str] = []
         try:
             pages = self._s3.get_paginator("list_objects_v2").paginate(
                 Bucket=self._bucket, Prefix=prefix, Delimiter="/"
             )
             for page in pages:
-                for obj in page.get("Contents", []):
-                    version = parse_version_object_name(obj.get("Key", "")[len(prefix) :])
-                    if version is not None:
-                        found.append(version)
+                names += [obj.get("Key", "")[len(prefix) :] for obj in page.get("Contents", [])]
+                # "prefix/prod/x/..." is not something a target holds either
+                names += [common.get("Prefix", "")[len(prefix) :] for common in page.get("CommonPrefixes", [])]
         except _BotoError as e:
             raise StorageError(f"{self._url}: cannot list {target}: {e}") from e
-        return sorted(found)
+        return sort_names(names)
 
     def read(self, target: str, version: int) -> bytes:
-        key = self._key(target, version)
+        data = self._get(self._key(target, version), MAX_ENVELOPE_BYTES, where=f"{target} version {version}")
+        if data is None:
+            raise StorageError(f"{self._url}: {target} has no version {version}")
+        return data[0]
+
+    def read_pointer(self, target: str) -> bytes | None:
+        data = self._get(self._pointer_key(target), MAX_POINTER_BYTES, where=f"{target} pointer")
+        return None if data is None else data[0]
+
+    def swap_pointer(self, target: str, envelope: bytes, *, expected: bytes | None) -> bool:
+        key = self._pointer_key(target)
+        self._probe_conditional_writes()
+        current = self._get(key, MAX_POINTER_BYTES, where=f"{target} pointer")
+        if (current[0] if current else None) != expected:
+            return False
+        # Race: another publisher moves the pointer between our GET and PUT. The
+        # endpoint applies If-Match / If-None-Match atomically: the later PUT gets 412.
         try:
-            return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+            if current is None:
+                self._put_if_absent(key, envelope)
+            else:
+                self._s3.put_object(
+                    Bucket=self._bucket, Key=key, Body=envelope, IfMatch=current[1], ContentType="application/json"
+                )
+        except botocore.exceptions.ClientError as e:
+            if _code(e) in _CLAIM_LOST or _code(e) in _MISSING:
+                return False
+            raise StorageError(f"{self._url}: cannot write the pointer of {target}: {e}") from e
+        except botocore.exceptions.BotoCoreError as e:
+            raise StorageError(f"{self._url}: cannot write the pointer of {target}: {e}") from e
+        return True
+
+    def _get(self, key: str, limit: int, *, where: str) -> tuple[bytes, str] | None:
+        """(bytes, ETag) of ``key``, None if absent; refused unread when over ``limit`` bytes."""
+        try:
+            reply = self._s3.get_object(Bucket=self._bucket, Key=key)
+            body = reply["Body"]
+            try:
+                size = reply.get("ContentLength", 0)
+                if size > limit:
+                    raise CorruptObjectError(
+                        f"{self._url}: {where}: is {size} bytes, more than the {limit} a reader accepts"
+                    )
+                data = body.read(limit + 1)
+            finally:
+                body.close()
         except botocore.exceptions.ClientError as e:
             if _code(e) in _MISSING:
-                raise StorageError(f"{self._url}: {target} has no version {version}") from e
-            raise StorageError(f"{self._url}: cannot read {target} version {version}: {e}") from e
+                return None
+            raise StorageError(f"{self._url}: cannot read {where}: {e}") from e
         except botocore.exceptions.BotoCoreError as e:
-            raise StorageError(f"{self._url}: cannot read {target} version {version}: {e}") from e
+            raise StorageError(f"{self._url}: cannot read {where}: {e}") from e
+        if len(data) > limit:
+            raise CorruptObjectError(f"{self._url}: {where}: is more than the {limit} bytes a reader accepts")
+        return data, str(reply.get("ETag", ""))
 
     def create(self, target: str, version: int, envelope: bytes, *, previous: bytes | None = None) -> bool:
         """Create-only PUT. False also covers S3's 409 ConditionalRequestConflict
@@ -118,6 +180,9 @@ class S3Store:
 
     def _key(self, target: str, version: int) -> str:
         return f"{self._prefix}{check_target(target)}/{version_object_name(version)}"
+
+    def _pointer_key(self, target: str) -> str:
+        return f"{self._prefix}{check_target(target)}/{POINTER_OBJECT_NAME}"
 
     def _put_if_absent(self, key: str, body: bytes) -> None:
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, IfNoneMatch="*", ContentType="application/json")

@@ -13,12 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from compiler.bundle.canonical import canonical_json
 from compiler.bundle.dsse import (
     PAYLOAD_TYPE,
+    POINTER_PAYLOAD_TYPE,
     Keyring,
     PublicKey,
     load_public_key,
     load_signing_key,
     pae,
-    read_unverified_payload,
     sign_envelope,
     verify_envelope,
 )
@@ -193,11 +193,15 @@ def test_payload_is_not_parsed_before_the_signature(ci: KeyPair, intruder: KeyPa
     assert verify_envelope(sign_envelope(b"\x00raw", ci.signer), keyring_of(ci.signer), where="w") == b"\x00raw"
 
 
-def test_read_unverified_payload_checks_only_the_form(intruder: KeyPair) -> None:
-    envelope = sign_envelope(PAYLOAD, intruder.signer)
-    assert read_unverified_payload(envelope, where="w") == PAYLOAD
-    with pytest.raises(VerificationError):
-        read_unverified_payload(b"{}", where="w")
+def test_a_bundle_envelope_never_passes_as_a_pointer_or_back(ci: KeyPair) -> None:
+    """The payload type is signed (PAE): a signed bundle cannot be replayed as a signed pointer."""
+    bundle = sign_envelope(PAYLOAD, ci.signer)
+    pointer = sign_envelope(PAYLOAD, ci.signer, payload_type=POINTER_PAYLOAD_TYPE)
+    with pytest.raises(VerificationError, match=r"payloadType is 'application/vnd\.llmcc\.bundle"):
+        verify_envelope(bundle, keyring_of(ci.signer), where="w", payload_type=POINTER_PAYLOAD_TYPE)
+    with pytest.raises(VerificationError, match=r"payloadType is 'application/vnd\.llmcc\.pointer"):
+        verify_envelope(pointer, keyring_of(ci.signer), where="w")
+    assert verify_envelope(pointer, keyring_of(ci.signer), where="w", payload_type=POINTER_PAYLOAD_TYPE) == PAYLOAD
 
 
 def test_load_keys_round_trip(ci: KeyPair) -> None:

@@ -94,13 +94,13 @@ def test_untrusted_signer_is_exit_3(
     assert llmcc(root, "verify", *flags) == 3
     err = capsys.readouterr().err.splitlines()
     assert err == [
-        "llmcc: prod version 1: no valid signature by a trusted key",
-        "llmcc: prod@acme version 1: no valid signature by a trusted key",
+        "llmcc: prod pointer: no valid signature by a trusted key",
+        "llmcc: prod@acme pointer: no valid signature by a trusted key",
     ]
     assert llmcc(root, "pull", "prod", *flags) == 3
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == "llmcc: prod version 3: no valid signature by a trusted key\n"
+    assert captured.err == "llmcc: prod pointer: no valid signature by a trusted key\n"
 
 
 def test_bundle_copied_to_another_target_is_exit_3(
@@ -124,7 +124,7 @@ def test_deleted_middle_version_is_exit_3(
     root, store, flags = consumer
     _path(store, "prod", 2).unlink()
     assert llmcc(root, "verify", *flags) == 3
-    assert capsys.readouterr().err == "llmcc: prod version 2 is missing: the chain is broken at 3\n"
+    assert capsys.readouterr().err == "llmcc: prod: version 2 is missing (the store lists 3 next)\n"
 
 
 def test_every_flipped_byte_is_refused_by_verify_and_pull(

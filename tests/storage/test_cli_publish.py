@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import stat
 from pathlib import Path
 
 import pytest
 
+from compiler.bundle.dsse import load_public_key
 from tests.conftest import GitRepo, copy_example
 from tests.storage._cli import llmcc
 from tests.storage._support import KeyPair
@@ -78,15 +78,23 @@ def test_publish_needs_a_signing_key(example: Path, capsys: pytest.CaptureFixtur
     assert not (example / ".llmcc").exists()
 
 
-def test_publish_with_an_untrusted_key_is_caught_by_verify(
+def test_publish_with_an_untrusted_key_is_refused_before_anything_is_written(
     example: Path, other_keypair: KeyPair, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Issue 9 §2: exit 3, naming the key and the trusted ones; the store is not even created."""
     key, _ = other_keypair.write(example.parent / "elsewhere", "rogue")
-    assert llmcc(example, "publish", "--target", "prod", "--signing-key", str(key)) == 0
-    capsys.readouterr()
-    assert llmcc(example, "verify") == 3
-    assert capsys.readouterr().err == "llmcc: prod version 1: no valid signature by a trusted key\n"
-    assert os.listdir(example / ".llmcc" / "store") == ["prod"]
+    rogue = other_keypair.signer.public_key.keyid
+    trusted = load_public_key((example / "keys" / "demo-signing.pub").read_bytes()).keyid
+    for argv in (["publish", "--target", "prod"], ["publish", "--refresh-pointer"]):
+        assert llmcc(example, *argv, "--signing-key", str(key), "--events", "events.jsonl") == 3
+        assert capsys.readouterr().err == (
+            f"llmcc: {key}: key {rogue} is not in signing.trusted (trusted: {trusted}); "
+            "readers would refuse what it signs, so nothing was published\n"
+        )
+    assert not (example / ".llmcc").exists()
+    assert not (example / "events.jsonl").exists()
+    assert llmcc(example, "publish", "--target", "prod", "--signing-key", "keys/demo-signing.pem") == 0
+    assert capsys.readouterr().out.startswith("prod: published version 1 ")
 
 
 def test_publish_outside_git_needs_allow_dirty(

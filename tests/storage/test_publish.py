@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from compiler.bundle.canonical import digest
-from compiler.bundle.dsse import read_unverified_payload, sign_envelope
+from compiler.bundle.dsse import sign_envelope, verify_envelope
 from compiler.errors import VerificationError
 from compiler.publish import publish_target
 from compiler.storage.file import FileStore
@@ -23,7 +23,7 @@ def store(tmp_path: Path) -> FileStore:
 def test_versions_and_links(store: FileStore, keypair: KeyPair) -> None:
     results = [publish_target(store, "prod", make_body("prod", n), keypair.signer) for n in (1, 2, 3)]
     assert [r.version for r in results] == [1, 2, 3]
-    payloads = [read_unverified_payload(store.read("prod", v), where="t") for v in (1, 2, 3)]
+    payloads = [verify_envelope(store.read("prod", v), keyring_of(keypair.signer), where="t") for v in (1, 2, 3)]
     assert [r.digest for r in results] == [digest(p) for p in payloads]
     verified = verify_chain("prod", [(v, store.read("prod", v)) for v in (1, 2, 3)], keyring_of(keypair.signer))
     assert [b.metadata["previous"] for b in verified] == [None, results[0].digest, results[1].digest]
@@ -46,11 +46,33 @@ def test_targets_have_independent_chains(store: FileStore, keypair: KeyPair) -> 
     assert store.targets() == ["prod", "prod@acme"]
 
 
-def test_signer_does_not_matter_for_idempotence(store: FileStore, keypair: KeyPair, other_keypair: KeyPair) -> None:
-    """Same body, another CI key: nothing new (trust is the readers' business)."""
-    publish_target(store, "prod", make_body("prod", 1), keypair.signer)
-    again = publish_target(store, "prod", make_body("prod", 1), other_keypair.signer)
+def test_another_trusted_key_does_not_matter_for_idempotence(
+    store: FileStore, keypair: KeyPair, other_keypair: KeyPair
+) -> None:
+    """Same body, another trusted CI key: nothing new."""
+    both = keyring_of(keypair.signer, other_keypair.signer)
+    publish_target(store, "prod", make_body("prod", 1), keypair.signer, trusted=both)
+    again = publish_target(store, "prod", make_body("prod", 1), other_keypair.signer, trusted=both)
     assert not again.created
+
+
+def test_an_untrusted_signer_is_refused_before_anything_is_read_or_written(
+    store: FileStore, keypair: KeyPair, other_keypair: KeyPair, tmp_path: Path
+) -> None:
+    with pytest.raises(VerificationError, match=r"signing key: key sha256:[0-9a-f]{64} is not in signing.trusted"):
+        publish_target(store, "prod", make_body("prod", 1), other_keypair.signer, trusted=keyring_of(keypair.signer))
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_latest_signed_by_an_untrusted_key_is_not_extended(
+    store: FileStore, keypair: KeyPair, other_keypair: KeyPair
+) -> None:
+    """The issue's case: a rogue version 1 stops the right key from stacking version 2 on it."""
+    publish_target(store, "prod", make_body("prod", 1), other_keypair.signer)  # trusts only itself
+    with pytest.raises(VerificationError) as e:
+        publish_target(store, "prod", make_body("prod", 2), keypair.signer)
+    assert "refusing to extend prod: prod pointer: no valid signature by a trusted key" in str(e.value)
+    assert store.versions("prod") == [1]
 
 
 @pytest.mark.parametrize(
@@ -71,18 +93,20 @@ def test_bad_bodies_are_bugs(store: FileStore, keypair: KeyPair, edit: object, m
 
 
 @pytest.mark.parametrize("payload", [b"\xffnot json", b"[]", b'{"metadata": 1}'])
-def test_a_latest_that_is_not_a_bundle_stops_publish(store: FileStore, keypair: KeyPair, payload: bytes) -> None:
-    assert store.create("prod", 1, sign_envelope(payload, keypair.signer))
-    with pytest.raises(VerificationError, match="run llmcc verify"):
+def test_a_latest_that_is_not_a_bundle_stops_publish(
+    store: FileStore, keypair: KeyPair, payload: bytes, tmp_path: Path
+) -> None:
+    publish_target(store, "prod", make_body("prod", 1), keypair.signer)
+    (tmp_path / "store" / "prod" / "00000001.dsse.json").write_bytes(sign_envelope(payload, keypair.signer))
+    with pytest.raises(VerificationError, match=r"refusing to extend prod: prod version 1: signed payload"):
         publish_target(store, "prod", make_body("prod"), keypair.signer)
     assert store.versions("prod") == [1]
 
 
-def test_publishing_after_a_gap_links_to_the_latest(store: FileStore, keypair: KeyPair, tmp_path: Path) -> None:
+def test_a_gap_stops_publish(store: FileStore, keypair: KeyPair, tmp_path: Path) -> None:
     for n in (1, 2, 3):
         publish_target(store, "prod", make_body("prod", n), keypair.signer)
     (tmp_path / "store" / "prod" / "00000002.dsse.json").unlink()
-    fourth = publish_target(store, "prod", make_body("prod", 4), keypair.signer)
-    assert fourth.version == 4
-    with pytest.raises(VerificationError, match="version 2 is missing"):
-        verify_chain("prod", [(v, store.read("prod", v)) for v in store.versions("prod")], keyring_of(keypair.signer))
+    with pytest.raises(VerificationError, match="refusing to extend prod: prod: version 2 is missing"):
+        publish_target(store, "prod", make_body("prod", 4), keypair.signer)
+    assert store.versions("prod") == [1, 3]

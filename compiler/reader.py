@@ -1,0 +1,109 @@
+"""Reading a published target the way every reader must (issue 9 §2-§3).
+
+The one path by which ``verify``, ``pull`` and ``publish`` read a target:
+list it, read and verify its signed pointer, fetch and verify the versions
+that every known digest lives in, and check them against the pointer and the
+reader's high-water mark. IO only through the given
+:class:`~compiler.storage.base.Store`; every check is in the pure modules
+:mod:`compiler.freshness` and :mod:`compiler.verify`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+
+from compiler.bundle.dsse import Keyring
+from compiler.freshness import (
+    Pointer,
+    Seen,
+    check_digests,
+    check_listing,
+    check_pointer,
+    first_to_fetch,
+    verify_pointer,
+)
+from compiler.storage.base import Store
+from compiler.verify import VerifiedBundle, verify_chain
+
+# What a publisher allows above the pointer: concurrent publishers' claims (each one verified).
+ANY_IN_FLIGHT = sys.maxsize
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetRead:
+    """A target as verified: versions ``chain[0].version``..latest, its pointer, the new high-water mark.
+
+    ``chain`` is empty, and ``seen`` None, when nothing is published (and
+    nothing was expected). ``latest_envelope`` is the stored bytes of the
+    latest version (a publisher links to it).
+    """
+
+    target: str
+    chain: list[VerifiedBundle]
+    pointer: Pointer | None
+    pointer_envelope: bytes | None
+    latest_envelope: bytes | None
+    seen: Seen | None
+
+    @property
+    def latest(self) -> VerifiedBundle | None:
+        return self.chain[-1] if self.chain else None
+
+    def version(self, version: int) -> VerifiedBundle:
+        """The verified bundle of ``version``, which must be in ``chain``."""
+        return self.chain[version - self.chain[0].version]
+
+
+def read_target(
+    store: Store,
+    target: str,
+    keyring: Keyring,
+    *,
+    now: datetime | None,
+    seen: Seen | None = None,
+    wanted: int | None = None,
+    full: bool = False,
+    need_pointer: bool = True,
+    in_flight: int = 1,
+) -> TargetRead:
+    """Verify ``target`` in ``store`` against ``keyring``, the reader's ``seen`` mark and the clock.
+
+    Steps, each refusing with :class:`~compiler.errors.VerificationError`:
+
+    1. the listing is versions 1..N and nothing else (:func:`~compiler.freshness.check_listing`);
+    2. the signed pointer verifies (:func:`~compiler.freshness.verify_pointer`) and
+       agrees with N, ``seen`` and ``now`` (:func:`~compiler.freshness.check_pointer`;
+       ``now`` None: no expiry check; ``need_pointer`` False: a store from
+       before pointers may have none);
+    3. versions from :func:`~compiler.freshness.first_to_fetch` (1 when ``full``)
+       to N verify as one linked chain (:func:`~compiler.verify.verify_chain`);
+    4. their digests match the pointer's and ``seen``'s (:func:`~compiler.freshness.check_digests`).
+
+    Raises:
+        VerificationError: a check failed.
+        StorageError: the store cannot be read (CorruptObjectError, exit 3:
+            an object is oversized or not a regular object).
+    """
+    latest = check_listing(target, store.listing(target))
+    pointer_envelope = store.read_pointer(target)
+    pointer = verify_pointer(pointer_envelope, target, keyring) if pointer_envelope is not None else None
+    if pointer is not None or need_pointer:
+        check_pointer(target, pointer, latest, seen=seen, now=now, in_flight=in_flight)
+    if latest == 0:
+        return TargetRead(
+            target=target, chain=[], pointer=pointer, pointer_envelope=None, latest_envelope=None, seen=None
+        )
+    first = 1 if full else first_to_fetch(latest, pointer=pointer, seen=seen, wanted=wanted)
+    envelopes = [(v, store.read(target, v)) for v in range(first, latest + 1)]
+    chain = verify_chain(target, envelopes, keyring, start=first)
+    new_seen = check_digests(target, [(b.version, b.digest) for b in chain], pointer=pointer, seen=seen)
+    return TargetRead(
+        target=target,
+        chain=chain,
+        pointer=pointer,
+        pointer_envelope=pointer_envelope,
+        latest_envelope=envelopes[-1][1],
+        seen=new_seen,
+    )

@@ -1,0 +1,126 @@
+"""A reader's high-water marks on local disk: the newest version it accepted, per store and target (issue 9 §3).
+
+One JSON file per store under ``$XDG_STATE_HOME/llmcc/seen/`` (default
+``~/.local/state/llmcc/seen/``), named by the SHA-256 of the store's
+:attr:`~compiler.storage.base.Store.location`::
+
+    {"store": "file:///srv/store", "targets": {"prod": {"version": 3, "digest": "sha256:..."}}}
+
+Updates take an exclusive ``flock`` on the file's lock, re-read, merge
+(a mark only ever moves up) and replace the file atomically (STYLE R14). A
+file that cannot be parsed is refused, never reset: forgetting a mark would
+silently drop rollback protection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from compiler.errors import LlmccError
+from compiler.freshness import Seen
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_MAX_STATE_BYTES = 16 * 1024 * 1024
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    """``$XDG_STATE_HOME/llmcc/seen``, or ``~/.local/state/llmcc/seen`` (XDG Base Directory spec)."""
+    base = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".local" / "state")
+    return Path(base) / "llmcc" / "seen"
+
+
+class SeenFile:
+    """The marks of one store, kept in ``directory``."""
+
+    def __init__(self, directory: Path, location: str) -> None:
+        self._location = location
+        self._path = directory / (hashlib.sha256(location.encode()).hexdigest()[:32] + ".json")
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def load(self) -> dict[str, Seen]:
+        """Every target's mark; {} when this reader has seen nothing of the store.
+
+        Raises:
+            LlmccError: the file cannot be read or is not a state file of this store.
+        """
+        try:
+            data = self._path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as e:
+            raise LlmccError(f"{self._path}: cannot read the reader state: {e.strerror or e}") from e
+        return self._parse(data)
+
+    def advance(self, marks: Mapping[str, Seen]) -> None:
+        """Record ``marks``; a target's mark never moves down (a lower one is ignored).
+
+        Raises:
+            LlmccError: the state cannot be read or written.
+        """
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            with self._locked():
+                current = self.load()
+                for target, seen in marks.items():
+                    if target not in current or seen.version >= current[target].version:
+                        current[target] = seen
+                body = {
+                    "store": self._location,
+                    "targets": {t: {"version": s.version, "digest": s.digest} for t, s in sorted(current.items())},
+                }
+                fd, tmp = tempfile.mkstemp(prefix=".seen-", suffix=".tmp", dir=self._path.parent)
+                try:
+                    with os.fdopen(fd, "w") as f:
+                        f.write(json.dumps(body, indent=2, sort_keys=True) + "\n")
+                        f.flush()
+                        os.fsync(f.fileno())
+                    os.replace(tmp, self._path)
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                    raise
+        except OSError as e:
+            raise LlmccError(f"{self._path}: cannot write the reader state: {e.strerror or e}") from e
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self._path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _parse(self, data: bytes) -> dict[str, Seen]:
+        bad = LlmccError(
+            f"{self._path}: not a valid llmcc reader state for {self._location}; "
+            'see README "Repairing a store" before deleting it'
+        )
+        if len(data) > _MAX_STATE_BYTES:
+            raise bad
+        try:
+            obj = json.loads(data)
+        except ValueError as e:
+            raise bad from e
+        targets = obj.get("targets") if isinstance(obj, dict) else None
+        if not isinstance(obj, dict) or obj.get("store") != self._location or not isinstance(targets, dict):
+            raise bad
+        marks: dict[str, Seen] = {}
+        for target, mark in targets.items():
+            version = mark.get("version") if isinstance(mark, dict) else None
+            digest = mark.get("digest") if isinstance(mark, dict) else None
+            if type(version) is not int or version < 1 or not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+                raise bad
+            marks[target] = Seen(version=version, digest=digest)
+        return marks
