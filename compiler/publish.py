@@ -209,7 +209,9 @@ def move_pointer(
 def _read_for_publish(store: Store, target: str, trusted: Keyring) -> TargetRead:
     """The target as readers verify it (no expiry check), or the refusal naming what is bad."""
     try:
-        return read_target(store, target, trusted, now=None, in_flight=ANY_IN_FLIGHT)
+        # no pointer yet: a concurrent first publish between its two writes, or a store
+        # from before pointers; the whole chain is verified, and the pointer created
+        return read_target(store, target, trusted, now=None, need_pointer=False, in_flight=ANY_IN_FLIGHT)
     except VerificationError as e:
         raise VerificationError(f'{store.url}: refusing to extend {target}: {e}; see README "Repairing a store"') from e
 

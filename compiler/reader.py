@@ -73,6 +73,7 @@ def read_target(
     Steps, each refusing with :class:`~compiler.errors.VerificationError`:
 
     1. the listing is versions 1..N and nothing else (:func:`~compiler.freshness.check_listing`);
+       when ``full``, versions 1..N verify as one chain (step 3) before step 2;
     2. the signed pointer verifies (:func:`~compiler.freshness.verify_pointer`) and
        agrees with N, ``seen`` and ``now`` (:func:`~compiler.freshness.check_pointer`;
        ``now`` None: no expiry check; ``need_pointer`` False: a store from
@@ -88,6 +89,15 @@ def read_target(
     """
     latest = check_listing(target, store.listing(target))
     pointer_envelope = store.read_pointer(target)
+    # without a pointer to start from, a publisher verifies the whole chain
+    full = full or (pointer_envelope is None and not need_pointer)
+    envelopes: list[tuple[int, bytes]] = []
+    chain: list[VerifiedBundle] = []
+    if full and latest:
+        # verify checks the whole chain first, so that a bad version is named even when
+        # the pointer (signed by the same bad key, say) is bad too
+        envelopes = [(v, store.read(target, v)) for v in range(1, latest + 1)]
+        chain = verify_chain(target, envelopes, keyring)
     pointer = verify_pointer(pointer_envelope, target, keyring) if pointer_envelope is not None else None
     if pointer is not None or need_pointer:
         check_pointer(target, pointer, latest, seen=seen, now=now, in_flight=in_flight)
@@ -95,9 +105,10 @@ def read_target(
         return TargetRead(
             target=target, chain=[], pointer=pointer, pointer_envelope=None, latest_envelope=None, seen=None
         )
-    first = 1 if full else first_to_fetch(latest, pointer=pointer, seen=seen, wanted=wanted)
-    envelopes = [(v, store.read(target, v)) for v in range(first, latest + 1)]
-    chain = verify_chain(target, envelopes, keyring, start=first)
+    if not full:
+        first = first_to_fetch(latest, pointer=pointer, seen=seen, wanted=wanted)
+        envelopes = [(v, store.read(target, v)) for v in range(first, latest + 1)]
+        chain = verify_chain(target, envelopes, keyring, start=first)
     new_seen = check_digests(target, [(b.version, b.digest) for b in chain], pointer=pointer, seen=seen)
     return TargetRead(
         target=target,

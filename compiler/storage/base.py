@@ -57,9 +57,6 @@ class Listing:
     pointer: bool
     strays: tuple[str, ...]
 
-    def __bool__(self) -> bool:
-        return bool(self.versions or self.pointer or self.strays)
-
 
 def sort_names(names: list[str]) -> Listing:
     """A :class:`Listing` of the object names of one target's file or S3 prefix."""
@@ -91,7 +88,7 @@ class Store(Protocol):
         ...
 
     def targets(self) -> list[str]:
-        """Every target with anything stored under it (a version, a pointer or a stray), sorted."""
+        """Every target with a stored version or pointer, sorted."""
         ...
 
     def versions(self, target: str) -> list[int]:

@@ -66,10 +66,14 @@ class FileStore:
             return []
         except OSError as e:
             raise StorageError(f"{self._url}: cannot list the store: {e}") from e
-        return [n for n in names if is_target(n) and self.listing(n)]
+        return [n for n in names if is_target(n) and self._published(n)]
 
     def versions(self, target: str) -> list[int]:
         return list(self.listing(target).versions)
+
+    def _published(self, target: str) -> bool:
+        listing = self.listing(target)
+        return bool(listing.versions or listing.pointer)
 
     def listing(self, target: str) -> Listing:
         directory = self._root / check_target(target)

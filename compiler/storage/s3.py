@@ -78,7 +78,7 @@ class S3Store:
                         names.append(name)
         except _BotoError as e:
             raise StorageError(f"{self._url}: cannot list the store: {e}") from e
-        return sorted(n for n in names if self.listing(n))
+        return sorted(n for n in names if self._published(n))
 
     @property
     def location(self) -> str:
@@ -87,6 +87,10 @@ class S3Store:
 
     def versions(self, target: str) -> list[int]:
         return list(self.listing(target).versions)
+
+    def _published(self, target: str) -> bool:
+        listing = self.listing(target)
+        return bool(listing.versions or listing.pointer)
 
     def listing(self, target: str) -> Listing:
         prefix = f"{self._prefix}{check_target(target)}/"

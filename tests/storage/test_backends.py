@@ -199,7 +199,9 @@ def test_publish_gives_up_after_losing_every_race(store_spec: StoreSpec, keypair
             self._store = store_spec.open()
             self.url = self._store.url
             self.versions = self._store.versions
+            self.listing = self._store.listing
             self.read = self._store.read
+            self.read_pointer = self._store.read_pointer
             self.attempts = 0
 
         def create(self, target: str, version: int, envelope: bytes, *, previous: bytes | None = None) -> bool:

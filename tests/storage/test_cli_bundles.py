@@ -94,8 +94,8 @@ def test_untrusted_signer_is_exit_3(
     assert llmcc(root, "verify", *flags) == 3
     err = capsys.readouterr().err.splitlines()
     assert err == [
-        "llmcc: prod pointer: no valid signature by a trusted key",
-        "llmcc: prod@acme pointer: no valid signature by a trusted key",
+        "llmcc: prod version 1: no valid signature by a trusted key",
+        "llmcc: prod@acme version 1: no valid signature by a trusted key",
     ]
     assert llmcc(root, "pull", "prod", *flags) == 3
     captured = capsys.readouterr()

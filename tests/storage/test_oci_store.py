@@ -48,7 +48,7 @@ def test_each_version_is_an_artifact_pulled_by_digest(oci_spec: StoreSpec, regis
     publish_target(store, "prod@acme", make_body("prod@acme", 1), keypair.signer)
     base = f"{registry.url}/v2/{oci_spec.repository}"  # plain http on loopback: the S310 noqa below
     tags = json.loads(urllib.request.urlopen(f"{base}/tags/list").read())["tags"]  # noqa: S310
-    assert tags == ["prod.acme.v00000001"]
+    assert sorted(tags) == ["prod.acme.latest", "prod.acme.v00000001"]
     request = urllib.request.Request(f"{base}/manifests/prod.acme.v00000001", headers={"Accept": OCI_MANIFEST})  # noqa: S310
     with urllib.request.urlopen(request) as response:  # noqa: S310
         raw = response.read()

@@ -73,7 +73,11 @@ def test_probe_runs_once_and_cleans_up(s3_spec: StoreSpec, moto_server: Service,
     publish_target(store, "prod", make_body("prod", 2), keypair.signer)
     s3 = boto3.session.Session().client("s3", endpoint_url=moto_server.url)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_spec.bucket).get("Contents", [])]
-    assert keys == ["bundles/prod/00000001.dsse.json", "bundles/prod/00000002.dsse.json"]
+    assert keys == [
+        "bundles/prod/00000001.dsse.json",
+        "bundles/prod/00000002.dsse.json",
+        "bundles/prod/latest.dsse.json",
+    ]
     assert store.targets() == ["prod"]
 
 

@@ -1,0 +1,101 @@
+"""compiler.freshness (pure) and the reader state file: the rules one by one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from compiler.bundle.canonical import canonical_json
+from compiler.bundle.dsse import POINTER_PAYLOAD_TYPE, sign_envelope
+from compiler.errors import LlmccError, VerificationError
+from compiler.freshness import Pointer, Seen, check_pointer, new_pointer, sign_pointer, verify_pointer
+from compiler.project import load_project
+from compiler.storage.oci import sort_tags
+from compiler.storage.seen import SeenFile
+from tests.storage._support import KeyPair, keyring_of
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+D = "sha256:" + "ab" * 32
+
+
+def _pointer(version: int = 2) -> Pointer:
+    return new_pointer("prod", version, D, now=NOW, expires_after=timedelta(days=7))
+
+
+def test_pointer_round_trip_and_its_refusals(keypair: KeyPair, other_keypair: KeyPair) -> None:
+    ring = keyring_of(keypair.signer)
+    assert verify_pointer(sign_pointer(_pointer(), keypair.signer), "prod", ring) == _pointer()
+    with pytest.raises(VerificationError, match="prod pointer: no valid signature"):
+        verify_pointer(sign_pointer(_pointer(), other_keypair.signer), "prod", ring)
+    good = {"apiVersion": "llmcc/v1", "kind": "Pointer", "target": "prod", "version": 2, "digest": D}
+    for payload, message in [
+        (b"[]", "exactly the keys"),
+        (b"{", "not canonical JSON"),
+        (canonical_json({**good, "kind": "Bundle", "expires": "2026-01-08T00:00:00Z"}), "not an llmcc/v1 Pointer"),
+        (canonical_json({**good, "expires": "2026-01-08"}), "malformed"),
+        (canonical_json({**good, "version": 0, "expires": "2026-01-08T00:00:00Z"}), "malformed"),
+        (canonical_json({**good, "digest": "md5:1", "expires": "2026-01-08T00:00:00Z"}), "malformed"),
+    ]:
+        with pytest.raises(VerificationError, match=message):
+            verify_pointer(sign_envelope(payload, keypair.signer, payload_type=POINTER_PAYLOAD_TYPE), "prod", ring)
+    with pytest.raises(ValueError, match="aware datetime"):
+        Pointer(target="prod", version=1, digest=D, expires=datetime(2026, 1, 1))  # noqa: DTZ001
+
+
+def test_check_pointer_rules() -> None:
+    check_pointer("prod", None, 0, seen=None, now=NOW)  # nothing published, nothing expected
+    check_pointer("prod", _pointer(2), 3, seen=Seen(version=3, digest=D), now=NOW)  # one in flight
+    with pytest.raises(VerificationError, match="no signed pointer, but this reader has seen version 2"):
+        check_pointer("prod", None, 0, seen=Seen(version=2, digest=D), now=NOW)
+    with pytest.raises(VerificationError, match="an old pointer replayed"):
+        check_pointer("prod", _pointer(2), 4, seen=Seen(version=4, digest=D), now=NOW, in_flight=5)
+    with pytest.raises(VerificationError, match="the store lists no version, older than version 2"):
+        check_pointer("prod", _pointer(2), 0, seen=None, now=NOW)
+    check_pointer("prod", _pointer(2), 2, seen=None, now=None)  # a publisher does not check expiry
+    with pytest.raises(VerificationError, match="expired at 2026-01-08T00:00:00Z"):
+        check_pointer("prod", _pointer(2), 2, seen=None, now=NOW + timedelta(days=7))
+
+
+def test_seen_file_moves_only_up_and_refuses_a_damaged_file(tmp_path: Path) -> None:
+    marks = SeenFile(tmp_path / "state", "file:///srv/store")
+    assert marks.load() == {}
+    marks.advance({"prod": Seen(version=3, digest=D)})
+    marks.advance({"prod": Seen(version=2, digest=D), "dev": Seen(version=1, digest=D)})
+    assert marks.load() == {"prod": Seen(version=3, digest=D), "dev": Seen(version=1, digest=D)}
+    assert SeenFile(tmp_path / "state", "file:///elsewhere").load() == {}
+    for damage in [
+        "{",
+        '{"store": "file:///other", "targets": {}}',
+        '{"store": "file:///srv/store", "targets": {"prod": {"version": 0}}}',
+    ]:
+        marks.path.write_text(damage)
+        with pytest.raises(LlmccError, match="not a valid llmcc reader state"):
+            marks.load()
+
+
+def test_pointer_expiry_setting() -> None:
+    base = b"project: p\nenvironments: {prod: {}}\n"
+    assert load_project(base).manifest.storage.pointer_expiry_delta == timedelta(days=7)
+    assert load_project(base + b"storage: {pointer_expiry: 36h}\n").manifest.storage.pointer_expiry_delta == timedelta(
+        hours=36
+    )
+    with pytest.raises(LlmccError, match=r"storage\.pointer_expiry: a duration in hours or days, like 36h or 7d"):
+        load_project(base + b"storage: {pointer_expiry: 1w}\n")
+
+
+def test_oci_tags_in_a_targets_prefix() -> None:
+    tags = [
+        "prod.v00000001",
+        "prod.latest",
+        "prod.acme.v00000001",
+        "prod.acme.latest",
+        "prod.v0",
+        "prod.v1.tmp",
+        "dev.v1",
+    ]
+    listing = sort_tags("prod", tags)
+    assert (listing.versions, listing.pointer, listing.strays) == ((1,), True, ("prod.v0", "prod.v1.tmp"))
+    acme = sort_tags("prod@acme", tags)
+    assert (acme.versions, acme.pointer, acme.strays) == ((1,), True, ())
