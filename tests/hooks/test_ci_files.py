@@ -86,7 +86,7 @@ def test_every_llmcc_call_in_ci_parses(path: str, args: list[str]) -> None:
 
 def test_the_github_workflow_posts_the_markdown_diff_and_publishes_on_main() -> None:
     doc = load(REPO_ROOT / WORKFLOWS[0])
-    assert set(doc["on"]) == {"pull_request", "push"}
+    assert set(doc["on"]) == {"pull_request", "push", "schedule"}
     runs = "\n".join(scripts(doc))
     assert "llmcc validate --format github" in runs
     assert 'llmcc diff "origin/X" HEAD --format markdown' in re.sub(r"\$\{\{[^}]*\}\}", "X", runs)
@@ -95,6 +95,20 @@ def test_the_github_workflow_posts_the_markdown_diff_and_publishes_on_main() -> 
     publish = doc["jobs"]["publish"]
     env = next(s["env"] for s in publish["steps"] if "env" in s)
     assert set(env) >= {"SOPS_AGE_KEY", "LLMCC_SIGNING_KEY"}
+
+
+def test_both_ci_files_refresh_the_signed_pointers_on_a_schedule() -> None:
+    """Issue 9 §3: readers refuse an expired pointer, so CI re-signs it daily, in the publish group."""
+    github = load(REPO_ROOT / WORKFLOWS[0])
+    job = github["jobs"]["refresh-pointer"]
+    assert job["if"] == "github.event_name == 'schedule'"
+    assert job["concurrency"]["group"] == github["jobs"]["publish"]["concurrency"]["group"]
+    assert "llmcc publish --refresh-pointer" in "\n".join(scripts(job))
+    gitlab = load(REPO_ROOT / WORKFLOWS[1])
+    job = gitlab["llmcc-refresh-pointer"]
+    assert job["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule"'}]
+    assert job["resource_group"] == gitlab["llmcc-publish"]["resource_group"]
+    assert "llmcc publish --refresh-pointer" in job["script"]
 
 
 def hook_entries() -> list[tuple[str, str]]:
