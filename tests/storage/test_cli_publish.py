@@ -115,3 +115,26 @@ def test_an_unwritable_events_file_stops_publish_before_anything_is_published(
     assert llmcc(example, "publish", *signing, "--events", "llmcc.yaml/events.jsonl") == 2
     assert "llmcc.yaml/events.jsonl: cannot append the event" in capsys.readouterr().err
     assert not (example / ".llmcc").exists()  # nothing published, so no event was lost
+
+
+def test_refresh_pointer_re_signs_every_published_target(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    signing = ["--signing-key", "keys/demo-signing.pem"]
+    assert llmcc(example, "publish", "--refresh-pointer", *signing) == 3
+    assert capsys.readouterr().err.endswith(": nothing published, so no pointer to refresh\n")
+    assert llmcc(example, "publish", *signing, "--target", "prod", "--target", "dev") == 0
+    capsys.readouterr()
+    pointer = example / ".llmcc" / "store" / "prod" / "latest.dsse.json"
+    before = pointer.read_bytes()
+    (example / "llmcc.yaml").write_text(
+        (example / "llmcc.yaml").read_text().replace("storage:\n", "storage:\n  pointer_expiry: 36h\n")
+    )
+    assert llmcc(example, "publish", "--refresh-pointer", *signing) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(" valid until ")[0] for line in out] == [
+        "dev: pointer to version 1",
+        "prod: pointer to version 1",
+    ]
+    assert pointer.read_bytes() != before
+    assert llmcc(example, "publish", "--refresh-pointer", *signing, "--target", "staging") == 3
+    assert "staging: nothing published in file://.llmcc/store, so no pointer to refresh" in capsys.readouterr().err
+    assert llmcc(example, "verify") == 0

@@ -254,3 +254,38 @@ def test_transient_server_errors_are_retried_for_reads_only() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _HugeRegistry(BaseHTTPRequestHandler):
+    """Answers a tag list far larger than any registry sends: declared in Content-Length, or just streamed."""
+
+    declared = True
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        if self.declared:
+            self.send_header("Content-Length", str(10 * 1024**3))
+            self.end_headers()
+            return
+        self.end_headers()  # HTTP/1.0: the body runs until the connection closes
+        chunk = b" " * 65536
+        for _ in range(_registry._MAX_REPLY_BYTES // len(chunk) + 2):
+            self.wfile.write(chunk)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_reply_over_the_bound_is_refused_unread(declared: bool, tmp_path: Path) -> None:
+    """Issue 9 §3's bound, on the registry client: manifests, tag lists and errors are capped too."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_HugeRegistry,), {"declared": declared}))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        store = OciStore(f"127.0.0.1:{server.server_address[1]}", "llmcc/bundles", lock_dir=tmp_path)
+        with pytest.raises(CorruptObjectError, match="more than the 4194304"):
+            store.versions("prod")
+    finally:
+        server.shutdown()
+        server.server_close()
