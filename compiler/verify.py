@@ -72,30 +72,6 @@ def verify_chain(
     return verified
 
 
-def verify_one(
-    target: str, version: int, envelope: bytes, keyring: Keyring, *, previous: bytes | None = None
-) -> VerifiedBundle:
-    """Verify one stored version (for ``pull``), optionally against the stored version before it.
-
-    Checks 1-3 of :func:`verify_chain`, then ``metadata.version == version``;
-    for version 1, ``previous`` must be null. When ``previous`` (the stored
-    envelope of version n-1) is given, it must itself pass checks 1-4 and its
-    payload's digest must equal ``metadata.previous``; without it,
-    ``metadata.previous`` must at least be a ``sha256:`` digest.
-
-    Raises:
-        VerificationError: naming target, version and what failed.
-    """
-    bundle = _verify_content(target, version, envelope, keyring)
-    if version == 1:
-        _check_previous(bundle, None)
-    elif previous is not None:
-        _check_previous(bundle, _verify_content(target, version - 1, previous, keyring))
-    elif not _DIGEST.fullmatch(str(bundle.metadata.get("previous"))):
-        raise VerificationError(f"{target} version {version}: metadata.previous is not a sha256 digest")
-    return bundle
-
-
 def _verify_content(target: str, version: int, envelope: bytes, keyring: Keyring) -> VerifiedBundle:
     """Checks 1-4 (without the sequence) of one envelope."""
     where = f"{target} version {version}"

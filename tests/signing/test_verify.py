@@ -1,4 +1,4 @@
-"""verify_chain / verify_one: each numbered check of compiler/verify.py, and the exhaustive tamper test."""
+"""verify_chain, whole or a segment: each numbered check of compiler/verify.py, and the exhaustive tamper test."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from compiler.bundle.dsse import Keyring, Signer, sign_envelope
 from compiler.errors import VerificationError
 from compiler.publish import publish_target
 from compiler.storage.file import FileStore
-from compiler.verify import verify_chain, verify_one
+from compiler.verify import verify_chain
 from tests.storage._support import KeyPair, keyring_of, make_body, new_keypair
 
 
@@ -82,8 +82,6 @@ def test_bundle_for_another_target_in_its_place_is_refused(ci: KeyPair, trusted:
         VerificationError, match=r"^prod version 1: bundle is for target 'prod@acme', but it is stored as 'prod'$"
     ):
         verify_chain("prod", acme, trusted)
-    with pytest.raises(VerificationError, match="stored as 'prod'"):
-        verify_one("prod", 1, acme[0][1], trusted)
 
 
 def test_version_copied_to_another_number_is_refused(ci: KeyPair, trusted: Keyring) -> None:
@@ -138,20 +136,22 @@ def test_signed_payloads_that_are_not_bundles_are_refused(
         verify_chain("prod", [(1, sign_envelope(payload, ci.signer))], trusted)
 
 
-def test_verify_one_checks_the_link_to_the_stored_previous(ci: KeyPair, trusted: Keyring) -> None:
+def test_a_segment_checks_its_own_links_and_the_form_of_the_first(ci: KeyPair, trusted: Keyring) -> None:
+    """What pull fetches: versions k..N, without the ones before k (compiler/reader.py)."""
     chain = _chain(ci.signer)
-    assert verify_one("prod", 3, chain[2][1], trusted, previous=chain[1][1]).version == 3
-    assert verify_one("prod", 1, chain[0][1], trusted, previous=chain[1][1]).version == 1  # ignored for 1
-    assert verify_one("prod", 3, chain[2][1], trusted).version == 3  # previous not stored: format only
+    assert [b.version for b in verify_chain("prod", chain[1:], trusted, start=2)] == [2, 3]
+    assert verify_chain("prod", chain[2:], trusted, start=3)[0].version == 3  # previous not fetched: form only
+    other_two = sign_envelope(_bundle("prod", 2, "sha256:" + "0" * 64, n=7), ci.signer)
     with pytest.raises(VerificationError, match=r"^prod version 3: previous is"):
-        verify_one("prod", 3, chain[2][1], trusted, previous=sign_envelope(_bundle("prod", 2, None, n=7), ci.signer))
+        verify_chain("prod", [(2, other_two), chain[2]], trusted, start=2)
+    untrusted_two = sign_envelope(_bundle("prod", 2, "sha256:" + "0" * 64), new_keypair().signer)
     with pytest.raises(VerificationError, match=r"^prod version 2: no valid signature"):
-        verify_one(
-            "prod", 3, chain[2][1], trusted, previous=sign_envelope(_bundle("prod", 2, None), new_keypair().signer)
-        )
+        verify_chain("prod", [(2, untrusted_two), chain[2]], trusted, start=2)
     bad_link = sign_envelope(_bundle("prod", 3, "md5:abc"), ci.signer)
-    with pytest.raises(VerificationError, match=r"metadata.previous is not a sha256 digest"):
-        verify_one("prod", 3, bad_link, trusted)
+    with pytest.raises(VerificationError, match=r"metadata\.previous is not a sha256 digest"):
+        verify_chain("prod", [(3, bad_link)], trusted, start=3)
+    with pytest.raises(VerificationError, match=r"^prod version 2 is missing: the chain is broken at 3$"):
+        verify_chain("prod", chain[2:], trusted, start=2)
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +170,7 @@ def stored(ci: KeyPair, tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes
 def test_every_flipped_byte_of_a_stored_bundle_is_refused(
     stored: tuple[bytes, bytes, Path], trusted: Keyring, mask: int
 ) -> None:
-    """Exhaustive: flip each byte of the stored envelope in turn; verify_chain and verify_one refuse 100%."""
+    """Exhaustive: flip each byte of the stored envelope in turn; the chain and the segment refuse 100%."""
     first, second, _ = stored
     assert len(second) < 2000
     assert verify_chain("prod", [(1, first), (2, second)], trusted)[1].version == 2
@@ -181,8 +181,7 @@ def test_every_flipped_byte_of_a_stored_bundle_is_refused(
         tampered = bytes(flipped)
         for check in (
             lambda env: verify_chain("prod", [(1, first), (2, env)], trusted),
-            lambda env: verify_one("prod", 2, env, trusted, previous=first),
-            lambda env: verify_one("prod", 2, env, trusted),
+            lambda env: verify_chain("prod", [(2, env)], trusted, start=2),
         ):
             try:
                 check(tampered)
