@@ -9,12 +9,23 @@ import pytest
 
 from compiler.bundle.canonical import canonical_json
 from compiler.bundle.dsse import POINTER_PAYLOAD_TYPE, sign_envelope
-from compiler.errors import LlmccError, VerificationError
-from compiler.freshness import Pointer, Seen, check_pointer, new_pointer, sign_pointer, verify_pointer
+from compiler.errors import LlmccError, StorageError, VerificationError
+from compiler.freshness import (
+    Pointer,
+    Seen,
+    check_digests,
+    check_pointer,
+    new_pointer,
+    sign_pointer,
+    verify_pointer,
+)
 from compiler.project import load_project
+from compiler.publish import move_pointer, publish_target
+from compiler.storage.base import CorruptObjectError
+from compiler.storage.file import FileStore
 from compiler.storage.oci import sort_tags
 from compiler.storage.seen import SeenFile
-from tests.storage._support import KeyPair, keyring_of
+from tests.storage._support import KeyPair, keyring_of, make_body
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 D = "sha256:" + "ab" * 32
@@ -99,3 +110,97 @@ def test_oci_tags_in_a_targets_prefix() -> None:
     assert (listing.versions, listing.pointer, listing.strays) == ((1,), True, ("prod.v0", "prod.v1.tmp"))
     acme = sort_tags("prod@acme", tags)
     assert (acme.versions, acme.pointer, acme.strays) == ((1,), True, ())
+
+
+def test_a_pointer_time_in_another_spelling_is_refused(keypair: KeyPair) -> None:
+    good = {"apiVersion": "llmcc/v1", "kind": "Pointer", "target": "prod", "version": 2, "digest": D}
+    payload = canonical_json({**good, "expires": "2026-1-08T00:00:00Z"})
+    with pytest.raises(VerificationError, match="malformed"):
+        verify_pointer(
+            sign_envelope(payload, keypair.signer, payload_type=POINTER_PAYLOAD_TYPE),
+            "prod",
+            keyring_of(keypair.signer),
+        )
+
+
+def test_check_digests_against_the_pointer_and_the_mark() -> None:
+    other = "sha256:" + "cd" * 32
+    assert check_digests("prod", [(1, other), (2, D)], pointer=_pointer(2), seen=Seen(version=1, digest=other)) == Seen(
+        version=2, digest=D
+    )
+    with pytest.raises(VerificationError, match=f"prod version 2: digest {other} is not {D} that the signed pointer"):
+        check_digests("prod", [(2, other)], pointer=_pointer(2), seen=None)
+    with pytest.raises(VerificationError, match="that this reader accepted before"):
+        check_digests("prod", [(1, D), (2, D)], pointer=None, seen=Seen(version=1, digest=other))
+
+
+def test_seen_file_that_cannot_be_read_or_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(LlmccError, match="cannot write the reader state"):
+        SeenFile(tmp_path / "file" / "state", "file:///s").advance({"prod": Seen(version=1, digest=D)})
+    marks = SeenFile(tmp_path / "state", "file:///s")
+    marks.path.mkdir(parents=True)
+    with pytest.raises(LlmccError, match="cannot read the reader state"):
+        marks.load()
+    with pytest.raises(LlmccError, match="cannot read the reader state"):
+        marks.advance({"prod": Seen(version=1, digest=D)})
+    marks.path.rmdir()
+
+    def full_disk(src: str, dst: str) -> None:  # a failure hard to cause for real
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr("compiler.storage.seen.os.replace", full_disk)
+        with pytest.raises(LlmccError, match="cannot write the reader state: No space left on device"):
+            marks.advance({"prod": Seen(version=1, digest=D)})
+    assert list((tmp_path / "state").glob(".seen-*")) == []  # the temp file is gone
+    with open(marks.path, "wb") as f:
+        f.truncate(17 * 1024 * 1024)
+    with pytest.raises(LlmccError, match="not a valid llmcc reader state"):
+        marks.load()
+
+
+class _MovedStore:
+    """A store (the real Protocol's pointer half) where another publisher always moved the pointer first."""
+
+    url = "mem://"
+
+    def __init__(self, found: list[bytes | None]) -> None:
+        self.found = found
+
+    def swap_pointer(self, target: str, envelope: bytes, *, expected: bytes | None) -> bool:
+        return False
+
+    def read_pointer(self, target: str) -> bytes | None:
+        return self.found.pop(0) if len(self.found) > 1 else self.found[0]
+
+
+def test_move_pointer_never_moves_down_and_gives_up_on_a_busy_store(keypair: KeyPair) -> None:
+    ring = keyring_of(keypair.signer)
+
+    def move(store: _MovedStore, version: int, digest: str = D, *, refresh: bool = False) -> Pointer:
+        return move_pointer(
+            store,  # type: ignore[arg-type]
+            "prod", version, digest, keypair.signer, trusted=ring, now=NOW,
+            expires_after=timedelta(days=1), expected=None, refresh=refresh, max_attempts=3,
+        )  # fmt: skip
+
+    at3 = sign_pointer(_pointer(3), keypair.signer)
+    assert move(_MovedStore([None, at3]), 2).version == 3  # someone else's pointer is higher: left alone
+    assert move(_MovedStore([at3]), 3).version == 3
+    with pytest.raises(VerificationError, match="the pointer names version 3 with digest"):
+        move(_MovedStore([at3]), 3, "sha256:" + "00" * 32)
+    with pytest.raises(StorageError, match="other publishers kept moving the pointer"):
+        move(_MovedStore([at3]), 3, refresh=True)
+    with pytest.raises(StorageError, match="other publishers kept moving the pointer"):
+        move(_MovedStore([sign_pointer(_pointer(1), keypair.signer)]), 2)
+
+
+def test_a_symlinked_version_is_refused(tmp_path: Path, keypair: KeyPair) -> None:
+    store = FileStore(tmp_path / "store")
+    publish_target(store, "prod", make_body("prod", 1), keypair.signer)
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_bytes(store.read("prod", 1))
+    (tmp_path / "store" / "prod" / "00000002.dsse.json").symlink_to(elsewhere)
+    with pytest.raises(CorruptObjectError, match="prod version 2: is a symlink, not a regular file"):
+        store.read("prod", 2)
