@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from compiler.bundle.canonical import canonical_json
 from compiler.bundle.dsse import POINTER_PAYLOAD_TYPE, sign_envelope
@@ -14,6 +16,7 @@ from compiler.freshness import (
     Pointer,
     Seen,
     check_digests,
+    check_listing,
     check_pointer,
     new_pointer,
     sign_pointer,
@@ -21,7 +24,7 @@ from compiler.freshness import (
 )
 from compiler.project import load_project
 from compiler.publish import move_pointer, publish_target
-from compiler.storage.base import CorruptObjectError
+from compiler.storage.base import CorruptObjectError, Listing
 from compiler.storage.file import FileStore
 from compiler.storage.oci import sort_tags
 from compiler.storage.seen import SeenFile
@@ -204,3 +207,29 @@ def test_a_symlinked_version_is_refused(tmp_path: Path, keypair: KeyPair) -> Non
     (tmp_path / "store" / "prod" / "00000002.dsse.json").symlink_to(elsewhere)
     with pytest.raises(CorruptObjectError, match="prod version 2: is a symlink, not a regular file"):
         store.read("prod", 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    listed=st.sets(st.integers(1, 12), max_size=12),
+    pointed=st.integers(1, 12),
+    seen=st.none() | st.integers(1, 12),
+)
+def test_a_listing_passes_exactly_when_it_is_one_chain_at_the_pointer(
+    listed: set[int], pointed: int, seen: int | None
+) -> None:
+    """The law behind issue 9 §3: versions 1..N, N the pointer's or one above, N and the pointer not below the mark."""
+    latest = len(listed)
+    lawful = (
+        listed == set(range(1, latest + 1))
+        and pointed <= latest <= pointed + 1
+        and (seen is None or (seen <= latest and seen <= pointed + 1))
+    )
+    mark = None if seen is None else Seen(version=seen, digest=D)
+    try:
+        found = check_listing("prod", Listing(versions=tuple(sorted(listed)), pointer=True, strays=()))
+        check_pointer("prod", _pointer(pointed), found, seen=mark, now=NOW)
+    except VerificationError:
+        assert not lawful
+    else:
+        assert lawful
