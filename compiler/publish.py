@@ -107,9 +107,17 @@ def publish_target(
             pointer = state.pointer
             if pointer is None or pointer.version < latest.version or when >= pointer.expires:
                 move_pointer(
-                    store, target, latest.version, latest.digest, signer, trusted=trusted, now=when,
-                    expires_after=expires_after, expected=state.pointer_envelope, refresh=True,
-                )  # fmt: skip
+                    store,
+                    target,
+                    latest.version,
+                    latest.digest,
+                    signer,
+                    trusted=trusted,
+                    now=when,
+                    expires_after=expires_after,
+                    expected=state.pointer_envelope,
+                    refresh=True,
+                )
             return PublishResult(target=target, version=latest.version, digest=latest.digest, created=False)
         version = latest.version + 1 if latest else 1
         payload = canonical_json(
@@ -117,9 +125,16 @@ def publish_target(
         )
         if store.create(target, version, sign_envelope(payload, signer), previous=state.latest_envelope):
             move_pointer(
-                store, target, version, digest(payload), signer, trusted=trusted, now=when,
-                expires_after=expires_after, expected=state.pointer_envelope,
-            )  # fmt: skip
+                store,
+                target,
+                version,
+                digest(payload),
+                signer,
+                trusted=trusted,
+                now=when,
+                expires_after=expires_after,
+                expected=state.pointer_envelope,
+            )
             return PublishResult(target=target, version=version, digest=digest(payload), created=True)
         # Lost the race for the next version to another publisher: loop re-reads the new latest.
     raise StorageError(
@@ -155,9 +170,17 @@ def refresh_pointer(
     if latest is None:
         raise VerificationError(f"{target}: nothing published in {store.url}, so no pointer to refresh")
     return move_pointer(
-        store, target, latest.version, latest.digest, signer, trusted=trusted, now=now,
-        expires_after=expires_after, expected=state.pointer_envelope, refresh=True,
-    )  # fmt: skip
+        store,
+        target,
+        latest.version,
+        latest.digest,
+        signer,
+        trusted=trusted,
+        now=now,
+        expires_after=expires_after,
+        expected=state.pointer_envelope,
+        refresh=True,
+    )
 
 
 def move_pointer(

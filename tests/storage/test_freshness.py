@@ -184,9 +184,17 @@ def test_move_pointer_never_moves_down_and_gives_up_on_a_busy_store(keypair: Key
     def move(store: _MovedStore, version: int, digest: str = D, *, refresh: bool = False) -> Pointer:
         return move_pointer(
             store,  # type: ignore[arg-type]
-            "prod", version, digest, keypair.signer, trusted=ring, now=NOW,
-            expires_after=timedelta(days=1), expected=None, refresh=refresh, max_attempts=3,
-        )  # fmt: skip
+            "prod",
+            version,
+            digest,
+            keypair.signer,
+            trusted=ring,
+            now=NOW,
+            expires_after=timedelta(days=1),
+            expected=None,
+            refresh=refresh,
+            max_attempts=3,
+        )
 
     at3 = sign_pointer(_pointer(3), keypair.signer)
     assert move(_MovedStore([None, at3]), 2).version == 3  # someone else's pointer is higher: left alone

@@ -57,9 +57,16 @@ def test_publish_verify_pull_with_the_pointer(
     at4 = store.read_pointer("prod")
     third = read_target(store, "prod", trusted, now=None, wanted=3).version(3)
     kept = move_pointer(
-        store, "prod", 3, third.digest, keypair.signer, trusted=trusted, now=datetime.now(UTC),
-        expires_after=timedelta(days=1), expected=old,
-    )  # fmt: skip
+        store,
+        "prod",
+        3,
+        third.digest,
+        keypair.signer,
+        trusted=trusted,
+        now=datetime.now(UTC),
+        expires_after=timedelta(days=1),
+        expected=old,
+    )
     assert kept.version == 4
     assert store.read_pointer("prod") == at4
     assert llmcc(root, "pull", "prod", *flags) == 0
