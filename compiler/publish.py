@@ -15,7 +15,7 @@ from compiler.errors import StorageError, VerificationError
 from compiler.freshness import DEFAULT_POINTER_EXPIRY, Pointer, new_pointer, sign_pointer, verify_pointer
 from compiler.jsontypes import JSONObject
 from compiler.reader import ANY_IN_FLIGHT, TargetRead, read_target
-from compiler.storage.base import Store
+from compiler.storage.base import MissingObjectError, Store
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,6 +87,8 @@ def publish_target(
       re-read and link to what it holds;
     - two publishers move the pointer: ``swap_pointer`` is a compare-and-swap,
       and the pointer only ever moves up (see :func:`move_pointer`);
+    - a listed version cannot be read for a moment (an OCI tag being
+      rewritten by a concurrent claim): re-read, within ``max_attempts``;
     - a publisher dies before ``create`` succeeds: nothing is visible; after
       it, before the pointer moves: readers accept the one version above the
       pointer, and the next publish moves the pointer.
@@ -100,8 +102,17 @@ def publish_target(
     check_signer_trusted(signer, trusted)
     wanted, meta = _check_body(target, body)
     when = now or datetime.now(UTC)
+    vanished: MissingObjectError | None = None
     for _ in range(max_attempts):
-        state = _read_for_publish(store, target, trusted)
+        try:
+            state = _read_for_publish(store, target, trusted)
+            vanished = None
+        except MissingObjectError as e:
+            vanished = e
+            # Race: a version listed a moment ago could not be read. On OCI a concurrent
+            # claim rewriting its tag can answer 404 for a moment; re-list. A version
+            # really deleted is then missing from the listing, and refused as a gap.
+            continue
         latest = state.latest
         if latest is not None and _without_chain(latest.bundle) == wanted:
             pointer = state.pointer
@@ -137,6 +148,8 @@ def publish_target(
             )
             return PublishResult(target=target, version=version, digest=digest(payload), created=True)
         # Lost the race for the next version to another publisher: loop re-reads the new latest.
+    if vanished is not None:
+        raise vanished
     raise StorageError(
         f"{store.url}: {target}: another publisher claimed the next version {max_attempts} times in a row; "
         "nothing was published for this target, try again"

@@ -74,6 +74,10 @@ def sort_names(names: list[str]) -> Listing:
     return Listing(versions=tuple(sorted(versions)), pointer=pointer, strays=tuple(sorted(strays)))
 
 
+class MissingObjectError(StorageError):
+    """The version asked for is not stored (any more): exit 2, like any missing input."""
+
+
 class Store(Protocol):
     """Where signed bundles live: one immutable envelope object per target and version."""
 
@@ -103,7 +107,8 @@ class Store(Protocol):
         """The stored envelope bytes of ``target`` at ``version``.
 
         Raises:
-            StorageError: it does not exist or cannot be read.
+            MissingObjectError: it does not exist.
+            StorageError: it cannot be read.
             CorruptObjectError: it is larger than :data:`MAX_ENVELOPE_BYTES` or
                 not a regular object (checked before it is read).
         """

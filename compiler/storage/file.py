@@ -32,6 +32,7 @@ from compiler.storage.base import (
     POINTER_OBJECT_NAME,
     CorruptObjectError,
     Listing,
+    MissingObjectError,
     check_target,
     is_target,
     sort_names,
@@ -91,7 +92,7 @@ class FileStore:
         try:
             return _read_bounded(path, MAX_ENVELOPE_BYTES, where=where)
         except FileNotFoundError as e:
-            raise StorageError(f"{self._url}: {target} has no version {version}") from e
+            raise MissingObjectError(f"{self._url}: {target} has no version {version}") from e
         except OSError as e:
             raise StorageError(f"{where}: cannot read: {e}") from e
 

@@ -62,6 +62,7 @@ from compiler.storage.base import (
     MAX_POINTER_BYTES,
     CorruptObjectError,
     Listing,
+    MissingObjectError,
     check_target,
     check_version,
     is_target,
@@ -188,7 +189,7 @@ class OciStore:
             tag_for(target, version), ARTIFACT_TYPE, MAX_ENVELOPE_BYTES, f"{target} version {version}"
         )
         if data is None:
-            raise StorageError(f"{self._url}: {target} has no version {version}")
+            raise MissingObjectError(f"{self._url}: {target} has no version {version}")
         return data
 
     def read_pointer(self, target: str) -> bytes | None:

@@ -28,6 +28,7 @@ from compiler.storage.base import (
     POINTER_OBJECT_NAME,
     CorruptObjectError,
     Listing,
+    MissingObjectError,
     check_target,
     is_target,
     sort_names,
@@ -110,7 +111,7 @@ class S3Store:
     def read(self, target: str, version: int) -> bytes:
         data = self._get(self._key(target, version), MAX_ENVELOPE_BYTES, where=f"{target} version {version}")
         if data is None:
-            raise StorageError(f"{self._url}: {target} has no version {version}")
+            raise MissingObjectError(f"{self._url}: {target} has no version {version}")
         return data[0]
 
     def read_pointer(self, target: str) -> bytes | None:

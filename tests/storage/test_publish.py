@@ -10,6 +10,7 @@ from compiler.bundle.canonical import digest
 from compiler.bundle.dsse import sign_envelope, verify_envelope
 from compiler.errors import VerificationError
 from compiler.publish import publish_target
+from compiler.storage.base import MissingObjectError
 from compiler.storage.file import FileStore
 from compiler.verify import verify_chain
 from tests.storage._support import KeyPair, keyring_of, make_body
@@ -110,3 +111,27 @@ def test_a_gap_stops_publish(store: FileStore, keypair: KeyPair, tmp_path: Path)
     with pytest.raises(VerificationError, match="refusing to extend prod: prod: version 2 is missing"):
         publish_target(store, "prod", make_body("prod", 4), keypair.signer)
     assert store.versions("prod") == [1, 3]
+
+
+def test_a_listed_version_that_cannot_be_read_is_re_listed(store: FileStore, keypair: KeyPair) -> None:
+    """On OCI a tag being rewritten by a concurrent claim can answer 404 for a moment: publish re-lists."""
+    publish_target(store, "prod", make_body("prod", 1), keypair.signer)
+
+    class Flickering:
+        """The real store, except that the first ``misses`` reads find nothing."""
+
+        def __init__(self, misses: int) -> None:
+            self.misses = misses
+            self.url, self.listing, self.read_pointer = store.url, store.listing, store.read_pointer
+            self.create, self.swap_pointer = store.create, store.swap_pointer
+
+        def read(self, target: str, version: int) -> bytes:
+            if self.misses:
+                self.misses -= 1
+                raise MissingObjectError(f"{self.url}: {target} has no version {version}")
+            return store.read(target, version)
+
+    assert publish_target(Flickering(2), "prod", make_body("prod", 2), keypair.signer).version == 2  # type: ignore[arg-type]
+    with pytest.raises(MissingObjectError, match="prod has no version 1"):
+        publish_target(Flickering(99), "prod", make_body("prod", 3), keypair.signer, max_attempts=3)  # type: ignore[arg-type]
+    assert store.versions("prod") == [1, 2]
