@@ -87,8 +87,12 @@ def read_target(
         StorageError: the store cannot be read (CorruptObjectError, exit 3:
             an object is oversized or not a regular object).
     """
-    latest = check_listing(target, store.listing(target))
+    listing = store.listing(target)
+    latest = check_listing(target, listing)
     pointer_envelope = store.read_pointer(target)
+    if pointer_envelope is None and listing.pointer:
+        # listed a moment ago: an OCI tag rewritten by a concurrent publish can 404 briefly
+        pointer_envelope = store.read_pointer(target)
     # without a pointer to start from, a publisher verifies the whole chain
     full = full or (pointer_envelope is None and not need_pointer)
     envelopes: list[tuple[int, bytes]] = []

@@ -24,6 +24,7 @@ from compiler.freshness import (
 )
 from compiler.project import load_project
 from compiler.publish import move_pointer, publish_target
+from compiler.reader import read_target
 from compiler.storage.base import CorruptObjectError, Listing
 from compiler.storage.file import FileStore
 from compiler.storage.oci import sort_tags
@@ -241,3 +242,23 @@ def test_a_listing_passes_exactly_when_it_is_one_chain_at_the_pointer(
         assert not lawful
     else:
         assert lawful
+
+
+def test_a_listed_pointer_that_hides_for_a_moment_is_read_again(tmp_path: Path, keypair: KeyPair) -> None:
+    store = FileStore(tmp_path / "store")
+    publish_target(store, "prod", make_body("prod", 1), keypair.signer)
+
+    class Flickering:
+        """The real store, except that the pointer is not found on the first read."""
+
+        def __init__(self) -> None:
+            self.hidden = True
+            self.url, self.listing, self.read = store.url, store.listing, store.read
+
+        def read_pointer(self, target: str) -> bytes | None:
+            hidden, self.hidden = self.hidden, False
+            return None if hidden else store.read_pointer(target)
+
+    state = read_target(Flickering(), "prod", keyring_of(keypair.signer), now=NOW)  # type: ignore[arg-type]
+    assert state.pointer is not None
+    assert state.pointer.version == 1
