@@ -36,7 +36,7 @@ from compiler.errors import InputError, SecretsError, UsageError
 from compiler.load.yaml import Document
 from compiler.project import KeySpec, Project, Target, parse_target
 from compiler.secrets.kek import spec_key_id
-from compiler.secrets.kek.age import AgeKeyProvider, unnamed_readers
+from compiler.secrets.kek.age import AgeKeyProvider, shown_key, unnamed_readers
 from compiler.secrets.kek.base import WrappedKey
 from compiler.secrets.keyfile import KEY_DIR, key_file_path, read_target_key
 from compiler.secrets.sources import SOPS_KEY
@@ -52,7 +52,11 @@ ChangeKind = Literal["added", "removed", "changed"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Readers:
-    """Who can open a wrap: a provider and what it wraps for (age: each recipient; otherwise the key id)."""
+    """Who can open a wrap: a provider and what it wraps for (age: each recipient; otherwise the key id).
+
+    An id holding private key material is kept as ``kek.age.PRIVATE_SHOWN``, so
+    no message or diff built from it can print the key (issue 9: never print a secret).
+    """
 
     provider: str
     ids: frozenset[str]
@@ -60,7 +64,7 @@ class Readers:
     @classmethod
     def of(cls, provider: str, key_id: str) -> Readers:
         ids = key_id.split(",") if provider == "age" else [key_id]
-        return cls(provider=provider, ids=frozenset(i for i in ids if i))
+        return cls(provider=provider, ids=frozenset(shown_key(i) for i in ids if i))
 
     @classmethod
     def of_spec(cls, spec: KeySpec) -> Readers:
@@ -280,7 +284,7 @@ def check_sops_recipients(doc: Document, compiler: set[str], target: Target) -> 
     if not isinstance(stanzas, list) or not stanzas:
         return []
     has = {s.get("recipient") for s in stanzas if isinstance(s, dict)}
-    missing = sorted(compiler - has)
+    missing = sorted(shown_key(r) for r in compiler - has)
     if not missing:
         return []
     message = (

@@ -327,3 +327,32 @@ def test_orphan_key_files_and_untrusted_paths(initech: Initech, capsys: pytest.C
     )
     assert "keys/compiler.age.pub: not a SubjectPublicKeyInfo PEM public key" in lines[1]
     assert len(lines) == 2  # an absolute path is outside the repository: verify and pull read it
+
+
+@pytest.mark.parametrize("pasted", ["{key}", '" {key}"', '"{lower}"'])
+def test_a_private_key_pasted_as_a_reader_is_never_printed(
+    initech: Initech, capsys: pytest.CaptureFixture[str], pasted: str
+) -> None:
+    """A private identity in a reader rule or keys.compiler, even with a prefix, never reaches any output."""
+    c = str(initech.root)
+    identity = next(line for line in initech.compiler_key.read_text().splitlines() if line.startswith("AGE-SECRET"))
+    body = identity.removeprefix("AGE-SECRET-KEY-1")
+    item = pasted.format(key=identity, lower=identity.lower())
+    text = initech.manifest.replace("recipients: [", f"recipients: [{item}, ")
+    assert text.count(item) == 2  # keys.compiler and "*"
+    (initech.root / "llmcc.yaml").write_text(text)
+    initech.git.commit("a private key pasted as a recipient")
+    for argv in (
+        ("validate",),
+        ("keys", "update"),
+        ("compile", "--identity", str(initech.compiler_key)),
+        *(("diff", "HEAD~1", "HEAD", "--format", f) for f in ("text", "markdown", "json")),
+    ):
+        code, out, err = llmcc(capsys, "-C", c, *argv)
+        assert body.lower() not in (out + err).lower(), argv
+        if argv[0] == "diff":
+            assert code == 0
+            assert "<private key material, not shown>" in out
+        else:
+            assert code != 0
+            assert "private age identity (AGE-SECRET-KEY-...)" in err

@@ -15,6 +15,23 @@ def age_key_id(recipients: list[str]) -> str:
 
 
 _HEADER = b"age-encryption.org/v1"
+_PRIVATE_MARKS = ("AGE-SECRET-KEY-", "PRIVATE KEY")
+PRIVATE_SHOWN = "<private key material, not shown>"
+
+
+def holds_private_key(text: str) -> bool:
+    """Whether ``text`` (a recipient or key id from a file) holds private key material anywhere in it.
+
+    An age identity (``AGE-SECRET-KEY-1...``, any case) or a PEM private key
+    pasted where a public key belongs; such text is never echoed.
+    """
+    upper = text.upper()
+    return any(mark in upper for mark in _PRIVATE_MARKS)
+
+
+def shown_key(text: str) -> str:
+    """``text`` as a message may show it: itself, or ``PRIVATE_SHOWN`` when it holds private key material."""
+    return PRIVATE_SHOWN if holds_private_key(text) else text
 
 
 def age_stanza_types(raw: bytes) -> list[str] | None:
@@ -64,8 +81,8 @@ class AgeKeyProvider:
             raise SecretsError("an age key needs at least one recipient")
         self._recipients: list[pyrage.x25519.Recipient] = []
         for r in sorted(set(recipients)):
-            if r.upper().startswith("AGE-SECRET-KEY-"):
-                # never echo it: a private identity pasted where a recipient belongs
+            if holds_private_key(r):
+                # never echo it: a private identity pasted where a recipient belongs, even with a prefix
                 raise SecretsError("a recipient is a private age identity (AGE-SECRET-KEY-...); list age1... keys")
             try:
                 self._recipients.append(pyrage.x25519.Recipient.from_str(r))
