@@ -22,7 +22,7 @@ from compiler.cli import Context
 from compiler.cli._repo import add_identity_arg
 from compiler.errors import InputError, LlmccError, UsageError
 from compiler.project import MANIFEST, Project, Target, load_project
-from compiler.secrets.access import orphan_names
+from compiler.secrets.access import key_commitments, orphan_names, sharing_targets
 from compiler.secrets.identity import Identities, load_identities
 from compiler.secrets.keyfile import (
     KEY_DIR,
@@ -33,6 +33,7 @@ from compiler.secrets.keyfile import (
     update_target_key,
 )
 from compiler.secrets.rotation import rfc3339
+from compiler.sources.worktree import WorkTree
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -76,9 +77,11 @@ def _update(project: Project, names: list[str] | None, identities: Identities, c
     """Every selected target in one run; a target that cannot be brought in line is named, and the rest go on."""
     changed = 0
     failures: list[LlmccError] = []
+    tree = WorkTree(ctx.root)  # reads as validate does: no symlink out of the repository, bounded size
+    commitments = key_commitments(tree, project)
     for target in project.select(names):
         try:
-            line = _update_one(project, target, identities, ctx.root, now)
+            line = _update_one(project, target, identities, tree, commitments, now)
         except LlmccError as e:
             failures.append(e)
             continue
@@ -101,24 +104,32 @@ def _update(project: Project, names: list[str] | None, identities: Identities, c
     return 0
 
 
-def _update_one(project: Project, target: Target, identities: Identities, root: Path, now: datetime) -> str | None:
-    """What was done to ``target``'s key file, as a line to print (None: it was in line)."""
+def _update_one(
+    project: Project, target: Target, identities: Identities, tree: WorkTree, commitments: dict[str, str], now: datetime
+) -> str | None:
+    """What was done to ``target``'s key file, as a line to print (None: it was in line).
+
+    ``commitments`` (``access.key_commitments``) is kept current as key files are rewritten.
+    """
     rel = key_file_path(target.name)
-    file = root / rel
-    if not file.exists():
-        kf = rotate_target_key(project, target, identities=identities, now=now)
-        write_file(file, dump_target_key(kf), mode=0o644)
-        return f"created {rel} (new data key for {target})"
+    file = tree.root / rel
     try:
-        current = read_target_key(read_file(file, rel), path=rel)
+        current = read_target_key(tree.read(rel), path=rel) if tree.exists(rel) else None
     except InputError as e:
         raise InputError(f"{e}; run: llmcc keys rotate {target}") from e
+    if current is None:
+        kf = rotate_target_key(project, target, identities=identities, now=now)
+        write_file(file, dump_target_key(kf), mode=0o644)
+        commitments[target.name] = kf.commitment
+        return f"created {rel} (new data key for {target})"
     if current.target != target.name:
         raise InputError(f"{rel}: holds the key of target {current.target!r}, not {target.name!r}")
-    result = update_target_key(project, target, current, identities=identities, now=now)
+    shared = sharing_targets(target.name, commitments)
+    result = update_target_key(project, target, current, identities=identities, now=now, shared_with=shared)
     if result.action == "unchanged":
         return None
     write_file(file, dump_target_key(result.keyfile), mode=0o644)
+    commitments[target.name] = result.keyfile.commitment
     return f"{result.action} {rel} ({result.reason})"
 
 

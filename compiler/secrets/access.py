@@ -28,7 +28,7 @@ A key file of a target that llmcc.yaml no longer defines is an orphan
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from compiler.diagnostics import Diagnostic, Origin, Severity, diagnostic_from_message
@@ -246,10 +246,18 @@ def unreadable_key_file(target: Target, error: InputError) -> Diagnostic:
 
 @dataclass(slots=True)
 class KeyFileCheck:
-    """The build's ``check_keys`` hook: a compiled target's key file, and the SOPS files it reads."""
+    """The build's ``check_keys`` hook: a compiled target's key file, and the SOPS files it reads.
+
+    It reads every target's key file once, when made (before the build forks),
+    to find a data key that two targets share (``shared_data_key``).
+    """
 
     tree: SourceTree
     project: Project
+    commitments: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.commitments = key_commitments(self.tree, self.project)
 
     def __call__(self, result: CompileResult) -> list[Diagnostic]:
         target = result.target
@@ -261,6 +269,7 @@ class KeyFileCheck:
             found.append(unreadable_key_file(target, e))
         else:
             finding = check_key_file(self.project, target, data, needed=bool(result.secrets))
+            finding = finding or shared_data_key(target, self.commitments)
             found += [] if finding is None else [finding]
         compiler = self.project.manifest.keys.compiler
         if compiler is not None and compiler.provider == "age":
@@ -270,6 +279,42 @@ class KeyFileCheck:
 
     def orphans(self) -> list[Diagnostic]:
         return orphan_key_files(self.project, self.tree.list_dir(KEY_DIR))
+
+
+def key_commitments(tree: SourceTree, project: Project) -> dict[str, str]:
+    """``{target: commitment}`` of every target's key file that exists and parses (the others are named apart)."""
+    out: dict[str, str] = {}
+    for target in project.targets():
+        path = key_file_path(target.name)
+        try:
+            if tree.exists(path):
+                out[target.name] = read_target_key(tree.read(path), path=path).commitment
+        except InputError:
+            continue  # check_key_file names it for its own target
+    return out
+
+
+def sharing_targets(target: str, commitments: dict[str, str]) -> list[str]:
+    """The other targets whose key file holds the same data key as ``target``'s (same commitment)."""
+    mine = commitments.get(target)
+    return [t for t, c in commitments.items() if c == mine and t != target] if mine else []
+
+
+def shared_data_key(target: Target, commitments: dict[str, str]) -> Diagnostic | None:
+    """Refuse a data key that another target's key file holds too (a copied key file).
+
+    Each target has its own data key, so a reader of one target cannot open
+    another's bundles; a copied file breaks that without changing any reader
+    of llmcc.yaml, and a reader later added to one target would be handed both.
+    """
+    others = sharing_targets(target.name, commitments)
+    if not others:
+        return None
+    message = (
+        f"shares its data key with target {', '.join(others)} (a copied key file): a reader of either target "
+        f"opens the other's bundles; run: llmcc keys update"
+    )
+    return _finding(target, key_file_path(target.name), message)
 
 
 def check_sops_recipients(doc: Document, compiler: set[str], target: Target) -> list[Diagnostic]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
@@ -131,9 +131,12 @@ def update_target_key(
     now: datetime,
     rng: Callable[[int], bytes] = os.urandom,
     providers: ProviderFactory = provider_for,
+    shared_with: Sequence[str] = (),
 ) -> KeyUpdate:
     """Re-wrap the data key after llmcc.yaml's keys changed.
 
+    0. The key file of another target holds the same data key (``shared_with``,
+       a copied file): rotate, so the readers of one cannot open the other's bundles.
     1. A reader lost access (an age recipient removed, or another provider or
        key), or an age wrap may open to a reader it does not name
        (``kek.age.unnamed_readers``): rotate, so that reader cannot open
@@ -148,6 +151,9 @@ def update_target_key(
     consumer_spec, compiler_spec = key_specs(project, target)
     consumer_p = providers(consumer_spec, identities)
     compiler_p = providers(compiler_spec, identities)
+    if shared_with:
+        kf = rotate_target_key(project, target, identities=identities, now=now, rng=rng, providers=providers)
+        return KeyUpdate(keyfile=kf, action="rotated", reason=f"data key shared with {', '.join(shared_with)}")
     same = [_same(w, p) for w, p in ((current.consumer, consumer_p), (current.compiler, compiler_p))]
     pairs = (("consumer", current.consumer, consumer_p), ("compiler", current.compiler, compiler_p))
     for role, wrapped, provider in pairs:

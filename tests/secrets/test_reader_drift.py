@@ -356,3 +356,48 @@ def test_a_private_key_pasted_as_a_reader_is_never_printed(
         else:
             assert code != 0
             assert "private age identity (AGE-SECRET-KEY-...)" in err
+
+
+def test_a_copied_key_file_is_refused_and_rotated_apart(initech: Initech, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two targets with the same readers: a copied key file changes no reader, but shares one data key."""
+    root, c, key = initech.root, str(initech.root), str(initech.compiler_key)
+    staging = (root / "keys/targets/staging.yaml").read_text()
+    (root / "keys/targets/prod.yaml").write_text(staging.replace('target: "staging"', 'target: "prod"'))
+    initech.git.commit("prod: a copy of staging's key file")
+    shared = [
+        f"keys/targets/{a}.yaml:1:1: shares its data key with target {b} (a copied key file): a reader of either "
+        f"target opens the other's bundles; run: llmcc keys update (target {a}, layer keys)"
+        for a, b in (("prod", "staging"), ("staging", "prod"))
+    ]
+    code, _, err = llmcc(capsys, "-C", c, "validate")
+    assert code == 1
+    assert [line for line in err.splitlines() if "shares" in line] == shared
+    code, _, err = llmcc(capsys, "-C", c, "compile", "--identity", key)
+    assert code == 1
+    assert err.splitlines()[-1] == "llmcc: 2 of 3 targets failed validation: staging, prod"
+
+    code, out, _ = llmcc(capsys, "-C", c, "keys", "update")
+    assert (code, out) == (0, "rotated keys/targets/staging.yaml (data key shared with prod)\n")
+    assert llmcc(capsys, "-C", c, "validate")[0] == 0
+    assert llmcc(capsys, "-C", c, "keys", "update") == (0, "", "")
+
+
+def test_keys_update_reads_key_files_as_validate_does(
+    initech: Initech, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A key file that is a symlink out of the repository: validate refuses it, so keys update may not call it fine."""
+    root, c = initech.root, str(initech.root)
+    outside = tmp_path / "prod.yaml"
+    outside.write_bytes((root / "keys/targets/prod.yaml").read_bytes())
+    (root / "keys/targets/prod.yaml").unlink()
+    (root / "keys/targets/prod.yaml").symlink_to(outside)
+    assert llmcc(capsys, "-C", c, "validate")[0] == 1
+    code, out, err = llmcc(capsys, "-C", c, "keys", "update")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"llmcc: keys/targets/prod.yaml: points outside the repository (symlink to {outside}); "
+        "run: llmcc keys rotate prod\n"
+    )
+    assert llmcc(capsys, "-C", c, "keys", "rotate", "prod")[0] == 0
+    assert not (root / "keys/targets/prod.yaml").is_symlink()
+    assert llmcc(capsys, "-C", c, "validate")[0] == 0
