@@ -16,13 +16,14 @@ from typing import Literal
 
 from compiler.diff.masking import Masked, SecretDigest, mask_secrets, sops_paths
 from compiler.diff.structural import ChangePath, Kind, Memo, diff_values, format_change_path
-from compiler.errors import UsageError
+from compiler.errors import InputError, UsageError
 from compiler.jsonpath import JsonPath
 from compiler.load.layers import resolve_layers
 from compiler.pipeline import CompileResult, compile_target
 from compiler.project import MANIFEST, Target, parse_target
 from compiler.repository import SCHEMAS, TEMPLATES, Repository
-from compiler.secrets.access import ReaderChange, Role, reader_changes, target_readers
+from compiler.secrets.access import ReaderChange, Role, data_key_changes, reader_changes, target_readers
+from compiler.secrets.keyfile import key_file_path
 
 # Files of the repository a target's effective config can depend on (besides its layers).
 SHARED_INPUTS = (f"{SCHEMAS}/", f"{TEMPLATES}/")
@@ -154,12 +155,22 @@ def target_reader_changes(
     base: Repository, head: Repository, target: Target, *, in_base: bool, in_head: bool
 ) -> list[ReaderChange]:
     """Who can open ``target``'s secrets, BASE to HEAD, as llmcc.yaml names them (``validate`` holds the
-    key files to it). A target on one side only shows its consumer readers; the compiler, who reads
-    every target, shows where it changes."""
+    key files to it), and a data key its key file replaced (``access.data_key_changes``). A target on one
+    side only shows its consumer readers; the compiler, who reads every target, shows where it changes."""
     old = target_readers(base.project, target) if in_base else {}
     new = target_readers(head.project, target) if in_head else {}
     roles: tuple[Role, ...] = ("readers", "compiler") if in_base and in_head else ("readers",)
-    return [c for role in roles for c in reader_changes(old.get(role), new.get(role), role)]
+    changes = [c for role in roles for c in reader_changes(old.get(role), new.get(role), role)]
+    return changes + data_key_changes(_key_file(base, target), _key_file(head, target), target)
+
+
+def _key_file(repo: Repository, target: Target) -> bytes | None:
+    """The bytes of ``target``'s key file at that revision; None when absent or unreadable (validate's to name)."""
+    path = key_file_path(target.name)
+    try:
+        return repo.tree.read(path) if repo.tree.exists(path) else None
+    except InputError:
+        return None
 
 
 def _share_environment(base: Repository, head: Repository, env: str) -> None:

@@ -112,6 +112,29 @@ def reader_changes(old: Readers | None, new: Readers | None, role: Role) -> list
     ]
 
 
+def data_key_changes(old: bytes | None, new: bytes | None, target: Target) -> list[ReaderChange]:
+    """A data key replaced between two revisions of ``target``'s key file: one line, or [].
+
+    llmcc.yaml may name the same readers on both sides while the key file
+    changes: a rotation, or a key file put back to an older one whose data key
+    a removed reader still holds. Either way a review must see it. The key is
+    named by its commitment; an absent side, or one that does not parse (which
+    validate refuses), shows nothing here.
+    """
+    if old is None or new is None or old == new:
+        return []
+    path = key_file_path(target.name)
+    try:
+        before, after = read_target_key(old, path=path), read_target_key(new, path=path)
+    except InputError:
+        return []
+    if before.commitment == after.commitment:
+        return []
+    older = ", older than the key it replaces" if after.created_at < before.created_at else ""
+    what = f"data key (created {before.created_at}, now {after.created_at}{older})"
+    return [ReaderChange(role="readers", kind="changed", what=what)]
+
+
 def target_readers(project: Project, target: Target) -> dict[Role, Readers]:
     """The readers llmcc.yaml names for ``target``: its consumer key and the compiler, when set."""
     out: dict[Role, Readers] = {}

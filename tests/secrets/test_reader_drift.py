@@ -19,6 +19,7 @@ from compiler.errors import SecretsError
 from compiler.project import KeySpec
 from compiler.secrets.identity import load_identities
 from compiler.secrets.kek import provider_for
+from compiler.secrets.keyfile import read_target_key
 from compiler.secrets.reader import open_secrets
 from compiler.secrets.sops import encrypt_sops
 from tests.conftest import GitRepo, init_repo
@@ -401,3 +402,48 @@ def test_keys_update_reads_key_files_as_validate_does(
     assert llmcc(capsys, "-C", c, "keys", "rotate", "prod")[0] == 0
     assert not (root / "keys/targets/prod.yaml").is_symlink()
     assert llmcc(capsys, "-C", c, "validate")[0] == 0
+
+
+def test_a_key_file_put_back_to_an_older_data_key_shows_in_diff(
+    initech: Initech, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The removed reader's old data key, restored by a commit that touches no reader rule, is an access change.
+
+    Without an identity validate cannot tell (the wrap names the same readers), so
+    the review must: ``diff`` names the replaced data key instead of "no changes".
+    """
+    root, c, key = initech.root, str(initech.root), str(initech.compiler_key)
+    first, first_file = initech.reader("first")
+    second, second_file = initech.reader("second")
+    rule = '    "*@initech": {{provider: age, recipients: [{}]}}\n'
+    keyfile = root / "keys/targets/prod@initech.yaml"
+    initech.set_manifest("{initech: {environments: [prod]}}", rule.format(first))
+    assert llmcc(capsys, "-C", c, "keys", "update", "--identity", key)[0] == 0
+    old = keyfile.read_text()
+    initech.set_manifest("{initech: {environments: [prod]}}", rule.format(f"{first}, {second}"))
+    assert llmcc(capsys, "-C", c, "keys", "update", "--identity", key)[1].startswith("rewrapped ")
+    held = read_target_key(keyfile.read_bytes(), path="held").consumer  # second's copy of the old data key
+    initech.set_manifest("{initech: {environments: [prod]}}", rule.format(first))
+    assert llmcc(capsys, "-C", c, "keys", "update", "--identity", key)[1].startswith("rotated ")
+    initech.git.commit("initech, read by first; second has left")
+    now = re.search(r'created_at: "(.*)"', keyfile.read_text())
+    assert now is not None
+
+    restored = re.sub(r'created_at: ".*"', 'created_at: "2020-01-01T00:00:00Z"', old)
+    keyfile.write_text(restored)
+    initech.git.commit("tidy keys")
+    assert llmcc(capsys, "-C", c, "validate")[0] == 0  # the same readers: only a review can see it
+    code, out, _ = llmcc(capsys, "-C", c, "diff", "HEAD~1", "HEAD", "--exit-code")
+    assert code == 1
+    assert out.splitlines()[:2] == [
+        out.splitlines()[0].split(":")[0] + ": 1 reader change in 1 target; 1 of 4 targets change, 0 values",
+        f"  ! prod@initech: readers data key (created {now[1]}, now 2020-01-01T00:00:00Z, older than the key it "
+        "replaces) changed",
+    ]
+    code, out, _ = llmcc(capsys, "-C", c, "diff", "HEAD~1", "HEAD", "--format", "json")
+    assert json.loads(out)["summary"]["reader_changes"] == 1
+    assert llmcc(capsys, "-C", c, "compile", "--identity", key)[0] == 0
+    sealed = bundle(root, "prod@initech")
+    assert opens(sealed, first_file, first)
+    sealed["encryption"].update(wrapped_dek=held.to_json(), kek={"provider": "age", "key_id": held.key_id})  # type: ignore[attr-defined]
+    assert opens(sealed, second_file, second)  # what the review line stands for: second reads it again
