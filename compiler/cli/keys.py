@@ -65,7 +65,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     identities = load_identities(args.identity, os.environ, required=False)
     now = datetime.now(UTC)
     if command == "rotate":
-        for target in project.select(args.target):
+        targets = project.select(args.target)
+        WorkTree(ctx.root).list_dir(KEY_DIR)  # refuses a keys/targets/ that leads out of the repository
+        for target in targets:
             kf = rotate_target_key(project, target, identities=identities, now=now)
             write_file(ctx.root / key_file_path(target.name), dump_target_key(kf), mode=0o644)
             print(f"rotated {key_file_path(target.name)} (new data key, created {kf.created_at})")
@@ -78,6 +80,8 @@ def _update(project: Project, names: list[str] | None, identities: Identities, c
     changed = 0
     failures: list[LlmccError] = []
     tree = WorkTree(ctx.root)  # reads as validate does: no symlink out of the repository, bounded size
+    # Raises for a keys/targets/ that leads out of the repository: nothing is written or removed there.
+    existing = tree.list_dir(KEY_DIR)
     commitments = key_commitments(tree, project)
     for target in project.select(names):
         try:
@@ -89,9 +93,7 @@ def _update(project: Project, names: list[str] | None, identities: Identities, c
             print(line)
             changed += 1
     if not names:
-        directory = ctx.root / KEY_DIR
-        names = sorted(p.name for p in directory.iterdir() if p.is_file()) if directory.is_dir() else []
-        for name in orphan_names(project, names):
+        for name in orphan_names(project, existing):
             (ctx.root / KEY_DIR / name).unlink()
             print(f"removed {KEY_DIR}/{name} (no such target in llmcc.yaml)")
             changed += 1

@@ -447,3 +447,19 @@ def test_a_key_file_put_back_to_an_older_data_key_shows_in_diff(
     assert opens(sealed, first_file, first)
     sealed["encryption"].update(wrapped_dek=held.to_json(), kek={"provider": "age", "key_id": held.key_id})  # type: ignore[attr-defined]
     assert opens(sealed, second_file, second)  # what the review line stands for: second reads it again
+
+
+def test_keys_never_write_or_remove_outside_the_repository(
+    initech: Initech, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """keys/targets/ a symlink to another directory: update removed every *.yaml there as an orphan."""
+    root, c = initech.root, str(initech.root)
+    elsewhere = tmp_path / "elsewhere"
+    (root / "keys/targets").rename(elsewhere)
+    (root / "keys/targets").symlink_to(elsewhere)
+    (elsewhere / "precious.yaml").write_text("precious: true\n")
+    before = {p.name: p.read_bytes() for p in elsewhere.iterdir()}
+    refused = f"llmcc: keys/targets: points outside the repository (symlink to {elsewhere})\n"
+    for argv in (("keys", "update"), ("keys", "rotate", "prod"), ("keys", "rotate")):
+        assert llmcc(capsys, "-C", c, *argv) == (2, "", refused), argv
+    assert {p.name: p.read_bytes() for p in elsewhere.iterdir()} == before
