@@ -14,6 +14,7 @@ from compiler.secrets.access import (
     ReaderChange,
     Readers,
     check_key_file,
+    data_key_changes,
     orphan_key_files,
     reader_changes,
 )
@@ -271,3 +272,15 @@ def test_a_reader_that_cannot_be_wrapped_for_is_named_at_its_line(base: Project,
     assert "QQQQ" not in text
     no_id = project(age(age_keys.compiler.recipient), "{provider: vault-transit}")
     assert "keys.targets.*: a vault-transit key needs key_id" in (message(no_id, data) or "")
+
+
+def test_data_key_changes(base: Project) -> None:
+    """Named by commitment: a re-wrap of the same key, an absent or unreadable side show nothing."""
+    old = key_bytes(base)
+    new = key_bytes(base)
+    assert data_key_changes(old, old, PROD) == []
+    assert data_key_changes(None, new, PROD) == data_key_changes(old, None, PROD) == []
+    assert data_key_changes(old, b"consumer: [", PROD) == []
+    assert data_key_changes(old, old.replace(b"# llmcc", b"#  llmcc"), PROD) == []
+    (change,) = data_key_changes(old, new, PROD)
+    assert change.describe() == "data key (created 2026-03-01T12:00:00Z, now 2026-03-01T12:00:00Z) changed"

@@ -393,6 +393,7 @@ def test_keys_update_reads_key_files_as_validate_does(
     (root / "keys/targets/prod.yaml").unlink()
     (root / "keys/targets/prod.yaml").symlink_to(outside)
     assert llmcc(capsys, "-C", c, "validate")[0] == 1
+    assert llmcc(capsys, "-C", c, "diff", "HEAD")[1].endswith(": no changes in 3 targets\n")  # validate's to name
     code, out, err = llmcc(capsys, "-C", c, "keys", "update")
     assert (code, out) == (2, "")
     assert err == (
