@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -44,6 +45,7 @@ from compiler.secrets.rotation import parse_rfc3339, rfc3339
 
 KEY_DIR = "keys/targets"
 _API, _KIND = "llmcc/v1", "TargetKey"
+_COMMITMENT = re.compile(r"hmac-sha256:[0-9a-f]{64}")
 _FIELDS = ("apiVersion", "kind", "target", "created_at", "commitment", "consumer", "compiler")
 
 UpdateAction = Literal["unchanged", "rewrapped", "rotated"]
@@ -240,6 +242,10 @@ def read_target_key(data: bytes, *, path: str) -> TargetKeyFile:
         strings[name] = item
     if (strings["apiVersion"], strings["kind"]) != (_API, _KIND):
         raise InputError(f"{path}:1:1: not an llmcc key file (apiVersion {_API}, kind {_KIND})")
+    if not _COMMITMENT.fullmatch(strings["commitment"]):
+        # exactly as dek_commitment writes it: the commitment names the key, so two spellings must not hide a copy
+        where = doc.origin(("commitment",)).location()
+        raise InputError(f"{where}: commitment must be hmac-sha256:<64 lowercase hex digits>")
     try:
         parse_rfc3339(strings["created_at"])
     except ValueError as e:

@@ -382,6 +382,19 @@ def test_a_copied_key_file_is_refused_and_rotated_apart(initech: Initech, capsys
     assert llmcc(capsys, "-C", c, "validate")[0] == 0
     assert llmcc(capsys, "-C", c, "keys", "update") == (0, "", "")
 
+    # the same copy with its commitment in capitals is not another key: refused as compile would
+    staging = (root / "keys/targets/staging.yaml").read_text()
+    copy = re.sub(r"hmac-sha256:\w+", lambda m: m[0].upper().replace("HMAC-SHA256", "hmac-sha256"), staging)
+    (root / "keys/targets/prod.yaml").write_text(copy.replace('target: "staging"', 'target: "prod"'))
+    code, _, err = llmcc(capsys, "-C", c, "validate")
+    assert code == 1
+    assert re.search(
+        r"^keys/targets/prod\.yaml:6:\d+: cannot read the data key: commitment must be hmac-sha256:<64 lowercase "
+        r"hex digits>; run: llmcc keys rotate prod \(target prod, layer keys\)$",
+        err,
+        re.M,
+    )
+
 
 def test_keys_update_reads_key_files_as_validate_does(
     initech: Initech, capsys: pytest.CaptureFixture[str], tmp_path: Path
