@@ -54,8 +54,8 @@ ChangeKind = Literal["added", "removed", "changed"]
 class Readers:
     """Who can open a wrap: a provider and what it wraps for (age: each recipient; otherwise the key id).
 
-    An id holding private key material is kept as ``kek.age.PRIVATE_SHOWN``, so
-    no message or diff built from it can print the key (issue 9: never print a secret).
+    Ids are compared as written; an id holding private key material is shown as
+    ``kek.age.PRIVATE_SHOWN`` in every message and diff (issue 9: never print a secret).
     """
 
     provider: str
@@ -64,7 +64,7 @@ class Readers:
     @classmethod
     def of(cls, provider: str, key_id: str) -> Readers:
         ids = key_id.split(",") if provider == "age" else [key_id]
-        return cls(provider=provider, ids=frozenset(shown_key(i) for i in ids if i))
+        return cls(provider=provider, ids=frozenset(i for i in ids if i))
 
     @classmethod
     def of_spec(cls, spec: KeySpec) -> Readers:
@@ -75,7 +75,7 @@ class Readers:
         return cls.of(wrapped.provider, wrapped.key_id)
 
     def describe(self) -> str:
-        return f"{self.provider} ({', '.join(sorted(self.ids)) or 'no key'})"
+        return f"{self.provider} ({', '.join(sorted(map(shown_key, self.ids))) or 'no key'})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,8 +107,8 @@ def reader_changes(old: Readers | None, new: Readers | None, role: Role) -> list
     before = old.ids if old is not None else frozenset()
     after = new.ids if new is not None else frozenset()
     return [
-        *(ReaderChange(role=role, kind="removed", what=f"{noun} {i}") for i in sorted(before - after)),
-        *(ReaderChange(role=role, kind="added", what=f"{noun} {i}") for i in sorted(after - before)),
+        *(ReaderChange(role=role, kind="removed", what=f"{noun} {shown_key(i)}") for i in sorted(before - after)),
+        *(ReaderChange(role=role, kind="added", what=f"{noun} {shown_key(i)}") for i in sorted(after - before)),
     ]
 
 

@@ -284,3 +284,14 @@ def test_data_key_changes(base: Project) -> None:
     assert data_key_changes(old, old.replace(b"# llmcc", b"#  llmcc"), PROD) == []
     (change,) = data_key_changes(old, new, PROD)
     assert change.describe() == "data key (created 2026-03-01T12:00:00Z, now 2026-03-01T12:00:00Z) changed"
+
+
+def test_private_looking_ids_are_compared_as_written_and_never_shown() -> None:
+    hidden = "<private key material, not shown>"
+    old = Readers.of("vault-transit", "ops PRIVATE KEY 1")
+    new = Readers.of("vault-transit", "ops PRIVATE KEY 2")
+    assert old != new  # redacted for display only: a change between two of them is still a change
+    lines = [c.describe() for c in reader_changes(old, new, "readers")]
+    assert lines == [f"key {hidden} removed", f"key {hidden} added"]
+    (change,) = reader_changes(Readers.of("age", "age-secret-key-1qqqq"), new, "compiler")
+    assert change.describe() == f"compiler provider age ({hidden}) -> vault-transit ({hidden}) changed"
