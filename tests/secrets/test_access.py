@@ -127,7 +127,7 @@ def kms_key_file(key_id: str) -> bytes:
     kf = TargetKeyFile(
         target="prod",
         created_at="2026-03-01T12:00:00Z",
-        commitment="hmac-sha256:00",
+        commitment="hmac-sha256:" + "0" * 64,
         consumer=wrapped,
         compiler=wrapped,
     )
@@ -195,7 +195,11 @@ def test_a_hidden_extra_recipient_is_found_by_counting_stanzas(base: Project, ag
     assert f"data key readers differ from llmcc.yaml: wrap is for 2 age recipients but names 1; {FIX}" in text
     # keys update rotates it away: the unnamed reader must not open future bundles
     kf = TargetKeyFile(
-        target="prod", created_at="2026-03-01T12:00:00Z", commitment="hmac-sha256:00", consumer=forged, compiler=forged
+        target="prod",
+        created_at="2026-03-01T12:00:00Z",
+        commitment="hmac-sha256:" + "0" * 64,
+        consumer=forged,
+        compiler=forged,
     )
     result = update_target_key(base, PROD, kf, identities=None, now=NOW)
     assert result.action == "rotated"
