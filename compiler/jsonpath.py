@@ -15,7 +15,7 @@ Grammar (ABNF, RFC 5234; the quoted forms follow RFC 9535 section 2.3.1)::
     quoted    = "'" *( char / escape ) "'" / DQUOTE *( char / escape ) DQUOTE
     escape    = "\\" ( "\\" / "'" / DQUOTE / "/" / "b" / "f" / "n" / "r" / "t" / "u" 4HEXDIG )
     field     = bare
-    item      = index / quoted / bare          ; the list item whose ``field`` equals ``item``
+    item      = [ "-" ] index / quoted / bare  ; the list item whose ``field`` equals ``item``
 
 ``format_path`` prints the canonical form: ``$``, then ``.key`` for a key of
 ``[A-Za-z_][A-Za-z0-9_-]*``, ``[0]`` for a list index, ``['key']`` for any other
@@ -52,6 +52,7 @@ Query = tuple[Segment, ...]  # a parsed path; ``select`` turns each segment into
 
 _SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _INDEX = re.compile(r"0|[1-9][0-9]*")
+_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")  # an item's int value: ``[id=-3]`` (``diff`` matches any int)
 _BARE = re.compile(r"""[^.\[\]'"\\=\s]+""")
 _ESCAPES = {"\\": "\\", "'": "'", '"': '"', "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _SHORT = {"\\": "\\\\", "'": "\\'", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -242,6 +243,10 @@ class _Parser:
         self.pos += 1
         if self.text.startswith(("'", '"'), self.pos):
             return ItemKey(field, self.quoted())
+        m = _INT.match(self.text, self.pos)
+        if m is not None and self.text.startswith("]", m.end()):
+            self.pos = m.end()
+            return ItemKey(field, int(m.group()))
         return ItemKey(field, self.bare())
 
     def quoted(self) -> str:

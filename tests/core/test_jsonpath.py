@@ -14,7 +14,7 @@ segments = st.lists(st.one_of(keys, st.integers(min_value=0, max_value=10**6)), 
 items = st.builds(
     ItemKey,
     st.sampled_from(["name", "id", "key", "path"]),
-    st.one_of(keys, st.integers(min_value=0, max_value=10**6)),
+    st.one_of(keys, st.integers()),  # diff matches lists by any int id, negative ones included
 )
 
 
@@ -30,6 +30,19 @@ def test_parse_of_format_is_the_segments(path: tuple[str | int, ...]) -> None:
 def test_format_of_parse_is_the_text(path: tuple[str | int | ItemKey, ...]) -> None:
     text = format_path(path)
     assert format_path(parse_path(text)) == text
+
+
+@given(st.lists(st.one_of(keys, st.integers(min_value=0, max_value=99), items), max_size=5).map(tuple))
+def test_parse_of_format_is_the_segments_items_included(path: tuple[str | int | ItemKey, ...]) -> None:
+    assert parse_path(format_path(path)) == path
+
+
+def test_an_item_with_a_negative_int_id_reads_back() -> None:
+    """``diff`` prints ``$.ids[id=-3].v`` for ``ids: [{id: -3, v: 1}]``; explain must find that item."""
+    assert format_path(("ids", ItemKey("id", -3), "v")) == "$.ids[id=-3].v"
+    assert parse_path("$.ids[id=-3].v") == ("ids", ItemKey("id", -3), "v")
+    assert parse_path("$.ids[id='-3']") == ("ids", ItemKey("id", "-3"))
+    assert resolve({"ids": [{"id": "-3"}, {"id": -3, "v": 1}]}, parse_path("ids[id=-3].v")) == (("ids", 1, "v"), 1)
 
 
 @pytest.mark.parametrize(
