@@ -158,23 +158,44 @@ def missing_at(value: object, query: Query) -> str:
 def split_address(text: str, modules: list[str], path: str | None = None) -> tuple[str, Query]:
     """``MODULE.PATH``, ``MODULE$.PATH``, ``MODULE['key']`` or ``config["MODULE"].PATH`` as (module, path).
 
-    The module is the longest known module name that ``text`` starts with,
-    followed by the end or by ``.``, ``$`` or ``[`` (module names may hold dots).
+    The module is the known module name that ``text`` starts with, followed by
+    the end or by ``.``, ``$`` or ``[``. Module names may hold dots, so with
+    modules ``gate`` and ``gate.way`` the text ``gate.way.x`` could be either:
+    such a text is refused, never resolved by a guess; ``$`` ends the module
+    name (``gate.way$.x``, ``gate$.way.x``), and so does a separate ``path``.
     ``path``, when given, is the path written apart (``MODULE PATH``, as
     ``explain`` and ``history`` print it); then ``text`` must be the module alone.
 
     Raises:
-        UsageError: no known module starts ``text``, the rest is not a path, or the path is given twice.
+        UsageError: no known module starts ``text``, two do, the rest is not a
+            path, or the path is given twice.
     """
     twice = UsageError(f"{text!r}: give the path once, in MODULE.PATH or as a separate PATH")
+    if path is not None and text in modules:
+        return text, parse_path(path)
+    readings: dict[str, Query] = {}
+    bad: UsageError | None = None
     for module in sorted(modules, key=len, reverse=True):
-        if text == module:
-            return module, () if path is None else parse_path(path)
-        if text.startswith(module) and text[len(module)] in ".$[":
-            if path is not None:
-                raise twice
+        if text == module or (text.startswith(module) and text[len(module)] in ".$["):
             rest = text[len(module) :]
-            return module, parse_path(rest[1:] if rest[0] == "." else rest)
+            try:
+                readings[module] = parse_path(rest[1:] if rest[:1] == "." else rest)
+            except UsageError as e:
+                bad = bad or e
+    marked = [m for m in readings if text.startswith(m + "$")]
+    if len(marked) == 1:
+        readings = {marked[0]: readings[marked[0]]}
+    if len(readings) > 1:
+        forms = " or ".join(m + format_path(q) for m, q in readings.items())
+        raise UsageError(
+            f"{text!r} is ambiguous: modules {' and '.join(map(repr, readings))} both start it; write {forms}"
+        )
+    if readings:
+        if path is not None:
+            raise twice
+        return next(iter(readings.items()))
+    if bad is not None:
+        raise bad
     if re.match(r"config[.\[]", text):  # a policy finding's selection: config["m"].a.b or config.m.a.b
         query = parse_path(text[len("config") :])
         if query and isinstance(query[0], str) and query[0] in modules:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -179,7 +181,9 @@ def test_missing_at_of_a_path_that_exists_is_the_concrete_path() -> None:
         ("gateway$.labels['a.b']", None, ("gateway", ("labels", "a.b"))),
         ("gateway['a.b']", None, ("gateway", ("a.b",))),
         ("gateway", "$.labels['a.b']", ("gateway", ("labels", "a.b"))),
-        ("gate.way.x", None, ("gate.way", ("x",))),  # the longest module name wins
+        ("gate.way$.x", None, ("gate.way", ("x",))),  # $ ends a module name that holds dots
+        ("gate$.way.x", None, ("gate", ("way", "x"))),
+        ("gate.way", "$.x", ("gate.way", ("x",))),
         ("gate.x", None, ("gate", ("x",))),
         ('config["gateway"].labels["a.b"]', None, ("gateway", ("labels", "a.b"))),  # as policy findings print
         ("config.gate.x[0]", None, ("gate", ("x", 0))),
@@ -188,6 +192,22 @@ def test_missing_at_of_a_path_that_exists_is_the_concrete_path() -> None:
 )
 def test_split_address(text: str, path: str | None, expected: tuple[str, tuple[object, ...]]) -> None:
     assert split_address(text, ["gate", "gate.way", "gateway"], path) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "forms"),
+    [
+        ("gate.way.x", "gate.way$.x or gate$.way.x"),
+        ("gate.way", "gate.way$ or gate$.way"),
+        ("gate.way['a.b']", "gate.way$['a.b'] or gate$.way['a.b']"),
+    ],
+)
+def test_a_text_two_modules_start_is_refused(text: str, forms: str) -> None:
+    """``gate.way.x`` read as module ``gate.way`` even where the user meant ``gate``'s ``way.x``."""
+    with pytest.raises(
+        UsageError, match=re.escape(f"is ambiguous: modules 'gate.way' and 'gate' both start it; write {forms}")
+    ):
+        split_address(text, ["gate", "gate.way", "gateway"])
 
 
 def test_split_address_errors() -> None:
