@@ -20,7 +20,9 @@ Grammar (ABNF, RFC 5234; the quoted forms follow RFC 9535 section 2.3.1)::
 ``format_path`` prints the canonical form: ``$``, then ``.key`` for a key of
 ``[A-Za-z_][A-Za-z0-9_-]*``, ``[0]`` for a list index, ``['key']`` for any other
 key (the empty key, digit-only keys, dots, slashes, quotes, spaces), with
-``\\``, ``'`` and non-printable characters escaped, so a path is one line.
+``\\``, ``'`` and non-printable characters escaped, so a path is one line, in
+NFC (a key that would print otherwise has its non-ASCII characters escaped, so
+no two keys print alike).
 
 A digit-only segment that is not quoted (``.404``, ``[404]``) is parsed as an
 int and means a list index only where the value is a list: on a map it is the
@@ -32,6 +34,7 @@ Pure: no I/O; the runtime client reuses it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from compiler.errors import UsageError
@@ -80,12 +83,22 @@ def _item(value: str | int) -> str:
 
 
 def quote(key: str) -> str:
-    """``key`` in single quotes, escaped so that it reads back and stays on one line."""
+    """``key`` in single quotes, escaped so that it reads back and stays on one line.
+
+    The text printed is in Unicode NFC: a key whose printed form would not be
+    (``"cafe\\u0301"``, the NFD twin of ``'café'``) has its non-ASCII characters
+    escaped, so two keys of one map never print alike (UAX #15).
+    """
+    text = _quote(key, ascii_only=False)
+    return text if unicodedata.is_normalized("NFC", text) else _quote(key, ascii_only=True)
+
+
+def _quote(key: str, *, ascii_only: bool) -> str:
     out = ["'"]
     for ch in key:
         if ch in _SHORT:
             out.append(_SHORT[ch])
-        elif ch.isprintable():
+        elif ch.isprintable() and (ch.isascii() or not ascii_only):
             out.append(ch)
         elif ord(ch) > 0xFFFF:  # a UTF-16 surrogate pair, as JSON and RFC 9535 spell it
             n = ord(ch) - 0x10000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import pytest
 from hypothesis import given
@@ -223,3 +224,24 @@ def test_split_address_errors() -> None:
         split_address('config["nope"].x', ["a"])
     with pytest.raises(UsageError, match="unknown module 'config'"):
         split_address("config[0]", ["a"])
+
+
+def test_keys_that_differ_only_in_normalization_print_apart() -> None:
+    """``café`` in NFC and in NFD are two keys of one map: both printed ``['café']`` in diff and validate."""
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    assert format_path(("labels", nfc)) == "$.labels['café']"
+    assert format_path(("labels", nfd)) == "$.labels['cafe\\u0301']"
+    assert format_path(("labels", "Kø " + nfd)) == "$.labels['K\\u00f8 cafe\\u0301']"
+    assert format_path((ItemKey("name", nfd),)) == "$[name='cafe\\u0301']"
+    assert format_path(("नाम",)) == "$['नाम']"  # NFC text with combining signs stays readable
+    assert format_path(("a\n\u0301",)) == "$['a\\n\\u0301']"
+    for key in (nfc, nfd):
+        assert parse_path(format_path(("labels", key))) == ("labels", key)
+
+
+@given(segments)
+def test_a_printed_path_is_nfc(path: tuple[str | int, ...]) -> None:
+    """So no key prints like another one (``'a\\n'`` then U+0301 would compose into ``ń``)."""
+    text = format_path(path)
+    assert unicodedata.is_normalized("NFC", text)
+    assert parse_path(text) == path
