@@ -298,3 +298,12 @@ def test_a_rule_that_reads_an_int_cel_cannot_hold_is_an_error_naming_it(rule: st
             "beyond CEL's int (64-bit signed, -9223372036854775808 to 9223372036854775807): "
             "rules cannot read it unchanged"
         )
+
+
+def test_a_map_comprehension_names_the_same_key_every_run() -> None:
+    """CEL's maps iterate in hash order: the finding named a different failing key on each run."""
+    config = {"m": {k: 0 for k in "hgfedcba"}}
+    details = {outcome("config.m.all(k, config.m[k] > 0)", config)[1] for _ in range(8)}
+    assert details == {'config.m["a"] is 0, expected > 0'}
+    details = {outcome('config.m.filter(k, k != "x").all(k, k == "z")', config)[1] for _ in range(8)}
+    assert details == {'"a", expected == "z"'}
