@@ -195,6 +195,12 @@ def split_address(text: str, modules: list[str], path: str | None = None) -> tup
                 readings[module] = parse_path(rest[1:] if rest[:1] == "." else rest)
             except UsageError as e:
                 bad = bad or e
+    selection = _selection(text, modules) if "config" in readings else None
+    if selection is not None:  # a module named config, and a policy finding's selection of another one
+        raise UsageError(
+            f"{text!r} is ambiguous: module 'config' or a policy selection; "
+            f"write config{format_path(readings['config'])} or {selection[0]}{format_path(selection[1])}"
+        )
     marked = [m for m in readings if text.startswith(m + "$")]
     if len(marked) == 1:
         readings = {marked[0]: readings[marked[0]]}
@@ -209,16 +215,25 @@ def split_address(text: str, modules: list[str], path: str | None = None) -> tup
         return next(iter(readings.items()))
     if bad is not None:
         raise bad
-    if re.match(r"config[.\[]", text):  # a policy finding's selection: config["m"].a.b or config.m.a.b
-        query = parse_path(text[len("config") :])
-        if query and isinstance(query[0], str) and query[0] in modules:
-            if path is None:
-                return query[0], query[1:]
-            if len(query) == 1:
-                return query[0], parse_path(path)
-            raise twice
+    selection = _selection(text, modules)
+    if selection is not None:
+        if path is None:
+            return selection
+        if not selection[1]:
+            return selection[0], parse_path(path)
+        raise twice
     module = re.split(r"[.$\[]", text, maxsplit=1)[0]
     raise UsageError(f"unknown module {module!r}; modules: {', '.join(modules)}")
+
+
+def _selection(text: str, modules: list[str]) -> tuple[str, Query] | None:
+    """A policy finding's selection, ``config["m"].a.b`` or ``config.m.a.b``, as (module, path); else None."""
+    if not re.match(r"config[.\[]", text):
+        return None
+    query = parse_path(text[len("config") :])
+    if query and isinstance(query[0], str) and query[0] in modules:
+        return query[0], query[1:]
+    return None
 
 
 class _Parser:

@@ -245,3 +245,16 @@ def test_a_printed_path_is_nfc(path: tuple[str | int, ...]) -> None:
     text = format_path(path)
     assert unicodedata.is_normalized("NFC", text)
     assert parse_path(text) == path
+
+
+def test_a_module_named_config_and_a_policy_selection_are_told_apart() -> None:
+    """``config["web"].x`` (a policy finding) was read as module ``config``'s ``web.x``."""
+    modules = ["config", "web"]
+    with pytest.raises(
+        UsageError,
+        match=re.escape("""ambiguous: module 'config' or a policy selection; write config$.web.x or web$.x"""),
+    ):
+        split_address('config["web"].x', modules)
+    assert split_address('config$["web"].x', modules) == ("config", ("web", "x"))
+    assert split_address("config.other", modules) == ("config", ("other",))
+    assert split_address("config", modules, '$["web"]') == ("config", ("web",))
