@@ -10,7 +10,7 @@ Grammar (ABNF, RFC 5234; the quoted forms follow RFC 9535 section 2.3.1)::
     path      = [ "$" ] [ bare ] *segment      ; "labels.x" as well as "$.labels.x"
     segment   = "." bare / "[" selector "]"
     selector  = index / quoted / field "=" item
-    bare      = 1*( any character except . [ ] ' " \\ = and whitespace )
+    bare      = 1*( any character except . [ ] ' " \\ = and whitespace )  ; not "*" alone
     index     = "0" / %x31-39 *DIGIT           ; no sign, no leading zero
     quoted    = "'" *( char / escape ) "'" / DQUOTE *( char / escape ) DQUOTE
     escape    = "\\" ( "\\" / "'" / DQUOTE / "/" / "b" / "f" / "n" / "r" / "t" / "u" 4HEXDIG )
@@ -273,8 +273,10 @@ class _Parser:
         m = _BARE.match(self.text, self.pos)
         if m is None:
             raise self.fail("expected a key")
-        self.pos = m.end()
         word = m.group()
+        if word == "*":  # JSONPath's wildcard (RFC 9535): never read as the key "*"
+            raise self.fail("a wildcard (*) names no single value; a key named * is ['*']")
+        self.pos = m.end()
         return int(word) if _INDEX.fullmatch(word) else word
 
     def selector(self) -> Segment:

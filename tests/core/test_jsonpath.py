@@ -118,6 +118,9 @@ def test_format_is_canonical(path: tuple[str | int | ItemKey, ...], text: str) -
         ("a b", "unexpected ' ' at character 2"),
         ("$.a]", "unexpected ']'"),
         ("$.a[name=]", "expected a key"),
+        ("labels.*", "a wildcard (*) names no single value; a key named * is ['*'] at character 8"),  # was key "*"
+        ("$.labels.*.x", "a wildcard (*) names no single value"),
+        ("routes[name=*]", "a wildcard (*) names no single value"),
     ],
 )
 def test_parse_errors_name_the_position_and_how_to_quote(text: str, why: str) -> None:
