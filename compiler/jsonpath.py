@@ -10,17 +10,19 @@ Grammar (ABNF, RFC 5234; the quoted forms follow RFC 9535 section 2.3.1)::
     path      = [ "$" ] [ bare ] *segment      ; "labels.x" as well as "$.labels.x"
     segment   = "." bare / "[" selector "]"
     selector  = index / quoted / field "=" item
-    bare      = 1*( any character except . [ ] ' " \\ = and whitespace )
+    bare      = 1*( any character except . [ ] ' " \\ = and whitespace )  ; not "*" alone
     index     = "0" / %x31-39 *DIGIT           ; no sign, no leading zero
     quoted    = "'" *( char / escape ) "'" / DQUOTE *( char / escape ) DQUOTE
     escape    = "\\" ( "\\" / "'" / DQUOTE / "/" / "b" / "f" / "n" / "r" / "t" / "u" 4HEXDIG )
     field     = bare
-    item      = index / quoted / bare          ; the list item whose ``field`` equals ``item``
+    item      = [ "-" ] index / quoted / bare  ; the list item whose ``field`` equals ``item``
 
 ``format_path`` prints the canonical form: ``$``, then ``.key`` for a key of
 ``[A-Za-z_][A-Za-z0-9_-]*``, ``[0]`` for a list index, ``['key']`` for any other
 key (the empty key, digit-only keys, dots, slashes, quotes, spaces), with
-``\\``, ``'`` and non-printable characters escaped, so a path is one line.
+``\\``, ``'`` and non-printable characters escaped, so a path is one line, in
+NFC (a key that would print otherwise has its non-ASCII characters escaped, so
+no two keys print alike).
 
 A digit-only segment that is not quoted (``.404``, ``[404]``) is parsed as an
 int and means a list index only where the value is a list: on a map it is the
@@ -32,6 +34,7 @@ Pure: no I/O; the runtime client reuses it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from compiler.errors import UsageError
@@ -52,6 +55,7 @@ Query = tuple[Segment, ...]  # a parsed path; ``select`` turns each segment into
 
 _SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _INDEX = re.compile(r"0|[1-9][0-9]*")
+_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")  # an item's int value: ``[id=-3]`` (``diff`` matches any int)
 _BARE = re.compile(r"""[^.\[\]'"\\=\s]+""")
 _ESCAPES = {"\\": "\\", "'": "'", '"': '"', "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _SHORT = {"\\": "\\\\", "'": "\\'", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -79,12 +83,22 @@ def _item(value: str | int) -> str:
 
 
 def quote(key: str) -> str:
-    """``key`` in single quotes, escaped so that it reads back and stays on one line."""
+    """``key`` in single quotes, escaped so that it reads back and stays on one line.
+
+    The text printed is in Unicode NFC: a key whose printed form would not be
+    (``"cafe\\u0301"``, the NFD twin of ``'café'``) has its non-ASCII characters
+    escaped, so two keys of one map never print alike (UAX #15).
+    """
+    text = _quote(key, ascii_only=False)
+    return text if unicodedata.is_normalized("NFC", text) else _quote(key, ascii_only=True)
+
+
+def _quote(key: str, *, ascii_only: bool) -> str:
     out = ["'"]
     for ch in key:
         if ch in _SHORT:
             out.append(_SHORT[ch])
-        elif ch.isprintable():
+        elif ch.isprintable() and (ch.isascii() or not ascii_only):
             out.append(ch)
         elif ord(ch) > 0xFFFF:  # a UTF-16 surrogate pair, as JSON and RFC 9535 spell it
             n = ord(ch) - 0x10000
@@ -157,33 +171,69 @@ def missing_at(value: object, query: Query) -> str:
 def split_address(text: str, modules: list[str], path: str | None = None) -> tuple[str, Query]:
     """``MODULE.PATH``, ``MODULE$.PATH``, ``MODULE['key']`` or ``config["MODULE"].PATH`` as (module, path).
 
-    The module is the longest known module name that ``text`` starts with,
-    followed by the end or by ``.``, ``$`` or ``[`` (module names may hold dots).
+    The module is the known module name that ``text`` starts with, followed by
+    the end or by ``.``, ``$`` or ``[``. Module names may hold dots, so with
+    modules ``gate`` and ``gate.way`` the text ``gate.way.x`` could be either:
+    such a text is refused, never resolved by a guess; ``$`` ends the module
+    name (``gate.way$.x``, ``gate$.way.x``), and so does a separate ``path``.
     ``path``, when given, is the path written apart (``MODULE PATH``, as
     ``explain`` and ``history`` print it); then ``text`` must be the module alone.
 
     Raises:
-        UsageError: no known module starts ``text``, the rest is not a path, or the path is given twice.
+        UsageError: no known module starts ``text``, two do, the rest is not a
+            path, or the path is given twice.
     """
     twice = UsageError(f"{text!r}: give the path once, in MODULE.PATH or as a separate PATH")
+    if path is not None and text in modules:
+        return text, parse_path(path)
+    readings: dict[str, Query] = {}
+    bad: UsageError | None = None
     for module in sorted(modules, key=len, reverse=True):
-        if text == module:
-            return module, () if path is None else parse_path(path)
-        if text.startswith(module) and text[len(module)] in ".$[":
-            if path is not None:
-                raise twice
+        if text == module or (text.startswith(module) and text[len(module)] in ".$["):
             rest = text[len(module) :]
-            return module, parse_path(rest[1:] if rest[0] == "." else rest)
-    if re.match(r"config[.\[]", text):  # a policy finding's selection: config["m"].a.b or config.m.a.b
-        query = parse_path(text[len("config") :])
-        if query and isinstance(query[0], str) and query[0] in modules:
-            if path is None:
-                return query[0], query[1:]
-            if len(query) == 1:
-                return query[0], parse_path(path)
+            try:
+                readings[module] = parse_path(rest[1:] if rest[:1] == "." else rest)
+            except UsageError as e:
+                bad = bad or e
+    selection = _selection(text, modules) if "config" in readings else None
+    if selection is not None:  # a module named config, and a policy finding's selection of another one
+        raise UsageError(
+            f"{text!r} is ambiguous: module 'config' or a policy selection; "
+            f"write config{format_path(readings['config'])} or {selection[0]}{format_path(selection[1])}"
+        )
+    marked = [m for m in readings if text.startswith(m + "$")]
+    if len(marked) == 1:
+        readings = {marked[0]: readings[marked[0]]}
+    if len(readings) > 1:
+        forms = " or ".join(m + format_path(q) for m, q in readings.items())
+        raise UsageError(
+            f"{text!r} is ambiguous: modules {' and '.join(map(repr, readings))} both start it; write {forms}"
+        )
+    if readings:
+        if path is not None:
             raise twice
+        return next(iter(readings.items()))
+    if bad is not None:
+        raise bad
+    selection = _selection(text, modules)
+    if selection is not None:
+        if path is None:
+            return selection
+        if not selection[1]:
+            return selection[0], parse_path(path)
+        raise twice
     module = re.split(r"[.$\[]", text, maxsplit=1)[0]
     raise UsageError(f"unknown module {module!r}; modules: {', '.join(modules)}")
+
+
+def _selection(text: str, modules: list[str]) -> tuple[str, Query] | None:
+    """A policy finding's selection, ``config["m"].a.b`` or ``config.m.a.b``, as (module, path); else None."""
+    if not re.match(r"config[.\[]", text):
+        return None
+    query = parse_path(text[len("config") :])
+    if query and isinstance(query[0], str) and query[0] in modules:
+        return query[0], query[1:]
+    return None
 
 
 class _Parser:
@@ -223,8 +273,10 @@ class _Parser:
         m = _BARE.match(self.text, self.pos)
         if m is None:
             raise self.fail("expected a key")
-        self.pos = m.end()
         word = m.group()
+        if word == "*":  # JSONPath's wildcard (RFC 9535): never read as the key "*"
+            raise self.fail("a wildcard (*) names no single value; a key named * is ['*']")
+        self.pos = m.end()
         return int(word) if _INDEX.fullmatch(word) else word
 
     def selector(self) -> Segment:
@@ -242,6 +294,10 @@ class _Parser:
         self.pos += 1
         if self.text.startswith(("'", '"'), self.pos):
             return ItemKey(field, self.quoted())
+        m = _INT.match(self.text, self.pos)
+        if m is not None and self.text.startswith("]", m.end()):
+            self.pos = m.end()
+            return ItemKey(field, int(m.group()))
         return ItemKey(field, self.bare())
 
     def quoted(self) -> str:

@@ -20,7 +20,7 @@ from compiler.audit.blame import LineBlame, blame_line
 from compiler.cli import Context
 from compiler.cli._repo import add_identity_arg, open_repository
 from compiler.errors import UsageError
-from compiler.jsonpath import JsonPath, format_path, missing_at, resolve, split_address
+from compiler.jsonpath import ItemKey, JsonPath, Query, format_path, missing_at, resolve, select, split_address
 from compiler.load.yaml import Value
 from compiler.pipeline import compile_target
 from compiler.project import parse_target
@@ -50,6 +50,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     target = repo.project.select([args.target])[0] if args.target else parse_target(args.target)
     module, query = split_address(args.address, repo.modules, args.path)
     result = compile_target(repo, target, validate=False)
+    _refuse_secret_items(result.modules[module], query, result.secrets.get(module, []))
     found = resolve(result.modules[module], query)
     if found is None:
         raise UsageError(f"no value at {missing_at(result.modules[module], query)} in this target")
@@ -118,6 +119,30 @@ def _blame_json(b: LineBlame | None) -> dict[str, object] | None:
     if b.commit is None:
         return {"committed": False}
     return {"committed": True, "sha": b.commit, "author": b.author, "date": b.date, "summary": b.summary}
+
+
+def _refuse_secret_items(value: object, query: Query, secrets: list[JsonPath]) -> None:
+    """``[field=value]`` must not compare a secret field: found or not found would tell its value.
+
+    Raises:
+        UsageError: a segment selects list items by a field that is (inside) a secret.
+    """
+    path: list[str | int] = []
+    for segment in query:
+        if isinstance(segment, ItemKey):
+            at = tuple(path)
+            for s in secrets:
+                above = len(s) <= len(at) and at[: len(s)] == s  # the whole list is secret
+                if above or (len(s) > len(at) + 1 and s[: len(at)] == at and s[len(at) + 1] == segment.field):
+                    raise UsageError(
+                        f"{format_path(at)}[{segment.field}=...]: {segment.field} is a secret field; "
+                        "select the item by its index"
+                    )
+        key = select(value, segment)
+        if key is None:
+            return
+        path.append(key)
+        value = value[key]  # type: ignore[index]
 
 
 def _truncate(text: str) -> str:

@@ -59,7 +59,7 @@ def _secret_json(value: object) -> object:
 
 
 def same(a: object, b: object, memo: Memo | None = None) -> bool:
-    """Equal as JSON documents, types included (``1``, ``1.0`` and ``true`` differ).
+    """Equal as JSON documents, types included (``1``, ``1.0`` and ``true`` differ; so do ``0.0`` and ``-0.0``).
 
     ``memo`` remembers container pairs by identity: targets built on a shared
     environment share subtrees, so each pair is compared once per run. It holds
@@ -70,7 +70,7 @@ def same(a: object, b: object, memo: Memo | None = None) -> bool:
     if type(a) is not type(b) or a != b:
         return False
     if not isinstance(a, dict | list):
-        return True
+        return type(a) is not float or repr(a) == repr(b)  # -0.0 == 0.0, but the JSON text differs
     if memo is None:
         return _text(a) == _text(b)
     k = (id(a), id(b))

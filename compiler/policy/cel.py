@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -282,8 +283,15 @@ def cel_selection(module: str, path: JsonPath) -> str:
         elif _IDENT.fullmatch(part):
             out += f".{part}"
         else:
-            out += f"[{json.dumps(part, ensure_ascii=False)}]"
+            out += f"[{_cel_string(part)}]"
     return out
+
+
+def _cel_string(key: str) -> str:
+    """A JSON string literal (CEL reads it too), raw where it prints as itself and in NFC, else escaped."""
+    text = json.dumps(key, ensure_ascii=False)
+    printable = all(ch.isprintable() for ch in text) and unicodedata.is_normalized("NFC", text)
+    return text if printable else json.dumps(key)
 
 
 class _Failed:

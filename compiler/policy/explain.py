@@ -170,6 +170,10 @@ def _explain_all(
         pairs = [(v, show(v) if _scalar(v) else f"{label}[{i}]") for i, v in enumerate(items)]
     else:
         return None
+    if all(_scalar(v) for v, _ in pairs):
+        # CEL maps (and lists ``filter`` makes of them) iterate in hash order, another on each run:
+        # sorted, a finding names the same value every time (items named by value, not by index)
+        pairs.sort(key=lambda p: (type(p[0]).__name__, p[1]))
     for value, where in pairs:
         inner = {**bindings, var: value}
         if evaluate(body, inner) is False:

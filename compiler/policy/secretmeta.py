@@ -22,7 +22,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from compiler.jsonpath import JsonPath
+from compiler.jsonpath import JsonPath, format_path
 from compiler.jsontypes import JSONObject
 from compiler.secrets.rotation import parse_rfc3339, rotation_key
 from compiler.validate.schema import ROTATE_KEYWORD, SECRET_KEYWORD
@@ -102,7 +102,7 @@ def secret_entry(
     key = rotation_key(module, path)
     return key, {
         "module": module,
-        "path": key[len(module) + 1 :],
+        "path": format_path(path)[1:].removeprefix("."),  # ``['a.b']`` for a top-level key that needs quotes
         "file": file,
         "rotated_at": rotated_at,
         "rotated_at_source": source,

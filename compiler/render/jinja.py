@@ -616,8 +616,12 @@ def _to_value(result: Any, native: bool) -> Value:  # noqa: ANN401
     if isinstance(result, (list, tuple)):
         return [_to_value(v, True) for v in result]
     if isinstance(result, dict):
-        return {str(k): _to_value(v, True) for k, v in result.items()}
-    return str(result)
+        for k in result:
+            if not isinstance(k, str):  # as in YAML (compiler.load.yaml): str(k) would be "True" or merge "1" and 1
+                raise ValueError(f"mapping keys must be strings, not {type(k).__name__} {k!r}")
+        return {k: _to_value(v, True) for k, v in result.items()}
+    # a generator (``map``, ``select``), a range, an object: its str() would be Python's, not a value
+    raise ValueError(f"a {type(result).__name__} is not a JSON value (add | list)")
 
 
 def _fingerprint(value: Any) -> str:  # noqa: ANN401

@@ -228,8 +228,23 @@ def _base_env(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def sops_index(path: Sequence[str | int]) -> str:
-    """sops's tree-path syntax: ``("a", 0)`` -> ``["a"][0]``."""
+    """sops's tree-path syntax: ``("a", 0)`` -> ``["a"][0]``.
+
+    sops splits the argument at every ``[`` and drops the first and last
+    character of a quoted component, with no escapes (``parseTreePath`` in
+    sops's ``cmd/sops/main.go``): a key goes in verbatim (``["say "hi""]``
+    is the key ``say "hi"``; ``\\"`` would stay two characters), and a key
+    holding ``[`` cannot be addressed at all.
+
+    Raises:
+        SecretsError: a key holds ``[``.
+    """
     out = []
     for part in path:
-        out.append(f"[{part}]" if isinstance(part, int) else "[" + json.dumps(part, ensure_ascii=False) + "]")
+        if isinstance(part, str) and "[" in part:
+            raise SecretsError(
+                f"sops cannot address the key {json.dumps(part, ensure_ascii=False)}: its path syntax "
+                "splits at '[' (change it with `llmcc secrets edit`)"
+            )
+        out.append(f"[{part}]" if isinstance(part, int) else f'["{part}"]')
     return "".join(out)

@@ -16,6 +16,7 @@ from compiler.cli import diff as diff_cmd
 from compiler.cli import explain as explain_cmd
 from compiler.cli import history as history_cmd
 from compiler.cli import main
+from compiler.errors import UsageError
 from tests.conftest import GitRepo
 from tests.diff._support import FILES, encrypt, run_command, seed, write
 
@@ -220,3 +221,33 @@ def test_value_history_checks_its_own_arguments(repo: GitRepo) -> None:
         call("engine", "nope")
     with pytest.raises(UsageError, match="unknown module 'nomodule'; modules: engine"):
         call("nomodule", "HEAD")
+
+
+def test_explain_never_selects_a_list_item_by_a_secret_field(repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    """``[name=GUESS]`` on a secret field answered exit 0 for the right guess: an oracle for the secret."""
+    from tests.conftest import DEMO_IDENTITY
+
+    schema = json.loads((repo.path / "schemas/engine.schema.json").read_text())
+    item = {"type": "object", "properties": {"name": {"type": "string", "x-secret": True}}}
+    schema["properties"]["tokens"] = {"type": "array", "items": item}
+    repo.write("schemas/engine.schema.json", json.dumps(schema))
+    canary = f"canary-{uuid.uuid4()}"
+    body = f"modules:\n  engine:\n    tokens:\n      - {{name: {canary}, scope: read}}\n"
+    encrypt(repo, "environments/prod.secrets.sops.yaml", body)
+    repo.commit("a token")
+    for guess in (canary, "wrong"):
+        for extra in ([], ["--identity", str(DEMO_IDENTITY)]):
+            assert run_command(explain_cmd, repo.path, "prod", f"engine.tokens[name={guess}].scope", *extra) == 2
+            err = capsys.readouterr().err
+            assert err == "llmcc: $.tokens[name=...]: name is a secret field; select the item by its index\n"
+    assert run_command(explain_cmd, repo.path, "prod", "engine.tokens[0].scope", "--identity", str(DEMO_IDENTITY)) == 0
+
+
+def test_an_item_selection_below_a_whole_secret_list_is_refused_too() -> None:
+    from compiler.jsonpath import ItemKey
+
+    value = {"tokens": [{"name": "x"}], "open": [{"name": "y"}]}
+    with pytest.raises(UsageError, match=r"\$\.tokens\[name=\.\.\.\]: name is a secret field"):
+        explain_cmd._refuse_secret_items(value, ("tokens", ItemKey("name", "x")), [("tokens",)])
+    explain_cmd._refuse_secret_items(value, ("open", ItemKey("name", "y")), [("tokens",), ("open", 0, "v")])
+    explain_cmd._refuse_secret_items(value, ("gone", ItemKey("name", "y")), [])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,7 +17,7 @@ segments = st.lists(st.one_of(keys, st.integers(min_value=0, max_value=10**6)), 
 items = st.builds(
     ItemKey,
     st.sampled_from(["name", "id", "key", "path"]),
-    st.one_of(keys, st.integers(min_value=0, max_value=10**6)),
+    st.one_of(keys, st.integers()),  # diff matches lists by any int id, negative ones included
 )
 
 
@@ -30,6 +33,19 @@ def test_parse_of_format_is_the_segments(path: tuple[str | int, ...]) -> None:
 def test_format_of_parse_is_the_text(path: tuple[str | int | ItemKey, ...]) -> None:
     text = format_path(path)
     assert format_path(parse_path(text)) == text
+
+
+@given(st.lists(st.one_of(keys, st.integers(min_value=0, max_value=99), items), max_size=5).map(tuple))
+def test_parse_of_format_is_the_segments_items_included(path: tuple[str | int | ItemKey, ...]) -> None:
+    assert parse_path(format_path(path)) == path
+
+
+def test_an_item_with_a_negative_int_id_reads_back() -> None:
+    """``diff`` prints ``$.ids[id=-3].v`` for ``ids: [{id: -3, v: 1}]``; explain must find that item."""
+    assert format_path(("ids", ItemKey("id", -3), "v")) == "$.ids[id=-3].v"
+    assert parse_path("$.ids[id=-3].v") == ("ids", ItemKey("id", -3), "v")
+    assert parse_path("$.ids[id='-3']") == ("ids", ItemKey("id", "-3"))
+    assert resolve({"ids": [{"id": "-3"}, {"id": -3, "v": 1}]}, parse_path("ids[id=-3].v")) == (("ids", 1, "v"), 1)
 
 
 @pytest.mark.parametrize(
@@ -102,6 +118,9 @@ def test_format_is_canonical(path: tuple[str | int | ItemKey, ...], text: str) -
         ("a b", "unexpected ' ' at character 2"),
         ("$.a]", "unexpected ']'"),
         ("$.a[name=]", "expected a key"),
+        ("labels.*", "a wildcard (*) names no single value; a key named * is ['*'] at character 8"),  # was key "*"
+        ("$.labels.*.x", "a wildcard (*) names no single value"),
+        ("routes[name=*]", "a wildcard (*) names no single value"),
     ],
 )
 def test_parse_errors_name_the_position_and_how_to_quote(text: str, why: str) -> None:
@@ -166,7 +185,9 @@ def test_missing_at_of_a_path_that_exists_is_the_concrete_path() -> None:
         ("gateway$.labels['a.b']", None, ("gateway", ("labels", "a.b"))),
         ("gateway['a.b']", None, ("gateway", ("a.b",))),
         ("gateway", "$.labels['a.b']", ("gateway", ("labels", "a.b"))),
-        ("gate.way.x", None, ("gate.way", ("x",))),  # the longest module name wins
+        ("gate.way$.x", None, ("gate.way", ("x",))),  # $ ends a module name that holds dots
+        ("gate$.way.x", None, ("gate", ("way", "x"))),
+        ("gate.way", "$.x", ("gate.way", ("x",))),
         ("gate.x", None, ("gate", ("x",))),
         ('config["gateway"].labels["a.b"]', None, ("gateway", ("labels", "a.b"))),  # as policy findings print
         ("config.gate.x[0]", None, ("gate", ("x", 0))),
@@ -175,6 +196,22 @@ def test_missing_at_of_a_path_that_exists_is_the_concrete_path() -> None:
 )
 def test_split_address(text: str, path: str | None, expected: tuple[str, tuple[object, ...]]) -> None:
     assert split_address(text, ["gate", "gate.way", "gateway"], path) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "forms"),
+    [
+        ("gate.way.x", "gate.way$.x or gate$.way.x"),
+        ("gate.way", "gate.way$ or gate$.way"),
+        ("gate.way['a.b']", "gate.way$['a.b'] or gate$.way['a.b']"),
+    ],
+)
+def test_a_text_two_modules_start_is_refused(text: str, forms: str) -> None:
+    """``gate.way.x`` read as module ``gate.way`` even where the user meant ``gate``'s ``way.x``."""
+    with pytest.raises(
+        UsageError, match=re.escape(f"is ambiguous: modules 'gate.way' and 'gate' both start it; write {forms}")
+    ):
+        split_address(text, ["gate", "gate.way", "gateway"])
 
 
 def test_split_address_errors() -> None:
@@ -190,3 +227,37 @@ def test_split_address_errors() -> None:
         split_address('config["nope"].x', ["a"])
     with pytest.raises(UsageError, match="unknown module 'config'"):
         split_address("config[0]", ["a"])
+
+
+def test_keys_that_differ_only_in_normalization_print_apart() -> None:
+    """``café`` in NFC and in NFD are two keys of one map: both printed ``['café']`` in diff and validate."""
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    assert format_path(("labels", nfc)) == "$.labels['café']"
+    assert format_path(("labels", nfd)) == "$.labels['cafe\\u0301']"
+    assert format_path(("labels", "Kø " + nfd)) == "$.labels['K\\u00f8 cafe\\u0301']"
+    assert format_path((ItemKey("name", nfd),)) == "$[name='cafe\\u0301']"
+    assert format_path(("नाम",)) == "$['नाम']"  # NFC text with combining signs stays readable
+    assert format_path(("a\n\u0301",)) == "$['a\\n\\u0301']"
+    for key in (nfc, nfd):
+        assert parse_path(format_path(("labels", key))) == ("labels", key)
+
+
+@given(segments)
+def test_a_printed_path_is_nfc(path: tuple[str | int, ...]) -> None:
+    """So no key prints like another one (``'a\\n'`` then U+0301 would compose into ``ń``)."""
+    text = format_path(path)
+    assert unicodedata.is_normalized("NFC", text)
+    assert parse_path(text) == path
+
+
+def test_a_module_named_config_and_a_policy_selection_are_told_apart() -> None:
+    """``config["web"].x`` (a policy finding) was read as module ``config``'s ``web.x``."""
+    modules = ["config", "web"]
+    with pytest.raises(
+        UsageError,
+        match=re.escape("""ambiguous: module 'config' or a policy selection; write config$.web.x or web$.x"""),
+    ):
+        split_address('config["web"].x', modules)
+    assert split_address('config$["web"].x', modules) == ("config", ("web", "x"))
+    assert split_address("config.other", modules) == ("config", ("other",))
+    assert split_address("config", modules, '$["web"]') == ("config", ("web",))

@@ -238,3 +238,24 @@ def test_a_template_that_computes_nan_or_infinity_fails_at_its_line(
     code, _, err = run(committed.path, "compile", "--out", "dist")
     assert (code, err) == (2, f"llmcc: templates/m.yaml:3:1: ValueError: {shown}\n")
     assert not (committed.path / "dist" / "prod.bundle.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("expression", "shown"),
+    [
+        ("{{ {1: 'a'} }}", "mapping keys must be strings, not int 1"),  # was the key "1"
+        ("{{ {'1': 'a', 1: 'b'} }}", "mapping keys must be strings, not int 1"),  # was one key: a value lost
+        ("{{ {true: 'a'} }}", "mapping keys must be strings, not bool True"),  # was the key "True"
+        ("{{ {'k': {none: 1} } }}", "mapping keys must be strings, not NoneType None"),  # was the key "None"
+        (
+            "{{ [1, 2] | map('string') }}",
+            "a generator is not a JSON value (add | list)",
+        ),  # was "<generator object ...>"
+        ("{{ range(3) }}", "a range is not a JSON value (add | list)"),  # was the string "range(0, 3)"
+    ],
+)
+def test_a_template_value_json_cannot_hold_fails_at_its_line(committed: GitRepo, expression: str, shown: str) -> None:
+    """A Jinja expression keeps its type: one that is no JSON value is an error, never its Python str()."""
+    committed.write("templates/m.yaml", f'x: 0\ny: "{{{{ y }}}}"\nz: "{expression}"\n')
+    code, _, err = run(committed.path, "compile", "--out", "dist")
+    assert (code, err) == (2, f"llmcc: templates/m.yaml:3:1: ValueError: {shown} in {expression!r}\n")

@@ -22,6 +22,14 @@ def test_types_are_part_of_the_value() -> None:
     assert deltas({"a": 0}, {"a": False}) == [("$.a", "changed", 0, False)]
 
 
+def test_negative_zero_is_another_value() -> None:
+    """The bundle holds ``-0.0`` and ``0.0`` as different JSON text: a change diff and history must show."""
+    assert not same(0.0, -0.0)
+    assert not same([0.0], [-0.0])
+    assert same(-0.0, -0.0)
+    assert deltas({"a": {"b": -0.0}}, {"a": {"b": 0.0}}) == [("$.a.b", "changed", -0.0, 0.0)]
+
+
 def test_added_removed_changed_in_document_order() -> None:
     old = {"keep": 1, "gone": 2, "m": {"x": 1}}
     new = {"keep": 1, "m": {"x": 2}, "new": {"y": [1]}}

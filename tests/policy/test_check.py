@@ -9,7 +9,7 @@ import pytest
 
 from compiler.pipeline import compile_target
 from compiler.policy import PolicyCheck, policy_time
-from compiler.policy.secretmeta import period_days, rotate_every
+from compiler.policy.secretmeta import period_days, rotate_every, secret_entry
 from compiler.project import Target
 from compiler.repository import Repository
 from compiler.secrets.sources import SopsOpener
@@ -133,3 +133,21 @@ def test_a_policy_finding_names_the_line_that_set_the_value(example_repo: GitRep
     repo = open_repo(example_repo.path)
     [diag] = PolicyCheck(repo).check(compile_target(repo, Target("prod", "acme")), NOW)
     assert diag.notes[0] == "environments/prod/tenants/acme.yaml:20:7: the value is set here (layer prod/tenants/acme)"
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "shown"),
+    [
+        (("db", "password"), "m.db.password", "db.password"),
+        (("a.b",), "m['a.b']", "['a.b']"),
+        (("404", 0), "m['404'][0]", "['404'][0]"),
+        (("keys", "it's"), "m.keys['it\\'s']", "keys['it\\'s']"),
+    ],
+)
+def test_secret_entry_path_is_the_printed_path_without_the_module(
+    path: tuple[str | int, ...], key: str, shown: str
+) -> None:
+    """``secrets[k].path`` of a top-level key that needs quotes lost its first character (``'a.b']``)."""
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    got = secret_entry("m", path, file=None, rotated_at=None, source=None, every=None, now=now)
+    assert (got[0], got[1]["path"]) == (key, shown)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler.diagnostics import Severity
+from compiler.jsonpath import split_address
 from compiler.policy.cel import (
     SECRET_MASK,
     cel_selection,
@@ -266,6 +267,8 @@ def test_referenced_paths(source: str, paths: tuple[tuple[object, ...], ...] | N
 
 def test_cel_selection_spells_what_check_and_explain_read_back() -> None:
     assert cel_selection("m", ("a", "b.c", 0, "x-y", "")) == 'config["m"].a["b.c"][0]["x-y"][""]'
+    assert cel_selection("m", ("café", "x\u200by", "cafe\u0301")) == 'config["m"]["café"]["x\\u200by"]["cafe\\u0301"]'
+    assert split_address(cel_selection("m", ("cafe\u0301", "\u2028")), ["m"]) == ("m", ("cafe\u0301", "\u2028"))
     assert cel_unfit({"note": "a 19-digit string 1234567890123456789 is no int"}) is None
     assert cel_unfit({"a": [1, {"b": 2**63}]}) == (("a", 1, "b"), 2**63)
     assert cel_unfit({"a": True, "b": -(2**63)}) is None
@@ -295,3 +298,12 @@ def test_a_rule_that_reads_an_int_cel_cannot_hold_is_an_error_naming_it(rule: st
             "beyond CEL's int (64-bit signed, -9223372036854775808 to 9223372036854775807): "
             "rules cannot read it unchanged"
         )
+
+
+def test_a_map_comprehension_names_the_same_key_every_run() -> None:
+    """CEL's maps iterate in hash order: the finding named a different failing key on each run."""
+    config = {"m": {k: 0 for k in "hgfedcba"}}
+    details = {outcome("config.m.all(k, config.m[k] > 0)", config)[1] for _ in range(8)}
+    assert details == {'config.m["a"] is 0, expected > 0'}
+    details = {outcome('config.m.filter(k, k != "x").all(k, k == "z")', config)[1] for _ in range(8)}
+    assert details == {'"a", expected == "z"'}

@@ -12,6 +12,7 @@ import pytest
 from compiler.cli import Context
 from compiler.cli import secrets as secrets_cmd
 from compiler.errors import LlmccError, SecretsError, UsageError
+from compiler.jsonpath import format_path
 from compiler.load.yaml import load_document
 from compiler.secrets.identity import load_identities
 from compiler.secrets.rotation import read_rotation
@@ -281,3 +282,30 @@ def test_rotate_keys_that_need_quotes_and_digit_keys(
         run(repo, "rotate", "data-pipeline.tokens[name=x]", "--target", "prod", "--generate", "20")
     with pytest.raises(UsageError, match="is not a path"):
         run(repo, "rotate", "data-pipeline.keys[a.b]", "--target", "prod", "--generate", "20")
+
+
+def test_rotate_keys_with_quotes_backslashes_and_newlines_set_that_key(
+    repo: Path, age_keys: AgeKeys, clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sops's path syntax has no escapes: ``["say \\"hi\\""]`` set the key ``say \\"hi\\"`` and reported success."""
+    schema = repo / "schemas" / "data-pipeline.schema.json"
+    schema.write_text(
+        schema.read_text().replace(
+            '"x": {', '"keys": {"type": "object", "additionalProperties": {"type": "string", "x-secret": true}}, "x": {'
+        )
+    )
+    weird = ['say "hi"', "back\\slash", "line\nbreak", "x]y", ""]
+    old = {k: new_canary() for k in weird}
+    put_secret(repo, PROD, "data-pipeline", {"keys": old})
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(age_keys.compiler.file))
+    for key in weird:
+        address = "data-pipeline$.keys" + format_path((key,))[1:]
+        assert run(repo, "rotate", address, "--target", "prod", "--generate", "20") == 0
+    keys = opened(repo, PROD, age_keys.compiler.file)["modules"]["data-pipeline"]["keys"]  # type: ignore[index]
+    assert sorted(keys) == sorted(weird)
+    assert all(keys[k] != old[k] for k in weird)
+    before = (repo / PROD).read_bytes()
+    with pytest.raises(SecretsError, match=r"sops cannot address the key \"a\[b\"") as e:
+        run(repo, "rotate", "data-pipeline.keys['a[b']", "--target", "prod", "--generate", "20")
+    assert e.value.exit_code == 2
+    assert (repo / PROD).read_bytes() == before

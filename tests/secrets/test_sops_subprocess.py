@@ -160,7 +160,9 @@ def test_set_value_in_place(repo: Path, age_keys: AgeKeys, clean_env: Path) -> N
 
 
 def test_helpers() -> None:
-    assert sops_index(("modules", "m", 0, 'we"ird')) == '["modules"]["m"][0]["we\\"ird"]'
+    assert sops_index(("modules", "m", 0, 'we"ird')) == '["modules"]["m"][0]["we"ird"]'  # sops has no escapes
+    with pytest.raises(SecretsError, match='sops cannot address the key "a\\[b"'):
+        sops_index(("modules", "m", "a[b"))
     assert is_sops_value("ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]")
     assert not is_sops_value("ENC[AES256_GCM_SIV,data:AA==,iv:AA==,tag:AA==,type:str]")
     assert not is_sops_value(3)
