@@ -22,7 +22,7 @@ from compiler.project import Target
 from compiler.render.jinja import Renderer
 from compiler.repository import LayerDoc, Repository
 from compiler.validate import secrets_guard
-from compiler.validate.schema import secret_paths
+from compiler.validate.secretwalk import secret_paths
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,7 +141,7 @@ def compile_target(repo: Repository, target: Target, *, validate: bool = True, i
     for module in repo.modules:
         value = modules[module]
         schema = repo.schema(module)
-        paths = sorted(set(secret_paths(schema.schema, value)), key=str)
+        paths = sorted(set(secret_paths(schema, value)), key=str)
         if validate:
             for finding in schema.check(value):
                 if repo.secrets_opaque and finding.keyword != "type" and finding.path in paths:

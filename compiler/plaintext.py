@@ -24,8 +24,8 @@ from compiler.load.yaml import Document, Tagged, Value, load_document
 from compiler.repository import TEMPLATES, Repository
 from compiler.secrets.sops import is_sops_document
 from compiler.secrets.sources import unencrypted_leaves
-from compiler.validate.schema import secret_paths
 from compiler.validate.secrets_guard import LEFT_PLAIN, MESSAGE, NOT_SOPS
+from compiler.validate.secretwalk import secret_paths
 
 SOPS_CONFIG = ".sops.yaml"
 _PRIVATE_KEY = re.compile(rb"AGE-SECRET-KEY-1[0-9A-Z]{20,}|-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
@@ -81,7 +81,7 @@ def _sops_file(repo: Repository, data: bytes, path: str) -> list[Diagnostic]:
         return [Diagnostic(message=NOT_SOPS, origin=doc.origin(()))]
     out = []
     for module, patch in _modules(repo, doc):
-        for spath in sorted(set(secret_paths(repo.schema(module).schema, patch)), key=str):
+        for spath in sorted(set(secret_paths(repo.schema(module), patch)), key=str):
             if unencrypted_leaves(_get(patch, spath)):
                 origin = doc.origin(("modules", module, *spath))
                 out.append(Diagnostic(message=LEFT_PLAIN, origin=origin, module=module, path=spath))
@@ -91,7 +91,7 @@ def _sops_file(repo: Repository, data: bytes, path: str) -> list[Diagnostic]:
 def _layer_file(repo: Repository, doc: Document) -> list[Diagnostic]:
     out = []
     for module, patch in _modules(repo, doc):
-        for spath in sorted(set(secret_paths(repo.schema(module).schema, patch)), key=str):
+        for spath in sorted(set(secret_paths(repo.schema(module), patch)), key=str):
             origin = doc.origin(("modules", module, *spath))
             out.append(Diagnostic(message=MESSAGE, origin=origin, module=module, path=spath))
     return out
@@ -101,7 +101,7 @@ def _templates(repo: Repository, paths: set[str]) -> list[Diagnostic]:
     out = []
     seen: set[tuple[str, tuple[str | int, ...]]] = set()
     for module in repo.modules:
-        schema = repo.schema(module).schema
+        schema = repo.schema(module)
         for plan in repo.templates(module):
             if plan.document.path not in paths:
                 continue

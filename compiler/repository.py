@@ -21,6 +21,7 @@ from compiler.project import MANIFEST, Project, load_project
 from compiler.render.jinja import TemplatePlan, plan_template
 from compiler.sources.base import SourceTree
 from compiler.validate.schema import ModuleSchema
+from compiler.validate.schemafiles import SchemaFiles
 
 if TYPE_CHECKING:
     from compiler.policy import PolicyCheck
@@ -64,6 +65,7 @@ class Repository:
         # Without an identity, SOPS values stand in opaquely; schema checks skip them.
         self.secrets_opaque = secrets_opaque
         self._schemas: dict[str, ModuleSchema] = {}
+        self.schema_files = SchemaFiles(tree)  # what a $ref to another file under schemas/ reads
         self._templates: dict[str, list[TemplatePlan]] = {}
         self._layers: dict[str, LayerDoc | None] = {}
         self.render_cache: dict[tuple[str, tuple[str, ...]], Any] = {}
@@ -85,7 +87,7 @@ class Repository:
         ms = self._schemas.get(module)
         if ms is None:
             path = f"{SCHEMAS}/{module}{SCHEMA_SUFFIX}"
-            ms = self._schemas[module] = ModuleSchema.load(module, path, self.tree.read(path))
+            ms = self._schemas[module] = ModuleSchema.load(module, path, self.tree.read(path), self.schema_files)
         return ms
 
     def templates(self, module: str) -> list[TemplatePlan]:

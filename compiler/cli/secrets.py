@@ -50,7 +50,10 @@ from compiler.secrets.sops import (
     sops_index,
     sops_reason,
 )
-from compiler.validate.schema import ModuleSchema, secret_paths
+from compiler.sources.worktree import WorkTree
+from compiler.validate.schema import ModuleSchema
+from compiler.validate.schemafiles import SchemaFiles
+from compiler.validate.secretwalk import secret_paths
 
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _SOPS_NOT_MODIFIED = 200  # sops's exit code when the editor saved no change
@@ -157,8 +160,9 @@ def _rotate(args: argparse.Namespace, ctx: Context) -> int:
     module, query = split_address(str(args.address), known)
     if not query:
         raise UsageError(f"{args.address!r}: expected MODULE.PATH, e.g. data-pipeline.db.password")
-    schema_file = schemas / f"{module}.schema.json"
-    schema = ModuleSchema.load(module, f"schemas/{module}.schema.json", schema_file.read_bytes()).schema
+    tree = WorkTree(ctx.root)
+    rel = f"schemas/{module}.schema.json"
+    schema = ModuleSchema.load(module, rel, tree.read(rel), SchemaFiles(tree))
     path = next((p for p in _readings(query) if any(p[: len(s)] == s for s in secret_paths(schema, _probe(p)))), None)
     if path is None:
         raise UsageError(f"{args.address}: not a secret field (its schema does not mark it x-secret)")

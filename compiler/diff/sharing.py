@@ -4,7 +4,8 @@
 are byte-identical between revisions. ``SharingRepository`` asks a shared
 ``ParseCache`` before parsing: a layer file by (path, blob id, module set),
 the template chains by the blob ids of all of ``templates/``, a schema by
-(path, blob id). Rendered template values are cached by expression and
+(path, blob id), or by the blob ids of all of ``schemas/`` too when it
+references another file there. Rendered template values are cached by expression and
 variable values already (``Renderer``), which holds across revisions too.
 
 Equal blob ids mean equal bytes, and parsing is a function of the bytes, the
@@ -33,7 +34,8 @@ FileIds = Mapping[str, str | None]  # repository path -> git blob id; None: unkn
 class ParseCache:
     layers: dict[tuple[str, str, tuple[str, ...]], LayerDoc | None] = field(default_factory=dict)
     templates: dict[tuple[str, str], list[TemplatePlan]] = field(default_factory=dict)
-    schemas: dict[tuple[str, str], ModuleSchema] = field(default_factory=dict)
+    # (path, blob id, "") or, for a schema that references other files, (path, blob id, id of schemas/)
+    schemas: dict[tuple[str, str, str], ModuleSchema] = field(default_factory=dict)
     render: dict[tuple[str, tuple[str, ...]], Any] = field(default_factory=dict)
 
 
@@ -54,6 +56,7 @@ class SharingRepository(Repository):
         self._cache = cache
         self.render_cache = cache.render
         self._templates_id = _dir_id(self._files, f"{TEMPLATES}/") if files is not None else None
+        self._schemas_id = _dir_id(self._files, f"{SCHEMAS}/") if files is not None else None
 
     def layer(self, ref: LayerRef) -> LayerDoc | None:
         blob = self._files.get(ref.path)
@@ -78,9 +81,15 @@ class SharingRepository(Repository):
         blob = self._files.get(path)
         if blob is None:
             return super().schema(module)
-        ms = self._cache.schemas.get((path, blob))
+        ms = self._cache.schemas.get((path, blob, ""))
+        if ms is not None and ms.external:
+            # Compiled against the other files under schemas/: shared only when all of them are the same.
+            ms = self._cache.schemas.get((path, blob, self._schemas_id)) if self._schemas_id else None
         if ms is None:
-            ms = self._cache.schemas[(path, blob)] = super().schema(module)
+            ms = super().schema(module)
+            self._cache.schemas.setdefault((path, blob, ""), ms)
+            if ms.external and self._schemas_id:
+                self._cache.schemas[(path, blob, self._schemas_id)] = ms
         return ms
 
 

@@ -12,7 +12,7 @@ from compiler.pipeline import load_stack, merge_module
 from compiler.project import Target
 from compiler.render.jinja import Renderer
 from compiler.repository import Repository
-from compiler.validate.schema import secret_paths
+from compiler.validate.secretwalk import secret_paths
 
 
 class Absent:
@@ -33,7 +33,7 @@ def snapshot_module(repo: Repository, target: Target, module: str, key: bytes) -
         return ABSENT
     stack = load_stack(repo, target)
     value = merge_module(repo, stack, module, Renderer(stack.variables, repo.render_cache))
-    paths = {*secret_paths(repo.schema(module).schema, value), *sops_paths(stack, module)}
+    paths = {*secret_paths(repo.schema(module), value), *sops_paths(stack, module)}
     return mask_secrets(value, paths, key)
 
 

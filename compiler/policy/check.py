@@ -98,7 +98,7 @@ class PolicyCheck:
     def secret_metadata(self, result: CompileResult, now: dt.datetime) -> dict[str, JSONValue]:
         out: dict[str, JSONValue] = {}
         for module, paths in sorted(result.secrets.items()):
-            schema = self.repo.schema(module).schema
+            schema = self.repo.schema(module)
             for path in paths:
                 layer = _providing_layer(result.stack, module, path)
                 file = rotated_at = source = None

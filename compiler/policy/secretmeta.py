@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
 
 from compiler.jsonpath import JsonPath, format_path
 from compiler.jsontypes import JSONObject
 from compiler.secrets.rotation import parse_rfc3339, rotation_key
-from compiler.validate.schema import ROTATE_KEYWORD, SECRET_KEYWORD
+from compiler.validate.secretwalk import rotate_every
+
+__all__ = ["period_days", "rotate_every", "secret_entry"]
 
 _PERIOD = re.compile(r"^\s*(\d+)\s*([dw])\s*$")
 _DAYS = {"d": 1, "w": 7}
@@ -35,51 +36,6 @@ def period_days(text: str) -> int | None:
     """``"90d"`` -> 90, ``"2w"`` -> 14; None for anything else."""
     m = _PERIOD.match(text)
     return int(m.group(1)) * _DAYS[m.group(2)] if m else None
-
-
-def rotate_every(schema: dict[str, Any], path: JsonPath) -> str | None:
-    """The ``x-rotate-every`` of the secret field at ``path`` (local ``$ref``s and combinators followed)."""
-    for node in _subschemas(schema, schema, path, 0):
-        value = node.get(ROTATE_KEYWORD)
-        if node.get(SECRET_KEYWORD) is True and isinstance(value, str):
-            return value
-    return None
-
-
-def _subschemas(root: dict[str, Any], node: Any, path: JsonPath, depth: int) -> list[dict[str, Any]]:  # noqa: ANN401
-    if not isinstance(node, dict) or depth > 64:
-        return []
-    nodes = [node]
-    ref = node.get("$ref")
-    if isinstance(ref, str) and (ref == "#" or ref.startswith("#/")):
-        target: Any = root
-        for part in ref[2:].split("/") if ref != "#" else []:
-            target = target.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, dict) else {}
-        nodes.append(target)
-    for key in ("allOf", "anyOf", "oneOf"):
-        nodes += [s for s in node.get(key, []) if isinstance(s, dict)]
-    if not path:
-        out = [node]
-        for sub in nodes[1:]:
-            out += _subschemas(root, sub, path, depth + 1)
-        return out
-    head, rest = path[0], path[1:]
-    found: list[dict[str, Any]] = []
-    for n in nodes:
-        children: list[Any] = []
-        if isinstance(head, str):
-            props = n.get("properties", {})
-            if head in props:
-                children.append(props[head])
-            children += [s for p, s in n.get("patternProperties", {}).items() if re.search(p, head)]
-            if not children and isinstance(n.get("additionalProperties"), dict):
-                children.append(n["additionalProperties"])
-        else:
-            prefix = n.get("prefixItems", [])
-            children.append(prefix[head] if head < len(prefix) else n.get("items"))
-        for child in children:
-            found += _subschemas(root, child, rest, depth + 1)
-    return found
 
 
 def secret_entry(

@@ -44,6 +44,10 @@ class SourceTree(Protocol):
         """Names of the files directly in a repository-relative directory (sorted; [] when missing)."""
         ...
 
+    def list_tree(self, path: str) -> list[str]:
+        """Repository-relative paths of every file below a directory, at any depth (sorted; [] when missing)."""
+        ...
+
     def source_info(self) -> SourceInfo | None:
         """The commit this tree corresponds to, or None outside git."""
         ...

@@ -67,6 +67,17 @@ class GitRevTree:
             return []
         return sorted(b.name for b in entry.blobs if b.mode != _SYMLINK)
 
+    def list_tree(self, path: str) -> list[str]:
+        entry = self._entry(path)
+        if entry is None or entry.type != "tree":
+            return []
+        start = len(str(entry.path)) - len(path)
+        found: list[str] = []
+        for item in entry.traverse():
+            if isinstance(item, git.Blob) and item.mode != _SYMLINK:
+                found.append(str(item.path)[start:])
+        return sorted(found)
+
     def source_info(self) -> SourceInfo | None:
         c = self._commit
         return SourceInfo(

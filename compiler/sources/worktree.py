@@ -56,6 +56,17 @@ class WorkTree:
         except (FileNotFoundError, NotADirectoryError):
             return []
 
+    def list_tree(self, path: str) -> list[str]:
+        real = self._resolve(path)
+        found: list[str] = []
+        # followlinks=False: a symlinked directory is not walked (a linked file is, and read() checks it).
+        for top, dirs, files in os.walk(real):
+            dirs.sort()
+            rel = Path(top).relative_to(real).as_posix()
+            prefix = path if rel == "." else f"{path}/{rel}"
+            found += [f"{prefix}/{name}" for name in files if (Path(top) / name).is_file()]
+        return sorted(found)
+
     def source_info(self) -> SourceInfo | None:
         return git_source_info(self.root, "HEAD", worktree=True)
 

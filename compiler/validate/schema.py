@@ -1,30 +1,65 @@
-"""JSON Schema (draft 2020-12) per module.
+"""JSON Schema (draft 2020-12) per module: one engine decides validity and explains it.
 
-Valid documents take the fast path: a compiled ``jsonschema-rs`` validator
-answers yes/no. Only an invalid document is walked again with Python
-``jsonschema`` to collect every error with its path. Messages are written here
-from the failing keyword, never copied from the validators: theirs quote the
-instance, and the instance may hold a secret (STYLE R15).
+``jsonschema-rs`` compiles each module's schema once and reports every error
+of an invalid module; the findings here are exactly those errors. Its regular
+expressions follow ECMA-262 (``\\p{Lu}``, named groups ``(?<name>...)``) and run
+in linear time: a pattern that needs lookaround or a backreference is refused
+at the schema's line rather than risk exponential backtracking (issue 10 §2,
+§8). Formats are asserted (``FORMATS``); an unknown format is a schema error,
+never a silent pass. A schema that cannot compile is an ``InputError`` at its
+file:line.
+
+Messages are written here from the failing keyword, never copied from the
+validator: its messages quote the instance, and the instance may hold a secret
+(STYLE R15).
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urldefrag, urljoin
 
-import jsonschema
 import jsonschema_rs
 
-from compiler.bundle.canonical import reject_duplicate_keys
 from compiler.errors import InputError
 from compiler.jsonpath import JsonPath
-from compiler.load.yaml import Tagged
+from compiler.validate.schemafiles import (
+    SCHEMAS,
+    Pointer,
+    SchemaFiles,
+    build_registry,
+    is_local,
+    load_json,
+    locate,
+    path_of,
+    references,
+    refuse_retrieval,
+    subschemas,
+    uri_of,
+)
+from compiler.validate.secretwalk import ROTATE_KEYWORD, SECRET_KEYWORD, schema_has_secrets, secret_paths
 
-SECRET_KEYWORD = "x-secret"  # noqa: S105 - a schema keyword, not a password
-ROTATE_KEYWORD = "x-rotate-every"
+__all__ = ["FORMATS", "ROTATE_KEYWORD", "SECRET_KEYWORD", "ModuleSchema", "SchemaFinding", "secret_paths"]
+__all__ += ["schema_has_secrets"]
+
+# What `format` asserts (jsonschema-rs with validate_formats; README "Schemas"). Any other name is refused.
+FORMATS = (
+    "date", "date-time", "time", "duration", "email", "idn-email", "hostname", "idn-hostname", "ipv4", "ipv6",
+    "uri", "uri-reference", "iri", "iri-reference", "uri-template", "uuid", "json-pointer",
+    "relative-json-pointer", "regex",
+)  # fmt: skip
+_DRAFT_2020_12 = ("https://json-schema.org/draft/2020-12/schema", "https://json-schema.org/draft/2020-12/schema#")
+_OPTIONS: dict[str, Any] = {
+    "validate_formats": True,
+    "ignore_unknown_formats": False,
+    # The `regex` crate: linear time in the input, no lookaround, no backreferences.
+    "pattern_options": jsonschema_rs.RegexOptions(),
+    # RFC 5321 Mailbox, as 2020-12 validation §7.3.2 says: an address, not `Name <address>`.
+    "email_options": jsonschema_rs.EmailOptions(allow_display_text=False),
+    "retriever": refuse_retrieval,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,121 +73,277 @@ class SchemaFinding:
 
 @dataclass(slots=True)
 class ModuleSchema:
-    """A module's schema, compiled once per process."""
+    """A module's schema, compiled once per process, with the references it reaches."""
 
     module: str
     path: str
     schema: dict[str, Any]
-    _fast: Any = None
-    _slow: jsonschema.Draft202012Validator | None = field(default=None)
+    external: bool  # it references another file under schemas/ (compiled against all of them)
+    _validator: Any
+    _registry: jsonschema_rs.Registry | None
+    _lookups: dict[tuple[str, str], tuple[str, Any]] = field(default_factory=dict)
+    _patterns: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, module: str, path: str, data: bytes) -> ModuleSchema:
-        try:
-            schema = json.loads(data, object_pairs_hook=reject_duplicate_keys)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            line = getattr(e, "lineno", 1)
-            col = getattr(e, "colno", 1)
-            raise InputError(f"{path}:{line}:{col}: invalid JSON: {getattr(e, 'msg', e)}") from e
-        except RecursionError as e:
-            raise InputError(f"{path}: invalid JSON: nested too deeply") from e
-        except ValueError as e:
-            raise InputError(f"{path}: invalid JSON: {e}") from e
+    def load(cls, module: str, path: str, data: bytes, files: SchemaFiles | None = None) -> ModuleSchema:
+        """Parse, check and compile ``schemas/<module>.schema.json``.
+
+        ``files`` holds the other files under ``schemas/`` that a ``$ref`` may
+        name; without it only references inside this file resolve.
+
+        Raises:
+            InputError: invalid JSON, not a 2020-12 schema, a reference that does
+                not resolve, a pattern or format llmcc cannot check; at file:line.
+        """
+        schema = load_json(path, data)
         if not isinstance(schema, dict):
             raise InputError(f"{path}:1:1: a schema must be a JSON object")
         meta = schema.get("$schema")
         if meta is not None and meta not in _DRAFT_2020_12:
             # jsonschema-rs would fetch an unknown meta-schema (network or file://).
             raise InputError(f"{path}: $schema must be {next(iter(_DRAFT_2020_12))!r}, not {meta!r}")
+        text = data.decode("utf-8")
+        base = uri_of(path)
+        check_document(path, text, schema)
+        refs = list(references(schema, base))
+        external = any(not is_local(ref) for _, ref, _ in refs)
+        registry = None
+        if refs:
+            if external and files is not None:
+                registry, missing = files.registry(), files.missing
+                check_references(path, text, refs, registry, missing, files.names())
+                check_shared(files)
+            else:
+                registry, missing = build_registry([(base, schema)])
+                check_references(path, text, refs, registry, missing)
         try:
-            # Checked against the 2020-12 metaschema by jsonschema-rs: Python's check_schema
-            # costs ~0.5 s per large schema.
-            jsonschema_rs.meta.validate(schema)
-            # No $ref leaves the schema file: no network, no file outside the repository.
-            fast = jsonschema_rs.validator_for(schema, validate_formats=True, retriever=_refuse_retrieval)
-        except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as e:
-            where = "/".join(str(p) for p in getattr(e, "instance_path", [])) or "(root)"
-            first = str(e).splitlines()[0]
-            raise InputError(f"{path}: invalid JSON Schema at {where}: {first}") from e
-        return cls(module=module, path=path, schema=schema, _fast=fast)
+            validator = jsonschema_rs.validator_for(schema, registry=registry, base_uri=base, **_OPTIONS)
+        except jsonschema_rs.ValidationError as e:
+            raise InputError(_compile_error(path, text, e)) from e
+        except (jsonschema_rs.ReferencingError, ValueError) as e:
+            raise InputError(f"{path}: invalid JSON Schema: {str(e).splitlines()[0]}") from e
+        return cls(module, path, schema, external, validator, registry)
+
+    @property
+    def base(self) -> str:
+        """The URI this schema's relative references resolve against."""
+        return uri_of(self.path)
 
     def check(self, instance: object) -> list[SchemaFinding]:
         """Every schema error of ``instance``, sorted by path."""
-        if self._fast.is_valid(instance):
+        if self._validator.is_valid(instance):
             return []
-        if self._slow is None:
-            self._slow = jsonschema.Draft202012Validator(
-                self.schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-            )
-        secret = set(secret_paths(self.schema, instance))
-        findings = [_finding(e, secret) for e in _leaves(self._slow.iter_errors(instance))]
-        if not findings:
-            # The two validators disagree (e.g. a format only jsonschema-rs checks).
-            for e in self._fast.iter_errors(instance):
-                path = tuple(e.instance_path)
-                kind = type(e.kind).__name__.removeprefix("ValidationErrorKind_").lower()
-                findings.append(SchemaFinding(path, f"{_describe(e.instance, path in secret)} fails {kind}", kind))
+        secret = set(secret_paths(self, instance))
+        findings = [f for e in self._validator.iter_errors(instance) for f in _findings(e, secret)]
         return sorted(findings, key=lambda f: ([str(p) for p in f.path], f.message))
 
+    def resolve(self, base: str, ref: str) -> tuple[str, Any]:
+        """The subschema ``ref`` names from a node at ``base``, and its own base URI (memoized)."""
+        key = (base, ref)
+        hit = self._lookups.get(key)
+        if hit is None:
+            if self._registry is None:
+                self._registry = build_registry([(self.base, self.schema)])[0]
+            try:
+                found = self._registry.resolver(base).lookup(ref)
+            except jsonschema_rs.ReferencingError as e:  # checked at load: a bug if it happens
+                raise InputError(f"{self.path}: $ref {ref!r} does not resolve: {e}") from e
+            hit = self._lookups[key] = (found.resolver.base_uri, found.contents)
+        return hit
 
-_DRAFT_2020_12 = ("https://json-schema.org/draft/2020-12/schema", "https://json-schema.org/draft/2020-12/schema#")
+    def matches(self, pattern: str, key: str) -> bool:
+        """Whether ``patternProperties`` ``pattern`` matches ``key``, in the validator's own dialect."""
+        check = self._patterns.get(pattern)
+        if check is None:
+            try:
+                check = jsonschema_rs.validator_for({"pattern": pattern}, **_OPTIONS)
+            except jsonschema_rs.ValidationError:
+                return True  # cannot happen after load; count it as matching (fail closed)
+            self._patterns[pattern] = check
+        return bool(check.is_valid(key))
 
 
-def _refuse_retrieval(uri: str) -> Any:  # noqa: ANN401
-    raise ValueError(f"$ref {uri} is outside this schema file; only local references (#/...) are allowed")
+def check_document(path: str, text: str, schema: dict[str, Any] | bool) -> None:
+    """The 2020-12 meta-schema check. Raises InputError at the line of the first fault."""
+    try:
+        # jsonschema-rs: Python's check_schema costs ~0.5 s per large schema.
+        jsonschema_rs.meta.validate(schema)
+    except jsonschema_rs.ValidationError as e:
+        raise InputError(_compile_error(path, text, e)) from e
+    except (jsonschema_rs.ReferencingError, ValueError) as e:
+        raise InputError(f"{path}: invalid JSON Schema: {str(e).splitlines()[0]}") from e
 
 
-def _leaves(errors: Iterator[jsonschema.ValidationError]) -> Iterator[jsonschema.ValidationError]:
-    """Report the most specific error of an ``anyOf``/``oneOf``/``if`` rather than the wrapper."""
-    for e in errors:
-        if e.context and e.validator in ("anyOf", "oneOf"):
-            best = jsonschema.exceptions.best_match(e.context)
-            yield best if best is not None else e
+def check_references(
+    path: str,
+    text: str,
+    refs: list[tuple[Pointer, str, str]],
+    registry: jsonschema_rs.Registry,
+    missing: set[str],
+    names: dict[str, str] | None = None,
+) -> None:
+    """Every reference resolves in ``registry``. Raises InputError at the referring line.
+
+    ``missing``: documents the registry did not hold (``build_registry``);
+    ``names``: the file that has each ``$id``, to name it in a message.
+    """
+    for pointer, ref, base in refs:
+        why = None
+        target, fragment = urldefrag(urljoin(base, ref))
+        if target in missing:
+            why = _no_document(target)
         else:
-            yield e
+            try:
+                registry.resolver(base).lookup(ref)
+            except jsonschema_rs.ReferencingError:
+                why = f"{path_of(target) or (names or {}).get(target, target)} has no {fragment!r}"
+        if why is not None:
+            line, col = locate(text, pointer)
+            raise InputError(f"{path}:{line}:{col}: $ref {ref!r} does not resolve: {why}")
 
 
-def _finding(e: jsonschema.ValidationError, secret: set[JsonPath]) -> SchemaFinding:
-    path: JsonPath = tuple(e.absolute_path)
-    keyword = str(e.validator)
-    value = e.validator_value
+def check_shared(files: SchemaFiles) -> None:
+    """Check the files under ``schemas/`` that are not module schemas (the modules check themselves)."""
+    if files.checked:
+        return
+    files.checked = True
+    registry = files.registry()
+    for path, (doc, text) in files.documents().items():
+        if path.startswith(f"{SCHEMAS}/") and "/" not in path[len(SCHEMAS) + 1 :] and path.endswith(".schema.json"):
+            continue
+        check_document(path, text, doc)
+        refs = list(references(doc, uri_of(path)))
+        check_references(path, text, refs, registry, files.missing, files.names())
+        # Every definition, used or not, is checked where it is written: compiling a module
+        # that uses it would report the fault at a pointer into this file, without its name.
+        for pointer, node, _ in subschemas(doc, uri_of(path)):
+            for key, value in _keyword_values(node):
+                try:
+                    jsonschema_rs.validator_for({key: value}, **_OPTIONS)
+                except jsonschema_rs.ValidationError as e:
+                    raise InputError(_compile_error(path, text, e, pointer)) from e
+        try:
+            jsonschema_rs.validator_for(doc, registry=registry, base_uri=uri_of(path), **_OPTIONS)
+        except jsonschema_rs.ValidationError as e:
+            raise InputError(_compile_error(path, text, e)) from e
+        except (jsonschema_rs.ReferencingError, ValueError) as e:
+            raise InputError(f"{path}: invalid JSON Schema: {str(e).splitlines()[0]}") from e
+
+
+def _keyword_values(node: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The keywords of one subschema that compile on their own: patterns and formats."""
+    found = [(k, node[k]) for k in ("pattern", "format") if isinstance(node.get(k), str)]
+    if isinstance(node.get("patternProperties"), dict):
+        found.append(("patternProperties", {p: True for p in node["patternProperties"]}))
+    return found
+
+
+def _no_document(target: str) -> str:
+    where = path_of(target)
+    if where is None:
+        return f"no file under {SCHEMAS}/ has $id {target!r}, and schemas are never fetched"
+    if not where.startswith(f"{SCHEMAS}/"):
+        return f"{where} is outside {SCHEMAS}/"
+    return f"no file {where}" + ("" if where.endswith(".json") else " (schema files end in .json)")
+
+
+def _compile_error(path: str, text: str, e: jsonschema_rs.ValidationError, prefix: Pointer = ()) -> str:
+    """The message for a schema that does not compile; ``prefix``: where the compiled part sits in the file."""
+    pointer = (*prefix, *e.instance_path)
+    line, col = locate(text, pointer)
+    where = "/".join(str(p) for p in pointer) or "(root)"
+    kind = e.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Format) and kind.format == "regex":
+        pattern = str(e.instance)
+        try:
+            jsonschema_rs.validator_for({"pattern": pattern})  # the backtracking engine reads ECMA-262 in full
+        except jsonschema_rs.ValidationError:
+            why = "is not an ECMA-262 regular expression"
+        else:
+            why = "needs lookaround or a backreference; patterns must run in linear time (no backtracking)"
+        return f"{path}:{line}:{col}: pattern {pattern!r} at {where} {why}"
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Custom) and pointer and pointer[-1] == "format":
+        return f"{path}:{line}:{col}: unknown format {e.instance!r} at {where}; llmcc asserts {', '.join(FORMATS)}"
+    return f"{path}:{line}:{col}: invalid JSON Schema at {where}: {e.message.splitlines()[0]}"
+
+
+_K = jsonschema_rs.ValidationErrorKind
+_BOUNDS = {
+    _K.Minimum: "less than the minimum of",
+    _K.Maximum: "greater than the maximum of",
+    _K.ExclusiveMinimum: "less than or equal to the exclusive minimum of",
+    _K.ExclusiveMaximum: "greater than or equal to the exclusive maximum of",
+}
+_SIZES = {
+    _K.MinLength: ("at least", "characters"),
+    _K.MaxLength: ("at most", "characters"),
+    _K.MinItems: ("at least", "items"),
+    _K.MaxItems: ("at most", "items"),
+    _K.MinProperties: ("at least", "properties"),
+    _K.MaxProperties: ("at most", "properties"),
+}
+
+
+def _findings(e: jsonschema_rs.ValidationError, secret: set[JsonPath]) -> list[SchemaFinding]:
+    """Our findings for one validator error (one per unexpected property; the best branch of anyOf/oneOf)."""
+    path: JsonPath = tuple(e.instance_path)
+    kind = e.kind
+    keyword = kind.name
+    if isinstance(kind, _K.AnyOf | _K.OneOfNotValid):
+        best = _best([err for branch in kind.context for err in branch])
+        if best is not None:
+            return _findings(best, secret)
+    if isinstance(kind, _K.AdditionalProperties | _K.UnevaluatedProperties):
+        which = "Additional" if isinstance(kind, _K.AdditionalProperties) else "Unevaluated"
+        return [
+            SchemaFinding((*path, key), f"{which} properties are not allowed ({key!r} was unexpected)", keyword)
+            for key in kind.unexpected
+        ]
+    if isinstance(kind, _K.PropertyNames):
+        inner = _findings(kind.error, set())
+        return [SchemaFinding(path, f"property name {f.message}", keyword) for f in inner]
     hidden = path in secret or any(p[: len(path)] == path for p in secret)
-    desc = _describe(e.instance, hidden)
-    if keyword in ("required", "additionalProperties", "dependentRequired", "unevaluatedProperties"):
-        msg = e.message  # names keys only, never values
-        sub = e.schema if isinstance(e.schema, dict) else {}
-        if keyword == "additionalProperties" and isinstance(e.instance, dict):
-            extra = sorted(set(e.instance) - set(sub.get("properties", {})))
-            if extra and not sub.get("patternProperties"):
-                path = (*path, extra[0])
-    elif keyword == "type":
-        msg = f"{desc} is not of type {_list(value)}"
-    elif keyword == "enum":
-        msg = f"{desc} is not one of {_list(value)}"
-    elif keyword == "const":
-        msg = f"{desc} is not {json.dumps(value)}"
-    elif keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"):
-        words = {
-            "minimum": "less than the minimum of",
-            "maximum": "greater than the maximum of",
-            "exclusiveMinimum": "less than or equal to the exclusive minimum of",
-            "exclusiveMaximum": "greater than or equal to the exclusive maximum of",
-            "multipleOf": "not a multiple of",
-        }
-        msg = f"{desc} is {words[keyword]} {value}"
-    elif keyword in ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"):
-        bound = "at least" if keyword.startswith("min") else "at most"
-        unit = {"Length": "characters", "Items": "items", "Properties": "properties"}[keyword[3:]]
-        msg = f"{desc} must have {bound} {value} {unit}"
-    elif keyword == "pattern":
-        msg = f"{desc} does not match pattern {value!r}"
-    elif keyword == "format":
-        msg = f"{desc} is not a valid {value}"
-    elif keyword == "uniqueItems":
-        msg = f"{desc} has repeated items"
-    else:
-        msg = f"{desc} fails {keyword}"
-    return SchemaFinding(path, msg, keyword)
+    return [SchemaFinding(path, _message(kind, _describe(e.instance, hidden)), keyword)]
+
+
+def _message(kind: Any, desc: str) -> str:  # noqa: ANN401 - a ValidationErrorKind subclass
+    match kind:
+        case _K.Required():
+            return f"{kind.property!r} is a required property"
+        case _K.Type():
+            return f"{desc} is not of type {_list(kind.types)}"
+        case _K.Enum():
+            return f"{desc} is not one of {_list(kind.options)}"
+        case _K.Constant():
+            return f"{desc} is not {json.dumps(kind.expected_value)}"
+        case _K.Minimum() | _K.Maximum() | _K.ExclusiveMinimum() | _K.ExclusiveMaximum():
+            return f"{desc} is {_BOUNDS[type(kind)]} {kind.limit}"
+        case _K.MultipleOf():
+            return f"{desc} is not a multiple of {kind.multiple_of}"
+        case _K.MinLength() | _K.MaxLength() | _K.MinItems() | _K.MaxItems() | _K.MinProperties() | _K.MaxProperties():
+            bound, unit = _SIZES[type(kind)]
+            return f"{desc} must have {bound} {kind.limit} {unit}"
+        case _K.Pattern():
+            return f"{desc} does not match pattern {kind.pattern!r}"
+        case _K.Format():
+            return f"{desc} is not a valid {kind.format}"
+        case _K.UniqueItems():
+            return f"{desc} has repeated items"
+        case _K.OneOfMultipleValid():
+            return f"{desc} matches more than one schema of oneOf"
+        case _K.Contains():
+            return f"{desc} has no item that matches contains"
+        case _K.FalseSchema():
+            return f"{desc} is not allowed here (false schema)"
+    return f"{desc} fails {kind.name}"
+
+
+def _best(errors: list[jsonschema_rs.ValidationError]) -> jsonschema_rs.ValidationError | None:
+    """The most telling error of a failed ``anyOf``/``oneOf``: a branch of the right type, the deepest path."""
+    if not errors:
+        return None
+    ranked = sorted(errors, key=lambda e: (isinstance(e.kind, _K.Type), -len(e.instance_path)))
+    return ranked[0]
 
 
 def _list(value: Any) -> str:  # noqa: ANN401
@@ -169,85 +360,5 @@ def _describe(value: Any, hidden: bool) -> str:  # noqa: ANN401
         return "the list"
     if hidden:
         return "the secret value"
-    text = json.dumps(value, ensure_ascii=False)
+    text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def secret_paths(schema: dict[str, Any], instance: Any, path: JsonPath = ()) -> Iterator[JsonPath]:  # noqa: ANN401
-    """Paths in ``instance`` that the schema marks ``"x-secret": true`` (local ``$ref``s followed).
-
-    Subschemas without any secret below them are skipped, so the walk costs the
-    secret-bearing branches only.
-    """
-    if not schema_has_secrets(schema):
-        return
-    yield from _walk(schema, schema, instance, path, 0)
-
-
-def _walk(root: dict[str, Any], node: Any, inst: Any, path: JsonPath, depth: int) -> Iterator[JsonPath]:  # noqa: ANN401
-    if not isinstance(node, dict) or depth > 64 or not _has_secret(node):
-        return
-    if isinstance(inst, Tagged):
-        if inst.tag == "delete":
-            return
-        inst = inst.value
-    if node.get(SECRET_KEYWORD) is True:
-        if inst is not None:
-            yield path
-        return
-    ref = node.get("$ref")
-    if isinstance(ref, str) and (ref == "#" or ref.startswith("#/")):
-        target: Any = root
-        for part in ref[2:].split("/") if ref != "#" else []:
-            target = target.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, dict) else {}
-        yield from _walk(root, target, inst, path, depth + 1)
-    for key in ("allOf", "anyOf", "oneOf"):
-        for sub in node.get(key, []):
-            yield from _walk(root, sub, inst, path, depth + 1)
-    for key in ("if", "then", "else"):
-        if key in node:
-            yield from _walk(root, node[key], inst, path, depth + 1)
-    if isinstance(inst, dict):
-        props = node.get("properties", {})
-        patterns = node.get("patternProperties", {})
-        extra = node.get("additionalProperties")
-        for k, v in inst.items():
-            matched = [props[k]] if k in props else []
-            matched += [sub for pattern, sub in patterns.items() if _matches(pattern, k)]
-            for sub in matched or ([extra] if isinstance(extra, dict) else []):
-                yield from _walk(root, sub, v, (*path, k), depth + 1)
-    elif isinstance(inst, list):
-        prefix = node.get("prefixItems", [])
-        items = node.get("items")
-        for i, v in enumerate(inst):
-            if i < len(prefix):
-                yield from _walk(root, prefix[i], v, (*path, i), depth + 1)
-            elif isinstance(items, dict):
-                yield from _walk(root, items, v, (*path, i), depth + 1)
-
-
-def _matches(pattern: str, key: str) -> bool:
-    """``patternProperties`` matching; a pattern Python cannot read counts as matching (fail closed)."""
-    try:
-        return re.search(pattern, key) is not None
-    except re.error:
-        return True
-
-
-_SECRET_MEMO: dict[int, tuple[Any, bool]] = {}
-
-
-def _has_secret(node: Any) -> bool:  # noqa: ANN401
-    """Whether a subschema holds ``x-secret: true`` or a ``$ref`` (refs are followed, not judged)."""
-    hit = _SECRET_MEMO.get(id(node))
-    if hit is not None and hit[0] is node:
-        return hit[1]
-    text = json.dumps(node)
-    result = f'"{SECRET_KEYWORD}": true' in text or '"$ref"' in text
-    _SECRET_MEMO[id(node)] = (node, result)  # holds the node so its id is not reused
-    return result
-
-
-def schema_has_secrets(schema: dict[str, Any]) -> bool:
-    """Whether any subschema is marked secret (a quick test before walking instances)."""
-    return _has_secret(schema)

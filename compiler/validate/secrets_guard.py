@@ -17,7 +17,7 @@ from compiler.secrets.creation_rules import SOPS_CONFIG, recipient_mismatch
 from compiler.secrets.sops import PLAINTEXT_IN_SOPS, is_sops_document
 from compiler.secrets.sopsfile import SOPS_KEY, plaintext_leaves, sops_metadata, typed_leaves
 from compiler.secrets.sources import unencrypted_leaves
-from compiler.validate.schema import schema_has_secrets, secret_paths
+from compiler.validate.secretwalk import schema_has_secrets, secret_paths
 
 if TYPE_CHECKING:
     from compiler.pipeline import TargetStack
@@ -31,14 +31,14 @@ def check_stack(repo: Repository, stack: TargetStack, module: str) -> list[Diagn
     schema = repo.schema(module)
     # Every secrets file must be SOPS-encrypted, whether or not this module has secret fields.
     out = [d for layer in stack.layers if layer.ref.secrets for d in _check_sops_layer(repo, layer, module)]
-    if not schema_has_secrets(schema.schema):
+    if not schema_has_secrets(schema):
         return out
     for plan in repo.templates(module):
         key = (plan.document.path, module)
         if key not in repo.guard_cache:
             repo.guard_cache[key] = [
                 Diagnostic(message=MESSAGE, origin=plan.document.origin(path), module=module, path=path)
-                for path in sorted(set(secret_paths(schema.schema, plan.static)), key=str)
+                for path in sorted(set(secret_paths(schema, plan.static)), key=str)
             ]
         out += repo.guard_cache[key]
     for layer in stack.layers:
@@ -53,7 +53,7 @@ def check_stack(repo: Repository, stack: TargetStack, module: str) -> list[Diagn
                     module=module,
                     path=path,
                 )
-                for path in sorted(set(secret_paths(schema.schema, layer.modules[module])), key=str)
+                for path in sorted(set(secret_paths(schema, layer.modules[module])), key=str)
             ]
         out += repo.guard_cache[key]
     return out
@@ -87,7 +87,7 @@ def _check_sops_layer(repo: Repository, layer: LayerDoc, module: str) -> list[Di
             out += _check_sops_file(repo, layer, by_hand)
         patch = raw.get("modules")
         if isinstance(patch, dict) and module in patch:
-            schema = repo.schema(module).schema
+            schema = repo.schema(module)
             for path in sorted(set(secret_paths(schema, patch[module])), key=str):
                 value = _get(patch[module], path)
                 left = [p for p in unencrypted_leaves(value) if ("modules", module, *path, *p) not in by_hand]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from compiler.repository import Repository
 from compiler.secrets.sources import SopsOpener
 from compiler.sources.base import SourceInfo
 from compiler.sources.worktree import WorkTree
+from compiler.validate.schema import ModuleSchema
 from tests.conftest import GitRepo
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
@@ -104,10 +106,11 @@ def test_rotate_every_follows_refs_and_combinators() -> None:
             "c": {"items": {"x-secret": True}},
         },
     }
-    assert rotate_every(schema, ("a", "k")) == "30d"
-    assert rotate_every(schema, ("b", "anything")) == "7d"
-    assert rotate_every(schema, ("c", 3)) is None
-    assert rotate_every(schema, ("zzz",)) is None
+    ms = ModuleSchema.load("m", "schemas/m.schema.json", json.dumps(schema).encode())
+    assert rotate_every(ms, ("a", "k")) == "30d"
+    assert rotate_every(ms, ("b", "anything")) == "7d"
+    assert rotate_every(ms, ("c", 3)) is None
+    assert rotate_every(ms, ("zzz",)) is None
 
 
 def test_check_target_and_an_empty_policy_set(example_repo: GitRepo) -> None:

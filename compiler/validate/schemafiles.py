@@ -1,0 +1,206 @@
+"""The JSON files under ``schemas/`` as one reference registry: ``$ref`` between files, never a fetch.
+
+Every ``*.json`` file below ``schemas/`` (at any depth) is a resource at
+``https://llmcc.invalid/<its repository path>``, so a relative ``$ref`` such as
+``shared/defs.json#/$defs/model_name`` resolves against the referring file's
+directory, and a file's own ``$id`` names it too (JSON Schema 2020-12 core
+§8.2.1, §9). ``.invalid`` can never resolve (RFC 2606), and the retriever
+refuses every URI: a reference to anything else is an error at the referring
+file's line, never a network or disk read outside ``schemas/``.
+
+Errors name the file and line of the keyword at fault: ``locate`` finds the
+line of a JSON pointer in the file's text (JSON has no line numbers once parsed).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urldefrag, urljoin
+
+import jsonschema_rs
+
+from compiler.bundle.canonical import reject_duplicate_keys
+from compiler.errors import InputError
+from compiler.sources.base import SourceTree
+
+SCHEMAS = "schemas"
+BASE = "https://llmcc.invalid/"
+Pointer = tuple[str | int, ...]
+
+# Keywords whose value is a subschema, a list of them, or a map of them (2020-12 core §10, validation §6-8).
+_ONE: tuple[str, ...] = ("additionalProperties", "unevaluatedProperties", "unevaluatedItems", "items", "contains")
+_ONE += ("propertyNames", "not", "if", "then", "else", "contentSchema", "additionalItems")
+_LIST = ("allOf", "anyOf", "oneOf", "prefixItems")
+_MAP = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_REF_KEYWORDS = ("$ref", "$dynamicRef")
+
+
+def uri_of(path: str) -> str:
+    """The URI a file under ``schemas/`` is registered at."""
+    return BASE + path
+
+
+def path_of(uri: str) -> str | None:
+    """The repository path a registered URI names (fragment dropped), or None for any other URI."""
+    doc = urldefrag(uri)[0]
+    return doc[len(BASE) :] if doc.startswith(BASE) else None
+
+
+def refuse_retrieval(uri: str) -> Any:  # noqa: ANN401 - the retriever protocol of jsonschema-rs
+    raise ValueError(f"{uri} is not a file under {SCHEMAS}/ (schemas are never fetched)")
+
+
+def load_json(path: str, data: bytes) -> Any:  # noqa: ANN401 - a JSON Schema document
+    """Parse a schema file strictly (a repeated key is an error). Raises InputError at file:line:col."""
+    try:
+        return json.loads(data, object_pairs_hook=reject_duplicate_keys)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        line = getattr(e, "lineno", 1)
+        col = getattr(e, "colno", 1)
+        raise InputError(f"{path}:{line}:{col}: invalid JSON: {getattr(e, 'msg', e)}") from e
+    except RecursionError as e:
+        raise InputError(f"{path}: invalid JSON: nested too deeply") from e
+    except ValueError as e:
+        raise InputError(f"{path}: invalid JSON: {e}") from e
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def locate(text: str, pointer: Pointer) -> tuple[int, int]:
+    """Line and column (1-based) of the value at ``pointer`` in a JSON text; the deepest found part otherwise.
+
+    The text has parsed already, so the scan trusts its syntax.
+    """
+    at = _WS.match(text).end()  # type: ignore[union-attr]
+    for part in pointer:
+        found = _member(text, at, part)
+        if found is None:
+            break
+        at = found
+    line = text.count("\n", 0, at) + 1
+    return line, at - (text.rfind("\n", 0, at) + 1) + 1
+
+
+def _member(text: str, at: int, part: str | int) -> int | None:
+    """Where the value of key or index ``part`` starts, in the object or array starting at ``at``."""
+    if at >= len(text) or text[at] not in "{[":
+        return None
+    is_object = text[at] == "{"
+    index = 0
+    at = _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+    while at < len(text) and text[at] not in "}]":
+        if is_object:
+            key, at = _DECODER.raw_decode(text, at)
+            at = _WS.match(text, _WS.match(text, at).end() + 1).end()  # type: ignore[union-attr]  # past ':'
+            if key == str(part):
+                return at
+        elif index == part:
+            return at
+        at = _WS.match(text, _DECODER.raw_decode(text, at)[1]).end()  # type: ignore[union-attr]
+        if at < len(text) and text[at] == ",":
+            at = _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+        index += 1
+    return None
+
+
+def subschemas(node: Any, base: str, pointer: Pointer = ()) -> Iterator[tuple[Pointer, dict[str, Any], str]]:  # noqa: ANN401
+    """Every subschema object in a schema document with its pointer and base URI (``$id`` applied)."""
+    if not isinstance(node, dict):
+        return
+    ident = node.get("$id")
+    if isinstance(ident, str):
+        base = urljoin(base, ident)
+    yield pointer, node, base
+    for key in _ONE:
+        if key in node:
+            yield from subschemas(node[key], base, (*pointer, key))
+    for key in _LIST:
+        subs = node.get(key)
+        if isinstance(subs, list):
+            for i, sub in enumerate(subs):
+                yield from subschemas(sub, base, (*pointer, key, i))
+    for key in _MAP:
+        subs = node.get(key)
+        if isinstance(subs, dict):
+            for name, sub in subs.items():
+                yield from subschemas(sub, base, (*pointer, key, name))
+
+
+def references(schema: Any, base: str) -> Iterator[tuple[Pointer, str, str]]:  # noqa: ANN401
+    """``(pointer of the keyword, reference, base URI)`` of every ``$ref``/``$dynamicRef`` in a document."""
+    for pointer, node, at in subschemas(schema, base):
+        for key in _REF_KEYWORDS:
+            ref = node.get(key)
+            if isinstance(ref, str):
+                yield (*pointer, key), ref, at
+
+
+def is_local(ref: str) -> bool:
+    return ref.startswith("#")
+
+
+def build_registry(resources: list[tuple[str, Any]]) -> tuple[jsonschema_rs.Registry, set[str]]:
+    """A registry of ``resources``, and the URIs they reference that none of them is.
+
+    The registry looks every referenced document up as it is built; one that is
+    missing stands in as ``false`` (nothing valid), and the caller reports its
+    ``$ref`` at the referring line (``compiler.validate.schema.check_references``).
+
+    Raises:
+        InputError: the registry refuses the resources (e.g. two files with one ``$id``).
+    """
+    missing: set[str] = set()
+
+    def stand_in(uri: str) -> bool:
+        missing.add(urldefrag(uri)[0])
+        return False
+
+    try:
+        return jsonschema_rs.Registry(resources, retriever=stand_in), missing
+    except (jsonschema_rs.ReferencingError, ValueError) as e:
+        raise InputError(f"{SCHEMAS}/: cannot register the schema files: {str(e).splitlines()[0]}") from e
+
+
+class SchemaFiles:
+    """Every JSON file under ``schemas/`` of one source tree, parsed and registered once, on first need."""
+
+    def __init__(self, tree: SourceTree) -> None:
+        self.tree = tree
+        self._docs: dict[str, tuple[Any, str]] | None = None
+        self._registry: jsonschema_rs.Registry | None = None
+        self.missing: set[str] = set()  # URIs referenced that no file is
+        self.checked = False  # the files that are not module schemas have been checked (schema.check_shared)
+
+    def documents(self) -> dict[str, tuple[Any, str]]:
+        """Repository path -> (parsed document, its text), for every ``*.json`` below ``schemas/``."""
+        if self._docs is None:
+            docs: dict[str, tuple[Any, str]] = {}
+            for path in self.tree.list_tree(SCHEMAS):
+                if path.endswith(".json"):
+                    data = self.tree.read(path)
+                    doc = load_json(path, data)
+                    if not isinstance(doc, dict | bool):
+                        raise InputError(f"{path}:1:1: a schema must be a JSON object or a boolean")
+                    docs[path] = (doc, data.decode("utf-8"))
+            self._docs = docs
+        return self._docs
+
+    def names(self) -> dict[str, str]:
+        """The ``$id`` of each file that has one -> its repository path (for messages)."""
+        out: dict[str, str] = {}
+        for path, (doc, _) in self.documents().items():
+            if isinstance(doc, dict) and isinstance(doc.get("$id"), str):
+                out[urldefrag(urljoin(uri_of(path), doc["$id"]))[0]] = path
+        return out
+
+    def registry(self) -> jsonschema_rs.Registry:
+        """One registry of every file, each at ``uri_of(path)`` (and at its ``$id``)."""
+        if self._registry is None:
+            resources = [(uri_of(path), doc) for path, (doc, _) in self.documents().items()]
+            self._registry, self.missing = build_registry(resources)
+        return self._registry

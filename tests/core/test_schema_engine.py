@@ -1,0 +1,282 @@
+"""Issue 10 §2-§3: one schema engine decides and explains; ``$ref`` between files under ``schemas/``.
+
+Every case starts from ``llmcc init``: the scaffolded repository plus a module
+or two, checked through ``main`` as a user runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import main
+from tests.conftest import GitRepo, init_repo
+from tests.policy._support import issue6_commands
+
+__all__ = ["issue6_commands"]
+pytestmark = pytest.mark.usefixtures("issue6_commands")
+
+META_SCHEMA = """\
+{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "properties": {
+    "owner_email": {"type": "string", "format": "email"},
+    "released_at": {"type": "string", "format": "date-time"},
+    "team": {"type": "string", "pattern": "^\\\\p{Lu}[a-z]+$"},
+    "matcher": {"type": "string", "format": "regex"}
+  }
+}
+"""
+
+
+@pytest.fixture
+def scaffold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> GitRepo:
+    """A repository made by ``llmcc init`` and committed (keys outside it, under a temporary home)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-home"))
+    dest = tmp_path / "conf"
+    assert main(["init", str(dest)]) == 0
+    capsys.readouterr()
+    repo = init_repo(dest)
+    repo.commit("llmcc init")
+    return repo
+
+
+def validate(repo: GitRepo, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["-C", str(repo.path), "validate", "--target", "dev", *args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert "internal error" not in out + err
+    return code, out, err
+
+
+def errors(err: str) -> list[str]:
+    """The diagnostic lines of a text report (without the summary line)."""
+    return [line for line in err.splitlines() if not line.startswith("llmcc: validate ")]
+
+
+def with_meta(repo: GitRepo, values: dict[str, str]) -> None:
+    repo.write("schemas/meta.schema.json", META_SCHEMA)
+    repo.write("templates/meta.yaml", "".join(f"{k}: {json.dumps(v)}\n" for k, v in values.items()))
+
+
+# --- §2: one engine decides validity and writes the messages ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # was: internal error: bad escape \p (exit 70)
+        ({"team": "Platform", "owner_email": "bad"}, ['$.owner_email: "bad" is not a valid email']),
+        ({"team": "Élan"}, []),
+        ({"team": "platform"}, ["$.team: \"platform\" does not match pattern '^\\\\p{Lu}[a-z]+$'"]),
+        # was: reported alone, gone next to a bad email
+        ({"released_at": "yesterday"}, ['$.released_at: "yesterday" is not a valid date-time']),
+        (
+            {"released_at": "yesterday", "owner_email": "bad"},
+            ['$.owner_email: "bad" is not a valid email', '$.released_at: "yesterday" is not a valid date-time'],
+        ),
+        # was: valid alone, "invalid regex" next to another error
+        ({"matcher": "ENV VERSION=(?<value>.*?)$"}, []),
+        (
+            {"matcher": "ENV VERSION=(?<value>.*?)$", "owner_email": "bad"},
+            ['$.owner_email: "bad" is not a valid email'],
+        ),
+        ({"matcher": "(unclosed"}, ['$.matcher: "(unclosed" is not a valid regex']),
+        # an address, not a display name (RFC 5321 Mailbox)
+        ({"owner_email": "Ops <ops@example.com>"}, ['$.owner_email: "Ops <ops@example.com>" is not a valid email']),
+        ({"owner_email": "ops@example.com", "released_at": "2026-11-29T12:00:00Z"}, []),
+    ],
+)
+def test_the_errors_shown_are_the_errors_that_decided(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str], values: dict[str, str], expected: list[str]
+) -> None:
+    with_meta(scaffold, values)
+    code, _, err = validate(scaffold, capsys)
+    shown = sorted(line.split(" meta ", 1)[1].removesuffix(" (target dev, layer template)") for line in errors(err))
+    assert (code, shown) == (1 if expected else 0, expected), err
+
+
+def test_a_schema_error_in_json_output_names_the_format(scaffold: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    with_meta(scaffold, {"released_at": "29/11/2026"})
+    code, out, _ = validate(scaffold, capsys, "--format", "json")
+    [diag] = json.loads(out)["diagnostics"]
+    assert (code, diag["message"]) == (1, '"29/11/2026" is not a valid date-time')
+
+
+@pytest.mark.parametrize(
+    ("pattern", "line"),
+    [
+        ('"^(?=.*[0-9])[a-z0-9]+$"', "lookaround"),
+        ('"^(a)\\\\1$"', "backreference"),
+    ],
+)
+def test_a_pattern_that_needs_backtracking_is_refused_at_its_line(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str], pattern: str, line: str
+) -> None:
+    scaffold.write(
+        "schemas/meta.schema.json",
+        '{\n  "type": "object",\n  "properties": {\n    "team": {"type": "string", "pattern": '
+        + pattern
+        + "}\n  }\n}\n",
+    )
+    scaffold.write("templates/meta.yaml", "team: abc\n")
+    code, _, err = validate(scaffold, capsys)
+    assert code == 2
+    assert err.splitlines()[0].startswith("llmcc: schemas/meta.schema.json:4:43: pattern ")
+    assert "needs lookaround or a backreference; patterns must run in linear time" in err
+
+
+def test_a_catastrophic_pattern_is_matched_in_linear_time(scaffold: GitRepo) -> None:
+    """``^(a+)+$`` backtracks exponentially in Python's ``re``; the engine's regex runs in linear time."""
+    scaffold.write(
+        "schemas/meta.schema.json",
+        json.dumps({"type": "object", "properties": {"team": {"type": "string", "pattern": "^(a+)+$"}}}),
+    )
+    scaffold.write("templates/meta.yaml", f"team: {'a' * 50_000}!\n")
+    # A subprocess, so that a regression hangs one command (killed), not the suite.
+    proc = subprocess.run(
+        [sys.executable, "-m", "compiler", "-C", str(scaffold.path), "validate", "--target", "dev"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "meta $.team: " in proc.stderr
+    assert "does not match pattern '^(a+)+$'" in proc.stderr
+
+
+def test_an_unknown_format_is_an_error_at_its_line(scaffold: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    scaffold.write("schemas/meta.schema.json", '{\n  "properties": {\n    "net": {"format": "ipv4-network"}\n  }\n}\n')
+    scaffold.write("templates/meta.yaml", "net: 10.0.0.0/8\n")
+    code, _, err = validate(scaffold, capsys)
+    assert code == 2
+    assert err.startswith(
+        "llmcc: schemas/meta.schema.json:3:23: unknown format 'ipv4-network' at properties/net/format"
+    )
+
+
+# --- §3: $ref between files under schemas/ ----------------------------------------------------
+
+ROUTER_SCHEMA = """\
+{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "properties": {
+    "primary": {"$ref": "%s"},
+    "region": {"$ref": "https://schemas.example.com/common.json#/$defs/region"}
+  }
+}
+"""
+DEFS = '{"$defs": {"model_name": {"type": "string"}}}\n'
+COMMON = """\
+{
+  "$id": "https://schemas.example.com/common.json",
+  "$defs": {
+    "region": {"$ref": "regions.json"}
+  }
+}
+"""
+REGIONS = '{"$id": "https://schemas.example.com/regions.json", "enum": ["eu", "us"]}\n'
+
+
+def with_router(repo: GitRepo, ref: str = "shared/defs.json#/$defs/model_name", primary: object = "gpt-4o") -> None:
+    repo.write("schemas/router.schema.json", ROUTER_SCHEMA % ref)
+    repo.write("schemas/shared/defs.json", DEFS)
+    repo.write("schemas/shared/common.json", COMMON)
+    repo.write("schemas/shared/regions.json", REGIONS)
+    repo.write("templates/router.yaml", f"primary: {json.dumps(primary)}\nregion: eu\n")
+
+
+def test_relative_and_id_references_between_files_resolve(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with_router(scaffold)
+    assert validate(scaffold, capsys)[0] == 0
+    with_router(scaffold, primary=5)
+    scaffold.write("environments/dev.yaml", "modules:\n  router:\n    region: mars\n")
+    code, _, err = validate(scaffold, capsys)
+    assert (code, errors(err)) == (
+        1,
+        [
+            'environments/dev.yaml:3:5: router $.region: "mars" is not one of "eu", "us" (target dev, layer dev)',
+            'templates/router.yaml:1:1: router $.primary: 5 is not of type "string" (target dev, layer template)',
+        ],
+    )
+
+
+UNRESOLVED = (
+    "schemas/router.schema.json:5:25: $ref 'shared/defs.json#/$defs/model_nam' does not resolve: "
+    "schemas/shared/defs.json has no '/$defs/model_nam'"
+)
+
+
+def test_a_reference_that_does_not_resolve_is_an_input_error_at_its_line(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with_router(scaffold, ref="shared/defs.json#/$defs/model_nam")
+    code, _, err = validate(scaffold, capsys)
+    assert (code, err.splitlines()[0]) == (2, f"llmcc: {UNRESOLVED}")
+    code, out, _ = validate(scaffold, capsys, "--format", "json")
+    [diag] = json.loads(out)["diagnostics"]
+    assert code == 2
+    assert (diag["file"], diag["line"], diag["column"]) == ("schemas/router.schema.json", 5, 25)
+    assert diag["message"] == UNRESOLVED.split(": ", 1)[1]
+    code, out, _ = validate(scaffold, capsys, "--format", "github")
+    assert code == 2
+    assert out.startswith("::error file=schemas/router.schema.json,line=5,col=25,")
+
+
+@pytest.mark.parametrize(
+    ("ref", "why"),
+    [
+        ("shared/nope.json#/$defs/x", "no file schemas/shared/nope.json"),
+        ("shared/defs.yaml", "no file schemas/shared/defs.yaml (schema files end in .json)"),
+        ("../../etc/passwd", "etc/passwd is outside schemas/"),
+        ("file:///etc/passwd", "no file under schemas/ has $id 'file:///etc/passwd', and schemas are never fetched"),
+        (
+            "https://127.0.0.1:9/defs.json",
+            "no file under schemas/ has $id 'https://127.0.0.1:9/defs.json', and schemas are never fetched",
+        ),
+    ],
+)
+def test_a_reference_outside_the_schema_files_is_never_fetched(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str], ref: str, why: str
+) -> None:
+    with_router(scaffold, ref=ref)
+    code, _, err = validate(scaffold, capsys)
+    assert (code, err.splitlines()[0]) == (
+        2,
+        f"llmcc: schemas/router.schema.json:5:25: $ref {ref!r} does not resolve: {why}",
+    )
+
+
+def test_a_fault_in_a_referenced_file_is_reported_at_that_file(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with_router(scaffold)
+    scaffold.write("schemas/shared/common.json", COMMON.replace('"regions.json"', '"regions.json#/nope"'))
+    code, _, err = validate(scaffold, capsys)
+    assert (code, err.splitlines()[0]) == (
+        2,
+        "llmcc: schemas/shared/common.json:4:24: $ref 'regions.json#/nope' does not resolve: "
+        "schemas/shared/regions.json has no '/nope'",
+    )
+    scaffold.write("schemas/shared/common.json", COMMON)
+    scaffold.write("schemas/shared/regions.json", REGIONS.replace('"enum"', '\n  "pattern": "(?<=x)y",\n  "enum"'))
+    code, _, err = validate(scaffold, capsys)
+    assert code == 2
+    assert err.startswith("llmcc: schemas/shared/regions.json:2:14: pattern '(?<=x)y' at pattern needs lookaround")
+    scaffold.write("schemas/shared/regions.json", REGIONS.replace('"enum"', '\n "minLength": -1, "enum"'))
+    code, _, err = validate(scaffold, capsys)
+    assert code == 2
+    assert err.startswith("llmcc: schemas/shared/regions.json:2:15: invalid JSON Schema at minLength: ")
+    scaffold.write("schemas/shared/regions.json", REGIONS.replace('"enum"', '\n "minLength": , "enum"'))
+    code, _, err = validate(scaffold, capsys)
+    assert code == 2
+    assert err.startswith("llmcc: schemas/shared/regions.json:2:15: invalid JSON: Expecting value")
