@@ -6,14 +6,19 @@ or two, checked through ``main`` as a user runs it.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from compiler.cli import main
+from compiler.policy.secretmeta import rotate_every
+from compiler.repository import Repository
+from compiler.sources.worktree import WorkTree
 from tests.conftest import GitRepo, init_repo
 from tests.policy._support import issue6_commands
 
@@ -280,3 +285,81 @@ def test_a_fault_in_a_referenced_file_is_reported_at_that_file(
     code, _, err = validate(scaffold, capsys)
     assert code == 2
     assert err.startswith("llmcc: schemas/shared/regions.json:2:15: invalid JSON: Expecting value")
+
+
+# --- siblings: a secret field reached through a $ref to another file --------------------------
+
+SECRET_DEFS = '{"$defs": {"api_key": {"type": "string", "x-secret": true, "x-rotate-every": "30d"}}}\n'
+TOKEN_SCHEMA = """\
+{
+  "type": "object",
+  "properties": {
+    "name": {"type": "string"},
+    "token": {"$ref": "shared/defs.json#/$defs/api_key"}
+  }
+}
+"""
+
+
+def with_token(repo: GitRepo, defs: str = SECRET_DEFS) -> None:
+    repo.write("schemas/shared/defs.json", defs)
+    repo.write("schemas/router.schema.json", TOKEN_SCHEMA)
+    repo.write("templates/router.yaml", "name: r\n")
+
+
+def identity(tmp_path: Path) -> str:
+    return str(tmp_path / "config-home" / "llmcc" / "keys" / "conf" / "age.key")
+
+
+def test_a_secret_field_reached_through_a_reference_is_secret_everywhere(
+    scaffold: GitRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_token(scaffold)
+    dev = (scaffold.path / "environments/dev.yaml").read_text(encoding="utf-8")
+    scaffold.write("environments/dev.yaml", dev + "modules:\n  router:\n    token: plain-token-value\n")
+    code, _, err = validate(scaffold, capsys)
+    assert code == 1
+    assert "router $.token: secret in plaintext" in err
+    assert "plain-token-value" not in err
+    assert main(["-C", str(scaffold.path), "hook", "secrets-guard", str(scaffold.path / "environments/dev.yaml")]) == 1
+    assert "router $.token: secret in plaintext" in capsys.readouterr().err
+    scaffold.write("environments/dev.yaml", dev)
+
+    # `secrets rotate` knows the field is secret, and the bundle seals it.
+    canary = f"canary-{uuid.uuid4()}"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(canary.encode())))
+    key = identity(tmp_path)
+    rotate = ["secrets", "rotate", "router.token", "--target", "prod", "--value-from-stdin", "--identity", key]
+    assert main(["-C", str(scaffold.path), *rotate]) == 0
+    capsys.readouterr()
+    assert main(["-C", str(scaffold.path), "compile", "--target", "prod", "--identity", key]) == 0
+    capsys.readouterr()
+    bundle = json.loads((scaffold.path / "dist" / "prod.bundle.json").read_text(encoding="utf-8"))
+    assert bundle["modules"]["router"]["token"].startswith("ENC[")
+    scaffold.commit("router token")
+
+    assert main(["-C", str(scaffold.path), "explain", "prod", "router.token", "--identity", key]) == 0
+    assert capsys.readouterr().out.startswith("prod router $.token = <secret>\n")
+    assert main(["-C", str(scaffold.path), "diff", "HEAD~1", "HEAD", "--identity", key]) == 0
+    assert '+ $: {"name": "r", "token": "<secret>"}' in capsys.readouterr().out
+
+    # policies see its rotation period through the reference too
+    repo = Repository(WorkTree(scaffold.path))
+    assert rotate_every(repo.schema("router"), ("token",)) == "30d"
+
+
+def test_diff_compiles_each_revision_against_its_own_referenced_files(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only defs.json changes between the revisions: a schema cached by its own blob id would be stale."""
+    with_token(scaffold, defs='{"$defs": {"api_key": {"type": "string"}}}\n')
+    dev = (scaffold.path / "environments/dev.yaml").read_text(encoding="utf-8")
+    scaffold.write("environments/dev.yaml", dev + "modules:\n  router:\n    token: token-before\n")
+    scaffold.commit("a plain token")
+    with_token(scaffold)
+    scaffold.write("environments/dev.yaml", dev + "modules:\n  router:\n    token: token-after\n")
+    scaffold.commit("the token becomes a secret")
+    assert main(["-C", str(scaffold.path), "diff", "HEAD~1", "HEAD", "--target", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert "token-after" not in out
+    assert "$.token: <secret changed>" in out
