@@ -116,13 +116,7 @@ class ModuleSchema:
             else:
                 registry, missing = build_registry([(base, schema)])
                 check_references(path, text, refs, registry, missing)
-        try:
-            validator = jsonschema_rs.validator_for(schema, registry=registry, base_uri=base, **_OPTIONS)
-        except jsonschema_rs.ValidationError as e:
-            raise InputError(_compile_error(path, text, e)) from e
-        except (jsonschema_rs.ReferencingError, ValueError) as e:
-            raise InputError(f"{path}: invalid JSON Schema: {str(e).splitlines()[0]}") from e
-        return cls(module, path, schema, external, validator, registry)
+        return cls(module, path, schema, external, _compile(path, text, schema, registry), registry)
 
     @property
     def base(self) -> str:
@@ -142,8 +136,7 @@ class ModuleSchema:
         key = (base, ref)
         hit = self._lookups.get(key)
         if hit is None:
-            if self._registry is None:
-                self._registry = build_registry([(self.base, self.schema)])[0]
+            assert self._registry is not None, "a schema with references has a registry"
             try:
                 found = self._registry.resolver(base).lookup(ref)
             except jsonschema_rs.ReferencingError as e:  # checked at load: a bug if it happens
@@ -164,13 +157,28 @@ class ModuleSchema:
 
 
 def check_document(path: str, text: str, schema: dict[str, Any] | bool) -> None:
-    """The 2020-12 meta-schema check. Raises InputError at the line of the first fault."""
+    """The 2020-12 meta-schema check, and every ``$id`` a URI. Raises InputError at the line of the first fault."""
     try:
         # jsonschema-rs: Python's check_schema costs ~0.5 s per large schema.
         jsonschema_rs.meta.validate(schema)
     except jsonschema_rs.ValidationError as e:
         raise InputError(_compile_error(path, text, e)) from e
-    except (jsonschema_rs.ReferencingError, ValueError) as e:
+    for pointer, node, _ in subschemas(schema, uri_of(path)):
+        if "$id" in node:
+            try:
+                build_registry([(uri_of(path), {"$id": node["$id"]})])
+            except InputError as e:
+                line, col = locate(text, (*pointer, "$id"))
+                raise InputError(f"{path}:{line}:{col}: $id {node['$id']!r} is not a URI reference") from e
+
+
+def _compile(path: str, text: str, schema: dict[str, Any] | bool, registry: jsonschema_rs.Registry | None) -> Any:  # noqa: ANN401
+    """The compiled validator of one schema document. Raises InputError at the line of a fault."""
+    try:
+        return jsonschema_rs.validator_for(schema, registry=registry, base_uri=uri_of(path), **_OPTIONS)
+    except jsonschema_rs.ValidationError as e:
+        raise InputError(_compile_error(path, text, e)) from e
+    except (jsonschema_rs.ReferencingError, ValueError) as e:  # references are checked before: a bug
         raise InputError(f"{path}: invalid JSON Schema: {str(e).splitlines()[0]}") from e
 
 
@@ -207,11 +215,15 @@ def check_shared(files: SchemaFiles) -> None:
     if files.checked:
         return
     files.checked = True
-    registry = files.registry()
-    for path, (doc, text) in files.documents().items():
-        if path.startswith(f"{SCHEMAS}/") and "/" not in path[len(SCHEMAS) + 1 :] and path.endswith(".schema.json"):
-            continue
+    shared = {
+        path: entry
+        for path, entry in files.documents().items()
+        if not (path.endswith(".schema.json") and "/" not in path[len(SCHEMAS) + 1 :])
+    }
+    for path, (doc, text) in shared.items():
         check_document(path, text, doc)
+    registry = files.registry()
+    for path, (doc, text) in shared.items():
         refs = list(references(doc, uri_of(path)))
         check_references(path, text, refs, registry, files.missing, files.names())
         # Every definition, used or not, is checked where it is written: compiling a module
@@ -222,12 +234,7 @@ def check_shared(files: SchemaFiles) -> None:
                     jsonschema_rs.validator_for({key: value}, **_OPTIONS)
                 except jsonschema_rs.ValidationError as e:
                     raise InputError(_compile_error(path, text, e, pointer)) from e
-        try:
-            jsonschema_rs.validator_for(doc, registry=registry, base_uri=uri_of(path), **_OPTIONS)
-        except jsonschema_rs.ValidationError as e:
-            raise InputError(_compile_error(path, text, e)) from e
-        except (jsonschema_rs.ReferencingError, ValueError) as e:
-            raise InputError(f"{path}: invalid JSON Schema: {str(e).splitlines()[0]}") from e
+        _compile(path, text, doc, registry)
 
 
 def _keyword_values(node: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -290,9 +297,10 @@ def _findings(e: jsonschema_rs.ValidationError, secret: set[JsonPath]) -> list[S
     kind = e.kind
     keyword = kind.name
     if isinstance(kind, _K.AnyOf | _K.OneOfNotValid):
-        best = _best([err for branch in kind.context for err in branch])
-        if best is not None:
-            return _findings(best, secret)
+        branches = [err for branch in kind.context for err in branch]
+        if branches:
+            # The most telling error of the branches: one of the right type, then the deepest path.
+            return _findings(min(branches, key=lambda b: (isinstance(b.kind, _K.Type), -len(b.instance_path))), secret)
     if isinstance(kind, _K.AdditionalProperties | _K.UnevaluatedProperties):
         which = "Additional" if isinstance(kind, _K.AdditionalProperties) else "Unevaluated"
         return [
@@ -338,18 +346,8 @@ def _message(kind: Any, desc: str) -> str:  # noqa: ANN401 - a ValidationErrorKi
     return f"{desc} fails {kind.name}"
 
 
-def _best(errors: list[jsonschema_rs.ValidationError]) -> jsonschema_rs.ValidationError | None:
-    """The most telling error of a failed ``anyOf``/``oneOf``: a branch of the right type, the deepest path."""
-    if not errors:
-        return None
-    ranked = sorted(errors, key=lambda e: (isinstance(e.kind, _K.Type), -len(e.instance_path)))
-    return ranked[0]
-
-
-def _list(value: Any) -> str:  # noqa: ANN401
-    if isinstance(value, list):
-        return ", ".join(json.dumps(v) for v in value)
-    return json.dumps(value)
+def _list(values: list[Any]) -> str:
+    return ", ".join(json.dumps(v) for v in values)
 
 
 def _describe(value: Any, hidden: bool) -> str:  # noqa: ANN401

@@ -14,6 +14,7 @@ line of a JSON pointer in the file's text (JSON has no line numbers once parsed)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterator
@@ -114,7 +115,8 @@ def subschemas(node: Any, base: str, pointer: Pointer = ()) -> Iterator[tuple[Po
         return
     ident = node.get("$id")
     if isinstance(ident, str):
-        base = urljoin(base, ident)
+        with contextlib.suppress(ValueError):  # not a URI: reported at its line (schema.check_document)
+            base = urljoin(base, ident)
     yield pointer, node, base
     for key in _ONE:
         if key in node:
@@ -191,16 +193,25 @@ class SchemaFiles:
         return self._docs
 
     def names(self) -> dict[str, str]:
-        """The ``$id`` of each file that has one -> its repository path (for messages)."""
+        """The ``$id`` of each file that has one -> its repository path.
+
+        Raises:
+            InputError: two files claim one ``$id`` (a reference to it would be ambiguous).
+        """
         out: dict[str, str] = {}
-        for path, (doc, _) in self.documents().items():
+        for path, (doc, text) in self.documents().items():
             if isinstance(doc, dict) and isinstance(doc.get("$id"), str):
-                out[urldefrag(urljoin(uri_of(path), doc["$id"]))[0]] = path
+                ident = urldefrag(urljoin(uri_of(path), doc["$id"]))[0]
+                if ident in out:
+                    line, col = locate(text, ("$id",))
+                    raise InputError(f"{path}:{line}:{col}: $id {doc['$id']!r} is already the $id of {out[ident]}")
+                out[ident] = path
         return out
 
     def registry(self) -> jsonschema_rs.Registry:
         """One registry of every file, each at ``uri_of(path)`` (and at its ``$id``)."""
         if self._registry is None:
+            self.names()  # no $id twice
             resources = [(uri_of(path), doc) for path, (doc, _) in self.documents().items()]
             self._registry, self.missing = build_registry(resources)
         return self._registry

@@ -108,12 +108,13 @@ def _subschemas(ms: SchemaResolver, node: Any, base: str, path: JsonPath, depth:
     ident = node.get("$id")
     if isinstance(ident, str):
         base = urljoin(base, ident)
-    nodes: list[tuple[Any, str]] = [(node, base)]
+    nodes: list[tuple[dict[str, Any], str]] = [(node, base)]
     for key in _REF_KEYWORDS:
         ref = node.get(key)
         if isinstance(ref, str):
             at, target = ms.resolve(base, ref)
-            nodes.append((target, at))
+            if isinstance(target, dict):
+                nodes.append((target, at))
     for key in ("allOf", "anyOf", "oneOf"):
         nodes += [(s, base) for s in node.get(key, []) if isinstance(s, dict)]
     if not path:
@@ -124,8 +125,6 @@ def _subschemas(ms: SchemaResolver, node: Any, base: str, path: JsonPath, depth:
     head, rest = path[0], path[1:]
     found: list[dict[str, Any]] = []
     for n, at in nodes:
-        if not isinstance(n, dict):
-            continue
         children: list[Any] = []
         if isinstance(head, str):
             props = n.get("properties", {})

@@ -16,9 +16,14 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
+from compiler.errors import InputError
 from compiler.policy.secretmeta import rotate_every
 from compiler.repository import Repository
+from compiler.sources.gitrev import GitRevTree
 from compiler.sources.worktree import WorkTree
+from compiler.validate.schema import ModuleSchema
+from compiler.validate.schemafiles import locate, refuse_retrieval
+from compiler.validate.secretwalk import secret_paths
 from tests.conftest import GitRepo, init_repo
 from tests.policy._support import issue6_commands
 
@@ -140,9 +145,16 @@ def test_a_catastrophic_pattern_is_matched_in_linear_time(scaffold: GitRepo) -> 
     """``^(a+)+$`` backtracks exponentially in Python's ``re``; the engine's regex runs in linear time."""
     scaffold.write(
         "schemas/meta.schema.json",
-        json.dumps({"type": "object", "properties": {"team": {"type": "string", "pattern": "^(a+)+$"}}}),
+        json.dumps(
+            {
+                "type": "object",
+                "properties": {"team": {"type": "string", "pattern": "^(a+)+$"}},
+                # the secret walk matches keys against patternProperties in the same engine
+                "patternProperties": {"^(a+)+$": {"x-secret": True}},
+            }
+        ),
     )
-    scaffold.write("templates/meta.yaml", f"team: {'a' * 50_000}!\n")
+    scaffold.write("templates/meta.yaml", f"team: {'a' * 50_000}!\n{'a' * 40}!: x\n")
     # A subprocess, so that a regression hangs one command (killed), not the suite.
     proc = subprocess.run(
         [sys.executable, "-m", "compiler", "-C", str(scaffold.path), "validate", "--target", "dev"],
@@ -182,6 +194,7 @@ DEFS = '{"$defs": {"model_name": {"type": "string"}}}\n'
 COMMON = """\
 {
   "$id": "https://schemas.example.com/common.json",
+  "patternProperties": {"^\\\\p{Lu}": {"type": "string"}},
   "$defs": {
     "region": {"$ref": "regions.json"}
   }
@@ -192,6 +205,11 @@ REGIONS = '{"$id": "https://schemas.example.com/regions.json", "enum": ["eu", "u
 
 def with_router(repo: GitRepo, ref: str = "shared/defs.json#/$defs/model_name", primary: object = "gpt-4o") -> None:
     repo.write("schemas/router.schema.json", ROUTER_SCHEMA % ref)
+    # a second module on the same shared files: they are read and checked once
+    repo.write(
+        "schemas/backup.schema.json", '{"properties": {"model": {"$ref": "shared/defs.json#/$defs/model_name"}}}'
+    )
+    repo.write("templates/backup.yaml", "model: small\n")
     repo.write("schemas/shared/defs.json", DEFS)
     repo.write("schemas/shared/common.json", COMMON)
     repo.write("schemas/shared/regions.json", REGIONS)
@@ -269,7 +287,7 @@ def test_a_fault_in_a_referenced_file_is_reported_at_that_file(
     code, _, err = validate(scaffold, capsys)
     assert (code, err.splitlines()[0]) == (
         2,
-        "llmcc: schemas/shared/common.json:4:24: $ref 'regions.json#/nope' does not resolve: "
+        "llmcc: schemas/shared/common.json:5:24: $ref 'regions.json#/nope' does not resolve: "
         "schemas/shared/regions.json has no '/nope'",
     )
     scaffold.write("schemas/shared/common.json", COMMON)
@@ -285,6 +303,14 @@ def test_a_fault_in_a_referenced_file_is_reported_at_that_file(
     code, _, err = validate(scaffold, capsys)
     assert code == 2
     assert err.startswith("llmcc: schemas/shared/regions.json:2:15: invalid JSON: Expecting value")
+    scaffold.write("schemas/shared/regions.json", REGIONS)
+    scaffold.write("schemas/shared/z-copy.json", "{\n  " + COMMON.split("\n", 2)[1] + '\n  "type": "string"}\n')
+    code, _, err = validate(scaffold, capsys)
+    assert (code, err.splitlines()[0]) == (
+        2,
+        "llmcc: schemas/shared/z-copy.json:2:12: $id 'https://schemas.example.com/common.json' is already the "
+        "$id of schemas/shared/common.json",
+    )
 
 
 # --- siblings: a secret field reached through a $ref to another file --------------------------
@@ -363,3 +389,125 @@ def test_diff_compiles_each_revision_against_its_own_referenced_files(
     out = capsys.readouterr().out
     assert "token-after" not in out
     assert "$.token: <secret changed>" in out
+
+
+# --- the engine's messages, the pointer locator, the file listing -----------------------------
+
+
+def module_schema(schema: object) -> ModuleSchema:
+    return ModuleSchema.load("m", "schemas/m.schema.json", json.dumps(schema).encode())
+
+
+@pytest.mark.parametrize(
+    ("schema", "value", "expected"),
+    [
+        ({"oneOf": [{"type": "string"}, {"minLength": 1}]}, "x", ['$.v: "x" matches more than one schema of oneOf']),
+        ({"oneOf": [{"type": "integer"}, {"type": "boolean"}]}, "x", ['$.v: "x" is not of type "integer"']),
+        ({"contains": {"type": "integer"}}, ["a"], ["$.v: the list has no item that matches contains"]),
+        (False, 1, ["$.v: 1 is not allowed here (false schema)"]),
+        ({"propertyNames": {"maxLength": 2}}, {"abc": 1}, ['$.v: property name "abc" must have at most 2 characters']),
+        (
+            {"properties": {"a": {}}, "unevaluatedProperties": False},
+            {"a": 1, "b": 2},
+            ["$.v.b: Unevaluated properties are not allowed ('b' was unexpected)"],
+        ),
+        (
+            {"additionalProperties": False, "patternProperties": {"^x": {}}},
+            {"xa": 1, "b": 2, "c": 3},
+            [
+                "$.v.b: Additional properties are not allowed ('b' was unexpected)",
+                "$.v.c: Additional properties are not allowed ('c' was unexpected)",
+            ],
+        ),
+        ({"required": ["a"]}, {}, ["$.v: 'a' is a required property"]),
+        ({"minProperties": 2}, {"a": 1}, ["$.v: the map must have at least 2 properties"]),
+        ({"minimum": 0}, -1, ["$.v: -1 is less than the minimum of 0"]),
+        ({"format": "uuid"}, "nope", ['$.v: "nope" is not a valid uuid']),
+        ({"contentEncoding": "base64"}, "x", []),  # an annotation in 2020-12
+        ({"dependentRequired": {"a": ["b"]}}, {"a": 1}, ["$.v: 'b' is a required property"]),
+    ],
+)
+def test_messages_come_from_the_failing_keyword(schema: object, value: object, expected: list[str]) -> None:
+    found = module_schema({"properties": {"v": schema}}).check({"v": value})
+    assert ["$." + ".".join(map(str, f.path)) + ": " + f.message for f in found] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '{\n "properties": {"a": {"$id": "http://[bad"}}}',
+            "schemas/m.schema.json:2:30: $id 'http://[bad' is not a URI reference",
+        ),
+        ('{"type": 1}', "schemas/m.schema.json:1:10: invalid JSON Schema at type: "),
+    ],
+)
+def test_a_schema_that_cannot_compile_is_an_input_error_at_its_line(text: str, message: str) -> None:
+    with pytest.raises(InputError) as exc:
+        ModuleSchema.load("m", "schemas/m.schema.json", text.encode())
+    assert str(exc.value).startswith(message)
+
+
+def test_the_retriever_never_fetches() -> None:
+    with pytest.raises(ValueError, match="schemas are never fetched"):
+        refuse_retrieval("https://example.com/x.json")
+
+
+def test_the_secret_walks_follow_ids_conditionals_and_tuples() -> None:
+    schema = module_schema(
+        {
+            "$defs": {"key": {"$id": "https://example.com/key.json", "$ref": "#/$defs/inner", "$defs": {"inner": {}}}},
+            "properties": {
+                "creds": {
+                    "$id": "https://example.com/creds.json",
+                    "$defs": {"k": {"x-secret": True, "x-rotate-every": "1w"}},
+                    "properties": {"k": {"$ref": "#/$defs/k"}},
+                },
+                "pair": {"prefixItems": [{"type": "string"}, {"x-secret": True}], "items": {"x-secret": True}},
+                "cond": {"if": {"required": ["mode"]}, "then": {"properties": {"pw": {"x-secret": True}}}},
+                "skip": {"$ref": "#/$defs/key"},
+            },
+        }
+    )
+    instance = {"creds": {"k": "a"}, "pair": ["x", "y", "z"], "cond": {"mode": 1, "pw": "p"}, "skip": {"a": 1}}
+    assert sorted(secret_paths(schema, instance)) == [("cond", "pw"), ("creds", "k"), ("pair", 1), ("pair", 2)]
+    assert rotate_every(schema, ("creds", "k")) == "1w"
+    assert rotate_every(schema, ("skip", "a")) is None
+
+
+def test_pattern_properties_match_in_the_engines_dialect() -> None:
+    schema = module_schema({"patternProperties": {"^\\p{Lu}": {"x-secret": True}, "^(a+)+$": {"x-secret": True}}})
+    long_key = "a" * 40 + "!"
+    assert sorted(secret_paths(schema, {"Token": "x", "token": "y", long_key: "z", "aaa": "w"})) == [
+        ("Token",),
+        ("aaa",),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pointer", "where"),
+    [
+        ((), (1, 1)),
+        (("a",), (2, 8)),
+        (("a", 1), (2, 12)),
+        (("a", 2, 'k"ey'), (4, 15)),
+        (("b",), (5, 8)),
+        (("nope", "x"), (1, 1)),
+        (("a", 7), (2, 8)),
+        (("b", "x"), (5, 8)),
+    ],
+)
+def test_locate_finds_the_line_of_a_pointer(pointer: tuple, where: tuple[int, int]) -> None:
+    text = '{\n  "a": [1, "x",\n    {"z": {"q": []},\n     "k\\"ey": true}],\n  "b": 2\n}'
+    assert locate(text, pointer) == where
+
+
+def test_list_tree_walks_subdirectories_in_both_trees(git_repo: GitRepo) -> None:
+    root = git_repo.path / "conf"
+    for rel in ("schemas/a.schema.json", "schemas/shared/defs.json", "schemas/shared/deep/x.json", "other/y.json"):
+        git_repo.write(f"conf/{rel}", "{}")
+    rev = git_repo.commit("files")
+    expected = ["schemas/a.schema.json", "schemas/shared/deep/x.json", "schemas/shared/defs.json"]
+    assert WorkTree(root).list_tree("schemas") == expected
+    assert GitRevTree(root, rev).list_tree("schemas") == expected
+    assert WorkTree(root).list_tree("missing") == GitRevTree(root, rev).list_tree("missing") == []
