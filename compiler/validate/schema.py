@@ -105,7 +105,7 @@ class ModuleSchema:
         text = data.decode("utf-8")
         base = uri_of(path)
         check_document(path, text, schema)
-        refs = list(references(schema, base))
+        refs = list(references(schema, base)) if _may_hold(text, "$ref", "$dynamicRef") else []
         external = any(not is_local(ref) for _, ref, _ in refs)
         registry = None
         if refs:
@@ -163,13 +163,26 @@ def check_document(path: str, text: str, schema: dict[str, Any] | bool) -> None:
         jsonschema_rs.meta.validate(schema)
     except jsonschema_rs.ValidationError as e:
         raise InputError(_compile_error(path, text, e)) from e
-    for pointer, node, _ in subschemas(schema, uri_of(path)):
+    if not _may_hold(text, "$id"):
+        return
+    nodes: Any = subschemas(schema, uri_of(path))
+    if "\\u" not in text and text.count('"$id"') == 1 and isinstance(schema, dict) and "$id" in schema:
+        nodes = [((), schema, "")]  # the usual case: only the root has an $id
+    for pointer, node, _ in nodes:
         if "$id" in node:
             try:
                 build_registry([(uri_of(path), {"$id": node["$id"]})])
             except InputError as e:
                 line, col = locate(text, (*pointer, "$id"))
                 raise InputError(f"{path}:{line}:{col}: $id {node['$id']!r} is not a URI reference") from e
+
+
+def _may_hold(text: str, *keywords: str) -> bool:
+    """Whether a schema's text may hold one of ``keywords``: the walk costs more than the rest of loading it.
+
+    A ``\\u`` escape can spell any key, so a text with one is always walked.
+    """
+    return "\\u" in text or any(f'"{k}"' in text for k in keywords)
 
 
 def _compile(path: str, text: str, schema: dict[str, Any] | bool, registry: jsonschema_rs.Registry | None) -> Any:  # noqa: ANN401
