@@ -17,6 +17,7 @@ validator: its messages quote the instance, and the instance may hold a secret
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urldefrag, urljoin
@@ -280,13 +281,18 @@ def _compile_error(path: str, text: str, e: jsonschema_rs.ValidationError, prefi
         except jsonschema_rs.ValidationError:
             why = "is not an ECMA-262 regular expression"
         else:
-            why = "needs lookaround or a backreference; patterns must run in linear time (no backtracking)"
+            if _BACKTRACKING.search(pattern):
+                why = "needs lookaround or a backreference; patterns must run in linear time (no backtracking)"
+            else:
+                why = "compiles to a matcher over the size limit of the linear-time engine; simplify its repetitions"
         return f"{path}:{line}:{col}: pattern {pattern!r} at {where} {why}"
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Custom) and pointer and pointer[-1] == "format":
         return f"{path}:{line}:{col}: unknown format {e.instance!r} at {where}; llmcc asserts {', '.join(FORMATS)}"
     return f"{path}:{line}:{col}: invalid JSON Schema at {where}: {e.message.splitlines()[0]}"
 
 
+# Lookahead/lookbehind `(?=` `(?!` `(?<=` `(?<!`, backreferences `\1` `\k<name>` (ECMA-262 §22.2).
+_BACKTRACKING = re.compile(r"\(\?<?[=!]|\\[1-9]|\\k<")
 _K = jsonschema_rs.ValidationErrorKind
 _BOUNDS = {
     _K.Minimum: "less than the minimum of",

@@ -436,6 +436,11 @@ def test_messages_come_from_the_failing_keyword(schema: object, value: object, e
     ("text", "message"),
     [
         (
+            '{"pattern": "\\\\w{1000}{1000}"}',
+            "schemas/m.schema.json:1:13: pattern '\\\\w{1000}{1000}' at pattern compiles to a matcher over the size "
+            "limit of the linear-time engine",
+        ),
+        (
             '{\n "properties": {"a": {"$id": "http://[bad"}}}',
             "schemas/m.schema.json:2:30: $id 'http://[bad' is not a URI reference",
         ),
