@@ -1,7 +1,8 @@
 """How one effective value changed across git commits, newest first (DESIGN §8 ``history``).
 
-1. The files that can shape the value: ``llmcc.yaml``, ``templates/``, the
-   module's schema, and the target's layer files (with their secrets files)
+1. The files that can shape the value: ``llmcc.yaml``, ``templates/``,
+   ``schemas/`` (the module's schema and every file a ``$ref`` may reach; a
+   schema decides what is secret), and the target's layer files (with their secrets files)
    under every version of the manifest, since the ``extends`` chain may change.
 2. ``git log`` lists the commits that touched them, newest first.
 3. At each commit only the asked module is merged (``snapshot_module``), once
@@ -28,7 +29,7 @@ from compiler.errors import LlmccError, UsageError
 from compiler.jsonpath import Query, format_path
 from compiler.load.layers import resolve_layers
 from compiler.project import MANIFEST, Target
-from compiler.repository import SCHEMA_SUFFIX, SCHEMAS, TEMPLATES, Repository
+from compiler.repository import SCHEMAS, TEMPLATES, Repository
 
 Kind = Literal["introduced", "changed", "removed"]
 RepoOpener = Callable[[str], Repository]  # full commit id -> the repository at that commit
@@ -127,7 +128,7 @@ def value_history(
 
 def input_paths(root: Path, head: str, target: Target, module: str, open_repo: RepoOpener) -> list[str]:
     """Every file that can shape ``module`` for ``target`` at any commit up to ``head``."""
-    paths = {MANIFEST, f"{TEMPLATES}/", f"{SCHEMAS}/{module}{SCHEMA_SUFFIX}"}
+    paths = {MANIFEST, f"{TEMPLATES}/", f"{SCHEMAS}/"}
     for commit in log_commits(root, head, [MANIFEST]):
         try:
             project = open_repo(commit.sha).project

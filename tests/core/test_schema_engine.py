@@ -516,3 +516,18 @@ def test_list_tree_walks_subdirectories_in_both_trees(git_repo: GitRepo) -> None
     assert WorkTree(root).list_tree("schemas") == expected
     assert GitRevTree(root, rev).list_tree("schemas") == expected
     assert WorkTree(root).list_tree("missing") == GitRevTree(root, rev).list_tree("missing") == []
+
+
+def test_history_visits_a_commit_that_changed_only_a_referenced_file(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with_token(scaffold, defs='{"$defs": {"api_key": {"type": "string"}}}\n')
+    dev = (scaffold.path / "environments/dev.yaml").read_text(encoding="utf-8")
+    scaffold.write("environments/dev.yaml", dev + "modules:\n  router:\n    token: tok-1\n")
+    scaffold.commit("a plain token")
+    with_token(scaffold)
+    scaffold.commit("the token becomes a secret")
+    assert main(["-C", str(scaffold.path), "history", "dev", "router.token"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "dev router $.token: 2 changes in 3 commits that touched its files"
+    assert "the token becomes a secret\n    <secret changed>\n" in out
