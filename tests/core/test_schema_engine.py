@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -21,7 +22,7 @@ from compiler.policy.secretmeta import rotate_every
 from compiler.repository import Repository
 from compiler.sources.gitrev import GitRevTree
 from compiler.sources.worktree import WorkTree
-from compiler.validate.schema import ModuleSchema
+from compiler.validate.schema import FORMATS, ModuleSchema
 from compiler.validate.schemafiles import locate, refuse_retrieval
 from compiler.validate.secretwalk import secret_paths
 from tests.conftest import GitRepo, init_repo
@@ -531,3 +532,15 @@ def test_history_visits_a_commit_that_changed_only_a_referenced_file(
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "dev router $.token: 2 changes in 3 commits that touched its files"
     assert "the token becomes a secret\n    <secret changed>\n" in out
+
+
+def test_every_format_the_readme_lists_is_asserted() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    listed = readme.split("**Formats asserted**: ", 1)[1].split(". Any other", 1)[0]
+    listed = re.sub(r"\s*\([^)]*\)", "", listed)  # "(an address, not ...)"
+    assert tuple(f.strip().strip("`") for f in listed.split(",")) == FORMATS
+    for name in FORMATS:
+        schema = module_schema({"properties": {"v": {"format": name}}})
+        assert [f.message for f in schema.check({"v": "\x00 {( not a value of any format"})] == [
+            '"\\u0000 {( not a value of any format" is not a valid ' + name
+        ], name
