@@ -129,7 +129,7 @@ class ModuleSchema:
         if self._validator.is_valid(instance):
             return []
         secret = set(secret_paths(self, instance))
-        findings = [f for e in self._validator.iter_errors(instance) for f in _findings(e, secret)]
+        findings = [f for e in self._validator.iter_errors(instance) for f in _findings(e, secret, instance)]
         return sorted(findings, key=lambda f: ([str(p) for p in f.path], f.message))
 
     def resolve(self, base: str, ref: str) -> tuple[str, Any]:
@@ -310,16 +310,17 @@ _SIZES = {
 }
 
 
-def _findings(e: jsonschema_rs.ValidationError, secret: set[JsonPath]) -> list[SchemaFinding]:
+def _findings(e: jsonschema_rs.ValidationError, secret: set[JsonPath], root: object) -> list[SchemaFinding]:
     """Our findings for one validator error (one per unexpected property; the best branch of anyOf/oneOf)."""
-    path: JsonPath = tuple(e.instance_path)
+    path = _real_path(root, tuple(e.instance_path), e.instance)
     kind = e.kind
     keyword = kind.name
     if isinstance(kind, _K.AnyOf | _K.OneOfNotValid):
         branches = [err for branch in kind.context for err in branch]
         if branches:
             # The most telling error of the branches: one of the right type, then the deepest path.
-            return _findings(min(branches, key=lambda b: (isinstance(b.kind, _K.Type), -len(b.instance_path))), secret)
+            best = min(branches, key=lambda b: (isinstance(b.kind, _K.Type), -len(b.instance_path)))
+            return _findings(best, secret, root)
     if isinstance(kind, _K.AdditionalProperties | _K.UnevaluatedProperties):
         which = "Additional" if isinstance(kind, _K.AdditionalProperties) else "Unevaluated"
         return [
@@ -327,10 +328,38 @@ def _findings(e: jsonschema_rs.ValidationError, secret: set[JsonPath]) -> list[S
             for key in kind.unexpected
         ]
     if isinstance(kind, _K.PropertyNames):
-        inner = _findings(kind.error, set())
+        inner = _findings(kind.error, set(), kind.error.instance)
         return [SchemaFinding(path, f"property name {f.message}", keyword) for f in inner]
     hidden = path in secret or any(p[: len(path)] == path for p in secret)
     return [SchemaFinding(path, _message(kind, _describe(e.instance, hidden)), keyword)]
+
+
+def _real_path(node: object, path: JsonPath, leaf: object) -> JsonPath:
+    """``path`` with the empty-string keys jsonschema-rs (0.61) leaves out of ``instance_path`` put back.
+
+    Finds, in ``node``, the value ``leaf`` at ``path`` with ``""`` keys
+    inserted where the instance has them; ``path`` itself when none fits.
+    """
+    found = _search(node, path, leaf)
+    return path if found is None else found
+
+
+def _search(node: object, rest: JsonPath, leaf: object) -> JsonPath | None:
+    if not rest and node == leaf:
+        return ()
+    if isinstance(node, dict) and "" in node:
+        below = _search(node[""], rest, leaf)
+        if below is not None:
+            return ("", *below)
+    if not rest:
+        return None
+    head = rest[0]
+    in_map = isinstance(node, dict) and isinstance(head, str) and head in node
+    in_list = isinstance(node, list) and isinstance(head, int) and 0 <= head < len(node)
+    if not (in_map or in_list):
+        return None
+    below = _search(node[head], rest[1:], leaf)  # type: ignore[index]
+    return None if below is None else (head, *below)
 
 
 def _message(kind: Any, desc: str) -> str:  # noqa: ANN401 - a ValidationErrorKind subclass

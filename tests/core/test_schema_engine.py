@@ -481,6 +481,18 @@ def test_the_secret_walks_follow_ids_conditionals_and_tuples() -> None:
     assert rotate_every(schema, ("skip", "a")) is None
 
 
+def test_an_empty_key_stays_in_the_path() -> None:
+    """jsonschema-rs leaves empty-string keys out of its error paths; the findings put them back."""
+    schema = module_schema({"additionalProperties": {"additionalProperties": {"type": "integer"}}})
+    found = schema.check({"labels": {"": "x", "a": {"": 1}, "b": [""]}, "": {"": "y"}})
+    assert [(f.path, f.message) for f in found] == [
+        (("", ""), '"y" is not of type "integer"'),
+        (("labels", ""), '"x" is not of type "integer"'),
+        (("labels", "a"), 'the map is not of type "integer"'),
+        (("labels", "b"), 'the list is not of type "integer"'),
+    ]
+
+
 def test_pattern_properties_match_in_the_engines_dialect() -> None:
     schema = module_schema({"patternProperties": {"^\\p{Lu}": {"x-secret": True}, "^(a+)+$": {"x-secret": True}}})
     long_key = "a" * 40 + "!"
