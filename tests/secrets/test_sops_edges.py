@@ -194,6 +194,21 @@ def test_encrypt_refuses_tags_sops_drops(example: GitRepo, capsys: pytest.Captur
     assert llmcc(root, "secrets", "encrypt", "environments/x.secrets.sops.yaml") == 2
 
 
+def test_encrypt_refuses_tagged_and_dotted_numbers_sops_reads_otherwise(
+    example: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``! 0755`` (llmcc: a string), ``!!int "0755"`` (llmcc: 755) and ``.1_0`` reached pull as 493, 493, 0.1."""
+    root = example.path
+    rel = "environments/x.secrets.sops.yaml"
+    (root / rel).write_text('modules:\n  m:\n    a: ! 0755\n    b: !!int "0755"\n    c: .1_0\n    d: ! "0755"\n')
+    assert llmcc(root, "secrets", "encrypt", rel) == 1
+    err = capsys.readouterr().err
+    assert f"{rel}:3:8: sops ignores the tag ! and reads this value as an octal integer" in err
+    assert f"{rel}:4:8: with the tag !!int, sops reads this value as an octal integer" in err
+    assert f"{rel}:5:8: sops reads this unquoted value as a float, llmcc (YAML 1.2) as a string: quote it" in err
+    assert "3 value(s) would change meaning" in err
+
+
 def editor(tmp_path: Path, new_line: str) -> str:
     """An editor that adds ``new_line`` under ``db:`` in the decrypted file."""
     script = tmp_path / "editor.py"
