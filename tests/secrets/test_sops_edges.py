@@ -301,6 +301,61 @@ def test_a_file_re_encrypted_for_the_compiler_only_is_refused_and_diff_shows_it(
     assert "<secret changed>" in out
 
 
+def test_the_same_recipients_in_one_key_group_are_refused(
+    example: GitRepo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule: groups [compiler] and [acme], both needed. One group of both opens with either key alone."""
+    root = example.path
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE")  # validate without an identity: the check needs none
+    acme = "age122exdj8qu70444t69gkqdtgr2lagkmrytfp2ttwyfc4zc6e6waks395cre"
+    rules = (root / ".sops.yaml").read_text()
+    flat = f"    age: >-\n      {DEMO_RECIPIENT},\n      {acme}\n"
+    assert flat in rules
+    groups = f"    key_groups:\n      - age: [{DEMO_RECIPIENT}]\n      - age: [{acme}]\n"
+    (root / ".sops.yaml").write_text(rules.replace(flat, groups))
+    plain = sops(root, "decrypt", "--output-type", "json", ACME).stdout
+    honest = sops(root, "encrypt", "--filename-override", ACME, "--input-type", "json", "--output-type", "yaml",
+                  "/dev/stdin", stdin=plain)  # fmt: skip
+    assert honest.returncode == 0
+    (root / ACME).write_bytes(honest.stdout)
+    assert llmcc(root, "validate", "-t", "prod@acme") == 0
+    capsys.readouterr()
+    lazy = sops(root, "encrypt", "--age", f"{DEMO_RECIPIENT},{acme}", "--filename-override", ACME,
+                "--input-type", "json", "--output-type", "yaml", "/dev/stdin", stdin=plain)  # fmt: skip
+    assert lazy.returncode == 0
+    (root / ACME).write_bytes(lazy.stdout)
+    assert llmcc(root, "validate", "-t", "prod@acme") == 1
+    both = ", ".join(sorted([f"age:{DEMO_RECIPIENT}", f"age:{acme}"]))
+    one, two = sorted([f"[age:{DEMO_RECIPIENT}]", f"[age:{acme}]"])
+    assert (
+        "encrypted for the recipients of the .sops.yaml creation rule for this path, but in "
+        f"1 key group(s) [{both}] with threshold 1 where the rule names 2 key group(s) {one} {two} with threshold 2 "
+        f"(fewer keys may open it); re-encrypted by someone else? check the value, then: sops updatekeys {ACME}"
+    ) in capsys.readouterr().err
+
+
+def test_key_groups_and_thresholds_are_compared() -> None:
+    from compiler.secrets.creation_rules import file_key_groups, recipient_mismatch, rule_key_groups
+
+    config = (
+        b"creation_rules:\n"
+        b"  - path_regex: three$\n    shamir_threshold: 2\n"
+        b"    key_groups: [{age: [age1a]}, {age: [age1b]}, {age: [age1c]}]\n"
+        b"  - path_regex: one$\n    key_groups: [{age: [age1a, age1b]}]\n    shamir_threshold: 3\n"
+    )
+    three = (frozenset({"age:age1a"}), frozenset({"age:age1b"}), frozenset({"age:age1c"}))
+    assert rule_key_groups(config, "x/three") == (three, 2)
+    assert rule_key_groups(config, "one") == ((frozenset({"age:age1a", "age:age1b"}),), 1)
+    groups = [{"age": [{"recipient": r}]} for r in ("age1c", "age1a", "age1b")]
+    assert file_key_groups({"key_groups": groups, "shamir_threshold": 2}) == (three, 2)
+    assert recipient_mismatch(config, "three", {"key_groups": groups, "shamir_threshold": 2}) is None
+    assert recipient_mismatch(config, "one", {"age": [{"recipient": "age1b"}, {"recipient": "age1a"}]}) is None
+    lower = recipient_mismatch(config, "three", {"key_groups": groups, "shamir_threshold": 1})
+    assert lower is not None
+    assert "with threshold 1 where the rule names 3 key group(s)" in lower
+    assert "with threshold 3 where" in (recipient_mismatch(config, "three", {"key_groups": groups}) or "")
+
+
 def test_a_file_with_an_extra_recipient_or_no_rule_is_refused(
     example: GitRepo, capsys: pytest.CaptureFixture[str]
 ) -> None:
