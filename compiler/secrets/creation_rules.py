@@ -24,6 +24,7 @@ from collections.abc import Mapping
 
 from compiler.errors import InputError
 from compiler.load.yaml import Value, load_document
+from compiler.secrets.sopsfile import go_regex
 
 SOPS_CONFIG = ".sops.yaml"
 KeyGroups = tuple[frozenset[str], ...]  # each group's recipients, groups in sorted order
@@ -62,11 +63,13 @@ def rule_key_groups(config: bytes, path: str) -> tuple[KeyGroups, int] | None:
         pattern = rule.get("path_regex")
         if isinstance(pattern, str):
             try:
-                if re.search(pattern, path) is None:
+                if go_regex(pattern).search(path) is None:
                     continue
             except re.error as e:
                 where = doc.origin(("creation_rules", n, "path_regex")).location()
-                raise InputError(f"{where}: path_regex is not a regular expression: {e}") from e
+                raise InputError(
+                    f"{where}: path_regex is not a regular expression llmcc reads as sops does: {e}"
+                ) from e
         groups = rule.get("key_groups")
         if isinstance(groups, list):
             found = [frozenset(_group(g, rule_form=True)) for g in groups if isinstance(g, dict)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -375,6 +376,39 @@ def test_a_file_with_an_extra_recipient_or_no_rule_is_refused(
     (root / ".sops.yaml").unlink()
     assert llmcc(root, "validate", "-t", "dev") == 1
     assert "no .sops.yaml: the recipients of this SOPS file cannot be checked" in capsys.readouterr().err
+
+
+def test_a_path_regex_python_reads_otherwise_than_sops_is_refused(
+    example: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Go: ``[[:alpha:]]`` is a letter; Python: one of ``[:alph`` then ``]``. sops took rule 1 (two keys),
+    llmcc took rule 2 (the compiler's only), so a file re-encrypted for the compiler alone passed."""
+    root = example.path
+    acme = "age122exdj8qu70444t69gkqdtgr2lagkmrytfp2ttwyfc4zc6e6waks395cre"
+    (root / ".sops.yaml").write_text(
+        "creation_rules:\n"
+        f"  - path_regex: environments/[[:alpha:]]+\\.secrets\\.sops\\.yaml$\n    age: {DEMO_RECIPIENT},{acme}\n"
+        f"  - age: {DEMO_RECIPIENT}\n"
+    )
+    plain = sops(root, "decrypt", "--output-type", "json", DEV).stdout
+    team = sops(root, "encrypt", "--filename-override", DEV, "--input-type", "json", "--output-type", "yaml",
+                "/dev/stdin", stdin=plain)  # fmt: skip
+    assert f"recipient: {acme}" in team.stdout.decode()  # sops's choice: rule 1
+    lazy = sops(root, "encrypt", "--age", DEMO_RECIPIENT, "--filename-override", DEV, "--input-type", "json",
+                "--output-type", "yaml", "/dev/stdin", stdin=plain)  # fmt: skip
+    (root / DEV).write_bytes(lazy.stdout)
+    assert llmcc(root, "validate", "-t", "dev") == 2
+    assert capsys.readouterr().err.startswith(
+        "llmcc: .sops.yaml:2:5: path_regex is not a regular expression llmcc reads as sops does: "
+        "POSIX classes such as [[:alpha:]] mean something else to Python: write ranges ([a-zA-Z])\n"
+    )
+    from compiler.secrets.sopsfile import go_regex, plaintext_leaves
+
+    with pytest.raises(re.error, match="Possible set difference"):
+        go_regex("[a--b]")
+    assert go_regex(r"\d").search("\u0663") is None  # Go's \d is ASCII
+    meta = {"mac": "m", "lastmodified": "t", "encrypted_regex": "^[[:alpha:]]+$"}
+    assert plaintext_leaves({"k": "v", "sops": meta}) is None  # left to sops, whose errors are not shown
 
 
 def test_creation_rule_recipients_of_every_kind() -> None:
