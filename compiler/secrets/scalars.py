@@ -102,6 +102,7 @@ _GO_SPECIAL: dict[str, object] = {
     **{k: math.nan for k in (".nan", ".NaN", ".NAN")},
 }
 
+_NEGATIVE_ZERO = "negative zero (sops decrypts it as 0)"
 _ALWAYS = frozenset({"a timestamp", "a merge key", "a value key"})
 Reading = tuple[str, object]  # (what it is, in words; the value)
 
@@ -148,6 +149,8 @@ def go_yaml_reading(text: str) -> Reading:
             return "an integer beyond 64 bits (sops cannot encrypt it)", value
     if _GO_FLOAT.fullmatch(plain):
         f = float(plain)
+        if f == 0 and math.copysign(1, f) < 0:
+            return _NEGATIVE_ZERO, f
         return ("a float", f) if math.isfinite(f) else ("a string", text)
     return "a string", text
 
@@ -156,7 +159,7 @@ def disagreement(text: str) -> str | None:
     """Why sops (or YAML 1.1) and llmcc read the plain scalar ``text`` differently; None when they agree."""
     mine = resolve_plain(text)
     kind, value = go_yaml_reading(text)
-    if not _same(value, mine) or kind in _ALWAYS or "64 bits" in kind:
+    if not _same(value, mine) or kind in _ALWAYS or "64 bits" in kind or kind == _NEGATIVE_ZERO:
         return f"sops reads this unquoted value as {kind}, llmcc (YAML 1.2) as {_describe(mine)}"
     kind, value = yaml11_reading(text)
     if kind != "a string" and (not _same(value, mine) or kind in _ALWAYS):

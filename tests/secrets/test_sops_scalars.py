@@ -258,6 +258,10 @@ def test_go_yaml_readings() -> None:
     assert go_yaml_reading("<<") == ("a merge key", "<<")
     assert go_yaml_reading("-") == ("a string", "-")
     assert go_yaml_reading(".1_0") == ("a float", 0.1)
+    assert disagreement("-0.0") == (
+        "sops reads this unquoted value as negative zero (sops decrypts it as 0), llmcc (YAML 1.2) as a float"
+    )
+    assert disagreement("-0") is None  # an integer: no sign to lose
     assert go_yaml_reading("._5") == ("a string", "._5")
 
 
