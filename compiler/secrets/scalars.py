@@ -17,8 +17,11 @@ refused, at its line, when the readings differ:
    strings, older YAML 1.1 parsers did not; a quoted value means the same to all.
 
 Tags are refused too, except the core ones (``!!str`` and friends): sops drops
-merge tags (``!override``) and turns ``!!binary`` into bytes. Messages name the
-two readings, never the value.
+merge tags (``!override``) and turns ``!!binary`` into bytes. A core tag does
+not hide a value: go-yaml resolves ``!!int``/``!!float``/``!!bool``/``!!null``
+text, quoted or not, like a plain scalar (``!!int "0755"`` is 493), and takes
+``!`` on a plain scalar for no tag (``! 0755``: llmcc reads a string). Messages
+name the two readings, never the value.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from compiler.load.yaml import resolve_plain
 
 _STD = "tag:yaml.org,2002:"
 _CORE_TAGS = frozenset(f"{_STD}{k}" for k in ("str", "int", "float", "bool", "null", "map", "seq"))
+_RESOLVED_TAGS = frozenset(f"{_STD}{k}" for k in ("int", "float", "bool", "null"))
 _INT64 = range(-(2**63), 2**63)
 
 # YAML 1.1 type repository, https://yaml.org/type/ (each regexp from its page).
@@ -88,6 +92,7 @@ _Y11_TIMESTAMP = re.compile(
 _GO_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt ][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}.*)?")
 _GO_INT = re.compile(r"[-+]?(0[bB][01]+|0[oO][0-7]+|0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 _GO_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_GO_BAD_UNDERSCORE = re.compile(r"(?<![0-9])_|_(?![0-9])")
 _GO_SPECIAL: dict[str, object] = {
     **{k: True for k in ("true", "True", "TRUE")},
     **{k: False for k in ("false", "False", "FALSE")},
@@ -97,6 +102,7 @@ _GO_SPECIAL: dict[str, object] = {
     **{k: math.nan for k in (".nan", ".NaN", ".NAN")},
 }
 
+_NEGATIVE_ZERO = "negative zero (sops decrypts it as 0)"
 _ALWAYS = frozenset({"a timestamp", "a merge key", "a value key"})
 Reading = tuple[str, object]  # (what it is, in words; the value)
 
@@ -133,7 +139,8 @@ def go_yaml_reading(text: str) -> Reading:
         return "a string", text
     if text[0] != "." and _GO_TIMESTAMP.fullmatch(text):
         return "a timestamp", text
-    plain = text.replace("_", "") if text[0] != "." else text
+    # "." starts a float for Go's ParseFloat, which allows "_" between digits (".1_0" is 0.1).
+    plain = text.replace("_", "") if text[0] != "." or not _GO_BAD_UNDERSCORE.search(text) else text
     if _GO_INT.fullmatch(plain):
         value = _go_int(plain)
         if value in _INT64:
@@ -142,6 +149,8 @@ def go_yaml_reading(text: str) -> Reading:
             return "an integer beyond 64 bits (sops cannot encrypt it)", value
     if _GO_FLOAT.fullmatch(plain):
         f = float(plain)
+        if f == 0 and math.copysign(1, f) < 0:
+            return _NEGATIVE_ZERO, f
         return ("a float", f) if math.isfinite(f) else ("a string", text)
     return "a string", text
 
@@ -150,7 +159,7 @@ def disagreement(text: str) -> str | None:
     """Why sops (or YAML 1.1) and llmcc read the plain scalar ``text`` differently; None when they agree."""
     mine = resolve_plain(text)
     kind, value = go_yaml_reading(text)
-    if not _same(value, mine) or kind in _ALWAYS or "64 bits" in kind:
+    if not _same(value, mine) or kind in _ALWAYS or "64 bits" in kind or kind == _NEGATIVE_ZERO:
         return f"sops reads this unquoted value as {kind}, llmcc (YAML 1.2) as {_describe(mine)}"
     kind, value = yaml11_reading(text)
     if kind != "a string" and (not _same(value, mine) or kind in _ALWAYS):
@@ -170,11 +179,34 @@ def ambiguous_scalars(data: bytes, *, path: str) -> list[str]:
         if tag not in (None, "!") and tag not in _CORE_TAGS:
             shown = "!!" + tag[len(_STD) :] if tag.startswith(_STD) else tag
             out.append(f"{where}: sops drops or converts the tag {shown}: a SOPS file holds plain values")
-        elif isinstance(event, ev.ScalarEvent) and tag is None and not event.style:
-            why = disagreement(event.value)
+        elif isinstance(event, ev.ScalarEvent):
+            why = _tagged_disagreement(event.value, tag, plain=not event.style)
             if why is not None:
-                out.append(f"{where}: {why}: quote it")
+                out.append(f"{where}: {why}")
     return out
+
+
+def _tagged_disagreement(text: str, tag: str | None, *, plain: bool) -> str | None:
+    """``disagreement`` for a scalar with its tag and style (``why; what to do``), or None.
+
+    go-yaml v3 treats the non-specific tag ``!`` on a plain scalar as no tag (llmcc,
+    as YAML says, reads a string), and resolves ``!!int``/``!!float``/``!!bool``/``!!null``
+    text, quoted or not, as it resolves a plain scalar (``!!int "0755"`` is 493).
+    """
+    if tag is None:
+        why = disagreement(text) if plain else None
+        return None if why is None else f"{why}: quote it"
+    if tag == "!":
+        kind = go_yaml_reading(text)[0]
+        if not plain or kind == "a string":
+            return None
+        return f"sops ignores the tag ! and reads this value as {kind}, llmcc (YAML 1.2) as a string: quote it"
+    if tag in _RESOLVED_TAGS:
+        why = disagreement(text)
+        if why is None:
+            return None
+        return f"with the tag !!{tag[len(_STD) :]}, {why.replace(' unquoted', '')}: drop the tag and quote it"
+    return None
 
 
 def refuse_ambiguous(plaintext: bytes, rel: str) -> None:

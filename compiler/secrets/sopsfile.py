@@ -18,6 +18,7 @@ are).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import TypeGuard
 
@@ -26,6 +27,7 @@ from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Value
 
 SOPS_KEY = "sops"
+_POSIX_CLASS = re.compile(r"\[:\^?[a-z]+:\]")
 _SOPS_ENC = re.compile(r"ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:(\w+)\]")
 
 
@@ -44,6 +46,27 @@ def sops_value_type(enc: str) -> str:
     if m is None:
         raise SecretsError("not a SOPS-encrypted value")
     return m.group(1)
+
+
+def go_regex(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled to match as sops (Go's RE2 syntax) matches it.
+
+    Go's ``\\d``, ``\\w``, ``\\s`` and ``\\b`` are ASCII (``re.ASCII``). Forms both accept
+    but read differently are refused: POSIX classes (Go: ``[[:alpha:]]`` is a letter;
+    Python: a set of ``[:alph`` then ``]``) and the nested sets Python warns about. Go-only
+    syntax (``\\z``, ``\\pL``) does not compile here; Python-only syntax fails in sops.
+
+    Raises:
+        re.error: not a regular expression, or one Python would read otherwise than Go.
+    """
+    if _POSIX_CLASS.search(pattern):
+        raise re.error("POSIX classes such as [[:alpha:]] mean something else to Python: write ranges ([a-zA-Z])")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        try:
+            return re.compile(pattern, re.ASCII)
+        except FutureWarning as w:
+            raise re.error(f"{w} (Go reads it otherwise)") from w
 
 
 def sops_metadata(value: Value) -> Mapping[str, Value]:
@@ -93,8 +116,8 @@ class _Rule:
 
         self.unenc_suffix = text("unencrypted_suffix")
         self.enc_suffix = text("encrypted_suffix")
-        self.unenc_re = re.compile(text("unencrypted_regex")) if text("unencrypted_regex") else None
-        self.enc_re = re.compile(text("encrypted_regex")) if text("encrypted_regex") else None
+        self.unenc_re = go_regex(text("unencrypted_regex")) if text("unencrypted_regex") else None
+        self.enc_re = go_regex(text("encrypted_regex")) if text("encrypted_regex") else None
 
     def decrypts(self, keys: tuple[str, ...]) -> bool:
         if self.unenc_suffix and any(k.endswith(self.unenc_suffix) for k in keys):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -194,6 +195,21 @@ def test_encrypt_refuses_tags_sops_drops(example: GitRepo, capsys: pytest.Captur
     assert llmcc(root, "secrets", "encrypt", "environments/x.secrets.sops.yaml") == 2
 
 
+def test_encrypt_refuses_tagged_and_dotted_numbers_sops_reads_otherwise(
+    example: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``! 0755`` (llmcc: a string), ``!!int "0755"`` (llmcc: 755) and ``.1_0`` reached pull as 493, 493, 0.1."""
+    root = example.path
+    rel = "environments/x.secrets.sops.yaml"
+    (root / rel).write_text('modules:\n  m:\n    a: ! 0755\n    b: !!int "0755"\n    c: .1_0\n    d: ! "0755"\n')
+    assert llmcc(root, "secrets", "encrypt", rel) == 1
+    err = capsys.readouterr().err
+    assert f"{rel}:3:8: sops ignores the tag ! and reads this value as an octal integer" in err
+    assert f"{rel}:4:8: with the tag !!int, sops reads this value as an octal integer" in err
+    assert f"{rel}:5:8: sops reads this unquoted value as a float, llmcc (YAML 1.2) as a string: quote it" in err
+    assert "3 value(s) would change meaning" in err
+
+
 def editor(tmp_path: Path, new_line: str) -> str:
     """An editor that adds ``new_line`` under ``db:`` in the decrypted file."""
     script = tmp_path / "editor.py"
@@ -286,6 +302,61 @@ def test_a_file_re_encrypted_for_the_compiler_only_is_refused_and_diff_shows_it(
     assert "<secret changed>" in out
 
 
+def test_the_same_recipients_in_one_key_group_are_refused(
+    example: GitRepo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule: groups [compiler] and [acme], both needed. One group of both opens with either key alone."""
+    root = example.path
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE")  # validate without an identity: the check needs none
+    acme = "age122exdj8qu70444t69gkqdtgr2lagkmrytfp2ttwyfc4zc6e6waks395cre"
+    rules = (root / ".sops.yaml").read_text()
+    flat = f"    age: >-\n      {DEMO_RECIPIENT},\n      {acme}\n"
+    assert flat in rules
+    groups = f"    key_groups:\n      - age: [{DEMO_RECIPIENT}]\n      - age: [{acme}]\n"
+    (root / ".sops.yaml").write_text(rules.replace(flat, groups))
+    plain = sops(root, "decrypt", "--output-type", "json", ACME).stdout
+    honest = sops(root, "encrypt", "--filename-override", ACME, "--input-type", "json", "--output-type", "yaml",
+                  "/dev/stdin", stdin=plain)  # fmt: skip
+    assert honest.returncode == 0
+    (root / ACME).write_bytes(honest.stdout)
+    assert llmcc(root, "validate", "-t", "prod@acme") == 0
+    capsys.readouterr()
+    lazy = sops(root, "encrypt", "--age", f"{DEMO_RECIPIENT},{acme}", "--filename-override", ACME,
+                "--input-type", "json", "--output-type", "yaml", "/dev/stdin", stdin=plain)  # fmt: skip
+    assert lazy.returncode == 0
+    (root / ACME).write_bytes(lazy.stdout)
+    assert llmcc(root, "validate", "-t", "prod@acme") == 1
+    both = ", ".join(sorted([f"age:{DEMO_RECIPIENT}", f"age:{acme}"]))
+    one, two = sorted([f"[age:{DEMO_RECIPIENT}]", f"[age:{acme}]"])
+    assert (
+        "encrypted for the recipients of the .sops.yaml creation rule for this path, but in "
+        f"1 key group(s) [{both}] with threshold 1 where the rule names 2 key group(s) {one} {two} with threshold 2 "
+        f"(fewer keys may open it); re-encrypted by someone else? check the value, then: sops updatekeys {ACME}"
+    ) in capsys.readouterr().err
+
+
+def test_key_groups_and_thresholds_are_compared() -> None:
+    from compiler.secrets.creation_rules import file_key_groups, recipient_mismatch, rule_key_groups
+
+    config = (
+        b"creation_rules:\n"
+        b"  - path_regex: three$\n    shamir_threshold: 2\n"
+        b"    key_groups: [{age: [age1a]}, {age: [age1b]}, {age: [age1c]}]\n"
+        b"  - path_regex: one$\n    key_groups: [{age: [age1a, age1b]}]\n    shamir_threshold: 3\n"
+    )
+    three = (frozenset({"age:age1a"}), frozenset({"age:age1b"}), frozenset({"age:age1c"}))
+    assert rule_key_groups(config, "x/three") == (three, 2)
+    assert rule_key_groups(config, "one") == ((frozenset({"age:age1a", "age:age1b"}),), 1)
+    groups = [{"age": [{"recipient": r}]} for r in ("age1c", "age1a", "age1b")]
+    assert file_key_groups({"key_groups": groups, "shamir_threshold": 2}) == (three, 2)
+    assert recipient_mismatch(config, "three", {"key_groups": groups, "shamir_threshold": 2}) is None
+    assert recipient_mismatch(config, "one", {"age": [{"recipient": "age1b"}, {"recipient": "age1a"}]}) is None
+    lower = recipient_mismatch(config, "three", {"key_groups": groups, "shamir_threshold": 1})
+    assert lower is not None
+    assert "with threshold 1 where the rule names 3 key group(s)" in lower
+    assert "with threshold 3 where" in (recipient_mismatch(config, "three", {"key_groups": groups}) or "")
+
+
 def test_a_file_with_an_extra_recipient_or_no_rule_is_refused(
     example: GitRepo, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -305,6 +376,39 @@ def test_a_file_with_an_extra_recipient_or_no_rule_is_refused(
     (root / ".sops.yaml").unlink()
     assert llmcc(root, "validate", "-t", "dev") == 1
     assert "no .sops.yaml: the recipients of this SOPS file cannot be checked" in capsys.readouterr().err
+
+
+def test_a_path_regex_python_reads_otherwise_than_sops_is_refused(
+    example: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Go: ``[[:alpha:]]`` is a letter; Python: one of ``[:alph`` then ``]``. sops took rule 1 (two keys),
+    llmcc took rule 2 (the compiler's only), so a file re-encrypted for the compiler alone passed."""
+    root = example.path
+    acme = "age122exdj8qu70444t69gkqdtgr2lagkmrytfp2ttwyfc4zc6e6waks395cre"
+    (root / ".sops.yaml").write_text(
+        "creation_rules:\n"
+        f"  - path_regex: environments/[[:alpha:]]+\\.secrets\\.sops\\.yaml$\n    age: {DEMO_RECIPIENT},{acme}\n"
+        f"  - age: {DEMO_RECIPIENT}\n"
+    )
+    plain = sops(root, "decrypt", "--output-type", "json", DEV).stdout
+    team = sops(root, "encrypt", "--filename-override", DEV, "--input-type", "json", "--output-type", "yaml",
+                "/dev/stdin", stdin=plain)  # fmt: skip
+    assert f"recipient: {acme}" in team.stdout.decode()  # sops's choice: rule 1
+    lazy = sops(root, "encrypt", "--age", DEMO_RECIPIENT, "--filename-override", DEV, "--input-type", "json",
+                "--output-type", "yaml", "/dev/stdin", stdin=plain)  # fmt: skip
+    (root / DEV).write_bytes(lazy.stdout)
+    assert llmcc(root, "validate", "-t", "dev") == 2
+    assert capsys.readouterr().err.startswith(
+        "llmcc: .sops.yaml:2:5: path_regex is not a regular expression llmcc reads as sops does: "
+        "POSIX classes such as [[:alpha:]] mean something else to Python: write ranges ([a-zA-Z])\n"
+    )
+    from compiler.secrets.sopsfile import go_regex, plaintext_leaves
+
+    with pytest.raises(re.error, match="Possible set difference"):
+        go_regex("[a--b]")
+    assert go_regex(r"\d").search("\u0663") is None  # Go's \d is ASCII
+    meta = {"mac": "m", "lastmodified": "t", "encrypted_regex": "^[[:alpha:]]+$"}
+    assert plaintext_leaves({"k": "v", "sops": meta}) is None  # left to sops, whose errors are not shown
 
 
 def test_creation_rule_recipients_of_every_kind() -> None:

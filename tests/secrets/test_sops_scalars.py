@@ -14,7 +14,7 @@ import pytest
 
 from compiler.load.yaml import load_document
 from compiler.secrets.editcheck import check_edited, editor_command, main
-from compiler.secrets.scalars import disagreement, go_yaml_reading, yaml11_reading
+from compiler.secrets.scalars import ambiguous_scalars, disagreement, go_yaml_reading, yaml11_reading
 from compiler.secrets.sops import sops_binary
 
 # Candidates from the YAML 1.1 type repository (yaml.org/type: bool, int, float, null, timestamp,
@@ -84,6 +84,9 @@ CORPUS = [
         "1.0",
         "1.",
         ".5",
+        ".1_0",  # Go's ParseFloat allows "_" between digits
+        "._5",
+        ".5_",
         "-.5",
         "+.5",
         "1e3",
@@ -170,6 +173,40 @@ def test_every_scalar_the_real_sops_changes_is_refused(tmp_path: Path) -> None:
     assert len(changed) >= 20
 
 
+# A tag that sops (go-yaml v3) resolves like a plain scalar: "!" on a plain scalar means no tag
+# to go-yaml and a string to llmcc; "!!int 0755" is 755 to llmcc and 493 to sops, quoted or not.
+TAGGED = [
+    f"{tag} {text}"
+    for tag in ("!", "!!int", "!!float", "!!bool", "!!null", "!!str")
+    for text in ("0755", '"0755"', "012", "1_000", ".1_0", "0b101", "0x1F", "12", "1e3", "true", "~", "2024-01-01")
+]
+
+
+def test_every_tagged_scalar_the_real_sops_changes_is_refused(tmp_path: Path) -> None:
+    """Tags do not hide a value from the check: ``! 0755`` and ``!!int "0755"`` reach sops as 493."""
+    through_sops = _sops_round_trip(tmp_path, TAGGED)
+    changed = []
+    for text in TAGGED:
+        mine = _llmcc(text)
+        theirs = through_sops[text]
+        if mine == "REFUSED" or theirs == "FAILS":
+            continue  # refused by llmcc's loader, or sops will not encrypt it: nothing changes silently
+        value, kind = theirs  # type: ignore[misc]
+        if kind == "time" or type(value) is not type(mine) or value != mine:
+            changed.append(text)
+    missed = [t for t in changed if not ambiguous_scalars(f"v: {t}\n".encode(), path="x")]
+    assert missed == []
+    assert {"! 0755", '!!int "0755"', "!!int 012", "! 2024-01-01", "!!float 0755"} <= set(changed)
+    assert ambiguous_scalars(b"v: ! 0755\n", path="x") == [
+        "x:1:4: sops ignores the tag ! and reads this value as an octal integer, llmcc (YAML 1.2) as a string: quote it"
+    ]
+    assert ambiguous_scalars(b'v: !!int "0755"\n', path="x") == [
+        "x:1:4: with the tag !!int, sops reads this value as an octal integer, llmcc (YAML 1.2) as a decimal "
+        "integer: drop the tag and quote it"
+    ]
+    assert ambiguous_scalars(b'v: ! "0755"\nw: !!str 0755\nz: !!int 12\n', path="x") == []
+
+
 @pytest.mark.parametrize(
     ("text", "kind"),
     [
@@ -220,6 +257,12 @@ def test_go_yaml_readings() -> None:
     assert go_yaml_reading("true") == ("a boolean", True)
     assert go_yaml_reading("<<") == ("a merge key", "<<")
     assert go_yaml_reading("-") == ("a string", "-")
+    assert go_yaml_reading(".1_0") == ("a float", 0.1)
+    assert disagreement("-0.0") == (
+        "sops reads this unquoted value as negative zero (sops decrypts it as 0), llmcc (YAML 1.2) as a float"
+    )
+    assert disagreement("-0") is None  # an integer: no sign to lose
+    assert go_yaml_reading("._5") == ("a string", "._5")
 
 
 def test_the_edit_check_loads_like_llmcc(tmp_path: Path) -> None:
