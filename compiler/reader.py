@@ -72,7 +72,8 @@ def read_target(
 
     Steps, each refusing with :class:`~compiler.errors.VerificationError`:
 
-    1. the listing is versions 1..N and nothing else (:func:`~compiler.freshness.check_listing`);
+    1. the pointer is read, then the listing, which is versions 1..N and nothing else
+       (:func:`~compiler.freshness.check_listing`);
        when ``full``, versions 1..N verify as one chain (step 3) before step 2;
     2. the signed pointer verifies (:func:`~compiler.freshness.verify_pointer`) and
        agrees with N, ``seen`` and ``now`` (:func:`~compiler.freshness.check_pointer`;
@@ -87,12 +88,16 @@ def read_target(
         StorageError: the store cannot be read (CorruptObjectError, exit 3:
             an object is oversized or not a regular object).
     """
-    listing = store.listing(target)
-    latest = check_listing(target, listing)
+    # Race: publish claims a version, then moves the pointer. Read in the other order
+    # (pointer, then listing), a reader sees the listing at or above the pointer; listing
+    # first, a publish in between would look like a rollback.
     pointer_envelope = store.read_pointer(target)
+    listing = store.listing(target)
     if pointer_envelope is None and listing.pointer:
         # listed a moment ago: an OCI tag rewritten by a concurrent publish can 404 briefly
         pointer_envelope = store.read_pointer(target)
+        listing = store.listing(target)
+    latest = check_listing(target, listing)
     # without a pointer to start from, a publisher verifies the whole chain
     full = full or (pointer_envelope is None and not need_pointer)
     envelopes: list[tuple[int, bytes]] = []
