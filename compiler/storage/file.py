@@ -58,7 +58,9 @@ class FileStore:
 
     @property
     def location(self) -> str:
-        return f"file://{self._root.resolve()}"
+        # The path as the reader names it, made absolute without following symlinks:
+        # a store path that is a symlink re-pointed at an older copy keeps its marks.
+        return f"file://{os.path.abspath(self._root)}"
 
     def targets(self) -> list[str]:
         try:

@@ -51,3 +51,29 @@ def test_a_publish_between_a_readers_two_reads_is_not_a_rollback(tmp_path: Path,
     again = read_target(FileStore(path), "prod", keyring_of(keypair.signer), now=datetime.now(UTC), seen=state.seen)
     assert again.latest is not None
     assert again.latest.version == 2
+
+
+def test_a_symlinked_store_path_re_pointed_at_an_old_copy_keeps_the_readers_mark(
+    tmp_path: Path, keypair: KeyPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reader's marks were keyed by the store path with symlinks resolved: re-pointing the link at an
+    older, still validly signed copy gave the reader fresh, empty state, and the rollback passed."""
+    good, old = tmp_path / "good", tmp_path / "old"
+    publish_target(FileStore(good), "prod", make_body("prod", 1), keypair.signer)
+    shutil.copytree(good, old)
+    publish_target(FileStore(good), "prod", make_body("prod", 2), keypair.signer)
+    root = tmp_path / "reader"
+    keypair.write(root / "keys", "ci")
+    link = tmp_path / "store"
+    link.symlink_to(good)
+    flags = ["--store", f"file://{link}", "--trusted-key", "keys/ci.pub", "--state-dir", "state"]
+    assert llmcc(root, "pull", "prod", *flags) == 0
+    capsys.readouterr()
+    link.unlink()
+    link.symlink_to(old)
+    assert llmcc(root, "pull", "prod", *flags) == 3
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == (
+        "",
+        "llmcc: prod: the latest version is 1, older than version 2 this reader already accepted (rollback?)\n",
+    )
