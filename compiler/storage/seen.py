@@ -9,17 +9,22 @@ One JSON file per store under ``$XDG_STATE_HOME/llmcc/seen/`` (default
 Updates take an exclusive ``flock`` on the file's lock, re-read, merge
 (a mark only ever moves up) and replace the file atomically (STYLE R14). A
 file that cannot be parsed is refused, never reset: forgetting a mark would
-silently drop rollback protection.
+silently drop rollback protection. So is a state that another local user
+could rewrite (as OpenSSH's StrictModes): a directory or file not owned by
+this user or writable by group or others, a state file that is a symlink, a
+FIFO or larger than 16 MiB (checked before it is read).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -55,12 +60,36 @@ class SeenFile:
             LlmccError: the file cannot be read or is not a state file of this store.
         """
         try:
-            data = self._path.read_bytes()
+            self._check_private(os.stat(self._path.parent), "directory")
+            # non-blocking, not through a symlink, and checked before a byte is read: a FIFO would hang
+            fd = os.open(self._path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             return {}
         except OSError as e:
+            why = "it is a symlink" if e.errno == errno.ELOOP else e.strerror or str(e)
+            raise LlmccError(f"{self._path}: cannot read the reader state: {why}") from e
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise LlmccError(f"{self._path}: cannot read the reader state: it is not a regular file")
+            self._check_private(info, "file")
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            with os.fdopen(fd, "rb") as f:
+                data = f.read(_MAX_STATE_BYTES + 1)
+        except OSError as e:
             raise LlmccError(f"{self._path}: cannot read the reader state: {e.strerror or e}") from e
         return self._parse(data)
+
+    def _check_private(self, info: os.stat_result, what: str) -> None:
+        """Refuse a state directory or file that another local user could rewrite (drop or fake a mark)."""
+        if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise LlmccError(
+                f"{self._path}: the reader state {what} is another user's or writable by group or others, "
+                "so its marks prove nothing; make it yours and chmod go-w, or pass --state-dir"
+            )
 
     def advance(self, marks: Mapping[str, Seen]) -> None:
         """Record ``marks``; a target's mark never moves down (a lower one is ignored).
@@ -69,7 +98,7 @@ class SeenFile:
             LlmccError: the state cannot be read or written.
         """
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             with self._locked():
                 current = self.load()
                 for target, seen in marks.items():
@@ -95,7 +124,7 @@ class SeenFile:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        fd = os.open(self._path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self._path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -77,3 +77,46 @@ def test_a_symlinked_store_path_re_pointed_at_an_old_copy_keeps_the_readers_mark
         "",
         "llmcc: prod: the latest version is 1, older than version 2 this reader already accepted (rollback?)\n",
     )
+
+
+def test_a_reader_state_that_others_can_touch_is_refused_unread(tmp_path: Path) -> None:
+    """A FIFO as the state file hung pull; a symlink, a huge file, a state directory another user owns or
+    can write were read as if they were ours (another user could drop a mark and so allow a rollback)."""
+    directory = tmp_path / "state"
+    marks = SeenFile(directory, "file:///srv/store")
+    marks.advance({"prod": Seen(version=1, digest=D)})
+    assert directory.stat().st_mode & 0o777 == 0o700
+    saved = marks.path.read_bytes()
+
+    marks.path.unlink()
+    os.mkfifo(marks.path)
+    with pytest.raises(LlmccError, match=r"cannot read the reader state: it is not a regular file$"):
+        marks.load()
+    marks.path.unlink()
+    (tmp_path / "elsewhere.json").write_bytes(saved)
+    marks.path.symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(LlmccError, match=r"cannot read the reader state: it is a symlink$"):
+        marks.load()
+    marks.path.unlink()
+    marks.path.write_bytes(saved + b" " * (16 * 1024 * 1024))
+    with pytest.raises(LlmccError, match="not a valid llmcc reader state"):
+        marks.load()
+
+    marks.path.write_bytes(saved)
+    marks.path.chmod(0o666)
+    with pytest.raises(LlmccError, match="the reader state file is another user's or writable by group or others"):
+        marks.load()
+    marks.path.chmod(0o600)
+    assert marks.load() == {"prod": Seen(version=1, digest=D)}
+    changes = [lambda: directory.chmod(0o777)]
+    if os.geteuid() == 0:  # only root can give a directory away
+        changes.append(lambda: os.chown(directory, os.geteuid() + 1, -1))
+    for change in changes:
+        change()
+        for step in (marks.load, lambda: marks.advance({"prod": Seen(version=2, digest=D)})):
+            with pytest.raises(LlmccError, match="the reader state directory is another user's or writable by"):
+                step()
+        if os.geteuid() == 0:
+            os.chown(directory, 0, -1)
+        directory.chmod(0o700)
+    assert marks.load() == {"prod": Seen(version=1, digest=D)}
