@@ -130,10 +130,16 @@ def _refresh(args: argparse.Namespace, ctx: Context, signer: Signer) -> int:
 
 
 def _trusted_signer(args: argparse.Namespace, ctx: Context, project: Project, signer: Signer) -> Keyring:
-    """The trusted keys, once the signing key is among them (before anything is written)."""
+    """The trusted keys, once the signing key is among them (before anything is written).
+
+    ``--trusted-key`` cannot widen what a publisher may sign with: readers take
+    ``signing.trusted`` of llmcc.yaml, so the key must be there whenever it lists any.
+    """
     trusted = load_keyring(args, ctx.root, project)
     where = str(args.signing_key) if args.signing_key else f"${SIGNING_KEY_ENV}"
     check_signer_trusted(signer, trusted, where=where)
+    if args.trusted_key and project.manifest.signing.trusted:
+        check_signer_trusted(signer, load_keyring(argparse.Namespace(trusted_key=None), ctx.root, project), where=where)
     return trusted
 
 

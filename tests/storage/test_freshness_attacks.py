@@ -120,3 +120,21 @@ def test_a_reader_state_that_others_can_touch_is_refused_unread(tmp_path: Path) 
             os.chown(directory, 0, -1)
         directory.chmod(0o700)
     assert marks.load() == {"prod": Seen(version=1, digest=D)}
+
+
+def test_publish_trusted_key_cannot_widen_signing_trusted(
+    example_repo: GitRepo, demo_identity: Path, other_keypair: KeyPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`publish --signing-key rogue --trusted-key rogue.pub` published a first version that readers of
+    llmcc.yaml refuse for good: the §2 case through a flag."""
+    example = example_repo.path
+    key, pub = other_keypair.write(example.parent / "elsewhere", "rogue")
+    rogue = other_keypair.signer.public_key.keyid
+    trusted = load_public_key((example / "keys" / "demo-signing.pub").read_bytes()).keyid
+    for argv in (["--target", "prod"], ["--refresh-pointer"]):
+        assert llmcc(example, "publish", *argv, "--signing-key", str(key), "--trusted-key", str(pub)) == 3
+        assert capsys.readouterr().err == (
+            f"llmcc: {key}: key {rogue} is not in signing.trusted (trusted: {trusted}); "
+            "readers would refuse what it signs, so nothing was published\n"
+        )
+    assert not (example / ".llmcc").exists()
