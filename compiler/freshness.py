@@ -40,11 +40,15 @@ from datetime import UTC, datetime, timedelta
 from compiler.bundle.canonical import canonical_json, loads_canonical
 from compiler.bundle.dsse import POINTER_PAYLOAD_TYPE, Keyring, Signer, sign_envelope, verify_envelope
 from compiler.errors import VerificationError
+from compiler.project import MAX_POINTER_EXPIRY
 from compiler.storage.base import Listing
 
 API_VERSION = "llmcc/v1"
 POINTER_KIND = "Pointer"
 DEFAULT_POINTER_EXPIRY = timedelta(days=7)
+# How far a publisher's clock may run ahead of a reader's before a pointer signed
+# with the longest expiry (MAX_POINTER_EXPIRY) is refused as too long.
+CLOCK_SKEW = timedelta(days=1)
 # publish claims version N, then moves the pointer to N: in between, the latest
 # version is one above the pointer. More than that was not written by publish.
 IN_FLIGHT = 1
@@ -175,7 +179,9 @@ def check_pointer(
     In order (``now`` None skips 2: a publisher about to re-sign the pointer):
 
     1. a pointer exists whenever a version does or the reader has seen one;
-    2. the pointer has not expired at ``now`` (freeze);
+    2. the pointer has not expired at ``now`` (freeze), and does not expire
+       more than :data:`~compiler.project.MAX_POINTER_EXPIRY` (plus
+       :data:`CLOCK_SKEW`) after ``now`` (a replay window of years);
     3. ``latest`` is not below the pointer (the newest versions were removed);
     4. ``latest`` is at most ``in_flight`` above the pointer (a version that
        no publish pointed to). Readers keep :data:`IN_FLIGHT`; a publisher,
@@ -199,6 +205,12 @@ def check_pointer(
         raise VerificationError(
             f"{target}: the signed pointer expired at {pointer.expires.strftime(_TIME)} (a frozen store?); "
             "the publisher refreshes it with llmcc publish --refresh-pointer"
+        )
+    if now is not None and pointer.expires - now > MAX_POINTER_EXPIRY + CLOCK_SKEW:
+        raise VerificationError(
+            f"{target}: the signed pointer is valid until {pointer.expires.strftime(_TIME)}, more than "
+            f"{MAX_POINTER_EXPIRY.days} days from now: a copy of this store could be replayed that long; "
+            "re-sign it with a shorter storage.pointer_expiry (llmcc publish --refresh-pointer)"
         )
     if latest < pointer.version:
         listed = f"the latest listed version is {latest}" if latest else "the store lists no version"

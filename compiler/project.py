@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
 from compiler.errors import InputError, UsageError
@@ -58,16 +58,34 @@ class SigningSpec(_Model):
     trusted: list[str] = Field(default_factory=list)
 
 
+# The longest a signed pointer may stay valid: readers refuse one expiring later
+# (compiler/freshness.py), so one mistaken setting cannot make a store's state
+# replayable to new readers for years.
+MAX_POINTER_EXPIRY = timedelta(days=366)
+
+
+def _duration(text: str) -> timedelta:
+    amount, unit = int(text[:-1]), text[-1]
+    return timedelta(hours=amount) if unit == "h" else timedelta(days=amount)
+
+
+def _at_most_max_expiry(text: str) -> str:
+    if _duration(text) > MAX_POINTER_EXPIRY:
+        raise ValueError("longer than 366d")
+    return text
+
+
 class StorageSpec(_Model):
     default: str = "file://.llmcc/store"
     # How long a signed pointer stays valid after publish signs it: readers refuse
     # an expired one (a frozen store). "36h", "7d"; CI refreshes it on a schedule.
-    pointer_expiry: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,4}[hd]$")] = "7d"
+    pointer_expiry: Annotated[
+        str, StringConstraints(pattern=r"^[1-9][0-9]{0,4}[hd]$"), AfterValidator(_at_most_max_expiry)
+    ] = "7d"
 
     @property
     def pointer_expiry_delta(self) -> timedelta:
-        amount, unit = int(self.pointer_expiry[:-1]), self.pointer_expiry[-1]
-        return timedelta(hours=amount) if unit == "h" else timedelta(days=amount)
+        return _duration(self.pointer_expiry)
 
 
 class Manifest(_Model):
@@ -179,7 +197,7 @@ def load_project(data: bytes, *, path: str = MANIFEST) -> Project:
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         msg = err["msg"]
         if loc == ("storage", "pointer_expiry"):
-            msg = "a duration in hours or days, like 36h or 7d"
+            msg = "a duration in hours or days up to 366d, like 36h or 7d"
         elif err["type"] == "string_pattern_mismatch":
             msg = "names must be lowercase identifiers ([a-z][a-z0-9_-]*)"
         raise InputError(f"{doc.origin(loc).location()}: {field}: {msg}{more}") from e

@@ -96,8 +96,14 @@ def test_pointer_expiry_setting() -> None:
     assert load_project(base + b"storage: {pointer_expiry: 36h}\n").manifest.storage.pointer_expiry_delta == timedelta(
         hours=36
     )
-    with pytest.raises(LlmccError, match=r"storage\.pointer_expiry: a duration in hours or days, like 36h or 7d"):
-        load_project(base + b"storage: {pointer_expiry: 1w}\n")
+    assert load_project(base + b"storage: {pointer_expiry: 366d}\n").manifest.storage.pointer_expiry_delta == timedelta(
+        days=366
+    )
+    for too_long in (b"1w", b"367d", b"8785h", b"99999d"):
+        with pytest.raises(
+            LlmccError, match=r"storage\.pointer_expiry: a duration in hours or days up to 366d, like 36h or 7d"
+        ):
+            load_project(base + b"storage: {pointer_expiry: " + too_long + b"}\n")
 
 
 def test_oci_tags_in_a_targets_prefix() -> None:

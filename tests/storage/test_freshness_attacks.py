@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from compiler.bundle.dsse import load_public_key
-from compiler.errors import LlmccError
+from compiler.errors import LlmccError, VerificationError
 from compiler.freshness import Seen
-from compiler.publish import publish_target
+from compiler.publish import publish_target, refresh_pointer
 from compiler.reader import read_target
 from compiler.storage.base import Listing
 from compiler.storage.file import FileStore
@@ -138,3 +138,25 @@ def test_publish_trusted_key_cannot_widen_signing_trusted(
             "readers would refuse what it signs, so nothing was published\n"
         )
     assert not (example / ".llmcc").exists()
+
+
+def test_a_pointer_valid_for_years_is_refused_until_re_signed(
+    tmp_path: Path, keypair: KeyPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One refresh with a 99999d expiry (a valid setting) made an old copy of the store replayable to every
+    new reader for 273 years. Readers now refuse a pointer valid for more than 366 days (plus a day of skew)."""
+    path = tmp_path / "store"
+    store = FileStore(path)
+    publish_target(store, "prod", make_body("prod", 1), keypair.signer)
+    trusted = keyring_of(keypair.signer)
+    now = datetime.now(UTC)
+    refresh_pointer(store, "prod", keypair.signer, trusted=trusted, now=now, expires_after=timedelta(days=99999))
+    root = tmp_path / "reader"
+    keypair.write(root / "keys", "ci")
+    flags = ["--store", f"file://{path}", "--trusted-key", "keys/ci.pub", "--state-dir", "state"]
+    assert llmcc(root, "pull", "prod", *flags) == 3
+    assert capsys.readouterr().err.startswith("llmcc: prod: the signed pointer is valid until 2300-")
+    refresh_pointer(store, "prod", keypair.signer, trusted=trusted, now=now, expires_after=timedelta(days=366))
+    assert llmcc(root, "pull", "prod", *flags) == 0
+    with pytest.raises(VerificationError, match="more than 366 days from now"):
+        read_target(store, "prod", trusted, now=now - timedelta(days=1, seconds=1))
