@@ -37,8 +37,21 @@ _MAX_STATE_BYTES = 16 * 1024 * 1024
 
 
 def default_state_dir(environ: Mapping[str, str]) -> Path:
-    """``$XDG_STATE_HOME/llmcc/seen``, or ``~/.local/state/llmcc/seen`` (XDG Base Directory spec)."""
-    base = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".local" / "state")
+    """``$XDG_STATE_HOME/llmcc/seen``, or ``~/.local/state/llmcc/seen`` (XDG Base Directory spec).
+
+    A relative ``XDG_STATE_HOME`` is ignored, as the spec says (it would put the
+    marks in whatever directory the reader runs in).
+
+    Raises:
+        LlmccError: there is no home directory (no ``HOME``, no passwd entry).
+    """
+    base = environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):
+        try:
+            home = environ.get("HOME") or str(Path.home())
+        except RuntimeError as e:  # a container user without a passwd entry
+            raise LlmccError("no home directory for the reader state: set XDG_STATE_HOME or pass --state-dir") from e
+        base = str(Path(home) / ".local" / "state")
     return Path(base) / "llmcc" / "seen"
 
 

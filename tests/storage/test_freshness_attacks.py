@@ -19,7 +19,7 @@ from compiler.publish import publish_target, refresh_pointer
 from compiler.reader import read_target
 from compiler.storage.base import Listing
 from compiler.storage.file import FileStore
-from compiler.storage.seen import SeenFile
+from compiler.storage.seen import SeenFile, default_state_dir
 from tests.conftest import GitRepo
 from tests.storage._cli import llmcc
 from tests.storage._support import KeyPair, keyring_of, make_body
@@ -160,3 +160,17 @@ def test_a_pointer_valid_for_years_is_refused_until_re_signed(
     assert llmcc(root, "pull", "prod", *flags) == 0
     with pytest.raises(VerificationError, match="more than 366 days from now"):
         read_target(store, "prod", trusted, now=now - timedelta(days=1, seconds=1))
+
+
+def test_default_state_dir_without_a_home_or_with_a_relative_xdg_state_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative XDG_STATE_HOME put the marks under the current directory (the spec says ignore it); a
+    container user without HOME or passwd entry crashed pull with an internal error (exit 70)."""
+    assert default_state_dir({"XDG_STATE_HOME": "state", "HOME": "/home/r"}) == Path("/home/r/.local/state/llmcc/seen")
+    assert default_state_dir({"XDG_STATE_HOME": "/var/s"}) == Path("/var/s/llmcc/seen")
+
+    def no_home() -> Path:  # what Path.home() does for a uid without a passwd entry
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", no_home)
+    with pytest.raises(LlmccError, match="no home directory for the reader state: set XDG_STATE_HOME or pass"):
+        default_state_dir({})
