@@ -82,8 +82,10 @@ class FileStore:
         directory = self._root / check_target(target)
         try:
             names = os.listdir(directory)
-        except (FileNotFoundError, NotADirectoryError):
+        except FileNotFoundError:
             return Listing(versions=(), pointer=False, strays=())
+        except NotADirectoryError as e:  # a file or FIFO named as the target: not something publish makes
+            raise CorruptObjectError(f"{self._url}: {target}: is not a directory; refusing to read it") from e
         except OSError as e:
             raise StorageError(f"{self._url}: cannot list {target}: {e}") from e
         return sort_names(names)
@@ -170,6 +172,8 @@ def _read_bounded(path: Path, limit: int, *, where: str) -> bytes:
     except OSError as e:
         if e.errno == errno.ELOOP:  # O_NOFOLLOW: the name is a symlink
             raise CorruptObjectError(f"{where}: is a symlink, not a regular file; refusing to read it") from e
+        if e.errno == errno.ENOTDIR:  # the target's name is a file or FIFO
+            raise CorruptObjectError(f"{where}: the target is not a directory; refusing to read it") from e
         raise
     _check_regular(fd, limit, where=where)
     with os.fdopen(fd, "rb") as f:

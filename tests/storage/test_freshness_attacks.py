@@ -174,3 +174,24 @@ def test_default_state_dir_without_a_home_or_with_a_relative_xdg_state_home(monk
     monkeypatch.setattr(Path, "home", no_home)
     with pytest.raises(LlmccError, match="no home directory for the reader state: set XDG_STATE_HOME or pass"):
         default_state_dir({})
+
+
+def test_a_target_name_that_is_not_a_directory_is_tampering(
+    tmp_path: Path, keypair: KeyPair, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FIFO or file in place of a target's directory: verify skipped the target (exit 0 on the others)
+    and pull said "cannot read" (exit 2), where every other tampering is exit 3."""
+    path = tmp_path / "store"
+    for target in ("dev", "prod"):
+        publish_target(FileStore(path), target, make_body(target, 1), keypair.signer)
+    shutil.rmtree(path / "prod")
+    os.mkfifo(path / "prod")
+    root = tmp_path / "reader"
+    keypair.write(root / "keys", "ci")
+    flags = ["--store", f"file://{path}", "--trusted-key", "keys/ci.pub"]
+    assert llmcc(root, "verify", *flags) == 3
+    assert capsys.readouterr().err == f"llmcc: file://{path}: prod: is not a directory; refusing to read it\n"
+    assert llmcc(root, "pull", "prod", *flags, "--state-dir", "state") == 3
+    assert capsys.readouterr().err == (
+        f"llmcc: file://{path}: prod pointer: the target is not a directory; refusing to read it\n"
+    )
