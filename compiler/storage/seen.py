@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from compiler.errors import LlmccError
+from compiler.errors import LlmccError, VerificationError
 from compiler.freshness import Seen
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -109,13 +109,23 @@ class SeenFile:
 
         Raises:
             LlmccError: the state cannot be read or written.
+            VerificationError: it holds another digest for a version in ``marks``
+                (written by a concurrent reader).
         """
         try:
             self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             with self._locked():
                 current = self.load()
                 for target, seen in marks.items():
-                    if target not in current or seen.version >= current[target].version:
+                    mark = current.get(target)
+                    # Race: another reader recorded this version meanwhile, from another chain
+                    if mark is not None and mark.version == seen.version and mark.digest != seen.digest:
+                        raise VerificationError(
+                            f"{self._path}: {target} version {seen.version} was accepted with digest {mark.digest} "
+                            f"by another reader meanwhile, not {seen.digest}: the store serves two chains; "
+                            "run llmcc verify --since-state"
+                        )
+                    if mark is None or seen.version > mark.version:
                         current[target] = seen
                 body = {
                     "store": self._location,

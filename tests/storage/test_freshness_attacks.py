@@ -195,3 +195,15 @@ def test_a_target_name_that_is_not_a_directory_is_tampering(
     assert capsys.readouterr().err == (
         f"llmcc: file://{path}: prod pointer: the target is not a directory; refusing to read it\n"
     )
+
+
+def test_two_readers_recording_two_digests_for_one_version_is_refused(tmp_path: Path) -> None:
+    """Each reader checks its chain against the mark it loaded; a concurrent reader that accepted another
+    chain (a store serving two) then silently replaced the first one's mark at the same version."""
+    marks = SeenFile(tmp_path / "state", "file:///srv/store")
+    marks.advance({"prod": Seen(version=2, digest=D)})
+    marks.advance({"prod": Seen(version=2, digest=D)})
+    other = "sha256:" + "cd" * 32
+    with pytest.raises(VerificationError, match=f"prod version 2 was accepted with digest {D} by another reader"):
+        marks.advance({"prod": Seen(version=2, digest=other)})
+    assert marks.load() == {"prod": Seen(version=2, digest=D)}
