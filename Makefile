@@ -1,4 +1,4 @@
-# Two commands (DESIGN §11): `make demo` and `make test`. Both bootstrap .venv from scratch.
+# Two commands (README "A five-minute tour"): `make demo` and `make test`. Both bootstrap .venv from scratch.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -45,7 +45,7 @@ unit: $(STAMP) services
 test: lint typecheck unit
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache dist .llmcc .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache

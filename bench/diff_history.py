@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Diff and history benchmark on the large workload (issue 5, "Speed").
 
-1. Generates ../shared/bench/gen_workload.py --modules 20 --keys 500 --tenants 25
+1. Generates bench/workload/gen_workload.py --modules 20 --keys 500 --tenants 25
    --secrets 0 into bench/workloads/diff-history/ and commits it.
 2. Times one full `llmcc compile` (best of --runs).
 3. For each of three one-file changes (a tenant file, an environment file that
@@ -29,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SHARED = ROOT.parent / "shared" / "bench"
+WORKLOAD_TOOLS = HERE / "workload"
 WORK = HERE / "workloads" / "diff-history"
 WORKLOAD = ["--modules", "20", "--keys", "500", "--tenants", "25", "--secrets", "0"]
 BEGIN, END = "<!-- diff_history:begin -->", "<!-- diff_history:end -->"
@@ -67,7 +67,7 @@ def git(repo: Path, *args: str) -> str:
 def generate() -> Path:
     shutil.rmtree(WORK, ignore_errors=True)
     subprocess.run(
-        [sys.executable, str(SHARED / "gen_workload.py"), "--out", str(WORK), *WORKLOAD],
+        [sys.executable, str(WORKLOAD_TOOLS / "gen_workload.py"), "--out", str(WORK), *WORKLOAD],
         check=True,
         stdout=subprocess.DEVNULL,
     )
