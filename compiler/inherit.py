@@ -1,7 +1,7 @@
 """Tenant targets start from their environment's merged modules instead of from scratch.
 
 A tenant target's layers are its environment's layers plus the tenant files on
-top (DESIGN §2), so its effective module equals the environment's effective
+top (README "How it works"), so its effective module equals the environment's effective
 module, with
 
 1. each template scalar re-rendered whose variables the tenant changed --

@@ -1,4 +1,4 @@
-"""Layer merge rules (DESIGN §2): maps deep-merge; scalars and lists replace;
+"""Layer merge rules (README "How it works"): maps deep-merge; scalars and lists replace;
 ``!override`` replaces a subtree, ``!append``/``!prepend`` extend lists,
 ``!delete`` removes a key.
 

@@ -151,7 +151,7 @@ def compile_target(repo: Repository, target: Target, *, validate: bool = True, i
         if paths:
             secrets[module] = paths
     if validate and not any(d.severity == "error" for d in diags):
-        # Policies run after schema validation, on valid modules only (DESIGN §5).
+        # Policies run after schema validation, on valid modules only (README "Policies, pre-commit and CI").
         checked = CompileResult(target=target, stack=stack, modules=modules, diagnostics=[], secrets=secrets)
         diags.extend(repo.policy_check().check(checked, repo.policy_now or datetime.now(UTC)))
     diags = [replace(d, target=target.name) for d in diags]

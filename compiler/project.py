@@ -1,4 +1,4 @@
-"""The project manifest ``llmcc.yaml`` (DESIGN §3) and targets ("prod", "prod@acme").
+"""The project manifest ``llmcc.yaml`` (docs/manifest.md) and targets ("prod", "prod@acme").
 
 The manifest is a trust boundary: pydantic models with ``extra="forbid"``
 (STYLE R9), and every error names the field and its line in llmcc.yaml.

@@ -1,4 +1,6 @@
-"""Publishing: check the signing key, verify what we extend, claim the next version, move the pointer (DESIGN §6-§7).
+"""Publishing: check the signing key, verify what we extend, claim the next version, move the pointer.
+
+The objects it writes: docs/store-layout.md.
 
 Storage IO goes through the :class:`~compiler.storage.base.Store` given in;
 everything else here is pure.

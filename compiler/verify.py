@@ -1,4 +1,4 @@
-"""Verification of published bundles: signature, content, target, version, hash chain (DESIGN §6-§8).
+"""Verification of published bundles: signature, content, target, version, hash chain (docs/bundle-format.md).
 
 Pure: callers read the envelopes from a store and pass the bytes in (STYLE R2).
 Every function returns only what it verified, or raises

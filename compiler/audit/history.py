@@ -1,4 +1,4 @@
-"""How one effective value changed across git commits, newest first (DESIGN §8 ``history``).
+"""How one effective value changed across git commits, newest first (README "Commands", ``history``).
 
 1. The files that can shape the value: ``llmcc.yaml``, ``templates/``,
    ``schemas/`` (the module's schema and every file a ``$ref`` may reach; a

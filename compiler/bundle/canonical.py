@@ -1,4 +1,4 @@
-"""The one canonical JSON encoding of bundles (DESIGN §6, STYLE R13)."""
+"""The one canonical JSON encoding of bundles (docs/bundle-format.md, STYLE R13)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DSSE v1 envelopes signed with Ed25519 (DESIGN §6, §8 "Keys and identities").
+"""DSSE v1 envelopes signed with Ed25519 (docs/bundle-format.md).
 
 An envelope is the canonical JSON object
 ``{"payload": b64, "payloadType": PAYLOAD_TYPE, "signatures": [{"keyid", "sig"}]}``

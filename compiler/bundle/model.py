@@ -1,4 +1,4 @@
-"""The bundle document (DESIGN §6), before ``version``/``previous`` are assigned at publish."""
+"""The bundle document (docs/bundle-format.md), before ``version``/``previous`` are assigned at publish."""
 
 from __future__ import annotations
 

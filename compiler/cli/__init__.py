@@ -105,7 +105,7 @@ def error_document(message: str, code: int) -> dict[str, object]:
 
 @contextlib.contextmanager
 def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
-    """Turn every exception into one line on stderr and an exit code (DESIGN §8).
+    """Turn every exception into one line on stderr and an exit code (docs/exit-codes.md).
 
     With ``as_json`` (``--format json``) an error that ends the command is
     reported as one JSON document on stdout instead, so a consumer always gets one.

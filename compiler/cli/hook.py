@@ -1,4 +1,6 @@
-"""``llmcc hook validate|secrets-guard|diff``: the entries of ``.pre-commit-hooks.yaml`` (DESIGN §10).
+"""``llmcc hook validate|secrets-guard|diff``: the entries of ``.pre-commit-hooks.yaml``.
+
+README "Policies, pre-commit and CI" shows how a config repository uses them.
 
 pre-commit runs them at the repository root with the staged files as
 arguments (unstaged changes are stashed, so the working tree is what will be

@@ -1,4 +1,4 @@
-"""``llmcc init DIR``: scaffold a new config repository (DESIGN §1 layout, without ``compiler/``).
+"""``llmcc init DIR``: scaffold a new config repository (the layout of README "How it works").
 
 Writes the files of ``compiler/scaffold/`` (``dot-x`` becomes ``.x``) with the
 project name and fresh keys filled in, then:

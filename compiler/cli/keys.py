@@ -1,4 +1,4 @@
-"""``llmcc keys generate|rotate|update``: age and signing keys, per-target data keys (DESIGN §4, §8).
+"""``llmcc keys generate|rotate|update``: age and signing keys, per-target data keys (docs/bundle-format.md).
 
 A relative FILE is taken from the config repository (``-C DIR``), like
 ``--out``; ``--identity FILE`` from the current directory, as everywhere.

@@ -1,1 +1,1 @@
-"""What a change renders to: compare the effective configs of two revisions (DESIGN §8 ``diff``)."""
+"""What a change renders to: compare the effective configs of two revisions (README "Commands", ``diff``)."""

@@ -1,7 +1,7 @@
 """Secrets become keyed digests before anything is compared, so no value or ciphertext leaves.
 
 With an identity the plaintext is digested; without one, the SOPS ciphertext
-stand-in is (DESIGN §4). The key is random per run (injected, STYLE R13), so a
+stand-in is (docs/bundle-format.md). The key is random per run (injected, STYLE R13), so a
 digest means nothing outside the process that made it. A digest prints as
 ``<secret>`` and JSON-encodes to the same, never to its bytes.
 """

@@ -1,4 +1,4 @@
-"""Which files make up a target, lowest precedence first (DESIGN §2)."""
+"""Which files make up a target, lowest precedence first (README "How it works")."""
 
 from __future__ import annotations
 

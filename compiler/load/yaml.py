@@ -385,7 +385,7 @@ class _Builder:
         raise self.fail(event.start_mark, f"unknown tag {tag}")
 
     def check_tag(self, tag: MergeTag, value: Value, origin: Origin) -> None:
-        """A tag that does not fit its own node is an input error (DESIGN §2)."""
+        """A tag that does not fit its own node is an input error (README "How it works")."""
         if tag in ("append", "prepend") and not isinstance(value, list):
             raise InputError(f"{origin.location()}: !{tag} needs a list, not {type_name(value)}")
         if tag == "delete" and value not in (None, ""):

@@ -1,4 +1,6 @@
-"""CEL policies (DESIGN §5): ``policies/*.yaml`` rules, evaluated per target after schema validation.
+"""CEL policies: ``policies/*.yaml`` rules, evaluated per target after schema validation.
+
+The rule format for users: README "Policies, pre-commit and CI".
 
 - ``rules``: the file format (pydantic), loading and compiling (``load_policies``).
 - ``cel``: the CEL library boundary: compile, narrow and convert the activation.

@@ -9,7 +9,7 @@ rotation sidecars, else the SOPS file's ``lastmodified``) and evaluates.
 ``now`` decides the ages of secrets and the expiry of waivers. Use
 ``policy_time``: the commit time for a clean tree or a revision, so checking
 a commit gives the same answer anywhere and at any later time (like its
-bundles, DESIGN §6); the wall clock for a working tree with changes.
+bundles, docs/bundle-format.md); the wall clock for a working tree with changes.
 """
 
 from __future__ import annotations

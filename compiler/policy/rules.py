@@ -1,6 +1,6 @@
-"""``policies/*.yaml``: CEL rules and their waivers (DESIGN §5). A trust boundary (STYLE R9).
+"""``policies/*.yaml``: CEL rules and their waivers (README "Policies, pre-commit and CI"). A trust boundary (STYLE R9).
 
-A policies file is either a list of rules (the form DESIGN §5 shows) or a
+A policies file is either a list of rules (the form README "Policies, pre-commit and CI" shows) or a
 mapping ``{rules: [...], waivers: [...]}``; a file of only waivers is fine::
 
     - name: prod-temperature-bounded

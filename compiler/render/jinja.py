@@ -1,4 +1,4 @@
-"""Jinja2 expressions in template scalars (DESIGN §2), sandboxed and strict.
+"""Jinja2 expressions in template scalars (README "How it works"), sandboxed and strict.
 
 A scalar that is exactly one ``{{ expression }}`` keeps the expression's native
 type; any other text renders to a string. Rendering runs in Jinja's immutable

@@ -1,4 +1,4 @@
-"""Envelope encryption of secret values in bundles (DESIGN §4). Pure: no IO.
+"""Envelope encryption of secret values in bundles (docs/bundle-format.md). Pure: no IO.
 
 One random 256-bit data key (DEK) per target. Each secret value is sealed as
 

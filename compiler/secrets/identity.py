@@ -1,4 +1,4 @@
-"""age identities, found the way sops finds them (DESIGN §8 "Keys and identities").
+"""age identities, found the way sops finds them (README "Key providers").
 
 Where identities come from, in order:
 

@@ -1,4 +1,4 @@
-"""The per-target data key file ``keys/targets/<target>.yaml`` (DESIGN §4). Pure: bytes in, bytes out.
+"""The per-target data key file ``keys/targets/<target>.yaml`` (docs/bundle-format.md). Pure: bytes in, bytes out.
 
 Like SOPS, the wrapped data key lives in git beside the data. The file holds
 the DEK wrapped twice (for the target's consumer KEK, copied verbatim into
@@ -6,7 +6,7 @@ every bundle, and for ``keys.compiler``, so CI can compile), the DEK's
 commitment (so a wrap that opens to another key is refused) and its creation
 time (for DEK-age policies). Format::
 
-    # llmcc data key of target prod (DESIGN §4). Written by `llmcc keys rotate|update`; do not edit.
+    # llmcc data key of target prod (llmcc docs/bundle-format.md). Written by `llmcc keys rotate|update`; do not edit.
     apiVersion: "llmcc/v1"
     kind: "TargetKey"
     target: "prod"
@@ -192,7 +192,7 @@ def open_compiler_dek(keyfile: TargetKeyFile, provider: KeyProvider) -> bytes:
 
 
 def encryption_block(keyfile: TargetKeyFile) -> JSONObject:
-    """The bundle's ``encryption`` object: the consumer wrap copied verbatim (DESIGN §6)."""
+    """The bundle's ``encryption`` object: the consumer wrap copied verbatim (docs/bundle-format.md)."""
     return {
         "alg": ALG,
         "kek": {"provider": keyfile.consumer.provider, "key_id": keyfile.consumer.key_id},
@@ -205,7 +205,8 @@ def dump_target_key(kf: TargetKeyFile) -> bytes:
     """Deterministic YAML text: fixed key order, every scalar JSON-quoted (valid YAML)."""
     q = json.dumps
     lines = [
-        f"# llmcc data key of target {kf.target} (DESIGN §4). Written by `llmcc keys rotate|update`; do not edit.",
+        f"# llmcc data key of target {kf.target} (llmcc docs/bundle-format.md)."
+        " Written by `llmcc keys rotate|update`; do not edit.",
         f"apiVersion: {q(_API)}",
         f"kind: {q(_KIND)}",
         f"target: {q(kf.target)}",

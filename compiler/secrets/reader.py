@@ -1,4 +1,4 @@
-"""Sealing a target's secret fields, and decrypting reads of a bundle (DESIGN §4, §9).
+"""Sealing a target's secret fields, and decrypting reads of a bundle (docs/bundle-format.md).
 
 ``seal_modules`` is what compile uses; ``SecretReader`` / ``open_secrets`` are
 what ``pull --decrypt`` and the client use. Pure, apart from the caller's

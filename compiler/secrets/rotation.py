@@ -1,4 +1,4 @@
-"""Rotation metadata of secrets: when each secret was last rotated (DESIGN §4). Pure.
+"""Rotation metadata of secrets: when each secret was last rotated (docs/bundle-format.md). Pure.
 
 ``llmcc secrets rotate`` records ``rotated_at`` in a plaintext sidecar next to
 the SOPS file it changed: ``environments/prod.secrets.sops.yaml`` has

@@ -1,4 +1,4 @@
-"""Seal a target's secret fields with its data key (DESIGN §4), for ``build``.
+"""Seal a target's secret fields with its data key (docs/bundle-format.md), for ``build``.
 
 The data key comes from ``keys/targets/<target>.yaml`` in the same source tree
 (so ``--rev`` seals with the key of that revision), unwrapped with the

@@ -1,4 +1,4 @@
-"""The ``sops`` binary as a subprocess (DESIGN §4). IO edge (STYLE R2).
+"""The ``sops`` binary as a subprocess (README "SOPS files: what llmcc checks"). IO edge (STYLE R2).
 
 Invariants:
 

@@ -1,7 +1,7 @@
 """SOPS layer files as layers: decrypted in memory, or opaque without an identity.
 
 SOPS keeps keys and value types in plaintext, so the shape of every secret is
-known without decrypting (DESIGN §4). Without an identity each encrypted value
+known without decrypting (docs/bundle-format.md). Without an identity each encrypted value
 stands in as a value of its type -- a string holds the SOPS ciphertext itself,
 so diffs can compare ciphertexts -- and schema checks on it are skipped except
 its type. Compiling refuses to run without the identity (``required``), so a

@@ -1,4 +1,4 @@
-"""Files of a git revision, read from git objects: never a checkout (DESIGN §8)."""
+"""Files of a git revision, read from git objects: never a checkout (README "Commands")."""
 
 from __future__ import annotations
 

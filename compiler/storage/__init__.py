@@ -1,4 +1,4 @@
-"""Storage backends, chosen by URL scheme from an explicit table (DESIGN §7, STYLE R8)."""
+"""Storage backends, chosen by URL scheme from an explicit table (docs/store-layout.md, STYLE R8)."""
 
 from __future__ import annotations
 

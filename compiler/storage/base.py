@@ -1,4 +1,4 @@
-"""The ``Store`` Protocol every storage backend implements (DESIGN §7).
+"""The ``Store`` Protocol every storage backend implements (docs/store-layout.md).
 
 A store keeps one DSSE envelope object per (target, version), plus one
 mutable object per target: the signed pointer to its latest version

@@ -1,4 +1,4 @@
-"""No secret in plaintext (DESIGN §4).
+"""No secret in plaintext (README "SOPS files: what llmcc checks").
 
 A field the schema marks ``"x-secret": true`` may take its value only from a
 SOPS file. A value for it anywhere else -- a template, a plain layer, even one

@@ -1,4 +1,4 @@
-"""Merge rules (DESIGN §2) and their laws, checked with hypothesis."""
+"""Merge rules (README "How it works") and their laws, checked with hypothesis."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def ref_strip(v: Value) -> Value:
 
 
 def ref_merge(base: Value, patch: Value) -> Value:
-    """DESIGN §2 written as plainly as possible: the merge engine must agree with it."""
+    """The merge rules of README "How it works" written as plainly as possible: the merge engine must agree with it."""
     if isinstance(patch, Tagged):
         if patch.tag == "override":
             return ref_strip(patch.value)

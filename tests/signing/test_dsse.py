@@ -1,4 +1,4 @@
-"""DSSE v1 envelopes: PAE, Ed25519 signing, strict parsing, trust (DESIGN §6, §8)."""
+"""DSSE v1 envelopes: PAE, Ed25519 signing, strict parsing, trust (docs/bundle-format.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The same contract on every backend: publish -> verify -> read, idempotence, races, crashes (DESIGN §7)."""
+"""The same contract on every backend: publish -> verify -> read, idempotence, races, crashes (docs/store-layout.md)."""
 
 from __future__ import annotations
 
@@ -190,7 +190,7 @@ def test_killed_publisher_leaves_latest_intact(store_spec: StoreSpec, keypair: K
 
 
 def test_publish_gives_up_after_losing_every_race(store_spec: StoreSpec, keypair: KeyPair) -> None:
-    """A publisher that never wins reports failure, never success (DESIGN §7)."""
+    """A publisher that never wins reports failure, never success (docs/store-layout.md)."""
 
     class AlwaysLate:
         """The real store, except that someone else always claims the version first."""

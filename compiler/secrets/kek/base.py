@@ -1,4 +1,4 @@
-"""The key-provider interface: wrap and unwrap a target's data key (DESIGN §4).
+"""The key-provider interface: wrap and unwrap a target's data key (docs/bundle-format.md).
 
 A provider is built from a ``KeySpec`` of llmcc.yaml. Only ``SecretsError``
 escapes a provider (STYLE R6): foreign exceptions are wrapped where they enter.
