@@ -152,3 +152,39 @@ def test_sizes_of_paths_that_are_not_there() -> None:
     assert rule_cost(parse("config.m.nope.all(x, true)"), variables) == 3  # type: ignore[arg-type]
     assert rule_cost(parse("config.m.k.nope.all(x, true)"), variables) == 4  # type: ignore[arg-type]
     assert rule_cost(parse("other.all(x, true)"), variables) == 1  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("rule", "detail"),
+    [
+        # Before: 8 nested replace("", ...) grew a string 9-fold each (345 MB; one more: 3 GB).
+        (
+            '"ab"' + '.replace("", "xxxxxxxx")' * 8 + ".size() > 0",
+            "replace: the result would grow by over 4,194,304 characters",
+        ),
+        # Before: every element compared with every other, 5 s for 30,000.
+        (
+            "sets.contains(lists.range(30000), lists.range(30000))",
+            "sets.contains: comparing 30000 x 30000 elements is over the limit of 2,000,000",
+        ),
+        ("lists.range(1500).map(x, [x]).distinct().size() > 0", "distinct: comparing 1500 elements is over"),
+    ],
+)
+def test_a_library_function_that_would_build_or_compare_too_much_fails_the_rule(rule: str, detail: str) -> None:
+    policies = policies_from(f"- name: lib\n  rule: '{rule}'\n").policies
+    (outcome,) = evaluate_target(policies, Target("dev"), {}, {})
+    assert (outcome.status, outcome.detail[: len(detail)]) == ("error", detail)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        '"ab".replace("", "x").replace("a", "yy", 1) == "xyyxbx"',
+        "lists.range(30000).distinct().size() == 30000",  # scalars: one pass
+        "lists.range(1000).map(x, [x]).distinct().size() == 1000",
+        "sets.contains(lists.range(1000), lists.range(1000))",
+    ],
+)
+def test_library_functions_within_their_bounds_work(rule: str) -> None:
+    policies = policies_from(f"- name: lib\n  rule: '{rule}'\n").policies
+    assert [o.status for o in evaluate_target(policies, Target("dev"), {}, {})] == ["pass"]
