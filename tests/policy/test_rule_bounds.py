@@ -205,6 +205,6 @@ def test_selecting_a_long_string_costs_its_copy() -> None:
     config = {"m": {"v": "x" * 1_000_000}}
     rule = "lists.range(200000).all(i, size(config.m.v) > 0)"
     assert rule_cost(parse(rule), {"config": config}) > 200_000 * (1_000_000 // 512)
-    with pytest.raises(InputError, match="could take .* steps for this target, over the limit of 2,000,000"):
+    with pytest.raises(InputError, match=r"could take .* steps for this target, over the limit of 2,000,000"):
         _outcome(rule, config)
     assert _outcome("lists.range(1000).all(i, size(config.m.v) > 0)", config) == "pass"
