@@ -65,6 +65,7 @@ _SELECT = re.compile(r'\bconfig\s*(?:\[\s*"([^"\\]+)"\s*\]|\.\s*([A-Za-z_]\w*)\b
 _STEP = re.compile(
     r"""\s*(?:\.\s*([A-Za-z_]\w*)\b(?!\s*\()|\[\s*"([^"\\]*)"\s*\]|\[\s*'([^'\\]*)'\s*\]|\[\s*(\d+)\s*\])"""
 )
+MAX_RULE_CHARS = 16 * 1024
 # Errors the library raises for a rule that does not fit the data (no such key, no overload, ...).
 EVAL_ERRORS = (ValueError, TypeError, RuntimeError, LookupError, ArithmeticError)
 
@@ -91,6 +92,9 @@ def compile_rule(source: str) -> RuleProgram:
     import cel
     from cel.stdlib import STDLIB_FUNCTIONS
 
+    if len(source) > MAX_RULE_CHARS:
+        # The library's parser took 2.3 s and 950 MB for a 1.3 MB list literal; our analyses 3.5 s more.
+        raise ValueError(f"rule is {len(source):,} characters long, over the limit of {MAX_RULE_CHARS:,}")
     try:
         depth = celast.nesting(source)
     except ValueError:
@@ -226,7 +230,7 @@ class Activation:
 
         ctx = cel.Context(variables=self._variables)
         for name, fn in STDLIB_FUNCTIONS.items():
-            ctx.add_function(name, _guarded(name, fn))
+            ctx.add_function(name, _guarded(name, _distinct if name == "distinct" else fn))
         return ctx
 
     def run(self, program: RuleProgram) -> object:
@@ -316,6 +320,10 @@ def _guarded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         if name == "lists.range" and args and isinstance(args[0], int) and args[0] > MAX_LIST:
             last_failure[0] = f"lists.range({args[0]}) is over the limit of {MAX_LIST} elements"
             return _Failed()
+        over = _over_budget(name, args)
+        if over is not None:
+            last_failure[0] = over
+            return _Failed()
         try:
             return fn(*args)
         except Exception as e:  # noqa: BLE001 - any failure of the function is the rule's error
@@ -326,6 +334,44 @@ def _guarded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 MAX_LIST = MAX_RULE_COST  # the cost bound already keeps lists.range below it; this is a second guard
+# What one call of a cel.stdlib function may build or compare. Their cost depends on their
+# arguments' values, which the cost bound (``compiler.policy.cost``) does not see: nested
+# ``replace("", ...)`` grew a string 9-fold per call (345 MB for 8 calls), ``distinct`` and
+# ``sets.*`` compare every element with every other (30,000 elements: 5 s).
+MAX_GROWTH = 4 * 1024 * 1024  # characters a call may add to a string
+MAX_COMPARISONS = MAX_RULE_COST  # element comparisons of one call (well under a second)
+_PAIRWISE = frozenset({"distinct", "sets.contains", "sets.equivalent", "sets.intersects"})
+
+
+def _over_budget(name: str, args: tuple[Any, ...]) -> str | None:
+    """Why a cel.stdlib call with ``args`` would pass the bounds above (a message), else None."""
+    if name == "replace" and len(args) >= 3 and all(isinstance(a, str) for a in args[:3]):
+        text, old, new = args[:3]
+        count = text.count(old) if old else len(text) + 1
+        limit = args[3] if len(args) > 3 and isinstance(args[3], int) and args[3] >= 0 else count
+        if min(count, limit) * max(len(new) - len(old), 0) > MAX_GROWTH:
+            return f"replace: the result would grow by over {MAX_GROWTH:,} characters"
+    elif name in _PAIRWISE and args and all(isinstance(a, list) for a in args):
+        sizes = [len(a) for a in args]
+        pairs = sizes[0] * sizes[0] if len(sizes) == 1 else sizes[0] * sizes[-1] * 2
+        if pairs > MAX_COMPARISONS and not (name == "distinct" and _hashable(args[0])):
+            return f"{name}: comparing {' x '.join(map(str, sizes))} elements is over the limit of {MAX_COMPARISONS:,}"
+    return None
+
+
+def _hashable(items: list[Any]) -> bool:
+    return all(isinstance(i, (str, int, float, bool, bytes)) or i is None for i in items)
+
+
+def _distinct(items: list[Any]) -> list[Any]:
+    """cel.stdlib's ``distinct`` in one pass for scalars (the same equality: ``==`` and hash agree)."""
+    if _hashable(items):
+        return list(dict.fromkeys(items))
+    out: list[Any] = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
 
 
 def union_modules(programs: Iterable[RuleProgram]) -> frozenset[str] | None:

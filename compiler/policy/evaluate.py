@@ -115,7 +115,7 @@ def evaluate_target(
             outcome = Outcome(policy=policy, status="error", detail=hit)
             out.append(_masked(outcome, fields) if fields else outcome)
             continue
-        _check_cost(policy, use)
+        _check_cost(policy, use, fields)
         outcome = _outcome(policy, use)
         out.append(_masked(outcome, fields) if fields else outcome)
     return out
@@ -127,15 +127,18 @@ def _secrets_read(policy: Policy, secret_values: SecretValues | None) -> list[st
     return secrets_read(policy.program.reads, secret_values.paths)
 
 
-def _check_cost(policy: Policy, act: Activation) -> None:
+def _check_cost(policy: Policy, act: Activation, fields: Sequence[str]) -> None:
     tree = policy.program.tree
     if tree is None:
         return
     cost = rule_cost(tree, act.variables)
     if cost > MAX_RULE_COST:
+        # The figure follows from the values the rule reads (lists.range(config.vault.pin) costs the pin).
+        steps = f"over {MAX_RULE_COST:,}" if fields else f"{cost:,}"
+        hidden = f"; values not shown: the rule reads secret {', '.join(fields)}" if fields else ""
         raise InputError(
-            f"{policy.origin.location()}: policy {policy.name}: evaluating the rule could take {cost:,} steps "
-            f"for this target, over the limit of {MAX_RULE_COST:,} (see policies/README.md)"
+            f"{policy.origin.location()}: policy {policy.name}: evaluating the rule could take {steps} steps "
+            f"for this target, over the limit of {MAX_RULE_COST:,} (see policies/README.md{hidden})"
         )
 
 

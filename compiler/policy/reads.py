@@ -34,6 +34,7 @@ class _Any:
 
 
 ANY = _Any()
+INSIDE = _Any()  # last key of a presence test: reads a secret only at or above the path
 Key = str | int | _Any
 Path = tuple[Key, ...]
 ROOT: frozenset[Path] = frozenset({()})
@@ -93,7 +94,9 @@ def _refs(node: Node, env: Mapping[str, frozenset[Path]], reads: set[Path]) -> f
 
 def _call(node: Call, env: Mapping[str, frozenset[Path]], reads: set[Path]) -> frozenset[Path]:
     if node.function == "has" and node.target is None and len(node.args) == 1 and isinstance(node.args[0], Select):
-        _refs(node.args[0].operand, env, reads)  # presence only: nothing is read
+        # Presence only: nothing is read, unless the field would be inside a secret value (a secret
+        # map masked as "<secret>" has no fields): then the secret is read.
+        reads.update((*p, INSIDE) for p in _refs(node.args[0].operand, env, reads))
         return frozenset()
     var = macro_var(node)
     if var is not None and node.target is not None:
@@ -129,7 +132,15 @@ def unquote(literal: str) -> Key:
 
 
 def overlaps(read: Path, secret: Path) -> bool:
-    """Whether reading ``read`` (whole) reads ``secret`` or a part of it: the paths agree on their common prefix."""
+    """Whether reading ``read`` (whole) reads ``secret`` or a part of it: the paths agree on their common prefix.
+
+    A presence test (``read`` ending in ``INSIDE``) reads ``secret`` only when the secret holds the
+    tested path's parent: ``has(config.vault.creds.user)`` reads secret ``vault.creds``.
+    """
+    if read and read[-1] is INSIDE:
+        read = read[:-1]
+        if len(secret) > len(read):
+            return False
     return all(a is ANY or b is ANY or a == b for a, b in zip(read, secret, strict=False))
 
 

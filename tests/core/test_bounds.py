@@ -8,6 +8,7 @@ run in a child process: they need a process with one thread.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -258,3 +259,27 @@ def test_nothing_is_evaluated_while_compiling(monkeypatch: pytest.MonkeyPatch) -
     assert calls == []
     assert jinja.Renderer({}, {}).render(plan) == {"v": "FOLDED?"}
     assert calls == ["folded?"]
+
+
+def test_sum_of_lists_is_one_pass() -> None:
+    # Before: builtins.sum copied the growing list per item in one C call no timer stops (20 s of CPU).
+    assert backstop("{{ ([[1]] * 100000) | sum(start=[]) | length }}") == "ok"
+    assert one(json.dumps("{{ [[1], [2]] | sum(start=[]) }}")) == [1, 2]
+    assert one(json.dumps("{{ [(1,), (2,)] | sum(start=()) }}")) == [1, 2]
+    assert one(json.dumps("{{ [{'a': [1]}, {'a': [2]}] | sum('a', start=[]) }}")) == [1, 2]
+    assert one(json.dumps("{{ [1, 2] | sum(start=1) }}")) == 4
+    assert "TypeError: can only concatenate list (not int)" in scalar_error("{{ [1] | sum(start=[]) }}")
+
+
+def test_strip_characters_are_bounded() -> None:
+    # Before: 'a' * 400000 stripped of 'b' * 400000 + 'a' ran 1.8 s in one C call (quadratic).
+    assert one(json.dumps("{{ ('a' * 400000) | trim('b' * 400000 + 'a') }}")) == ""
+    assert one(
+        json.dumps("{{ ' xay ' | trim('x ') }}{{ 'xxy'.lstrip('x') }}{{ 'yxx'.rstrip('x') }}{{ ' z '.strip() }}")
+    ) == ("ayyyz")
+    distinct = (
+        "{% set ns = namespace(s='') %}{% for i in range(300) %}{% set ns.s = ns.s ~ '%c' % (i + 256) %}{% endfor %}"
+    )
+    assert scalar_error(distinct + "{{ ('a' * 1000000).strip(ns.s) }}").startswith(
+        AT + "strip: 300 distinct characters to strip from 1,000,000 is too costly"
+    )

@@ -11,7 +11,7 @@ import pytest
 from compiler.errors import InputError
 from compiler.policy import cost as cost_module
 from compiler.policy import evaluate as evaluate_module
-from compiler.policy.cel import compile_rule
+from compiler.policy.cel import MAX_RULE_CHARS, compile_rule
 from compiler.policy.celast import MAX_NESTING, Call, Ident, Lit, parse
 from compiler.policy.cost import MAX_RULE_COST, rule_cost
 from compiler.policy.evaluate import evaluate_target
@@ -34,7 +34,8 @@ PATH = "policies/test.yaml"
         ('lists.range(int("5")).all(i, true)', "cannot bound the argument of lists.range"),
         ("lists.range(3).map(i, [i]).all(l, l.all(x, x > 0))", "cannot bound the size of a value"),
         ("(" * 40 + "true" + ")" * 40, "rule nests brackets deeper than 32"),
-        ("(" * 100000 + "true" + ")" * 100000, "rule nests brackets deeper than 32"),  # before: a Rust panic
+        ("(" * 8000 + "true" + ")" * 8000, "rule nests brackets deeper than 32"),  # before: a Rust panic
+        ("(" * 100000 + "true" + ")" * 100000, "rule is 200,004 characters long, over the limit of 16,384"),
     ],
 )
 def test_a_rule_without_a_small_bound_is_refused_at_its_line(rule: str, message: str) -> None:
@@ -76,7 +77,7 @@ def test_a_bound_from_the_data_at_the_limit(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_the_real_limit_stops_a_rule_on_large_data() -> None:
     big = {"m": {"xs": list(range(1000)), "n": 10**9}}
-    with pytest.raises(InputError, match="could take 7,003,003 steps for this target, over the limit of 2,000,000"):
+    with pytest.raises(InputError, match="could take 7,004,004 steps for this target, over the limit of 2,000,000"):
         _outcome(PAIRS, big)
     with pytest.raises(InputError, match="could take 1,000,000,008 steps"):
         _outcome("lists.range(config.m.n).size() > 0", big)
@@ -152,3 +153,58 @@ def test_sizes_of_paths_that_are_not_there() -> None:
     assert rule_cost(parse("config.m.nope.all(x, true)"), variables) == 3  # type: ignore[arg-type]
     assert rule_cost(parse("config.m.k.nope.all(x, true)"), variables) == 4  # type: ignore[arg-type]
     assert rule_cost(parse("other.all(x, true)"), variables) == 1  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("rule", "detail"),
+    [
+        # Before: 8 nested replace("", ...) grew a string 9-fold each (345 MB; one more: 3 GB).
+        (
+            '"ab"' + '.replace("", "xxxxxxxx")' * 8 + ".size() > 0",
+            "replace: the result would grow by over 4,194,304 characters",
+        ),
+        # Before: every element compared with every other, 5 s for 30,000.
+        (
+            "sets.contains(lists.range(30000), lists.range(30000))",
+            "sets.contains: comparing 30000 x 30000 elements is over the limit of 2,000,000",
+        ),
+        ("lists.range(1500).map(x, [x]).distinct().size() > 0", "distinct: comparing 1500 elements is over"),
+    ],
+)
+def test_a_library_function_that_would_build_or_compare_too_much_fails_the_rule(rule: str, detail: str) -> None:
+    policies = policies_from(f"- name: lib\n  rule: '{rule}'\n").policies
+    (outcome,) = evaluate_target(policies, Target("dev"), {}, {})
+    assert (outcome.status, outcome.detail[: len(detail)]) == ("error", detail)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        '"ab".replace("", "x").replace("a", "yy", 1) == "xyyxbx"',
+        "lists.range(30000).distinct().size() == 30000",  # scalars: one pass
+        "lists.range(1000).map(x, [x]).distinct().size() == 1000",
+        "sets.contains(lists.range(1000), lists.range(1000))",
+    ],
+)
+def test_library_functions_within_their_bounds_work(rule: str) -> None:
+    policies = policies_from(f"- name: lib\n  rule: '{rule}'\n").policies
+    assert [o.status for o in evaluate_target(policies, Target("dev"), {}, {})] == ["pass"]
+
+
+def test_rule_length_at_the_limit() -> None:
+    # Before: a 1.3 MB list literal took 6 s and 1.1 GB to load (the library's parser: 950 MB).
+    rule = "[" + ",".join("1" * 8000) + "].size() > 0"
+    compile_rule(rule.ljust(MAX_RULE_CHARS))
+    with pytest.raises(ValueError, match="rule is 16,385 characters long, over the limit of 16,384"):
+        compile_rule(rule.ljust(MAX_RULE_CHARS + 1))
+
+
+def test_selecting_a_long_string_costs_its_copy() -> None:
+    # Before: 1 step per selection; the library copies the string each time (a 1 MB string
+    # selected 200,000 times in a macro: 1.4 M steps, minutes).
+    config = {"m": {"v": "x" * 1_000_000}}
+    rule = "lists.range(200000).all(i, size(config.m.v) > 0)"
+    assert rule_cost(parse(rule), {"config": config}) > 200_000 * (1_000_000 // 512)
+    with pytest.raises(InputError, match=r"could take .* steps for this target, over the limit of 2,000,000"):
+        _outcome(rule, config)
+    assert _outcome("lists.range(1000).all(i, size(config.m.v) > 0)", config) == "pass"

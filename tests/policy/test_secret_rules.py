@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
-from compiler.policy.reads import ANY, config_reads, secrets_read
+from compiler.policy.reads import ANY, INSIDE, config_reads, secrets_read
 from compiler.secrets.sops import encrypt_sops
 from tests.conftest import init_repo
 from tests.secrets._secrets_support import new_canary
@@ -182,6 +182,8 @@ def test_errors_of_a_rule_on_a_secret_quote_no_value(
         ("config.vault.enabled && secrets.all(k, secrets[k].age_days < 90)", False),
         ("config == {}", True),
         ("config.all(m, has(config[m].x))", True),  # a module's name is a key, but fail closed
+        ("has(config.vault.admin_password.x)", True),  # inside a secret: masked, it has no fields
+        ("has(config.assistant.x)", False),
     ],
 )
 def test_which_rules_read_a_secret(rule: str, reads_secret: bool) -> None:
@@ -193,7 +195,7 @@ def test_reads_are_paths_with_wildcards() -> None:
     assert config_reads('config["data-pipeline"].sources.all(s, s.host != "")') == frozenset(
         {("data-pipeline", "sources", ANY, "host")}
     )
-    assert config_reads("has(config.a.b)") == frozenset()
+    assert config_reads("has(config.a.b)") == frozenset({("a", INSIDE)})  # a presence test
     assert config_reads("(((") == frozenset({()})  # cannot parse: reads everything
 
 
@@ -206,3 +208,41 @@ def test_string_keys_in_a_rule() -> None:
     assert unquote(r'r"a\b"') == r"a\b"
     assert unquote(r'"a\x62"') is ANY
     assert unquote("a") is ANY
+
+
+OBJECT_SCHEMA = {
+    "type": "object",
+    "properties": {"pin": {"type": "integer", "x-secret": True}, "creds": {"type": "object", "x-secret": True}},
+}
+ON_OBJECTS = """\
+- name: creds-have-a-user
+  rule: has(config.vault.creds.user)
+- name: pin-range
+  rule: lists.range(config.vault.pin).size() > 0
+"""
+
+
+def test_presence_inside_a_secret_and_a_cost_from_a_secret_show_no_placeholder_nor_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, identity = vault_repo(tmp_path, monkeypatch, new_canary(), ON_OBJECTS)
+    (repo / "schemas/vault.schema.json").write_text(json.dumps(OBJECT_SCHEMA))
+    user, pin = new_canary(), 987654321
+    plain = f"modules:\n  vault:\n    pin: {pin}\n    creds: {{user: {user}}}\n"
+    sops_file = repo / "environments/prod.secrets.sops.yaml"
+    sops_file.write_bytes(encrypt_sops(plain.encode(), path="environments/prod.secrets.sops.yaml", cwd=repo))
+    code, _, err = run(capsys, repo)
+    # Before: has() ran on the "<secret>" stand-in without the identity ("no such overload", exit 1).
+    assert code == 2
+    assert "policy creds-have-a-user reads secret vault.creds: evaluating it needs the compiler identity" in err
+    code, out, err = run(capsys, repo, "--identity", str(identity))
+    assert code == 2
+    # Before: "could take 987,654,329 steps": the pin, give or take the rule's own steps.
+    assert err.startswith(
+        "llmcc: policies/vault.yaml:3:3: policy pin-range: evaluating the rule could take over 2,000,000 steps "
+        "for this target, over the limit of 2,000,000 (see policies/README.md; values not shown: the rule reads "
+        "secret vault.pin)"
+    )
+    assert "987" not in (out + err).replace(",", "")
+    (repo / "policies/vault.yaml").write_text(ON_OBJECTS.split("- name: pin-range")[0])
+    assert run(capsys, repo, "--identity", str(identity))[0] == 0  # the real map has a user
