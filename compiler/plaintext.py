@@ -1,67 +1,175 @@
-"""Plaintext secrets in individual files, for ``llmcc hook secrets-guard``: fast, and no identity needed.
+"""Plaintext secrets in individual files, for ``llmcc hook secrets-guard`` and ``validate``: no identity needed.
 
-The full check runs in ``validate`` per target (``compiler.validate.secrets_guard``);
-this one looks only at the files given (the staged ones), with the same rules
-and messages:
+The per-target check runs in ``validate`` (``compiler.validate.secrets_guard``);
+this one looks at files: the staged ones (the hook), or every file git can
+take (the hook without FILE, and ``validate``):
 
 1. A ``*.sops.yaml`` file (not the sops configuration ``.sops.yaml``) must be
    SOPS-encrypted, and every field the schema marks ``x-secret`` in it encrypted.
 2. A plain layer file (``environments/**.yaml``) or template must not set an
    ``x-secret`` field (templates are checked through the modules whose
    ``extends`` chain holds them).
-3. No file may hold private key material: an age identity or a PEM private key.
+3. No file may hold private key material (age, PEM, OpenSSH, ...) or a
+   well-known credential (``compiler.validate.credentials``), unless
+   ``secrets_guard.allow`` in ``llmcc.yaml`` names the file with its SHA-256.
+4. No file may be a decrypted llmcc bundle: JSON whose modules (this
+   repository's) hold a plaintext value in an ``x-secret`` field.
+
+Rules 1-2 run in the hook only (``validate`` checks them per target); 3-4 in
+both (``scan_committable``). Findings name file:line:column, never a value.
 """
 
 from __future__ import annotations
 
-import re
+import hashlib
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
-from compiler.diagnostics import Diagnostic, Origin
+from compiler.diagnostics import Diagnostic, Origin, Severity
+from compiler.errors import LlmccError
 from compiler.load.layers import ENVIRONMENTS
 from compiler.load.yaml import Document, Tagged, Value, load_document
+from compiler.project import AllowedFile
 from compiler.repository import TEMPLATES, Repository
+from compiler.secrets.envelope import is_enc
 from compiler.secrets.sops import is_sops_document
 from compiler.secrets.sources import unencrypted_leaves
+from compiler.validate.credentials import PRIVATE_KEY, find_credentials
 from compiler.validate.secrets_guard import LEFT_PLAIN, MESSAGE, NOT_SOPS
 from compiler.validate.secretwalk import secret_paths
 
 SOPS_CONFIG = ".sops.yaml"
-_PRIVATE_KEY = re.compile(rb"AGE-SECRET-KEY-1[0-9A-Z]{20,}|-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 PRIVATE_KEY_MESSAGE = (
     "private key material in the repository: keep private keys outside it "
     "(a CI secret, a KMS, or ~/.config/llmcc/keys/) and commit only the public half"
 )
+CREDENTIAL_MESSAGE = (
+    "credential in plaintext: put it in a *.secrets.sops.yaml file (llmcc secrets encrypt FILE) "
+    "or a CI secret, and revoke it if it was ever pushed"
+)
+BUNDLE_MESSAGE = (
+    "decrypted llmcc bundle: secret fields hold plaintext; keep `llmcc pull --decrypt` output outside the "
+    "repository, and rotate these secrets if the file was ever pushed"
+)
+_BINARY_PROBE = 8000  # git's own heuristic: a NUL byte in the first 8000 bytes means binary
 
 
-def scan_files(repo: Repository, files: Iterable[str]) -> list[Diagnostic]:
-    """Findings in ``files`` (repository-relative); files that no longer exist are skipped."""
-    out: list[Diagnostic] = []
+@dataclass(slots=True, kw_only=True)
+class GuardScan:
+    """Findings, plus the files ``secrets_guard.allow`` let through (``path: reason``), never silently."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    allowed: list[str] = field(default_factory=list)
+
+
+def scan_files(repo: Repository, files: Iterable[str]) -> GuardScan:
+    """Every rule (1-4) on ``files`` (repository-relative); files that do not exist are skipped."""
+    scan = GuardScan()
     templates: list[str] = []
-    for path in sorted({f.removeprefix("./") for f in files}):
-        if not repo.tree.exists(path):
-            continue
-        data = repo.tree.read(path)
-        out += _private_keys(data, path)
+    for path, data in _read_all(repo, files, scan):
+        _leaks(repo, path, data, scan)
         name = PurePosixPath(path).name
         if name.endswith(".sops.yaml") and name != SOPS_CONFIG:
-            out += _sops_file(repo, data, path)
+            scan.diagnostics += _sops_file(repo, data, path)
         elif path.startswith(f"{ENVIRONMENTS}/") and name.endswith((".yaml", ".yml")):
-            out += _layer_file(repo, load_document(data, path=path, layer="layer"))
+            scan.diagnostics += _layer_file(repo, load_document(data, path=path, layer="layer"))
         elif path.startswith(f"{TEMPLATES}/") and name.endswith((".yaml", ".yml")):
             templates.append(path)
     if templates:
-        out += _templates(repo, set(templates))
+        scan.diagnostics += _templates(repo, set(templates))
+    return scan
+
+
+def scan_committable(repo: Repository, files: Iterable[str]) -> GuardScan:
+    """Rules 3-4 (keys, credentials, decrypted bundles) on ``files``: what ``validate`` adds to its targets."""
+    scan = GuardScan()
+    for path, data in _read_all(repo, files, scan):
+        _leaks(repo, path, data, scan)
+    return scan
+
+
+def _read_all(repo: Repository, files: Iterable[str], scan: GuardScan) -> Iterable[tuple[str, bytes]]:
+    for path in sorted({f.removeprefix("./") for f in files}):
+        try:
+            if not repo.tree.exists(path):
+                continue
+            data = repo.tree.read(path)
+        except LlmccError as e:  # a symlink out of the repository, a file over the size limit
+            origin = Origin(path=path, line=1, column=1, layer="file")
+            scan.diagnostics.append(Diagnostic(message=f"not scanned: {e}", severity=Severity.WARNING, origin=origin))
+            continue
+        yield path, data
+
+
+def _leaks(repo: Repository, path: str, data: bytes, scan: GuardScan) -> None:
+    if b"\0" in data[:_BINARY_PROBE]:
+        return
+    found = _credentials(data, path)
+    if path.endswith(".json"):
+        found += _decrypted_bundle(repo, data, path)
+    if not found:
+        return
+    entry = _allowance(repo.project.manifest.secrets_guard.allow, path)
+    if entry is not None and hashlib.sha256(data).hexdigest() == entry.sha256:
+        scan.allowed.append(f"{path}: {entry.reason}")
+        return
+    if entry is not None:
+        note = f"llmcc.yaml secrets_guard.allow lets {path} through only at sha256 {entry.sha256}; the file changed"
+        found = [replace(d, notes=(note,)) for d in found]
+    scan.diagnostics += found
+
+
+def _allowance(allow: list[AllowedFile], path: str) -> AllowedFile | None:
+    return next((a for a in allow if a.path == path), None)
+
+
+def _credentials(data: bytes, path: str) -> list[Diagnostic]:
+    out = []
+    for f in find_credentials(data.decode("utf-8", "replace")):
+        message = PRIVATE_KEY_MESSAGE if f.family == PRIVATE_KEY else CREDENTIAL_MESSAGE
+        origin = Origin(path=path, line=f.line, column=f.column, layer="file")
+        out.append(Diagnostic(message=f"{f.kind}: {message}", origin=origin))
     return out
 
 
-def _private_keys(data: bytes, path: str) -> list[Diagnostic]:
-    m = _PRIVATE_KEY.search(data)
-    if m is None:
+def _decrypted_bundle(repo: Repository, data: bytes, path: str) -> list[Diagnostic]:
+    """A compiled bundle (``modules`` inside) or pulled modules whose x-secret fields are not ``ENC[...]``."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
         return []
-    line = data.count(b"\n", 0, m.start()) + 1
-    return [Diagnostic(message=PRIVATE_KEY_MESSAGE, origin=Origin(path=path, line=line, column=1, layer="file"))]
+    prefix: tuple[str, ...] = ()
+    if isinstance(doc, dict) and isinstance(doc.get("modules"), dict):
+        doc, prefix = doc["modules"], ("modules",)
+    if not isinstance(doc, dict) or not doc or not set(doc) <= set(repo.modules):
+        return []
+    plain: list[tuple[str, tuple[str | int, ...]]] = []
+    for module, value in sorted(doc.items()):
+        try:
+            schema = repo.schema(module)
+        except LlmccError:  # a broken schema is reported by the targets that use it
+            continue
+        plain += [(module, p) for p in secret_paths(schema, value) if _opened(_get(value, p))]
+    if not plain:
+        return []
+    module, spath = plain[0]
+    try:
+        origin = load_document(data, path=path, layer="file").origin((*prefix, module, *spath))
+    except LlmccError:
+        origin = Origin(path=path, line=1, column=1, layer="file")
+    more = f" (and {len(plain) - 1} more)" if len(plain) > 1 else ""
+    return [Diagnostic(message=BUNDLE_MESSAGE + more, origin=origin, module=module, path=spath)]
+
+
+def _opened(value: Value) -> bool:
+    """Whether a secret value holds plaintext anywhere (every leaf of a sealed value is ``ENC[...]``)."""
+    if isinstance(value, dict):
+        return any(_opened(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_opened(v) for v in value)
+    return value is not None and not is_enc(value)
 
 
 def _modules(repo: Repository, doc: Document) -> list[tuple[str, Value]]:

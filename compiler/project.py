@@ -88,6 +88,21 @@ class StorageSpec(_Model):
         return _duration(self.pointer_expiry)
 
 
+class AllowedFile(_Model):
+    """A file the secrets guard lets through although it holds key material or a credential.
+
+    Pinned to the file's SHA-256: any change to the file makes it a finding again.
+    """
+
+    path: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    reason: str = Field(min_length=1)
+
+
+class SecretsGuardSpec(_Model):
+    allow: list[AllowedFile] = Field(default_factory=list)
+
+
 class Manifest(_Model):
     project: Name
     environments: dict[Name, EnvironmentSpec] = Field(min_length=1)
@@ -95,6 +110,7 @@ class Manifest(_Model):
     keys: KeysSpec = Field(default_factory=KeysSpec)
     signing: SigningSpec = Field(default_factory=SigningSpec)
     storage: StorageSpec = Field(default_factory=StorageSpec)
+    secrets_guard: SecretsGuardSpec = Field(default_factory=SecretsGuardSpec)
 
 
 @dataclass(frozen=True, slots=True, order=True)

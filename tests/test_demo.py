@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,8 @@ def demo_commands() -> tuple[dict[str, str], list[list[str]]]:
 def test_the_demo_recipe_runs_on_the_example(example_repo: GitRepo) -> None:
     env, commands = demo_commands()
     assert [c[0] for c in commands] == ["validate", "compile", "publish", "verify", "pull"]
+    # `make demo` runs in this repository: its .gitignore is what lets the decrypted output land
+    shutil.copy2(REPO_ROOT / ".gitignore", example_repo.path / ".gitignore")
     for argv in commands:
         proc = subprocess.run(
             [sys.executable, "-m", "compiler", "-C", str(example_repo.path), *argv],
@@ -42,3 +45,34 @@ def test_the_demo_recipe_runs_on_the_example(example_repo: GitRepo) -> None:
     assert (out / "events.jsonl").read_text().count("dev.llmcc.bundle.published") == 6
     assert (out / "prod.decrypted.json").stat().st_mode & 0o077 == 0  # decrypted output is private
     (out / "prod.decrypted.json").unlink()  # demo secrets, not canaries; keep the temp dir clean anyway
+
+
+def test_the_demo_writes_decrypted_output_only_where_git_ignores_it(example_repo: GitRepo) -> None:
+    """Issue 9 §4: the demo's `pull --decrypt --out` targets a git-ignored path; without the rule it is refused."""
+    _, commands = demo_commands()
+    (pull,) = [c for c in commands if c[0] == "pull"]
+    assert "--decrypt" in pull
+    out = pull[pull.index("--out") + 1]
+    ignored = subprocess.run(["git", "check-ignore", "-q", out], cwd=REPO_ROOT, check=False)
+    assert ignored.returncode == 0, f"{out} is not ignored by this repository's .gitignore"
+    # the example copy has no .gitignore: the same command is refused before anything is fetched (exit 2)
+    proc = subprocess.run(
+        [sys.executable, "-m", "compiler", "-C", str(example_repo.path), *pull],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "refusing to write decrypted secrets inside the git work tree" in proc.stderr
+    assert not (example_repo.path / out).exists()
+
+
+def test_the_readme_tour_pulls_decrypted_output_outside_the_repository() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    pulls = [
+        shlex.split(line[2:]) for line in readme.splitlines() if line.startswith("$ llmcc pull") and "--decrypt" in line
+    ]
+    assert pulls, "the tour shows pull --decrypt"
+    for argv in pulls:
+        out = argv[argv.index("--out") + 1]
+        assert out.startswith(("/", "~", "$")), f"the tour writes decrypted output inside the repository: {out}"

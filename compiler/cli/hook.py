@@ -10,7 +10,9 @@ committed):
   affect (``compiler.affected``), plus ``llmcc policy test`` when a policies
   file changed. Without FILE, every target.
 - ``secrets-guard FILE...``: no plaintext secret, every ``*.sops.yaml``
-  encrypted, no private key (``compiler.plaintext``). Needs no identity.
+  encrypted, no private key, credential or decrypted bundle
+  (``compiler.plaintext``). Needs no identity. Without FILE, every file git
+  can take (tracked, staged, untracked and not ignored): what CI runs.
 - ``diff``: ``llmcc diff HEAD --format text``, for information: always exits 0.
 """
 
@@ -84,15 +86,27 @@ def _validate(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:
-    files = relative_files(ctx, args.files)
     repo = Repository(open_tree(ctx, None), open_secrets=SopsOpener(None))
-    diags = sort_diagnostics(scan_files(repo, files))
+    if args.files:
+        files = relative_files(ctx, args.files)
+    else:
+        # CI and a manual run: every file git can take, so "checked nothing" is never a pass
+        listed = repo.tree.committable_files()
+        if listed is None:
+            raise UsageError(f"{ctx.root}: not a git work tree; name the files: llmcc hook secrets-guard FILE...")
+        files = listed
+    scan = scan_files(repo, files)
+    diags = sort_diagnostics(scan.diagnostics)
     for d in diags:
         print(d.format(), file=sys.stderr)
+    for allowed in scan.allowed:
+        print(f"llmcc: secrets-guard: allowed by llmcc.yaml secrets_guard.allow: {allowed}", file=sys.stderr)
     errors = sum(1 for d in diags if d.severity is Severity.ERROR)
     if errors:
         print(f"llmcc: secrets-guard FAILED: {errors} findings in {len(files)} files", file=sys.stderr)
         return 1
+    if not args.files:
+        print(f"llmcc: secrets-guard ok: {len(files)} files", file=sys.stderr)
     return 0
 
 

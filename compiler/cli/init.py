@@ -41,8 +41,10 @@ from compiler.project import MANIFEST, NAME_PATTERN, load_project
 from compiler.secrets.keyfile import dump_target_key, key_file_path, rotate_target_key
 from compiler.secrets.rotation import record_rotation, rfc3339, rotation_path
 from compiler.secrets.sops import encrypt_sops
+from compiler.sources.exposure import git_can_take
 
 SECRETS_FILE = "environments/prod.secrets.sops.yaml"
+AGE_KEY, SIGNING_KEY = "age.key", "signing.pem"  # the private keys' names in --keys-dir
 PLACEHOLDER_SECRETS = (
     b"# Replace the value: llmcc secrets rotate assistant.api_key --target prod --value-from-stdin\n"
     b"modules:\n  assistant:\n    api_key: replace-me-with-the-provider-key\n"
@@ -72,6 +74,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError(f"{keys_dir}: private keys must not be inside the repository")
     if keys_dir.exists() and any(keys_dir.iterdir()):
         raise UsageError(f"{keys_dir}: already holds keys; refusing to overwrite them (pass --keys-dir DIR)")
+    for name in (AGE_KEY, SIGNING_KEY):  # nor inside any other repository that would commit them
+        if (root := git_can_take(keys_dir / name)) is not None:
+            raise UsageError(
+                f"{keys_dir / name}: private keys must not be written where git can commit them "
+                f"(inside the work tree {root}, not ignored); pass --keys-dir DIR outside it"
+            )
     created = [p for p in (dest, keys_dir) if not p.exists()]
     try:
         age_key, signing_key = scaffold(dest, keys_dir, project, now=datetime.now(UTC))
@@ -146,10 +154,10 @@ def scaffold(dest: Path, keys_dir: Path, project: str, *, now: datetime) -> tupl
 
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(keys_dir, 0o700)
-    age_key = keys_dir / "age.key"
+    age_key = keys_dir / AGE_KEY
     private_age = f"# created: {rfc3339(now)}\n# public key: {recipient}\n{identity}\n"
     _write(age_key, private_age.encode("ascii"), mode=0o600, exclusive=True)
-    signing_key = keys_dir / "signing.pem"
+    signing_key = keys_dir / SIGNING_KEY
     pem = signing.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

@@ -33,6 +33,7 @@ from compiler.secrets.keyfile import (
     update_target_key,
 )
 from compiler.secrets.rotation import rfc3339
+from compiler.sources.exposure import refuse_committable
 from compiler.sources.worktree import WorkTree
 
 
@@ -42,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     kind = gen.add_mutually_exclusive_group(required=True)
     kind.add_argument("--age", metavar="FILE", help="an age identity (for SOPS files and data keys)")
     kind.add_argument("--signing", metavar="FILE", help="an Ed25519 signing key, PKCS#8 PEM")
+    gen.add_argument("--force", action="store_true", help="write FILE even where git can commit it; warns")
     rot = sub.add_parser(
         "rotate",
         help="create or replace the data key of each TARGET (every target when none is named) in keys/targets/",
@@ -152,6 +154,7 @@ def _generate(args: argparse.Namespace, ctx: Context) -> int:
         public = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+    refuse_committable(path, what="a private key", force=args.force)
     pub = path.with_name(path.name + ".pub")
     for p in (path, pub):
         if p.exists() or p.is_symlink():

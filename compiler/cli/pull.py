@@ -4,6 +4,8 @@ Nothing of a bundle's content is printed or written before it verifies: the
 listing, the signed pointer and the chain (compiler/reader.py), against the
 version this reader accepted last time (its high-water mark, which it then
 advances).
+``--decrypt --out FILE`` refuses a FILE that git could commit (``--force`` warns
+and writes; ``compiler.sources.exposure``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from compiler.errors import LlmccError, StorageError, VerificationError
 from compiler.jsontypes import JSONObject
 from compiler.project import KeySpec, parse_target
 from compiler.reader import read_target
+from compiler.sources.exposure import refuse_committable
 from compiler.verify import VerifiedBundle
 
 
@@ -40,6 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", type=int, metavar="N", help="this version (default: the latest)")
     p.add_argument("--decrypt", action="store_true", help="open secret values with your age identity")
     p.add_argument("-o", "--out", metavar="FILE", type=Path, help="write to FILE instead of stdout")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --decrypt: write FILE even where git can commit it (in a work tree, not ignored); warns",
+    )
     add_trust_args(p)
     add_state_args(p)
     p.add_argument(
@@ -52,6 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     target = parse_target(args.target).name
+    if args.decrypt and args.out is not None:
+        # before anything is fetched or opened: decrypted secrets never land where git can take them
+        refuse_committable(resolve(ctx.root, args.out), what="decrypted secrets", force=args.force)
     project = read_project(ctx.root, required=False)
     keyring = load_keyring(args, ctx.root, project)
     store = open_store_from(args, ctx.root, project)

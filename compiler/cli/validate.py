@@ -1,4 +1,5 @@
-"""`llmcc validate`: schema, secrets and policy checks; nothing written."""
+"""`llmcc validate`: schema, secrets and policy checks per target, and the secrets guard's scan of
+every file git can take (keys, credentials, decrypted bundles: ``compiler.plaintext``); nothing written."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from compiler.cli import Context
 from compiler.cli._output import REPORTERS
 from compiler.cli._repo import add_identity_arg, add_jobs_arg, add_target_args, open_repository
 from compiler.diagnostics import Diagnostic, Severity, diagnostic_from_message, sort_diagnostics
+from compiler.plaintext import scan_committable
 from compiler.secrets.access import KeyFileCheck
 from compiler.trust import check_trusted_keys
 
@@ -37,6 +39,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if targets == repo.project.targets():  # an orphan key file belongs to no selected target
         found += keys.orphans()
     found += check_trusted_keys(repo.project, repo.tree)
+    # keys, credentials and decrypted bundles in any file git can take (issue 9 §4); outside git, none
+    committable = repo.tree.committable_files()
+    if committable is not None:
+        found += scan_committable(repo, committable).diagnostics
     diags += sort_diagnostics(found)
     failed = any(d.severity is Severity.ERROR for d in diags)
     code = max(inputs.values(), default=1 if failed else 0)

@@ -52,6 +52,14 @@ class SourceTree(Protocol):
         """The commit this tree corresponds to, or None outside git."""
         ...
 
+    def committable_files(self) -> list[str] | None:
+        """Repository-relative paths of every file git can take (sorted), or None outside git.
+
+        The working tree: tracked, staged and untracked files that git does not
+        ignore. A revision: every file of that commit. The secrets guard scans these.
+        """
+        ...
+
 
 def check_relative(path: str) -> str:
     """Refuse paths that could escape the repository (``..``, absolute, backslashes, NUL)."""

@@ -78,6 +78,21 @@ class GitRevTree:
                 found.append(str(item.path)[start:])
         return sorted(found)
 
+    def committable_files(self) -> list[str] | None:
+        top: git.Tree = self._commit.tree
+        if self._prefix is not None:
+            try:
+                top = self._commit.tree / str(self._prefix)
+            except KeyError:
+                return []
+        out = []
+        for item in top.traverse():
+            # a symlink's blob is its target's name, and the target is listed on its own
+            if isinstance(item, git.Blob) and item.mode != _SYMLINK:
+                full = PurePosixPath(str(item.path))
+                out.append((full.relative_to(self._prefix) if self._prefix else full).as_posix())
+        return sorted(out)
+
     def source_info(self) -> SourceInfo | None:
         c = self._commit
         return SourceInfo(

@@ -70,6 +70,13 @@ class WorkTree:
     def source_info(self) -> SourceInfo | None:
         return git_source_info(self.root, "HEAD", worktree=True)
 
+    def committable_files(self) -> list[str] | None:
+        if run_git(self.root, "rev-parse", "--is-inside-work-tree", check=False) is None:
+            return None
+        # paths relative to the root (git's default in a subdirectory), NUL-separated: any name survives
+        out = run_git(self.root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
+        return sorted({p for p in (out or "").split("\0") if p})
+
 
 def run_git(root: Path, *args: str, check: bool = True) -> str | None:
     """Run git in ``root``; the text of stdout, or None when git fails and ``check`` is off."""

@@ -145,3 +145,39 @@ def test_init_ships_the_same_github_workflow() -> None:
 def test_the_commands_are_registered() -> None:
     """``compiler/cli/_commands.py`` lists policy, hook and init (other tests register them if missing)."""
     assert set(ISSUE6_COMMANDS) <= REGISTERED_AT_IMPORT
+
+
+def test_the_ci_files_run_the_secrets_guard_on_every_file() -> None:
+    """Issue 9 §4: CI runs the guard without FILE (every file of the checkout), before it validates."""
+    for f in WORKFLOWS:
+        calls = [args for path, args in ci_invocations() if path == f]
+        assert ["hook", "secrets-guard"] in calls, f
+        assert calls.index(["hook", "secrets-guard"]) < next(i for i, a in enumerate(calls) if a[0] == "validate")
+    shipped = load(dict(scaffold_files())[".github/workflows/llmcc.yaml"].decode())
+    assert "llmcc hook secrets-guard" in list(scripts(shipped))
+
+
+def test_the_ci_secrets_guard_step_passes_a_new_repository_and_fails_a_committed_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    import pyrage
+
+    from compiler.cli import main
+
+    repo = tmp_path / "conf"
+    assert main(["init", str(repo), "--keys-dir", str(tmp_path / "keys")]) == 0
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "llmcc init"], cwd=repo, check=True)
+    capsys.readouterr()
+    monkeypatch.chdir(repo)  # CI runs at the checkout's root
+    (step,) = {tuple(args) for _, args in ci_invocations() if args[:2] == ["hook", "secrets-guard"]}
+    assert main(list(step)) == 0
+    assert capsys.readouterr().err.startswith("llmcc: secrets-guard ok: ")
+    (repo / "keys/ci.agekey").write_text(f"{pyrage.x25519.Identity.generate()}\n")
+    subprocess.run(["git", "add", "-f", "keys/ci.agekey"], cwd=repo, check=True)  # *.agekey is ignored: forced
+    assert main(list(step)) == 1
+    assert capsys.readouterr().err.startswith("keys/ci.agekey:1:1: age identity: private key material")
+    (repo / "keys/ci.agekey").unlink()

@@ -1,0 +1,163 @@
+"""Private keys and well-known credentials in a file's text (issue 9 §4). Pure: bytes in, findings out.
+
+Two families, each reported at ``file:line:column`` with its kind and never its value:
+
+1. Private key material: age identities (``AGE-SECRET-KEY-1...``, our own key
+   format, and ``AGE-PLUGIN-...`` plugin identities) and any PEM / OpenSSH /
+   PGP / PuTTY private key block.
+2. Credentials with a recognisable format: cloud access keys, model-provider
+   API keys, git host tokens and other vendor tokens.
+
+The formats come from Yelp's ``detect-secrets`` (its regex detectors, used
+directly: no settings, no plugins loaded by name, never its network
+verification) plus four it lacks, written here with the vendors' documented
+prefixes: age identities, ``ENCRYPTED PRIVATE KEY`` PEM blocks, Anthropic
+keys, Hugging Face and Google API keys. Its entropy and keyword detectors are
+left out on purpose: they flag SOPS ciphertext, wrapped data keys and every
+``password:`` key name, and a guard that cries wolf gets switched off.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+PRIVATE_KEY = "private key"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Detector:
+    """A named credential format: ``family`` is ``private key`` or ``credential``."""
+
+    kind: str
+    family: str
+    patterns: tuple[re.Pattern[str], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CredentialFinding:
+    """Where a credential starts (1-based line and column) and what kind it is. No value, by design."""
+
+    kind: str
+    family: str
+    line: int
+    column: int
+
+
+# Ours: formats detect-secrets 1.5 does not know.
+_OWN: tuple[Detector, ...] = (
+    Detector(
+        kind="age identity",
+        family=PRIVATE_KEY,
+        # age's Bech32 identities (age spec, "X25519 identity"); plugin identities name their plugin.
+        # Bech32 reads either case, so age does too.
+        patterns=(
+            re.compile(r"AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}|AGE-PLUGIN-[A-Z0-9]+-1[02-9AC-HJ-NP-Z]{20,}", re.I),
+        ),
+    ),
+    Detector(
+        kind="OpenSSH private key",
+        family=PRIVATE_KEY,
+        patterns=(re.compile(r"-----BEGIN OPENSSH PRIVATE KEY-----"),),
+    ),
+    Detector(
+        kind="PEM private key",
+        family=PRIVATE_KEY,
+        # RFC 7468 labels "PRIVATE KEY", "ENCRYPTED PRIVATE KEY", "RSA PRIVATE KEY", ...
+        patterns=(re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),),
+    ),
+    Detector(
+        kind="Anthropic API key",
+        family="credential",
+        patterns=(re.compile(r"sk-ant-(?:api|admin|sid)[0-9]{2}-[A-Za-z0-9_-]{32,}"),),
+    ),
+    Detector(
+        kind="Hugging Face token",
+        family="credential",
+        patterns=(re.compile(r"\bhf_[A-Za-z0-9]{34,}\b"),),
+    ),
+    Detector(
+        kind="Google API key",
+        family="credential",
+        patterns=(re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),),
+    ),
+)
+
+
+@cache
+def detectors() -> tuple[Detector, ...]:
+    """Every detector, private keys first (they win when two match one line)."""
+    # imported on first use: detect-secrets pulls in requests (~0.2 s), needed by the guard only
+    from detect_secrets.plugins.aws import AWSKeyDetector
+    from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
+    from detect_secrets.plugins.base import RegexBasedDetector
+    from detect_secrets.plugins.discord import DiscordBotTokenDetector
+    from detect_secrets.plugins.github_token import GitHubTokenDetector
+    from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
+    from detect_secrets.plugins.mailchimp import MailchimpDetector
+    from detect_secrets.plugins.npm import NpmDetector
+    from detect_secrets.plugins.openai import OpenAIDetector
+    from detect_secrets.plugins.private_key import PrivateKeyDetector
+    from detect_secrets.plugins.pypi_token import PypiTokenDetector
+    from detect_secrets.plugins.sendgrid import SendGridDetector
+    from detect_secrets.plugins.slack import SlackDetector
+    from detect_secrets.plugins.square_oauth import SquareOAuthDetector
+    from detect_secrets.plugins.stripe import StripeDetector
+    from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
+    from detect_secrets.plugins.twilio import TwilioKeyDetector
+
+    library: list[RegexBasedDetector] = [
+        PrivateKeyDetector(),
+        AWSKeyDetector(),
+        AzureStorageKeyDetector(),
+        OpenAIDetector(),
+        GitHubTokenDetector(),
+        GitLabTokenDetector(),
+        SlackDetector(),
+        StripeDetector(),
+        SendGridDetector(),
+        TwilioKeyDetector(),
+        MailchimpDetector(),
+        NpmDetector(),
+        PypiTokenDetector(),
+        DiscordBotTokenDetector(),
+        TelegramBotTokenDetector(),
+        SquareOAuthDetector(),
+    ]
+    theirs = [
+        Detector(
+            kind=str(d.secret_type),
+            family=PRIVATE_KEY if isinstance(d, PrivateKeyDetector) else "credential",
+            patterns=tuple(d.denylist),
+        )
+        for d in library
+    ]
+    return tuple(sorted((*_OWN, *theirs), key=lambda d: d.family != PRIVATE_KEY))
+
+
+def find_credentials(text: str, *, only: Sequence[Detector] | None = None) -> list[CredentialFinding]:
+    """Private keys and credentials in ``text``, at most one per line (a private key wins), by line.
+
+    A pattern is matched against the whole text (fast on large files); its
+    start gives the line and column.
+    """
+    starts = [0, *(m.end() for m in re.finditer("\n", text))]
+    found: dict[int, CredentialFinding] = {}
+    for det in only if only is not None else detectors():
+        for pos in _starts(text, det.patterns):
+            line = bisect.bisect_right(starts, pos)
+            if line not in found:
+                found[line] = CredentialFinding(
+                    kind=det.kind, family=det.family, line=line, column=pos - starts[line - 1] + 1
+                )
+    return [found[k] for k in sorted(found)]
+
+
+def _starts(text: str, patterns: Sequence[re.Pattern[str]]) -> Iterator[int]:
+    for pattern in patterns:
+        for m in pattern.finditer(text):
+            # a detector with a group reports the group (AWS secret keys): point at the value
+            yield m.start(1) if pattern.groups and m.start(1) >= 0 else m.start()
