@@ -138,7 +138,7 @@ def _decrypted_bundle(repo: Repository, data: bytes, path: str) -> list[Diagnost
     """A compiled bundle (``modules`` inside) or pulled modules whose x-secret fields are not ``ENC[...]``."""
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the interpreter's limit: not our output
         return []
     prefix: tuple[str, ...] = ()
     if isinstance(doc, dict) and isinstance(doc.get("modules"), dict):

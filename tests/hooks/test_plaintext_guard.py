@@ -294,3 +294,51 @@ def test_init_refuses_a_keys_dir_git_can_take(git_repo: GitRepo, capsys: pytest.
     )
     assert not keys.exists()
     assert not (git_repo.path.parent / "conf").exists()
+
+
+def test_what_counts_as_a_decrypted_bundle(example_repo: GitRepo) -> None:
+    from compiler.plaintext import scan_committable
+    from compiler.repository import Repository
+    from compiler.secrets.sources import SopsOpener
+    from compiler.sources.worktree import WorkTree
+
+    root = example_repo.path
+    canary = new_canary()
+    files = {
+        "a.json": "{not json",
+        "b.json": '{"unknown-module": {"db": {"password": "x"}}}',
+        "c.json": '{"modules": {\n  "data-pipeline": {"db": {"password": ' + f'"{canary}"' + "}}}}",
+        "d.json": "[" * 5000 + "]" * 5000,
+        "e.json": '{"data-pipeline": {"db": {"password": [' + f'"{canary}"' + "]}}}",
+        # a repeated key: JSON takes the last, our YAML loader refuses it, so the finding is at line 1
+        "f.json": '{"data-pipeline": {}, "data-pipeline": {"db": {"password": {"v": ' + f'"{canary}"' + "}}}}",
+        "g.json": '{"broken": {"db": {}}}',
+    }
+    for rel, text in files.items():
+        (root / rel).write_text(text)
+    (root / "schemas/broken.schema.json").write_text("{")
+    repo = Repository(WorkTree(root), open_secrets=SopsOpener(None))
+    found = [d.format() for d in scan_committable(repo, files).diagnostics]
+    assert [line.split(": decrypted llmcc bundle")[0] for line in found] == [
+        "c.json:2:28: data-pipeline $.db.password",
+        "e.json:1:27: data-pipeline $.db.password",
+        "f.json:1:1: data-pipeline $.db.password",
+    ]
+    assert not any(canary in line for line in found)
+    for rel in files:
+        (root / rel).unlink()
+
+
+def test_a_config_repository_in_a_subdirectory(git_repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import copy_example
+
+    root = copy_example(git_repo.path / "config")
+    git_repo.write("elsewhere.txt", "AKIA" + _alnum(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") + "\n")  # outside the config root
+    rel, value, label = plant(root, "github")
+    git_repo.commit("config in a subdirectory")
+    for argv in (["validate"], ["validate", "--rev", "HEAD"], ["hook", "secrets-guard"]):
+        code, out, err = run(capsys, root, *argv)
+        assert code == 1, argv
+        assert_reported(err + out, rel, value, label)
+        assert "elsewhere.txt" not in err + out
+    (root / rel).unlink()
