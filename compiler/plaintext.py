@@ -13,7 +13,8 @@ take (the hook without FILE, and ``validate``):
    well-known credential (``compiler.validate.credentials``), unless
    ``secrets_guard.allow`` in ``llmcc.yaml`` names the file with its SHA-256.
 4. No file may be a decrypted llmcc bundle: JSON whose modules (this
-   repository's) hold a plaintext value in an ``x-secret`` field.
+   repository's) hold a plaintext value in an ``x-secret`` field, nor the
+   plaintext input of ``llmcc secrets encrypt`` (``*.secrets.yaml``).
 
 Rules 1-2 run in the hook only (``validate`` checks them per target); 3-4 in
 both (``scan_committable``). Findings name file:line:column, never a value.
@@ -52,6 +53,12 @@ CREDENTIAL_MESSAGE = (
 BUNDLE_MESSAGE = (
     "decrypted llmcc bundle: secret fields hold plaintext; keep `llmcc pull --decrypt` output outside the "
     "repository, and rotate these secrets if the file was ever pushed"
+)
+# `llmcc secrets encrypt x.secrets.yaml` turns this plaintext into x.secrets.sops.yaml and removes it
+PLAINTEXT_SUFFIXES = (".secrets.yaml", ".secrets.yml")
+PLAINTEXT_FILE_MESSAGE = (
+    "plaintext secrets file: encrypt it with `llmcc secrets encrypt FILE` "
+    "(writes the *.secrets.sops.yaml file and removes this one)"
 )
 _BINARY_PROBE = 8000  # git's own heuristic: a NUL byte in the first 8000 bytes means binary
 
@@ -104,6 +111,9 @@ def _read_all(repo: Repository, files: Iterable[str], scan: GuardScan) -> Iterab
 
 
 def _leaks(repo: Repository, path: str, data: bytes, scan: GuardScan) -> None:
+    if PurePosixPath(path).name.endswith(PLAINTEXT_SUFFIXES):
+        origin = Origin(path=path, line=1, column=1, layer="file")
+        scan.diagnostics.append(Diagnostic(message=PLAINTEXT_FILE_MESSAGE, origin=origin))
     if b"\0" in data[:_BINARY_PROBE]:
         return
     found = _credentials(data, path)

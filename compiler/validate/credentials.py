@@ -34,7 +34,7 @@ class Detector:
 
     kind: str
     family: str
-    patterns: tuple[re.Pattern[str], ...]
+    patterns: tuple[re.Pattern[str], ...]  # start each with a literal: re then scans for it, ~10x faster
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,12 +77,12 @@ _OWN: tuple[Detector, ...] = (
     Detector(
         kind="Hugging Face token",
         family="credential",
-        patterns=(re.compile(r"\bhf_[A-Za-z0-9]{34,}\b"),),
+        patterns=(re.compile(r"hf_[A-Za-z0-9]{34,}(?![A-Za-z0-9])"),),
     ),
     Detector(
         kind="Google API key",
         family="credential",
-        patterns=(re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),),
+        patterns=(re.compile(r"AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),),
     ),
 )
 

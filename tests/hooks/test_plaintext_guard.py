@@ -342,3 +342,41 @@ def test_a_config_repository_in_a_subdirectory(git_repo: GitRepo, capsys: pytest
         assert_reported(err + out, rel, value, label)
         assert "elsewhere.txt" not in err + out
     (root / rel).unlink()
+
+
+def test_the_formats_we_add_to_detect_secrets() -> None:
+    from compiler.validate.credentials import find_credentials
+
+    age = str(pyrage.x25519.Identity.generate())
+    text = "\n".join(
+        [
+            f"recipient: {pyrage.x25519.Identity.generate().to_public()}",  # public: fine
+            "password: ENC[AES256_GCM,data:" + _alnum(40) + ",type:str]",  # SOPS ciphertext: fine
+            age.lower(),  # age reads Bech32 in either case
+            "-----BEGIN " + "ENCRYPTED PRIVATE KEY-----",
+            "token: h" + f"f_{_alnum(34)}",
+            "key: AI" + f"za{_alnum(35)}",
+            "sk-ant-" + f"admin01-{_alnum(40)}",
+        ]
+    )
+    found = [(f.line, f.column, f.kind) for f in find_credentials(text)]
+    assert found == [
+        (3, 1, "age identity"),
+        (4, 1, "PEM private key"),
+        (5, 8, "Hugging Face token"),
+        (6, 6, "Google API key"),
+        (7, 1, "Anthropic API key"),
+    ]
+
+
+def test_the_plaintext_input_of_secrets_encrypt_is_a_finding(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    canary = new_canary()
+    rel = "environments/prod.secrets.yaml"
+    example_repo.write(rel, f"modules:\n  data-pipeline:\n    db:\n      password: {canary}\n")
+    code, out, err = run(capsys, example_repo.path, "validate")
+    assert code == 1
+    assert f"{rel}:1:1: plaintext secrets file: encrypt it with `llmcc secrets encrypt FILE`" in err
+    assert canary not in out + err
+    (example_repo.path / rel).unlink()
