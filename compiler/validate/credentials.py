@@ -61,7 +61,7 @@ _OWN: tuple[Detector, ...] = (
     Detector(
         kind="OpenSSH private key",
         family=PRIVATE_KEY,
-        patterns=(re.compile(r"-----BEGIN OPENSSH PRIVATE KEY-----"),),
+        patterns=(re.compile(r"-----BEGIN OPENSSH PRIVATE[ ]KEY-----"),),  # [ ]: not a match for this line
     ),
     Detector(
         kind="PEM private key",

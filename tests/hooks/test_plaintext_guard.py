@@ -380,3 +380,21 @@ def test_the_plaintext_input_of_secrets_encrypt_is_a_finding(
     assert f"{rel}:1:1: plaintext secrets file: encrypt it with `llmcc secrets encrypt FILE`" in err
     assert canary not in out + err
     (example_repo.path / rel).unlink()
+
+
+def test_this_repository_passes_its_own_guard() -> None:
+    """`make demo` validates this repository: its tests and sources must not look like committed secrets."""
+    from compiler.plaintext import scan_committable
+    from compiler.repository import Repository
+    from compiler.secrets.sources import SopsOpener
+    from compiler.sources.worktree import WorkTree
+    from tests.hooks.test_precommit import _project_files
+
+    repo = Repository(WorkTree(REPO_ROOT), open_secrets=SopsOpener(None))
+    scan = scan_committable(repo, _project_files(REPO_ROOT))
+    assert [d.format() for d in scan.diagnostics] == []
+    assert sorted(a.split(":")[0] for a in scan.allowed) == [
+        "keys/demo-acme.agekey",
+        "keys/demo-signing.pem",
+        "keys/demo.agekey",
+    ]
