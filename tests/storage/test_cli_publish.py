@@ -41,11 +41,12 @@ def test_publish_then_verify_then_pull_decrypted(example: Path, capsys: pytest.C
     assert llmcc(example, "pull", "prod") == 0
     sealed = capsys.readouterr().out
     assert "ENC[" in sealed
-    assert llmcc(example, "pull", "prod", "--decrypt", "--out", "prod.json") == 0
-    opened = (example / "prod.json").read_text()
+    out = example.parent / "prod.json"  # outside the repository: git cannot take it (issue 9 §4)
+    assert llmcc(example, "pull", "prod", "--decrypt", "--out", str(out)) == 0
+    opened = out.read_text()
     assert "ENC[" not in opened
     assert json.loads(opened).keys() == json.loads(sealed).keys()
-    assert stat.S_IMODE((example / "prod.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
     # prod@acme is wrapped for acme's own key: the demo identity cannot open it
     assert llmcc(example, "pull", "prod@acme", "--decrypt") == 2
     captured = capsys.readouterr()
