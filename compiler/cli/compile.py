@@ -11,6 +11,7 @@ from compiler.build import BuildRequest, build_targets
 from compiler.cli import Context
 from compiler.cli._failures import failed_targets, raise_failures
 from compiler.cli._repo import add_identity_arg, add_jobs_arg, add_target_args, open_repository
+from compiler.distdir import BundleDir, bundle_name
 from compiler.secrets.access import KeyFileCheck
 from compiler.secrets.sealing import KeyFileSealer
 
@@ -29,21 +30,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     out_dir = Path(args.out)
     if not out_dir.is_absolute():
         out_dir = ctx.root / out_dir
-    request = BuildRequest(
-        repo=repo,
-        source=source,
-        out_dir=out_dir,
-        seal=KeyFileSealer(repo.tree, repo.project, ids if ids else None),
-        check_keys=KeyFileCheck(repo.tree, repo.project),
-        progress=ctx.progress,
-    )
-    outcomes = build_targets(request, targets, jobs=args.jobs)
-    bad = set(failed_targets(outcomes))
-    for o in outcomes:
-        if o.target in bad:
-            (out_dir / f"{o.target}.bundle.json").unlink(missing_ok=True)  # no stale bundle for a failed target
-        else:
-            print(f"{_display(out_dir, ctx.root)}/{o.target}.bundle.json")
+    bundles = BundleDir(out_dir, [t.name for t in targets])
+    with bundles.staged() as staging:
+        request = BuildRequest(
+            repo=repo,
+            source=source,
+            out_dir=staging,
+            seal=KeyFileSealer(repo.tree, repo.project, ids if ids else None),
+            check_keys=KeyFileCheck(repo.tree, repo.project),
+            progress=ctx.progress,
+        )
+        outcomes = build_targets(request, targets, jobs=args.jobs)
+        bad = set(failed_targets(outcomes))
+        good = [o.target for o in outcomes if o.target not in bad]
+        bundles.install(good)  # a failed target keeps no bundle, not even last run's
+    for target in good:
+        print(f"{_display(out_dir, ctx.root)}/{bundle_name(target)}")
     raise_failures(outcomes)
     diags = [d for o in outcomes for d in o.diagnostics]
     for d in diags:
