@@ -96,7 +96,14 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
         chunk = max(1, len(targets) // (workers * 4))
         # Workers ignore SIGINT: Ctrl-C reaches the whole process group, and only the parent
         # reacts (leaving the pool terminates the workers), so no worker prints a traceback.
-        with ctx.Pool(workers, initializer=_ignore_interrupts) as pool:
+        # SIGINT is blocked while the workers are forked, so none can take it before
+        # `_ignore_interrupts` runs; one that reaches the parent meanwhile waits, then raises.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            pool = ctx.Pool(workers, initializer=_ignore_interrupts)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        with pool:
             for n, outcome in enumerate(pool.imap_unordered(_worker, targets, chunksize=chunk), 1):
                 results[order[outcome.target]] = outcome
                 if request.progress:
@@ -109,6 +116,7 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
 
 def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending SIGINT is now discarded
 
 
 def _done(request: BuildRequest) -> None:
@@ -137,7 +145,7 @@ def _warm(repo: Repository, targets: Sequence[Target]) -> None:
     for module in repo.modules:
         steps += [partial(repo.schema, module), partial(repo.templates, module)]
     steps += [partial(env_base, repo, env) for env in sorted({t.environment for t in targets})]
-    steps.append(repo.policy_check)
+    steps += [repo.policy_check, repo.layout_check]
     for step in steps:
         with contextlib.suppress(LlmccError):
             step()
@@ -212,8 +220,15 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def iter_diagnostics(outcomes: Sequence[TargetOutcome]) -> Iterator[Diagnostic]:
+    """Every target's diagnostics; one about the repository (no target) only once."""
+    seen: set[Diagnostic] = set()
     for outcome in outcomes:
-        yield from outcome.diagnostics
+        for d in outcome.diagnostics:
+            if d.target is None:
+                if d in seen:
+                    continue
+                seen.add(d)
+            yield d
 
 
 __all__ = ["BuildRequest", "KeyCheck", "Sealer", "TargetOutcome", "build_targets", "iter_diagnostics", "write_atomic"]

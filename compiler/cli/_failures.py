@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from compiler.build import TargetOutcome
+from compiler.build import TargetOutcome, iter_diagnostics
 from compiler.diagnostics import Severity
 from compiler.errors import ConfigCheckError, LlmccError
 
@@ -26,7 +26,7 @@ def raise_failures(outcomes: Sequence[TargetOutcome]) -> None:
     bad = failed_targets(outcomes)
     if not bad:
         return
-    diags = [d for o in outcomes for d in o.diagnostics]
+    diags = list(iter_diagnostics(outcomes))  # a finding about the repository, once
     errors: dict[str, int] = {}
     for o in outcomes:
         if o.error is not None:

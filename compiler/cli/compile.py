@@ -7,10 +7,11 @@ import sys
 import time
 from pathlib import Path
 
-from compiler.build import BuildRequest, build_targets
+from compiler.build import BuildRequest, build_targets, iter_diagnostics
 from compiler.cli import Context
 from compiler.cli._failures import failed_targets, raise_failures
 from compiler.cli._repo import add_identity_arg, add_jobs_arg, add_target_args, open_repository
+from compiler.diagnostics import plural
 from compiler.distdir import BundleDir, bundle_name
 from compiler.secrets.access import KeyFileCheck
 from compiler.secrets.sealing import KeyFileSealer
@@ -47,12 +48,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     for target in good:
         print(f"{_display(out_dir, ctx.root)}/{bundle_name(target)}")
     raise_failures(outcomes)
-    diags = [d for o in outcomes for d in o.diagnostics]
+    diags = list(iter_diagnostics(outcomes))
     for d in diags:
         print(d.format(), file=sys.stderr)
     if not ctx.quiet:
         took = time.perf_counter() - start
-        print(f"llmcc: compiled {len(outcomes)} targets in {took:.2f}s", file=sys.stderr)
+        print(f"llmcc: compiled {plural(len(outcomes), 'target')} in {took:.2f}s", file=sys.stderr)
     return 0
 
 

@@ -126,3 +126,17 @@ def test_install_failure_leaves_none_of_the_run(tmp_path: Path) -> None:
         with pytest.raises(InputError, match="cannot install the bundles"):
             bdir.install(["dev", "prod"])  # prod was never staged
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_validate_reports_every_broken_file_serial_or_parallel(
+    config: Path, capsys: pytest.CaptureFixture[str], jobs: str
+) -> None:
+    # Parsing before forking used to stop at the first broken environment in a parallel run.
+    (config / "environments/dev.yaml").write_text("vars: [\n")
+    (config / "environments/staging.yaml").write_text("vars: {a: 1, a: 2}\n")
+    code, _, err = run(capsys, config, "validate", "-j", jobs)
+    assert code == 2
+    lines = err.splitlines()
+    assert [ln.split(": ")[1] for ln in lines[:2]] == ["environments/dev.yaml:2:1", "environments/staging.yaml:1:14"]
+    assert lines[-1] == "llmcc: validate FAILED: 3 targets, 2 errors, 0 warnings"

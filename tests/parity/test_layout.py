@@ -1,0 +1,108 @@
+"""Every template has its schema and every schema its template, unless llmcc.yaml says otherwise (issue 10 §1)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import main
+
+NOSCH = (
+    "templates/nosch.yaml:1:1: no schemas/nosch.schema.json and no module extends it: this template is never "
+    "rendered (add the schema, or list it under unpaired.templates in llmcc.yaml) (layer template)"
+)
+NOTPL = (
+    "schemas/audit.schema.json:1:1: no templates/audit.yaml: module audit has no template "
+    "(add it, or list the module under unpaired.schemas in llmcc.yaml) (layer schema)"
+)
+AUDIT_SCHEMA = {"type": "object", "properties": {"level": {"type": "string"}}}
+
+
+def run(capsys: pytest.CaptureFixture[str], root: Path, *argv: str) -> tuple[int, str, str]:
+    code = main(["-C", str(root), *argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def add_unpaired(root: Path, text: str) -> None:
+    path = root / "llmcc.yaml"
+    path.write_text(path.read_text() + text)
+
+
+def test_a_template_without_schema_fails_validate_and_compile(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (config / "templates/nosch.yaml").write_text("level: debug\n")
+    code, _, err = run(capsys, config, "validate")
+    assert code == 1
+    assert err.splitlines() == [NOSCH, "llmcc: validate FAILED: 3 targets, 1 error, 0 warnings"]
+    code, out, err = run(capsys, config, "compile")
+    assert code == 1
+    assert out == ""
+    # Reported once, not once per target: it is about the repository.
+    assert err.splitlines() == [NOSCH, "llmcc: 3 of 3 targets failed validation: dev, staging, prod"]
+    assert list((config / "dist").iterdir()) == []
+
+
+def test_every_unpaired_file_in_one_run(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (config / "templates/nosch.yaml").write_text("level: debug\n")
+    (config / "templates/assistant.yml").write_text("model: x\n")
+    (config / "schemas/audit.schema.json").write_text(json.dumps(AUDIT_SCHEMA))
+    code, out, _ = run(capsys, config, "validate", "--format", "json")
+    assert code == 1
+    found = [(d["file"], d["line"], d["target"]) for d in json.loads(out)["diagnostics"]]
+    assert found == [
+        ("schemas/audit.schema.json", 1, None),
+        ("templates/assistant.yml", 1, None),
+        ("templates/nosch.yaml", 1, None),
+    ]
+
+
+def test_a_schema_without_template_is_an_error_unless_listed(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (config / "schemas/audit.schema.json").write_text(json.dumps(AUDIT_SCHEMA))
+    code, _, err = run(capsys, config, "validate")
+    assert (code, err.splitlines()[0]) == (1, NOTPL)
+    add_unpaired(config, "unpaired:\n  schemas: [audit]   # values from the layers alone\n")
+    assert run(capsys, config, "validate")[0] == 0
+    assert run(capsys, config, "compile")[0] == 0
+    bundle = json.loads((config / "dist/prod.bundle.json").read_text())
+    assert bundle["modules"]["audit"] == {}
+
+
+def test_a_listed_template_is_kept_unused(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (config / "templates/nosch.yaml").write_text("level: debug\n")
+    add_unpaired(config, "unpaired:\n  templates: [nosch.yaml]\n")
+    assert run(capsys, config, "validate")[0] == 0
+
+
+def test_an_extends_base_needs_no_schema(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (config / "templates/_common.yaml").write_text("provider: openai\n")
+    tpl = config / "templates/assistant.yaml"
+    tpl.write_text("extends: _common.yaml\n" + tpl.read_text().replace("provider:", "# provider:"))
+    assert run(capsys, config, "validate")[0] == 0
+
+
+def test_an_opt_out_that_is_not_needed_is_an_error(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (config / "templates/_common.yaml").write_text("provider: openai\n")
+    tpl = config / "templates/assistant.yaml"
+    tpl.write_text("extends: _common.yaml\n" + tpl.read_text().replace("provider:", "# provider:"))
+    add_unpaired(config, "unpaired:\n  schemas: [assistant, nothing]\n  templates: [_common.yaml, gone.yaml]\n")
+    code, _, err = run(capsys, config, "validate")
+    assert code == 1
+    lines = err.splitlines()
+    assert lines[:4] == [
+        "llmcc.yaml:18:13: unpaired.schemas: templates/assistant.yaml exists: remove 'assistant' from the list "
+        "(layer manifest)",
+        "llmcc.yaml:18:24: unpaired.schemas: no schemas/nothing.schema.json (layer manifest)",
+        "llmcc.yaml:19:15: unpaired.templates: templates/_common.yaml is rendered for module assistant: remove it "
+        "from the list (layer manifest)",
+        "llmcc.yaml:19:29: unpaired.templates: no templates/gone.yaml (layer manifest)",
+    ]
+
+
+def test_a_broken_template_is_reported_by_its_targets(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (config / "templates/assistant.yaml").write_text("model: [\n")
+    code, _, err = run(capsys, config, "validate")
+    assert code == 2
+    assert err.splitlines()[0].startswith("llmcc: templates/assistant.yaml:2:1: invalid YAML")
