@@ -48,7 +48,7 @@ def scan_files(repo: Repository, files: Iterable[str]) -> list[Diagnostic]:
         if name.endswith(".sops.yaml") and name != SOPS_CONFIG:
             out += _sops_file(repo, data, path)
         elif path.startswith(f"{ENVIRONMENTS}/") and name.endswith((".yaml", ".yml")):
-            out += _layer_file(repo, load_document(data, path=path, layer="layer"))
+            out += _layer_file(repo, load_document(data, path=path, layer=_layer_name(path)))
         elif path.startswith(f"{TEMPLATES}/") and name.endswith((".yaml", ".yml")):
             templates.append(path)
     if templates:
@@ -56,12 +56,22 @@ def scan_files(repo: Repository, files: Iterable[str]) -> list[Diagnostic]:
     return out
 
 
+def _layer_name(path: str) -> str:
+    """The layer name compile gives the file (``prod``, ``tenants/acme``, ``prod (secrets)``); "" outside layers."""
+    if not path.startswith(f"{ENVIRONMENTS}/"):
+        return ""
+    stem = path.removeprefix(f"{ENVIRONMENTS}/")
+    if stem.endswith(".secrets.sops.yaml"):
+        return stem.removesuffix(".secrets.sops.yaml") + " (secrets)"
+    return stem.rsplit(".", 1)[0]
+
+
 def _private_keys(data: bytes, path: str) -> list[Diagnostic]:
     m = _PRIVATE_KEY.search(data)
     if m is None:
         return []
     line = data.count(b"\n", 0, m.start()) + 1
-    return [Diagnostic(message=PRIVATE_KEY_MESSAGE, origin=Origin(path=path, line=line, column=1, layer="file"))]
+    return [Diagnostic(message=PRIVATE_KEY_MESSAGE, origin=Origin(path=path, line=line, column=1, layer=""))]
 
 
 def _modules(repo: Repository, doc: Document) -> list[tuple[str, Value]]:
@@ -76,7 +86,7 @@ def _modules(repo: Repository, doc: Document) -> list[tuple[str, Value]]:
 
 
 def _sops_file(repo: Repository, data: bytes, path: str) -> list[Diagnostic]:
-    doc = load_document(data, path=path, layer="secrets")
+    doc = load_document(data, path=path, layer=_layer_name(path))
     if not is_sops_document(doc.value):
         return [Diagnostic(message=NOT_SOPS, origin=doc.origin(()))]
     out = []

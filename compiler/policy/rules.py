@@ -38,6 +38,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from compiler.diagnostics import Origin
 from compiler.errors import InputError
+from compiler.fields import first_error
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Document, load_document
 from compiler.policy.cel import RuleProgram, compile_rule
@@ -220,14 +221,10 @@ def parse_policy_file(data: bytes, *, path: str) -> tuple[list[Policy], list[Wai
 
 
 def _input_error(e: PydanticValidationError, doc: Document, listed: bool) -> InputError:
-    err = e.errors()[0]
-    loc = tuple(err["loc"])
+    loc, msg = first_error(e, PolicyFile)
     shown = loc[1:] if listed and loc[:1] == ("rules",) else loc
     field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in shown).lstrip(".") or "(top level)"
-    msg = err["msg"]
-    if err["type"] == "string_pattern_mismatch":
+    if msg.startswith("String should match pattern"):
         msg = "must be YYYY-MM-DD" if loc[-1:] == ("expires",) else "must be a name of letters, digits, . _ -"
-    elif err["type"] == "extra_forbidden":
-        msg = "unknown field"
     more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
     return InputError(f"{doc.origin(shown).location()}: {field}: {msg}{more}")
