@@ -95,10 +95,12 @@ class UnpairedSpec(_Model):
     ``schemas``: modules whose values come from the layers alone (no
     ``templates/<module>.yaml``). ``templates``: files in ``templates/`` that
     are neither a module's template nor an ``extends`` base, kept unused.
+    ``layers``: files under ``environments/`` that no target reads, kept unused.
     """
 
     schemas: list[str] = Field(default_factory=list)
     templates: list[str] = Field(default_factory=list)
+    layers: list[str] = Field(default_factory=list)
 
 
 class Manifest(_Model):

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Container
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -38,11 +38,11 @@ from pydantic import ValidationError as PydanticValidationError
 
 from compiler.diagnostics import Origin
 from compiler.errors import InputError
-from compiler.fields import first_error
+from compiler.fields import first_error, suggestion
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Document, load_document
 from compiler.policy.cel import RuleProgram, compile_rule
-from compiler.project import Target
+from compiler.project import Project, Target
 from compiler.sources.base import SourceTree
 
 POLICIES = "policies"
@@ -143,6 +143,37 @@ class PolicySet:
 def _glob(pattern: str) -> re.Pattern[str]:
     """``prod@*`` style patterns: ``*`` is any run of characters, everything else literal."""
     return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
+
+
+def check_names(policies: PolicySet, project: Project, modules: Sequence[str]) -> None:
+    """Every name a rule's ``match`` or a waiver's ``targets`` uses exists: a misspelt one
+    would make the rule or the waiver apply nowhere, silently (issue 10: fail validate instead).
+
+    Raises:
+        InputError: at the rule or waiver, naming the unknown name and the closest known one.
+    """
+    targets = [t.name for t in project.targets()]
+    known = {
+        "environments": list(project.manifest.environments),
+        "tenants": list(project.manifest.tenants),
+        "modules": list(modules),
+    }
+    for policy in policies.policies:
+        for field, names in known.items():
+            for name in getattr(policy.match, field) or ():
+                if name not in names:
+                    where = policy.origin.location()
+                    raise InputError(
+                        f"{where}: policy {policy.name}: match.{field}: {name!r} is not one of "
+                        f"llmcc.yaml's {field}{suggestion(name, names)}"
+                    )
+    for waiver in policies.waivers:
+        for pattern in waiver.targets or ():
+            if not any(_glob(pattern).fullmatch(t) for t in targets):
+                raise InputError(
+                    f"{waiver.origin.location()}: waiver of policy {waiver.policy}: targets: {pattern!r} matches no "
+                    f"target{suggestion(pattern, targets)}"
+                )
 
 
 def load_policies(tree: SourceTree) -> PolicySet:

@@ -106,3 +106,46 @@ def test_a_broken_template_is_reported_by_its_targets(config: Path, capsys: pyte
     code, _, err = run(capsys, config, "validate")
     assert code == 2
     assert err.splitlines()[0].startswith("llmcc: templates/assistant.yaml:2:1: invalid YAML")
+
+
+def test_a_layer_file_no_target_reads(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Misspelt environment and tenant files were ignored: their values silently never applied.
+    (config / "environments/stagin.yaml").write_text("vars:\n  model: gpt-4o\n")
+    (config / "environments/dev.yml").write_text("vars: {}\n")
+    (config / "environments/tenants").mkdir()
+    (config / "environments/tenants/acme.yaml").write_text("vars: {}\n")
+    (config / "environments/prod/tenants").mkdir(parents=True)
+    (config / "environments/prod/tenants/acme.yaml").write_text("vars: {}\n")
+    code, _, err = run(capsys, config, "validate")
+    assert code == 1
+    tail = " (or list it under unpaired.layers)"
+    assert err.splitlines() == [
+        f"environments/dev.yml:1:1: no target reads this layer file: layer files end in .yaml{tail}",
+        f"environments/prod/tenants/acme.yaml:1:1: no target reads this layer file: tenant 'acme' is not in "
+        f"llmcc.yaml{tail}",
+        "environments/stagin.yaml:1:1: no target reads this layer file: environment 'stagin' is not in llmcc.yaml "
+        f"(did you mean 'staging'?){tail}",
+        "environments/tenants/acme.yaml:1:1: no target reads this layer file: tenant 'acme' is not in "
+        f"llmcc.yaml{tail}",
+        "llmcc: validate FAILED: 3 targets, 4 errors, 0 warnings",
+    ]
+    add_unpaired(config, "tenants: {acme: {environments: [staging]}}\n")
+    edit = config / "llmcc.yaml"
+    edit.write_text(edit.read_text().replace("tenants: {}", "", 1))
+    code, _, err = run(capsys, config, "validate")
+    assert (
+        "environments/prod/tenants/acme.yaml:1:1: no target reads this layer file: tenant 'acme' is not compiled "
+        f"for environment 'prod' (tenants.acme.environments in llmcc.yaml){tail}"
+    ) in err.splitlines()
+
+
+def test_listed_unread_layers(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (config / "environments/qa.yaml").write_text("vars: {}\n")
+    add_unpaired(config, "unpaired:\n  layers: [environments/qa.yaml, environments/dev.yaml, environments/x.yaml]\n")
+    code, _, err = run(capsys, config, "validate")
+    assert code == 1
+    assert err.splitlines()[:2] == [
+        "llmcc.yaml:18:34: unpaired.layers: environments/dev.yaml is read by a target: remove it from the list "
+        "(layer manifest)",
+        "llmcc.yaml:18:57: unpaired.layers: no environments/x.yaml: remove it from the list (layer manifest)",
+    ]

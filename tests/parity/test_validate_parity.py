@@ -43,3 +43,41 @@ def test_text_around_a_surrogate_pair_escape_is_fine(config: Path, capsys: pytes
     prompt = next(ln for ln in text.splitlines() if ln.startswith("system_prompt:"))
     tpl.write_text(text.replace(prompt, "system_prompt: \"Hi {{ '\\\\U0001F600' }}\""))
     assert run(capsys, config, "compile")[0] == 0
+
+
+def test_a_policy_matching_an_unknown_environment(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Was: the rule applied to no target, so a prod temperature of 1.5 passed silently.
+    policies = config / "policies/assistant.yaml"
+    policies.write_text(policies.read_text().replace("match: {environments: [prod]}", "match: {environments: [prdo]}"))
+    (config / "environments/prod.yaml").write_text("vars:\n  temperature: 1.5\n")
+    code, _, err = run(capsys, config, "validate")
+    assert code == 2
+    assert err.splitlines()[0] == (
+        "llmcc: policies/assistant.yaml:5:3: policy prod-temperature-bounded: match.environments: 'prdo' is not "
+        "one of llmcc.yaml's environments (did you mean 'prod'?)"
+    )
+
+
+def test_a_policy_matching_an_unknown_module(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policies = config / "policies/assistant.yaml"
+    policies.write_text(
+        policies.read_text().replace("match: {environments: [prod]}", "match: {modules: [asistant], tenants: []}")
+    )
+    code, _, err = run(capsys, config, "validate")
+    assert code == 2
+    assert "match.modules: 'asistant' is not one of llmcc.yaml's modules (did you mean 'assistant'?)" in err
+
+
+def test_a_waiver_for_no_target(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policies = config / "policies/assistant.yaml"
+    policies.write_text(
+        "rules:\n"
+        + "".join("  " + ln + "\n" if ln else "\n" for ln in policies.read_text().splitlines())
+        + "waivers:\n  - {policy: prod-temperature-bounded, targets: [prod@acme], reason: r, owner: o, "
+        "expires: 2099-01-01}\n"
+    )
+    code, _, err = run(capsys, config, "validate")
+    assert code == 2
+    assert err.splitlines()[0].endswith(
+        "waiver of policy prod-temperature-bounded: targets: 'prod@acme' matches no target (did you mean 'prod'?)"
+    )
