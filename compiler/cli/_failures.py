@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from compiler.build import TargetOutcome, iter_diagnostics
-from compiler.diagnostics import Severity
+from compiler.diagnostics import Severity, plural
 from compiler.errors import ConfigCheckError, LlmccError
 
 
@@ -32,7 +32,8 @@ def raise_failures(outcomes: Sequence[TargetOutcome]) -> None:
         if o.error is not None:
             errors.setdefault(*o.error)  # one file breaks every target that reads it: say it once
     if not errors:
-        raise ConfigCheckError(f"{len(bad)} of {len(outcomes)} targets failed validation: {', '.join(bad)}", diags)
+        summary = f"{len(bad)} of {plural(len(outcomes), 'target')} failed validation: {', '.join(bad)}"
+        raise ConfigCheckError(summary, diags)
     for d in diags:
         if d.severity is Severity.ERROR:
             print(d.format(), file=sys.stderr)
