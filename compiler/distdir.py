@@ -12,7 +12,8 @@ leave old bundles looking current (issue 10 §7). The rules, in order:
 3. When the build returns, the bundles of the targets that succeeded are
    moved into ``DIR`` with ``os.replace`` while SIGINT and SIGTERM are held
    back, so an interrupt lands before the first move or after the last one.
-4. The staging directory is removed on every exit path.
+4. The staging directory is removed on every exit path; one left by a killed
+   run (its process no longer exists) is removed by the next run.
 
 So after an interrupt ``DIR`` holds no bundle of the run's targets; after a run
 with failures it holds exactly the bundles of the targets that succeeded.
@@ -57,6 +58,7 @@ class BundleDir:
             self.out.mkdir(parents=True, exist_ok=True)
             for target in self.targets:
                 (self.out / bundle_name(target)).unlink(missing_ok=True)
+            _remove_abandoned(self.out)
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging.mkdir()
         except OSError as e:
@@ -81,6 +83,24 @@ class BundleDir:
                 for name in names:  # all or none of this run's bundles
                     (self.out / name).unlink(missing_ok=True)
                 raise InputError(f"{self.out}: cannot install the bundles: {e.strerror or e}") from e
+
+
+def _remove_abandoned(out: Path) -> None:
+    """Staging directories of runs that were killed (SIGKILL, power loss): their process is gone."""
+    for entry in out.glob(f"{STAGING_PREFIX}*"):
+        pid = entry.name.removeprefix(STAGING_PREFIX)
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from compiler.load.yaml import Document, Tagged, Value, load_document
 from compiler.project import MANIFEST, Project, load_project
 from compiler.render.jinja import TemplatePlan, plan_template
 from compiler.sources.base import SourceTree
-from compiler.validate.literal_jinja import COMMENT_MESSAGE, jinja_in_comments
+from compiler.validate.literal_jinja import COMMENT_MESSAGE, has_jinja, jinja_in_comments
 from compiler.validate.schema import ModuleSchema
 from compiler.validate.schemafiles import SchemaFiles
 
@@ -131,6 +131,8 @@ class Repository:
             parent = body.get("extends")
             if parent is not None:
                 where = doc.origin(("extends",)).location()
+                if isinstance(parent, str) and has_jinja(parent):
+                    raise InputError(f"{where}: extends is not rendered: name the template file")
                 if not isinstance(parent, str) or not parent.endswith(".yaml"):
                     raise InputError(f"{where}: extends takes a template file name")
                 if len(seen) >= MAX_EXTENDS:

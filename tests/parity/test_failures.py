@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,17 @@ def test_validate_reports_every_broken_file_serial_or_parallel(
     lines = err.splitlines()
     assert [ln.split(": ")[1] for ln in lines[:2]] == ["environments/dev.yaml:2:1", "environments/staging.yaml:1:14"]
     assert lines[-1] == "llmcc: validate FAILED: 3 targets, 2 errors, 0 warnings"
+
+
+def test_a_killed_runs_staging_directory_is_removed(tmp_path: Path) -> None:
+    out = tmp_path / "dist"
+    proc = subprocess.Popen(["true"])  # its pid names a process that has exited
+    proc.wait()
+    abandoned = out / f".llmcc-staging-{proc.pid}"
+    abandoned.mkdir(parents=True)
+    (abandoned / "dev.bundle.json").write_text("{}")
+    mine = out / f".llmcc-staging-{os.getpid()}-other"  # not a pid: left alone
+    mine.mkdir()
+    with BundleDir(out, ["dev"]).staged():
+        pass
+    assert sorted(p.name for p in out.iterdir()) == [mine.name]

@@ -149,3 +149,11 @@ def test_listed_unread_layers(config: Path, capsys: pytest.CaptureFixture[str]) 
         "(layer manifest)",
         "llmcc.yaml:18:57: unpaired.layers: no environments/x.yaml: remove it from the list (layer manifest)",
     ]
+
+
+def test_the_pre_commit_hook_reports_an_unread_layer(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The hook validated no target for a layer file no target reads, so the misspelt file passed.
+    (config / "environments/stagin.yaml").write_text("vars: {}\n")
+    code, _, err = run(capsys, config, "hook", "validate", str(config / "environments/stagin.yaml"))
+    assert code == 1
+    assert err.splitlines()[0].startswith("environments/stagin.yaml:1:1: no target reads this layer file")

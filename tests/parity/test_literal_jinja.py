@@ -113,3 +113,13 @@ def test_a_secret_value_is_never_judged_but_a_secret_key_is(config: Path, capsys
 )
 def test_jinja_in_comments(text: str, found: list[tuple[int, int]]) -> None:
     assert jinja_in_comments(text.encode()) == found
+
+
+def test_jinja_in_extends(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tpl = config / "templates/assistant.yaml"
+    tpl.write_text('extends: "{{ base }}.yaml"\n' + tpl.read_text())
+    code, _, err = run(capsys, config, "validate")
+    assert (code, err.splitlines()[0]) == (
+        2,
+        "llmcc: templates/assistant.yaml:1:1: extends is not rendered: name the template file",
+    )
