@@ -195,7 +195,7 @@ def test_parse_target_refuses_bad_names(text: str) -> None:
               default: file://x
               backup: s3://y
             """,
-            "llmcc.yaml:6:3: storage.backup: unknown field (expected one of: default)",
+            "llmcc.yaml:6:3: storage.backup: unknown field (expected one of: default, pointer_expiry)",
         ),
         (
             """

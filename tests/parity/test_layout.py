@@ -87,17 +87,18 @@ def test_an_opt_out_that_is_not_needed_is_an_error(config: Path, capsys: pytest.
     (config / "templates/_common.yaml").write_text("provider: openai\n")
     tpl = config / "templates/assistant.yaml"
     tpl.write_text("extends: _common.yaml\n" + tpl.read_text().replace("provider:", "# provider:"))
+    n = len((config / "llmcc.yaml").read_text().splitlines()) + 2  # the line of `schemas:`
     add_unpaired(config, "unpaired:\n  schemas: [assistant, nothing]\n  templates: [_common.yaml, gone.yaml]\n")
     code, _, err = run(capsys, config, "validate")
     assert code == 1
     lines = err.splitlines()
     assert lines[:4] == [
-        "llmcc.yaml:18:13: unpaired.schemas: templates/assistant.yaml exists: remove 'assistant' from the list "
+        f"llmcc.yaml:{n}:13: unpaired.schemas: templates/assistant.yaml exists: remove 'assistant' from the list "
         "(layer manifest)",
-        "llmcc.yaml:18:24: unpaired.schemas: no schemas/nothing.schema.json (layer manifest)",
-        "llmcc.yaml:19:15: unpaired.templates: templates/_common.yaml is rendered for module assistant: remove it "
-        "from the list (layer manifest)",
-        "llmcc.yaml:19:29: unpaired.templates: no templates/gone.yaml (layer manifest)",
+        f"llmcc.yaml:{n}:24: unpaired.schemas: no schemas/nothing.schema.json (layer manifest)",
+        f"llmcc.yaml:{n + 1}:15: unpaired.templates: templates/_common.yaml is rendered for module assistant: "
+        "remove it from the list (layer manifest)",
+        f"llmcc.yaml:{n + 1}:29: unpaired.templates: no templates/gone.yaml (layer manifest)",
     ]
 
 
@@ -141,13 +142,14 @@ def test_a_layer_file_no_target_reads(config: Path, capsys: pytest.CaptureFixtur
 
 def test_listed_unread_layers(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (config / "environments/qa.yaml").write_text("vars: {}\n")
+    n = len((config / "llmcc.yaml").read_text().splitlines()) + 2  # the line of `layers:`
     add_unpaired(config, "unpaired:\n  layers: [environments/qa.yaml, environments/dev.yaml, environments/x.yaml]\n")
     code, _, err = run(capsys, config, "validate")
     assert code == 1
     assert err.splitlines()[:2] == [
-        "llmcc.yaml:18:34: unpaired.layers: environments/dev.yaml is read by a target: remove it from the list "
+        f"llmcc.yaml:{n}:34: unpaired.layers: environments/dev.yaml is read by a target: remove it from the list "
         "(layer manifest)",
-        "llmcc.yaml:18:57: unpaired.layers: no environments/x.yaml: remove it from the list (layer manifest)",
+        f"llmcc.yaml:{n}:57: unpaired.layers: no environments/x.yaml: remove it from the list (layer manifest)",
     ]
 
 

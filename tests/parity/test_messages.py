@@ -44,11 +44,13 @@ def test_a_misspelt_nested_manifest_key(config: Path, capsys: pytest.CaptureFixt
 
 
 def test_a_misspelt_policy_field(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    edit(config / "policies/assistant.yaml", "  severity: error", "  serverity: error")
+    path = config / "policies/assistant.yaml"
+    line = path.read_text().splitlines().index(next(ln for ln in path.read_text().splitlines() if "severity:" in ln))
+    edit(path, "  severity: error", "  serverity: error")
     code, _, err = run(capsys, config, "validate")
     assert code == 2
     assert err.splitlines()[0] == (
-        "llmcc: policies/assistant.yaml:7:3: [0].serverity: unknown field (did you mean 'severity'?)"
+        f"llmcc: policies/assistant.yaml:{line + 1}:3: [0].serverity: unknown field (did you mean 'severity'?)"
     )
 
 

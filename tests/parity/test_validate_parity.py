@@ -52,9 +52,11 @@ def test_a_policy_matching_an_unknown_environment(config: Path, capsys: pytest.C
     (config / "environments/prod.yaml").write_text("vars:\n  temperature: 1.5\n")
     code, _, err = run(capsys, config, "validate")
     assert code == 2
+    lines = policies.read_text().splitlines()
+    rule = lines.index("- name: prod-temperature-bounded") + 1
     assert err.splitlines()[0] == (
-        "llmcc: policies/assistant.yaml:5:3: policy prod-temperature-bounded: match.environments: 'prdo' is not "
-        "one of llmcc.yaml's environments (did you mean 'prod'?)"
+        f"llmcc: policies/assistant.yaml:{rule}:3: policy prod-temperature-bounded: match.environments: 'prdo' is "
+        "not one of llmcc.yaml's environments (did you mean 'prod'?)"
     )
 
 
