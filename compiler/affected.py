@@ -10,8 +10,11 @@
 3. A data key file ``keys/targets/<target>.yaml`` affects its target (its
    readers are checked against llmcc.yaml); one of no target, every target
    (so a full validate reports it as an orphan).
-4. Anything else (other keys, docs, ``policies/tests/``, a layer of no
-   target) affects no target.
+4. A YAML file in a layer directory (``environments/``,
+   ``environments/tenants/``, ``environments/<env>/tenants/``) that no target
+   reads affects every target, so a full validate reports it as unread
+   (``compiler.validate.layout``: a misspelt environment or tenant file).
+5. Anything else (other keys, docs, ``policies/tests/``) affects no target.
 """
 
 from __future__ import annotations
@@ -46,15 +49,29 @@ def affected_targets(project: Project, files: Iterable[str]) -> list[Target]:
     if orphan_names(project, sorted(key_files)):
         return targets
     out = []
+    read: set[str] = set()
     for target in targets:
-        if f"{target.name}.yaml" in key_files:
-            out.append(target)
-            continue
         layer_files = set()
         for ref in resolve_layers(project, target):
             layer_files.add(ref.path)
             if ref.secrets:
                 layer_files.add(rotation_path(ref.path))
-        if layer_files & paths:
+        read |= layer_files
+        if f"{target.name}.yaml" in key_files or layer_files & paths:
             out.append(target)
+    if any(_in_layer_dir(project, p) and p not in read for p in paths):
+        return targets
     return out
+
+
+def _in_layer_dir(project: Project, path: str) -> bool:
+    if not path.endswith((".yaml", ".yml")):
+        return False
+    parts = path.split("/")
+    if parts[0] != ENVIRONMENTS:
+        return False
+    return (
+        len(parts) == 2
+        or parts[1:-1] == ["tenants"]
+        or (parts[2:-1] == ["tenants"] and parts[1] in project.manifest.environments)
+    )

@@ -9,12 +9,15 @@ serial run: each bundle depends only on its own target.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from compiler.bundle.canonical import EncodingCache, canonical_json
@@ -91,7 +94,16 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
         order = {t.name: i for i, t in enumerate(targets)}
         results: list[TargetOutcome | None] = [None] * len(targets)
         chunk = max(1, len(targets) // (workers * 4))
-        with ctx.Pool(workers) as pool:
+        # Workers ignore SIGINT: Ctrl-C reaches the whole process group, and only the parent
+        # reacts (leaving the pool terminates the workers), so no worker prints a traceback.
+        # SIGINT is blocked while the workers are forked, so none can take it before
+        # `_ignore_interrupts` runs; one that reaches the parent meanwhile waits, then raises.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            pool = ctx.Pool(workers, initializer=_ignore_interrupts)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        with pool:
             for n, outcome in enumerate(pool.imap_unordered(_worker, targets, chunksize=chunk), 1):
                 results[order[outcome.target]] = outcome
                 if request.progress:
@@ -100,6 +112,11 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
         return [r for r in results if r is not None]
     finally:
         _REQUEST = None
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending SIGINT is now discarded
 
 
 def _done(request: BuildRequest) -> None:
@@ -117,20 +134,31 @@ def _workers(count: int, jobs: int | None) -> int:
 
 
 def _warm(repo: Repository, targets: Sequence[Target]) -> None:
-    """Parse what every worker needs before forking, so it is parsed once."""
+    """Parse what every worker needs before forking, so it is parsed once.
+
+    An input error here is not raised: it belongs to the targets that read the
+    file, and each of them meets it again in ``_build_one`` and reports it. So
+    one broken environment does not stop the others, and every broken file is
+    reported in the same run, as in a serial build.
+    """
+    steps: list[Callable[[], object]] = []
     for module in repo.modules:
-        repo.schema(module)
-        repo.templates(module)
-    for env in sorted({t.environment for t in targets}):
-        env_base(repo, env)
-    repo.policy_check()
+        steps += [partial(repo.schema, module), partial(repo.templates, module)]
+    steps += [partial(env_base, repo, env) for env in sorted({t.environment for t in targets})]
+    steps += [repo.policy_check, repo.layout_check]
+    for step in steps:
+        with contextlib.suppress(LlmccError):
+            step()
 
 
 def _warm_json(request: BuildRequest, targets: Sequence[Target]) -> None:
     """Encode the environments' modules once, so tenant bundles reuse the text of shared subtrees."""
     for env in sorted({t.environment for t in targets}):
-        for value in env_base(request.repo, env).modules.values():
-            canonical_json(value, cache=request.json_cache, store=True)  # type: ignore[arg-type]
+        base = request.repo.env_bases.get(env)
+        if base is None:
+            continue  # the environment failed to load: its targets report it
+        for value in base.modules.values():
+            canonical_json(value, cache=request.json_cache, store=True)
 
 
 _REQUEST: BuildRequest | None = None
@@ -192,8 +220,15 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def iter_diagnostics(outcomes: Sequence[TargetOutcome]) -> Iterator[Diagnostic]:
+    """Every target's diagnostics; one about the repository (no target) only once."""
+    seen: set[Diagnostic] = set()
     for outcome in outcomes:
-        yield from outcome.diagnostics
+        for d in outcome.diagnostics:
+            if d.target is None:
+                if d in seen:
+                    continue
+                seen.add(d)
+            yield d
 
 
 __all__ = ["BuildRequest", "KeyCheck", "Sealer", "TargetOutcome", "build_targets", "iter_diagnostics", "write_atomic"]

@@ -96,5 +96,10 @@ def diagnostic_from_message(message: str, *, target: str | None = None) -> Diagn
     return Diagnostic(message=m["message"], origin=origin, target=target)
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 target``, ``2 targets``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def sort_diagnostics(diags: list[Diagnostic]) -> list[Diagnostic]:
     return sorted(diags, key=Diagnostic.sort_key)

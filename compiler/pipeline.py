@@ -21,7 +21,7 @@ from compiler.merge import merge_layers, merge_value, strip_tags
 from compiler.project import Target
 from compiler.render.jinja import Renderer
 from compiler.repository import LayerDoc, Repository
-from compiler.validate import secrets_guard
+from compiler.validate import literal_jinja, secrets_guard
 from compiler.validate.secretwalk import secret_paths
 
 
@@ -119,6 +119,17 @@ def _merge_modules(
     return modules
 
 
+def _literal_jinja(repo: Repository, stack: TargetStack) -> list[Diagnostic]:
+    """Jinja syntax in the stack's layer files, where nothing renders it (checked once per file)."""
+    out: list[Diagnostic] = []
+    for layer in stack.layers:
+        found = repo.jinja_findings.get(layer.ref.path)
+        if found is None:
+            found = repo.jinja_findings[layer.ref.path] = literal_jinja.check_layer(layer)
+        out += found
+    return out
+
+
 def compile_target(repo: Repository, target: Target, *, validate: bool = True, inherit: bool = True) -> CompileResult:
     """Render, merge and (optionally) validate every module of ``target``.
 
@@ -150,11 +161,15 @@ def compile_target(repo: Repository, target: Target, *, validate: bool = True, i
             diags.extend(secrets_guard.check_stack(repo, stack, module))
         if paths:
             secrets[module] = paths
+    if validate:
+        diags.extend(_literal_jinja(repo, stack))
     if validate and not any(d.severity == "error" for d in diags):
         # Policies run after schema validation, on valid modules only (README "Policies, pre-commit and CI").
         checked = CompileResult(target=target, stack=stack, modules=modules, diagnostics=[], secrets=secrets)
         diags.extend(repo.policy_check().check(checked, repo.policy_now or datetime.now(UTC)))
     diags = [replace(d, target=target.name) for d in diags]
+    if validate:
+        diags += repo.layout_check()  # about the repository, not the target: reported once
     return CompileResult(
         target=target, stack=stack, modules=modules, diagnostics=sort_diagnostics(diags), secrets=secrets
     )

@@ -81,7 +81,7 @@ def scan_files(repo: Repository, files: Iterable[str]) -> GuardScan:
         if name.endswith(".sops.yaml") and name != SOPS_CONFIG:
             scan.diagnostics += _sops_file(repo, data, path)
         elif path.startswith(f"{ENVIRONMENTS}/") and name.endswith((".yaml", ".yml")):
-            scan.diagnostics += _layer_file(repo, load_document(data, path=path, layer="layer"))
+            scan.diagnostics += _layer_file(repo, load_document(data, path=path, layer=_layer_name(path)))
         elif path.startswith(f"{TEMPLATES}/") and name.endswith((".yaml", ".yml")):
             templates.append(path)
     if templates:
@@ -104,7 +104,7 @@ def _read_all(repo: Repository, files: Iterable[str], scan: GuardScan) -> Iterab
                 continue
             data = repo.tree.read(path)
         except LlmccError as e:  # a symlink out of the repository, a file over the size limit
-            origin = Origin(path=path, line=1, column=1, layer="file")
+            origin = Origin(path=path, line=1, column=1, layer="")
             scan.diagnostics.append(Diagnostic(message=f"not scanned: {e}", severity=Severity.WARNING, origin=origin))
             continue
         yield path, data
@@ -112,7 +112,7 @@ def _read_all(repo: Repository, files: Iterable[str], scan: GuardScan) -> Iterab
 
 def _leaks(repo: Repository, path: str, data: bytes, scan: GuardScan) -> None:
     if PurePosixPath(path).name.endswith(PLAINTEXT_SUFFIXES):
-        origin = Origin(path=path, line=1, column=1, layer="file")
+        origin = Origin(path=path, line=1, column=1, layer="")
         scan.diagnostics.append(Diagnostic(message=PLAINTEXT_FILE_MESSAGE, origin=origin))
     if b"\0" in data[:_BINARY_PROBE]:
         return
@@ -139,7 +139,7 @@ def _credentials(data: bytes, path: str) -> list[Diagnostic]:
     out = []
     for f in find_credentials(data.decode("utf-8", "replace")):
         message = PRIVATE_KEY_MESSAGE if f.family == PRIVATE_KEY else CREDENTIAL_MESSAGE
-        origin = Origin(path=path, line=f.line, column=f.column, layer="file")
+        origin = Origin(path=path, line=f.line, column=f.column, layer="")
         out.append(Diagnostic(message=f"{f.kind}: {message}", origin=origin))
     return out
 
@@ -166,9 +166,9 @@ def _decrypted_bundle(repo: Repository, data: bytes, path: str) -> list[Diagnost
         return []
     module, spath = plain[0]
     try:
-        origin = load_document(data, path=path, layer="file").origin((*prefix, module, *spath))
+        origin = load_document(data, path=path, layer="").origin((*prefix, module, *spath))
     except LlmccError:
-        origin = Origin(path=path, line=1, column=1, layer="file")
+        origin = Origin(path=path, line=1, column=1, layer="")
     more = f" (and {len(plain) - 1} more)" if len(plain) > 1 else ""
     return [Diagnostic(message=BUNDLE_MESSAGE + more, origin=origin, module=module, path=spath)]
 
@@ -180,6 +180,16 @@ def _opened(value: Value) -> bool:
     if isinstance(value, list):
         return any(_opened(v) for v in value)
     return value is not None and not is_enc(value)
+
+
+def _layer_name(path: str) -> str:
+    """The layer name compile gives the file (``prod``, ``tenants/acme``, ``prod (secrets)``); "" outside layers."""
+    if not path.startswith(f"{ENVIRONMENTS}/"):
+        return ""
+    stem = path.removeprefix(f"{ENVIRONMENTS}/")
+    if stem.endswith(".secrets.sops.yaml"):
+        return stem.removesuffix(".secrets.sops.yaml") + " (secrets)"
+    return stem.rsplit(".", 1)[0]
 
 
 def _modules(repo: Repository, doc: Document) -> list[tuple[str, Value]]:
@@ -194,7 +204,7 @@ def _modules(repo: Repository, doc: Document) -> list[tuple[str, Value]]:
 
 
 def _sops_file(repo: Repository, data: bytes, path: str) -> list[Diagnostic]:
-    doc = load_document(data, path=path, layer="secrets")
+    doc = load_document(data, path=path, layer=_layer_name(path))
     if not is_sops_document(doc.value):
         return [Diagnostic(message=NOT_SOPS, origin=doc.origin(()))]
     out = []

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic import ValidationError as PydanticValidationError
 
 from compiler.errors import InputError, UsageError
+from compiler.fields import first_error
 from compiler.load.yaml import Document, load_document
 
 MANIFEST = "llmcc.yaml"
@@ -103,6 +104,20 @@ class SecretsGuardSpec(_Model):
     allow: list[AllowedFile] = Field(default_factory=list)
 
 
+class UnpairedSpec(_Model):
+    """Explicit exceptions to "every schema has its template and every template its schema".
+
+    ``schemas``: modules whose values come from the layers alone (no
+    ``templates/<module>.yaml``). ``templates``: files in ``templates/`` that
+    are neither a module's template nor an ``extends`` base, kept unused.
+    ``layers``: files under ``environments/`` that no target reads, kept unused.
+    """
+
+    schemas: list[str] = Field(default_factory=list)
+    templates: list[str] = Field(default_factory=list)
+    layers: list[str] = Field(default_factory=list)
+
+
 class Manifest(_Model):
     project: Name
     environments: dict[Name, EnvironmentSpec] = Field(min_length=1)
@@ -111,6 +126,7 @@ class Manifest(_Model):
     signing: SigningSpec = Field(default_factory=SigningSpec)
     storage: StorageSpec = Field(default_factory=StorageSpec)
     secrets_guard: SecretsGuardSpec = Field(default_factory=SecretsGuardSpec)
+    unpaired: UnpairedSpec = Field(default_factory=UnpairedSpec)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -207,14 +223,12 @@ def load_project(data: bytes, *, path: str = MANIFEST) -> Project:
     try:
         manifest = Manifest.model_validate(doc.value)
     except PydanticValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(err["loc"])
+        loc, msg = first_error(e, Manifest)
         field = ".".join(str(p) for p in loc) or "(top level)"
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        msg = err["msg"]
         if loc == ("storage", "pointer_expiry"):
             msg = "a duration in hours or days up to 366d, like 36h or 7d"
-        elif err["type"] == "string_pattern_mismatch":
+        elif msg.startswith("String should match pattern"):
             msg = "names must be lowercase identifiers ([a-z][a-z0-9_-]*)"
         raise InputError(f"{doc.origin(loc).location()}: {field}: {msg}{more}") from e
     _check_references(manifest, doc)

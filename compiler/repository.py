@@ -20,6 +20,7 @@ from compiler.load.yaml import Document, Tagged, Value, load_document
 from compiler.project import MANIFEST, Project, load_project
 from compiler.render.jinja import TemplatePlan, plan_template
 from compiler.sources.base import SourceTree
+from compiler.validate.literal_jinja import COMMENT_MESSAGE, has_jinja, jinja_in_comments
 from compiler.validate.schema import ModuleSchema
 from compiler.validate.schemafiles import SchemaFiles
 
@@ -70,7 +71,9 @@ class Repository:
         self._layers: dict[str, LayerDoc | None] = {}
         self.render_cache: dict[tuple[str, tuple[str, ...]], Any] = {}
         self.guard_cache: dict[tuple[str, str], list[Diagnostic]] = {}
+        self.jinja_findings: dict[str, list[Diagnostic]] = {}  # layer path -> literal Jinja in it
         self.env_bases: dict[str, Any] = {}  # pipeline.EnvBase by environment
+        self._layout: list[Diagnostic] | None = None
         self._policy_check: Any = None  # compiler.policy.PolicyCheck, loaded on first use
         # The time policies are checked at (secret ages, waiver expiry): see compiler.policy.policy_time.
         self.policy_now: datetime | None = None
@@ -82,6 +85,14 @@ class Repository:
 
             self._policy_check = PolicyCheck(self)
         return self._policy_check  # type: ignore[no-any-return]
+
+    def layout_check(self) -> list[Diagnostic]:
+        """Schemas and templates that do not pair up (``compiler.validate.layout``), computed once."""
+        if self._layout is None:
+            from compiler.validate.layout import check_layout
+
+            self._layout = check_layout(self)
+        return self._layout
 
     def schema(self, module: str) -> ModuleSchema:
         ms = self._schemas.get(module)
@@ -107,7 +118,10 @@ class Repository:
             path = f"{TEMPLATES}/{name}"
             if name in seen:
                 raise InputError(f"{TEMPLATES}/{seen[-1]}: extends cycle {' -> '.join([*seen, name])}")
-            doc = load_document(self.tree.read(path), path=path, layer="template", rev=self.tree.rev)
+            data = self.tree.read(path)
+            doc = load_document(data, path=path, layer="template", rev=self.tree.rev)
+            for line, col in jinja_in_comments(data):
+                raise InputError(f"{path}:{line}:{col}: {COMMENT_MESSAGE}")
             body = doc.value
             if body is None:
                 body = {}
@@ -117,6 +131,8 @@ class Repository:
             parent = body.get("extends")
             if parent is not None:
                 where = doc.origin(("extends",)).location()
+                if isinstance(parent, str) and has_jinja(parent):
+                    raise InputError(f"{where}: extends is not rendered: name the template file")
                 if not isinstance(parent, str) or not parent.endswith(".yaml"):
                     raise InputError(f"{where}: extends takes a template file name")
                 if len(seen) >= MAX_EXTENDS:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from compiler.build import TargetOutcome
-from compiler.diagnostics import Severity
+from compiler.build import TargetOutcome, iter_diagnostics
+from compiler.diagnostics import Severity, plural
 from compiler.errors import ConfigCheckError, LlmccError
 
 
@@ -26,13 +26,14 @@ def raise_failures(outcomes: Sequence[TargetOutcome]) -> None:
     bad = failed_targets(outcomes)
     if not bad:
         return
-    diags = [d for o in outcomes for d in o.diagnostics]
+    diags = list(iter_diagnostics(outcomes))  # a finding about the repository, once
     errors: dict[str, int] = {}
     for o in outcomes:
         if o.error is not None:
             errors.setdefault(*o.error)  # one file breaks every target that reads it: say it once
     if not errors:
-        raise ConfigCheckError(f"{len(bad)} of {len(outcomes)} targets failed validation: {', '.join(bad)}", diags)
+        summary = f"{len(bad)} of {plural(len(outcomes), 'target')} failed validation: {', '.join(bad)}"
+        raise ConfigCheckError(summary, diags)
     for d in diags:
         if d.severity is Severity.ERROR:
             print(d.format(), file=sys.stderr)

@@ -7,10 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-from compiler.build import BuildRequest, build_targets
+from compiler.build import BuildRequest, build_targets, iter_diagnostics
 from compiler.cli import Context
 from compiler.cli._failures import failed_targets, raise_failures
 from compiler.cli._repo import add_identity_arg, add_jobs_arg, add_target_args, open_repository
+from compiler.diagnostics import plural
+from compiler.distdir import BundleDir, bundle_name
 from compiler.secrets.access import KeyFileCheck
 from compiler.secrets.sealing import KeyFileSealer
 
@@ -29,28 +31,29 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     out_dir = Path(args.out)
     if not out_dir.is_absolute():
         out_dir = ctx.root / out_dir
-    request = BuildRequest(
-        repo=repo,
-        source=source,
-        out_dir=out_dir,
-        seal=KeyFileSealer(repo.tree, repo.project, ids if ids else None),
-        check_keys=KeyFileCheck(repo.tree, repo.project),
-        progress=ctx.progress,
-    )
-    outcomes = build_targets(request, targets, jobs=args.jobs)
-    bad = set(failed_targets(outcomes))
-    for o in outcomes:
-        if o.target in bad:
-            (out_dir / f"{o.target}.bundle.json").unlink(missing_ok=True)  # no stale bundle for a failed target
-        else:
-            print(f"{_display(out_dir, ctx.root)}/{o.target}.bundle.json")
+    bundles = BundleDir(out_dir, [t.name for t in targets])
+    with bundles.staged() as staging:
+        request = BuildRequest(
+            repo=repo,
+            source=source,
+            out_dir=staging,
+            seal=KeyFileSealer(repo.tree, repo.project, ids if ids else None),
+            check_keys=KeyFileCheck(repo.tree, repo.project),
+            progress=ctx.progress,
+        )
+        outcomes = build_targets(request, targets, jobs=args.jobs)
+        bad = set(failed_targets(outcomes))
+        good = [o.target for o in outcomes if o.target not in bad]
+        bundles.install(good)  # a failed target keeps no bundle, not even last run's
+    for target in good:
+        print(f"{_display(out_dir, ctx.root)}/{bundle_name(target)}")
     raise_failures(outcomes)
-    diags = [d for o in outcomes for d in o.diagnostics]
+    diags = list(iter_diagnostics(outcomes))
     for d in diags:
         print(d.format(), file=sys.stderr)
     if not ctx.quiet:
         took = time.perf_counter() - start
-        print(f"llmcc: compiled {len(outcomes)} targets in {took:.2f}s", file=sys.stderr)
+        print(f"llmcc: compiled {plural(len(outcomes), 'target')} in {took:.2f}s", file=sys.stderr)
     return 0
 
 

@@ -26,7 +26,7 @@ from compiler.affected import affected_targets
 from compiler.cli import Context
 from compiler.cli._output import REPORTERS
 from compiler.cli._repo import open_tree
-from compiler.diagnostics import Severity, sort_diagnostics
+from compiler.diagnostics import Severity, plural, sort_diagnostics
 from compiler.errors import UsageError
 from compiler.plaintext import scan_files
 from compiler.policy.rules import POLICIES
@@ -103,7 +103,9 @@ def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:
         print(f"llmcc: secrets-guard: allowed by llmcc.yaml secrets_guard.allow: {allowed}", file=sys.stderr)
     errors = sum(1 for d in diags if d.severity is Severity.ERROR)
     if errors:
-        print(f"llmcc: secrets-guard FAILED: {errors} findings in {len(files)} files", file=sys.stderr)
+        print(
+            f"llmcc: secrets-guard FAILED: {plural(errors, 'finding')} in {plural(len(files), 'file')}", file=sys.stderr
+        )
         return 1
     if not args.files:
         print(f"llmcc: secrets-guard ok: {len(files)} files", file=sys.stderr)

@@ -16,7 +16,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from compiler.build import BuildRequest, build_targets
+from compiler.build import BuildRequest, build_targets, iter_diagnostics
 from compiler.bundle.dsse import Keyring, Signer, load_signing_key
 from compiler.cli import Context
 from compiler.cli._failures import raise_failures
@@ -170,7 +170,7 @@ def _compile(
     )
     outcomes = build_targets(request, repo.project.select(args.target))
     raise_failures(outcomes)
-    diags = [d for o in outcomes for d in o.diagnostics]
+    diags = list(iter_diagnostics(outcomes))
     bodies: list[tuple[str, JSONObject]] = []
     for outcome in outcomes:
         assert outcome.data is not None  # keep_bytes, and no target failed

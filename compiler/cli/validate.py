@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from compiler.build import BuildRequest, build_targets
+from compiler.build import BuildRequest, build_targets, iter_diagnostics
 from compiler.cli import Context
 from compiler.cli._output import REPORTERS
 from compiler.cli._repo import add_identity_arg, add_jobs_arg, add_target_args, open_repository
-from compiler.diagnostics import Diagnostic, Severity, diagnostic_from_message, sort_diagnostics
+from compiler.diagnostics import Diagnostic, Severity, diagnostic_from_message, plural, sort_diagnostics
 from compiler.plaintext import scan_committable
 from compiler.secrets.access import KeyFileCheck
 from compiler.trust import check_trusted_keys
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     # every target that reads it, so each message is reported once, without a target.
     inputs = {o.error[0]: o.error[1] for o in outcomes if o.error}
     diags: list[Diagnostic] = [diagnostic_from_message(m) for m in inputs]
-    found = [d for o in outcomes for d in o.diagnostics]
+    found = list(iter_diagnostics(outcomes))
     if targets == repo.project.targets():  # an orphan key file belongs to no selected target
         found += keys.orphans()
     found += check_trusted_keys(repo.project, repo.tree)
@@ -55,10 +55,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         n_err = len(inputs) + sum(1 for d in diags if d.severity is Severity.ERROR)
         n_warn = sum(1 for d in diags if d.severity is Severity.WARNING)
         verdict = "ok" if not failed else "FAILED"
-        counts = f"{_count(len(outcomes), 'target')}, {_count(n_err, 'error')}, {_count(n_warn, 'warning')}"
+        counts = f"{plural(len(outcomes), 'target')}, {plural(n_err, 'error')}, {plural(n_warn, 'warning')}"
         print(f"llmcc: validate {verdict}: {counts}", file=sys.stderr)
     return code
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"

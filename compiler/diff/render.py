@@ -15,6 +15,7 @@ import difflib
 import json
 from collections.abc import Callable, Iterator
 
+from compiler.diagnostics import plural
 from compiler.diff.compute import Change, DiffResult, TargetDiff
 from compiler.diff.masking import Masked, public
 from compiler.secrets.access import ReaderChange
@@ -86,16 +87,12 @@ def _names(group: list[TargetDiff], fmt: str = "{}") -> str:
 
 def _target_note(t: TargetDiff) -> str:
     modules = t.modules
-    listed = ", ".join(modules[:3]) + (f" and {len(modules) - 3} more modules" if len(modules) > 3 else "")
-    access = [_plural(len(t.readers), "reader change")] if t.readers else []
+    listed = ", ".join(modules[:3]) + (f" and {plural(len(modules) - 3, 'more module')}" if len(modules) > 3 else "")
+    access = [plural(len(t.readers), "reader change")] if t.readers else []
     if t.status in ("added", "removed"):
-        return ", ".join([f"target {t.status} ({len(modules)} modules)", *access])
+        return ", ".join([f"target {t.status} ({plural(len(modules), 'module')})", *access])
     n = len(t.changes)
-    return ", ".join([*access, *([f"{_plural(n, 'value')} in {listed}"] if n or not access else [])])
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n != 1 else ''}"
+    return ", ".join([*access, *([f"{plural(n, 'value')} in {listed}"] if n or not access else [])])
 
 
 def _headline(result: DiffResult) -> str:
@@ -104,7 +101,7 @@ def _headline(result: DiffResult) -> str:
     if not changed:
         return f"no changes in {len(result.targets)} targets"
     access = result.access
-    lead = f"{_plural(result.reader_count, 'reader change')} in {_plural(len(access), 'target')}; " if access else ""
+    lead = f"{plural(result.reader_count, 'reader change')} in {plural(len(access), 'target')}; " if access else ""
     return f"{lead}{len(changed)} of {len(result.targets)} targets change, {result.count} values"
 
 
@@ -184,14 +181,14 @@ def render_markdown(result: DiffResult, *, limit: int = MARKDOWN_LIMIT) -> str:
         parts += ["", f"> **Note:** {CIPHERTEXT_NOTE}."]
     text = "\n".join(parts) + "\n"
     note = (
-        "\n> **Truncated:** {n} more sections are not shown (comments are limited to"
+        "\n> **Truncated:** {n} not shown (comments are limited to"
         " {limit:,} characters); run `llmcc diff` locally for the whole diff.\n"
     )
     groups = group_targets(result)
     for i, group in enumerate(groups):
         section = _md_section(group, limit - len(text) - len(note) - 20)
         if section is None:
-            return text + note.format(n=len(groups) - i, limit=limit)
+            return text + note.format(n=plural(len(groups) - i, "more section"), limit=limit)
         text += section
     return text
 

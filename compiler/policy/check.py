@@ -26,7 +26,7 @@ from compiler.jsonpath import JsonPath, parse_path, resolve
 from compiler.jsontypes import JSONValue
 from compiler.load.yaml import Tagged, Value
 from compiler.policy.evaluate import evaluate_policies
-from compiler.policy.rules import PolicySet, load_policies
+from compiler.policy.rules import PolicySet, check_names, load_policies
 from compiler.policy.secretmeta import rotate_every, secret_entry
 from compiler.secrets.rotation import read_rotation, rotation_key, rotation_path
 from compiler.sources.base import SourceInfo
@@ -60,6 +60,7 @@ class PolicyCheck:
     def __init__(self, repo: Repository, policies: PolicySet | None = None) -> None:
         self.repo = repo
         self.policies = load_policies(repo.tree) if policies is None else policies
+        check_names(self.policies, repo.project, repo.modules)
         self._sidecars: dict[str, dict[str, str]] = {}
 
     def check(self, result: CompileResult, now: dt.datetime) -> list[Diagnostic]:

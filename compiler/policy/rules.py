@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Container
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -38,10 +38,11 @@ from pydantic import ValidationError as PydanticValidationError
 
 from compiler.diagnostics import Origin
 from compiler.errors import InputError
+from compiler.fields import first_error, suggestion
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Document, load_document
 from compiler.policy.cel import RuleProgram, compile_rule
-from compiler.project import Target
+from compiler.project import Project, Target
 from compiler.sources.base import SourceTree
 
 POLICIES = "policies"
@@ -144,6 +145,37 @@ def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(part) for part in pattern.split("*")))
 
 
+def check_names(policies: PolicySet, project: Project, modules: Sequence[str]) -> None:
+    """Every name a rule's ``match`` or a waiver's ``targets`` uses exists: a misspelt one
+    would make the rule or the waiver apply nowhere, silently (issue 10: fail validate instead).
+
+    Raises:
+        InputError: at the rule or waiver, naming the unknown name and the closest known one.
+    """
+    targets = [t.name for t in project.targets()]
+    known = {
+        "environments": list(project.manifest.environments),
+        "tenants": list(project.manifest.tenants),
+        "modules": list(modules),
+    }
+    for policy in policies.policies:
+        for field, names in known.items():
+            for name in getattr(policy.match, field) or ():
+                if name not in names:
+                    where = policy.origin.location()
+                    raise InputError(
+                        f"{where}: policy {policy.name}: match.{field}: {name!r} is not one of "
+                        f"llmcc.yaml's {field}{suggestion(name, names)}"
+                    )
+    for waiver in policies.waivers:
+        for pattern in waiver.targets or ():
+            if not any(_glob(pattern).fullmatch(t) for t in targets):
+                raise InputError(
+                    f"{waiver.origin.location()}: waiver of policy {waiver.policy}: targets: {pattern!r} matches no "
+                    f"target{suggestion(pattern, targets)}"
+                )
+
+
 def load_policies(tree: SourceTree) -> PolicySet:
     """Every ``policies/*.yaml`` file (not ``policies/tests/``), compiled; empty without the directory.
 
@@ -220,14 +252,10 @@ def parse_policy_file(data: bytes, *, path: str) -> tuple[list[Policy], list[Wai
 
 
 def _input_error(e: PydanticValidationError, doc: Document, listed: bool) -> InputError:
-    err = e.errors()[0]
-    loc = tuple(err["loc"])
+    loc, msg = first_error(e, PolicyFile)
     shown = loc[1:] if listed and loc[:1] == ("rules",) else loc
     field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in shown).lstrip(".") or "(top level)"
-    msg = err["msg"]
-    if err["type"] == "string_pattern_mismatch":
+    if msg.startswith("String should match pattern"):
         msg = "must be YYYY-MM-DD" if loc[-1:] == ("expires",) else "must be a name of letters, digits, . _ -"
-    elif err["type"] == "extra_forbidden":
-        msg = "unknown field"
     more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
     return InputError(f"{doc.origin(shown).location()}: {field}: {msg}{more}")

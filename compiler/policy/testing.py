@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
 from compiler.errors import InputError, UsageError
+from compiler.fields import first_error
 from compiler.jsontypes import JSONValue
 from compiler.load.yaml import load_document
 from compiler.policy.evaluate import Status, evaluate_target
@@ -98,9 +99,8 @@ def load_cases(data: bytes, *, path: str, policies: PolicySet) -> list[Case]:
         try:
             spec = CaseSpec.model_validate(item)
         except PydanticValidationError as e:
-            err = e.errors()[0]
-            loc = (i, *err["loc"])
-            msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+            inner, msg = first_error(e, CaseSpec)
+            loc = (i, *inner)
             field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
             raise InputError(f"{doc.origin(loc).location()}: {field}: {msg}") from e
         where = doc.origin((i,)).location()

@@ -467,6 +467,9 @@ def _collect(plan: TemplatePlan, value: Value, path: JsonPath, slots: dict[str |
             slots[path[-1] if path else ""] = None
         return
     for key, child in items:
+        if isinstance(key, str) and ("{{" in key or "{%" in key or "{#" in key):
+            where = plan.document.origin((*path, key)).location()
+            raise InputError(f"{where}: Jinja syntax in a key is never rendered (only string values of templates are)")
         sub = {}
         _collect(plan, child, (*path, key), sub)
         if sub:
@@ -637,16 +640,29 @@ def _describe(e: TemplateError) -> str:
     return f"template error: {msg}"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str) -> str:
+    # A Jinja escape ('\ud800') can make a lone surrogate, which no UTF-8 bundle can hold:
+    # refuse it here, at the template line, rather than when the bundle is written.
+    if _SURROGATE.search(value):
+        raise ValueError("the result holds a lone surrogate (\\ud800-\\udfff), which is not valid Unicode text")
+    return value
+
+
 def _to_value(result: Any, native: bool) -> Value:  # noqa: ANN401
     if isinstance(result, Undefined):
         result._fail_with_undefined_error()
     if not native:
-        return str(result)
+        return _text(str(result))
     if isinstance(result, float) and not math.isfinite(result):
         raise ValueError(f"{result} is not a JSON number")  # bundles are JSON: no NaN or infinity
     if isinstance(result, int) and result.bit_length() > _MAX_INT_BITS:
         raise ValueError("integer too large")
-    if result is None or isinstance(result, (str, bool, int, float)):
+    if isinstance(result, str):
+        return _text(result)
+    if result is None or isinstance(result, (bool, int, float)):
         return result
     if isinstance(result, (list, tuple)):
         return [_to_value(v, True) for v in result]
@@ -654,7 +670,7 @@ def _to_value(result: Any, native: bool) -> Value:  # noqa: ANN401
         for k in result:
             if not isinstance(k, str):  # as in YAML (compiler.load.yaml): str(k) would be "True" or merge "1" and 1
                 raise ValueError(f"mapping keys must be strings, not {type(k).__name__} {k!r}")
-        return {k: _to_value(v, True) for k, v in result.items()}
+        return {_text(k): _to_value(v, True) for k, v in result.items()}
     # a generator (``map``, ``select``), a range, an object: its str() would be Python's, not a value
     raise ValueError(f"a {type(result).__name__} is not a JSON value (add | list)")
 

@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Literal
 
 from compiler.errors import InputError, SecretsError
+from compiler.fields import unknown_field
 from compiler.jsontypes import JSONObject
 from compiler.load.yaml import load_document
 from compiler.project import KeySpec, Project, Target
@@ -234,7 +235,7 @@ def read_target_key(data: bytes, *, path: str) -> TargetKeyFile:
         raise InputError(f"{path}:1:1: a key file must be a mapping")
     for name in value:
         if name not in _FIELDS:
-            raise InputError(f"{doc.origin((name,)).location()}: unknown field {name!r}")
+            raise InputError(f"{doc.origin((name,)).location()}: {unknown_field(name, _FIELDS)}")
     strings: dict[str, str] = {}
     for name in _FIELDS[:5]:
         item = value.get(name)

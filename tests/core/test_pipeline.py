@@ -24,7 +24,7 @@ from compiler.sources import worktree
 from compiler.sources.worktree import WorkTree
 from compiler.validate.schema import ModuleSchema, secret_paths
 from tests.conftest import DEMO_IDENTITY, copy_example
-from tests.core._repos import DEMO_RECIPIENT, ENGINE_SCHEMA, dedent, mini_repo, open_repo, sops_encrypt
+from tests.core._repos import DEMO_RECIPIENT, ENGINE_SCHEMA, MANIFEST, dedent, mini_repo, open_repo, sops_encrypt
 
 PROD = Target("prod")
 PROD_ACME = Target("prod", "acme")
@@ -352,6 +352,7 @@ def test_an_unencrypted_secrets_file_is_an_error_even_without_secret_fields(tmp_
         tmp_path,
         {
             "schemas/aaa.schema.json": {"type": "object"},  # the first module has no secret field
+            "templates/aaa.yaml": "{}\n",
             "schemas/engine.schema.json": no_secrets,
             "environments/prod.secrets.sops.yaml": "modules:\n  engine:\n    region: plain\n",
         },
@@ -454,7 +455,14 @@ def test_all_schema_errors_are_reported_at_once_sorted(tmp_path: Path) -> None:
 
 
 def test_a_required_field_missing_everywhere(tmp_path: Path) -> None:
-    root = mini_repo(tmp_path, {"templates/engine.yaml": None, "environments/prod.yaml": "vars: {}\n"})
+    root = mini_repo(
+        tmp_path,
+        {
+            "templates/engine.yaml": None,
+            "environments/prod.yaml": "vars: {}\n",
+            "llmcc.yaml": MANIFEST + "unpaired: {schemas: [engine]}\n",
+        },
+    )
     [diag] = compiled(root).diagnostics
     assert diag.message == "'model' is a required property"
     assert diag.path == ()

@@ -184,7 +184,7 @@ def test_parse_target_refuses_bad_names(text: str) -> None:
             environments:
               dev: {colour: red}
             """,
-            "llmcc.yaml:3:9: environments.dev.colour: Extra inputs are not permitted",
+            "llmcc.yaml:3:9: environments.dev.colour: unknown field (expected one of: extends)",
         ),
         (
             """
@@ -195,7 +195,7 @@ def test_parse_target_refuses_bad_names(text: str) -> None:
               default: file://x
               backup: s3://y
             """,
-            "llmcc.yaml:6:3: storage.backup: Extra inputs are not permitted",
+            "llmcc.yaml:6:3: storage.backup: unknown field (expected one of: default, pointer_expiry)",
         ),
         (
             """
@@ -205,7 +205,7 @@ def test_parse_target_refuses_bad_names(text: str) -> None:
             enviroments:
               prod: {}
             """,
-            "llmcc.yaml:4:1: enviroments: Extra inputs are not permitted",
+            "llmcc.yaml:4:1: enviroments: unknown field (did you mean 'environments'?)",
         ),
         (
             """
@@ -280,7 +280,7 @@ def test_more_errors_are_counted() -> None:
           dev: {colour: red, size: 3}
         """
     )
-    assert message == "llmcc.yaml:3:9: environments.dev.colour: Extra inputs are not permitted (and 1 more)"
+    assert message == "llmcc.yaml:3:9: environments.dev.colour: unknown field (expected one of: extends) (and 1 more)"
 
 
 # --- key-encryption keys: the most specific match wins ---------------------------------------

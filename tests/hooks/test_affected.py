@@ -31,7 +31,10 @@ ALL = ["dev", "staging", "prod", "staging@acme", "prod@acme", "prod@globex"]
         (["policies/tests/production.yaml", "keys/README.md", "README.md"], []),
         (["keys/targets/prod.yaml", "keys/targets/prod@acme.yaml"], ["prod", "prod@acme"]),  # issue 9 §1
         (["keys/targets/qa.yaml"], ALL),  # an orphan: a full run reports it
-        (["environments/qa.yaml"], []),
+        (["environments/qa.yaml"], ALL),  # read by no target: a full run reports it (issue 10 §1)
+        (["environments/tenants/initech.yaml"], ALL),
+        (["environments/dev/tenants/acme.yaml"], ALL),  # acme is not compiled for dev
+        (["environments/notes/x.yaml", "environments/README.md"], []),
         ([], []),
     ],
 )

@@ -78,11 +78,11 @@ def test_secrets_guard_blocks_plaintext_and_unencrypted_files(
     assert (code, out) == (1, "")
     assert err.splitlines() == [
         "environments/dev.yaml:4:7: data-pipeline $.db.password: secret in plaintext: the value of a field marked "
-        "x-secret must come from a *.secrets.sops.yaml file (layer layer)",
+        "x-secret must come from a *.secrets.sops.yaml file (layer dev)",
         "environments/staging.secrets.sops.yaml:1:1: not SOPS-encrypted: a *.secrets.sops.yaml file must be "
-        "encrypted (llmcc secrets encrypt FILE) (layer secrets)",
+        "encrypted (llmcc secrets encrypt FILE) (layer staging (secrets))",
         "notes.txt:2:1: age identity: private key material in the repository: keep private keys outside it "
-        "(a CI secret, a KMS, or ~/.config/llmcc/keys/) and commit only the public half (layer file)",
+        "(a CI secret, a KMS, or ~/.config/llmcc/keys/) and commit only the public half",
         f"templates/api-gateway.yaml:{tpl_line}:3: api-gateway $.auth.hmac_secret: secret in plaintext: the value of a "
         "field marked x-secret must come from a *.secrets.sops.yaml file (layer template)",
         "llmcc: secrets-guard FAILED: 4 findings in 5 files",

@@ -252,7 +252,7 @@ def test_a_decrypted_bundle_is_blocked_by_the_real_pre_commit_hook(
     assert (
         "prod.json:4:7: api-gateway $.auth.hmac_secret: decrypted llmcc bundle: secret fields hold plaintext" in output
     )
-    assert "(and 6 more) (layer file)" in output
+    assert "(and 6 more)" in output
     assert canary not in output
     assert git(root, "log", "-1", "--format=%s").stdout.strip() == "pre-commit hooks"
 

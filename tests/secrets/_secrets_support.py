@@ -57,6 +57,7 @@ def write_repo(root: Path, keys: AgeKeys, *, extra_targets: str = "") -> Path:
         "project: demo\n"
         "environments:\n  dev: {}\n  staging: {}\n  prod: {extends: staging}\n"
         "tenants:\n  acme: {environments: [prod]}\n"
+        "unpaired: {schemas: [data-pipeline]}\n"
         "keys:\n"
         f"  compiler: {{provider: age, recipients: [{keys.compiler.recipient}]}}\n"
         "  targets:\n"

@@ -33,6 +33,7 @@ def write_config(root: Path, age_keys: AgeKeys, prod_key: str) -> Path:
     (root / "llmcc.yaml").write_text(
         "project: demo\n"
         "environments:\n  prod: {}\n"
+        "unpaired: {schemas: [data-pipeline]}\n"
         "keys:\n"
         f"  compiler: {{provider: age, recipients: [{age_keys.compiler.recipient}]}}\n"
         f"  targets:\n    prod: {prod_key}\n"

@@ -129,7 +129,7 @@ def test_the_issue_case_new_tenant_and_reader_rule_without_keys_update(
     publish = ("-C", c, "publish", "--identity", key, "--signing-key", str(initech.signing_key))
     code, out, err = llmcc(capsys, *publish, "-t", "prod@initech")
     assert (code, out) == (1, "")
-    assert "1 of 1 targets failed validation: prod@initech" in err
+    assert "1 of 1 target failed validation: prod@initech" in err
     assert not (root / ".llmcc/store").exists()
 
     # diff names the reader of the new target before anything else

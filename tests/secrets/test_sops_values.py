@@ -108,6 +108,7 @@ def at(root: Path, key: str) -> str:
 @pytest.fixture
 def edge_repo(example_repo: GitRepo, demo_identity: Path) -> GitRepo:
     example_repo.write("schemas/edge.schema.json", EDGE_SCHEMA + "\n")
+    example_repo.write("templates/edge.yaml", "{}\n")  # every schema has its template (issue 10 §1)
     return example_repo
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from compiler.errors import SecretsError
+from compiler.fields import unknown_field
 from compiler.jsontypes import JSONObject, JSONValue
 from compiler.secrets.envelope import DEK_BYTES
 
@@ -57,7 +58,7 @@ class WrappedKey:
         fields = ("provider", "key_id", "ciphertext")
         extra = sorted(set(value) - set(fields))
         if extra:
-            raise SecretsError(f"{where}: unknown field {extra[0]!r}")
+            raise SecretsError(f"{where}: {unknown_field(extra[0], fields)}")
         out: dict[str, str] = {}
         for name in fields:
             item = value.get(name)

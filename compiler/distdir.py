@@ -1,0 +1,116 @@
+"""The output directory of ``llmcc compile``: a bundle is there only if this run made it.
+
+A later step (publish from ``dist/``, a deploy job, ``ls``) cannot tell a bundle
+of this run from one of an earlier run, so a run that does not finish must not
+leave old bundles looking current (issue 10 §7). The rules, in order:
+
+1. At the start, the old ``<target>.bundle.json`` of every target of the run is
+   removed, so a target that then fails for any reason (exit 1, 2 or 70, an
+   interrupt, even SIGKILL) has no bundle.
+2. Bundles are written into a private staging directory
+   ``DIR/.llmcc-staging-<pid>/`` on the same file system, never into ``DIR``.
+3. When the build returns, the bundles of the targets that succeeded are
+   moved into ``DIR`` with ``os.replace`` while SIGINT and SIGTERM are held
+   back, so an interrupt lands before the first move or after the last one.
+4. The staging directory is removed on every exit path; one left by a killed
+   run (its process no longer exists) is removed by the next run.
+
+So after an interrupt ``DIR`` holds no bundle of the run's targets; after a run
+with failures it holds exactly the bundles of the targets that succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from compiler.errors import InputError
+
+SUFFIX = ".bundle.json"
+STAGING_PREFIX = ".llmcc-staging-"
+_HELD = {signal.SIGINT, signal.SIGTERM}
+
+
+def bundle_name(target: str) -> str:
+    return f"{target}{SUFFIX}"
+
+
+class BundleDir:
+    """``DIR/<target>.bundle.json`` for the targets of one compile run."""
+
+    def __init__(self, out: Path, targets: Sequence[str]) -> None:
+        self.out = out
+        self.targets = list(targets)
+        self.staging = out / f"{STAGING_PREFIX}{os.getpid()}"
+
+    @contextlib.contextmanager
+    def staged(self) -> Iterator[Path]:
+        """Clear the run's old bundles and yield the staging directory (removed on exit).
+
+        Raises:
+            InputError: ``DIR`` cannot be created or an old bundle cannot be removed.
+        """
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            for target in self.targets:
+                (self.out / bundle_name(target)).unlink(missing_ok=True)
+            _remove_abandoned(self.out)
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging.mkdir()
+        except OSError as e:
+            raise InputError(f"{self.out}: cannot prepare the output directory: {e.strerror or e}") from e
+        try:
+            yield self.staging
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    def install(self, targets: Iterable[str]) -> None:
+        """Move the staged bundles of ``targets`` into ``DIR`` with interrupts held back.
+
+        Raises:
+            InputError: a bundle cannot be moved.
+        """
+        names = [bundle_name(t) for t in targets]
+        with _signals_held():
+            try:
+                for name in names:
+                    os.replace(self.staging / name, self.out / name)  # same file system: atomic per file
+            except OSError as e:
+                for name in names:  # all or none of this run's bundles
+                    (self.out / name).unlink(missing_ok=True)
+                raise InputError(f"{self.out}: cannot install the bundles: {e.strerror or e}") from e
+
+
+def _remove_abandoned(out: Path) -> None:
+    """Staging directories of runs that were killed (SIGKILL, power loss): their process is gone."""
+    for entry in out.glob(f"{STAGING_PREFIX}*"):
+        pid = entry.name.removeprefix(STAGING_PREFIX)
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Block SIGINT and SIGTERM; a signal that arrives meanwhile is delivered on exit."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+__all__ = ["STAGING_PREFIX", "SUFFIX", "BundleDir", "bundle_name"]
