@@ -198,7 +198,8 @@ def check_pointer(
             have = f"the store lists versions 1-{latest}" if latest else f"this reader has seen version {seen.version}"  # type: ignore[union-attr]
             raise VerificationError(
                 f"{target}: no signed pointer, but {have}; "
-                "if this store predates pointers, run llmcc verify, then llmcc publish --refresh-pointer"
+                "a deleted pointer can hide deleted versions (rollback?); only if this store predates pointers: "
+                "check its newest version against the publish log, then llmcc publish --refresh-pointer"
             )
         return
     if now is not None and now >= pointer.expires:

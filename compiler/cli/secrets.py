@@ -95,6 +95,13 @@ def _encrypt(src: Path, ctx: Context) -> int:
         raise UsageError(f"{rel_src}: already SOPS-encrypted; change it with: llmcc secrets edit {rel_src}")
     if not isinstance(doc.value, dict):
         raise InputError(f"{rel_src}:1:1: a secrets file must be a mapping (modules: ...)")
+    for key in doc.value:
+        # a SOPS layer holds modules: only; compile would refuse anything else after encryption
+        if key != "modules":
+            raise InputError(
+                f"{doc.origin((key,)).location()}: unknown top-level key {key!r} in a secrets file "
+                "(expected modules: <module>: <fields>); nothing was encrypted"
+            )
     refuse_ambiguous(plaintext, rel_src)
     dest = src if src.name.endswith(".sops.yaml") else src.with_name(_sops_name(src.name))
     rel_dest = _relative(ctx, dest)

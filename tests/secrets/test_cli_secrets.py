@@ -94,6 +94,11 @@ def test_encrypt_refusals(repo: Path, clean_env: Path) -> None:
     (repo / "environments/list.sops.yaml").write_text("- 1\n")
     with pytest.raises(LlmccError, match="must be a mapping"):
         run(repo, "encrypt", "environments/list.sops.yaml")
+    # the new-user trial: a file without modules: was encrypted, then every compile refused it
+    (repo / "environments/flat.secrets.yaml").write_text("modules: {}\nassistant:\n  api_key: x\n")
+    with pytest.raises(LlmccError, match=r"flat\.secrets\.yaml:2:1: unknown top-level key 'assistant' in a secrets"):
+        run(repo, "encrypt", "environments/flat.secrets.yaml")
+    assert not (repo / "environments/flat.secrets.sops.yaml").exists()
     (repo / "other.sops.yaml").write_text("modules: {}\n")
     with pytest.raises(SecretsError, match=r"no creation rule in \.sops\.yaml matches this path"):
         run(repo, "encrypt", "other.sops.yaml")

@@ -180,7 +180,8 @@ def test_a_reader_refuses_an_older_copy_of_the_store_after_pulling_the_newer(
     assert llmcc(root, "verify", "--since-state", *flags) == 3
     assert capsys.readouterr().err == (
         "llmcc: prod: no signed pointer, but this reader has seen version 3; "
-        "if this store predates pointers, run llmcc verify, then llmcc publish --refresh-pointer\n"
+        "a deleted pointer can hide deleted versions (rollback?); only if this store predates pointers: "
+        "check its newest version against the publish log, then llmcc publish --refresh-pointer\n"
     )
 
 
