@@ -99,10 +99,10 @@ def _headline(result: DiffResult) -> str:
     """The blast radius; an access change leads, as the most important line of a review (issue 9 §1)."""
     changed = result.changed
     if not changed:
-        return f"no changes in {len(result.targets)} targets"
+        return f"no changes in {plural(len(result.targets), 'target')}"
     access = result.access
     lead = f"{plural(result.reader_count, 'reader change')} in {plural(len(access), 'target')}; " if access else ""
-    return f"{lead}{len(changed)} of {len(result.targets)} targets change, {result.count} values"
+    return f"{lead}{len(changed)} of {plural(len(result.targets), 'target')} change, {plural(result.count, 'value')}"
 
 
 def _reader_line(r: ReaderChange) -> str:
@@ -160,7 +160,7 @@ def render_markdown(result: DiffResult, *, limit: int = MARKDOWN_LIMIT) -> str:
     changed = result.changed
     parts = [f"### llmcc diff `{result.base}` → `{result.head}`", ""]
     if not changed:
-        parts.append(f"No changes in the effective configuration of {len(result.targets)} targets.")
+        parts.append(f"No changes in the effective configuration of {plural(len(result.targets), 'target')}.")
         return "\n".join(parts) + "\n"
     parts += [f"**{_headline(result)}.**", ""]
     if result.access:

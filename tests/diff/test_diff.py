@@ -139,7 +139,7 @@ def test_unchanged_targets_are_not_compiled_and_exit_code_0(
         "prod@globex": ("unchanged", False),
     }
     assert run_command(diff_cmd, git_repo.path, "HEAD~1", "HEAD", "-t", "prod", "--exit-code") == 0
-    assert capsys.readouterr().out.endswith("no changes in 1 targets\n")
+    assert capsys.readouterr().out.endswith("no changes in 1 target\n")
 
 
 @pytest.mark.parametrize("change", ["review", "tenant"])
@@ -168,7 +168,7 @@ def test_default_base_on_main_shows_uncommitted_changes(git_repo: GitRepo, capsy
     write(git_repo, {"environments/dev.yaml": "vars:\n  model: small\n"})
     assert run_command(diff_cmd, git_repo.path) == 0
     out = capsys.readouterr().out
-    assert _normalise(out.splitlines()[0]) == "llmcc diff HEAD (<sha>) -> working tree: 1 of 6 targets change, 1 values"
+    assert _normalise(out.splitlines()[0]) == "llmcc diff HEAD (<sha>) -> working tree: 1 of 6 targets change, 1 value"
     assert '  ~ $.model.name: "tiny" -> "small"' in out
 
 

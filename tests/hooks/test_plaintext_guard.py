@@ -115,7 +115,7 @@ def test_a_committed_key_or_token_is_caught_by_validate_and_the_bare_hook(
     code, out, err = run(capsys, root, "hook", "secrets-guard")
     assert (code, out) == (1, "")
     assert_reported(err, rel, value, label)
-    assert err.splitlines()[-1].startswith("llmcc: secrets-guard FAILED: 1 findings in ")
+    assert err.splitlines()[-1].startswith("llmcc: secrets-guard FAILED: 1 finding in ")
     code, _, err = run(capsys, root, "validate", "--rev", "HEAD", "--format", "json")
     assert code == 1
     (root / rel).unlink()  # the canary stays only in git's compressed objects
