@@ -40,7 +40,13 @@ from compiler.validate.schemafiles import (
     subschemas,
     uri_of,
 )
-from compiler.validate.secretwalk import ROTATE_KEYWORD, SECRET_KEYWORD, schema_has_secrets, secret_paths
+from compiler.validate.secretwalk import (
+    ROTATE_KEYWORD,
+    SECRET_KEYWORD,
+    schema_has_secrets,
+    secret_paths,
+    unfollowed_marks,
+)
 
 __all__ = ["FORMATS", "ROTATE_KEYWORD", "SECRET_KEYWORD", "ModuleSchema", "SchemaFinding", "secret_paths"]
 __all__ += ["schema_has_secrets"]
@@ -158,12 +164,19 @@ class ModuleSchema:
 
 
 def check_document(path: str, text: str, schema: dict[str, Any] | bool) -> None:
-    """The 2020-12 meta-schema check, and every ``$id`` a URI. Raises InputError at the line of the first fault."""
+    """The 2020-12 meta-schema check, every ``x-secret`` where the secret walk sees it, and every ``$id`` a URI.
+
+    Raises InputError at the line of the first fault.
+    """
     try:
         # jsonschema-rs: Python's check_schema costs ~0.5 s per large schema.
         jsonschema_rs.meta.validate(schema)
     except jsonschema_rs.ValidationError as e:
         raise InputError(_compile_error(path, text, e)) from e
+    if _may_hold(text, SECRET_KEYWORD):
+        for pointer, why in unfollowed_marks(schema):
+            line, col = locate(text, pointer)
+            raise InputError(f"{path}:{line}:{col}: {why}; mark fields under properties, items or $defs")
     if not _may_hold(text, "$id"):
         return
     nodes: Any = subschemas(schema, uri_of(path))

@@ -5,6 +5,14 @@ is as secret as one written inline: a walk that skipped the reference would
 let its value into a bundle in plaintext. References resolve exactly as the
 validator resolves them (``SchemaResolver.resolve``), and ``patternProperties``
 match in the validator's regex dialect (``SchemaResolver.matches``).
+
+The walk follows ``properties``, ``patternProperties``, ``additionalProperties``,
+``dependentSchemas``, ``prefixItems``, ``items``, ``allOf``/``anyOf``/``oneOf``,
+``if``/``then``/``else`` and references into ``$defs``. A mark anywhere else
+(under ``not``, ``contains``, ``unevaluated*``, ``propertyNames``, an unknown
+keyword) or one that is not ``true``/``false`` would be missed and its value
+compiled in plaintext: ``unfollowed_marks`` finds them so loading refuses the
+schema at the mark's line (fail closed).
 """
 
 from __future__ import annotations
@@ -14,13 +22,18 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
-from compiler.jsonpath import JsonPath
+from compiler.errors import InputError
+from compiler.jsonpath import JsonPath, format_path
 from compiler.load.yaml import Tagged
 
 SECRET_KEYWORD = "x-secret"  # noqa: S105 - a schema keyword, not a password
 ROTATE_KEYWORD = "x-rotate-every"
-_MAX_DEPTH = 64
+_MAX_DEPTH = 256  # subschemas from the root to a value; deeper is refused, never skipped
 _REF_KEYWORDS = ("$ref", "$dynamicRef")
+# Where the walks look for a mark: keyword -> its value is one subschema, a list of them, or a map of them.
+_FOLLOWED = {k: "one" for k in ("additionalProperties", "items", "if", "then", "else")}
+_FOLLOWED |= {k: "list" for k in ("allOf", "anyOf", "oneOf", "prefixItems")}
+_FOLLOWED |= {k: "map" for k in ("properties", "patternProperties", "dependentSchemas", "$defs", "definitions")}
 
 
 class SchemaResolver(Protocol):
@@ -31,6 +44,9 @@ class SchemaResolver(Protocol):
 
     @property
     def base(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
 
     def resolve(self, base: str, ref: str) -> tuple[str, Any]: ...
 
@@ -45,12 +61,63 @@ def secret_paths(schema: SchemaResolver, instance: Any, path: JsonPath = ()) -> 
     """
     if not schema_has_secrets(schema):
         return
-    yield from _walk(schema, schema.schema, schema.base, instance, path, 0)
+    yield from _walk(schema, schema.schema, schema.base, instance, path, 0, frozenset())
 
 
-def _walk(ms: SchemaResolver, node: Any, base: str, inst: Any, path: JsonPath, depth: int) -> Iterator[JsonPath]:  # noqa: ANN401
-    if not isinstance(node, dict) or depth > _MAX_DEPTH or not _has_secret(node):
+def unfollowed_marks(node: Any, pointer: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:  # noqa: ANN401
+    """``(pointer, why)`` of every ``x-secret`` in a schema document that the walks would not see.
+
+    ``node`` is a subschema at ``pointer``; its values that are not followed
+    subschemas are searched for the key anywhere, since any ``x-secret`` there
+    shows a field meant secret that would be compiled in plaintext.
+    """
+    if not isinstance(node, dict):
         return
+    for key, value in node.items():
+        at = (*pointer, key)
+        shape = _FOLLOWED.get(key)
+        if key == SECRET_KEYWORD:
+            if not isinstance(value, bool):
+                yield at, f"{SECRET_KEYWORD} must be true or false, not {json.dumps(value)}"
+        elif shape == "one":
+            yield from unfollowed_marks(value, at)
+        elif shape == "list" and isinstance(value, list):
+            for i, sub in enumerate(value):
+                yield from unfollowed_marks(sub, (*at, i))
+        elif shape == "map" and isinstance(value, dict):
+            for name, sub in value.items():
+                yield from unfollowed_marks(sub, (*at, name))
+        else:
+            for inner in _marks_in(value, at):
+                yield inner, f"{SECRET_KEYWORD} under {key!r} is not followed by the secret walk"
+
+
+def _marks_in(value: Any, pointer: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:  # noqa: ANN401
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            if key == SECRET_KEYWORD:
+                yield (*pointer, key)
+            yield from _marks_in(sub, (*pointer, key))
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            yield from _marks_in(sub, (*pointer, i))
+
+
+def _walk(
+    ms: SchemaResolver,
+    node: Any,  # noqa: ANN401
+    base: str,
+    inst: Any,  # noqa: ANN401
+    path: JsonPath,
+    depth: int,
+    seen: frozenset[int],
+) -> Iterator[JsonPath]:
+    """``seen``: the references followed at this value (a cycle of them adds nothing, e.g. ``"$ref": "#"``)."""
+    if not isinstance(node, dict) or not _has_secret(node):
+        return
+    if depth > _MAX_DEPTH:
+        where = format_path(path)
+        raise InputError(f"{ms.path}: the secret walk is {_MAX_DEPTH} subschemas deep at {where}; nest less")
     if isinstance(inst, Tagged):
         if inst.tag == "delete":
             return
@@ -66,14 +133,18 @@ def _walk(ms: SchemaResolver, node: Any, base: str, inst: Any, path: JsonPath, d
         ref = node.get(key)
         if isinstance(ref, str):
             at, target = ms.resolve(base, ref)
-            yield from _walk(ms, target, at, inst, path, depth + 1)
+            if id(target) not in seen:
+                yield from _walk(ms, target, at, inst, path, depth + 1, seen | {id(target)})
     for key in ("allOf", "anyOf", "oneOf"):
         for sub in node.get(key, []):
-            yield from _walk(ms, sub, base, inst, path, depth + 1)
+            yield from _walk(ms, sub, base, inst, path, depth + 1, seen)
     for key in ("if", "then", "else"):
         if key in node:
-            yield from _walk(ms, node[key], base, inst, path, depth + 1)
+            yield from _walk(ms, node[key], base, inst, path, depth + 1, seen)
     if isinstance(inst, dict):
+        for name, sub in node.get("dependentSchemas", {}).items():
+            if name in inst:
+                yield from _walk(ms, sub, base, inst, path, depth + 1, seen)
         props = node.get("properties", {})
         patterns = node.get("patternProperties", {})
         extra = node.get("additionalProperties")
@@ -81,15 +152,15 @@ def _walk(ms: SchemaResolver, node: Any, base: str, inst: Any, path: JsonPath, d
             matched = [props[k]] if k in props else []
             matched += [sub for pattern, sub in patterns.items() if ms.matches(pattern, k)]
             for sub in matched or ([extra] if isinstance(extra, dict) else []):
-                yield from _walk(ms, sub, base, v, (*path, k), depth + 1)
+                yield from _walk(ms, sub, base, v, (*path, k), depth + 1, frozenset())
     elif isinstance(inst, list):
         prefix = node.get("prefixItems", [])
         items = node.get("items")
         for i, v in enumerate(inst):
             if i < len(prefix):
-                yield from _walk(ms, prefix[i], base, v, (*path, i), depth + 1)
+                yield from _walk(ms, prefix[i], base, v, (*path, i), depth + 1, frozenset())
             elif isinstance(items, dict):
-                yield from _walk(ms, items, base, v, (*path, i), depth + 1)
+                yield from _walk(ms, items, base, v, (*path, i), depth + 1, frozenset())
 
 
 def rotate_every(schema: SchemaResolver, path: JsonPath) -> str | None:
@@ -117,6 +188,7 @@ def _subschemas(ms: SchemaResolver, node: Any, base: str, path: JsonPath, depth:
                 nodes.append((target, at))
     for key in ("allOf", "anyOf", "oneOf"):
         nodes += [(s, base) for s in node.get(key, []) if isinstance(s, dict)]
+    nodes += [(s, base) for s in node.get("dependentSchemas", {}).values() if isinstance(s, dict)]
     if not path:
         out = [node]
         for sub, at in nodes[1:]:

@@ -556,3 +556,85 @@ def test_every_format_the_readme_lists_is_asserted() -> None:
         assert [f.message for f in schema.check({"v": "\x00 {( not a value of any format"})] == [
             '"\\u0000 {( not a value of any format" is not a valid ' + name
         ], name
+
+
+# --- fail closed: every x-secret is followed by the secret walk or refused at its line --------
+
+
+@pytest.mark.parametrize(
+    ("where", "keyword"),
+    [
+        ({"not": {"required": ["zz"], "properties": {"token": {"x-secret": True}}}}, "not"),
+        ({"unevaluatedProperties": {"x-secret": True}}, "unevaluatedProperties"),
+        ({"propertyNames": {"x-secret": True}}, "propertyNames"),
+        ({"properties": {"token": {"contains": {"x-secret": True}}}}, "contains"),
+        ({"properties": {"token": {"unevaluatedItems": {"x-secret": True}}}}, "unevaluatedItems"),
+        ({"properties": {"token": {"x-vendor": {"x-secret": True}}}}, "x-vendor"),
+        ({"properties": {"token": {"x-secret": "true"}}}, "x-secret"),
+    ],
+)
+def test_a_secret_mark_the_walk_cannot_follow_is_refused_at_its_line(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str], where: dict[str, object], keyword: str
+) -> None:
+    canary = f"canary-{uuid.uuid4()}"
+    scaffold.write("schemas/router.schema.json", json.dumps({"type": "object", **where}, indent=2) + "\n")
+    scaffold.write("templates/router.yaml", f"token: {canary}\nname: r\n")
+    code = main(["-C", str(scaffold.path), "compile", "--target", "dev"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert re.search(rf"schemas/router\.schema\.json:\d+:\d+: .*{re.escape(keyword)}", err), err
+    assert canary not in out + err
+    assert not (scaffold.path / "dist" / "dev.bundle.json").exists()
+
+
+def test_a_secret_under_dependent_schemas_is_sealed(
+    scaffold: GitRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schema = {"type": "object", "dependentSchemas": {"name": {"properties": {"token": {"x-secret": True}}}}}
+    scaffold.write("schemas/router.schema.json", json.dumps(schema, indent=2) + "\n")
+    canary = f"canary-{uuid.uuid4()}"
+    scaffold.write("templates/router.yaml", f"name: r\ntoken: {canary}\n")
+    assert main(["-C", str(scaffold.path), "compile", "--target", "dev"]) in (1, 2)
+    out, err = capsys.readouterr()
+    assert "router $.token: secret in plaintext" in err
+    assert canary not in out + err
+    assert not (scaffold.path / "dist" / "dev.bundle.json").exists()
+
+
+def test_a_secret_in_a_referenced_file_under_not_is_refused_there(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with_token(scaffold, defs='{"$defs": {"api_key": {"not": {"x-secret": true}}}}\n')
+    assert main(["-C", str(scaffold.path), "compile", "--target", "dev"]) == 2
+    assert "schemas/shared/defs.json:1:" in capsys.readouterr().err
+
+
+def test_the_secret_walk_stops_at_reference_cycles_and_refuses_what_is_too_deep() -> None:
+    schema = module_schema({"$ref": "#", "properties": {"s": {"x-secret": True}}})
+    assert set(secret_paths(schema, {"s": "x"})) == {("s",)}
+    node = {"properties": {"child": {"$ref": "#/$defs/node"}, "pw": {"x-secret": True}}}
+    schema = module_schema({"$defs": {"node": node}, "$ref": "#/$defs/node"})
+    value: dict[str, object] = {"pw": "x"}
+    for _ in range(40):  # deeper than the old walk's silent cut-off at 64 subschemas
+        value = {"child": value}
+    assert list(secret_paths(schema, value)) == [("child",) * 40 + ("pw",)]
+    for _ in range(100):
+        value = {"child": value}
+    with pytest.raises(
+        InputError, match=r"^schemas/m\.schema\.json: the secret walk is 256 subschemas deep at \$\.child"
+    ):
+        list(secret_paths(schema, value))
+
+
+def test_a_reference_cycle_between_files_keeps_its_secret(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scaffold.write("schemas/shared/a.json", '{"$ref": "b.json", "properties": {"token": {"x-secret": true}}}\n')
+    scaffold.write("schemas/shared/b.json", '{"$ref": "a.json"}\n')
+    scaffold.write("schemas/router.schema.json", '{"$ref": "shared/a.json"}\n')
+    canary = f"canary-{uuid.uuid4()}"
+    scaffold.write("templates/router.yaml", f"token: {canary}\n")
+    assert main(["-C", str(scaffold.path), "compile", "--target", "dev"]) == 1
+    out, err = capsys.readouterr()
+    assert "router $.token: secret in plaintext" in err
+    assert canary not in out + err
