@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any, Protocol
-from urllib.parse import urljoin
+from urllib.parse import urldefrag, urljoin
 
 from compiler.errors import InputError
 from compiler.jsonpath import JsonPath, format_path
@@ -61,7 +61,7 @@ def secret_paths(schema: SchemaResolver, instance: Any, path: JsonPath = ()) -> 
     """
     if not schema_has_secrets(schema):
         return
-    yield from _walk(schema, schema.schema, schema.base, instance, path, 0, frozenset())
+    yield from _walk(schema, schema.schema, schema.base, instance, path, 0, frozenset(), ())
 
 
 def unfollowed_marks(node: Any, pointer: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:  # noqa: ANN401
@@ -111,8 +111,11 @@ def _walk(
     path: JsonPath,
     depth: int,
     seen: frozenset[int],
+    scope: tuple[str, ...],
 ) -> Iterator[JsonPath]:
-    """``seen``: the references followed at this value (a cycle of them adds nothing, e.g. ``"$ref": "#"``)."""
+    """``seen``: the references followed at this value (a cycle of them adds nothing, e.g. ``"$ref": "#"``);
+    ``scope``: the base URIs entered from the root, outermost first, where a ``$dynamicRef`` may land.
+    """
     if not isinstance(node, dict) or not _has_secret(node):
         return
     if depth > _MAX_DEPTH:
@@ -129,22 +132,25 @@ def _walk(
     ident = node.get("$id")
     if isinstance(ident, str):
         base = urljoin(base, ident)
+    if base not in scope:
+        scope = (*scope, base)
     for key in _REF_KEYWORDS:
         ref = node.get(key)
         if isinstance(ref, str):
-            at, target = ms.resolve(base, ref)
-            if id(target) not in seen:
-                yield from _walk(ms, target, at, inst, path, depth + 1, seen | {id(target)})
+            targets = [ms.resolve(base, ref)] + (_dynamic_targets(ms, scope, ref) if key == "$dynamicRef" else [])
+            for at, target in targets:
+                if id(target) not in seen:
+                    yield from _walk(ms, target, at, inst, path, depth + 1, seen | {id(target)}, scope)
     for key in ("allOf", "anyOf", "oneOf"):
         for sub in node.get(key, []):
-            yield from _walk(ms, sub, base, inst, path, depth + 1, seen)
+            yield from _walk(ms, sub, base, inst, path, depth + 1, seen, scope)
     for key in ("if", "then", "else"):
         if key in node:
-            yield from _walk(ms, node[key], base, inst, path, depth + 1, seen)
+            yield from _walk(ms, node[key], base, inst, path, depth + 1, seen, scope)
     if isinstance(inst, dict):
         for name, sub in node.get("dependentSchemas", {}).items():
             if name in inst:
-                yield from _walk(ms, sub, base, inst, path, depth + 1, seen)
+                yield from _walk(ms, sub, base, inst, path, depth + 1, seen, scope)
         props = node.get("properties", {})
         patterns = node.get("patternProperties", {})
         extra = node.get("additionalProperties")
@@ -152,15 +158,35 @@ def _walk(
             matched = [props[k]] if k in props else []
             matched += [sub for pattern, sub in patterns.items() if ms.matches(pattern, k)]
             for sub in matched or ([extra] if isinstance(extra, dict) else []):
-                yield from _walk(ms, sub, base, v, (*path, k), depth + 1, frozenset())
+                yield from _walk(ms, sub, base, v, (*path, k), depth + 1, frozenset(), scope)
     elif isinstance(inst, list):
         prefix = node.get("prefixItems", [])
         items = node.get("items")
         for i, v in enumerate(inst):
             if i < len(prefix):
-                yield from _walk(ms, prefix[i], base, v, (*path, i), depth + 1, frozenset())
+                yield from _walk(ms, prefix[i], base, v, (*path, i), depth + 1, frozenset(), scope)
             elif isinstance(items, dict):
-                yield from _walk(ms, items, base, v, (*path, i), depth + 1, frozenset())
+                yield from _walk(ms, items, base, v, (*path, i), depth + 1, frozenset(), scope)
+
+
+def _dynamic_targets(ms: SchemaResolver, scope: tuple[str, ...], ref: str) -> list[tuple[str, Any]]:
+    """Every ``$dynamicAnchor`` in ``scope`` that a ``$dynamicRef`` to ``ref`` may land on (2020-12 core §8.2.3.2).
+
+    All of them, not only the outermost: a schema the walk does not see would
+    leave its secret fields in plaintext, and one more seen costs nothing.
+    """
+    name = urldefrag(ref).fragment
+    if not name or name.startswith("/"):
+        return []
+    found = []
+    for base in scope:
+        try:
+            at, target = ms.resolve(base, f"#{name}")
+        except InputError:
+            continue
+        if isinstance(target, dict) and target.get("$dynamicAnchor") == name:
+            found.append((at, target))
+    return found
 
 
 def rotate_every(schema: SchemaResolver, path: JsonPath) -> str | None:

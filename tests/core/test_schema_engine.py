@@ -638,3 +638,24 @@ def test_a_reference_cycle_between_files_keeps_its_secret(
     out, err = capsys.readouterr()
     assert "router $.token: secret in plaintext" in err
     assert canary not in out + err
+
+
+def test_a_secret_reached_through_a_dynamic_reference_is_sealed(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The generic tree's ``$dynamicRef`` lands on the module's ``$dynamicAnchor``, whose ``pw`` is secret."""
+    tree = {
+        "$id": "https://example.com/tree",
+        "$dynamicAnchor": "node",
+        "properties": {"children": {"type": "array", "items": {"$dynamicRef": "#node"}}},
+    }
+    scaffold.write("schemas/shared/tree.json", json.dumps(tree, indent=2) + "\n")
+    router = {"$dynamicAnchor": "node", "$ref": "https://example.com/tree", "properties": {"pw": {"x-secret": True}}}
+    scaffold.write("schemas/router.schema.json", json.dumps(router, indent=2) + "\n")
+    canary = f"canary-{uuid.uuid4()}"
+    scaffold.write("templates/router.yaml", f"children:\n  - children:\n      - pw: {canary}\n")
+    assert main(["-C", str(scaffold.path), "compile", "--target", "dev"]) == 1
+    out, err = capsys.readouterr()
+    assert "router $.children[0].children[0].pw: secret in plaintext" in err
+    assert canary not in out + err
+    assert not (scaffold.path / "dist" / "dev.bundle.json").exists()
