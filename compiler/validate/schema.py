@@ -45,6 +45,7 @@ from compiler.validate.secretwalk import (
     SECRET_KEYWORD,
     schema_has_secrets,
     secret_paths,
+    unfollowed_keyword,
     unfollowed_marks,
 )
 
@@ -235,6 +236,30 @@ def check_references(
         if why is not None:
             line, col = locate(text, pointer)
             raise InputError(f"{path}:{line}:{col}: $ref {ref!r} does not resolve: {why}")
+        keyword = unfollowed_keyword(pointer[:-1])
+        if keyword is not None and _reaches_mark(registry, base, ref, set()):
+            line, col = locate(text, pointer)
+            why = f"reaches an {SECRET_KEYWORD} under {keyword!r}, which the secret walk does not follow"
+            raise InputError(f"{path}:{line}:{col}: $ref {ref!r} {why}; mark fields under properties, items or $defs")
+
+
+def _reaches_mark(registry: jsonschema_rs.Registry, base: str, ref: str, seen: set[tuple[str, str]]) -> bool:
+    """Whether the subschema ``ref`` names, or one it refers to in turn, holds an ``x-secret`` mark."""
+    try:
+        resolved = registry.resolver(base).lookup(ref)
+    except jsonschema_rs.ReferencingError:
+        return False  # reported at its own line (check_references of its file)
+    at, target = resolved.resolver.base_uri, resolved.contents
+    if (at, json.dumps(target, sort_keys=True)) in seen:
+        return False
+    seen.add((at, json.dumps(target, sort_keys=True)))
+    for _, node, inner in subschemas(target, at):
+        if node.get(SECRET_KEYWORD) is True:
+            return True
+        for key in ("$ref", "$dynamicRef"):
+            if isinstance(node.get(key), str) and _reaches_mark(registry, inner, node[key], seen):
+                return True
+    return False
 
 
 def check_shared(files: SchemaFiles) -> None:

@@ -92,6 +92,20 @@ def unfollowed_marks(node: Any, pointer: tuple[str | int, ...] = ()) -> Iterator
                 yield inner, f"{SECRET_KEYWORD} under {key!r} is not followed by the secret walk"
 
 
+def unfollowed_keyword(pointer: tuple[str | int, ...]) -> str | None:
+    """The first keyword on the way to ``pointer`` (a subschema's) that the walks do not follow, if any."""
+    expect = "one"
+    for part in pointer:
+        if expect in ("list", "map"):
+            expect = "one"
+            continue
+        shape = _FOLLOWED.get(str(part))
+        if shape is None:
+            return str(part)
+        expect = shape
+    return None
+
+
 def _marks_in(value: Any, pointer: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:  # noqa: ANN401
     if isinstance(value, dict):
         for key, sub in value.items():

@@ -659,3 +659,28 @@ def test_a_secret_reached_through_a_dynamic_reference_is_sealed(
     assert "router $.children[0].children[0].pw: secret in plaintext" in err
     assert canary not in out + err
     assert not (scaffold.path / "dist" / "dev.bundle.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("schema", "keyword"),
+    [
+        ({"unevaluatedProperties": {"$ref": "#/$defs/s"}, "$defs": {"s": {"x-secret": True}}}, "unevaluatedProperties"),
+        ({"properties": {"token": {"not": {"not": {"$ref": "shared/s.json"}}}}}, "not"),
+        (
+            {"properties": {"token": {"contains": {"$ref": "#/$defs/r"}}}, "$defs": {"r": {"$ref": "shared/s.json"}}},
+            "contains",
+        ),
+    ],
+)
+def test_a_reference_to_a_secret_the_walk_cannot_follow_is_refused_at_its_line(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str], schema: dict[str, object], keyword: str
+) -> None:
+    scaffold.write("schemas/shared/s.json", '{"x-secret": true}\n')
+    scaffold.write("schemas/router.schema.json", json.dumps({"type": "object", **schema}, indent=2) + "\n")
+    canary = f"canary-{uuid.uuid4()}"
+    scaffold.write("templates/router.yaml", f"token: [{canary}]\n")
+    assert main(["-C", str(scaffold.path), "compile", "--target", "dev"]) == 2
+    out, err = capsys.readouterr()
+    assert re.search(rf"schemas/router\.schema\.json:\d+:\d+: \$ref .* under {keyword!r}", err), err
+    assert canary not in out + err
+    assert not (scaffold.path / "dist" / "dev.bundle.json").exists()
