@@ -196,15 +196,19 @@ class SchemaFiles:
         """The ``$id`` of each file that has one -> its repository path.
 
         Raises:
-            InputError: two files claim one ``$id`` (a reference to it would be ambiguous).
+            InputError: two files claim one ``$id``, or an ``$id`` is another file's path (a
+                reference to it would be ambiguous).
         """
         out: dict[str, str] = {}
+        files = {uri_of(path): path for path in self.documents()}
         for path, (doc, text) in self.documents().items():
             if isinstance(doc, dict) and isinstance(doc.get("$id"), str):
                 ident = urldefrag(urljoin(uri_of(path), doc["$id"]))[0]
-                if ident in out:
+                other = out.get(ident) or (files.get(ident) if ident != uri_of(path) else None)
+                if other is not None:
                     line, col = locate(text, ("$id",))
-                    raise InputError(f"{path}:{line}:{col}: $id {doc['$id']!r} is already the $id of {out[ident]}")
+                    what = "$id" if ident in out else "path"
+                    raise InputError(f"{path}:{line}:{col}: $id {doc['$id']!r} is already the {what} of {other}")
                 out[ident] = path
         return out
 

@@ -684,3 +684,16 @@ def test_a_reference_to_a_secret_the_walk_cannot_follow_is_refused_at_its_line(
     assert re.search(rf"schemas/router\.schema\.json:\d+:\d+: \$ref .* under {keyword!r}", err), err
     assert canary not in out + err
     assert not (scaffold.path / "dist" / "dev.bundle.json").exists()
+
+
+def test_an_id_that_is_another_files_path_is_refused_at_its_line(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``shared/other.json`` saying ``"$id": "defs.json"`` would shadow ``shared/defs.json`` for every ``$ref``."""
+    with_router(scaffold)
+    scaffold.write(
+        "schemas/shared/other.json", '{\n  "$id": "defs.json",\n  "$defs": {"model_name": {"x-secret": true}}\n}\n'
+    )
+    code, _, err = validate(scaffold, capsys)
+    assert code == 2
+    assert "schemas/shared/other.json:2:10: $id 'defs.json' is already the path of schemas/shared/defs.json" in err
