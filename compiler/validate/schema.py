@@ -368,7 +368,8 @@ def _findings(e: jsonschema_rs.ValidationError, secret: set[JsonPath], root: obj
     if isinstance(kind, _K.PropertyNames):
         inner = _findings(kind.error, set(), kind.error.instance)
         return [SchemaFinding(path, f"property name {f.message}", keyword) for f in inner]
-    hidden = path in secret or any(p[: len(path)] == path for p in secret)
+    # the value is a secret, holds one, or lies inside one (a secret map's own keys)
+    hidden = any(p[: len(path)] == path or path[: len(p)] == p for p in secret)
     return [SchemaFinding(path, _message(kind, _describe(e.instance, hidden)), keyword)]
 
 

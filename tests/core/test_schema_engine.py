@@ -697,3 +697,19 @@ def test_an_id_that_is_another_files_path_is_refused_at_its_line(
     code, _, err = validate(scaffold, capsys)
     assert code == 2
     assert "schemas/shared/other.json:2:10: $id 'defs.json' is already the path of schemas/shared/defs.json" in err
+
+
+@pytest.mark.parametrize("output", ["text", "json", "github"])
+def test_a_value_inside_a_secret_map_is_never_quoted(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str], output: str
+) -> None:
+    inner = {"user": {"type": "string", "maxLength": 3, "format": "email"}, "pw": {"enum": ["a"]}, "c": {"const": "z"}}
+    creds = {"x-secret": True, "type": "object", "properties": {**inner, "k": {"pattern": "^[a-z]+$"}}}
+    scaffold.write("schemas/router.schema.json", json.dumps({"properties": {"creds": creds}}, indent=2) + "\n")
+    canary = f"canary-{uuid.uuid4()}"
+    values = "".join(f"  {k}: {canary.upper()}-{k}\n" for k in ("user", "pw", "c", "k"))
+    scaffold.write("templates/router.yaml", "creds:\n" + values)
+    code, out, err = validate(scaffold, capsys, "--format", output)
+    assert code == 1
+    assert canary.upper() not in out + err
+    assert "the secret value must have at most 3 characters" in out + err
