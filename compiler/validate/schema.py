@@ -31,6 +31,7 @@ from compiler.validate.schemafiles import (
     Pointer,
     SchemaFiles,
     build_registry,
+    check_uris,
     is_local,
     load_json,
     locate,
@@ -116,6 +117,7 @@ class ModuleSchema:
         refs = list(references(schema, base)) if _may_hold(text, "$ref", "$dynamicRef") else []
         external = any(not is_local(ref) for _, ref, _ in refs)
         registry = None
+        check_uris(path, text, refs)
         if refs:
             if external and files is not None:
                 registry, missing = files.registry(), files.missing

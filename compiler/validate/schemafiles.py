@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urldefrag, urljoin
+from urllib.parse import quote, unquote, urldefrag, urljoin
 
 import jsonschema_rs
 
@@ -40,14 +40,14 @@ _REF_KEYWORDS = ("$ref", "$dynamicRef")
 
 
 def uri_of(path: str) -> str:
-    """The URI a file under ``schemas/`` is registered at."""
-    return BASE + path
+    """The URI a file under ``schemas/`` is registered at (percent-encoded: a name may hold spaces or non-ASCII)."""
+    return BASE + quote(path, safe="/")
 
 
 def path_of(uri: str) -> str | None:
     """The repository path a registered URI names (fragment dropped), or None for any other URI."""
     doc = urldefrag(uri)[0]
-    return doc[len(BASE) :] if doc.startswith(BASE) else None
+    return unquote(doc[len(BASE) :]) if doc.startswith(BASE) else None
 
 
 def refuse_retrieval(uri: str) -> Any:  # noqa: ANN401 - the retriever protocol of jsonschema-rs
@@ -142,6 +142,29 @@ def references(schema: Any, base: str) -> Iterator[tuple[Pointer, str, str]]:  #
                 yield (*pointer, key), ref, at
 
 
+# Characters a URI reference may hold (RFC 3986 §2): anything else must be percent-encoded.
+_NOT_URI = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
+
+
+def check_uris(path: str, text: str, refs: list[tuple[Pointer, str, str]]) -> None:
+    """Every reference is a URI reference. Raises InputError at the referring line.
+
+    A file name with spaces or non-ASCII letters is referenced percent-encoded
+    (``d%C3%ABfs%20%C3%A9.json`` for ``dëfs é.json``).
+    """
+    for pointer, ref, _ in refs:
+        bad = _NOT_URI.search(ref)
+        if bad is not None:
+            line, col = locate(text, pointer)
+            raise InputError(
+                f"{path}:{line}:{col}: $ref {ref!r} is not a URI reference ({bad.group()!r}): "
+                f"percent-encode it, e.g. {quote(ref, safe=_SAFE)!r}"
+            )
+
+
+_SAFE = "-._~:/?#[]@!$&'()*+,;=%"
+
+
 def is_local(ref: str) -> bool:
     return ref.startswith("#")
 
@@ -188,7 +211,10 @@ class SchemaFiles:
                     doc = load_json(path, data)
                     if not isinstance(doc, dict | bool):
                         raise InputError(f"{path}:1:1: a schema must be a JSON object or a boolean")
-                    docs[path] = (doc, data.decode("utf-8"))
+                    text = data.decode("utf-8")
+                    if any(k in text for k in ('"$ref"', '"$dynamicRef"', "\\u")):
+                        check_uris(path, text, list(references(doc, uri_of(path))))
+                    docs[path] = (doc, text)
             self._docs = docs
         return self._docs
 

@@ -713,3 +713,21 @@ def test_a_value_inside_a_secret_map_is_never_quoted(
     assert code == 1
     assert canary.upper() not in out + err
     assert "the secret value must have at most 3 characters" in out + err
+
+
+def test_schema_files_with_unicode_names_are_referenced_percent_encoded(
+    scaffold: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scaffold.write("schemas/shäred/dëfs é.json", SECRET_DEFS)
+    schema = '{\n  "properties": {\n    "token": {"$ref": "%s#/$defs/api_key"}\n  }\n}\n'
+    scaffold.write("schemas/router.schema.json", schema % "sh%C3%A4red/d%C3%ABfs%20%C3%A9.json")
+    canary = f"canary-{uuid.uuid4()}"
+    scaffold.write("templates/router.yaml", f"token: {canary}\n")
+    code, out, err = validate(scaffold, capsys)
+    assert code == 1
+    assert "router $.token: secret in plaintext" in err
+    assert canary not in out + err
+    scaffold.write("schemas/router.schema.json", schema % "shäred/dëfs é.json")
+    code, _, err = validate(scaffold, capsys)
+    assert code == 2
+    assert "schemas/router.schema.json:3:23: $ref 'shäred/dëfs é.json#/$defs/api_key' is not a URI reference" in err
