@@ -110,7 +110,8 @@ class ModuleSchema:
         meta = schema.get("$schema")
         if meta is not None and meta not in _DRAFT_2020_12:
             # jsonschema-rs would fetch an unknown meta-schema (network or file://).
-            raise InputError(f"{path}: $schema must be {next(iter(_DRAFT_2020_12))!r}, not {meta!r}")
+            line, col = locate(data.decode("utf-8"), ("$schema",))
+            raise InputError(f"{path}:{line}:{col}: $schema must be {next(iter(_DRAFT_2020_12))!r}, not {meta!r}")
         text = data.decode("utf-8")
         base = uri_of(path)
         check_document(path, text, schema)
@@ -209,7 +210,7 @@ def _compile(path: str, text: str, schema: dict[str, Any] | bool, registry: json
     except jsonschema_rs.ValidationError as e:
         raise InputError(_compile_error(path, text, e)) from e
     except (jsonschema_rs.ReferencingError, ValueError) as e:  # references are checked before: a bug
-        raise InputError(f"{path}: invalid JSON Schema: {str(e).splitlines()[0]}") from e
+        raise InputError(f"{path}:1:1: invalid JSON Schema: {str(e).splitlines()[0]}") from e
 
 
 def check_references(

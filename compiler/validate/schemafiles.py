@@ -63,9 +63,9 @@ def load_json(path: str, data: bytes) -> Any:  # noqa: ANN401 - a JSON Schema do
         col = getattr(e, "colno", 1)
         raise InputError(f"{path}:{line}:{col}: invalid JSON: {getattr(e, 'msg', e)}") from e
     except RecursionError as e:
-        raise InputError(f"{path}: invalid JSON: nested too deeply") from e
+        raise InputError(f"{path}:1:1: invalid JSON: nested too deeply") from e
     except ValueError as e:
-        raise InputError(f"{path}: invalid JSON: {e}") from e
+        raise InputError(f"{path}:1:1: invalid JSON: {e}") from e
 
 
 _WS = re.compile(r"[ \t\n\r]*")

@@ -570,8 +570,11 @@ def schema_error(schema: object | bytes) -> str:
             "schemas/engine.schema.json:2:17: invalid JSON: Expecting property name",
         ),
         (b"[]", "schemas/engine.schema.json:1:1: a schema must be a JSON object"),
-        (b'{"type": "string", "type": "integer"}', "schemas/engine.schema.json: invalid JSON: duplicate key 'type'"),
-        (b"[" * 100_000 + b"]" * 100_000, "schemas/engine.schema.json: invalid JSON: nested too deeply"),
+        (
+            b'{"type": "string", "type": "integer"}',
+            "schemas/engine.schema.json:1:1: invalid JSON: duplicate key 'type'",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, "schemas/engine.schema.json:1:1: invalid JSON: nested too deeply"),
         ({"type": "strin"}, "schemas/engine.schema.json:1:10: invalid JSON Schema at type: "),
         (
             {"type": "string", "pattern": "("},
@@ -594,7 +597,7 @@ def schema_error(schema: object | bytes) -> str:
         ),
         (
             {"$schema": "http://json-schema.org/draft-07/schema#"},
-            "schemas/engine.schema.json: $schema must be 'https://json-schema.org/draft/2020-12/schema', "
+            "schemas/engine.schema.json:1:13: $schema must be 'https://json-schema.org/draft/2020-12/schema', "
             "not 'http://json-schema.org/draft-07/schema#'",
         ),
     ],
