@@ -559,6 +559,8 @@ def test_every_format_the_readme_lists_is_asserted() -> None:
 
 
 # --- fail closed: every x-secret is followed by the secret walk or refused at its line --------
+# Values planted in plaintext templates are "plaintext-<uuid>", not canaries: the sweep would
+# count the template itself. Each test asserts they reach neither the output nor dist/.
 
 
 @pytest.mark.parametrize(
@@ -576,7 +578,7 @@ def test_every_format_the_readme_lists_is_asserted() -> None:
 def test_a_secret_mark_the_walk_cannot_follow_is_refused_at_its_line(
     scaffold: GitRepo, capsys: pytest.CaptureFixture[str], where: dict[str, object], keyword: str
 ) -> None:
-    canary = f"canary-{uuid.uuid4()}"
+    canary = f"plaintext-{uuid.uuid4()}"
     scaffold.write("schemas/router.schema.json", json.dumps({"type": "object", **where}, indent=2) + "\n")
     scaffold.write("templates/router.yaml", f"token: {canary}\nname: r\n")
     code = main(["-C", str(scaffold.path), "compile", "--target", "dev"])
@@ -592,7 +594,7 @@ def test_a_secret_under_dependent_schemas_is_sealed(
 ) -> None:
     schema = {"type": "object", "dependentSchemas": {"name": {"properties": {"token": {"x-secret": True}}}}}
     scaffold.write("schemas/router.schema.json", json.dumps(schema, indent=2) + "\n")
-    canary = f"canary-{uuid.uuid4()}"
+    canary = f"plaintext-{uuid.uuid4()}"
     scaffold.write("templates/router.yaml", f"name: r\ntoken: {canary}\n")
     assert main(["-C", str(scaffold.path), "compile", "--target", "dev"]) in (1, 2)
     out, err = capsys.readouterr()
@@ -632,7 +634,7 @@ def test_a_reference_cycle_between_files_keeps_its_secret(
     scaffold.write("schemas/shared/a.json", '{"$ref": "b.json", "properties": {"token": {"x-secret": true}}}\n')
     scaffold.write("schemas/shared/b.json", '{"$ref": "a.json"}\n')
     scaffold.write("schemas/router.schema.json", '{"$ref": "shared/a.json"}\n')
-    canary = f"canary-{uuid.uuid4()}"
+    canary = f"plaintext-{uuid.uuid4()}"
     scaffold.write("templates/router.yaml", f"token: {canary}\n")
     assert main(["-C", str(scaffold.path), "compile", "--target", "dev"]) == 1
     out, err = capsys.readouterr()
@@ -652,7 +654,7 @@ def test_a_secret_reached_through_a_dynamic_reference_is_sealed(
     scaffold.write("schemas/shared/tree.json", json.dumps(tree, indent=2) + "\n")
     router = {"$dynamicAnchor": "node", "$ref": "https://example.com/tree", "properties": {"pw": {"x-secret": True}}}
     scaffold.write("schemas/router.schema.json", json.dumps(router, indent=2) + "\n")
-    canary = f"canary-{uuid.uuid4()}"
+    canary = f"plaintext-{uuid.uuid4()}"
     scaffold.write("templates/router.yaml", f"children:\n  - children:\n      - pw: {canary}\n")
     assert main(["-C", str(scaffold.path), "compile", "--target", "dev"]) == 1
     out, err = capsys.readouterr()
@@ -677,7 +679,7 @@ def test_a_reference_to_a_secret_the_walk_cannot_follow_is_refused_at_its_line(
 ) -> None:
     scaffold.write("schemas/shared/s.json", '{"x-secret": true}\n')
     scaffold.write("schemas/router.schema.json", json.dumps({"type": "object", **schema}, indent=2) + "\n")
-    canary = f"canary-{uuid.uuid4()}"
+    canary = f"plaintext-{uuid.uuid4()}"
     scaffold.write("templates/router.yaml", f"token: [{canary}]\n")
     assert main(["-C", str(scaffold.path), "compile", "--target", "dev"]) == 2
     out, err = capsys.readouterr()
@@ -706,7 +708,7 @@ def test_a_value_inside_a_secret_map_is_never_quoted(
     inner = {"user": {"type": "string", "maxLength": 3, "format": "email"}, "pw": {"enum": ["a"]}, "c": {"const": "z"}}
     creds = {"x-secret": True, "type": "object", "properties": {**inner, "k": {"pattern": "^[a-z]+$"}}}
     scaffold.write("schemas/router.schema.json", json.dumps({"properties": {"creds": creds}}, indent=2) + "\n")
-    canary = f"canary-{uuid.uuid4()}"
+    canary = f"plaintext-{uuid.uuid4()}"
     values = "".join(f"  {k}: {canary.upper()}-{k}\n" for k in ("user", "pw", "c", "k"))
     scaffold.write("templates/router.yaml", "creds:\n" + values)
     code, out, err = validate(scaffold, capsys, "--format", output)
@@ -721,7 +723,7 @@ def test_schema_files_with_unicode_names_are_referenced_percent_encoded(
     scaffold.write("schemas/shäred/dëfs é.json", SECRET_DEFS)
     schema = '{\n  "properties": {\n    "token": {"$ref": "%s#/$defs/api_key"}\n  }\n}\n'
     scaffold.write("schemas/router.schema.json", schema % "sh%C3%A4red/d%C3%ABfs%20%C3%A9.json")
-    canary = f"canary-{uuid.uuid4()}"
+    canary = f"plaintext-{uuid.uuid4()}"
     scaffold.write("templates/router.yaml", f"token: {canary}\n")
     code, out, err = validate(scaffold, capsys)
     assert code == 1
