@@ -269,7 +269,6 @@ def check_shared(files: SchemaFiles) -> None:
     """Check the files under ``schemas/`` that are not module schemas (the modules check themselves)."""
     if files.checked:
         return
-    files.checked = True
     shared = {
         path: entry
         for path, entry in files.documents().items()
@@ -290,6 +289,9 @@ def check_shared(files: SchemaFiles) -> None:
                 except jsonschema_rs.ValidationError as e:
                     raise InputError(_compile_error(path, text, e, pointer)) from e
         _compile(path, text, doc, registry)
+    # Only once every file passed: a caller that catches the error and asks again (the key check
+    # looks for secret fields and leaves broken schemas to the targets) must get it again.
+    files.checked = True
 
 
 def _keyword_values(node: dict[str, Any]) -> list[tuple[str, Any]]:
