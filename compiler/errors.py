@@ -23,6 +23,10 @@ class InputError(LlmccError):
     """A file of the config repository cannot be read or parsed."""
 
 
+class TooLargeError(InputError):
+    """A file over the loader's size limit (``compiler.load.yaml.MAX_FILE_BYTES``): not read, so not checked."""
+
+
 class UsageError(LlmccError):
     """The command line asks for something that does not exist."""
 

@@ -22,22 +22,24 @@ both (``scan_committable``). Findings name file:line:column, never a value.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 from compiler.diagnostics import Diagnostic, Origin, Severity
-from compiler.errors import LlmccError
+from compiler.errors import LlmccError, TooLargeError
 from compiler.load.layers import ENVIRONMENTS
-from compiler.load.yaml import Document, Tagged, Value, load_document
+from compiler.load.yaml import MAX_FILE_BYTES, Document, Tagged, Value, load_document
 from compiler.project import AllowedFile
 from compiler.repository import TEMPLATES, Repository
 from compiler.secrets.envelope import is_enc
 from compiler.secrets.sops import is_sops_document
 from compiler.secrets.sources import unencrypted_leaves
-from compiler.validate.credentials import PRIVATE_KEY, find_credentials
+from compiler.validate.credentials import PRIVATE_KEY, find_credentials, redact
 from compiler.validate.secrets_guard import LEFT_PLAIN, MESSAGE, NOT_SOPS
 from compiler.validate.secretwalk import secret_paths
 
@@ -61,6 +63,14 @@ PLAINTEXT_FILE_MESSAGE = (
     "(writes the *.secrets.sops.yaml file and removes this one)"
 )
 _BINARY_PROBE = 8000  # git's own heuristic: a NUL byte in the first 8000 bytes means binary
+_GZIP = b"\x1f\x8b"  # RFC 1952 member header
+# checked in this order: a UTF-32-LE BOM starts with the UTF-16-LE one
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -103,9 +113,11 @@ def _read_all(repo: Repository, files: Iterable[str], scan: GuardScan) -> Iterab
             if not repo.tree.exists(path):
                 continue
             data = repo.tree.read(path)
-        except LlmccError as e:  # a symlink out of the repository, a file over the size limit
-            origin = Origin(path=path, line=1, column=1, layer="")
-            scan.diagnostics.append(Diagnostic(message=f"not scanned: {e}", severity=Severity.WARNING, origin=origin))
+        except LlmccError as e:  # a symlink out of the repository (git takes the link only), a file too large
+            # git commits a large file's content: unscanned, it cannot pass (fail closed)
+            severity = Severity.ERROR if isinstance(e, TooLargeError) else Severity.WARNING
+            origin = Origin(path=redact(path), line=1, column=1, layer="")
+            scan.diagnostics.append(Diagnostic(message=f"not scanned: {e}", severity=severity, origin=origin))
             continue
         yield path, data
 
@@ -114,11 +126,12 @@ def _leaks(repo: Repository, path: str, data: bytes, scan: GuardScan) -> None:
     if PurePosixPath(path).name.endswith(PLAINTEXT_SUFFIXES):
         origin = Origin(path=path, line=1, column=1, layer="")
         scan.diagnostics.append(Diagnostic(message=PLAINTEXT_FILE_MESSAGE, origin=origin))
-    if b"\0" in data[:_BINARY_PROBE]:
-        return
-    found = _credentials(data, path)
-    if path.endswith(".json"):
-        found += _decrypted_bundle(repo, data, path)
+    found = _name(path)
+    text = _text(data)
+    if text is not None:
+        found += _credentials(text, path)
+        if text.lstrip().startswith("{"):  # JSON under any name: `pull --decrypt > prod.txt` is a bundle too
+            found += _decrypted_bundle(repo, text, path)
     if not found:
         return
     entry = _allowance(repo.project.manifest.secrets_guard.allow, path)
@@ -135,19 +148,56 @@ def _allowance(allow: list[AllowedFile], path: str) -> AllowedFile | None:
     return next((a for a in allow if a.path == path), None)
 
 
-def _credentials(data: bytes, path: str) -> list[Diagnostic]:
+def _text(data: bytes) -> str | None:
+    """The text of a file as an editor would show it, or None when it is binary.
+
+    A gzip file (RFC 1952) is read decompressed, bounded by the loader's size
+    limit; UTF-32 and UTF-16 by their BOM, or, without one, UTF-16 by its NUL
+    in every other byte of ASCII text. Otherwise a NUL byte in the first 8000
+    bytes means binary, as git decides.
+    """
+    if data.startswith(_GZIP):
+        try:
+            data = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(data, MAX_FILE_BYTES)
+        except zlib.error:
+            return None  # not gzip after all: binary
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return data.decode(codec, "replace")
+    probe = data[:_BINARY_PROBE]
+    if b"\0" not in probe:
+        return data.decode("utf-8", "replace")
+    if len(probe) >= 2 and not any(probe[1::2]):
+        return data.decode("utf-16-le", "replace")
+    if len(probe) >= 2 and not any(probe[0::2]):
+        return data.decode("utf-16-be", "replace")
+    return None
+
+
+def _name(path: str) -> list[Diagnostic]:
+    """A credential in the file's name: git commits names too."""
+    found = find_credentials(path)
+    if not found:
+        return []
+    f = found[0]
+    message = PRIVATE_KEY_MESSAGE if f.family == PRIVATE_KEY else CREDENTIAL_MESSAGE
+    origin = Origin(path=redact(path), line=1, column=1, layer="")
+    return [Diagnostic(message=f"{f.kind} in the file name: {message}", origin=origin)]
+
+
+def _credentials(text: str, path: str) -> list[Diagnostic]:
     out = []
-    for f in find_credentials(data.decode("utf-8", "replace")):
+    for f in find_credentials(text):
         message = PRIVATE_KEY_MESSAGE if f.family == PRIVATE_KEY else CREDENTIAL_MESSAGE
-        origin = Origin(path=path, line=f.line, column=f.column, layer="")
+        origin = Origin(path=redact(path), line=f.line, column=f.column, layer="")
         out.append(Diagnostic(message=f"{f.kind}: {message}", origin=origin))
     return out
 
 
-def _decrypted_bundle(repo: Repository, data: bytes, path: str) -> list[Diagnostic]:
+def _decrypted_bundle(repo: Repository, text: str, path: str) -> list[Diagnostic]:
     """A compiled bundle (``modules`` inside) or pulled modules whose x-secret fields are not ``ENC[...]``."""
     try:
-        doc = json.loads(data)
+        doc = json.loads(text)
     except (ValueError, RecursionError):  # not JSON, or nested past the interpreter's limit: not our output
         return []
     prefix: tuple[str, ...] = ()
@@ -166,7 +216,7 @@ def _decrypted_bundle(repo: Repository, data: bytes, path: str) -> list[Diagnost
         return []
     module, spath = plain[0]
     try:
-        origin = load_document(data, path=path, layer="").origin((*prefix, module, *spath))
+        origin = load_document(text.encode(), path=path, layer="").origin((*prefix, module, *spath))
     except LlmccError:
         origin = Origin(path=path, line=1, column=1, layer="")
     more = f" (and {len(plain) - 1} more)" if len(plain) > 1 else ""

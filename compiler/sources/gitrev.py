@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 import git
 from gitdb.exc import BadName, BadObject
 
-from compiler.errors import InputError, UsageError
+from compiler.errors import InputError, TooLargeError, UsageError
 from compiler.load.yaml import MAX_FILE_BYTES
 from compiler.sources.base import SourceInfo, check_relative
 
@@ -51,7 +51,7 @@ class GitRevTree:
         if entry.mode == _SYMLINK:
             raise InputError(f"{path}: is a symlink at {self._rev}; symlinks are refused")
         if entry.size > MAX_FILE_BYTES:
-            raise InputError(f"{path}: file is {entry.size} bytes; the limit is {MAX_FILE_BYTES}")
+            raise TooLargeError(f"{path}: file is {entry.size} bytes; the limit is {MAX_FILE_BYTES}")
         data: bytes = entry.data_stream.read()
         return data
 

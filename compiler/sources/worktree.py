@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from compiler.errors import InputError
+from compiler.errors import InputError, TooLargeError
 from compiler.load.yaml import MAX_FILE_BYTES
 from compiler.sources.base import SourceInfo, check_relative
 
@@ -37,7 +37,7 @@ class WorkTree:
         try:
             size = real.stat().st_size
             if size > MAX_FILE_BYTES:
-                raise InputError(f"{path}: file is {size} bytes; the limit is {MAX_FILE_BYTES}")
+                raise TooLargeError(f"{path}: file is {size} bytes; the limit is {MAX_FILE_BYTES}")
             return real.read_bytes()
         except FileNotFoundError as e:
             raise InputError(f"{path}: no such file") from e

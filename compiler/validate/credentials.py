@@ -161,3 +161,11 @@ def _starts(text: str, patterns: Sequence[re.Pattern[str]]) -> Iterator[int]:
         for m in pattern.finditer(text):
             # a detector with a group reports the group (AWS secret keys): point at the value
             yield m.start(1) if pattern.groups and m.start(1) >= 0 else m.start()
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential match replaced by ``<redacted>`` (for a file name in a finding)."""
+    for det in detectors():
+        for pattern in det.patterns:
+            text = pattern.sub("<redacted>", text)
+    return text
