@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_store_args(p)
     p.add_argument("--version", type=int, metavar="N", help="this version (default: the latest)")
     p.add_argument("--decrypt", action="store_true", help="open secret values with your age identity")
-    p.add_argument("-o", "--out", metavar="FILE", type=Path, help="write to FILE instead of stdout")
+    p.add_argument("-o", "--out", metavar="FILE", type=Path, help="write to FILE instead of stdout (- is stdout)")
     p.add_argument(
         "--force",
         action="store_true",
@@ -60,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     target = parse_target(args.target).name
+    if args.out == Path("-"):
+        args.out = None  # the usual spelling of standard output, not a file named "-"
     if args.decrypt and args.out is not None:
         # before anything is fetched or opened: decrypted secrets never land where git can take them
         refuse_committable(resolve(ctx.root, args.out), what="decrypted secrets", force=args.force)

@@ -22,10 +22,11 @@ import pytest
 from compiler.cli.init import scaffold_files
 from compiler.load.yaml import MAX_FILE_BYTES
 from tests.conftest import GitRepo
-from tests.hooks.test_plaintext_guard import _alnum, git, run
+from tests.hooks.test_plaintext_guard import _alnum, git, published, run
 from tests.secrets._secrets_support import new_canary
 
 pytestmark = pytest.mark.usefixtures("issue6_commands")
+__all__ = ["published"]  # the fixture, shared
 
 
 def _bundle(canary: str) -> bytes:
@@ -140,3 +141,48 @@ def test_a_staged_file_named_like_an_option(
     assert "-key.txt:1:1: age identity: private key material" in output, output
     assert age not in output
     (root / "-key.txt").unlink()
+
+
+def test_pull_decrypt_out_cannot_be_steered_into_the_repository(
+    published: tuple[GitRepo, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Symlinks, ``..``, nested repositories and force-added files: each refused or written harmlessly."""
+    repo, canary = published
+    root = repo.path
+    capsys.readouterr()
+    pull = ("pull", "prod", "--decrypt", "--out")
+    (root / "ignored").mkdir()
+    (root / ".gitignore").write_text(".llmcc/\nignored/\n*.local.json\n")
+    (root / "ignored/tracked.json").write_text("{}\n")
+    git(root, "add", "-f", "ignored/tracked.json", ".gitignore")
+    repo.commit("a force-added file in an ignored directory")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "dir").symlink_to(root)
+    git(root / "ignored", "init", "-q", "nested")  # a repository inside an ignored directory
+    for out in (
+        "ignored/tracked.json",  # tracked: git commits changes to it
+        "ignored/../prod.json",  # `..` out of an ignored directory
+        "nope/../prod.json",
+        str(outside / "dir" / "prod.json"),  # a symlinked directory into the work tree
+        "ignored/nested/prod.json",  # the nested repository does not ignore it
+    ):
+        code, stdout, err = run(capsys, root, *pull, out)
+        assert (code, stdout) == (2, ""), out
+        assert "refusing to write decrypted secrets inside the git work tree" in err
+    assert (root / "ignored/tracked.json").read_text() == "{}\n"
+    # a symlink whose name git ignores, or one outside the repository, pointing at a path it does not:
+    # the write replaces the link, never follows it
+    (root / "safe.local.json").symlink_to(root / "prod.json")
+    (outside / "link.json").symlink_to(root / "prod.json")
+    for link in (root / "safe.local.json", outside / "link.json"):
+        assert run(capsys, root, *pull, str(link))[0] == 0
+        assert not link.is_symlink()
+        assert canary in link.read_text()
+        link.unlink()
+    assert not (root / "prod.json").exists()
+    # `--out -` is standard output, not a file named "-"
+    code, stdout, err = run(capsys, root, *pull, "-")
+    assert code == 0
+    assert canary in stdout
+    assert not (root / "-").exists()
