@@ -132,6 +132,8 @@ def _leaks(repo: Repository, path: str, data: bytes, scan: GuardScan) -> None:
         found += _credentials(text, path)
         if text.lstrip().startswith("{"):  # JSON under any name: `pull --decrypt > prod.txt` is a bundle too
             found += _decrypted_bundle(repo, text, path)
+        elif _yaml_outside_layers(path):  # `pull --decrypt | yq -P > prod.yaml`
+            found += _decrypted_bundle(repo, text, path, yaml=True)
     if not found:
         return
     entry = _allowance(repo.project.manifest.secrets_guard.allow, path)
@@ -194,11 +196,20 @@ def _credentials(text: str, path: str) -> list[Diagnostic]:
     return out
 
 
-def _decrypted_bundle(repo: Repository, text: str, path: str) -> list[Diagnostic]:
+def _yaml_outside_layers(path: str) -> bool:
+    """A YAML file that is not a layer, template or SOPS file (those have rules 1-2 and their targets)."""
+    name = PurePosixPath(path).name
+    if not name.endswith((".yaml", ".yml")) or name.endswith(".sops.yaml"):
+        return False
+    return not path.startswith((f"{ENVIRONMENTS}/", f"{TEMPLATES}/"))
+
+
+def _decrypted_bundle(repo: Repository, text: str, path: str, *, yaml: bool = False) -> list[Diagnostic]:
     """A compiled bundle (``modules`` inside) or pulled modules whose x-secret fields are not ``ENC[...]``."""
+    doc: Value
     try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError):  # not JSON, or nested past the interpreter's limit: not our output
+        doc = load_document(text.encode(), path=path, layer="file").value if yaml else json.loads(text)
+    except (ValueError, RecursionError, LlmccError):  # not JSON / YAML, or nested past the limit: not our output
         return []
     prefix: tuple[str, ...] = ()
     if isinstance(doc, dict) and isinstance(doc.get("modules"), dict):

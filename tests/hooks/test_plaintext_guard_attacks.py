@@ -186,3 +186,22 @@ def test_pull_decrypt_out_cannot_be_steered_into_the_repository(
     assert code == 0
     assert canary in stdout
     assert not (root / "-").exists()
+
+
+def test_a_decrypted_bundle_converted_to_yaml_is_found(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`llmcc pull --decrypt | yq -P > prod.yaml`: the same plaintext, in YAML; layers keep their own rules."""
+    root = example_repo.path
+    canary = new_canary()
+    (root / "ops").mkdir()
+    (root / "ops/prod.yaml").write_text(f"data-pipeline:\n  db:\n    password: {canary}\n")
+    (root / "ops/bundle.yml").write_text(f"modules:\n  data-pipeline:\n    db:\n      password: {canary}\n")
+    (root / "ops/broken.yaml").write_text("a: [\n")  # not YAML: not a bundle, not an error here
+    code, out, err = run(capsys, root, "hook", "secrets-guard")
+    assert code == 1
+    assert "ops/prod.yaml:3:5: data-pipeline $.db.password: decrypted llmcc bundle" in err, err
+    assert "ops/bundle.yml:4:7: data-pipeline $.db.password: decrypted llmcc bundle" in err, err
+    assert "broken" not in err
+    assert canary not in out + err
+    assert run(capsys, root, "validate")[0] == 1
