@@ -208,7 +208,7 @@ def _decrypted_bundle(repo: Repository, text: str, path: str, *, yaml: bool = Fa
     """A compiled bundle (``modules`` inside) or pulled modules whose x-secret fields are not ``ENC[...]``."""
     doc: Value
     try:
-        doc = load_document(text.encode(), path=path, layer="file").value if yaml else json.loads(text)
+        doc = load_document(text.encode(), path=path, layer="").value if yaml else json.loads(text)
     except (ValueError, RecursionError, LlmccError):  # not JSON / YAML, or nested past the limit: not our output
         return []
     prefix: tuple[str, ...] = ()
