@@ -119,18 +119,7 @@ def publish_target(
         if latest is not None and _without_chain(latest.bundle) == wanted:
             pointer = state.pointer
             if pointer is None or pointer.version < latest.version or when >= pointer.expires:
-                move_pointer(
-                    store,
-                    target,
-                    latest.version,
-                    latest.digest,
-                    signer,
-                    trusted=trusted,
-                    now=when,
-                    expires_after=expires_after,
-                    expected=state.pointer_envelope,
-                    refresh=True,
-                )
+                _resign_latest(store, target, state, signer, trusted=trusted, now=when, expires_after=expires_after)
             return PublishResult(target=target, version=latest.version, digest=latest.digest, created=False)
         version = latest.version + 1 if latest else 1
         payload = canonical_json(
@@ -184,18 +173,7 @@ def refresh_pointer(
     latest = state.latest
     if latest is None:
         raise VerificationError(f"{target}: nothing published in {store.url}, so no pointer to refresh")
-    return move_pointer(
-        store,
-        target,
-        latest.version,
-        latest.digest,
-        signer,
-        trusted=trusted,
-        now=now,
-        expires_after=expires_after,
-        expected=state.pointer_envelope,
-        refresh=True,
-    )
+    return _resign_latest(store, target, state, signer, trusted=trusted, now=now, expires_after=expires_after)
 
 
 def move_pointer(
@@ -274,3 +252,30 @@ def _without_chain(bundle: JSONObject) -> bytes:
     meta.pop("version", None)
     meta.pop("previous", None)
     return canonical_json(obj)
+
+
+def _resign_latest(
+    store: Store,
+    target: str,
+    state: TargetRead,
+    signer: Signer,
+    *,
+    trusted: Keyring,
+    now: datetime,
+    expires_after: timedelta,
+) -> Pointer:
+    """Sign a new pointer to the verified ``state.latest``, swapping out the pointer ``state`` read."""
+    latest = state.latest
+    assert latest is not None  # callers publish or refresh only a target that has versions
+    return move_pointer(
+        store,
+        target,
+        latest.version,
+        latest.digest,
+        signer,
+        trusted=trusted,
+        now=now,
+        expires_after=expires_after,
+        expected=state.pointer_envelope,
+        refresh=True,
+    )
