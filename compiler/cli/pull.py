@@ -29,9 +29,9 @@ from compiler.cli._store import (
     resolve,
     seen_file,
 )
-from compiler.errors import LlmccError, StorageError, VerificationError
+from compiler.errors import LlmccError, SecretsError, StorageError, VerificationError
 from compiler.jsontypes import JSONObject
-from compiler.project import KeySpec, parse_target
+from compiler.project import parse_target
 from compiler.reader import read_target
 from compiler.sources.exposure import refuse_committable
 from compiler.verify import VerifiedBundle
@@ -97,28 +97,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 def _decrypt(verified: VerifiedBundle, args: argparse.Namespace) -> JSONObject:
     """The modules with every secret opened by the caller's identity (KEK named by the bundle)."""
     # imported here: only --decrypt needs age, KMS and Vault clients
+    from compiler.secrets.bundlekek import bundle_key_provider
     from compiler.secrets.identity import load_identities
-    from compiler.secrets.kek import PROVIDERS, provider_for
     from compiler.secrets.reader import open_secrets
 
     bundle = verified.bundle
-    encryption = bundle.get("encryption")
-    if encryption is None:
+    if bundle.get("encryption") is None:
         modules = bundle.get("modules")
         return modules if isinstance(modules, dict) else {}  # no secret fields: nothing to open
-    kek = encryption.get("kek") if isinstance(encryption, dict) else None
-    provider = kek.get("provider") if isinstance(kek, dict) else None
-    key_id = kek.get("key_id") if isinstance(kek, dict) else None
-    if provider not in PROVIDERS or not isinstance(key_id, str) or not key_id:
-        raise LlmccError(f"{verified.target} version {verified.version}: encryption.kek names no known key")
-    # the bundle names its KEK: age key ids are the recipients joined by ","
-    spec = KeySpec.model_validate(
-        {"provider": provider, "recipients": key_id.split(",")}
-        if provider == "age"
-        else {"provider": provider, "key_id": key_id}
-    )
-    identities = load_identities(args.identity, os.environ, required=provider == "age")
-    return open_secrets(bundle, provider_for(spec, identities))
+    try:
+        provider = bundle_key_provider(
+            bundle, lambda name: load_identities(args.identity, os.environ, required=name == "age")
+        )
+    except SecretsError as e:
+        raise LlmccError(f"{verified.target} version {verified.version}: {e}") from None
+    return open_secrets(bundle, provider)
 
 
 def _write_private(path: Path, data: bytes, *, private: bool) -> None:
