@@ -181,7 +181,7 @@ class RegistryClient:
                     challenged = True
                     challenge = e.headers.get("WWW-Authenticate")
                     e.close()
-                    authorization = self._auth.answer(challenge, scope, sent=authorization)
+                    authorization = self._auth.answer(challenge, scope)
                     continue
                 if e.code in (401, 403):
                     e.close()

@@ -280,23 +280,19 @@ class Authenticator:
             return "Bearer " + token.value
         return None
 
-    def answer(self, www_authenticate: str | None, scope: str, *, sent: str | None) -> str:
+    def answer(self, www_authenticate: str | None, scope: str) -> str:
         """The ``Authorization`` value to retry with after a 401 carrying ``www_authenticate``.
 
         Raises:
             StorageError: no usable challenge, no credentials for a basic
-                challenge, credentials already refused, or a token service error.
+                challenge, or a token service error.
         """
         challenges = parse_challenges(www_authenticate or "")
         by_scheme = {c.scheme: c for c in challenges}
         if "bearer" in by_scheme:
             challenge = by_scheme["bearer"]
             self._tokens.pop(scope, None)
-            token = self._fetch_token(challenge, scope)
-            retry = "Bearer " + token
-            if retry == sent:
-                raise self.refused(scope, 401)
-            return retry
+            return "Bearer " + self._fetch_token(challenge, scope)
         if "basic" in by_scheme:
             credentials = self._load()
             if credentials is None:
@@ -306,8 +302,6 @@ class Authenticator:
                 )
             if credentials.identity_token:
                 raise StorageError(f"{self._registry}: the registry asks for a password, not an identity token")
-            if sent is not None and self._basic:
-                raise self.refused(scope, 401)
             self._basic = True
             return credentials.basic()
         raise StorageError(f"{self._registry}: HTTP 401 for {scope} with no Basic or Bearer challenge")
@@ -393,11 +387,7 @@ def describe_network_error(e: BaseException) -> str:
             f"TLS certificate not trusted ({reason.verify_message}); "
             f"if the registry uses a private CA, set {CA_FILE_ENV} to its PEM bundle"
         )
-    if isinstance(reason, str):
-        return reason
-    if isinstance(reason, BaseException) and str(reason):
-        return str(reason)
-    return e.__class__.__name__
+    return str(reason) or e.__class__.__name__
 
 
 class SafeRedirects(urllib.request.HTTPRedirectHandler):
@@ -416,8 +406,7 @@ class SafeRedirects(urllib.request.HTTPRedirectHandler):
         newurl: str,
     ) -> urllib.request.Request | None:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)  # type: ignore[arg-type]
-        if new is None:
-            return None
+        assert new is not None  # CPython raises HTTPError rather than return None
         old, target = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(new.full_url)
         if target.scheme != "https" and not (target.scheme == "http" and is_loopback(target.hostname or "")):
             raise urllib.error.URLError(f"redirect to a non-https URL ({target.scheme}://{target.hostname}) refused")

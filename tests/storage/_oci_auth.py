@@ -233,9 +233,16 @@ HELPER = """#!{python}
 import json, os, sys
 server = sys.stdin.read().strip()
 sys.stderr.write("helper debug: secret is " + os.environ.get("LLMCCTEST_HELPER_SECRET", "") + "\\n")
-if os.environ.get("LLMCCTEST_HELPER_FAIL"):
+mode = os.environ.get("LLMCCTEST_HELPER_MODE", "")
+if mode == "fail":
     print("fatal: keychain locked, secret " + os.environ.get("LLMCCTEST_HELPER_SECRET", ""))
     sys.exit(3)
+if mode == "garbage":
+    print("not json " + os.environ.get("LLMCCTEST_HELPER_SECRET", ""))
+    sys.exit(0)
+if mode == "sleep":
+    import time
+    time.sleep(5)
 if sys.argv[1:] != ["get"] or server != os.environ.get("LLMCCTEST_HELPER_REGISTRY"):
     print("credentials not found in native keychain")
     sys.exit(1)

@@ -22,7 +22,7 @@ import pytest
 
 from compiler.errors import StorageError
 from compiler.publish import publish_target
-from compiler.storage import open_store
+from compiler.storage import _registry_auth, open_store
 from compiler.storage._registry import RegistryClient
 from compiler.storage._registry_auth import (
     Challenge,
@@ -190,10 +190,14 @@ def test_bearer_tokens_are_cached_per_scope(
     store = open_store(url, root=tmp_path)
     publish_target(store, "prod", make_body("prod", 1), keypair.signer)
     publish_target(store, "prod", make_body("prod", 2), keypair.signer)
-    asked = seen[before:]
-    assert sorted(asked) == [
+    # the scope as the registry challenged: distribution lists the actions in any order
+    asked = sorted(
+        (m, s.rsplit(":", 1)[0] + ":" + ",".join(sorted(s.rsplit(":", 1)[1].split(","))), c)
+        for m, s, c in seen[before:]
+    )
+    assert asked == [
         ("GET", f"repository:{repository}:pull", True),
-        ("GET", f"repository:{repository}:push,pull", True),  # the scope as the registry challenged
+        ("GET", f"repository:{repository}:pull,push", True),
     ]
     assert store.versions("prod") == [1, 2]
 
@@ -207,13 +211,21 @@ def test_a_credential_helper_s_output_is_never_relayed(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     _login(docker_home, token_registry, "credHelpers", monkeypatch, tmp_path)
-    monkeypatch.setenv("LLMCCTEST_HELPER_FAIL", "1")
+    host = token_registry.service.host
+    helper = "llmcc: credential helper docker-credential-llmcctest"
+    monkeypatch.setattr(_registry_auth, "_HELPER_TIMEOUT", 0.5)
+    for mode, expected in [
+        ("fail", f"{helper} failed for {host} (exit 3)"),
+        ("garbage", f"{helper} gave no {{Username, Secret}} JSON for {host}"),
+        ("sleep", f"{helper} gave no answer for {host} in 0.5s"),
+    ]:
+        monkeypatch.setenv("LLMCCTEST_HELPER_MODE", mode)
+        assert llmcc(example_repo.path, "pull", "dev", "--store", token_registry.store_url()) == 2
+        line = _one_line_error(capfd)
+        assert line == expected
+    (tmp_path / "bin" / "docker-credential-llmcctest").chmod(0o644)
     assert llmcc(example_repo.path, "pull", "dev", "--store", token_registry.store_url()) == 2
-    line = _one_line_error(capfd)
-    assert line == (
-        f"llmcc: credential helper docker-credential-llmcctest failed for {token_registry.service.host} (exit 3)"
-    )
-    assert token_registry.password not in line
+    assert _one_line_error(capfd) == f"{helper} cannot run: PermissionError"
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
     assert llmcc(example_repo.path, "pull", "dev", "--store", token_registry.store_url()) == 2
     assert _one_line_error(capfd) == (
@@ -389,3 +401,98 @@ def test_a_ca_file_adds_to_the_system_trust_and_never_turns_verification_off(pki
         assert context.check_hostname
     system = len(tls_context({}).get_ca_certs())
     assert len(tls_context({"LLMCC_OCI_CA_FILE": str(pki.ca)}).get_ca_certs()) == system + 1
+
+
+def test_a_helper_s_identity_token_and_its_no_entry_answer(
+    token_registry: AuthRegistry, docker_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _login(docker_home, token_registry, "credsStore", monkeypatch, tmp_path)
+    monkeypatch.setenv("LLMCCTEST_HELPER_USER", "<token>")
+    monkeypatch.setenv("LLMCCTEST_HELPER_SECRET", token_registry.refresh_token)
+    store = open_store(token_registry.store_url(), root=tmp_path)
+    assert store.targets() == []  # the refresh token was accepted (POST to the realm)
+    found = credentials_for(token_registry.service.host)
+    assert found is not None
+    assert found.identity_token
+    assert credentials_for("other.example") is None  # "credentials not found": anonymous
+
+
+def test_an_identity_token_cannot_answer_a_password_challenge(
+    basic_registry: AuthRegistry, docker_home: Path, tmp_path: Path
+) -> None:
+    docker_config(docker_home, {"auths": {basic_registry.service.host: {"identitytoken": new_canary()}}})
+    with pytest.raises(StorageError, match="asks for a password, not an identity token"):
+        open_store(basic_registry.store_url(), root=tmp_path).targets()
+
+
+def test_the_default_auth_file_is_docker_s() -> None:
+    assert _registry_auth.auth_file({}) == Path.home() / ".docker" / "config.json"
+
+
+class _Challenging(BaseHTTPRequestHandler):
+    """A registry that challenges with ``challenge``; with a token it answers ``status``."""
+
+    challenge: str
+    status: int
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/token"):
+            body = self.token_body.encode()
+            self.send_response(self.token_status)
+        elif self.headers.get("Authorization") is None:
+            body = b""
+            self.send_response(401)
+            if self.challenge:
+                self.send_header("WWW-Authenticate", self.challenge.format(port=self.server.server_address[1]))
+        else:
+            body = b'{"tags": []}'
+            self.send_response(self.status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    token_status = 200
+    token_body = '{"token": "t", "expires_in": "soon"}'
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+_BEARER = 'Bearer realm="http://127.0.0.1:{port}/token",service="s"'
+_PULL = "repository:llmcc/bundles:pull"
+
+
+@pytest.mark.parametrize(
+    ("challenge", "status", "token_status", "token_body", "expected"),
+    [
+        (_BEARER, 200, 200, '{"token": "t", "expires_in": "soon"}', None),
+        (_BEARER, 403, 200, '{"access_token": "t"}', rf"access denied for {_PULL} \(HTTP 403, anonymous\)"),
+        (_BEARER, 200, 500, "{}", r"token service 127.0.0.1: HTTP 500 for repository:llmcc/bundles:pull$"),
+        (_BEARER, 200, 200, "{}", "the reply holds no token for repository:llmcc/bundles:pull"),
+        (_BEARER, 200, 200, "not json", "the reply holds no token"),
+        ('Bearer realm="http://example.invalid/token"', 200, 200, "{}", "the token realm is not an https:// URL"),
+        ('Bearer realm="http://127.0.0.1:9/token"', 200, 200, "{}", "token service 127.0.0.1: .*Connection refused"),
+        ("", 200, 200, "{}", "HTTP 401 for repository:llmcc/bundles:pull with no Basic or Bearer challenge"),
+        ("Negotiate abc", 200, 200, "{}", "with no Basic or Bearer challenge"),
+    ],
+)
+def test_what_a_registry_or_its_token_service_can_answer(
+    challenge: str,
+    status: int,
+    token_status: int,
+    token_body: str,
+    expected: str | None,
+    servers: list[ThreadingHTTPServer],
+    docker_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LLMCC_OCI_CA_FILE")
+    attributes = {"challenge": challenge, "status": status, "token_status": token_status, "token_body": token_body}
+    port = _serve(servers, type("C", (_Challenging,), attributes))
+    client = RegistryClient(f"127.0.0.1:{port}", "llmcc/bundles", where="test")
+    if expected is None:
+        assert client.tags() == []
+        assert client.tags() == []  # the cached token
+        return
+    with pytest.raises(StorageError, match=expected):
+        client.tags()
