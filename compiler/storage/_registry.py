@@ -186,7 +186,9 @@ class RegistryClient:
                 if e.code in (401, 403):
                     e.close()
                     raise self._auth.refused(scope, e.code) from e
-                detail = e.read(300).decode("utf-8", "replace")
+                detail = " ".join(e.read(300).decode("utf-8", "replace").split())  # one line (an HTML page has many)
+                if authorization:  # a proxy's error page may echo the request's headers
+                    detail = detail.replace(authorization.split(" ", 1)[-1], "<redacted>")
                 if e.code in _TRANSIENT and attempt < attempts:
                     attempt += 1
                     time.sleep(0.05 * 2**attempt)

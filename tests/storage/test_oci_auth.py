@@ -496,3 +496,43 @@ def test_what_a_registry_or_its_token_service_can_answer(
         return
     with pytest.raises(StorageError, match=expected):
         client.tags()
+
+
+class _EchoingProxy(BaseHTTPRequestHandler):
+    """A proxy in front of a registry whose error page echoes the request headers."""
+
+    def do_GET(self) -> None:
+        if self.headers.get("Authorization") is None:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="r"')
+            body = b""
+        else:
+            self.send_response(502)
+            body = f"<p>bad gateway;\n you sent {self.headers.get('Authorization')}</p>\n".encode()
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_PUT = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_error_page_echoing_the_credentials_is_redacted(
+    servers: list[ThreadingHTTPServer], docker_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LLMCC_OCI_CA_FILE")
+    port = _serve(servers, _EchoingProxy)
+    password = new_canary()
+    docker_config(docker_home, {"auths": {f"127.0.0.1:{port}": basic_entry("ada", password)}})
+    with pytest.raises(StorageError, match=r"HTTP 502 <p>bad gateway; you sent Basic <redacted></p>$") as info:
+        RegistryClient(f"127.0.0.1:{port}", "llmcc/bundles", where="test").put_manifest("prod.v00000001", b"{}")
+    assert base64.b64encode(f"ada:{password}".encode()).decode() not in str(info.value)
+
+
+def test_an_s3_endpoint_with_credentials_is_refused_unechoed(tmp_path: Path) -> None:
+    secret = new_canary()
+    with pytest.raises(StorageError, match="--endpoint-url cannot hold credentials") as info:
+        open_store("s3://bucket/prefix", root=tmp_path, endpoint_url=f"http://key:{secret}@127.0.0.1:9")
+    assert secret not in str(info.value)
