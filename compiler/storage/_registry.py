@@ -190,8 +190,8 @@ class RegistryClient:
                 if authorization:  # a proxy's error page may echo the request's headers
                     detail = detail.replace(authorization.split(" ", 1)[-1], "<redacted>")
                 if e.code in _TRANSIENT and attempt < attempts:
-                    attempt += 1
                     time.sleep(0.05 * 2**attempt)
+                    attempt += 1
                     continue
                 if e.code == 400 and url.startswith("http://") and not detail:
                     detail = f"(a TLS registry? set {CA_FILE_ENV} to speak HTTPS on loopback)"

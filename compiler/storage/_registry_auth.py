@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import json
 import os
@@ -223,12 +224,24 @@ def _from_helper(name: str, registry: str) -> Credentials | None:
 def tls_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
     """The system's trust, plus the PEM bundle named by ``LLMCC_OCI_CA_FILE`` when set. Never unverified.
 
+    Contexts are shared per (CA file, its mtime): loading the system's CAs takes
+    tens of milliseconds, and a replaced CA file is read again.
+
     Raises:
         StorageError: the CA file cannot be read or holds no certificate.
     """
     env = os.environ if environ is None else environ
+    ca_file = env.get(CA_FILE_ENV) or None
+    try:
+        stamp = os.stat(ca_file).st_mtime_ns if ca_file else 0
+    except OSError:
+        stamp = -1  # load_verify_locations says what is wrong
+    return _context(ca_file, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _context(ca_file: str | None, stamp: int) -> ssl.SSLContext:
     context = ssl.create_default_context()
-    ca_file = env.get(CA_FILE_ENV)
     if ca_file:
         try:
             context.load_verify_locations(cafile=ca_file)

@@ -399,6 +399,8 @@ def test_a_ca_file_adds_to_the_system_trust_and_never_turns_verification_off(pki
         context = tls_context(env)
         assert context.verify_mode == ssl.CERT_REQUIRED
         assert context.check_hostname
+    with pytest.raises(StorageError, match="not a readable PEM CA bundle"):
+        tls_context({"LLMCC_OCI_CA_FILE": str(pki.ca.parent / "missing.pem")})
     system = len(tls_context({}).get_ca_certs())
     assert len(tls_context({"LLMCC_OCI_CA_FILE": str(pki.ca)}).get_ca_certs()) == system + 1
 
