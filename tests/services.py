@@ -153,14 +153,20 @@ def registry_binary() -> str | None:
     return None
 
 
-def start_registry(tmp: Path) -> Service:
+def start_registry(tmp: Path, *, tls: tuple[Path, Path] | None = None, auth: str = "") -> Service:
+    """A docker-registry; ``tls`` = (certificate, key) PEM files; ``auth`` = its ``auth:`` section, indented."""
     binary = registry_binary()
     if binary is None:
         unavailable("docker-registry is not installed (apt-get install docker-registry)")
 
     def argv_for(port: int) -> list[str]:
         config = tmp / f"registry-{port}.yml"
-        config.write_text(_REGISTRY_CONFIG.format(root=tmp / "data", port=port))
+        text = _REGISTRY_CONFIG.format(root=tmp / "data", port=port)
+        if tls is not None:
+            text += f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n"
+        if auth:
+            text += f"auth:\n{auth}"
+        config.write_text(text)
         return [binary, "serve", str(config)]
 
     try:

@@ -23,6 +23,9 @@ def _open_s3(url: str, rest: str, root: Path, endpoint_url: str | None) -> Store
     from compiler.storage.s3 import S3Store
 
     bucket, _, prefix = rest.partition("/")
+    if endpoint_url and "@" in endpoint_url.partition("://")[2].partition("/")[0]:
+        # never echo it: the part before "@" is a key or password
+        raise StorageError("--endpoint-url cannot hold credentials: AWS credentials come from the environment")
     return S3Store(bucket, prefix, url=url, endpoint_url=endpoint_url)
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import ipaddress
 import json
+import os
 import re
 import time
 import urllib.error
@@ -20,6 +20,16 @@ from dataclasses import dataclass
 from email.message import Message
 
 from compiler.errors import StorageError
+from compiler.storage._registry_auth import (
+    CA_FILE_ENV,
+    Authenticator,
+    api_host,
+    describe_network_error,
+    is_loopback,
+    opener,
+    scope_for,
+    tls_context,
+)
 from compiler.storage.base import CorruptObjectError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -45,26 +55,33 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 class RegistryClient:
-    """One repository of one registry. HTTPS, except plain HTTP for loopback registries."""
+    """One repository of one registry, with the auth of :mod:`compiler.storage._registry_auth`.
+
+    HTTPS, verified against the system's CAs plus ``LLMCC_OCI_CA_FILE``. A
+    loopback registry (``localhost``, ``127.0.0.1``, ``[::1]``) is spoken to in
+    plain HTTP, unless ``LLMCC_OCI_CA_FILE`` is set: then over HTTPS too (a
+    port-forwarded registry with a private CA).
+    """
 
     def __init__(self, registry: str, repository: str, *, where: str) -> None:
+        if "@" in registry:
+            # never echo the URL: it holds a password
+            raise StorageError(
+                "an oci:// store URL cannot hold credentials: use docker login or an auth file (docs/store-layout.md)"
+            )
         if not registry or not _REPO.fullmatch(repository):
             raise StorageError(f"{where}: expected oci://REGISTRY/REPOSITORY (lowercase repository path)")
         host = urllib.parse.urlsplit(f"//{registry}").hostname or ""
-        scheme = "http" if _is_loopback(host) else "https"
-        self._base = f"{scheme}://{registry}/v2/{repository}"
-        self._origin = f"{scheme}://{registry}"
+        plain = is_loopback(host) and not os.environ.get(CA_FILE_ENV)
+        scheme = "http" if plain else "https"
+        api = api_host(registry)
+        self._base = f"{scheme}://{api}/v2/{repository}"
+        self._origin = f"{scheme}://{api}"
+        self._repository = repository
         self._where = where
+        self._opener = opener(tls_context())
+        self._auth = Authenticator(registry, self._opener)
 
     def manifest_digest(self, reference: str) -> str | None:
         """The digest a tag points to, or None when the tag does not exist."""
@@ -137,31 +154,50 @@ class RegistryClient:
         ok: tuple[int, ...] = (200,),
         limit: int = _MAX_REPLY_BYTES,
     ) -> _Reply:
-        """One request; a reply body over ``limit`` bytes is refused, never read whole."""
+        """One request, answering one auth challenge; a reply body over ``limit`` bytes is refused, never read whole."""
         url = path if path.startswith(("http://", "https://")) else self._base + path
-        request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 - scheme fixed above
-        if accept:
-            request.add_header("Accept", accept)
-        if content_type:
-            request.add_header("Content-Type", content_type)
+        scope = scope_for(self._repository, method)
+        authorization = self._auth.header(scope)
+        challenged = False
         # distribution's filesystem driver can answer 500 while a concurrent PUT rewrites
         # a tag: reads are idempotent, so they are retried a few times
         attempts = _READ_ATTEMPTS if method in ("GET", "HEAD") else 1
-        for attempt in range(1, attempts + 1):
+        attempt = 1
+        while True:
+            request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 - scheme fixed above
+            if accept:
+                request.add_header("Accept", accept)
+            if content_type:
+                request.add_header("Content-Type", content_type)
+            if authorization:
+                request.add_header("Authorization", authorization)
             try:
-                with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:  # noqa: S310
+                with self._opener.open(request, timeout=_TIMEOUT) as response:
                     return _Reply(response.status, response.headers, self._read_capped(response, limit, url))
             except urllib.error.HTTPError as e:
                 if e.code in ok:
                     return _Reply(e.code, e.headers, self._read_capped(e, limit, url))
-                detail = e.read(300).decode("utf-8", "replace")
+                if e.code == 401 and not challenged:
+                    challenged = True
+                    challenge = e.headers.get("WWW-Authenticate")
+                    e.close()
+                    authorization = self._auth.answer(challenge, scope)
+                    continue
+                if e.code in (401, 403):
+                    e.close()
+                    raise self._auth.refused(scope, e.code) from e
+                detail = " ".join(e.read(300).decode("utf-8", "replace").split())  # one line (an HTML page has many)
+                if authorization:  # a proxy's error page may echo the request's headers
+                    detail = detail.replace(authorization.split(" ", 1)[-1], "<redacted>")
                 if e.code in _TRANSIENT and attempt < attempts:
                     time.sleep(0.05 * 2**attempt)
+                    attempt += 1
                     continue
+                if e.code == 400 and url.startswith("http://") and not detail:
+                    detail = f"(a TLS registry? set {CA_FILE_ENV} to speak HTTPS on loopback)"
                 raise StorageError(f"{self._where}: {method} {url}: HTTP {e.code} {detail}".rstrip()) from e
             except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-                raise StorageError(f"{self._where}: {method} {url}: {e}") from e
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                raise StorageError(f"{self._where}: {method} {url}: {describe_network_error(e)}") from e
 
     def _read_capped(self, response: http.client.HTTPResponse | urllib.error.HTTPError, limit: int, url: str) -> bytes:
         length = response.headers.get("Content-Length")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
 import pytest
 
+from tests.secrets._secrets_support import new_canary
 from tests.services import Service, start_moto, start_registry
+from tests.storage._oci_auth import Pki, TokenServer, htpasswd, make_pki
 from tests.storage._support import KeyPair, StoreSpec, new_keypair
 
 FAKE_AWS = {
@@ -90,3 +93,66 @@ def keypair() -> KeyPair:
 @pytest.fixture(scope="session")
 def other_keypair() -> KeyPair:
     return new_keypair()
+
+
+# --- registries that need auth (issue 13 §5): TLS with a private CA, htpasswd, a token service ---
+
+
+@dataclass(frozen=True)
+class AuthRegistry:
+    """A registry behind TLS signed by ``pki.ca`` that accepts ``user``/``password`` (a canary)."""
+
+    service: Service
+    pki: Pki
+    user: str
+    password: str = field(repr=False)
+    token_server: TokenServer | None = None
+    refresh_token: str = field(default="", repr=False)
+
+    def store_url(self) -> str:
+        return f"oci://{self.service.host}/llmcc/auth-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[AuthRegistry]:
+    """docker-registry with htpasswd auth and TLS."""
+    tmp = tmp_path_factory.mktemp("basic-registry")
+    password = new_canary()
+    users = htpasswd(tmp / "htpasswd", {"ada": password})
+    auth = f"  htpasswd:\n    realm: llmcc-test\n    path: {users}\n"
+    service = start_registry(tmp, tls=(pki.cert, pki.key), auth=auth)
+    yield AuthRegistry(service, pki, "ada", password)
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[AuthRegistry]:
+    """docker-registry with ``auth: token`` trusting a test token service, and TLS."""
+    tmp = tmp_path_factory.mktemp("token-registry")
+    password, refresh = new_canary(), new_canary()
+    tokens = TokenServer(users={"ada": password}, refresh_tokens={refresh: "ada"}, pki=pki)
+    tokens.start()
+    root = tokens.write_root(tmp / "root.pem")
+    service = start_registry(tmp, tls=(pki.cert, pki.key), auth=tokens.registry_auth(root))
+    yield AuthRegistry(service, pki, "ada", password, tokens, refresh)
+    service.stop()
+    tokens.stop()
+
+
+@pytest.fixture
+def docker_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pki: Pki) -> Iterator[Path]:
+    """An empty DOCKER_CONFIG directory, the test CA trusted; its files are removed afterwards (canaries)."""
+    home = tmp_path / "docker"
+    home.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(home))
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    monkeypatch.setenv("LLMCC_OCI_CA_FILE", str(pki.ca))
+    yield home
+    for path in home.rglob("*"):
+        if path.is_file():
+            path.unlink()

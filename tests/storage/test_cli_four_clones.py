@@ -21,7 +21,9 @@ from compiler.bundle.dsse import Keyring, load_public_key
 from compiler.storage import open_store
 from compiler.verify import verify_chain
 from tests.conftest import GitRepo, copy_example, init_repo
+from tests.storage._oci_auth import basic_entry, docker_config
 from tests.storage._support import StoreSpec
+from tests.storage.conftest import AuthRegistry
 
 CLONES = 4
 TEMPERATURES = ["0.31", "0.42", "0.53", "0.64"]  # prod.yaml has 0.3; the policy allows 0.0-1.0
@@ -51,6 +53,11 @@ def _store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> tupl
     if backend == "s3":
         s3: StoreSpec = request.getfixturevalue("s3_spec")
         return f"s3://{s3.bucket}/{s3.prefix}", ["--endpoint-url", s3.endpoint_url]
+    if backend == "oci-auth":  # TLS, bearer tokens, a helper-free docker config.json (issue 13 §5)
+        registry: AuthRegistry = request.getfixturevalue("token_registry")
+        home: Path = request.getfixturevalue("docker_home")
+        docker_config(home, {"auths": {registry.service.host: basic_entry(registry.user, registry.password)}})
+        return registry.store_url(), []
     oci: StoreSpec = request.getfixturevalue("oci_spec")
     return f"oci://{oci.registry}/{oci.repository}", []
 
@@ -87,9 +94,9 @@ def _wait_for(paths: list[Path], procs: list[subprocess.Popen[str]]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["file", "s3", "oci"])
+@pytest.mark.parametrize("backend", ["file", "s3", "oci", "oci-auth"])
 def test_four_clones_publish_prod_at_once(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    url, flags = _store(backend, request, tmp_path)  # s3: fake credentials now in os.environ
+    url, flags = _store(backend, request, tmp_path)  # s3, oci-auth: credentials now in os.environ
     clones = _clones(tmp_path)
     heads = [c.git("rev-parse", "HEAD").strip() for c in clones]
     assert len(set(heads)) == CLONES

@@ -1,0 +1,433 @@
+"""Registry credentials, TLS trust and the auth handshakes of the distribution API; stdlib only.
+
+Where credentials come from (what ``docker login``, ``oras login`` and
+``podman login --authfile`` leave behind; docs/store-layout.md):
+
+1. the auth file: ``$REGISTRY_AUTH_FILE`` when set (containers-auth.json(5),
+   the docker format), else ``$DOCKER_CONFIG/config.json``, else
+   ``~/.docker/config.json``; no file means anonymous;
+2. in it, as docker resolves them: ``credHelpers[<registry>]``, else
+   ``credsStore`` (both run ``docker-credential-<name> get``: the registry on
+   stdin, ``{"Username", "Secret"}`` on stdout; ``Username`` ``<token>`` marks
+   an identity token), else ``auths[<registry>]`` with ``auth``
+   (base64 ``user:password``), ``username``/``password``, or ``identitytoken``.
+
+How they are sent: a request goes out with what the registry accepted before
+(a cached bearer token for the request's scope, or basic credentials); a 401
+answers with a ``WWW-Authenticate`` challenge (RFC 7235). ``Basic`` (RFC 7617):
+the credentials. ``Bearer realm=..,service=..,scope=..`` (the Docker Registry
+token authentication spec, distribution/docs/spec/auth/token.md): a token from
+the realm, fetched with basic credentials or anonymously (GET), or with an
+identity token as an OAuth2 refresh token (POST, spec auth/oauth.md); tokens
+are cached per scope until ``expires_in`` (default 60 s) runs out, and a 401
+on a cached token (e.g. a push after a pull token) is challenged once more.
+
+Secrets never leave this module in text: errors name the registry, the scope
+and the auth file, never a credential, token or a helper's output.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import ipaddress
+import json
+import os
+import re
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.errors import StorageError
+
+CA_FILE_ENV = "LLMCC_OCI_CA_FILE"
+_HELPER_TIMEOUT = 30.0
+_TOKEN_TIMEOUT = 30.0
+_MAX_TOKEN_REPLY = 1024 * 1024
+_DEFAULT_EXPIRES = 60  # seconds, the token spec's default for a reply without expires_in
+_EXPIRY_MARGIN = 5.0
+_DOCKER_HUB = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+_DOCKER_HUB_KEY = "https://index.docker.io/v1/"
+_TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # RFC 7230 tchar
+_SCHEME = re.compile(rf"\s*,?\s*({_TCHARS})(?=\s|,|$)")
+_PARAM = re.compile(rf"\s*,?\s*({_TCHARS})\s*=\s*(\"(?:[^\"\\]|\\.)*\"|[^,\s]*)")
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A user name and its secret: a password, or an identity (OAuth2 refresh) token."""
+
+    username: str
+    secret: str = field(repr=False)
+    identity_token: bool = False
+    source: str = ""  # where they came from, for messages: "auth file X" or "docker-credential-X"
+
+    def basic(self) -> str:
+        """The ``Authorization`` value of RFC 7617 basic auth."""
+        return "Basic " + base64.b64encode(f"{self.username}:{self.secret}".encode()).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """One challenge of a ``WWW-Authenticate`` header: scheme (lowercase) and its parameters."""
+
+    scheme: str
+    params: Mapping[str, str]
+
+
+def api_host(registry: str) -> str:
+    """The host[:port] that serves the registry API: Docker Hub's names map to ``registry-1.docker.io``."""
+    return "registry-1.docker.io" if registry in _DOCKER_HUB else registry
+
+
+def parse_challenges(header: str) -> list[Challenge]:
+    """The challenges of a ``WWW-Authenticate`` value (RFC 7235 §4.1), in order; unparseable rest ignored."""
+    out: list[tuple[str, dict[str, str]]] = []
+    pos = 0
+    while pos < len(header):
+        param = _PARAM.match(header, pos)
+        if param is not None and out:
+            value = param.group(2)
+            if value.startswith('"'):
+                value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            out[-1][1][param.group(1).lower()] = value
+            pos = param.end()
+            continue
+        scheme = _SCHEME.match(header, pos)
+        if scheme is None:
+            break
+        out.append((scheme.group(1).lower(), {}))
+        pos = scheme.end()
+    return [Challenge(s, p) for s, p in out]
+
+
+def auth_file(environ: Mapping[str, str]) -> Path:
+    """The auth file read: ``REGISTRY_AUTH_FILE``, else ``$DOCKER_CONFIG/config.json``, else ``~/.docker``'s."""
+    if environ.get("REGISTRY_AUTH_FILE"):
+        return Path(environ["REGISTRY_AUTH_FILE"])
+    if environ.get("DOCKER_CONFIG"):
+        return Path(environ["DOCKER_CONFIG"]) / "config.json"
+    return Path.home() / ".docker" / "config.json"
+
+
+def _host_of_key(key: str) -> str:
+    """``https://r.example:5000/v1/`` -> ``r.example:5000`` (docker accepts URLs as auths keys)."""
+    rest = key.split("://", 1)[1] if "://" in key else key
+    host = rest.split("/", 1)[0].lower()
+    return "index.docker.io" if host in _DOCKER_HUB else host
+
+
+def credentials_for(registry: str, environ: Mapping[str, str] | None = None) -> Credentials | None:
+    """The credentials stored for ``registry`` (host[:port]), or None (anonymous).
+
+    Raises:
+        StorageError: an unreadable or malformed auth file, or a credential helper
+            that is missing or fails (its output is never shown: it may hold secrets).
+    """
+    env = os.environ if environ is None else environ
+    path = auth_file(env)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise StorageError(f"{path}: cannot read the registry auth file: {e.__class__.__name__}") from e
+    try:
+        config = json.loads(text)
+    except ValueError as e:
+        # the message of a JSON error quotes the document: name only the place
+        raise StorageError(f"{path}: the registry auth file is not valid JSON (line {_line_of(e)})") from e
+    if not isinstance(config, dict):
+        raise StorageError(f"{path}: the registry auth file is not a JSON object")
+    host = _host_of_key(registry)
+    helpers = config.get("credHelpers")
+    if isinstance(helpers, dict):
+        for key, name in helpers.items():
+            if _host_of_key(str(key)) == host and isinstance(name, str) and name:
+                return _from_helper(name, registry)
+    store = config.get("credsStore")
+    if isinstance(store, str) and store:
+        return _from_helper(store, registry)
+    auths = config.get("auths")
+    if not isinstance(auths, dict):
+        return None
+    for key, entry in auths.items():
+        if _host_of_key(str(key)) == host and isinstance(entry, dict):
+            return _from_entry(entry, registry, path)
+    return None
+
+
+def _line_of(e: ValueError) -> int:
+    return int(getattr(e, "lineno", 0))
+
+
+def _from_entry(entry: dict[str, object], registry: str, path: Path) -> Credentials | None:
+    source = f"auth file {path}"
+    token = entry.get("identitytoken")
+    encoded = entry.get("auth")
+    username, password = entry.get("username"), entry.get("password")
+    if isinstance(encoded, str) and encoded:
+        try:
+            username, sep, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            sep = ""
+        if not sep:
+            raise StorageError(f"{path}: the auth of {registry} is not base64 of user:password")
+    if isinstance(token, str) and token:
+        return Credentials(username if isinstance(username, str) else "", token, identity_token=True, source=source)
+    if isinstance(username, str) and isinstance(password, str) and (username or password):
+        return Credentials(username, password, source=source)
+    return None
+
+
+def _from_helper(name: str, registry: str) -> Credentials | None:
+    """``docker-credential-<name> get`` for ``registry`` (docker-credential-helpers' protocol)."""
+    program = f"docker-credential-{name}"
+    server = _DOCKER_HUB_KEY if _host_of_key(registry) == "index.docker.io" else registry
+    try:
+        done = subprocess.run(
+            [program, "get"],
+            input=server.encode(),
+            capture_output=True,  # stderr too: never relayed, it may hold secrets
+            timeout=_HELPER_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError as e:
+        raise StorageError(f"credential helper {program} (for {registry}) is not on PATH") from e
+    except subprocess.TimeoutExpired as e:
+        raise StorageError(f"credential helper {program} gave no answer for {registry} in {_HELPER_TIMEOUT:g}s") from e
+    except OSError as e:
+        raise StorageError(f"credential helper {program} cannot run: {e.__class__.__name__}") from e
+    if done.returncode != 0:
+        if b"credentials not found" in done.stdout.lower():
+            return None  # the helper's documented "no entry" answer: anonymous
+        raise StorageError(f"credential helper {program} failed for {registry} (exit {done.returncode})")
+    try:
+        reply = json.loads(done.stdout)
+        username, secret = reply["Username"], reply["Secret"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise StorageError(f"credential helper {program} gave no {{Username, Secret}} JSON for {registry}") from e
+    if not isinstance(username, str) or not isinstance(secret, str):
+        raise StorageError(f"credential helper {program} gave no {{Username, Secret}} JSON for {registry}")
+    if username == "<token>":
+        return Credentials("", secret, identity_token=True, source=program)
+    return Credentials(username, secret, source=program)
+
+
+def tls_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
+    """The system's trust, plus the PEM bundle named by ``LLMCC_OCI_CA_FILE`` when set. Never unverified.
+
+    Contexts are shared per (CA file, its mtime): loading the system's CAs takes
+    tens of milliseconds, and a replaced CA file is read again.
+
+    Raises:
+        StorageError: the CA file cannot be read or holds no certificate.
+    """
+    env = os.environ if environ is None else environ
+    ca_file = env.get(CA_FILE_ENV) or None
+    try:
+        stamp = os.stat(ca_file).st_mtime_ns if ca_file else 0
+    except OSError:
+        stamp = -1  # load_verify_locations says what is wrong
+    return _context(ca_file, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _context(ca_file: str | None, stamp: int) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as e:
+            raise StorageError(f"{CA_FILE_ENV}={ca_file}: not a readable PEM CA bundle ({e})") from e
+    return context
+
+
+def scope_for(repository: str, method: str) -> str:
+    """The token scope a request needs: pull for reads, pull and push for writes."""
+    actions = "pull" if method in ("GET", "HEAD") else "pull,push"
+    return f"repository:{repository}:{actions}"
+
+
+@dataclass(slots=True)
+class _Token:
+    value: str = field(repr=False)
+    expires: float
+
+
+class Authenticator:
+    """The ``Authorization`` header for each request of one registry, and the answers to its challenges.
+
+    ``credentials`` is called at most once, on the first challenge: a registry
+    that never asks never causes the auth file to be read or a helper to run.
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        opener: urllib.request.OpenerDirector,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._registry = registry
+        self._opener = opener
+        self._environ = environ
+        self._loaded = False
+        self._credentials: Credentials | None = None
+        self._basic = False
+        self._tokens: dict[str, _Token] = {}
+
+    def header(self, scope: str) -> str | None:
+        """What to send with a request needing ``scope``, from what the registry accepted before."""
+        if self._basic and self._credentials is not None:
+            return self._credentials.basic()
+        token = self._tokens.get(scope)
+        if token is not None and time.monotonic() < token.expires:
+            return "Bearer " + token.value
+        return None
+
+    def answer(self, www_authenticate: str | None, scope: str) -> str:
+        """The ``Authorization`` value to retry with after a 401 carrying ``www_authenticate``.
+
+        Raises:
+            StorageError: no usable challenge, no credentials for a basic
+                challenge, or a token service error.
+        """
+        challenges = parse_challenges(www_authenticate or "")
+        by_scheme = {c.scheme: c for c in challenges}
+        if "bearer" in by_scheme:
+            challenge = by_scheme["bearer"]
+            self._tokens.pop(scope, None)
+            return "Bearer " + self._fetch_token(challenge, scope)
+        if "basic" in by_scheme:
+            credentials = self._load()
+            if credentials is None:
+                raise StorageError(
+                    f"{self._registry}: the registry asks for credentials ({scope}) and none are stored "
+                    f"for it in {auth_file(self._env)} (docker login {self._registry})"
+                )
+            if credentials.identity_token:
+                raise StorageError(f"{self._registry}: the registry asks for a password, not an identity token")
+            self._basic = True
+            return credentials.basic()
+        raise StorageError(f"{self._registry}: HTTP 401 for {scope} with no Basic or Bearer challenge")
+
+    def refused(self, scope: str, status: int) -> StorageError:
+        """The one line for a registry that refused us: registry, scope, where credentials came from."""
+        what = "access denied" if status == 403 else "authentication failed"
+        credentials = self._credentials if self._loaded else None
+        source = f"credentials from {credentials.source}" if credentials else "anonymous"
+        return StorageError(f"{self._registry}: {what} for {scope} (HTTP {status}, {source})")
+
+    @property
+    def _env(self) -> Mapping[str, str]:
+        return os.environ if self._environ is None else self._environ
+
+    def _load(self) -> Credentials | None:
+        if not self._loaded:
+            self._credentials = credentials_for(self._registry, self._env)
+            self._loaded = True
+        return self._credentials
+
+    def _fetch_token(self, challenge: Challenge, scope: str) -> str:
+        realm = challenge.params.get("realm", "")
+        parts = urllib.parse.urlsplit(realm)
+        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname or "")):
+            raise StorageError(f"{self._registry}: the token realm is not an https:// URL; refused")
+        wanted = challenge.params.get("scope") or scope
+        query: dict[str, str] = {}
+        if challenge.params.get("service"):
+            query["service"] = challenge.params["service"]
+        credentials = self._load()
+        if credentials is not None and credentials.identity_token:
+            form = {**query, "grant_type": "refresh_token", "refresh_token": credentials.secret}
+            form.update(scope=wanted, client_id="llmcc")
+            request = urllib.request.Request(realm, data=urllib.parse.urlencode(form).encode(), method="POST")  # noqa: S310 - https or loopback, checked above
+            request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        else:
+            query["scope"] = wanted
+            separator = "&" if parts.query else "?"
+            request = urllib.request.Request(realm + separator + urllib.parse.urlencode(query))  # noqa: S310 - checked above
+            if credentials is not None:
+                request.add_header("Authorization", credentials.basic())
+        where = f"{self._registry}: token service {parts.hostname}"
+        try:
+            with self._opener.open(request, timeout=_TOKEN_TIMEOUT) as reply:
+                body = reply.read(_MAX_TOKEN_REPLY + 1)
+        except urllib.error.HTTPError as e:
+            e.close()
+            if e.code in (401, 403):
+                raise self.refused(wanted, e.code) from None
+            raise StorageError(f"{where}: HTTP {e.code} for {wanted}") from None
+        except (urllib.error.URLError, OSError) as e:
+            raise StorageError(f"{where}: {describe_network_error(e)}") from None
+        try:
+            reply_json = json.loads(body[:_MAX_TOKEN_REPLY])
+            token = reply_json.get("token") or reply_json.get("access_token")
+            expires_in = reply_json.get("expires_in", _DEFAULT_EXPIRES)
+        except (ValueError, AttributeError):
+            token, expires_in = None, 0
+        if not isinstance(token, str) or not token:
+            raise StorageError(f"{where}: the reply holds no token for {wanted}")
+        if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
+            expires_in = _DEFAULT_EXPIRES
+        self._tokens[scope] = _Token(token, time.monotonic() + max(0.0, expires_in - _EXPIRY_MARGIN))
+        return token
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, ``127.0.0.0/8`` or ``[::1]``: where plain HTTP is allowed."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def describe_network_error(e: BaseException) -> str:
+    """A network failure in one line; an untrusted certificate says how to trust it."""
+    reason = e.reason if isinstance(e, urllib.error.URLError) else e
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return (
+            f"TLS certificate not trusted ({reason.verify_message}); "
+            f"if the registry uses a private CA, set {CA_FILE_ENV} to its PEM bundle"
+        )
+    return str(reason) or e.__class__.__name__
+
+
+class SafeRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects (blob storage: S3-style 307) without carrying ``Authorization`` to another origin.
+
+    A redirect to plain HTTP is refused unless it points to a loopback host.
+    """
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: object,
+        code: int,
+        msg: str,
+        headers: object,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)  # type: ignore[arg-type]
+        assert new is not None  # CPython raises HTTPError rather than return None
+        old, target = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(new.full_url)
+        if target.scheme != "https" and not (target.scheme == "http" and is_loopback(target.hostname or "")):
+            raise urllib.error.URLError(f"redirect to a non-https URL ({target.scheme}://{target.hostname}) refused")
+        if (old.scheme, old.hostname, old.port) != (target.scheme, target.hostname, target.port):
+            new.remove_header("Authorization")
+        return new
+
+
+def opener(context: ssl.SSLContext) -> urllib.request.OpenerDirector:
+    """An opener with ``context`` for HTTPS and :class:`SafeRedirects` for redirects."""
+    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), SafeRedirects())
