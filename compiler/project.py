@@ -16,12 +16,12 @@ from pydantic import ValidationError as PydanticValidationError
 
 from compiler.errors import InputError, UsageError
 from compiler.fields import first_error
+from compiler.limits import MAX_POINTER_EXPIRY
 from compiler.load.yaml import Document, load_document
+from compiler.names import NAME_PATTERN
+from compiler.secrets.kek.base import KekSpec
 
 MANIFEST = "llmcc.yaml"
-# Environment and tenant names become file names, storage keys and AAD:
-# lowercase identifiers only, so "prod@acme" is unambiguous everywhere.
-NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 _NAME = re.compile(NAME_PATTERN)
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
@@ -49,6 +49,18 @@ class KeySpec(_Model):
     address: str | None = None
     mount: str = "transit"
 
+    def kek(self) -> KekSpec:
+        """The plain value key providers are built from (compiler/secrets/kek: no pydantic at runtime)."""
+        return KekSpec(
+            provider=self.provider,
+            recipients=tuple(self.recipients),
+            key_id=self.key_id,
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+            address=self.address,
+            mount=self.mount,
+        )
+
 
 class KeysSpec(_Model):
     compiler: KeySpec | None = None
@@ -57,12 +69,6 @@ class KeysSpec(_Model):
 
 class SigningSpec(_Model):
     trusted: list[str] = Field(default_factory=list)
-
-
-# The longest a signed pointer may stay valid: readers refuse one expiring later
-# (compiler/freshness.py), so one mistaken setting cannot make a store's state
-# replayable to new readers for years.
-MAX_POINTER_EXPIRY = timedelta(days=366)
 
 
 def _duration(text: str) -> timedelta:
