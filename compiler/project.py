@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
@@ -19,7 +19,9 @@ from compiler.fields import first_error
 from compiler.limits import MAX_POINTER_EXPIRY
 from compiler.load.yaml import Document, load_document
 from compiler.names import NAME_PATTERN
-from compiler.secrets.kek.base import KekSpec
+
+if TYPE_CHECKING:
+    from compiler.secrets.kek.base import KekSpec
 
 MANIFEST = "llmcc.yaml"
 _NAME = re.compile(NAME_PATTERN)
@@ -51,6 +53,9 @@ class KeySpec(_Model):
 
     def kek(self) -> KekSpec:
         """The plain value key providers are built from (compiler/secrets/kek: no pydantic at runtime)."""
+        # imported here: commands that never build a provider (explain, history) skip the crypto stack
+        from compiler.secrets.kek.base import KekSpec
+
         return KekSpec(
             provider=self.provider,
             recipients=tuple(self.recipients),
