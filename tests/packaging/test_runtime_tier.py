@@ -28,6 +28,7 @@ RUNTIME_TIER: dict[str, tuple[str, ...]] = {
     "compiler.errors": (),
     "compiler.jsontypes": (),
     "compiler.jsonpath": (),
+    "compiler.extras": (),
     "compiler.names": (),
     "compiler.limits": (),
     "compiler.suggestions": (),

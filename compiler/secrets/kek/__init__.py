@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 
 from compiler.errors import SecretsError
+from compiler.extras import AWS_PACKAGES, VAULT_PACKAGES, is_missing, needs_extra
 from compiler.secrets.envelope import SecretValue
 from compiler.secrets.identity import Identities
 from compiler.secrets.kek.age import AgeKeyProvider, age_key_id
@@ -23,8 +24,14 @@ def _age(spec: KekSpec, identities: Identities | None) -> KeyProvider:
 
 
 def _awskms(spec: KekSpec, identities: Identities | None) -> KeyProvider:
-    # boto3 and hvac load only for the providers that use them: `llmcc validate` stays quick.
-    from compiler.secrets.kek.awskms import AwsKmsKeyProvider, kms_endpoint, kms_region
+    # boto3 and hvac load only for the providers that use them: `llmcc validate` stays quick,
+    # and a service installed without the kms/vault extra reads age-sealed bundles.
+    try:
+        from compiler.secrets.kek.awskms import AwsKmsKeyProvider, kms_endpoint, kms_region
+    except ModuleNotFoundError as e:
+        if not is_missing(e, AWS_PACKAGES):
+            raise
+        raise SecretsError(needs_extra("the awskms key provider", "kms")) from e
 
     return AwsKmsKeyProvider(
         spec.key_id or "",
@@ -35,7 +42,12 @@ def _awskms(spec: KekSpec, identities: Identities | None) -> KeyProvider:
 
 def _vault_transit(spec: KekSpec, identities: Identities | None) -> KeyProvider:
     token = os.environ.get("VAULT_TOKEN")
-    from compiler.secrets.kek.vault_transit import VaultTransitKeyProvider
+    try:
+        from compiler.secrets.kek.vault_transit import VaultTransitKeyProvider
+    except ModuleNotFoundError as e:
+        if not is_missing(e, VAULT_PACKAGES):
+            raise
+        raise SecretsError(needs_extra("the vault-transit key provider", "vault")) from e
 
     return VaultTransitKeyProvider(
         spec.key_id or "",
@@ -58,7 +70,8 @@ def provider_for(spec: KekSpec, identities: Identities | None) -> KeyProvider:
     """The provider for one key spec.
 
     Raises:
-        SecretsError: an unknown provider, or a spec it cannot use.
+        SecretsError: an unknown provider, a spec it cannot use, or a provider
+            whose extra (``kms``, ``vault``) is not installed.
     """
     factory = PROVIDERS.get(spec.provider)
     if factory is None:
