@@ -217,3 +217,9 @@ def test_vault_transit_wrong_token_and_missing_settings(vault: Vault, monkeypatc
         provider_for(KekSpec(provider="vault-transit"), None)
     with pytest.raises(SecretsError, match="not 'vault-transit'"):
         bad.unwrap(WrappedKey.of("age", "x", b"x"))
+
+
+def test_a_spec_naming_no_known_provider_is_refused() -> None:
+    # KekSpec is a plain value (no pydantic Literal in front of it): provider_for checks the name
+    with pytest.raises(SecretsError, match=r"^unknown key provider 'gpg'; known: age, awskms, vault-transit$"):
+        provider_for(KekSpec(provider="gpg", key_id="x"), None)
