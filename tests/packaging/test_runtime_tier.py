@@ -45,6 +45,7 @@ RUNTIME_TIER: dict[str, tuple[str, ...]] = {
     "compiler.storage.oci": (),
     "compiler.storage.seen": (),
     "compiler.storage._registry": (),
+    "compiler.storage._registry_auth": (),
     "compiler.storage.s3": ("boto3", "botocore", "s3transfer"),
     "compiler.secrets": (),
     "compiler.secrets.reader": (),
@@ -59,8 +60,10 @@ RUNTIME_TIER: dict[str, tuple[str, ...]] = {
 }
 if (REPO_ROOT / "compiler" / "client" / "__init__.py").exists():
     RUNTIME_TIER["compiler.client"] = ()
-# The compiler modules the tier may load: itself, and the client's own modules.
-TIER = [*RUNTIME_TIER, "compiler.client.*"]
+# The compiler modules the tier may load: itself, the client's own modules, and any
+# module of the packages that are runtime through and through (a new store module
+# is probed for forbidden packages through the modules that import it).
+TIER = [*RUNTIME_TIER, "compiler.client.*", "compiler.storage.*", "compiler.bundle.*", "compiler.secrets.kek.*"]
 
 
 def leaked_packages(module: str, allowed: tuple[str, ...] = ()) -> dict[str, str]:
