@@ -200,7 +200,7 @@ def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
     body = build_body(
         project=request.repo.project.name,
         target=result.target.name,
-        source=request.source,
+        source=request.source.to_json() if request.source else None,
         modules=modules,
         encryption=encryption,
     )

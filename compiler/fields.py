@@ -8,29 +8,16 @@ known field name as a suggestion (issue 10, small ones).
 
 from __future__ import annotations
 
-import difflib
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from compiler.suggestions import suggestion, unknown_field
+
 Loc = tuple[str | int, ...]
-
-
-def unknown_field(name: object, known: Iterable[str]) -> str:
-    """``unknown field 'enviroments' (did you mean 'environments'?)``."""
-    return f"unknown field {name!r}{suggestion(name, known)}"
-
-
-def suggestion(name: object, known: Iterable[str]) -> str:
-    """`` (did you mean 'environments'?)``, or the known fields when none is close (difflib's ratio >= 0.6)."""
-    choices = sorted(known)
-    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    return f" (expected one of: {', '.join(choices)})" if choices else ""
 
 
 def first_error(e: PydanticValidationError, model: type[BaseModel]) -> tuple[Loc, str]:

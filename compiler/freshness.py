@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from compiler.bundle.canonical import canonical_json, loads_canonical
 from compiler.bundle.dsse import POINTER_PAYLOAD_TYPE, Keyring, Signer, sign_envelope, verify_envelope
 from compiler.errors import VerificationError
-from compiler.project import MAX_POINTER_EXPIRY
+from compiler.limits import MAX_POINTER_EXPIRY
 from compiler.storage.base import Listing
 
 API_VERSION = "llmcc/v1"
@@ -180,7 +180,7 @@ def check_pointer(
 
     1. a pointer exists whenever a version does or the reader has seen one;
     2. the pointer has not expired at ``now`` (freeze), and does not expire
-       more than :data:`~compiler.project.MAX_POINTER_EXPIRY` (plus
+       more than :data:`~compiler.limits.MAX_POINTER_EXPIRY` (plus
        :data:`CLOCK_SKEW`) after ``now`` (a replay window of years);
     3. ``latest`` is not below the pointer (the newest versions were removed);
     4. ``latest`` is at most ``in_flight`` above the pointer (a version that

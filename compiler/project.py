@@ -9,19 +9,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
 from compiler.errors import InputError, UsageError
 from compiler.fields import first_error
+from compiler.limits import MAX_POINTER_EXPIRY
 from compiler.load.yaml import Document, load_document
+from compiler.names import NAME_PATTERN
+
+if TYPE_CHECKING:
+    from compiler.secrets.kek.base import KekSpec
 
 MANIFEST = "llmcc.yaml"
-# Environment and tenant names become file names, storage keys and AAD:
-# lowercase identifiers only, so "prod@acme" is unambiguous everywhere.
-NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 _NAME = re.compile(NAME_PATTERN)
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 
@@ -49,6 +51,21 @@ class KeySpec(_Model):
     address: str | None = None
     mount: str = "transit"
 
+    def kek(self) -> KekSpec:
+        """The plain value key providers are built from (compiler/secrets/kek: no pydantic at runtime)."""
+        # imported here: commands that never build a provider (explain, history) skip the crypto stack
+        from compiler.secrets.kek.base import KekSpec
+
+        return KekSpec(
+            provider=self.provider,
+            recipients=tuple(self.recipients),
+            key_id=self.key_id,
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+            address=self.address,
+            mount=self.mount,
+        )
+
 
 class KeysSpec(_Model):
     compiler: KeySpec | None = None
@@ -57,12 +74,6 @@ class KeysSpec(_Model):
 
 class SigningSpec(_Model):
     trusted: list[str] = Field(default_factory=list)
-
-
-# The longest a signed pointer may stay valid: readers refuse one expiring later
-# (compiler/freshness.py), so one mistaken setting cannot make a store's state
-# replayable to new readers for years.
-MAX_POINTER_EXPIRY = timedelta(days=366)
 
 
 def _duration(text: str) -> timedelta:

@@ -1,10 +1,13 @@
-"""The bundle document (docs/bundle-format.md), before ``version``/``previous`` are assigned at publish."""
+"""The bundle document (docs/bundle-format.md), before ``version``/``previous`` are assigned at publish.
+
+Runtime tier: it takes ``metadata.source`` as JSON, so reading a bundle loads
+nothing of the compile-side sources (issue 11, install footprint).
+"""
 
 from __future__ import annotations
 
 from compiler import __version__
 from compiler.jsontypes import JSONObject, JSONValue
-from compiler.sources.base import SourceInfo
 
 API_VERSION = "llmcc/v1"
 KIND = "Bundle"
@@ -15,7 +18,7 @@ def build_body(
     *,
     project: str,
     target: str,
-    source: SourceInfo | None,
+    source: JSONObject | None,
     modules: dict[str, JSONValue],
     encryption: JSONObject | None,
     version: int | None = None,
@@ -23,14 +26,16 @@ def build_body(
 ) -> JSONObject:
     """The bundle as a JSON object; ``canonical_json`` of it is the bundle's bytes.
 
-    No build timestamp, no absolute path: the same commit gives the same bytes.
+    ``source`` is ``metadata.source``: ``SourceInfo.to_json()`` of the commit
+    compiled, or None outside git. No build timestamp, no absolute path: the
+    same commit gives the same bytes.
     """
     metadata: JSONObject = {
         "project": project,
         "target": target,
         "version": version,
         "previous": previous,
-        "source": source.to_json() if source else None,  # type: ignore[dict-item]
+        "source": source,
         "compiler": COMPILER,
     }
     return {

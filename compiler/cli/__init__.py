@@ -18,6 +18,7 @@ from compiler import __version__
 from compiler.cli._context import Context
 from compiler.diagnostics import diagnostic_from_message
 from compiler.errors import ConfigCheckError, LlmccError
+from compiler.extras import CLI_PACKAGES, is_missing, needs_extra
 
 
 class _Parser(argparse.ArgumentParser):
@@ -134,12 +135,18 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         result.code = 0
     except Exception as e:  # noqa: BLE001 - the one deliberate catch-all: a bug becomes exit 70
-        if debug:
-            traceback.print_exc()
-        message = f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)"
-        print(f"llmcc: {message}", file=sys.stderr)
-        result.code = 70
-        result.message = message
+        if isinstance(e, ModuleNotFoundError) and is_missing(e, CLI_PACKAGES):
+            # installed without the cli extra, found after the command loaded (cli/_commands.py names the command)
+            result.code, result.message = 2, needs_extra("this command", "cli")
+            if not as_json:
+                print(f"llmcc: {result.message}", file=sys.stderr)
+        else:
+            if debug:
+                traceback.print_exc()
+            message = f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)"
+            print(f"llmcc: {message}", file=sys.stderr)
+            result.code = 70
+            result.message = message
     if as_json and result.code != 0 and result.message is not None:
         print(json.dumps(error_document(result.message, result.code), indent=2, sort_keys=True))
 

@@ -1,13 +1,17 @@
 """The command table: name -> (help, loader). Explicit, no entry points (STYLE R8).
 
 Each loader imports its command module only when that command runs, so
-`llmcc validate` does not pay for boto3, GitPython or the OCI client.
+`llmcc validate` does not pay for boto3, GitPython or the OCI client. In an
+install without the ``cli`` extra a loader fails with one line naming it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from types import ModuleType
+
+from compiler.errors import UsageError
+from compiler.extras import CLI_PACKAGES, is_missing, needs_extra
 
 
 def _compile() -> ModuleType:
@@ -107,3 +111,20 @@ COMMANDS: dict[str, tuple[str, Callable[[], ModuleType]]] = {
     "hook": ("pre-commit hook entries: validate (affected targets), secrets-guard, diff", _hook),
     "init": ("scaffold a new config repository in DIR (fresh keys outside it)", _init),
 }
+
+
+def _needs_cli(name: str, load: Callable[[], ModuleType]) -> Callable[[], ModuleType]:
+    """``load``, with a missing ``cli`` extra reported as one line (exit 2) instead of a traceback."""
+
+    def guarded() -> ModuleType:
+        try:
+            return load()
+        except ModuleNotFoundError as e:
+            if not is_missing(e, CLI_PACKAGES):
+                raise  # a bug of ours: exit 70
+            raise UsageError(needs_extra(name, "cli")) from e
+
+    return guarded
+
+
+COMMANDS = {name: (text, _needs_cli(name, load)) for name, (text, load) in COMMANDS.items()}

@@ -37,7 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from compiler.cli import Context
 from compiler.errors import InputError, LlmccError, UsageError
-from compiler.project import MANIFEST, NAME_PATTERN, load_project
+from compiler.names import NAME_PATTERN
+from compiler.project import MANIFEST, load_project
 from compiler.secrets.keyfile import dump_target_key, key_file_path, rotate_target_key
 from compiler.secrets.rotation import record_rotation, rfc3339, rotation_path
 from compiler.secrets.sops import encrypt_sops

@@ -38,12 +38,13 @@ from pydantic import ValidationError as PydanticValidationError
 
 from compiler.diagnostics import Origin
 from compiler.errors import InputError
-from compiler.fields import first_error, suggestion
+from compiler.fields import first_error
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Document, load_document
 from compiler.policy.cel import RuleProgram, compile_rule
 from compiler.project import Project, Target
 from compiler.sources.base import SourceTree
+from compiler.suggestions import suggestion
 
 POLICIES = "policies"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"

@@ -68,7 +68,7 @@ class Readers:
 
     @classmethod
     def of_spec(cls, spec: KeySpec) -> Readers:
-        return cls.of(spec.provider, spec_key_id(spec))
+        return cls.of(spec.provider, spec_key_id(spec.kek()))
 
     @classmethod
     def of_wrap(cls, wrapped: WrappedKey) -> Readers:

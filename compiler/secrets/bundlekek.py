@@ -3,7 +3,7 @@
 A bundle's ``encryption.kek`` block names its KEK (``{"provider", "key_id"}``;
 docs/bundle-format.md). Readers (``pull --decrypt``, the runtime client) build
 the provider from that block alone, never from ``llmcc.yaml``: a service has no
-config repository.
+config repository, and loads none of its models.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from compiler.errors import SecretsError
 from compiler.jsontypes import JSONValue
 from compiler.secrets.identity import Identities
-from compiler.secrets.kek.base import KeyProvider
+from compiler.secrets.kek import PROVIDERS, provider_for
+from compiler.secrets.kek.base import KekSpec, KeyProvider
 
 
 def bundle_key_provider(bundle: Mapping[str, JSONValue], identities: Callable[[str], Identities | None]) -> KeyProvider:
@@ -26,10 +27,6 @@ def bundle_key_provider(bundle: Mapping[str, JSONValue], identities: Callable[[s
     Raises:
         SecretsError: the bundle has no encryption block, or names no known KEK.
     """
-    # imported here: the provider table loads age, and KMS/Vault clients load per provider
-    from compiler.project import KeySpec
-    from compiler.secrets.kek import PROVIDERS, provider_for
-
     encryption = bundle.get("encryption")
     if not isinstance(encryption, dict):
         raise SecretsError("bundle has no encryption block")
@@ -39,9 +36,9 @@ def bundle_key_provider(bundle: Mapping[str, JSONValue], identities: Callable[[s
     if not isinstance(provider, str) or provider not in PROVIDERS or not isinstance(key_id, str) or not key_id:
         raise SecretsError("encryption.kek names no known key")
     # the bundle names its KEK: age key ids are the recipients joined by ","
-    spec = KeySpec.model_validate(
-        {"provider": provider, "recipients": key_id.split(",")}
+    spec = (
+        KekSpec(provider=provider, recipients=tuple(key_id.split(",")))
         if provider == "age"
-        else {"provider": provider, "key_id": key_id}
+        else KekSpec(provider=provider, key_id=key_id)
     )
     return provider_for(spec, identities(provider))

@@ -33,16 +33,16 @@ from datetime import datetime
 from typing import Literal
 
 from compiler.errors import InputError, SecretsError
-from compiler.fields import unknown_field
 from compiler.jsontypes import JSONObject
 from compiler.load.yaml import load_document
-from compiler.project import KeySpec, Project, Target
+from compiler.project import Project, Target
 from compiler.secrets.envelope import ALG, check_commitment, dek_commitment, new_dek
 from compiler.secrets.identity import Identities
-from compiler.secrets.kek import ProviderFactory, provider_for
+from compiler.secrets.kek import KekSpec, ProviderFactory, provider_for
 from compiler.secrets.kek.age import unnamed_readers
 from compiler.secrets.kek.base import KeyProvider, WrappedKey
 from compiler.secrets.rotation import parse_rfc3339, rfc3339
+from compiler.suggestions import unknown_field
 
 KEY_DIR = "keys/targets"
 _API, _KIND = "llmcc/v1", "TargetKey"
@@ -83,7 +83,7 @@ def missing_key_error(target: str) -> SecretsError:
     )
 
 
-def key_specs(project: Project, target: Target) -> tuple[KeySpec, KeySpec]:
+def key_specs(project: Project, target: Target) -> tuple[KekSpec, KekSpec]:
     """The consumer KEK of ``target`` and the compiler KEK.
 
     Raises:
@@ -95,7 +95,7 @@ def key_specs(project: Project, target: Target) -> tuple[KeySpec, KeySpec]:
     compiler = project.manifest.keys.compiler
     if compiler is None:
         raise SecretsError("llmcc.yaml: keys.compiler is not set: the compiling identity needs a key")
-    return consumer, compiler
+    return consumer.kek(), compiler.kek()
 
 
 def rotate_target_key(

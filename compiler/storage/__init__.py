@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from compiler.errors import StorageError
+from compiler.extras import AWS_PACKAGES, is_missing, needs_extra
 from compiler.storage.base import CorruptObjectError, Store
 from compiler.storage.file import FileStore
 
@@ -20,7 +21,12 @@ def _open_file(url: str, rest: str, root: Path, endpoint_url: str | None) -> Sto
 
 
 def _open_s3(url: str, rest: str, root: Path, endpoint_url: str | None) -> Store:
-    from compiler.storage.s3 import S3Store
+    try:
+        from compiler.storage.s3 import S3Store
+    except ModuleNotFoundError as e:
+        if not is_missing(e, AWS_PACKAGES):
+            raise
+        raise StorageError(f"{url}: {needs_extra('an s3:// store', 's3')}") from e
 
     bucket, _, prefix = rest.partition("/")
     if endpoint_url and "@" in endpoint_url.partition("://")[2].partition("/")[0]:
@@ -52,7 +58,8 @@ def open_store(url: str, *, root: Path, endpoint_url: str | None = None) -> Stor
     endpoints (MinIO, moto, ...); other backends ignore it.
 
     Raises:
-        StorageError: unknown scheme or malformed URL.
+        StorageError: unknown scheme or malformed URL, or an ``s3://`` URL
+            in an install without the ``s3`` extra (boto3).
     """
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in BACKENDS:

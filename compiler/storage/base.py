@@ -20,11 +20,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from compiler.errors import StorageError
-from compiler.project import NAME_PATTERN
+from compiler.names import TARGET_NAME
 
-# "prod" or "prod@acme": the names of compiler.project.Target. They become path
-# segments, object keys and tags, so anything else is refused before any IO.
-_TARGET = re.compile(NAME_PATTERN[1:-1] + "(@" + NAME_PATTERN[1:-1] + ")?")
 _VERSION_FILE = re.compile(r"([0-9]{8,})\.dsse\.json")
 ENVELOPE_SUFFIX = ".dsse.json"
 POINTER_OBJECT_NAME = "latest" + ENVELOPE_SUFFIX  # beside the versions of its target
@@ -159,8 +156,12 @@ class Store(Protocol):
 
 
 def check_target(target: str) -> str:
-    """``target`` itself if it is a valid target name, else StorageError."""
-    if not _TARGET.fullmatch(target):
+    """``target`` itself if it is a valid target name, else StorageError.
+
+    Target names become path segments, object keys and tags, so anything else
+    is refused before any IO.
+    """
+    if not TARGET_NAME.fullmatch(target):
         raise StorageError(f"{target!r} is not a target name (ENV or ENV@TENANT, lowercase)")
     return target
 
@@ -172,7 +173,7 @@ def check_version(version: int) -> int:
 
 
 def is_target(name: str) -> bool:
-    return bool(_TARGET.fullmatch(name))
+    return bool(TARGET_NAME.fullmatch(name))
 
 
 def version_object_name(version: int) -> str:

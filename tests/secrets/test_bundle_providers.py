@@ -77,7 +77,7 @@ def compile_and_check(
     assert sealed["password"].startswith("ENC[")
     assert bundle["encryption"]["kek"] == {"provider": spec.provider, "key_id": spec.key_id}
 
-    provider = provider_for(spec, None)
+    provider = provider_for(spec.kek(), None)
     opened = open_secrets(bundle, provider)
     assert opened["data-pipeline"]["db"]["password"] == canary  # type: ignore[index,call-overload]
     assert opened["data-pipeline"]["db"]["username"] == "app"  # type: ignore[index,call-overload]
@@ -85,7 +85,7 @@ def compile_and_check(
 
     # the consumer's wrapped key is for the target's KMS/transit key: the compiler's age key cannot open it
     compiler_spec = KeySpec(provider="age", recipients=[age_keys.compiler.recipient])
-    age = provider_for(compiler_spec, load_identities(age_keys.compiler.file, {}))
+    age = provider_for(compiler_spec.kek(), load_identities(age_keys.compiler.file, {}))
     with pytest.raises(SecretsError, match=f"wrapped by provider '{spec.provider}'") as info:
         open_secrets(bundle, age)
     assert canary not in str(info.value)

@@ -69,7 +69,7 @@ def test_rotate_wraps_one_key_twice(repo: Path, age_keys: AgeKeys) -> None:
     dek = unwrap(kf, "consumer", age_keys.default.file)
     assert unwrap(kf, "compiler", age_keys.compiler.file) == dek
     assert kf.commitment == dek_commitment(dek)
-    compiler = provider_for(project.manifest.keys.compiler, load_identities(age_keys.compiler.file, {}))  # type: ignore[arg-type]
+    compiler = provider_for(project.manifest.keys.compiler.kek(), load_identities(age_keys.compiler.file, {}))  # type: ignore[union-attr]
     assert open_compiler_dek(kf, compiler) == dek
 
 

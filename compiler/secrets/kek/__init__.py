@@ -1,8 +1,9 @@
 """Key-encryption-key providers, chosen by name from an explicit table (STYLE R8).
 
-``provider_for(spec, identities)`` builds the provider for one ``KeySpec`` of
-llmcc.yaml (``Project.key_spec(target)`` or ``keys.compiler``). Providers read
-their credentials from the process environment here, at the IO edge.
+``provider_for(spec, identities)`` builds the provider for one ``KekSpec``: of
+llmcc.yaml (``Project.key_spec(target).kek()`` or ``keys.compiler``), or named by
+a bundle (compiler/secrets/bundlekek.py). Providers read their credentials from
+the process environment here, at the IO edge.
 """
 
 from __future__ import annotations
@@ -11,20 +12,26 @@ import os
 from collections.abc import Callable
 
 from compiler.errors import SecretsError
-from compiler.project import KeySpec
+from compiler.extras import AWS_PACKAGES, VAULT_PACKAGES, is_missing, needs_extra
 from compiler.secrets.envelope import SecretValue
 from compiler.secrets.identity import Identities
 from compiler.secrets.kek.age import AgeKeyProvider, age_key_id
-from compiler.secrets.kek.base import KeyProvider, WrappedKey
+from compiler.secrets.kek.base import KekSpec, KeyProvider, WrappedKey
 
 
-def _age(spec: KeySpec, identities: Identities | None) -> KeyProvider:
+def _age(spec: KekSpec, identities: Identities | None) -> KeyProvider:
     return AgeKeyProvider(spec.recipients, identities)
 
 
-def _awskms(spec: KeySpec, identities: Identities | None) -> KeyProvider:
-    # boto3 and hvac load only for the providers that use them: `llmcc validate` stays quick.
-    from compiler.secrets.kek.awskms import AwsKmsKeyProvider, kms_endpoint, kms_region
+def _awskms(spec: KekSpec, identities: Identities | None) -> KeyProvider:
+    # boto3 and hvac load only for the providers that use them: `llmcc validate` stays quick,
+    # and a service installed without the kms/vault extra reads age-sealed bundles.
+    try:
+        from compiler.secrets.kek.awskms import AwsKmsKeyProvider, kms_endpoint, kms_region
+    except ModuleNotFoundError as e:
+        if not is_missing(e, AWS_PACKAGES):
+            raise
+        raise SecretsError(needs_extra("the awskms key provider", "kms")) from e
 
     return AwsKmsKeyProvider(
         spec.key_id or "",
@@ -33,9 +40,14 @@ def _awskms(spec: KeySpec, identities: Identities | None) -> KeyProvider:
     )
 
 
-def _vault_transit(spec: KeySpec, identities: Identities | None) -> KeyProvider:
+def _vault_transit(spec: KekSpec, identities: Identities | None) -> KeyProvider:
     token = os.environ.get("VAULT_TOKEN")
-    from compiler.secrets.kek.vault_transit import VaultTransitKeyProvider
+    try:
+        from compiler.secrets.kek.vault_transit import VaultTransitKeyProvider
+    except ModuleNotFoundError as e:
+        if not is_missing(e, VAULT_PACKAGES):
+            raise
+        raise SecretsError(needs_extra("the vault-transit key provider", "vault")) from e
 
     return VaultTransitKeyProvider(
         spec.key_id or "",
@@ -45,7 +57,7 @@ def _vault_transit(spec: KeySpec, identities: Identities | None) -> KeyProvider:
     )
 
 
-ProviderFactory = Callable[[KeySpec, Identities | None], KeyProvider]
+ProviderFactory = Callable[[KekSpec, Identities | None], KeyProvider]
 
 PROVIDERS: dict[str, ProviderFactory] = {
     "age": _age,
@@ -54,11 +66,12 @@ PROVIDERS: dict[str, ProviderFactory] = {
 }
 
 
-def provider_for(spec: KeySpec, identities: Identities | None) -> KeyProvider:
+def provider_for(spec: KekSpec, identities: Identities | None) -> KeyProvider:
     """The provider for one key spec.
 
     Raises:
-        SecretsError: an unknown provider, or a spec it cannot use.
+        SecretsError: an unknown provider, a spec it cannot use, or a provider
+            whose extra (``kms``, ``vault``) is not installed.
     """
     factory = PROVIDERS.get(spec.provider)
     if factory is None:
@@ -66,7 +79,7 @@ def provider_for(spec: KeySpec, identities: Identities | None) -> KeyProvider:
     return factory(spec, identities)
 
 
-def spec_key_id(spec: KeySpec) -> str:
+def spec_key_id(spec: KekSpec) -> str:
     """The key id a spec wraps for, without building a provider (see ``WrappedKey.key_id``)."""
     return age_key_id(spec.recipients) if spec.provider == "age" else spec.key_id or ""
 
@@ -74,6 +87,7 @@ def spec_key_id(spec: KeySpec) -> str:
 __all__ = [
     "PROVIDERS",
     "AgeKeyProvider",
+    "KekSpec",
     "KeyProvider",
     "ProviderFactory",
     "WrappedKey",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pyrage
 
 from compiler.errors import SecretsError
@@ -9,7 +11,7 @@ from compiler.secrets.identity import Identities
 from compiler.secrets.kek.base import WrappedKey, check_provider, check_unwrapped
 
 
-def age_key_id(recipients: list[str]) -> str:
+def age_key_id(recipients: Sequence[str]) -> str:
     """The key id of a set of recipients: sorted, de-duplicated, joined by ``,``."""
     return ",".join(sorted(set(recipients)))
 
@@ -71,7 +73,7 @@ class AgeKeyProvider:
 
     name = "age"
 
-    def __init__(self, recipients: list[str], identities: Identities | None = None) -> None:
+    def __init__(self, recipients: Sequence[str], identities: Identities | None = None) -> None:
         """Parse the recipients.
 
         Raises:

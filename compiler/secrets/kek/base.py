@@ -1,7 +1,10 @@
 """The key-provider interface: wrap and unwrap a target's data key (docs/bundle-format.md).
 
-A provider is built from a ``KeySpec`` of llmcc.yaml. Only ``SecretsError``
-escapes a provider (STYLE R6): foreign exceptions are wrapped where they enter.
+A provider is built from a :class:`KekSpec`: a plain value, so the runtime
+tier builds providers without llmcc.yaml's models (``KeySpec.kek()`` of
+compiler/project.py converts one; a bundle's ``encryption.kek`` block names
+another, compiler/secrets/bundlekek.py). Only ``SecretsError`` escapes a
+provider (STYLE R6): foreign exceptions are wrapped where they enter.
 """
 
 from __future__ import annotations
@@ -12,9 +15,29 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from compiler.errors import SecretsError
-from compiler.fields import unknown_field
 from compiler.jsontypes import JSONObject, JSONValue
 from compiler.secrets.envelope import DEK_BYTES
+from compiler.suggestions import unknown_field
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KekSpec:
+    """One key-encryption key: which provider, and what it needs to reach the key.
+
+    ``provider`` is ``age``, ``awskms`` or ``vault-transit`` (an unknown one is
+    refused when a provider is built); ``recipients`` are age public keys;
+    ``key_id`` the KMS key ARN/alias or the transit key name; ``region`` and
+    ``endpoint_url`` (KMS) and ``address`` and ``mount`` (Vault) override the
+    environment's defaults (docs/manifest.md, ``keys``).
+    """
+
+    provider: str = "age"
+    recipients: tuple[str, ...] = ()
+    key_id: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    address: str | None = None
+    mount: str = "transit"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,0 +1,27 @@
+"""Name the unknown key of a document, with the closest known one (issue 10, small ones).
+
+A leaf module (difflib only): the key files readers open use it as well as
+llmcc.yaml, and a service that reads bundles does not load pydantic.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def unknown_field(name: object, known: Iterable[str]) -> str:
+    """``unknown field 'enviroments' (did you mean 'environments'?)``."""
+    return f"unknown field {name!r}{suggestion(name, known)}"
+
+
+def suggestion(name: object, known: Iterable[str]) -> str:
+    """`` (did you mean 'environments'?)``, or the known fields when none is close (difflib's ratio >= 0.6)."""
+    choices = sorted(known)
+    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (expected one of: {', '.join(choices)})" if choices else ""
+
+
+__all__ = ["suggestion", "unknown_field"]
