@@ -125,6 +125,14 @@ class SecretReader:
             self._dek = dek
         return self._dek
 
+    def check_key(self) -> None:
+        """Unwrap the data key now and check it against the bundle's commitment (kept for later reads).
+
+        Raises:
+            SecretsError: the caller's credentials cannot unwrap it, or it fails the commitment.
+        """
+        self._key()
+
     def secret(self, dotted: str) -> JSONScalar:
         """The plaintext of the secret at ``module.path`` (e.g. ``data-pipeline.db.password``).
 
