@@ -17,6 +17,7 @@ from compiler.errors import LlmccError, SecretsError, StorageError, Verification
 # Why an update was refused (the label of llmcc_client_refusals_total). Ordered: the first
 # phrase found in a VerificationError's message names its reason.
 _PHRASES: tuple[tuple[str, str], ...] = (
+    ("no signed pointer", "missing_pointer"),
     ("expired", "expired_pointer"),
     ("far above", "unpublished_version"),
     ("rollback", "rollback"),
@@ -25,11 +26,10 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     ("rewritten", "rewritten_chain"),
     ("is missing", "gap"),
     ("not canonical versions", "gap"),
-    ("no signed pointer", "missing_pointer"),
     ("stored as", "wrong_target"),
     ("points into target", "wrong_target"),
     ("signature", "signature"),
-    ("signed by", "signature"),
+    ("envelope", "signature"),
     ("previous", "broken_chain"),
     ("client cache", "cache"),
 )
