@@ -444,12 +444,14 @@ class ConfigClient:
         Raises:
             LlmccError: the first refresh failed and no version is held.
         """
+        failures = 0
         try:
             self.refresh()
         except LlmccError:
             if self._snapshot is None:
                 raise
-        self._poller.start()
+            failures = 1  # the poller starts backed off
+        self._poller.start(failures=failures)
         return self
 
     def stop(self, timeout: float | None = 10.0) -> None:

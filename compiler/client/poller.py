@@ -67,13 +67,20 @@ class Poller:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> None:
-        """Start polling (no-op when it runs already)."""
+    def start(self, *, failures: int = 0) -> None:
+        """Start polling (no-op when it runs already); ``failures``: refreshes failed just before."""
         if self.running:
             return
+        self.failures = failures
+        self._schedule()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
         self._thread.start()
+
+    def _schedule(self) -> None:
+        self.delay = next_delay(
+            self._interval, self.failures, jitter=self._jitter, max_backoff=self._max_backoff, uniform=self._uniform()
+        )
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop polling and wait for a refresh under way (up to ``timeout`` seconds)."""
@@ -85,13 +92,6 @@ class Poller:
     def _loop(self) -> None:
         stop = self._stop
         while True:
-            self.delay = next_delay(
-                self._interval,
-                self.failures,
-                jitter=self._jitter,
-                max_backoff=self._max_backoff,
-                uniform=self._uniform(),
-            )
             if stop.wait(self.delay):
                 return
             try:
@@ -103,10 +103,11 @@ class Poller:
                 _log.exception("llmcc client: internal error while polling", extra={"llmcc_event": "poll_failed"})
             else:
                 self.failures = 0
+            self._schedule()
 
     def after_fork(self) -> None:
         """In a forked child: start again if the parent was polling (its thread is not here)."""
         was_running = self._thread is not None and not self._stop.is_set()
         self._thread = None
         if was_running:
-            self.start()
+            self.start(failures=self.failures)

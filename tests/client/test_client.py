@@ -177,9 +177,9 @@ def test_nothing_published_is_a_fetch_error(tmp_path: Path) -> None:
 
 
 def test_a_key_provider_object_is_used_as_given(platform: Platform, tmp_path: Path) -> None:
+    from compiler.project import KeySpec
     from compiler.secrets.identity import load_identities
     from compiler.secrets.kek import provider_for
-    from compiler.project import KeySpec
 
     spec = KeySpec.model_validate({"provider": "age", "recipients": [_recipient()]})
     provider = provider_for(spec, load_identities(DEMO_IDENTITY, {}))
