@@ -14,11 +14,16 @@ and secrets-reading modules only, never the compile-time stack (README
 
 from __future__ import annotations
 
+import logging
+
 from compiler.client.configclient import ChangeCallback, ConfigClient, NoVersionError
 from compiler.client.metrics import REASONS, ClientMetrics, ClientStatus
 from compiler.client.poller import next_delay
 from compiler.client.secret import Secret
 from compiler.client.snapshot import NoSuchPathError, Snapshot
+
+# A library's logger: records go where the service's logging config sends them, nowhere otherwise.
+logging.getLogger("llmcc.client").addHandler(logging.NullHandler())
 
 __all__ = [
     "REASONS",

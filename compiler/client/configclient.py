@@ -37,6 +37,7 @@ from typing import Protocol
 
 from compiler.bundle.dsse import Keyring, PublicKey, load_public_key
 from compiler.client.cache import CachedVersion, LastGoodCache, make_cache_dir
+from compiler.client.held import HeldStore
 from compiler.client.metrics import ClientMetrics, ClientStatus, is_refusal, refusal_reason
 from compiler.client.poller import Poller
 from compiler.client.secret import Secret
@@ -126,6 +127,8 @@ class ConfigClient:
         self._max_age = max_age
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
+        # Verified envelopes of the held version and its predecessor (compiler/client/held.py)
+        self._held: dict[int, bytes] = {}
         self._source: str | None = None
         self._verified_at: datetime | None = None
         self._cached_at: datetime | None = None
@@ -304,11 +307,13 @@ class ConfigClient:
             try:
                 if self._reopen_store:
                     self._store, self._reopen_store = self._open_store(), False
-                state = read_target(self._store, self._target, self._keyring, now=now, seen=self._mark())
+                store = HeldStore(self._store, self._target, self._held)
+                state = read_target(store, self._target, self._keyring, now=now, seen=self._mark())
                 latest, seen, envelope = state.latest, state.seen, state.latest_envelope
                 if latest is None or seen is None or envelope is None:
                     raise StorageError(f"{self._store.url}: nothing published for {self._target}")
                 if current is not None and (latest.version, latest.digest) == (current.version, current.digest):
+                    self._held = {v: e for v, e in store.read_envelopes.items() if v >= current.version - 1}
                     self._confirmed(current, now)
                     return None
                 snap = Snapshot(latest, envelope, verified_at=now, provider=self._provider)
@@ -317,6 +322,7 @@ class ConfigClient:
             except LlmccError as e:
                 self._failed(e, None)
                 raise
+            self._held = {v: e for v, e in store.read_envelopes.items() if v >= snap.version - 1}
             self._snapshot = snap  # the swap: one reference assignment
             self._source, self._verified_at, self._last_error = "store", now, None
             self._swaps += 1
@@ -422,6 +428,7 @@ class ConfigClient:
             self._failed(e, "cache")
             return
         self._snapshot = Snapshot(verified, cached.envelope, verified_at=cached.verified_at, provider=self._provider)
+        self._held = {verified.version: cached.envelope}
         self._source, self._verified_at, self._cached_at = "cache", cached.verified_at, cached.verified_at
         _log.info(
             "llmcc client: %s version %d loaded from the cache",

@@ -78,7 +78,7 @@ def test_start_keeps_the_cached_version_when_the_first_refresh_fails(
     warm_cache: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     store, cache = warm_cache
-    (store / "prod" / "00000002.dsse.json").write_text("{}")  # the store now serves junk
+    (store / "prod" / "latest.dsse.json").write_text("{}")  # the store now serves a junk pointer
     later = datetime.now(UTC) + timedelta(hours=2)
     client = ConfigClient(
         f"file://{store}", "prod", [TRUSTED], cache_dir=cache, max_age=3600, poll_interval=3600, clock=lambda: later

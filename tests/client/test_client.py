@@ -14,6 +14,7 @@ import pytest
 
 from compiler.client import ConfigClient, NoSuchPathError, NoVersionError, Secret, Snapshot
 from compiler.errors import LlmccError, SecretsError
+from compiler.storage.file import FileStore
 from tests.client.conftest import TRUSTED, Platform
 from tests.conftest import DEMO_IDENTITY
 
@@ -201,3 +202,53 @@ def age_outsider(tmp_path: Path) -> Path:
     path = tmp_path / "outsider.agekey"
     path.write_text(f"{pyrage.x25519.Identity.generate()}\n")
     return path
+
+
+class CountingStore:
+    """A file store that records what is read through it."""
+
+    def __init__(self, store: FileStore) -> None:
+        self._store = store
+        self.reads: list[int] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def read(self, target: str, version: int) -> bytes:
+        self.reads.append(version)
+        return self._store.read(target, version)
+
+
+def test_held_envelopes_are_not_fetched_again(platform: Platform, tmp_path: Path) -> None:
+    path = platform.copy_store(2, tmp_path / "store")
+    store = CountingStore(FileStore(path))
+    client = ConfigClient(store, "prod", [TRUSTED])  # type: ignore[arg-type]
+    assert client.refresh() is True
+    assert store.reads == [1, 2]  # the latest and the version it links to
+    store.reads.clear()
+    assert client.refresh() is False
+    assert store.reads == []  # unchanged: the pointer and the listing only
+    shutil.rmtree(path)
+    shutil.copytree(platform.stores[3], path)
+    assert client.refresh() is True
+    assert store.reads == [3]  # a new version: its own envelope; version 2 is held
+
+
+def test_the_held_store_passes_everything_else_through(platform: Platform, tmp_path: Path) -> None:
+    from compiler.client.held import HeldStore
+    from compiler.storage.base import MissingObjectError
+
+    inner = FileStore(platform.copy_store(1, tmp_path / "store"))
+    held = HeldStore(inner, "prod", {1: b"held"})
+    assert (held.url, held.location, held.targets(), held.versions("prod")) == (
+        inner.url,
+        inner.location,
+        ["prod"],
+        [1],
+    )
+    assert held.read("prod", 1) == b"held"
+    with pytest.raises(MissingObjectError, match="staging has no version 1"):
+        held.read("staging", 1)  # another target: the store's
+    assert held.read_pointer("prod") == inner.read_pointer("prod")
+    assert held.create("prod", 1, b"x") is False
+    assert held.swap_pointer("prod", b"x", expected=b"not it") is False
