@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
 from compiler.bundle.canonical import canonical_json  # noqa: E402
-from compiler.bundle.dsse import Keyring, Signer  # noqa: E402
+from compiler.bundle.dsse import Signer  # noqa: E402
 from compiler.client import ConfigClient  # noqa: E402
 from compiler.errors import VerificationError  # noqa: E402
 from compiler.publish import publish_target  # noqa: E402
@@ -397,7 +397,8 @@ def main() -> int:
     swaps = bench_swaps(per_kind)
     print(
         f"swaps: {swaps['attempts']:,} attempts {swaps['counts']}, {swaps['reads']:,} reads by 4 threads, "
-        f"torn {swaps['torn']}, bad refused {swaps['refused']}/{swaps['bad']}, last good kept {swaps['kept']}/{swaps['bad']}, "
+        f"torn {swaps['torn']}, bad refused {swaps['refused']}/{swaps['bad']}, "
+        f"last good kept {swaps['kept']}/{swaps['bad']}, "
         f"swap p50 {swaps['swap_p50']:.3f} ms p99 {swaps['swap_p99']:.3f} ms",
         flush=True,
     )
@@ -406,6 +407,14 @@ def main() -> int:
     if not a.quick:
         write_notes(get_ns, cold_ms, size, r_file, r_s3, swaps)
     return 0 if ok else 1
+
+
+def _refresh_line(label: str, r: tuple) -> str:
+    return f"refresh, {label}: new version {r[0]:.2f} ms, {r[1]:,} bytes; unchanged {r[2]:.2f} ms, {r[3]:,} bytes"
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} bytes"
 
 
 def write_notes(get_ns: float, cold_ms: float, size: int, r_file: tuple, r_s3: tuple, swaps: dict) -> None:
@@ -421,10 +430,10 @@ def write_notes(get_ns: float, cold_ms: float, size: int, r_file: tuple, r_s3: t
         "|---|---:|---:|",
         f"| `get()` from memory, warm (timeit) | {get_ns:.0f} ns | < 1 us |",
         f"| cold start from the disk cache: load + verify + decrypt all 50 secrets | {cold_ms:.2f} ms | < 10 ms |",
-        f"| refresh, new version (one value changed), file store | {r_file[0]:.2f} ms, {r_file[1] / 1024:.0f} KiB read | |",
-        f"| refresh, nothing new, file store | {r_file[2]:.2f} ms, {r_file[3] / 1024:.0f} KiB read | |",
-        f"| refresh, new version, S3 (moto server on loopback) | {r_s3[0]:.2f} ms, {r_s3[1] / 1024:.0f} KiB read | |",
-        f"| refresh, nothing new, S3 | {r_s3[2]:.2f} ms, {r_s3[3] / 1024:.0f} KiB read | |",
+        f"| refresh, new version (one value changed), file store | {r_file[0]:.2f} ms, {_kib(r_file[1])} read | |",
+        f"| refresh, nothing new, file store | {r_file[2]:.2f} ms, {_kib(r_file[3])} read | |",
+        f"| refresh, new version, S3 (moto server on loopback) | {r_s3[0]:.2f} ms, {_kib(r_s3[1])} read | |",
+        f"| refresh, nothing new, S3 | {r_s3[2]:.2f} ms, {_kib(r_s3[3])} read | |",
         "",
         "A refresh with a new version reads the pointer, the new version and the one it links to",
         "(the chain link from the version held): two full envelopes. Deltas (issue 11 §7) would cut that.",
