@@ -351,7 +351,8 @@ def moto_s3(tmp: Path) -> Iterator[tuple[str, str]]:
 
     from tests.services import start_moto
 
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    os.environ.update(dict.fromkeys(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), "testing"))
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
     (tmp / "moto").mkdir()
     service = start_moto(tmp / "moto")
     try:
@@ -371,10 +372,7 @@ def main() -> int:
         keys = Keys(tmp)
         file_store = FileStore(tmp / "store")
         r_file = bench_refresh(file_store, keys, tmp / "cache-file", rounds)
-        print(
-            f"refresh, file store: new version {r_file[0]:.2f} ms, {r_file[1]:,} bytes; unchanged {r_file[2]:.2f} ms, {r_file[3]:,} bytes",
-            flush=True,
-        )
+        print(_refresh_line("file store", r_file), flush=True)
         store_url = f"file://{tmp / 'store'}"
         warm = ConfigClient(store_url, "prod", [keys.public_pem], identity=keys.identity_file, cache_dir=tmp / "cache")
         warm.refresh()
@@ -390,10 +388,7 @@ def main() -> int:
             from compiler.storage.s3 import S3Store
 
             r_s3 = bench_refresh(S3Store(bucket, "bundles", endpoint_url=endpoint), keys, tmp / "cache-s3", rounds)
-        print(
-            f"refresh, S3 (moto): new version {r_s3[0]:.2f} ms, {r_s3[1]:,} bytes; unchanged {r_s3[2]:.2f} ms, {r_s3[3]:,} bytes",
-            flush=True,
-        )
+        print(_refresh_line("S3 (moto)", r_s3), flush=True)
     swaps = bench_swaps(per_kind)
     print(
         f"swaps: {swaps['attempts']:,} attempts {swaps['counts']}, {swaps['reads']:,} reads by 4 threads, "
