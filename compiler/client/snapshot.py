@@ -139,19 +139,19 @@ class Snapshot:
         if isinstance(value, list):
             return tuple(self._freeze(module, (*path, i), v) for i, v in enumerate(value))
         if is_enc(value):
-            return self.secret_at(secret_address(module, path))
+            return self.secret_at(secret_address(module, path), value)
         return value
 
-    def secret_at(self, address: str) -> Secret:
-        """The :class:`Secret` at ``address`` (``module$.path``), one object per address."""
+    def secret_at(self, address: str, enc: str) -> Secret:
+        """The :class:`Secret` sealed as ``enc`` at ``address`` (``module$.path``), one object per address."""
         found = self._secrets.get(address)
         if found is None:
-            found = self._secrets.setdefault(address, Secret(address, lambda: self._open(address)))
+            found = self._secrets.setdefault(address, Secret(address, lambda: self._open(address, enc)))
         return found
 
-    def _open(self, address: str) -> JSONScalar:
+    def _open(self, address: str, enc: str) -> JSONScalar:
         with self._lock:  # the data key is unwrapped once per snapshot, by one thread
-            return self._secret_reader().secret(address)
+            return self._secret_reader().open_at(address, enc)
 
     def _secret_reader(self) -> SecretReader:
         if self._reader is None:

@@ -133,6 +133,17 @@ class SecretReader:
         """
         self._key()
 
+    def open_at(self, address: str, enc: str) -> JSONScalar:
+        """The plaintext of ``enc``, the sealed value the caller found at ``address`` (``secret_address``).
+
+        For a caller that resolved the path already (the runtime client); the
+        AAD still binds target and address, so a value moved elsewhere fails.
+
+        Raises:
+            SecretsError: the key cannot be unwrapped, or the value fails to open.
+        """
+        return open_value(self._key(), target=self._target, path=address, enc=enc)
+
     def secret(self, dotted: str) -> JSONScalar:
         """The plaintext of the secret at ``module.path`` (e.g. ``data-pipeline.db.password``).
 

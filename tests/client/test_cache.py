@@ -293,3 +293,21 @@ def test_a_store_error_is_not_a_refusal() -> None:
     from compiler.client.metrics import is_refusal
 
     assert is_refusal(StorageError("down")) is False
+
+
+def test_the_cache_and_the_mark_are_durable_files_then_directory(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each write fsyncs the file, renames it, then fsyncs the directory (a rename is durable only then)."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # a spy: records what was synced, then syncs it
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store = platform.copy_store(1, tmp_path / "store")
+    client = ConfigClient(f"file://{store}", "prod", [TRUSTED], cache_dir=tmp_path / "cache")
+    assert client.refresh() is True
+    assert synced == ["file", "dir", "file", "dir"]  # the last known good, then the mark (storage/seen.py)
