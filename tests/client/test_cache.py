@@ -120,6 +120,7 @@ def test_a_tampered_cache_is_refused_and_the_store_used(
         (lambda b: b.update(target="staging"), "not a client cache of prod"),
         (lambda b: b.update(verified_at="yesterday"), "not a client cache of prod"),
         (lambda b: b.pop("envelope"), "not a client cache of prod"),
+        (lambda b: b.update(version="2"), "not a client cache of prod"),
     ],
 )
 def test_a_cache_that_lies_is_refused(warm_cache: tuple[Path, Path], change: object, message: str) -> None:
@@ -311,3 +312,36 @@ def test_the_cache_and_the_mark_are_durable_files_then_directory(
     client = ConfigClient(f"file://{store}", "prod", [TRUSTED], cache_dir=tmp_path / "cache")
     assert client.refresh() is True
     assert synced == ["file", "dir", "file", "dir"]  # the last known good, then the mark (storage/seen.py)
+
+
+def test_a_cache_dir_that_cannot_be_made_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LlmccError, match="cannot create the client cache directory"):
+        ConfigClient(f"file://{tmp_path}", "prod", [TRUSTED], cache_dir=tmp_path / "file")
+
+
+def test_a_cache_dir_removed_under_a_running_client_is_logged(
+    platform: Platform, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = platform.copy_store(1, tmp_path / "store")
+    cache = tmp_path / "cache"
+    client = ConfigClient(f"file://{store}", "prod", [TRUSTED], cache_dir=cache)
+    shutil.rmtree(cache)
+    assert client.refresh() is True  # serving goes on; the mark's directory is made again
+    assert "cannot write the client cache" in caplog.text
+
+
+def test_the_cache_records_a_confirmation_at_most_once_a_minute(platform: Platform, tmp_path: Path) -> None:
+    store = platform.copy_store(1, tmp_path / "store")
+    cache = tmp_path / "cache"
+    now = [datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)]
+    client = ConfigClient(f"file://{store}", "prod", [TRUSTED], cache_dir=cache, clock=lambda: now[0])
+    assert client.refresh() is True
+    path = _cache_file(cache)
+    now[0] += timedelta(seconds=30)
+    assert client.refresh() is False
+    assert json.loads(path.read_bytes())["verified_at"] == "2026-11-29T12:00:00Z"
+    now[0] += timedelta(seconds=31)
+    assert client.refresh() is False
+    assert json.loads(path.read_bytes())["verified_at"] == "2026-11-29T12:01:01Z"
+    assert client.status.age == 0

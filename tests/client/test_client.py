@@ -46,6 +46,8 @@ def test_reads_the_latest_version_read_only(platform: Platform, tmp_path: Path) 
     assert client.get("inference-engine.no.such", None) is None
     with pytest.raises(NoSuchPathError, match=r"prod version 3: no value at inference-engine\$\.no"):
         client.get("inference-engine.no.such")
+    with pytest.raises(NoSuchPathError, match="prod version 3: unknown module 'nope'; modules: api-gateway, "):
+        client.get("nope.x")
     with pytest.raises(NoSuchPathError, match="no module 'nope'"):
         client.module("nope")
     assert client.refresh() is False  # nothing newer
@@ -75,6 +77,8 @@ def test_a_secret_is_shown_only_when_revealed(
     assert "<redacted>" in caplog.text
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(secret)
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        secret.__reduce__()
     with pytest.raises(TypeError):
         json.dumps(secret)
     assert copy.copy(secret) is secret

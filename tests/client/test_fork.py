@@ -58,3 +58,23 @@ def test_a_client_made_before_fork_polls_in_each_child(platform: Platform, tmp_p
     assert loaded.version == 3
     restarted = ConfigClient(f"file://{store}", "prod", [TRUSTED], cache_dir=cache)
     assert restarted.version == 3
+
+
+def test_the_at_fork_hook_restarts_the_poller_with_fresh_locks(platform: Platform, tmp_path: Path) -> None:
+    """What the child runs, run here: the forked case above shows it works in a real child."""
+    from compiler.client import configclient
+
+    store = platform.copy_store(1, tmp_path / "store")
+    client = ConfigClient(f"file://{store}", "prod", [TRUSTED], poll_interval=3600)
+    idle = ConfigClient(f"file://{store}", "prod", [TRUSTED])  # never started: stays stopped
+    client.start()
+    client.start()  # a second start is a no-op
+    lock = client._lock
+    configclient._after_fork_in_child()
+    try:
+        assert client._lock is not lock
+        assert client.metrics().next_poll_in is not None  # polling again
+        assert idle.metrics().next_poll_in is None
+        assert client.refresh() is False  # through a store opened again
+    finally:
+        client.stop()
