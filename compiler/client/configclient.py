@@ -281,7 +281,11 @@ class ConfigClient:
             SecretsError: the new version's data key cannot be unwrapped.
             StorageError: the store cannot be reached, or has nothing published.
         """
-        swapped = self._refresh()
+        try:
+            swapped = self._refresh()
+        except LlmccError as e:
+            self._notify_error(e)  # outside the lock: a callback may call refresh() or status
+            raise
         if swapped is None:
             return False
         old, new = swapped
@@ -393,6 +397,8 @@ class ConfigClient:
                 "llmcc_version": self.version,
             },
         )
+
+    def _notify_error(self, error: LlmccError) -> None:
         for callback in list(self._on_error):
             try:
                 callback(error)

@@ -175,3 +175,22 @@ def test_refusal_reasons_cover_the_remaining_messages() -> None:
     assert refusal_reason(CorruptObjectError("too large")) == "corrupt_object"
     assert refusal_reason(SecretsError("x")) == "secrets"
     assert refusal_reason(StorageError("x")) == "corrupt_object"
+
+
+def test_an_error_callback_may_refresh_again(reader: Reader, caplog: pytest.LogCaptureFixture) -> None:
+    """Callbacks run outside the client's lock: one that calls refresh() does not deadlock."""
+    retried: list[int] = []
+
+    def retry(error: LlmccError) -> None:
+        if not retried:
+            retried.append(1)
+            reader.client.refresh()  # refused again, raised in here, logged by the client
+
+    reader.client.on_error(retry)
+    _swap_store(reader.store, reader.platform.stores[1])
+    with pytest.raises(VerificationError, match="older than version 2"):
+        reader.client.refresh()
+    assert reader.client.version == 2
+    assert retried == [1]
+    assert reader.client.metrics().refusals["rollback"] == 2
+    assert "an error callback raised" in caplog.text
