@@ -138,6 +138,11 @@ class LastGoodCache:
             with self._locked():
                 # Race: another process sharing this directory may have written a newer version
                 # since this one verified its own; never move the cache backwards.
+                # Writers hold this lock: a temp file of ours seen here was left by one that died
+                # mid-write (SIGKILL, power cut); it was never the cache, so it goes.
+                for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+                    with contextlib.suppress(FileNotFoundError):
+                        stale.unlink()
                 with contextlib.suppress(LlmccError):
                     current = self.load()
                     if current is not None and current.version > cached.version:

@@ -241,6 +241,9 @@ def test_sigkill_during_cache_writes_leaves_old_or_new(warm_cache: tuple[Path, P
     assert loaded.version in (2, 3)
     for tmp in leftovers:  # never read: only the named file is
         assert tmp.name.startswith(f".{path.name}.")
+    (cache / f".{path.name}.dead.tmp").write_bytes(b"{")  # one more, whatever the kills left
+    LastGoodCache(cache, f"file://{store}", "prod").store(loaded)  # the next writer clears them
+    assert not list(cache.glob(".*.tmp"))
 
 
 _RACER = """
