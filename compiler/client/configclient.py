@@ -35,16 +35,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from compiler.bundle.dsse import Keyring, PublicKey, load_public_key
 from compiler.client.cache import CachedVersion, LastGoodCache, make_cache_dir
 from compiler.client.held import HeldStore
+from compiler.client.keys import key_provider_factory, load_keyring
 from compiler.client.metrics import ClientMetrics, ClientStatus, is_refusal, refusal_reason
 from compiler.client.poller import Poller
 from compiler.client.secret import Secret
 from compiler.client.snapshot import NoSuchPathError, Snapshot
 from compiler.errors import LlmccError, SecretsError, StorageError, VerificationError
 from compiler.freshness import Seen
-from compiler.jsontypes import JSONObject
 from compiler.reader import read_target
 from compiler.secrets.kek.base import KeyProvider
 from compiler.storage import Store, open_store
@@ -121,8 +120,8 @@ class ConfigClient:
         self._endpoint_url = endpoint_url
         self._store: Store = self._open_store() if isinstance(store, str) else store
         self._reopen_store = False
-        self._keyring = _keyring(trusted_keys)
-        self._provider = _provider_factory(identity)
+        self._keyring = load_keyring(trusted_keys)
+        self._provider = key_provider_factory(identity)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._max_age = max_age
         self._lock = threading.Lock()
@@ -495,35 +494,3 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _keyring(trusted_keys: Iterable[str | os.PathLike[str] | bytes]) -> Keyring:
-    keys: list[PublicKey] = []
-    for key in trusted_keys:
-        if isinstance(key, bytes):
-            keys.append(load_public_key(key, where="trusted key (PEM bytes)"))
-            continue
-        try:
-            pem = Path(key).read_bytes()
-        except OSError as e:
-            raise LlmccError(f"{key}: cannot read the trusted key: {e.strerror or e}") from e
-        keys.append(load_public_key(pem, where=str(key)))
-    if not keys:
-        raise LlmccError("no trusted keys: pass the publisher's public keys (paths or PEM bytes)")
-    return Keyring(keys)
-
-
-def _provider_factory(
-    identity: str | os.PathLike[str] | KeyProvider | None,
-) -> Callable[[JSONObject], KeyProvider] | None:
-    """How a snapshot gets its key provider: from the bundle's KEK with an age identity file, or as given."""
-    if identity is None:
-        return None
-    if isinstance(identity, str | os.PathLike):
-        from compiler.secrets.bundlekek import bundle_key_provider
-        from compiler.secrets.identity import load_identities
-
-        identities = load_identities(Path(identity), {}, required=True)
-        return lambda bundle: bundle_key_provider(bundle, lambda _name: identities)
-    provider = identity
-    return lambda _bundle: provider
