@@ -251,7 +251,7 @@ def bench_swaps(per_kind: int, readers: int = 4) -> dict[str, object]:
     signer = Signer(Ed25519PrivateKey.generate())
     store = MemoryStore()
     # the valid chain: one version per valid attempt, plus the ones the mixed run needs
-    valid_needed = per_kind + per_kind // 3 + 2
+    valid_needed = per_kind + per_kind // 3 + 3
     states: list[tuple[dict[int, bytes], bytes | None]] = [({}, None)]
     for n in range(1, valid_needed + 1):
         publish_target(store, "prod", small_body(n), signer)  # type: ignore[arg-type]
