@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from compiler.errors import SecretsError, UsageError
 from compiler.jsonpath import JsonPath, format_path, missing_at, resolve, split_address
 from compiler.jsontypes import JSONObject, JSONScalar, JSONValue
-from compiler.secrets.envelope import ALG, check_commitment, is_enc, open_value, seal_value
+from compiler.secrets.envelope import ALG, check_commitment, is_enc, open_value, seal_value, value_subkeys
 from compiler.secrets.kek.base import KeyProvider, WrappedKey
 
 
@@ -107,6 +107,7 @@ class SecretReader:
         self._modules, self._target, self._wrapped, self._commitment = _read_bundle(bundle)
         self._provider = provider
         self._dek: bytes | None = None
+        self._subkeys: tuple[bytes, bytes] | None = None
 
     def __repr__(self) -> str:
         return f"SecretReader(target={self._target!r}, key_id={self._wrapped.key_id!r})"
@@ -122,6 +123,7 @@ class SecretReader:
                 check_commitment(dek, self._commitment)
             except SecretsError as e:
                 raise SecretsError(f"bundle for {self._target}: {e}") from e
+            self._subkeys = value_subkeys(dek)
             self._dek = dek
         return self._dek
 
@@ -142,7 +144,7 @@ class SecretReader:
         Raises:
             SecretsError: the key cannot be unwrapped, or the value fails to open.
         """
-        return open_value(self._key(), target=self._target, path=address, enc=enc)
+        return open_value(self._key(), target=self._target, path=address, enc=enc, subkeys=self._subkeys)
 
     def secret(self, dotted: str) -> JSONScalar:
         """The plaintext of the secret at ``module.path`` (e.g. ``data-pipeline.db.password``).
