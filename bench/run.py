@@ -10,6 +10,9 @@ bench/BASELINES.md (same machine class); we compare ratios.
 
     .venv/bin/python bench/run.py [--sizes large,xlarge] [--runs 3]
     .venv/bin/python bench/run.py --quick    # small workload, one run, RESULTS.md untouched
+
+Then runs the runtime client benchmark (bench/client.py), whose section of
+bench/NOTES.md is copied into RESULTS.md with the rest (``--no-client`` skips it).
 """
 
 from __future__ import annotations
@@ -128,6 +131,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="large,xlarge")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="small workload, one run; print only, RESULTS.md untouched")
+    ap.add_argument("--no-client", action="store_true", help="skip the runtime client benchmark (bench/client.py)")
     a = ap.parse_args()
     if a.quick:
         a.sizes, a.runs = "small", 1
@@ -152,6 +156,8 @@ def main() -> int:
                 f"{_versus(k_wall / best[0])}  [{verdict}]",
                 flush=True,
             )
+    if not a.no_client:
+        subprocess.run([sys.executable, str(HERE / "client.py"), *(["--quick"] if a.quick else [])], check=True)
     if not a.quick:
         write_results(rows)
     return 0

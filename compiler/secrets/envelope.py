@@ -152,13 +152,16 @@ def seal_value(dek: bytes, *, target: str, path: str, value: Scalar) -> str:
     return format_enc(EncValue(alg=ALG, data=data, iv=nonce, tag=tag, type=vtype))
 
 
-def open_value(dek: bytes, *, target: str, path: str, enc: str) -> Scalar:
+def open_value(dek: bytes, *, target: str, path: str, enc: str, subkeys: tuple[bytes, bytes] | None = None) -> Scalar:
     """Decrypt one ``ENC[...]`` value sealed for ``target`` at ``path``.
 
     Checks, in order: (1) the text parses, (2) the AEAD tag verifies under the
     DEK's encryption subkey with this target, type and path as AAD, (3) the iv
     is the one the plaintext derives (the determinism invariant), (4) the
     plaintext decodes as its declared type.
+
+    ``subkeys`` is :func:`value_subkeys` of ``dek``, for a reader that opens
+    many values with one key (derived once instead of per value).
 
     Raises:
         SecretsError: naming ``path`` and never the value, when any check fails.
@@ -169,7 +172,7 @@ def open_value(dek: bytes, *, target: str, path: str, enc: str) -> Scalar:
     except SecretsError as e:
         raise SecretsError(f"{path}: cannot decrypt secret: {e}") from e
     aad = _aad(target, parsed.type, path)
-    enc_key, nonce_key = _subkeys(dek)
+    enc_key, nonce_key = subkeys or _subkeys(dek)
     try:
         plaintext = AESGCMSIV(enc_key).decrypt(parsed.iv, parsed.data + parsed.tag, aad)
     except InvalidTag as e:
@@ -202,6 +205,12 @@ def check_commitment(dek: bytes, commitment: str) -> None:
 def _check_dek(dek: bytes) -> None:
     if len(dek) != DEK_BYTES:
         raise SecretsError(f"a data key must be {DEK_BYTES} bytes")
+
+
+def value_subkeys(dek: bytes) -> tuple[bytes, bytes]:
+    """The (encryption, nonce) subkeys every value under ``dek`` uses (HKDF-SHA256)."""
+    _check_dek(dek)
+    return _subkeys(dek)
 
 
 def _subkeys(dek: bytes) -> tuple[bytes, bytes]:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from compiler.errors import SecretsError, UsageError
 from compiler.jsonpath import JsonPath, format_path, missing_at, resolve, split_address
 from compiler.jsontypes import JSONObject, JSONScalar, JSONValue
-from compiler.secrets.envelope import ALG, check_commitment, is_enc, open_value, seal_value
+from compiler.secrets.envelope import ALG, check_commitment, is_enc, open_value, seal_value, value_subkeys
 from compiler.secrets.kek.base import KeyProvider, WrappedKey
 
 
@@ -107,6 +107,7 @@ class SecretReader:
         self._modules, self._target, self._wrapped, self._commitment = _read_bundle(bundle)
         self._provider = provider
         self._dek: bytes | None = None
+        self._subkeys: tuple[bytes, bytes] | None = None
 
     def __repr__(self) -> str:
         return f"SecretReader(target={self._target!r}, key_id={self._wrapped.key_id!r})"
@@ -122,8 +123,28 @@ class SecretReader:
                 check_commitment(dek, self._commitment)
             except SecretsError as e:
                 raise SecretsError(f"bundle for {self._target}: {e}") from e
+            self._subkeys = value_subkeys(dek)
             self._dek = dek
         return self._dek
+
+    def check_key(self) -> None:
+        """Unwrap the data key now and check it against the bundle's commitment (kept for later reads).
+
+        Raises:
+            SecretsError: the caller's credentials cannot unwrap it, or it fails the commitment.
+        """
+        self._key()
+
+    def open_at(self, address: str, enc: str) -> JSONScalar:
+        """The plaintext of ``enc``, the sealed value the caller found at ``address`` (``secret_address``).
+
+        For a caller that resolved the path already (the runtime client); the
+        AAD still binds target and address, so a value moved elsewhere fails.
+
+        Raises:
+            SecretsError: the key cannot be unwrapped, or the value fails to open.
+        """
+        return open_value(self._key(), target=self._target, path=address, enc=enc, subkeys=self._subkeys)
 
     def secret(self, dotted: str) -> JSONScalar:
         """The plaintext of the secret at ``module.path`` (e.g. ``data-pipeline.db.password``).

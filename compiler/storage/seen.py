@@ -142,6 +142,13 @@ class SeenFile:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(tmp)
                     raise
+                # the rename is durable only once the directory is synced: a mark lost in a
+                # power cut would let a restarted reader accept a rollback
+                dirfd = os.open(self._path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    os.fsync(dirfd)
+                finally:
+                    os.close(dirfd)
         except OSError as e:
             raise LlmccError(f"{self._path}: cannot write the reader state: {e.strerror or e}") from e
 

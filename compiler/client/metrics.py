@@ -1,0 +1,101 @@
+"""What the client reports: its status and its counters (issue 11 §8).
+
+``ConfigClient.metrics()`` returns a :class:`ClientMetrics` snapshot for the
+service to copy into its metrics library (README "Consuming config in a
+service" lists the Prometheus names). Refusals are counted by reason, one of
+:data:`REASONS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from compiler.errors import LlmccError, SecretsError, StorageError, VerificationError
+
+# Why an update was refused (the label of llmcc_client_refusals_total). Ordered: the first
+# phrase found in a VerificationError's message names its reason.
+_PHRASES: tuple[tuple[str, str], ...] = (
+    ("no signed pointer", "missing_pointer"),
+    ("expired", "expired_pointer"),
+    ("far above", "unpublished_version"),
+    ("rollback", "rollback"),
+    ("already accepted", "rollback"),
+    ("old pointer", "rollback"),
+    ("rewritten", "rewritten_chain"),
+    ("is missing", "gap"),
+    ("not canonical versions", "gap"),
+    ("stored as", "wrong_target"),
+    ("points into target", "wrong_target"),
+    ("signature", "signature"),
+    ("envelope", "signature"),
+    ("previous", "broken_chain"),
+    ("client cache", "cache"),
+)
+REASONS = (
+    "expired_pointer",
+    "unpublished_version",
+    "rollback",
+    "rewritten_chain",
+    "gap",
+    "missing_pointer",
+    "wrong_target",
+    "signature",
+    "broken_chain",
+    "cache",
+    "corrupt_object",
+    "secrets",
+    "verification",
+)
+
+
+def refusal_reason(error: LlmccError) -> str:
+    """The reason label of a refused update (``verification`` when no finer one applies)."""
+    if isinstance(error, SecretsError):
+        return "secrets"
+    if isinstance(error, StorageError):
+        return "corrupt_object"
+    text = str(error)
+    for phrase, reason in _PHRASES:
+        if phrase in text:
+            return reason
+    return "verification"
+
+
+def is_refusal(error: LlmccError) -> bool:
+    """A refusal (the store served something wrong) rather than a store that cannot be reached."""
+    return isinstance(error, VerificationError | SecretsError) or error.exit_code == VerificationError.exit_code
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientStatus:
+    """Where the client stands.
+
+    ``age`` is seconds since the store last confirmed ``version`` (a refresh
+    that verified it as the latest, or the cache's record of one); ``stale``
+    is ``age`` above the client's ``max_age``. ``source`` is ``store`` or
+    ``cache`` (started from the last known good, not yet confirmed).
+    ``last_error`` is the last refresh's error line, None after a good one.
+    """
+
+    version: int | None
+    digest: str | None
+    verified_at: datetime | None
+    age: float | None
+    stale: bool
+    source: str | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientMetrics:
+    """Counters since the client was made (per process: a forked child starts from its parent's)."""
+
+    refreshes: int
+    swaps: int
+    fetch_errors: int
+    refusals: Mapping[str, int] = field(default_factory=dict)
+    version: int | None = None
+    age: float | None = None
+    next_poll_in: float | None = None

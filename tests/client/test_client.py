@@ -1,0 +1,258 @@
+"""ConfigClient on a file store published by the real CLI: reads, swaps, callbacks, secrets (issue 11 §1, §3, §5)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import pickle  # noqa: TID251 - only pickles, to show a Secret refuses
+import shutil
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from compiler.client import ConfigClient, NoSuchPathError, NoVersionError, Secret, Snapshot
+from compiler.errors import LlmccError, SecretsError
+from compiler.storage.file import FileStore
+from tests.client.conftest import TRUSTED, Platform
+from tests.conftest import DEMO_IDENTITY
+
+TEMPERATURE = "inference-engine.model.temperature"
+PASSWORD = "data-pipeline.db.password"
+
+
+def client_for(store: Path, **kwargs: object) -> ConfigClient:
+    kwargs.setdefault("identity", DEMO_IDENTITY)
+    return ConfigClient(f"file://{store}", "prod", [TRUSTED], **kwargs)  # type: ignore[arg-type]
+
+
+def test_reads_the_latest_version_read_only(platform: Platform, tmp_path: Path) -> None:
+    client = client_for(platform.copy_store(3, tmp_path / "store"))
+    assert client.version is None
+    with pytest.raises(NoVersionError, match="prod: no verified version yet"):
+        client.get(TEMPERATURE)
+    assert client.refresh() is True
+    assert client.version == 3
+    assert client.get(TEMPERATURE) == 0.5
+    assert client.get("inference-engine$.model.temperature") == 0.5  # the syntax explain prints
+    module = client.module("inference-engine")
+    assert isinstance(module, MappingProxyType)
+    assert module["model"]["temperature"] == 0.5
+    with pytest.raises(TypeError):
+        module["model"]["temperature"] = 1.0  # type: ignore[index]
+    fallbacks = client.get("inference-engine.routing.fallbacks")
+    assert isinstance(fallbacks, tuple)
+    assert client.get("inference-engine.no.such", None) is None
+    with pytest.raises(NoSuchPathError, match=r"prod version 3: no value at inference-engine\$\.no"):
+        client.get("inference-engine.no.such")
+    with pytest.raises(NoSuchPathError, match="prod version 3: unknown module 'nope'; modules: api-gateway, "):
+        client.get("nope.x")
+    with pytest.raises(NoSuchPathError, match="no module 'nope'"):
+        client.module("nope")
+    assert client.refresh() is False  # nothing newer
+    assert client.status.version == 3
+    assert client.status.source == "store"
+    assert client.status.last_error is None
+    assert repr(client) == f"ConfigClient(store='file://{tmp_path / 'store'}', target='prod', version=3)"
+
+
+def test_a_secret_is_shown_only_when_revealed(
+    platform: Platform, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = client_for(platform.copy_store(1, tmp_path / "store"))
+    client.refresh()
+    secret = client.secret(PASSWORD)
+    assert isinstance(secret, Secret)
+    assert secret.reveal() == platform.canary
+    assert client.get(PASSWORD) is secret  # one object per path and version
+    assert client.module("data-pipeline")["db"]["password"] is secret
+    shown = [repr(secret), str(secret), f"{secret}", f"{secret!r}", f"{secret:>80}", "%s" % (secret,)]  # noqa: UP031
+    assert all(s == "Secret(data-pipeline$.db.password, <redacted>)".strip() or platform.canary not in s for s in shown)
+    assert all("<redacted>" in s for s in shown)
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("service").info("password is %s", secret)
+        logging.getLogger("service").info("config %s", client.module("data-pipeline"))
+    assert platform.canary not in caplog.text
+    assert "<redacted>" in caplog.text
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(secret)
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        secret.__reduce__()
+    with pytest.raises(TypeError):
+        json.dumps(secret)
+    assert copy.copy(secret) is secret
+    assert copy.deepcopy({"p": secret})["p"] is secret
+    with pytest.raises(SecretsError, match="not an encrypted secret field"):
+        client.secret(TEMPERATURE)
+    assert Secret.of("x$.y", 3).reveal() == 3
+
+
+def test_secrets_need_an_identity(platform: Platform, tmp_path: Path) -> None:
+    client = client_for(platform.copy_store(1, tmp_path / "store"), identity=None)
+    assert client.refresh() is True
+    assert client.get(TEMPERATURE) == 0.3  # config without secrets works
+    with pytest.raises(SecretsError, match="no identity for secrets"):
+        client.secret(PASSWORD)
+
+
+def test_a_version_the_identity_cannot_open_is_refused_before_the_swap(
+    platform: Platform, tmp_path: Path, age_outsider: Path
+) -> None:
+    client = client_for(platform.copy_store(1, tmp_path / "store"), identity=age_outsider)
+    errors: list[LlmccError] = []
+    client.on_error(errors.append)
+    with pytest.raises(SecretsError):
+        client.refresh()
+    assert client.version is None
+    assert client.metrics().refusals == {"secrets": 1}
+    assert len(errors) == 1
+
+
+def test_change_callbacks_run_after_the_swap_and_cannot_undo_it(
+    platform: Platform, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = platform.copy_store(1, tmp_path / "store")
+    client = client_for(store)
+    calls: list[tuple[int | None, int, frozenset[str], int | None]] = []
+
+    @client.on_change
+    def record(old: Snapshot | None, new: Snapshot, changed: frozenset[str]) -> None:
+        calls.append((old.version if old else None, new.version, changed, client.version))
+
+    @client.on_change
+    def broken(old: Snapshot | None, new: Snapshot, changed: frozenset[str]) -> None:
+        raise RuntimeError("a service bug")
+
+    with caplog.at_level(logging.INFO, logger="llmcc.client"):
+        assert client.refresh() is True
+        shutil.rmtree(store)
+        shutil.copytree(platform.stores[3], store)  # two versions on: the chain 1-3 is verified
+        assert client.refresh() is True
+    assert calls[0][:2] == (None, 1)
+    assert "inference-engine$" in calls[0][2]  # from nothing: every module is new
+    assert calls[1][:2] == (1, 3)
+    assert calls[1][3] == 3  # the callback saw the new version served already
+    assert "inference-engine$.model.temperature" in calls[1][2]
+    assert "data-pipeline$.db.password" not in calls[1][2]  # unchanged secret, same ciphertext
+    assert client.version == 3
+    assert "a change callback raised (version 3 stays)" in caplog.text
+    swapped = [r for r in caplog.records if getattr(r, "llmcc_event", None) == "swapped"]
+    assert [r.llmcc_version for r in swapped] == [1, 3]  # type: ignore[attr-defined]
+    assert client.metrics().swaps == 2
+
+
+def test_snapshot_reads_come_from_one_version(platform: Platform, tmp_path: Path) -> None:
+    store = platform.copy_store(1, tmp_path / "store")
+    client = client_for(store)
+    client.refresh()
+    snap = client.snapshot
+    shutil.rmtree(store)
+    shutil.copytree(platform.stores[2], store)
+    client.refresh()
+    assert (snap.version, snap.get(TEMPERATURE)) == (1, 0.3)
+    assert (client.version, client.get(TEMPERATURE)) == (2, 0.4)
+    assert repr(snap).startswith("Snapshot(target='prod', version=1, digest='sha256:")
+    assert "inference-engine" in snap.modules
+    assert snap.metadata["target"] == "prod"
+
+
+def test_bad_arguments_are_refused_with_one_line(tmp_path: Path) -> None:
+    with pytest.raises(LlmccError, match="no trusted keys"):
+        ConfigClient(f"file://{tmp_path}", "prod", [])
+    with pytest.raises(LlmccError, match="cannot read the trusted key"):
+        ConfigClient(f"file://{tmp_path}", "prod", [tmp_path / "missing.pub"])
+    with pytest.raises(LlmccError, match="is not a target name"):
+        ConfigClient(f"file://{tmp_path}", "Prod!", [TRUSTED])
+    with pytest.raises(LlmccError, match="unknown store"):
+        ConfigClient("ftp://x", "prod", [TRUSTED])
+    with pytest.raises(LlmccError, match="not a SubjectPublicKeyInfo PEM"):
+        ConfigClient(f"file://{tmp_path}", "prod", [b"not a key"])
+    assert ConfigClient(f"file://{tmp_path}", "prod", [TRUSTED.read_bytes()]).version is None
+    with pytest.raises(SecretsError, match="cannot read identity file"):
+        ConfigClient(f"file://{tmp_path}", "prod", [TRUSTED], identity=tmp_path / "none.agekey")
+
+
+def test_nothing_published_is_a_fetch_error(tmp_path: Path) -> None:
+    client = ConfigClient(f"file://{tmp_path / 'empty'}", "prod", [TRUSTED])
+    with pytest.raises(LlmccError, match="nothing published for prod"):
+        client.refresh()
+    assert client.metrics().fetch_errors == 1
+    assert client.status.last_error is not None
+
+
+def test_a_key_provider_object_is_used_as_given(platform: Platform, tmp_path: Path) -> None:
+    from compiler.project import KeySpec
+    from compiler.secrets.identity import load_identities
+    from compiler.secrets.kek import provider_for
+
+    spec = KeySpec.model_validate({"provider": "age", "recipients": [_recipient()]})
+    provider = provider_for(spec, load_identities(DEMO_IDENTITY, {}))
+    client = client_for(platform.copy_store(1, tmp_path / "store"), identity=provider)
+    client.refresh()
+    assert client.secret(PASSWORD).reveal() == platform.canary
+
+
+def _recipient() -> str:
+    return next(
+        line.split(": ", 1)[1] for line in DEMO_IDENTITY.read_text().splitlines() if line.startswith("# public key")
+    )
+
+
+@pytest.fixture
+def age_outsider(tmp_path: Path) -> Path:
+    import pyrage
+
+    path = tmp_path / "outsider.agekey"
+    path.write_text(f"{pyrage.x25519.Identity.generate()}\n")
+    return path
+
+
+class CountingStore:
+    """A file store that records what is read through it."""
+
+    def __init__(self, store: FileStore) -> None:
+        self._store = store
+        self.reads: list[int] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def read(self, target: str, version: int) -> bytes:
+        self.reads.append(version)
+        return self._store.read(target, version)
+
+
+def test_held_envelopes_are_not_fetched_again(platform: Platform, tmp_path: Path) -> None:
+    path = platform.copy_store(2, tmp_path / "store")
+    store = CountingStore(FileStore(path))
+    client = ConfigClient(store, "prod", [TRUSTED])  # type: ignore[arg-type]
+    assert client.refresh() is True
+    assert store.reads == [1, 2]  # the latest and the version it links to
+    store.reads.clear()
+    assert client.refresh() is False
+    assert store.reads == []  # unchanged: the pointer and the listing only
+    shutil.rmtree(path)
+    shutil.copytree(platform.stores[3], path)
+    assert client.refresh() is True
+    assert store.reads == [3]  # a new version: its own envelope; version 2 is held
+
+
+def test_the_held_store_passes_everything_else_through(platform: Platform, tmp_path: Path) -> None:
+    from compiler.client.held import HeldStore
+    from compiler.storage.base import MissingObjectError
+
+    inner = FileStore(platform.copy_store(1, tmp_path / "store"))
+    held = HeldStore(inner, "prod", {1: b"held"})
+    assert (held.url, held.location, held.targets(), held.versions("prod")) == (
+        inner.url,
+        inner.location,
+        ["prod"],
+        [1],
+    )
+    assert held.read("prod", 1) == b"held"
+    with pytest.raises(MissingObjectError, match="staging has no version 1"):
+        held.read("staging", 1)  # another target: the store's
+    assert held.read_pointer("prod") == inner.read_pointer("prod")
+    assert held.create("prod", 1, b"x") is False
+    assert held.swap_pointer("prod", b"x", expected=b"not it") is False
