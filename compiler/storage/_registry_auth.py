@@ -57,6 +57,7 @@ _DOCKER_HUB = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"}
 _DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 _TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # RFC 7230 tchar
 _SCHEME = re.compile(rf"\s*,?\s*({_TCHARS})(?=\s|,|$)")
+_B64TOKEN = re.compile(r"[\x21-\x7e]+")  # what may follow "Bearer ": visible ASCII (RFC 6750 §2.1, loosely)
 _PARAM = re.compile(rf"\s*,?\s*({_TCHARS})\s*=\s*(\"(?:[^\"\\]|\\.)*\"|[^,\s]*)")
 
 
@@ -144,6 +145,8 @@ def credentials_for(registry: str, environ: Mapping[str, str] | None = None) -> 
     except ValueError as e:
         # the message of a JSON error quotes the document: name only the place
         raise StorageError(f"{path}: the registry auth file is not valid JSON (line {_line_of(e)})") from e
+    except RecursionError as e:  # json's C scanner: nesting past the interpreter's recursion limit
+        raise StorageError(f"{path}: the registry auth file is not valid JSON (nested too deep)") from e
     if not isinstance(config, dict):
         raise StorageError(f"{path}: the registry auth file is not a JSON object")
     host = _host_of_key(registry)
@@ -212,7 +215,7 @@ def _from_helper(name: str, registry: str) -> Credentials | None:
     try:
         reply = json.loads(done.stdout)
         username, secret = reply["Username"], reply["Secret"]
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise StorageError(f"credential helper {program} gave no {{Username, Secret}} JSON for {registry}") from e
     if not isinstance(username, str) or not isinstance(secret, str):
         raise StorageError(f"credential helper {program} gave no {{Username, Secret}} JSON for {registry}")
@@ -224,23 +227,27 @@ def _from_helper(name: str, registry: str) -> Credentials | None:
 def tls_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
     """The system's trust, plus the PEM bundle named by ``LLMCC_OCI_CA_FILE`` when set. Never unverified.
 
-    Contexts are shared per (CA file, its mtime): loading the system's CAs takes
-    tens of milliseconds, and a replaced CA file is read again.
+    Contexts are shared per CA file and its identity (inode, size, mtime, ctime):
+    loading the system's CAs takes tens of milliseconds, and a CA file replaced
+    in place is read again, even with its old mtime (``cp -p``, a tar extract).
 
     Raises:
         StorageError: the CA file cannot be read or holds no certificate.
     """
     env = os.environ if environ is None else environ
     ca_file = env.get(CA_FILE_ENV) or None
+    stamp: tuple[int, ...] = ()
     try:
-        stamp = os.stat(ca_file).st_mtime_ns if ca_file else 0
+        if ca_file:
+            st = os.stat(ca_file)
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     except OSError:
-        stamp = -1  # load_verify_locations says what is wrong
+        stamp = (-1,)  # load_verify_locations says what is wrong
     return _context(ca_file, stamp)
 
 
 @functools.lru_cache(maxsize=8)
-def _context(ca_file: str | None, stamp: int) -> ssl.SSLContext:
+def _context(ca_file: str | None, stamp: tuple[int, ...]) -> ssl.SSLContext:
     context = ssl.create_default_context()
     if ca_file:
         try:
@@ -267,6 +274,9 @@ class Authenticator:
 
     ``credentials`` is called at most once, on the first challenge: a registry
     that never asks never causes the auth file to be read or a helper to run.
+    ``plain_http``: the registry itself is spoken to in plain HTTP (loopback);
+    only then may its token realm be a plain-HTTP loopback URL, so a TLS
+    registry never makes credentials travel in clear.
     """
 
     def __init__(
@@ -274,9 +284,11 @@ class Authenticator:
         registry: str,
         opener: urllib.request.OpenerDirector,
         *,
+        plain_http: bool = False,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self._registry = registry
+        self._plain_http = plain_http
         self._opener = opener
         self._environ = environ
         self._loaded = False
@@ -326,6 +338,15 @@ class Authenticator:
         source = f"credentials from {credentials.source}" if credentials else "anonymous"
         return StorageError(f"{self._registry}: {what} for {scope} (HTTP {status}, {source})")
 
+    def redact(self, text: str) -> str:
+        """``text`` (a registry's error page) with every credential and token this client holds replaced."""
+        secrets = [token.value for token in self._tokens.values()]
+        if self._credentials is not None:
+            secrets += [self._credentials.secret, self._credentials.basic().split(" ", 1)[1]]
+        for secret in sorted(filter(None, secrets), key=len, reverse=True):
+            text = text.replace(secret, "<redacted>")
+        return text
+
     @property
     def _env(self) -> Mapping[str, str]:
         return os.environ if self._environ is None else self._environ
@@ -339,7 +360,8 @@ class Authenticator:
     def _fetch_token(self, challenge: Challenge, scope: str) -> str:
         realm = challenge.params.get("realm", "")
         parts = urllib.parse.urlsplit(realm)
-        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname or "")):
+        loopback_http = parts.scheme == "http" and is_loopback(parts.hostname or "")
+        if parts.scheme != "https" and not (loopback_http and self._plain_http):
             raise StorageError(f"{self._registry}: the token realm is not an https:// URL; refused")
         wanted = challenge.params.get("scope") or scope
         query: dict[str, str] = {}
@@ -372,10 +394,13 @@ class Authenticator:
             reply_json = json.loads(body[:_MAX_TOKEN_REPLY])
             token = reply_json.get("token") or reply_json.get("access_token")
             expires_in = reply_json.get("expires_in", _DEFAULT_EXPIRES)
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             token, expires_in = None, 0
         if not isinstance(token, str) or not token:
             raise StorageError(f"{where}: the reply holds no token for {wanted}")
+        if not _B64TOKEN.fullmatch(token):
+            # it goes into a header: CR/LF would inject one, non-latin-1 cannot be sent; never echoed
+            raise StorageError(f"{where}: the token for {wanted} is not a visible-ASCII token (RFC 6750); refused")
         if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
             expires_in = _DEFAULT_EXPIRES
         self._tokens[scope] = _Token(token, time.monotonic() + max(0.0, expires_in - _EXPIRY_MARGIN))
