@@ -452,3 +452,16 @@ def test_a_ca_file_replaced_in_place_is_read_again(pki: Pki, tmp_path: Path) -> 
     assert ca.stat().st_mtime_ns == stat.st_mtime_ns
     after = tls_context(env).get_ca_certs()
     assert after != before
+
+
+# --- the same kind in every store: a stored envelope nested too deep ---
+
+
+def test_an_envelope_nested_too_deep_fails_verification_in_one_line(
+    example_repo: GitRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    (store / "dev").mkdir(parents=True)
+    (store / "dev" / "00000001.dsse.json").write_text(NESTED[:60_000])
+    assert llmcc(example_repo.path, "verify", "--store", f"file://{store}", "-t", "dev") == 3
+    assert "not valid JSON: nested too deep" in _one_line_error(capsys)
