@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import ipaddress
 import json
 import os
 import re
+import selectors
 import ssl
 import subprocess
 import time
@@ -49,6 +51,7 @@ from compiler.errors import StorageError
 
 CA_FILE_ENV = "LLMCC_OCI_CA_FILE"
 _HELPER_TIMEOUT = 30.0
+_MAX_HELPER_REPLY = 64 * 1024  # a {"Username", "Secret"} answer; docker-credential-helpers send well under 4 KiB
 _TOKEN_TIMEOUT = 30.0
 _MAX_TOKEN_REPLY = 1024 * 1024
 _DEFAULT_EXPIRES = 60  # seconds, the token spec's default for a reply without expires_in
@@ -195,25 +198,21 @@ def _from_helper(name: str, registry: str) -> Credentials | None:
     program = f"docker-credential-{name}"
     server = _DOCKER_HUB_KEY if _host_of_key(registry) == "index.docker.io" else registry
     try:
-        done = subprocess.run(
-            [program, "get"],
-            input=server.encode(),
-            capture_output=True,  # stderr too: never relayed, it may hold secrets
-            timeout=_HELPER_TIMEOUT,
-            check=False,
-        )
+        returncode, stdout = _run_helper(program, server.encode())
     except FileNotFoundError as e:
         raise StorageError(f"credential helper {program} (for {registry}) is not on PATH") from e
     except subprocess.TimeoutExpired as e:
         raise StorageError(f"credential helper {program} gave no answer for {registry} in {_HELPER_TIMEOUT:g}s") from e
     except OSError as e:
         raise StorageError(f"credential helper {program} cannot run: {e.__class__.__name__}") from e
-    if done.returncode != 0:
-        if b"credentials not found" in done.stdout.lower():
+    if len(stdout) > _MAX_HELPER_REPLY:
+        raise StorageError(f"credential helper {program} said more than {_MAX_HELPER_REPLY} bytes for {registry}")
+    if returncode != 0:
+        if b"credentials not found" in stdout.lower():
             return None  # the helper's documented "no entry" answer: anonymous
-        raise StorageError(f"credential helper {program} failed for {registry} (exit {done.returncode})")
+        raise StorageError(f"credential helper {program} failed for {registry} (exit {returncode})")
     try:
-        reply = json.loads(done.stdout)
+        reply = json.loads(stdout)
         username, secret = reply["Username"], reply["Secret"]
     except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise StorageError(f"credential helper {program} gave no {{Username, Secret}} JSON for {registry}") from e
@@ -222,6 +221,46 @@ def _from_helper(name: str, registry: str) -> Credentials | None:
     if username == "<token>":
         return Credentials("", secret, identity_token=True, source=program)
     return Credentials(username, secret, source=program)
+
+
+def _run_helper(program: str, stdin: bytes) -> tuple[int, bytes]:
+    """``program get`` with ``stdin``: its exit code and at most ``_MAX_HELPER_REPLY + 1`` bytes of stdout.
+
+    Its stderr is discarded (never relayed: it may hold secrets). A helper that
+    says more is killed, not read to the end; one still running or holding its
+    stdout open after ``_HELPER_TIMEOUT`` seconds raises TimeoutExpired.
+
+    Raises:
+        OSError: the program cannot be started (FileNotFoundError: not on PATH).
+        subprocess.TimeoutExpired: no answer in time.
+    """
+    deadline = time.monotonic() + _HELPER_TIMEOUT
+    with subprocess.Popen(
+        [program, "get"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    ) as process:
+        assert process.stdin is not None  # PIPE above
+        assert process.stdout is not None
+        try:
+            with contextlib.suppress(BrokenPipeError):  # a helper that exits without reading
+                process.stdin.write(stdin)
+                process.stdin.close()
+            out = bytearray()
+            with selectors.DefaultSelector() as selector:
+                selector.register(process.stdout, selectors.EVENT_READ)
+                while len(out) <= _MAX_HELPER_REPLY:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not selector.select(left):
+                        raise subprocess.TimeoutExpired([program, "get"], _HELPER_TIMEOUT)
+                    chunk = os.read(process.stdout.fileno(), 65536)
+                    if not chunk:
+                        break
+                    out += chunk
+            if len(out) > _MAX_HELPER_REPLY:
+                return -1, bytes(out)
+            return process.wait(max(0.0, deadline - time.monotonic())), bytes(out)
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 def tls_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:

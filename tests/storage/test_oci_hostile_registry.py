@@ -348,7 +348,7 @@ def test_an_auth_file_nested_too_deep_is_one_line(
 
 NESTING_HELPER = f"""#!{sys.executable}
 import sys
-sys.stdout.write("[" * 100000)
+sys.stdout.write("[" * 50000)  # under the 64 KiB cap, past the recursion limit
 """
 
 
@@ -465,3 +465,43 @@ def test_an_envelope_nested_too_deep_fails_verification_in_one_line(
     (store / "dev" / "00000001.dsse.json").write_text(NESTED[:60_000])
     assert llmcc(example_repo.path, "verify", "--store", f"file://{store}", "-t", "dev") == 3
     assert "not valid JSON: nested too deep" in _one_line_error(capsys)
+
+
+# --- a credential helper that says too much ---
+
+TALKING_HELPER = f"""#!{sys.executable}
+import os, sys
+secret = os.environ["LLMCCTEST_SECRET"]
+if os.environ.get("LLMCCTEST_ENDLESS"):
+    while True:
+        sys.stdout.write(secret * 1000)
+sys.stdout.write('{{"Username": "ada", "Secret": "' + secret + "a" * 200000 + '"}}')
+"""
+
+
+@pytest.mark.parametrize("endless", [False, True])
+def test_a_helper_that_says_too_much_is_cut_off_unechoed(
+    endless: bool,
+    serve: Serve,
+    docker_home: Path,
+    example_repo: GitRepo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Read at most 64 KiB of a helper's answer, then kill it: never its whole output in memory."""
+    monkeypatch.delenv("LLMCC_OCI_CA_FILE")
+    helper = tmp_path / "bin" / "docker-credential-talking"
+    helper.parent.mkdir()
+    helper.write_text(TALKING_HELPER)
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{helper.parent}:/usr/bin:/bin")
+    monkeypatch.setenv("LLMCCTEST_SECRET", new_canary())
+    if endless:
+        monkeypatch.setenv("LLMCCTEST_ENDLESS", "1")
+    port = serve(_BasicRegistry, seen=[])
+    docker_config(docker_home, {"credsStore": "talking"})
+    assert llmcc(example_repo.path, "pull", "dev", "--store", f"oci://127.0.0.1:{port}/{REPO}") == 2
+    assert _one_line_error(capsys) == (
+        f"llmcc: credential helper docker-credential-talking said more than 65536 bytes for 127.0.0.1:{port}"
+    )
