@@ -223,7 +223,7 @@ class RegistryClient:
                 raise StorageError(f"{self._where}: {method} {url}: {describe_network_error(e)}") from e
 
     def _own_origin(self, url: str) -> bool:
-        return url == self._origin or url.startswith(self._origin + "/")
+        return _origin_of(url) == _origin_of(self._origin)
 
     def _read_capped(self, response: http.client.HTTPResponse | urllib.error.HTTPError, limit: int, url: str) -> bytes:
         length = response.headers.get("Content-Length")
@@ -233,6 +233,16 @@ class RegistryClient:
         if len(body) > limit:
             raise CorruptObjectError(f"{self._where}: {url}: more than the {limit} bytes accepted here")
         return body
+
+
+def _origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, lowercase host, port with the scheme's default filled in), as RFC 6454 compares origins."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # a port that is not a number: no origin of ours
+        return ("", "", None)
+    return parts.scheme, (parts.hostname or ""), port
 
 
 def _check_digest(digest: str) -> str:

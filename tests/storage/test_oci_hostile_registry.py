@@ -505,3 +505,25 @@ def test_a_helper_that_says_too_much_is_cut_off_unechoed(
     assert _one_line_error(capsys) == (
         f"llmcc: credential helper docker-credential-talking said more than 65536 bytes for 127.0.0.1:{port}"
     )
+
+
+@pytest.mark.parametrize("spelling", ["http://127.0.0.1:{port}", "HTTP://127.0.0.1:{port}", ""])
+def test_an_upload_location_on_the_registry_s_own_origin_keeps_the_credentials(
+    spelling: str, serve: Serve, docker_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same origin spelled differently (RFC 6454: scheme and host case-insensitive) is still the registry."""
+    monkeypatch.delenv("LLMCC_OCI_CA_FILE")
+
+    class _Registry(_BasicRegistry):
+        def do_PUT(self) -> None:
+            if self._authorized():
+                self.reply(201)
+
+    seen: list[tuple[str, str, str | None]] = []
+    port = serve(_Registry, seen=seen)
+    _Registry.location = spelling.format(port=port) + "/v2/llmcc/bundles/blobs/uploads/1"
+    docker_config(docker_home, {"auths": {f"127.0.0.1:{port}": basic_entry("ada", new_canary())}})
+    RegistryClient(f"127.0.0.1:{port}", REPO, where="test").put_blob(b"envelope")
+    assert seen[-1][0] == "PUT"
+    assert seen[-1][2] is not None
+    assert [a for m, _, a in seen if m == "PUT"] == [seen[-1][2]]  # sent at once, no second challenge
