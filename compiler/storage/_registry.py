@@ -20,16 +20,8 @@ from dataclasses import dataclass
 from email.message import Message
 
 from compiler.errors import StorageError
-from compiler.storage._registry_auth import (
-    CA_FILE_ENV,
-    Authenticator,
-    api_host,
-    describe_network_error,
-    is_loopback,
-    opener,
-    scope_for,
-    tls_context,
-)
+from compiler.storage._registry_auth import Authenticator, api_host, scope_for
+from compiler.storage._registry_transport import CA_FILE_ENV, describe_network_error, is_loopback, opener, tls_context
 from compiler.storage.base import CorruptObjectError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -1,4 +1,4 @@
-"""Registry credentials, TLS trust and the auth handshakes of the distribution API; stdlib only.
+"""Registry credentials and the distribution API's auth handshakes; stdlib only (TLS, redirects: _registry_transport).
 
 Where credentials come from (what ``docker login``, ``oras login`` and
 ``podman login --authfile`` leave behind; docs/store-layout.md):
@@ -31,13 +31,11 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import functools
-import ipaddress
+import http.client
 import json
 import os
 import re
 import selectors
-import ssl
 import subprocess
 import time
 import urllib.error
@@ -48,8 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.errors import StorageError
+from compiler.storage._registry_transport import describe_network_error, is_loopback
 
-CA_FILE_ENV = "LLMCC_OCI_CA_FILE"
 _HELPER_TIMEOUT = 30.0
 _MAX_HELPER_REPLY = 64 * 1024  # a {"Username", "Secret"} answer; docker-credential-helpers send well under 4 KiB
 _TOKEN_TIMEOUT = 30.0
@@ -263,39 +261,6 @@ def _run_helper(program: str, stdin: bytes) -> tuple[int, bytes]:
                 process.kill()
 
 
-def tls_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
-    """The system's trust, plus the PEM bundle named by ``LLMCC_OCI_CA_FILE`` when set. Never unverified.
-
-    Contexts are shared per CA file and its identity (inode, size, mtime, ctime):
-    loading the system's CAs takes tens of milliseconds, and a CA file replaced
-    in place is read again, even with its old mtime (``cp -p``, a tar extract).
-
-    Raises:
-        StorageError: the CA file cannot be read or holds no certificate.
-    """
-    env = os.environ if environ is None else environ
-    ca_file = env.get(CA_FILE_ENV) or None
-    stamp: tuple[int, ...] = ()
-    try:
-        if ca_file:
-            st = os.stat(ca_file)
-            stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    except OSError:
-        stamp = (-1,)  # load_verify_locations says what is wrong
-    return _context(ca_file, stamp)
-
-
-@functools.lru_cache(maxsize=8)
-def _context(ca_file: str | None, stamp: tuple[int, ...]) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if ca_file:
-        try:
-            context.load_verify_locations(cafile=ca_file)
-        except (OSError, ssl.SSLError) as e:
-            raise StorageError(f"{CA_FILE_ENV}={ca_file}: not a readable PEM CA bundle ({e})") from e
-    return context
-
-
 def scope_for(repository: str, method: str) -> str:
     """The token scope a request needs: pull for reads, pull and push for writes."""
     actions = "pull" if method in ("GET", "HEAD") else "pull,push"
@@ -398,7 +363,13 @@ class Authenticator:
 
     def _fetch_token(self, challenge: Challenge, scope: str) -> str:
         realm = challenge.params.get("realm", "")
-        parts = urllib.parse.urlsplit(realm)
+        try:
+            parts = urllib.parse.urlsplit(realm)
+            valid = bool(parts.hostname) and parts.username is None and (parts.port is None or parts.port > 0)
+        except ValueError:  # "[::1", a port that is not a number
+            valid = False
+        if not valid:  # never echoed: a userinfo part may hold a password
+            raise StorageError(f"{self._registry}: the token realm is not a URL of host[:port]; refused")
         loopback_http = parts.scheme == "http" and is_loopback(parts.hostname or "")
         if parts.scheme != "https" and not (loopback_http and self._plain_http):
             raise StorageError(f"{self._registry}: the token realm is not an https:// URL; refused")
@@ -427,7 +398,7 @@ class Authenticator:
             if e.code in (401, 403):
                 raise self.refused(wanted, e.code) from None
             raise StorageError(f"{where}: HTTP {e.code} for {wanted}") from None
-        except (urllib.error.URLError, OSError) as e:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             raise StorageError(f"{where}: {describe_network_error(e)}") from None
         try:
             reply_json = json.loads(body[:_MAX_TOKEN_REPLY])
@@ -444,54 +415,3 @@ class Authenticator:
             expires_in = _DEFAULT_EXPIRES
         self._tokens[scope] = _Token(token, time.monotonic() + max(0.0, expires_in - _EXPIRY_MARGIN))
         return token
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost``, ``127.0.0.0/8`` or ``[::1]``: where plain HTTP is allowed."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def describe_network_error(e: BaseException) -> str:
-    """A network failure in one line; an untrusted certificate says how to trust it."""
-    reason = e.reason if isinstance(e, urllib.error.URLError) else e
-    if isinstance(reason, ssl.SSLCertVerificationError):
-        return (
-            f"TLS certificate not trusted ({reason.verify_message}); "
-            f"if the registry uses a private CA, set {CA_FILE_ENV} to its PEM bundle"
-        )
-    return str(reason) or e.__class__.__name__
-
-
-class SafeRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects (blob storage: S3-style 307) without carrying ``Authorization`` to another origin.
-
-    A redirect to plain HTTP is refused unless it points to a loopback host.
-    """
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: object,
-        code: int,
-        msg: str,
-        headers: object,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)  # type: ignore[arg-type]
-        assert new is not None  # CPython raises HTTPError rather than return None
-        old, target = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(new.full_url)
-        if target.scheme != "https" and not (target.scheme == "http" and is_loopback(target.hostname or "")):
-            raise urllib.error.URLError(f"redirect to a non-https URL ({target.scheme}://{target.hostname}) refused")
-        if (old.scheme, old.hostname, old.port) != (target.scheme, target.hostname, target.port):
-            new.remove_header("Authorization")
-        return new
-
-
-def opener(context: ssl.SSLContext) -> urllib.request.OpenerDirector:
-    """An opener with ``context`` for HTTPS and :class:`SafeRedirects` for redirects."""
-    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), SafeRedirects())

@@ -24,7 +24,8 @@ import pytest
 
 from compiler.errors import StorageError
 from compiler.storage._registry import RegistryClient
-from compiler.storage._registry_auth import credentials_for, tls_context
+from compiler.storage._registry_auth import credentials_for
+from compiler.storage._registry_transport import tls_context
 from tests.conftest import GitRepo
 from tests.secrets._secrets_support import new_canary
 from tests.storage._cli import llmcc
@@ -527,3 +528,54 @@ def test_an_upload_location_on_the_registry_s_own_origin_keeps_the_credentials(
     assert seen[-1][0] == "PUT"
     assert seen[-1][2] is not None
     assert [a for m, _, a in seen if m == "PUT"] == [seen[-1][2]]  # sent at once, no second challenge
+
+
+@pytest.mark.parametrize(
+    "realm",
+    [
+        "https://user:{canary}@auth.example/token",  # http.client: "nonnumeric port: '<password>@auth.example'"
+        "https://auth.example:{canary}/token",
+        "https://[::1/token{canary}",  # urlsplit: ValueError
+        "https:///token{canary}",
+    ],
+)
+def test_a_realm_that_is_not_host_port_is_refused_unechoed(
+    realm: str,
+    serve: Serve,
+    docker_home: Path,
+    example_repo: GitRepo,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("LLMCC_OCI_CA_FILE")
+    canary = new_canary()
+    port = serve(_TokenRegistry, seen=[], realm=realm.format(canary=canary))
+    assert llmcc(example_repo.path, "pull", "dev", "--store", f"oci://127.0.0.1:{port}/{REPO}") == 2
+    line = _one_line_error(capsys)
+    assert line == f"llmcc: 127.0.0.1:{port}: the token realm is not a URL of host[:port]; refused"
+
+
+def test_a_redirect_to_a_url_with_user_info_is_refused_unechoed(
+    serve: Serve, docker_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LLMCC_OCI_CA_FILE")
+    canary = new_canary()
+    blobs: list[tuple[str, str, str | None]] = []
+    blob_port = serve(_Uploads, seen=blobs, status=200)
+    port = serve(_BasicRegistry, seen=[], blobs=f"http://ada:{canary}@127.0.0.1:{blob_port}/blob")
+    docker_config(docker_home, {"auths": {f"127.0.0.1:{port}": basic_entry("ada", new_canary())}})
+    with pytest.raises(StorageError, match=r": redirect to a URL with user info refused$") as info:
+        RegistryClient(f"127.0.0.1:{port}", REPO, where="test").get_blob("sha256:" + "a" * 64, 5)
+    assert canary not in str(info.value)
+    assert blobs == []
+
+
+@pytest.mark.parametrize("location", ["http://[::1/blob", "http://127.0.0.1:port/blob"])
+def test_a_redirect_to_an_invalid_url_is_one_line(
+    location: str, serve: Serve, docker_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LLMCC_OCI_CA_FILE")
+    port = serve(_BasicRegistry, seen=[], blobs=location)
+    docker_config(docker_home, {"auths": {f"127.0.0.1:{port}": basic_entry("ada", new_canary())}})
+    with pytest.raises(StorageError, match=r": redirect to an invalid URL refused$"):
+        RegistryClient(f"127.0.0.1:{port}", REPO, where="test").get_blob("sha256:" + "a" * 64, 5)
