@@ -65,15 +65,19 @@ def reject_duplicate_keys(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONV
 def loads_strict(data: bytes) -> JSONValue:
     """JSON from UTF-8 bytes; bad UTF-8 and repeated keys are ValueErrors (UnicodeDecodeError is one).
 
-    So are ``NaN``/``Infinity`` (Python's extension, not JSON: RFC 8259 section 6)
-    and a number beyond a double's range, which ``json`` would read as infinity.
+    So are ``NaN``/``Infinity`` (Python's extension, not JSON: RFC 8259 section 6),
+    a number beyond a double's range, which ``json`` would read as infinity, and
+    nesting deeper than the interpreter's recursion limit (RecursionError in ``json``).
     """
-    value: JSONValue = json.loads(
-        data.decode("utf-8"),
-        object_pairs_hook=reject_duplicate_keys,
-        parse_constant=_reject_constant,
-        parse_float=_finite_float,
-    )
+    try:
+        value: JSONValue = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=reject_duplicate_keys,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+        )
+    except RecursionError as e:  # json's C scanner: nesting past the interpreter's recursion limit
+        raise ValueError("nested too deep") from e
     return value
 
 

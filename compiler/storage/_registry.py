@@ -20,20 +20,15 @@ from dataclasses import dataclass
 from email.message import Message
 
 from compiler.errors import StorageError
-from compiler.storage._registry_auth import (
-    CA_FILE_ENV,
-    Authenticator,
-    api_host,
-    describe_network_error,
-    is_loopback,
-    opener,
-    scope_for,
-    tls_context,
-)
+from compiler.storage._registry_auth import Authenticator, api_host, scope_for
+from compiler.storage._registry_transport import CA_FILE_ENV, describe_network_error, is_loopback, opener, tls_context
 from compiler.storage.base import CorruptObjectError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+# docker's reference grammar (distribution/reference): domain[:port], or [IPv6][:port]
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_REGISTRY = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?")
 _REPO = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
 _TIMEOUT = 30.0
 PAGE_SIZE = 1000  # tags per page of /tags/list
@@ -42,6 +37,7 @@ _TRANSIENT = frozenset({500, 502, 503, 504})
 _MAX_PAGES = 1000
 # Manifests, tag lists and error bodies are small; a registry sending more is refused.
 _MAX_REPLY_BYTES = 4 * 1024 * 1024
+_MAX_ERROR_PAGE = 64 * 1024  # read whole (to redact) before the excerpt is cut
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +66,13 @@ class RegistryClient:
             raise StorageError(
                 "an oci:// store URL cannot hold credentials: use docker login or an auth file (docs/store-layout.md)"
             )
-        if not registry or not _REPO.fullmatch(repository):
+        if not _REGISTRY.fullmatch(registry):
+            # a host[:port] only: "?", "#", "/" or CR/LF would change the URL or a header (never echoed raw)
+            shown = "".join(c if c.isprintable() else "?" for c in where)
+            raise StorageError(
+                f"{shown}: expected oci://REGISTRY/REPOSITORY, REGISTRY a host[:port] (docs/store-layout.md)"
+            )
+        if not _REPO.fullmatch(repository):
             raise StorageError(f"{where}: expected oci://REGISTRY/REPOSITORY (lowercase repository path)")
         host = urllib.parse.urlsplit(f"//{registry}").hostname or ""
         plain = is_loopback(host) and not os.environ.get(CA_FILE_ENV)
@@ -81,7 +83,7 @@ class RegistryClient:
         self._repository = repository
         self._where = where
         self._opener = opener(tls_context())
-        self._auth = Authenticator(registry, self._opener)
+        self._auth = Authenticator(registry, self._opener, plain_http=plain)
 
     def manifest_digest(self, reference: str) -> str | None:
         """The digest a tag points to, or None when the tag does not exist."""
@@ -121,6 +123,11 @@ class RegistryClient:
         if not location:
             raise StorageError(f"{self._where}: registry gave no upload location")
         url = urllib.parse.urljoin(self._origin + "/", location)
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname or "")):
+            raise StorageError(
+                f"{self._where}: upload location is not https ({parts.scheme}://{parts.hostname}); refused"
+            )
         url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"digest": digest})
         self._request("PUT", url, body=data, content_type="application/octet-stream", ok=(201,))
         return digest
@@ -136,10 +143,12 @@ class RegistryClient:
             if reply.status == 404:
                 return out
             try:
-                tags = json.loads(reply.body).get("tags") or []
-            except (ValueError, AttributeError) as e:
-                raise StorageError(f"{self._where}: registry sent a bad tag list: {e}") from e
-            out.extend(t for t in tags if isinstance(t, str))
+                tags = json.loads(reply.body).get("tags") or []  # distribution says null for none
+            except (ValueError, AttributeError, RecursionError) as e:
+                raise StorageError(f"{self._where}: registry sent a bad tag list") from e
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise StorageError(f"{self._where}: registry sent a bad tag list")
+            out.extend(tags)
             path = _next_link(reply.headers.get("Link"), self._origin)
         raise StorageError(f"{self._where}: more than {_MAX_PAGES} pages of tags")
 
@@ -154,10 +163,16 @@ class RegistryClient:
         ok: tuple[int, ...] = (200,),
         limit: int = _MAX_REPLY_BYTES,
     ) -> _Reply:
-        """One request, answering one auth challenge; a reply body over ``limit`` bytes is refused, never read whole."""
+        """One request, answering one auth challenge; a reply body over ``limit`` bytes is refused, never read whole.
+
+        Credentials go only to the registry's own origin: a URL it names on
+        another origin (an upload location) gets none, and a 401 from another
+        origin (a redirect target) is not answered, as docker and oras-go do.
+        """
         url = path if path.startswith(("http://", "https://")) else self._base + path
         scope = scope_for(self._repository, method)
-        authorization = self._auth.header(scope)
+        own = self._own_origin(url)
+        authorization = self._auth.header(scope) if own else None
         challenged = False
         # distribution's filesystem driver can answer 500 while a concurrent PUT rewrites
         # a tag: reads are idempotent, so they are retried a few times
@@ -177,7 +192,7 @@ class RegistryClient:
             except urllib.error.HTTPError as e:
                 if e.code in ok:
                     return _Reply(e.code, e.headers, self._read_capped(e, limit, url))
-                if e.code == 401 and not challenged:
+                if e.code == 401 and not challenged and own and self._own_origin(e.url):
                     challenged = True
                     challenge = e.headers.get("WWW-Authenticate")
                     e.close()
@@ -186,9 +201,9 @@ class RegistryClient:
                 if e.code in (401, 403):
                     e.close()
                     raise self._auth.refused(scope, e.code) from e
-                detail = " ".join(e.read(300).decode("utf-8", "replace").split())  # one line (an HTML page has many)
-                if authorization:  # a proxy's error page may echo the request's headers
-                    detail = detail.replace(authorization.split(" ", 1)[-1], "<redacted>")
+                # a proxy's error page may echo the request's headers: redact the whole page, then cut it
+                page = self._auth.redact(e.read(_MAX_ERROR_PAGE).decode("utf-8", "replace"))
+                detail = " ".join(page.split())[:300]  # one line (an HTML page has many)
                 if e.code in _TRANSIENT and attempt < attempts:
                     time.sleep(0.05 * 2**attempt)
                     attempt += 1
@@ -199,6 +214,9 @@ class RegistryClient:
             except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
                 raise StorageError(f"{self._where}: {method} {url}: {describe_network_error(e)}") from e
 
+    def _own_origin(self, url: str) -> bool:
+        return _origin_of(url) == _origin_of(self._origin)
+
     def _read_capped(self, response: http.client.HTTPResponse | urllib.error.HTTPError, limit: int, url: str) -> bytes:
         length = response.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > limit:
@@ -207,6 +225,16 @@ class RegistryClient:
         if len(body) > limit:
             raise CorruptObjectError(f"{self._where}: {url}: more than the {limit} bytes accepted here")
         return body
+
+
+def _origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, lowercase host, port with the scheme's default filled in), as RFC 6454 compares origins."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # a port that is not a number: no origin of ours
+        return ("", "", None)
+    return parts.scheme, (parts.hostname or ""), port
 
 
 def _check_digest(digest: str) -> str:

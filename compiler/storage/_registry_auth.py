@@ -1,4 +1,4 @@
-"""Registry credentials, TLS trust and the auth handshakes of the distribution API; stdlib only.
+"""Registry credentials and the distribution API's auth handshakes; stdlib only (TLS, redirects: _registry_transport).
 
 Where credentials come from (what ``docker login``, ``oras login`` and
 ``podman login --authfile`` leave behind; docs/store-layout.md):
@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
-import ipaddress
+import contextlib
+import http.client
 import json
 import os
 import re
-import ssl
+import selectors
 import subprocess
 import time
 import urllib.error
@@ -46,9 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.errors import StorageError
+from compiler.storage._registry_transport import describe_network_error, is_loopback
 
-CA_FILE_ENV = "LLMCC_OCI_CA_FILE"
 _HELPER_TIMEOUT = 30.0
+_MAX_HELPER_REPLY = 64 * 1024  # a {"Username", "Secret"} answer; docker-credential-helpers send well under 4 KiB
 _TOKEN_TIMEOUT = 30.0
 _MAX_TOKEN_REPLY = 1024 * 1024
 _DEFAULT_EXPIRES = 60  # seconds, the token spec's default for a reply without expires_in
@@ -57,6 +58,7 @@ _DOCKER_HUB = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"}
 _DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 _TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # RFC 7230 tchar
 _SCHEME = re.compile(rf"\s*,?\s*({_TCHARS})(?=\s|,|$)")
+_B64TOKEN = re.compile(r"[\x21-\x7e]+")  # what may follow "Bearer ": visible ASCII (RFC 6750 §2.1, loosely)
 _PARAM = re.compile(rf"\s*,?\s*({_TCHARS})\s*=\s*(\"(?:[^\"\\]|\\.)*\"|[^,\s]*)")
 
 
@@ -144,6 +146,8 @@ def credentials_for(registry: str, environ: Mapping[str, str] | None = None) -> 
     except ValueError as e:
         # the message of a JSON error quotes the document: name only the place
         raise StorageError(f"{path}: the registry auth file is not valid JSON (line {_line_of(e)})") from e
+    except RecursionError as e:  # json's C scanner: nesting past the interpreter's recursion limit
+        raise StorageError(f"{path}: the registry auth file is not valid JSON (nested too deep)") from e
     if not isinstance(config, dict):
         raise StorageError(f"{path}: the registry auth file is not a JSON object")
     host = _host_of_key(registry)
@@ -192,27 +196,23 @@ def _from_helper(name: str, registry: str) -> Credentials | None:
     program = f"docker-credential-{name}"
     server = _DOCKER_HUB_KEY if _host_of_key(registry) == "index.docker.io" else registry
     try:
-        done = subprocess.run(
-            [program, "get"],
-            input=server.encode(),
-            capture_output=True,  # stderr too: never relayed, it may hold secrets
-            timeout=_HELPER_TIMEOUT,
-            check=False,
-        )
+        returncode, stdout = _run_helper(program, server.encode())
     except FileNotFoundError as e:
         raise StorageError(f"credential helper {program} (for {registry}) is not on PATH") from e
     except subprocess.TimeoutExpired as e:
         raise StorageError(f"credential helper {program} gave no answer for {registry} in {_HELPER_TIMEOUT:g}s") from e
     except OSError as e:
         raise StorageError(f"credential helper {program} cannot run: {e.__class__.__name__}") from e
-    if done.returncode != 0:
-        if b"credentials not found" in done.stdout.lower():
+    if len(stdout) > _MAX_HELPER_REPLY:
+        raise StorageError(f"credential helper {program} said more than {_MAX_HELPER_REPLY} bytes for {registry}")
+    if returncode != 0:
+        if b"credentials not found" in stdout.lower():
             return None  # the helper's documented "no entry" answer: anonymous
-        raise StorageError(f"credential helper {program} failed for {registry} (exit {done.returncode})")
+        raise StorageError(f"credential helper {program} failed for {registry} (exit {returncode})")
     try:
-        reply = json.loads(done.stdout)
+        reply = json.loads(stdout)
         username, secret = reply["Username"], reply["Secret"]
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise StorageError(f"credential helper {program} gave no {{Username, Secret}} JSON for {registry}") from e
     if not isinstance(username, str) or not isinstance(secret, str):
         raise StorageError(f"credential helper {program} gave no {{Username, Secret}} JSON for {registry}")
@@ -221,33 +221,44 @@ def _from_helper(name: str, registry: str) -> Credentials | None:
     return Credentials(username, secret, source=program)
 
 
-def tls_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
-    """The system's trust, plus the PEM bundle named by ``LLMCC_OCI_CA_FILE`` when set. Never unverified.
+def _run_helper(program: str, stdin: bytes) -> tuple[int, bytes]:
+    """``program get`` with ``stdin``: its exit code and at most ``_MAX_HELPER_REPLY + 1`` bytes of stdout.
 
-    Contexts are shared per (CA file, its mtime): loading the system's CAs takes
-    tens of milliseconds, and a replaced CA file is read again.
+    Its stderr is discarded (never relayed: it may hold secrets). A helper that
+    says more is killed, not read to the end; one still running or holding its
+    stdout open after ``_HELPER_TIMEOUT`` seconds raises TimeoutExpired.
 
     Raises:
-        StorageError: the CA file cannot be read or holds no certificate.
+        OSError: the program cannot be started (FileNotFoundError: not on PATH).
+        subprocess.TimeoutExpired: no answer in time.
     """
-    env = os.environ if environ is None else environ
-    ca_file = env.get(CA_FILE_ENV) or None
-    try:
-        stamp = os.stat(ca_file).st_mtime_ns if ca_file else 0
-    except OSError:
-        stamp = -1  # load_verify_locations says what is wrong
-    return _context(ca_file, stamp)
-
-
-@functools.lru_cache(maxsize=8)
-def _context(ca_file: str | None, stamp: int) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if ca_file:
+    deadline = time.monotonic() + _HELPER_TIMEOUT
+    with subprocess.Popen(
+        [program, "get"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    ) as process:
+        assert process.stdin is not None  # PIPE above
+        assert process.stdout is not None
         try:
-            context.load_verify_locations(cafile=ca_file)
-        except (OSError, ssl.SSLError) as e:
-            raise StorageError(f"{CA_FILE_ENV}={ca_file}: not a readable PEM CA bundle ({e})") from e
-    return context
+            with contextlib.suppress(BrokenPipeError):  # a helper that exits without reading
+                process.stdin.write(stdin)
+                process.stdin.close()
+            out = bytearray()
+            with selectors.DefaultSelector() as selector:
+                selector.register(process.stdout, selectors.EVENT_READ)
+                while len(out) <= _MAX_HELPER_REPLY:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not selector.select(left):
+                        raise subprocess.TimeoutExpired([program, "get"], _HELPER_TIMEOUT)
+                    chunk = os.read(process.stdout.fileno(), 65536)
+                    if not chunk:
+                        break
+                    out += chunk
+            if len(out) > _MAX_HELPER_REPLY:
+                return -1, bytes(out)
+            return process.wait(max(0.0, deadline - time.monotonic())), bytes(out)
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 def scope_for(repository: str, method: str) -> str:
@@ -267,6 +278,9 @@ class Authenticator:
 
     ``credentials`` is called at most once, on the first challenge: a registry
     that never asks never causes the auth file to be read or a helper to run.
+    ``plain_http``: the registry itself is spoken to in plain HTTP (loopback);
+    only then may its token realm be a plain-HTTP loopback URL, so a TLS
+    registry never makes credentials travel in clear.
     """
 
     def __init__(
@@ -274,9 +288,11 @@ class Authenticator:
         registry: str,
         opener: urllib.request.OpenerDirector,
         *,
+        plain_http: bool = False,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self._registry = registry
+        self._plain_http = plain_http
         self._opener = opener
         self._environ = environ
         self._loaded = False
@@ -326,6 +342,15 @@ class Authenticator:
         source = f"credentials from {credentials.source}" if credentials else "anonymous"
         return StorageError(f"{self._registry}: {what} for {scope} (HTTP {status}, {source})")
 
+    def redact(self, text: str) -> str:
+        """``text`` (a registry's error page) with every credential and token this client holds replaced."""
+        secrets = [token.value for token in self._tokens.values()]
+        if self._credentials is not None:
+            secrets += [self._credentials.secret, self._credentials.basic().split(" ", 1)[1]]
+        for secret in sorted(filter(None, secrets), key=len, reverse=True):
+            text = text.replace(secret, "<redacted>")
+        return text
+
     @property
     def _env(self) -> Mapping[str, str]:
         return os.environ if self._environ is None else self._environ
@@ -338,8 +363,15 @@ class Authenticator:
 
     def _fetch_token(self, challenge: Challenge, scope: str) -> str:
         realm = challenge.params.get("realm", "")
-        parts = urllib.parse.urlsplit(realm)
-        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname or "")):
+        try:
+            parts = urllib.parse.urlsplit(realm)
+            valid = bool(parts.hostname) and parts.username is None and (parts.port is None or parts.port > 0)
+        except ValueError:  # "[::1", a port that is not a number
+            valid = False
+        if not valid:  # never echoed: a userinfo part may hold a password
+            raise StorageError(f"{self._registry}: the token realm is not a URL of host[:port]; refused")
+        loopback_http = parts.scheme == "http" and is_loopback(parts.hostname or "")
+        if parts.scheme != "https" and not (loopback_http and self._plain_http):
             raise StorageError(f"{self._registry}: the token realm is not an https:// URL; refused")
         wanted = challenge.params.get("scope") or scope
         query: dict[str, str] = {}
@@ -366,68 +398,20 @@ class Authenticator:
             if e.code in (401, 403):
                 raise self.refused(wanted, e.code) from None
             raise StorageError(f"{where}: HTTP {e.code} for {wanted}") from None
-        except (urllib.error.URLError, OSError) as e:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             raise StorageError(f"{where}: {describe_network_error(e)}") from None
         try:
             reply_json = json.loads(body[:_MAX_TOKEN_REPLY])
             token = reply_json.get("token") or reply_json.get("access_token")
             expires_in = reply_json.get("expires_in", _DEFAULT_EXPIRES)
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             token, expires_in = None, 0
         if not isinstance(token, str) or not token:
             raise StorageError(f"{where}: the reply holds no token for {wanted}")
+        if not _B64TOKEN.fullmatch(token):
+            # it goes into a header: CR/LF would inject one, non-latin-1 cannot be sent; never echoed
+            raise StorageError(f"{where}: the token for {wanted} is not a visible-ASCII token (RFC 6750); refused")
         if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
             expires_in = _DEFAULT_EXPIRES
         self._tokens[scope] = _Token(token, time.monotonic() + max(0.0, expires_in - _EXPIRY_MARGIN))
         return token
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost``, ``127.0.0.0/8`` or ``[::1]``: where plain HTTP is allowed."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def describe_network_error(e: BaseException) -> str:
-    """A network failure in one line; an untrusted certificate says how to trust it."""
-    reason = e.reason if isinstance(e, urllib.error.URLError) else e
-    if isinstance(reason, ssl.SSLCertVerificationError):
-        return (
-            f"TLS certificate not trusted ({reason.verify_message}); "
-            f"if the registry uses a private CA, set {CA_FILE_ENV} to its PEM bundle"
-        )
-    return str(reason) or e.__class__.__name__
-
-
-class SafeRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects (blob storage: S3-style 307) without carrying ``Authorization`` to another origin.
-
-    A redirect to plain HTTP is refused unless it points to a loopback host.
-    """
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: object,
-        code: int,
-        msg: str,
-        headers: object,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)  # type: ignore[arg-type]
-        assert new is not None  # CPython raises HTTPError rather than return None
-        old, target = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(new.full_url)
-        if target.scheme != "https" and not (target.scheme == "http" and is_loopback(target.hostname or "")):
-            raise urllib.error.URLError(f"redirect to a non-https URL ({target.scheme}://{target.hostname}) refused")
-        if (old.scheme, old.hostname, old.port) != (target.scheme, target.hostname, target.port):
-            new.remove_header("Authorization")
-        return new
-
-
-def opener(context: ssl.SSLContext) -> urllib.request.OpenerDirector:
-    """An opener with ``context`` for HTTPS and :class:`SafeRedirects` for redirects."""
-    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), SafeRedirects())

@@ -330,6 +330,8 @@ def _envelope_layer(manifest_bytes: bytes, *, where: str, artifact_type: str = A
         manifest = json.loads(manifest_bytes)
     except ValueError as e:
         raise CorruptObjectError(f"{where}: manifest is not JSON: {e}") from e
+    except RecursionError as e:  # json's C scanner: nesting past the interpreter's recursion limit
+        raise CorruptObjectError(f"{where}: manifest is not JSON (nested too deep)") from e
     layers = manifest.get("layers") if isinstance(manifest, dict) else None
     layer = layers[0] if isinstance(layers, list) and len(layers) == 1 else None
     if (

@@ -46,6 +46,7 @@ RUNTIME_TIER: dict[str, tuple[str, ...]] = {
     "compiler.storage.seen": (),
     "compiler.storage._registry": (),
     "compiler.storage._registry_auth": (),
+    "compiler.storage._registry_transport": (),
     "compiler.storage.s3": ("boto3", "botocore", "s3transfer"),
     "compiler.secrets": (),
     "compiler.secrets.reader": (),

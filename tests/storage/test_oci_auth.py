@@ -28,8 +28,8 @@ from compiler.storage._registry_auth import (
     Challenge,
     credentials_for,
     parse_challenges,
-    tls_context,
 )
+from compiler.storage._registry_transport import tls_context
 from tests.conftest import GitRepo
 from tests.secrets._secrets_support import new_canary
 from tests.storage._cli import llmcc
