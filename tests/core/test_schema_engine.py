@@ -108,7 +108,7 @@ def test_the_errors_shown_are_the_errors_that_decided(
 ) -> None:
     with_meta(scaffold, values)
     code, _, err = validate(scaffold, capsys)
-    shown = sorted(line.split(" meta ", 1)[1].removesuffix(" (target dev, layer template)") for line in errors(err))
+    shown = sorted(line.split(" meta ", 1)[1].removesuffix(" (target dev)") for line in errors(err))
     assert (code, shown) == (1 if expected else 0, expected), err
 
 
@@ -229,7 +229,7 @@ def test_relative_and_id_references_between_files_resolve(
         1,
         [
             'environments/dev.yaml:3:5: router $.region: "mars" is not one of "eu", "us" (target dev, layer dev)',
-            'templates/router.yaml:1:1: router $.primary: 5 is not of type "string" (target dev, layer template)',
+            'templates/router.yaml:1:1: router $.primary: 5 is not of type "string" (target dev)',
         ],
     )
 
