@@ -66,6 +66,14 @@ def median_wall(cmd: Sequence[str], runs: int, env: dict[str, str]) -> float:
     return statistics.median(times)
 
 
+def modules_imported(cmd: Sequence[str], env: dict[str, str]) -> int:
+    """How many modules the command imports (``python -X importtime``: one stderr line each); load-independent."""
+    if Path(cmd[0]).name == "llmcc":
+        cmd = [sys.executable, "-m", "compiler", *cmd[1:]]
+    proc = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], env=env, capture_output=True, text=True, check=False)
+    return sum(1 for line in proc.stderr.splitlines() if line.startswith("import time:") and "|" in line) - 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
@@ -73,11 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(argv)
     # no identity: validate reads SOPS files as ciphertext, as a hook without keys does
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOPS_AGE_")}
+    # as installed: bytecode cached (a sandbox's PYTHONDONTWRITEBYTECODE=1 recompiles every module, ~0.1 s)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="llmcc-bench-config-")  # no sops keys.txt either
     base = llmcc()
     with tempfile.TemporaryDirectory(prefix="llmcc-bench-startup-") as tmp:
         repo = example_copy(Path(tmp) / "example")
         cases = [
+            ("`python -c pass` (the interpreter alone, for scale)", [sys.executable, "-c", "pass"], None),
             ("`llmcc --version`", [*base, "--version"], 0.060),
             ("`llmcc --help`", [*base, "--help"], 0.060),
             ("`llmcc validate --help`", [*base, "validate", "--help"], None),
@@ -86,16 +97,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = []
         for label, cmd, goal in cases:
             wall = median_wall(cmd, a.runs, env)
-            rows.append((label, wall, goal))
+            count = modules_imported(cmd, env)
+            rows.append((label, wall, goal, count))
             verdict = "" if goal is None else ("  ok" if wall <= goal else f"  over the {goal * 1000:.0f} ms goal")
-            print(f"{label:55} {wall * 1000:7.0f} ms{verdict}", flush=True)
+            print(f"{label:55} {wall * 1000:7.0f} ms {count:5} modules{verdict}", flush=True)
     shutil.rmtree(env["XDG_CONFIG_HOME"], ignore_errors=True)
     if not a.print_only:
         write_notes(rows, a.runs)
     return 0
 
 
-def write_notes(rows: list[tuple[str, float, float | None]], runs: int) -> None:
+def write_notes(rows: list[tuple[str, float, float | None, int]], runs: int) -> None:
     lines = [
         BEGIN,
         "## Start-up (`bench/startup.py`)",

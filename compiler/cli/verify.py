@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if not targets:
         raise VerificationError(f"{store.url}: no published bundles to verify")
     # targets of llmcc.yaml the store has nothing of: listed, so a missing one is seen (issue 13 §6)
-    unpublished = [] if named or project is None else [t.name for t in project.targets() if t.name not in targets]
+    unpublished = [] if named or project is None else sorted({t.name for t in project.targets()} - set(targets))
     now = datetime.now(UTC)
     failures: list[str] = []
     advanced: dict[str, Seen] = {}

@@ -197,3 +197,25 @@ def test_init_where_nothing_can_be_created_is_an_input_error(
     assert err.startswith(f"llmcc: {where}")
     assert "cannot create" in err
     assert "internal error" not in err
+
+
+def test_a_placeholder_secret_outside_production_is_a_warning(
+    tmp_path: Path, keys_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = tmp_path / "conf"
+    assert run(capsys, "init", str(dest))[0] == 0
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(keys_home / "llmcc/keys/conf/age.key"))
+    (dest / "environments/dev.secrets.yaml").write_text("modules:\n  assistant:\n    api_key: replace-me-later\n")
+    assert run(capsys, "-C", str(dest), "secrets", "encrypt", "environments/dev.secrets.yaml")[0] == 0
+    assert run(capsys, "-C", str(dest), "keys", "update")[0] == 0
+    code, _, err = run(capsys, "-C", str(dest), "validate", "--target", "dev")
+    assert code == 0
+    assert err.splitlines() == [
+        "environments/dev.secrets.sops.yaml:3:9: warning: assistant $.api_key: placeholder secret (written by "
+        "llmcc init): set the real value with llmcc secrets rotate assistant.api_key --target dev "
+        "--value-from-stdin (target dev, layer dev (secrets))",
+        "llmcc: validate ok: 1 target, 0 errors, 1 warning",
+    ]
+    # without an identity the value is not at hand: nothing to say about it, and the policy does not guess
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE")
+    assert run(capsys, "-C", str(dest), "validate")[:2] == (0, "")
