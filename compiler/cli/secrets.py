@@ -119,14 +119,19 @@ def _edit(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.load.yaml import load_document
     from compiler.secrets import editcheck
     from compiler.secrets.identity import load_identities
-    from compiler.secrets.rotation import record_rotation, rotation_path
+    from compiler.secrets.rotation import dump_rotation, is_rfc3339, read_rotation, rfc3339, rotation_path
     from compiler.secrets.sops import check_decryptable, sops_binary, sops_reason
+    from compiler.secrets.sopsfile import sops_metadata
 
     file = ctx.path(args.file)
     rel = _relative(ctx, file)
+    lastmodified: object = None
     if file.exists():
         # sops would fail on a plaintext value while quoting it: refuse first, at its line.
-        check_decryptable(load_document(read_file(file, rel), path=rel, layer="secrets", quote_values=False))
+        old = load_document(read_file(file, rel), path=rel, layer="secrets", quote_values=False)
+        check_decryptable(old)
+        # the age of values the edit keeps, when no sidecar entry has it: sops moves lastmodified on any save
+        lastmodified = sops_metadata(old.value).get("lastmodified")
     env = dict(os.environ)
     if args.identity:
         env.update(load_identities(args.identity, os.environ).sops_env())
@@ -146,7 +151,7 @@ def _edit(args: argparse.Namespace, ctx: Context) -> int:
         except OSError as e:
             raise SecretsError(f"{rel}: cannot run sops: {e.strerror}") from e
         problems = report.read_text(encoding="utf-8").splitlines() if report.exists() else []
-        changed = changed_file.read_text(encoding="utf-8").splitlines() if changed_file.exists() else []
+        values = changed_file.read_text(encoding="utf-8").splitlines() if changed_file.exists() else []
     if problems:
         raise ConfigCheckError(
             f"{rel}: not saved: {plural(len(problems), 'problem')} in the edited text (lines of the decrypted text)",
@@ -157,17 +162,20 @@ def _edit(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     if proc.returncode != 0:
         raise SecretsError(f"{rel}: sops could not edit: {sops_reason(proc.returncode, proc.stderr)}")
+    changed = [line.split(" ", 1)[1] for line in values if line.startswith("changed ")]
+    kept = [line.split(" ", 1)[1] for line in values if line.startswith("kept ")]
+    side_rel = rotation_path(rel)
+    side = ctx.root / side_rel
+    entries = read_rotation(read_file(side, side_rel), path=side_rel) if side.exists() else {}
+    known = dict(entries)
+    entries |= dict.fromkeys(changed, rfc3339(datetime.now(UTC)))
+    if isinstance(lastmodified, str) and is_rfc3339(lastmodified):
+        entries |= {k: lastmodified for k in kept if k not in entries}
+    if entries != known:
+        write_file(side, dump_rotation(entries, sops_path=rel), mode=0o644)
     if not changed:
         print(f"edited {rel}")
         return 0
-    side_rel = rotation_path(rel)
-    side = ctx.root / side_rel
-    data = read_file(side, side_rel) if side.exists() else None
-    now = datetime.now(UTC)
-    for key in changed:
-        data = record_rotation(data, sops_path=rel, key=key, now=now)
-    assert data is not None  # changed is not empty
-    write_file(side, data, mode=0o644)
     print(f"edited {rel}; rotated_at of {plural(len(changed), 'value')} recorded in {side_rel}: {', '.join(changed)}")
     return 0
 

@@ -12,8 +12,9 @@ encrypts what was saved. llmcc sets ``SOPS_EDITOR`` to this module, which:
    (``path:line:col: why``, line numbers of the decrypted text, never a value)
    and exits 1: sops then saves nothing (exit 201, "could not run editor");
 4. otherwise writes to ``LLMCC_EDIT_CHANGED`` the ``module.path`` of every
-   value the edit added or changed, one a line (names only, never a value), so
-   that ``llmcc secrets edit`` records their rotation date (issue 13 §6).
+   value the saved text holds, one a line, ``changed KEY`` when the edit added
+   or changed it and ``kept KEY`` when not (names only, never a value), so that
+   ``llmcc secrets edit`` records their rotation dates (issue 13 §6).
 
 Without step 2 a file sops cannot parse sends sops into a loop that waits for a
 key press, forever when stdin is not a terminal.
@@ -61,8 +62,13 @@ def check_edited(data: bytes, *, path: str) -> list[str]:
 def changed_keys(before: bytes, after: bytes, *, path: str) -> list[str]:
     """``module.path`` (``rotation_key``) of every value under ``modules`` that ``after`` adds or
     changes, sorted. A value removed is not a rotation; text that does not load counts as empty."""
+    return [k for k, changed in compare_values(before, after, path=path) if changed]
+
+
+def compare_values(before: bytes, after: bytes, *, path: str) -> list[tuple[str, bool]]:
+    """Every value ``after`` holds, sorted by key, with whether ``before`` held it otherwise (or not at all)."""
     old, new = _leaves(before, path), _leaves(after, path)
-    return sorted(k for k, v in new.items() if k not in old or old[k] != v)
+    return [(k, k not in old or old[k] != new[k]) for k in sorted(new)]
 
 
 def _leaves(data: bytes, path: str) -> dict[str, tuple[str, Value]]:
@@ -118,7 +124,8 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
             Path(report).write_text("".join(f"{p}\n" for p in problems), encoding="utf-8")
         return 1
     if changed := environ.get(CHANGED):
-        Path(changed).write_text("".join(f"{k}\n" for k in changed_keys(before, after, path=shown)), encoding="utf-8")
+        lines = [f"{'changed' if c else 'kept'} {k}\n" for k, c in compare_values(before, after, path=shown)]
+        Path(changed).write_text("".join(lines), encoding="utf-8")
     return 0
 
 
