@@ -7,7 +7,8 @@ way a shell or a pre-commit hook starts it (the console script `llmcc` next to t
 Python, else `python -m compiler`); stdout and stderr are discarded. A warm-up run
 first, so the figures are not those of a cold page cache.
 
-Writes its section of bench/NOTES.md (bench/run.py copies NOTES.md into RESULTS.md).
+Writes its section of bench/NOTES.md (bench/run.py copies NOTES.md into RESULTS.md) and
+refreshes the same section of bench/RESULTS.md when it is there.
 
     .venv/bin/python bench/startup.py [--runs 15] [--print-only]
 """
@@ -108,28 +109,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def write_notes(rows: list[tuple[str, float, float | None, int]], runs: int) -> None:
+    load = os.getloadavg()[0]
     lines = [
         BEGIN,
         "## Start-up (`bench/startup.py`)",
         "",
-        f"Whole-process wall time, median of {runs} runs after a warm-up, on this machine class (2 cores).",
+        f"Whole-process wall time, median of {runs} runs after a warm-up, on this machine class (2 cores),",
+        "and the number of modules the command imports (`-X importtime`: the same on any machine).",
+        f"Load average (1 min) when measured: {load:.1f}; on a busy machine the wall times say little.",
         "",
-        "| command | wall | goal |",
-        "|---|---:|---:|",
+        "| command | wall | goal | modules imported |",
+        "|---|---:|---:|---:|",
         *(
-            f"| {label} | {wall * 1000:.0f} ms | {'' if goal is None else f'{goal * 1000:.0f} ms'} |"
-            for label, wall, goal in rows
+            f"| {label} | {wall * 1000:.0f} ms | {'' if goal is None else f'{goal * 1000:.0f} ms'} | {count} |"
+            for label, wall, goal, count in rows
         ),
         END,
     ]
-    notes = HERE / "NOTES.md"
-    text = notes.read_text() if notes.exists() else ""
     section = "\n".join(lines)
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = (text.rstrip() + "\n\n" if text.strip() else "") + section + "\n"
-    notes.write_text(text)
+    for name in ("NOTES.md", "RESULTS.md"):  # RESULTS.md: this section refreshed when it is there
+        path = HERE / name
+        text = path.read_text() if path.exists() else ""
+        if BEGIN in text and END in text:
+            text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
+        elif name == "NOTES.md":
+            text = (text.rstrip() + "\n\n" if text.strip() else "") + section + "\n"
+        elif path.exists():
+            text = text.rstrip() + "\n\n" + section + "\n"
+        else:
+            continue
+        path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from compiler.sources.worktree import WorkTree
 from compiler.validate.schema import FORMATS, ModuleSchema
 from compiler.validate.schemafiles import locate, refuse_retrieval
 from compiler.validate.secretwalk import secret_paths
-from tests.conftest import GitRepo, init_repo
+from tests.conftest import GitRepo, init_repo, replace_placeholder
 from tests.policy._support import issue6_commands
 
 __all__ = ["issue6_commands"]
@@ -51,6 +51,7 @@ def scaffold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-home"))
     dest = tmp_path / "conf"
     assert main(["init", str(dest)]) == 0
+    replace_placeholder(dest, tmp_path / "config-home/llmcc/keys/conf/age.key")
     capsys.readouterr()
     repo = init_repo(dest)
     repo.commit("llmcc init")
