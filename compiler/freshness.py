@@ -39,7 +39,6 @@ from datetime import UTC, datetime, timedelta
 
 from compiler.bundle.canonical import canonical_json, loads_canonical
 from compiler.bundle.dsse import POINTER_PAYLOAD_TYPE, Keyring, Signer, sign_envelope, verify_envelope
-from compiler.diagnostics import plural
 from compiler.errors import VerificationError
 from compiler.limits import MAX_POINTER_EXPIRY
 from compiler.storage.base import Listing
@@ -158,7 +157,9 @@ def check_listing(target: str, listing: Listing) -> int:
     if listing.strays:
         names = ", ".join(repr(n) for n in listing.strays[:3]) + (", ..." if len(listing.strays) > 3 else "")
         raise VerificationError(
-            f"{target}: the store holds {plural(len(listing.strays), 'object')} besides the canonical versions: {names}"
+            # the runtime tier: not compiler.diagnostics.plural
+            f"{target}: the store holds {len(listing.strays)} object{'' if len(listing.strays) == 1 else 's'} "
+            f"besides the canonical versions: {names}"
         )
     for expected, version in enumerate(listing.versions, start=1):
         if version != expected:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import importlib.util
 import itertools
 import json
 import os
@@ -123,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = "--format=json" in args_list or ("--format", "json") in itertools.pairwise(args_list)
     with error_boundary(debug=debug, as_json=as_json) as result:
         command = _command_in(args_list)
+        if command is not None and not _cli_installed():
+            # command modules are light now: say it before their arguments are parsed (issue 11 extras)
+            raise LlmccError(needs_extra(command, "cli"))
         parser = build_parser(commands=[command] if command else [])
         args = parser.parse_args(args_list)
         if args.command is None:
@@ -135,6 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _, load = _commands.COMMANDS[args.command]
         result.code = load().run(args, ctx)
     return result.code
+
+
+def _cli_installed() -> bool:
+    """Whether the ``cli`` extra is installed; looked up, not imported (a few stat calls)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("pydantic", "jinja2", "jsonschema_rs"))
 
 
 def _command_in(args: list[str]) -> str | None:
