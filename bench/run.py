@@ -13,6 +13,7 @@ bench/BASELINES.md (same machine class); we compare ratios.
 
 Then runs the runtime client benchmark (bench/client.py), whose section of
 bench/NOTES.md is copied into RESULTS.md with the rest (``--no-client`` skips it).
+Start-up figures come from bench/startup.py (run first).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import startup  # bench/startup.py, next to this script
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -135,6 +138,8 @@ def main() -> int:
     a = ap.parse_args()
     if a.quick:
         a.sizes, a.runs = "small", 1
+    # start-up first (issue 14 §1): a few seconds; its section of NOTES.md is copied into RESULTS.md below
+    startup.main(["--runs", "3", "--print-only"] if a.quick else [])
     rows = []
     for size in a.sizes.split(","):
         wl = generate(size)

@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 
 from compiler.jsonpath import JsonPath, format_path
 
+# The ``layer`` the loader gives files that are not configuration layers: what kind of file it is.
+# "(layer policy)" after a finding in a policies file names no layer (issue 13 §6), so it is not printed.
+FILE_KINDS = frozenset(
+    {"template", "schema", "policy", "policy-test", "manifest", "keys", "rotation", "sops", "sops-config", "secrets"}
+)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Origin:
@@ -21,6 +27,11 @@ class Origin:
 
     def location(self) -> str:
         return f"{self.path}:{self.line}:{self.column}"
+
+    @property
+    def layer_name(self) -> str | None:
+        """The configuration layer (``prod``, ``tenants/acme``), None for a template, policy or other file."""
+        return self.layer if self.layer and self.layer not in FILE_KINDS else None
 
 
 class Severity(enum.StrEnum):
@@ -60,8 +71,8 @@ class Diagnostic:
         tail = []
         if self.target:
             tail.append(f"target {self.target}")
-        if self.origin and self.origin.layer:
-            tail.append(f"layer {self.origin.layer}")
+        if self.origin and self.origin.layer_name:
+            tail.append(f"layer {self.origin.layer_name}")
         suffix = f" ({', '.join(tail)})" if tail else ""
         sev = "warning: " if self.severity is Severity.WARNING else ""
         text = f"{head}{sev}{where}{self.message}{suffix}"

@@ -157,7 +157,9 @@ def check_listing(target: str, listing: Listing) -> int:
     if listing.strays:
         names = ", ".join(repr(n) for n in listing.strays[:3]) + (", ..." if len(listing.strays) > 3 else "")
         raise VerificationError(
-            f"{target}: the store holds {len(listing.strays)} object(s) that are not canonical versions: {names}"
+            # the runtime tier: not compiler.diagnostics.plural
+            f"{target}: the store holds {len(listing.strays)} object{'' if len(listing.strays) == 1 else 's'} "
+            f"besides the canonical versions: {names}"
         )
     for expected, version in enumerate(listing.versions, start=1):
         if version != expected:

@@ -21,7 +21,7 @@ from compiler.merge import merge_layers, merge_value, strip_tags
 from compiler.project import Target
 from compiler.render.jinja import Renderer
 from compiler.repository import LayerDoc, Repository
-from compiler.validate import literal_jinja, secrets_guard
+from compiler.validate import literal_jinja, placeholders, secrets_guard
 from compiler.validate.secretwalk import secret_paths
 
 
@@ -130,6 +130,15 @@ def _literal_jinja(repo: Repository, stack: TargetStack) -> list[Diagnostic]:
     return out
 
 
+def _placeholders(
+    repo: Repository, stack: TargetStack, module: str, value: Value, paths: list[JsonPath]
+) -> list[Diagnostic]:
+    def locate(path: JsonPath, message: str) -> Diagnostic:
+        return provenance.diagnose(repo, stack, module, path, message)
+
+    return placeholders.check_placeholders(module, value, paths, target=stack.target.name, locate=locate)
+
+
 def compile_target(repo: Repository, target: Target, *, validate: bool = True, inherit: bool = True) -> CompileResult:
     """Render, merge and (optionally) validate every module of ``target``.
 
@@ -159,6 +168,8 @@ def compile_target(repo: Repository, target: Target, *, validate: bool = True, i
                     continue  # an encrypted value stands in: only its type is known
                 diags.append(provenance.diagnose(repo, stack, module, finding.path, finding.message))
             diags.extend(secrets_guard.check_stack(repo, stack, module))
+            if paths and not repo.secrets_opaque:  # decrypted values at hand
+                diags.extend(_placeholders(repo, stack, module, value, paths))
         if paths:
             secrets[module] = paths
     if validate:

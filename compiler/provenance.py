@@ -225,5 +225,9 @@ def diagnose(repo: Repository, stack: TargetStack, module: str, path: JsonPath, 
         origin = variables[0].origin
         notes.append(f"{template.origin.location()}: via template {template.detail.strip()!r}")
         variables = variables[1:]
-    notes += [f"{c.origin.location()}: variable {c.detail!r} set here (layer {c.origin.layer})" for c in variables]
+    notes += [
+        f"{c.origin.location()}: variable {c.detail!r} set here"
+        + (f" (layer {name})" if (name := c.origin.layer_name) else "")
+        for c in variables
+    ]
     return Diagnostic(message=message, origin=origin, module=module, path=path, notes=tuple(notes))

@@ -117,6 +117,14 @@ def copy_example(dest: Path) -> Path:
     return dest
 
 
+def replace_placeholder(root: Path, identity: Path) -> None:
+    """Set a generated API key where ``llmcc init`` left its placeholder (an error in prod)."""
+    from compiler.cli import main
+
+    rotate = ["secrets", "rotate", "assistant.api_key", "--target", "prod", "--generate", "40"]
+    assert main(["-q", "-C", str(root), *rotate, "--identity", str(identity)]) == 0
+
+
 @pytest.fixture
 def example_repo(tmp_path: Path) -> GitRepo:
     """The example config repository, committed once in a fresh git repository."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from compiler.audit.revisions import CommitInfo, log_commits, resolve_commit
+from compiler.diagnostics import plural
 from compiler.diff.masking import Masked, SecretDigest
 from compiler.diff.snapshot import ABSENT, Absent, lookup, snapshot_module
 from compiler.diff.structural import same
@@ -119,7 +120,7 @@ def value_history(
         broken = f"; {len(skipped)} did not compile" if skipped else ""
         raise UsageError(
             f"{target.name} {module} {format_path(query)}: no value at this path "
-            f"in any of the {len(states) + len(skipped)} commits that touched its files{broken}"
+            f"in the {plural(len(states) + len(skipped), 'commit')} that touched its files{broken}"
         )
     return History(
         target=target.name, module=module, path=found[0], changes=changes, examined=len(states), skipped=skipped

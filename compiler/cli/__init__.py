@@ -4,52 +4,116 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
+import importlib.util
 import itertools
 import json
 import os
+import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any, NoReturn
 
 from compiler import __version__
-from compiler.cli._context import Context
-from compiler.diagnostics import diagnostic_from_message
+from compiler.cli._context import Context, find_root
 from compiler.errors import ConfigCheckError, LlmccError
 from compiler.extras import CLI_PACKAGES, is_missing, needs_extra
 
+# Start-up (issue 14 §1): this module, the command table and the parsers import no compile stack;
+# a command's module is imported only when that command is named, and heavy imports wait for run().
+
+
+class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Every subcommand, nested ones too, takes the global options and has a description."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:  # noqa: ANN401 - argparse's own
+        kwargs.setdefault("description", kwargs.get("help"))
+        parser: argparse.ArgumentParser = super().add_parser(name, **kwargs)
+        parser.register("action", "parsers", _SubParsers)  # nested subcommands get the same
+        _add_globals(parser, default=argparse.SUPPRESS)
+        if isinstance(parser, _Parser):
+            parser.is_subcommand = True
+        return parser
+
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    """Usage errors become one line that suggests the closest name and points at this command's help."""
+
+    is_subcommand = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras and self.is_subcommand:
+            # the subcommand that got them says so, with its own options to suggest and its own help
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+    def error(self, message: str) -> NoReturn:
         # argparse exits 2 itself; route through the boundary for one consistent line.
-        raise _ArgparseError(f"{message} (see {self.prog} --help)")
+        raise _ArgparseError(f"{_advise(self, message)} (see {self.prog} --help)")
 
 
 class _ArgparseError(LlmccError):
     exit_code = 2
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; with ``command``, only that command's module is loaded."""
-    parser = _Parser(prog="llmcc", description="GitOps declarative config compiler for LLM platforms.")
-    parser.add_argument("--version", action="version", version=f"llmcc {__version__}")
-    _add_globals(parser, default=None)
+_CHOICE = re.compile(r"^(?P<head>argument (?P<arg>[^:]+): invalid choice: )'?(?P<word>[^']*)'? \(choose from .*\)$")
+
+
+def _advise(parser: argparse.ArgumentParser, message: str) -> str:
+    """argparse's message with the closest known name: ``... 'valdate' (did you mean 'validate'?)``."""
+    if m := _CHOICE.match(message):
+        action = next(
+            (a for a in parser._actions if a.choices and m["arg"] in (a.metavar, a.dest, *a.option_strings)), None
+        )
+        known = [str(c) for c in action.choices or ()] if action is not None else []
+        what = "unknown command" if isinstance(action, argparse._SubParsersAction) else m["head"].rstrip(": ")
+        return f"{what} {m['word']!r}{_closest(m['word'], known)}"
+    if message.startswith("unrecognized arguments: "):
+        options = [o for a in parser._actions for o in a.option_strings if a.help is not argparse.SUPPRESS]
+        words = message.removeprefix("unrecognized arguments: ").split()
+        unknown = next((w for w in words if w.startswith("-")), None)
+        if unknown is not None:
+            return f"unknown option {unknown.split('=')[0]!r}{_closest(unknown.split('=')[0], options)}"
+        return f"unexpected argument {words[0]!r}"
+    return message
+
+
+def _closest(word: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (expected one of: {', '.join(sorted(known))})" if known else ""
+
+
+def build_parser(command: str | None = None, *, commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser. Only the arguments of ``command`` (or of ``commands``; every
+    command when neither is given) are added, so only those command modules are imported."""
     from compiler.cli import _commands
 
+    wanted = set(_commands.COMMANDS) if command is None and commands is None else {*(commands or ()), command}
+    parser = _Parser(prog="llmcc", description="GitOps declarative config compiler for LLM platforms.")
+    parser.register("action", "parsers", _SubParsers)
+    parser.add_argument("--version", action="version", version=f"llmcc {__version__}")
+    _add_globals(parser, default=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (helptext, load) in _commands.COMMANDS.items():
-        p = sub.add_parser(name, help=helptext, description=helptext)
-        _add_globals(p, default=argparse.SUPPRESS)
-        if command is None or command == name:
+        p = sub.add_parser(name, help=helptext)
+        if name in wanted:
             load().add_arguments(p)
     return parser
 
 
 def _add_globals(p: argparse.ArgumentParser, *, default: object) -> None:
-    # Accepted both before and after the command name (`llmcc -C x compile` and `llmcc compile -C x`).
-    p.add_argument("-C", dest="directory", metavar="DIR", default=default, help="config repository (default .)")
+    # Accepted before and after every command name, nested ones too (`llmcc -C x policy test`,
+    # `llmcc policy test -C x`); on a subcommand a missing option leaves the outer value alone.
+    p.add_argument("-C", dest="directory", metavar="DIR", default=default, help="run as if started in DIR (as git -C)")
     p.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress output")
     p.add_argument("--debug", action="store_true", default=default, help="show tracebacks of internal errors")
 
@@ -59,21 +123,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args_list
     as_json = "--format=json" in args_list or ("--format", "json") in itertools.pairwise(args_list)
     with error_boundary(debug=debug, as_json=as_json) as result:
-        parser = build_parser(_command_in(args_list))
+        command = _command_in(args_list)
+        if command is not None and not _cli_installed():
+            # command modules are light now: say it before their arguments are parsed (issue 11 extras)
+            raise LlmccError(needs_extra(command, "cli"))
+        parser = build_parser(commands=[command] if command else [])
         args = parser.parse_args(args_list)
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        ctx = Context(
-            root=Path(args.directory or ".").resolve(),
-            quiet=bool(args.quiet),
-            debug=bool(args.debug),
-        )
+        start = Path(args.directory or ".").resolve()
+        ctx = Context(root=find_root(start), cwd=start, quiet=bool(args.quiet), debug=bool(args.debug))
         from compiler.cli import _commands
 
         _, load = _commands.COMMANDS[args.command]
         result.code = load().run(args, ctx)
     return result.code
+
+
+def _cli_installed() -> bool:
+    """Whether the ``cli`` extra is installed; looked up, not imported (a few stat calls)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("pydantic", "jinja2", "jsonschema_rs"))
 
 
 def _command_in(args: list[str]) -> str | None:
@@ -101,6 +171,8 @@ class _Result:
 
 def error_document(message: str, code: int) -> dict[str, object]:
     """The ``--format json`` document for an error that ended the command."""
+    from compiler.diagnostics import diagnostic_from_message
+
     return {"ok": False, "exit_code": code, "diagnostics": [diagnostic_from_message(message).to_json()]}
 
 

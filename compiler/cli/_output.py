@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from compiler.diagnostics import Diagnostic, Severity
+if TYPE_CHECKING:  # light at import: `llmcc validate --help` reads REPORTERS (issue 14 §1)
+    from compiler.diagnostics import Diagnostic
 
 
 def report_text(diags: Sequence[Diagnostic], summary: dict[str, object]) -> None:
@@ -21,6 +24,8 @@ def report_json(diags: Sequence[Diagnostic], summary: dict[str, object]) -> None
 
 def report_github(diags: Sequence[Diagnostic], summary: dict[str, object]) -> None:
     """GitHub Actions workflow commands: findings show inline on the pull request."""
+    from compiler.diagnostics import Severity
+
     for d in diags:
         level = "error" if d.severity is Severity.ERROR else "warning"
         props = []
@@ -45,3 +50,12 @@ REPORTERS: dict[str, Callable[[Sequence[Diagnostic], dict[str, object]], None]] 
     "json": report_json,
     "github": report_github,
 }
+
+
+def add_format_arg(p: argparse.ArgumentParser, choices: Sequence[str] = ("text", "json")) -> None:
+    """``--format text|json``: json prints one document on stdout, errors included (``error_boundary``)."""
+    p.add_argument("--format", choices=list(choices), default="text", help="output format (default text)")
+
+
+def print_json(doc: object) -> None:
+    print(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False))

@@ -1,4 +1,8 @@
-"""Opening the config repository a command works on: tree, identity, secrets."""
+"""Opening the config repository a command works on: tree, identity, secrets.
+
+Light at import (issue 14 §1): the ``add_*`` helpers serve ``llmcc CMD --help``;
+the compile stack is imported by the functions that open the repository.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,14 @@ import argparse
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from compiler.cli import Context
-from compiler.errors import UsageError
-from compiler.policy import policy_time
-from compiler.project import MANIFEST
-from compiler.repository import Repository
-from compiler.secrets.identity import Identities, load_identities
-from compiler.secrets.sources import SopsOpener
-from compiler.sources.base import SourceInfo, SourceTree
-from compiler.sources.worktree import WorkTree
+from compiler.cli._context import MANIFEST, Context
+
+if TYPE_CHECKING:
+    from compiler.repository import Repository
+    from compiler.secrets.identity import Identities
+    from compiler.sources.base import SourceInfo, SourceTree
 
 
 def add_target_args(p: argparse.ArgumentParser, *, rev: bool = True) -> None:
@@ -44,17 +46,25 @@ def add_identity_arg(p: argparse.ArgumentParser) -> None:
 
 
 def open_tree(ctx: Context, rev: str | None) -> SourceTree:
+    from compiler.errors import UsageError
+
     root: Path = ctx.root
     if rev is not None:
         from compiler.sources.gitrev import GitRevTree
 
         return GitRevTree(root, rev)
     if not (root / MANIFEST).is_file():
-        raise UsageError(f"{root}: no {MANIFEST} here (use -C DIR, or `llmcc init DIR` for a new repository)")
+        raise UsageError(
+            f"{root}: no {MANIFEST} here or in a directory above (use -C DIR, or `llmcc init DIR` for a new repository)"
+        )
+    from compiler.sources.worktree import WorkTree
+
     return WorkTree(root)
 
 
 def identities(args: argparse.Namespace) -> Identities:
+    from compiler.secrets.identity import load_identities
+
     explicit: Path | None = getattr(args, "identity", None)
     return load_identities(explicit, os.environ, required=explicit is not None)
 
@@ -64,6 +74,10 @@ def open_repository(
 ) -> tuple[Repository, SourceInfo | None, Identities]:
     """The repository at ``--rev`` (or the working tree), with SOPS layers decrypted when an
     identity is at hand; ``need_secrets`` makes a missing identity an error at the first SOPS file."""
+    from compiler.policy import policy_time
+    from compiler.repository import Repository
+    from compiler.secrets.sources import SopsOpener
+
     tree = open_tree(ctx, getattr(args, "rev", None))
     ids = identities(args)
     opener = SopsOpener(ids if ids else None, required=need_secrets)

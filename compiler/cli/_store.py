@@ -1,23 +1,31 @@
-"""Options shared by ``publish``, ``verify`` and ``pull``: the store, and the trusted keys."""
+"""Options shared by ``publish``, ``verify`` and ``pull``: the store, and the trusted keys.
+
+Light at import (issue 14 §1): the ``add_*`` helpers serve ``llmcc CMD --help``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from compiler.bundle.dsse import Keyring, PublicKey, load_public_key
+from compiler.cli._context import MANIFEST
 from compiler.errors import LlmccError
-from compiler.project import MANIFEST, Project, load_project
-from compiler.storage import Store, open_store
-from compiler.storage.seen import SeenFile, default_state_dir
+
+if TYPE_CHECKING:
+    from compiler.bundle.dsse import Keyring, PublicKey
+    from compiler.project import Project
+    from compiler.storage import Store
+    from compiler.storage.seen import SeenFile
 
 
 def add_store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--store",
         metavar="URL",
-        help="file://PATH, s3://BUCKET/PREFIX or oci://REGISTRY/REPO (default: storage.default of llmcc.yaml)",
+        help="file://PATH or a plain PATH, s3://BUCKET/PREFIX or oci://REGISTRY/REPO "
+        "(default: storage.default of llmcc.yaml); a relative PATH is taken from the config repository",
     )
     p.add_argument("--endpoint-url", metavar="URL", help="S3-compatible endpoint (MinIO, Ceph, ...)")
 
@@ -43,6 +51,8 @@ def add_state_args(p: argparse.ArgumentParser) -> None:
 
 def seen_file(args: argparse.Namespace, root: Path, store: Store) -> SeenFile:
     """The high-water marks this reader keeps for ``store``."""
+    from compiler.storage.seen import SeenFile, default_state_dir
+
     directory = resolve(root, args.state_dir) if args.state_dir else default_state_dir(os.environ)
     return SeenFile(directory, store.location)
 
@@ -54,6 +64,8 @@ def resolve(root: Path, path: Path | str) -> Path:
 
 def read_project(root: Path, *, required: bool) -> Project | None:
     """llmcc.yaml of the repository, or None when there is none and it is not ``required``."""
+    from compiler.project import load_project
+
     path = root / MANIFEST
     try:
         data = path.read_bytes()
@@ -67,14 +79,30 @@ def read_project(root: Path, *, required: bool) -> Project | None:
 
 
 def open_store_from(args: argparse.Namespace, root: Path, project: Project | None) -> Store:
-    url = args.store or (project.manifest.storage.default if project else None)
+    from compiler.storage import open_store
+
+    url = store_url(args.store) if args.store else (project.manifest.storage.default if project else None)
     if not url:
         raise LlmccError(f"no store: pass --store URL (there is no {MANIFEST} with storage.default here)")
     return open_store(url, root=root, endpoint_url=args.endpoint_url)
 
 
+def store_url(text: str) -> str:
+    """``--store`` as a URL: a plain path (``/srv/store``, ``./store``, ``~/store``) is a file store.
+
+    A relative path is taken from the config repository, like ``file://PATH`` in llmcc.yaml
+    and the other path options. Anything with a colon before its first ``/`` and no ``://``
+    (``s3:bucket``) is left to ``open_store``, which names the known schemes.
+    """
+    if "://" in text or ":" in text.split("/", 1)[0]:
+        return text
+    return f"file://{Path(text).expanduser()}"
+
+
 def load_keyring(args: argparse.Namespace, root: Path, project: Project | None) -> Keyring:
     """``--trusted-key`` files if given, else ``signing.trusted`` of llmcc.yaml; never empty."""
+    from compiler.bundle.dsse import Keyring
+
     given: list[Path] = args.trusted_key or []
     if given:
         sources = [(resolve(root, p), str(p)) for p in given]
@@ -88,6 +116,8 @@ def load_keyring(args: argparse.Namespace, root: Path, project: Project | None) 
 
 
 def _read_public_key(path: Path, where: str) -> PublicKey:
+    from compiler.bundle.dsse import load_public_key
+
     try:
         return load_public_key(path.read_bytes(), where=where)
     except OSError as e:

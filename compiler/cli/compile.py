@@ -7,14 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from compiler.build import BuildRequest, build_targets, iter_diagnostics
-from compiler.cli import Context
-from compiler.cli._failures import failed_targets, raise_failures
+from compiler.cli._context import Context
 from compiler.cli._repo import add_identity_arg, add_jobs_arg, add_target_args, open_repository
-from compiler.diagnostics import plural
-from compiler.distdir import BundleDir, bundle_name
-from compiler.secrets.access import KeyFileCheck
-from compiler.secrets.sealing import KeyFileSealer
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,6 +19,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler.build import BuildRequest, build_targets, iter_diagnostics
+    from compiler.cli._failures import failed_targets, raise_failures
+    from compiler.diagnostics import plural
+    from compiler.distdir import BundleDir, bundle_name
+    from compiler.secrets.access import KeyFileCheck
+    from compiler.secrets.sealing import KeyFileSealer
+
     start = time.perf_counter()
     repo, source, ids = open_repository(ctx, args, need_secrets=True)
     targets = repo.project.select(args.target)

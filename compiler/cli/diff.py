@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+from typing import TYPE_CHECKING
 
-from compiler.audit.revisions import default_base, resolve_commit, rev_file_ids, worktree_file_ids
-from compiler.cli import Context
+from compiler.cli._context import Context, colour_enabled
 from compiler.cli._repo import add_identity_arg, identities, open_tree
-from compiler.diff.compute import INPUT_ROOTS, FileIds, Side, compute_diff
-from compiler.diff.render import render_json, render_markdown, render_text
-from compiler.diff.sharing import ParseCache, SharingRepository
-from compiler.repository import Repository
-from compiler.secrets.identity import Identities
-from compiler.secrets.sources import SopsOpener
-from compiler.sources.base import SourceTree
-from compiler.sources.gitrev import GitRevTree
+
+if TYPE_CHECKING:
+    from compiler.diff.compute import FileIds, Side
+    from compiler.diff.sharing import ParseCache
+    from compiler.repository import Repository
+    from compiler.secrets.identity import Identities
+    from compiler.sources.base import SourceTree
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,6 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    import sys
+
+    from compiler.audit.revisions import default_base, resolve_commit
+    from compiler.diff.compute import compute_diff
+    from compiler.diff.render import render_json, render_markdown, render_text
+    from compiler.diff.sharing import ParseCache
+
     ids = identities(args)
     cache = ParseCache()
     if args.base is not None:
@@ -46,18 +51,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
     head = _rev_side(ctx, args.head, args.head, cache, ids) if args.head else _worktree_side(ctx, cache, ids)
     result = compute_diff(base, head, key=os.urandom(32), only=args.target, opaque=not ids, progress=ctx.progress)
-    if not ctx.quiet and sys.stderr.isatty():
-        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    ctx.clear_progress()
     if args.format == "json":
         print(render_json(result))
     elif args.format == "markdown":
         print(render_markdown(result), end="")
     else:
-        print(render_text(result, colour=_colour()))
+        print(render_text(result, colour=colour_enabled(sys.stdout)))
     return 1 if args.exit_code and result.changed else 0
 
 
 def _rev_side(ctx: Context, rev: str, name: str, cache: ParseCache, ids: Identities) -> Side:
+    from compiler.audit.revisions import rev_file_ids
+    from compiler.diff.compute import INPUT_ROOTS, Side
+    from compiler.sources.gitrev import GitRevTree
+
     tree = GitRevTree(ctx.root, rev)
     info = tree.source_info()
     assert info is not None
@@ -67,15 +75,17 @@ def _rev_side(ctx: Context, rev: str, name: str, cache: ParseCache, ids: Identit
 
 
 def _worktree_side(ctx: Context, cache: ParseCache, ids: Identities) -> Side:
+    from compiler.audit.revisions import worktree_file_ids
+    from compiler.diff.compute import INPUT_ROOTS, Side
+
     tree = open_tree(ctx, None)
     files = worktree_file_ids(ctx.root, INPUT_ROOTS)
     return Side(repo=_repository(tree, files, cache, ids), label="working tree", files=files)
 
 
 def _repository(tree: SourceTree, files: FileIds, cache: ParseCache, ids: Identities) -> Repository:
+    from compiler.diff.sharing import SharingRepository
+    from compiler.secrets.sources import SopsOpener
+
     opener = SopsOpener(ids if ids else None)
     return SharingRepository(tree, files=files, cache=cache, open_secrets=opener, secrets_opaque=not ids)
-
-
-def _colour() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ

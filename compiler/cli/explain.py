@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from compiler import provenance
-from compiler.audit.blame import LineBlame, blame_line
-from compiler.cli import Context
+from compiler.cli._context import Context
 from compiler.cli._repo import add_identity_arg, open_repository
 from compiler.errors import UsageError
 from compiler.jsonpath import ItemKey, JsonPath, Query, format_path, missing_at, resolve, select, split_address
-from compiler.load.yaml import Value
-from compiler.pipeline import compile_target
-from compiler.project import parse_target
+
+if TYPE_CHECKING:
+    from compiler import provenance
+    from compiler.audit.blame import LineBlame
+    from compiler.load.yaml import Value
 
 _LABELS = {
     "set": "set",
@@ -46,6 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler import provenance
+    from compiler.pipeline import compile_target
+    from compiler.project import parse_target
+
     repo, _, _ = open_repository(ctx, args)
     target = repo.project.select([args.target])[0] if args.target else parse_target(args.target)
     module, query = split_address(args.address, repo.modules, args.path)
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     found = resolve(result.modules[module], query)
     if found is None:
         raise UsageError(f"no value at {missing_at(result.modules[module], query)} in this target")
-    path, value = found[0], cast(Value, found[1])
+    path, value = found[0], cast("Value", found[1])
     secrets = result.secrets.get(module, [])
     secret = any(path[: len(p)] == p for p in secrets)  # the value is (inside) a secret
     if not secret:
@@ -95,7 +99,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if c.kind == "template" and c.detail:
             detail = f" {c.detail.strip()!r}"
         tail = "" if c.effective else "  (overridden)"
-        print(f"  {c.origin.location():<{width}}  {label}{detail}  (layer {c.origin.layer}){tail}")
+        layer = f"  (layer {c.origin.layer_name})" if c.origin.layer_name else ""
+        print(f"  {c.origin.location():<{width}}  {label}{detail}{layer}{tail}")
         if b is not None:
             print(f"  {'':<{width}}    {b.describe()}")
     return 0
@@ -103,6 +108,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 def _blame(ctx: Context, rev: str | None, contributions: list[provenance.Contribution]) -> list[LineBlame | None]:
     """The commit behind each contributing line (one git call per distinct line)."""
+    from compiler.audit.blame import blame_line
+
     seen: dict[tuple[str, int], LineBlame | None] = {}
     out = []
     for c in contributions:

@@ -5,22 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
+from typing import TYPE_CHECKING
 
-from compiler.audit.history import History, ValueChange, value_history
-from compiler.audit.revisions import resolve_commit, rev_file_ids
-from compiler.cli import Context
+from compiler.cli._context import Context
 from compiler.cli._repo import add_identity_arg, identities
-from compiler.diff.compute import INPUT_ROOTS
-from compiler.diff.masking import public
-from compiler.diff.render import show_value
-from compiler.diff.sharing import ParseCache, SharingRepository
+from compiler.diagnostics import plural
 from compiler.errors import UsageError
 from compiler.jsonpath import format_path, split_address
-from compiler.project import parse_target
-from compiler.repository import Repository
-from compiler.secrets.sources import SopsOpener
-from compiler.sources.gitrev import GitRevTree
+
+if TYPE_CHECKING:
+    from compiler.audit.history import History, ValueChange
+    from compiler.repository import Repository
 
 NOTE = "secrets compared by SOPS ciphertext; provide an identity to compare values"
 
@@ -35,6 +30,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler.audit.history import value_history
+    from compiler.audit.revisions import resolve_commit, rev_file_ids
+    from compiler.diff.compute import INPUT_ROOTS
+    from compiler.diff.sharing import ParseCache, SharingRepository
+    from compiler.project import parse_target
+    from compiler.secrets.sources import SopsOpener
+    from compiler.sources.gitrev import GitRevTree
+
     ids = identities(args)
     opener = SopsOpener(ids if ids else None)
     cache = ParseCache()
@@ -58,17 +61,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         start=head,
         progress=ctx.progress,
     )
-    if not ctx.quiet and sys.stderr.isatty():
-        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    ctx.clear_progress()
     opaque = not ids and any(c.secret for c in history.changes)
     print(render_json(history, opaque) if args.format == "json" else render_text(history, opaque))
     return 0
 
 
 def render_text(h: History, opaque: bool) -> str:
-    n = len(h.changes)
-    examined = f"{h.examined} commit{'s' if h.examined != 1 else ''}"
-    lines = [f"{h.location}: {n} change{'s' if n != 1 else ''} in {examined} that touched its files"]
+    lines = [
+        f"{h.location}: {plural(len(h.changes), 'change')} in {plural(h.examined, 'commit')} that touched its files"
+    ]
     if opaque:
         lines.append(f"note: {NOTE}")
     for c in h.changes:
@@ -81,6 +83,8 @@ def render_text(h: History, opaque: bool) -> str:
 
 
 def _describe(c: ValueChange) -> str:
+    from compiler.diff.render import show_value
+
     if c.secret:
         return f"<secret {'added' if c.kind == 'introduced' else c.kind}>"
     if c.kind == "introduced":
@@ -91,6 +95,8 @@ def _describe(c: ValueChange) -> str:
 
 
 def render_json(h: History, opaque: bool) -> str:
+    from compiler.diff.masking import public
+
     doc = {
         "target": h.target,
         "module": h.module,

@@ -20,18 +20,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from compiler.affected import affected_targets
-from compiler.cli import Context
+from compiler.cli._context import Context
 from compiler.cli._output import REPORTERS
 from compiler.cli._repo import open_tree
-from compiler.diagnostics import Severity, plural, sort_diagnostics
 from compiler.errors import UsageError
-from compiler.plaintext import scan_files
-from compiler.policy.rules import POLICIES
-from compiler.repository import Repository
-from compiler.secrets.sources import SopsOpener
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,8 +51,7 @@ def relative_files(ctx: Context, files: list[str]) -> list[str]:
     """FILE arguments as repository-relative POSIX paths (pre-commit passes them relative to the root)."""
     out = []
     for name in files:
-        path = Path(name)
-        full = path if path.is_absolute() else Path.cwd() / path
+        full = ctx.path(name)
         try:
             out.append(full.resolve().relative_to(ctx.root).as_posix())
         except ValueError as e:
@@ -68,7 +60,11 @@ def relative_files(ctx: Context, files: list[str]) -> list[str]:
 
 
 def _validate(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler.affected import affected_targets
     from compiler.cli import policy, validate
+    from compiler.policy.rules import POLICIES
+    from compiler.repository import Repository
+    from compiler.secrets.sources import SopsOpener
 
     files = relative_files(ctx, args.files)
     tree = open_tree(ctx, None)
@@ -81,11 +77,16 @@ def _validate(args: argparse.Namespace, ctx: Context) -> int:
         argv = ["validate", "--format", args.format, *(a for t in targets for a in ("--target", t.name))]
         code = validate.run(build_parser().parse_args(argv), ctx)
     if not files or any(f.startswith(f"{POLICIES}/") for f in files):
-        code = max(code, policy.run(argparse.Namespace(policy_command="test", files=[]), ctx))
+        code = max(code, policy.run(argparse.Namespace(policy_command="test", files=[], format="text"), ctx))
     return code
 
 
 def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler.diagnostics import Severity, plural, sort_diagnostics
+    from compiler.plaintext import scan_files
+    from compiler.repository import Repository
+    from compiler.secrets.sources import SopsOpener
+
     repo = Repository(open_tree(ctx, None), open_secrets=SopsOpener(None))
     if args.files:
         files = relative_files(ctx, args.files)
@@ -108,7 +109,7 @@ def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:
         )
         return 1
     if not args.files:
-        print(f"llmcc: secrets-guard ok: {len(files)} files", file=sys.stderr)
+        print(f"llmcc: secrets-guard ok: {plural(len(files), 'file')}", file=sys.stderr)
     return 0
 
 

@@ -10,7 +10,10 @@ project name and fresh keys filled in, then:
    bypassed by ``git add -f`` or a copied directory, a file that is not there
    cannot. Their public halves go to ``keys/``;
 2. ``environments/prod.secrets.sops.yaml`` with a placeholder API key,
-   encrypted by sops to the new identity, and its rotation record;
+   encrypted by sops to the new identity, and its rotation record; the
+   placeholder is a warning wherever it is read and, by the scaffold's
+   ``prod-no-placeholder-secrets`` policy, an error in prod
+   (``compiler.validate.placeholders``);
 3. ``keys/targets/<target>.yaml`` for every target (``llmcc keys rotate``'s
    format), so ``llmcc compile`` works with the new identity.
 
@@ -31,18 +34,8 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-import pyrage
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from compiler.cli import Context
+from compiler.cli._context import MANIFEST, Context
 from compiler.errors import InputError, LlmccError, UsageError
-from compiler.names import NAME_PATTERN
-from compiler.project import MANIFEST, load_project
-from compiler.secrets.keyfile import dump_target_key, key_file_path, rotate_target_key
-from compiler.secrets.rotation import record_rotation, rfc3339, rotation_path
-from compiler.secrets.sops import encrypt_sops
-from compiler.sources.exposure import git_can_take
 
 SECRETS_FILE = "environments/prod.secrets.sops.yaml"
 AGE_KEY, SIGNING_KEY = "age.key", "signing.pem"  # the private keys' names in --keys-dir
@@ -64,7 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    dest = (ctx.root / Path(args.dir).expanduser()).resolve()
+    from compiler.names import NAME_PATTERN
+    from compiler.sources.exposure import git_can_take
+
+    dest = ctx.path(args.dir).resolve()  # from where llmcc runs, not from a repository above it
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UsageError(f"{args.dir}: exists and is not empty; llmcc init needs a new or empty directory")
     project = args.project or project_name(dest.name)
@@ -99,6 +95,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     print("  next:")
     print(f"    cd {args.dir} && git init && git add -A && git commit -m 'llmcc init'")
     print(f"    export SOPS_AGE_KEY_FILE={age_key} LLMCC_SIGNING_KEY_FILE={signing_key}")
+    print("    llmcc secrets rotate assistant.api_key --target prod --value-from-stdin   # replaces the placeholder")
     print("    llmcc validate && llmcc policy test && llmcc compile")
     print("    pre-commit install   # checks every commit (.pre-commit-config.yaml)")
     return 0
@@ -128,6 +125,15 @@ def default_keys_dir(env: Mapping[str, str], project: str) -> Path:
 
 def scaffold(dest: Path, keys_dir: Path, project: str, *, now: datetime) -> tuple[Path, Path]:
     """Write the repository and the private keys; returns the private keys' paths."""
+    import pyrage
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from compiler.project import load_project
+    from compiler.secrets.keyfile import dump_target_key, key_file_path, rotate_target_key
+    from compiler.secrets.rotation import record_rotation, rfc3339, rotation_path
+    from compiler.secrets.sops import encrypt_sops
+
     identity = pyrage.x25519.Identity.generate()
     recipient = str(identity.to_public())
     signing = Ed25519PrivateKey.generate()

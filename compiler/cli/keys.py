@@ -13,28 +13,16 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyrage
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from compiler.cli import Context
+from compiler.cli._context import MANIFEST, Context
 from compiler.cli._repo import add_identity_arg
 from compiler.errors import InputError, LlmccError, UsageError
-from compiler.project import MANIFEST, Project, Target, load_project
-from compiler.secrets.access import key_commitments, orphan_names, sharing_targets
-from compiler.secrets.identity import Identities, load_identities
-from compiler.secrets.keyfile import (
-    KEY_DIR,
-    dump_target_key,
-    key_file_path,
-    read_target_key,
-    rotate_target_key,
-    update_target_key,
-)
-from compiler.secrets.rotation import rfc3339
-from compiler.sources.exposure import refuse_committable
-from compiler.sources.worktree import WorkTree
+
+if TYPE_CHECKING:
+    from compiler.project import Project, Target
+    from compiler.secrets.identity import Identities
+    from compiler.sources.worktree import WorkTree
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -60,6 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler.project import load_project
+    from compiler.secrets.identity import load_identities
+    from compiler.secrets.keyfile import KEY_DIR, dump_target_key, key_file_path, rotate_target_key
+    from compiler.sources.worktree import WorkTree
+
     command: str = args.keys_command
     if command == "generate":
         return _generate(args, ctx)
@@ -79,6 +72,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 def _update(project: Project, names: list[str] | None, identities: Identities, ctx: Context, now: datetime) -> int:
     """Every selected target in one run; a target that cannot be brought in line is named, and the rest go on."""
+    from compiler.secrets.access import key_commitments, orphan_names
+    from compiler.secrets.keyfile import KEY_DIR
+    from compiler.sources.worktree import WorkTree
+
     changed = 0
     failures: list[LlmccError] = []
     tree = WorkTree(ctx.root)  # reads as validate does: no symlink out of the repository, bounded size
@@ -115,6 +112,15 @@ def _update_one(
 
     ``commitments`` (``access.key_commitments``) is kept current as key files are rewritten.
     """
+    from compiler.secrets.access import sharing_targets
+    from compiler.secrets.keyfile import (
+        dump_target_key,
+        key_file_path,
+        read_target_key,
+        rotate_target_key,
+        update_target_key,
+    )
+
     rel = key_file_path(target.name)
     file = tree.root / rel
     try:
@@ -138,6 +144,13 @@ def _update_one(
 
 
 def _generate(args: argparse.Namespace, ctx: Context) -> int:
+    import pyrage
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from compiler.secrets.rotation import rfc3339
+    from compiler.sources.exposure import refuse_committable
+
     if args.age:
         path = resolve_arg(ctx, args.age)
         identity = pyrage.x25519.Identity.generate()

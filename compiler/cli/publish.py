@@ -15,23 +15,21 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from compiler.build import BuildRequest, build_targets, iter_diagnostics
-from compiler.bundle.dsse import Keyring, Signer, load_signing_key
-from compiler.cli import Context
-from compiler.cli._failures import raise_failures
+from compiler.cli._context import Context
+from compiler.cli._output import add_format_arg, print_json
 from compiler.cli._repo import add_identity_arg, open_repository
 from compiler.cli._store import add_store_args, add_trust_args, load_keyring, open_store_from, read_project, resolve
 from compiler.errors import LlmccError, VerificationError
-from compiler.events import event_line, published_event
-from compiler.jsontypes import JSONObject
-from compiler.project import Project
-from compiler.publish import check_signer_trusted, publish_target, refresh_pointer
-from compiler.repository import Repository
-from compiler.secrets.access import KeyFileCheck
-from compiler.secrets.identity import Identities
-from compiler.secrets.sealing import KeyFileSealer
-from compiler.sources.base import SourceInfo
+
+if TYPE_CHECKING:
+    from compiler.bundle.dsse import Keyring, Signer
+    from compiler.jsontypes import JSONObject
+    from compiler.project import Project
+    from compiler.repository import Repository
+    from compiler.secrets.identity import Identities
+    from compiler.sources.base import SourceInfo
 
 SIGNING_KEY_ENV = "LLMCC_SIGNING_KEY_FILE"
 
@@ -59,9 +57,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_trust_args(p)
     add_identity_arg(p)
+    add_format_arg(p)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler.events import event_line, published_event
+    from compiler.publish import publish_target
+
     signer = _signing_key(args, ctx.root)
     if args.refresh_pointer:
         return _refresh(args, ctx, signer)
@@ -76,6 +78,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if events_file is not None:
         _append(events_file, b"")  # fail before publishing, not after: a lost event cannot be re-sent
     bodies = _compile(repo, source, ids, args, ctx)
+    done: list[dict[str, object]] = []
     for target, body in bodies:
         ctx.progress(f"publishing {target}")
         result = publish_target(
@@ -87,10 +90,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             now=datetime.now(UTC),
             expires_after=repo.project.manifest.storage.pointer_expiry_delta,
         )
+        status = "published" if result.created else "unchanged"
+        done.append({"target": target, "status": status, "version": result.version, "digest": result.digest})
+        if args.format == "text":
+            verb = "published version" if result.created else "unchanged at version"
+            print(f"{target}: {verb} {result.version} {result.digest}")
         if not result.created:
-            print(f"{target}: unchanged at version {result.version} {result.digest}")
             continue
-        print(f"{target}: published version {result.version} {result.digest}")
         if events_file is not None:
             event = published_event(
                 project=repo.project.name,
@@ -101,11 +107,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 now=datetime.now(UTC),
             )
             _append(events_file, event_line(event))
+    if args.format == "json":
+        print_json({"ok": True, "exit_code": 0, "targets": done})
     return 0
 
 
 def _refresh(args: argparse.Namespace, ctx: Context, signer: Signer) -> int:
     """Re-sign the pointer of every selected target that has something published."""
+    from compiler.publish import refresh_pointer
+
     project = read_project(ctx.root, required=True)
     assert project is not None  # required=True
     trusted = _trusted_signer(args, ctx, project, signer)
@@ -114,6 +124,7 @@ def _refresh(args: argparse.Namespace, ctx: Context, signer: Signer) -> int:
     targets = [t.name for t in project.select(args.target) if args.target or t.name in published]
     if not targets:
         raise VerificationError(f"{store.url}: nothing published, so no pointer to refresh")
+    done: list[dict[str, object]] = []
     for target in targets:
         ctx.progress(f"refreshing the pointer of {target}")
         pointer = refresh_pointer(
@@ -125,7 +136,11 @@ def _refresh(args: argparse.Namespace, ctx: Context, signer: Signer) -> int:
             expires_after=project.manifest.storage.pointer_expiry_delta,
         )
         until = pointer.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
-        print(f"{target}: pointer to version {pointer.version} valid until {until}")
+        done.append({"target": target, "status": "pointer-refreshed", "version": pointer.version, "expires": until})
+        if args.format == "text":
+            print(f"{target}: pointer to version {pointer.version} valid until {until}")
+    if args.format == "json":
+        print_json({"ok": True, "exit_code": 0, "targets": done})
     return 0
 
 
@@ -135,6 +150,8 @@ def _trusted_signer(args: argparse.Namespace, ctx: Context, project: Project, si
     ``--trusted-key`` cannot widen what a publisher may sign with: readers take
     ``signing.trusted`` of llmcc.yaml, so the key must be there whenever it lists any.
     """
+    from compiler.publish import check_signer_trusted
+
     trusted = load_keyring(args, ctx.root, project)
     where = str(args.signing_key) if args.signing_key else f"${SIGNING_KEY_ENV}"
     check_signer_trusted(signer, trusted, where=where)
@@ -144,6 +161,8 @@ def _trusted_signer(args: argparse.Namespace, ctx: Context, project: Project, si
 
 
 def _signing_key(args: argparse.Namespace, root: Path) -> Signer:
+    from compiler.bundle.dsse import load_signing_key
+
     path = resolve(root, args.signing_key) if args.signing_key else None
     if path is None and os.environ.get(SIGNING_KEY_ENV):
         path = Path(os.environ[SIGNING_KEY_ENV])
@@ -160,6 +179,11 @@ def _compile(
     repo: Repository, source: SourceInfo | None, ids: Identities, args: argparse.Namespace, ctx: Context
 ) -> list[tuple[str, JSONObject]]:
     """Every selected target's bundle body (version and previous unset); any failure raises, naming them all."""
+    from compiler.build import BuildRequest, build_targets, iter_diagnostics
+    from compiler.cli._failures import raise_failures
+    from compiler.secrets.access import KeyFileCheck
+    from compiler.secrets.sealing import KeyFileSealer
+
     request = BuildRequest(
         repo=repo,
         source=source,

@@ -17,8 +17,9 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from compiler.cli import Context
+from compiler.cli._context import Context
 from compiler.cli._store import (
     add_state_args,
     add_store_args,
@@ -30,11 +31,10 @@ from compiler.cli._store import (
     seen_file,
 )
 from compiler.errors import LlmccError, SecretsError, StorageError, VerificationError
-from compiler.jsontypes import JSONObject
-from compiler.project import parse_target
-from compiler.reader import read_target
-from compiler.sources.exposure import refuse_committable
-from compiler.verify import VerifiedBundle
+
+if TYPE_CHECKING:
+    from compiler.jsontypes import JSONObject
+    from compiler.verify import VerifiedBundle
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,6 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler.project import parse_target
+    from compiler.reader import read_target
+    from compiler.sources.exposure import refuse_committable
+
     target = parse_target(args.target).name
     if args.out == Path("-"):
         args.out = None  # the usual spelling of standard output, not a file named "-"

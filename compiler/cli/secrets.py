@@ -4,7 +4,9 @@
   is encrypted in place; any other name (``x.secrets.yaml``) is encrypted to
   its ``.sops.yaml`` sibling, and the plaintext file is then removed, so no
   plaintext is left to be committed by accident.
-- ``edit FILE``: ``sops edit`` (``$EDITOR``), new files get the creation rule.
+- ``edit FILE``: ``sops edit`` (``$EDITOR``), new files get the creation rule;
+  ``rotated_at`` of every value the edit added or changed is recorded in the
+  sidecar, as ``rotate`` does (``compiler.secrets.editcheck`` names them).
 - ``rotate MODULE.PATH --target T``: a new value (stdin or generated) goes
   into the most specific SOPS file of T's layers that sets it (else T's own
   layer's secrets file), through ``sops set`` (decrypted in sops's memory
@@ -26,34 +28,18 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from compiler.cli import Context
+from compiler.cli._context import MANIFEST, Context
 from compiler.cli._repo import add_identity_arg
-from compiler.cli.keys import read_file, resolve_arg, write_file
-from compiler.diagnostics import diagnostic_from_message
+from compiler.cli.keys import read_file, write_file
 from compiler.errors import ConfigCheckError, InputError, SecretsError, UsageError
 from compiler.jsonpath import ItemKey, JsonPath, Query, format_path, split_address
-from compiler.load.layers import resolve_layers
-from compiler.load.yaml import Value, load_document
-from compiler.project import MANIFEST, load_project
-from compiler.secrets import editcheck
-from compiler.secrets.envelope import SecretValue
-from compiler.secrets.identity import Identities, load_identities
-from compiler.secrets.rotation import record_rotation, rotation_key, rotation_path
-from compiler.secrets.scalars import refuse_ambiguous
-from compiler.secrets.sops import (
-    check_decryptable,
-    encrypt_sops,
-    is_sops_document,
-    set_sops_value,
-    sops_binary,
-    sops_index,
-    sops_reason,
-)
-from compiler.sources.worktree import WorkTree
-from compiler.validate.schema import ModuleSchema
-from compiler.validate.schemafiles import SchemaFiles
-from compiler.validate.secretwalk import secret_paths
+
+if TYPE_CHECKING:
+    from compiler.load.yaml import Value
+    from compiler.secrets.envelope import SecretValue
+    from compiler.secrets.identity import Identities
 
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _SOPS_NOT_MODIFIED = 200  # sops's exit code when the editor saved no change
@@ -78,13 +64,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     command: str = args.secrets_command
     if command == "encrypt":
-        return _encrypt(resolve_arg(ctx, args.file), ctx)
+        return _encrypt(ctx.path(args.file), ctx)
     if command == "edit":
         return _edit(args, ctx)
     return _rotate(args, ctx)
 
 
 def _encrypt(src: Path, ctx: Context) -> int:
+    from compiler.load.yaml import load_document
+    from compiler.secrets.scalars import refuse_ambiguous
+    from compiler.secrets.sops import encrypt_sops, is_sops_document
+
     if not src.resolve().is_relative_to(ctx.root.resolve()):
         # .sops.yaml's creation rules match repository paths: outside it no rule applies
         raise UsageError(f"{src}: outside the config repository {ctx.root}")
@@ -125,11 +115,23 @@ def _sops_name(name: str) -> str:
 
 
 def _edit(args: argparse.Namespace, ctx: Context) -> int:
-    file = resolve_arg(ctx, args.file)
+    from compiler.diagnostics import diagnostic_from_message, plural
+    from compiler.load.yaml import load_document
+    from compiler.secrets import editcheck
+    from compiler.secrets.identity import load_identities
+    from compiler.secrets.rotation import dump_rotation, is_rfc3339, read_rotation, rfc3339, rotation_path
+    from compiler.secrets.sops import check_decryptable, sops_binary, sops_reason
+    from compiler.secrets.sopsfile import sops_metadata
+
+    file = ctx.path(args.file)
     rel = _relative(ctx, file)
+    lastmodified: object = None
     if file.exists():
         # sops would fail on a plaintext value while quoting it: refuse first, at its line.
-        check_decryptable(load_document(read_file(file, rel), path=rel, layer="secrets", quote_values=False))
+        old = load_document(read_file(file, rel), path=rel, layer="secrets", quote_values=False)
+        check_decryptable(old)
+        # the age of values the edit keeps, when no sidecar entry has it: sops moves lastmodified on any save
+        lastmodified = sops_metadata(old.value).get("lastmodified")
     env = dict(os.environ)
     if args.identity:
         env.update(load_identities(args.identity, os.environ).sops_env())
@@ -140,6 +142,8 @@ def _edit(args: argparse.Namespace, ctx: Context) -> int:
     with tempfile.TemporaryDirectory(prefix="llmcc-edit-") as tmp:
         report = Path(tmp) / "report"
         env[editcheck.REPORT] = str(report)
+        changed_file = Path(tmp) / "changed"
+        env[editcheck.CHANGED] = str(changed_file)
         try:
             # sops and the editor own the terminal (stdin, stdout); sops's stderr is captured
             # because it can quote values (issue 9 §5): we say what failed in our own words.
@@ -147,9 +151,10 @@ def _edit(args: argparse.Namespace, ctx: Context) -> int:
         except OSError as e:
             raise SecretsError(f"{rel}: cannot run sops: {e.strerror}") from e
         problems = report.read_text(encoding="utf-8").splitlines() if report.exists() else []
+        values = changed_file.read_text(encoding="utf-8").splitlines() if changed_file.exists() else []
     if problems:
         raise ConfigCheckError(
-            f"{rel}: not saved: {len(problems)} problem(s) in the edited text (lines of the decrypted text)",
+            f"{rel}: not saved: {plural(len(problems), 'problem')} in the edited text (lines of the decrypted text)",
             [diagnostic_from_message(p) for p in problems],
         )
     if proc.returncode == _SOPS_NOT_MODIFIED:
@@ -157,11 +162,35 @@ def _edit(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     if proc.returncode != 0:
         raise SecretsError(f"{rel}: sops could not edit: {sops_reason(proc.returncode, proc.stderr)}")
-    print(f"edited {rel}")
+    changed = [line.split(" ", 1)[1] for line in values if line.startswith("changed ")]
+    kept = [line.split(" ", 1)[1] for line in values if line.startswith("kept ")]
+    side_rel = rotation_path(rel)
+    side = ctx.root / side_rel
+    entries = read_rotation(read_file(side, side_rel), path=side_rel) if side.exists() else {}
+    known = dict(entries)
+    entries |= dict.fromkeys(changed, rfc3339(datetime.now(UTC)))
+    if isinstance(lastmodified, str) and is_rfc3339(lastmodified):
+        entries |= {k: lastmodified for k in kept if k not in entries}
+    if entries != known:
+        write_file(side, dump_rotation(entries, sops_path=rel), mode=0o644)
+    if not changed:
+        print(f"edited {rel}")
+        return 0
+    print(f"edited {rel}; rotated_at of {plural(len(changed), 'value')} recorded in {side_rel}: {', '.join(changed)}")
     return 0
 
 
 def _rotate(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler.load.layers import resolve_layers
+    from compiler.project import load_project
+    from compiler.secrets.identity import load_identities
+    from compiler.secrets.rotation import record_rotation, rotation_key, rotation_path
+    from compiler.secrets.sops import encrypt_sops, sops_index
+    from compiler.sources.worktree import WorkTree
+    from compiler.validate.schema import ModuleSchema
+    from compiler.validate.schemafiles import SchemaFiles
+    from compiler.validate.secretwalk import secret_paths
+
     schemas = ctx.root / "schemas"
     known = sorted(f.name.removesuffix(".schema.json") for f in schemas.glob("*.schema.json") if f.is_file())
     module, query = split_address(str(args.address), known)
@@ -236,6 +265,8 @@ def _nest(path: JsonPath, leaf: str) -> object:
 
 def _set_in_place(file: Path, rel: str, index: str, value_json: bytes, identities: Identities) -> None:
     """``sops set`` on a copy of the (encrypted) file, then an atomic replace (STYLE R14)."""
+    from compiler.secrets.sops import set_sops_value
+
     fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".yaml")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -253,6 +284,9 @@ def _sets(file: Path, rel: str, module: str, path: JsonPath) -> bool:
 
 def _lookup(file: Path, rel: str, keys: JsonPath) -> str:
     """``set``, ``absent``, or the dotted prefix whose value cannot hold the next key."""
+    from compiler.load.yaml import load_document
+    from compiler.secrets.rotation import rotation_key
+
     node: Value = load_document(read_file(file, rel), path=rel, layer="secrets", quote_values=False).value
     for n, key in enumerate(keys):
         if isinstance(node, dict) and isinstance(key, str):
@@ -269,6 +303,8 @@ def _lookup(file: Path, rel: str, keys: JsonPath) -> str:
 
 
 def _new_value(args: argparse.Namespace) -> SecretValue:
+    from compiler.secrets.envelope import SecretValue
+
     if args.value_from_stdin:
         data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
         data = data.removesuffix(b"\n").removesuffix(b"\r")

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from compiler.build import BuildRequest, build_targets, iter_diagnostics
-from compiler.cli import Context
+from compiler.cli._context import Context
 from compiler.cli._output import REPORTERS
 from compiler.cli._repo import add_identity_arg, add_jobs_arg, add_target_args, open_repository
-from compiler.diagnostics import Diagnostic, Severity, diagnostic_from_message, plural, sort_diagnostics
-from compiler.plaintext import scan_committable
-from compiler.secrets.access import KeyFileCheck
-from compiler.trust import check_trusted_keys
+
+if TYPE_CHECKING:
+    from compiler.diagnostics import Diagnostic
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,6 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler.build import BuildRequest, build_targets, iter_diagnostics
+    from compiler.diagnostics import Severity, diagnostic_from_message, plural, sort_diagnostics
+    from compiler.plaintext import scan_committable
+    from compiler.secrets.access import KeyFileCheck
+    from compiler.trust import check_trusted_keys
+
     report = REPORTERS[args.format]
     # An error that ends the command reaches the boundary, which prints the JSON document.
     repo, _, _ = open_repository(ctx, args)

@@ -3,6 +3,8 @@
 With ``--since-state``, also against the versions this reader accepted
 before (the high-water marks ``pull`` keeps), which it then advances; the
 targets it has marks for are checked even if the store no longer lists them.
+The targets of llmcc.yaml that have nothing published are listed (not a
+failure: a new target is published by the next run; ``--target T`` makes it one).
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-from compiler.audit.provenance_check import check_versions_against_git
-from compiler.cli import Context
+from compiler.cli._context import MANIFEST, Context
+from compiler.cli._output import add_format_arg, print_json
 from compiler.cli._store import (
     add_state_args,
     add_store_args,
@@ -23,10 +25,6 @@ from compiler.cli._store import (
     seen_file,
 )
 from compiler.errors import VerificationError
-from compiler.freshness import Seen
-from compiler.project import parse_target
-from compiler.reader import read_target
-from compiler.storage import CorruptObjectError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,9 +42,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also refuse anything older than what this reader accepted before (see --state-dir), then record it",
     )
     add_state_args(p)
+    add_format_arg(p)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler.audit.provenance_check import check_versions_against_git
+    from compiler.freshness import Seen
+    from compiler.project import parse_target
+    from compiler.reader import read_target
+    from compiler.storage import CorruptObjectError
+
     project = read_project(ctx.root, required=False)
     keyring = load_keyring(args, ctx.root, project)
     store = open_store_from(args, ctx.root, project)
@@ -56,9 +61,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     targets = named or sorted({*store.targets(), *marks})
     if not targets:
         raise VerificationError(f"{store.url}: no published bundles to verify")
+    # targets of llmcc.yaml the store has nothing of: listed, so a missing one is seen (issue 13 §6)
+    unpublished = [] if named or project is None else sorted({t.name for t in project.targets()} - set(targets))
     now = datetime.now(UTC)
     failures: list[str] = []
     advanced: dict[str, Seen] = {}
+    report: list[dict[str, object]] = []
     for target in targets:
         ctx.progress(f"verifying {target}")
         try:
@@ -67,22 +75,46 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 raise VerificationError(f"{target}: nothing published in {store.url}")
         except (VerificationError, CorruptObjectError) as e:
             failures.append(str(e))
+            report.append({"target": target, "status": "failed", "errors": [str(e)]})
             continue
         chain, latest = state.chain, state.latest
         if args.git:
-            problems = check_versions_against_git(ctx.root, [(b.version, _commit(b.metadata)) for b in chain])
+            problems = [
+                f"{target}: {p}"
+                for p in check_versions_against_git(ctx.root, [(b.version, _commit(b.metadata)) for b in chain])
+            ]
             if problems:
-                failures += [f"{target}: {p}" for p in problems]
+                failures += problems
+                report.append({"target": target, "status": "failed", "errors": problems})
                 continue
         advanced[target] = state.seen
-        checked = " and git ancestry" if args.git else ""
         expires = state.pointer.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
-        print(
-            f"{target}: versions 1-{latest.version} verified{checked}, latest {latest.digest}, "
-            f"pointer valid until {expires}"
+        report.append(
+            {
+                "target": target,
+                "status": "verified",
+                "versions": latest.version,
+                "latest_digest": latest.digest,
+                "pointer_expires": expires,
+                "git_checked": bool(args.git),
+            }
         )
+        if args.format == "text":
+            checked = " and git ancestry" if args.git else ""
+            print(
+                f"{target}: versions 1-{latest.version} verified{checked}, latest {latest.digest}, "
+                f"pointer valid until {expires}"
+            )
+    ctx.clear_progress()
     if marks_file is not None and advanced:
         marks_file.advance(advanced)
+    report += [{"target": t, "status": "unpublished"} for t in unpublished]
+    if args.format == "json":
+        code = VerificationError.exit_code if failures else 0
+        print_json({"ok": not failures, "exit_code": code, "store": store.url, "targets": report})
+        return code
+    for target in unpublished:
+        print(f"{target}: nothing published (a target of {MANIFEST})")
     if failures:
         # every failure on its own line; the last one is the error the boundary prints (exit 3)
         for message in failures[:-1]:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from compiler.jsonpath import JsonPath
 from compiler.jsontypes import JSONValue
 from compiler.policy import celast
+from compiler.policy.celmodule import load_cel
 from compiler.policy.cost import MAX_RULE_COST, UnboundedError, rule_cost
 from compiler.policy.reads import Path, config_reads
 
@@ -89,8 +90,7 @@ def compile_rule(source: str) -> RuleProgram:
     Raises:
         ValueError: not valid CEL, an unknown function or variable (a message without a location).
     """
-    import cel
-    from cel.stdlib import STDLIB_FUNCTIONS
+    cel = load_cel()
 
     if len(source) > MAX_RULE_CHARS:
         # The library's parser took 2.3 s and 950 MB for a 1.3 MB list literal; our analyses 3.5 s more.
@@ -106,7 +106,7 @@ def compile_rule(source: str) -> RuleProgram:
         program = cel.compile(source)
     except ValueError as e:
         raise ValueError(f"rule is not valid CEL: {_syntax_error(str(e))}") from None
-    known = _NATIVE | {name.rsplit(".", 1)[-1] for name in STDLIB_FUNCTIONS}
+    known = _NATIVE | {name.rsplit(".", 1)[-1] for name in cel.stdlib.STDLIB_FUNCTIONS}
     for fn in program.functions():
         if fn[0] not in "_@!" and fn not in known:
             raise ValueError(f"rule calls unknown function {fn}() (llmcc's CEL: the standard functions and macros)")
@@ -225,11 +225,9 @@ class Activation:
         return self._variables
 
     def _new_context(self) -> _cel.Context:
-        import cel
-        from cel.stdlib import STDLIB_FUNCTIONS
-
-        ctx = cel.Context(variables=self._variables)
-        for name, fn in STDLIB_FUNCTIONS.items():
+        cel = load_cel()
+        ctx: _cel.Context = cel.Context(variables=self._variables)
+        for name, fn in cel.stdlib.STDLIB_FUNCTIONS.items():
             ctx.add_function(name, _guarded(name, _distinct if name == "distinct" else fn))
         return ctx
 
@@ -245,8 +243,7 @@ class Activation:
         Raises:
             ValueError: the expression does not parse; or one of ``EVAL_ERRORS``.
         """
-        import cel
-
+        cel = load_cel()
         if not bindings:
             return self.run(RuleProgram(source=expression, program=cel.compile(expression), modules=None))
         if self._scratch is None:

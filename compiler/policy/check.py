@@ -30,6 +30,7 @@ from compiler.policy.rules import PolicySet, check_names, load_policies
 from compiler.policy.secretmeta import rotate_every, secret_entry
 from compiler.secrets.rotation import read_rotation, rotation_key, rotation_path
 from compiler.sources.base import SourceInfo
+from compiler.validate.placeholders import is_placeholder, value_at
 
 if TYPE_CHECKING:
     from compiler.pipeline import CompileResult, TargetStack
@@ -90,7 +91,9 @@ class PolicyCheck:
         if not contributions:
             return diag
         where = contributions[0].origin
-        note = f"{where.location()}: the value is set here (layer {where.layer})"
+        note = f"{where.location()}: the value is set here" + (
+            f" (layer {where.layer_name})" if where.layer_name else ""
+        )
         variables = [c for c in contributions if c.kind == "variable"]
         if contributions[0].kind == "template" and variables:
             note = f"{variables[0].origin.location()}: the value comes from variable {variables[0].detail!r} set here"
@@ -118,6 +121,9 @@ class PolicyCheck:
                     source=source,
                     every=rotate_every(schema, path),
                     now=now,
+                    placeholder=None
+                    if self.repo.secrets_opaque
+                    else is_placeholder(value_at(result.modules.get(module), path)),
                 )
                 out[key] = entry
         return out

@@ -8,7 +8,8 @@
      "rotated_at": "2026-11-01T09:00:00Z",              # null when unknown
      "rotated_at_source": "rotation",                   # "rotation" | "sops" | null
      "rotate_every": "90d", "rotate_every_days": 90,    # the schema's x-rotate-every (null: none)
-     "age_days": 21}                                    # whole days from rotated_at to now (null: unknown)
+     "age_days": 21,                                    # whole days from rotated_at to now (null: unknown)
+     "placeholder": false}                              # a value llmcc init left to replace (null: no identity)
 
 ``rotated_at`` is the entry ``llmcc secrets rotate`` recorded in the SOPS
 file's rotation sidecar; without one, the SOPS file's own ``lastmodified``
@@ -47,6 +48,7 @@ def secret_entry(
     source: str | None,
     every: str | None,
     now: dt.datetime,
+    placeholder: bool | None = None,
 ) -> tuple[str, JSONObject]:
     """One entry of ``secrets``: its key and its metadata."""
     age: int | None = None
@@ -65,4 +67,5 @@ def secret_entry(
         "rotate_every": every,
         "rotate_every_days": period_days(every) if every is not None else None,
         "age_days": age,
+        "placeholder": placeholder,
     }

@@ -43,6 +43,7 @@ SECRET_FIELDS = (
     "rotate_every",
     "rotate_every_days",
     "age_days",
+    "placeholder",
 )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from compiler.diagnostics import plural
 from compiler.errors import InputError
 from compiler.load.yaml import Value, load_document
 from compiler.secrets.sopsfile import go_regex
@@ -142,7 +143,7 @@ def _union(groups: KeyGroups) -> frozenset[str]:
 def _shape(found: tuple[KeyGroups, int]) -> str:
     groups, threshold = found
     listed = " ".join("[" + ", ".join(sorted(g)) + "]" for g in groups)
-    return f"{len(groups)} key group(s) {listed} with threshold {threshold}"
+    return f"{plural(len(groups), 'key group')} {listed} with threshold {threshold}"
 
 
 def _rule_keys(rule: Mapping[str, Value]) -> list[str]:

@@ -94,6 +94,11 @@ def rfc3339(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def is_rfc3339(text: str) -> bool:
+    """Whether ``text`` is in the form ``rfc3339`` writes (what a sidecar accepts)."""
+    return _TIME.fullmatch(text) is not None
+
+
 def parse_rfc3339(text: str) -> datetime:
     """The inverse of ``rfc3339``, as an aware datetime (for policies).
 

@@ -32,7 +32,7 @@ import re
 from ruamel.yaml import events as ev
 from ruamel.yaml.cyaml import CBaseLoader
 
-from compiler.diagnostics import diagnostic_from_message
+from compiler.diagnostics import diagnostic_from_message, plural
 from compiler.errors import ConfigCheckError
 from compiler.load.yaml import resolve_plain
 
@@ -219,7 +219,7 @@ def refuse_ambiguous(plaintext: bytes, rel: str) -> None:
     if problems:
         diags = [diagnostic_from_message(p) for p in problems]
         raise ConfigCheckError(
-            f"{rel}: {len(diags)} value(s) would change meaning when sops encrypts them; nothing was encrypted",
+            f"{rel}: {plural(len(diags), 'value')} would change meaning when sops encrypts them; nothing was encrypted",
             diags,
         )
 

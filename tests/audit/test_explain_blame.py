@@ -22,7 +22,7 @@ def test_template_value_names_template_line_and_variable_line_commits(
     assert run_command(explain_cmd, git_repo.path, "staging@acme", "engine.model.temperature") == 0
     assert capsys.readouterr().out.splitlines() == [
         "staging@acme engine $.model.temperature = 0.35",
-        "  templates/engine.yaml:3:3      template '{{ temperature }}'  (layer template)",
+        "  templates/engine.yaml:3:3      template '{{ temperature }}'",
         f"                                   {shas['Ada'][:7]} 2026-01-01 Ada Author <ada@example.com>: "
         "Initial platform config",
         "  environments/staging.yaml:2:3  variable temperature  (layer staging)",

@@ -25,7 +25,7 @@ from compiler.sources.worktree import WorkTree
 from compiler.validate.schema import FORMATS, ModuleSchema
 from compiler.validate.schemafiles import locate, refuse_retrieval
 from compiler.validate.secretwalk import secret_paths
-from tests.conftest import GitRepo, init_repo
+from tests.conftest import GitRepo, init_repo, replace_placeholder
 from tests.policy._support import issue6_commands
 
 __all__ = ["issue6_commands"]
@@ -51,6 +51,7 @@ def scaffold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-home"))
     dest = tmp_path / "conf"
     assert main(["init", str(dest)]) == 0
+    replace_placeholder(dest, tmp_path / "config-home/llmcc/keys/conf/age.key")
     capsys.readouterr()
     repo = init_repo(dest)
     repo.commit("llmcc init")
@@ -108,7 +109,7 @@ def test_the_errors_shown_are_the_errors_that_decided(
 ) -> None:
     with_meta(scaffold, values)
     code, _, err = validate(scaffold, capsys)
-    shown = sorted(line.split(" meta ", 1)[1].removesuffix(" (target dev, layer template)") for line in errors(err))
+    shown = sorted(line.split(" meta ", 1)[1].removesuffix(" (target dev)") for line in errors(err))
     assert (code, shown) == (1 if expected else 0, expected), err
 
 
@@ -229,7 +230,7 @@ def test_relative_and_id_references_between_files_resolve(
         1,
         [
             'environments/dev.yaml:3:5: router $.region: "mars" is not one of "eu", "us" (target dev, layer dev)',
-            'templates/router.yaml:1:1: router $.primary: 5 is not of type "string" (target dev, layer template)',
+            'templates/router.yaml:1:1: router $.primary: 5 is not of type "string" (target dev)',
         ],
     )
 

@@ -84,7 +84,7 @@ def test_secrets_guard_blocks_plaintext_and_unencrypted_files(
         "notes.txt:2:1: age identity: private key material in the repository: keep private keys outside it "
         "(a CI secret, a KMS, or ~/.config/llmcc/keys/) and commit only the public half",
         f"templates/api-gateway.yaml:{tpl_line}:3: api-gateway $.auth.hmac_secret: secret in plaintext: the value of a "
-        "field marked x-secret must come from a *.secrets.sops.yaml file (layer template)",
+        "field marked x-secret must come from a *.secrets.sops.yaml file",
         "llmcc: secrets-guard FAILED: 4 findings in 5 files",
     ]
     assert "hunter2" not in err

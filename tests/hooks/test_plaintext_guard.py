@@ -398,3 +398,18 @@ def test_this_repository_passes_its_own_guard() -> None:
         "keys/demo-signing.pem",
         "keys/demo.agekey",
     ]
+
+
+def test_the_credential_patterns_are_detect_secrets_own() -> None:
+    # compiler/validate/_credential_patterns.py is generated (tools/gen-credential-patterns.py) so that
+    # validate does not import detect-secrets and requests; it must still say what the library says.
+    from compiler.validate._credential_patterns import PATTERNS
+    from compiler.validate.credentials import dump_patterns, library_detectors
+
+    library = library_detectors()
+    assert [(k, f, tuple(p)) for k, f, p in PATTERNS] == [
+        (d.kind, d.family, tuple((p.pattern, int(p.flags)) for p in d.patterns)) for d in library
+    ]
+    namespace: dict[str, object] = {}
+    exec(dump_patterns(library), namespace)  # noqa: S102 - our own generated text, round-tripped
+    assert namespace["PATTERNS"] == PATTERNS

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,7 +72,7 @@ def test_init_then_git_init_then_validate_passes(
     assert run(capsys, "-C", str(dest), "validate")[0] == 0
     code, out, _ = run(capsys, "-C", str(dest), "policy", "test")
     assert code == 0
-    assert out.count("PASS ") == 5
+    assert out.count("PASS ") == 7
 
 
 def test_private_keys_stay_outside_the_repository(
@@ -107,8 +109,25 @@ def test_compile_works_with_the_printed_identity(
     dest = tmp_path / "conf"
     assert run(capsys, "init", str(dest))[0] == 0
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(keys_home / "llmcc/keys/conf/age.key"))
-    code, _out, _ = run(capsys, "-C", str(dest), "compile")
-    assert code == 0
+    # the scaffold's placeholder key: a warning in every target, an error in prod (its policy marks production)
+    code, _out, err = run(capsys, "-C", str(dest), "compile")
+    assert code == 1
+    assert err.splitlines()[0] == (
+        "environments/prod.secrets.sops.yaml:4:9: warning: assistant $.api_key: placeholder secret (written by "
+        "llmcc init): set the real value with llmcc secrets rotate assistant.api_key --target prod "
+        "--value-from-stdin (target prod, layer prod (secrets))"
+    )
+    assert "policies/assistant.yaml:21:3: policy prod-no-placeholder-secrets failed" in err
+    assert err.splitlines()[-1] == "llmcc: 1 of 3 targets failed validation: prod"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"sk-" + b"a1" * 20 + b"\n")))
+    assert (
+        run(
+            capsys, "-C", str(dest), "secrets", "rotate", "assistant.api_key", "--target", "prod", "--value-from-stdin"
+        )[0]
+        == 0
+    )
+    code, _out, err = run(capsys, "-C", str(dest), "compile")
+    assert (code, "placeholder" in err) == (0, False)
     bundle = json.loads((dest / "dist/prod.bundle.json").read_text())
     assert bundle["modules"]["assistant"]["temperature"] == 0.3
     assert str(bundle["modules"]["assistant"]["api_key"]).startswith("ENC[")
@@ -178,3 +197,25 @@ def test_init_where_nothing_can_be_created_is_an_input_error(
     assert err.startswith(f"llmcc: {where}")
     assert "cannot create" in err
     assert "internal error" not in err
+
+
+def test_a_placeholder_secret_outside_production_is_a_warning(
+    tmp_path: Path, keys_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = tmp_path / "conf"
+    assert run(capsys, "init", str(dest))[0] == 0
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(keys_home / "llmcc/keys/conf/age.key"))
+    (dest / "environments/dev.secrets.yaml").write_text("modules:\n  assistant:\n    api_key: replace-me-later\n")
+    assert run(capsys, "-C", str(dest), "secrets", "encrypt", "environments/dev.secrets.yaml")[0] == 0
+    assert run(capsys, "-C", str(dest), "keys", "update")[0] == 0
+    code, _, err = run(capsys, "-C", str(dest), "validate", "--target", "dev")
+    assert code == 0
+    assert err.splitlines() == [
+        "environments/dev.secrets.sops.yaml:3:9: warning: assistant $.api_key: placeholder secret (written by "
+        "llmcc init): set the real value with llmcc secrets rotate assistant.api_key --target dev "
+        "--value-from-stdin (target dev, layer dev (secrets))",
+        "llmcc: validate ok: 1 target, 0 errors, 1 warning",
+    ]
+    # without an identity the value is not at hand: nothing to say about it, and the policy does not guess
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE")
+    assert run(capsys, "-C", str(dest), "validate")[:2] == (0, "")

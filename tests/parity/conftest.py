@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
+from tests.conftest import replace_placeholder
 
 
 def init_config(dest: Path, keys_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """``llmcc init dest`` with its private keys under ``keys_home``; returns ``dest``."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(keys_home))
     assert main(["-q", "init", str(dest)]) == 0
+    replace_placeholder(dest, keys_home / "llmcc/keys" / dest.name / "age.key")
     return dest
 
 

@@ -11,11 +11,11 @@ from compiler.cli import main
 
 NOSCH = (
     "templates/nosch.yaml:1:1: no schemas/nosch.schema.json and no module extends it: this template is never "
-    "rendered (add the schema, or list it under unpaired.templates in llmcc.yaml) (layer template)"
+    "rendered (add the schema, or list it under unpaired.templates in llmcc.yaml)"
 )
 NOTPL = (
     "schemas/audit.schema.json:1:1: no templates/audit.yaml: module audit has no template "
-    "(add it, or list the module under unpaired.schemas in llmcc.yaml) (layer schema)"
+    "(add it, or list the module under unpaired.schemas in llmcc.yaml)"
 )
 AUDIT_SCHEMA = {"type": "object", "properties": {"level": {"type": "string"}}}
 
@@ -93,12 +93,11 @@ def test_an_opt_out_that_is_not_needed_is_an_error(config: Path, capsys: pytest.
     assert code == 1
     lines = err.splitlines()
     assert lines[:4] == [
-        f"llmcc.yaml:{n}:13: unpaired.schemas: templates/assistant.yaml exists: remove 'assistant' from the list "
-        "(layer manifest)",
-        f"llmcc.yaml:{n}:24: unpaired.schemas: no schemas/nothing.schema.json (layer manifest)",
+        f"llmcc.yaml:{n}:13: unpaired.schemas: templates/assistant.yaml exists: remove 'assistant' from the list",
+        f"llmcc.yaml:{n}:24: unpaired.schemas: no schemas/nothing.schema.json",
         f"llmcc.yaml:{n + 1}:15: unpaired.templates: templates/_common.yaml is rendered for module assistant: "
-        "remove it from the list (layer manifest)",
-        f"llmcc.yaml:{n + 1}:29: unpaired.templates: no templates/gone.yaml (layer manifest)",
+        "remove it from the list",
+        f"llmcc.yaml:{n + 1}:29: unpaired.templates: no templates/gone.yaml",
     ]
 
 
@@ -147,9 +146,8 @@ def test_listed_unread_layers(config: Path, capsys: pytest.CaptureFixture[str]) 
     code, _, err = run(capsys, config, "validate")
     assert code == 1
     assert err.splitlines()[:2] == [
-        f"llmcc.yaml:{n}:34: unpaired.layers: environments/dev.yaml is read by a target: remove it from the list "
-        "(layer manifest)",
-        f"llmcc.yaml:{n}:57: unpaired.layers: no environments/x.yaml: remove it from the list (layer manifest)",
+        f"llmcc.yaml:{n}:34: unpaired.layers: environments/dev.yaml is read by a target: remove it from the list",
+        f"llmcc.yaml:{n}:57: unpaired.layers: no environments/x.yaml: remove it from the list",
     ]
 
 

@@ -144,7 +144,7 @@ def test_a_waiver_turns_a_failure_into_a_warning_until_it_expires() -> None:
         (
             Severity.WARNING,
             "policies/test.yaml:2:5: warning: policy p failed (waived until 2026-11-30 by ml@example.com: pilot): "
-            "config.m.t is 2, expected <= 1.0 (target prod, layer policy)\n"
+            "config.m.t is 2, expected <= 1.0 (target prod)\n"
             "    rule: config.m.t <= 1.0\n    policy: Why it matters",
         )
     ]

@@ -69,7 +69,7 @@ def test_a_key_file_in_line_is_fine(base: Project) -> None:
 def test_missing_only_matters_with_secret_fields(base: Project) -> None:
     assert check_key_file(base, PROD, None, needed=False) is None
     assert message(base, None) == (
-        f"keys/targets/prod.yaml:1:1: target prod has secret fields but no data key; {FIX} (target prod, layer keys)"
+        f"keys/targets/prod.yaml:1:1: target prod has secret fields but no data key; {FIX} (target prod)"
     )
 
 
@@ -153,11 +153,11 @@ def test_unreadable_and_wrong_target(base: Project) -> None:
     text = message(base, b"apiVersion: x\n")
     assert text is not None
     assert text.startswith("keys/targets/prod.yaml:1:1: cannot read the data key: ")
-    assert text.endswith("; run: llmcc keys rotate prod (target prod, layer keys)")
+    assert text.endswith("; run: llmcc keys rotate prod (target prod)")
     text = message(base, key_bytes(base, Target("dev")))
     assert text == (
         "keys/targets/prod.yaml:1:1: holds the data key of target 'dev', not 'prod'; run: llmcc keys rotate prod "
-        "(target prod, layer keys)"
+        "(target prod)"
     )
 
 
@@ -251,9 +251,9 @@ def test_orphan_key_files_and_the_hook(base: Project) -> None:
     found = orphan_key_files(base, names)
     assert [d.format() for d in found] == [
         "keys/targets/prod@gone.yaml:1:1: warning: orphan data key: llmcc.yaml defines no target prod@gone; "
-        "run: llmcc keys update (it removes the file) (layer keys)",
+        "run: llmcc keys update (it removes the file)",
         "keys/targets/Bad Name.yaml:1:1: warning: orphan data key: 'Bad Name' is not a target name; "
-        "run: llmcc keys update (it removes the file) (layer keys)",
+        "run: llmcc keys update (it removes the file)",
     ]
     # the validate hook runs a key file's own target; an orphan's, every target (a full run reports it)
     assert affected_targets(base, ["keys/targets/prod@acme.yaml"]) == [ACME]

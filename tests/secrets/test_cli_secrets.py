@@ -314,3 +314,55 @@ def test_rotate_keys_with_quotes_backslashes_and_newlines_set_that_key(
         run(repo, "rotate", "data-pipeline.keys['a[b']", "--target", "prod", "--generate", "20")
     assert e.value.exit_code == 2
     assert (repo / PROD).read_bytes() == before
+
+
+def test_edit_records_the_rotation_of_the_values_it_changed(
+    repo: Path,
+    age_keys: AgeKeys,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    clean_env: Path,
+) -> None:
+    from compiler.cli import main
+
+    old, new, kept = new_canary(), new_canary(), new_canary()
+    put_secret(repo, PROD, "data-pipeline", {"db": {"password": old, "user": kept}})
+    body = (  # the password changes, and a new field is added next to user (at its indentation)
+        "import re\n"
+        "new = os.environ['NEW_VALUE']\n"
+        "text = open(path).read().replace(os.environ['OLD_VALUE'], new)\n"
+        "text = re.sub(r'^( *)user:', lambda m: f'{m[1]}extra: {new}\\n{m[1]}user:', text, flags=re.M)\n"
+        "open(path, 'w').write(text)"
+    )
+    monkeypatch.setenv("EDITOR", editor(tmp_path, body))
+    monkeypatch.setenv("OLD_VALUE", old)
+    monkeypatch.setenv("NEW_VALUE", new)
+    side = "environments/prod.secrets.rotation.yaml"
+    doc = load_document((repo / PROD).read_bytes(), path=PROD, layer="t").value
+    assert isinstance(doc, dict)
+    lastmodified = doc["sops"]["lastmodified"]
+    assert main(["-C", str(repo), "secrets", "edit", PROD, "--identity", str(age_keys.compiler.file)]) == 0
+    assert capsys.readouterr().out == (
+        f"edited {PROD}; rotated_at of 2 values recorded in {side}: data-pipeline.db.extra, data-pipeline.db.password\n"
+    )
+    recorded = read_rotation((repo / side).read_bytes(), path=side)
+    assert recorded["data-pipeline.db.password"] == recorded["data-pipeline.db.extra"]
+    # db.user was not changed: it keeps the age it had, not the file's new lastmodified (sops moves it on any save)
+    assert recorded["data-pipeline.db.user"] == lastmodified
+    assert len(recorded) == 3
+    # an edit that saves nothing new records nothing
+    monkeypatch.setenv("EDITOR", editor(tmp_path, "pass"))
+    before = (repo / side).read_bytes()
+    assert main(["-C", str(repo), "secrets", "edit", PROD, "--identity", str(age_keys.compiler.file)]) == 0
+    assert (repo / side).read_bytes() == before
+
+
+def test_the_editor_names_changed_values_never_their_text() -> None:
+    from compiler.secrets.editcheck import changed_keys
+
+    before = b"modules:\n  m:\n    a: x\n    b: [1, 2]\n    c: 1\n"
+    after = b"modules:\n  m:\n    a: y\n    b: [1, 3, 4]\n    c: true\n  n:\n    d: z\n"
+    assert changed_keys(before, after, path="f") == ["m.a", "m.b[1]", "m.b[2]", "m.c", "n.d"]
+    assert changed_keys(b"{unclosed", after, path="f") == ["m.a", "m.b[0]", "m.b[1]", "m.b[2]", "m.c", "n.d"]
+    assert changed_keys(before, b"- not a mapping\n", path="f") == []

@@ -112,7 +112,7 @@ def test_the_issue_case_new_tenant_and_reader_rule_without_keys_update(
     assert code == 1
     assert (
         "keys/targets/prod@initech.yaml:1:1: target prod@initech has secret fields but no data key; "
-        "run: llmcc keys update (target prod@initech, layer keys)"
+        "run: llmcc keys update (target prod@initech)"
     ) in err.splitlines()
     assert "staging@initech" not in err  # no secret fields there: no key needed
     code, _, err = llmcc(capsys, "-C", c, "hook", "validate", str(root / "llmcc.yaml"))
@@ -180,7 +180,7 @@ def test_a_replaced_reader_is_refused_then_rotated_out(initech: Initech, capsys:
     line = (
         "keys/targets/prod@initech.yaml:1:1: data key readers differ from llmcc.yaml: "
         f"still wrapped for recipient {first}, not wrapped for recipient {second}; run: llmcc keys update "
-        "(target prod@initech, layer keys)"
+        "(target prod@initech)"
     )
     assert line in err.splitlines()
     assert re.search(r"llmcc\.yaml:\d+:\d+: the readers of prod@initech are named here", err)
@@ -224,7 +224,7 @@ def test_three_targets_without_data_keys_are_all_named_in_one_run(
     initech.git.commit("three tenants")
     missing = [
         f"keys/targets/prod@{t}.yaml:1:1: target prod@{t} has secret fields but no data key; run: llmcc keys update "
-        f"(target prod@{t}, layer keys)"
+        f"(target prod@{t})"
         for t in ("hooli", "initech", "umbrella")
     ]
     code, _, err = llmcc(capsys, "-C", c, "validate")
@@ -309,7 +309,7 @@ def test_orphan_key_files_and_untrusted_paths(initech: Initech, capsys: pytest.C
     assert code == 0
     assert (
         "keys/targets/prod@gone.yaml:1:1: warning: orphan data key: llmcc.yaml defines no target prod@gone; "
-        "run: llmcc keys update (it removes the file) (layer keys)"
+        "run: llmcc keys update (it removes the file)"
     ) in err.splitlines()
     assert "prod@gone" not in llmcc(capsys, "-C", c, "validate", "-t", "prod")[2]
     text = (root / "llmcc.yaml").read_text()
@@ -323,9 +323,7 @@ def test_orphan_key_files_and_untrusted_paths(initech: Initech, capsys: pytest.C
     assert code == 1
     lines = [line for line in err.splitlines() if "signing.trusted" in line]
     assert lines[0].startswith("llmcc.yaml:14:")
-    assert lines[0].endswith(
-        "signing.trusted: keys/ci.pub: no such file; verify and pull would fail on it (layer manifest)"
-    )
+    assert lines[0].endswith("signing.trusted: keys/ci.pub: no such file; verify and pull would fail on it")
     assert "keys/compiler.age.pub: not a SubjectPublicKeyInfo PEM public key" in lines[1]
     assert len(lines) == 2  # an absolute path is outside the repository: verify and pull read it
 
@@ -367,7 +365,7 @@ def test_a_copied_key_file_is_refused_and_rotated_apart(initech: Initech, capsys
     initech.git.commit("prod: a copy of staging's key file")
     shared = [
         f"keys/targets/{a}.yaml:1:1: shares its data key with target {b} (a copied key file): a reader of either "
-        f"target opens the other's bundles; run: llmcc keys update (target {a}, layer keys)"
+        f"target opens the other's bundles; run: llmcc keys update (target {a})"
         for a, b in (("prod", "staging"), ("staging", "prod"))
     ]
     code, _, err = llmcc(capsys, "-C", c, "validate")
@@ -390,7 +388,7 @@ def test_a_copied_key_file_is_refused_and_rotated_apart(initech: Initech, capsys
     assert code == 1
     assert re.search(
         r"^keys/targets/prod\.yaml:6:\d+: cannot read the data key: commitment must be hmac-sha256:<64 lowercase "
-        r"hex digits>; run: llmcc keys rotate prod \(target prod, layer keys\)$",
+        r"hex digits>; run: llmcc keys rotate prod \(target prod\)$",
         err,
         re.M,
     )

@@ -207,7 +207,7 @@ def test_encrypt_refuses_tagged_and_dotted_numbers_sops_reads_otherwise(
     assert f"{rel}:3:8: sops ignores the tag ! and reads this value as an octal integer" in err
     assert f"{rel}:4:8: with the tag !!int, sops reads this value as an octal integer" in err
     assert f"{rel}:5:8: sops reads this unquoted value as a float, llmcc (YAML 1.2) as a string: quote it" in err
-    assert "3 value(s) would change meaning" in err
+    assert "3 values would change meaning" in err
 
 
 def editor(tmp_path: Path, new_line: str) -> str:
@@ -231,7 +231,7 @@ def test_edit_refuses_a_value_sops_reads_otherwise(
     err = capsys.readouterr().err.splitlines()
     assert err == [
         f"{DEV}:10:18: sops reads this unquoted value as a timestamp, llmcc (YAML 1.2) as a string: quote it",
-        f"llmcc: {DEV}: not saved: 1 problem(s) in the edited text (lines of the decrypted text)",
+        f"llmcc: {DEV}: not saved: 1 problem in the edited text (lines of the decrypted text)",
     ]
     assert (root / DEV).read_bytes() == before
     monkeypatch.setenv("EDITOR", editor(tmp_path, '            pin: "2024-01-01"'))
@@ -330,7 +330,7 @@ def test_the_same_recipients_in_one_key_group_are_refused(
     one, two = sorted([f"[age:{DEMO_RECIPIENT}]", f"[age:{acme}]"])
     assert (
         "encrypted for the recipients of the .sops.yaml creation rule for this path, but in "
-        f"1 key group(s) [{both}] with threshold 1 where the rule names 2 key group(s) {one} {two} with threshold 2 "
+        f"1 key group [{both}] with threshold 1 where the rule names 2 key groups {one} {two} with threshold 2 "
         f"(fewer keys may open it); re-encrypted by someone else? check the value, then: sops updatekeys {ACME}"
     ) in capsys.readouterr().err
 
@@ -353,7 +353,7 @@ def test_key_groups_and_thresholds_are_compared() -> None:
     assert recipient_mismatch(config, "one", {"age": [{"recipient": "age1b"}, {"recipient": "age1a"}]}) is None
     lower = recipient_mismatch(config, "three", {"key_groups": groups, "shamir_threshold": 1})
     assert lower is not None
-    assert "with threshold 1 where the rule names 3 key group(s)" in lower
+    assert "with threshold 1 where the rule names 3 key groups" in lower
     assert "with threshold 3 where" in (recipient_mismatch(config, "three", {"key_groups": groups}) or "")
 
 

@@ -310,6 +310,6 @@ def test_every_encryption_path_refuses_ambiguous_values(tmp_path: Path) -> None:
     from compiler.errors import ConfigCheckError
     from compiler.secrets.sops import encrypt_sops
 
-    with pytest.raises(ConfigCheckError, match="1 value\\(s\\) would change meaning") as info:
+    with pytest.raises(ConfigCheckError, match="1 value would change meaning") as info:
         encrypt_sops(b"modules:\n  m:\n    pin: 0755\n", path="x.sops.yaml", cwd=tmp_path)
     assert [d.origin.location() for d in info.value.diagnostics if d.origin] == ["x.sops.yaml:3:10"]

@@ -131,7 +131,7 @@ def test_every_object_that_is_not_a_canonical_version_is_refused(
     root, store, flags = reader
     shutil.copytree(good, store)
     shutil.copyfile(_version(store, 1), store / "prod" / name)
-    _both_refuse(root, flags, capsys, f"prod: the store holds 1 object(s) that are not canonical versions: {name!r}")
+    _both_refuse(root, flags, capsys, f"prod: the store holds 1 object besides the canonical versions: {name!r}")
 
 
 def test_an_expired_pointer_is_a_freeze_until_ci_refreshes_it(

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Start-up benchmark (issue 14 §1): whole-process wall time of light commands, median of --runs.
+
+Goals: `llmcc --version` and `llmcc --help` <= 60 ms; `llmcc validate` of the example
+repository without an identity <= 0.25 s. Each command runs as a fresh process, the
+way a shell or a pre-commit hook starts it (the console script `llmcc` next to this
+Python, else `python -m compiler`); stdout and stderr are discarded. A warm-up run
+first, so the figures are not those of a cold page cache.
+
+Writes its section of bench/NOTES.md (bench/run.py copies NOTES.md into RESULTS.md) and
+refreshes the same section of bench/RESULTS.md when it is there.
+
+    .venv/bin/python bench/startup.py [--runs 15] [--print-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BEGIN, END = "<!-- startup:begin -->", "<!-- startup:end -->"
+EXAMPLE_FILES = ("llmcc.yaml", ".sops.yaml", "environments", "templates", "schemas", "policies", "keys")
+
+
+def llmcc() -> list[str]:
+    script = Path(sys.executable).with_name("llmcc")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "compiler"]
+
+
+def example_copy(dest: Path) -> Path:
+    """The example repository without its private demo keys, in a git repository of its own."""
+    dest.mkdir(parents=True)
+    for name in EXAMPLE_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("*.agekey", "*.pem"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com"}
+    env |= {"GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "example"]):
+        subprocess.run(["git", *args], cwd=dest, check=True, env=env)
+    return dest
+
+
+def median_wall(cmd: Sequence[str], runs: int, env: dict[str, str]) -> float:
+    """Median wall seconds of ``runs`` fresh processes (after one warm-up)."""
+    times = []
+    for n in range(runs + 1):
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        took = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+        if n:
+            times.append(took)
+    return statistics.median(times)
+
+
+def modules_imported(cmd: Sequence[str], env: dict[str, str]) -> int:
+    """How many modules the command imports (``python -X importtime``: one stderr line each); load-independent."""
+    if Path(cmd[0]).name == "llmcc":
+        cmd = [sys.executable, "-m", "compiler", *cmd[1:]]
+    proc = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], env=env, capture_output=True, text=True, check=False)
+    return sum(1 for line in proc.stderr.splitlines() if line.startswith("import time:") and "|" in line) - 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--print-only", action="store_true", help="print, leave NOTES.md untouched")
+    a = ap.parse_args(argv)
+    # no identity: validate reads SOPS files as ciphertext, as a hook without keys does
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPS_AGE_")}
+    # as installed: bytecode cached (a sandbox's PYTHONDONTWRITEBYTECODE=1 recompiles every module, ~0.1 s)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="llmcc-bench-config-")  # no sops keys.txt either
+    base = llmcc()
+    with tempfile.TemporaryDirectory(prefix="llmcc-bench-startup-") as tmp:
+        repo = example_copy(Path(tmp) / "example")
+        cases = [
+            ("`python -c pass` (the interpreter alone, for scale)", [sys.executable, "-c", "pass"], None),
+            ("`llmcc --version`", [*base, "--version"], 0.060),
+            ("`llmcc --help`", [*base, "--help"], 0.060),
+            ("`llmcc validate --help`", [*base, "validate", "--help"], None),
+            ("`llmcc validate` (example repository, no identity)", [*base, "-C", str(repo), "validate"], 0.25),
+        ]
+        rows = []
+        for label, cmd, goal in cases:
+            wall = median_wall(cmd, a.runs, env)
+            count = modules_imported(cmd, env)
+            rows.append((label, wall, goal, count))
+            verdict = "" if goal is None else ("  ok" if wall <= goal else f"  over the {goal * 1000:.0f} ms goal")
+            print(f"{label:55} {wall * 1000:7.0f} ms {count:5} modules{verdict}", flush=True)
+    shutil.rmtree(env["XDG_CONFIG_HOME"], ignore_errors=True)
+    if not a.print_only:
+        write_notes(rows, a.runs)
+    return 0
+
+
+def write_notes(rows: list[tuple[str, float, float | None, int]], runs: int) -> None:
+    load = os.getloadavg()[0]
+    lines = [
+        BEGIN,
+        "## Start-up (`bench/startup.py`)",
+        "",
+        f"Whole-process wall time, median of {runs} runs after a warm-up, on this machine class (2 cores),",
+        "and the number of modules the command imports (`-X importtime`: the same on any machine).",
+        f"Load average (1 min) when measured: {load:.1f}; on a busy machine the wall times say little.",
+        "",
+        "| command | wall | goal | modules imported |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {label} | {wall * 1000:.0f} ms | {'' if goal is None else f'{goal * 1000:.0f} ms'} | {count} |"
+            for label, wall, goal, count in rows
+        ),
+        END,
+    ]
+    section = "\n".join(lines)
+    for name in ("NOTES.md", "RESULTS.md"):  # RESULTS.md: this section refreshed when it is there
+        path = HERE / name
+        text = path.read_text() if path.exists() else ""
+        if BEGIN in text and END in text:
+            text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
+        elif name == "NOTES.md":
+            text = (text.rstrip() + "\n\n" if text.strip() else "") + section + "\n"
+        elif path.exists():
+            text = text.rstrip() + "\n\n" + section + "\n"
+        else:
+            continue
+        path.write_text(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""Start-up (issue 14 §1): a light command imports none of the heavy stack; CEL, GitPython and
+detect-secrets only when policies, git history or their own command need them.
+
+Each case runs in a fresh interpreter and lists what ``sys.modules`` holds afterwards. No
+timings here: wall times are measured by bench/startup.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import _commands
+from tests.core._repos import mini_repo
+
+HEAVY = (
+    "pydantic",
+    "ruamel",
+    "jinja2",
+    "jsonschema_rs",
+    "jsonschema",
+    "cel",
+    "git",
+    "deepdiff",
+    "detect_secrets",
+    "requests",
+    "boto3",
+    "botocore",
+    "hvac",
+    "cryptography",
+    "pyrage",
+    "prompt_toolkit",
+)
+PROBE = """
+import contextlib, io, json, sys
+from compiler.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        main(sys.argv[1:])
+    except SystemExit:
+        pass
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+"""
+
+
+def loaded(*argv: str, cwd: Path | None = None) -> set[str]:
+    """Top-level packages in ``sys.modules`` after ``llmcc ARGV`` in a fresh interpreter."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, check=True, cwd=cwd, timeout=120
+    )
+    return set(json.loads(proc.stdout.splitlines()[-1]))
+
+
+LIGHT = [
+    ["--version"],
+    ["--help"],
+    [],
+    ["valdate"],
+    *([name, "--help"] for name in _commands.COMMANDS),
+    ["policy", "test", "--help"],
+    ["secrets", "edit", "--help"],
+    ["hook", "validate", "--help"],
+    ["keys", "generate", "--help"],
+]
+
+
+@pytest.mark.parametrize("argv", LIGHT, ids=" ".join)
+def test_a_light_command_imports_no_heavy_package(argv: list[str]) -> None:
+    assert loaded(*argv) & set(HEAVY) == set()
+
+
+def test_validate_loads_cel_and_gitpython_only_when_it_needs_them(tmp_path: Path) -> None:
+    # a repository without policies, outside git: no CEL, no GitPython, no detect-secrets
+    root = mini_repo(tmp_path / "plain")
+    assert loaded("-C", str(root), "validate") & {"cel", "git", "detect_secrets", "requests", "prompt_toolkit"} == set()
+    # with a policy: CEL, but not its interactive shell (prompt_toolkit, typer, rich)
+    (root / "policies").mkdir()
+    (root / "policies/limits.yaml").write_text("- name: cool\n  rule: config.engine.model.temperature <= 1.0\n")
+    mods = loaded("-C", str(root), "validate")
+    assert "cel" in mods
+    assert mods & {"git", "prompt_toolkit", "typer", "rich", "detect_secrets"} == set()
+
+
+def test_the_cel_loader_gives_the_package_api_without_its_shell() -> None:
+    probe = (
+        "import sys; from compiler.policy.celmodule import load_cel; cel = load_cel();"
+        "ctx = cel.Context(variables={'x': 2}); print(cel.compile('x * 2').execute(ctx),"
+        " 'prompt_toolkit' in sys.modules, sorted(cel.stdlib.STDLIB_FUNCTIONS) == sorted(__import__('cel.stdlib',"
+        " fromlist=['x']).STDLIB_FUNCTIONS), load_cel() is cel)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["4", "False", "True", "True"]
+
+
+def test_the_cel_loader_reuses_a_package_already_imported() -> None:
+    probe = "import cel; from compiler.policy.celmodule import load_cel; print(load_cel() is cel)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True"]
+
+
+FALLBACK = """
+import importlib, importlib.util, sys
+from compiler.policy import celmodule
+real = importlib.import_module
+if sys.argv[1] == "no-package":
+    importlib.util.find_spec = lambda name: None
+else:
+    def no_extension(name, package=None):
+        if name == "cel.cel":
+            raise ImportError("a package laid out differently")
+        return real(name, package)
+    importlib.import_module = no_extension
+cel = celmodule.load_cel()
+print(hasattr(cel, "cli"), cel.compile("1 + 1").execute(cel.Context()))
+"""
+
+
+@pytest.mark.parametrize("case", ["no-package", "no-extension"])
+def test_the_cel_loader_falls_back_to_the_ordinary_import(case: str) -> None:
+    # in a fresh interpreter: the Rust extension cannot be initialised twice in one process
+    proc = subprocess.run([sys.executable, "-c", FALLBACK, case], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["True", "2"]  # the package's own __init__ ran
