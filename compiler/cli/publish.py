@@ -1,6 +1,8 @@
 """``llmcc publish``: compile, sign and push each target as its next version, and move its signed pointer.
 
-Idempotent for an unchanged commit; refuses a dirty working tree unless
+A target whose content did not change gets no new version: its signed
+pointer records the commit instead (issue 13 §4). Idempotent for an unchanged
+commit; refuses a dirty working tree unless
 ``--allow-dirty``; refuses a signing key outside ``signing.trusted`` and a
 stored chain that does not verify, before writing anything (issue 9 §2).
 ``--refresh-pointer`` only re-signs each target's pointer with a new expiry
@@ -23,7 +25,7 @@ from compiler.cli._failures import raise_failures
 from compiler.cli._repo import add_identity_arg, open_repository
 from compiler.cli._store import add_store_args, add_trust_args, load_keyring, open_store_from, read_project, resolve
 from compiler.errors import LlmccError, VerificationError
-from compiler.events import event_line, published_event
+from compiler.events import UNCHANGED, event_line, published_event
 from compiler.jsontypes import JSONObject
 from compiler.project import Project
 from compiler.publish import check_signer_trusted, publish_target, refresh_pointer
@@ -50,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--events",
         metavar="FILE",
         type=Path,
-        help="append one CloudEvents 1.0 JSON line per new version to FILE",
+        help="append one CloudEvents 1.0 JSON line to FILE per new version, "
+        "and per target that a new commit left unchanged",
     )
     p.add_argument(
         "--refresh-pointer",
@@ -87,18 +90,23 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             now=datetime.now(UTC),
             expires_after=repo.project.manifest.storage.pointer_expiry_delta,
         )
+        commit = source.commit if source else None
         if not result.created:
-            print(f"{target}: unchanged at version {result.version} {result.digest}")
-            continue
-        print(f"{target}: published version {result.version} {result.digest}")
+            recorded = f", now at commit {commit[:12]}" if result.recorded and commit else ""
+            print(f"{target}: unchanged at version {result.version}{recorded} {result.digest}")
+            if not result.recorded:
+                continue
+        else:
+            print(f"{target}: published version {result.version} {result.digest}")
         if events_file is not None:
             event = published_event(
                 project=repo.project.name,
                 target=target,
                 version=result.version,
                 digest=result.digest,
-                commit=source.commit if source else None,
+                commit=commit,
                 now=datetime.now(UTC),
+                **({} if result.created else {"kind": UNCHANGED}),
             )
             _append(events_file, event_line(event))
     return 0

@@ -70,16 +70,19 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             continue
         chain, latest = state.chain, state.latest
         if args.git:
-            problems = check_versions_against_git(ctx.root, [(b.version, _commit(b.metadata)) for b in chain])
+            problems = check_versions_against_git(
+                ctx.root, [(b.version, _commit(b.metadata)) for b in chain], pointer_commit=state.pointer.commit
+            )
             if problems:
                 failures += [f"{target}: {p}" for p in problems]
                 continue
         advanced[target] = state.seen
         checked = " and git ancestry" if args.git else ""
         expires = state.pointer.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+        commit = f", at commit {state.pointer.commit[:12]}" if state.pointer.commit else ""
         print(
             f"{target}: versions 1-{latest.version} verified{checked}, latest {latest.digest}, "
-            f"pointer valid until {expires}"
+            f"pointer valid until {expires}{commit}"
         )
     if marks_file is not None and advanced:
         marks_file.advance(advanced)
