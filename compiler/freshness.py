@@ -159,7 +159,7 @@ def verify_pointer(envelope: bytes, target: str, keyring: Keyring) -> Pointer:
             raise ValueError("not canonical")
         return Pointer(target=target, version=version, digest=digest, expires=when, commit=obj.get("commit"))  # type: ignore[arg-type]
     except ValueError as e:
-        raise VerificationError(f"{where}: version, digest or expires is malformed ({e})") from e
+        raise VerificationError(f"{where}: version, digest, expires or commit is malformed ({e})") from e
 
 
 def check_listing(target: str, listing: Listing) -> int:

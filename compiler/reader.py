@@ -94,8 +94,9 @@ def read_target(
     version needed in step 3 is not fetched, and the version after a held or
     rebuilt one is rebuilt from its delta (:func:`compiler.delta.rebuild_envelope`,
     issue 11 §7) when the store has one. What is held or rebuilt goes through
-    step 3 like fetched bytes; if step 3 fails, every version is fetched whole
-    and step 3 runs again, so the outcome is the same as without ``held``.
+    step 3 like fetched bytes, so it is accepted only if a trusted key signed
+    exactly it; if step 3 fails, every version is fetched whole and step 3 runs
+    again, as without ``held``.
 
     Raises:
         VerificationError: a check failed.

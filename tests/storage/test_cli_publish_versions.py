@@ -8,15 +8,21 @@ only; the others' signed pointers record the commit; ``verify --git`` checks it.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from compiler.bundle.dsse import Keyring, load_public_key
-from compiler.freshness import Pointer, verify_pointer
+from compiler.bundle.canonical import canonical_json
+from compiler.bundle.dsse import POINTER_PAYLOAD_TYPE, Keyring, load_public_key, sign_envelope
+from compiler.delta import envelope_payload
+from compiler.errors import VerificationError
+from compiler.freshness import Pointer, new_pointer, sign_pointer, verify_pointer
+from compiler.publish import publish_target
 from compiler.storage.file import FileStore
 from tests.conftest import GitRepo
 from tests.storage._cli import llmcc
+from tests.storage._support import KeyPair, keyring_of, make_body
 
 SIGNING = ("--signing-key", "keys/demo-signing.pem")
 TARGETS = ["dev", "prod", "prod@acme", "prod@globex", "staging", "staging@acme"]
@@ -84,7 +90,7 @@ def test_only_the_changed_target_gets_a_new_version(example: GitRepo, capsys: py
 
     assert llmcc(example.path, "verify", "--git") == 0
     out = capsys.readouterr().out
-    assert f"prod: versions 1-1 verified and git ancestry, latest sha256:" in out
+    assert "prod: versions 1-1 verified and git ancestry, latest sha256:" in out
     assert f"at commit {second[:12]}" in out
 
     # the daily refresh keeps the commit the pointer vouches for
@@ -157,3 +163,50 @@ def test_verify_git_refuses_a_pointer_commit_outside_history(
     assert llmcc(example.path, "verify", "--git", "-t", "dev") == 3
     err = capsys.readouterr().err
     assert f"dev: pointer: commit {second[:12]} is not in the repository" in err
+
+
+def test_the_pointer_commit_is_signed_and_checked(keypair: KeyPair) -> None:
+    ring = keyring_of(keypair.signer)
+    now = datetime(2026, 11, 29, tzinfo=UTC)
+    with_commit = new_pointer(
+        "prod", 2, "sha256:" + "a" * 64, now=now, expires_after=timedelta(days=1), commit="c" * 40
+    )
+    assert verify_pointer(sign_pointer(with_commit, keypair.signer), "prod", ring) == with_commit
+    legacy = new_pointer("prod", 2, "sha256:" + "a" * 64, now=now, expires_after=timedelta(days=1))
+    envelope = sign_pointer(legacy, keypair.signer)
+    assert b"commit" not in envelope_payload(envelope)  # a pointer without one is the pointer of before
+    assert verify_pointer(envelope, "prod", ring).commit is None
+    for bad in ("C" * 40, "c" * 39, 7):
+        with pytest.raises(ValueError, match="pointer commit must be a full git object id"):
+            new_pointer("prod", 2, "sha256:" + "a" * 64, now=now, expires_after=timedelta(days=1), commit=bad)  # type: ignore[arg-type]
+        payload = json.loads(envelope_payload(envelope))
+        forged = sign_envelope(
+            canonical_json({**payload, "commit": bad}), keypair.signer, payload_type=POINTER_PAYLOAD_TYPE
+        )
+        with pytest.raises(VerificationError, match="prod pointer: version, digest, expires or commit is malformed"):
+            verify_pointer(forged, "prod", ring)
+    payload = json.loads(envelope_payload(envelope))
+    extra = sign_envelope(canonical_json({**payload, "source": "x"}), keypair.signer, payload_type=POINTER_PAYLOAD_TYPE)
+    with pytest.raises(VerificationError, match="must have exactly the keys"):
+        verify_pointer(extra, "prod", ring)
+
+
+def test_publish_target_records_only_a_clean_commit(tmp_path: Path, keypair: KeyPair) -> None:
+    store = FileStore(tmp_path / "store")
+    body = make_body("prod", 1)
+    assert publish_target(store, "prod", body, keypair.signer).created
+    dirty = make_body("prod", 1)
+    dirty["metadata"]["source"] = {**dirty["metadata"]["source"], "commit": "b" * 40, "dirty": True}
+    again = publish_target(store, "prod", dirty, keypair.signer)
+    assert (again.created, again.recorded) == (False, False)
+    newer = make_body("prod", 1)
+    newer["metadata"]["source"] = {**newer["metadata"]["source"], "commit": "b" * 40}
+    newer["metadata"]["compiler"] = "llmcc 9.9.9"  # another compiler, same content
+    result = publish_target(store, "prod", newer, keypair.signer)
+    assert (result.created, result.recorded, result.version) == (False, True, 1)
+    ring = keyring_of(keypair.signer)
+    assert verify_pointer(store.read_pointer("prod") or b"", "prod", ring).commit == "b" * 40
+    outside = make_body("prod", 1)
+    outside["metadata"]["source"] = None
+    assert publish_target(store, "prod", outside, keypair.signer).recorded is False
+    assert verify_pointer(store.read_pointer("prod") or b"", "prod", ring).commit == "b" * 40
