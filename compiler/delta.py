@@ -5,11 +5,14 @@ JSON, docs/bundle-format.md "Deltas"):
 
     {"apiVersion": "llmcc/v1", "kind": "Delta", "target": T, "version": N,
      "base": "sha256:<digest of N-1's payload>", "patch": [RFC 6902 operations],
-     "payloadType": ..., "signatures": [...]}
+     "signatures": [...]}
 
-``payloadType`` and ``signatures`` are N's envelope minus its payload. A reader
-that holds N-1 applies the patch to N-1's payload, canonicalises the result and
-rebuilds N's envelope (:func:`rebuild_envelope`); then it verifies that envelope
+``signatures`` are N's envelope minus its payload and its payload type (always
+the bundle's). The patch leaves out ``metadata.previous``: in a version that
+verifies it is the digest of N-1's payload, which ``base`` already says, so the
+reader sets it. A reader that holds N-1 applies the patch to N-1's payload, sets
+``metadata.previous``, canonicalises the result and rebuilds N's envelope
+(:func:`rebuild_envelope`); then it verifies that envelope
 exactly as a fetched one (:func:`compiler.verify.verify_chain`, in
 :func:`compiler.reader.read_target`). Nothing here decides trust: a delta only
 reconstructs bytes, and every way it can be wrong (another base, a bad patch, a
@@ -53,7 +56,8 @@ _OPERATIONS = {
     "move": frozenset({"op", "from", "path"}),
     "test": frozenset({"op", "path", "value"}),
 }
-_DELTA_KEYS = frozenset({"apiVersion", "kind", "target", "version", "base", "patch", "payloadType", "signatures"})
+_DELTA_KEYS = frozenset({"apiVersion", "kind", "target", "version", "base", "patch", "signatures"})
+_PREVIOUS = "/metadata/previous"
 
 
 class DeltaError(VerificationError):
@@ -87,8 +91,11 @@ def make_delta(target: str, version: int, base_payload: bytes, envelope: bytes) 
     outer = loads_strict(envelope)
     assert isinstance(outer, dict)  # an envelope this publisher has just signed
     payload = base64.b64decode(str(outer["payload"]))
-    ops: list[JSONValue] = list(jsonpatch.make_patch(base, loads_strict(payload)).patch)
+    link = {"op": "replace", "path": _PREVIOUS, "value": digest(base_payload)}
+    ops: list[JSONValue] = [op for op in jsonpatch.make_patch(base, loads_strict(payload)).patch if op != link]
     if len(ops) > MAX_OPERATIONS or any(not isinstance(op, dict) or op.get("op") not in _OPERATIONS for op in ops):
+        return None
+    if outer["payloadType"] != PAYLOAD_TYPE:
         return None
     delta: JSONObject = {
         "apiVersion": API_VERSION,
@@ -97,7 +104,6 @@ def make_delta(target: str, version: int, base_payload: bytes, envelope: bytes) 
         "version": version,
         "base": digest(base_payload),
         "patch": ops,
-        "payloadType": outer["payloadType"],
         "signatures": outer["signatures"],
     }
     data = canonical_json(delta)
@@ -121,7 +127,8 @@ def rebuild_envelope(target: str, version: int, base_payload: bytes, delta: byte
        is the digest of ``base_payload`` (a patch for another base is refused
        before it is applied);
     3. the patch is a list of at most :data:`MAX_OPERATIONS` well-formed
-       ``add``/``remove``/``replace``/``move``/``test`` operations, and applies;
+       ``add``/``remove``/``replace``/``move``/``test`` operations, and applies,
+       followed by ``replace`` of ``/metadata/previous`` with ``base``;
     4. the result, canonical JSON, is at most :data:`MAX_RESULT_BYTES`.
 
     Returns:
@@ -141,6 +148,7 @@ def rebuild_envelope(target: str, version: int, base_payload: bytes, delta: byte
     if obj["base"] != digest(base_payload):
         raise DeltaError(f"{where}: is a patch from {obj['base']!r}, not from the version this reader holds")
     ops = _check_operations(obj["patch"], where=where)
+    ops.append({"op": "replace", "path": _PREVIOUS, "value": obj["base"]})
     try:
         doc = loads_strict(base_payload)
         result = jsonpatch.JsonPatch(ops).apply(doc, in_place=True)
@@ -153,7 +161,7 @@ def rebuild_envelope(target: str, version: int, base_payload: bytes, delta: byte
         raise DeltaError(f"{where}: builds more than {MAX_RESULT_BYTES} bytes")
     envelope: JSONValue = {
         "payload": base64.b64encode(payload).decode("ascii"),
-        "payloadType": obj["payloadType"],
+        "payloadType": PAYLOAD_TYPE,
         "signatures": obj["signatures"],
     }
     return canonical_json(envelope)
@@ -166,8 +174,6 @@ def _parse(delta: bytes, *, where: str) -> JSONObject:
         raise DeltaError(f"{where}: is not JSON ({type(e).__name__})") from e
     if not isinstance(obj, dict) or set(obj) != _DELTA_KEYS:
         raise DeltaError(f"{where}: must have exactly the keys {sorted(_DELTA_KEYS)}")
-    if obj["payloadType"] != PAYLOAD_TYPE:
-        raise DeltaError(f"{where}: payloadType is not {PAYLOAD_TYPE}")
     return obj
 
 
