@@ -22,6 +22,7 @@ from compiler.publish import publish_target
 from compiler.reader import read_target
 from compiler.storage.base import Store
 from compiler.storage.file import FileStore
+from compiler.storage.oci import OciStore, delta_tag_for, tag_for
 from tests.storage._support import KeyPair, StoreSpec, keyring_of, make_body
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
@@ -294,3 +295,19 @@ def test_the_delta_bytes_are_what_make_delta_writes(three: FileStore, keypair: K
     p2 = envelope_payload(three.read("prod", 2))
     assert three.read_delta("prod", 3) == make_delta("prod", 3, p2, three.read("prod", 3))
     assert base64.b64decode(json.loads(three.read("prod", 3))["payload"]) == envelope_payload(three.read("prod", 3))
+
+
+def test_no_delta_for_what_is_not_a_bundle_envelope(keypair: KeyPair) -> None:
+    (p1, _), (p2, _) = _versions(keypair, wide_body(1), wide_body(2))
+    pointer_typed = sign_envelope(p2, keypair.signer, payload_type="application/vnd.llmcc.pointer+json")
+    assert make_delta("prod", 2, p1, pointer_typed) is None
+
+
+def test_an_oci_target_whose_delta_tag_would_be_too_long_has_no_deltas(tmp_path) -> None:
+    long = "e" * 60 + "@" + "t" * 52  # its version tags fit in 128 characters, its delta tags do not
+    assert len(tag_for(long, 1)) <= 128
+    assert delta_tag_for(long, 1) is None
+    assert delta_tag_for("prod@acme", 3) == "_delta.prod.acme.v00000003"
+    store = OciStore("127.0.0.1:9", "llmcc/bundles", lock_dir=tmp_path)  # nothing listens: no request is made
+    assert store.read_delta(long, 2) is None
+    assert store.create_delta(long, 2, b"{}") is False
