@@ -6,7 +6,9 @@ in a fresh git repository, times `llmcc compile` end to end as a subprocess (wal
 time; peak RSS summed over the process tree, sampled every 20 ms), checks every
 bundle against the generator's expected/ files with bench/workload/check_outputs.py,
 and writes bench/RESULTS.md. Kapitan's figures are the measured baselines of
-bench/BASELINES.md (same machine class); we compare ratios.
+bench/BASELINES.md (same machine class); we compare ratios. Then runs the delta
+benchmark (bench/delta_bench.py: bytes and time, full version vs delta), whose
+section of bench/NOTES.md goes into RESULTS.md with the rest of NOTES.md.
 
     .venv/bin/python bench/run.py [--sizes large,xlarge] [--runs 3]
     .venv/bin/python bench/run.py --quick    # small workload, one run, RESULTS.md untouched
@@ -163,7 +165,13 @@ def main() -> int:
             )
     if not a.no_client:
         subprocess.run([sys.executable, str(HERE / "client.py"), *(["--quick"] if a.quick else [])], check=True)
+
+    import delta_bench  # bench/ is on sys.path[0] when this script runs
+
+    section = delta_bench.measure(5 if a.quick else 50)
+    print("\n".join(section), flush=True)
     if not a.quick:
+        delta_bench.write_notes(section)
         write_results(rows)
     return 0
 

@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from compiler.bundle.canonical import canonical_json, loads_canonical
 from compiler.bundle.dsse import POINTER_PAYLOAD_TYPE, Keyring, Signer, sign_envelope, verify_envelope
 from compiler.errors import VerificationError
+from compiler.jsontypes import JSONObject
 from compiler.limits import MAX_POINTER_EXPIRY
 from compiler.storage.base import Listing
 
@@ -55,16 +56,25 @@ IN_FLIGHT = 1
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
 _POINTER_KEYS = frozenset({"apiVersion", "kind", "target", "version", "digest", "expires"})
+# A git object id (SHA-1 or SHA-256), as metadata.source.commit holds it.
+_COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pointer:
-    """The signed statement "``target`` is at ``version`` with ``digest`` until ``expires``" (UTC, whole seconds)."""
+    """The signed statement "``target`` is at ``version`` with ``digest`` until ``expires``" (UTC, whole seconds).
+
+    ``commit``: the newest source commit a publish compiled this version's
+    content from (issue 13 §4: a commit that changes nothing of a target makes
+    no new version, and is recorded here); None in pointers from before, and
+    when that publish had no clean commit.
+    """
 
     target: str
     version: int
     digest: str
     expires: datetime
+    commit: str | None = None
 
     def __post_init__(self) -> None:
         if type(self.version) is not int or self.version < 1:
@@ -73,6 +83,8 @@ class Pointer:
             raise ValueError(f"pointer digest must be sha256:<64 hex>, not {self.digest!r}")
         if self.expires.tzinfo is None or self.expires.microsecond:
             raise ValueError("pointer expiry must be an aware datetime in whole seconds")
+        if self.commit is not None and not _COMMIT.fullmatch(str(self.commit)):
+            raise ValueError(f"pointer commit must be a full git object id, not {self.commit!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,29 +95,35 @@ class Seen:
     digest: str
 
 
-def new_pointer(target: str, version: int, digest: str, *, now: datetime, expires_after: timedelta) -> Pointer:
+def new_pointer(
+    target: str, version: int, digest: str, *, now: datetime, expires_after: timedelta, commit: str | None = None
+) -> Pointer:
     """The pointer a publisher signs at ``now`` (rounded down to the second)."""
     return Pointer(
         target=target,
         version=version,
         digest=digest,
         expires=now.astimezone(UTC).replace(microsecond=0) + expires_after,
+        commit=commit,
     )
 
 
 def sign_pointer(pointer: Pointer, signer: Signer) -> bytes:
-    """The DSSE envelope (payload type ``application/vnd.llmcc.pointer+json``) of ``pointer``."""
-    payload = canonical_json(
-        {
-            "apiVersion": API_VERSION,
-            "kind": POINTER_KIND,
-            "target": pointer.target,
-            "version": pointer.version,
-            "digest": pointer.digest,
-            "expires": pointer.expires.astimezone(UTC).strftime(_TIME),
-        }
-    )
-    return sign_envelope(payload, signer, payload_type=POINTER_PAYLOAD_TYPE)
+    """The DSSE envelope (payload type ``application/vnd.llmcc.pointer+json``) of ``pointer``.
+
+    The ``commit`` key is written only when the pointer records one.
+    """
+    obj: JSONObject = {
+        "apiVersion": API_VERSION,
+        "kind": POINTER_KIND,
+        "target": pointer.target,
+        "version": pointer.version,
+        "digest": pointer.digest,
+        "expires": pointer.expires.astimezone(UTC).strftime(_TIME),
+    }
+    if pointer.commit is not None:
+        obj["commit"] = pointer.commit
+    return sign_envelope(canonical_json(obj), signer, payload_type=POINTER_PAYLOAD_TYPE)
 
 
 def verify_pointer(envelope: bytes, target: str, keyring: Keyring) -> Pointer:
@@ -113,11 +131,11 @@ def verify_pointer(envelope: bytes, target: str, keyring: Keyring) -> Pointer:
 
     1. a DSSE envelope of payload type ``application/vnd.llmcc.pointer+json``
        signed by a key of ``keyring``;
-    2. the payload is canonical JSON with exactly the pointer's keys, an
-       ``llmcc/v1`` ``Pointer``;
+    2. the payload is canonical JSON with exactly the pointer's keys (``commit``
+       optional), an ``llmcc/v1`` ``Pointer``;
     3. its ``target`` is ``target`` (a pointer copied from another target is refused);
     4. ``version`` a positive integer, ``digest`` a sha256 digest, ``expires``
-       a UTC time ``YYYY-MM-DDTHH:MM:SSZ``.
+       a UTC time ``YYYY-MM-DDTHH:MM:SSZ``, ``commit`` (if present) a full git object id.
 
     Raises:
         VerificationError: ``<target> pointer: <what failed>``.
@@ -128,7 +146,7 @@ def verify_pointer(envelope: bytes, target: str, keyring: Keyring) -> Pointer:
         obj = loads_canonical(payload)
     except ValueError as e:
         raise VerificationError(f"{where}: signed payload is not canonical JSON ({e})") from e
-    if not isinstance(obj, dict) or set(obj) != _POINTER_KEYS:
+    if not isinstance(obj, dict) or set(obj) - {"commit"} != _POINTER_KEYS:
         raise VerificationError(f"{where}: signed payload must have exactly the keys {sorted(_POINTER_KEYS)}")
     if obj["apiVersion"] != API_VERSION or obj["kind"] != POINTER_KIND:
         raise VerificationError(f"{where}: signed payload is not an {API_VERSION} {POINTER_KIND}")
@@ -139,9 +157,9 @@ def verify_pointer(envelope: bytes, target: str, keyring: Keyring) -> Pointer:
         when = datetime.strptime(str(expires), _TIME).replace(tzinfo=UTC)
         if not isinstance(expires, str) or when.strftime(_TIME) != expires or not isinstance(digest, str):
             raise ValueError("not canonical")
-        return Pointer(target=target, version=version, digest=digest, expires=when)  # type: ignore[arg-type]
+        return Pointer(target=target, version=version, digest=digest, expires=when, commit=obj.get("commit"))  # type: ignore[arg-type]
     except ValueError as e:
-        raise VerificationError(f"{where}: version, digest or expires is malformed ({e})") from e
+        raise VerificationError(f"{where}: version, digest, expires or commit is malformed ({e})") from e
 
 
 def check_listing(target: str, listing: Listing) -> int:

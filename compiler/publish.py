@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from compiler.bundle.canonical import canonical_json, digest, loads_strict
+from compiler.bundle.canonical import canonical_json, digest
 from compiler.bundle.dsse import Keyring, Signer, sign_envelope
+from compiler.delta import make_delta
 from compiler.errors import StorageError, VerificationError
 from compiler.freshness import DEFAULT_POINTER_EXPIRY, Pointer, new_pointer, sign_pointer, verify_pointer
 from compiler.jsontypes import JSONObject
@@ -22,12 +23,18 @@ from compiler.storage.base import MissingObjectError, Store
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PublishResult:
-    """What ``publish_target`` did: ``created`` is False when the latest version already had this body."""
+    """What ``publish_target`` did.
+
+    ``created`` is False when the latest version already had this content;
+    then ``recorded`` says whether the pointer now records a commit it did not
+    (the publish's own, issue 13 §4).
+    """
 
     target: str
     version: int
     digest: str
     created: bool
+    recorded: bool = False
 
 
 def check_signer_trusted(signer: Signer, trusted: Keyring, *, where: str = "signing key") -> None:
@@ -69,12 +76,20 @@ def publish_target(
        links), except that an expired pointer is fine (we re-sign it); a
        store we cannot verify is refused, naming the bad version, and nothing
        is written;
-    3. if the latest version has this body: nothing new (``created=False``),
-       re-running publish on an unchanged commit is idempotent; the pointer is
-       moved to it if it lags (a publisher died between claim and pointer) or
-       has expired;
-    4. else claim version N+1 linked to N's verified digest, then move the
-       pointer to it (``expires_after`` from ``now``).
+    3. if the latest version has this content (:func:`content_bytes`: all but
+       ``metadata.version``, ``previous``, ``source`` and ``compiler``): no new
+       version (``created=False``), so consumers reload nothing (issue 13 §4);
+       the pointer is re-signed if it lags (a publisher died between claim and
+       pointer; the missing delta is written too), has expired, or does not yet
+       record this publish's commit (``recorded=True``). Re-running publish on
+       an unchanged commit is idempotent;
+    4. else claim version N+1 linked to N's verified digest, store the delta
+       from N to N+1 (:func:`compiler.delta.make_delta`, issue 11 §7), then move
+       the pointer to it (``expires_after`` from ``now``).
+
+    The commit recorded in the pointer is ``metadata.source.commit`` of
+    ``body`` when its tree was clean; a dirty or non-git publish records none
+    (and keeps the commit the pointer had for the same version).
 
     Races handled (STYLE R14):
 
@@ -102,7 +117,8 @@ def publish_target(
     """
     trusted = trusted if trusted is not None else Keyring([signer.public_key])
     check_signer_trusted(signer, trusted)
-    wanted, meta = _check_body(target, body)
+    meta = _check_body(target, body)
+    wanted, commit = content_bytes(body), _clean_commit(meta)
     when = now or datetime.now(UTC)
     vanished: MissingObjectError | None = None
     for _ in range(max_attempts):
@@ -116,16 +132,30 @@ def publish_target(
             # really deleted is then missing from the listing, and refused as a gap.
             continue
         latest = state.latest
-        if latest is not None and _without_chain(latest.bundle) == wanted:
+        if latest is not None and content_bytes(latest.bundle) == wanted:
             pointer = state.pointer
-            if pointer is None or pointer.version < latest.version or when >= pointer.expires:
-                _resign_latest(store, target, state, signer, trusted=trusted, now=when, expires_after=expires_after)
-            return PublishResult(target=target, version=latest.version, digest=latest.digest, created=False)
+            lags = pointer is None or pointer.version < latest.version
+            kept = pointer.commit if pointer is not None and not lags else None
+            record = commit or kept
+            if lags and len(state.chain) > 1:
+                _store_delta(store, state, latest.version)  # the publisher that claimed it died before this
+            if lags or when >= pointer.expires or record != pointer.commit:  # type: ignore[union-attr]
+                _resign_latest(
+                    store, target, state, signer, trusted=trusted, now=when, expires_after=expires_after, commit=record
+                )
+            # a re-run of the commit that made the version records nothing new
+            recorded = commit is not None and commit not in (kept, _clean_commit(latest.metadata))
+            return PublishResult(
+                target=target, version=latest.version, digest=latest.digest, created=False, recorded=recorded
+            )
         version = latest.version + 1 if latest else 1
         payload = canonical_json(
             {**body, "metadata": {**meta, "version": version, "previous": latest.digest if latest else None}}
         )
-        if store.create(target, version, sign_envelope(payload, signer), previous=state.latest_envelope):
+        envelope = sign_envelope(payload, signer)
+        if store.create(target, version, envelope, previous=state.latest_envelope):
+            if latest is not None:
+                _put_delta(store, target, version, latest.payload, envelope)
             move_pointer(
                 store,
                 target,
@@ -136,6 +166,7 @@ def publish_target(
                 now=when,
                 expires_after=expires_after,
                 expected=state.pointer_envelope,
+                commit=commit,
             )
             return PublishResult(target=target, version=version, digest=digest(payload), created=True)
         # Lost the race for the next version to another publisher: loop re-reads the new latest.
@@ -173,7 +204,12 @@ def refresh_pointer(
     latest = state.latest
     if latest is None:
         raise VerificationError(f"{target}: nothing published in {store.url}, so no pointer to refresh")
-    return _resign_latest(store, target, state, signer, trusted=trusted, now=now, expires_after=expires_after)
+    pointer = state.pointer
+    # the commit the pointer records stays: no publish has vouched for a newer one
+    commit = pointer.commit if pointer is not None and pointer.version == latest.version else None
+    return _resign_latest(
+        store, target, state, signer, trusted=trusted, now=now, expires_after=expires_after, commit=commit
+    )
 
 
 def move_pointer(
@@ -189,8 +225,9 @@ def move_pointer(
     expected: bytes | None,
     refresh: bool = False,
     max_attempts: int = 5,
+    commit: str | None = None,
 ) -> Pointer:
-    """Point ``target`` at ``version``: compare-and-swap from ``expected``, never downwards.
+    """Point ``target`` at ``version``, recording ``commit``: compare-and-swap from ``expected``, never downwards.
 
     When the swap loses (another publisher moved the pointer), the pointer
     found is verified: at a higher version (or the same one, unless
@@ -204,7 +241,7 @@ def move_pointer(
         VerificationError: the pointer found names ``version`` with another digest.
         StorageError: every attempt lost a race.
     """
-    pointer = new_pointer(target, version, version_digest, now=now, expires_after=expires_after)
+    pointer = new_pointer(target, version, version_digest, now=now, expires_after=expires_after, commit=commit)
     for _ in range(max_attempts):
         if store.swap_pointer(target, sign_pointer(pointer, signer), expected=expected):
             return pointer
@@ -232,26 +269,55 @@ def _read_for_publish(store: Store, target: str, trusted: Keyring) -> TargetRead
         raise VerificationError(f'{store.url}: refusing to extend {target}: {e}; see README "Repairing a store"') from e
 
 
-def _check_body(target: str, body: JSONObject) -> tuple[bytes, JSONObject]:
-    """The canonical bytes of ``body`` without version/previous, and its metadata."""
+def content_bytes(bundle: JSONObject) -> bytes:
+    """What a version's consumers load: the canonical bundle minus ``metadata`` ``version``,
+    ``previous``, ``source`` and ``compiler`` (issue 13 §4).
+
+    So ``modules`` (secret fields as sealed: sealing is deterministic, so an
+    unchanged secret under an unchanged data key keeps its ciphertext),
+    ``encryption`` (the wrapped data key: who can read, changed by ``keys
+    update``/``rotate``), and the rest of ``metadata`` (project, target).
+    """
+    meta = bundle.get("metadata")
+    assert isinstance(meta, dict)  # checked by _check_body, or a verified bundle
+    kept = {k: v for k, v in meta.items() if k not in _NOT_CONTENT}
+    return canonical_json({**bundle, "metadata": kept})
+
+
+# metadata that says where and when a version came from, not what its consumers load
+_NOT_CONTENT = frozenset({"version", "previous", "source", "compiler"})
+
+
+def _check_body(target: str, body: JSONObject) -> JSONObject:
+    """The metadata of ``body`` without version/previous."""
     meta = body.get("metadata")
     if not isinstance(meta, dict) or meta.get("target") != target:
         raise ValueError(f"bundle body must have metadata.target {target!r}")
     if meta.get("version") is not None or meta.get("previous") is not None:
         raise ValueError("metadata.version and metadata.previous are assigned by publish_target")
-    meta = {k: v for k, v in meta.items() if k not in ("version", "previous")}
-    return canonical_json({**body, "metadata": meta}), meta
+    return {k: v for k, v in meta.items() if k not in ("version", "previous")}
 
 
-def _without_chain(bundle: JSONObject) -> bytes:
-    """The canonical bytes of a verified bundle minus ``metadata.version`` and ``metadata.previous``."""
-    obj = loads_strict(canonical_json(bundle))  # a copy: the verified bundle is not ours to change
-    assert isinstance(obj, dict)
-    meta = obj.get("metadata")
-    assert isinstance(meta, dict)  # verified bundles have a metadata object
-    meta.pop("version", None)
-    meta.pop("previous", None)
-    return canonical_json(obj)
+def _clean_commit(meta: JSONObject) -> str | None:
+    """``metadata.source.commit`` of a clean tree, else None (a dirty tree's content is no commit's)."""
+    source = meta.get("source")
+    if not isinstance(source, dict) or source.get("dirty") is not False:
+        return None
+    commit = source.get("commit")
+    return commit if isinstance(commit, str) else None
+
+
+def _store_delta(store: Store, state: TargetRead, version: int) -> None:
+    """Write the delta to ``version`` from the verified chain of ``state``, if the store has none."""
+    if store.read_delta(state.target, version) is None:
+        _put_delta(store, state.target, version, state.version(version - 1).payload, state.latest_envelope or b"")
+
+
+def _put_delta(store: Store, target: str, version: int, base_payload: bytes, envelope: bytes) -> None:
+    """Store the delta from ``base_payload`` (version - 1) to ``envelope``, when one is worth storing."""
+    delta = make_delta(target, version, base_payload, envelope)
+    if delta is not None:
+        store.create_delta(target, version, delta)
 
 
 def _resign_latest(
@@ -263,8 +329,9 @@ def _resign_latest(
     trusted: Keyring,
     now: datetime,
     expires_after: timedelta,
+    commit: str | None,
 ) -> Pointer:
-    """Sign a new pointer to the verified ``state.latest``, swapping out the pointer ``state`` read."""
+    """Sign a new pointer to the verified ``state.latest`` recording ``commit``, swapping out the one ``state`` read."""
     latest = state.latest
     assert latest is not None  # callers publish or refresh only a target that has versions
     return move_pointer(
@@ -278,4 +345,5 @@ def _resign_latest(
         expires_after=expires_after,
         expected=state.pointer_envelope,
         refresh=True,
+        commit=commit,
     )

@@ -11,10 +11,13 @@ reader's high-water mark. IO only through the given
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from compiler.bundle.dsse import Keyring
+from compiler.delta import DeltaError, envelope_payload, rebuild_envelope
+from compiler.errors import StorageError, VerificationError
 from compiler.freshness import (
     Pointer,
     Seen,
@@ -36,8 +39,10 @@ class TargetRead:
     """A target as verified: versions ``chain[0].version``..latest, its pointer, the new high-water mark.
 
     ``chain`` is empty, and ``seen`` None, when nothing is published (and
-    nothing was expected). ``latest_envelope`` is the stored bytes of the
-    latest version (a publisher links to it).
+    nothing was expected). ``latest_envelope`` is the envelope of the
+    latest version as verified: the stored bytes (a publisher links to them),
+    or for a reader that passed ``held``, possibly the envelope rebuilt from a
+    delta (the same signed payload). ``via_delta``: the versions rebuilt from deltas.
     """
 
     target: str
@@ -46,6 +51,7 @@ class TargetRead:
     pointer_envelope: bytes | None
     latest_envelope: bytes | None
     seen: Seen | None
+    via_delta: tuple[int, ...] = ()
 
     @property
     def latest(self) -> VerifiedBundle | None:
@@ -67,6 +73,7 @@ def read_target(
     full: bool = False,
     need_pointer: bool = True,
     in_flight: int = 1,
+    held: Mapping[int, bytes] | None = None,
 ) -> TargetRead:
     """Verify ``target`` in ``store`` against ``keyring``, the reader's ``seen`` mark and the clock.
 
@@ -82,6 +89,14 @@ def read_target(
     3. versions from :func:`~compiler.freshness.first_to_fetch` (1 when ``full``)
        to N verify as one linked chain (:func:`~compiler.verify.verify_chain`);
     4. their digests match the pointer's and ``seen``'s (:func:`~compiler.freshness.check_digests`).
+
+    ``held`` (version -> envelope bytes, unless ``full``) saves fetches: a held
+    version needed in step 3 is not fetched, and the version after a held or
+    rebuilt one is rebuilt from its delta (:func:`compiler.delta.rebuild_envelope`,
+    issue 11 §7) when the store has one. What is held or rebuilt goes through
+    step 3 like fetched bytes, so it is accepted only if a trusted key signed
+    exactly it; if step 3 fails, every version is fetched whole and step 3 runs
+    again, as without ``held``.
 
     Raises:
         VerificationError: a check failed.
@@ -101,6 +116,7 @@ def read_target(
     # without a pointer to start from, a publisher verifies the whole chain
     full = full or (pointer_envelope is None and not need_pointer)
     envelopes: list[tuple[int, bytes]] = []
+    via_delta: list[int] = []
     chain: list[VerifiedBundle] = []
     if full and latest:
         # verify checks the whole chain first, so that a bad version is named even when
@@ -116,8 +132,15 @@ def read_target(
         )
     if not full:
         first = first_to_fetch(latest, pointer=pointer, seen=seen, wanted=wanted)
-        envelopes = [(v, store.read(target, v)) for v in range(first, latest + 1)]
-        chain = verify_chain(target, envelopes, keyring, start=first)
+        envelopes, via_delta = _fetch(store, target, first, latest, held or {})
+        try:
+            chain = verify_chain(target, envelopes, keyring, start=first)
+        except VerificationError:
+            if not held:
+                raise
+            # something held, or rebuilt from a delta, is not what the store signed: read it all whole
+            envelopes, via_delta = _fetch(store, target, first, latest, {})
+            chain = verify_chain(target, envelopes, keyring, start=first)
     new_seen = check_digests(target, [(b.version, b.digest) for b in chain], pointer=pointer, seen=seen)
     return TargetRead(
         target=target,
@@ -126,4 +149,40 @@ def read_target(
         pointer_envelope=pointer_envelope,
         latest_envelope=envelopes[-1][1],
         seen=new_seen,
+        via_delta=tuple(via_delta),
     )
+
+
+def _fetch(
+    store: Store, target: str, first: int, latest: int, held: Mapping[int, bytes]
+) -> tuple[list[tuple[int, bytes]], list[int]]:
+    """Envelopes of versions ``first``..``latest``: held, rebuilt from a delta on the one before, or fetched.
+
+    Without ``held`` every version is fetched. Returns the envelopes and the
+    versions rebuilt from deltas. Nothing here is verified.
+    """
+    envelopes: list[tuple[int, bytes]] = []
+    rebuilt: list[int] = []
+    base: bytes | None = None  # the envelope of the version before, when deltas are in use
+    for version in range(first, latest + 1):
+        envelope = held.get(version)
+        if envelope is None and base is not None:
+            envelope = _via_delta(store, target, version, base)
+            if envelope is not None:
+                rebuilt.append(version)
+        if envelope is None:
+            envelope = store.read(target, version)
+        envelopes.append((version, envelope))
+        base = envelope if held else None
+    return envelopes, rebuilt
+
+
+def _via_delta(store: Store, target: str, version: int, base: bytes) -> bytes | None:
+    """``version`` rebuilt from its delta on ``base`` (the envelope of ``version - 1``), or None to fetch it whole."""
+    try:
+        delta = store.read_delta(target, version)
+        if delta is None:
+            return None
+        return rebuild_envelope(target, version, envelope_payload(base), delta)
+    except (DeltaError, StorageError):
+        return None  # missing, oversized, unreadable or not applicable: the full version decides

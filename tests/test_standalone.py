@@ -140,9 +140,11 @@ def test_compiled_and_published_bundles_fit_the_bundle_schema(
     payloads = [json.loads(p.read_bytes()) for p in compiled]
     monkeypatch.setenv("LLMCC_SIGNING_KEY_FILE", str(SIGNING_KEY))
     store = root.parent / "store"
-    for _ in range(2):  # the second commit gives version 2, linked to version 1
+    for replicas in (7, 8):  # the second commit changes prod: version 2, linked to version 1
         assert main(["-C", str(root), "-q", "publish", "--store", f"file://{store}", "-t", "prod"]) == 0
-        example_repo.git("commit", "-q", "--allow-empty", "-m", "next")
+        prod = root / "environments" / "prod.yaml"
+        prod.write_text(prod.read_text().replace(f"replicas: {replicas - 1}", f"replicas: {replicas}"))
+        example_repo.commit("next")
     envelopes = sorted((store / "prod").glob("0*.dsse.json"))
     assert [p.name for p in envelopes] == ["00000001.dsse.json", "00000002.dsse.json"]
     published = [json.loads(base64.b64decode(json.loads(p.read_bytes())["payload"])) for p in envelopes]

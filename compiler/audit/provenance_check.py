@@ -13,7 +13,9 @@ from compiler.audit.revisions import git, is_ancestor, is_commit_id
 from compiler.errors import UsageError
 
 
-def check_versions_against_git(repo_root: Path, versions: Sequence[tuple[int, str]]) -> list[str]:
+def check_versions_against_git(
+    repo_root: Path, versions: Sequence[tuple[int, str]], *, pointer_commit: str | None = None
+) -> list[str]:
     """Every problem found, in version order ([] when the versions follow commit ancestry).
 
     Checks, per version in ascending order:
@@ -23,6 +25,9 @@ def check_versions_against_git(repo_root: Path, versions: Sequence[tuple[int, st
          outside the line of history, e.g. a rewritten or diverged branch.
     A version whose commit is missing is not compared; the next one is compared
     with the last version whose commit exists.
+      3. ``pointer_commit``, the newest commit the signed pointer says compiled to
+         the latest version's content (issue 13 §4), passes 1 and 2 as if it were
+         one more version after the latest.
 
     Raises:
         UsageError: ``repo_root`` is not in a git repository.
@@ -33,17 +38,24 @@ def check_versions_against_git(repo_root: Path, versions: Sequence[tuple[int, st
     problems: list[str] = []
     previous: tuple[int, str] | None = None
     for version, commit in sorted(versions):
-        if not is_commit_id(commit):
-            problems.append(f"version {version}: source commit {commit!r} is not a full commit id")
-            continue
-        code, out, _ = git(repo_root, "cat-file", "-t", commit)
-        if code != 0 or out.strip() != "commit":
-            problems.append(f"version {version}: commit {commit[:12]} is not in the repository")
-            continue
-        if previous is not None and not is_ancestor(repo_root, previous[1], commit):
-            problems.append(
-                f"version {version}: commit {commit[:12]} does not descend from "
-                f"version {previous[0]}'s commit {previous[1][:12]}"
-            )
-        previous = (version, commit)
+        problem, exists = _check_commit(repo_root, f"version {version}", commit, previous)
+        problems += problem
+        if exists:
+            previous = (version, commit)
+    if pointer_commit is not None:
+        problems += _check_commit(repo_root, "pointer", pointer_commit, previous)[0]
     return problems
+
+
+def _check_commit(repo_root: Path, what: str, commit: str, previous: tuple[int, str] | None) -> tuple[list[str], bool]:
+    """Checks 1 and 2 for one commit (``what`` names it): the problems, and whether the commit exists."""
+    if not is_commit_id(commit):
+        return [f"{what}: source commit {commit!r} is not a full commit id"], False
+    code, out, _ = git(repo_root, "cat-file", "-t", commit)
+    if code != 0 or out.strip() != "commit":
+        return [f"{what}: commit {commit[:12]} is not in the repository"], False
+    if previous is not None and not is_ancestor(repo_root, previous[1], commit):
+        return [
+            f"{what}: commit {commit[:12]} does not descend from version {previous[0]}'s commit {previous[1][:12]}"
+        ], True
+    return [], True

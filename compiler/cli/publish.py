@@ -1,6 +1,8 @@
 """``llmcc publish``: compile, sign and push each target as its next version, and move its signed pointer.
 
-Idempotent for an unchanged commit; refuses a dirty working tree unless
+A target whose content did not change gets no new version: its signed
+pointer records the commit instead (issue 13 §4). Idempotent for an unchanged
+commit; refuses a dirty working tree unless
 ``--allow-dirty``; refuses a signing key outside ``signing.trusted`` and a
 stored chain that does not verify, before writing anything (issue 9 §2).
 ``--refresh-pointer`` only re-signs each target's pointer with a new expiry
@@ -48,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--events",
         metavar="FILE",
         type=Path,
-        help="append one CloudEvents 1.0 JSON line per new version to FILE",
+        help="append one CloudEvents 1.0 JSON line to FILE per new version, "
+        "and per target that a new commit left unchanged",
     )
     p.add_argument(
         "--refresh-pointer",
@@ -61,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from compiler.events import event_line, published_event
+    from compiler.events import UNCHANGED, event_line, published_event
     from compiler.publish import publish_target
 
     signer = _signing_key(args, ctx.root)
@@ -90,12 +93,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             now=datetime.now(UTC),
             expires_after=repo.project.manifest.storage.pointer_expiry_delta,
         )
+        commit = source.commit if source else None
+        recorded = not result.created and result.recorded and commit is not None
         status = "published" if result.created else "unchanged"
-        done.append({"target": target, "status": status, "version": result.version, "digest": result.digest})
+        entry: dict[str, object] = {"target": target, "status": status, "version": result.version}
+        entry["digest"] = result.digest
+        if recorded:
+            entry["commit"] = commit
+        done.append(entry)
         if args.format == "text":
-            verb = "published version" if result.created else "unchanged at version"
-            print(f"{target}: {verb} {result.version} {result.digest}")
-        if not result.created:
+            if result.created:
+                print(f"{target}: published version {result.version} {result.digest}")
+            else:
+                now_at = f", now at commit {commit[:12]}" if recorded and commit else ""
+                print(f"{target}: unchanged at version {result.version}{now_at} {result.digest}")
+        if not result.created and not result.recorded:
             continue
         if events_file is not None:
             event = published_event(
@@ -103,8 +115,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 target=target,
                 version=result.version,
                 digest=result.digest,
-                commit=source.commit if source else None,
+                commit=commit,
                 now=datetime.now(UTC),
+                **({} if result.created else {"kind": UNCHANGED}),
             )
             _append(events_file, event_line(event))
     if args.format == "json":

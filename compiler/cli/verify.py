@@ -81,7 +81,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if args.git:
             problems = [
                 f"{target}: {p}"
-                for p in check_versions_against_git(ctx.root, [(b.version, _commit(b.metadata)) for b in chain])
+                for p in check_versions_against_git(
+                    ctx.root, [(b.version, _commit(b.metadata)) for b in chain], pointer_commit=state.pointer.commit
+                )
             ]
             if problems:
                 failures += problems
@@ -89,6 +91,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 continue
         advanced[target] = state.seen
         expires = state.pointer.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+        commit = f", at commit {state.pointer.commit[:12]}" if state.pointer.commit else ""
         report.append(
             {
                 "target": target,
@@ -96,6 +99,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 "versions": latest.version,
                 "latest_digest": latest.digest,
                 "pointer_expires": expires,
+                "pointer_commit": state.pointer.commit,
                 "git_checked": bool(args.git),
             }
         )
@@ -103,7 +107,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             checked = " and git ancestry" if args.git else ""
             print(
                 f"{target}: versions 1-{latest.version} verified{checked}, latest {latest.digest}, "
-                f"pointer valid until {expires}"
+                f"pointer valid until {expires}{commit}"
             )
     ctx.clear_progress()
     if marks_file is not None and advanced:

@@ -64,3 +64,9 @@ class HeldStore:
 
     def create(self, target: str, version: int, envelope: bytes, *, previous: bytes | None = None) -> bool:
         return self._store.create(target, version, envelope, previous=previous)
+
+    def read_delta(self, target: str, version: int) -> bytes | None:
+        return self._store.read_delta(target, version)
+
+    def create_delta(self, target: str, version: int, delta: bytes) -> bool:
+        return self._store.create_delta(target, version, delta)

@@ -30,6 +30,10 @@ POINTER_OBJECT_NAME = "latest" + ENVELOPE_SUFFIX  # beside the versions of its t
 MAX_ENVELOPE_BYTES = 64 * 1024 * 1024
 # A signed pointer is ~500 bytes.
 MAX_POINTER_BYTES = 64 * 1024
+# Deltas (compiler/delta.py) live outside the targets' prefixes, under this name
+# (not a target name): a reader from before deltas never sees them as strays.
+DELTA_DIR = ".llmcc-deltas"
+DELTA_SUFFIX = ".delta.json"
 
 
 class CorruptObjectError(StorageError):
@@ -135,6 +139,26 @@ class Store(Protocol):
         """
         ...
 
+    def read_delta(self, target: str, version: int) -> bytes | None:
+        """The stored delta object from version ``version - 1`` to ``version`` of ``target``; None when absent.
+
+        Raises:
+            StorageError: it cannot be read.
+            CorruptObjectError: larger than :data:`compiler.delta.MAX_DELTA_BYTES` or not a regular object.
+        """
+        ...
+
+    def create_delta(self, target: str, version: int, delta: bytes) -> bool:
+        """Store ``delta`` for ``version`` of ``target`` if there is none yet (create-only, like versions).
+
+        Returns:
+            True if this call stored it; False if a delta for that version exists.
+
+        Raises:
+            StorageError: the write failed.
+        """
+        ...
+
     def create(self, target: str, version: int, envelope: bytes, *, previous: bytes | None = None) -> bool:
         """Store ``envelope`` as ``version`` of ``target`` if that version does not exist yet.
 
@@ -179,6 +203,11 @@ def is_target(name: str) -> bool:
 def version_object_name(version: int) -> str:
     """``00000003.dsse.json``: sorts by version up to 99,999,999 and stays unique beyond."""
     return f"{check_version(version):08d}{ENVELOPE_SUFFIX}"
+
+
+def delta_object_name(version: int) -> str:
+    """``00000003.delta.json``: the delta to version 3, under ``.llmcc-deltas/<target>/``."""
+    return f"{check_version(version):08d}{DELTA_SUFFIX}"
 
 
 def parse_version_object_name(name: str) -> int | None:

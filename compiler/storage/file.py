@@ -1,5 +1,8 @@
 """``file://PATH``: a directory of ``<target>/<version:08d>.dsse.json`` files and ``<target>/latest.dsse.json``.
 
+Deltas (compiler/delta.py) are ``.llmcc-deltas/<target>/<version:08d>.delta.json``,
+claimed create-only like versions.
+
 Publishing writes a temp file under ``PATH/.llmcc-tmp/``, fsyncs it, then
 claims the version with ``os.link(tmp, final)``, which fails if ``final``
 exists: an atomic create-only claim on POSIX (STYLE R14). A target's
@@ -25,8 +28,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from compiler.delta import MAX_DELTA_BYTES
 from compiler.errors import StorageError
 from compiler.storage.base import (
+    DELTA_DIR,
     MAX_ENVELOPE_BYTES,
     MAX_POINTER_BYTES,
     POINTER_OBJECT_NAME,
@@ -34,6 +39,7 @@ from compiler.storage.base import (
     Listing,
     MissingObjectError,
     check_target,
+    delta_object_name,
     is_target,
     sort_names,
     version_object_name,
@@ -122,6 +128,26 @@ class FileStore:
             return created
         except OSError as e:
             raise StorageError(f"{self._url}: cannot write {target} version {version}: {e}") from e
+
+    def read_delta(self, target: str, version: int) -> bytes | None:
+        path = self._root / DELTA_DIR / check_target(target) / delta_object_name(version)
+        try:
+            return _read_bounded(path, MAX_DELTA_BYTES, where=f"{self._url}: {target} version {version} delta")
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise StorageError(f"{self._url}: cannot read the delta of {target} version {version}: {e}") from e
+
+    def create_delta(self, target: str, version: int, delta: bytes) -> bool:
+        directory = self._root / DELTA_DIR / check_target(target)
+        try:
+            self._make_dirs(directory)
+            created = _link_new(self._root / _TMP_DIR, directory / delta_object_name(version), delta)
+            if created:
+                _fsync_dir(directory)
+            return created
+        except OSError as e:
+            raise StorageError(f"{self._url}: cannot write the delta of {target} version {version}: {e}") from e
 
     def swap_pointer(self, target: str, envelope: bytes, *, expected: bytes | None) -> bool:
         directory = self._root / check_target(target)

@@ -31,6 +31,10 @@ are validly signed and correctly linked); a publisher that stalls between
 steps 4 and 5 may replace a settled version, and then exits non-zero telling
 the user to run ``llmcc verify``.
 
+Deltas (compiler/delta.py) are artifacts tagged ``_delta.<env>[.<tenant>].vNNNNNNNN``
+(artifactType and layer :data:`DELTA_ARTIFACT_TYPE`): no target name starts
+with ``_``, so they are outside every target's tags.
+
 The signed pointer is the artifact tagged ``<env>[.<tenant>].latest``
 (artifactType :data:`POINTER_ARTIFACT_TYPE`). It is swapped under the same
 local lock, after checking it still holds what the publisher read; across
@@ -54,6 +58,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from compiler.bundle.canonical import canonical_json
+from compiler.delta import MAX_DELTA_BYTES
 from compiler.errors import StorageError
 from compiler.jsontypes import JSONObject
 from compiler.storage._registry import OCI_MANIFEST, RegistryClient
@@ -70,6 +75,10 @@ from compiler.storage.base import (
 
 ARTIFACT_TYPE = "application/vnd.llmcc.bundle.v1+json"
 POINTER_ARTIFACT_TYPE = "application/vnd.llmcc.pointer.v1+json"
+# Deltas (compiler/delta.py): artifact and layer type, and a tag prefix that no
+# target name can start with, so a reader from before deltas never lists them.
+DELTA_ARTIFACT_TYPE = "application/vnd.llmcc.delta.v1+json"
+_DELTA_TAG_PREFIX = "_delta."
 _POINTER_TAG_SUFFIX = ".latest"
 ENVELOPE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 _EMPTY_CONFIG = b"{}"
@@ -85,6 +94,12 @@ def tag_for(target: str, version: int) -> str:
     if len(tag) > 128:
         raise StorageError(f"{target}: name too long for an OCI tag (at most 128 characters)")
     return tag
+
+
+def delta_tag_for(target: str, version: int) -> str | None:
+    """``prod@acme``, 3 -> ``_delta.prod.acme.v00000003``; None when over 128 characters (no delta)."""
+    tag = _DELTA_TAG_PREFIX + tag_for(target, version)
+    return tag if len(tag) <= 128 else None
 
 
 def pointer_tag_for(target: str) -> str:
@@ -212,13 +227,50 @@ class OciStore:
             self._client.put_manifest(tag, manifest)
             return self._client.manifest_digest(tag) == "sha256:" + hashlib.sha256(manifest).hexdigest()
 
-    def _read_artifact(self, tag: str, artifact_type: str, limit: int, what: str) -> bytes | None:
+    def read_delta(self, target: str, version: int) -> bytes | None:
+        tag = delta_tag_for(target, version)
+        if tag is None:
+            return None
+        return self._read_artifact(
+            tag,
+            DELTA_ARTIFACT_TYPE,
+            MAX_DELTA_BYTES,
+            f"{target} version {version} delta",
+            layer_type=DELTA_ARTIFACT_TYPE,
+        )
+
+    def create_delta(self, target: str, version: int, delta: bytes) -> bool:
+        tag = delta_tag_for(target, version)
+        if tag is None:
+            return False
+        config_digest = self._client.put_blob(_EMPTY_CONFIG)
+        layer_digest = self._client.put_blob(delta)
+        manifest = _build_manifest(
+            target,
+            version,
+            config_digest,
+            layer_digest,
+            len(delta),
+            artifact_type=DELTA_ARTIFACT_TYPE,
+            layer_type=DELTA_ARTIFACT_TYPE,
+        )
+        with self._lock(target):
+            # Create-only across this machine; a delta is never trusted, so a concurrent
+            # overwrite from another machine costs readers only a fallback to the full version.
+            if self._client.manifest_digest(tag) is not None:
+                return False
+            self._client.put_manifest(tag, manifest)
+            return True
+
+    def _read_artifact(
+        self, tag: str, artifact_type: str, limit: int, what: str, *, layer_type: str = ENVELOPE_MEDIA_TYPE
+    ) -> bytes | None:
         where = f"{self._url}: {what}"
         digest = self._client.manifest_digest(tag)
         if digest is None:
             return None
         layer_digest, size = _envelope_layer(
-            self._client.get_manifest(digest), where=where, artifact_type=artifact_type
+            self._client.get_manifest(digest), where=where, artifact_type=artifact_type, layer_type=layer_type
         )
         if size > limit:  # the manifest says how big the blob is: refuse it before fetching it
             raise CorruptObjectError(f"{where}: is {size} bytes, more than the {limit} a reader accepts")
@@ -309,6 +361,7 @@ def _build_manifest(
     size: int,
     *,
     artifact_type: str = ARTIFACT_TYPE,
+    layer_type: str = ENVELOPE_MEDIA_TYPE,
 ) -> bytes:
     annotations: JSONObject = {"dev.llmcc.target": target}
     if version is not None:
@@ -318,13 +371,15 @@ def _build_manifest(
         "mediaType": OCI_MANIFEST,
         "artifactType": artifact_type,
         "config": {"mediaType": _EMPTY_MEDIA_TYPE, "digest": config_digest, "size": len(_EMPTY_CONFIG)},
-        "layers": [{"mediaType": ENVELOPE_MEDIA_TYPE, "digest": layer_digest, "size": size}],
+        "layers": [{"mediaType": layer_type, "digest": layer_digest, "size": size}],
         "annotations": annotations,
     }
     return canonical_json(manifest)
 
 
-def _envelope_layer(manifest_bytes: bytes, *, where: str, artifact_type: str = ARTIFACT_TYPE) -> tuple[str, int]:
+def _envelope_layer(
+    manifest_bytes: bytes, *, where: str, artifact_type: str = ARTIFACT_TYPE, layer_type: str = ENVELOPE_MEDIA_TYPE
+) -> tuple[str, int]:
     """Digest and size of the envelope layer of one of our manifests."""
     try:
         manifest = json.loads(manifest_bytes)
@@ -339,7 +394,7 @@ def _envelope_layer(manifest_bytes: bytes, *, where: str, artifact_type: str = A
         or manifest.get("mediaType") != OCI_MANIFEST
         or manifest.get("artifactType") != artifact_type
         or not isinstance(layer, dict)
-        or layer.get("mediaType") != ENVELOPE_MEDIA_TYPE
+        or layer.get("mediaType") != layer_type
     ):
         raise CorruptObjectError(f"{where}: not an llmcc bundle artifact with one envelope layer")
     digest, size = layer.get("digest"), layer.get("size")

@@ -1,5 +1,8 @@
 """``s3://BUCKET/PREFIX``: objects ``PREFIX/<target>/<version:08d>.dsse.json`` on any S3 endpoint.
 
+Deltas (compiler/delta.py): ``PREFIX/.llmcc-deltas/<target>/<version:08d>.delta.json``,
+created like versions.
+
 The pointer ``PREFIX/<target>/latest.dsse.json`` is replaced by a conditional
 PUT (``If-Match`` the ETag of the bytes the publisher read, or
 ``If-None-Match: *`` for the first one): a compare-and-swap on the endpoint.
@@ -21,8 +24,10 @@ from typing import TYPE_CHECKING
 import boto3
 import botocore.exceptions
 
+from compiler.delta import MAX_DELTA_BYTES
 from compiler.errors import StorageError
 from compiler.storage.base import (
+    DELTA_DIR,
     MAX_ENVELOPE_BYTES,
     MAX_POINTER_BYTES,
     POINTER_OBJECT_NAME,
@@ -30,6 +35,7 @@ from compiler.storage.base import (
     Listing,
     MissingObjectError,
     check_target,
+    delta_object_name,
     is_target,
     sort_names,
     version_object_name,
@@ -118,6 +124,22 @@ class S3Store:
         data = self._get(self._pointer_key(target), MAX_POINTER_BYTES, where=f"{target} pointer")
         return None if data is None else data[0]
 
+    def read_delta(self, target: str, version: int) -> bytes | None:
+        data = self._get(self._delta_key(target, version), MAX_DELTA_BYTES, where=f"{target} version {version} delta")
+        return None if data is None else data[0]
+
+    def create_delta(self, target: str, version: int, delta: bytes) -> bool:
+        self._probe_conditional_writes()
+        try:
+            self._put_if_absent(self._delta_key(target, version), delta)
+        except botocore.exceptions.ClientError as e:
+            if _code(e) in _CLAIM_LOST:
+                return False
+            raise StorageError(f"{self._url}: cannot write the delta of {target} version {version}: {e}") from e
+        except botocore.exceptions.BotoCoreError as e:
+            raise StorageError(f"{self._url}: cannot write the delta of {target} version {version}: {e}") from e
+        return True
+
     def swap_pointer(self, target: str, envelope: bytes, *, expected: bytes | None) -> bool:
         key = self._pointer_key(target)
         self._probe_conditional_writes()
@@ -185,6 +207,9 @@ class S3Store:
 
     def _key(self, target: str, version: int) -> str:
         return f"{self._prefix}{check_target(target)}/{version_object_name(version)}"
+
+    def _delta_key(self, target: str, version: int) -> str:
+        return f"{self._prefix}{DELTA_DIR}/{check_target(target)}/{delta_object_name(version)}"
 
     def _pointer_key(self, target: str) -> str:
         return f"{self._prefix}{check_target(target)}/{POINTER_OBJECT_NAME}"

@@ -170,7 +170,7 @@ class SeenFile:
             raise bad
         try:
             obj = json.loads(data)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nested past the interpreter's limit
             raise bad from e
         targets = obj.get("targets") if isinstance(obj, dict) else None
         if not isinstance(obj, dict) or obj.get("store") != self._location or not isinstance(targets, dict):

@@ -61,3 +61,19 @@ def test_going_back_in_history_is_reported(git_repo: GitRepo) -> None:
 def test_not_a_git_repository(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not a git repository"):
         check_versions_against_git(tmp_path, [(1, "a" * 40)])
+
+
+def test_the_pointer_commit_is_checked_as_one_more_version(git_repo: GitRepo) -> None:
+    """Issue 13 §4: the commit a pointer records for an unchanged target exists and follows the latest version's."""
+    a, b, c = _line(git_repo, 3)
+    assert check_versions_against_git(git_repo.path, [(1, a), (2, b)], pointer_commit=c) == []
+    assert check_versions_against_git(git_repo.path, [(1, a), (2, b)], pointer_commit=b) == []
+    assert check_versions_against_git(git_repo.path, [(1, a), (2, b)], pointer_commit=a) == [
+        f"pointer: commit {a[:12]} does not descend from version 2's commit {b[:12]}"
+    ]
+    assert check_versions_against_git(git_repo.path, [(1, a)], pointer_commit="e" * 40) == [
+        f"pointer: commit {'e' * 12} is not in the repository"
+    ]
+    assert check_versions_against_git(git_repo.path, [], pointer_commit="main") == [
+        "pointer: source commit 'main' is not a full commit id"
+    ]

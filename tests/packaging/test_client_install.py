@@ -32,7 +32,7 @@ from tests.packaging.test_runtime_tier import RUNTIME_TIER
 # Captured at import, before the suite points HOME at a temp dir: the user's pip cache.
 _PIP_CACHE = os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip")
 # What the base install may hold: ours and the runtime tier's dependencies (pyproject.toml).
-BASE_DISTRIBUTIONS = {"llm-config-compiler", "cryptography", "cffi", "pycparser", "pyrage"}
+BASE_DISTRIBUTIONS = {"llm-config-compiler", "cryptography", "cffi", "pycparser", "pyrage", "jsonpatch", "jsonpointer"}
 # Distributions of the cli/s3/kms/vault extras: none may come with the base install.
 EXTRA_DISTRIBUTIONS = {
     "pydantic",

@@ -35,6 +35,7 @@ RUNTIME_TIER: dict[str, tuple[str, ...]] = {
     "compiler.reader": (),
     "compiler.freshness": (),
     "compiler.verify": (),
+    "compiler.delta": (),
     "compiler.bundle": (),
     "compiler.bundle.canonical": (),
     "compiler.bundle.dsse": (),

@@ -124,6 +124,7 @@ def test_a_listed_version_that_cannot_be_read_is_re_listed(store: FileStore, key
             self.misses = misses
             self.url, self.listing, self.read_pointer = store.url, store.listing, store.read_pointer
             self.create, self.swap_pointer = store.create, store.swap_pointer
+            self.read_delta, self.create_delta = store.read_delta, store.create_delta
 
         def read(self, target: str, version: int) -> bytes:
             if self.misses:

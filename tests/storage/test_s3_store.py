@@ -74,6 +74,7 @@ def test_probe_runs_once_and_cleans_up(s3_spec: StoreSpec, moto_server: Service,
     s3 = boto3.session.Session().client("s3", endpoint_url=moto_server.url)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_spec.bucket).get("Contents", [])]
     assert keys == [
+        "bundles/.llmcc-deltas/prod/00000002.delta.json",  # beside the targets, not among them
         "bundles/prod/00000001.dsse.json",
         "bundles/prod/00000002.dsse.json",
         "bundles/prod/latest.dsse.json",
