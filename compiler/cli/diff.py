@@ -3,6 +3,9 @@
 BASE defaults to the merge-base of HEAD with the default branch (see
 ``compiler.audit.revisions.default_base``: on the default branch that is HEAD,
 so the diff shows uncommitted changes); HEAD defaults to the working tree.
+An explicit BASE is resolved the same way, to the merge-base of BASE and HEAD
+(``git diff A...B``; issue 13 §3): a branch behind BASE does not show BASE's
+later changes reversed. ``A...B`` and ``A..B`` are accepted as ``A B``.
 Both sides are compiled in memory from git objects; nothing is checked out.
 """
 
@@ -12,12 +15,13 @@ import argparse
 import os
 import sys
 
-from compiler.audit.revisions import default_base, resolve_commit, rev_file_ids, worktree_file_ids
+from compiler.audit.revisions import default_base, git, merge_base, resolve_commit, rev_file_ids, worktree_file_ids
 from compiler.cli import Context
 from compiler.cli._repo import add_identity_arg, identities, open_tree
 from compiler.diff.compute import INPUT_ROOTS, FileIds, Side, compute_diff
 from compiler.diff.render import render_json, render_markdown, render_text
 from compiler.diff.sharing import ParseCache, SharingRepository
+from compiler.errors import UsageError
 from compiler.repository import Repository
 from compiler.secrets.identity import Identities
 from compiler.secrets.sources import SopsOpener
@@ -26,7 +30,13 @@ from compiler.sources.gitrev import GitRevTree
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("base", nargs="?", metavar="BASE", help="git revision (default: merge-base with the default branch)")
+    p.add_argument(
+        "base",
+        nargs="?",
+        metavar="BASE",
+        help="git revision, compared through its merge-base with HEAD; A...B as in git "
+        "(default: merge-base with the default branch)",
+    )
     p.add_argument("head", nargs="?", metavar="HEAD", help="git revision (default: the working tree)")
     p.add_argument("-t", "--target", action="append", metavar="T", help="only this target (repeatable)")
     p.add_argument("--format", choices=["text", "markdown", "json"], default="text")
@@ -37,14 +47,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     ids = identities(args)
     cache = ParseCache()
-    if args.base is not None:
-        base = _rev_side(ctx, args.base, args.base, cache, ids)
+    base_rev, head_rev = split_range(args.base, args.head)
+    if base_rev is not None:
+        head_commit = _commit(ctx, head_rev or "HEAD")
+        named = _commit(ctx, base_rev)
+        commit = merge_base(ctx.root, named, head_commit)
+        label = base_rev if commit == named else f"{base_rev} (merge-base"
+        base = _rev_side(ctx, commit, label, cache, ids)
     else:
         commit = default_base(ctx.root)
         base = _rev_side(
             ctx, commit, "HEAD" if commit == resolve_commit(ctx.root, "HEAD") else "merge-base", cache, ids
         )
-    head = _rev_side(ctx, args.head, args.head, cache, ids) if args.head else _worktree_side(ctx, cache, ids)
+    head = _rev_side(ctx, head_rev, head_rev, cache, ids) if head_rev else _worktree_side(ctx, cache, ids)
     result = compute_diff(base, head, key=os.urandom(32), only=args.target, opaque=not ids, progress=ctx.progress)
     if not ctx.quiet and sys.stderr.isatty():
         print("\r\033[K", end="", file=sys.stderr, flush=True)
@@ -57,11 +72,38 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return 1 if args.exit_code and result.changed else 0
 
 
+def split_range(base: str | None, head: str | None) -> tuple[str | None, str | None]:
+    """(BASE, HEAD) of ``A...B`` / ``A..B`` (an empty side is HEAD, as in git), or the two arguments.
+
+    Raises:
+        UsageError: a range and a second revision.
+    """
+    if base is None or ".." not in base:
+        return base, head
+    if head is not None:
+        raise UsageError(f"diff: give either a range {base!r} or BASE HEAD, not both")
+    sep = "..." if "..." in base else ".."
+    left, _, right = base.partition(sep)
+    return left or "HEAD", right or "HEAD"
+
+
+def _commit(ctx: Context, rev: str) -> str:
+    commit = resolve_commit(ctx.root, rev)
+    if commit is None:
+        if git(ctx.root, "rev-parse", "--git-dir")[0] != 0:
+            raise UsageError(f"{ctx.root}: not a git repository (diff compares git revisions)")
+        raise UsageError(f"unknown revision {rev!r}")
+    return commit
+
+
 def _rev_side(ctx: Context, rev: str, name: str, cache: ParseCache, ids: Identities) -> Side:
     tree = GitRevTree(ctx.root, rev)
     info = tree.source_info()
     assert info is not None
-    label = info.commit[:7] if name == info.commit else f"{name} ({info.commit[:7]})"
+    if name.endswith("(merge-base"):
+        label = f"{name} {info.commit[:7]})"
+    else:
+        label = info.commit[:7] if name == info.commit else f"{name} ({info.commit[:7]})"
     files = rev_file_ids(ctx.root, info.commit, INPUT_ROOTS)
     return Side(repo=_repository(tree, files, cache, ids), label=label, files=files)
 
