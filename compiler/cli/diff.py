@@ -19,7 +19,7 @@ from compiler.audit.revisions import default_base, git, merge_base, resolve_comm
 from compiler.cli import Context
 from compiler.cli._repo import add_identity_arg, identities, open_tree
 from compiler.diff.compute import INPUT_ROOTS, FileIds, Side, compute_diff
-from compiler.diff.render import render_json, render_markdown, render_text
+from compiler.diff.render import MARKDOWN_LIMIT, render_json, render_markdown, render_text
 from compiler.diff.sharing import ParseCache, SharingRepository
 from compiler.errors import UsageError
 from compiler.repository import Repository
@@ -41,6 +41,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--target", action="append", metavar="T", help="only this target (repeatable)")
     p.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     p.add_argument("--exit-code", action="store_true", help="exit 1 when anything changed")
+    p.add_argument(
+        "--max-chars",
+        type=_max_chars,
+        default=MARKDOWN_LIMIT,
+        metavar="N",
+        help=f"cut markdown at N characters (default {MARKDOWN_LIMIT:,}; 0: never, for a CI artifact)",
+    )
     add_identity_arg(p)
 
 
@@ -66,7 +73,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.format == "json":
         print(render_json(result))
     elif args.format == "markdown":
-        print(render_markdown(result), end="")
+        print(render_markdown(result, limit=args.max_chars or sys.maxsize), end="")
     else:
         print(render_text(result, colour=_colour()))
     return 1 if args.exit_code and result.changed else 0
@@ -117,6 +124,12 @@ def _worktree_side(ctx: Context, cache: ParseCache, ids: Identities) -> Side:
 def _repository(tree: SourceTree, files: FileIds, cache: ParseCache, ids: Identities) -> Repository:
     opener = SopsOpener(ids if ids else None)
     return SharingRepository(tree, files=files, cache=cache, open_secrets=opener, secrets_opaque=not ids)
+
+
+def _max_chars(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of characters (0: no limit)")
+    return int(text)
 
 
 def _colour() -> bool:

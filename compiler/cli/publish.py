@@ -21,7 +21,15 @@ from compiler.bundle.dsse import Keyring, Signer, load_signing_key
 from compiler.cli import Context
 from compiler.cli._failures import raise_failures
 from compiler.cli._repo import add_identity_arg, open_repository
-from compiler.cli._store import add_store_args, add_trust_args, load_keyring, open_store_from, read_project, resolve
+from compiler.cli._store import (
+    add_store_args,
+    add_trust_args,
+    check_ci_store,
+    load_keyring,
+    open_store_from,
+    read_project,
+    resolve,
+)
 from compiler.errors import LlmccError, VerificationError
 from compiler.events import event_line, published_event
 from compiler.jsontypes import JSONObject
@@ -57,6 +65,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only re-sign each published target's pointer with a new expiry (storage.pointer_expiry); no compile",
     )
+    p.add_argument(
+        "--allow-worktree-store",
+        action="store_true",
+        help="in CI (CI=true), publish to a file:// store inside the work tree anyway (the job keeps it)",
+    )
     add_trust_args(p)
     add_identity_arg(p)
 
@@ -72,6 +85,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if source is not None and source.dirty and not args.allow_dirty:
         raise LlmccError("tracked files have uncommitted changes; commit them or pass --allow-dirty")
     store = open_store_from(args, ctx.root, repo.project)
+    check_ci_store(store, ctx.root, allowed=args.allow_worktree_store)
     events_file = resolve(ctx.root, args.events) if args.events else None
     if events_file is not None:
         _append(events_file, b"")  # fail before publishing, not after: a lost event cannot be re-sent
@@ -110,6 +124,7 @@ def _refresh(args: argparse.Namespace, ctx: Context, signer: Signer) -> int:
     assert project is not None  # required=True
     trusted = _trusted_signer(args, ctx, project, signer)
     store = open_store_from(args, ctx.root, project)
+    check_ci_store(store, ctx.root, allowed=args.allow_worktree_store)
     published = set(store.targets())
     targets = [t.name for t in project.select(args.target) if args.target or t.name in published]
     if not targets:
