@@ -35,6 +35,7 @@ import pyrage
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from compiler import __version__
 from compiler.cli import Context
 from compiler.errors import InputError, LlmccError, UsageError
 from compiler.names import NAME_PATTERN
@@ -131,7 +132,7 @@ def scaffold(dest: Path, keys_dir: Path, project: str, *, now: datetime) -> tupl
     identity = pyrage.x25519.Identity.generate()
     recipient = str(identity.to_public())
     signing = Ed25519PrivateKey.generate()
-    subst = {"@PROJECT@": project, "@AGE_RECIPIENT@": recipient}
+    subst = {"@PROJECT@": project, "@AGE_RECIPIENT@": recipient, "@VERSION@": __version__}
     dest.mkdir(parents=True, exist_ok=True)
     for rel, data in scaffold_files():
         text = data.decode("utf-8")

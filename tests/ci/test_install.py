@@ -93,3 +93,13 @@ def test_the_install_step_installs_a_working_llmcc_from_the_tag(tmp_path: Path) 
         cwd=tmp_path,
     ).stdout
     assert where.startswith(str(env_dir))  # the fresh environment's own copy, not this checkout
+
+
+def test_a_new_repository_names_the_version_to_install(tmp_path: Path) -> None:
+    from compiler.cli import main
+
+    assert main(["init", str(tmp_path / "conf"), "--keys-dir", str(tmp_path / "keys")]) == 0
+    readme = (tmp_path / "conf/README.md").read_text()
+    assert f'"llm-config-compiler[cli] @ git+https://github.com/<org>/llmcc.git@v{__version__}"' in readme
+    assert "pypi.org" not in readme  # no index serves llmcc
+    assert f"rev: v{__version__}" in (tmp_path / "conf/.pre-commit-config.yaml").read_text()
