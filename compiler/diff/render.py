@@ -64,14 +64,24 @@ def line_diff(change: Change) -> list[str] | None:
     return list(difflib.unified_diff(old.splitlines(), new.splitlines(), n=CONTEXT_LINES, lineterm=""))[2:]
 
 
-def whole_value(change: Change) -> list[str] | None:
-    """The lines of a map or list that was added or removed whole, as indented JSON (None otherwise)."""
-    if change.secret or change.kind not in ("added", "removed"):
-        return None
-    value = change.new if change.kind == "added" else change.old
-    if not isinstance(value, (dict, list)) or not value:
-        return None
-    return json.dumps(public(value), indent=2, ensure_ascii=False, sort_keys=True).split("\n")
+def whole_values(change: Change) -> dict[str, list[str]]:
+    """The maps and lists a change adds, removes or replaces whole, as indented JSON lines, by side.
+
+    ``{"new": lines}`` for an added container, ``{"old": lines}`` for a removed
+    one, either or both for a change of type (``"x"`` to a map); empty for
+    scalars, empty containers, secrets and moves.
+    """
+    if change.secret or change.kind == "moved":
+        return {}
+    sides = {
+        "old": change.old if change.kind != "added" else None,
+        "new": change.new if change.kind != "removed" else None,
+    }
+    return {
+        side: json.dumps(public(value), indent=2, ensure_ascii=False, sort_keys=True).split("\n")
+        for side, value in sides.items()
+        if isinstance(value, (dict, list)) and value
+    }
 
 
 def group_targets(result: DiffResult) -> list[list[TargetDiff]]:
@@ -153,9 +163,17 @@ def _text_change(c: Change) -> list[str]:
     diff = line_diff(c)
     if diff is not None:
         return [f"  {sign} {c.location}:", *(f"      {d}" for d in diff)]
-    whole = whole_value(c)
-    if whole is not None:
-        return [f"  {sign} {c.location}:", *(f"    {sign} {line}" for line in whole)]
+    whole = whole_values(c)
+    if whole:
+        old, new = describe(c)
+        head = f"  {sign} {c.location}:"
+        if c.kind == "changed":
+            head += f" {'' if 'old' in whole else old + ' '}->{'' if 'new' in whole else ' ' + new}"
+        return [
+            head,
+            *(f"    - {line}" if c.kind == "changed" else f"    {sign} {line}" for line in whole.get("old", [])),
+            *(f"    + {line}" if c.kind == "changed" else f"    {sign} {line}" for line in whole.get("new", [])),
+        ]
     old, new = describe(c)
     if c.kind == "changed" and not c.secret:
         return [f"  {sign} {c.location}: {old} -> {new}"]
@@ -244,20 +262,22 @@ def _md_blocks(t: TargetDiff) -> Iterator[str]:
         wholes = []
         for c in changes:
             diff = line_diff(c)
-            whole = whole_value(c)
+            whole = whole_values(c)
             old, new = describe(c)
             if diff is not None:
                 old, new = "", "see the line diff below"
                 diffs.append((c, diff))
-            elif whole is not None:
-                old, new = ("", _SEE_BELOW) if c.kind == "added" else (_SEE_BELOW, "")
-                wholes.append((c, whole))
+            elif whole:
+                old = _SEE_BELOW if "old" in whole else old
+                new = _SEE_BELOW if "new" in whole else new
+                wholes += [(c, side, lines) for side, lines in whole.items()]
             rows.append(f"| {c.kind} | {_code(c.location)} | {_code(old)} | {_code(new)} |")
         yield "\n".join(rows) + "\n"
-        for c, whole in wholes:
+        for c, side, whole in wholes:
             fence = "`" * max([3, *(len(run) + 1 for line in whole for run in re.findall("`+", line))])
+            what = c.kind if c.kind != "changed" else f"{side} value"
             summary = (
-                f"<code>{html.escape(module)} {html.escape(c.location)}</code> {c.kind} ({plural(len(whole), 'line')})"
+                f"<code>{html.escape(module)} {html.escape(c.location)}</code> {what} ({plural(len(whole), 'line')})"
             )
             body = [f"\n<details><summary>{summary}</summary>\n", f"{fence}json", *whole, fence, "</details>"]
             yield "\n".join(body) + "\n"

@@ -9,7 +9,7 @@ import pytest
 from compiler.cli import diff as diff_cmd
 from compiler.diff.compute import Change, DiffResult, TargetDiff
 from compiler.diff.masking import SecretDigest
-from compiler.diff.render import render_markdown, render_text, whole_value
+from compiler.diff.render import render_markdown, render_text, whole_values
 from tests.conftest import GitRepo
 from tests.diff._support import run_command, seed, write
 
@@ -80,12 +80,31 @@ def test_a_new_key_holding_a_map_is_in_full_and_secrets_stay_masked() -> None:
     [
         Change(target="p", module="m", path=("a",), kind="added", new=1),
         Change(target="p", module="m", path=("a",), kind="added", new={}),
-        Change(target="p", module="m", path=("a",), kind="changed", old={"a": 1}, new={"a": 2}),
+        Change(target="p", module="m", path=("a",), kind="changed", old=1, new=2),
         Change(target="p", module="m", path=("a",), kind="added", secret=True),
+        Change(target="p", module="m", path=("a", 1), kind="moved", old=0, new=1, item={"a": 1}),
     ],
 )
-def test_scalars_changes_and_secrets_stay_one_line(change: Change) -> None:
-    assert whole_value(change) is None
+def test_scalars_moves_and_secrets_stay_one_line(change: Change) -> None:
+    assert whole_values(change) == {}
+
+
+def test_a_scalar_that_becomes_a_map_shows_the_map_in_full() -> None:
+    """The sibling of a new module: a value whose type changes to a map was cut at 200 characters too."""
+    c = Change(target="prod", module="engine", path=("limits",), kind="changed", old="none", new=_LONG)
+    result = DiffResult(
+        base="a",
+        head="b",
+        targets=[TargetDiff(target="prod", status="changed", changes=[c], compiled=True)],
+        secrets_by_ciphertext=False,
+    )
+    text = render_text(result)
+    assert '  ~ $.limits: "none" ->\n    + {\n' in text
+    assert '    +   "key_19": {' in text
+    md = render_markdown(result)
+    assert '| changed | `$.limits` | `"none"` | _in full below_ |' in md
+    assert "<code>engine $.limits</code> new value (" in md
+    assert "chars)" not in md
 
 
 def test_backticks_in_a_value_get_a_longer_fence() -> None:
