@@ -273,13 +273,13 @@ def _md_blocks(t: TargetDiff) -> Iterator[str]:
                 wholes += [(c, side, lines) for side, lines in whole.items()]
             rows.append(f"| {c.kind} | {_code(c.location)} | {_code(old)} | {_code(new)} |")
         yield "\n".join(rows) + "\n"
-        for c, side, whole in wholes:
-            fence = "`" * max([3, *(len(run) + 1 for line in whole for run in re.findall("`+", line))])
+        for c, side, lines in wholes:
+            fence = "`" * max([3, *(len(run) + 1 for line in lines for run in re.findall("`+", line))])
             what = c.kind if c.kind != "changed" else f"{side} value"
             summary = (
-                f"<code>{html.escape(module)} {html.escape(c.location)}</code> {what} ({plural(len(whole), 'line')})"
+                f"<code>{html.escape(module)} {html.escape(c.location)}</code> {what} ({plural(len(lines), 'line')})"
             )
-            body = [f"\n<details><summary>{summary}</summary>\n", f"{fence}json", *whole, fence, "</details>"]
+            body = [f"\n<details><summary>{summary}</summary>\n", f"{fence}json", *lines, fence, "</details>"]
             yield "\n".join(body) + "\n"
         for c, diff in diffs:
             shown = diff[:_MAX_MD_DIFF_LINES]

@@ -32,6 +32,7 @@ class FakeForge:
     comments: dict[int, dict[str, object]] = field(default_factory=dict)  # id -> {"body", "thread", "system"}
     requests: list[tuple[str, str]] = field(default_factory=list)
     next_id: int = 1000
+    broken: str | None = None  # "html": answers that are not JSON; "object": a list that is not one; "noid"
 
     def seed(self, thread: str, body: str, *, system: bool = False) -> int:
         self.next_id += 1
@@ -71,8 +72,19 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
                 return self._send(401, {"message": "401 Unauthorized"})
             if not gitlab and self.headers.get("Authorization") != f"Bearer {GITHUB_TOKEN}":
                 return self._send(401, {"message": "Bad credentials"})
+            if forge.broken == "html":
+                raw = b"<html>maintenance</html>"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+                return None
             m = (_GL_LIST if gitlab else _GH_LIST).match(parts.path)
             if m is not None:
+                if forge.broken == "object" and self.command == "GET":
+                    return self._send(200, {"message": "not a list"})
+                if forge.broken == "noid" and self.command == "POST":
+                    return self._send(201, {"created": True})
                 thread = f"{m.group(1)}#{m.group(2)}"
                 if self.command == "GET":
                     per, page = int(query["per_page"][0]), int(query["page"][0])

@@ -11,7 +11,7 @@ from compiler.ci.comment import comment_body, is_marked, marker_line
 from compiler.ci.forges import GitHubForge, detect_platform
 from compiler.cli import main
 from compiler.errors import UsageError
-from tests.ci._forge import GITHUB_TOKEN, running_forge
+from tests.ci._forge import GITHUB_TOKEN, GITLAB_TOKEN, running_forge
 
 MARKER = "<!-- llmcc:diff -->"
 
@@ -75,9 +75,17 @@ def test_the_cli_cuts_at_githubs_limit_and_names_the_run(
         }.items():
             monkeypatch.setenv(k, v)
         monkeypatch.delenv("GITHUB_EVENT_PATH", raising=False)
+        forge.seed("acme/conf#12", "LGTM")
         assert main(["ci", "comment", str(big), "--artifact", "llmcc-diff.md"]) == 0
-        ((_, body),) = forge.thread("acme/conf#12")
-    assert capsys.readouterr().err == "llmcc: ci comment: created github comment 1001 (cut to the platform's limit)\n"
+        assert main(["ci", "comment", str(big), "--artifact", "llmcc-diff.md"]) == 0
+        (_, (_, body)) = forge.thread("acme/conf#12")
+        monkeypatch.setenv("GITHUB_API_URL", f"{forge.url}/elsewhere")
+        assert main(["ci", "comment", str(big), "--artifact", "llmcc-diff.md"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "llmcc: ci comment: created github comment 1002 (cut to the platform's limit)",
+        "llmcc: ci comment: updated github comment 1002 (cut to the platform's limit)",
+        "llmcc: github API: GET /elsewhere/repos/acme/conf/issues/12/comments: HTTP 404 Not Found",
+    ]
     assert len(body) <= GitHubForge.limit
     assert body.endswith(
         "the whole diff is in the job artifact: https://github.example/acme/conf/actions/runs/77"
@@ -146,3 +154,100 @@ def test_an_unreachable_api_is_one_line(
     assert err.startswith("llmcc: github API: GET /repos/a/b/issues/1/comments: ")
     assert GITHUB_TOKEN not in err
     assert len(err.splitlines()) == 1
+
+
+def _gitlab(monkeypatch: pytest.MonkeyPatch, url: str, token: str) -> None:
+    for var in ("GITHUB_ACTIONS", "CI_JOB_URL"):
+        monkeypatch.delenv(var, raising=False)
+    for k, v in {
+        "GITLAB_CI": "true",
+        "LLMCC_NOTES_TOKEN": token,
+        "CI_API_V4_URL": f"{url}/api/v4",
+        "CI_PROJECT_ID": "acme/conf",
+        "CI_MERGE_REQUEST_IID": "4",
+    }.items():
+        monkeypatch.setenv(k, v)
+
+
+def test_gitlab_notes_are_created_once_then_updated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    note = tmp_path / "llmcc-diff.md"
+    with running_forge() as forge:
+        _gitlab(monkeypatch, forge.url, GITLAB_TOKEN)
+        forge.seed("acme%2Fconf#4", f"{MARKER}\nmentioned in a commit", system=True)
+        note.write_text("first\n")
+        assert main(["ci", "comment", str(note)]) == 0
+        note.write_text("second\n")
+        assert main(["ci", "comment", str(note)]) == 0
+        notes = forge.thread("acme%2Fconf#4")
+        writes = forge.writes()
+    assert notes[1] == (1002, f"{MARKER}\nsecond\n")
+    assert len(notes) == 2
+    assert writes == [
+        ("POST", "/api/v4/projects/acme%2Fconf/merge_requests/4/notes"),
+        ("PUT", "/api/v4/projects/acme%2Fconf/merge_requests/4/notes/1002"),
+    ]
+    assert capsys.readouterr().err.splitlines() == [
+        "llmcc: ci comment: created gitlab comment 1002",
+        "llmcc: ci comment: updated gitlab comment 1002",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        (
+            "html",
+            "llmcc: gitlab API: GET /api/v4/projects/acme%2Fconf/merge_requests/4/notes: the answer is not JSON\n",
+        ),
+        (
+            "object",
+            "llmcc: gitlab API: GET /api/v4/projects/acme%2Fconf/merge_requests/4/notes: not a list of comments\n",
+        ),
+        ("noid", "llmcc: gitlab API: POST notes: the answer names no note id\n"),
+        (None, None),
+    ],
+)
+def test_a_strange_or_refusing_api_is_one_line_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    broken: str | None,
+    message: str | None,
+) -> None:
+    (tmp_path / "c.md").write_text("x")
+    with running_forge() as forge:
+        forge.broken = broken
+        _gitlab(monkeypatch, forge.url, GITLAB_TOKEN if broken else "glpat-revoked")
+        assert main(["ci", "comment", str(tmp_path / "c.md")]) == 2
+    err = capsys.readouterr().err
+    if message is None:  # a revoked token: the advice names the unprotected variable
+        assert err.startswith("llmcc: gitlab API: GET /api/v4/projects/acme%2Fconf/merge_requests/4/notes: HTTP 401 ")
+        assert "on merge-request pipelines GitLab passes only variables that are not protected" in err
+        assert "glpat-revoked" not in err
+    else:
+        assert err == message
+
+
+def test_github_refusal_and_a_comment_without_an_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "c.md").write_text("x")
+    with running_forge() as forge:
+        for k, v in {"GITHUB_REPOSITORY": "a/b", "LLMCC_PR_NUMBER": "2", "GITHUB_API_URL": forge.url}.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.delenv("GITHUB_RUN_ID", raising=False)
+        monkeypatch.setenv("GITHUB_TOKEN", "ghs_wrong")
+        assert main(["ci", "comment", str(tmp_path / "c.md"), "--platform", "github"]) == 2
+        assert capsys.readouterr().err == (
+            "llmcc: github API: GET /repos/a/b/issues/2/comments: HTTP 401 Unauthorized (the job needs"
+            " `permissions: pull-requests: write` and GITHUB_TOKEN in its env)\n"
+        )
+        monkeypatch.setenv("GITHUB_TOKEN", GITHUB_TOKEN)
+        forge.broken = "noid"
+        assert main(["ci", "comment", str(tmp_path / "c.md"), "--platform", "github"]) == 2
+        assert capsys.readouterr().err == "llmcc: github API: POST comments: the answer names no comment id\n"
+    assert (
+        GitHubForge({"GITHUB_TOKEN": "t", "GITHUB_REPOSITORY": "a/b", "LLMCC_PR_NUMBER": "1"}).artifact_url("x") is None
+    )
