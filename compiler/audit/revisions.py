@@ -112,11 +112,9 @@ def merge_base(root: Path, base: str, head: str) -> str:
     if code == 0 and out.strip():
         return out.strip().splitlines()[0]
     shallow = git(root, "rev-parse", "--is-shallow-repository")[1].strip() == "true"
-    hint = (
-        "the clone is shallow: fetch the whole history (git fetch --unshallow; fetch-depth: 0)"
-        if shallow
-        else ("unrelated histories")
-    )
+    hint = "unrelated histories"
+    if shallow:
+        hint = "the clone is shallow: fetch the whole history (git fetch --unshallow; fetch-depth: 0)"
     raise UsageError(f"{base[:7]} and {head[:7]} have no common ancestor ({hint}); nothing to diff against")
 
 

@@ -59,8 +59,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         head_commit = _commit(ctx, head_rev or "HEAD")
         named = _commit(ctx, base_rev)
         commit = merge_base(ctx.root, named, head_commit)
-        label = base_rev if commit == named else f"{base_rev} (merge-base"
-        base = _rev_side(ctx, commit, label, cache, ids)
+        if commit == named:
+            base = _rev_side(ctx, commit, base_rev, cache, ids)
+        else:
+            base = _rev_side(ctx, commit, base_rev, cache, ids, label=f"{base_rev} (merge-base {commit[:7]})")
     else:
         commit = default_base(ctx.root)
         base = _rev_side(
@@ -103,13 +105,13 @@ def _commit(ctx: Context, rev: str) -> str:
     return commit
 
 
-def _rev_side(ctx: Context, rev: str, name: str, cache: ParseCache, ids: Identities) -> Side:
+def _rev_side(
+    ctx: Context, rev: str, name: str, cache: ParseCache, ids: Identities, *, label: str | None = None
+) -> Side:
     tree = GitRevTree(ctx.root, rev)
     info = tree.source_info()
     assert info is not None
-    if name.endswith("(merge-base"):
-        label = f"{name} {info.commit[:7]})"
-    else:
+    if label is None:
         label = info.commit[:7] if name == info.commit else f"{name} ({info.commit[:7]})"
     files = rev_file_ids(ctx.root, info.commit, INPUT_ROOTS)
     return Side(repo=_repository(tree, files, cache, ids), label=label, files=files)
