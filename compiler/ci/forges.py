@@ -22,8 +22,10 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from http.client import HTTPMessage
+from typing import IO, Protocol
 
+from compiler.ci.comment import is_marked
 from compiler.errors import LlmccError, UsageError
 
 PAGE_SIZE = 100
@@ -66,7 +68,7 @@ class _Http:
             request.add_header("Content-Type", "application/json")
         where = f"{self.platform} API: {method} {urllib.parse.urlsplit(url).path}"
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
                 raw = response.read()
         except urllib.error.HTTPError as e:
             raise LlmccError(f"{where}: HTTP {e.code} {e.reason}{_advice(e.code, self.platform)}") from e
@@ -77,6 +79,27 @@ class _Http:
             return json.loads(raw) if raw.strip() else None
         except ValueError as e:
             raise LlmccError(f"{where}: the answer is not JSON") from e
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the same scheme, host and port: urllib would send the token header anywhere."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if (old.scheme, old.netloc) != (new.scheme, new.netloc):
+            return None  # urllib then raises the redirect as an HTTPError
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameOriginRedirects)
 
 
 def _advice(status: int, platform: str) -> str:
@@ -237,8 +260,6 @@ def upsert_comment(forge: Forge, body: str, marker: str) -> tuple[str, int]:
     Comments are read oldest first, so two pipelines racing to create leave the
     first one as the one every later run updates.
     """
-    from compiler.ci.comment import is_marked
-
     for c in forge.comments():
         if is_marked(c.body, marker):
             forge.update(c.id, body)

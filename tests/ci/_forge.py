@@ -72,6 +72,12 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
                 return self._send(401, {"message": "401 Unauthorized"})
             if not gitlab and self.headers.get("Authorization") != f"Bearer {GITHUB_TOKEN}":
                 return self._send(401, {"message": "Bad credentials"})
+            if forge.broken == "redirect":  # to another port: the token must not follow
+                self.send_response(302)
+                self.send_header("Location", "http://127.0.0.1:9/collect")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
             if forge.broken == "html":
                 raw = b"<html>maintenance</html>"
                 self.send_response(200)

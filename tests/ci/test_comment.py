@@ -206,6 +206,7 @@ def test_gitlab_notes_are_created_once_then_updated(
             "llmcc: gitlab API: GET /api/v4/projects/acme%2Fconf/merge_requests/4/notes: not a list of comments\n",
         ),
         ("noid", "llmcc: gitlab API: POST notes: the answer names no note id\n"),
+        ("redirect", "llmcc: gitlab API: GET /api/v4/projects/acme%2Fconf/merge_requests/4/notes: HTTP 302 Found\n"),
         (None, None),
     ],
 )
