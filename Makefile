@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(DEMO_ENV) $(BIN)/llmcc validate
 	$(DEMO_ENV) $(BIN)/llmcc compile
-	$(DEMO_ENV) $(BIN)/llmcc publish --allow-dirty --events .llmcc/events.jsonl
+	$(DEMO_ENV) $(BIN)/llmcc publish --allow-dirty --allow-worktree-store --events .llmcc/events.jsonl
 	$(DEMO_ENV) $(BIN)/llmcc verify --git
 	$(DEMO_ENV) $(BIN)/llmcc pull prod --state-dir .llmcc/reader-state --decrypt --out .llmcc/prod.decrypted.json
 	@echo "decrypted prod bundle (demo secrets) written to .llmcc/prod.decrypted.json"

@@ -51,6 +51,9 @@ class Diagnostic:
     target: str | None = None
     rule: str | None = None
     notes: tuple[str, ...] = field(default=())
+    # A policy finding's ``origin`` is the rule; this is the layer line that set the value the rule
+    # judged, where a CI annotation belongs (issue 13 §3). None when the finding names no one value.
+    value_origin: Origin | None = None
 
     def sort_key(self) -> tuple[str, str, int, int, str, str]:
         o = self.origin

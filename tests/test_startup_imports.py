@@ -124,3 +124,11 @@ def test_the_cel_loader_falls_back_to_the_ordinary_import(case: str) -> None:
     # in a fresh interpreter: the Rust extension cannot be initialised twice in one process
     proc = subprocess.run([sys.executable, "-c", FALLBACK, case], capture_output=True, text=True, check=True)
     assert proc.stdout.split() == ["True", "2"]  # the package's own __init__ ran
+
+
+def test_the_diff_command_s_markdown_limit_is_the_renderer_s() -> None:
+    # cli/diff.py spells the limit so that `diff --help` stays light; the two must not drift
+    from compiler.cli import diff
+    from compiler.diff import render
+
+    assert diff.MARKDOWN_LIMIT == render.MARKDOWN_LIMIT

@@ -92,6 +92,32 @@ def default_base(root: Path) -> str:
     return head
 
 
+def merge_base(root: Path, base: str, head: str) -> str:
+    """The commit ``llmcc diff BASE HEAD`` compares HEAD with: the merge-base of the two (issue 13 §3).
+
+    ``git diff A...B`` semantics: on a branch behind BASE (BASE moved on after
+    the branch left it), BASE's own later changes are not shown reversed as if
+    the branch had made them. When BASE is an ancestor of HEAD (``HEAD~1``, the
+    target branch of an up-to-date merge request) this is BASE itself.
+
+    Args:
+        base: a full commit id.
+        head: a full commit id.
+
+    Raises:
+        UsageError: the two have no common ancestor in the local history (a
+            shallow clone: fetch the whole history, e.g. ``fetch-depth: 0``).
+    """
+    code, out, _ = git(root, "merge-base", base, head)
+    if code == 0 and out.strip():
+        return out.strip().splitlines()[0]
+    shallow = git(root, "rev-parse", "--is-shallow-repository")[1].strip() == "true"
+    hint = "unrelated histories"
+    if shallow:
+        hint = "the clone is shallow: fetch the whole history (git fetch --unshallow; fetch-depth: 0)"
+    raise UsageError(f"{base[:7]} and {head[:7]} have no common ancestor ({hint}); nothing to diff against")
+
+
 def is_ancestor(root: Path, older: str, newer: str) -> bool:
     """Whether commit ``older`` is ``newer`` or one of its ancestors (both full ids)."""
     code, _, err = git(root, "merge-base", "--is-ancestor", older, newer)

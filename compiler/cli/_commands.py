@@ -92,6 +92,12 @@ def _init() -> ModuleType:
     return m
 
 
+def _ci() -> ModuleType:
+    from compiler.cli import ci as m
+
+    return m
+
+
 COMMANDS: dict[str, tuple[str, Callable[[], ModuleType]]] = {
     "compile": ("render, validate and encrypt; write DIR/<target>.bundle.json", _compile),
     "validate": ("schema, secrets and policy checks; nothing written", _validate),
@@ -110,6 +116,7 @@ COMMANDS: dict[str, tuple[str, Callable[[], ModuleType]]] = {
     "keys": ("generate identities; rotate or re-wrap target data keys", _keys),
     "hook": ("pre-commit hook entries: validate (affected targets), secrets-guard, diff", _hook),
     "init": ("scaffold a new config repository in DIR (fresh keys outside it)", _init),
+    "ci": ("CI steps: comment (the pull request's one diff comment, updated in place)", _ci),
 }
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # light at import: `llmcc validate --help` reads REPORTERS (issue 14 §1)
@@ -23,17 +24,31 @@ def report_json(diags: Sequence[Diagnostic], summary: dict[str, object]) -> None
 
 
 def report_github(diags: Sequence[Diagnostic], summary: dict[str, object]) -> None:
-    """GitHub Actions workflow commands: findings show inline on the pull request."""
+    """GitHub Actions workflow commands: findings show inline on the pull request.
+
+    A policy finding is annotated on the layer line that set the value the rule
+    judged (``Diagnostic.value_origin``), the line a pull request changed, not
+    on the rule in ``policies/`` (issue 13 §3); the message keeps the rule's
+    name, its file:line and its text.
+    """
     from compiler.diagnostics import Severity
 
     for d in diags:
         level = "error" if d.severity is Severity.ERROR else "warning"
+        origin = d.value_origin or d.origin
         props = []
-        if d.origin:
-            props += [f"file={d.origin.path}", f"line={d.origin.line}", f"col={d.origin.column}"]
-        props.append("title=" + _escape_prop(f"llmcc {d.target or ''}".strip()))
-        text = d.format().split("\n", 1)
-        body = text[0].split(": ", 1)[-1] if d.origin else text[0]
+        if origin:
+            props += [f"file={origin.path}", f"line={origin.line}", f"col={origin.column}"]
+        title = f"llmcc {d.target or ''}" + (f" policy {d.rule}" if d.rule else "")
+        props.append("title=" + _escape_prop(title.strip()))
+        if d.value_origin is not None and d.origin is not None:
+            shown = replace(d, origin=d.value_origin)
+            first = shown.format().split("\n", 1)[0].split(": ", 1)[-1]
+            rule = f"{d.origin.location()}: policy {d.rule}" if d.rule else d.origin.location()
+            body = "\n".join([first, rule, *d.notes[1:]])
+        else:
+            text = d.format().split("\n", 1)
+            body = text[0].split(": ", 1)[-1] if d.origin else text[0]
         print(f"::{level} {','.join(props)}::{_escape_data(body)}")
 
 

@@ -99,6 +99,36 @@ def store_url(text: str) -> str:
     return f"file://{Path(text).expanduser()}"
 
 
+def in_ci(env: dict[str, str] | os._Environ[str]) -> bool:
+    """Whether a CI runner runs us: ``CI`` set to anything but empty, ``0`` or ``false`` (every major CI sets it)."""
+    return env.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def check_ci_store(store: Store, root: Path, *, allowed: bool) -> None:
+    """Refuse, in CI, a file store inside the git work tree of ``root`` (issue 13 §3).
+
+    A runner's checkout is thrown away after the job: a publish there would
+    "succeed" and reach no reader. ``allowed`` (``--allow-worktree-store``) lets
+    a job that keeps the directory, as an artifact or a cache, go on.
+
+    Raises:
+        LlmccError: in CI, the store is a directory inside the work tree, and not ``allowed``.
+    """
+    if allowed or not in_ci(os.environ) or not store.location.startswith("file://"):
+        return
+    from compiler.sources.worktree import run_git
+
+    top = run_git(root, "rev-parse", "--show-toplevel", check=False)
+    tree = Path(top.strip()) if top and top.strip() else root
+    where = Path(os.path.realpath(store.location.removeprefix("file://")))
+    if where.is_relative_to(os.path.realpath(tree)):
+        raise LlmccError(
+            f"{store.url}: a store inside the work tree {tree}, and CI is set: the runner's disk is thrown away"
+            " after the job, so no reader would see this publish; set storage.default to an s3:// or oci:// store,"
+            " or pass --allow-worktree-store if the job keeps the directory"
+        )
+
+
 def load_keyring(args: argparse.Namespace, root: Path, project: Project | None) -> Keyring:
     """``--trusted-key`` files if given, else ``signing.trusted`` of llmcc.yaml; never empty."""
     from compiler.bundle.dsse import Keyring

@@ -34,6 +34,7 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from compiler import __version__
 from compiler.cli._context import MANIFEST, Context
 from compiler.errors import InputError, LlmccError, UsageError
 
@@ -137,7 +138,7 @@ def scaffold(dest: Path, keys_dir: Path, project: str, *, now: datetime) -> tupl
     identity = pyrage.x25519.Identity.generate()
     recipient = str(identity.to_public())
     signing = Ed25519PrivateKey.generate()
-    subst = {"@PROJECT@": project, "@AGE_RECIPIENT@": recipient}
+    subst = {"@PROJECT@": project, "@AGE_RECIPIENT@": recipient, "@VERSION@": __version__}
     dest.mkdir(parents=True, exist_ok=True)
     for rel, data in scaffold_files():
         text = data.decode("utf-8")

@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING
 from compiler.cli._context import Context
 from compiler.cli._output import add_format_arg, print_json
 from compiler.cli._repo import add_identity_arg, open_repository
-from compiler.cli._store import add_store_args, add_trust_args, load_keyring, open_store_from, read_project, resolve
+from compiler.cli._store import (
+    add_store_args,
+    add_trust_args,
+    check_ci_store,
+    load_keyring,
+    open_store_from,
+    read_project,
+    resolve,
+)
 from compiler.errors import LlmccError, VerificationError
 
 if TYPE_CHECKING:
@@ -58,6 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only re-sign each published target's pointer with a new expiry (storage.pointer_expiry); no compile",
     )
+    p.add_argument(
+        "--allow-worktree-store",
+        action="store_true",
+        help="in CI (CI=true), publish to a file:// store inside the work tree anyway (the job keeps it)",
+    )
     add_trust_args(p)
     add_identity_arg(p)
     add_format_arg(p)
@@ -77,6 +90,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if source is not None and source.dirty and not args.allow_dirty:
         raise LlmccError("tracked files have uncommitted changes; commit them or pass --allow-dirty")
     store = open_store_from(args, ctx.root, repo.project)
+    check_ci_store(store, ctx.root, allowed=args.allow_worktree_store)
     events_file = resolve(ctx.root, args.events) if args.events else None
     if events_file is not None:
         _append(events_file, b"")  # fail before publishing, not after: a lost event cannot be re-sent
@@ -133,6 +147,7 @@ def _refresh(args: argparse.Namespace, ctx: Context, signer: Signer) -> int:
     assert project is not None  # required=True
     trusted = _trusted_signer(args, ctx, project, signer)
     store = open_store_from(args, ctx.root, project)
+    check_ci_store(store, ctx.root, allowed=args.allow_worktree_store)
     published = set(store.targets())
     targets = [t.name for t in project.select(args.target) if args.target or t.name in published]
     if not targets:

@@ -6,13 +6,18 @@ which targets change and how many values each. Targets whose changes are identic
 change) are shown once, as a group. Secrets print as ``<secret changed>`` /
 ``<secret added>`` / ``<secret removed>``; a multi-line string that changed
 prints as a unified line diff with three lines of context, never as two
-whole values.
+whole values. A map or list that appears or goes whole (a new target, a new
+module, a new key holding a map) prints in full as indented JSON, in markdown
+inside a collapsed ``<details>`` block (issue 13 §3), never as a cut one-line
+blob.
 """
 
 from __future__ import annotations
 
 import difflib
+import html
 import json
+import re
 from collections.abc import Callable, Iterator
 
 from compiler.diagnostics import plural
@@ -26,6 +31,7 @@ CIPHERTEXT_NOTE = "secrets compared by SOPS ciphertext; provide an identity to c
 _MAX_VALUE = 200
 _MAX_MD_DIFF_LINES = 400
 _MAX_NAMES = 8
+_SEE_BELOW = "in full below"
 _SIGNS = {"added": "+", "removed": "-", "changed": "~", "moved": ">"}
 _COLOURS = {"+": "32", "-": "31", "~": "33", ">": "36", "@": "36", "#": "1"}
 
@@ -56,6 +62,26 @@ def line_diff(change: Change) -> list[str] | None:
     if not isinstance(old, str) or not isinstance(new, str) or ("\n" not in old and "\n" not in new):
         return None
     return list(difflib.unified_diff(old.splitlines(), new.splitlines(), n=CONTEXT_LINES, lineterm=""))[2:]
+
+
+def whole_values(change: Change) -> dict[str, list[str]]:
+    """The maps and lists a change adds, removes or replaces whole, as indented JSON lines, by side.
+
+    ``{"new": lines}`` for an added container, ``{"old": lines}`` for a removed
+    one, either or both for a change of type (``"x"`` to a map); empty for
+    scalars, empty containers, secrets and moves.
+    """
+    if change.secret or change.kind == "moved":
+        return {}
+    sides = {
+        "old": change.old if change.kind != "added" else None,
+        "new": change.new if change.kind != "removed" else None,
+    }
+    return {
+        side: json.dumps(public(value), indent=2, ensure_ascii=False, sort_keys=True).split("\n")
+        for side, value in sides.items()
+        if isinstance(value, (dict, list)) and value
+    }
 
 
 def group_targets(result: DiffResult) -> list[list[TargetDiff]]:
@@ -137,6 +163,17 @@ def _text_change(c: Change) -> list[str]:
     diff = line_diff(c)
     if diff is not None:
         return [f"  {sign} {c.location}:", *(f"      {d}" for d in diff)]
+    whole = whole_values(c)
+    if whole:
+        old, new = describe(c)
+        head = f"  {sign} {c.location}:"
+        if c.kind == "changed":
+            head += f" {'' if 'old' in whole else old + ' '}->{'' if 'new' in whole else ' ' + new}"
+        return [
+            head,
+            *(f"    - {line}" if c.kind == "changed" else f"    {sign} {line}" for line in whole.get("old", [])),
+            *(f"    + {line}" if c.kind == "changed" else f"    {sign} {line}" for line in whole.get("new", [])),
+        ]
     old, new = describe(c)
     if c.kind == "changed" and not c.secret:
         return [f"  {sign} {c.location}: {old} -> {new}"]
@@ -222,14 +259,28 @@ def _md_blocks(t: TargetDiff) -> Iterator[str]:
     for module, changes in by_module.items():
         rows = ["", f"**{module}**", "", "| change | path | old | new |", "| --- | --- | --- | --- |"]
         diffs = []
+        wholes = []
         for c in changes:
             diff = line_diff(c)
+            whole = whole_values(c)
             old, new = describe(c)
             if diff is not None:
                 old, new = "", "see the line diff below"
                 diffs.append((c, diff))
+            elif whole:
+                old = _SEE_BELOW if "old" in whole else old
+                new = _SEE_BELOW if "new" in whole else new
+                wholes += [(c, side, lines) for side, lines in whole.items()]
             rows.append(f"| {c.kind} | {_code(c.location)} | {_code(old)} | {_code(new)} |")
         yield "\n".join(rows) + "\n"
+        for c, side, lines in wholes:
+            fence = "`" * max([3, *(len(run) + 1 for line in lines for run in re.findall("`+", line))])
+            what = c.kind if c.kind != "changed" else f"{side} value"
+            summary = (
+                f"<code>{html.escape(module)} {html.escape(c.location)}</code> {what} ({plural(len(lines), 'line')})"
+            )
+            body = [f"\n<details><summary>{summary}</summary>\n", f"{fence}json", *lines, fence, "</details>"]
+            yield "\n".join(body) + "\n"
         for c, diff in diffs:
             shown = diff[:_MAX_MD_DIFF_LINES]
             fence = "````" if any(line.startswith("```") for line in shown) else "```"
@@ -244,7 +295,7 @@ def _code(text: str) -> str:
         return ""
     if text.startswith("<secret"):
         return f"*{text.replace('<', '&lt;').replace('>', '&gt;')}*"
-    if text == "see the line diff below":
+    if text in ("see the line diff below", _SEE_BELOW):
         return f"_{text}_"
     body = text.replace("|", "\\|").replace("\n", " ")
     ticks = "``" if "`" in body else "`"

@@ -96,8 +96,9 @@ class PolicyCheck:
         )
         variables = [c for c in contributions if c.kind == "variable"]
         if contributions[0].kind == "template" and variables:
-            note = f"{variables[0].origin.location()}: the value comes from variable {variables[0].detail!r} set here"
-        return replace(diag, notes=(note, *diag.notes))
+            where = variables[0].origin
+            note = f"{where.location()}: the value comes from variable {variables[0].detail!r} set here"
+        return replace(diag, notes=(note, *diag.notes), value_origin=where)
 
     def secret_metadata(self, result: CompileResult, now: dt.datetime) -> dict[str, JSONValue]:
         out: dict[str, JSONValue] = {}

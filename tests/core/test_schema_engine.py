@@ -369,7 +369,8 @@ def test_a_secret_field_reached_through_a_reference_is_secret_everywhere(
     assert main(["-C", str(scaffold.path), "explain", "prod", "router.token", "--identity", key]) == 0
     assert capsys.readouterr().out.startswith("prod router $.token = <secret>\n")
     assert main(["-C", str(scaffold.path), "diff", "HEAD~1", "HEAD", "--identity", key]) == 0
-    assert '+ $: {"name": "r", "token": "<secret>"}' in capsys.readouterr().out
+    # a new module prints in full (issue 13 §3), its secret masked
+    assert '  + $:\n    + {\n    +   "name": "r",\n    +   "token": "<secret>"\n    + }\n' in capsys.readouterr().out
 
     # policies see its rotation period through the reference too
     repo = Repository(WorkTree(scaffold.path))

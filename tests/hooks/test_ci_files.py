@@ -56,11 +56,13 @@ def invocations(script: str) -> Iterator[list[str]]:
         for i, tok in enumerate(tokens):
             if tok == "llmcc" or tok.endswith("/llmcc"):
                 args = []
+                stop = ""
                 for t in tokens[i + 1 :]:
                     if t in _SHELL_OPS or t.startswith((">", "|", "&", ";")):
+                        stop = t
                         break
                     args.append(t)
-                if args and args[-1].isdigit():  # the 2 of "2> file"
+                if args and args[-1].isdigit() and stop.startswith(">") and f"{args[-1]}>" in line:  # "2> file"
                     args.pop()
                 yield args
 
@@ -76,7 +78,7 @@ def ci_invocations() -> list[tuple[str, list[str]]]:
 def test_the_ci_files_call_the_commands_they_should() -> None:
     found = {(f, args[0]) for f, args in ci_invocations()}
     for f in WORKFLOWS:
-        assert {(f, c) for c in ("validate", "policy", "diff", "publish", "verify")} <= found
+        assert {(f, c) for c in ("validate", "policy", "diff", "publish", "verify", "ci")} <= found
 
 
 @pytest.mark.parametrize(("path", "args"), ci_invocations(), ids=lambda v: " ".join(v) if isinstance(v, list) else v)
@@ -89,9 +91,11 @@ def test_the_github_workflow_posts_the_markdown_diff_and_publishes_on_main() -> 
     assert set(doc["on"]) == {"pull_request", "push", "schedule"}
     runs = "\n".join(scripts(doc))
     assert "llmcc validate --format github" in runs
-    assert 'llmcc diff "origin/X" HEAD --format markdown' in re.sub(r"\$\{\{[^}]*\}\}", "X", runs)
+    # issue 13 §3: the merge-base of the base branch and the pull request, the whole diff kept as an artifact
+    assert 'llmcc diff "origin/${GITHUB_BASE_REF}...HEAD" --format markdown --max-chars 0' in runs
     steps = doc["jobs"]["check"]["steps"]
-    assert any(str(s.get("uses", "")).startswith("marocchino/sticky-pull-request-comment@") for s in steps)
+    assert any(str(s.get("uses", "")).startswith("actions/upload-artifact@") for s in steps)
+    assert "llmcc ci comment llmcc-comment.md --artifact llmcc-diff.md" in runs  # one comment, updated in place
     publish = doc["jobs"]["publish"]
     env = next(s["env"] for s in publish["steps"] if "env" in s)
     assert set(env) >= {"SOPS_AGE_KEY", "LLMCC_SIGNING_KEY"}

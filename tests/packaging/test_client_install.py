@@ -165,11 +165,20 @@ def test_a_published_bundle_reads_verifies_and_decrypts_in_the_base_install(
     assert rest.strip().endswith("True")
 
 
-@pytest.mark.parametrize("command", list(_commands.COMMANDS))
+# `ci` (the CI templates' comment step) is the standard library only: it runs without the extra
+@pytest.mark.parametrize("command", [c for c in _commands.COMMANDS if c != "ci"])
 def test_an_llmcc_command_without_the_cli_extra_names_it(client_venv: ClientVenv, command: str) -> None:
     proc = client_venv.run(str(client_venv.path / "bin" / "llmcc"), command)
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr == f"llmcc: {command} needs the cli extra: pip install 'llm-config-compiler[cli]'\n"
+
+
+def test_the_ci_comment_step_runs_without_the_cli_extra(client_venv: ClientVenv) -> None:
+    proc = client_venv.run(
+        str(client_venv.path / "bin" / "llmcc"), "ci", "comment", "missing.md", "--platform", "github"
+    )
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == "llmcc: ci comment: missing.md: No such file or directory\n"
 
 
 def test_backends_without_their_extra_name_it(client_venv: ClientVenv) -> None:

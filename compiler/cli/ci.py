@@ -1,0 +1,68 @@
+"""``llmcc ci comment FILE``: post FILE as the one marked comment of the pull/merge request, updated in place.
+
+Run by the CI templates (``hooks/ci/``) after ``llmcc diff --format markdown``.
+The first run creates the comment; every later run of the same pull request
+updates it (found by a hidden marker line), so a review has one diff comment,
+always the latest (issue 13 §3). A body over the platform's limit is cut, with
+a note pointing at the job artifact that holds the whole file
+(``compiler.ci.comment``). Python's standard library does the HTTP: no ``gh``,
+``glab`` or ``curl`` is needed on the runner.
+
+Environment: GitHub Actions — ``GITHUB_TOKEN`` (the step's env),
+``GITHUB_REPOSITORY``, ``GITHUB_EVENT_PATH`` or ``GITHUB_REF``,
+``GITHUB_API_URL``. GitLab CI — ``LLMCC_NOTES_TOKEN`` (a project access token,
+api scope; a masked variable that is NOT protected, so merge-request pipelines
+of unprotected branches get it), ``CI_API_V4_URL``, ``CI_PROJECT_ID``,
+``CI_MERGE_REQUEST_IID``, ``CI_JOB_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from compiler.cli import Context
+from compiler.errors import UsageError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="ci_command", metavar="STEP", required=True)
+    c = sub.add_parser(
+        "comment",
+        help="post FILE as the pull/merge request's one marked comment (created once, then updated)",
+        description="Post FILE (markdown) as the pull or merge request's one marked comment: created by the first "
+        "run, updated in place by every later one. Reads the platform's CI variables.",
+    )
+    c.add_argument("file", metavar="FILE", help="the markdown to post")
+    c.add_argument("--platform", choices=["github", "gitlab"], help="default: from GITHUB_ACTIONS / GITLAB_CI")
+    c.add_argument("--marker", default="diff", metavar="NAME", help="which marked comment (default diff)")
+    c.add_argument(
+        "--artifact",
+        metavar="PATH",
+        help="the job artifact holding the whole FILE, named when the comment is cut (default: FILE)",
+    )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler.ci.comment import comment_body, marker_line
+    from compiler.ci.forges import FORGES, detect_platform, upsert_comment
+
+    env = dict(os.environ)
+    try:
+        marker = marker_line(args.marker)
+    except ValueError as e:
+        raise UsageError(f"ci comment: {e}") from e
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"ci comment: {args.file}: {e.strerror if isinstance(e, OSError) else e}") from e
+    forge = FORGES[args.platform or detect_platform(env)](env)
+    artifact = args.artifact or args.file
+    body = comment_body(text, marker, limit=forge.limit, artifact=forge.artifact_url(artifact) or artifact)
+    action, comment_id = upsert_comment(forge, body, marker)
+    cut = " (cut to the platform's limit)" if len(body) < len(text) + len(marker) + 1 else ""
+    print(f"llmcc: ci comment: {action} {forge.name} comment {comment_id}{cut}", file=sys.stderr)
+    return 0
