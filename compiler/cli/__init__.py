@@ -110,6 +110,12 @@ def build_parser(command: str | None = None, *, commands: Collection[str] | None
     return parser
 
 
+def _runtime_commands() -> frozenset[str]:
+    from compiler.cli import _commands
+
+    return _commands.RUNTIME_COMMANDS
+
+
 def _add_globals(p: argparse.ArgumentParser, *, default: object) -> None:
     # Accepted before and after every command name, nested ones too (`llmcc -C x policy test`,
     # `llmcc policy test -C x`); on a subcommand a missing option leaves the outer value alone.
@@ -124,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = "--format=json" in args_list or ("--format", "json") in itertools.pairwise(args_list)
     with error_boundary(debug=debug, as_json=as_json) as result:
         command = _command_in(args_list)
-        if command is not None and not _cli_installed():
+        if command is not None and command not in _runtime_commands() and not _cli_installed():
             # command modules are light now: say it before their arguments are parsed (issue 11 extras)
             raise LlmccError(needs_extra(command, "cli"))
         parser = build_parser(commands=[command] if command else [])

@@ -120,6 +120,11 @@ COMMANDS: dict[str, tuple[str, Callable[[], ModuleType]]] = {
 }
 
 
+# Commands that run on the base install (standard library and the runtime tier only): a CI job
+# that only posts the diff comment needs no compile stack (tests/packaging/test_client_install.py).
+RUNTIME_COMMANDS = frozenset({"ci"})
+
+
 def _needs_cli(name: str, load: Callable[[], ModuleType]) -> Callable[[], ModuleType]:
     """``load``, with a missing ``cli`` extra reported as one line (exit 2) instead of a traceback."""
 
@@ -134,4 +139,7 @@ def _needs_cli(name: str, load: Callable[[], ModuleType]) -> Callable[[], Module
     return guarded
 
 
-COMMANDS = {name: (text, _needs_cli(name, load)) for name, (text, load) in COMMANDS.items()}
+COMMANDS = {
+    name: (text, load if name in RUNTIME_COMMANDS else _needs_cli(name, load))
+    for name, (text, load) in COMMANDS.items()
+}
