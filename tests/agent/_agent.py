@@ -60,11 +60,12 @@ class Agent:
     proc: subprocess.Popen[bytes]
     base: str
     log: Path
-    transport: httpx.HTTPTransport | None = None
+    uds: Path | None = None
 
     def client(self, token: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.base, headers=headers, transport=self.transport, timeout=10)
+        transport = httpx.HTTPTransport(uds=str(self.uds)) if self.uds is not None else None
+        return httpx.Client(base_url=self.base, headers=headers, transport=transport, timeout=10)
 
     def log_text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
@@ -79,29 +80,48 @@ def start_agent(
     cwd: Path, log: Path, *args: str, socket_path: Path | None = None, env: dict[str, str] | None = None
 ) -> Agent:
     """Start ``llmcc agent ARGS`` in ``cwd`` and wait until /healthz answers (any status)."""
-    port = None
-    if socket_path is None and not any(a.startswith("--listen") for a in args):
-        port = free_port()
-        args = (*args, "--listen", f"127.0.0.1:{port}")
+    listen = f"127.0.0.1:{free_port()}"
+    if "--listen" in args:
+        listen = args[args.index("--listen") + 1]
+    elif socket_path is None:
+        args = (*args, "--listen", listen)
     where = ("--socket", str(socket_path)) if socket_path is not None else ()
     out = log.open("ab")
     proc = subprocess.Popen(llmcc_argv("agent", *args, *where), cwd=cwd, stdout=out, stderr=out, env=env or child_env())
     out.close()
-    transport = httpx.HTTPTransport(uds=str(socket_path)) if socket_path is not None else None
-    base = "http://agent" if socket_path is not None else f"http://127.0.0.1:{port}"
-    agent = Agent(proc, base, log, transport)
+    base = "http://agent" if socket_path is not None else f"http://{listen}"
+    agent = Agent(proc, base, log, socket_path)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return agent
-        try:
-            with agent.client(None) as c:
-                c.get("/healthz")
+        if _answers(agent):
             return agent
-        except httpx.TransportError:
-            time.sleep(0.05)
+        time.sleep(0.05)
     proc.kill()
     raise AssertionError(f"the agent did not start: {agent.log_text()}")
+
+
+def _answers(agent: Agent) -> bool:
+    # probed with a plain socket first: httpcore leaks the socket of a failed unix-socket connect
+    family, address = (socket.AF_UNIX, str(agent.uds)) if agent.uds else (socket.AF_INET, _host_port(agent.base))
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(address)
+            probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n")
+            return probe.recv(16).startswith(b"HTTP/1.1 ")
+        except OSError:
+            return False
+
+
+def _host_port(base: str) -> tuple[str, int]:
+    host, _, port = base.removeprefix("http://").rpartition(":")
+    return host, int(port)
+
+
+def status(agent: Agent, token: str, path: str = "/healthz") -> int:
+    with agent.client(token) as c:
+        return c.get(path).status_code
 
 
 @contextlib.contextmanager

@@ -1,0 +1,95 @@
+"""One verified version of one target, as the agent serves it (issue 12 §1).
+
+A :class:`Snapshot` is immutable and built once per swapped-in version: the
+masked config (every ``ENC[...]`` value replaced by :data:`MASK`) serialised
+once, its ETag, and the sealed modules for value reads. Secrets are opened
+only when a request with the secrets scope asks, through the version's own
+opener, and the result is kept in memory with the snapshot (never on disk).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from compiler.jsonpath import JsonPath, format_path
+from compiler.jsontypes import JSONObject, JSONValue
+from compiler.secrets.envelope import is_enc
+
+MASK = "<secret>"
+
+
+def mask(value: JSONValue) -> JSONValue:
+    """``value`` with every ``ENC[...]`` leaf replaced by :data:`MASK`."""
+    if isinstance(value, dict):
+        return {k: mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v) for v in value]
+    return MASK if is_enc(value) else value
+
+
+def encode(value: JSONValue) -> bytes:
+    """The JSON body of a response: compact, sorted keys, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Snapshot:
+    """A verified version: ``modules`` hold ciphertext; ``open_all`` opens every secret (may raise)."""
+
+    target: str
+    version: int
+    digest: str
+    modules: JSONObject
+    open_all: Callable[[], JSONObject] = field(repr=False)
+    masked_body: bytes = field(init=False, repr=False)
+    _opened: list[JSONObject] = field(init=False, repr=False, default_factory=list)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "masked_body", encode(mask(self.modules)))
+
+    def etag(self, *, secrets: bool) -> str:
+        """A strong ETag (RFC 9110 §8.8.3) per version and representation (masked or opened)."""
+        return f'"{self.digest.removeprefix("sha256:")}{"-s" if secrets else "-m"}"'
+
+    def opened(self) -> JSONObject:
+        """The modules with their secrets opened, once per snapshot.
+
+        Raises:
+            SecretsError: the data key cannot be unwrapped or a value fails to open.
+        """
+        with self._lock:
+            if not self._opened:
+                self._opened.append(self.open_all())
+            return self._opened[0]
+
+
+def changed_paths(old: JSONObject | None, new: JSONObject) -> list[str]:
+    """The ``module$.path`` of every leaf added, removed or changed (ciphertext compared, never shown)."""
+    before = dict(_leaves(old or {}))
+    after = dict(_leaves(new))
+    return sorted(p for p in before.keys() | after.keys() if before.get(p, _ABSENT) != after.get(p, _ABSENT))
+
+
+_ABSENT = object()
+
+
+def _leaves(modules: JSONObject) -> Iterator[tuple[str, object]]:
+    for module, config in modules.items():
+        for path, value in _walk(config, ()):
+            yield f"{module}{format_path(path)}", value
+
+
+def _walk(value: JSONValue, path: JsonPath) -> Iterator[tuple[JsonPath, object]]:
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            yield from _walk(v, (*path, k))
+    elif isinstance(value, list) and value:
+        for i, v in enumerate(value):
+            yield from _walk(v, (*path, i))
+    else:
+        # typed: 1, 1.0 and true are equal in Python, not in the config
+        yield path, (type(value).__name__, json.dumps(value) if isinstance(value, dict | list) else value)
