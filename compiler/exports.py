@@ -121,7 +121,9 @@ def render_dotenv(variables: Mapping[str, str]) -> str:
     lines = []
     for k, v in variables.items():
         if "${" in v:
-            raise UsageError(f"{k}: python-dotenv expands ${{...}} in any dotenv value, others do not; use --format env")
+            raise UsageError(
+                f"{k}: python-dotenv expands ${{...}} in any dotenv value, others do not; use --format env"
+            )
         if "'" not in v and not _CONTROL.search(v):
             lines.append(f"{k}='{v}'\n")
         elif "$" in v or _OTHER_CONTROL.search(v):
