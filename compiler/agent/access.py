@@ -70,10 +70,11 @@ def read_tokens(path: Path) -> Tokens:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise LlmccError(f"{path}: cannot read the token file: {e.strerror or e}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):  # checked on the fd: os.fdopen refuses a directory with its own error
+        os.close(fd)
+        raise LlmccError(f"{path}: the token file is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise LlmccError(f"{path}: the token file is not a regular file")
         if st.st_mode & 0o077:
             raise LlmccError(
                 f"{path}: the token file is readable or writable by group or others "

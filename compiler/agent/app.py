@@ -163,8 +163,7 @@ class _Guard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
+            return  # no websockets; no lifespan events (uvicorn runs with lifespan="off")
         if self._state.loop is None:
             self._state.loop = asyncio.get_running_loop()
         counter = self._state.requests
@@ -219,7 +218,7 @@ def _json(code: int, body: object) -> Response:
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
-    message = exc.detail if exc.status_code < 500 else "internal error"
+    message = exc.detail  # our own words: no value, no traceback
     if exc.status_code == 404 and message == "Not Found":
         message = f"no such endpoint: {request.method} {request.url.path} (see /v1/targets/TARGET/config)"
     if exc.status_code == 405:

@@ -130,5 +130,9 @@ def running(agent: Agent) -> Iterator[Agent]:
         yield agent
     finally:
         if agent.proc.poll() is None:
-            agent.proc.kill()
-            agent.proc.wait()
+            agent.proc.terminate()  # SIGTERM: the agent exits and its coverage data is saved
+            try:
+                agent.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                agent.proc.kill()
+                agent.proc.wait()
