@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from compiler.agent.access import Scope as TokenScope
 from compiler.agent.access import Tokens
-from compiler.agent.snapshot import Snapshot, changed_paths, encode, mask
+from compiler.agent.snapshot import Snapshot, encode
 from compiler.agent.source import ConfigSource
 from compiler.errors import LlmccError
 from compiler.jsonpath import missing_at, resolve, split_address
@@ -112,12 +112,12 @@ def create_app(state: AgentState) -> Starlette:
         if any(segment in ("", ".", "..") for segment in text.split("/")[1:]) or text.startswith(("../", "./")):
             raise HTTPException(400, "'..' and '.' segments are not part of a config path")
         try:
-            module, query = split_address(text, list(snap.modules))
+            module, query = split_address(text, list(snap.masked))
         except LlmccError as e:
             raise HTTPException(400, str(e)) from None
-        found = resolve(snap.modules[module], query)
+        found = resolve(snap.masked[module], query)
         if found is None:
-            raise HTTPException(404, f"{module}{missing_at(snap.modules[module], query)}: no such value")
+            raise HTTPException(404, f"{module}{missing_at(snap.masked[module], query)}: no such value")
         etag = snap.etag(secrets=secrets)
         if _not_modified(request, etag):
             return Response(status_code=304, headers=_headers(snap, etag))
@@ -126,7 +126,7 @@ def create_app(state: AgentState) -> Starlette:
             assert opened is not None  # the same version, the same shape
             body = encode(opened[1])  # type: ignore[arg-type]  # a JSON value of the bundle
         else:
-            body = encode(mask(found[1]))  # type: ignore[arg-type]  # a JSON value of the bundle
+            body = encode(found[1])  # type: ignore[arg-type]  # a JSON value of the bundle
         return Response(body, media_type=_JSON, headers=_headers(snap, etag))
 
     async def events(request: Request) -> Response:
@@ -294,11 +294,11 @@ def _event(kind: str, snap: Snapshot, changed: list[str]) -> bytes:
     return f"id: {snap.version}\nevent: {kind}\ndata: {data}\n\n".encode()
 
 
-def _broadcaster(state: AgentState, target: str) -> Callable[[Snapshot | None, Snapshot], None]:
+def _broadcaster(state: AgentState, target: str) -> Callable[[Snapshot | None, Snapshot, list[str]], None]:
     """The source's change callback: one ``version`` event to every subscriber (from the poll thread)."""
 
-    def changed(old: Snapshot | None, new: Snapshot) -> None:
-        message = _event("version", new, changed_paths(old.modules if old else None, new.modules))
+    def changed(old: Snapshot | None, new: Snapshot, paths: list[str]) -> None:
+        message = _event("version", new, paths)
         loop = state.loop
         if loop is None or loop.is_closed():
             return  # nobody has connected yet

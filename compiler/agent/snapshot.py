@@ -1,10 +1,10 @@
 """One verified version of one target, as the agent serves it (issue 12 §1).
 
-A :class:`Snapshot` is immutable and built once per swapped-in version: the
-masked config (every ``ENC[...]`` value replaced by :data:`MASK`) serialised
-once, its ETag, and the sealed modules for value reads. Secrets are opened
-only when a request with the secrets scope asks, through the version's own
-opener, and the result is kept in memory with the snapshot (never on disk).
+A :class:`Snapshot` is immutable and built once per swapped-in version by the
+source: the masked config (every secret replaced by :data:`MASK`), serialised
+once, and its ETag. Secrets are opened only when a request with the secrets
+scope asks, through the version's own opener, and the result is kept in
+memory with the snapshot (never on disk).
 """
 
 from __future__ import annotations
@@ -37,19 +37,19 @@ def encode(value: JSONValue) -> bytes:
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Snapshot:
-    """A verified version: ``modules`` hold ciphertext; ``open_all`` opens every secret (may raise)."""
+    """A verified version: ``masked`` holds :data:`MASK` for every secret; ``open_all`` opens them (may raise)."""
 
     target: str
     version: int
     digest: str
-    modules: JSONObject
+    masked: JSONObject
     open_all: Callable[[], JSONObject] = field(repr=False)
     masked_body: bytes = field(init=False, repr=False)
     _opened: list[JSONObject] = field(init=False, repr=False, default_factory=list)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "masked_body", encode(mask(self.modules)))
+        object.__setattr__(self, "masked_body", encode(self.masked))
 
     def etag(self, *, secrets: bool) -> str:
         """A strong ETag (RFC 9110 §8.8.3) per version and representation (masked or opened)."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from compiler.agent.snapshot import Snapshot
+from compiler.agent.snapshot import Snapshot, changed_paths, mask
 from compiler.bundle.dsse import Keyring
 from compiler.errors import LlmccError
 from compiler.jsontypes import JSONObject
@@ -32,7 +32,8 @@ from compiler.verify import VerifiedBundle
 
 log = logging.getLogger("llmcc.agent")
 
-ChangeCallback = Callable[[Snapshot | None, Snapshot], None]
+# (old, new, changed): the ``module$.path`` of every value added, removed or changed (never a value)
+ChangeCallback = Callable[[Snapshot | None, Snapshot, list[str]], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,7 +62,7 @@ class ConfigSource(Protocol):
         """The version held now; None before the first verified one. A plain read: no lock."""
 
     def on_change(self, callback: ChangeCallback) -> None:
-        """Call ``callback(old, new)`` after each swap, from the source's thread."""
+        """Call ``callback(old, new, changed)`` after each swap, from the source's thread."""
 
     def health(self) -> SourceHealth: ...
 
@@ -95,6 +96,7 @@ class PollingSource:
         self._identities = identities
         self._interval, self._max_age = poll_interval, max_age
         self._current: Snapshot | None = None
+        self._sealed: JSONObject | None = None  # the held version's modules, ciphertext as stored
         self._callbacks: list[ChangeCallback] = []
         self._checked_at: float | None = None
         self._last_error: str | None = None
@@ -155,12 +157,13 @@ class PollingSource:
         old = self._current
         if old is not None and latest.version <= old.version:
             return False
-        new = self._snapshot(latest)
-        self._current = new  # one reference store: readers see old or new, never a mix
+        new, sealed = self._snapshot(latest)
+        changed = changed_paths(self._sealed, sealed)
+        self._current, self._sealed = new, sealed  # readers take `current`: old or new, never a mix
         log.info("%s: serving version %d %s", self._target, new.version, new.digest)
         for callback in self._callbacks:
             try:
-                callback(old, new)
+                callback(old, new, changed)
             except Exception:  # a subscriber's fault must not undo the swap
                 log.exception("%s: a change callback failed", self._target)
         return True
@@ -168,7 +171,7 @@ class PollingSource:
     def _held(self) -> str:
         return str(self._current.version) if self._current else "none"
 
-    def _snapshot(self, verified: VerifiedBundle) -> Snapshot:
+    def _snapshot(self, verified: VerifiedBundle) -> tuple[Snapshot, JSONObject]:
         bundle = verified.bundle
         modules = bundle.get("modules")
         assert isinstance(modules, dict)  # verify_chain checked the bundle's shape
@@ -185,9 +188,12 @@ class PollingSource:
                 raise LlmccError("this agent has no identity: start it with --identity to serve secrets")
             return open_secrets(bundle, bundle_key_provider(bundle, identities))
 
-        return Snapshot(
-            target=verified.target, version=verified.version, digest=verified.digest, modules=modules, open_all=open_all
+        masked = mask(modules)
+        assert isinstance(masked, dict)
+        snap = Snapshot(
+            target=verified.target, version=verified.version, digest=verified.digest, masked=masked, open_all=open_all
         )
+        return snap, modules
 
     def start(self) -> None:
         self.refresh()

@@ -13,7 +13,7 @@ import pytest
 from compiler.agent import app as app_module
 from compiler.agent.access import Scope, read_tokens
 from compiler.agent.app import AgentState, _publish, _stream, create_app
-from compiler.agent.snapshot import Snapshot, changed_paths
+from compiler.agent.snapshot import Snapshot, changed_paths, mask
 from compiler.agent.source import PollingSource, SourceHealth
 from compiler.errors import LlmccError, SecretsError
 from compiler.publish import publish_target
@@ -57,8 +57,8 @@ class FakeSource:
 
 
 def snapshot(open_all, version: int = 1) -> Snapshot:
-    modules = {"m": {"x": 1, "pw": ENC, "list": [ENC, "a"]}}
-    return Snapshot(target="prod", version=version, digest="sha256:" + "ab" * 32, modules=modules, open_all=open_all)
+    masked = mask({"m": {"x": 1, "pw": ENC, "list": [ENC, "a"]}})
+    return Snapshot(target="prod", version=version, digest="sha256:" + "ab" * 32, masked=masked, open_all=open_all)
 
 
 class SyncASGI:
@@ -214,16 +214,16 @@ def test_polling_source_keeps_the_swap_when_a_callback_fails(tmp_path: Path, cap
     assert source.target == "prod"
     seen: list[int] = []
 
-    def broken(old: Snapshot | None, new: Snapshot) -> None:
+    def broken(old: Snapshot | None, new: Snapshot, changed: list[str]) -> None:
         raise RuntimeError("subscriber bug")
 
     source.on_change(broken)
-    source.on_change(lambda old, new: seen.append(new.version))
+    source.on_change(lambda old, new, changed: seen.append(new.version))
     source.start()
     try:
         assert source.current is not None
         assert source.current.version == 1
-        assert source.current.opened() == source.current.modules  # no encryption block: nothing to open
+        assert source.current.opened() == source.current.masked  # no secrets: nothing to open
         publish_target(store, "prod", make_body("prod", 2), keys.signer)
         deadline = time.monotonic() + 30
         while source.current.version != 2:
