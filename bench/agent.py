@@ -173,7 +173,7 @@ def publish_to_event(env: dict[str, str], base: str, token: str, n: int) -> list
                     ready.set()
                 elif line.startswith("data: "):
                     data = json.loads(line[6:])
-                    arrivals[data["version"]] = time.monotonic()
+                    arrivals[data["version"]] = time.time()
                     if len(arrivals) > n:
                         return
 
@@ -187,7 +187,9 @@ def publish_to_event(env: dict[str, str], base: str, token: str, n: int) -> list
         prod.write_text(re.sub(r"temperature: [0-9.]+", f"temperature: 0.{20 + i}", text, count=1))
         run("git", "commit", "-q", "-am", f"bench {i}", cwd=WORK, env=env)
         run(*LLMCC, "-q", "publish", "-t", "prod", cwd=WORK, env=env)
-        done = time.monotonic()
+        # the moment the new version could be seen: the last write to the target's directory
+        # (version object, then the signed pointer); publish goes on verifying after it
+        done = max(p.stat().st_mtime for p in (WORK / ".llmcc" / "store" / "prod").iterdir())
         for _ in range(300):
             if len(arrivals) >= i + 2:
                 break
@@ -240,6 +242,11 @@ def write(
     fixed: dict[str, float], strict: dict[str, float], sat: dict[str, float], n: int, idle: tuple[int, int],
     loaded: tuple[int, int], delays: list[float], seconds: int, load: float,
 ) -> None:  # fmt: skip
+    behind = (
+        " (the generator fell behind its schedule: the latency is mostly its own queue)"
+        if strict["rate"] < 0.95 * 1000
+        else ""
+    )
     lines = [
         BEGIN,
         "## Sidecar: `llmcc agent` (`bench/agent.py`)",
@@ -260,11 +267,12 @@ def write(
         f"| (a) open loop, 1,000 req/s due on a fixed schedule over 64 connections (`loadgen.py`) | "
         f"{strict['rate']:.0f} req/s, {strict['ok']:.0f}/{strict['sent']:.0f} ok | 1,000 req/s |",
         f"| (a) open-loop latency p50 / p90 / p99 (from the due time) | {strict['p50']:.2f} / {strict['p90']:.2f} / "
-        f"{strict['p99']:.2f} ms | p99 goal < 1 ms, budget < 5 ms |",
+        f"{strict['p99']:.2f} ms{behind} | p99 goal < 1 ms, budget < 5 ms |",
         f"| (b) saturation, `wrk -t2 -c64` | {sat['rps']:.0f} req/s ({sat['non2xx']:.0f} non-2xx) | |",
         f"| agent RSS, {n} targets held, idle | {idle[0] / 1024:.0f} MiB | |",
         f"| agent RSS after the load (peak) | {loaded[0] / 1024:.0f} MiB ({loaded[1] / 1024:.0f} MiB) | |",
-        f"| publish returns -> SSE event, poll 1 s ({len(delays)} publishes) | median "
+        f"| publish (new version and pointer written) -> SSE event at the subscriber, poll 1 s "
+        f"({len(delays)} publishes) | median "
         f"{statistics.median(delays):.2f} s, max {max(delays):.2f} s | <= poll interval + verify |",
         END,
     ]
