@@ -3,7 +3,8 @@
 
 1. Copies the example platform into bench/workloads/agent/, adds four prod tenants
    (10 targets in all), creates their data keys, commits, publishes with the demo keys.
-2. Starts `llmcc agent` for the 10 targets (1 s poll interval) on a loopback port.
+2. Starts `llmcc agent` for the 10 targets on a loopback port (the default 30 s poll
+   interval for (a), (b) and RSS; a second agent with a 1 s poll for (c)).
 3. (a) ~1,000 value reads/s over 64 keep-alive connections for --seconds, twice:
    `wrk` with each connection pausing a random 48-80 ms between requests
    (bench/paced.lua), and bench/loadgen.py (aiohttp) sending on a strict
@@ -94,7 +95,7 @@ def targets() -> list[str]:
     return sorted(p.name for p in (WORK / ".llmcc" / "store").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def start_agent(env: dict[str, str], names: list[str]) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_agent(env: dict[str, str], names: list[str], poll: str) -> tuple[subprocess.Popen[bytes], str, str]:
     token = secrets.token_urlsafe(32)
     tokens = WORK / ".llmcc" / "tokens"
     tokens.write_text(token + "\n")
@@ -104,7 +105,7 @@ def start_agent(env: dict[str, str], names: list[str]) -> tuple[subprocess.Popen
     log = (WORK / ".llmcc" / "agent.log").open("wb")
     proc = subprocess.Popen(
         [*LLMCC, "agent", *args, "--token-file", str(tokens), "--listen", f"127.0.0.1:{port}",
-         "--poll-interval", "1", "--cache-dir", str(WORK / ".llmcc" / "agent-state")],
+         "--poll-interval", poll, "--cache-dir", str(WORK / ".llmcc" / "agent-state")],
         cwd=WORK, env=env, stdout=log, stderr=log,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -210,14 +211,14 @@ def main() -> int:
         raise SystemExit("bench/agent.py needs wrk on PATH (Debian: apt-get install wrk)")
     _, env = setup()
     names = targets()
-    proc, base, token = start_agent(env, names)
+    # (a), (b) and RSS at the default poll interval; the publish-to-event time at 1 s
+    proc, base, token = start_agent(env, names, "30")
     try:
         idle = rss_kib(proc.pid)
         load = os.getloadavg()[0]
         fixed = fixed_rate(base, token, a.seconds)
-        print(
-            f"paced (wrk): {fixed['rps']:.0f} req/s, p50 {fixed['p50']:.2f} ms, p99 {fixed['p99']:.2f} ms", flush=True
-        )
+        print(f"paced (wrk): {fixed['rps']:.0f} req/s, p50 {fixed['p50']:.2f} ms, "
+              f"p99 {fixed['p99']:.2f} ms", flush=True)  # fmt: skip
         strict = open_loop(base, token, a.seconds)
         print(f"open loop (aiohttp): {strict['rate']:.0f} req/s, p50 {strict['p50']:.2f} ms, "
               f"p99 {strict['p99']:.2f} ms", flush=True)  # fmt: skip
@@ -226,6 +227,13 @@ def main() -> int:
         loaded = rss_kib(proc.pid)
         print(f"RSS {len(names)} targets: idle {idle[0] / 1024:.0f} MiB, after load {loaded[0] / 1024:.0f} MiB, "
               f"peak {loaded[1] / 1024:.0f} MiB", flush=True)  # fmt: skip
+    finally:
+        proc.terminate()
+        code = proc.wait(timeout=60)
+    if code != 0:
+        raise SystemExit(f"the agent exited {code} on SIGTERM")
+    proc, base, token = start_agent(env, names, "1")
+    try:
         delays = publish_to_event(env, base, token, a.publishes)
         print(f"publish -> SSE event: median {statistics.median(delays):.2f} s, max {max(delays):.2f} s", flush=True)
     finally:
@@ -252,7 +260,8 @@ def write(
         "## Sidecar: `llmcc agent` (`bench/agent.py`)",
         "",
         f"One `llmcc agent` process (uvicorn + httptools, one event loop) serving {n} targets of the",
-        "example platform on loopback, poll interval 1 s; every request a bearer-token value read of",
+        "example platform on loopback (poll interval 30 s, the default; 1 s for the publish-to-event",
+        "time); every request a bearer-token value read of",
         f"`{VALUE}`, {seconds} s per load. Load generators: `wrk` (C) for (a) paced and (b), and",
         "`bench/loadgen.py` (aiohttp, strict schedule, latency from each request's due time) for (a)",
         "open loop. Same 2-core machine as the load generators, shared with other work: one run's",

@@ -23,6 +23,7 @@ from typing import Protocol
 from compiler.agent.snapshot import Snapshot, changed_paths, mask
 from compiler.bundle.dsse import Keyring
 from compiler.errors import LlmccError
+from compiler.freshness import Seen
 from compiler.jsontypes import JSONObject
 from compiler.reader import read_target
 from compiler.secrets.identity import Identities
@@ -97,6 +98,7 @@ class PollingSource:
         self._interval, self._max_age = poll_interval, max_age
         self._current: Snapshot | None = None
         self._sealed: JSONObject | None = None  # the held version's modules, ciphertext as stored
+        self._advanced: Seen | None = None
         self._callbacks: list[ChangeCallback] = []
         self._checked_at: float | None = None
         self._last_error: str | None = None
@@ -145,7 +147,9 @@ class PollingSource:
             latest = state.latest
             if latest is None or state.seen is None:
                 raise LlmccError(f"{self._store.url}: nothing published for {self._target}")
-            self._marks.advance({self._target: state.seen})
+            if state.seen != self._advanced:  # an fsync'd rewrite only when the mark moves
+                self._marks.advance({self._target: state.seen})
+                self._advanced = state.seen
         except LlmccError as e:
             self._refusals += 1
             if str(e) != self._last_error:

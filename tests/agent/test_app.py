@@ -262,3 +262,21 @@ def test_a_bug_in_a_poll_does_not_end_polling(tmp_path: Path, caplog: pytest.Log
     assert source.health().last_error == "internal error: RuntimeError"
     assert "poll failed: internal error: RuntimeError" in caplog.text
     assert "bug" not in caplog.text.replace("RuntimeError", "")
+
+
+def test_a_poll_that_finds_nothing_new_does_not_rewrite_the_marks(tmp_path: Path) -> None:
+    keys = new_keypair()
+    store = FileStore(tmp_path / "store")
+    publish_target(store, "prod", make_body("prod", 1), keys.signer)
+    marks = SeenFile(tmp_path / "state", store.location)
+    source = PollingSource(
+        store, "prod", keyring_of(keys.signer), marks, identities=None, poll_interval=60, max_age=60
+    )  # fmt: skip
+    assert source.refresh() is True
+    inode = marks.path.stat().st_ino  # the file is replaced (a new inode) on every write
+    assert source.refresh() is False
+    assert marks.path.stat().st_ino == inode
+    publish_target(store, "prod", make_body("prod", 2), keys.signer)
+    assert source.refresh() is True
+    assert marks.path.stat().st_ino != inode
+    assert marks.load()["prod"].version == 2
