@@ -283,6 +283,13 @@ def write(
         f"| publish (new version and pointer written) -> SSE event at the subscriber, poll 1 s "
         f"({len(delays)} publishes) | median "
         f"{statistics.median(delays):.2f} s, max {max(delays):.2f} s | <= poll interval + verify |",
+        "",
+        "Reading the figures: with a load average above the two cores, a request that arrives while",
+        "the agent (or wrk) is not on a core waits for a scheduler time slice of some milliseconds, so",
+        "the tail here measures the shared machine as much as the agent; the p50 is the agent's own",
+        "cost. The aiohttp generator needs a core of its own to keep a strict 1,000/s schedule, and",
+        "when it falls behind, its figures are its own queue. Re-run on an idle machine before taking",
+        "the p99 as the agent's.",
         END,
     ]
     section = "\n".join(lines)
