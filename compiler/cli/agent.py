@@ -2,9 +2,9 @@
 
 One source per ``--target`` polls the store through the verification every
 reader uses; the HTTP API is in :mod:`compiler.agent.app`, the socket and
-signals in :mod:`compiler.agent.server`. Needs the ``agent`` extra
-(``pip install 'llm-config-compiler[agent]'``: uvicorn, Starlette,
-prometheus_client).
+signals in :mod:`compiler.agent.server`. Needs the ``cli`` and ``agent``
+extras (``pip install 'llm-config-compiler[cli,agent]'``; ``agent``: uvicorn,
+Starlette, prometheus_client).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from compiler.cli import Context
 from compiler.cli._store import add_store_args, add_trust_args, load_keyring, open_store_from, read_project, resolve
 from compiler.errors import UsageError
+from compiler.extras import needs_extra
 from compiler.project import parse_target
 from compiler.secrets.identity import Identities, load_identities
 from compiler.storage.seen import SeenFile, default_state_dir
@@ -63,9 +64,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         from compiler.agent.server import bind_tcp, bind_unix, hold_sighup, parse_listen, serve
         from compiler.agent.source import PollingSource
     except ImportError as e:  # pragma: no cover - the dev install has the extra
-        raise UsageError(
-            f"llmcc agent needs the agent extra: pip install 'llm-config-compiler[agent]' ({e.name})"
-        ) from None
+        raise UsageError(f"{needs_extra('agent', 'agent')} (missing {e.name})") from None
     hold_sighup()
     targets = list(dict.fromkeys(parse_target(t).name for t in args.target))
     if args.poll_interval < 0.1:
