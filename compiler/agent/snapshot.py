@@ -11,23 +11,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from compiler.jsonpath import JsonPath, format_path
 from compiler.jsontypes import JSONObject, JSONValue
-from compiler.secrets.envelope import is_enc
 
 MASK = "<secret>"
-
-
-def mask(value: JSONValue) -> JSONValue:
-    """``value`` with every ``ENC[...]`` leaf replaced by :data:`MASK`."""
-    if isinstance(value, dict):
-        return {k: mask(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask(v) for v in value]
-    return MASK if is_enc(value) else value
 
 
 def encode(value: JSONValue) -> bytes:
@@ -65,31 +54,3 @@ class Snapshot:
             if not self._opened:
                 self._opened.append(self.open_all())
             return self._opened[0]
-
-
-def changed_paths(old: JSONObject | None, new: JSONObject) -> list[str]:
-    """The ``module$.path`` of every leaf added, removed or changed (ciphertext compared, never shown)."""
-    before = dict(_leaves(old or {}))
-    after = dict(_leaves(new))
-    return sorted(p for p in before.keys() | after.keys() if before.get(p, _ABSENT) != after.get(p, _ABSENT))
-
-
-_ABSENT = object()
-
-
-def _leaves(modules: JSONObject) -> Iterator[tuple[str, object]]:
-    for module, config in modules.items():
-        for path, value in _walk(config, ()):
-            yield f"{module}{format_path(path)}", value
-
-
-def _walk(value: JSONValue, path: JsonPath) -> Iterator[tuple[JsonPath, object]]:
-    if isinstance(value, dict) and value:
-        for k, v in value.items():
-            yield from _walk(v, (*path, k))
-    elif isinstance(value, list) and value:
-        for i, v in enumerate(value):
-            yield from _walk(v, (*path, i))
-    else:
-        # typed: 1, 1.0 and true are equal in Python, not in the config
-        yield path, (type(value).__name__, json.dumps(value) if isinstance(value, dict | list) else value)

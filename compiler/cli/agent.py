@@ -14,16 +14,21 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from compiler.cli import Context
-from compiler.cli._store import add_store_args, add_trust_args, load_keyring, open_store_from, read_project, resolve
+from compiler.cli._store import (
+    add_store_args,
+    add_trust_args,
+    open_store_from,
+    read_project,
+    resolve,
+    trusted_key_paths,
+)
 from compiler.errors import UsageError
 from compiler.extras import needs_extra
 from compiler.project import parse_target
-from compiler.secrets.identity import Identities, load_identities
-from compiler.storage.seen import SeenFile, default_state_dir
+from compiler.storage.seen import default_state_dir
 
 DEFAULT_LISTEN = "127.0.0.1:2772"
 
@@ -34,12 +39,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_store_args(p)
     add_trust_args(p)
-    p.add_argument("--identity", metavar="FILE", type=Path, help="age identity to open secrets (none: masked only)")
+    p.add_argument(
+        "--identity", metavar="FILE", type=Path, help="age identity to open secrets (default: $SOPS_AGE_KEY_FILE)"
+    )
     p.add_argument(
         "--cache-dir",
         metavar="DIR",
         type=Path,
-        help="where this reader keeps its high-water marks (default: $XDG_STATE_HOME/llmcc/seen)",
+        help="the clients' last good versions (ciphertext) and high-water marks (default: $XDG_STATE_HOME/llmcc/agent)",
     )
     p.add_argument("--token-file", metavar="FILE", type=Path, required=True, help="bearer tokens, mode 0600")
     where = p.add_mutually_exclusive_group()
@@ -61,8 +68,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         from compiler.agent.access import read_tokens
         from compiler.agent.app import AgentState
+        from compiler.agent.clientsource import ClientSource
         from compiler.agent.server import bind_tcp, bind_unix, hold_sighup, parse_listen, serve
-        from compiler.agent.source import PollingSource
+        from compiler.client import ConfigClient
     except ImportError as e:  # pragma: no cover - the dev install has the extra
         raise UsageError(f"{needs_extra('agent', 'agent')} (missing {e.name})") from None
     hold_sighup()
@@ -73,12 +81,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     token_file = resolve(ctx.root, args.token_file)
     tokens = read_tokens(token_file)
     project = read_project(ctx.root, required=False)
-    keyring = load_keyring(args, ctx.root, project)
     store = open_store_from(args, ctx.root, project)
-    state_dir = resolve(ctx.root, args.cache_dir) if args.cache_dir else default_state_dir(os.environ)
-    marks = SeenFile(state_dir, store.location)
-    identities = _identity_loader(resolve(ctx.root, args.identity) if args.identity else None)
+    trusted = trusted_key_paths(args, ctx.root, project)
+    identity = resolve(ctx.root, args.identity) if args.identity else os.environ.get("SOPS_AGE_KEY_FILE") or None
+    cache_dir = resolve(ctx.root, args.cache_dir) if args.cache_dir else default_state_dir(os.environ).parent / "agent"
     _configure_logging()
+    sources = {
+        t: ClientSource(
+            ConfigClient(
+                store, t, trusted, identity=identity, cache_dir=cache_dir,
+                poll_interval=args.poll_interval, max_age=max_age,
+            ),
+            t,
+            retry_seconds=args.poll_interval,
+        )
+        for t in targets
+    }  # fmt: skip
     if args.socket is not None:
         sock = bind_unix(resolve(ctx.root, args.socket))
         where = f"unix:{args.socket}"
@@ -87,12 +105,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         sock = bind_tcp(host, port, unsafe_non_loopback=args.unsafe_listen_non_loopback)
         bound = sock.getsockname()
         where = f"http://{host if ':' not in host else f'[{host}]'}:{bound[1]}"
-    sources = {
-        t: PollingSource(
-            store, t, keyring, marks, identities=identities, poll_interval=args.poll_interval, max_age=max_age
-        )
-        for t in targets
-    }
     try:
         for source in sources.values():
             source.start()
@@ -106,15 +118,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 os.unlink(resolve(ctx.root, args.socket))
 
 
-def _identity_loader(path: Path | None) -> Callable[[str], Identities | None]:
-    """Identities for the provider a bundle names: ``--identity``, else SOPS_AGE_KEY_FILE / SOPS_AGE_KEY."""
-
-    def load(provider: str) -> Identities | None:
-        return load_identities(path, os.environ, required=provider == "age")
-
-    return load
-
-
 def _configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s llmcc agent: %(message)s"))
@@ -122,6 +125,10 @@ def _configure_logging() -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    client = logging.getLogger("llmcc.client")  # the runtime client's lines (never values)
+    client.handlers[:] = [handler]
+    client.setLevel(logging.INFO)
+    client.propagate = False
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = [handler]
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -32,6 +32,13 @@ def agent_args(p: Published, tmp_path: Path, *targets: str, poll: str = "0.2") -
 
 def start(p: Published, tmp_path: Path, *targets: str, **kw: object) -> tuple[Agent, str, str]:
     read, full = write_tokens(tmp_path / "tokens")
+    if "prod@acme" in targets:  # one identity file, both readers' keys (acme's data key is only acme's)
+        both = tmp_path / "identities.agekey"
+        both.write_text(DEMO_IDENTITY.read_text() + (DEMO_IDENTITY.parent / "demo-acme.agekey").read_text())
+        both.chmod(0o600)
+        args = [a if a != str(DEMO_IDENTITY) else str(both) for a in agent_args(p, tmp_path, *targets)]
+        agent = start_agent(tmp_path, tmp_path / "agent.log", *args, **kw)  # type: ignore[arg-type]
+        return agent, read, full
     agent = start_agent(tmp_path, tmp_path / "agent.log", *agent_args(p, tmp_path, *targets), **kw)  # type: ignore[arg-type]
     return agent, read, full
 

@@ -13,18 +13,18 @@ import pytest
 from compiler.agent import app as app_module
 from compiler.agent.access import Scope, read_tokens
 from compiler.agent.app import AgentState, _publish, _stream, create_app
-from compiler.agent.snapshot import Snapshot, changed_paths, mask
-from compiler.agent.source import PollingSource, SourceHealth
+from compiler.agent.clientsource import ClientSource
+from compiler.agent.snapshot import MASK, Snapshot
+from compiler.agent.source import SourceHealth
+from compiler.client import ConfigClient
 from compiler.errors import LlmccError, SecretsError
 from compiler.publish import publish_target
 from compiler.storage.file import FileStore
-from compiler.storage.seen import SeenFile
 from tests.secrets._secrets_support import new_canary
-from tests.storage._support import keyring_of, make_body, new_keypair
+from tests.storage._support import make_body, new_keypair
 
 TOKEN = "r" * 40
 SECRETS = "s" * 40
-ENC = "ENC[AES256_GCM_SIV,data:AAAA,iv:AAAAAAAAAAAAAAAA,tag:AAAAAAAAAAAAAAAAAAAAAA==,type:str]"
 
 
 class FakeSource:
@@ -57,7 +57,7 @@ class FakeSource:
 
 
 def snapshot(open_all, version: int = 1) -> Snapshot:
-    masked = mask({"m": {"x": 1, "pw": ENC, "list": [ENC, "a"]}})
+    masked = {"m": {"x": 1, "pw": MASK, "list": [MASK, "a"]}}
     return Snapshot(target="prod", version=version, digest="sha256:" + "ab" * 32, masked=masked, open_all=open_all)
 
 
@@ -169,11 +169,6 @@ def test_event_stream_edges(monkeypatch: pytest.MonkeyPatch) -> None:
     assert got[3:] == []
 
 
-def test_changed_paths_compare_types() -> None:
-    assert changed_paths({"m": {"a": 1, "b": [1]}}, {"m": {"a": True, "b": [1], "c": {}}}) == ["m$.a", "m$.c"]
-    assert changed_paths(None, {"m": {"a": 1}}) == ["m$.a"]
-
-
 def test_token_file_checks(tmp_path: Path) -> None:
     path = tmp_path / "tokens"
     cases = {
@@ -203,80 +198,60 @@ def test_token_file_checks(tmp_path: Path) -> None:
             read_tokens(path)
 
 
-def test_polling_source_keeps_the_swap_when_a_callback_fails(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def client_source(tmp_path: Path, store: FileStore, keys) -> tuple[ClientSource, ConfigClient]:
+    pub = tmp_path / "ci.pub"
+    keys.write(tmp_path / "keys", "ci")
+    pub = tmp_path / "keys" / "ci.pub"
+    client = ConfigClient(store, "prod", [pub], cache_dir=tmp_path / "cache", poll_interval=60, max_age=60)
+    return ClientSource(client, "prod", retry_seconds=0.05), client
+
+
+def test_client_source_views_and_callbacks(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     keys = new_keypair()
     store = FileStore(tmp_path / "store")
     publish_target(store, "prod", make_body("prod", 1), keys.signer)
-    source = PollingSource(
-        store, "prod", keyring_of(keys.signer), SeenFile(tmp_path / "state", store.location),
-        identities=None, poll_interval=0.05, max_age=60,
-    )  # fmt: skip
+    source, client = client_source(tmp_path, store, keys)
     assert source.target == "prod"
-    seen: list[int] = []
+    seen: list[tuple[int | None, int, list[str]]] = []
 
     def broken(old: Snapshot | None, new: Snapshot, changed: list[str]) -> None:
         raise RuntimeError("subscriber bug")
 
     source.on_change(broken)
-    source.on_change(lambda old, new, changed: seen.append(new.version))
+    source.on_change(lambda old, new, changed: seen.append((old and old.version, new.version, changed)))
     source.start()
     try:
-        assert source.current is not None
-        assert source.current.version == 1
-        assert source.current.opened() == source.current.masked  # no secrets: nothing to open
+        first = source.current
+        assert first is not None
+        assert first.version == 1
+        assert source.current is first  # one view per client snapshot
+        assert first.opened() == first.masked  # no secrets: nothing to open
         publish_target(store, "prod", make_body("prod", 2), keys.signer)
-        deadline = time.monotonic() + 30
-        while source.current.version != 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        assert client.refresh() is True
+        assert source.current is not None
+        assert source.current.version == 2
+        health = source.health()
+        assert (health.version, health.stale, health.last_error) == (2, False, None)
     finally:
         source.stop()
-    assert seen == [1, 2]
+    assert seen[0][:2] == (None, 1)
+    assert seen[1][:2] == (1, 2)
+    assert "inference-engine$.model.max_tokens" in seen[1][2]
     assert "prod: a change callback failed" in caplog.text
-    assert source.health().last_error is None
 
 
-def test_a_bug_in_a_poll_does_not_end_polling(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_client_source_keeps_starting_until_a_version_verifies(tmp_path: Path) -> None:
     keys = new_keypair()
     store = FileStore(tmp_path / "store")
-    publish_target(store, "prod", make_body("prod", 1), keys.signer)
-    source = PollingSource(
-        store, "prod", keyring_of(keys.signer), SeenFile(tmp_path / "state", store.location),
-        identities=None, poll_interval=0.02, max_age=60,
-    )  # fmt: skip
-    source.start()
-    calls = []
-
-    def boom() -> bool:
-        calls.append(1)
-        raise RuntimeError("bug")
-
-    source.refresh = boom  # type: ignore[method-assign]
+    source, _ = client_source(tmp_path, store, keys)
+    source.start()  # nothing published: no version, no exception, retried in the background
     try:
+        assert source.current is None
+        assert source.health().version is None
+        publish_target(store, "prod", make_body("prod", 1), keys.signer)
         deadline = time.monotonic() + 30
-        while len(calls) < 2:
+        while source.current is None:
             assert time.monotonic() < deadline
             time.sleep(0.02)
     finally:
         source.stop()
-    assert source.health().last_error == "internal error: RuntimeError"
-    assert "poll failed: internal error: RuntimeError" in caplog.text
-    assert "bug" not in caplog.text.replace("RuntimeError", "")
-
-
-def test_a_poll_that_finds_nothing_new_does_not_rewrite_the_marks(tmp_path: Path) -> None:
-    keys = new_keypair()
-    store = FileStore(tmp_path / "store")
-    publish_target(store, "prod", make_body("prod", 1), keys.signer)
-    marks = SeenFile(tmp_path / "state", store.location)
-    source = PollingSource(
-        store, "prod", keyring_of(keys.signer), marks, identities=None, poll_interval=60, max_age=60
-    )  # fmt: skip
-    assert source.refresh() is True
-    inode = marks.path.stat().st_ino  # the file is replaced (a new inode) on every write
-    assert source.refresh() is False
-    assert marks.path.stat().st_ino == inode
-    publish_target(store, "prod", make_body("prod", 2), keys.signer)
-    assert source.refresh() is True
-    assert marks.path.stat().st_ino != inode
-    assert marks.load()["prod"].version == 2
