@@ -51,6 +51,7 @@ class ClientSource:
         self._client, self._target, self._retry = client, target, retry_seconds
         self._view: tuple[ClientSnapshot, Snapshot] | None = None
         self._callbacks: list[ChangeCallback] = []
+        self._last_error: str | None = None
         self._stop = threading.Event()
         self._starter: threading.Thread | None = None
         client.on_change(self._changed)
@@ -81,8 +82,8 @@ class ClientSource:
 
     def _changed(self, old: ClientSnapshot | None, new: ClientSnapshot, changed: frozenset[str]) -> None:
         before = self._view[1] if self._view is not None and old is not None and self._view[0] is old else None
-        view = self._view_for(new)
-        log.info("%s: serving version %d %s", self._target, new.version, new.digest)
+        view = self._view_for(new)  # the client logs the swap itself
+        self._last_error = None
         for callback in self._callbacks:
             try:
                 callback(before, view, sorted(changed))
@@ -90,7 +91,9 @@ class ClientSource:
                 log.exception("%s: a change callback failed", self._target)
 
     def _error(self, error: LlmccError) -> None:
-        log.warning("%s: update refused, keeping version %s: %s", self._target, self._client.version, error)
+        if str(error) != self._last_error:  # once per new error, not once per poll while the store is down
+            self._last_error = str(error)
+            log.warning("%s: update refused, keeping version %s: %s", self._target, self._client.version, error)
 
     def health(self) -> SourceHealth:
         status = self._client.status

@@ -125,8 +125,10 @@ def _configure_logging() -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    client = logging.getLogger("llmcc.client")  # the runtime client's lines (never values)
-    client.handlers[:] = [handler]
+    plain = logging.StreamHandler(sys.stderr)  # the runtime client's lines say "llmcc client:" themselves
+    plain.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    client = logging.getLogger("llmcc.client")  # never values (issue 11 §8)
+    client.handlers[:] = [plain]
     client.setLevel(logging.INFO)
     client.propagate = False
     for name in ("uvicorn", "uvicorn.error"):
