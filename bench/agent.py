@@ -101,7 +101,11 @@ def start_agent(env: dict[str, str], names: list[str], poll: str) -> tuple[subpr
     tokens.write_text(token + "\n")
     tokens.chmod(0o600)
     port = free_port()
-    args = [a for t in names for a in ("-t", t)]
+    # every reader's key: prod@acme's data key is wrapped for acme's key only
+    identities = WORK / ".llmcc" / "identities.agekey"
+    identities.write_text("".join((ROOT / "keys" / k).read_text() for k in ("demo.agekey", "demo-acme.agekey")))
+    identities.chmod(0o600)
+    args = [a for t in names for a in ("-t", t)] + ["--identity", str(identities)]
     log = (WORK / ".llmcc" / "agent.log").open("wb")
     proc = subprocess.Popen(
         [*LLMCC, "agent", *args, "--token-file", str(tokens), "--listen", f"127.0.0.1:{port}",
