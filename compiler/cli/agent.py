@@ -27,8 +27,6 @@ from compiler.cli._store import (
 )
 from compiler.errors import UsageError
 from compiler.extras import needs_extra
-from compiler.project import parse_target
-from compiler.storage.seen import default_state_dir
 
 DEFAULT_LISTEN = "127.0.0.1:2772"
 
@@ -73,6 +71,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         from compiler.client import ConfigClient
     except ImportError as e:  # pragma: no cover - the dev install has the extra
         raise UsageError(f"{needs_extra('agent', 'agent')} (missing {e.name})") from None
+    from compiler.project import parse_target  # imported here: --help loads no pydantic or cryptography
+    from compiler.storage.seen import default_state_dir
+
     hold_sighup()
     targets = list(dict.fromkeys(parse_target(t).name for t in args.target))
     if args.poll_interval < 0.1:

@@ -40,7 +40,6 @@ from compiler.cli._store import add_state_args, add_store_args, add_trust_args
 from compiler.cli.pull import read_modules
 from compiler.errors import LlmccError, UsageError
 from compiler.exports import FORMATS, RENDERERS, flatten, render_dotenv, render_env
-from compiler.project import parse_target
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -84,6 +83,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError("exec: no command: llmcc exec -t TARGET -- CMD [ARGS]")
     if not args.file and (args.format != "json" or args.tmpdir is not None):
         raise UsageError("--format and --tmpdir apply to --file only")
+    from compiler.project import parse_target  # imported here: --help loads no pydantic
+
     target = parse_target(args.target).name
     _, modules = read_modules(args, ctx, target, decrypt=True)  # verified, before anything runs
     if not args.file:

@@ -34,7 +34,6 @@ from compiler.cli._store import (
 )
 from compiler.errors import LlmccError, SecretsError, StorageError, UsageError, VerificationError
 from compiler.exports import FORMATS, RENDERERS, flatten, render_dotenv, render_env
-from compiler.secrets.envelope import is_enc
 
 if TYPE_CHECKING:
     from compiler.jsontypes import JSONObject, JSONValue
@@ -140,6 +139,8 @@ def read_modules(
 
 def has_secrets(value: JSONValue) -> bool:
     """Whether any leaf of ``value`` is an ``ENC[...]`` ciphertext."""
+    from compiler.secrets.envelope import is_enc  # imported here: --help loads no cryptography
+
     if isinstance(value, dict):
         return any(has_secrets(v) for v in value.values())
     if isinstance(value, list):
