@@ -12,9 +12,11 @@ section of bench/NOTES.md goes into RESULTS.md with the rest of NOTES.md.
 
     .venv/bin/python bench/run.py [--sizes large,xlarge] [--runs 3]
     .venv/bin/python bench/run.py --quick    # small workload, one run, RESULTS.md untouched
+    .venv/bin/python bench/run.py --agent-only   # only the sidecar benchmark (bench/agent.py)
 
-Then runs the runtime client benchmark (bench/client.py), whose section of
-bench/NOTES.md is copied into RESULTS.md with the rest (``--no-client`` skips it).
+Then runs the runtime client benchmark (bench/client.py) and the sidecar benchmark
+(bench/agent.py), whose sections of bench/NOTES.md are copied into RESULTS.md with the
+rest (``--no-client`` and ``--no-agent`` skip them).
 Start-up figures come from bench/startup.py (run first).
 """
 
@@ -137,7 +139,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="small workload, one run; print only, RESULTS.md untouched")
     ap.add_argument("--no-client", action="store_true", help="skip the runtime client benchmark (bench/client.py)")
+    ap.add_argument("--no-agent", action="store_true", help="skip the sidecar benchmark (bench/agent.py)")
+    ap.add_argument("--agent-only", action="store_true", help="only bench/agent.py (the sidecar)")
     a = ap.parse_args()
+    if a.agent_only:
+        return subprocess.run([sys.executable, str(HERE / "agent.py")], check=False).returncode
     if a.quick:
         a.sizes, a.runs = "small", 1
     # start-up first (issue 14 §1): a few seconds; its section of NOTES.md is copied into RESULTS.md below
@@ -165,6 +171,9 @@ def main() -> int:
             )
     if not a.no_client:
         subprocess.run([sys.executable, str(HERE / "client.py"), *(["--quick"] if a.quick else [])], check=True)
+    if not a.no_agent:
+        agent = [sys.executable, str(HERE / "agent.py"), *(["--seconds", "3", "--no-write"] if a.quick else [])]
+        subprocess.run(agent, check=True)
 
     import delta_bench  # bench/ is on sys.path[0] when this script runs
 

@@ -126,8 +126,10 @@ def _add_globals(p: argparse.ArgumentParser, *, default: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args_list
-    as_json = "--format=json" in args_list or ("--format", "json") in itertools.pairwise(args_list)
+    # after "--" the words are another program's (`llmcc exec -t T -- app --format json`)
+    ours = args_list[: args_list.index("--")] if "--" in args_list else args_list
+    debug = "--debug" in ours
+    as_json = "--format=json" in ours or ("--format", "json") in itertools.pairwise(ours)
     with error_boundary(debug=debug, as_json=as_json) as result:
         command = _command_in(args_list)
         if command is not None and command not in _runtime_commands() and not _cli_installed():

@@ -62,6 +62,18 @@ def _pull() -> ModuleType:
     return m
 
 
+def _exec() -> ModuleType:
+    from compiler.cli import execute as m
+
+    return m
+
+
+def _agent() -> ModuleType:
+    from compiler.cli import agent as m
+
+    return m
+
+
 def _policy() -> ModuleType:
     from compiler.cli import policy as m
 
@@ -110,7 +122,9 @@ COMMANDS: dict[str, tuple[str, Callable[[], ModuleType]]] = {
     "history": ("the commits that changed the effective value of MODULE.PATH, newest first", _history),
     "publish": ("compile, sign and push new bundle versions to the store", _publish),
     "verify": ("check signatures, digests and the hash chain of published bundles", _verify),
-    "pull": ("verify, then print a published bundle's modules as JSON", _pull),
+    "pull": ("verify, then print a published bundle's modules (JSON, YAML, env, dotenv)", _pull),
+    "exec": ("verify a target, then run CMD with its config in the environment or a private file", _exec),
+    "agent": ("serve verified config over local HTTP to services in any language (sidecar)", _agent),
     "policy": ("run the policy test cases in policies/tests/", _policy),
     "secrets": ("SOPS workflows: encrypt, edit, rotate", _secrets),
     "keys": ("generate identities; rotate or re-wrap target data keys", _keys),

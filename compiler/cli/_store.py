@@ -129,6 +129,21 @@ def check_ci_store(store: Store, root: Path, *, allowed: bool) -> None:
         )
 
 
+def trusted_key_paths(args: argparse.Namespace, root: Path, project: Project | None) -> list[Path]:
+    """The files :func:`load_keyring` reads: ``--trusted-key``, else ``signing.trusted`` of llmcc.yaml.
+
+    Raises:
+        LlmccError: none given and none in llmcc.yaml.
+    """
+    given: list[Path] = args.trusted_key or []
+    paths = [resolve(root, p) for p in given] or (
+        [resolve(root, p) for p in project.manifest.signing.trusted] if project is not None else []
+    )
+    if not paths:
+        raise LlmccError(f"no trusted keys: list them in {MANIFEST} signing.trusted or pass --trusted-key FILE")
+    return paths
+
+
 def load_keyring(args: argparse.Namespace, root: Path, project: Project | None) -> Keyring:
     """``--trusted-key`` files if given, else ``signing.trusted`` of llmcc.yaml; never empty."""
     from compiler.bundle.dsse import Keyring

@@ -1,9 +1,12 @@
-"""``llmcc pull TARGET``: verify one published version, then print its modules as JSON.
+"""``llmcc pull TARGET``: verify one published version, then print its modules (JSON, YAML, env, dotenv).
 
 Nothing of a bundle's content is printed or written before it verifies: the
 listing, the signed pointer and the chain (compiler/reader.py), against the
 version this reader accepted last time (its high-water mark, which it then
 advances).
+``--format env|dotenv`` flattens them (``compiler.exports``) and needs
+``--decrypt`` when the bundle holds secrets: a variable holding ``ENC[...]``
+would be passed on as if it were the value.
 ``--decrypt --out FILE`` refuses a FILE that git could commit (``--force`` warns
 and writes; ``compiler.sources.exposure``).
 """
@@ -11,7 +14,6 @@ and writes; ``compiler.sources.exposure``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -30,10 +32,11 @@ from compiler.cli._store import (
     resolve,
     seen_file,
 )
-from compiler.errors import LlmccError, SecretsError, StorageError, VerificationError
+from compiler.errors import LlmccError, SecretsError, StorageError, UsageError, VerificationError
+from compiler.exports import FORMATS, RENDERERS, flatten, render_dotenv, render_env
 
 if TYPE_CHECKING:
-    from compiler.jsontypes import JSONObject
+    from compiler.jsontypes import JSONObject, JSONValue
     from compiler.verify import VerifiedBundle
 
 
@@ -42,6 +45,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_store_args(p)
     p.add_argument("--version", type=int, metavar="N", help="this version (default: the latest)")
     p.add_argument("--decrypt", action="store_true", help="open secret values with your age identity")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="json",
+        help="json (default), yaml, env (export NAME='value', for sh) or dotenv; env formats flatten the keys",
+    )
+    p.add_argument("--prefix", default="", metavar="P", help="with --format env|dotenv: put P before every name")
     p.add_argument("-o", "--out", metavar="FILE", type=Path, help="write to FILE instead of stdout (- is stdout)")
     p.add_argument(
         "--force",
@@ -60,7 +70,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.project import parse_target
-    from compiler.reader import read_target
     from compiler.sources.exposure import refuse_committable
 
     target = parse_target(args.target).name
@@ -69,6 +78,42 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.decrypt and args.out is not None:
         # before anything is fetched or opened: decrypted secrets never land where git can take them
         refuse_committable(resolve(ctx.root, args.out), what="decrypted secrets", force=args.force)
+    if args.prefix and args.format not in ("env", "dotenv"):
+        raise UsageError("--prefix applies to --format env and dotenv only")
+    verified, modules = read_modules(args, ctx, target, decrypt=args.decrypt)
+    if args.format in ("env", "dotenv"):
+        if not args.decrypt and has_secrets(modules):
+            raise UsageError(
+                f"{target} version {verified.version} holds secrets: --format {args.format} needs --decrypt "
+                "(--format json shows them as ciphertext)"
+            )
+        variables = flatten(modules, prefix=args.prefix)
+        text = render_env(variables) if args.format == "env" else render_dotenv(variables)
+    else:
+        text = RENDERERS[args.format](modules)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        _write_private(resolve(ctx.root, args.out), text.encode("utf-8"), private=args.decrypt)
+    ctx.progress(f"{target} version {verified.version} {verified.digest}")
+    return 0
+
+
+def read_modules(
+    args: argparse.Namespace, ctx: Context, target: str, *, decrypt: bool
+) -> tuple[VerifiedBundle, JSONObject]:
+    """Verify ``target`` (``--version`` or the latest), advance the mark, and return its modules.
+
+    Uses ``args.store``, ``args.endpoint_url``, ``args.trusted_key``, ``args.state_dir``,
+    ``args.version`` and, with ``decrypt``, ``args.identity``.
+
+    Raises:
+        VerificationError: the store does not verify (exit 3).
+        StorageError: nothing published, or no such version.
+        LlmccError: the secrets cannot be opened.
+    """
+    from compiler.reader import read_target
+
     project = read_project(ctx.root, required=False)
     keyring = load_keyring(args, ctx.root, project)
     store = open_store_from(args, ctx.root, project)
@@ -87,15 +132,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     modules = verified.bundle.get("modules")
     if not isinstance(modules, dict):
         raise VerificationError(f"{target} version {version}: bundle has no modules object")
-    if args.decrypt:
+    if decrypt:
         modules = _decrypt(verified, args)
-    text = json.dumps(modules, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-    if args.out is None:
-        sys.stdout.write(text)
-    else:
-        _write_private(resolve(ctx.root, args.out), text.encode("utf-8"), private=args.decrypt)
-    ctx.progress(f"{target} version {version} {verified.digest}")
-    return 0
+    return verified, modules
+
+
+def has_secrets(value: JSONValue) -> bool:
+    """Whether any leaf of ``value`` is an ``ENC[...]`` ciphertext."""
+    from compiler.secrets.envelope import is_enc  # imported here: --help loads no cryptography
+
+    if isinstance(value, dict):
+        return any(has_secrets(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_secrets(v) for v in value)
+    return is_enc(value)
 
 
 def _decrypt(verified: VerifiedBundle, args: argparse.Namespace) -> JSONObject:

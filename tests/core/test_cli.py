@@ -406,7 +406,9 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     out, err = capsys.readouterr()
     assert out == ""
     assert len(err.splitlines()) == 1
-    assert err.startswith("llmcc: unknown command 'frobnicate' (expected one of: ci, compile, diff, explain, ")
+    assert err.startswith(
+        "llmcc: unknown command 'frobnicate' (expected one of: agent, ci, compile, diff, exec, explain, "
+    )
     assert err.endswith(" validate, verify) (see llmcc --help)\n")
 
 
