@@ -8,6 +8,7 @@ everything else here is pure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -62,6 +63,7 @@ def publish_target(
     now: datetime | None = None,
     expires_after: timedelta = DEFAULT_POINTER_EXPIRY,
     max_attempts: int = 5,
+    behind: Callable[[str, str], bool] | None = None,
 ) -> PublishResult:
     """Publish ``body`` as the next version of ``target``, unless it is already the latest.
 
@@ -89,7 +91,10 @@ def publish_target(
 
     The commit recorded in the pointer is ``metadata.source.commit`` of
     ``body`` when its tree was clean; a dirty or non-git publish records none
-    (and keeps the commit the pointer had for the same version).
+    (and keeps the commit the pointer had for the same version), and so does
+    the publish of a commit that ``behind(commit, recorded)`` says is an
+    ancestor of the one recorded (an old pipeline run again): the pointer's
+    commit never moves back in history.
 
     Races handled (STYLE R14):
 
@@ -136,7 +141,9 @@ def publish_target(
             pointer = state.pointer
             lags = pointer is None or pointer.version < latest.version
             kept = pointer.commit if pointer is not None and not lags else None
-            record = commit or kept
+            stale = bool(commit and kept and commit != kept and behind is not None and behind(commit, kept))
+            fresh = None if stale else commit
+            record = fresh or kept
             if lags and len(state.chain) > 1:
                 _store_delta(store, state, latest.version)  # the publisher that claimed it died before this
             if lags or when >= pointer.expires or record != pointer.commit:  # type: ignore[union-attr]
@@ -144,7 +151,7 @@ def publish_target(
                     store, target, state, signer, trusted=trusted, now=when, expires_after=expires_after, commit=record
                 )
             # a re-run of the commit that made the version records nothing new
-            recorded = commit is not None and commit not in (kept, _clean_commit(latest.metadata))
+            recorded = fresh is not None and fresh not in (kept, _clean_commit(latest.metadata))
             return PublishResult(
                 target=target, version=latest.version, digest=latest.digest, created=False, recorded=recorded
             )

@@ -94,9 +94,9 @@ def read_target(
     version needed in step 3 is not fetched, and the version after a held or
     rebuilt one is rebuilt from its delta (:func:`compiler.delta.rebuild_envelope`,
     issue 11 §7) when the store has one. What is held or rebuilt goes through
-    step 3 like fetched bytes, so it is accepted only if a trusted key signed
-    exactly it; if step 3 fails, every version is fetched whole and step 3 runs
-    again, as without ``held``.
+    steps 3 and 4 like fetched bytes, so it is accepted only if a trusted key signed
+    exactly it and the pointer's digest pins it; if step 3 or 4 fails, every
+    version is fetched whole and steps 3 and 4 run again, as without ``held``.
 
     Raises:
         VerificationError: a check failed.
@@ -130,18 +130,23 @@ def read_target(
         return TargetRead(
             target=target, chain=[], pointer=pointer, pointer_envelope=None, latest_envelope=None, seen=None
         )
-    if not full:
+    if full:
+        new_seen = check_digests(target, [(b.version, b.digest) for b in chain], pointer=pointer, seen=seen)
+    else:
         first = first_to_fetch(latest, pointer=pointer, seen=seen, wanted=wanted)
         envelopes, via_delta = _fetch(store, target, first, latest, held or {})
         try:
             chain = verify_chain(target, envelopes, keyring, start=first)
+            new_seen = check_digests(target, [(b.version, b.digest) for b in chain], pointer=pointer, seen=seen)
         except VerificationError:
             if not held:
                 raise
-            # something held, or rebuilt from a delta, is not what the store signed: read it all whole
+            # something held, or rebuilt from a delta, is not what the store signed, or is a version
+            # it signed once but no longer serves (a stale delta after a repair, validly signed but
+            # not what the pointer names): read it all whole
             envelopes, via_delta = _fetch(store, target, first, latest, {})
             chain = verify_chain(target, envelopes, keyring, start=first)
-    new_seen = check_digests(target, [(b.version, b.digest) for b in chain], pointer=pointer, seen=seen)
+            new_seen = check_digests(target, [(b.version, b.digest) for b in chain], pointer=pointer, seen=seen)
     return TargetRead(
         target=target,
         chain=chain,

@@ -37,6 +37,7 @@ TIMEOUT_SECONDS = 30
 class Comment:
     id: int
     body: str
+    author: str  # the platform's login (GitHub) or user id (GitLab); "" when the answer names none
 
 
 class Forge(Protocol):
@@ -46,6 +47,10 @@ class Forge(Protocol):
     limit: int  # the longest body the platform accepts, in characters
 
     def comments(self) -> Iterator[Comment]: ...
+
+    def me(self) -> str:
+        """Who the token posts as, spelled as :attr:`Comment.author` is."""
+        ...
 
     def create(self, body: str) -> int: ...
 
@@ -61,7 +66,14 @@ class _Http:
     platform: str
     headers: Mapping[str, str] = field(repr=False)  # holds the token: never printed
 
-    def call(self, method: str, url: str, body: Mapping[str, object] | None = None) -> object:
+    def call(
+        self, method: str, url: str, body: Mapping[str, object] | None = None, *, refused: tuple[int, ...] = ()
+    ) -> object:
+        """The JSON answer; None for an empty answer or an HTTP status in ``refused``.
+
+        Raises:
+            LlmccError: any other HTTP error, no answer, or an answer that is not JSON.
+        """
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(url, data=data, method=method, headers=dict(self.headers))  # noqa: S310
         if data is not None:
@@ -71,6 +83,8 @@ class _Http:
             with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
                 raw = response.read()
         except urllib.error.HTTPError as e:
+            if e.code in refused:
+                return None
             raise LlmccError(f"{where}: HTTP {e.code} {e.reason}{_advice(e.code, self.platform)}") from e
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
@@ -124,9 +138,12 @@ def _pages(http: _Http, url: str) -> Iterator[object]:
             return
 
 
-def _comment(item: object) -> Comment | None:
+def _comment(item: object, *, author: tuple[str, str] = ("user", "login")) -> Comment | None:
+    """A comment from an API answer; ``author``: where its author is (GitHub ``user.login``, GitLab ``author.id``)."""
     if isinstance(item, dict) and isinstance(item.get("id"), int) and isinstance(item.get("body"), str):
-        return Comment(id=item["id"], body=item["body"])
+        who = item.get(author[0])
+        name = who.get(author[1]) if isinstance(who, dict) else None
+        return Comment(id=item["id"], body=item["body"], author=str(name) if isinstance(name, str | int) else "")
     return None
 
 
@@ -149,6 +166,7 @@ class GitHubForge:
         self._api = env.get("GITHUB_API_URL", "https://api.github.com").rstrip("/")
         self._number = _pull_number(env)
         self._run = (env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/"), env.get("GITHUB_RUN_ID", ""))
+        self._author = env.get("LLMCC_COMMENT_AUTHOR", "")
         self._http = _Http(
             platform="github",
             headers={
@@ -164,6 +182,19 @@ class GitHubForge:
             found = _comment(item)
             if found is not None:
                 yield found
+
+    def me(self) -> str:
+        """``LLMCC_COMMENT_AUTHOR``, else the token's login (``GET /user``), else ``github-actions[bot]``.
+
+        GitHub refuses ``GET /user`` to GITHUB_TOKEN (an installation token, 403),
+        whose comments are the Actions bot's; a GitHub App's token posts as
+        ``<app-slug>[bot]``: name it in ``LLMCC_COMMENT_AUTHOR``.
+        """
+        if self._author:
+            return self._author
+        user = self._http.call("GET", f"{self._api}/user", refused=(403, 404))
+        login = user.get("login") if isinstance(user, dict) else None
+        return login if isinstance(login, str) and login else "github-actions[bot]"
 
     def create(self, body: str) -> int:
         made = self._http.call("POST", f"{self._api}/repos/{self._repo}/issues/{self._number}/comments", {"body": body})
@@ -215,15 +246,24 @@ class GitLabForge:
         api = _need(env, "CI_API_V4_URL", "GitLab CI sets it").rstrip("/")
         project = _need(env, "CI_PROJECT_ID", "GitLab CI sets it")
         iid = _need(env, "CI_MERGE_REQUEST_IID", "only merge-request pipelines have it: rules: merge_request_event")
+        self._api = api
         self._notes = f"{api}/projects/{urllib.parse.quote(project, safe='')}/merge_requests/{iid}/notes"
         self._job = env.get("CI_JOB_URL", "")
         self._http = _Http(platform="gitlab", headers={"PRIVATE-TOKEN": token, "User-Agent": "llmcc"})
 
     def comments(self) -> Iterator[Comment]:
         for item in _pages(self._http, f"{self._notes}?sort=asc&order_by=created_at"):
-            found = _comment(item)
+            found = _comment(item, author=("author", "id"))
             if found is not None and not (isinstance(item, dict) and item.get("system")):
                 yield found
+
+    def me(self) -> str:
+        """The id of the token's user (``GET /user``: a project access token is a bot user)."""
+        user = self._http.call("GET", f"{self._api}/user")
+        uid = user.get("id") if isinstance(user, dict) else None
+        if not isinstance(uid, int):
+            raise LlmccError("gitlab API: GET /user: the answer names no user id")
+        return str(uid)
 
     def create(self, body: str) -> int:
         found = _comment(self._http.call("POST", self._notes, {"body": body}))
@@ -258,10 +298,13 @@ def upsert_comment(forge: Forge, body: str, marker: str) -> tuple[str, int]:
     """Update the first comment marked ``marker`` in place, or create it: ``("updated"|"created", id)``.
 
     Comments are read oldest first, so two pipelines racing to create leave the
-    first one as the one every later run updates.
+    first one as the one every later run updates. Only comments the token's own
+    user wrote count (:meth:`Forge.me`): anyone can post a body that starts with
+    the marker, and their comment is theirs to rewrite after the diff lands in it.
     """
+    me = ""  # asked only once a marked comment turns up
     for c in forge.comments():
-        if is_marked(c.body, marker):
+        if is_marked(c.body, marker) and c.author == (me := me or forge.me()):
             forge.update(c.id, body)
             return "updated", c.id
     return "created", forge.create(body)

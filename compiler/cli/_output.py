@@ -38,7 +38,7 @@ def report_github(diags: Sequence[Diagnostic], summary: dict[str, object]) -> No
         origin = d.value_origin or d.origin
         props = []
         if origin:
-            props += [f"file={origin.path}", f"line={origin.line}", f"col={origin.column}"]
+            props += [f"file={_escape_prop(origin.path)}", f"line={origin.line}", f"col={origin.column}"]
         title = f"llmcc {d.target or ''}" + (f" policy {d.rule}" if d.rule else "")
         props.append("title=" + _escape_prop(title.strip()))
         if d.value_origin is not None and d.origin is not None:

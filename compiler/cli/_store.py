@@ -100,8 +100,18 @@ def store_url(text: str) -> str:
 
 
 def in_ci(env: dict[str, str] | os._Environ[str]) -> bool:
-    """Whether a CI runner runs us: ``CI`` set to anything but empty, ``0`` or ``false`` (every major CI sets it)."""
-    return env.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    """Whether a CI runner runs us.
+
+    ``CI``, when set, decides: anything but ``0``, ``false`` or ``no`` (GitHub
+    Actions, GitLab CI, CircleCI, Buildkite, Travis set it). Unset or empty: the
+    runners that do not set it are recognised by their own variable (Azure
+    Pipelines ``TF_BUILD``, Jenkins ``JENKINS_URL``), so a forgotten ``CI`` fails
+    closed there too.
+    """
+    ci = env.get("CI", "").strip().lower()
+    if ci:
+        return ci not in ("0", "false", "no")
+    return env.get("TF_BUILD", "").strip().lower() == "true" or bool(env.get("JENKINS_URL", "").strip())
 
 
 def check_ci_store(store: Store, root: Path, *, allowed: bool) -> None:

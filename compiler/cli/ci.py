@@ -2,15 +2,17 @@
 
 Run by the CI templates (``hooks/ci/``) after ``llmcc diff --format markdown``.
 The first run creates the comment; every later run of the same pull request
-updates it (found by a hidden marker line), so a review has one diff comment,
-always the latest (issue 13 §3). A body over the platform's limit is cut, with
-a note pointing at the job artifact that holds the whole file
-(``compiler.ci.comment``). Python's standard library does the HTTP: no ``gh``,
-``glab`` or ``curl`` is needed on the runner.
+updates it (found by a hidden marker line, among the token's own user's
+comments only), so a review has one diff comment, always the latest (issue
+13 §3). A body over the platform's limit is cut, with a note pointing at the
+job artifact that holds the whole file (``compiler.ci.comment``). Python's
+standard library does the HTTP: no ``gh``, ``glab`` or ``curl`` is needed on
+the runner.
 
 Environment: GitHub Actions — ``GITHUB_TOKEN`` (the step's env),
 ``GITHUB_REPOSITORY``, ``GITHUB_EVENT_PATH`` or ``GITHUB_REF``,
-``GITHUB_API_URL``. GitLab CI — ``LLMCC_NOTES_TOKEN`` (a project access token,
+``GITHUB_API_URL``, ``LLMCC_COMMENT_AUTHOR`` (the login a GitHub App's token
+posts as). GitLab CI — ``LLMCC_NOTES_TOKEN`` (a project access token,
 api scope; a masked variable that is NOT protected, so merge-request pipelines
 of unprotected branches get it), ``CI_API_V4_URL``, ``CI_PROJECT_ID``,
 ``CI_MERGE_REQUEST_IID``, ``CI_JOB_URL``.

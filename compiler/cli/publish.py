@@ -106,6 +106,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             trusted=trusted,
             now=datetime.now(UTC),
             expires_after=repo.project.manifest.storage.pointer_expiry_delta,
+            behind=lambda commit, recorded: _behind(ctx.root, commit, recorded),
         )
         commit = source.commit if source else None
         recorded = not result.created and result.recorded and commit is not None
@@ -233,6 +234,17 @@ def _compile(
     for d in diags:  # warnings only
         print(d.format(), file=sys.stderr)
     return bodies
+
+
+def _behind(root: Path, commit: str, recorded: str) -> bool:
+    """Whether ``commit`` is an ancestor of ``recorded`` here (False when git does not know ``recorded``)."""
+    from compiler.audit.revisions import is_ancestor
+    from compiler.errors import InputError
+
+    try:
+        return is_ancestor(root, commit, recorded)
+    except InputError:
+        return False  # a pointer commit this clone lacks (shallow, another repository): nothing to compare
 
 
 def _append(path: Path, line: bytes) -> None:

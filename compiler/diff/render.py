@@ -274,7 +274,7 @@ def _md_blocks(t: TargetDiff) -> Iterator[str]:
             rows.append(f"| {c.kind} | {_code(c.location)} | {_code(old)} | {_code(new)} |")
         yield "\n".join(rows) + "\n"
         for c, side, lines in wholes:
-            fence = "`" * max([3, *(len(run) + 1 for line in lines for run in re.findall("`+", line))])
+            fence = _fence(lines)
             what = c.kind if c.kind != "changed" else f"{side} value"
             summary = (
                 f"<code>{html.escape(module)} {html.escape(c.location)}</code> {what} ({plural(len(lines), 'line')})"
@@ -283,7 +283,7 @@ def _md_blocks(t: TargetDiff) -> Iterator[str]:
             yield "\n".join(body) + "\n"
         for c, diff in diffs:
             shown = diff[:_MAX_MD_DIFF_LINES]
-            fence = "````" if any(line.startswith("```") for line in shown) else "```"
+            fence = _fence(shown)
             block = [f"\n{_code(c.location)}:\n", f"{fence}diff", *shown, fence]
             if len(diff) > len(shown):
                 block.append(f"_… {len(diff) - len(shown)} more diff lines_")
@@ -297,10 +297,21 @@ def _code(text: str) -> str:
         return f"*{text.replace('<', '&lt;').replace('>', '&gt;')}*"
     if text in ("see the line diff below", _SEE_BELOW):
         return f"_{text}_"
-    body = text.replace("|", "\\|").replace("\n", " ")
-    ticks = "``" if "`" in body else "`"
-    pad = " " if ticks == "``" else ""
+    body = re.sub(r"\r\n?|\n", " ", text).replace("|", "\\|")
+    # a code span ends at the first backtick run exactly as long as its opener (CommonMark 6.1):
+    # the opener is longer than every run in the value, so no value can end it early
+    ticks = "`" * (max((len(run) for run in re.findall("`+", body)), default=0) + 1)
+    pad = " " if ticks != "`" else ""
     return f"{ticks}{pad}{body}{pad}{ticks}"
+
+
+def _fence(lines: list[str]) -> str:
+    """A code fence longer than every backtick run in ``lines``: no line can close it (CommonMark 4.5).
+
+    Checking only lines that start with backticks is not enough: a closing fence may be
+    indented up to three spaces, as an unchanged line of a diff is (its prefix is a space).
+    """
+    return "`" * max([3, *(len(run) + 1 for line in lines for run in re.findall("`+", line))])
 
 
 def render_json(result: DiffResult) -> str:

@@ -19,6 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 
 GITHUB_TOKEN = "ghs_fake_github_token"
 GITLAB_TOKEN = "glpat-fake-gitlab-token"
+GITHUB_PAT = "ghp_fake_personal_token"  # a person's token: GET /user answers
+GITHUB_APP_TOKEN = "ghs_fake_app_token"  # a GitHub App's installation token: GET /user refuses it
+# Who each token posts as (a comment's author); GET /user answers only for a person's token, as on GitHub.
+# GitLab's project access token is a bot user whose GET /user names its id.
+GITHUB_USERS = {GITHUB_TOKEN: "github-actions[bot]", GITHUB_PAT: "alice", GITHUB_APP_TOKEN: "llmcc-app[bot]"}
+GITLAB_BOT = {"id": 41, "username": "project_4_bot"}
 
 _GH_LIST = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/comments$")
 _GH_ONE = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues/comments/(?P<id>\d+)$")
@@ -32,11 +38,13 @@ class FakeForge:
     comments: dict[int, dict[str, object]] = field(default_factory=dict)  # id -> {"body", "thread", "system"}
     requests: list[tuple[str, str]] = field(default_factory=list)
     next_id: int = 1000
-    broken: str | None = None  # "html": answers that are not JSON; "object": a list that is not one; "noid"
+    broken: str | None = None  # "html": answers that are not JSON; "object": a list that is not one; "noid";
+    # "anonymous": GitLab's GET /user names no id
 
-    def seed(self, thread: str, body: str, *, system: bool = False) -> int:
+    def seed(self, thread: str, body: str, *, system: bool = False, author: str | None = None) -> int:
+        """A comment in ``thread``; ``author``: its author's login (None: the GITHUB_TOKEN or GitLab bot)."""
         self.next_id += 1
-        self.comments[self.next_id] = {"body": body, "thread": thread, "system": system}
+        self.comments[self.next_id] = {"body": body, "thread": thread, "system": system, "author": author}
         return self.next_id
 
     def thread(self, thread: str) -> list[tuple[int, str]]:
@@ -70,8 +78,11 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
             gitlab = parts.path.startswith("/api/v4/")
             if gitlab and self.headers.get("PRIVATE-TOKEN") != GITLAB_TOKEN:
                 return self._send(401, {"message": "401 Unauthorized"})
-            if not gitlab and self.headers.get("Authorization") != f"Bearer {GITHUB_TOKEN}":
+            bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            user = GITHUB_USERS.get(bearer) if not gitlab else None
+            if not gitlab and user is None:
                 return self._send(401, {"message": "Bad credentials"})
+            me = None if bearer == GITHUB_TOKEN or gitlab else user
             if forge.broken == "redirect":  # to another port: the token must not follow
                 self.send_response(302)
                 self.send_header("Location", "http://127.0.0.1:9/collect")
@@ -85,6 +96,12 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 self.wfile.write(raw)
                 return None
+            if parts.path in ("/user", "/api/v4/user") and self.command == "GET":
+                if gitlab:
+                    return self._send(200, {"username": "no-id"} if forge.broken == "anonymous" else GITLAB_BOT)
+                if bearer == GITHUB_PAT:
+                    return self._send(200, {"login": user})
+                return self._send(403, {"message": "Resource not accessible by integration"})
             m = (_GL_LIST if gitlab else _GH_LIST).match(parts.path)
             if m is not None:
                 if forge.broken == "object" and self.command == "GET":
@@ -95,18 +112,20 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
                 if self.command == "GET":
                     per, page = int(query["per_page"][0]), int(query["page"][0])
                     items = [
-                        {"id": i, "body": b, **({"system": forge.comments[i]["system"]} if gitlab else {})}
+                        {"id": i, "body": b, **_authored(forge.comments[i], gitlab=gitlab)}
                         for i, b in forge.thread(thread)
                     ]
                     return self._send(200, items[(page - 1) * per : page * per])
                 if self.command == "POST":
-                    new = forge.seed(thread, self._body())
+                    new = forge.seed(thread, self._body(), author=me)
                     return self._send(201, {"id": new, "body": forge.comments[new]["body"]})
             m = (_GL_ONE if gitlab else _GH_ONE).match(parts.path)
             if m is not None and self.command == ("PUT" if gitlab else "PATCH"):
                 found = forge.comments.get(int(m.group("id")))
                 if found is None:
                     return self._send(404, {"message": "Not Found"})
+                if found["author"] != me:  # only the author may edit
+                    return self._send(403, {"message": "Forbidden"})
                 found["body"] = self._body()
                 return self._send(200, {"id": int(m.group("id")), "body": found["body"]})
             return self._send(404, {"message": "Not Found"})
@@ -114,6 +133,15 @@ def _handler(forge: FakeForge) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PATCH = do_PUT = _handle
 
     return Handler
+
+
+def _authored(comment: dict[str, object], *, gitlab: bool) -> dict[str, object]:
+    """The author fields of a listed comment, as each platform spells them."""
+    other = comment["author"]
+    if gitlab:
+        author = GITLAB_BOT if other is None else {"id": 7, "username": other}
+        return {"system": comment["system"], "author": author}
+    return {"user": {"login": GITHUB_USERS[GITHUB_TOKEN] if other is None else other}}
 
 
 @contextmanager

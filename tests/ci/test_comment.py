@@ -11,7 +11,7 @@ from compiler.ci.comment import comment_body, is_marked, marker_line
 from compiler.ci.forges import GitHubForge, detect_platform
 from compiler.cli import main
 from compiler.errors import UsageError
-from tests.ci._forge import GITHUB_TOKEN, GITLAB_TOKEN, running_forge
+from tests.ci._forge import GITHUB_APP_TOKEN, GITHUB_PAT, GITHUB_TOKEN, GITHUB_USERS, GITLAB_TOKEN, running_forge
 
 MARKER = "<!-- llmcc:diff -->"
 
@@ -252,3 +252,86 @@ def test_github_refusal_and_a_comment_without_an_id(
     assert (
         GitHubForge({"GITHUB_TOKEN": "t", "GITHUB_REPOSITORY": "a/b", "LLMCC_PR_NUMBER": "1"}).artifact_url("x") is None
     )
+
+
+@pytest.mark.parametrize("platform", ["github", "gitlab"])
+def test_a_marked_comment_by_another_user_is_never_edited(
+    platform: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Anyone may post a comment starting with the marker: the diff goes into the token's own comment only.
+
+    Editing another user's comment would fail (403) on every run, or, with a maintainer's token, put
+    the diff in a comment its author can rewrite afterwards.
+    """
+    note = tmp_path / "llmcc-diff.md"
+    with running_forge() as forge:
+        if platform == "gitlab":
+            _gitlab(monkeypatch, forge.url, GITLAB_TOKEN)
+            thread = "acme%2Fconf#4"
+        else:
+            for k, v in {
+                "GITHUB_ACTIONS": "true",
+                "GITHUB_TOKEN": GITHUB_TOKEN,
+                "GITHUB_REPOSITORY": "acme/conf",
+                "GITHUB_REF": "refs/pull/12/merge",
+                "GITHUB_API_URL": forge.url,
+            }.items():
+                monkeypatch.setenv(k, v)
+            monkeypatch.delenv("GITHUB_EVENT_PATH", raising=False)
+            thread = "acme/conf#12"
+        spoof = forge.seed(thread, f"{MARKER}\nno config change, merge it", author="mallory")
+        note.write_text("first\n")
+        assert main(["ci", "comment", str(note)]) == 0
+        note.write_text("second\n")
+        assert main(["ci", "comment", str(note)]) == 0
+        comments = forge.thread(thread)
+    assert comments == [(spoof, f"{MARKER}\nno config change, merge it"), (1002, f"{MARKER}\nsecond\n")]
+    assert capsys.readouterr().err.splitlines() == [
+        f"llmcc: ci comment: created {platform} comment 1002",
+        f"llmcc: ci comment: updated {platform} comment 1002",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("token", "author"),
+    [
+        (GITHUB_PAT, None),  # a person's token: GET /user names them
+        (GITHUB_APP_TOKEN, "llmcc-app[bot]"),  # a GitHub App's token: GET /user refuses it, so it is named
+    ],
+)
+def test_the_github_author_is_the_tokens_user_or_the_one_named(
+    token: str, author: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    note = tmp_path / "llmcc-diff.md"
+    note.write_text("diff\n")
+    with running_forge() as forge:
+        for k, v in {
+            "GITHUB_TOKEN": token,
+            "GITHUB_REPOSITORY": "acme/conf",
+            "LLMCC_PR_NUMBER": "3",
+            "GITHUB_API_URL": forge.url,
+        }.items():
+            monkeypatch.setenv(k, v)
+        if author is None:
+            monkeypatch.delenv("LLMCC_COMMENT_AUTHOR", raising=False)
+        else:
+            monkeypatch.setenv("LLMCC_COMMENT_AUTHOR", author)
+        forge.seed("acme/conf#3", f"{MARKER}\nold", author="mallory")
+        forge.seed("acme/conf#3", f"{MARKER}\nold")  # the Actions bot's, from before
+        own = forge.seed("acme/conf#3", f"{MARKER}\nold", author=GITHUB_USERS[token])
+        assert main(["ci", "comment", str(note), "--platform", "github"]) == 0
+        bodies = forge.thread("acme/conf#3")
+    assert bodies == [(own - 2, f"{MARKER}\nold"), (own - 1, f"{MARKER}\nold"), (own, f"{MARKER}\ndiff\n")]
+
+
+def test_a_gitlab_user_without_an_id_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    note = tmp_path / "llmcc-diff.md"
+    note.write_text("diff\n")
+    with running_forge() as forge:
+        _gitlab(monkeypatch, forge.url, GITLAB_TOKEN)
+        forge.seed("acme%2Fconf#4", f"{MARKER}\nold")
+        forge.broken = "anonymous"
+        assert main(["ci", "comment", str(note)]) == 2
+    assert capsys.readouterr().err == "llmcc: gitlab API: GET /user: the answer names no user id\n"

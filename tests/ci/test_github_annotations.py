@@ -57,3 +57,17 @@ def test_text_output_keeps_the_rule_first_and_the_value_line_as_a_note(
     at = err.index(next(e for e in err if "prod-temperature-bounded failed" in e))
     assert err[at].startswith("policies/production.yaml:4:3: policy prod-temperature-bounded failed: ")
     assert err[at + 1] == "    environments/prod.yaml:7:3: the value comes from variable 'temperature' set here"
+
+
+def test_a_file_name_cannot_inject_a_workflow_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """A pull request names its own files (policies/*.yaml): ``,``, ``::`` and a newline in one stay in ``file=``."""
+    from compiler.cli._output import report_github
+    from compiler.diagnostics import Diagnostic, Origin
+
+    path = "policies/a,line=1::x\n::warning file=llmcc.yaml::all good.yaml"
+    report_github([Diagnostic(message="bad", origin=Origin(path=path, line=2, column=3, layer="policy"))], {})
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(
+        "::error file=policies/a%2Cline=1%3A%3Ax%0A%3A%3Awarning file=llmcc.yaml%3A%3Aall good.yaml,"
+        "line=2,col=3,title=llmcc::"
+    )

@@ -57,3 +57,16 @@ def test_the_flag_allows_it_and_outside_ci_nothing_changes(
         assert llmcc(example, "verify") == 0
         assert llmcc(example, "publish", *SIGNING) == 0
     assert capsys.readouterr().out.count(": unchanged at version 1 ") == 18
+
+
+@pytest.mark.parametrize(("var", "value"), [("TF_BUILD", "True"), ("JENKINS_URL", "https://jenkins.example/")])
+def test_runners_that_do_not_set_ci_are_recognised(
+    example: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
+    """Azure Pipelines and Jenkins set no ``CI``: their own variable says a runner's disk is in use."""
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv(var, value)
+    assert llmcc(example, "publish", *SIGNING) == 2
+    assert capsys.readouterr().err == REFUSED.format(tree=example)
+    monkeypatch.setenv("CI", "false")  # an explicit CI still decides
+    assert llmcc(example, "publish", *SIGNING, "-t", "dev") == 0

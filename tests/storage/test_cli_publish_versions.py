@@ -210,3 +210,29 @@ def test_publish_target_records_only_a_clean_commit(tmp_path: Path, keypair: Key
     outside["metadata"]["source"] = None
     assert publish_target(store, "prod", outside, keypair.signer).recorded is False
     assert verify_pointer(store.read_pointer("prod") or b"", "prod", ring).commit == "b" * 40
+
+
+def test_publishing_an_older_commit_again_keeps_the_newer_one_recorded(
+    example: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A re-run of an old pipeline (same content) must not move the pointer's commit back in history."""
+    first = example.git("rev-parse", "HEAD").strip()
+    assert llmcc(example.path, "publish", *SIGNING, "-t", "dev") == 0
+    second = _edit(example, "environments/dev.yaml", "# dev:", "# dev, still:", "a comment")
+    assert llmcc(example.path, "publish", *SIGNING, "-t", "dev") == 0
+    pointer = (example.path / ".llmcc/store/dev/latest.dsse.json").read_bytes()
+    example.git("checkout", "-q", "--detach", first)
+    capsys.readouterr()
+    assert llmcc(example.path, "publish", *SIGNING, "-t", "dev", "--events", "../events.jsonl") == 0
+    assert capsys.readouterr().out.startswith("dev: unchanged at version 1 sha256:")
+    assert _pointer(example, "dev").commit == second
+    assert (example.path / ".llmcc/store/dev/latest.dsse.json").read_bytes() == pointer
+    assert not (example.path.parent / "events.jsonl").read_text()
+    # the recorded commit is unknown to this clone (history rewritten, or another repository): the new one is recorded
+    example.git("checkout", "-q", "-B", "main-again", first)
+    (holding,) = example.git("branch", "--format=%(refname:short)", "--contains", second).split()
+    example.git("branch", "-D", "-q", holding)
+    example.git("reflog", "expire", "--expire=now", "--all")
+    example.git("gc", "--prune=now", "--quiet")
+    assert llmcc(example.path, "publish", *SIGNING, "-t", "dev") == 0
+    assert _pointer(example, "dev").commit == first

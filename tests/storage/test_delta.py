@@ -311,3 +311,24 @@ def test_an_oci_target_whose_delta_tag_would_be_too_long_has_no_deltas(tmp_path)
     store = OciStore("127.0.0.1:9", "llmcc/bundles", lock_dir=tmp_path)  # nothing listens: no request is made
     assert store.read_delta(long, 2) is None
     assert store.create_delta(long, 2, b"{}") is False
+
+
+def test_a_stale_delta_to_a_repaired_latest_ends_in_the_full_version(three: FileStore, keypair: KeyPair) -> None:
+    """Repairing a store but leaving version 3's delta: it rebuilds the deleted version 3, validly signed.
+
+    That version verifies as a chain link; only the pointer (which names the repaired version 3)
+    tells it apart. The reader must then read whole, as it does for any other bad delta, not
+    refuse the target as rewritten.
+    """
+    stale = three.read_delta("prod", 3)
+    (three._root / "prod" / "00000003.dsse.json").unlink()
+    (three._root / "prod" / "latest.dsse.json").unlink()
+    repaired = wide_body(3)
+    repaired["modules"]["module-5"]["key-1"] = "repaired"
+    publish(three, keypair, repaired)
+    assert three.read_delta("prod", 3) == stale  # create-only: the repaired version gets no delta of its own
+    full = read(three, keypair)
+    got = read(three, keypair, {2: three.read("prod", 2)})
+    assert got.via_delta == ()
+    assert [b.payload for b in got.chain] == [b.payload for b in full.chain]
+    assert got.latest_envelope == three.read("prod", 3)
