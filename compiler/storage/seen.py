@@ -122,7 +122,8 @@ class SeenFile:
                         raise VerificationError(
                             f"{self._path}: {target} version {seen.version} was accepted with digest {mark.digest} "
                             f"by another reader meanwhile, not {seen.digest}: the store serves two chains; "
-                            "run llmcc verify --since-state"
+                            "run llmcc verify --since-state",
+                            reason="rewritten_chain",
                         )
                     if mark is None or seen.version > mark.version:
                         current[target] = seen
