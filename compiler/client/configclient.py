@@ -37,7 +37,7 @@ from typing import Protocol
 
 from compiler.client.cache import CachedVersion, LastGoodCache, make_cache_dir
 from compiler.client.held import HeldStore
-from compiler.client.keys import key_provider_factory, load_keyring
+from compiler.client.keys import Identity, key_provider_factory, load_keyring
 from compiler.client.metrics import ClientMetrics, ClientStatus, is_refusal, refusal_reason
 from compiler.client.poller import Poller
 from compiler.client.secret import Secret
@@ -45,7 +45,6 @@ from compiler.client.snapshot import NoSuchPathError, Snapshot
 from compiler.errors import LlmccError, SecretsError, StorageError, VerificationError
 from compiler.freshness import Seen
 from compiler.reader import read_target
-from compiler.secrets.kek.base import KeyProvider
 from compiler.storage import Store, open_store
 from compiler.storage.base import check_target
 from compiler.storage.seen import SeenFile
@@ -81,7 +80,7 @@ class ConfigClient:
         target: str,
         trusted_keys: Iterable[str | os.PathLike[str] | bytes],
         *,
-        identity: str | os.PathLike[str] | KeyProvider | None = None,
+        identity: Identity = None,
         cache_dir: str | os.PathLike[str] | None = None,
         poll_interval: float = 30.0,
         max_age: float = 3600.0,
@@ -100,7 +99,10 @@ class ConfigClient:
             trusted_keys: Ed25519 public keys (SubjectPublicKeyInfo PEM): file
                 paths, or the PEM bytes. At least one.
             identity: an age identity file (the bundle's KEK decides the
-                provider, as ``pull --decrypt``), a KeyProvider, or None (no secrets).
+                provider, as ``pull --decrypt``), a KeyProvider,
+                :data:`~compiler.client.keys.FROM_ENVIRONMENT` (the provider the
+                bundle names, credentials from the environment: age, AWS KMS,
+                Vault transit), or None (no secrets).
             cache_dir: where the last known good version and the high-water
                 mark live (created 0700); None keeps both in memory only.
             poll_interval: seconds between background refreshes (jittered).
