@@ -89,15 +89,26 @@ class Identities:
 
 
 def parse_identities(text: str, *, source: str) -> list[tuple[SecretValue, str]]:
-    """Split an identity file's text into keys, each with ``source:line``."""
+    """Split an identity file's text into keys, each with ``source:line``.
+
+    Raises:
+        SecretsError: a line that is not an age identity, raised once no local
+            here holds the file's text (its other lines are private keys, and a
+            traceback keeps this frame).
+    """
     out = []
+    bad = 0
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         if not line.startswith(_PREFIX):
-            raise SecretsError(f"{source}:{n}: not an age identity (expected an {_PREFIX}... line)")
+            bad = n
+            break
         out.append((SecretValue(line.encode("ascii", "replace")), f"{source}:{n}"))
+    if bad:
+        text = raw = line = ""
+        raise SecretsError(f"{source}:{bad}: not an age identity (expected an {_PREFIX}... line)")
     return out
 
 
