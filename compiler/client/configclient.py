@@ -42,7 +42,7 @@ from compiler.client.metrics import ClientMetrics, ClientStatus, is_refusal, ref
 from compiler.client.poller import Poller
 from compiler.client.secret import Secret
 from compiler.client.snapshot import NoSuchPathError, Snapshot
-from compiler.errors import LlmccError, SecretsError, StorageError, VerificationError
+from compiler.errors import LlmccError, SecretsError, StorageError, UsageError, VerificationError
 from compiler.freshness import Seen
 from compiler.reader import read_target
 from compiler.storage import Store, open_store
@@ -114,9 +114,13 @@ class ConfigClient:
             clock: the current UTC time (injected for tests; STYLE R13).
 
         Raises:
+            UsageError: a timing argument out of range: ``poll_interval`` and
+                ``max_backoff`` finite and above 0 (0 or NaN polled in a hot
+                loop), ``jitter`` in [0, 1), ``max_age`` not NaN and not below 0.
             LlmccError: a key or identity cannot be read, no trusted key, a bad
                 target or store URL, or an unsafe cache directory or state file.
         """
+        _check_timing(poll_interval=poll_interval, max_backoff=max_backoff, jitter=jitter, max_age=max_age)
         self._target = check_target(target)
         self._store_url = store if isinstance(store, str) else None
         self._endpoint_url = endpoint_url
@@ -488,6 +492,19 @@ class ConfigClient:
             self._snapshot.after_fork()
         self._reopen_store = self._store_url is not None
         self._poller.after_fork()
+
+
+def _check_timing(*, poll_interval: float, max_backoff: float, jitter: float, max_age: float) -> None:
+    """Refuse timings that would poll in a hot loop, kill the poller thread, or never report stale."""
+    # threading waits refuse a timeout above TIMEOUT_MAX (OverflowError in the poller thread)
+    longest = threading.TIMEOUT_MAX / 2
+    for name, value in (("poll_interval", poll_interval), ("max_backoff", max_backoff)):
+        if not 0 < value <= longest:  # NaN fails every comparison
+            raise UsageError(f"{name} must be a number of seconds above 0 and at most {longest:g}, not {value!r}")
+    if not 0 <= jitter < 1:
+        raise UsageError(f"jitter must be a fraction in [0, 1), not {jitter!r}")
+    if not max_age >= 0:  # NaN fails every comparison
+        raise UsageError(f"max_age must be a number of seconds, 0 or more, not {max_age!r}")
 
 
 def _after_fork_in_child() -> None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import pickle  # noqa: TID251 - only pickles, to show a Secret refuses
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
 from compiler.client import ConfigClient, NoSuchPathError, NoVersionError, Secret, Snapshot
-from compiler.errors import LlmccError, SecretsError
+from compiler.errors import LlmccError, SecretsError, UsageError
 from compiler.storage.file import FileStore
 from tests.client.conftest import TRUSTED, Platform
 from tests.conftest import DEMO_IDENTITY
@@ -256,3 +258,40 @@ def test_the_held_store_passes_everything_else_through(platform: Platform, tmp_p
     assert held.read_pointer("prod") == inner.read_pointer("prod")
     assert held.create("prod", 1, b"x") is False
     assert held.swap_pointer("prod", b"x", expected=b"not it") is False
+
+
+@pytest.mark.parametrize(
+    ("arg", "value"),
+    [
+        ("poll_interval", 0.0),  # Event.wait(0) returns at once: a hot loop on the store
+        ("poll_interval", -1.0),
+        ("poll_interval", math.nan),  # also a hot loop: NaN > 0 is false, so the wait does not block
+        ("poll_interval", math.inf),  # OverflowError in the poller thread: polling ends silently
+        ("poll_interval", 1e300),
+        ("max_backoff", 0.0),
+        ("max_backoff", math.nan),
+        ("jitter", 1.0),  # a delay of 0 when the random draw is 0
+        ("jitter", -0.1),
+        ("jitter", math.nan),
+        ("max_age", math.nan),  # never stale
+        ("max_age", -1.0),
+    ],
+)
+def test_timings_that_would_hot_loop_or_never_go_stale_are_refused(
+    platform: Platform, tmp_path: Path, arg: str, value: float
+) -> None:
+    store = platform.copy_store(1, tmp_path / "store")
+    with pytest.raises(UsageError, match=arg):
+        ConfigClient(f"file://{store}", "prod", [TRUSTED], **{arg: value})  # type: ignore[arg-type]
+
+
+def test_max_age_zero_and_infinity_are_allowed(platform: Platform, tmp_path: Path) -> None:
+    store = platform.copy_store(1, tmp_path / "store")
+    now = [datetime.now(UTC)]
+    always = ConfigClient(f"file://{store}", "prod", [TRUSTED], max_age=0, clock=lambda: now[0])
+    never = ConfigClient(f"file://{store}", "prod", [TRUSTED], max_age=math.inf, clock=lambda: now[0])
+    for client in (always, never):
+        client.refresh()
+    now[0] += timedelta(days=3650)
+    assert always.status.stale is True
+    assert never.status.stale is False
