@@ -55,6 +55,8 @@ _MISSING = object()
 # The cache records when the store last confirmed its version (for `stale` after a
 # restart); a confirmation is written at most this often (seconds).
 CACHE_TOUCH_SECONDS = 60.0
+# How far in the future a confirmation time may lie (clock differences) before `stale` says so.
+FUTURE_SKEW_SECONDS = 300.0
 _CLIENTS: weakref.WeakSet[ConfigClient] = weakref.WeakSet()  # reset in a forked child
 
 
@@ -241,7 +243,9 @@ class ConfigClient:
             digest=snap.digest if snap is not None else None,
             verified_at=self._verified_at,
             age=age,
-            stale=age is not None and age > self._max_age,
+            # a confirmation time in the future (a cache written under a wrong clock, or the
+            # clock set back) proves nothing about freshness: stale until the store confirms
+            stale=age is not None and (age > self._max_age or age < -FUTURE_SKEW_SECONDS),
             source=self._source,
             last_error=self._last_error,
         )

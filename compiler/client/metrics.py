@@ -43,7 +43,8 @@ class ClientStatus:
 
     ``age`` is seconds since the store last confirmed ``version`` (a refresh
     that verified it as the latest, or the cache's record of one); ``stale``
-    is ``age`` above the client's ``max_age``. ``source`` is ``store`` or
+    is ``age`` above the client's ``max_age``, or more than five minutes below 0 (a
+    confirmation time in the future proves nothing). ``source`` is ``store`` or
     ``cache`` (started from the last known good, not yet confirmed).
     ``last_error`` is the last refresh's error line, None after a good one.
     """
