@@ -28,6 +28,21 @@ from pathlib import Path
 _HELD: set[int] = set()  # lock descriptors held by this process's threads now
 
 
+# What private or public key text starts with or holds (age, PEM, OpenSSH): never a file name.
+_KEY_MARKERS = ("AGE-SECRET-KEY-", "-----BEGIN", "PRIVATE KEY")
+
+
+def is_key_text(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is key material given where a file's path was expected.
+
+    A service that passes its age key or signing key itself (from an
+    environment variable) instead of the file's path: the caller refuses it
+    without naming it, since every error that names the "path" shows the key.
+    """
+    text = os.fspath(path)
+    return "\n" in text or any(marker in text.upper() for marker in _KEY_MARKERS)
+
+
 def fsync_dir(directory: Path) -> None:
     """Make the entries of ``directory`` (a rename, a new file) durable.
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from compiler.bundle.dsse import Keyring, PublicKey, load_public_key
 from compiler.errors import LlmccError
+from compiler.fileops import is_key_text
 from compiler.jsontypes import JSONObject
 from compiler.secrets.kek.base import KeyProvider
 
@@ -28,6 +29,8 @@ def load_keyring(trusted_keys: Iterable[str | os.PathLike[str] | bytes]) -> Keyr
         if isinstance(key, bytes):
             keys.append(load_public_key(key, where="trusted key (PEM bytes)"))
             continue
+        if is_key_text(key):
+            raise LlmccError("a trusted key given as text, not a path (not shown): pass PEM bytes or the file's path")
         try:
             pem = Path(key).read_bytes()
         except OSError as e:

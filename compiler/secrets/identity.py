@@ -23,6 +23,7 @@ from pathlib import Path
 import pyrage
 
 from compiler.errors import SecretsError
+from compiler.fileops import is_key_text
 from compiler.secrets.envelope import SecretValue
 
 ADVICE = "set SOPS_AGE_KEY_FILE or pass --identity FILE"
@@ -153,6 +154,12 @@ def default_key_file(env: Mapping[str, str]) -> Path | None:
 
 
 def _read(path: Path, *, source: str) -> str:
+    if is_key_text(path):
+        where = "SOPS_AGE_KEY_FILE" if source == "SOPS_AGE_KEY_FILE" else "the identity file"
+        raise SecretsError(
+            f"{where} holds key material, not the path of an identity file (not shown): "
+            "pass the file's path, or the key in SOPS_AGE_KEY"
+        )
     try:
         return path.read_text(encoding="utf-8")
     except OSError as e:

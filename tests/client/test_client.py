@@ -295,3 +295,42 @@ def test_max_age_zero_and_infinity_are_allowed(platform: Platform, tmp_path: Pat
     now[0] += timedelta(days=3650)
     assert always.status.stale is True
     assert never.status.stale is False
+
+
+def test_key_material_given_where_a_path_goes_is_refused_unshown(
+    platform: Platform, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A careless service passes the key itself (from an env var): every "cannot read <path>" showed the key."""
+    from compiler.cli import main
+    from compiler.secrets.identity import load_identities
+    from tests.client.conftest import SIGNING
+    from tests.secrets._secrets_support import new_canary
+
+    age_key = f"AGE-SECRET-KEY-1{new_canary().upper()}"
+    pem = f"-----BEGIN PRIVATE KEY-----\n{new_canary()}\n-----END PRIVATE KEY-----\n"
+    store = f"file://{platform.copy_store(1, tmp_path / 'store')}"
+    errors: list[LlmccError] = []
+    for build in (
+        lambda: ConfigClient(store, "prod", [TRUSTED], identity=age_key),
+        lambda: ConfigClient(store, "prod", [pem]),
+        lambda: load_identities(None, {"SOPS_AGE_KEY_FILE": age_key}),
+    ):
+        with pytest.raises(LlmccError) as info:
+            build()
+        errors.append(info.value)
+    assert "SOPS_AGE_KEY_FILE holds key material" in str(errors[2])
+    for error in errors:
+        assert "not shown" in str(error)
+        assert error.__cause__ is None
+        assert error.__context__ is None
+    text = "\n".join(str(e) for e in errors)
+    assert age_key not in text
+    assert age_key.lower() not in text
+    assert pem not in text
+
+    key_text = SIGNING.read_text()
+    argv = ["-C", str(platform.root), "publish", "-q", "--signing-key", key_text, "--store", store, "-t", "prod"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds key material" in err
+    assert key_text.splitlines()[1] not in err
