@@ -85,6 +85,10 @@ def test_a_secret_is_shown_only_when_revealed(
         json.dumps(secret)
     assert copy.copy(secret) is secret
     assert copy.deepcopy({"p": secret})["p"] is secret
+    with pytest.raises(TypeError, match="no state"):
+        secret.__getstate__()  # object's default handed the slots, plaintext included, to serializers
+    with pytest.raises(TypeError):
+        vars(secret)
     with pytest.raises(SecretsError, match="not an encrypted secret field"):
         client.secret(TEMPERATURE)
     assert Secret.of("x$.y", 3).reveal() == 3
