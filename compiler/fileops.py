@@ -22,10 +22,11 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-_HELD: set[int] = set()  # lock descriptors held by this process's threads now
+_HELD: dict[int, int] = {}  # lock descriptor -> the thread (ident) that holds it, in this process
 
 
 # What private or public key text starts with or holds (age, PEM, OpenSSH): never a file name.
@@ -110,21 +111,24 @@ def exclusive_lock(lock_file: Path) -> Iterator[None]:
         OSError: the lock file cannot be opened or locked.
     """
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    _HELD.add(fd)  # before the lock: a fork right after flock() must not miss it
+    _HELD[fd] = threading.get_ident()  # before the lock: a fork right after flock() must not miss it
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        _HELD.discard(fd)
-        os.close(fd)
+        if _HELD.pop(fd, None) is not None:  # not closed by the at-fork hook
+            os.close(fd)
 
 
 def _drop_inherited_locks() -> None:
-    # In the child: the threads that held these are not here; close the child's copies.
-    for fd in list(_HELD):
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    _HELD.clear()
+    # In the child: the threads that held these are not here; close the child's copies. A lock
+    # the forking thread itself holds stays: that thread goes on in the child and releases it.
+    me = threading.get_ident()
+    for fd, holder in list(_HELD.items()):
+        if holder != me:
+            del _HELD[fd]
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 os.register_at_fork(after_in_child=_drop_inherited_locks)

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import stat
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -127,21 +128,32 @@ def test_a_child_forked_while_a_lock_is_held_does_not_keep_it(
     """
     tmp_path.chmod(0o700)
     locked, lock_file = holder(tmp_path)
+    holding, release = threading.Event(), threading.Event()
+
+    def poller() -> None:  # the client's poller, in the middle of a cache write
+        with locked:
+            holding.set()
+            release.wait()
+
+    thread = threading.Thread(target=poller)
+    thread.start()
+    holding.wait()
     read, write = os.pipe()
     ready_r, ready_w = os.pipe()
-    with locked:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads in pytest
-            pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child: lives on like a worker, then exits
-            os.close(write)
-            os.write(ready_w, b"r")  # the at-fork hooks have run
-            os.read(read, 1)
-            os._exit(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: the point of the test
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child: lives on like a worker, then exits
+        os.close(write)
+        os.write(ready_w, b"r")  # the at-fork hooks have run
+        os.read(read, 1)
+        os._exit(0)
     os.close(read)
     os.close(ready_w)
     os.read(ready_r, 1)
     os.close(ready_r)
+    release.set()
+    thread.join()
     try:
         fd = os.open(lock_file, os.O_RDWR)
         try:
@@ -151,3 +163,18 @@ def test_a_child_forked_while_a_lock_is_held_does_not_keep_it(
     finally:
         os.close(write)
         os.waitpid(pid, 0)
+
+
+def test_a_lock_the_forking_thread_holds_stays_with_it_in_the_child(tmp_path: Path) -> None:
+    """The thread that forks goes on in the child: its lock is not closed under it (no EBADF on release)."""
+    lock_file = tmp_path / "x.lock"
+    with fileops.exclusive_lock(lock_file):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 0 if len(fileops._HELD) == 1 else 1
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert fileops._HELD == {}
