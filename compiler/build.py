@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
+from compiler import fileops
 from compiler.bundle.canonical import EncodingCache, canonical_json
 from compiler.bundle.model import build_body
 from compiler.diagnostics import Diagnostic, sort_diagnostics
@@ -210,11 +211,8 @@ def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Readers see the old file or the new one, never a partial one (STYLE R14)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        fileops.write_atomic(path, data, mode=0o644)
     except OSError as e:
         raise InputError(f"{path}: cannot write: {e.strerror}") from e
 

@@ -7,7 +7,7 @@ a published artefact (3). Anything else that escapes is a bug (70).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from compiler.diagnostics import Diagnostic
@@ -49,7 +49,32 @@ class ConfigCheckError(LlmccError):
         self.diagnostics = list(diagnostics)
 
 
+# Why a published artefact was refused: set where the check fails, read by the runtime
+# client's refusal counters (compiler/client/metrics.py) instead of the message's wording.
+Reason = Literal[
+    "verification",  # malformed payload, or no finer reason
+    "signature",  # envelope malformed, or no valid signature by a trusted key
+    "wrong_target",  # a bundle or pointer of another target
+    "wrong_version",  # a bundle stored under another version number than it says
+    "gap",  # a version missing from the listing or the chain, or a stray object
+    "broken_chain",  # metadata.previous does not link to the version before
+    "rewritten_chain",  # a version has another digest than the pointer or the reader's mark
+    "rollback",  # older than what the pointer or the reader accepted
+    "missing_pointer",  # no signed pointer where versions exist
+    "expired_pointer",  # the signed pointer expired (a frozen store)
+    "pointer_too_long",  # the signed pointer is valid for longer than allowed (a replay window)
+    "unpublished_version",  # versions far above the pointer
+]
+
+
 class VerificationError(LlmccError):
-    """A published bundle failed verification: signature, digest, chain. Exit 3."""
+    """A published bundle failed verification: signature, digest, chain. Exit 3.
+
+    ``reason`` names the check that failed (:data:`Reason`).
+    """
 
     exit_code = 3
+
+    def __init__(self, message: str, *, reason: Reason = "verification") -> None:
+        super().__init__(message)
+        self.reason: Reason = reason

@@ -151,7 +151,9 @@ def verify_pointer(envelope: bytes, target: str, keyring: Keyring) -> Pointer:
     if obj["apiVersion"] != API_VERSION or obj["kind"] != POINTER_KIND:
         raise VerificationError(f"{where}: signed payload is not an {API_VERSION} {POINTER_KIND}")
     if obj["target"] != target:
-        raise VerificationError(f"{where}: it points into target {obj['target']!r}, but it is stored as {target!r}")
+        raise VerificationError(
+            f"{where}: it points into target {obj['target']!r}, but it is stored as {target!r}", reason="wrong_target"
+        )
     version, digest, expires = obj["version"], obj["digest"], obj["expires"]
     try:
         when = datetime.strptime(str(expires), _TIME).replace(tzinfo=UTC)
@@ -177,11 +179,14 @@ def check_listing(target: str, listing: Listing) -> int:
         raise VerificationError(
             # the runtime tier: not compiler.diagnostics.plural
             f"{target}: the store holds {len(listing.strays)} object{'' if len(listing.strays) == 1 else 's'} "
-            f"besides the canonical versions: {names}"
+            f"besides the canonical versions: {names}",
+            reason="gap",
         )
     for expected, version in enumerate(listing.versions, start=1):
         if version != expected:
-            raise VerificationError(f"{target}: version {expected} is missing (the store lists {version} next)")
+            raise VerificationError(
+                f"{target}: version {expected} is missing (the store lists {version} next)", reason="gap"
+            )
     return len(listing.versions)
 
 
@@ -219,40 +224,47 @@ def check_pointer(
             raise VerificationError(
                 f"{target}: no signed pointer, but {have}; "
                 "a deleted pointer can hide deleted versions (rollback?); only if this store predates pointers: "
-                "check its newest version against the publish log, then llmcc publish --refresh-pointer"
+                "check its newest version against the publish log, then llmcc publish --refresh-pointer",
+                reason="missing_pointer",
             )
         return
     if now is not None and now >= pointer.expires:
         raise VerificationError(
             f"{target}: the signed pointer expired at {pointer.expires.strftime(_TIME)} (a frozen store?); "
-            "the publisher refreshes it with llmcc publish --refresh-pointer"
+            "the publisher refreshes it with llmcc publish --refresh-pointer",
+            reason="expired_pointer",
         )
     if now is not None and pointer.expires - now > MAX_POINTER_EXPIRY + CLOCK_SKEW:
         raise VerificationError(
             f"{target}: the signed pointer is valid until {pointer.expires.strftime(_TIME)}, more than "
             f"{MAX_POINTER_EXPIRY.days} days from now: a copy of this store could be replayed that long; "
-            "re-sign it with a shorter storage.pointer_expiry (llmcc publish --refresh-pointer)"
+            "re-sign it with a shorter storage.pointer_expiry (llmcc publish --refresh-pointer)",
+            reason="pointer_too_long",
         )
     if latest < pointer.version:
         listed = f"the latest listed version is {latest}" if latest else "the store lists no version"
         raise VerificationError(
-            f"{target}: {listed}, older than version {pointer.version} of the signed pointer (rollback?)"
+            f"{target}: {listed}, older than version {pointer.version} of the signed pointer (rollback?)",
+            reason="rollback",
         )
     if latest > pointer.version + in_flight:
         raise VerificationError(
             f"{target}: version {latest} is far above version {pointer.version} of the signed pointer; "
-            f"versions {pointer.version + in_flight + 1}-{latest} were not published by llmcc publish"
+            f"versions {pointer.version + in_flight + 1}-{latest} were not published by llmcc publish",
+            reason="unpublished_version",
         )
     if seen is not None:
         if latest < seen.version:
             raise VerificationError(
                 f"{target}: the latest version is {latest}, older than version {seen.version} "
-                "this reader already accepted (rollback?)"
+                "this reader already accepted (rollback?)",
+                reason="rollback",
             )
         if pointer.version + IN_FLIGHT < seen.version:
             raise VerificationError(
                 f"{target}: the signed pointer names version {pointer.version}, older than version "
-                f"{seen.version} this reader already accepted (an old pointer replayed?)"
+                f"{seen.version} this reader already accepted (an old pointer replayed?)",
+                reason="rollback",
             )
 
 
@@ -286,12 +298,14 @@ def check_digests(
     if pointer is not None and by_version.get(pointer.version) != pointer.digest:
         raise VerificationError(
             f"{target} version {pointer.version}: digest {by_version.get(pointer.version)} is not "
-            f"{pointer.digest} that the signed pointer names (the chain was rewritten)"
+            f"{pointer.digest} that the signed pointer names (the chain was rewritten)",
+            reason="rewritten_chain",
         )
     if seen is not None and by_version.get(seen.version) != seen.digest:
         raise VerificationError(
             f"{target} version {seen.version}: digest {by_version.get(seen.version)} is not "
-            f"{seen.digest} that this reader accepted before (the chain was rewritten)"
+            f"{seen.digest} that this reader accepted before (the chain was rewritten)",
+            reason="rewritten_chain",
         )
     latest, digest = max(by_version.items())
     return Seen(version=latest, digest=digest)

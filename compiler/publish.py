@@ -273,7 +273,9 @@ def _read_for_publish(store: Store, target: str, trusted: Keyring) -> TargetRead
         # from before pointers; the whole chain is verified, and the pointer created
         return read_target(store, target, trusted, now=None, need_pointer=False, in_flight=ANY_IN_FLIGHT)
     except VerificationError as e:
-        raise VerificationError(f'{store.url}: refusing to extend {target}: {e}; see README "Repairing a store"') from e
+        raise VerificationError(
+            f'{store.url}: refusing to extend {target}: {e}; see README "Repairing a store"', reason=e.reason
+        ) from e
 
 
 def content_bytes(bundle: JSONObject) -> bytes:

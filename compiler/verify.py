@@ -63,11 +63,15 @@ def verify_chain(
         bundle = _verify_content(target, stored, envelope, keyring)
         if stored != expected:
             what = "is missing" if stored > expected else "is stored twice or out of order"
-            raise VerificationError(f"{target} version {expected} {what}: the chain is broken at {stored}")
+            raise VerificationError(
+                f"{target} version {expected} {what}: the chain is broken at {stored}", reason="gap"
+            )
         if verified or start == 1:
             _check_previous(bundle, verified[-1] if verified else None)
         elif not _DIGEST.fullmatch(str(bundle.metadata.get("previous"))):
-            raise VerificationError(f"{target} version {stored}: metadata.previous is not a sha256 digest")
+            raise VerificationError(
+                f"{target} version {stored}: metadata.previous is not a sha256 digest", reason="broken_chain"
+            )
         verified.append(bundle)
     return verified
 
@@ -78,10 +82,15 @@ def _verify_content(target: str, version: int, envelope: bytes, keyring: Keyring
     payload = verify_envelope(envelope, keyring, where=where)
     bundle, meta = _parse_bundle(payload, where=where)
     if meta.get("target") != target:
-        raise VerificationError(f"{where}: bundle is for target {meta.get('target')!r}, but it is stored as {target!r}")
+        raise VerificationError(
+            f"{where}: bundle is for target {meta.get('target')!r}, but it is stored as {target!r}",
+            reason="wrong_target",
+        )
     claimed = meta.get("version")
     if type(claimed) is not int or claimed != version:
-        raise VerificationError(f"{where}: bundle says version {claimed!r}, but it is stored as {version}")
+        raise VerificationError(
+            f"{where}: bundle says version {claimed!r}, but it is stored as {version}", reason="wrong_version"
+        )
     return VerifiedBundle(
         target=target, version=version, payload=payload, digest=digest(payload), bundle=bundle, metadata=meta
     )
@@ -92,10 +101,13 @@ def _check_previous(bundle: VerifiedBundle, before: VerifiedBundle | None) -> No
     where = f"{bundle.target} version {bundle.version}"
     if before is None:
         if link is not None:
-            raise VerificationError(f"{where}: the first version must have previous null, not {link!r}")
+            raise VerificationError(
+                f"{where}: the first version must have previous null, not {link!r}", reason="broken_chain"
+            )
     elif link != before.digest:
         raise VerificationError(
-            f"{where}: previous is {link!r}, but version {before.version} has digest {before.digest}"
+            f"{where}: previous is {link!r}, but version {before.version} has digest {before.digest}",
+            reason="broken_chain",
         )
 
 

@@ -161,15 +161,17 @@ def verify_envelope(envelope: bytes, keyring: Keyring, *, where: str, payload_ty
     """
     payload, found_type, signatures = _parse_envelope(envelope, where=where)
     if found_type != payload_type:
-        raise VerificationError(f"{where}: payloadType is {found_type!r}, expected {payload_type!r}")
+        raise VerificationError(
+            f"{where}: payloadType is {found_type!r}, expected {payload_type!r}", reason="signature"
+        )
     if not len(keyring):
-        raise VerificationError(f"{where}: no trusted keys to verify the signature with")
+        raise VerificationError(f"{where}: no trusted keys to verify the signature with", reason="signature")
     message = pae(found_type, payload)
     for keyid, sig in signatures:
         for key in keyring:
             if key.verifies(sig, message) and keyid == key.keyid:
                 return payload
-    raise VerificationError(f"{where}: no valid signature by a trusted key")
+    raise VerificationError(f"{where}: no valid signature by a trusted key", reason="signature")
 
 
 def _parse_envelope(envelope: bytes, *, where: str) -> tuple[bytes, str, list[tuple[str, bytes]]]:
@@ -177,22 +179,28 @@ def _parse_envelope(envelope: bytes, *, where: str) -> tuple[bytes, str, list[tu
         obj = loads_canonical(envelope)
     except ValueError as e:
         if str(e) == "not canonical":
-            raise VerificationError(f"{where}: envelope is not in canonical JSON form") from e
-        raise VerificationError(f"{where}: envelope is {e}") from e
+            raise VerificationError(f"{where}: envelope is not in canonical JSON form", reason="signature") from e
+        raise VerificationError(f"{where}: envelope is {e}", reason="signature") from e
     if not isinstance(obj, dict) or set(obj) != _ENVELOPE_KEYS:
-        raise VerificationError(f"{where}: envelope must have exactly the keys {sorted(_ENVELOPE_KEYS)}")
+        raise VerificationError(
+            f"{where}: envelope must have exactly the keys {sorted(_ENVELOPE_KEYS)}", reason="signature"
+        )
     payload_b64, payload_type, sigs = obj["payload"], obj["payloadType"], obj["signatures"]
     if not isinstance(payload_b64, str) or not isinstance(payload_type, str):
-        raise VerificationError(f"{where}: envelope payload and payloadType must be strings")
+        raise VerificationError(f"{where}: envelope payload and payloadType must be strings", reason="signature")
     if not isinstance(sigs, list) or not 1 <= len(sigs) <= _MAX_SIGNATURES:
-        raise VerificationError(f"{where}: envelope signatures must be a list of 1 to {_MAX_SIGNATURES}")
+        raise VerificationError(
+            f"{where}: envelope signatures must be a list of 1 to {_MAX_SIGNATURES}", reason="signature"
+        )
     signatures: list[tuple[str, bytes]] = []
     for entry in sigs:
         if not isinstance(entry, dict) or set(entry) != _SIGNATURE_KEYS:
-            raise VerificationError(f"{where}: each signature must have exactly the keys keyid and sig")
+            raise VerificationError(
+                f"{where}: each signature must have exactly the keys keyid and sig", reason="signature"
+            )
         keyid, sig = entry["keyid"], entry["sig"]
         if not isinstance(keyid, str) or not isinstance(sig, str):
-            raise VerificationError(f"{where}: signature keyid and sig must be strings")
+            raise VerificationError(f"{where}: signature keyid and sig must be strings", reason="signature")
         signatures.append((keyid, _b64decode(sig, where=f"{where}: signature")))
     return _b64decode(payload_b64, where=f"{where}: payload"), payload_type, signatures
 
@@ -202,7 +210,7 @@ def _b64decode(text: str, *, where: str) -> bytes:
     try:
         data = base64.b64decode(text.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error) as e:
-        raise VerificationError(f"{where} is not strict base64: {e}") from e
+        raise VerificationError(f"{where} is not strict base64: {e}", reason="signature") from e
     if base64.b64encode(data).decode("ascii") != text:
-        raise VerificationError(f"{where} is not canonical padded base64")
+        raise VerificationError(f"{where} is not canonical padded base64", reason="signature")
     return data

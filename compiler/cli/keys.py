@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 from compiler.cli._context import MANIFEST, Context
 from compiler.cli._repo import add_identity_arg
 from compiler.errors import InputError, LlmccError, UsageError
+from compiler.fileops import write_atomic
 
 if TYPE_CHECKING:
     from compiler.project import Project, Target
@@ -206,17 +206,8 @@ def _create_new(path: Path, data: bytes, *, mode: int) -> None:
 
 def write_file(path: Path, data: bytes, *, mode: int) -> None:
     """Replace ``path`` atomically: readers see the old file or the new one, never a part (R14)."""
-    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-        tmp = None
+        write_atomic(path, data, mode=mode)
     except OSError as e:
         raise InputError(f"{path}: cannot write: {e.strerror}") from e
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)

@@ -32,6 +32,7 @@ from compiler.cli._store import (
     resolve,
 )
 from compiler.errors import LlmccError, VerificationError
+from compiler.fileops import is_key_text
 
 if TYPE_CHECKING:
     from compiler.bundle.dsse import Keyring, Signer
@@ -197,6 +198,11 @@ def _signing_key(args: argparse.Namespace, root: Path) -> Signer:
         path = Path(os.environ[SIGNING_KEY_ENV])
     if path is None:
         raise LlmccError(f"no signing key: pass --signing-key FILE or set {SIGNING_KEY_ENV}")
+    if is_key_text(path):
+        raise LlmccError(
+            f"--signing-key / {SIGNING_KEY_ENV} holds key material, not the path of a key file (not shown): "
+            "pass the file's path"
+        )
     try:
         pem = path.read_bytes()
     except OSError as e:

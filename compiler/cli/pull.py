@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +33,7 @@ from compiler.cli._store import (
 )
 from compiler.errors import LlmccError, SecretsError, StorageError, UsageError, VerificationError
 from compiler.exports import FORMATS, RENDERERS, flatten, render_dotenv, render_env
+from compiler.fileops import write_atomic
 
 if TYPE_CHECKING:
     from compiler.jsontypes import JSONObject, JSONValue
@@ -169,16 +169,8 @@ def _decrypt(verified: VerifiedBundle, args: argparse.Namespace) -> JSONObject:
 
 
 def _write_private(path: Path, data: bytes, *, private: bool) -> None:
-    """Atomically (temp file + rename); mode 0600 when it holds decrypted secrets."""
+    """Atomically and durably (:func:`~compiler.fileops.write_atomic`); mode 0600 when it holds decrypted secrets."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), 0o600 if private else 0o644)
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomic(path, data, mode=0o600 if private else 0o644)
     except OSError as e:
         raise LlmccError(f"{path}: cannot write: {e.strerror or e}") from e

@@ -34,6 +34,7 @@ from compiler.cli._context import MANIFEST, Context
 from compiler.cli._repo import add_identity_arg
 from compiler.cli.keys import read_file, write_file
 from compiler.errors import ConfigCheckError, InputError, SecretsError, UsageError
+from compiler.fileops import write_atomic
 from compiler.jsonpath import ItemKey, JsonPath, Query, format_path, split_address
 
 if TYPE_CHECKING:
@@ -267,14 +268,13 @@ def _set_in_place(file: Path, rel: str, index: str, value_json: bytes, identitie
     """``sops set`` on a copy of the (encrypted) file, then an atomic replace (STYLE R14)."""
     from compiler.secrets.sops import set_sops_value
 
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".yaml")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(read_file(file, rel))  # ciphertext: safe on disk
-        set_sops_value(Path(tmp), index, value_json, path=rel, identities=identities)
-        os.replace(tmp, file)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_atomic(
+        file,
+        read_file(file, rel),  # ciphertext: safe on disk
+        mode=0o600,
+        suffix=".yaml",  # sops picks the format by extension
+        edit=lambda tmp: set_sops_value(tmp, index, value_json, path=rel, identities=identities),
+    )
 
 
 def _sets(file: Path, rel: str, module: str, path: JsonPath) -> bool:

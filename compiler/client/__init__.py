@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 
 from compiler.client.configclient import ChangeCallback, ConfigClient, NoVersionError
+from compiler.client.keys import FROM_ENVIRONMENT
 from compiler.client.metrics import REASONS, ClientMetrics, ClientStatus
 from compiler.client.poller import next_delay
 from compiler.client.secret import Secret
@@ -26,6 +27,7 @@ from compiler.client.snapshot import NoSuchPathError, Snapshot
 logging.getLogger("llmcc.client").addHandler(logging.NullHandler())
 
 __all__ = [
+    "FROM_ENVIRONMENT",
     "REASONS",
     "ChangeCallback",
     "ClientMetrics",

@@ -25,18 +25,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from compiler.errors import LlmccError
+from compiler.fileops import exclusive_lock, write_atomic
 from compiler.storage.base import MAX_ENVELOPE_BYTES
 
 FORMAT = "llmcc-client-cache/1"
@@ -155,37 +154,8 @@ class LastGoodCache:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         _check_private(self.path, os.stat(self.path.parent), "directory")
-        lock = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
             yield
-        finally:
-            os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """``data`` to ``path`` (mode 0600): temp file, fsync, rename, fsync the directory.
-
-    Raises:
-        OSError: any step failed; the old file is then untouched.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dirfd)  # the rename itself survives a power loss
-    finally:
-        os.close(dirfd)
 
 
 def make_cache_dir(directory: Path) -> None:

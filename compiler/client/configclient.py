@@ -37,15 +37,14 @@ from typing import Protocol
 
 from compiler.client.cache import CachedVersion, LastGoodCache, make_cache_dir
 from compiler.client.held import HeldStore
-from compiler.client.keys import key_provider_factory, load_keyring
+from compiler.client.keys import Identity, key_provider_factory, load_keyring
 from compiler.client.metrics import ClientMetrics, ClientStatus, is_refusal, refusal_reason
 from compiler.client.poller import Poller
 from compiler.client.secret import Secret
 from compiler.client.snapshot import NoSuchPathError, Snapshot
-from compiler.errors import LlmccError, SecretsError, StorageError, VerificationError
+from compiler.errors import LlmccError, SecretsError, StorageError, UsageError, VerificationError
 from compiler.freshness import Seen
 from compiler.reader import read_target
-from compiler.secrets.kek.base import KeyProvider
 from compiler.storage import Store, open_store
 from compiler.storage.base import check_target
 from compiler.storage.seen import SeenFile
@@ -56,6 +55,8 @@ _MISSING = object()
 # The cache records when the store last confirmed its version (for `stale` after a
 # restart); a confirmation is written at most this often (seconds).
 CACHE_TOUCH_SECONDS = 60.0
+# How far in the future a confirmation time may lie (clock differences) before `stale` says so.
+FUTURE_SKEW_SECONDS = 300.0
 _CLIENTS: weakref.WeakSet[ConfigClient] = weakref.WeakSet()  # reset in a forked child
 
 
@@ -81,7 +82,7 @@ class ConfigClient:
         target: str,
         trusted_keys: Iterable[str | os.PathLike[str] | bytes],
         *,
-        identity: str | os.PathLike[str] | KeyProvider | None = None,
+        identity: Identity = None,
         cache_dir: str | os.PathLike[str] | None = None,
         poll_interval: float = 30.0,
         max_age: float = 3600.0,
@@ -100,7 +101,10 @@ class ConfigClient:
             trusted_keys: Ed25519 public keys (SubjectPublicKeyInfo PEM): file
                 paths, or the PEM bytes. At least one.
             identity: an age identity file (the bundle's KEK decides the
-                provider, as ``pull --decrypt``), a KeyProvider, or None (no secrets).
+                provider, as ``pull --decrypt``), a KeyProvider,
+                :data:`~compiler.client.keys.FROM_ENVIRONMENT` (the provider the
+                bundle names, credentials from the environment: age, AWS KMS,
+                Vault transit), or None (no secrets).
             cache_dir: where the last known good version and the high-water
                 mark live (created 0700); None keeps both in memory only.
             poll_interval: seconds between background refreshes (jittered).
@@ -112,9 +116,13 @@ class ConfigClient:
             clock: the current UTC time (injected for tests; STYLE R13).
 
         Raises:
+            UsageError: a timing argument out of range: ``poll_interval`` and
+                ``max_backoff`` finite and above 0 (0 or NaN polled in a hot
+                loop), ``jitter`` in [0, 1), ``max_age`` not NaN and not below 0.
             LlmccError: a key or identity cannot be read, no trusted key, a bad
                 target or store URL, or an unsafe cache directory or state file.
         """
+        _check_timing(poll_interval=poll_interval, max_backoff=max_backoff, jitter=jitter, max_age=max_age)
         self._target = check_target(target)
         self._store_url = store if isinstance(store, str) else None
         self._endpoint_url = endpoint_url
@@ -235,7 +243,9 @@ class ConfigClient:
             digest=snap.digest if snap is not None else None,
             verified_at=self._verified_at,
             age=age,
-            stale=age is not None and age > self._max_age,
+            # a confirmation time in the future (a cache written under a wrong clock, or the
+            # clock set back) proves nothing about freshness: stale until the store confirms
+            stale=age is not None and (age > self._max_age or age < -FUTURE_SKEW_SECONDS),
             source=self._source,
             last_error=self._last_error,
         )
@@ -486,6 +496,19 @@ class ConfigClient:
             self._snapshot.after_fork()
         self._reopen_store = self._store_url is not None
         self._poller.after_fork()
+
+
+def _check_timing(*, poll_interval: float, max_backoff: float, jitter: float, max_age: float) -> None:
+    """Refuse timings that would poll in a hot loop, kill the poller thread, or never report stale."""
+    # threading waits refuse a timeout above TIMEOUT_MAX (OverflowError in the poller thread)
+    longest = threading.TIMEOUT_MAX / 2
+    for name, value in (("poll_interval", poll_interval), ("max_backoff", max_backoff)):
+        if not 0 < value <= longest:  # NaN fails every comparison
+            raise UsageError(f"{name} must be a number of seconds above 0 and at most {longest:g}, not {value!r}")
+    if not 0 <= jitter < 1:
+        raise UsageError(f"jitter must be a fraction in [0, 1), not {jitter!r}")
+    if not max_age >= 0:  # NaN fails every comparison
+        raise UsageError(f"max_age must be a number of seconds, 0 or more, not {max_age!r}")
 
 
 def _after_fork_in_child() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from compiler.bundle.dsse import Keyring, PublicKey, load_public_key
 from compiler.errors import LlmccError
+from compiler.fileops import is_key_text
 from compiler.jsontypes import JSONObject
 from compiler.secrets.kek.base import KeyProvider
 
@@ -28,6 +29,8 @@ def load_keyring(trusted_keys: Iterable[str | os.PathLike[str] | bytes]) -> Keyr
         if isinstance(key, bytes):
             keys.append(load_public_key(key, where="trusted key (PEM bytes)"))
             continue
+        if is_key_text(key):
+            raise LlmccError("a trusted key given as text, not a path (not shown): pass PEM bytes or the file's path")
         try:
             pem = Path(key).read_bytes()
         except OSError as e:
@@ -38,12 +41,41 @@ def load_keyring(trusted_keys: Iterable[str | os.PathLike[str] | bytes]) -> Keyr
     return Keyring(keys)
 
 
-def key_provider_factory(
-    identity: str | os.PathLike[str] | KeyProvider | None,
-) -> Callable[[JSONObject], KeyProvider] | None:
-    """How a snapshot gets its key provider: from the bundle's KEK with an age identity file, or as given."""
+class FromEnvironment:
+    """The type of :data:`FROM_ENVIRONMENT` (one instance)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "FROM_ENVIRONMENT"
+
+
+FROM_ENVIRONMENT = FromEnvironment()
+"""``identity=FROM_ENVIRONMENT``: the provider the bundle's KEK names, credentials from the
+environment, as ``llmcc pull --decrypt`` builds it: ``age`` from ``SOPS_AGE_KEY_FILE`` /
+``SOPS_AGE_KEY``, ``awskms`` from the AWS chain, ``vault-transit`` from ``VAULT_ADDR`` and
+``VAULT_TOKEN``. A service opts in: ``identity=None`` stays "no secrets", so a service
+that reads none never calls KMS or Vault because their variables happen to be set."""
+
+Identity = str | os.PathLike[str] | KeyProvider | FromEnvironment | None
+
+
+def key_provider_factory(identity: Identity) -> Callable[[JSONObject], KeyProvider] | None:
+    """How a snapshot gets its key provider: the one the bundle's KEK names, or the one given.
+
+    Raises:
+        SecretsError: an identity file cannot be read or holds no age identity.
+    """
     if identity is None:
         return None
+    if isinstance(identity, FromEnvironment):
+        from compiler.secrets.bundlekek import bundle_key_provider
+        from compiler.secrets.identity import load_identities
+
+        # read when a version is opened, as pull --decrypt does: age identities are needed for age only
+        return lambda bundle: bundle_key_provider(
+            bundle, lambda name: load_identities(None, os.environ, required=name == "age")
+        )
     if isinstance(identity, str | os.PathLike):
         from compiler.secrets.bundlekek import bundle_key_provider
         from compiler.secrets.identity import load_identities

@@ -11,55 +11,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import get_args
 
-from compiler.errors import LlmccError, SecretsError, StorageError, VerificationError
+from compiler.errors import LlmccError, Reason, SecretsError, StorageError, VerificationError
 
-# Why an update was refused (the label of llmcc_client_refusals_total). Ordered: the first
-# phrase found in a VerificationError's message names its reason.
-_PHRASES: tuple[tuple[str, str], ...] = (
-    ("no signed pointer", "missing_pointer"),
-    ("expired", "expired_pointer"),
-    ("far above", "unpublished_version"),
-    ("rollback", "rollback"),
-    ("already accepted", "rollback"),
-    ("old pointer", "rollback"),
-    ("rewritten", "rewritten_chain"),
-    ("is missing", "gap"),
-    ("not canonical versions", "gap"),
-    ("stored as", "wrong_target"),
-    ("points into target", "wrong_target"),
-    ("signature", "signature"),
-    ("envelope", "signature"),
-    ("previous", "broken_chain"),
-    ("client cache", "cache"),
-)
-REASONS = (
-    "expired_pointer",
-    "unpublished_version",
-    "rollback",
-    "rewritten_chain",
-    "gap",
-    "missing_pointer",
-    "wrong_target",
-    "signature",
-    "broken_chain",
-    "cache",
-    "corrupt_object",
-    "secrets",
-    "verification",
-)
+# Why an update was refused (the label of llmcc_client_refusals_total): the reason the
+# VerificationError carries from the check that failed (compiler.errors.Reason), or one of the
+# client's own: its cache, a store object failing the store's integrity checks, a data key.
+REASONS: tuple[str, ...] = (*get_args(Reason), "cache", "corrupt_object", "secrets")
 
 
 def refusal_reason(error: LlmccError) -> str:
     """The reason label of a refused update (``verification`` when no finer one applies)."""
     if isinstance(error, SecretsError):
         return "secrets"
+    if isinstance(error, VerificationError):
+        return error.reason
     if isinstance(error, StorageError):
         return "corrupt_object"
-    text = str(error)
-    for phrase, reason in _PHRASES:
-        if phrase in text:
-            return reason
     return "verification"
 
 
@@ -74,7 +43,8 @@ class ClientStatus:
 
     ``age`` is seconds since the store last confirmed ``version`` (a refresh
     that verified it as the latest, or the cache's record of one); ``stale``
-    is ``age`` above the client's ``max_age``. ``source`` is ``store`` or
+    is ``age`` above the client's ``max_age``, or more than five minutes below 0 (a
+    confirmation time in the future proves nothing). ``source`` is ``store`` or
     ``cache`` (started from the last known good, not yet confirmed).
     ``last_error`` is the last refresh's error line, None after a good one.
     """

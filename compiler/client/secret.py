@@ -72,3 +72,7 @@ class Secret:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("a Secret cannot be pickled: call reveal() where the value is used")
+
+    def __getstate__(self) -> NoReturn:
+        # object.__getstate__ returns the slots, plaintext included, to any serializer that asks
+        raise TypeError("a Secret has no state to export: call reveal() where the value is used")

@@ -100,6 +100,9 @@ class EncValue:
     type: ValueType
 
 
+_UNDECODED = object()
+
+
 def new_dek(rng: Callable[[int], bytes] = os.urandom) -> bytes:
     """A fresh 256-bit data key from ``rng`` (injected so tests can pin it: STYLE R13)."""
     dek = rng(DEK_BYTES)
@@ -180,10 +183,15 @@ def open_value(dek: bytes, *, target: str, path: str, enc: str, subkeys: tuple[b
             f"{path}: cannot decrypt secret: authentication failed "
             "(wrong data key, or the value was moved from another path or target, or altered)"
         ) from e
-    expected = hmac.new(nonce_key, aad + b"\0" + plaintext, hashlib.sha256).digest()[:_NONCE_BYTES]
-    if not hmac.compare_digest(expected, parsed.iv):
-        raise SecretsError(f"{path}: cannot decrypt secret: iv does not match the sealed value")
-    return _decode(parsed.type, plaintext, path)
+    try:
+        expected = hmac.new(nonce_key, aad + b"\0" + plaintext, hashlib.sha256).digest()[:_NONCE_BYTES]
+        if not hmac.compare_digest(expected, parsed.iv):
+            raise SecretsError(f"{path}: cannot decrypt secret: iv does not match the sealed value")
+        return _decode(parsed.type, plaintext, path)
+    finally:
+        # an error's traceback keeps this frame: its locals must not hold the plaintext
+        # (error reporters that capture frame locals, debuggers, tracebacks kept in logs)
+        del plaintext
 
 
 def dek_commitment(dek: bytes) -> str:
@@ -243,22 +251,37 @@ def _encode(value: Scalar, path: str) -> tuple[ValueType, bytes]:
 
 
 def _decode(vtype: ValueType, plaintext: bytes, path: str) -> Scalar:
+    """The value of ``plaintext`` as ``vtype``.
+
+    Raises:
+        SecretsError: it is not one; raised with no cause or context (a
+            UnicodeDecodeError's ``.object`` and a JSONDecodeError's ``.doc`` hold
+            the plaintext), and with no local here holding it.
+    """
+    value: object = _UNDECODED
+    text = ""
     try:
         text = plaintext.decode("utf-8")
-        if vtype == "str":
-            return text
-        value = json.loads(text)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise SecretsError(f"{path}: cannot decrypt secret: plaintext is not a valid {vtype}") from e
-    ok = {
-        "null": value is None,
-        "bool": isinstance(value, bool),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, float),
-    }[vtype]
+        value = text if vtype == "str" else json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        pass  # raised below, outside this handler: no __context__
+    finally:
+        del plaintext
+        text = ""
+    ok = (
+        value is not _UNDECODED
+        and {
+            "str": isinstance(value, str),
+            "null": value is None,
+            "bool": isinstance(value, bool),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, float),
+        }[vtype]
+    )
     if not ok:
+        del value
         raise SecretsError(f"{path}: cannot decrypt secret: plaintext is not a valid {vtype}")
-    return value  # type: ignore[no-any-return]  # json.loads of a checked scalar
+    return value  # type: ignore[return-value]  # a checked scalar
 
 
 def _b64decode(text: str) -> bytes:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pyrage
 
 from compiler.errors import SecretsError
+from compiler.fileops import is_key_text
 from compiler.secrets.envelope import SecretValue
 
 ADVICE = "set SOPS_AGE_KEY_FILE or pass --identity FILE"
@@ -89,15 +90,26 @@ class Identities:
 
 
 def parse_identities(text: str, *, source: str) -> list[tuple[SecretValue, str]]:
-    """Split an identity file's text into keys, each with ``source:line``."""
+    """Split an identity file's text into keys, each with ``source:line``.
+
+    Raises:
+        SecretsError: a line that is not an age identity, raised once no local
+            here holds the file's text (its other lines are private keys, and a
+            traceback keeps this frame).
+    """
     out = []
+    bad = 0
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         if not line.startswith(_PREFIX):
-            raise SecretsError(f"{source}:{n}: not an age identity (expected an {_PREFIX}... line)")
+            bad = n
+            break
         out.append((SecretValue(line.encode("ascii", "replace")), f"{source}:{n}"))
+    if bad:
+        text = raw = line = ""
+        raise SecretsError(f"{source}:{bad}: not an age identity (expected an {_PREFIX}... line)")
     return out
 
 
@@ -142,6 +154,12 @@ def default_key_file(env: Mapping[str, str]) -> Path | None:
 
 
 def _read(path: Path, *, source: str) -> str:
+    if is_key_text(path):
+        where = "SOPS_AGE_KEY_FILE" if source == "SOPS_AGE_KEY_FILE" else "the identity file"
+        raise SecretsError(
+            f"{where} holds key material, not the path of an identity file (not shown): "
+            "pass the file's path, or the key in SOPS_AGE_KEY"
+        )
     try:
         return path.read_text(encoding="utf-8")
     except OSError as e:

@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from compiler.errors import LlmccError, VerificationError
+from compiler.fileops import exclusive_lock, write_atomic
 from compiler.freshness import Seen
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -123,7 +122,8 @@ class SeenFile:
                         raise VerificationError(
                             f"{self._path}: {target} version {seen.version} was accepted with digest {mark.digest} "
                             f"by another reader meanwhile, not {seen.digest}: the store serves two chains; "
-                            "run llmcc verify --since-state"
+                            "run llmcc verify --since-state",
+                            reason="rewritten_chain",
                         )
                     if mark is None or seen.version > mark.version:
                         current[target] = seen
@@ -131,35 +131,17 @@ class SeenFile:
                     "store": self._location,
                     "targets": {t: {"version": s.version, "digest": s.digest} for t, s in sorted(current.items())},
                 }
-                fd, tmp = tempfile.mkstemp(prefix=".seen-", suffix=".tmp", dir=self._path.parent)
-                try:
-                    with os.fdopen(fd, "w") as f:
-                        f.write(json.dumps(body, indent=2, sort_keys=True) + "\n")
-                        f.flush()
-                        os.fsync(f.fileno())
-                    os.replace(tmp, self._path)
-                except BaseException:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
-                    raise
-                # the rename is durable only once the directory is synced: a mark lost in a
-                # power cut would let a restarted reader accept a rollback
-                dirfd = os.open(self._path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    os.fsync(dirfd)
-                finally:
-                    os.close(dirfd)
+                # the rename is durable only once the directory is synced (write_atomic does): a
+                # mark lost in a power cut would let a restarted reader accept a rollback
+                text = json.dumps(body, indent=2, sort_keys=True) + "\n"
+                write_atomic(self._path, text.encode(), mode=0o600)
         except OSError as e:
             raise LlmccError(f"{self._path}: cannot write the reader state: {e.strerror or e}") from e
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        fd = os.open(self._path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive_lock(self._path.with_suffix(".lock")):
             yield
-        finally:
-            os.close(fd)
 
     def _parse(self, data: bytes) -> dict[str, Seen]:
         bad = LlmccError(

@@ -136,6 +136,19 @@ def test_a_cache_that_lies_is_refused(warm_cache: tuple[Path, Path], change: obj
     )
 
 
+def test_a_confirmation_time_in_the_future_is_stale(warm_cache: tuple[Path, Path]) -> None:
+    """A cache written under a clock years ahead (then fixed by NTP): its version is not fresh for years."""
+    store, cache = warm_cache
+    path = _cache_file(cache)
+    body = json.loads(path.read_bytes())
+    body["verified_at"] = "2099-01-01T00:00:00Z"
+    path.write_text(json.dumps(body))
+    shutil.rmtree(store)  # the store is down: only the cache speaks
+    client = ConfigClient(f"file://{store}", "prod", [TRUSTED], cache_dir=cache, max_age=3600)
+    assert (client.version, client.status.source) == (2, "cache")
+    assert client.status.stale is True
+
+
 def test_an_older_cache_than_the_mark_is_refused(platform: Platform, warm_cache: tuple[Path, Path]) -> None:
     store, cache = warm_cache
     path = _cache_file(cache)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import pickle  # noqa: TID251 - only pickles, to show a Secret refuses
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
 from compiler.client import ConfigClient, NoSuchPathError, NoVersionError, Secret, Snapshot
-from compiler.errors import LlmccError, SecretsError
+from compiler.errors import LlmccError, SecretsError, UsageError
 from compiler.storage.file import FileStore
 from tests.client.conftest import TRUSTED, Platform
 from tests.conftest import DEMO_IDENTITY
@@ -83,6 +85,10 @@ def test_a_secret_is_shown_only_when_revealed(
         json.dumps(secret)
     assert copy.copy(secret) is secret
     assert copy.deepcopy({"p": secret})["p"] is secret
+    with pytest.raises(TypeError, match="no state"):
+        secret.__getstate__()  # object's default handed the slots, plaintext included, to serializers
+    with pytest.raises(TypeError):
+        vars(secret)
     with pytest.raises(SecretsError, match="not an encrypted secret field"):
         client.secret(TEMPERATURE)
     assert Secret.of("x$.y", 3).reveal() == 3
@@ -256,3 +262,80 @@ def test_the_held_store_passes_everything_else_through(platform: Platform, tmp_p
     assert held.read_pointer("prod") == inner.read_pointer("prod")
     assert held.create("prod", 1, b"x") is False
     assert held.swap_pointer("prod", b"x", expected=b"not it") is False
+
+
+@pytest.mark.parametrize(
+    ("arg", "value"),
+    [
+        ("poll_interval", 0.0),  # Event.wait(0) returns at once: a hot loop on the store
+        ("poll_interval", -1.0),
+        ("poll_interval", math.nan),  # also a hot loop: NaN > 0 is false, so the wait does not block
+        ("poll_interval", math.inf),  # OverflowError in the poller thread: polling ends silently
+        ("poll_interval", 1e300),
+        ("max_backoff", 0.0),
+        ("max_backoff", math.nan),
+        ("jitter", 1.0),  # a delay of 0 when the random draw is 0
+        ("jitter", -0.1),
+        ("jitter", math.nan),
+        ("max_age", math.nan),  # never stale
+        ("max_age", -1.0),
+    ],
+)
+def test_timings_that_would_hot_loop_or_never_go_stale_are_refused(
+    platform: Platform, tmp_path: Path, arg: str, value: float
+) -> None:
+    store = platform.copy_store(1, tmp_path / "store")
+    with pytest.raises(UsageError, match=arg):
+        ConfigClient(f"file://{store}", "prod", [TRUSTED], **{arg: value})  # type: ignore[arg-type]
+
+
+def test_max_age_zero_and_infinity_are_allowed(platform: Platform, tmp_path: Path) -> None:
+    store = platform.copy_store(1, tmp_path / "store")
+    now = [datetime.now(UTC)]
+    always = ConfigClient(f"file://{store}", "prod", [TRUSTED], max_age=0, clock=lambda: now[0])
+    never = ConfigClient(f"file://{store}", "prod", [TRUSTED], max_age=math.inf, clock=lambda: now[0])
+    for client in (always, never):
+        client.refresh()
+    now[0] += timedelta(days=3650)
+    assert always.status.stale is True
+    assert never.status.stale is False
+
+
+def test_key_material_given_where_a_path_goes_is_refused_unshown(
+    platform: Platform, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A careless service passes the key itself (from an env var): every "cannot read <path>" showed the key."""
+    from compiler.cli import main
+    from compiler.secrets.identity import load_identities
+    from tests.client.conftest import SIGNING
+    from tests.secrets._secrets_support import new_canary
+
+    age_key = f"AGE-SECRET-KEY-1{new_canary().upper()}"
+    kind = "PRIVATE KEY"  # spelled apart: the repository's own secrets guard scans this file
+    pem = f"-----BEGIN {kind}-----\n{new_canary()}\n-----END {kind}-----\n"
+    store = f"file://{platform.copy_store(1, tmp_path / 'store')}"
+    errors: list[LlmccError] = []
+    for build in (
+        lambda: ConfigClient(store, "prod", [TRUSTED], identity=age_key),
+        lambda: ConfigClient(store, "prod", [pem]),
+        lambda: load_identities(None, {"SOPS_AGE_KEY_FILE": age_key}),
+    ):
+        with pytest.raises(LlmccError) as info:
+            build()
+        errors.append(info.value)
+    assert "SOPS_AGE_KEY_FILE holds key material" in str(errors[2])
+    for error in errors:
+        assert "not shown" in str(error)
+        assert error.__cause__ is None
+        assert error.__context__ is None
+    text = "\n".join(str(e) for e in errors)
+    assert age_key not in text
+    assert age_key.lower() not in text
+    assert pem not in text
+
+    key_text = SIGNING.read_text()
+    argv = ["-C", str(platform.root), "publish", "-q", "--signing-key", key_text, "--store", store, "-t", "prod"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds key material" in err
+    assert key_text.splitlines()[1] not in err

@@ -165,16 +165,35 @@ def test_a_deleted_store_is_a_refusal_not_a_reset(reader: Reader) -> None:
     reader.refused("no signed pointer, but this reader has seen version 2", "missing_pointer")
 
 
-def test_refusal_reasons_cover_the_remaining_messages() -> None:
+def test_refusal_reasons_come_from_the_error_not_its_wording() -> None:
     from compiler.client.metrics import refusal_reason
     from compiler.errors import SecretsError, StorageError
     from compiler.storage.base import CorruptObjectError
 
-    assert refusal_reason(VerificationError("prod version 3: previous is 'x', but ...")) == "broken_chain"
-    assert refusal_reason(VerificationError("something new")) == "verification"
+    # a message full of other reasons' words: only the reason set where it was raised counts
+    wordy = "prod@rollback version 3: signature envelope expired, far above, stored as, previous"
+    assert refusal_reason(VerificationError(wordy, reason="broken_chain")) == "broken_chain"
+    assert refusal_reason(VerificationError(wordy)) == "verification"
     assert refusal_reason(CorruptObjectError("too large")) == "corrupt_object"
     assert refusal_reason(SecretsError("x")) == "secrets"
     assert refusal_reason(StorageError("x")) == "corrupt_object"
+
+
+def test_a_target_whose_name_reads_like_a_reason_is_counted_by_what_failed(reader: Reader) -> None:
+    """A tenant called ``rollback``: its pointer is another target's, a wrong_target, not a rollback."""
+    _swap_store(reader.store, reader.platform.stores[3])
+    shutil.copytree(reader.store / "prod", reader.store / "prod@rollback")
+    client = ConfigClient(f"file://{reader.store}", "prod@rollback", [TRUSTED])
+    with pytest.raises(VerificationError, match="it points into target 'prod'"):
+        client.refresh()
+    assert client.metrics().refusals == {"wrong_target": 1}
+
+
+def test_a_bundle_stored_under_another_version_is_a_wrong_version(reader: Reader) -> None:
+    _swap_store(reader.store, reader.platform.stores[3])
+    shutil.copy(_version_file(reader.platform.stores[2], 2), _version_file(reader.store, 3))
+    reader.refused("bundle says version 2, but it is stored as 3", "wrong_version")
+    assert "wrong_target" not in reader.client.metrics().refusals
 
 
 def test_an_error_callback_may_refresh_again(reader: Reader, caplog: pytest.LogCaptureFixture) -> None:

@@ -26,6 +26,7 @@ PROBE = Path(__file__).with_name("_probe.py")
 RUNTIME_TIER: dict[str, tuple[str, ...]] = {
     "compiler": (),
     "compiler.errors": (),
+    "compiler.fileops": (),
     "compiler.jsontypes": (),
     "compiler.jsonpath": (),
     "compiler.extras": (),

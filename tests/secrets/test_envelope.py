@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -222,3 +226,47 @@ def test_secret_value_is_redacted() -> None:
         hash(v)
     with pytest.raises(TypeError, match="cannot be pickled"):
         v.__reduce__()
+
+
+_TESTS = str(Path(__file__).parents[1])
+
+
+def _reachable_text(error: BaseException) -> str:
+    """What an error reporter can reach from ``error``: messages, attributes, chained errors, frame locals."""
+    seen: set[int] = set()
+    out: list[str] = []
+    todo: list[BaseException] = [error]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        out += [str(e), repr(e.args), *(repr(getattr(e, a, "")) for a in ("doc", "object"))]
+        tb = e.__traceback__
+        while tb is not None:
+            if not tb.tb_frame.f_code.co_filename.startswith(_TESTS):  # not a test's own frame
+                out += [repr(v) for v in tb.tb_frame.f_locals.values()]
+            tb = tb.tb_next
+        todo += [c for c in (e.__cause__, e.__context__) if c is not None]
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize(("vtype", "tail"), [("int", b""), ("bool", b""), ("float", b"\xff"), ("str", b"\xff")])
+def test_a_value_that_does_not_decode_leaks_no_plaintext_through_the_error(vtype: str, tail: bytes) -> None:
+    """Chained JSONDecodeError.doc / UnicodeDecodeError.object and frame locals held the plaintext."""
+    from compiler.secrets import envelope
+
+    canary = new_canary()
+    dek = envelope.new_dek()
+    aad = envelope._aad("prod", vtype, "m$.p")  # type: ignore[arg-type]  # a type the plaintext is not
+    enc_key, nonce_key = envelope._subkeys(dek)
+    plaintext = canary.encode() + tail  # not JSON, or not UTF-8
+    nonce = hmac.new(nonce_key, aad + b"\0" + plaintext, hashlib.sha256).digest()[:12]
+    sealed = AESGCMSIV(enc_key).encrypt(nonce, plaintext, aad)
+    enc = envelope.format_enc(
+        envelope.EncValue(alg=envelope.ALG, data=sealed[:-16], iv=nonce, tag=sealed[-16:], type=vtype)  # type: ignore[arg-type]
+    )
+    del plaintext
+    with pytest.raises(SecretsError, match="plaintext is not a valid") as info:
+        envelope.open_value(dek, target="prod", path="m$.p", enc=enc)
+    assert canary not in _reachable_text(info.value)

@@ -109,3 +109,14 @@ def test_sops_env_hands_exactly_these_keys(age_keys: AgeKeys) -> None:
     assert env["SOPS_AGE_KEY"].splitlines() == [age_keys.default.identity, age_keys.acme.identity]
     assert env["SOPS_AGE_KEY_FILE"] == "/dev/null"
     assert Identities().sops_env()["SOPS_AGE_KEY"] == ""
+
+
+def test_a_bad_line_leaves_the_other_keys_in_no_frame_of_the_error(age_keys: AgeKeys) -> None:
+    """The traceback keeps parse_identities' frame: its locals held the whole file, private keys included."""
+    from tests.secrets.test_envelope import _reachable_text
+
+    text = f"{age_keys.acme.identity}\nnot-a-key\n"
+    with pytest.raises(SecretsError, match="SOPS_AGE_KEY:2: not an age identity") as info:
+        parse_identities(text, source="SOPS_AGE_KEY")
+    del text
+    assert age_keys.acme.identity.removeprefix("AGE-SECRET-KEY-") not in _reachable_text(info.value)
