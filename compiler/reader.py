@@ -43,6 +43,8 @@ class TargetRead:
     latest version as verified: the stored bytes (a publisher links to them),
     or for a reader that passed ``held``, possibly the envelope rebuilt from a
     delta (the same signed payload). ``via_delta``: the versions rebuilt from deltas.
+    ``envelopes``: (version, envelope) of every version in ``chain``, as verified
+    (a reader keeps the latest ones as ``held`` for its next read).
     """
 
     target: str
@@ -52,6 +54,7 @@ class TargetRead:
     latest_envelope: bytes | None
     seen: Seen | None
     via_delta: tuple[int, ...] = ()
+    envelopes: tuple[tuple[int, bytes], ...] = ()
 
     @property
     def latest(self) -> VerifiedBundle | None:
@@ -155,6 +158,7 @@ def read_target(
         latest_envelope=envelopes[-1][1],
         seen=new_seen,
         via_delta=tuple(via_delta),
+        envelopes=tuple(envelopes),
     )
 
 

@@ -36,7 +36,6 @@ from types import TracebackType
 from typing import Protocol
 
 from compiler.client.cache import CachedVersion, LastGoodCache, make_cache_dir
-from compiler.client.held import HeldStore
 from compiler.client.keys import Identity, key_provider_factory, load_keyring
 from compiler.client.metrics import ClientMetrics, ClientStatus, is_refusal, refusal_reason
 from compiler.client.poller import Poller
@@ -134,7 +133,8 @@ class ConfigClient:
         self._max_age = max_age
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
-        # Verified envelopes of the held version and its predecessor (compiler/client/held.py)
+        # Verified envelopes of the held version and its predecessor: not fetched again, and the
+        # base a new version's delta is applied to (compiler/reader.py, issue 11 §7)
         self._held: dict[int, bytes] = {}
         self._source: str | None = None
         self._verified_at: datetime | None = None
@@ -143,7 +143,7 @@ class ConfigClient:
         self._last_error: str | None = None
         self._on_change: list[ChangeCallback] = []
         self._on_error: list[Callable[[LlmccError], object]] = []
-        self._refreshes = self._swaps = self._fetch_errors = 0
+        self._refreshes = self._swaps = self._fetch_errors = self._deltas = 0
         self._refusals: dict[str, int] = {}
         self._poller = Poller(
             self._poll,
@@ -257,6 +257,7 @@ class ConfigClient:
             refreshes=self._refreshes,
             swaps=self._swaps,
             fetch_errors=self._fetch_errors,
+            deltas=self._deltas,
             refusals=dict(self._refusals),
             version=status.version,
             age=status.age,
@@ -320,13 +321,17 @@ class ConfigClient:
             try:
                 if self._reopen_store:
                     self._store, self._reopen_store = self._open_store(), False
-                store = HeldStore(self._store, self._target, self._held)
-                state = read_target(store, self._target, self._keyring, now=now, seen=self._mark())
+                # held envelopes are not fetched again, and a new version is rebuilt from its
+                # delta on the held one when the store has it (issue 11 §7); either way it is
+                # verified as if fetched whole, and read whole when it does not verify
+                state = read_target(
+                    self._store, self._target, self._keyring, now=now, seen=self._mark(), held=self._held
+                )
                 latest, seen, envelope = state.latest, state.seen, state.latest_envelope
                 if latest is None or seen is None or envelope is None:
                     raise StorageError(f"{self._store.url}: nothing published for {self._target}")
                 if current is not None and (latest.version, latest.digest) == (current.version, current.digest):
-                    self._held = {v: e for v, e in store.read_envelopes.items() if v >= current.version - 1}
+                    self._held = {v: e for v, e in state.envelopes if v >= current.version - 1}
                     self._confirmed(current, now)
                     return None
                 snap = Snapshot(latest, envelope, verified_at=now, provider=self._provider)
@@ -335,7 +340,8 @@ class ConfigClient:
             except LlmccError as e:
                 self._failed(e, None)
                 raise
-            self._held = {v: e for v, e in store.read_envelopes.items() if v >= snap.version - 1}
+            self._held = {v: e for v, e in state.envelopes if v >= snap.version - 1}
+            self._deltas += len(state.via_delta)
             self._snapshot = snap  # the swap: one reference assignment
             self._source, self._verified_at, self._last_error = "store", now, None
             self._swaps += 1

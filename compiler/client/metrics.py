@@ -65,6 +65,7 @@ class ClientMetrics:
     refreshes: int
     swaps: int
     fetch_errors: int
+    deltas: int = 0  # versions rebuilt from a delta on the held one (issue 11 §7)
     refusals: Mapping[str, int] = field(default_factory=dict)
     version: int | None = None
     age: float | None = None

@@ -229,7 +229,9 @@ class CountingStore:
         return self._store.read(target, version)
 
 
-def test_held_envelopes_are_not_fetched_again(platform: Platform, tmp_path: Path) -> None:
+def test_held_envelopes_are_not_fetched_again_and_a_new_version_comes_as_a_delta(
+    platform: Platform, tmp_path: Path
+) -> None:
     path = platform.copy_store(2, tmp_path / "store")
     store = CountingStore(FileStore(path))
     client = ConfigClient(store, "prod", [TRUSTED])  # type: ignore[arg-type]
@@ -241,27 +243,25 @@ def test_held_envelopes_are_not_fetched_again(platform: Platform, tmp_path: Path
     shutil.rmtree(path)
     shutil.copytree(platform.stores[3], path)
     assert client.refresh() is True
-    assert store.reads == [3]  # a new version: its own envelope; version 2 is held
+    # version 3 rebuilt from its delta on the held version 2 (issue 11 §7), verified as a whole one
+    assert (store.reads, client.metrics().deltas, client.version) == ([], 1, 3)
 
 
-def test_the_held_store_passes_everything_else_through(platform: Platform, tmp_path: Path) -> None:
-    from compiler.client.held import HeldStore
-    from compiler.storage.base import MissingObjectError
-
-    inner = FileStore(platform.copy_store(1, tmp_path / "store"))
-    held = HeldStore(inner, "prod", {1: b"held"})
-    assert (held.url, held.location, held.targets(), held.versions("prod")) == (
-        inner.url,
-        inner.location,
-        ["prod"],
-        [1],
-    )
-    assert held.read("prod", 1) == b"held"
-    with pytest.raises(MissingObjectError, match="staging has no version 1"):
-        held.read("staging", 1)  # another target: the store's
-    assert held.read_pointer("prod") == inner.read_pointer("prod")
-    assert held.create("prod", 1, b"x") is False
-    assert held.swap_pointer("prod", b"x", expected=b"not it") is False
+def test_a_delta_that_does_not_verify_falls_back_to_the_whole_version(platform: Platform, tmp_path: Path) -> None:
+    path = platform.copy_store(2, tmp_path / "store")
+    store = CountingStore(FileStore(path))
+    client = ConfigClient(store, "prod", [TRUSTED])  # type: ignore[arg-type]
+    assert client.refresh() is True
+    shutil.rmtree(path)
+    shutil.copytree(platform.stores[3], path)
+    delta = path / ".llmcc-deltas" / "prod" / "00000003.delta.json"
+    doc = json.loads(delta.read_bytes())
+    doc["signatures"] = []  # a hostile store's delta: the rebuilt envelope carries no signature
+    delta.write_text(json.dumps(doc))
+    store.reads.clear()
+    assert client.refresh() is True
+    assert (client.version, client.metrics().deltas) == (3, 0)
+    assert 3 in store.reads  # read whole
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,11 @@ def _swap_store(store: Path, source: Path) -> None:
     shutil.copytree(source, store)
 
 
+def _without_deltas(store: Path) -> None:
+    """A held version 2 would rebuild the genuine version 3 from its delta: make the whole object decide."""
+    shutil.rmtree(store / ".llmcc-deltas")
+
+
 def _version_file(store: Path, n: int, target: str = "prod") -> Path:
     return store / target / f"{n:08d}.dsse.json"
 
@@ -116,7 +121,9 @@ def test_a_gap_is_refused(reader: Reader) -> None:
 
 
 def test_a_tampered_latest_is_refused(reader: Reader) -> None:
+    # (with its delta in place the client rebuilds the genuine version 3 instead: tests/client/test_client.py)
     _swap_store(reader.store, reader.platform.stores[3])
+    _without_deltas(reader.store)
     path = _version_file(reader.store, 3)
     envelope = json.loads(path.read_bytes())
     payload = base64.b64decode(envelope["payload"]).replace(b'"temperature":0.5', b'"temperature":1.9')
@@ -191,6 +198,7 @@ def test_a_target_whose_name_reads_like_a_reason_is_counted_by_what_failed(reade
 
 def test_a_bundle_stored_under_another_version_is_a_wrong_version(reader: Reader) -> None:
     _swap_store(reader.store, reader.platform.stores[3])
+    _without_deltas(reader.store)
     shutil.copy(_version_file(reader.platform.stores[2], 2), _version_file(reader.store, 3))
     reader.refused("bundle says version 2, but it is stored as 3", "wrong_version")
     assert "wrong_target" not in reader.client.metrics().refusals
