@@ -109,7 +109,8 @@ def create_app(state: AgentState) -> Starlette:
     async def value(request: Request) -> Response:
         snap, secrets = _read_request(state, request)
         text = request.path_params["path"]
-        if any(segment in ("", ".", "..") for segment in text.split("/")[1:]) or text.startswith(("../", "./")):
+        segments = text.split("/")
+        if any(segment in ("", ".", "..") for segment in segments[1:]) or segments[0] in (".", ".."):
             raise HTTPException(400, "'..' and '.' segments are not part of a config path")
         try:
             module, query = split_address(text, list(snap.masked))
@@ -170,13 +171,15 @@ class _Guard:
         assert counter is not None
         route = _route_name(scope["path"])
         size = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
-        authorization = None
-        for k, v in scope["headers"]:
-            if k == b"authorization":
-                authorization = v
+        authorizations = [v for k, v in scope["headers"] if k == b"authorization"]
+        authorization = authorizations[0] if authorizations else None
         if size > MAX_HEADER_BYTES:
             await _send_error(send, 431, f"request headers over {MAX_HEADER_BYTES} bytes")
             counter.labels(route, "431").inc()
+            return
+        if len(authorizations) > 1:  # which one did a proxy in front check? refused, not guessed
+            await _send_error(send, 400, "more than one Authorization header")
+            counter.labels(route, "400").inc()
             return
         scopes = self._state.tokens.scopes(authorization)
         if scopes is None:

@@ -6,8 +6,10 @@
   replaced; any other file at the path is refused) and removed on exit.
 - **SIGTERM** (and SIGINT): stop accepting, end the event streams, let requests
   in flight finish (up to ``drain_seconds``), exit 0 (130 for SIGINT).
-- **SIGHUP**: re-read the token file; a file that fails its checks is logged
-  and the tokens held are kept.
+- **SIGHUP**: re-read the token file. Fail closed: a file emptied of tokens
+  revokes them all, and a file that fails its checks (its tokens may be known to
+  others, or it is not the file meant) is logged and every request is refused
+  until a SIGHUP reads a good one; the tokens held before are never kept.
 """
 
 from __future__ import annotations
@@ -173,11 +175,15 @@ def serve(state: AgentState, sock: socket.socket, *, token_file: Path, drain_sec
 
     def reload_tokens(_sig: int, _frame: FrameType | None) -> None:
         try:
-            tokens: Tokens = read_tokens(token_file)
+            tokens: Tokens = read_tokens(token_file, allow_empty=True)
         except LlmccError as e:
-            log.error("SIGHUP: keeping the tokens held: %s", e)
+            state.tokens = Tokens(())
+            log.error("SIGHUP: every request is refused until the token file passes its checks: %s", e)
             return
         state.tokens = tokens
+        if not tokens.entries:
+            log.warning("SIGHUP: the token file holds no token: every request is refused")
+            return
         log.info("SIGHUP: token file re-read (%d tokens)", len(tokens.entries))
 
     previous = signal.signal(signal.SIGHUP, reload_tokens)
