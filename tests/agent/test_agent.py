@@ -6,6 +6,7 @@ import http.client
 import json
 import shutil
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -310,3 +311,15 @@ def test_a_rollback_in_the_store_is_refused(published: Published, tmp_path: Path
         wait_for(lambda: c.get("/healthz").json()["targets"]["prod"]["last_error"] is not None)
         assert c.get("/v1/targets/prod/config/inference-engine.model.temperature").json() == 0.2
         assert agent.stop() == 0
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /healthz HTTP/1.1\r\nHost: agent\r\n"])
+def test_a_request_whose_headers_never_end_is_closed(published_agent: tuple[Agent, str, str], sent: bytes) -> None:
+    # slowloris: without a header deadline an idle or half-sent request held its connection (and fd) forever
+    agent, read, _ = published_agent
+    host, _, port = agent.base.removeprefix("http://").rpartition(":")
+    with socket.create_connection((host, int(port))) as s:
+        s.settimeout(120)  # far above the deadline: a hang fails the test, a close passes it
+        s.sendall(sent)
+        assert s.recv(100) == b""
+    assert status(agent, read) == 200  # the agent still answers
