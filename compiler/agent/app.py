@@ -134,10 +134,8 @@ def create_app(state: AgentState) -> Starlette:
         target = _target(state, request)
         _check_query(request)
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=64)
-        state.subscribers[target].add(queue)
-        current = state.sources[target].current
         return StreamingResponse(
-            _stream(state, target, queue, current, request.headers.get("last-event-id")),
+            _stream(state, target, queue, request.headers.get("last-event-id")),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -321,9 +319,14 @@ def _publish(state: AgentState, target: str, message: bytes) -> None:
 
 
 async def _stream(
-    state: AgentState, target: str, queue: asyncio.Queue[bytes | None], current: Snapshot | None, last_id: str | None
+    state: AgentState, target: str, queue: asyncio.Queue[bytes | None], last_id: str | None
 ) -> AsyncIterator[bytes]:
+    """One subscriber's events. The queue joins the subscribers here, in the ``try`` whose
+    ``finally`` removes it (a stream dropped before its first step left it there for good),
+    and before ``current`` is read (a swap in between is then sent, not missed)."""
+    state.subscribers[target].add(queue)
     try:
+        current = state.sources[target].current
         yield b"retry: 1000\n\n"
         if current is not None:
             kind = "version" if last_id is not None and last_id.isdigit() and int(last_id) < current.version else None
