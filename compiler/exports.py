@@ -23,7 +23,8 @@ values in, text or a name -> value map out.
 value byte for byte, newlines too. ``dotenv`` follows what python-dotenv, the
 Node ``dotenv`` package and Docker Compose agree on: ``NAME='value'``,
 single-quoted (literal: no escapes, no ``$`` interpolation) when the value has
-no ``'`` and no control character; otherwise ``NAME="value"`` with ``\\\\``,
+no ``'``, no control character, no ``\\\\`` and no ``\\`` at its end (python-dotenv reads
+``\\\\`` and ``\\'`` as escapes even in single quotes); otherwise ``NAME="value"`` with ``\\\\``,
 ``\\"``, ``\\n``, ``\\r`` and ``\\t`` escaped. Such a value that also holds a
 ``$`` or another control character is refused, and so is any value holding
 ``${``: the readers differ on them (python-dotenv expands ``${VAR}`` even in
@@ -124,7 +125,7 @@ def render_dotenv(variables: Mapping[str, str]) -> str:
             raise UsageError(
                 f"{k}: python-dotenv expands ${{...}} in any dotenv value, others do not; use --format env"
             )
-        if "'" not in v and not _CONTROL.search(v):
+        if "'" not in v and not _CONTROL.search(v) and "\\\\" not in v and not v.endswith("\\"):
             lines.append(f"{k}='{v}'\n")
         elif "$" in v or _OTHER_CONTROL.search(v):
             raise UsageError(

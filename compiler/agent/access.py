@@ -60,8 +60,11 @@ class Tokens:
         return found
 
 
-def read_tokens(path: Path) -> Tokens:
+def read_tokens(path: Path, *, allow_empty: bool = False) -> Tokens:
     """Read and check the token file (module docstring).
+
+    ``allow_empty``: a file with no token gives an empty set (every request refused)
+    instead of an error: the agent's re-read on SIGHUP, where emptying the file revokes all.
 
     Raises:
         LlmccError: unreadable, not private, not a regular file, empty, or a line that is not a token.
@@ -98,6 +101,6 @@ def read_tokens(path: Path) -> Tokens:
             raise LlmccError(f"{path}:{n}: after the token only the word 'secrets' may follow")
         scopes = frozenset({Scope.READ, Scope.SECRETS} if words else {Scope.READ})
         entries.append((token.encode(), scopes))
-    if not entries:
+    if not entries and not allow_empty:
         raise LlmccError(f"{path}: the token file holds no token")
     return Tokens(tuple(entries))

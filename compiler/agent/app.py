@@ -109,7 +109,8 @@ def create_app(state: AgentState) -> Starlette:
     async def value(request: Request) -> Response:
         snap, secrets = _read_request(state, request)
         text = request.path_params["path"]
-        if any(segment in ("", ".", "..") for segment in text.split("/")[1:]) or text.startswith(("../", "./")):
+        segments = text.split("/")
+        if any(segment in ("", ".", "..") for segment in segments[1:]) or segments[0] in (".", ".."):
             raise HTTPException(400, "'..' and '.' segments are not part of a config path")
         try:
             module, query = split_address(text, list(snap.masked))
@@ -133,10 +134,8 @@ def create_app(state: AgentState) -> Starlette:
         target = _target(state, request)
         _check_query(request)
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=64)
-        state.subscribers[target].add(queue)
-        current = state.sources[target].current
         return StreamingResponse(
-            _stream(state, target, queue, current, request.headers.get("last-event-id")),
+            _stream(state, target, queue, request.headers.get("last-event-id")),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -170,13 +169,15 @@ class _Guard:
         assert counter is not None
         route = _route_name(scope["path"])
         size = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
-        authorization = None
-        for k, v in scope["headers"]:
-            if k == b"authorization":
-                authorization = v
+        authorizations = [v for k, v in scope["headers"] if k == b"authorization"]
+        authorization = authorizations[0] if authorizations else None
         if size > MAX_HEADER_BYTES:
             await _send_error(send, 431, f"request headers over {MAX_HEADER_BYTES} bytes")
             counter.labels(route, "431").inc()
+            return
+        if len(authorizations) > 1:  # which one did a proxy in front check? refused, not guessed
+            await _send_error(send, 400, "more than one Authorization header")
+            counter.labels(route, "400").inc()
             return
         scopes = self._state.tokens.scopes(authorization)
         if scopes is None:
@@ -318,9 +319,14 @@ def _publish(state: AgentState, target: str, message: bytes) -> None:
 
 
 async def _stream(
-    state: AgentState, target: str, queue: asyncio.Queue[bytes | None], current: Snapshot | None, last_id: str | None
+    state: AgentState, target: str, queue: asyncio.Queue[bytes | None], last_id: str | None
 ) -> AsyncIterator[bytes]:
+    """One subscriber's events. The queue joins the subscribers here, in the ``try`` whose
+    ``finally`` removes it (a stream dropped before its first step left it there for good),
+    and before ``current`` is read (a swap in between is then sent, not missed)."""
+    state.subscribers[target].add(queue)
     try:
+        current = state.sources[target].current
         yield b"retry: 1000\n\n"
         if current is not None:
             kind = "version" if last_id is not None and last_id.isdigit() and int(last_id) < current.version else None

@@ -6,12 +6,15 @@
   replaced; any other file at the path is refused) and removed on exit.
 - **SIGTERM** (and SIGINT): stop accepting, end the event streams, let requests
   in flight finish (up to ``drain_seconds``), exit 0 (130 for SIGINT).
-- **SIGHUP**: re-read the token file; a file that fails its checks is logged
-  and the tokens held are kept.
+- **SIGHUP**: re-read the token file. Fail closed: a file emptied of tokens
+  revokes them all, and a file that fails its checks (its tokens may be known to
+  others, or it is not the file meant) is logged and every request is refused
+  until a SIGHUP reads a good one; the tokens held before are never kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
@@ -24,12 +27,15 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from compiler.agent.access import Tokens, read_tokens
 from compiler.agent.app import AgentState, create_app
 from compiler.errors import LlmccError, UsageError
 
 log = logging.getLogger("llmcc.agent")
+
+HEADER_TIMEOUT_SECONDS = 10.0
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -121,6 +127,48 @@ def bind_unix(path: Path) -> socket.socket:
     return sock
 
 
+class _Protocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline on the request line and headers (slowloris).
+
+    uvicorn times out only idle keep-alive connections: one that is opened and sends
+    nothing, or headers a byte at a time, was held (with its fd) for ever, before any
+    token is checked. Each request's headers must now be in within
+    :data:`HEADER_TIMEOUT_SECONDS` of the connection or of the request's first byte.
+    """
+
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_deadline = self.loop.call_later(HEADER_TIMEOUT_SECONDS, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _too_slow(self) -> None:
+        self._header_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
 class _Server(uvicorn.Server):
     """uvicorn, with our exit: no re-raised signal after the drain (uvicorn would die of SIGTERM)."""
 
@@ -153,7 +201,7 @@ def serve(state: AgentState, sock: socket.socket, *, token_file: Path, drain_sec
     app = create_app(state)
     config = uvicorn.Config(
         app,
-        http="httptools",
+        http=_Protocol,
         loop="asyncio",
         lifespan="off",
         access_log=False,
@@ -173,11 +221,15 @@ def serve(state: AgentState, sock: socket.socket, *, token_file: Path, drain_sec
 
     def reload_tokens(_sig: int, _frame: FrameType | None) -> None:
         try:
-            tokens: Tokens = read_tokens(token_file)
+            tokens: Tokens = read_tokens(token_file, allow_empty=True)
         except LlmccError as e:
-            log.error("SIGHUP: keeping the tokens held: %s", e)
+            state.tokens = Tokens(())
+            log.error("SIGHUP: every request is refused until the token file passes its checks: %s", e)
             return
         state.tokens = tokens
+        if not tokens.entries:
+            log.warning("SIGHUP: the token file holds no token: every request is refused")
+            return
         log.info("SIGHUP: token file re-read (%d tokens)", len(tokens.entries))
 
     previous = signal.signal(signal.SIGHUP, reload_tokens)

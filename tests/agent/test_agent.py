@@ -6,6 +6,7 @@ import http.client
 import json
 import shutil
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -102,6 +103,9 @@ def test_reads_masks_and_opens(published: Published, tmp_path: Path) -> None:
         ("/v1/targets/prod/config/inference-engine/../x", 400, "'..' and '.' segments are not part of a config path"),
         ("/v1/targets/prod/config?secret=true", 400, "the only query parameter is secrets=true|false"),
         ("/v1/targets/prod/config?secrets=yes", 400, "the only query parameter is secrets=true|false"),
+        ("/v1/targets/prod/config/..", 400, "'..' and '.' segments are not part of a config path"),
+        ("/v1/targets/prod/config/%2e%2e", 400, "'..' and '.' segments are not part of a config path"),
+        ("/v1/targets/prod/config/.", 400, "'..' and '.' segments are not part of a config path"),
         ("/etc/passwd", 404, "no such endpoint: GET /etc/passwd (see /v1/targets/TARGET/config)"),
     ],
 )
@@ -137,6 +141,9 @@ def test_tokens(published_agent: tuple[Agent, str, str]) -> None:
         assert read not in r.text
     with agent.client(read) as c:
         assert c.post("/v1/targets/prod/config").status_code == 405
+        # two Authorization headers are ambiguous (which one did a proxy check?): refused
+        two = c.get("/healthz", headers=[("Authorization", "Bearer nope"), ("Authorization", f"Bearer {read}")])
+        assert (two.status_code, two.json()) == (400, {"error": "more than one Authorization header"})
         big = c.get("/healthz", headers={"X-Big": "x" * 9000})
         assert (big.status_code, big.json()) == (431, {"error": "request headers over 8192 bytes"})
         huge = c.get("/healthz", headers={"X-Huge": "x" * 100_000})
@@ -236,11 +243,26 @@ def test_sighup_rereads_the_token_file(published: Published, tmp_path: Path) -> 
         agent.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: status(agent, new_read) == 200)
         assert status(agent, read) == 401
-        # a file that fails its checks is refused; the tokens held stay
+        # emptied to revoke every token: every request is refused, none let through on old tokens
+        (tmp_path / "tokens").write_text("# revoked\n")
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: status(agent, new_read) == 401)
+        assert "SIGHUP: the token file holds no token: every request is refused" in agent.log_text()
+        # back, then a file that fails its checks: fail closed too (its tokens may be known to others)
+        newer, _ = write_tokens(tmp_path / "tokens")
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: status(agent, newer) == 200)
         (tmp_path / "tokens").chmod(0o644)
         agent.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "SIGHUP: keeping the tokens held" in agent.log_text())
-        assert status(agent, new_read) == 200
+        wait_for(lambda: status(agent, newer) == 401)
+        assert "SIGHUP: every request is refused until the token file passes its checks" in agent.log_text()
+        # a symlink put in its place is refused as well
+        (tmp_path / "tokens").chmod(0o600)
+        (tmp_path / "tokens").rename(tmp_path / "real-tokens")
+        (tmp_path / "tokens").symlink_to(tmp_path / "real-tokens")
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: agent.log_text().count("every request is refused until") == 2)
+        assert status(agent, newer) == 401
         assert agent.stop() == 0
 
 
@@ -289,3 +311,15 @@ def test_a_rollback_in_the_store_is_refused(published: Published, tmp_path: Path
         wait_for(lambda: c.get("/healthz").json()["targets"]["prod"]["last_error"] is not None)
         assert c.get("/v1/targets/prod/config/inference-engine.model.temperature").json() == 0.2
         assert agent.stop() == 0
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /healthz HTTP/1.1\r\nHost: agent\r\n"])
+def test_a_request_whose_headers_never_end_is_closed(published_agent: tuple[Agent, str, str], sent: bytes) -> None:
+    # slowloris: without a header deadline an idle or half-sent request held its connection (and fd) forever
+    agent, read, _ = published_agent
+    host, _, port = agent.base.removeprefix("http://").rpartition(":")
+    with socket.create_connection((host, int(port))) as s:
+        s.settimeout(120)  # far above the deadline: a hang fails the test, a close passes it
+        s.sendall(sent)
+        assert s.recv(100) == b""
+    assert status(agent, read) == 200  # the agent still answers

@@ -150,11 +150,11 @@ def test_a_bug_is_500_without_its_message(tmp_path: Path, caplog: pytest.LogCapt
 def test_event_stream_edges(monkeypatch: pytest.MonkeyPatch) -> None:
     async def scenario() -> list[bytes]:
         snap = snapshot(dict, version=3)
-        state = AgentState(sources={}, tokens=None)  # type: ignore[arg-type]
+        state = AgentState(sources={"prod": FakeSource(snap)}, tokens=None)  # type: ignore[arg-type]
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1)
-        state.subscribers["prod"] = {queue}
+        state.subscribers["prod"] = set()
         monkeypatch.setattr(app_module, "KEEPALIVE_SECONDS", 0.01)
-        stream = _stream(state, "prod", queue, snap, "2")  # the subscriber last saw version 2
+        stream = _stream(state, "prod", queue, "2")  # the subscriber last saw version 2
         got = [await anext(stream), await anext(stream), await anext(stream)]
         _publish(state, "prod", b"one")
         _publish(state, "prod", b"two")  # the queue is full: that subscriber is ended
@@ -255,3 +255,28 @@ def test_client_source_keeps_starting_until_a_version_verifies(tmp_path: Path) -
             time.sleep(0.02)
     finally:
         source.stop()
+
+
+def test_an_event_stream_dropped_before_it_starts_leaves_no_subscriber(tmp_path: Path) -> None:
+    # the queue was registered by the handler and removed by the stream's finally: a client gone
+    # before the stream's first step left its queue in the subscriber set (and the gauge) for good
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{TOKEN}\n")
+    tokens.chmod(0o600)
+    state = AgentState(sources={"prod": FakeSource(snapshot(dict))}, tokens=read_tokens(tokens))
+    app = create_app(state)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+        "method": "GET", "scheme": "http", "path": "/v1/targets/prod/events", "raw_path": b"/v1/targets/prod/events",
+        "query_string": b"", "root_path": "", "headers": [(b"authorization", f"Bearer {TOKEN}".encode())],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2),
+    }  # fmt: skip
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        await asyncio.sleep(0.01)  # the client is gone while the headers are being written
+
+    asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    assert state.subscribers["prod"] == set()

@@ -115,3 +115,22 @@ def test_yaml_reads_back_the_same_for_yaml_1_1_words() -> None:
     assert '"yes": "no"' in text
     assert 'hex: "0x10"' in text
     assert json.loads(render_json(modules)) == modules
+
+
+@pytest.mark.parametrize("value", ["trail\\", "two\\\\back", "C:\\\\share\\", "\\\\"])
+def test_dotenv_backslashes_are_read_back(value: str) -> None:
+    # python-dotenv reads \\ as \ and \' as ' even in single quotes ('trail\' did not parse at all)
+    text = render_dotenv({"V": value})
+    assert text.startswith('V="')
+    assert dotenv_values(stream=io.StringIO(text), interpolate=False) == {"V": value}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0")))
+def test_dotenv_round_trip_law(value: str) -> None:
+    try:
+        text = render_dotenv({"V": value})
+    except UsageError:
+        return  # refused, by name: fine
+    for interpolate in (True, False):
+        assert dotenv_values(stream=io.StringIO(text), interpolate=interpolate) == {"V": value}
