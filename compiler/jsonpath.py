@@ -168,6 +168,17 @@ def missing_at(value: object, query: Query) -> str:
     return format_path(tuple(path))
 
 
+def no_value(source: str, module: str, value: object, query: Query) -> str:
+    """``prod: inference-engine$.model.nope: no value``: how every "no value there" error starts.
+
+    ``source`` names what was read (``prod``, ``prod version 3``); the
+    address is ``module`` and the shortest prefix of ``query`` with no value
+    in ``value`` (:func:`missing_at`), written ``MODULE$.PATH`` as
+    :func:`split_address` reads it back. Callers may append context.
+    """
+    return f"{source}: {module}{missing_at(value, query)}: no value"
+
+
 def split_address(text: str, modules: list[str], path: str | None = None) -> tuple[str, Query]:
     """``MODULE.PATH``, ``MODULE$.PATH``, ``MODULE['key']`` or ``config["MODULE"].PATH`` as (module, path).
 

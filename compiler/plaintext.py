@@ -75,10 +75,16 @@ _BOMS = (
 
 @dataclass(slots=True, kw_only=True)
 class GuardScan:
-    """Findings, plus the files ``secrets_guard.allow`` let through (``path: reason``), never silently."""
+    """Findings, plus the files ``secrets_guard.allow`` let through (``path: reason``), never silently.
+
+    ``inputs``: the files rules 1-2 could not parse (invalid YAML, a broken
+    schema), message -> exit code. Rules 3-4 read such a file as text all the
+    same, so a credential in it is a finding next to the parse error.
+    """
 
     diagnostics: list[Diagnostic] = field(default_factory=list)
     allowed: list[str] = field(default_factory=list)
+    inputs: dict[str, int] = field(default_factory=dict)
 
 
 def scan_files(repo: Repository, files: Iterable[str]) -> GuardScan:
@@ -86,16 +92,22 @@ def scan_files(repo: Repository, files: Iterable[str]) -> GuardScan:
     scan = GuardScan()
     templates: list[str] = []
     for path, data in _read_all(repo, files, scan):
-        _leaks(repo, path, data, scan)
+        _leaks(repo, path, data, scan)  # the text, whatever its syntax
         name = PurePosixPath(path).name
-        if name.endswith(".sops.yaml") and name != SOPS_CONFIG:
-            scan.diagnostics += _sops_file(repo, data, path)
-        elif path.startswith(f"{ENVIRONMENTS}/") and name.endswith((".yaml", ".yml")):
-            scan.diagnostics += _layer_file(repo, load_document(data, path=path, layer=_layer_name(path)))
-        elif path.startswith(f"{TEMPLATES}/") and name.endswith((".yaml", ".yml")):
-            templates.append(path)
+        try:
+            if name.endswith(".sops.yaml") and name != SOPS_CONFIG:
+                scan.diagnostics += _sops_file(repo, data, path)
+            elif path.startswith(f"{ENVIRONMENTS}/") and name.endswith((".yaml", ".yml")):
+                scan.diagnostics += _layer_file(repo, load_document(data, path=path, layer=_layer_name(path)))
+            elif path.startswith(f"{TEMPLATES}/") and name.endswith((".yaml", ".yml")):
+                templates.append(path)
+        except LlmccError as e:  # invalid YAML, a broken schema: reported after the findings of every file
+            scan.inputs[str(e)] = e.exit_code
     if templates:
-        scan.diagnostics += _templates(repo, set(templates))
+        try:
+            scan.diagnostics += _templates(repo, set(templates))
+        except LlmccError as e:
+            scan.inputs[str(e)] = e.exit_code
     return scan
 
 

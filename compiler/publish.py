@@ -19,7 +19,7 @@ from compiler.errors import StorageError, VerificationError
 from compiler.freshness import DEFAULT_POINTER_EXPIRY, Pointer, new_pointer, sign_pointer, verify_pointer
 from compiler.jsontypes import JSONObject
 from compiler.reader import ANY_IN_FLIGHT, TargetRead, read_target
-from compiler.storage.base import MissingObjectError, Store
+from compiler.storage.base import MissingObjectError, NoStoreError, Store
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -272,6 +272,9 @@ def _read_for_publish(store: Store, target: str, trusted: Keyring) -> TargetRead
         # no pointer yet: a concurrent first publish between its two writes, or a store
         # from before pointers; the whole chain is verified, and the pointer created
         return read_target(store, target, trusted, now=None, need_pointer=False, in_flight=ANY_IN_FLIGHT)
+    except NoStoreError:
+        # a first publish creates the store (a file:// directory); readers refuse a missing one
+        return TargetRead(target=target, chain=[], pointer=None, pointer_envelope=None, latest_envelope=None, seen=None)
     except VerificationError as e:
         raise VerificationError(
             f'{store.url}: refusing to extend {target}: {e}; see README "Repairing a store"', reason=e.reason

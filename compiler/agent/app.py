@@ -42,7 +42,7 @@ from compiler.agent.access import Tokens
 from compiler.agent.snapshot import Snapshot, encode
 from compiler.agent.source import ConfigSource
 from compiler.errors import LlmccError
-from compiler.jsonpath import missing_at, resolve, split_address
+from compiler.jsonpath import no_value, resolve, split_address
 from compiler.jsontypes import JSONObject
 
 log = logging.getLogger("llmcc.agent")
@@ -118,7 +118,9 @@ def create_app(state: AgentState) -> Starlette:
             raise HTTPException(400, str(e)) from None
         found = resolve(snap.masked[module], query)
         if found is None:
-            raise HTTPException(404, f"{module}{missing_at(snap.masked[module], query)}: no such value")
+            raise HTTPException(
+                404, no_value(f"{snap.target} version {snap.version}", module, snap.masked[module], query)
+            )
         etag = snap.etag(secrets=secrets)
         if _not_modified(request, etag):
             return Response(status_code=304, headers=_headers(snap, etag))

@@ -119,7 +119,7 @@ def value_history(
     if not found:
         broken = f"; {len(skipped)} did not compile" if skipped else ""
         raise UsageError(
-            f"{target.name} {module} {format_path(query)}: no value at this path "
+            f"{target.name}: {module}{format_path(query)}: no value "
             f"in the {plural(len(states) + len(skipped), 'commit')} that touched its files{broken}"
         )
     return History(

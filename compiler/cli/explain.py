@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 from compiler.cli._context import Context
 from compiler.cli._repo import add_identity_arg, open_repository
 from compiler.errors import UsageError
-from compiler.jsonpath import ItemKey, JsonPath, Query, format_path, missing_at, resolve, select, split_address
+from compiler.jsonpath import ItemKey, JsonPath, Query, format_path, no_value, resolve, select, split_address
 
 if TYPE_CHECKING:
     from compiler import provenance
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     _refuse_secret_items(result.modules[module], query, result.secrets.get(module, []))
     found = resolve(result.modules[module], query)
     if found is None:
-        raise UsageError(f"no value at {missing_at(result.modules[module], query)} in this target")
+        raise UsageError(f"{no_value(target.name, module, result.modules[module], query)} in this target")
     path, value = found[0], cast("Value", found[1])
     secrets = result.secrets.get(module, [])
     secret = any(path[: len(p)] == p for p in secrets)  # the value is (inside) a secret

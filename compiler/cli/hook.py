@@ -97,17 +97,22 @@ def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:
             raise UsageError(f"{ctx.root}: not a git work tree; name the files: llmcc hook secrets-guard FILE...")
         files = listed
     scan = scan_files(repo, files)
+    # a file that does not parse is still scanned as text: its parse error and its findings, as validate
+    for message in scan.inputs:
+        print(f"llmcc: {message}", file=sys.stderr)
     diags = sort_diagnostics(scan.diagnostics)
     for d in diags:
         print(d.format(), file=sys.stderr)
     for allowed in scan.allowed:
         print(f"llmcc: secrets-guard: allowed by llmcc.yaml secrets_guard.allow: {allowed}", file=sys.stderr)
     errors = sum(1 for d in diags if d.severity is Severity.ERROR)
-    if errors:
+    if errors or scan.inputs:
+        unread = f", {plural(len(scan.inputs), 'input error')}" if scan.inputs else ""
         print(
-            f"llmcc: secrets-guard FAILED: {plural(errors, 'finding')} in {plural(len(files), 'file')}", file=sys.stderr
+            f"llmcc: secrets-guard FAILED: {plural(errors, 'finding')}{unread} in {plural(len(files), 'file')}",
+            file=sys.stderr,
         )
-        return 1
+        return max(scan.inputs.values(), default=1)
     if not args.files:
         print(f"llmcc: secrets-guard ok: {plural(len(files), 'file')}", file=sys.stderr)
     return 0

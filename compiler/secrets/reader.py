@@ -16,7 +16,7 @@ import copy
 from collections.abc import Iterable, Mapping
 
 from compiler.errors import SecretsError, UsageError
-from compiler.jsonpath import JsonPath, format_path, missing_at, resolve, split_address
+from compiler.jsonpath import JsonPath, format_path, no_value, resolve, split_address
 from compiler.jsontypes import JSONObject, JSONScalar, JSONValue
 from compiler.secrets.envelope import ALG, check_commitment, is_enc, open_value, seal_value, value_subkeys
 from compiler.secrets.kek.base import KeyProvider, WrappedKey
@@ -160,7 +160,7 @@ class SecretReader:
             raise SecretsError(str(e)) from None
         found = resolve(self._modules[module], query)
         if found is None:
-            raise SecretsError(f"{module}{missing_at(self._modules[module], query)}: no such field in the bundle")
+            raise SecretsError(f"{no_value(self._target, module, self._modules[module], query)} in the bundle")
         path, value = found[0], found[1]
         if not is_enc(value):
             raise SecretsError(f"{secret_address(module, path)}: not an encrypted secret field")

@@ -75,12 +75,28 @@ def sort_names(names: list[str]) -> Listing:
     return Listing(versions=tuple(sorted(versions)), pointer=pointer, strays=tuple(sorted(strays)))
 
 
+class NoStoreError(StorageError):
+    """The store itself does not exist: a ``file://`` store whose directory is missing.
+
+    Exit 2. Readers (``pull``, ``verify``, the runtime client) fail with it, as
+    with a store that cannot be reached, never treating it as an empty store (a
+    client with a high-water mark would call that a rollback); a first
+    ``publish`` creates the store (compiler/publish.py).
+    """
+
+
 class MissingObjectError(StorageError):
     """The version asked for is not stored (any more): exit 2, like any missing input."""
 
 
 class Store(Protocol):
-    """Where signed bundles live: one immutable envelope object per target and version."""
+    """Where signed bundles live: one immutable envelope object per target and version.
+
+    Every read (``targets``, ``versions``, ``listing``, ``read*``) raises
+    :class:`NoStoreError` when the store itself does not exist (a ``file://``
+    directory), or :class:`StorageError` when it cannot be reached (an S3
+    bucket that does not exist): never the answer of an empty store.
+    """
 
     @property
     def url(self) -> str:

@@ -38,6 +38,7 @@ from compiler.storage.base import (
     CorruptObjectError,
     Listing,
     MissingObjectError,
+    NoStoreError,
     check_target,
     delta_object_name,
     is_target,
@@ -71,9 +72,8 @@ class FileStore:
     def targets(self) -> list[str]:
         try:
             names = sorted(os.listdir(self._root))
-        except FileNotFoundError:
-            return []
         except OSError as e:
+            self._check_root()
             raise StorageError(f"{self._url}: cannot list the store: {e}") from e
         return [n for n in names if is_target(n) and self._published(n)]
 
@@ -89,8 +89,10 @@ class FileStore:
         try:
             names = os.listdir(directory)
         except FileNotFoundError:
+            self._check_root()
             return Listing(versions=(), pointer=False, strays=())
         except NotADirectoryError as e:  # a file or FIFO named as the target: not something publish makes
+            self._check_root()
             raise CorruptObjectError(f"{self._url}: {target}: is not a directory; refusing to read it") from e
         except OSError as e:
             raise StorageError(f"{self._url}: cannot list {target}: {e}") from e
@@ -100,18 +102,17 @@ class FileStore:
         path = self._root / check_target(target) / version_object_name(version)
         where = f"{self._url}: {target} version {version}"
         try:
-            return _read_bounded(path, MAX_ENVELOPE_BYTES, where=where)
-        except FileNotFoundError as e:
-            raise MissingObjectError(f"{self._url}: {target} has no version {version}") from e
+            data = self._read_object(path, MAX_ENVELOPE_BYTES, where=where)
         except OSError as e:
             raise StorageError(f"{where}: cannot read: {e}") from e
+        if data is None:
+            raise MissingObjectError(f"{self._url}: {target} has no version {version}")
+        return data
 
     def read_pointer(self, target: str) -> bytes | None:
         path = self._root / check_target(target) / POINTER_OBJECT_NAME
         try:
-            return _read_bounded(path, MAX_POINTER_BYTES, where=f"{self._url}: {target} pointer")
-        except FileNotFoundError:
-            return None
+            return self._read_object(path, MAX_POINTER_BYTES, where=f"{self._url}: {target} pointer")
         except OSError as e:
             raise StorageError(f"{self._url}: cannot read the pointer of {target}: {e}") from e
 
@@ -132,9 +133,7 @@ class FileStore:
     def read_delta(self, target: str, version: int) -> bytes | None:
         path = self._root / DELTA_DIR / check_target(target) / delta_object_name(version)
         try:
-            return _read_bounded(path, MAX_DELTA_BYTES, where=f"{self._url}: {target} version {version} delta")
-        except FileNotFoundError:
-            return None
+            return self._read_object(path, MAX_DELTA_BYTES, where=f"{self._url}: {target} version {version} delta")
         except OSError as e:
             raise StorageError(f"{self._url}: cannot read the delta of {target} version {version}: {e}") from e
 
@@ -170,6 +169,33 @@ class FileStore:
                 return True
         except OSError as e:
             raise StorageError(f"{self._url}: cannot write the pointer of {target}: {e}") from e
+
+    def _read_object(self, path: Path, limit: int, *, where: str) -> bytes | None:
+        """:func:`_read_bounded`, or None when ``path`` does not exist in a store that does."""
+        try:
+            return _read_bounded(path, limit, where=where)
+        except FileNotFoundError:
+            self._check_root()
+            return None
+        except CorruptObjectError:
+            self._check_root()  # a root that is a file fails like a target that is one
+            raise
+
+    def _check_root(self) -> None:
+        """Nothing if the store's root is a directory (following symlinks).
+
+        Called when a read finds nothing: a missing root is not an empty store
+        (a reader with a mark would call it a rollback), it is no store.
+
+        Raises:
+            NoStoreError: the root does not exist (a first publish creates it).
+            StorageError: the root is not a directory.
+        """
+        if self._root.is_dir():
+            return
+        if not self._root.exists():
+            raise NoStoreError(f"{self._url}: no store at {self._root} (the directory does not exist)")
+        raise StorageError(f"{self._url}: no store at {self._root} (it is not a directory)")
 
     def _make_dirs(self, directory: Path) -> None:
         fresh = not directory.is_dir()

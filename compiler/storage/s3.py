@@ -84,7 +84,7 @@ class S3Store:
                     if is_target(name):
                         names.append(name)
         except _BotoError as e:
-            raise StorageError(f"{self._url}: cannot list the store: {e}") from e
+            raise self._failed(e, "cannot list the store") from e
         return sorted(n for n in names if self._published(n))
 
     @property
@@ -111,7 +111,7 @@ class S3Store:
                 # "prefix/prod/x/..." is not something a target holds either
                 names += [common.get("Prefix", "")[len(prefix) :] for common in page.get("CommonPrefixes", [])]
         except _BotoError as e:
-            raise StorageError(f"{self._url}: cannot list {target}: {e}") from e
+            raise self._failed(e, f"cannot list {target}") from e
         return sort_names(names)
 
     def read(self, target: str, version: int) -> bytes:
@@ -180,7 +180,7 @@ class S3Store:
         except botocore.exceptions.ClientError as e:
             if _code(e) in _MISSING:
                 return None
-            raise StorageError(f"{self._url}: cannot read {where}: {e}") from e
+            raise self._failed(e, f"cannot read {where}") from e
         except botocore.exceptions.BotoCoreError as e:
             raise StorageError(f"{self._url}: cannot read {where}: {e}") from e
         if len(data) > limit:
@@ -200,10 +200,17 @@ class S3Store:
         except botocore.exceptions.ClientError as e:
             if _code(e) in _CLAIM_LOST:
                 return False
-            raise StorageError(f"{self._url}: cannot write {target} version {version}: {e}") from e
+            raise self._failed(e, f"cannot write {target} version {version}") from e
         except botocore.exceptions.BotoCoreError as e:
             raise StorageError(f"{self._url}: cannot write {target} version {version}: {e}") from e
         return True
+
+    def _failed(self, e: Exception, doing: str) -> StorageError:
+        """The error for ``e``: one line naming the bucket when it does not exist, else ``doing: e``."""
+        if isinstance(e, botocore.exceptions.ClientError) and _code(e) == "NoSuchBucket":
+            # not "nothing published": a mistyped or deleted bucket is a store that is not there
+            return StorageError(f"{self._url}: no such bucket {self._bucket} (the bucket does not exist)")
+        return StorageError(f"{self._url}: {doing}: {e}")
 
     def _key(self, target: str, version: int) -> str:
         return f"{self._prefix}{check_target(target)}/{version_object_name(version)}"
@@ -241,7 +248,7 @@ class S3Store:
             else:
                 raise StorageError(refusal)
         except _BotoError as e:
-            raise StorageError(f"{self._url}: cannot write the conditional-write probe {key}: {e}") from e
+            raise self._failed(e, f"cannot write the conditional-write probe {key}") from e
         finally:
             with contextlib.suppress(*_BotoError):
                 self._s3.delete_object(Bucket=self._bucket, Key=key)

@@ -98,7 +98,7 @@ def test_reads_masks_and_opens(published: Published, tmp_path: Path) -> None:
     [
         ("/v1/targets/dev/config", 404, "target 'dev' is not served by this agent"),
         ("/v1/targets/prod/config/nope.x", 400, "unknown module 'nope'"),
-        ("/v1/targets/prod/config/inference-engine.model.nope", 404, "inference-engine$.model.nope: no such value"),
+        ("/v1/targets/prod/config/inference-engine.model.nope", 404, ": inference-engine$.model.nope: no value"),
         ("/v1/targets/prod/config/../../etc/passwd", 400, "'..' and '.' segments are not part of a config path"),
         ("/v1/targets/prod/config/inference-engine/../x", 400, "'..' and '.' segments are not part of a config path"),
         ("/v1/targets/prod/config?secret=true", 400, "the only query parameter is secrets=true|false"),

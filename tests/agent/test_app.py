@@ -125,7 +125,7 @@ def test_value_reads_etags_and_errors(tmp_path: Path, caplog: pytest.LogCaptureF
         assert r.json() == ["<secret>", "a"]
         assert c.get("/v1/targets/prod/config/m.x", headers={"If-None-Match": r.headers["etag"]}).status_code == 304
         assert c.get("/v1/targets/prod/config/m.x", headers={"If-None-Match": "*"}).status_code == 304
-        assert c.get("/v1/targets/prod/config/m.nope").json() == {"error": "m$.nope: no such value"}
+        assert c.get("/v1/targets/prod/config/m.nope").json() == {"error": "prod version 1: m$.nope: no value"}
         assert c.get("/v1/targets/prod/config/m[").status_code == 400
         assert c.delete("/v1/targets/prod/config").json() == {"error": "DELETE is not allowed here: use GET"}
         opened = c.get("/v1/targets/prod/config/m.pw?secrets=true", headers={"Authorization": f"Bearer {SECRETS}"})

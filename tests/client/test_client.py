@@ -180,6 +180,7 @@ def test_bad_arguments_are_refused_with_one_line(tmp_path: Path) -> None:
 
 
 def test_nothing_published_is_a_fetch_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()  # a store with nothing in it (a missing one is no store)
     client = ConfigClient(f"file://{tmp_path / 'empty'}", "prod", [TRUSTED])
     with pytest.raises(LlmccError, match="nothing published for prod"):
         client.refresh()

@@ -356,7 +356,8 @@ def test_explain_hides_secret_values(tmp_path: Path, capsys: pytest.CaptureFixtu
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["prod", "engine.nope"], "llmcc: no value at $.nope in this target"),
+        (["prod", "engine.nope"], "llmcc: prod: engine$.nope: no value in this target"),
+        (["prod@acme", "engine.model.nope.x"], "llmcc: prod@acme: engine$.model.nope: no value in this target"),
         (["prod", "nope.x"], "llmcc: unknown module 'nope'; modules: engine"),
         (
             ["qa", "engine.region"],

@@ -413,3 +413,44 @@ def test_the_credential_patterns_are_detect_secrets_own() -> None:
     namespace: dict[str, object] = {}
     exec(dump_patterns(library), namespace)  # noqa: S102 - our own generated text, round-tripped
     assert namespace["PATTERNS"] == PATTERNS
+
+
+@pytest.mark.parametrize(
+    ("rel", "text"),
+    [
+        # a flow mapping never closed: not YAML, and the key is still in the text git takes
+        ("environments/dev.yaml", "modules: {inference-engine: {api_key: {value}  # {canary}\n"),
+        ("environments/prod.secrets.sops.yaml", "modules: [\napi_key: {value}  # {canary}\n"),
+        ("templates/api-gateway.yaml", "a: b: {value}  # {canary}\n"),
+    ],
+)
+def test_the_guard_scans_the_text_of_a_file_that_is_not_yaml(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str], rel: str, text: str
+) -> None:
+    """The key on a line that breaks the YAML is reported at file:line, next to the YAML error."""
+    value = SECRETS["anthropic"][0]()
+    example_repo.write(rel, text.replace("{value}", value).replace("{canary}", new_canary()))
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "{value}" in t)
+    code, out, err = run(capsys, example_repo.path, "hook", "secrets-guard", rel)
+    assert (code, out) == (2, "")  # an input error, as validate: the highest code wins
+    assert f"{rel}:{line}:" in err, err
+    assert ": Anthropic API key: credential in plaintext" in err
+    assert f"llmcc: {rel}:" in err  # the YAML error, file:line
+    assert err.splitlines()[-1] == "llmcc: secrets-guard FAILED: 1 finding, 1 input error in 1 file"
+    assert value not in err
+    # the validate hook reports both too
+    code, _, err = run(capsys, example_repo.path, "hook", "validate", rel)
+    assert code == 2
+    assert "Anthropic API key" in err
+    assert value not in err
+    (example_repo.path / rel).unlink()  # the canary leaves no plaintext file behind
+
+
+def test_a_file_that_is_not_yaml_and_holds_nothing_is_an_input_error(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example_repo.write("environments/dev.yaml", "modules: [\n")
+    code, out, err = run(capsys, example_repo.path, "hook", "secrets-guard", "environments/dev.yaml")
+    assert (code, out) == (2, "")
+    assert err.startswith("llmcc: environments/dev.yaml:")
+    assert err.splitlines()[-1] == "llmcc: secrets-guard FAILED: 0 findings, 1 input error in 1 file"

@@ -147,7 +147,7 @@ def test_secret_reader_refuses_non_secrets(repo: Path, age_keys: AgeKeys, plain:
     )
     with pytest.raises(SecretsError, match=r"data-pipeline\$\.db\.host: not an encrypted secret field"):
         reader.secret("data-pipeline.db.host")
-    with pytest.raises(SecretsError, match="no such field"):
+    with pytest.raises(SecretsError, match=r"^prod: data-pipeline\$\.db\.nope: no value in the bundle$"):
         reader.secret("data-pipeline.db.nope")
     with pytest.raises(SecretsError, match="unknown module 'nope'; modules: data-pipeline, inference-engine"):
         reader.secret("nope")

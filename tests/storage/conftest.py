@@ -68,6 +68,7 @@ def _oci_spec(registry: Service, tmp_path: Path) -> StoreSpec:
 def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSpec:
     """An empty store on each backend in turn."""
     if request.param == "file":
+        (tmp_path / "store").mkdir()  # empty, like the bucket and the repository (a missing one is no store)
         return StoreSpec(kind="file", path=str(tmp_path / "store"))
     if request.param == "s3":
         request.getfixturevalue("fake_aws")

@@ -188,6 +188,11 @@ def test_usage_problems(
     (tmp_path / "empty").mkdir()
     assert llmcc(root, "verify", "--store", f"file://{tmp_path / 'empty'}", *flags[2:]) == 3
     assert "no published bundles to verify" in capsys.readouterr().err
+    # a store that does not exist is not an empty one: exit 2, the same line for every reader
+    gone = tmp_path / "nonexistent"
+    for argv in (["verify"], ["pull", "prod"], ["verify", "--target", "prod"]):
+        assert llmcc(root, *argv, "--store", f"file://{gone}", *flags[2:]) == 2
+        assert capsys.readouterr().err == f"llmcc: file://{gone}: no store at {gone} (the directory does not exist)\n"
     bare = make_body("dev")
     del bare["modules"]
     publish_target(store, "dev", bare, keypair.signer)

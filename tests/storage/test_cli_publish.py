@@ -120,6 +120,9 @@ def test_an_unwritable_events_file_stops_publish_before_anything_is_published(
 
 def test_refresh_pointer_re_signs_every_published_target(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
     signing = ["--signing-key", "keys/demo-signing.pem"]
+    assert llmcc(example, "publish", "--refresh-pointer", *signing) == 2  # no store yet
+    assert capsys.readouterr().err.endswith("(the directory does not exist)\n")
+    (example / ".llmcc" / "store").mkdir(parents=True)
     assert llmcc(example, "publish", "--refresh-pointer", *signing) == 3
     assert capsys.readouterr().err.endswith(": nothing published, so no pointer to refresh\n")
     assert llmcc(example, "publish", *signing, "--target", "prod", "--target", "dev") == 0

@@ -89,6 +89,7 @@ def test_a_registry_sending_deep_json_is_refused(deep_registry: str, tmp_path: P
 
 
 def test_a_file_store_delta_is_read_bounded(tmp_path: Path) -> None:
+    (tmp_path / "store").mkdir()
     store = FileStore(tmp_path / "store")
     assert store.read_delta("prod", 2) is None
     assert store.create_delta("prod", 2, b"{}")

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from compiler.errors import StorageError
+from compiler.publish import publish_target
 from compiler.storage import open_store
-from compiler.storage.base import parse_version_object_name, version_object_name
+from compiler.storage.base import NoStoreError, parse_version_object_name, version_object_name
 from compiler.storage.file import FileStore
+from tests.storage._support import make_body, new_keypair
 
 
 @pytest.fixture
@@ -87,6 +90,7 @@ def test_version_object_names() -> None:
 
 def test_missing_and_unreadable(root: Path, tmp_path: Path) -> None:
     store = FileStore(root)
+    root.mkdir()
     assert store.targets() == []
     with pytest.raises(StorageError, match="prod has no version 1"):
         store.read("prod", 1)
@@ -97,8 +101,40 @@ def test_missing_and_unreadable(root: Path, tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(StorageError, match="cannot write prod version 1"):
         blocked.create("prod", 1, b"x")
-    with pytest.raises(StorageError, match="cannot list the store"):
+    with pytest.raises(StorageError, match=r"no store at .*/file \(it is not a directory\)$"):
         blocked.targets()
+
+
+def _reads(store: FileStore) -> list[Callable[[], object]]:
+    return [
+        store.targets,
+        lambda: store.versions("prod"),
+        lambda: store.listing("prod"),
+        lambda: store.read("prod", 1),
+        lambda: store.read_pointer("prod"),
+        lambda: store.read_delta("prod", 2),
+    ]
+
+
+def test_a_store_that_does_not_exist_is_no_store_until_published(root: Path, tmp_path: Path) -> None:
+    """Not an empty store: a reader with a mark would call that a rollback. A publish creates it."""
+    store = FileStore(root)
+    for read in _reads(store):
+        with pytest.raises(NoStoreError) as caught:
+            read()
+        assert str(caught.value) == f"file://{root}: no store at {root} (the directory does not exist)"
+    (tmp_path / "file").write_text("not a directory")
+    for read in _reads(FileStore(tmp_path / "file")):
+        with pytest.raises(StorageError) as refused:
+            read()
+        assert type(refused.value) is StorageError  # exit 2, not a corrupt store (3) nor a missing one
+        assert str(refused.value).endswith(f"no store at {tmp_path / 'file'} (it is not a directory)")
+    signer = new_keypair().signer
+    assert publish_target(store, "prod", make_body(), signer).version == 1
+    assert store.targets() == ["prod"]
+    assert store.read_delta("prod", 2) is None
+    with pytest.raises(StorageError, match="prod has no version 2"):
+        store.read("prod", 2)
 
 
 def test_open_store_resolves_relative_paths_against_the_repository(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import boto3
 import pytest
@@ -14,6 +15,7 @@ from compiler.publish import publish_target
 from compiler.storage import open_store
 from compiler.storage.s3 import S3Store
 from tests.services import Service
+from tests.storage._cli import llmcc
 from tests.storage._support import KeyPair, StoreSpec, make_body
 
 
@@ -114,11 +116,12 @@ def test_errors_are_storage_errors(s3_spec: StoreSpec, monkeypatch: pytest.Monke
     with pytest.raises(StorageError, match="prod has no version 1"):
         store.read("prod", 1)
     missing = S3Store("no-such-bucket-here", "x", endpoint_url=s3_spec.endpoint_url)
-    for call in (missing.targets, lambda: missing.versions("prod"), lambda: missing.read("prod", 1)):
-        with pytest.raises(StorageError, match=r"NoSuchBucket|no version"):
+    gone = "s3://no-such-bucket-here/x/: no such bucket no-such-bucket-here (the bucket does not exist)"
+    reads = (missing.targets, lambda: missing.versions("prod"), lambda: missing.read("prod", 1))
+    for call in (*reads, lambda: missing.read_pointer("prod"), lambda: missing.create("prod", 1, b"x")):
+        with pytest.raises(StorageError) as caught:
             call()
-    with pytest.raises(StorageError, match="conditional-write probe"):
-        missing.create("prod", 1, b"x")
+        assert str(caught.value) == gone  # not "nothing published", not a boto sentence
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     closed = S3Store("bucket", "", endpoint_url="http://127.0.0.1:9")
     with pytest.raises(StorageError, match="cannot list"):
@@ -134,3 +137,15 @@ def test_open_store_s3_url(s3_spec: StoreSpec, tmp_path: object) -> None:
     assert s3_spec.open().read("prod", 1) == b"x"
     with pytest.raises(StorageError, match="no bucket"):
         open_store("s3:///prefix", root=tmp_path)  # type: ignore[arg-type]
+
+
+def test_pull_and_verify_name_a_bucket_that_does_not_exist(
+    s3_spec: StoreSpec, keypair: KeyPair, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keypair.write(tmp_path / "keys", "ci")
+    flags = ["--store", "s3://no-such-bucket-here/bundles", "--endpoint-url", s3_spec.endpoint_url]
+    for argv in (["pull", "prod"], ["verify"]):
+        assert llmcc(tmp_path, *argv, *flags, "--trusted-key", "keys/ci.pub") == 2
+        assert capsys.readouterr().err == (
+            "llmcc: s3://no-such-bucket-here/bundles: no such bucket no-such-bucket-here (the bucket does not exist)\n"
+        )
