@@ -6,11 +6,14 @@ keys (cryptography, pyrage). The rest comes with extras (pyproject.toml):
 
 - ``cli``: everything ``llmcc`` needs to compile, validate and publish
   (pydantic, ruamel.yaml, Jinja, jsonschema-rs, GitPython, CEL, sops, ...);
+- ``agent``: the ``llmcc agent`` sidecar's server (uvicorn, Starlette,
+  prometheus_client), on top of ``cli``;
 - ``s3``: the S3 store (boto3); ``kms``: the AWS KMS key provider (boto3);
   ``vault``: the Vault transit key provider (hvac).
 
 Where such a package is imported lazily, a missing one becomes one line naming
-the extra to install (exit 2), never a traceback (issue 11, install footprint).
+every extra the command needs (exit 2), never a traceback, and never one extra
+now and the next after it is installed (issue 11, install footprint).
 A leaf module: standard library only.
 """
 
@@ -49,14 +52,21 @@ AWS_PACKAGES = frozenset({"boto3", "botocore", "s3transfer", "jmespath"})
 VAULT_PACKAGES = frozenset({"hvac", "requests"})
 
 
-def install_hint(extra: str) -> str:
-    """``pip install 'llm-config-compiler[cli]'``."""
-    return f"pip install '{DISTRIBUTION}[{extra}]'"
+def install_hint(*extras: str) -> str:
+    """``pip install 'llm-config-compiler[cli]'``; several extras in one command: ``[cli,agent]``."""
+    return f"pip install '{DISTRIBUTION}[{','.join(extras)}]'"
 
 
-def needs_extra(what: str, extra: str) -> str:
-    """The message for a missing extra: ``compile needs the cli extra: pip install '...[cli]'``."""
-    return f"{what} needs the {extra} extra: {install_hint(extra)}"
+def needs_extra(what: str, *extras: str) -> str:
+    """The one message for missing extras, naming every extra ``what`` needs, so one install is enough.
+
+    ``compile needs the cli extra: pip install '...[cli]'``;
+    ``agent needs the cli and agent extras: pip install '...[cli,agent]'``.
+    """
+    if len(extras) == 1:
+        return f"{what} needs the {extras[0]} extra: {install_hint(*extras)}"
+    names = f"{', '.join(extras[:-1])} and {extras[-1]}"
+    return f"{what} needs the {names} extras: {install_hint(*extras)}"
 
 
 def is_missing(error: ModuleNotFoundError, packages: Collection[str]) -> bool:

@@ -110,6 +110,12 @@ def build_parser(command: str | None = None, *, commands: Collection[str] | None
     return parser
 
 
+def _command_extras(command: str) -> tuple[str, ...]:
+    from compiler.cli import _commands
+
+    return _commands.extras_for(command)
+
+
 def _runtime_commands() -> frozenset[str]:
     from compiler.cli import _commands
 
@@ -134,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = _command_in(args_list)
         if command is not None and command not in _runtime_commands() and not _cli_installed():
             # command modules are light now: say it before their arguments are parsed (issue 11 extras)
-            raise LlmccError(needs_extra(command, "cli"))
+            raise LlmccError(needs_extra(command, *_command_extras(command)))
         parser = build_parser(commands=[command] if command else [])
         args = parser.parse_args(args_list)
         if args.command is None:

@@ -139,8 +139,18 @@ COMMANDS: dict[str, tuple[str, Callable[[], ModuleType]]] = {
 RUNTIME_COMMANDS = frozenset({"ci"})
 
 
+# Every extra a command needs beyond the base install (default: cli), named together when one is
+# missing, so the user installs once instead of learning the next extra after the first install.
+EXTRAS: dict[str, tuple[str, ...]] = {"agent": ("cli", "agent")}
+
+
+def extras_for(name: str) -> tuple[str, ...]:
+    """The extras command ``name`` needs: ``("cli",)``, or more (``agent``: ``("cli", "agent")``)."""
+    return EXTRAS.get(name, ("cli",))
+
+
 def _needs_cli(name: str, load: Callable[[], ModuleType]) -> Callable[[], ModuleType]:
-    """``load``, with a missing ``cli`` extra reported as one line (exit 2) instead of a traceback."""
+    """``load``, with a missing ``cli`` extra reported as one line (exit 2) naming every extra the command needs."""
 
     def guarded() -> ModuleType:
         try:
@@ -148,7 +158,7 @@ def _needs_cli(name: str, load: Callable[[], ModuleType]) -> Callable[[], Module
         except ModuleNotFoundError as e:
             if not is_missing(e, CLI_PACKAGES):
                 raise  # a bug of ours: exit 70
-            raise UsageError(needs_extra(name, "cli")) from e
+            raise UsageError(needs_extra(name, *extras_for(name))) from e
 
     return guarded
 

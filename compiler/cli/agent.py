@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from compiler.cli import Context
+from compiler.cli._commands import extras_for
 from compiler.cli._store import (
     add_store_args,
     add_trust_args,
@@ -69,8 +70,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         from compiler.agent.clientsource import ClientSource
         from compiler.agent.server import bind_tcp, bind_unix, hold_sighup, parse_listen, serve
         from compiler.client import ConfigClient
-    except ImportError as e:  # pragma: no cover - the dev install has the extra
-        raise UsageError(f"{needs_extra('agent', 'agent')} (missing {e.name})") from None
+    except ImportError as e:  # the cli extra is there (main checked): name both, as main does without it
+        if (e.name or "").partition(".")[0] == "compiler":
+            raise  # a module of ours missing is a bug (exit 70), not an extra to install
+        raise UsageError(needs_extra("agent", *extras_for("agent"))) from None
     from compiler.project import parse_target  # imported here: --help loads no pydantic or cryptography
     from compiler.storage.seen import default_state_dir
 

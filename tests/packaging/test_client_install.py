@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import _commands, main
+from compiler.extras import needs_extra
 from tests.conftest import DEMO_IDENTITY, REPO_ROOT, GitRepo
 from tests.packaging.test_runtime_tier import RUNTIME_TIER
 
@@ -170,7 +171,11 @@ def test_a_published_bundle_reads_verifies_and_decrypts_in_the_base_install(
 def test_an_llmcc_command_without_the_cli_extra_names_it(client_venv: ClientVenv, command: str) -> None:
     proc = client_venv.run(str(client_venv.path / "bin" / "llmcc"), command)
     assert (proc.returncode, proc.stdout) == (2, "")
-    assert proc.stderr == f"llmcc: {command} needs the cli extra: pip install 'llm-config-compiler[cli]'\n"
+    assert proc.stderr == f"llmcc: {needs_extra(command, *_commands.extras_for(command))}\n"
+    if command == "agent":  # every extra it needs at once, not cli now and agent after installing cli
+        assert proc.stderr == (
+            "llmcc: agent needs the cli and agent extras: pip install 'llm-config-compiler[cli,agent]'\n"
+        )
 
 
 def test_the_ci_comment_step_runs_without_the_cli_extra(client_venv: ClientVenv) -> None:

@@ -7,13 +7,14 @@ unimportable by a ``None`` entry in ``sys.modules`` (how Python blocks an import
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from compiler.cli import _commands, error_boundary
+from compiler.cli import _commands, error_boundary, main
 from compiler.errors import SecretsError, StorageError, UsageError
 from compiler.extras import CLI_PACKAGES, is_missing, needs_extra
 from compiler.secrets.kek import KekSpec, provider_for
@@ -102,3 +103,51 @@ def test_a_broken_backend_module_is_not_blamed_on_an_extra(monkeypatch: pytest.M
         provider_for(KekSpec(provider="awskms", key_id="alias/x"), None)
     with pytest.raises(ModuleNotFoundError):
         provider_for(KekSpec(provider="vault-transit", key_id="x"), None)
+
+
+AGENT_LINE = "agent needs the cli and agent extras: pip install 'llm-config-compiler[cli,agent]'"
+
+
+def test_several_extras_are_named_in_one_line_and_one_install() -> None:
+    assert needs_extra("agent", "cli", "agent") == AGENT_LINE
+    assert needs_extra("x", "cli", "s3", "vault") == (
+        "x needs the cli, s3 and vault extras: pip install 'llm-config-compiler[cli,s3,vault]'"
+    )
+
+
+def test_agent_without_the_cli_extra_names_the_agent_extra_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _block(monkeypatch, "pydantic")  # the base install: main's check before the arguments are parsed
+    assert main(["agent"]) == 2
+    assert capsys.readouterr().err == f"llmcc: {AGENT_LINE}\n"
+    assert main(["compile"]) == 2  # a command that needs only cli still names only cli
+    assert capsys.readouterr().err == "llmcc: compile needs the cli extra: pip install 'llm-config-compiler[cli]'\n"
+
+    def load() -> ModuleType:
+        raise ModuleNotFoundError("No module named 'jinja2'", name="jinja2")
+
+    with pytest.raises(UsageError, match=rf"^{re.escape(AGENT_LINE)}$"):  # found when the module loads
+        _commands._needs_cli("agent", load)()
+
+
+def test_agent_with_the_cli_extra_only_names_both_extras(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``pip install '...[cli]'`` then ``llmcc agent``: the same line as before, not a new extra to learn."""
+    agent_modules = [m for m in sys.modules if m == "compiler.agent" or m.startswith("compiler.agent.")]
+    _block(monkeypatch, "starlette", *agent_modules)
+    _block(monkeypatch, "uvicorn")
+    _block(monkeypatch, "prometheus_client")
+    argv = ["-C", str(tmp_path), "agent", "-t", "dev", "--token-file", str(tmp_path / "tokens")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"llmcc: {AGENT_LINE}\n"
+
+
+def test_agent_with_a_module_of_ours_missing_is_an_internal_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _block(monkeypatch, "compiler.agent.server")
+    argv = ["-C", str(tmp_path), "agent", "-t", "dev", "--token-file", str(tmp_path / "tokens")]
+    assert main(argv) == 70
+    assert capsys.readouterr().err.startswith("llmcc: internal error: ")
