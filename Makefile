@@ -45,7 +45,8 @@ unit: $(STAMP) services
 test: lint typecheck unit
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	bash tools/install-services.sh wrk
+	PATH="$(CURDIR)/.cache/services/usr/bin:$$PATH" $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache dist .llmcc .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache
