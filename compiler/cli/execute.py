@@ -87,21 +87,25 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     target = parse_target(args.target).name
     _, modules = read_modules(args, ctx, target, decrypt=True)  # verified, before anything runs
+    # From here until CMD ends, SIGTERM & co are remembered, then forwarded to CMD: one that
+    # comes while the --file directory is made and written stops the run before CMD starts,
+    # and the directory is still removed (no plaintext left behind by a well-timed signal).
     if not args.file:
         env = {**os.environ, **flatten(modules, prefix=args.prefix)}
-        return _run_child(command, env)
+        with _forwarding() as child:
+            return child.run(command, env)
     if args.format in ("env", "dotenv"):
         variables = flatten(modules, prefix=args.prefix)
         text = render_env(variables) if args.format == "env" else render_dotenv(variables)
     else:
         text = RENDERERS[args.format](modules)
-    with _private_dir(args.tmpdir) as directory:
+    with _forwarding() as child, _private_dir(args.tmpdir) as directory:
         path = directory / f"config.{args.format}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         argv = [str(path) if a == "{}" else a for a in command]
-        return _run_child(argv, {**os.environ, "LLMCC_CONFIG_FILE": str(path)})
+        return child.run(argv, {**os.environ, "LLMCC_CONFIG_FILE": str(path)})
 
 
 def default_tmpdir(env: dict[str, str] | os._Environ[str]) -> Path:
@@ -128,35 +132,50 @@ def _private_dir(parent: Path | None) -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _run_child(argv: Sequence[str], env: dict[str, str]) -> int:
-    """Start ``argv``, forward signals to it, wait; its exit code (128+N for signal N).
+class _Child:
+    """CMD, with the signals in ``FORWARDED`` remembered before it starts and forwarded after."""
 
-    The handlers are in place before the child starts: a signal in between is
-    remembered and sent once it runs, so nothing ends llmcc before the child and
-    the ``--file`` directory outlives neither.
-    """
-    children: list[subprocess.Popen[bytes]] = []
-    pending: list[int] = []
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.pending: list[int] = []
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        if not children:
-            pending.append(signum)
+    def forward(self, signum: int, _frame: FrameType | None) -> None:
+        if self.process is None:
+            self.pending.append(signum)
             return
         with contextlib.suppress(ProcessLookupError):
-            children[0].send_signal(signum)
+            self.process.send_signal(signum)
 
-    previous = {s: signal.signal(s, forward) for s in FORWARDED}
-    try:
+    def run(self, argv: Sequence[str], env: dict[str, str]) -> int:
+        """Start ``argv`` and wait; its exit code (128+N for signal N).
+
+        A signal that came before: nothing is started, and the code is 128+N, as if
+        CMD had started and been stopped by it.
+
+        Raises:
+            ChildStartError: CMD not found (127) or not runnable (126).
+        """
+        if self.pending:
+            return 128 + self.pending[0]
         try:
-            children.append(subprocess.Popen(argv, env=env, close_fds=True))  # the user's own command
+            self.process = subprocess.Popen(argv, env=env, close_fds=True)  # the user's own command
         except FileNotFoundError:
             raise ChildStartError(f"exec: {argv[0]}: command not found", 127) from None
         except OSError as e:
             raise ChildStartError(f"exec: {argv[0]}: cannot run: {e.strerror or e}", 126) from None
-        for signum in pending:
-            children[0].send_signal(signum)
-        code = children[0].wait()
+        for signum in self.pending:  # came while Popen ran
+            self.process.send_signal(signum)
+        code = self.process.wait()
+        return 128 - code if code < 0 else code
+
+
+@contextlib.contextmanager
+def _forwarding() -> Iterator[_Child]:
+    """Handlers for ``FORWARDED`` in place for the block (restored after): see :class:`_Child`."""
+    child = _Child()
+    previous = {s: signal.signal(s, child.forward) for s in FORWARDED}
+    try:
+        yield child
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    return 128 - code if code < 0 else code

@@ -196,3 +196,24 @@ def test_a_signal_to_exec_reaches_the_child_and_the_file_is_removed(
     proc.send_signal(sig)  # to llmcc only (its own session): it forwards
     assert proc.wait(timeout=30) == 42
     assert list(tmpdir.iterdir()) == []
+
+
+def test_a_signal_before_the_child_starts_runs_nothing_and_leaves_no_file(tmp_path: Path) -> None:
+    # The window the attacker named: SIGTERM while exec makes and writes the --file directory.
+    import os
+    import signal
+
+    from compiler.cli.execute import _forwarding, _private_dir
+
+    marker = tmp_path / "ran"
+    parent = tmp_path / "runtime"
+    parent.mkdir()
+    before = signal.getsignal(signal.SIGTERM)
+    with _forwarding() as child, _private_dir(parent) as directory:
+        (directory / "config.json").write_text('{"canary": "plaintext"}')
+        os.kill(os.getpid(), signal.SIGTERM)  # handled here, before the child exists
+        code = child.run(["touch", str(marker)], dict(os.environ))
+    assert code == 128 + signal.SIGTERM
+    assert not marker.exists()  # nothing was started
+    assert list(parent.iterdir()) == []  # the directory with the plaintext is gone
+    assert signal.getsignal(signal.SIGTERM) == before
