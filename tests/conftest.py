@@ -38,9 +38,16 @@ def _git_identity(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))  # pull's high-water marks
-    # CI: publish refuses a store inside the work tree on a CI runner; tests that mean CI set it themselves
-    for var in ("SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY", "LLMCC_SIGNING_KEY_FILE", "CI"):
+    for var in ("SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY", "LLMCC_SIGNING_KEY_FILE"):
         monkeypatch.delenv(var, raising=False)
+
+
+# CI markers: publish refuses a store inside the work tree on a CI runner (compiler/cli/_store.py
+# in_ci), and `.ci/run` runs the suite with CI=true. Cleared for the whole session, before any
+# fixture of any scope runs (a module-scoped fixture runs before a function-scoped autouse one);
+# tests that mean CI set it themselves.
+for _var in ("CI", "TF_BUILD", "JENKINS_URL"):
+    os.environ.pop(_var, None)
 
 
 _real_connect = socket.socket.connect
