@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import httpx
+from _sections import write_section  # bench/_sections.py (scripts run with bench/ on sys.path)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -296,14 +297,8 @@ def write(
         "the p99 as the agent's.",
         END,
     ]
-    section = "\n".join(lines)
     for path in (HERE / "NOTES.md", HERE / "RESULTS.md"):
-        text = path.read_text() if path.exists() else ""
-        if BEGIN in text and END in text:
-            text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-        else:
-            text = (text.rstrip() + "\n\n" if text.strip() else "") + section + "\n"
-        path.write_text(text)
+        write_section(path, "\n".join(lines), BEGIN, END)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from _sections import write_section  # bench/_sections.py (scripts run with bench/ on sys.path)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
@@ -481,15 +483,8 @@ def write_notes(
         "interval), which is what p99 shows; on this shared 2-core machine other processes ran too.",
         END,
     ]
-    section = "\n".join(lines)
     for name in ("NOTES.md", "RESULTS.md"):
-        path = HERE / name
-        text = path.read_text() if path.exists() else ""
-        if BEGIN in text and END in text:
-            text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-        else:
-            text = (text.rstrip() + "\n\n" if text.strip() else "") + section + "\n"
-        path.write_text(text)
+        write_section(HERE / name, "\n".join(lines), BEGIN, END)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _sections import write_section  # bench/_sections.py (scripts run with bench/ on sys.path)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
@@ -155,14 +157,7 @@ def measure(runs: int) -> list[str]:
 
 
 def write_notes(section: list[str]) -> None:
-    notes = HERE / "NOTES.md"
-    text = notes.read_text() if notes.exists() else ""
-    block = "\n".join([BEGIN, *section, END])
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    notes.write_text(text)
+    write_section(HERE / "NOTES.md", "\n".join([BEGIN, *section, END]), BEGIN, END)
 
 
 def main() -> int:

@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from _sections import write_section  # bench/_sections.py (scripts run with bench/ on sys.path)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORKLOAD_TOOLS = HERE / "workload"
@@ -162,14 +164,7 @@ def write_notes(
         "(only the asked module is merged, once per commit that touched the target's files).",
         END,
     ]
-    notes = HERE / "NOTES.md"
-    text = notes.read_text() if notes.exists() else ""
-    section = "\n".join(lines)
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = (text.rstrip() + "\n\n" if text.strip() else "") + section + "\n"
-    notes.write_text(text)
+    write_section(HERE / "NOTES.md", "\n".join(lines), BEGIN, END)
 
 
 if __name__ == "__main__":

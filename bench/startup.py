@@ -26,6 +26,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from _sections import write_section  # bench/_sections.py (scripts run with bench/ on sys.path)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BEGIN, END = "<!-- startup:begin -->", "<!-- startup:end -->"
@@ -127,18 +129,8 @@ def write_notes(rows: list[tuple[str, float, float | None, int]], runs: int) -> 
         END,
     ]
     section = "\n".join(lines)
-    for name in ("NOTES.md", "RESULTS.md"):  # RESULTS.md: this section refreshed when it is there
-        path = HERE / name
-        text = path.read_text() if path.exists() else ""
-        if BEGIN in text and END in text:
-            text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-        elif name == "NOTES.md":
-            text = (text.rstrip() + "\n\n" if text.strip() else "") + section + "\n"
-        elif path.exists():
-            text = text.rstrip() + "\n\n" + section + "\n"
-        else:
-            continue
-        path.write_text(text)
+    write_section(HERE / "NOTES.md", section, BEGIN, END)
+    write_section(HERE / "RESULTS.md", section, BEGIN, END, create=False)  # refreshed when it is there
 
 
 if __name__ == "__main__":
