@@ -49,6 +49,18 @@ def add_state_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_reader_args(p: argparse.ArgumentParser, *, identity_for: str) -> None:
+    """What a command that reads and opens published bundles takes: trust, state, identity (pull, exec)."""
+    add_trust_args(p)
+    add_state_args(p)
+    p.add_argument(
+        "--identity",
+        metavar="FILE",
+        type=Path,
+        help=f"age identity file {identity_for} (default: SOPS_AGE_KEY_FILE, SOPS_AGE_KEY)",
+    )
+
+
 def seen_file(args: argparse.Namespace, root: Path, store: Store) -> SeenFile:
     """The high-water marks this reader keeps for ``store``."""
     from compiler.storage.seen import SeenFile, default_state_dir

@@ -36,7 +36,7 @@ from pathlib import Path
 from types import FrameType
 
 from compiler.cli import Context
-from compiler.cli._store import add_state_args, add_store_args, add_trust_args
+from compiler.cli._store import add_reader_args, add_store_args
 from compiler.cli.pull import read_modules
 from compiler.errors import LlmccError, UsageError
 from compiler.exports import FORMATS, RENDERERS, flatten, render_dotenv, render_env
@@ -56,14 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--target", required=True, metavar="TARGET", help="the target, e.g. prod or prod@acme")
     add_store_args(p)
     p.add_argument("--version", type=int, metavar="N", help="this version (default: the latest)")
-    add_trust_args(p)
-    add_state_args(p)
-    p.add_argument(
-        "--identity",
-        metavar="FILE",
-        type=Path,
-        help="age identity file for the secrets (default: SOPS_AGE_KEY_FILE, SOPS_AGE_KEY)",
-    )
+    add_reader_args(p, identity_for="for the secrets")
     p.add_argument("--prefix", default="", metavar="P", help="put P before every variable name")
     p.add_argument(
         "--file",

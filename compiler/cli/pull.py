@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING
 
 from compiler.cli._context import Context
 from compiler.cli._store import (
-    add_state_args,
+    add_reader_args,
     add_store_args,
-    add_trust_args,
     load_keyring,
     open_store_from,
     read_project,
@@ -58,14 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --decrypt: write FILE even where git can commit it (in a work tree, not ignored); warns",
     )
-    add_trust_args(p)
-    add_state_args(p)
-    p.add_argument(
-        "--identity",
-        metavar="FILE",
-        type=Path,
-        help="age identity file for --decrypt (default: SOPS_AGE_KEY_FILE, SOPS_AGE_KEY)",
-    )
+    add_reader_args(p, identity_for="for --decrypt")
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
