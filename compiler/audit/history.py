@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from compiler.audit.revisions import CommitInfo, log_commits, resolve_commit
+from compiler.compile.repository import SCHEMAS, TEMPLATES, Repository
 from compiler.diagnostics import plural
 from compiler.diff.masking import Masked, SecretDigest
 from compiler.diff.snapshot import ABSENT, Absent, lookup, snapshot_module
@@ -30,7 +31,6 @@ from compiler.errors import LlmccError, UsageError
 from compiler.jsonpath import Query, format_path
 from compiler.load.layers import resolve_layers
 from compiler.project import MANIFEST, Target
-from compiler.repository import SCHEMAS, TEMPLATES, Repository
 
 Kind = Literal["introduced", "changed", "removed"]
 RepoOpener = Callable[[str], Repository]  # full commit id -> the repository at that commit

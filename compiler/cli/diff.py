@@ -20,9 +20,9 @@ from compiler.cli._repo import add_identity_arg, identities, open_tree
 from compiler.errors import UsageError
 
 if TYPE_CHECKING:
+    from compiler.compile.repository import Repository
+    from compiler.compile.sharing import ParseCache
     from compiler.diff.compute import FileIds, Side
-    from compiler.diff.sharing import ParseCache
-    from compiler.repository import Repository
     from compiler.secrets.identity import Identities
     from compiler.sources.base import SourceTree
 
@@ -57,9 +57,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     import sys
 
     from compiler.audit.revisions import default_base, merge_base, resolve_commit
+    from compiler.compile.sharing import ParseCache
     from compiler.diff.compute import compute_diff
     from compiler.diff.render import render_json, render_markdown, render_text
-    from compiler.diff.sharing import ParseCache
 
     ids = identities(args)
     cache = ParseCache()
@@ -141,7 +141,7 @@ def _worktree_side(ctx: Context, cache: ParseCache, ids: Identities) -> Side:
 
 
 def _repository(tree: SourceTree, files: FileIds, cache: ParseCache, ids: Identities) -> Repository:
-    from compiler.diff.sharing import SharingRepository
+    from compiler.compile.sharing import SharingRepository
     from compiler.secrets.sources import SopsOpener
 
     opener = SopsOpener(ids if ids else None)

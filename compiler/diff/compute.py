@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from compiler.compile.pipeline import CompileResult, compile_target
+from compiler.compile.repository import SCHEMAS, TEMPLATES, Repository
 from compiler.diff.masking import Masked, SecretDigest, mask_secrets, sops_paths
 from compiler.diff.structural import ChangePath, Kind, Memo, diff_values, format_change_path
 from compiler.errors import InputError, UsageError
 from compiler.jsonpath import JsonPath
 from compiler.load.layers import resolve_layers
-from compiler.pipeline import CompileResult, compile_target
 from compiler.project import MANIFEST, Target, parse_target
-from compiler.repository import SCHEMAS, TEMPLATES, Repository
 from compiler.secrets.access import ReaderChange, Role, data_key_changes, reader_changes, target_readers
 from compiler.secrets.keyfile import key_file_path
 

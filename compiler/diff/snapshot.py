@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
+from compiler.compile.pipeline import load_stack, merge_module
+from compiler.compile.repository import Repository
 from compiler.diff.masking import Masked, SecretDigest, mask_secrets, sops_paths
 from compiler.jsonpath import Query, Segment, select
-from compiler.pipeline import load_stack, merge_module
 from compiler.project import Target
 from compiler.render.jinja import Renderer
-from compiler.repository import Repository
 from compiler.validate.secretwalk import secret_paths
 
 

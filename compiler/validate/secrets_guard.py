@@ -20,8 +20,8 @@ from compiler.secrets.sources import unencrypted_leaves
 from compiler.validate.secretwalk import schema_has_secrets, secret_paths
 
 if TYPE_CHECKING:
-    from compiler.pipeline import TargetStack
-    from compiler.repository import LayerDoc, Repository
+    from compiler.compile.pipeline import TargetStack
+    from compiler.compile.repository import LayerDoc, Repository
 
 MESSAGE = "secret in plaintext: the value of a field marked x-secret must come from a *.secrets.sops.yaml file"
 

@@ -23,13 +23,13 @@ from pathlib import Path
 from compiler import fileops
 from compiler.bundle.canonical import EncodingCache, canonical_json
 from compiler.bundle.model import build_body
+from compiler.compile.pipeline import CompileResult, compile_target, env_base
+from compiler.compile.repository import Repository
 from compiler.diagnostics import Diagnostic, sort_diagnostics
 from compiler.errors import InputError, LlmccError
 from compiler.jsonpath import JsonPath
 from compiler.jsontypes import JSONObject, JSONValue
-from compiler.pipeline import CompileResult, compile_target, env_base
 from compiler.project import Target
-from compiler.repository import Repository
 from compiler.sources.base import SourceInfo
 
 PARALLEL_MIN_TARGETS = 8

@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.compile.repository import SCHEMA_SUFFIX, SCHEMAS, TEMPLATES, LayerDoc, Repository, SecretsOpener
 from compiler.load.layers import LayerRef
 from compiler.render.jinja import TemplatePlan
-from compiler.repository import SCHEMA_SUFFIX, SCHEMAS, TEMPLATES, LayerDoc, Repository, SecretsOpener
 from compiler.sources.base import SourceTree
 from compiler.validate.schema import ModuleSchema
 

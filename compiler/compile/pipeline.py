@@ -12,15 +12,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from compiler import provenance
+from compiler.compile.inherit import Reach, changed_variables, inherit_module
+from compiler.compile.repository import LayerDoc, Repository
 from compiler.diagnostics import Diagnostic, sort_diagnostics
-from compiler.inherit import Reach, changed_variables, inherit_module
 from compiler.jsonpath import JsonPath
 from compiler.load.layers import resolve_layers
 from compiler.load.yaml import Value
 from compiler.merge import merge_layers, merge_value, strip_tags
 from compiler.project import Target
 from compiler.render.jinja import Renderer
-from compiler.repository import LayerDoc, Repository
 from compiler.validate import literal_jinja, placeholders, secrets_guard
 from compiler.validate.secretwalk import secret_paths
 
@@ -143,7 +143,7 @@ def compile_target(repo: Repository, target: Target, *, validate: bool = True, i
     """Render, merge and (optionally) validate every module of ``target``.
 
     With ``inherit`` a tenant target starts from its environment's merged
-    modules (``compiler.inherit``); the result is the same either way.
+    modules (``compiler.compile.inherit``); the result is the same either way.
     """
     stack = load_stack(repo, target)
     renderer = Renderer(stack.variables, repo.render_cache)
