@@ -17,8 +17,8 @@ from compiler.load.yaml import Document, Tagged, Value
 from compiler.render.jinja import Renderer
 
 if TYPE_CHECKING:
-    from compiler.compile.pipeline import TargetStack
     from compiler.compile.repository import Repository
+    from compiler.compile.types import TargetStack
     from compiler.render.jinja import TemplatePlan
 
 Kind = Literal["set", "override", "append", "prepend", "delete", "template", "variable"]

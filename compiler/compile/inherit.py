@@ -25,8 +25,8 @@ from compiler.load.yaml import Tagged, Value
 from compiler.merge import merge_layers
 
 if TYPE_CHECKING:
-    from compiler.compile.pipeline import TargetStack
     from compiler.compile.repository import Repository
+    from compiler.compile.types import TargetStack
     from compiler.render.jinja import Renderer, TemplatePlan
 
 Reach = Literal["free", "hidden", "complex"]
