@@ -30,12 +30,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
+from compiler.compile.repository import TEMPLATES, Repository
 from compiler.diagnostics import Diagnostic, Origin, Severity
 from compiler.errors import LlmccError, TooLargeError
 from compiler.load.layers import ENVIRONMENTS
 from compiler.load.yaml import MAX_FILE_BYTES, Document, Tagged, Value, load_document
 from compiler.project import AllowedFile
-from compiler.repository import TEMPLATES, Repository
 from compiler.secrets.envelope import is_enc
 from compiler.secrets.sops import is_sops_document
 from compiler.secrets.sources import unencrypted_leaves

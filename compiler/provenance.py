@@ -17,9 +17,9 @@ from compiler.load.yaml import Document, Tagged, Value
 from compiler.render.jinja import Renderer
 
 if TYPE_CHECKING:
-    from compiler.pipeline import TargetStack
+    from compiler.compile.repository import Repository
+    from compiler.compile.types import TargetStack
     from compiler.render.jinja import TemplatePlan
-    from compiler.repository import Repository
 
 Kind = Literal["set", "override", "append", "prepend", "delete", "template", "variable"]
 

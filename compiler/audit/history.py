@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Literal
 
 from compiler.audit.revisions import CommitInfo, log_commits, resolve_commit
+from compiler.compile.pipeline import CompileCaches
+from compiler.compile.repository import SCHEMAS, TEMPLATES, Repository
 from compiler.diagnostics import plural
 from compiler.diff.masking import Masked, SecretDigest
 from compiler.diff.snapshot import ABSENT, Absent, lookup, snapshot_module
@@ -30,7 +32,7 @@ from compiler.errors import LlmccError, UsageError
 from compiler.jsonpath import Query, format_path
 from compiler.load.layers import resolve_layers
 from compiler.project import MANIFEST, Target
-from compiler.repository import SCHEMAS, TEMPLATES, Repository
+from compiler.render.jinja import RenderCache
 
 Kind = Literal["introduced", "changed", "removed"]
 RepoOpener = Callable[[str], Repository]  # full commit id -> the repository at that commit
@@ -90,6 +92,7 @@ def value_history(
     if module not in repo.modules:
         raise UsageError(f"unknown module {module!r}; modules: {', '.join(repo.modules)}")
     cache = {} if cache is None else cache
+    render: RenderCache = {}  # rendered scalars: keyed by expression and variable values, so shared by every commit
     commits = log_commits(root, head, input_paths(root, head, target, module, open_repo))
     states: list[tuple[CommitInfo, Masked | Absent]] = []
     skipped: list[tuple[CommitInfo, str]] = []
@@ -99,7 +102,7 @@ def value_history(
         if progress:
             progress(f"[{n}/{len(commits)}] {commit.short}")
         try:
-            state = _module_at(commit.sha, target, module, open_repo, key, cache)
+            state = _module_at(commit.sha, target, module, open_repo, key, cache, render)
         except LlmccError as e:
             skipped.append((commit, str(e)))
             continue
@@ -141,11 +144,11 @@ def input_paths(root: Path, head: str, target: Target, module: str, open_repo: R
 
 
 def _module_at(
-    sha: str, target: Target, module: str, open_repo: RepoOpener, key: bytes, cache: HistoryCache
+    sha: str, target: Target, module: str, open_repo: RepoOpener, key: bytes, cache: HistoryCache, render: RenderCache
 ) -> Masked | Absent:
     k = (sha, target.name, module)
     if k not in cache:
-        cache[k] = snapshot_module(open_repo(sha), target, module, key)
+        cache[k] = snapshot_module(open_repo(sha), target, module, key, CompileCaches(render=render))
     return cache[k]
 
 

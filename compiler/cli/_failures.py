@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from compiler.build import TargetOutcome, iter_diagnostics
+from compiler.compile.build import TargetOutcome, iter_diagnostics
 from compiler.diagnostics import Severity, plural
 from compiler.errors import ConfigCheckError, LlmccError
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from compiler.cli._context import MANIFEST, Context
 
 if TYPE_CHECKING:
-    from compiler.repository import Repository
+    from compiler.compile.repository import Repository
     from compiler.secrets.identity import Identities
     from compiler.sources.base import SourceInfo, SourceTree
 
@@ -74,8 +74,8 @@ def open_repository(
 ) -> tuple[Repository, SourceInfo | None, Identities]:
     """The repository at ``--rev`` (or the working tree), with SOPS layers decrypted when an
     identity is at hand; ``need_secrets`` makes a missing identity an error at the first SOPS file."""
+    from compiler.compile.repository import Repository
     from compiler.policy import policy_time
-    from compiler.repository import Repository
     from compiler.secrets.sources import SopsOpener
 
     tree = open_tree(ctx, getattr(args, "rev", None))

@@ -19,8 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from compiler.build import BuildRequest, build_targets, iter_diagnostics
     from compiler.cli._failures import failed_targets, raise_failures
+    from compiler.compile.build import BuildRequest, build_targets, iter_diagnostics
     from compiler.diagnostics import plural
     from compiler.distdir import BundleDir, bundle_name
     from compiler.secrets.access import KeyFileCheck

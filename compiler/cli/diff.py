@@ -20,9 +20,10 @@ from compiler.cli._repo import add_identity_arg, identities, open_tree
 from compiler.errors import UsageError
 
 if TYPE_CHECKING:
+    from compiler.compile.pipeline import CompileCaches
+    from compiler.compile.repository import Repository
+    from compiler.compile.sharing import ParseCache
     from compiler.diff.compute import FileIds, Side
-    from compiler.diff.sharing import ParseCache
-    from compiler.repository import Repository
     from compiler.secrets.identity import Identities
     from compiler.sources.base import SourceTree
 
@@ -57,9 +58,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     import sys
 
     from compiler.audit.revisions import default_base, merge_base, resolve_commit
+    from compiler.compile.sharing import ParseCache
     from compiler.diff.compute import compute_diff
     from compiler.diff.render import render_json, render_markdown, render_text
-    from compiler.diff.sharing import ParseCache
 
     ids = identities(args)
     cache = ParseCache()
@@ -128,7 +129,7 @@ def _rev_side(
     if label is None:
         label = info.commit[:7] if name == info.commit else f"{name} ({info.commit[:7]})"
     files = rev_file_ids(ctx.root, info.commit, INPUT_ROOTS)
-    return Side(repo=_repository(tree, files, cache, ids), label=label, files=files)
+    return Side(repo=_repository(tree, files, cache, ids), label=label, files=files, caches=_caches(cache))
 
 
 def _worktree_side(ctx: Context, cache: ParseCache, ids: Identities) -> Side:
@@ -137,11 +138,18 @@ def _worktree_side(ctx: Context, cache: ParseCache, ids: Identities) -> Side:
 
     tree = open_tree(ctx, None)
     files = worktree_file_ids(ctx.root, INPUT_ROOTS)
-    return Side(repo=_repository(tree, files, cache, ids), label="working tree", files=files)
+    return Side(repo=_repository(tree, files, cache, ids), label="working tree", files=files, caches=_caches(cache))
+
+
+def _caches(cache: ParseCache) -> CompileCaches:
+    """One revision's compile caches; rendered scalars are shared with the other revision."""
+    from compiler.compile.pipeline import CompileCaches
+
+    return CompileCaches(render=cache.render)
 
 
 def _repository(tree: SourceTree, files: FileIds, cache: ParseCache, ids: Identities) -> Repository:
-    from compiler.diff.sharing import SharingRepository
+    from compiler.compile.sharing import SharingRepository
     from compiler.secrets.sources import SopsOpener
 
     opener = SopsOpener(ids if ids else None)

@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler import provenance
-    from compiler.pipeline import compile_target
+    from compiler.compile.pipeline import compile_target
     from compiler.project import parse_target
 
     repo, _, _ = open_repository(ctx, args)

@@ -15,7 +15,7 @@ from compiler.jsonpath import format_path, split_address
 
 if TYPE_CHECKING:
     from compiler.audit.history import History, ValueChange
-    from compiler.repository import Repository
+    from compiler.compile.repository import Repository
 
 NOTE = "secrets compared by SOPS ciphertext; provide an identity to compare values"
 
@@ -32,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.audit.history import value_history
     from compiler.audit.revisions import resolve_commit, rev_file_ids
+    from compiler.compile.sharing import ParseCache, SharingRepository
     from compiler.diff.compute import INPUT_ROOTS
-    from compiler.diff.sharing import ParseCache, SharingRepository
     from compiler.project import parse_target
     from compiler.secrets.sources import SopsOpener
     from compiler.sources.gitrev import GitRevTree

@@ -62,8 +62,8 @@ def relative_files(ctx: Context, files: list[str]) -> list[str]:
 def _validate(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.affected import affected_targets
     from compiler.cli import policy, validate
+    from compiler.compile.repository import Repository
     from compiler.policy.rules import POLICIES
-    from compiler.repository import Repository
     from compiler.secrets.sources import SopsOpener
 
     files = relative_files(ctx, args.files)
@@ -82,9 +82,9 @@ def _validate(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:
+    from compiler.compile.repository import Repository
     from compiler.diagnostics import Severity, plural, sort_diagnostics
     from compiler.plaintext import scan_files
-    from compiler.repository import Repository
     from compiler.secrets.sources import SopsOpener
 
     repo = Repository(open_tree(ctx, None), open_secrets=SopsOpener(None))

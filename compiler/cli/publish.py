@@ -36,9 +36,9 @@ from compiler.fileops import is_key_text
 
 if TYPE_CHECKING:
     from compiler.bundle.dsse import Keyring, Signer
+    from compiler.compile.repository import Repository
     from compiler.jsontypes import JSONObject
     from compiler.project import Project
-    from compiler.repository import Repository
     from compiler.secrets.identity import Identities
     from compiler.sources.base import SourceInfo
 
@@ -214,8 +214,8 @@ def _compile(
     repo: Repository, source: SourceInfo | None, ids: Identities, args: argparse.Namespace, ctx: Context
 ) -> list[tuple[str, JSONObject]]:
     """Every selected target's bundle body (version and previous unset); any failure raises, naming them all."""
-    from compiler.build import BuildRequest, build_targets, iter_diagnostics
     from compiler.cli._failures import raise_failures
+    from compiler.compile.build import BuildRequest, build_targets, iter_diagnostics
     from compiler.secrets.access import KeyFileCheck
     from compiler.secrets.sealing import KeyFileSealer
 

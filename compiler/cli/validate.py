@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from compiler.build import BuildRequest, build_targets, iter_diagnostics
+    from compiler.compile.build import BuildRequest, build_targets, iter_diagnostics
     from compiler.diagnostics import Severity, diagnostic_from_message, plural, sort_diagnostics
     from compiler.plaintext import scan_committable
     from compiler.secrets.access import KeyFileCheck

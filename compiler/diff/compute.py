@@ -14,14 +14,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from compiler.compile.pipeline import CompileCaches, compile_target
+from compiler.compile.repository import SCHEMAS, TEMPLATES, Repository
+from compiler.compile.types import CompileResult
 from compiler.diff.masking import Masked, SecretDigest, mask_secrets, sops_paths
 from compiler.diff.structural import ChangePath, Kind, Memo, diff_values, format_change_path
 from compiler.errors import InputError, UsageError
 from compiler.jsonpath import JsonPath
 from compiler.load.layers import resolve_layers
-from compiler.pipeline import CompileResult, compile_target
 from compiler.project import MANIFEST, Target, parse_target
-from compiler.repository import SCHEMAS, TEMPLATES, Repository
 from compiler.secrets.access import ReaderChange, Role, data_key_changes, reader_changes, target_readers
 from compiler.secrets.keyfile import key_file_path
 
@@ -101,6 +102,7 @@ class Side:
     label: str
     files: FileIds | None = None
     cache: dict[str, CompileResult] = field(default_factory=dict)  # by target name
+    caches: CompileCaches = field(default_factory=CompileCaches)  # this revision's; ``render`` may be shared
 
 
 def compute_diff(
@@ -137,7 +139,7 @@ def compute_diff(
         old = _compile(base, target) if in_base else None
         if old is not None and same_shared and _same_layers(base, head, Target(target.environment)):
             # Same environment files on both sides: HEAD starts from BASE's merged environment.
-            _share_environment(base.repo, head.repo, target.environment)
+            _share_environment(base, head, target.environment)
         new = _compile(head, target) if in_head else None
         paths = _secret_paths(old, new)
         secrets_seen = secrets_seen or any(paths.values())
@@ -173,9 +175,9 @@ def _key_file(repo: Repository, target: Target) -> bytes | None:
         return None
 
 
-def _share_environment(base: Repository, head: Repository, env: str) -> None:
-    if env in base.env_bases and env not in head.env_bases:
-        head.env_bases[env] = base.env_bases[env]
+def _share_environment(base: Side, head: Side, env: str) -> None:
+    if env in base.caches.env_bases and env not in head.caches.env_bases:
+        head.caches.env_bases[env] = base.caches.env_bases[env]
 
 
 def select_targets(base: Repository, head: Repository, only: Iterable[str] | None) -> list[tuple[Target, bool, bool]]:
@@ -221,7 +223,7 @@ def _change(
 def _compile(side: Side, target: Target) -> CompileResult:
     result = side.cache.get(target.name)
     if result is None:
-        result = side.cache[target.name] = compile_target(side.repo, target, validate=False)
+        result = side.cache[target.name] = compile_target(side.repo, target, validate=False, caches=side.caches)
     return result
 
 

@@ -18,7 +18,7 @@ from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Value
 
 if TYPE_CHECKING:
-    from compiler.pipeline import TargetStack
+    from compiler.compile.types import TargetStack
 
 SECRET_TEXT = "<secret>"  # noqa: S105 - the placeholder printed instead of a secret
 

@@ -6,13 +6,11 @@
 
 from __future__ import annotations
 
+from compiler.compile.pipeline import CompileCaches, compile_target
+from compiler.compile.repository import Repository
 from compiler.diff.masking import Masked, SecretDigest, mask_secrets, sops_paths
 from compiler.jsonpath import Query, Segment, select
-from compiler.pipeline import load_stack, merge_module
 from compiler.project import Target
-from compiler.render.jinja import Renderer
-from compiler.repository import Repository
-from compiler.validate.secretwalk import secret_paths
 
 
 class Absent:
@@ -27,14 +25,18 @@ class Absent:
 ABSENT = Absent()
 
 
-def snapshot_module(repo: Repository, target: Target, module: str, key: bytes) -> Masked | Absent:
-    """The effective value of ``module`` for ``target``, secrets as digests; ABSENT when undefined."""
+def snapshot_module(
+    repo: Repository, target: Target, module: str, key: bytes, caches: CompileCaches | None = None
+) -> Masked | Absent:
+    """The effective value of ``module`` for ``target``, secrets as digests; ABSENT when undefined.
+
+    The module is compiled alone (``compile_target`` with ``modules``), unvalidated.
+    """
     if target not in repo.project.targets() or module not in repo.modules:
         return ABSENT
-    stack = load_stack(repo, target)
-    value = merge_module(repo, stack, module, Renderer(stack.variables, repo.render_cache))
-    paths = {*secret_paths(repo.schema(module), value), *sops_paths(stack, module)}
-    return mask_secrets(value, paths, key)
+    result = compile_target(repo, target, validate=False, inherit=False, modules=[module], caches=caches)
+    paths = {*result.secrets.get(module, ()), *sops_paths(result.stack, module)}
+    return mask_secrets(result.modules[module], paths, key)
 
 
 def lookup(value: Masked | Absent, query: Query) -> tuple[Masked | Absent, Query]:

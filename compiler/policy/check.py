@@ -33,8 +33,8 @@ from compiler.sources.base import SourceInfo
 from compiler.validate.placeholders import is_placeholder, value_at
 
 if TYPE_CHECKING:
-    from compiler.pipeline import CompileResult, TargetStack
-    from compiler.repository import LayerDoc, Repository
+    from compiler.compile.repository import Repository
+    from compiler.compile.types import CompileResult, LayerDoc, TargetStack
 
 
 def policy_time(source: SourceInfo | None, *, wall: dt.datetime) -> dt.datetime:

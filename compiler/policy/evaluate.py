@@ -38,7 +38,7 @@ from compiler.project import Target
 from compiler.secrets.identity import ADVICE
 
 if TYPE_CHECKING:
-    from compiler.pipeline import CompileResult
+    from compiler.compile.types import CompileResult
 
 Status = Literal["pass", "fail", "error", "skip"]
 

@@ -47,7 +47,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from jinja2 import StrictUndefined, TemplateError, Undefined, nodes, pass_environment, pass_eval_context
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
@@ -549,7 +549,7 @@ class Renderer:
     """Renders planned templates for one target's variables, caching by variable values."""
 
     variables: Mapping[str, Any]
-    cache: dict[tuple[str, tuple[str, ...]], Any]
+    cache: RenderCache
     _prints: dict[str, str] = field(default_factory=dict)
 
     def fingerprint(self, name: str) -> str:
@@ -603,7 +603,7 @@ class Renderer:
             value = self.cache[key] = self._run(expr)
         if isinstance(value, _Failure):  # the same scalar with the same variables fails the same way
             raise InputError(f"{plan.document.origin(path).location()}: {value.detail}")
-        return value  # type: ignore[no-any-return]
+        return value
 
     def _run(self, expr: _Expr) -> Value | _Failure:
         try:
@@ -626,6 +626,11 @@ class _Failure:
     without rendering again (a template that passes a bound costs its bound once)."""
 
     detail: str
+
+
+# A scalar's rendered value (or its error) by (expression source, fingerprints of the variables it
+# reads): a function of those alone, so one cache serves every target and every revision.
+RenderCache: TypeAlias = "dict[tuple[str, tuple[str, ...]], Value | _Failure]"
 
 
 def _shorten(source: str) -> str:

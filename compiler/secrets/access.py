@@ -43,7 +43,7 @@ from compiler.secrets.sources import SOPS_KEY
 from compiler.sources.base import SourceTree
 
 if TYPE_CHECKING:
-    from compiler.pipeline import CompileResult
+    from compiler.compile.types import CompileResult
 
 FIX = "run: llmcc keys update"
 Role = Literal["readers", "compiler"]

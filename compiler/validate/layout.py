@@ -29,7 +29,7 @@ from compiler.load.layers import ENVIRONMENTS, resolve_layers
 from compiler.secrets.rotation import rotation_path
 
 if TYPE_CHECKING:
-    from compiler.repository import Repository
+    from compiler.compile.repository import Repository
 
 SCHEMAS = "schemas"
 TEMPLATES = "templates"

@@ -31,7 +31,7 @@ from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Tagged, Value
 
 if TYPE_CHECKING:
-    from compiler.repository import LayerDoc
+    from compiler.compile.types import LayerDoc
 
 MARKERS = ("{{", "{%", "{#")
 LAYER_MESSAGE = (

@@ -8,7 +8,7 @@ message never includes the value.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from compiler.diagnostics import Diagnostic
 from compiler.jsonpath import JsonPath
@@ -20,33 +20,36 @@ from compiler.secrets.sources import unencrypted_leaves
 from compiler.validate.secretwalk import schema_has_secrets, secret_paths
 
 if TYPE_CHECKING:
-    from compiler.pipeline import TargetStack
-    from compiler.repository import LayerDoc, Repository
+    from compiler.compile.repository import Repository
+    from compiler.compile.types import GuardCache, LayerDoc, TargetStack
 
 MESSAGE = "secret in plaintext: the value of a field marked x-secret must come from a *.secrets.sops.yaml file"
 
 
-def check_stack(repo: Repository, stack: TargetStack, module: str) -> list[Diagnostic]:
-    """Plaintext values for secret fields in the target's templates and plain layers."""
+def check_stack(repo: Repository, stack: TargetStack, module: str, cache: GuardCache) -> list[Diagnostic]:
+    """Plaintext values for secret fields in the target's templates and plain layers.
+
+    ``cache`` keeps each file's findings for the next target that stacks the file.
+    """
     schema = repo.schema(module)
     # Every secrets file must be SOPS-encrypted, whether or not this module has secret fields.
-    out = [d for layer in stack.layers if layer.ref.secrets for d in _check_sops_layer(repo, layer, module)]
+    out = [d for layer in stack.layers if layer.ref.secrets for d in _check_sops_layer(repo, layer, module, cache)]
     if not schema_has_secrets(schema):
         return out
     for plan in repo.templates(module):
         key = (plan.document.path, module)
-        if key not in repo.guard_cache:
-            repo.guard_cache[key] = [
+        if key not in cache:
+            cache[key] = [
                 Diagnostic(message=MESSAGE, origin=plan.document.origin(path), module=module, path=path)
                 for path in sorted(set(secret_paths(schema, plan.static)), key=str)
             ]
-        out += repo.guard_cache[key]
+        out += cache[key]
     for layer in stack.layers:
         if layer.ref.secrets or module not in layer.modules:
             continue
         key = (layer.document.path, module)
-        if key not in repo.guard_cache:
-            repo.guard_cache[key] = [
+        if key not in cache:
+            cache[key] = [
                 Diagnostic(
                     message=MESSAGE,
                     origin=layer.document.origin(("modules", module, *path)),
@@ -55,7 +58,7 @@ def check_stack(repo: Repository, stack: TargetStack, module: str) -> list[Diagn
                 )
                 for path in sorted(set(secret_paths(schema, layer.modules[module])), key=str)
             ]
-        out += repo.guard_cache[key]
+        out += cache[key]
     return out
 
 
@@ -70,11 +73,11 @@ TIMESTAMP = (
 )
 
 
-def _check_sops_layer(repo: Repository, layer: LayerDoc, module: str) -> list[Diagnostic]:
+def _check_sops_layer(repo: Repository, layer: LayerDoc, module: str, cache: GuardCache) -> list[Diagnostic]:
     """A secrets file must be SOPS-encrypted, and every secret field in it encrypted."""
     key = (layer.document.path, module)
-    if key in repo.guard_cache:
-        return repo.guard_cache[key]
+    if key in cache:
+        return cache[key]
     raw = layer.document.value
     out: list[Diagnostic] = []
     if not is_sops_document(raw):
@@ -95,7 +98,7 @@ def _check_sops_layer(repo: Repository, layer: LayerDoc, module: str) -> list[Di
                     message = EMPTY_VALUE if value == "" else LEFT_PLAIN
                     origin = layer.document.origin(("modules", module, *path))
                     out.append(Diagnostic(message=message, origin=origin, module=module, path=path))
-    repo.guard_cache[key] = out
+    cache[key] = out
     return out
 
 
@@ -116,7 +119,12 @@ def _check_sops_file(repo: Repository, layer: LayerDoc, by_hand: set[JsonPath]) 
     return out
 
 
-def _module_path(path: JsonPath) -> dict[str, Any]:
+class _ModulePath(TypedDict, total=False):
+    module: str
+    path: JsonPath
+
+
+def _module_path(path: JsonPath) -> _ModulePath:
     """``module`` and ``path`` of a diagnostic for a document path under ``modules.<name>``."""
     if len(path) > 2 and path[0] == "modules" and isinstance(path[1], str):
         return {"module": path[1], "path": path[2:]}

@@ -189,11 +189,11 @@ def test_history_below_a_secret_is_the_secret(repo: GitRepo, capsys: pytest.Capt
     ],
 )
 def test_policy_note_is_left_out_when_the_finding_names_no_value(repo: GitRepo, message: str) -> None:
+    from compiler.compile.pipeline import compile_target
+    from compiler.compile.repository import Repository
     from compiler.diagnostics import Diagnostic, Severity
-    from compiler.pipeline import compile_target
     from compiler.policy import PolicyCheck
     from compiler.project import Target
-    from compiler.repository import Repository
     from compiler.sources.worktree import WorkTree
 
     rendered = Repository(WorkTree(repo.path))
@@ -205,9 +205,9 @@ def test_policy_note_is_left_out_when_the_finding_names_no_value(repo: GitRepo, 
 def test_value_history_checks_its_own_arguments(repo: GitRepo) -> None:
     """The library call checks what the command checks before it (the command needs the modules first)."""
     from compiler.audit.history import value_history
+    from compiler.compile.repository import Repository
     from compiler.errors import UsageError
     from compiler.project import Target
-    from compiler.repository import Repository
     from compiler.sources.gitrev import GitRevTree
 
     def open_repo(commit: str) -> Repository:

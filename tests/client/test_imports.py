@@ -12,7 +12,7 @@ from tests.conftest import REPO_ROOT
 COMPILE_TIME = ("jinja2", "jsonschema", "jsonschema_rs", "celpy", "cel", "git", "ruamel", "pydantic", "deepdiff")
 COMPILE_TIME += ("detect_secrets",)
 # Our own compile-time modules, which drag those in.
-OWN_COMPILE_TIME = ("compiler.project", "compiler.cli", "compiler.pipeline", "compiler.render", "compiler.policy")
+OWN_COMPILE_TIME = ("compiler.project", "compiler.cli", "compiler.compile", "compiler.render", "compiler.policy")
 OWN_COMPILE_TIME += ("compiler.validate", "compiler.load", "compiler.sources", "compiler.publish", "compiler.diff")
 
 _PROBE = """

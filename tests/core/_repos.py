@@ -16,7 +16,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from compiler.repository import Repository
+from compiler.compile.repository import Repository
 from compiler.secrets.sources import SopsOpener
 from compiler.sources.worktree import WorkTree
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
+from compiler.compile.repository import MAX_EXTENDS
 from compiler.errors import InputError
 from compiler.load.yaml import load_document
 from compiler.render import jinja
-from compiler.repository import MAX_EXTENDS
 from tests.conftest import copy_example
 from tests.core._repos import mini_repo
 from tests.core.test_pipeline import compiled, engine

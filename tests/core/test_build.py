@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compiler.build import BuildRequest, build_targets
 from compiler.bundle.canonical import canonical_json, digest
 from compiler.cli import main
+from compiler.compile.build import BuildRequest, build_targets
 from compiler.sources.worktree import WorkTree
 from tests.conftest import REPO_ROOT, GitRepo, init_repo
 from tests.core._repos import many_targets_repo, mini_repo, open_repo

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from compiler import build, fileops
+from compiler import fileops
 from compiler.cli import keys, pull, secrets
 from compiler.client.cache import LastGoodCache
+from compiler.compile import build
 from compiler.secrets.identity import load_identities
 from compiler.secrets.sops import decrypt_sops, sops_index
 from compiler.storage.seen import SeenFile

@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler import provenance
+from compiler.compile.pipeline import compile_target, load_stack
+from compiler.compile.repository import Repository
 from compiler.errors import InputError
 from compiler.load.layers import resolve_layers
-from compiler.pipeline import compile_target, load_stack
 from compiler.project import Target
-from compiler.repository import Repository
 from compiler.secrets.identity import load_identities
 from compiler.secrets.sources import SopsOpener
 from compiler.sources import worktree

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
+from compiler.compile.repository import Repository
 from compiler.errors import InputError
 from compiler.policy.secretmeta import rotate_every
-from compiler.repository import Repository
 from compiler.sources.gitrev import GitRevTree
 from compiler.sources.worktree import WorkTree
 from compiler.validate.schema import FORMATS, ModuleSchema

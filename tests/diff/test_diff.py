@@ -47,9 +47,9 @@ def _normalise(text: str) -> str:
 def _sides(repo: GitRepo, *, shared: bool) -> tuple:
     from compiler.cli import Context
     from compiler.cli.diff import _rev_side
+    from compiler.compile.repository import Repository
+    from compiler.compile.sharing import ParseCache
     from compiler.diff.compute import Side
-    from compiler.diff.sharing import ParseCache
-    from compiler.repository import Repository
     from compiler.secrets.identity import Identities
     from compiler.secrets.sources import SopsOpener
     from compiler.sources.gitrev import GitRevTree

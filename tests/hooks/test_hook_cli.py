@@ -105,8 +105,8 @@ def test_diff_never_blocks(git_repo: GitRepo, capsys: pytest.CaptureFixture[str]
 
 
 def test_secrets_guard_finds_values_sops_left_unencrypted(example_repo: GitRepo) -> None:
+    from compiler.compile.repository import Repository
     from compiler.plaintext import scan_files
-    from compiler.repository import Repository
     from compiler.secrets.sources import SopsOpener
     from compiler.sources.worktree import WorkTree
 

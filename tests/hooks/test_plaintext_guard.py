@@ -297,8 +297,8 @@ def test_init_refuses_a_keys_dir_git_can_take(git_repo: GitRepo, capsys: pytest.
 
 
 def test_what_counts_as_a_decrypted_bundle(example_repo: GitRepo) -> None:
+    from compiler.compile.repository import Repository
     from compiler.plaintext import scan_committable
-    from compiler.repository import Repository
     from compiler.secrets.sources import SopsOpener
     from compiler.sources.worktree import WorkTree
 
@@ -384,8 +384,8 @@ def test_the_plaintext_input_of_secrets_encrypt_is_a_finding(
 
 def test_this_repository_passes_its_own_guard() -> None:
     """`make demo` validates this repository: its tests and sources must not look like committed secrets."""
+    from compiler.compile.repository import Repository
     from compiler.plaintext import scan_committable
-    from compiler.repository import Repository
     from compiler.secrets.sources import SopsOpener
     from compiler.sources.worktree import WorkTree
     from tests.hooks.test_precommit import _project_files

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from compiler.pipeline import compile_target
+from compiler.compile.pipeline import compile_target
+from compiler.compile.repository import Repository
 from compiler.policy import PolicyCheck, policy_time
 from compiler.policy.secretmeta import period_days, rotate_every, secret_entry
 from compiler.project import Target
-from compiler.repository import Repository
 from compiler.secrets.sources import SopsOpener
 from compiler.sources.base import SourceInfo
 from compiler.sources.worktree import WorkTree

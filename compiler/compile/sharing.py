@@ -5,8 +5,9 @@ are byte-identical between revisions. ``SharingRepository`` asks a shared
 ``ParseCache`` before parsing: a layer file by (path, blob id, module set),
 the template chains by the blob ids of all of ``templates/``, a schema by
 (path, blob id), or by the blob ids of all of ``schemas/`` too when it
-references another file there. Rendered template values are cached by expression and
-variable values already (``Renderer``), which holds across revisions too.
+references another file there. ``render`` is the rendered-scalar cache
+(``compiler.render.jinja.RenderCache``, keyed by expression and variable values)
+that the revisions' ``CompileCaches`` share.
 
 Equal blob ids mean equal bytes, and parsing is a function of the bytes, the
 path and the module set, so a shared parse is the parse this revision would
@@ -19,11 +20,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from compiler.compile.repository import SCHEMA_SUFFIX, SCHEMAS, TEMPLATES, Repository
+from compiler.compile.types import LayerDoc, SecretsOpener
 from compiler.load.layers import LayerRef
-from compiler.render.jinja import TemplatePlan
-from compiler.repository import SCHEMA_SUFFIX, SCHEMAS, TEMPLATES, LayerDoc, Repository, SecretsOpener
+from compiler.render.jinja import RenderCache, TemplatePlan
 from compiler.sources.base import SourceTree
 from compiler.validate.schema import ModuleSchema
 
@@ -36,7 +37,7 @@ class ParseCache:
     templates: dict[tuple[str, str], list[TemplatePlan]] = field(default_factory=dict)
     # (path, blob id, "") or, for a schema that references other files, (path, blob id, id of schemas/)
     schemas: dict[tuple[str, str, str], ModuleSchema] = field(default_factory=dict)
-    render: dict[tuple[str, tuple[str, ...]], Any] = field(default_factory=dict)
+    render: RenderCache = field(default_factory=dict)
 
 
 class SharingRepository(Repository):
@@ -54,7 +55,6 @@ class SharingRepository(Repository):
         super().__init__(tree, open_secrets=open_secrets, secrets_opaque=secrets_opaque)
         self._files = files or {}
         self._cache = cache
-        self.render_cache = cache.render
         self._templates_id = _dir_id(self._files, f"{TEMPLATES}/") if files is not None else None
         self._schemas_id = _dir_id(self._files, f"{SCHEMAS}/") if files is not None else None
 

@@ -25,9 +25,9 @@ from compiler.load.yaml import Tagged, Value
 from compiler.merge import merge_layers
 
 if TYPE_CHECKING:
-    from compiler.pipeline import TargetStack
+    from compiler.compile.repository import Repository
+    from compiler.compile.types import TargetStack
     from compiler.render.jinja import Renderer, TemplatePlan
-    from compiler.repository import Repository
 
 Reach = Literal["free", "hidden", "complex"]
 

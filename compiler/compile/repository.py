@@ -3,17 +3,16 @@
 A ``Repository`` reads through a ``SourceTree`` (the working tree or a git
 revision) and caches each parsed file, so compiling 200 targets parses the
 shared layers once. It is safe to fork after loading: worker processes inherit
-the parsed files.
+the parsed files. It holds parsed inputs only: what compiling derives from them
+(rendered values, findings, environments' merged modules, compiled policies) is
+kept by the caller in a ``compiler.compile.pipeline.CompileCaches``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
-from compiler.diagnostics import Diagnostic
+from compiler.compile.types import LayerDoc, SecretsOpener
 from compiler.errors import InputError
 from compiler.load.layers import LayerRef
 from compiler.load.yaml import Document, Tagged, Value, load_document
@@ -24,29 +23,11 @@ from compiler.validate.literal_jinja import COMMENT_MESSAGE, has_jinja, jinja_in
 from compiler.validate.schema import ModuleSchema
 from compiler.validate.schemafiles import SchemaFiles
 
-if TYPE_CHECKING:
-    from compiler.policy import PolicyCheck
-
 SCHEMAS = "schemas"
 TEMPLATES = "templates"
 SCHEMA_SUFFIX = ".schema.json"
 LAYER_KEYS = ("vars", "modules")
 MAX_EXTENDS = 32  # templates in one chain of extends, the module's own included (README "Limits")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LayerDoc:
-    """A parsed layer file: its variables and its per-module patches."""
-
-    ref: LayerRef
-    document: Document
-    vars: dict[str, Value]
-    modules: dict[str, Value]
-
-
-# Opens a SOPS layer: given the ref, its parsed (encrypted) document and raw bytes,
-# returns the document's value with secrets decrypted or replaced by opaque stand-ins.
-SecretsOpener = Callable[[LayerRef, Document, bytes], Value]
 
 
 class Repository:
@@ -69,30 +50,8 @@ class Repository:
         self.schema_files = SchemaFiles(tree)  # what a $ref to another file under schemas/ reads
         self._templates: dict[str, list[TemplatePlan]] = {}
         self._layers: dict[str, LayerDoc | None] = {}
-        self.render_cache: dict[tuple[str, tuple[str, ...]], Any] = {}
-        self.guard_cache: dict[tuple[str, str], list[Diagnostic]] = {}
-        self.jinja_findings: dict[str, list[Diagnostic]] = {}  # layer path -> literal Jinja in it
-        self.env_bases: dict[str, Any] = {}  # pipeline.EnvBase by environment
-        self._layout: list[Diagnostic] | None = None
-        self._policy_check: Any = None  # compiler.policy.PolicyCheck, loaded on first use
         # The time policies are checked at (secret ages, waiver expiry): see compiler.policy.policy_time.
         self.policy_now: datetime | None = None
-
-    def policy_check(self) -> PolicyCheck:
-        """The repository's compiled ``policies/*.yaml`` (loaded once; before workers fork)."""
-        if self._policy_check is None:
-            from compiler.policy import PolicyCheck
-
-            self._policy_check = PolicyCheck(self)
-        return self._policy_check  # type: ignore[no-any-return]
-
-    def layout_check(self) -> list[Diagnostic]:
-        """Schemas and templates that do not pair up (``compiler.validate.layout``), computed once."""
-        if self._layout is None:
-            from compiler.validate.layout import check_layout
-
-            self._layout = check_layout(self)
-        return self._layout
 
     def schema(self, module: str) -> ModuleSchema:
         ms = self._schemas.get(module)

@@ -19,17 +19,20 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 from compiler import fileops
 from compiler.bundle.canonical import EncodingCache, canonical_json
 from compiler.bundle.model import build_body
+from compiler.compile.pipeline import CompileCaches, compile_target, env_base, layout_check, policy_check
+from compiler.compile.repository import Repository
+from compiler.compile.types import CompileResult
 from compiler.diagnostics import Diagnostic, sort_diagnostics
 from compiler.errors import InputError, LlmccError
 from compiler.jsonpath import JsonPath
 from compiler.jsontypes import JSONObject, JSONValue
-from compiler.pipeline import CompileResult, compile_target, env_base
+from compiler.load.yaml import Value
 from compiler.project import Target
-from compiler.repository import Repository
 from compiler.sources.base import SourceInfo
 
 PARALLEL_MIN_TARGETS = 8
@@ -65,6 +68,7 @@ class BuildRequest:
     check_keys: KeyCheck | None = None
     progress: Callable[[str], None] | None = field(default=None)
     json_cache: EncodingCache = field(default_factory=dict)
+    caches: CompileCaches = field(default_factory=CompileCaches)  # filled before workers fork
 
 
 def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int | None = None) -> list[TargetOutcome]:
@@ -76,7 +80,7 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
             raise InputError(f"{request.out_dir}: cannot create the output directory: {e.strerror}") from e
     workers = _workers(len(targets), jobs)
     if request.out_dir is not None or request.keep_bytes:
-        _warm(request.repo, targets)
+        _warm(request, targets)
         _warm_json(request, targets)
     if workers <= 1:
         outcomes = []
@@ -86,7 +90,7 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
             outcomes.append(_build_one(request, target))
         _done(request)
         return outcomes
-    _warm(request.repo, targets)
+    _warm(request, targets)
     gc.freeze()  # the parsed inputs are shared with the workers: keep the collector off their pages
     global _REQUEST
     _REQUEST = request  # inherited by the forked workers
@@ -134,7 +138,7 @@ def _workers(count: int, jobs: int | None) -> int:
     return max(1, min(os.cpu_count() or 1, count))
 
 
-def _warm(repo: Repository, targets: Sequence[Target]) -> None:
+def _warm(request: BuildRequest, targets: Sequence[Target]) -> None:
     """Parse what every worker needs before forking, so it is parsed once.
 
     An input error here is not raised: it belongs to the targets that read the
@@ -142,11 +146,12 @@ def _warm(repo: Repository, targets: Sequence[Target]) -> None:
     one broken environment does not stop the others, and every broken file is
     reported in the same run, as in a serial build.
     """
+    repo, caches = request.repo, request.caches
     steps: list[Callable[[], object]] = []
     for module in repo.modules:
         steps += [partial(repo.schema, module), partial(repo.templates, module)]
-    steps += [partial(env_base, repo, env) for env in sorted({t.environment for t in targets})]
-    steps += [repo.policy_check, repo.layout_check]
+    steps += [partial(env_base, repo, env, caches) for env in sorted({t.environment for t in targets})]
+    steps += [partial(policy_check, repo, caches), partial(layout_check, repo, caches)]
     for step in steps:
         with contextlib.suppress(LlmccError):
             step()
@@ -155,10 +160,10 @@ def _warm(repo: Repository, targets: Sequence[Target]) -> None:
 def _warm_json(request: BuildRequest, targets: Sequence[Target]) -> None:
     """Encode the environments' modules once, so tenant bundles reuse the text of shared subtrees."""
     for env in sorted({t.environment for t in targets}):
-        base = request.repo.env_bases.get(env)
+        base = request.caches.env_bases.get(env)
         if base is None:
             continue  # the environment failed to load: its targets report it
-        for value in base.modules.values():
+        for value in _json(base.modules).values():
             canonical_json(value, cache=request.json_cache, store=True)
 
 
@@ -172,7 +177,7 @@ def _worker(target: Target) -> TargetOutcome:
 
 def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
     try:
-        result = compile_target(request.repo, target, validate=request.validate)
+        result = compile_target(request.repo, target, validate=request.validate, caches=request.caches)
         if request.check_keys is not None:
             # Before sealing, so every target's key problem is a finding, not the first one an error.
             found = request.check_keys(result)
@@ -193,8 +198,13 @@ def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
         return TargetOutcome(target=target.name, diagnostics=[], error=(str(e), e.exit_code))
 
 
+def _json(modules: dict[str, Value]) -> dict[str, JSONValue]:
+    """Merged modules as JSON: merging leaves no ``Tagged`` node (``compiler.merge``, invariant 2)."""
+    return cast("dict[str, JSONValue]", modules)
+
+
 def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
-    modules: dict[str, JSONValue] = result.modules
+    modules = _json(result.modules)
     encryption = None
     if request.seal is not None:
         modules, encryption = request.seal(result.target, modules, result.secrets)
