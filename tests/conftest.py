@@ -224,3 +224,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         unique = sorted(set(LEAKS))
         print(f"\ncanary sweep: {len(unique)} plaintext secret leak(s):", *unique[:20], sep="\n  ")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# llmcc installed by the CI templates' install step from a tagged local copy of this repository,
+# once per session (tests/ci/test_install.py, tests/e2e/).
+from tests.ci._install import llmcc_release  # noqa: E402
+
+__all__ = ["llmcc_release"]

@@ -279,6 +279,7 @@ class GitLabForge:
 
 
 FORGES: dict[str, Callable[[Mapping[str, str]], Forge]] = {"github": GitHubForge, "gitlab": GitLabForge}
+LIMITS: dict[str, int] = {"github": GitHubForge.limit, "gitlab": GitLabForge.limit}  # characters per comment
 
 
 def detect_platform(env: Mapping[str, str]) -> str:

@@ -16,6 +16,11 @@ posts as). GitLab CI — ``LLMCC_NOTES_TOKEN`` (a project access token,
 api scope; a masked variable that is NOT protected, so merge-request pipelines
 of unprotected branches get it), ``CI_API_V4_URL``, ``CI_PROJECT_ID``,
 ``CI_MERGE_REQUEST_IID``, ``CI_JOB_URL``.
+
+``--output PATH`` (or ``LLMCC_COMMENT_OUTPUT``, so a template's step runs
+unchanged) writes the body that would be posted — marker, cut and all — to
+PATH and posts nothing: no token, no API call. For a dry run of the step, a
+fork's pull request whose token cannot comment, or a test of the whole loop.
 """
 
 from __future__ import annotations
@@ -45,6 +50,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="the job artifact holding the whole FILE, named when the comment is cut (default: FILE)",
     )
+    c.add_argument(
+        "--output",
+        metavar="PATH",
+        help="write the comment (marker and cut included) to PATH instead of posting it: no token, no API call; "
+        "'-' for stdout (default: $LLMCC_COMMENT_OUTPUT, so a template's step runs unchanged)",
+    )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -61,10 +72,44 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"ci comment: {args.file}: {e.strerror if isinstance(e, OSError) else e}") from e
-    forge = FORGES[args.platform or detect_platform(env)](env)
     artifact = args.artifact or args.file
+    output = args.output if args.output is not None else env.get("LLMCC_COMMENT_OUTPUT", "")
+    if output:
+        return _write_comment(output, text, marker, artifact, args.platform or _platform_or_none(env))
+    forge = FORGES[args.platform or detect_platform(env)](env)
     body = comment_body(text, marker, limit=forge.limit, artifact=forge.artifact_url(artifact) or artifact)
     action, comment_id = upsert_comment(forge, body, marker)
     cut = " (cut to the platform's limit)" if len(body) < len(text) + len(marker) + 1 else ""
     print(f"llmcc: ci comment: {action} {forge.name} comment {comment_id}{cut}", file=sys.stderr)
+    return 0
+
+
+def _platform_or_none(env: dict[str, str]) -> str | None:
+    from compiler.ci.forges import detect_platform
+
+    try:
+        return detect_platform(env)
+    except UsageError:
+        return None
+
+
+def _write_comment(output: str, text: str, marker: str, artifact: str, platform: str | None) -> int:
+    """The body ``upsert_comment`` would post, to ``output`` (``-``: stdout); off a CI platform, GitHub's limit."""
+    from compiler.ci.comment import comment_body
+    from compiler.ci.forges import LIMITS
+
+    limit = LIMITS[platform] if platform else min(LIMITS.values())
+    body = comment_body(text, marker, limit=limit, artifact=artifact)
+    if output == "-":
+        sys.stdout.write(body)
+    else:
+        try:
+            Path(output).write_text(body, encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"ci comment: {output}: {e.strerror or e}") from e
+    cut = " (cut to the platform's limit)" if len(body) < len(text) + len(marker) + 1 else ""
+    where = "stdout" if output == "-" else output
+    print(
+        f"llmcc: ci comment: wrote the {platform or 'github'} comment to {where}, posted nothing{cut}", file=sys.stderr
+    )
     return 0

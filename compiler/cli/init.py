@@ -17,8 +17,9 @@ project name and fresh keys filled in, then:
 3. ``keys/targets/<target>.yaml`` for every target (``llmcc keys rotate``'s
    format), so ``llmcc compile`` works with the new identity.
 
-Refuses a DIR that exists and is not empty, and never overwrites keys (exit 2).
-A failure removes what it wrote.
+Refuses a DIR that exists and is not empty (a DIR holding only ``.git``, a
+clone of an empty repository, is empty), and never overwrites keys (exit 2).
+A failure removes what it wrote and leaves ``.git`` alone.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ PLACEHOLDER_SECRETS = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dir", metavar="DIR", help="a new or empty directory")
+    p.add_argument("dir", metavar="DIR", help="a new or empty directory, or a clone of an empty repository")
     p.add_argument("--project", metavar="NAME", help="the project name (default: DIR's name)")
     p.add_argument(
         "--keys-dir",
@@ -62,8 +63,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.sources.exposure import git_can_take
 
     dest = ctx.path(args.dir).resolve()  # from where llmcc runs, not from a repository above it
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise UsageError(f"{args.dir}: exists and is not empty; llmcc init needs a new or empty directory")
+    if dest.exists() and (not dest.is_dir() or any(p.name != ".git" for p in dest.iterdir())):
+        raise UsageError(
+            f"{args.dir}: exists and is not empty; llmcc init needs a new or empty directory"
+            " (or a clone of an empty repository)"
+        )
+    cloned = (dest / ".git").exists()
     project = args.project or project_name(dest.name)
     if not re.match(NAME_PATTERN, project):
         raise UsageError(f"{project!r} is not a project name ([a-z][a-z0-9_-]*); pass --project NAME")
@@ -79,12 +84,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 f"(inside the work tree {root}, not ignored); pass --keys-dir DIR outside it"
             )
     created = [p for p in (dest, keys_dir) if not p.exists()]
+    kept = {dest / ".git"}  # an empty clone's own git directory: never removed by an undo
     try:
         age_key, signing_key = scaffold(dest, keys_dir, project, now=datetime.now(UTC))
     except (LlmccError, OSError) as e:
         for path in (dest, keys_dir):  # both were new or empty: leave them as they were
             with contextlib.suppress(OSError):
-                _undo(path, created=path in created)
+                _undo(path, created=path in created, keep=kept)
         if isinstance(e, OSError):
             where = e.filename or args.dir
             raise InputError(f"{where}: cannot create: {e.strerror or e}") from e
@@ -94,7 +100,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         f"  private keys, outside the repository (back them up; never commit them):\n    {age_key}\n    {signing_key}"
     )
     print("  next:")
-    print(f"    cd {args.dir} && git init && git add -A && git commit -m 'llmcc init'")
+    git_init = "" if cloned else "git init && "
+    print(f"    cd {args.dir} && {git_init}git add -A && git commit -m 'llmcc init'")
     print(f"    export SOPS_AGE_KEY_FILE={age_key} LLMCC_SIGNING_KEY_FILE={signing_key}")
     print("    llmcc secrets rotate assistant.api_key --target prod --value-from-stdin   # replaces the placeholder")
     print("    llmcc validate && llmcc policy test && llmcc compile")
@@ -102,10 +109,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _undo(path: Path, *, created: bool) -> None:
-    """Remove what init wrote: the directory it created, or the contents of the empty one it was given."""
+def _undo(path: Path, *, created: bool, keep: set[Path]) -> None:
+    """Remove what init wrote: the directory it created, or the contents of the empty one it was given.
+
+    ``keep``: entries that were there before (an empty clone's ``.git``).
+    """
     children = [path] if created else list(path.iterdir()) if path.is_dir() else []
-    for child in children:
+    for child in (c for c in children if c not in keep):
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child, ignore_errors=True)
         else:

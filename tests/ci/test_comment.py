@@ -335,3 +335,58 @@ def test_a_gitlab_user_without_an_id_is_one_line(
         forge.broken = "anonymous"
         assert main(["ci", "comment", str(note)]) == 2
     assert capsys.readouterr().err == "llmcc: gitlab API: GET /user: the answer names no user id\n"
+
+
+# --- --output / LLMCC_COMMENT_OUTPUT: the body to a file, nothing posted -----------------------------
+
+
+def test_output_writes_the_body_that_would_be_posted_and_needs_no_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for var in ("GITHUB_ACTIONS", "GITLAB_CI", "GITHUB_TOKEN", "LLMCC_NOTES_TOKEN", "LLMCC_COMMENT_OUTPUT"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "c.md").write_text("### llmcc diff\nhello\n")
+    out = tmp_path / "comment.md"
+    assert main(["ci", "comment", str(tmp_path / "c.md"), "--output", str(out)]) == 0
+    assert out.read_text() == f"{MARKER}\n### llmcc diff\nhello\n"
+    assert capsys.readouterr().err == f"llmcc: ci comment: wrote the github comment to {out}, posted nothing\n"
+    assert main(["ci", "comment", str(tmp_path / "c.md"), "--output", "-", "--marker", "review"]) == 0
+    assert capsys.readouterr().out == "<!-- llmcc:review -->\n### llmcc diff\nhello\n"
+
+
+@pytest.mark.parametrize(("platform", "cut"), [("GITHUB_ACTIONS", True), ("GITLAB_CI", False), (None, True)])
+def test_the_output_variable_switches_a_template_step_to_a_file_cut_at_the_platform_limit(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    platform: str | None,
+    cut: bool,
+) -> None:
+    """The step ``llmcc ci comment llmcc-comment.md --artifact llmcc-diff.md`` as written, with the variable set."""
+    for var in ("GITHUB_ACTIONS", "GITLAB_CI", "GITHUB_TOKEN", "LLMCC_NOTES_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    if platform:
+        monkeypatch.setenv(platform, "true")
+    out = tmp_path / "comment.md"
+    monkeypatch.setenv("LLMCC_COMMENT_OUTPUT", str(out))
+    text = "".join(_section(i, 200) for i in range(10))  # ~140,000 characters: over GitHub's limit only
+    (tmp_path / "c.md").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    assert main(["ci", "comment", "c.md", "--artifact", "llmcc-diff.md"]) == 0
+    body = out.read_text()
+    assert body.startswith(MARKER + "\n")
+    if cut:
+        assert len(body) <= 65_536
+        assert body.endswith("the whole diff is in the job artifact: llmcc-diff.md\n")
+        assert capsys.readouterr().err.endswith("posted nothing (cut to the platform's limit)\n")
+    else:
+        assert body == f"{MARKER}\n{text}"
+
+
+def test_an_output_that_cannot_be_written_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "c.md").write_text("hello\n")
+    code = main(["ci", "comment", str(tmp_path / "c.md"), "--output", str(tmp_path / "no" / "such" / "dir.md")])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"llmcc: ci comment: {tmp_path / 'no' / 'such' / 'dir.md'}: No such file or directory\n"
+    )

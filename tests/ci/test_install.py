@@ -3,15 +3,13 @@
 No package index serves ``llm-config-compiler``: every template installs the
 tag ``v$LLMCC_VERSION`` of the llmcc git repository at ``$LLMCC_GIT`` with pip.
 Here ``LLMCC_GIT`` is a bare clone of this repository's HEAD, tagged as the
-templates pin, and the step runs in a fresh virtual environment (pip's cache
-and the machine's wheel sources make it take seconds, not minutes).
+templates pin, and the step runs in a fresh virtual environment, once per
+session (tests/ci/_install.py: the end-to-end test's runner uses it too).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import venv
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +18,9 @@ from ruamel.yaml import YAML
 
 from compiler import __version__
 from compiler.cli.init import scaffold_files
+from tests.ci._install import STEP, Release, tagged_remote
 from tests.ci._runner import INSTALL
-from tests.conftest import REPO_ROOT, copy_example
+from tests.conftest import REPO_ROOT, copy_example, init_repo
 
 GITHUB = "hooks/ci/github-workflow.yaml"
 GITLAB = "hooks/ci/gitlab-ci.yaml"
@@ -54,30 +53,14 @@ def test_every_template_pins_this_exact_version_with_the_cli_extra() -> None:
 
 
 @pytest.mark.slow
-def test_the_install_step_installs_a_working_llmcc_from_the_tag(tmp_path: Path) -> None:
-    remote = tmp_path / "llmcc.git"
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    subprocess.run(["git", "clone", "-q", "--bare", str(REPO_ROOT), str(remote)], check=True)
-    subprocess.run(["git", "tag", f"v{__version__}", head.stdout.strip()], cwd=remote, check=True)
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
-    (_, version, command) = _install_steps()[0]
-    env = {
-        **os.environ,
-        "PATH": f"{env_dir / 'bin'}{os.pathsep}{os.environ['PATH']}",
-        # file://localhost/...: pip's URL parser wants a host in a git+file URL; git ignores it
-        "LLMCC_GIT": f"file://localhost{remote}",
-        "LLMCC_VERSION": version,
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-    }
-    env.pop("VIRTUAL_ENV", None)
-    proc = subprocess.run(
-        ["bash", "-eo", "pipefail", "-c", command], env=env, capture_output=True, text=True, check=False
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    llmcc = env_dir / "bin" / "llmcc"
+def test_the_install_step_installs_a_working_llmcc_from_the_tag(tmp_path: Path, llmcc_release: Release) -> None:
+    assert all(command == STEP for _, _, command in _install_steps())  # the step the session fixture ran
+    assert llmcc_release.step.returncode == 0, llmcc_release.step.stderr[-2000:]
+    env = llmcc_release.env()
+    llmcc = llmcc_release.bin / "llmcc"
     assert (
-        subprocess.run([llmcc, "--version"], capture_output=True, text=True, check=True).stdout == f"llmcc {version}\n"
+        subprocess.run([llmcc, "--version"], capture_output=True, text=True, check=True).stdout
+        == f"llmcc {__version__}\n"
     )
     example = copy_example(tmp_path / "example")
     done = subprocess.run(
@@ -86,13 +69,43 @@ def test_the_install_step_installs_a_working_llmcc_from_the_tag(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     assert done.stderr.endswith("llmcc: validate ok: 1 target, 0 errors, 0 warnings\n")
     where = subprocess.run(
-        [env_dir / "bin" / "python", "-c", "import compiler; print(compiler.__file__)"],
+        [llmcc_release.bin / "python", "-c", "import compiler; print(compiler.__file__)"],
         capture_output=True,
         text=True,
         check=True,
         cwd=tmp_path,
     ).stdout
-    assert where.startswith(str(env_dir))  # the fresh environment's own copy, not this checkout
+    assert where.startswith(str(llmcc_release.env_dir))  # the fresh environment's own copy, not this checkout
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    tagged = subprocess.run(
+        ["git", "rev-parse", f"v{__version__}^{{commit}}"],
+        cwd=llmcc_release.remote,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert tagged.stdout == head.stdout  # the tag pip installed is this checkout's HEAD
+
+
+def test_the_tagged_remote_tags_head_even_when_the_repository_has_the_tag_elsewhere(tmp_path: Path) -> None:
+    """A released repository already has v<version> (on an older commit): the copy under test still gets HEAD."""
+    source = init_repo(tmp_path / "llmcc")
+    source.write("a.txt", "released\n")
+    released = source.commit("the release")
+    source.git("tag", f"v{__version__}")
+    source.write("a.txt", "after the release\n")
+    head = source.commit("a later commit")
+    remote = tagged_remote(source.path, tmp_path / "llmcc.git")
+    assert source.git("rev-parse", f"v{__version__}").strip() == released  # the repository's own tag is untouched
+    assert (
+        subprocess.run(
+            ["git", "rev-parse", f"v{__version__}^{{commit}}"], cwd=remote, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == head
+    )
+    assert subprocess.run(["git", "tag"], cwd=remote, capture_output=True, text=True, check=True).stdout == (
+        f"v{__version__}\n"
+    )
 
 
 def test_a_new_repository_names_the_version_to_install(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import io
 import json
 import re
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -139,7 +140,10 @@ def test_refuses_a_non_empty_directory(tmp_path: Path, keys_home: Path, capsys: 
     (dest / "notes.txt").write_text("mine")
     code, out, err = run(capsys, "init", str(dest))
     assert (code, out) == (2, "")
-    assert err == f"llmcc: {dest}: exists and is not empty; llmcc init needs a new or empty directory\n"
+    assert err == (
+        f"llmcc: {dest}: exists and is not empty; llmcc init needs a new or empty directory"
+        " (or a clone of an empty repository)\n"
+    )
     assert [p.name for p in dest.iterdir()] == ["notes.txt"]
     assert not keys_home.exists()
 
@@ -149,6 +153,49 @@ def test_an_empty_directory_is_fine(tmp_path: Path, keys_home: Path, capsys: pyt
     dest.mkdir()
     assert run(capsys, "init", str(dest), "--project", "platform")[0] == 0
     assert "project: platform" in (dest / "llmcc.yaml").read_text()
+
+
+def _empty_clone(tmp_path: Path) -> Path:
+    """``git clone`` of a repository just created on a forge: a directory holding only ``.git``."""
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
+    subprocess.run(["git", "clone", "-q", str(remote), str(tmp_path / "conf")], check=True, capture_output=True)
+    return tmp_path / "conf"
+
+
+def test_a_clone_of_an_empty_repository_is_fine(
+    tmp_path: Path, keys_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 13: create the repository on the forge, clone it, ``llmcc init`` into the clone, push."""
+    dest = _empty_clone(tmp_path)
+    code, out, err = run(capsys, "init", str(dest))
+    assert (code, err) == (0, "")
+    assert f"cd {dest} && git add -A && git commit -m 'llmcc init'" in out  # no `git init`: it is a clone
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    subprocess.run(["git", "commit", "-qm", "llmcc init"], cwd=dest, check=True)
+    subprocess.run(["git", "push", "-q", "origin", "main"], cwd=dest, check=True, capture_output=True)
+    listed = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", "main"],
+        cwd=tmp_path / "remote.git",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "llmcc.yaml" in listed
+    assert not [name for name in listed if name.endswith((".key", ".pem"))]  # private keys stayed outside
+
+
+def test_a_failure_in_a_clone_keeps_its_git_directory(
+    tmp_path: Path, keys_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = _empty_clone(tmp_path)
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setattr("compiler.secrets.sops.sys.executable", str(tmp_path / "nowhere" / "python"))
+    code, _, err = run(capsys, "init", str(dest))
+    assert code == 2
+    assert "sops" in err
+    assert [p.name for p in dest.iterdir()] == [".git"]  # what init wrote is gone, the clone is not
+    assert (dest / ".git" / "HEAD").is_file()
 
 
 def test_never_overwrites_keys(tmp_path: Path, keys_home: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,3 @@
+from tests.storage.conftest import basic_registry, pki
+
+__all__ = ["basic_registry", "pki"]
