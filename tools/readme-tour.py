@@ -48,6 +48,8 @@ README = ROOT / "README.md"
 
 BLOCK = re.compile(r"^<!-- tour:(?P<name>[\w-]+) -->\n```console\n(?P<body>.*?)^```\n<!-- /tour -->$", re.M | re.S)
 CUT = "..."
+# the last ```python block before a position (a block without `$ ` lines shows what it prints)
+PYTHON_ABOVE = re.compile(r"^```python\n(.*?)^```\n(?![\s\S]*^```python\n)", re.M | re.S)
 
 # Hidden steps per block: shell run before (setup) and after (teardown) its commands, in
 # the same session. `tour_subst REAL SHOWN` registers a value the output shows otherwise
@@ -85,6 +87,12 @@ SETUP: dict[str, str] = {
         python -c 'import boto3, sys; boto3.client("s3", endpoint_url=sys.argv[1]).create_bucket(Bucket=sys.argv[2])' \
             "http://127.0.0.1:$TOUR_PORT_5055" llmcc-bundles
     """,
+    "oci-auth": """
+        tour_pki pki
+        tour_htpasswd "$TOUR_TMP/htpasswd" ci s3cret-demo
+        tour_start_registry 5443 "$PWD/pki" "$TOUR_TMP/htpasswd"
+        mkdir -p "$TOUR_TMP/ociauth-demo/docker"
+    """,
     "new-commit": """
         sed -i 's/^  replicas: 1$/  replicas: 2/' environments/dev.yaml
         git commit -qam 'dev: two replicas'
@@ -108,6 +116,7 @@ TEARDOWN: dict[str, str] = {
     "diff-readers": "git reset -q --hard HEAD~1",
     "history": 'git reset -q --hard "$TOUR_BASE"',
     "stores": "tour_stop_services",
+    "oci-auth": "tour_stop_services; unset LLMCC_OCI_CA_FILE DOCKER_CONFIG; rm -rf pki",
     "init": 'cd "$TOUR_CLONE"',
     "keys": 'git reset -q --hard "$TOUR_BASE" && git clean -qfd',
 }
@@ -130,12 +139,13 @@ EOF
 tour_subst() { printf '%s\t%s\n' "$1" "$2" >> "$TOUR_OUT/subst"; }
 tour_commits() { { git rev-parse HEAD; git rev-list "$TOUR_BASE..HEAD"; } >> "$TOUR_OUT/commits"; }
 tour_port() { local v="TOUR_PORT_$1"; echo "${!v}"; }
-tour_wait() {  # URL: until it answers (any HTTP status), at most 30 s
-    python - "$1" <<'EOF'
-import sys, time, urllib.request, urllib.error
+tour_wait() {  # URL [CA_FILE]: until it answers (any HTTP status), at most 30 s
+    python - "$@" <<'EOF'
+import ssl, sys, time, urllib.request, urllib.error
+context = ssl.create_default_context(cafile=sys.argv[2]) if len(sys.argv) > 2 else None
 for _ in range(600):
     try:
-        urllib.request.urlopen(sys.argv[1], timeout=1)
+        urllib.request.urlopen(sys.argv[1], timeout=1, context=context)
         break
     except urllib.error.HTTPError:
         break
@@ -151,19 +161,28 @@ tour_start_moto() {  # SHOWN_PORT
     echo $! >> "$TOUR_OUT/pids"
     tour_wait "http://127.0.0.1:$port/"
 }
-tour_start_registry() {  # SHOWN_PORT
-    local port; port=$(tour_port "$1")
+tour_start_registry() {  # SHOWN_PORT [PKI_DIR HTPASSWD]: TLS with PKI_DIR/server.{pem,key}, basic auth
+    local port http; port=$(tour_port "$1")
+    http="http: {addr: \"127.0.0.1:$port\", secret: readme-tour"
+    [ $# -gt 1 ] && http="$http, tls: {certificate: $2/server.pem, key: $2/server.key}"
     printf '%s\n' 'version: 0.1' 'log: {level: error, accesslog: {disabled: true}}' \
-        "storage: {filesystem: {rootdirectory: $TOUR_TMP/registry-$1}, delete: {enabled: true}}" \
-        "http: {addr: \"127.0.0.1:$port\", secret: readme-tour}" > "$TOUR_TMP/registry-$1.yml"
+        "storage: {filesystem: {rootdirectory: $TOUR_TMP/registry-$1}, delete: {enabled: true}}" "$http}" \
+        > "$TOUR_TMP/registry-$1.yml"
+    [ $# -gt 1 ] && echo "auth: {htpasswd: {realm: readme-tour, path: $3}}" >> "$TOUR_TMP/registry-$1.yml"
     "$TOUR_REGISTRY" serve "$TOUR_TMP/registry-$1.yml" >"$TOUR_TMP/registry-$1.log" 2>&1 &
     echo $! >> "$TOUR_OUT/pids"
-    tour_wait "http://127.0.0.1:$port/v2/"
+    if [ $# -gt 1 ]; then tour_wait "https://127.0.0.1:$port/v2/" "$2/ca.pem"; else tour_wait "http://127.0.0.1:$port/v2/"; fi
+}
+tour_pki() {  # DIR: a CA (ca.pem), a server certificate for 127.0.0.1 signed by it, an unrelated CA (other-ca.pem)
+    PYTHONPATH="$TOUR_ROOT" python -c 'import sys, pathlib; from tests.storage._oci_auth import make_pki; make_pki(pathlib.Path(sys.argv[1]))' "$1"
+}
+tour_htpasswd() {  # FILE USER PASSWORD
+    PYTHONPATH="$TOUR_ROOT" python -c 'import sys, pathlib; from tests.storage._oci_auth import htpasswd; htpasswd(pathlib.Path(sys.argv[1]), {sys.argv[2]: sys.argv[3]})' "$@"
 }
 tour_stop_services() {
     [ -f "$TOUR_OUT/pids" ] && kill $(cat "$TOUR_OUT/pids") 2>/dev/null; rm -f "$TOUR_OUT/pids"; wait 2>/dev/null; true
 }
-"""
+"""  # noqa: E501 - shell
 
 
 @dataclass
@@ -172,6 +191,7 @@ class Command:
 
     text: str
     shown: list[str] = field(default_factory=list)
+    hidden: bool = False  # the output of the ```python block above, which the README shows as code
 
     @property
     def cut(self) -> int | None:
@@ -194,7 +214,15 @@ def parse_blocks(readme: str) -> list[Block]:
     blocks = []
     for m in BLOCK.finditer(readme):
         commands: list[Command] = []
-        for line in m.group("body").splitlines():
+        body = m.group("body").splitlines()
+        if not any(line.startswith("$ ") for line in body):
+            code = PYTHON_ABOVE.search(readme, 0, m.start())
+            if code is None:
+                raise SystemExit(
+                    f"README.md: block tour:{m.group('name')} has no '$ ' line and no ```python block above"
+                )
+            commands.append(Command(f"python - <<'TOUR_PYTHON'\n{code.group(1)}TOUR_PYTHON", body, hidden=True))
+        for line in [] if commands else body:
             if line.startswith("$ "):
                 commands.append(Command(line[2:]))
             elif not commands:
@@ -349,6 +377,7 @@ def run_session(blocks: list[Block], tmp: Path) -> Run:
         "TOUR_TMP": str(tmp),
         "TOUR_OUT": str(out),
         "TOUR_CLONE": str(clone),
+        "TOUR_ROOT": str(ROOT),
         "TOUR_BASE": base,
         "TOUR_REGISTRY": registry_binary(),
         "GIT_AUTHOR_NAME": "Alice Author",
@@ -416,7 +445,7 @@ def render(readme: str, blocks: list[Block], run: Run) -> str:
             lines = normalise(raw, run).rstrip("\n").splitlines() if raw.strip() else []
             if command.cut is not None and len(lines) > command.cut:
                 lines = [*lines[: command.cut], CUT]
-            body += [f"$ {command.text}", *lines]
+            body += [*([] if command.hidden else [f"$ {command.text}"]), *lines]
         pieces += [readme[pos : block.start], "\n".join(body) + "\n"]
         pos = block.end
     return "".join([*pieces, readme[pos:]])
