@@ -26,6 +26,8 @@ durations, timestamps, temp paths, generated keys and tokens, ports.
 
     tools/readme-tour.py            rewrite README.md
     tools/readme-tour.py --check    exit 1 with a unified diff when README.md differs
+
+Exit 2 when the session itself cannot run (a hidden step failed, no registry).
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+
+
+class TourError(Exception):
+    """The session could not run as the README describes (exit 2)."""
+
 
 BLOCK = re.compile(r"^<!-- tour:(?P<name>[\w-]+) -->\n```console\n(?P<body>.*?)^```\n<!-- /tour -->$", re.M | re.S)
 CUT = "..."
@@ -210,7 +217,7 @@ class Block:
 
 
 def parse_blocks(readme: str) -> list[Block]:
-    """The marked blocks in README order. Raises SystemExit on a block with output before any `$ ` line."""
+    """The marked blocks in README order. Raises TourError on a block with output before any `$ ` line."""
     blocks = []
     for m in BLOCK.finditer(readme):
         commands: list[Command] = []
@@ -218,7 +225,7 @@ def parse_blocks(readme: str) -> list[Block]:
         if not any(line.startswith("$ ") for line in body):
             code = PYTHON_ABOVE.search(readme, 0, m.start())
             if code is None:
-                raise SystemExit(
+                raise TourError(
                     f"README.md: block tour:{m.group('name')} has no '$ ' line and no ```python block above"
                 )
             commands.append(Command(f"python - <<'TOUR_PYTHON'\n{code.group(1)}TOUR_PYTHON", body, hidden=True))
@@ -226,13 +233,13 @@ def parse_blocks(readme: str) -> list[Block]:
             if line.startswith("$ "):
                 commands.append(Command(line[2:]))
             elif not commands:
-                raise SystemExit(f"README.md: block tour:{m.group('name')} has output before its first '$ ' line")
+                raise TourError(f"README.md: block tour:{m.group('name')} has output before its first '$ ' line")
             else:
                 commands[-1].shown.append(line)
         blocks.append(Block(m.group("name"), m.start("body"), m.end("body"), commands))
     names = [b.name for b in blocks]
     if len(set(names)) != len(names):
-        raise SystemExit(f"README.md: a tour block name is used twice: {names}")
+        raise TourError(f"README.md: a tour block name is used twice: {names}")
     return blocks
 
 
@@ -299,7 +306,7 @@ def registry_binary() -> str:
     for path in (shutil.which("docker-registry"), str(ROOT / ".cache/services/usr/bin/docker-registry")):
         if path and os.access(path, os.X_OK):
             return path
-    raise SystemExit("readme-tour: docker-registry is not installed (make services)")
+    raise TourError("docker-registry is not installed (make services)")
 
 
 def base_install(venv: Path) -> None:
@@ -314,7 +321,7 @@ def base_install(venv: Path) -> None:
         [str(ROOT / ".venv/bin/python"), "-c", _CLOSURE, str(site)], capture_output=True, text=True, check=False
     )
     if closure.returncode != 0:
-        raise SystemExit(f"readme-tour: the base install failed: {closure.stderr}")
+        raise TourError(f"the base install failed: {closure.stderr}")
     (site / "llmcc-tree.pth").write_text(f"{ROOT}\n")
     (venv / "bin" / "llmcc").write_text(
         f"#!{venv}/bin/python\nimport sys\nfrom compiler.cli import main\nsys.exit(main())\n"
@@ -348,7 +355,7 @@ while todo:
 
 
 def run_session(blocks: list[Block], tmp: Path) -> Run:
-    """Clone HEAD into TMP, run every block there, and collect the outputs. Raises SystemExit on a failed step."""
+    """Clone HEAD into TMP, run every block there, and collect the outputs. Raises TourError on a failed step."""
     clone, out, home = tmp / "llmcc", tmp / "out", tmp / "home"
     for d in (out, home):
         d.mkdir()
@@ -391,7 +398,7 @@ def run_session(blocks: list[Block], tmp: Path) -> Run:
     started = datetime.now(UTC)
     proc = subprocess.run(["bash", str(script)], cwd=clone, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise SystemExit(f"readme-tour: the session failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
+        raise TourError(f"the session failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
     outputs = [
         [(out / f"{i}.{j}").read_text(errors="replace") for j in range(len(block.commands))]
         for i, block in enumerate(blocks)
@@ -455,14 +462,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="exit 1 with a unified diff when README.md differs")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (for debugging)")
+    parser.add_argument("--readme", type=Path, default=README, help="the file to check or rewrite (default README.md)")
     args = parser.parse_args(argv)
-    readme = README.read_text()
-    blocks = parse_blocks(readme)
-    if not blocks:
-        raise SystemExit("README.md has no <!-- tour:NAME --> blocks")
+    readme = args.readme.read_text()
     tmp = Path(tempfile.mkdtemp(prefix="readme-tour-"))
     try:
+        blocks = parse_blocks(readme)
+        if not blocks:
+            raise TourError(f"{args.readme.name} has no <!-- tour:NAME --> blocks")
         new = render(readme, blocks, run_session(blocks, tmp))
+    except TourError as e:
+        print(f"readme-tour: {e}", file=sys.stderr)
+        return 2
     finally:
         if args.keep:
             print(f"readme-tour: kept {tmp}", file=sys.stderr)
@@ -471,14 +482,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         if new != readme:
             diff = difflib.unified_diff(
-                readme.splitlines(True), new.splitlines(True), "README.md", "README.md (regenerated)"
+                readme.splitlines(True), new.splitlines(True), args.readme.name, f"{args.readme.name} (regenerated)"
             )
             sys.stdout.writelines(diff)
             return 1
         return 0
     if new != readme:
-        README.write_text(new)
-        print("readme-tour: README.md regenerated", file=sys.stderr)
+        args.readme.write_text(new)
+        print(f"readme-tour: {args.readme} regenerated", file=sys.stderr)
     return 0
 
 
