@@ -125,7 +125,29 @@ TEARDOWN: dict[str, str] = {
     "stores": "tour_stop_services",
     "oci-auth": "tour_stop_services; unset LLMCC_OCI_CA_FILE DOCKER_CONFIG; rm -rf pki",
     "init": 'cd "$TOUR_CLONE"',
+    "agent": "tour_stop_services; git checkout -q -- environments",
     "keys": 'git reset -q --hard "$TOUR_BASE" && git clean -qfd',
+}
+
+# Hidden steps around one command (block name, index of its `$ ` line), e.g. for a command
+# that runs in the background or does not end by itself. $TOUR_CMD_OUT is its output file;
+# a snapshot in $TOUR_CMD_OUT.shown is what the README shows of it.
+BEFORE: dict[tuple[str, int], str] = {
+    # `curl -sN .../events` streams until stopped: meanwhile prod changes and is published;
+    # curl (a child of this session) is stopped once the new version's event is in.
+    ("agent", 8): """
+        (sleep 0.5; sed -i 's/^  temperature: .*/  temperature: 0.25/' environments/prod.yaml
+         llmcc publish --allow-dirty -t prod >"$TOUR_TMP/agent-publish.log" 2>&1) &
+        (for _ in $(seq 600); do grep -q '^event: version' "$TOUR_CMD_OUT" 2>/dev/null && break; sleep 0.1; done
+         kill -INT $(pgrep -P $$ -x curl)) &
+    """,
+}
+AFTER: dict[tuple[str, int], str] = {
+    ("agent", 2): """
+        echo $! >> "$TOUR_OUT/pids"
+        for _ in $(seq 600); do grep -q 'listening on' "$TOUR_CMD_OUT" && break; sleep 0.05; done
+        grep -q 'listening on' "$TOUR_CMD_OUT" && cp "$TOUR_CMD_OUT" "$TOUR_CMD_OUT.shown"
+    """,
 }
 
 # Shell functions the hidden steps use (the session is bash).
@@ -247,41 +269,40 @@ def _dedent(text: str) -> str:
     return textwrap.dedent(text).strip("\n")
 
 
+def _hidden(label: str, code: str, log: str) -> str:
+    """A hidden step: its output goes to LOG; its failure stops the session (exit 99) showing LOG."""
+    return (
+        f'{{\n{_dedent(code)}\n}} >"$TOUR_OUT/{log}" 2>&1 || '
+        f"{{ echo '{label} failed:'; cat \"$TOUR_OUT/{log}\"; exit 99; }} >&2"
+    )
+
+
 def session_script(blocks: list[Block], subst: list[tuple[str, str]]) -> str:
     """The bash script that runs every block: output of command J of block I in $TOUR_OUT/I.J."""
     # a new user's first command (the README's first block); `-o`: the venv is this tree's
-    parts = [
-        PRELUDE,
-        'make -s -o .venv/.installed-stamp demo >"$TOUR_OUT/demo" 2>&1 || '
-        "{ echo 'make demo failed:'; cat \"$TOUR_OUT/demo\"; exit 99; } >&2",
-        "__rc=0",
-    ]
+    parts = [PRELUDE, _hidden("make demo", "make -s -o .venv/.installed-stamp demo", "demo"), "__rc=0"]
     for i, block in enumerate(blocks):
-        setup = SETUP.get(block.name)
-        if setup:
-            parts.append(
-                f'{{\n{_dedent(setup)}\n}} >"$TOUR_OUT/setup.{i}" 2>&1 || '
-                f"{{ echo 'setup of tour:{block.name} failed:'; cat \"$TOUR_OUT/setup.{i}\"; exit 99; }} >&2"
-            )
-            parts.append("tour_commits")
+        if block.name in SETUP:
+            parts += [_hidden(f"setup of tour:{block.name}", SETUP[block.name], f"setup.{i}"), "tour_commits"]
         for j, command in enumerate(block.commands):
             text = command.text
             for real, shown in subst:
                 text = text.replace(shown, real)
-            parts.append(f'(exit $__rc); {{\n{text}\n}} >"$TOUR_OUT/{i}.{j}" 2>&1 </dev/null; __rc=$?')
-        teardown = TEARDOWN.get(block.name)
-        if teardown:
-            parts.append(
-                f'{{\n{_dedent(teardown)}\n}} >"$TOUR_OUT/teardown.{i}" 2>&1 || '
-                f"{{ echo 'teardown of tour:{block.name} failed:'; cat \"$TOUR_OUT/teardown.{i}\"; exit 99; }} >&2"
-            )
+            parts.append(f'TOUR_CMD_OUT="$TOUR_OUT/{i}.{j}"')
+            if (block.name, j) in BEFORE:
+                parts.append(_hidden(f"before tour:{block.name} #{j}", BEFORE[block.name, j], f"before.{i}.{j}"))
+            parts.append(f'(exit $__rc); {{\n{text}\n}} >"$TOUR_CMD_OUT" 2>&1 </dev/null; __rc=$?')
+            if (block.name, j) in AFTER:
+                parts.append(_hidden(f"after tour:{block.name} #{j}", AFTER[block.name, j], f"after.{i}.{j}"))
+        if block.name in TEARDOWN:
+            parts.append(_hidden(f"teardown of tour:{block.name}", TEARDOWN[block.name], f"teardown.{i}"))
         parts.append("tour_commits")
     parts.append("tour_stop_services")
     return "\n".join(parts) + "\n"
 
 
 # The README's fixed ports; the tour listens on free ones and shows these.
-SHOWN_PORTS = (5055, 5056, 5443)
+SHOWN_PORTS = (5055, 5056, 5443, 2772)
 
 
 def _free_port() -> int:
@@ -354,6 +375,11 @@ while todo:
 """
 
 
+def _output(path: Path) -> str:
+    shown = path.with_name(path.name + ".shown")
+    return (shown if shown.exists() else path).read_text(errors="replace")
+
+
 def run_session(blocks: list[Block], tmp: Path) -> Run:
     """Clone HEAD into TMP, run every block there, and collect the outputs. Raises TourError on a failed step."""
     clone, out, home = tmp / "llmcc", tmp / "out", tmp / "home"
@@ -370,7 +396,11 @@ def run_session(blocks: list[Block], tmp: Path) -> Run:
     (clone / ".venv" / ".installed-stamp").touch()
     base_install(tmp / "base-install")
     ports = {shown: _free_port() for shown in SHOWN_PORTS}
-    static = [(f"127.0.0.1:{real}", f"127.0.0.1:{shown}") for shown, real in ports.items()]
+    static = [
+        (f"{host}:{real}", f"{host}:{shown}") for shown, real in ports.items() for host in ("127.0.0.1", "localhost")
+    ]
+    # the agent's default address is the README's port; the tour's agent listens on a free one
+    static.append((f"llmcc agent --listen 127.0.0.1:{ports[2772]} ", "llmcc agent "))
     static.append((str(tmp / "ociauth-demo"), "/tmp/ociauth-demo"))  # noqa: S108 - the path the README shows
     venv_bin = ROOT / ".venv" / "bin"
     env = {
@@ -399,10 +429,7 @@ def run_session(blocks: list[Block], tmp: Path) -> Run:
     proc = subprocess.run(["bash", str(script)], cwd=clone, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise TourError(f"the session failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
-    outputs = [
-        [(out / f"{i}.{j}").read_text(errors="replace") for j in range(len(block.commands))]
-        for i, block in enumerate(blocks)
-    ]
+    outputs = [[_output(out / f"{i}.{j}") for j in range(len(block.commands))] for i, block in enumerate(blocks)]
     dynamic: list[tuple[str, str]] = []
     if (out / "subst").exists():
         for line in (out / "subst").read_text().splitlines():
