@@ -20,7 +20,7 @@ TOOL = REPO_ROOT / "tools" / "readme-tour.py"
 
 
 def _tour(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(TOOL), *argv], capture_output=True, text=True, check=False, timeout=300)
+    return subprocess.run([sys.executable, str(TOOL), *argv], capture_output=True, text=True, check=False, timeout=900)
 
 
 @pytest.mark.slow
