@@ -14,7 +14,9 @@ The `$ ` lines are the commands, run as written; everything else is output and i
 rewritten. A command whose shown output ends in a `...` line keeps that many lines
 and the `...`. What a block needs beforehand that the README only describes in
 prose (an edited file, a commit, a server) is its hidden `setup` below, and its
-`teardown` puts the repository back.
+`teardown` puts the repository back; `BEFORE`/`AFTER` steps surround one command
+(one that runs in the background, or streams until stopped). A block without
+`$ ` lines shows what the ```python block above it prints.
 
 All blocks run in README order in ONE bash session (exports and functions carry
 over, as in a reader's terminal) on a `git clone` of this repository's HEAD in a
@@ -22,7 +24,8 @@ temp directory, with this tree's `.venv` (its `llmcc`), after `make demo`, the
 first thing a new user runs. Output is stdout and stderr together. What differs
 between two runs is replaced by a placeholder: commits made by the tour and the
 clone's HEAD (`<commit>`, their dates `<date>`), digests (`sha256:<digest>`),
-durations, timestamps, temp paths, generated keys and tokens, ports.
+durations, timestamps, temp paths, generated keys, ports (servers listen on free
+ports; commands and output show the README's).
 
     tools/readme-tour.py            rewrite README.md
     tools/readme-tour.py --check    exit 1 with a unified diff when README.md differs
@@ -133,10 +136,11 @@ TEARDOWN: dict[str, str] = {
 # that runs in the background or does not end by itself. $TOUR_CMD_OUT is its output file;
 # a snapshot in $TOUR_CMD_OUT.shown is what the README shows of it.
 BEFORE: dict[tuple[str, int], str] = {
-    # `curl -sN .../events` streams until stopped: meanwhile prod changes and is published;
+    # `curl -sN .../events` streams until stopped: once connected, prod changes and is published;
     # curl (a child of this session) is stopped once the new version's event is in.
     ("agent", 8): """
-        (sleep 0.5; sed -i 's/^  temperature: .*/  temperature: 0.25/' environments/prod.yaml
+        (for _ in $(seq 600); do grep -q '^event: current' "$TOUR_CMD_OUT" 2>/dev/null && break; sleep 0.1; done
+         sed -i 's/^  temperature: .*/  temperature: 0.25/' environments/prod.yaml
          llmcc publish --allow-dirty -t prod >"$TOUR_TMP/agent-publish.log" 2>&1) &
         (for _ in $(seq 600); do grep -q '^event: version' "$TOUR_CMD_OUT" 2>/dev/null && break; sleep 0.1; done
          kill -INT $(pgrep -P $$ -x curl)) &
