@@ -40,6 +40,7 @@ import difflib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -62,8 +63,8 @@ CUT = "..."
 PYTHON_ABOVE = re.compile(r"^```python\n(.*?)^```\n(?![\s\S]*^```python\n)", re.M | re.S)
 
 # Hidden steps per block: shell run before (setup) and after (teardown) its commands, in
-# the same session. `tour_subst REAL SHOWN` registers a value the output shows otherwise
-# (and that a command may name as SHOWN); `tour_commits` records commits the tour made.
+# the same session. `tour_subst REAL SHOWN` makes the output show REAL (a generated key) as
+# SHOWN; commits made here are found by `tour_commits` after each step and shown as <commit>.
 SETUP: dict[str, str] = {
     "no-cli": """
         PATH="$TOUR_TMP/base-install/bin:$PATH"
@@ -107,9 +108,6 @@ SETUP: dict[str, str] = {
         sed -i 's/^  replicas: 1$/  replicas: 2/' environments/dev.yaml
         git commit -qam 'dev: two replicas'
     """,
-    "exec": """
-        :
-    """,
     "init": """
         cd "$TOUR_TMP"
     """,
@@ -129,7 +127,7 @@ TEARDOWN: dict[str, str] = {
     "oci-auth": "tour_stop_services; unset LLMCC_OCI_CA_FILE DOCKER_CONFIG; rm -rf pki",
     "init": 'cd "$TOUR_CLONE"',
     "agent": "tour_stop_services; git checkout -q -- environments",
-    "keys": 'git reset -q --hard "$TOUR_BASE" && git clean -qfd',
+    "keys": "git reset -q --hard && git clean -qfd",
 }
 
 # Hidden steps around one command (block name, index of its `$ ` line), e.g. for a command
@@ -215,6 +213,7 @@ tour_htpasswd() {  # FILE USER PASSWORD
 tour_stop_services() {
     [ -f "$TOUR_OUT/pids" ] && kill $(cat "$TOUR_OUT/pids") 2>/dev/null; rm -f "$TOUR_OUT/pids"; wait 2>/dev/null; true
 }
+trap tour_stop_services EXIT  # a failed step leaves no server running
 """  # noqa: E501 - shell
 
 
@@ -307,6 +306,7 @@ def session_script(blocks: list[Block], subst: list[tuple[str, str]]) -> str:
 
 # The README's fixed ports; the tour listens on free ones and shows these.
 SHOWN_PORTS = (5055, 5056, 5443, 2772)
+SESSION_TIMEOUT = 600
 
 
 def _free_port() -> int:
@@ -430,9 +430,24 @@ def run_session(blocks: list[Block], tmp: Path) -> Run:
     script = tmp / "session.sh"
     script.write_text(session_script(blocks, static))
     started = datetime.now(UTC)
-    proc = subprocess.run(["bash", str(script)], cwd=clone, env=env, capture_output=True, text=True, check=False)
+    # its own process group: a session that hangs is stopped with every server it started
+    with subprocess.Popen(
+        ["bash", str(script)],
+        cwd=clone,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        try:
+            log, _ = proc.communicate(timeout=SESSION_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise TourError(f"the session did not end within {SESSION_TIMEOUT} s") from None
     if proc.returncode != 0:
-        raise TourError(f"the session failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
+        raise TourError(f"the session failed (exit {proc.returncode}):\n{log}")
     outputs = [[_output(out / f"{i}.{j}") for j in range(len(block.commands))] for i, block in enumerate(blocks)]
     dynamic: list[tuple[str, str]] = []
     if (out / "subst").exists():
