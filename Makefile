@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_ENV := SOPS_AGE_KEY_FILE=keys/demo.agekey LLMCC_SIGNING_KEY_FILE=keys/demo-signing.pem
 
-.PHONY: demo test lint typecheck unit services bench clean
+.PHONY: demo test lint typecheck unit services bench readme-tour clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "llmcc needs Python 3.11+")'
@@ -47,6 +47,11 @@ test: lint typecheck unit
 bench: $(STAMP)
 	bash tools/install-services.sh wrk
 	PATH="$(CURDIR)/.cache/services/usr/bin:$$PATH" $(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The README's command output, regenerated from real runs on a fresh clone (tools/readme-tour.py;
+# tests/test_readme_tour.py fails when the README differs).
+readme-tour: $(STAMP) services
+	$(BIN)/python tools/readme-tour.py
 
 clean:
 	rm -rf $(VENV) .cache dist .llmcc .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache

@@ -17,7 +17,7 @@ def readme_example() -> tuple[str, str]:
     text = (REPO_ROOT / "README.md").read_text()
     section = text[text.index("### Consuming config in a service") :]
     code = re.search(r"```python\n(.*?)```", section, re.S)
-    shown = re.search(r"prints\n\n```console\n(.*?)```", section, re.S)
+    shown = re.search(r"prints\n\n(?:<!-- tour:client -->\n)?```console\n(.*?)```", section, re.S)
     assert code is not None
     assert shown is not None
     return code.group(1), shown.group(1)
