@@ -36,7 +36,6 @@ from compiler.errors import LlmccError, TooLargeError
 from compiler.load.layers import ENVIRONMENTS
 from compiler.load.yaml import MAX_FILE_BYTES, Document, Tagged, Value, load_document
 from compiler.project import AllowedFile
-from compiler.secrets.envelope import is_enc
 from compiler.secrets.sops import is_sops_document
 from compiler.secrets.sources import unencrypted_leaves
 from compiler.validate.credentials import PRIVATE_KEY, find_credentials, redact
@@ -252,6 +251,8 @@ def _opened(value: Value) -> bool:
         return any(_opened(v) for v in value.values())
     if isinstance(value, list):
         return any(_opened(v) for v in value)
+    from compiler.secrets.envelope import is_enc  # a JSON file shaped like a bundle: rare
+
     return value is not None and not is_enc(value)
 
 
