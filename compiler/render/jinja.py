@@ -482,8 +482,100 @@ _COMPILED: dict[str, _Expr] = {}
 def _compile(source: str, *, doc: Document, path: JsonPath) -> _Expr:
     expr = _COMPILED.get(source)
     if expr is None:
-        expr = _COMPILED[source] = _compile_source(source, where=doc.origin(path).location())
+        where = doc.origin(path).location()
+        expr = _COMPILED[source] = _plain_expr(source, where) or _compile_source(source, where=where)
     return expr
+
+
+# A plain scalar: text without braces or CR, and expressions ``{{ name }}``, each filtered by
+# ``default(literal)``, ``upper`` or ``lower`` at most. Most template scalars are plain, and
+# compiling one with Jinja costs about a millisecond (issue 14 §1: validate's start), so a plain
+# scalar is evaluated here, the way Jinja evaluates it; whatever this does not settle (an
+# undefined name without a default, a result over the size bound) is compiled with Jinja and
+# rendered by it, which gives the same value or the same error (tests/core/test_render_plain.py).
+_PLAIN_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_PLAIN_EXPR = re.compile(r"\{\{ *(" + _PLAIN_NAME + r")((?: *\| *(?:upper|lower|default\( *[^()]* *\)))*) *\}\}")
+_PLAIN_FILTER = re.compile(r" *\| *(upper|lower|default\( *([^()]*?) *\))")
+_PLAIN_TEXT = re.compile(r"[^{}\r]*")
+# Jinja's literals (true, none), its operators (not), and its tests and keywords: left to Jinja.
+_NOT_PLAIN = frozenset({"true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is", "if", "else"})
+_MISSING = object()
+_Filter = tuple[str, Any]
+
+
+def _plain_literal(text: str) -> tuple[bool, Any]:
+    """(True, value) for a literal of the plain form; (False, None) for any other."""
+    if re.fullmatch(r"0|[1-9][0-9]{0,17}", text):
+        return True, int(text)
+    if re.fullmatch(r"[0-9]{1,17}\.[0-9]{1,17}", text):
+        return True, float(text)
+    if re.fullmatch(r"'[ -&(-\[\]-z~]*'|\"[ !#-\[\]-z~]*\"", text):  # printable ASCII; no backslash, brace, bar, quote
+        return True, text[1:-1]
+    constants = {"true": True, "True": True, "false": False, "False": False, "none": None, "None": None}
+    return (True, constants[text]) if text in constants else (False, None)
+
+
+def _plain_expr(source: str, where: str) -> _Expr | None:
+    """The scalar as a plain expression, or None when only Jinja can compile it."""
+    pieces: list[str | tuple[str, tuple[_Filter, ...]]] = []
+    pos = 0
+    while pos < len(source):
+        text = _PLAIN_TEXT.match(source, pos)
+        assert text is not None  # the pattern matches the empty string
+        if text.group():
+            pieces.append(text.group())
+        pos = text.end()
+        if pos == len(source):
+            break
+        m = _PLAIN_EXPR.match(source, pos)
+        if m is None or m.group(1) in _NOT_PLAIN or m.group(1) in _ENV.globals:  # range, namespace, ...
+            return None
+        filters: list[_Filter] = []
+        for f in _PLAIN_FILTER.finditer(m.group(2)):
+            if f.group(1) in ("upper", "lower"):
+                filters.append((f.group(1), None))
+                continue
+            ok, literal = _plain_literal(f.group(2))
+            if not ok:
+                return None
+            filters.append(("default", literal))
+        pieces.append((m.group(1), tuple(filters)))
+        pos = m.end()
+    exprs = [p for p in pieces if isinstance(p, tuple)]
+    if not exprs:
+        return None
+    native = len(pieces) == 1
+    jinja: list[_Expr] = []
+
+    def by_jinja(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
+        if not jinja:
+            jinja.append(_compile_source(source, where=where))
+        return jinja[0].run(variables)
+
+    def run(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
+        out: list[str] = []
+        for piece in pieces:
+            if isinstance(piece, str):
+                out.append(piece)
+                continue
+            name, filters = piece
+            value = variables.get(name, _MISSING)
+            for kind, literal in filters:
+                if kind == "default":
+                    value = _built(literal if value is _MISSING else value)  # a filter's result passes _built
+                elif value is _MISSING:
+                    return by_jinja(variables)
+                else:  # Jinja's upper and lower: soft_str, then the str method
+                    value = getattr(value if isinstance(value, str) else str(value), kind)()
+            if value is _MISSING:
+                return by_jinja(variables)
+            if native:
+                return value
+            out.append(str(value))
+        text = "".join(out)
+        return by_jinja(variables) if len(text) > MAX_OUTPUT_CHARS else text
+
+    return _Expr(source, native, tuple(sorted({name for name, _ in exprs})), run)
 
 
 _DELIMITERS = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
