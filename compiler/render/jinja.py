@@ -424,6 +424,7 @@ class _Expr:
     native: bool
     names: tuple[str, ...]
     run: Callable[[Mapping[str, Any]], Any]
+    plain: bool = False  # evaluated without Jinja (``_plain_expr``): no loop, call or macro
 
 
 @dataclass(slots=True)
@@ -437,6 +438,7 @@ class TemplatePlan:
     exprs: dict[JsonPath, _Expr] = field(default_factory=dict)
     # variable name -> paths of the scalars that read it
     readers: dict[str, list[JsonPath]] = field(default_factory=dict)
+    plain: bool = False  # every Jinja scalar is plain: rendering needs no bounds (``Renderer.render``)
 
 
 def plan_template(doc: Document, body: Value) -> TemplatePlan:
@@ -446,6 +448,7 @@ def plan_template(doc: Document, body: Value) -> TemplatePlan:
     for path, expr in plan.exprs.items():
         for name in expr.names:
             plan.readers.setdefault(name, []).append(path)
+    plan.plain = all(expr.plain for expr in plan.exprs.values())
     return plan
 
 
@@ -575,7 +578,7 @@ def _plain_expr(source: str, where: str) -> _Expr | None:
         text = "".join(out)
         return by_jinja(variables) if len(text) > MAX_OUTPUT_CHARS else text
 
-    return _Expr(source, native, tuple(sorted({name for name, _ in exprs})), run)
+    return _Expr(source, native, tuple(sorted({name for name, _ in exprs})), run, plain=True)
 
 
 _DELIMITERS = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
@@ -659,11 +662,15 @@ class Renderer:
         """
         if not plan.exprs:
             return plan.static
+        if plan.plain:  # a plain scalar does work linear in its variables, even when Jinja renders it
+            return self._render_node(plan, plan.static, (), plan.slots)
         with bounded(plan.document.path):
             return self._render_node(plan, plan.static, (), plan.slots)
 
     def value_at(self, plan: TemplatePlan, path: JsonPath) -> Value:
         """The rendered value of the one Jinja scalar at ``path``, bounded like a template."""
+        if plan.exprs[path].plain:
+            return self._eval(plan, path)
         with bounded(plan.document.path):
             return self._eval(plan, path)
 

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from compiler.load.yaml import load_document
 from compiler.render import jinja
-from compiler.render.jinja import Renderer
+from compiler.render.jinja import Renderer, plan_template
 
 NAMES = ["x", "y", "env_name", "range", "namespace", "true", "none", "not", "_x", "X1"]
 LITERALS = ["1", "0", "8080", "1.5", "'http'", '"USD"', "true", "False", "none", "''", "'a b'", "-1", "08", "'a\\'b'"]
@@ -117,3 +118,14 @@ def test_a_filtered_value_over_the_size_bound_fails_as_jinja_says_it(monkeypatch
     by_jinja = jinja._compile_source("{{ x | default(1) }}", where="t.yaml:1:1")
     assert outcome(plain, {"x": [1, 2, 3, 4]}) == outcome(by_jinja, {"x": [1, 2, 3, 4]})
     assert isinstance(outcome(plain, {"x": [1, 2, 3, 4]}), jinja._Failure)
+
+
+def test_a_template_of_plain_scalars_renders_without_bounds_and_one_other_scalar_brings_them_back() -> None:
+    plain = "a: '{{ x }}'\nb: 'x-{{ y | default(1) }}'\nc: 3\n"
+    doc = load_document(plain.encode(), path="templates/t.yaml", layer="template")
+    plan = plan_template(doc, doc.value)
+    assert plan.plain
+    assert Renderer({"x": [1]}, {}).render(plan) == {"a": [1], "b": "x-1", "c": 3}
+    looped = plain + "d: '{% for i in range(2) %}{{ i }}{% endfor %}'\n"
+    doc = load_document(looped.encode(), path="templates/t.yaml", layer="template")
+    assert not plan_template(doc, doc.value).plain
