@@ -71,10 +71,13 @@ class WorkTree:
         return git_source_info(self.root, "HEAD", worktree=True)
 
     def committable_files(self) -> list[str] | None:
-        if run_git(self.root, "rev-parse", "--is-inside-work-tree", check=False) is None:
-            return None
         # paths relative to the root (git's default in a subdirectory), NUL-separated: any name survives
-        out = run_git(self.root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
+        ls_files = ("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
+        out = run_git(self.root, *ls_files, check=False)  # one git process where it works (issue 14 §1)
+        if out is None:
+            if run_git(self.root, "rev-parse", "--is-inside-work-tree", check=False) is None:
+                return None  # outside git: nothing git can take
+            out = run_git(self.root, *ls_files)  # inside git, ls-files failed: its error
         return sorted({p for p in (out or "").split("\0") if p})
 
 
