@@ -103,8 +103,9 @@ def test_validate_loads_cel_and_gitpython_only_when_it_needs_them(tmp_path: Path
 
 # Packages that validate of a valid repository without an identity does without (issue 14 §1):
 # pydantic (the exact checks of compiler.project and policy.rules), GitPython (git runs as a
-# subprocess), cryptography (nothing to decrypt; pyrage, light, reads age recipients), multiprocessing (a few targets).
-NOT_FOR_VALIDATE = {"pydantic", "pydantic_core", "git", "cryptography", "multiprocessing", "detect_secrets"}
+# subprocess), cryptography (nothing to decrypt; pyrage, light, reads age recipients), multiprocessing
+# (a few targets), Jinja (every template scalar of these repositories is plain: compiler.render.jinja).
+NOT_FOR_VALIDATE = {"pydantic", "pydantic_core", "git", "cryptography", "multiprocessing", "detect_secrets", "jinja2"}
 NOT_FOR_VALIDATE |= {"requests", "prompt_toolkit", "deepdiff", "boto3", "hvac"}
 
 

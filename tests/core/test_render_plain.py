@@ -20,7 +20,7 @@ NAMES = ["x", "y", "env_name", "range", "namespace", "true", "none", "not", "_x"
 LITERALS = ["1", "0", "8080", "1.5", "'http'", '"USD"', "true", "False", "none", "''", "'a b'", "-1", "08", "'a\\'b'"]
 FILTERS = ["upper", "lower", *(f"default({lit})" for lit in LITERALS), "default( 2 )", "default(1, true)", "title"]
 SPACES = ["", " ", "  "]
-TEXTS = ["", "a", "https://", ".svc:", " ", "-", "x\n", "\r", "{", "}", "é", "{#"]
+TEXTS = ["", "a", "https://", ".svc:", " ", "-", "x\n", "\r", "{", "}", "}}", "${a}", "{ x }", "é", "{#", "{%", "%}"]
 VALUES = st.one_of(
     st.none(),
     st.booleans(),
@@ -89,7 +89,7 @@ def test_the_example_templates_scalars_are_plain(source: str) -> None:
         "{{ x | default(y) }}",
         "{{ x | title }}",
         "a\r{{ x }}",  # Jinja turns CR into LF in text
-        "}} {{ x }}",
+        "{{{ x }}",
     ],
 )
 def test_a_scalar_outside_the_plain_form_is_compiled_with_jinja(source: str) -> None:
