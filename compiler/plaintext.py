@@ -143,7 +143,7 @@ def _leaks(repo: Repository, path: str, data: bytes, scan: GuardScan) -> None:
         found += _credentials(text, path)
         if text.lstrip().startswith("{"):  # JSON under any name: `pull --decrypt > prod.txt` is a bundle too
             found += _decrypted_bundle(repo, text, path)
-        elif _yaml_outside_layers(path):  # `pull --decrypt | yq -P > prod.yaml`
+        elif _yaml_outside_layers(path) and _may_name_modules(repo, text):  # `pull --decrypt | yq -P > prod.yaml`
             found += _decrypted_bundle(repo, text, path, yaml=True)
     if not found:
         return
@@ -213,6 +213,16 @@ def _yaml_outside_layers(path: str) -> bool:
     if not name.endswith((".yaml", ".yml")) or name.endswith(".sops.yaml"):
         return False
     return not path.startswith((f"{ENVIRONMENTS}/", f"{TEMPLATES}/"))
+
+
+def _may_name_modules(repo: Repository, text: str) -> bool:
+    """Whether YAML ``text`` can have ``modules`` or a module's name as a key (cheap: most YAML files cannot).
+
+    A key is spelt out in the text, but for escapes (``"\\x61pi"``); folding a line break
+    into a key leaves a space, which no name holds. Validate parsed every YAML file of
+    the repository a second time here (issue 14 §1).
+    """
+    return "\\" in text or "modules" in text or any(module in text for module in repo.modules)
 
 
 def _decrypted_bundle(repo: Repository, text: str, path: str, *, yaml: bool = False) -> list[Diagnostic]:
