@@ -16,6 +16,7 @@ class WorkTree:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._inside = str(self.root).rstrip("/") + "/"  # the prefix of every resolved path below the root
 
     @property
     def rev(self) -> str | None:
@@ -28,7 +29,7 @@ class WorkTree:
             real = full.resolve()
         except (RuntimeError, OSError) as e:  # a symlink loop (RuntimeError on Python 3.11)
             raise InputError(f"{path}: cannot resolve: {e}") from e
-        if real != self.root and self.root not in real.parents:
+        if real != self.root and not str(real).startswith(self._inside):  # both normalised by resolve()
             raise InputError(f"{path}: points outside the repository (symlink to {real})")
         return real
 

@@ -31,3 +31,18 @@ def test_inside_git_where_ls_files_fails_its_error_is_raised(git_repo: GitRepo) 
     git_repo.commit("a")
     with pytest.raises(InputError, match="git ls-files"):
         WorkTree(git_repo.path / ".git").committable_files()  # git's own directory: not a work tree
+
+
+def test_a_symlink_out_of_the_root_is_refused_even_to_a_sibling_that_shares_its_name(tmp_path: Path) -> None:
+    root, sibling = tmp_path / "repo", tmp_path / "repo-evil"
+    root.mkdir()
+    sibling.mkdir()
+    (sibling / "secret.yaml").write_text("a: 1\n")
+    (root / "inside.yaml").write_text("b: 1\n")
+    (root / "link.yaml").symlink_to(sibling / "secret.yaml")
+    (root / "ok.yaml").symlink_to(root / "inside.yaml")
+    tree = WorkTree(root)
+    with pytest.raises(InputError, match="points outside the repository"):
+        tree.read("link.yaml")
+    assert tree.read("ok.yaml") == b"b: 1\n"
+    assert tree.exists("ok.yaml")
