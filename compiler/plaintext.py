@@ -36,7 +36,6 @@ from compiler.errors import LlmccError, TooLargeError
 from compiler.load.layers import ENVIRONMENTS
 from compiler.load.yaml import MAX_FILE_BYTES, Document, Tagged, Value, load_document
 from compiler.project import AllowedFile
-from compiler.secrets.envelope import is_enc
 from compiler.secrets.sops import is_sops_document
 from compiler.secrets.sources import unencrypted_leaves
 from compiler.validate.credentials import PRIVATE_KEY, find_credentials, redact
@@ -144,7 +143,7 @@ def _leaks(repo: Repository, path: str, data: bytes, scan: GuardScan) -> None:
         found += _credentials(text, path)
         if text.lstrip().startswith("{"):  # JSON under any name: `pull --decrypt > prod.txt` is a bundle too
             found += _decrypted_bundle(repo, text, path)
-        elif _yaml_outside_layers(path):  # `pull --decrypt | yq -P > prod.yaml`
+        elif _yaml_outside_layers(path) and _may_name_modules(repo, text):  # `pull --decrypt | yq -P > prod.yaml`
             found += _decrypted_bundle(repo, text, path, yaml=True)
     if not found:
         return
@@ -216,6 +215,16 @@ def _yaml_outside_layers(path: str) -> bool:
     return not path.startswith((f"{ENVIRONMENTS}/", f"{TEMPLATES}/"))
 
 
+def _may_name_modules(repo: Repository, text: str) -> bool:
+    """Whether YAML ``text`` can have ``modules`` or a module's name as a key (cheap: most YAML files cannot).
+
+    A key is spelt out in the text, but for escapes (``"\\x61pi"``); folding a line break
+    into a key leaves a space, which no name holds. Validate parsed every YAML file of
+    the repository a second time here (issue 14 §1).
+    """
+    return "\\" in text or "modules" in text or any(module in text for module in repo.modules)
+
+
 def _decrypted_bundle(repo: Repository, text: str, path: str, *, yaml: bool = False) -> list[Diagnostic]:
     """A compiled bundle (``modules`` inside) or pulled modules whose x-secret fields are not ``ENC[...]``."""
     doc: Value
@@ -252,6 +261,8 @@ def _opened(value: Value) -> bool:
         return any(_opened(v) for v in value.values())
     if isinstance(value, list):
         return any(_opened(v) for v in value)
+    from compiler.secrets.envelope import is_enc  # a JSON file shaped like a bundle: rare
+
     return value is not None and not is_enc(value)
 
 

@@ -1,5 +1,7 @@
 """Start-up (issue 14 §1): a light command imports none of the heavy stack; CEL, GitPython and
-detect-secrets only when policies, git history or their own command need them.
+detect-secrets only when policies, git history or their own command need them; validate and
+``hook validate`` of a valid repository without an identity import no pydantic, no crypto
+library and no multiprocessing.
 
 Each case runs in a fresh interpreter and lists what ``sys.modules`` holds afterwards. No
 timings here: wall times are measured by bench/startup.py.
@@ -8,6 +10,7 @@ timings here: wall times are measured by bench/startup.py.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import _commands
+from tests.conftest import GitRepo, init_repo
 from tests.core._repos import mini_repo
 
 HEAVY = (
@@ -38,21 +42,33 @@ HEAVY = (
 PROBE = """
 import contextlib, io, json, sys
 from compiler.cli import main
+code = None
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
     try:
-        main(sys.argv[1:])
+        code = main(sys.argv[1:])
     except SystemExit:
         pass
-print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+print(json.dumps([code, sorted({m.split(".")[0] for m in sys.modules})]))
 """
 
 
-def loaded(*argv: str, cwd: Path | None = None) -> set[str]:
-    """Top-level packages in ``sys.modules`` after ``llmcc ARGV`` in a fresh interpreter."""
+def loaded(*argv: str, cwd: Path | None = None, code: int | None = None, env: dict[str, str] | None = None) -> set[str]:
+    """Top-level packages in ``sys.modules`` after ``llmcc ARGV`` in a fresh interpreter (which
+    returned ``code``, when given: a command that stopped early proves nothing)."""
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, check=True, cwd=cwd, timeout=120
+        [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, check=True, cwd=cwd, timeout=120, env=env
     )
-    return set(json.loads(proc.stdout.splitlines()[-1]))
+    returned, modules = json.loads(proc.stdout.splitlines()[-1])
+    if code is not None:
+        assert returned == code
+    return set(modules)
+
+
+def no_identity(tmp_path: Path) -> dict[str, str]:
+    """The environment of a pre-commit hook without keys: no SOPS_AGE_*, no sops keys.txt."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPS_AGE_")}
+    (tmp_path / "config").mkdir(exist_ok=True)
+    return {**env, "XDG_CONFIG_HOME": str(tmp_path / "config")}
 
 
 LIGHT = [
@@ -83,6 +99,56 @@ def test_validate_loads_cel_and_gitpython_only_when_it_needs_them(tmp_path: Path
     mods = loaded("-C", str(root), "validate")
     assert "cel" in mods
     assert mods & {"git", "prompt_toolkit", "typer", "rich", "detect_secrets"} == set()
+
+
+# Packages that validate of a valid repository without an identity does without (issue 14 §1):
+# pydantic (the exact checks of compiler.project and policy.rules), GitPython (git runs as a
+# subprocess), cryptography (nothing to decrypt; pyrage, light, reads age recipients), multiprocessing
+# (a few targets), Jinja (every template scalar of these repositories is plain: compiler.render.jinja).
+NOT_FOR_VALIDATE = {"pydantic", "pydantic_core", "git", "cryptography", "multiprocessing", "detect_secrets", "jinja2"}
+NOT_FOR_VALIDATE |= {"requests", "prompt_toolkit", "deepdiff", "boto3", "hvac"}
+
+
+def committed_mini_repo(tmp_path: Path) -> GitRepo:
+    repo = init_repo(tmp_path / "plain")
+    mini_repo(repo.path)
+    repo.commit("plain")
+    return repo
+
+
+def test_validate_of_a_working_tree_without_policies_loads_neither_cel_nor_gitpython(tmp_path: Path) -> None:
+    repo = committed_mini_repo(tmp_path)
+    env = no_identity(tmp_path)
+    assert loaded("-C", str(repo.path), "validate", code=0, env=env) & (NOT_FOR_VALIDATE | {"cel"}) == set()
+
+
+def test_hook_validate_without_policies_loads_neither_cel_nor_gitpython(tmp_path: Path) -> None:
+    repo = committed_mini_repo(tmp_path)
+    layer = repo.path / "environments/dev.yaml"
+    layer.write_text(layer.read_text() + "\n# changed\n")
+    env = no_identity(tmp_path)
+    mods = loaded("hook", "validate", "environments/dev.yaml", cwd=repo.path, code=0, env=env)
+    assert mods & (NOT_FOR_VALIDATE | {"cel"}) == set()
+    assert loaded("hook", "validate", cwd=repo.path, code=0, env=env) & (NOT_FOR_VALIDATE | {"cel"}) == set()
+
+
+def test_validate_of_the_example_without_an_identity_loads_cel_for_its_policies_and_nothing_else(
+    example_repo: GitRepo, tmp_path: Path
+) -> None:
+    env = no_identity(tmp_path)
+    mods = loaded("-C", str(example_repo.path), "validate", code=0, env=env)
+    assert "cel" in mods
+    assert mods & NOT_FOR_VALIDATE == set()
+
+
+def test_hook_validate_of_a_one_file_change_in_the_example_loads_only_what_it_uses(
+    example_repo: GitRepo, tmp_path: Path
+) -> None:
+    layer = example_repo.path / "environments/dev.yaml"
+    layer.write_text(layer.read_text() + "\n# changed\n")
+    mods = loaded("hook", "validate", "environments/dev.yaml", cwd=example_repo.path, code=0, env=no_identity(tmp_path))
+    assert "cel" in mods
+    assert mods & NOT_FOR_VALIDATE == set()
 
 
 def test_the_cel_loader_gives_the_package_api_without_its_shell() -> None:

@@ -2,7 +2,7 @@
 """Write the JSON Schemas that editors and consumers use to check llmcc files.
 
 - ``docs/schemas/llmcc.schema.json``: generated from the pydantic models of
-  ``compiler/project.py`` (the manifest ``llmcc.yaml``), so it cannot drift from
+  ``compiler/manifest_schema.py`` (the manifest ``llmcc.yaml``), so it cannot drift from
   what ``llmcc validate`` accepts.
 - ``docs/schemas/bundle.schema.json``: written by hand (docs/bundle-format.md);
   copied as is.
@@ -28,9 +28,9 @@ JSON_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
 
 
 def manifest_schema() -> bytes:
-    """The JSON Schema of llmcc.yaml, from ``compiler.project.Manifest``."""
+    """The JSON Schema of llmcc.yaml, from ``compiler.manifest_schema.Manifest``."""
     sys.path.insert(0, str(ROOT))
-    from compiler.project import Manifest
+    from compiler.manifest_schema import Manifest
 
     schema = Manifest.model_json_schema(mode="validation")
     schema = {

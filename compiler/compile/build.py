@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import multiprocessing
 import os
 import signal
 import threading
@@ -19,11 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from compiler import fileops
-from compiler.bundle.canonical import EncodingCache, canonical_json
-from compiler.bundle.model import build_body
 from compiler.compile.pipeline import CompileCaches, compile_target, env_base, layout_check, policy_check
 from compiler.compile.repository import Repository
 from compiler.compile.types import CompileResult
@@ -34,6 +30,9 @@ from compiler.jsontypes import JSONObject, JSONValue
 from compiler.load.yaml import Value
 from compiler.project import Target
 from compiler.sources.base import SourceInfo
+
+if TYPE_CHECKING:
+    from compiler.bundle.canonical import EncodingCache
 
 PARALLEL_MIN_TARGETS = 8
 
@@ -95,6 +94,8 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
     global _REQUEST
     _REQUEST = request  # inherited by the forked workers
     try:
+        import multiprocessing  # a serial build (validate of a few targets) does without it
+
         ctx = multiprocessing.get_context("fork")
         order = {t.name: i for i, t in enumerate(targets)}
         results: list[TargetOutcome | None] = [None] * len(targets)
@@ -159,6 +160,8 @@ def _warm(request: BuildRequest, targets: Sequence[Target]) -> None:
 
 def _warm_json(request: BuildRequest, targets: Sequence[Target]) -> None:
     """Encode the environments' modules once, so tenant bundles reuse the text of shared subtrees."""
+    from compiler.bundle.canonical import canonical_json
+
     for env in sorted({t.environment for t in targets}):
         base = request.caches.env_bases.get(env)
         if base is None:
@@ -204,6 +207,10 @@ def _json(modules: dict[str, Value]) -> dict[str, JSONValue]:
 
 
 def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
+    # imported here: validate builds no bundle
+    from compiler.bundle.canonical import canonical_json
+    from compiler.bundle.model import build_body
+
     modules = _json(result.modules)
     encryption = None
     if request.seal is not None:
@@ -221,6 +228,8 @@ def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Readers see the old file or the new one, never a partial one (STYLE R14)."""
+    from compiler import fileops
+
     try:
         fileops.write_atomic(path, data, mode=0o644)
     except OSError as e:

@@ -41,7 +41,7 @@ from compiler.jsontypes import JSONValue
 from compiler.policy import celast
 from compiler.policy.celmodule import load_cel
 from compiler.policy.cost import MAX_RULE_COST, UnboundedError, rule_cost
-from compiler.policy.reads import Path, config_reads
+from compiler.policy.reads import Path, tree_reads
 
 if TYPE_CHECKING:
     import cel as _cel
@@ -129,7 +129,7 @@ def compile_rule(source: str) -> RuleProgram:
         modules=referenced_modules(source),
         paths=referenced_paths(source),
         tree=tree,
-        reads=config_reads(source),
+        reads=tree_reads(tree),  # parsed once (issue 14 §1)
     )
 
 

@@ -31,7 +31,6 @@ from compiler.policy.cel import (
     union_modules,
 )
 from compiler.policy.cost import MAX_RULE_COST, rule_cost
-from compiler.policy.explain import explain, show
 from compiler.policy.reads import secrets_read
 from compiler.policy.rules import Policy, PolicySet, Waiver
 from compiler.project import Target
@@ -149,6 +148,8 @@ def _outcome(policy: Policy, act: Activation) -> Outcome:
         return Outcome(policy=policy, status="error", detail=eval_error(e))
     if value is True:
         return Outcome(policy=policy, status="pass")
+    from compiler.policy.explain import explain, show  # a rule that did not pass (issue 14 §1)
+
     if value is False:
         why = explain(policy.rule, act.evaluate) or f"{one_line(policy.rule)} is false"
         return Outcome(policy=policy, status="fail", detail=why)
@@ -203,6 +204,8 @@ def eval_error(e: Exception) -> str:
     if FAILED_CALL in str(e) and last_failure[0]:
         return last_failure[0]
     if isinstance(e, KeyError):
+        from compiler.policy.explain import show
+
         return f"no such key {show(e.args[0]) if e.args else ''}".strip()
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
     # The library's hint after "no such overload" is generic; keep its first sentence.

@@ -46,6 +46,11 @@ def config_reads(source: str) -> frozenset[Path]:
         tree = parse(source)
     except (ValueError, RecursionError):
         return ROOT
+    return tree_reads(tree)
+
+
+def tree_reads(tree: Node) -> frozenset[Path]:
+    """``config_reads`` of a rule already parsed (``celast.parse``)."""
     reads: set[Path] = set()
     _read(_refs(tree, {}, reads), reads)
     return frozenset(reads)

@@ -30,15 +30,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Container, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from pydantic import ValidationError as PydanticValidationError
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 from compiler.diagnostics import Origin
 from compiler.errors import InputError
-from compiler.fields import first_error
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Document, load_document
 from compiler.policy.cel import RuleProgram, compile_rule
@@ -47,40 +43,116 @@ from compiler.sources.base import SourceTree
 from compiler.suggestions import suggestion
 
 POLICIES = "policies"
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-_DATE = r"^\d{4}-\d{2}-\d{2}$"
+POLICY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+_NAME = re.compile(POLICY_NAME_PATTERN)
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")  # ASCII digits: any other form goes to the models
 Severity = Literal["error", "warning"]
 
+if TYPE_CHECKING:
+    from pydantic import ValidationError as PydanticValidationError
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-
-class MatchSpec(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MatchSpec:
     environments: list[str] | None = None
     tenants: list[str] | None = None
     modules: list[str] | None = None
 
 
-class RuleSpec(_Model):
-    name: Annotated[str, StringConstraints(pattern=_NAME)]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleSpec:
+    name: str
     description: str | None = None
     severity: Severity = "error"
-    match: MatchSpec = Field(default_factory=MatchSpec)
-    rule: Annotated[str, StringConstraints(min_length=1)]
+    match: MatchSpec = field(default_factory=MatchSpec)
+    rule: str
 
 
-class WaiverSpec(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaiverSpec:
     policy: str
     targets: list[str] | None = None
-    reason: Annotated[str, StringConstraints(min_length=1)]
-    owner: Annotated[str, StringConstraints(min_length=1)]
-    expires: Annotated[str, StringConstraints(pattern=_DATE)]
+    reason: str
+    owner: str
+    expires: str
 
 
-class PolicyFile(_Model):
-    rules: list[RuleSpec] = Field(default_factory=list)
-    waivers: list[WaiverSpec] = Field(default_factory=list)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyFile:
+    """A policies file's rules and waivers, as the models of ``compiler.policy.rules_schema`` give them."""
+
+    rules: list[RuleSpec] = field(default_factory=list)
+    waivers: list[WaiverSpec] = field(default_factory=list)
+
+
+class _Unsure(Exception):
+    """The exact check does not accept a value at once: the pydantic models decide."""
+
+
+def _mapping(value: object, fields: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, object]:
+    if type(value) is not dict or not value.keys() <= set(fields) or not set(required) <= value.keys():
+        raise _Unsure
+    return value
+
+
+def _text(value: object, pattern: re.Pattern[str] | None = None, *, min_length: int = 0) -> str:
+    if type(value) is not str or len(value) < min_length or (pattern is not None and not pattern.fullmatch(value)):
+        raise _Unsure
+    return value
+
+
+def _texts(value: object) -> list[str] | None:
+    if value is None:
+        return None
+    if type(value) is not list:
+        raise _Unsure
+    return [_text(v) for v in value]
+
+
+def _rule(value: object) -> RuleSpec:
+    v = _mapping(value, ("name", "description", "severity", "match", "rule"), ("name", "rule"))
+    description = v.get("description")
+    severity = _text(v.get("severity", "error"))
+    if severity not in ("error", "warning"):
+        raise _Unsure
+    m = _mapping(v.get("match", {}), ("environments", "tenants", "modules"))
+    return RuleSpec(
+        name=_text(v["name"], _NAME),
+        description=None if description is None else _text(description),
+        severity="error" if severity == "error" else "warning",
+        match=MatchSpec(
+            environments=_texts(m.get("environments")),
+            tenants=_texts(m.get("tenants")),
+            modules=_texts(m.get("modules")),
+        ),
+        rule=_text(v["rule"], min_length=1),
+    )
+
+
+def _waiver(value: object) -> WaiverSpec:
+    required = ("policy", "reason", "owner", "expires")
+    v = _mapping(value, (*required, "targets"), required)
+    return WaiverSpec(
+        policy=_text(v["policy"]),
+        targets=_texts(v.get("targets")),
+        reason=_text(v["reason"], min_length=1),
+        owner=_text(v["owner"], min_length=1),
+        expires=_text(v["expires"], _DATE),
+    )
+
+
+def policy_file_from(value: object) -> PolicyFile | None:
+    """The rules and waivers ``value`` (the mapping form) describes, when it is in the exact form
+    the models of ``compiler.policy.rules_schema`` accept; None when the models must decide."""
+    try:
+        v = _mapping(value, ("rules", "waivers"))
+        rules, waivers = v.get("rules", []), v.get("waivers", [])
+        if type(rules) is not list or type(waivers) is not list:
+            raise _Unsure
+        return PolicyFile(rules=[_rule(r) for r in rules], waivers=[_waiver(w) for w in waivers])
+    except _Unsure:
+        return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,13 +232,13 @@ def check_names(policies: PolicySet, project: Project, modules: Sequence[str]) -
         "modules": list(modules),
     }
     for policy in policies.policies:
-        for field, names in known.items():
-            for name in getattr(policy.match, field) or ():
+        for section, names in known.items():
+            for name in getattr(policy.match, section) or ():
                 if name not in names:
                     where = policy.origin.location()
                     raise InputError(
-                        f"{where}: policy {policy.name}: match.{field}: {name!r} is not one of "
-                        f"llmcc.yaml's {field}{suggestion(name, names)}"
+                        f"{where}: policy {policy.name}: match.{section}: {name!r} is not one of "
+                        f"llmcc.yaml's {section}{suggestion(name, names)}"
                     )
     for waiver in policies.waivers:
         for pattern in waiver.targets or ():
@@ -215,10 +287,9 @@ def parse_policy_file(data: bytes, *, path: str) -> tuple[list[Policy], list[Wai
     listed = isinstance(value, list)
     if not listed and not isinstance(value, dict):
         raise InputError(f"{path}:1:1: a policies file is a list of rules, or a mapping with rules: and waivers:")
-    try:
-        spec = PolicyFile.model_validate({"rules": value} if listed else value)
-    except PydanticValidationError as e:
-        raise _input_error(e, doc, listed) from e
+    spec = policy_file_from({"rules": value} if listed else value)
+    if spec is None:
+        spec = _validate_with_models(doc, listed)
     prefix: JsonPath = () if listed else ("rules",)
     policies = []
     for i, rs in enumerate(spec.rules):
@@ -252,8 +323,28 @@ def parse_policy_file(data: bytes, *, path: str) -> tuple[list[Policy], list[Wai
     return policies, waivers
 
 
+def _validate_with_models(doc: Document, listed: bool) -> PolicyFile:
+    """The file as the pydantic models validate it: their first error, at its line, or the values."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    from compiler.policy import rules_schema
+
+    value = doc.value
+    try:
+        model = rules_schema.PolicyFile.model_validate({"rules": value} if listed else value)
+    except PydanticValidationError as e:
+        raise _input_error(e, doc, listed) from e
+    spec = policy_file_from(model.model_dump())
+    if spec is None:  # the models accepted a form the exact check does not know: a bug here
+        raise AssertionError(f"{doc.path}: the models' values do not pass the exact check")
+    return spec
+
+
 def _input_error(e: PydanticValidationError, doc: Document, listed: bool) -> InputError:
-    loc, msg = first_error(e, PolicyFile)
+    from compiler.fields import first_error
+    from compiler.policy import rules_schema
+
+    loc, msg = first_error(e, rules_schema.PolicyFile)
     shown = loc[1:] if listed and loc[:1] == ("rules",) else loc
     field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in shown).lstrip(".") or "(top level)"
     if msg.startswith("String should match pattern"):

@@ -31,7 +31,6 @@ from compiler.load.yaml import load_document
 from compiler.policy.evaluate import Status, evaluate_target
 from compiler.policy.rules import POLICIES, PolicySet
 from compiler.project import Target, parse_target
-from compiler.sources.base import SourceTree
 
 TESTS = f"{POLICIES}/tests"
 SECRET_FIELDS = (
@@ -77,10 +76,6 @@ class CaseResult:
     @property
     def ok(self) -> bool:
         return not self.failures
-
-
-def case_files(tree: SourceTree) -> list[str]:
-    return [f"{TESTS}/{n}" for n in tree.list_dir(TESTS) if n.endswith((".yaml", ".yml"))]
 
 
 def load_cases(data: bytes, *, path: str, policies: PolicySet) -> list[Case]:

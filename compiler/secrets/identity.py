@@ -19,12 +19,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-import pyrage
+from typing import TYPE_CHECKING
 
 from compiler.errors import SecretsError
 from compiler.fileops import is_key_text
-from compiler.secrets.envelope import SecretValue
+
+if TYPE_CHECKING:
+    import pyrage
+
+    from compiler.secrets.envelope import SecretValue
 
 ADVICE = "set SOPS_AGE_KEY_FILE or pass --identity FILE"
 _PREFIX = "AGE-SECRET-KEY-1"
@@ -43,6 +46,8 @@ class Identities:
         """
         self._keys = [k for k, _ in keys]
         self._identities: list[pyrage.x25519.Identity] = []
+        if keys:  # pyrage loads when there is a key to parse (issue 14 §1: validate without one)
+            import pyrage
         for key, where in keys:
             try:
                 self._identities.append(pyrage.x25519.Identity.from_str(key.reveal().decode("ascii")))
@@ -97,6 +102,8 @@ def parse_identities(text: str, *, source: str) -> list[tuple[SecretValue, str]]
             here holds the file's text (its other lines are private keys, and a
             traceback keeps this frame).
     """
+    from compiler.secrets.envelope import SecretValue  # its module loads the AEAD stack
+
     out = []
     bad = 0
     for n, raw in enumerate(text.splitlines(), start=1):

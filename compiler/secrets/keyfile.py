@@ -36,7 +36,6 @@ from compiler.errors import InputError, SecretsError
 from compiler.jsontypes import JSONObject
 from compiler.load.yaml import load_document
 from compiler.project import Project, Target
-from compiler.secrets.envelope import ALG, check_commitment, dek_commitment, new_dek
 from compiler.secrets.identity import Identities
 from compiler.secrets.kek import KekSpec, ProviderFactory, provider_for
 from compiler.secrets.kek.age import unnamed_readers
@@ -114,6 +113,8 @@ def rotate_target_key(
     Raises:
         SecretsError: a missing key spec, or a provider that cannot wrap.
     """
+    from compiler.secrets.envelope import dek_commitment, new_dek  # the AEAD stack, not for validate
+
     consumer_spec, compiler_spec = key_specs(project, target)
     dek = new_dek(rng)
     return TargetKeyFile(
@@ -184,6 +185,8 @@ def open_compiler_dek(keyfile: TargetKeyFile, provider: KeyProvider) -> bytes:
     Raises:
         SecretsError: no identity, the wrong one, or a key that fails its commitment.
     """
+    from compiler.secrets.envelope import check_commitment  # the AEAD stack, not for validate
+
     dek = provider.unwrap(keyfile.compiler)
     try:
         check_commitment(dek, keyfile.commitment)
@@ -194,6 +197,8 @@ def open_compiler_dek(keyfile: TargetKeyFile, provider: KeyProvider) -> bytes:
 
 def encryption_block(keyfile: TargetKeyFile) -> JSONObject:
     """The bundle's ``encryption`` object: the consumer wrap copied verbatim (docs/bundle-format.md)."""
+    from compiler.secrets.envelope import ALG  # the AEAD stack, not for validate
+
     return {
         "alg": ALG,
         "kek": {"provider": keyfile.consumer.provider, "key_id": keyfile.consumer.key_id},

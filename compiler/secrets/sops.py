@@ -25,16 +25,19 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compiler.errors import SecretsError
 from compiler.extras import needs_extra
 from compiler.jsonpath import format_path
 from compiler.load.yaml import Document, load_document
-from compiler.secrets.identity import Identities
 from compiler.secrets.scalars import refuse_ambiguous
 from compiler.secrets.sopsfile import is_sops_value as is_sops_value
 from compiler.secrets.sopsfile import plaintext_leaves
 from compiler.secrets.sopsfile import sops_value_type as sops_value_type
+
+if TYPE_CHECKING:
+    from compiler.secrets.identity import Identities
 
 # sops exit codes (getsops/sops cmd/sops/codes): what they mean to a user. Exit 2 is
 # also what a Go panic exits with (sops panics on a plaintext number where it expects ciphertext).

@@ -16,6 +16,7 @@ class WorkTree:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._inside = str(self.root).rstrip("/") + "/"  # the prefix of every resolved path below the root
 
     @property
     def rev(self) -> str | None:
@@ -28,7 +29,7 @@ class WorkTree:
             real = full.resolve()
         except (RuntimeError, OSError) as e:  # a symlink loop (RuntimeError on Python 3.11)
             raise InputError(f"{path}: cannot resolve: {e}") from e
-        if real != self.root and self.root not in real.parents:
+        if real != self.root and not str(real).startswith(self._inside):  # both normalised by resolve()
             raise InputError(f"{path}: points outside the repository (symlink to {real})")
         return real
 
@@ -71,10 +72,13 @@ class WorkTree:
         return git_source_info(self.root, "HEAD", worktree=True)
 
     def committable_files(self) -> list[str] | None:
-        if run_git(self.root, "rev-parse", "--is-inside-work-tree", check=False) is None:
-            return None
         # paths relative to the root (git's default in a subdirectory), NUL-separated: any name survives
-        out = run_git(self.root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
+        ls_files = ("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
+        out = run_git(self.root, *ls_files, check=False)  # one git process where it works (issue 14 §1)
+        if out is None:
+            if run_git(self.root, "rev-parse", "--is-inside-work-tree", check=False) is None:
+                return None  # outside git: nothing git can take
+            out = run_git(self.root, *ls_files)  # inside git, ls-files failed: its error
         return sorted({p for p in (out or "").split("\0") if p})
 
 

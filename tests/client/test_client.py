@@ -193,7 +193,7 @@ def test_a_key_provider_object_is_used_as_given(platform: Platform, tmp_path: Pa
     from compiler.secrets.identity import load_identities
     from compiler.secrets.kek import provider_for
 
-    spec = KeySpec.model_validate({"provider": "age", "recipients": [_recipient()]})
+    spec = KeySpec(provider="age", recipients=[_recipient()])
     provider = provider_for(spec, load_identities(DEMO_IDENTITY, {}))
     client = client_for(platform.copy_store(1, tmp_path / "store"), identity=provider)
     client.refresh()

@@ -20,7 +20,7 @@ from compiler.cli import main
 from compiler.compile.repository import MAX_EXTENDS
 from compiler.errors import InputError
 from compiler.load.yaml import load_document
-from compiler.render import jinja
+from compiler.render import _sandbox, jinja
 from tests.conftest import copy_example
 from tests.core._repos import mini_repo
 from tests.core.test_pipeline import compiled, engine
@@ -253,7 +253,7 @@ def test_nothing_is_evaluated_while_compiling(monkeypatch: pytest.MonkeyPatch) -
         calls.append(value)
         return value.upper()
 
-    monkeypatch.setitem(jinja._ENV.filters, "upper", recording)
+    monkeypatch.setitem(_sandbox.ENV.filters, "upper", recording)
     doc = load_document(b"v: \"{{ 'folded?' | upper }}\"\n", path="templates/t.yaml", layer="template")
     plan = jinja.plan_template(doc, doc.value)
     assert calls == []

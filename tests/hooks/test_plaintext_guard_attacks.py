@@ -207,3 +207,18 @@ def test_a_decrypted_bundle_converted_to_yaml_is_found(
     assert run(capsys, root, "validate")[0] == 1
     for rel in ("ops/prod.yaml", "ops/bundle.yml"):
         (root / rel).unlink()  # the suite's canary sweep looks for plaintext left on disk
+
+
+def test_a_decrypted_bundle_in_yaml_with_escaped_keys_is_found(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """YAML files are parsed for a bundle only when they can name a module: an escaped key still can."""
+    root = example_repo.path
+    canary = new_canary()
+    (root / "ops").mkdir()
+    (root / "ops/prod.yaml").write_text(f'"\\x64ata-pipeline":\n  db:\n    password: {canary}\n')
+    code, out, err = run(capsys, root, "hook", "secrets-guard")
+    assert code == 1
+    assert "ops/prod.yaml:3:5: data-pipeline $.db.password: decrypted llmcc bundle" in err, err
+    assert canary not in out + err
+    (root / "ops/prod.yaml").unlink()  # the suite's canary sweep looks for plaintext left on disk

@@ -8,7 +8,7 @@ import pytest
 
 from compiler.cli import main
 from compiler.fields import fields_at, first_error, suggestion
-from compiler.project import Manifest
+from compiler.manifest_schema import Manifest
 
 
 def run(capsys: pytest.CaptureFixture[str], root: Path, *argv: str) -> tuple[int, str, str]:

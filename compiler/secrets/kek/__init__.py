@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 from compiler.errors import SecretsError
 from compiler.extras import AWS_PACKAGES, VAULT_PACKAGES, is_missing, needs_extra
-from compiler.secrets.envelope import SecretValue
 from compiler.secrets.identity import Identities
 from compiler.secrets.kek.age import AgeKeyProvider, age_key_id
 from compiler.secrets.kek.base import KekSpec, KeyProvider, WrappedKey
@@ -41,6 +40,8 @@ def _awskms(spec: KekSpec, identities: Identities | None) -> KeyProvider:
 
 
 def _vault_transit(spec: KekSpec, identities: Identities | None) -> KeyProvider:
+    from compiler.secrets.envelope import SecretValue  # the AEAD stack, with a provider that needs it
+
     token = os.environ.get("VAULT_TOKEN")
     try:
         from compiler.secrets.kek.vault_transit import VaultTransitKeyProvider

@@ -16,7 +16,6 @@ from typing import Protocol
 
 from compiler.errors import SecretsError
 from compiler.jsontypes import JSONObject, JSONValue
-from compiler.secrets.envelope import DEK_BYTES
 from compiler.suggestions import unknown_field
 
 
@@ -134,6 +133,8 @@ def check_provider(wrapped: WrappedKey, name: str) -> None:
 
 
 def check_unwrapped(dek: bytes, wrapped: WrappedKey) -> bytes:
+    from compiler.secrets.envelope import DEK_BYTES  # the AEAD stack, once there is a key to open
+
     if len(dek) != DEK_BYTES:
         raise SecretsError(f"the data key unwrapped by {wrapped.provider} ({wrapped.key_id}) is not {DEK_BYTES} bytes")
     return dek

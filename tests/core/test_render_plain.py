@@ -1,0 +1,131 @@
+"""Plain template scalars are evaluated without compiling them with Jinja (issue 14 §1), the way Jinja does.
+
+For any scalar the plain form takes and any variables, the value or the error is the one the
+Jinja-compiled scalar gives; a scalar outside the plain form is compiled with Jinja.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compiler.load.yaml import load_document
+from compiler.render import jinja
+from compiler.render.jinja import Renderer, plan_template
+
+NAMES = ["x", "y", "env_name", "range", "namespace", "true", "none", "not", "_x", "X1"]
+LITERALS = ["1", "0", "8080", "1.5", "'http'", '"USD"', "true", "False", "none", "''", "'a b'", "-1", "08", "'a\\'b'"]
+FILTERS = ["upper", "lower", *(f"default({lit})" for lit in LITERALS), "default( 2 )", "default(1, true)", "title"]
+SPACES = ["", " ", "  "]
+TEXTS = ["", "a", "https://", ".svc:", " ", "-", "x\n", "\r", "{", "}", "}}", "${a}", "{ x }", "é", "{#", "{%", "%}"]
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**6),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.sampled_from(["", "prod", "eu-west-1", "ÉTÉ", "x" * 30]),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, 3), max_size=2),
+)
+
+
+@st.composite
+def scalars(draw: st.DrawFn) -> str:
+    parts = []
+    for _ in range(draw(st.integers(1, 3))):
+        parts.append(draw(st.sampled_from(TEXTS)))
+        sp = draw(st.sampled_from(SPACES))
+        filters = "".join(
+            f"{draw(st.sampled_from(SPACES))}|{sp}{f}" for f in draw(st.lists(st.sampled_from(FILTERS), max_size=2))
+        )
+        parts.append("{{" + sp + draw(st.sampled_from(NAMES)) + filters + sp + "}}")
+    parts.append(draw(st.sampled_from(TEXTS)))
+    return "".join(parts)
+
+
+def outcome(expr: Any, variables: dict[str, Any]) -> Any:
+    """What the renderer makes of a compiled scalar: its value, or its failure (message included)."""
+    return Renderer(variables, {})._run(expr)
+
+
+@settings(deadline=None, max_examples=400)
+@given(scalars(), st.dictionaries(st.sampled_from(NAMES), VALUES, max_size=4))
+def test_a_plain_scalar_evaluates_as_jinja_evaluates_it(source: str, variables: dict[str, Any]) -> None:
+    plain = jinja._plain_expr(source, "t.yaml:1:1")
+    if plain is None:
+        return  # compiled with Jinja
+    by_jinja = jinja._compile_source(source, where="t.yaml:1:1")
+    assert (plain.native, plain.names) == (by_jinja.native, by_jinja.names)
+    assert outcome(plain, variables) == outcome(by_jinja, variables)
+    assert type(outcome(plain, variables)) is type(outcome(by_jinja, variables))  # 1 is not 1.0 is not True
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ model }}",
+        "{{ upstream_tls | default(false) }}",
+        "{{ upstream_scheme | default('http') }}://router.llm-{{ env_name }}:{{ upstream_port | default(8080) }}",
+        "{{ top_p | default(1.0) }}",
+        "LLM_{{ env_name | upper }}",
+    ],
+)
+def test_the_example_templates_scalars_are_plain(source: str) -> None:
+    assert jinja._plain_expr(source, "t.yaml:1:1") is not None
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ x + 1 }}",
+        "{{ x.y }}",
+        "{{ range }}",  # a global: Jinja resolves it when no variable has the name
+        "{{ true }}",
+        "{{- x }}",
+        "{% if x %}a{% endif %}",
+        "{{ x | default(y) }}",
+        "{{ x | title }}",
+        "a\r{{ x }}",  # Jinja turns CR into LF in text
+        "{{{ x }}",
+    ],
+)
+def test_a_scalar_outside_the_plain_form_is_compiled_with_jinja(source: str) -> None:
+    assert jinja._plain_expr(source, "t.yaml:1:1") is None
+
+
+def test_an_undefined_variable_fails_as_jinja_says_it() -> None:
+    plain = jinja._plain_expr("a-{{ nope }}", "t.yaml:1:1")
+    assert plain is not None
+    assert outcome(plain, {}) == jinja._Failure("undefined variable 'nope' in 'a-{{ nope }}'")
+
+
+def test_a_result_over_the_size_bound_fails_as_jinja_says_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jinja, "MAX_OUTPUT_CHARS", 10)
+    plain = jinja._plain_expr("{{ x }}-{{ x }}", "t.yaml:1:1")
+    assert plain is not None
+    by_jinja = jinja._compile_source("{{ x }}-{{ x }}", where="t.yaml:1:1")
+    assert outcome(plain, {"x": "abcdef"}) == outcome(by_jinja, {"x": "abcdef"})
+    assert isinstance(outcome(plain, {"x": "abcdef"}), jinja._Failure)
+
+
+def test_a_filtered_value_over_the_size_bound_fails_as_jinja_says_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jinja, "MAX_OUTPUT_CHARS", 3)  # a filter's result passes the bound on built values
+    plain = jinja._plain_expr("{{ x | default(1) }}", "t.yaml:1:1")
+    assert plain is not None
+    by_jinja = jinja._compile_source("{{ x | default(1) }}", where="t.yaml:1:1")
+    assert outcome(plain, {"x": [1, 2, 3, 4]}) == outcome(by_jinja, {"x": [1, 2, 3, 4]})
+    assert isinstance(outcome(plain, {"x": [1, 2, 3, 4]}), jinja._Failure)
+
+
+def test_a_template_of_plain_scalars_renders_without_bounds_and_one_other_scalar_brings_them_back() -> None:
+    plain = "a: '{{ x }}'\nb: 'x-{{ y | default(1) }}'\nc: 3\n"
+    doc = load_document(plain.encode(), path="templates/t.yaml", layer="template")
+    plan = plan_template(doc, doc.value)
+    assert plan.plain
+    assert Renderer({"x": [1]}, {}).render(plan) == {"a": [1], "b": "x-1", "c": 3}
+    looped = plain + "d: '{% for i in range(2) %}{{ i }}{% endfor %}'\n"
+    doc = load_document(looped.encode(), path="templates/t.yaml", layer="template")
+    assert not plan_template(doc, doc.value).plain
