@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, cast
 
 from compiler.diagnostics import Diagnostic, Severity
+from compiler.diff.masking import secret_fields
 from compiler.errors import InputError, SecretsError
 from compiler.jsonpath import JsonPath, resolve
 from compiler.jsontypes import JSONObject, JSONValue
@@ -231,8 +232,9 @@ def evaluate_policies(
     """
     if not policies:
         return []
-    config = mask_secrets(result.modules, result.secrets)  # type: ignore[arg-type]
-    values = SecretValues(paths=result.secrets, config=result.modules if secrets_at_hand else None)  # type: ignore[arg-type]
+    secret = secret_fields(result)  # marked x-secret, or set by a SOPS file: rules see neither unmasked
+    config = mask_secrets(result.modules, secret)  # type: ignore[arg-type]
+    values = SecretValues(paths=secret, config=result.modules if secrets_at_hand else None)  # type: ignore[arg-type]
     outcomes = evaluate_target(policies.policies, result.target, config, secret_meta, values)
     return policy_diagnostics(outcomes, policies.waivers, result.target, now.date())
 

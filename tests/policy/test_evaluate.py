@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from compiler.diagnostics import Severity
 from compiler.jsonpath import split_address
+from compiler.masking import SECRET_TEXT as SECRET_MASK
 from compiler.policy.cel import (
-    SECRET_MASK,
     cel_selection,
     cel_unfit,
     mask_secrets,
