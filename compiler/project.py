@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic import ValidationError as PydanticValidationError
 
 from compiler.errors import InputError, UsageError
-from compiler.fields import first_error
+from compiler.fields import first_error, pattern_mismatch
 from compiler.limits import MAX_POINTER_EXPIRY
 from compiler.load.yaml import Document, load_document
 from compiler.names import NAME_PATTERN
@@ -239,7 +239,7 @@ def load_project(data: bytes, *, path: str = MANIFEST) -> Project:
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         if loc == ("storage", "pointer_expiry"):
             msg = "a duration in hours or days up to 366d, like 36h or 7d"
-        elif msg.startswith("String should match pattern"):
+        elif pattern_mismatch(e, loc):
             msg = "names must be lowercase identifiers ([a-z][a-z0-9_-]*)"
         raise InputError(f"{doc.origin(loc).location()}: {field}: {msg}{more}") from e
     _check_references(manifest, doc)
