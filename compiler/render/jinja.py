@@ -49,13 +49,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from jinja2 import StrictUndefined, TemplateError, Undefined, nodes, pass_environment, pass_eval_context
+from jinja2 import StrictUndefined, TemplateError, Undefined, UndefinedError, nodes, pass_environment, pass_eval_context
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.filters import make_attrgetter
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, LoopContext, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 from jinja2.utils import generate_lorem_ipsum
+from jinja2.utils import missing as _MISSING
 
 from compiler.bundle.canonical import canonical_json
 from compiler.errors import InputError
@@ -404,10 +405,35 @@ def _checked(fn: Callable[..., Any]) -> Callable[..., Any]:
 _LOOP = "_llmcc_loop"
 
 
+class UndefinedVariableError(UndefinedError):
+    """A name no layer defines (``{{ missing }}``), as opposed to a missing attribute or item of a value."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class _Undefined(StrictUndefined):
+    """``StrictUndefined`` whose error says by its type whether a variable is undefined (not by its words)."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        hint: str | None = None,
+        obj: Any = _MISSING,  # noqa: ANN401 - jinja's signature
+        name: str | None = None,
+        exc: type[UndefinedError] = UndefinedError,
+    ) -> None:
+        if obj is _MISSING and hint is None and isinstance(name, str) and exc is UndefinedError:
+            exc = functools.partial(UndefinedVariableError, name=name)  # type: ignore[assignment]
+        super().__init__(hint, obj, name, exc)
+
+
 def _environment() -> _Sandbox:
     # optimized=False: Jinja's optimizer evaluates constant expressions while compiling,
     # outside the bounds of any rendering ([1]|batch(10000000, 'x') ran there unbounded).
-    env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, optimized=False)
+    env = _Sandbox(undefined=_Undefined, autoescape=False, keep_trailing_newline=True, optimized=False)
     _bound_filters(env.filters)
     env.globals.update({"range": _range, "lipsum": _lipsum, _LOOP: _counted})
     return env
@@ -639,10 +665,9 @@ def _shorten(source: str) -> str:
 
 
 def _describe(e: TemplateError) -> str:
-    msg = str(e.message if e.message else e)
-    if msg.endswith(" is undefined"):
-        return "undefined variable " + msg[: -len(" is undefined")]
-    return f"template error: {msg}"
+    if isinstance(e, UndefinedVariableError):
+        return f"undefined variable {e.name!r}"
+    return f"template error: {e.message if e.message else e}"
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -297,3 +297,15 @@ def test_a_rendered_string_over_the_size_limit_is_refused(monkeypatch: pytest.Mo
     assert render_error('v: "{{ x }}"\n', {"x": "a" * 11}) == (
         "templates/inference-engine.yaml:1:1: rendered value over 10 chars"
     )
+
+
+def test_an_undefined_variable_is_known_by_its_error_type_not_its_words() -> None:
+    """Issue 14 §5: ``undefined variable`` was chosen when Jinja's message ended in " is undefined"."""
+    env = jinja._environment()
+    with pytest.raises(jinja.UndefinedVariableError) as info:
+        env.from_string("{{ nope + 1 }}").render()
+    assert info.value.name == "nope"
+    for source in ("{{ cfg.nope + 1 }}", "{{ cfg['x is undefined'] + 1 }}", "{{ [1][5] + 1 }}"):
+        with pytest.raises(jinja.UndefinedError) as caught:
+            env.from_string(source).render(cfg={})
+        assert not isinstance(caught.value, jinja.UndefinedVariableError)
