@@ -1,5 +1,7 @@
 """The one secret masker: every output that may show config values masks secrets here.
 
+The walk that masks is also the walk that seals (:func:`replace_paths`).
+
 The rule (issue 14 §5, README "Secrets"): the value at a secret path is
 replaced *whole* by a stand-in -- a scalar, a map, a list and ``null`` alike,
 so neither its content nor its shape nor its absence of a value shows. A
@@ -29,22 +31,32 @@ SECRET_TEXT = "<secret>"  # noqa: S105 - the placeholder shown instead of a secr
 T = TypeVar("T")
 
 
-def mask_paths(value: T, paths: Iterable[JsonPath], stand_in: Callable[[T], T]) -> T:
-    """``value`` with the subtree at each of ``paths`` replaced by ``stand_in(subtree)``.
+def replace_paths(value: T, paths: Iterable[JsonPath], replace: Callable[[JsonPath, T], T]) -> T:
+    """``value`` with the subtree at each of ``paths`` replaced by ``replace(path, subtree)``: the one walk.
+
+    The rule of this module: a path enclosed by another of ``paths`` adds
+    nothing, a path not in ``value`` is skipped, only the containers on the way
+    are copied. Masking uses it, and so does sealing
+    (``compiler.secrets.reader.seal_modules``), which needs the path for the AAD.
 
     Args:
         value: JSON-shaped data (maps with string keys, lists, scalars).
-        paths: secret paths into ``value``, in any order, duplicates allowed.
-        stand_in: what a secret subtree becomes (called once per masked path).
+        paths: paths into ``value``, in any order, duplicates allowed.
+        replace: what the subtree at a path becomes (called once per replaced path).
     """
     out = value
     done: set[JsonPath] = set()
     for path in sorted(set(paths), key=len):
         if any(path[:i] in done for i in range(len(path))):
-            continue  # an enclosing path is masked already
+            continue  # an enclosing path is replaced already
         done.add(path)
-        out = _replace(out, path, stand_in)
+        out = _replace(out, path, 0, replace)
     return out
+
+
+def mask_paths(value: T, paths: Iterable[JsonPath], stand_in: Callable[[T], T]) -> T:
+    """``value`` with the subtree at each of ``paths`` replaced by ``stand_in(subtree)`` (:func:`replace_paths`)."""
+    return replace_paths(value, paths, lambda _, secret: stand_in(secret))
 
 
 def mask_text(value: T, paths: Iterable[JsonPath]) -> T:
@@ -56,19 +68,19 @@ def _text(_: T) -> T:
     return SECRET_TEXT  # type: ignore[return-value]  # a JSON string stands in for any JSON value
 
 
-def _replace(node: T, path: JsonPath, stand_in: Callable[[T], T]) -> T:
-    if not path:
-        return stand_in(node)
-    head, rest = path[0], path[1:]
+def _replace(node: T, path: JsonPath, depth: int, replace: Callable[[JsonPath, T], T]) -> T:
+    if depth == len(path):
+        return replace(path, node)
+    head = path[depth]
     if isinstance(node, dict) and isinstance(head, str) and head in node:
         copy = dict(node)
-        copy[head] = _replace(node[head], rest, stand_in)
+        copy[head] = _replace(node[head], path, depth + 1, replace)
         return copy  # type: ignore[return-value]  # the same kind of container as node
     if isinstance(node, list) and isinstance(head, int) and 0 <= head < len(node):
         items = list(node)
-        items[head] = _replace(node[head], rest, stand_in)
+        items[head] = _replace(node[head], path, depth + 1, replace)
         return items  # type: ignore[return-value]
     return node
 
 
-__all__ = ["SECRET_TEXT", "mask_paths", "mask_text"]
+__all__ = ["SECRET_TEXT", "mask_paths", "mask_text", "replace_paths"]
