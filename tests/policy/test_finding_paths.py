@@ -53,3 +53,43 @@ def test_an_item_of_a_list_of_scalars_is_located(repo: GitRepo, capsys: pytest.C
     err = _validate(repo, capsys, "- name: low\n  rule: config.engine.ports.all(p, p < 100)\n")
     assert "policy low failed: 443, expected < 100" in err
     assert "    environments/prod.yaml:11:" in err  # before: no note (the item is named by its value)
+
+
+def _no_evaluation(expression: str, bindings: object) -> object:
+    return {'"a\\x2eb"': "a.b"}[expression]  # only escaped literals are evaluated
+
+
+@pytest.mark.parametrize(
+    ("text", "paths", "subject"),
+    [
+        ('config["m"].a[0]', {}, ("m", "a", 0)),
+        ("size(config.m.items) > 3", {}, ("m", "items")),
+        ("[1, config.m.x]", {}, ("m", "x")),
+        ("{'k': config.m.y}", {}, ("m", "y")),
+        ("v.port", {"v": ("gw", "routes", 1)}, ("gw", "routes", 1, "port")),
+        ("v.port", {"v": None}, None),  # bound to a map key or a computed item: not one value of config
+        ("config.all(config, config > 1)", {"config": None}, None),  # a variable named config is not config
+        ('config.m["a\\x2eb"]', {}, ("m", "a.b")),
+        ("config.m[k].x", {}, ("m",)),  # a computed key ends the chain
+        ("config.m[true]", {}, ("m",)),
+        ("config.m[1.5]", {}, ("m",)),
+        ("1 < 2", {}, None),
+        ("config", {}, None),
+        ("(", {}, None),
+    ],
+)
+def test_the_subject_is_read_from_the_syntax_tree(text: str, paths: dict, subject: tuple | None) -> None:
+    from compiler.policy.explain import subject_of
+
+    assert subject_of(text, paths, _no_evaluation) == subject
+
+
+def test_a_rule_that_cannot_be_explained_names_its_first_selection() -> None:
+    from compiler.policy.explain import rule_subject
+
+    assert rule_subject("config.m.a || config.m.b", _no_evaluation) == ("m", "a")
+
+    def failing(expression: str, bindings: object) -> object:
+        raise ValueError(expression)
+
+    assert rule_subject('config.m["\\x41"]', failing) is None
