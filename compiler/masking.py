@@ -2,7 +2,7 @@
 
 The walk that masks is also the walk that seals (:func:`replace_paths`).
 
-The rule (issue 14 §5, README "Secrets"): the value at a secret path is
+The rule (issue 14 §5, README "Trust model"): the value at a secret path is
 replaced *whole* by a stand-in -- a scalar, a map, a list and ``null`` alike,
 so neither its content nor its shape nor its absence of a value shows. A
 path that is enclosed by another secret path adds nothing (the enclosing
