@@ -54,6 +54,9 @@ class Diagnostic:
     # A policy finding's ``origin`` is the rule; this is the layer line that set the value the rule
     # judged, where a CI annotation belongs (issue 13 §3). None when the finding names no one value.
     value_origin: Origin | None = None
+    # The config path (module first) of the value a policy finding judged, as the evaluator found it
+    # in the rule's syntax tree (issue 14 §5); ``value_origin`` is looked up from it.
+    value_path: JsonPath | None = None
 
     def sort_key(self) -> tuple[str, str, int, int, str, str]:
         o = self.origin

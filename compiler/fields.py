@@ -34,6 +34,11 @@ def first_error(e: PydanticValidationError, model: type[BaseModel]) -> tuple[Loc
     return loc, "unknown field" + suggestion(loc[-1], fields_at(model, loc[:-1]))
 
 
+def pattern_mismatch(e: PydanticValidationError, loc: Loc) -> bool:
+    """Whether the error at ``loc`` is a string failing its ``pattern`` (by pydantic's error type, not its words)."""
+    return any(tuple(err["loc"]) == loc and err["type"] == "string_pattern_mismatch" for err in e.errors())
+
+
 def fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
     """The field names of the model found at ``loc`` inside ``model`` ([] when none is)."""
     tp: Any = model
@@ -74,4 +79,4 @@ def _model_of(tp: Any) -> type[BaseModel] | None:  # noqa: ANN401 - a typing for
     return None
 
 
-__all__ = ["first_error", "suggestion", "unknown_field"]
+__all__ = ["first_error", "pattern_mismatch", "suggestion", "unknown_field"]

@@ -378,7 +378,7 @@ def _validate_with_models(doc: Document) -> Manifest:
     from pydantic import ValidationError as PydanticValidationError
 
     from compiler import manifest_schema
-    from compiler.fields import first_error
+    from compiler.fields import first_error, pattern_mismatch
 
     try:
         model = manifest_schema.Manifest.model_validate(doc.value)
@@ -388,7 +388,7 @@ def _validate_with_models(doc: Document) -> Manifest:
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         if loc == ("storage", "pointer_expiry"):
             msg = "a duration in hours or days up to 366d, like 36h or 7d"
-        elif msg.startswith("String should match pattern"):
+        elif pattern_mismatch(e, loc):
             msg = "names must be lowercase identifiers ([a-z][a-z0-9_-]*)"
         raise InputError(f"{doc.origin(loc).location()}: {where}: {msg}{more}") from e
     manifest = manifest_from(model.model_dump())

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from compiler.bundle.canonical import digest, loads_canonical
+from compiler.bundle.canonical import InvalidJsonError, NotCanonicalError, digest, loads_canonical
 from compiler.bundle.dsse import Keyring, verify_envelope
 from compiler.errors import VerificationError
 from compiler.jsontypes import JSONObject
@@ -114,9 +114,9 @@ def _check_previous(bundle: VerifiedBundle, before: VerifiedBundle | None) -> No
 def _parse_bundle(payload: bytes, *, where: str) -> tuple[JSONObject, JSONObject]:
     try:
         obj = loads_canonical(payload)
-    except ValueError as e:
-        if str(e) == "not canonical":
-            raise VerificationError(f"{where}: signed payload is not canonical JSON") from e
+    except NotCanonicalError as e:
+        raise VerificationError(f"{where}: signed payload is not canonical JSON") from e
+    except InvalidJsonError as e:
         raise VerificationError(f"{where}: signed payload is {e}") from e
     if not isinstance(obj, dict):
         raise VerificationError(f"{where}: signed payload is not a JSON object")

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from compiler.jsontypes import JSONObject, JSONValue
+from compiler.masking import SECRET_TEXT
 
-MASK = "<secret>"
+MASK = SECRET_TEXT  # what a secret shows as in the masked view: the one masker's placeholder
 
 
 def encode(value: JSONValue) -> bytes:

@@ -10,6 +10,15 @@ from compiler.jsontypes import JSONValue
 
 _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
+
+class InvalidJsonError(ValueError):
+    """Bytes that are not strict JSON (``loads_strict``'s rules): bad UTF-8, a repeated key, NaN, ..."""
+
+
+class NotCanonicalError(ValueError):
+    """Strict JSON, but not byte for byte its canonical form (``canonical_json``)."""
+
+
 # id(dict) -> (the dict, its canonical text). Holding the dict keeps its id from being reused.
 EncodingCache = dict[int, tuple[object, str]]
 
@@ -96,16 +105,16 @@ def loads_canonical(data: bytes) -> JSONValue:
     """Parse ``data`` and check it is exactly its canonical form.
 
     Raises:
-        ValueError: not strict JSON (``"not valid JSON: ..."``), or valid but not canonical
-            (``"not canonical"``).
+        InvalidJsonError: not strict JSON (``"not valid JSON: ..."``).
+        NotCanonicalError: valid, but not canonical (``"not canonical"``).
     """
     try:
         value = loads_strict(data)
         canonical = canonical_json(value)
     except ValueError as e:
-        raise ValueError(f"not valid JSON: {e}") from e
+        raise InvalidJsonError(f"not valid JSON: {e}") from e
     if canonical != data:
-        raise ValueError("not canonical")
+        raise NotCanonicalError("not canonical")
     return value
 
 

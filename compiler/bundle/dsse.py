@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from compiler.bundle.canonical import canonical_json, loads_canonical
+from compiler.bundle.canonical import InvalidJsonError, NotCanonicalError, canonical_json, loads_canonical
 from compiler.errors import LlmccError, VerificationError
 from compiler.jsontypes import JSONValue
 
@@ -177,9 +177,9 @@ def verify_envelope(envelope: bytes, keyring: Keyring, *, where: str, payload_ty
 def _parse_envelope(envelope: bytes, *, where: str) -> tuple[bytes, str, list[tuple[str, bytes]]]:
     try:
         obj = loads_canonical(envelope)
-    except ValueError as e:
-        if str(e) == "not canonical":
-            raise VerificationError(f"{where}: envelope is not in canonical JSON form", reason="signature") from e
+    except NotCanonicalError as e:
+        raise VerificationError(f"{where}: envelope is not in canonical JSON form", reason="signature") from e
+    except InvalidJsonError as e:
         raise VerificationError(f"{where}: envelope is {e}", reason="signature") from e
     if not isinstance(obj, dict) or set(obj) != _ENVELOPE_KEYS:
         raise VerificationError(

@@ -15,7 +15,6 @@ import traceback
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any, NoReturn
 
 from compiler import __version__
@@ -238,4 +237,4 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
 
 
 CommandRunner = Callable[[argparse.Namespace, Context], int]
-__all__ = ["Context", "ModuleType", "build_parser", "error_boundary", "main"]
+__all__ = ["Context", "build_parser", "error_boundary", "main"]

@@ -1,5 +1,9 @@
 """The command table: name -> (help, loader). Explicit, no entry points (STYLE R8).
 
+Each loader returns its command module typed as :class:`Command`, so mypy
+checks that every module in the table has ``add_arguments`` and ``run`` with
+the signatures ``cli.main`` calls (PEP 544: a module implements a Protocol).
+
 Each loader imports its command module only when that command runs, so
 `llmcc validate` does not pay for boto3, GitPython or the OCI client. In an
 install without the ``cli`` extra a loader fails with one line naming it.
@@ -7,110 +11,123 @@ install without the ``cli`` extra a loader fails with one line naming it.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
-from types import ModuleType
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from compiler.errors import UsageError
 from compiler.extras import CLI_PACKAGES, is_missing, needs_extra
 
+if TYPE_CHECKING:
+    from compiler.cli._context import Context
 
-def _compile() -> ModuleType:
+
+@runtime_checkable
+class Command(Protocol):
+    """What a command module provides: its arguments, and the run that returns the exit code (docs/exit-codes.md)."""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace, ctx: Context) -> int: ...
+
+
+def _compile() -> Command:
     from compiler.cli import compile as m
 
     return m
 
 
-def _validate() -> ModuleType:
+def _validate() -> Command:
     from compiler.cli import validate as m
 
     return m
 
 
-def _diff() -> ModuleType:
+def _diff() -> Command:
     from compiler.cli import diff as m
 
     return m
 
 
-def _explain() -> ModuleType:
+def _explain() -> Command:
     from compiler.cli import explain as m
 
     return m
 
 
-def _history() -> ModuleType:
+def _history() -> Command:
     from compiler.cli import history as m
 
     return m
 
 
-def _publish() -> ModuleType:
+def _publish() -> Command:
     from compiler.cli import publish as m
 
     return m
 
 
-def _verify() -> ModuleType:
+def _verify() -> Command:
     from compiler.cli import verify as m
 
     return m
 
 
-def _pull() -> ModuleType:
+def _pull() -> Command:
     from compiler.cli import pull as m
 
     return m
 
 
-def _exec() -> ModuleType:
+def _exec() -> Command:
     from compiler.cli import execute as m
 
     return m
 
 
-def _agent() -> ModuleType:
+def _agent() -> Command:
     from compiler.cli import agent as m
 
     return m
 
 
-def _policy() -> ModuleType:
+def _policy() -> Command:
     from compiler.cli import policy as m
 
     return m
 
 
-def _secrets() -> ModuleType:
+def _secrets() -> Command:
     from compiler.cli import secrets as m
 
     return m
 
 
-def _keys() -> ModuleType:
+def _keys() -> Command:
     from compiler.cli import keys as m
 
     return m
 
 
-def _hook() -> ModuleType:
+def _hook() -> Command:
     from compiler.cli import hook as m
 
     return m
 
 
-def _init() -> ModuleType:
+def _init() -> Command:
     from compiler.cli import init as m
 
     return m
 
 
-def _ci() -> ModuleType:
+def _ci() -> Command:
     from compiler.cli import ci as m
 
     return m
 
 
-COMMANDS: dict[str, tuple[str, Callable[[], ModuleType]]] = {
+COMMANDS: dict[str, tuple[str, Callable[[], Command]]] = {
     "compile": ("render, validate and encrypt; write DIR/<target>.bundle.json", _compile),
     "validate": ("schema, secrets and policy checks; nothing written", _validate),
     "diff": (
@@ -149,10 +166,10 @@ def extras_for(name: str) -> tuple[str, ...]:
     return EXTRAS.get(name, ("cli",))
 
 
-def _needs_cli(name: str, load: Callable[[], ModuleType]) -> Callable[[], ModuleType]:
+def _needs_cli(name: str, load: Callable[[], Command]) -> Callable[[], Command]:
     """``load``, with a missing ``cli`` extra reported as one line (exit 2) naming every extra the command needs."""
 
-    def guarded() -> ModuleType:
+    def guarded() -> Command:
         try:
             return load()
         except ModuleNotFoundError as e:

@@ -19,6 +19,7 @@ from compiler.cli._context import Context
 from compiler.cli._repo import add_identity_arg, open_repository
 from compiler.errors import UsageError
 from compiler.jsonpath import ItemKey, JsonPath, Query, format_path, no_value, resolve, select, split_address
+from compiler.masking import SECRET_TEXT, mask_text
 
 if TYPE_CHECKING:
     from compiler import provenance
@@ -48,22 +49,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler import provenance
     from compiler.compile.pipeline import compile_target
+    from compiler.diff.masking import secret_fields
     from compiler.project import parse_target
 
     repo, _, _ = open_repository(ctx, args)
     target = repo.project.select([args.target])[0] if args.target else parse_target(args.target)
     module, query = split_address(args.address, repo.modules, args.path)
     result = compile_target(repo, target, validate=False)
-    _refuse_secret_items(result.modules[module], query, result.secrets.get(module, []))
+    secrets = secret_fields(result).get(module, [])  # marked x-secret, or set by a SOPS file
+    _refuse_secret_items(result.modules[module], query, secrets)
     found = resolve(result.modules[module], query)
     if found is None:
         raise UsageError(f"{no_value(target.name, module, result.modules[module], query)} in this target")
     path, value = found[0], cast("Value", found[1])
-    secrets = result.secrets.get(module, [])
     secret = any(path[: len(p)] == p for p in secrets)  # the value is (inside) a secret
     if not secret:
-        value = _mask(value, [p[len(path) :] for p in secrets if p[: len(path)] == path])
-    shown = "<secret>" if secret else json.dumps(value, ensure_ascii=False, sort_keys=True)
+        value = mask_text(value, [p[len(path) :] for p in secrets if p[: len(path)] == path])
+    shown = SECRET_TEXT if secret else json.dumps(value, ensure_ascii=False, sort_keys=True)
     contributions = provenance.trace(repo, result.stack, module, path, shadowed=True)
     blames = _blame(ctx, args.rev, contributions)
     if args.format == "json":
@@ -154,21 +156,3 @@ def _refuse_secret_items(value: object, query: Query, secrets: list[JsonPath]) -
 
 def _truncate(text: str) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _mask(value: Value, paths: list[JsonPath]) -> Value:
-    """``value`` with each secret below it (at ``paths``, relative) shown as ``<secret>``."""
-    for rel in paths:
-        value = _replace(value, rel)
-    return value
-
-
-def _replace(node: Value, rel: JsonPath) -> Value:
-    if not rel:
-        return "<secret>"
-    head, rest = rel[0], rel[1:]
-    if isinstance(node, dict) and isinstance(head, str) and head in node:
-        return {**node, head: _replace(node[head], rest)}
-    if isinstance(node, list) and isinstance(head, int) and 0 <= head < len(node):
-        return [*node[:head], _replace(node[head], rest), *node[head + 1 :]]
-    return node

@@ -17,7 +17,7 @@ from typing import Literal
 from compiler.compile.pipeline import CompileCaches, compile_target
 from compiler.compile.repository import SCHEMAS, TEMPLATES, Repository
 from compiler.compile.types import CompileResult
-from compiler.diff.masking import Masked, SecretDigest, mask_secrets, sops_paths
+from compiler.diff.masking import Masked, SecretDigest, mask_secrets, secret_fields
 from compiler.diff.structural import ChangePath, Kind, Memo, diff_values, format_change_path
 from compiler.errors import InputError, UsageError
 from compiler.jsonpath import JsonPath
@@ -233,10 +233,8 @@ def _secret_paths(*results: CompileResult | None) -> dict[str, set[JsonPath]]:
     for result in results:
         if result is None:
             continue
-        for module in result.modules:
-            found = paths.setdefault(module, set())
-            found.update(result.secrets.get(module, ()))
-            found.update(sops_paths(result.stack, module))
+        for module, found in secret_fields(result).items():
+            paths.setdefault(module, set()).update(found)
     return paths
 
 

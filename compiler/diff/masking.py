@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Value
+from compiler.masking import SECRET_TEXT, mask_paths
 
 if TYPE_CHECKING:
-    from compiler.compile.types import TargetStack
-
-SECRET_TEXT = "<secret>"  # noqa: S105 - the placeholder printed instead of a secret
+    from compiler.compile.types import CompileResult, TargetStack
 
 
 class SecretDigest:
@@ -52,32 +51,8 @@ def digest_secret(key: bytes, value: Value) -> SecretDigest:
 
 
 def mask_secrets(value: Value, paths: Iterable[JsonPath], key: bytes) -> Masked:
-    """A copy of ``value`` with the subtree at each path replaced by its digest.
-
-    Only the containers on the way to a secret are copied; paths that do not
-    exist in ``value`` are skipped.
-    """
-    out: Masked = value  # type: ignore[assignment]  # no Tagged after merging
-    for path in sorted(set(paths), key=len):
-        out = _replace(out, path, key)
-    return out
-
-
-def _replace(node: Masked, path: JsonPath, key: bytes) -> Masked:
-    if isinstance(node, SecretDigest):
-        return node  # an enclosing path is secret already
-    if not path:
-        return digest_secret(key, node)  # type: ignore[arg-type]
-    head, rest = path[0], path[1:]
-    if isinstance(node, dict) and isinstance(head, str) and head in node:
-        copy = dict(node)
-        copy[head] = _replace(node[head], rest, key)
-        return copy
-    if isinstance(node, list) and isinstance(head, int) and 0 <= head < len(node):
-        items = list(node)
-        items[head] = _replace(node[head], rest, key)
-        return items
-    return node
+    """A copy of ``value`` with the subtree at each path replaced by its digest (``compiler.masking``'s rule)."""
+    return mask_paths(value, paths, lambda secret: digest_secret(key, secret))  # type: ignore[arg-type, return-value]
 
 
 def sops_paths(stack: TargetStack, module: str) -> list[JsonPath]:
@@ -89,6 +64,21 @@ def sops_paths(stack: TargetStack, module: str) -> list[JsonPath]:
     for layer in stack.layers:
         if layer.ref.secrets and module in layer.modules:
             _leaves(layer.modules[module], (), out)
+    return out
+
+
+def secret_fields(result: CompileResult) -> dict[str, list[JsonPath]]:
+    """Per module, every path of ``result`` to mask: marked ``x-secret`` by its schema, or set by a SOPS file.
+
+    The one answer to "which values are secret" for what ``explain``, policy
+    rules and ``diff`` show (``compiler.masking``). Bundles seal the marked
+    fields only (``result.secrets``).
+    """
+    out: dict[str, list[JsonPath]] = {}
+    for module in result.modules:
+        paths = {*result.secrets.get(module, ()), *sops_paths(result.stack, module)}
+        if paths:
+            out[module] = sorted(paths, key=str)
     return out
 
 
@@ -111,4 +101,13 @@ def public(value: Masked) -> object:
     return value
 
 
-__all__ = ["Masked", "SecretDigest", "digest_secret", "mask_secrets", "public", "sops_paths"]
+__all__ = [
+    "SECRET_TEXT",
+    "Masked",
+    "SecretDigest",
+    "digest_secret",
+    "mask_secrets",
+    "public",
+    "secret_fields",
+    "sops_paths",
+]

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from compiler.jsonpath import JsonPath
 from compiler.jsontypes import JSONValue
+from compiler.masking import mask_text
 from compiler.policy import celast
 from compiler.policy.celmodule import load_cel
 from compiler.policy.cost import MAX_RULE_COST, UnboundedError, rule_cost
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
     import cel as _cel
 
 VARIABLES = ("config", "target", "secrets")
-SECRET_MASK = "<secret>"  # noqa: S105 - the stand-in rules see instead of a secret value
 # The Rust crate's functions, then cel-go's extensions (cel.stdlib), by their last name part.
 _NATIVE = frozenset(
     {
@@ -179,24 +179,12 @@ def referenced_paths(source: str) -> tuple[JsonPath, ...] | None:
 
 
 def mask_secrets(modules: Mapping[str, JSONValue], secrets: Mapping[str, Iterable[JsonPath]]) -> dict[str, JSONValue]:
-    """``modules`` with every secret value replaced by ``SECRET_MASK``; only the paths to them are copied."""
+    """``modules`` with every secret value shown as ``SECRET_TEXT`` (``compiler.masking``'s rule)."""
     out = dict(modules)
     for module, paths in secrets.items():
-        for path in paths:
-            if module in out:
-                out[module] = _replace(out[module], path)
+        if module in out:
+            out[module] = mask_text(out[module], paths)
     return out
-
-
-def _replace(value: JSONValue, path: JsonPath) -> JSONValue:
-    if not path:
-        return SECRET_MASK if value is not None else None
-    head, rest = path[0], path[1:]
-    if isinstance(value, dict) and isinstance(head, str) and head in value:
-        return {**value, head: _replace(value[head], rest)}
-    if isinstance(value, list) and isinstance(head, int) and 0 <= head < len(value):
-        return [*value[:head], _replace(value[head], rest), *value[head + 1 :]]
-    return value
 
 
 class Activation:

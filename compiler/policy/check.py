@@ -15,14 +15,12 @@ bundles, docs/bundle-format.md); the wall clock for a working tree with changes.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from compiler import provenance
 from compiler.diagnostics import Diagnostic
-from compiler.errors import UsageError
-from compiler.jsonpath import JsonPath, parse_path, resolve
+from compiler.jsonpath import JsonPath, resolve
 from compiler.jsontypes import JSONValue
 from compiler.load.yaml import Tagged, Value
 from compiler.policy.evaluate import evaluate_policies
@@ -47,14 +45,6 @@ def policy_time(source: SourceInfo | None, *, wall: dt.datetime) -> dt.datetime:
     return wall
 
 
-# `config["inference-engine"].model.temperature` or `config.gw.routes[1]` in a finding: the value a rule compared.
-# Its selections are a path in compiler.jsonpath's syntax: ``.name``, ``[0]``, ``["a.b"]`` with escapes.
-_CONFIG_PATH = re.compile(
-    r"""config(?:\["(?P<module>[^"]+)"\]|\.(?P<dotted>[A-Za-z_][A-Za-z0-9_]*))"""
-    r"""(?P<path>(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\["(?:[^"\\]|\\.)*"\]|\['(?:[^'\\]|\\.)*'\])*)"""
-)
-
-
 class PolicyCheck:
     """The compiled policies of one repository and the rotation sidecars read so far."""
 
@@ -74,17 +64,13 @@ class PolicyCheck:
         return [self._locate(d, result) for d in diags]
 
     def _locate(self, diag: Diagnostic, result: CompileResult) -> Diagnostic:
-        """Add the line that set the offending value, when the finding names one ``config[...]`` path."""
-        m = _CONFIG_PATH.search(diag.message)
-        if m is None or diag.rule is None:
+        """Add the line that set the value the finding judged (``value_path``, from the evaluator)."""
+        if diag.value_path is None or diag.rule is None:
             return diag
-        module = m["module"] or m["dotted"]
+        module, path = str(diag.value_path[0]), diag.value_path[1:]
         if module not in result.modules:
             return diag
-        try:
-            found = resolve(result.modules[module], parse_path(m["path"]))
-        except UsageError:  # a CEL escape the path syntax does not share (``\x41``, octal)
-            return diag
+        found = resolve(result.modules[module], path)
         if found is None:
             return diag
         contributions = provenance.trace(self.repo, result.stack, module, found[0])

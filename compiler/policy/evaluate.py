@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, cast
 
 from compiler.diagnostics import Diagnostic, Severity
+from compiler.diff.masking import secret_fields
 from compiler.errors import InputError, SecretsError
 from compiler.jsonpath import JsonPath, resolve
 from compiler.jsontypes import JSONObject, JSONValue
@@ -47,6 +48,7 @@ class Outcome:
     policy: Policy
     status: Status
     detail: str = ""  # why it failed, or the evaluation error
+    subject: JsonPath | None = None  # the config path (module first) of the value ``detail`` is about
 
 
 def target_value(target: Target) -> JSONObject:
@@ -111,7 +113,7 @@ def evaluate_target(
             use, use_unfit = real
         hit = use_unfit.read_by(policy.program.paths)
         if hit is not None:
-            outcome = Outcome(policy=policy, status="error", detail=hit)
+            outcome = Outcome(policy=policy, status="error", detail=hit[0], subject=hit[1])
             out.append(_masked(outcome, fields) if fields else outcome)
             continue
         _check_cost(policy, use, fields)
@@ -148,11 +150,14 @@ def _outcome(policy: Policy, act: Activation) -> Outcome:
         return Outcome(policy=policy, status="error", detail=eval_error(e))
     if value is True:
         return Outcome(policy=policy, status="pass")
-    from compiler.policy.explain import explain, show  # a rule that did not pass (issue 14 §1)
+    from compiler.policy.explain import explain, rule_subject, show  # a rule that did not pass (issue 14 §1)
 
     if value is False:
-        why = explain(policy.rule, act.evaluate) or f"{one_line(policy.rule)} is false"
-        return Outcome(policy=policy, status="fail", detail=why)
+        why = explain(policy.rule, act.evaluate)
+        if why is None:
+            detail, subject = f"{one_line(policy.rule)} is false", rule_subject(policy.rule, act.evaluate)
+            return Outcome(policy=policy, status="fail", detail=detail, subject=subject)
+        return Outcome(policy=policy, status="fail", detail=why.text, subject=why.subject)
     return Outcome(policy=policy, status="error", detail=f"the rule gave {show(value)}, not a boolean")
 
 
@@ -175,10 +180,10 @@ class UnfitValues:
 
     def __init__(self, config: Mapping[str, JSONValue]) -> None:
         self._config = dict(config)
-        self._seen: dict[JsonPath, str | None] = {}
+        self._seen: dict[JsonPath, tuple[str, JsonPath] | None] = {}
 
-    def read_by(self, paths: Iterable[JsonPath] | None) -> str | None:
-        """Why a rule selecting ``paths`` (None: anything) would not see a value unchanged, or None."""
+    def read_by(self, paths: Iterable[JsonPath] | None) -> tuple[str, JsonPath] | None:
+        """Why a rule selecting ``paths`` (None: anything) would not see a value unchanged, and the value's path."""
         for path in [(m,) for m in sorted(self._config)] if paths is None else paths:
             found = resolve(self._config, path)
             if found is not None and found[0] not in self._seen:
@@ -189,14 +194,15 @@ class UnfitValues:
         return None
 
     @staticmethod
-    def _why(at: JsonPath, value: JSONValue) -> str | None:
+    def _why(at: JsonPath, value: JSONValue) -> tuple[str, JsonPath] | None:
         unfit = cel_unfit(value)
         if unfit is None:
             return None
         where = (*at, *unfit[0])
         return (
             f"{cel_selection(str(where[0]), where[1:])} is {unfit[1]}, beyond CEL's int "
-            f"(64-bit signed, {CEL_INT_MIN} to {CEL_INT_MAX}): rules cannot read it unchanged"
+            f"(64-bit signed, {CEL_INT_MIN} to {CEL_INT_MAX}): rules cannot read it unchanged",
+            where,
         )
 
 
@@ -234,8 +240,9 @@ def evaluate_policies(
     """
     if not policies:
         return []
-    config = mask_secrets(result.modules, result.secrets)  # type: ignore[arg-type]
-    values = SecretValues(paths=result.secrets, config=result.modules if secrets_at_hand else None)  # type: ignore[arg-type]
+    secret = secret_fields(result)  # marked x-secret, or set by a SOPS file: rules see neither unmasked
+    config = mask_secrets(result.modules, secret)  # type: ignore[arg-type]
+    values = SecretValues(paths=secret, config=result.modules if secrets_at_hand else None)  # type: ignore[arg-type]
     outcomes = evaluate_target(policies.policies, result.target, config, secret_meta, values)
     return policy_diagnostics(outcomes, policies.waivers, result.target, now.date())
 
@@ -278,6 +285,7 @@ def policy_diagnostics(
                 target=target.name,
                 rule=p.name,
                 notes=tuple(notes),
+                value_path=o.subject,
             )
         )
     return out

@@ -341,13 +341,13 @@ def _validate_with_models(doc: Document, listed: bool) -> PolicyFile:
 
 
 def _input_error(e: PydanticValidationError, doc: Document, listed: bool) -> InputError:
-    from compiler.fields import first_error
+    from compiler.fields import first_error, pattern_mismatch
     from compiler.policy import rules_schema
 
     loc, msg = first_error(e, rules_schema.PolicyFile)
     shown = loc[1:] if listed and loc[:1] == ("rules",) else loc
     field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in shown).lstrip(".") or "(top level)"
-    if msg.startswith("String should match pattern"):
+    if pattern_mismatch(e, loc):
         msg = "must be YYYY-MM-DD" if loc[-1:] == ("expires",) else "must be a name of letters, digits, . _ -"
     more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
     return InputError(f"{doc.origin(shown).location()}: {field}: {msg}{more}")

@@ -13,13 +13,14 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, Undefined, nodes, pass_environment, pass_eval_context
+from jinja2 import StrictUndefined, TemplateError, Undefined, UndefinedError, nodes, pass_environment, pass_eval_context
 from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.filters import make_attrgetter
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, LoopContext, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 from jinja2.utils import generate_lorem_ipsum
+from jinja2.utils import missing as _MISSING
 
 from compiler.errors import InputError
 from compiler.render import jinja
@@ -279,10 +280,35 @@ def _checked(fn: Callable[..., Any]) -> Callable[..., Any]:
 _LOOP = "_llmcc_loop"
 
 
+class UndefinedVariableError(UndefinedError):
+    """A name no layer defines (``{{ missing }}``), as opposed to a missing attribute or item of a value."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class _Undefined(StrictUndefined):
+    """``StrictUndefined`` whose error says by its type whether a variable is undefined (not by its words)."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        hint: str | None = None,
+        obj: Any = _MISSING,  # noqa: ANN401 - jinja's signature
+        name: str | None = None,
+        exc: type[UndefinedError] = UndefinedError,
+    ) -> None:
+        if obj is _MISSING and hint is None and isinstance(name, str) and exc is UndefinedError:
+            exc = functools.partial(UndefinedVariableError, name=name)  # type: ignore[assignment]
+        super().__init__(hint, obj, name, exc)
+
+
 def _environment() -> _Sandbox:
     # optimized=False: Jinja's optimizer evaluates constant expressions while compiling,
     # outside the bounds of any rendering ([1]|batch(10000000, 'x') ran there unbounded).
-    env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, optimized=False)
+    env = _Sandbox(undefined=_Undefined, autoescape=False, keep_trailing_newline=True, optimized=False)
     _bound_filters(env.filters)
     env.globals.update({"range": _range, "lipsum": _lipsum, _LOOP: _counted})
     return env
@@ -358,6 +384,8 @@ def _settled(run: Callable[[Mapping[str, Any]], Any]) -> Callable[[Mapping[str, 
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
             return result
+        except UndefinedVariableError as e:
+            raise TemplateFailure(str(e.message if e.message else e), undefined=e.name) from e
         except TemplateError as e:
             raise TemplateFailure(str(e.message if e.message else e)) from e
 

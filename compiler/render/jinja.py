@@ -69,11 +69,16 @@ _MAX_INT_BITS = 14_000  # about 4,200 digits: Python's int/str conversion limit 
 
 
 class TemplateFailure(Exception):
-    """A scalar failed in Jinja: its ``TemplateError`` (``message`` as Jinja words it), or a bound."""
+    """A scalar failed in Jinja: its ``TemplateError`` (``message`` as Jinja words it), or a bound.
 
-    def __init__(self, message: str) -> None:
+    ``undefined`` is the name of the variable when the failure is a name no layer defines
+    (``{{ missing }}``), known by the error's type, not its words (issue 14 §5).
+    """
+
+    def __init__(self, message: str, *, undefined: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.undefined = undefined
 
 
 class LimitError(TemplateFailure):
@@ -431,10 +436,9 @@ def _shorten(source: str) -> str:
 
 
 def _describe(e: TemplateFailure) -> str:
-    msg = e.message
-    if msg.endswith(" is undefined"):
-        return "undefined variable " + msg[: -len(" is undefined")]
-    return f"template error: {msg}"
+    if e.undefined is not None:
+        return f"undefined variable {e.undefined!r}"
+    return f"template error: {e.message}"
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

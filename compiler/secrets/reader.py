@@ -12,12 +12,13 @@ holding a control or non-printable character prints differently on screen.
 
 from __future__ import annotations
 
-import copy
+import functools
 from collections.abc import Iterable, Mapping
 
 from compiler.errors import SecretsError, UsageError
 from compiler.jsonpath import JsonPath, format_path, no_value, resolve, split_address
 from compiler.jsontypes import JSONObject, JSONScalar, JSONValue
+from compiler.masking import replace_paths
 from compiler.secrets.envelope import ALG, check_commitment, is_enc, open_value, seal_value, value_subkeys
 from compiler.secrets.kek.base import KeyProvider, WrappedKey
 
@@ -45,50 +46,37 @@ def seal_modules(
     dek: bytes,
     target: str,
 ) -> JSONObject:
-    """A deep copy of ``modules`` with every secret leaf sealed.
+    """``modules`` with every secret leaf sealed; the one sealing walk (``build`` and the client bench use it).
 
-    A secret path that is absent is skipped (an optional field); one that holds
-    a list or mapping has each scalar below it sealed at its own path.
+    The walk is ``compiler.masking.replace_paths``: a secret path that is absent
+    is skipped (an optional field); one inside another secret path is sealed
+    once, with the enclosing one (never a second time over its ciphertext); one
+    that holds a list or mapping has each scalar below it sealed at its own
+    path. Only the branches that lead to secrets are copied; the rest is shared
+    with ``modules``, which is never changed.
 
     Raises:
         SecretsError: a value that cannot be sealed (e.g. a NaN).
     """
-    out: JSONObject = copy.deepcopy(dict(modules))
+    by_module: dict[str, list[JsonPath]] = {}
     for module, path in secret_paths:
-        keys: tuple[str | int, ...] = (module, *path)
-        parent: JSONValue = out
-        for key in keys[:-1]:
-            parent = _child(parent, key)
-        if _has(parent, keys[-1]):
-            _seal_at(parent, keys[-1], module, path, dek, target)
+        by_module.setdefault(module, []).append(path)
+    out: JSONObject = dict(modules)
+    for module, paths in by_module.items():
+        if module in out:
+            seal = functools.partial(_seal_tree, module=module, dek=dek, target=target)
+            out[module] = replace_paths(out[module], paths, seal)
     return out
 
 
-def _seal_at(parent: JSONValue, key: str | int, module: str, path: JsonPath, dek: bytes, target: str) -> None:
-    value = parent[key]  # type: ignore[index]  # _has checked the key exists
-    if isinstance(value, dict):
-        for k in list(value):
-            _seal_at(value, k, module, (*path, k), dek, target)
-    elif isinstance(value, list):
-        for i in range(len(value)):
-            _seal_at(value, i, module, (*path, i), dek, target)
-    else:
-        # Every secret is sealed, one that already looks like ciphertext too: a value shaped
-        # like ENC[...] is still the user's plaintext (issue 10 §7).
-        sealed = seal_value(dek, target=target, path=secret_address(module, path), value=value)
-        parent[key] = sealed  # type: ignore[index]  # a dict or list, by the walk above
-
-
-def _has(parent: JSONValue, key: str | int) -> bool:
-    if isinstance(parent, dict):
-        return isinstance(key, str) and key in parent
-    if isinstance(parent, list):
-        return isinstance(key, int) and 0 <= key < len(parent)
-    return False
-
-
-def _child(parent: JSONValue, key: str | int) -> JSONValue:
-    return parent[key] if _has(parent, key) else None  # type: ignore[index]  # _has checked the type
+def _seal_tree(path: JsonPath, node: JSONValue, *, module: str, dek: bytes, target: str) -> JSONValue:
+    if isinstance(node, dict):
+        return {k: _seal_tree((*path, k), v, module=module, dek=dek, target=target) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_seal_tree((*path, i), v, module=module, dek=dek, target=target) for i, v in enumerate(node)]
+    # Every secret is sealed, one that already looks like ciphertext too: a value shaped
+    # like ENC[...] is still the user's plaintext (issue 10 §7).
+    return seal_value(dek, target=target, path=secret_address(module, path), value=node)
 
 
 class SecretReader:

@@ -2,8 +2,8 @@
 
 The data key comes from ``keys/targets/<target>.yaml`` in the same source tree
 (so ``--rev`` seals with the key of that revision), unwrapped with the
-compiler identity and checked against its commitment. Sealing copies only the
-branches that lead to secrets; everything else is shared with the input.
+compiler identity and checked against its commitment. The walk is
+``compiler.secrets.reader.seal_modules``, the one sealing walk.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from compiler.errors import SecretsError
 from compiler.jsonpath import JsonPath
 from compiler.jsontypes import JSONObject, JSONValue
 from compiler.project import Project, Target
-from compiler.secrets.envelope import seal_value
 from compiler.secrets.identity import Identities
 from compiler.secrets.kek import provider_for
 from compiler.secrets.keyfile import (
@@ -24,7 +23,7 @@ from compiler.secrets.keyfile import (
     open_compiler_dek,
     read_target_key,
 )
-from compiler.secrets.reader import secret_address
+from compiler.secrets.reader import seal_modules
 from compiler.sources.base import SourceTree
 
 
@@ -62,34 +61,5 @@ class KeyFileSealer:
         if not secrets:
             return modules, None
         dek, block = self.key(target)
-        out = dict(modules)
-        for module, paths in secrets.items():
-            value = out[module]
-            for path in paths:
-                value = _seal_path(value, path, 0, module, dek, target.name)
-            out[module] = value
-        return out, block
-
-
-def _seal_path(node: JSONValue, path: JsonPath, depth: int, module: str, dek: bytes, target: str) -> JSONValue:
-    if depth == len(path):
-        return _seal_tree(node, path, module, dek, target)
-    key = path[depth]
-    if isinstance(node, dict) and isinstance(key, str) and key in node:
-        copy = dict(node)
-        copy[key] = _seal_path(node[key], path, depth + 1, module, dek, target)
-        return copy
-    if isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
-        items = list(node)
-        items[key] = _seal_path(node[key], path, depth + 1, module, dek, target)
-        return items
-    return node
-
-
-def _seal_tree(node: JSONValue, path: JsonPath, module: str, dek: bytes, target: str) -> JSONValue:
-    """Seal a secret value; a secret map or list has each scalar sealed at its own path."""
-    if isinstance(node, dict):
-        return {k: _seal_tree(v, (*path, k), module, dek, target) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_seal_tree(v, (*path, i), module, dek, target) for i, v in enumerate(node)]
-    return seal_value(dek, target=target, path=secret_address(module, path), value=node)
+        pairs = [(module, path) for module, paths in secrets.items() for path in paths]
+        return seal_modules(modules, pairs, dek, target.name), block

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from compiler.errors import InputError
 from compiler.load.yaml import Value, load_document
-from compiler.render import jinja
+from compiler.render import _sandbox, jinja
 from compiler.render.jinja import Renderer, plan_template
 from tests.core._repos import dedent
 
@@ -297,3 +297,15 @@ def test_a_rendered_string_over_the_size_limit_is_refused(monkeypatch: pytest.Mo
     assert render_error('v: "{{ x }}"\n', {"x": "a" * 11}) == (
         "templates/inference-engine.yaml:1:1: rendered value over 10 chars"
     )
+
+
+def test_an_undefined_variable_is_known_by_its_error_type_not_its_words() -> None:
+    """Issue 14 §5: ``undefined variable`` was chosen when Jinja's message ended in " is undefined"."""
+    env = _sandbox._environment()
+    with pytest.raises(_sandbox.UndefinedVariableError) as info:
+        env.from_string("{{ nope + 1 }}").render()
+    assert info.value.name == "nope"
+    for source in ("{{ cfg.nope + 1 }}", "{{ cfg['x is undefined'] + 1 }}", "{{ [1][5] + 1 }}"):
+        with pytest.raises(_sandbox.UndefinedError) as caught:
+            env.from_string(source).render(cfg={})
+        assert not isinstance(caught.value, _sandbox.UndefinedVariableError)

@@ -29,6 +29,7 @@ RUNTIME_TIER: dict[str, tuple[str, ...]] = {
     "compiler.fileops": (),
     "compiler.jsontypes": (),
     "compiler.jsonpath": (),
+    "compiler.masking": (),
     "compiler.extras": (),
     "compiler.names": (),
     "compiler.limits": (),
