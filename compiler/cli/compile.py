@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.diagnostics import plural
     from compiler.distdir import BundleDir, bundle_name
     from compiler.incremental.plan import plan_cache
-    from compiler.incremental.run import build_cached
+    from compiler.incremental.run import Reuse, build_cached, record_bundles
     from compiler.secrets.access import KeyFileCheck
     from compiler.secrets.sealing import KeyFileSealer
 
@@ -36,7 +36,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if not out_dir.is_absolute():
         out_dir = ctx.root / out_dir
     bundles = BundleDir(out_dir, [t.name for t in targets])
-    with bundles.staged() as staging:
+    plan = plan_cache(ctx.root, repo, targets, mode="compile", source=source, identities=ids, no_cache=args.no_cache)
+    with bundles.staged(keep_previous=plan is not None) as staging:
         request = BuildRequest(
             repo=repo,
             source=source,
@@ -45,13 +46,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             check_keys=KeyFileCheck(repo.tree, repo.project),
             progress=ctx.progress,
         )
-        plan = plan_cache(
-            ctx.root, repo, targets, mode="compile", source=source, identities=ids, no_cache=args.no_cache
-        )
-        outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs)
+        reuse = Reuse(out=out_dir, previous=bundles.previous)
+        outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs, reuse=reuse)
         bad = set(failed_targets(outcomes))
         good = [o.target for o in outcomes if o.target not in bad]
         bundles.install(good)  # a failed target keeps no bundle, not even last run's
+    record_bundles(plan, request, out_dir, good)
     for target in good:
         print(f"{_display(out_dir, ctx.root)}/{bundle_name(target)}")
     raise_failures(outcomes)

@@ -2,7 +2,9 @@
 
 An entry is one file, ``v1/<kk>/<key>.json``: a header line and a payload.
 The header is ``{"format", "compiler", "key", "sha256", "size"}``; the payload
-is canonical JSON. Read, an entry is trusted only when, in order:
+is canonical JSON. A large value (a target's sealed modules) is a blob beside
+it, ``v1/blobs/<dd>/<sha256>``, named by the SHA-256 of its bytes and checked
+against it when read. Read, an entry is trusted only when, in order:
 
 1. it is a regular file opened without following a symlink (``O_NOFOLLOW``),
    at most ``MAX_ENTRY_BYTES``, in directories that are not symlinks;
@@ -41,6 +43,7 @@ MAX_ENTRY_BYTES = 64 << 20
 DEFAULT_MAX_BYTES = 256 << 20
 MAX_BYTES_ENV = "LLMCC_CACHE_MAX_BYTES"
 _VERSION_DIR = "v1"
+_BLOBS = "blobs"
 
 
 class ResultCache:
@@ -100,9 +103,10 @@ class ResultCache:
             os.utime(path, follow_symlinks=False)  # recently used: evicted last
         return payload
 
-    def _read(self, path: Path, key: str) -> JSONObject | None:
+    def _read_file(self, path: Path) -> bytes | None:
+        """The bytes of a regular file not reached through a symlink, at most ``MAX_ENTRY_BYTES``."""
         try:
-            if path.parent.is_symlink():
+            if path.parent.is_symlink() or path.parent.parent.is_symlink():
                 return None
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
@@ -112,8 +116,13 @@ class ResultCache:
                 st = os.fstat(f.fileno())
                 if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES:
                     return None
-                data = f.read(MAX_ENTRY_BYTES + 1)
+                return f.read(MAX_ENTRY_BYTES + 1)
         except OSError:
+            return None
+
+    def _read(self, path: Path, key: str) -> JSONObject | None:
+        data = self._read_file(path)
+        if data is None:
             return None
         head, sep, body = data.partition(b"\n")
         if not sep:
@@ -130,6 +139,42 @@ class ResultCache:
         except ValueError:  # bad JSON or bad UTF-8 (UnicodeDecodeError is a ValueError)
             return None
         return payload if isinstance(payload, dict) else None
+
+    def get_blob(self, digest: str) -> bytes | None:
+        """The bytes whose SHA-256 is ``digest`` (64 hex digits), checked; None when absent or damaged."""
+        path = self._blob_path(digest)
+        if path is None or not self.usable():
+            return None
+        data = self._read_file(path)
+        if data is None or hashlib.sha256(data).hexdigest() != digest:
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path, follow_symlinks=False)
+        return data
+
+    def put_blob(self, data: bytes) -> str:
+        """Store ``data`` by its SHA-256 (kept when already there); the digest."""
+        digest = hashlib.sha256(data).hexdigest()
+        path = self._blob_path(digest)
+        assert path is not None
+        if not self.usable():
+            return digest
+        try:
+            for d in (path.parent.parent, path.parent):
+                if d.is_symlink():
+                    return digest
+                d.mkdir(mode=0o700, exist_ok=True)
+            if not path.is_file() or path.is_symlink():
+                fileops.write_atomic(path, data, mode=0o600)
+                self.written += 1
+        except OSError:
+            pass  # a cache: not storing is always safe
+        return digest
+
+    def _blob_path(self, digest: str) -> Path | None:
+        if self._path(digest) is None:
+            return None
+        return self.root / _VERSION_DIR / _BLOBS / digest[:2] / digest
 
     def put(self, key: str, payload: JSONObject) -> None:
         """Store ``payload`` under ``key``; a failure to write leaves the cache as it was (it is a cache)."""
@@ -158,8 +203,10 @@ class ResultCache:
         if not self.written or not self.usable():
             return 0
         entries: list[tuple[float, int, Path]] = []
-        for sub in (self.root / _VERSION_DIR).iterdir():
-            if sub.is_symlink() or not sub.is_dir():
+        top = self.root / _VERSION_DIR
+        subs = [*top.iterdir(), *((top / _BLOBS).iterdir() if (top / _BLOBS).is_dir() else [])]
+        for sub in subs:
+            if sub.is_symlink() or not sub.is_dir() or sub.name == _BLOBS:
                 continue
             for f in sub.iterdir():
                 with contextlib.suppress(OSError):

@@ -17,7 +17,9 @@ from tests.secrets._secrets_support import new_canary
 
 
 def entries(root: Path) -> list[Path]:
-    return sorted(p for p in (root / CACHE_DIR).rglob("*.json"))
+    """The targets' entries (not the records of output directories, not the blobs)."""
+    found = sorted((root / CACHE_DIR).rglob("*.json"))
+    return [p for p in found if b'"diagnostics"' in p.read_bytes().partition(b"\n")[2]]
 
 
 def run(root: Path, *argv: str) -> int:
@@ -142,10 +144,28 @@ def test_no_plaintext_secret_reaches_the_cache(example_repo: GitRepo, demo_ident
     assert run(root, "compile", "--target", "dev") == 0
     assert run(root, "validate", "--target", "dev") == 0
     assert len(entries(root)) == 2
-    for entry in entries(root):
-        data = entry.read_bytes()
-        assert CANARY_BYTES.search(data) is None
-        assert secret.encode() not in data
-    assert b"ENC[" in b"".join(e.read_bytes() for e in entries(root))  # the sealed value is there
+    every = b"".join(p.read_bytes() for p in (root / CACHE_DIR).rglob("*") if p.is_file())
+    assert CANARY_BYTES.search(every) is None
+    assert secret.encode() not in every
+    assert b"ENC[" in every  # the sealed value is there
     shutil.rmtree(root / CACHE_DIR)  # safe to delete
     assert run(root, "compile", "--target", "dev") == 0
+
+
+def test_an_unchanged_bundle_is_kept_and_an_edited_one_rewritten(example_repo: GitRepo, demo_identity: Path) -> None:
+    root = example_repo.path
+    assert run(root, "compile") == 0
+    dist = root / "dist"
+    before = {p.name: (p.stat().st_ino, p.read_bytes()) for p in dist.iterdir()}
+    (dist / "dev.bundle.json").write_bytes(b"{}")  # edited by hand: a new mtime
+    assert run(root, "compile") == 0
+    after = {p.name: (p.stat().st_ino, p.read_bytes()) for p in dist.iterdir()}
+    assert {n: b for n, (_, b) in after.items()} == {n: b for n, (_, b) in before.items()}
+    assert after["prod.bundle.json"][0] == before["prod.bundle.json"][0]  # the same file, not written again
+    for blob in (root / CACHE_DIR).rglob("blobs/*/*"):
+        blob.write_bytes(b"damaged")  # entries whose modules are gone: built again
+    (dist / "dev.bundle.json").unlink()
+    assert run(root, "compile") == 0
+    assert (dist / "dev.bundle.json").read_bytes() == before["dev.bundle.json"][1]
+    assert run(root, "compile", "--no-cache", "-o", "clean") == 0
+    assert (root / "clean" / "dev.bundle.json").read_bytes() == before["dev.bundle.json"][1]
