@@ -5,7 +5,7 @@ the target's findings and, for ``compile`` of a target without errors, the
 canonical text of its modules with every secret already sealed and the
 bundle's ``encryption`` block. Plaintext secrets are never in it: sealed
 values are AES-GCM ciphertexts under the target's data key, and findings
-never carry a secret value (README "Secrets").
+never carry a secret value (README "The result cache").
 
 A hit reuses the sealed bytes of the earlier compile: the same plaintext
 sealed for the same target, path and data key, so any reader that could open
