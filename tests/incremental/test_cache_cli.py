@@ -169,3 +169,45 @@ def test_an_unchanged_bundle_is_kept_and_an_edited_one_rewritten(example_repo: G
     assert (dist / "dev.bundle.json").read_bytes() == before["dev.bundle.json"][1]
     assert run(root, "compile", "--no-cache", "-o", "clean") == 0
     assert (root / "clean" / "dev.bundle.json").read_bytes() == before["dev.bundle.json"][1]
+
+
+def rewrite(path: Path, change: dict[str, object]) -> None:
+    """Change an entry's payload and make its digest right again: it passes the checks, its content does not."""
+    head, _, body = path.read_bytes().partition(b"\n")
+    payload = {**json.loads(body), **change}
+    new = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    header = json.loads(head)
+    header.update(sha256=hashlib.sha256(new).hexdigest(), size=len(new))
+    path.write_bytes(json.dumps(header).encode() + b"\n" + new)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"diagnostics": "none"}, {"diagnostics": [{"message": 1}]}, {"modules": 5}],
+    ids=["diagnostics-not-a-list", "bad-diagnostic", "modules-not-a-digest"],
+)
+def test_an_entry_of_the_wrong_shape_is_rebuilt(
+    example_repo: GitRepo, demo_identity: Path, change: dict[str, object]
+) -> None:
+    root = example_repo.path
+    assert run(root, "compile", "-t", "dev", "-o", "one") == 0
+    [entry] = entries(root)
+    rewrite(entry, change)
+    assert run(root, "compile", "-t", "dev", "-o", "two") == 0
+    assert (root / "two/dev.bundle.json").read_bytes() == (root / "one/dev.bundle.json").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"bundles": "x"}, {"bundles": {"dev": ["k", 1]}}, {"bundles": {"dev": ["k", 1, 2, 3]}}, {"source": "other"}],
+)
+def test_a_record_of_the_wrong_shape_keeps_nothing(
+    example_repo: GitRepo, demo_identity: Path, change: dict[str, object]
+) -> None:
+    root = example_repo.path
+    assert run(root, "compile", "-t", "dev") == 0
+    before = (root / "dist/dev.bundle.json").read_bytes()
+    [record] = [p for p in (root / CACHE_DIR).rglob("*.json") if b'"bundles"' in p.read_bytes()]
+    rewrite(record, change)
+    assert run(root, "compile", "-t", "dev") == 0
+    assert (root / "dist/dev.bundle.json").read_bytes() == before
