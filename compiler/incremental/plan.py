@@ -10,12 +10,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from compiler.audit.revisions import rev_file_ids, worktree_file_ids
+from compiler.compile.repository import Repository
 from compiler.incremental.inputs import CHECK_ROOTS, FileIds
 from compiler.incremental.key import KeyContext, Mode, cache_keys
 from compiler.incremental.run import CachePlan
 from compiler.incremental.store import CACHE_DIR, ResultCache, max_bytes_from
 from compiler.project import Target
-from compiler.compile.repository import Repository
 from compiler.secrets.identity import Identities
 from compiler.sources.base import SourceInfo
 

@@ -28,9 +28,9 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from compiler.bundle.canonical import canonical_json
+from compiler.compile.build import BuildRequest, TargetOutcome, build_targets, write_atomic
 from compiler.errors import InputError
 from compiler.incremental.entry import (
     EntryError,
@@ -43,9 +43,6 @@ from compiler.incremental.key import Mode
 from compiler.incremental.store import ResultCache
 from compiler.jsontypes import JSONObject, JSONValue
 from compiler.project import Target
-
-if TYPE_CHECKING:
-    from compiler.compile.build import BuildRequest, TargetOutcome
 
 SUFFIX = ".bundle.json"
 
@@ -77,8 +74,6 @@ def build_cached(
     reuse: Reuse | None = None,
 ) -> list[TargetOutcome]:
     """``build_targets(request, targets, jobs=jobs)``, reading and filling ``plan.cache`` (None: no cache)."""
-    from compiler.compile.build import build_targets
-
     if plan is None:
         return build_targets(request, targets, jobs=jobs)
     record = _record(plan, reuse, request) if reuse is not None else {}
@@ -195,8 +190,6 @@ def _outcome(
     request: BuildRequest, target: Target, payload: JSONObject, plan: CachePlan, unchanged: bool, reuse: Reuse | None
 ) -> TargetOutcome | None:
     """The outcome the entry stands for; None when its blob is gone or damaged (then it is built)."""
-    from compiler.compile.build import TargetOutcome, write_atomic
-
     raw = payload.get("diagnostics")
     if not isinstance(raw, list):
         raise EntryError("diagnostics")

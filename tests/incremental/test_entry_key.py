@@ -11,6 +11,7 @@ import pytest
 from compiler.audit.revisions import worktree_file_ids
 from compiler.bundle.canonical import canonical_json
 from compiler.bundle.model import build_body
+from compiler.compile.repository import Repository
 from compiler.diagnostics import Diagnostic, Origin, Severity
 from compiler.incremental.entry import (
     EntryError,
@@ -23,7 +24,6 @@ from compiler.incremental.inputs import CHECK_ROOTS
 from compiler.incremental.key import KeyContext, cache_keys
 from compiler.incremental.plan import cache_disabled, plan_cache
 from compiler.project import Target, load_project
-from compiler.repository import Repository
 from compiler.secrets.sources import SopsOpener
 from compiler.sources.gitrev import GitRevTree
 from tests.conftest import REPO_ROOT, GitRepo
