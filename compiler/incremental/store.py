@@ -16,7 +16,10 @@ against it when read. Read, an entry is trusted only when, in order:
 Anything else is a miss: the caller rebuilds the target and the entry is
 replaced. Writes go through ``fileops.write_atomic`` (temp file and rename),
 so concurrent runs read an old entry or a new one, never a partial one; two
-runs writing the same key write equivalent results.
+runs writing the same key write equivalent results. They are not fsynced
+(``durable=False``): an entry torn by a power loss fails its digest and is a
+miss, and syncing every entry made a compile that fills the cache slower than
+one without it.
 
 Eviction: after a run that wrote entries, when the entries hold more than
 ``max_bytes`` (``LLMCC_CACHE_MAX_BYTES``, default 256 MiB), the least recently
@@ -165,7 +168,7 @@ class ResultCache:
                     return digest
                 d.mkdir(mode=0o700, exist_ok=True)
             if not path.is_file() or path.is_symlink():
-                fileops.write_atomic(path, data, mode=0o600)
+                fileops.write_atomic(path, data, mode=0o600, durable=False)
                 self.written += 1
         except OSError:
             pass  # a cache: not storing is always safe
@@ -193,7 +196,7 @@ class ResultCache:
             if path.parent.is_symlink():
                 return
             path.parent.mkdir(mode=0o700, exist_ok=True)
-            fileops.write_atomic(path, canonical_json(header) + b"\n" + body, mode=0o600)
+            fileops.write_atomic(path, canonical_json(header) + b"\n" + body, mode=0o600, durable=False)
         except OSError:
             return
         self.written += 1

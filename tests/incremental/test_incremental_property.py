@@ -73,6 +73,8 @@ def test_incremental_compile_equals_a_clean_compile(steps: list[Edit], capsys: p
     with tempfile.TemporaryDirectory(prefix="llmcc-incremental-") as tmp:
         repo = init_repo(Path(tmp) / "repo")
         mini_repo(repo.path)
+        # the outputs are ignored, as `llmcc init` sets up: else a commit takes them, and writing them dirties the tree
+        (repo.path / ".gitignore").write_text("cached/\nclean/\n.llmcc/\n")
         repo.commit("start")
         compile_to(repo.path, "cached", capsys)  # fill the cache
         for path, text in steps:

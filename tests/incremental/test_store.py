@@ -155,3 +155,13 @@ def test_the_size_bound_comes_from_the_environment() -> None:
     assert max_bytes_from({"LLMCC_CACHE_MAX_BYTES": "1024"}) == 1024
     assert max_bytes_from({"LLMCC_CACHE_MAX_BYTES": "lots"}) == DEFAULT_MAX_BYTES
     assert max_bytes_from({}) == DEFAULT_MAX_BYTES
+
+
+def test_a_write_that_need_not_be_durable_is_still_atomic(tmp_path: Path) -> None:
+    from compiler import fileops
+
+    target = tmp_path / "entry"
+    fileops.write_atomic(target, b"old", durable=False)
+    fileops.write_atomic(target, b"new", durable=False, edit=lambda p: p.write_bytes(p.read_bytes() + b"!"))
+    assert target.read_bytes() == b"new!"
+    assert [p.name for p in tmp_path.iterdir()] == ["entry"]  # no temp file left
