@@ -32,6 +32,7 @@ import threading
 import time
 from pathlib import Path
 
+import incremental  # bench/incremental.py, next to this script
 import startup  # bench/startup.py, next to this script
 
 HERE = Path(__file__).resolve().parent
@@ -148,6 +149,8 @@ def main() -> int:
         a.sizes, a.runs = "small", 1
     # start-up first (issue 14 §1): a few seconds; its section of NOTES.md is copied into RESULTS.md below
     startup.main(["--runs", "3", "--print-only"] if a.quick else [])
+    # incremental compile (issue 14 §2): the xlarge workload after small changes, cache warm
+    incremental.main(["--runs", "1", "--print-only"] if a.quick else [])
     rows = []
     for size in a.sizes.split(","):
         wl = generate(size)

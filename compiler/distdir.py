@@ -15,6 +15,11 @@ leave old bundles looking current (issue 10 §7). The rules, in order:
 4. The staging directory is removed on every exit path; one left by a killed
    run (its process no longer exists) is removed by the next run.
 
+With ``keep_previous`` the old bundles are hard-linked into
+``STAGING/.previous/`` before rule 1 removes them, so a run whose bundle is
+byte-identical can move the same file back in (``compiler.incremental``)
+instead of writing it again; what it does not take is removed with staging.
+
 So after an interrupt ``DIR`` holds no bundle of the run's targets; after a run
 with failures it holds exactly the bundles of the targets that succeeded.
 """
@@ -32,6 +37,7 @@ from compiler.errors import InputError
 
 SUFFIX = ".bundle.json"
 STAGING_PREFIX = ".llmcc-staging-"
+PREVIOUS = ".previous"
 _HELD = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -47,8 +53,13 @@ class BundleDir:
         self.targets = list(targets)
         self.staging = out / f"{STAGING_PREFIX}{os.getpid()}"
 
+    @property
+    def previous(self) -> Path:
+        """Where ``staged(keep_previous=True)`` links the old bundles."""
+        return self.staging / PREVIOUS
+
     @contextlib.contextmanager
-    def staged(self) -> Iterator[Path]:
+    def staged(self, *, keep_previous: bool = False) -> Iterator[Path]:
         """Clear the run's old bundles and yield the staging directory (removed on exit).
 
         Raises:
@@ -56,12 +67,21 @@ class BundleDir:
         """
         try:
             self.out.mkdir(parents=True, exist_ok=True)
-            for target in self.targets:
-                (self.out / bundle_name(target)).unlink(missing_ok=True)
             _remove_abandoned(self.out)
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging.mkdir()
+            if keep_previous:
+                self.previous.mkdir()
+            for target in self.targets:
+                old = self.out / bundle_name(target)
+                if keep_previous and old.is_file() and not old.is_symlink():
+                    with contextlib.suppress(OSError):  # then it is written anew
+                        os.link(old, self.previous / old.name)
+                old.unlink(missing_ok=True)
         except OSError as e:
+            for target in self.targets:  # rule 1 holds on this path too
+                with contextlib.suppress(OSError):
+                    (self.out / bundle_name(target)).unlink(missing_ok=True)
             raise InputError(f"{self.out}: cannot prepare the output directory: {e.strerror or e}") from e
         try:
             yield self.staging

@@ -64,6 +64,7 @@ def write_atomic(
     mode: int = 0o600,
     suffix: str = ".tmp",
     edit: Callable[[Path], None] | None = None,
+    durable: bool = True,
 ) -> None:
     """Replace ``path`` with ``data``: temp file, fsync, rename, fsync the directory.
 
@@ -74,6 +75,10 @@ def write_atomic(
         suffix: the temp file's suffix (a tool that picks a format by extension).
         edit: called with the temp file's path after ``data`` is written, to
             change it in place (``sops set``); its result is what is renamed.
+        durable: fsync the file and the directory. Off only for data that is
+            verified when read (the result cache): after a power loss such a
+            file may be empty or torn, never half old and half new under a
+            reader that checks it.
 
     Raises:
         OSError: any step failed; ``path`` is then untouched and no temp file is left.
@@ -86,21 +91,23 @@ def write_atomic(
             os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
-            if edit is None:
+            if edit is None and durable:
                 os.fsync(f.fileno())
         if edit is not None:
             edit(tmp)
             synced = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 os.fchmod(synced, mode)
-                os.fsync(synced)
+                if durable:
+                    os.fsync(synced)
             finally:
                 os.close(synced)
         os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)  # the rename survives a power loss only once the directory is synced
+    if durable:
+        fsync_dir(path.parent)  # the rename survives a power loss only once the directory is synced
 
 
 @contextlib.contextmanager

@@ -36,6 +36,14 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def add_cache_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor fill the result cache .llmcc/cache/ (also: LLMCC_NO_CACHE=1)",
+    )
+
+
 def add_identity_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--identity",

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from compiler.cli._context import Context
-from compiler.cli._repo import add_identity_arg, add_jobs_arg, add_target_args, open_repository
+from compiler.cli._repo import add_cache_arg, add_identity_arg, add_jobs_arg, add_target_args, open_repository
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,13 +16,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", metavar="DIR", default="dist", help="output directory (default dist/)")
     add_jobs_arg(p)
     add_identity_arg(p)
+    add_cache_arg(p)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.cli._failures import failed_targets, raise_failures
-    from compiler.compile.build import BuildRequest, build_targets, iter_diagnostics
+    from compiler.compile.build import BuildRequest, iter_diagnostics
     from compiler.diagnostics import plural
     from compiler.distdir import BundleDir, bundle_name
+    from compiler.incremental.plan import plan_cache
+    from compiler.incremental.run import Reuse, build_cached, record_bundles
     from compiler.secrets.access import KeyFileCheck
     from compiler.secrets.sealing import KeyFileSealer
 
@@ -33,7 +36,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if not out_dir.is_absolute():
         out_dir = ctx.root / out_dir
     bundles = BundleDir(out_dir, [t.name for t in targets])
-    with bundles.staged() as staging:
+    plan = plan_cache(ctx.root, repo, targets, mode="compile", source=source, identities=ids, no_cache=args.no_cache)
+    with bundles.staged(keep_previous=plan is not None) as staging:
         request = BuildRequest(
             repo=repo,
             source=source,
@@ -42,10 +46,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             check_keys=KeyFileCheck(repo.tree, repo.project),
             progress=ctx.progress,
         )
-        outcomes = build_targets(request, targets, jobs=args.jobs)
+        reuse = Reuse(out=out_dir, previous=bundles.previous)
+        outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs, reuse=reuse)
         bad = set(failed_targets(outcomes))
         good = [o.target for o in outcomes if o.target not in bad]
         bundles.install(good)  # a failed target keeps no bundle, not even last run's
+    record_bundles(plan, request, out_dir, good)
     for target in good:
         print(f"{_display(out_dir, ctx.root)}/{bundle_name(target)}")
     raise_failures(outcomes)

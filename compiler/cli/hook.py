@@ -32,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     val = sub.add_parser("validate", help="validate the targets that FILE... can affect (all without FILE)")
     val.add_argument("files", nargs="*", metavar="FILE")
     val.add_argument("--format", choices=sorted(REPORTERS), default="text", help="report format (default text)")
+    val.add_argument("--no-cache", action="store_true", help="neither read nor fill the result cache .llmcc/cache/")
     guard = sub.add_parser("secrets-guard", help="no plaintext secrets or private keys in FILE...")
     guard.add_argument("files", nargs="*", metavar="FILE")
     diff = sub.add_parser("diff", help="show `llmcc diff HEAD --format text`; always exits 0")
@@ -75,6 +76,7 @@ def _validate(args: argparse.Namespace, ctx: Context) -> int:
         from compiler.cli import build_parser
 
         argv = ["validate", "--format", args.format, *(a for t in targets for a in ("--target", t.name))]
+        argv += ["--no-cache"] if args.no_cache else []
         code = validate.run(build_parser().parse_args(argv), ctx)
     if not files or any(f.startswith(f"{POLICIES}/") for f in files):
         code = max(code, policy.run(argparse.Namespace(policy_command="test", files=[], format="text"), ctx))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from compiler.cli._context import Context
 from compiler.cli._output import REPORTERS
-from compiler.cli._repo import add_identity_arg, add_jobs_arg, add_target_args, open_repository
+from compiler.cli._repo import add_cache_arg, add_identity_arg, add_jobs_arg, add_target_args, open_repository
 
 if TYPE_CHECKING:
     from compiler.diagnostics import Diagnostic
@@ -20,22 +20,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=sorted(REPORTERS), default="text", help="report format (default text)")
     add_jobs_arg(p)
     add_identity_arg(p)
+    add_cache_arg(p)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from compiler.compile.build import BuildRequest, build_targets, iter_diagnostics
+    from compiler.compile.build import BuildRequest, iter_diagnostics
     from compiler.diagnostics import Severity, diagnostic_from_message, plural, sort_diagnostics
+    from compiler.incremental.plan import plan_cache
+    from compiler.incremental.run import build_cached
     from compiler.plaintext import scan_committable
     from compiler.secrets.access import KeyFileCheck
     from compiler.trust import check_trusted_keys
 
     report = REPORTERS[args.format]
     # An error that ends the command reaches the boundary, which prints the JSON document.
-    repo, _, _ = open_repository(ctx, args)
+    repo, source, ids = open_repository(ctx, args)
     targets = repo.project.select(args.target)
     keys = KeyFileCheck(repo.tree, repo.project)
     request = BuildRequest(repo=repo, source=None, check_keys=keys, progress=ctx.progress)
-    outcomes = build_targets(request, targets, jobs=args.jobs)
+    no_cache = getattr(args, "no_cache", False)
+    plan = plan_cache(ctx.root, repo, targets, mode="validate", source=source, identities=ids, no_cache=no_cache)
+    outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs)
     # An input error (bad YAML, a missing file) stops its targets; the same file breaks
     # every target that reads it, so each message is reported once, without a target.
     inputs = {o.error[0]: o.error[1] for o in outcomes if o.error}

@@ -1,11 +1,12 @@
 """Compile every target at BASE and HEAD in memory and list what changed, secrets masked.
 
-A target whose inputs are byte-identical on both sides (manifest, schemas,
-templates and its own layer files, compared by git blob id) cannot change and
-is not compiled; so a change to one tenant's file compiles that tenant only,
-and a change to ``base.yaml`` compiles everything once per side. Module values
-are compared structurally (``compiler.diff.structural``): equal subtrees cost
-one C-level comparison, so the diff costs what changed, not the document size.
+A target whose inputs are byte-identical on both sides (the ``config`` scope of
+``compiler.incremental.inputs``: manifest, schemas, templates and its own layer
+files, compared by git blob id) cannot change and is not compiled; so a change
+to one tenant's file compiles that tenant only, and a change to ``base.yaml``
+compiles everything once per side. Module values are compared structurally
+(``compiler.diff.structural``): equal subtrees cost one C-level comparison, so
+the diff costs what changed, not the document size.
 """
 
 from __future__ import annotations
@@ -15,20 +16,19 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from compiler.compile.pipeline import CompileCaches, compile_target
-from compiler.compile.repository import SCHEMAS, TEMPLATES, Repository
+from compiler.compile.repository import Repository
 from compiler.compile.types import CompileResult
 from compiler.diff.masking import Masked, SecretDigest, mask_secrets, secret_fields
 from compiler.diff.structural import ChangePath, Kind, Memo, diff_values, format_change_path
 from compiler.errors import InputError, UsageError
+from compiler.incremental.inputs import CONFIG_ROOTS, InputDigests
 from compiler.jsonpath import JsonPath
-from compiler.load.layers import resolve_layers
-from compiler.project import MANIFEST, Target, parse_target
+from compiler.project import Target, parse_target
 from compiler.secrets.access import ReaderChange, Role, data_key_changes, reader_changes, target_readers
 from compiler.secrets.keyfile import key_file_path
 
-# Files of the repository a target's effective config can depend on (besides its layers).
-SHARED_INPUTS = (f"{SCHEMAS}/", f"{TEMPLATES}/")
-INPUT_ROOTS = (MANIFEST, SCHEMAS, TEMPLATES, "environments")
+# The paths under which a target's effective config is read (compiler.incremental.inputs).
+INPUT_ROOTS = CONFIG_ROOTS
 
 Status = Literal["changed", "unchanged", "added", "removed"]
 FileIds = Mapping[str, str | None]  # repository path -> git blob id; None: unknown (always compile)
@@ -125,7 +125,7 @@ def compute_diff(
         LlmccError: a side does not compile (bad YAML, missing file, ...).
     """
     targets = select_targets(base.repo, head.repo, only)
-    same_shared = _same_shared(base.files, head.files)
+    before, after = _digests(base), _digests(head)
     out: list[TargetDiff] = []
     memo: Memo = {}
     secrets_seen = False
@@ -133,11 +133,11 @@ def compute_diff(
         if progress:
             progress(f"[{n}/{len(targets)}] {target}")
         readers = target_reader_changes(base.repo, head.repo, target, in_base=in_base, in_head=in_head)
-        if in_base and in_head and same_shared and _same_layers(base, head, target):
+        if in_base and in_head and _same_inputs(before, after, target):
             out.append(TargetDiff(target=target.name, status="unchanged", changes=[], compiled=False, readers=readers))
             continue
         old = _compile(base, target) if in_base else None
-        if old is not None and same_shared and _same_layers(base, head, Target(target.environment)):
+        if old is not None and _same_inputs(before, after, Target(target.environment)):
             # Same environment files on both sides: HEAD starts from BASE's merged environment.
             _share_environment(base, head, target.environment)
         new = _compile(head, target) if in_head else None
@@ -244,28 +244,13 @@ def _masked(result: CompileResult | None, paths: Mapping[str, set[JsonPath]], ke
     return {m: mask_secrets(v, paths.get(m, ()), key) for m, v in result.modules.items()}
 
 
-def target_inputs(repo: Repository, target: Target) -> list[str]:
-    """The files besides schemas/ and templates/ that a target's effective config is read from."""
-    return [MANIFEST, *(ref.path for ref in resolve_layers(repo.project, target))]
+def _digests(side: Side) -> InputDigests | None:
+    return None if side.files is None else InputDigests(project=side.repo.project, files=side.files, scope="config")
 
 
-def _same_shared(base: FileIds | None, head: FileIds | None) -> bool:
-    if base is None or head is None:
-        return False
-
-    def shared(files: FileIds) -> dict[str, str | None]:
-        return {p: i for p, i in files.items() if p.startswith(SHARED_INPUTS) or p == MANIFEST}
-
-    b, h = shared(base), shared(head)
-    return MANIFEST in b and b == h and None not in b.values()
-
-
-def _same_layers(base: Side, head: Side, target: Target) -> bool:
-    """Every layer file of ``target`` has the same blob id (or is absent) on both sides."""
-    assert base.files is not None
-    assert head.files is not None
-    for path in target_inputs(head.repo, target):
-        old, new = base.files.get(path, ""), head.files.get(path, "")
-        if old is None or new is None or old != new:
-            return False
-    return True
+def _same_inputs(base: InputDigests | None, head: InputDigests | None, target: Target) -> bool:
+    """Every input of ``target`` has the same blob id (or is absent) on both sides, and none is unknown."""
+    if base is None or head is None or base.shared is None or base.shared != head.shared:
+        return False  # the same shared inputs first: the same manifest, so the same layers to compare
+    old = base.target(target)
+    return old is not None and old == head.target(target)

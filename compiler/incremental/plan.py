@@ -1,0 +1,64 @@
+"""Set up the cache for one command run: the file ids of the repository and each target's key.
+
+``--no-cache`` or ``LLMCC_NO_CACHE`` (any value but empty or ``0``) turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from compiler.audit.revisions import rev_file_ids, worktree_file_ids
+from compiler.compile.repository import Repository
+from compiler.incremental.inputs import CHECK_ROOTS, FileIds
+from compiler.incremental.key import KeyContext, Mode, cache_keys
+from compiler.incremental.run import CachePlan
+from compiler.incremental.store import CACHE_DIR, ResultCache, max_bytes_from
+from compiler.project import Target
+from compiler.secrets.identity import Identities
+from compiler.sources.base import SourceInfo
+
+NO_CACHE_ENV = "LLMCC_NO_CACHE"
+
+
+def cache_disabled(flag: bool, env: Mapping[str, str]) -> bool:
+    """``--no-cache`` given, or ``LLMCC_NO_CACHE`` set to anything but empty or ``0``."""
+    return flag or env.get(NO_CACHE_ENV, "") not in ("", "0")
+
+
+def plan_cache(
+    root: Path,
+    repo: Repository,
+    targets: Sequence[Target],
+    *,
+    mode: Mode,
+    source: SourceInfo | None,
+    identities: Identities | None,
+    no_cache: bool = False,
+) -> CachePlan | None:
+    """The cache plan for compiling ``targets`` of ``repo`` (read from ``root``); None when off."""
+    if cache_disabled(no_cache, os.environ):
+        return None
+    rev = repo.tree.rev
+    if rev is not None and source is None:
+        return None  # a revision without a commit to list: nothing to key on
+    commit = source.commit if source is not None else ""
+    context = KeyContext(
+        mode=mode,
+        rev=commit if rev is not None else None,
+        opaque=repo.secrets_opaque,
+        recipients=identities.recipients() if identities else [],
+        policy_now=repo.policy_now,
+    )
+
+    def files() -> FileIds:
+        return rev_file_ids(root, commit, CHECK_ROOTS) if rev is not None else worktree_file_ids(root, CHECK_ROOTS)
+
+    def keys() -> dict[str, str]:
+        return cache_keys(repo.project, files(), targets, context)
+
+    cache = ResultCache(root / CACHE_DIR, max_bytes=max_bytes_from(os.environ))
+    now = keys()
+    # A revision's files cannot change while it compiles; the working tree's are listed again.
+    return CachePlan(cache=cache, mode=mode, keys=now, recheck=keys if rev is None else lambda: now)

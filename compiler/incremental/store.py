@@ -1,0 +1,235 @@
+"""The content-addressed result cache on disk: ``.llmcc/cache/`` of the config repository.
+
+An entry is one file, ``v1/<kk>/<key>.json``: a header line and a payload.
+The header is ``{"format", "compiler", "key", "sha256", "size"}``; the payload
+is canonical JSON. A large value (a target's sealed modules) is a blob beside
+it, ``v1/blobs/<dd>/<sha256>``, named by the SHA-256 of its bytes and checked
+against it when read. Read, an entry is trusted only when, in order:
+
+1. it is a regular file opened without following a symlink (``O_NOFOLLOW``),
+   at most ``MAX_ENTRY_BYTES``, in directories that are not symlinks;
+2. its header parses and names this format, this compiler version and the key
+   it was looked up by (an entry copied from another repository, tool version
+   or key is foreign);
+3. its payload has the size and SHA-256 its header gives.
+
+Anything else is a miss: the caller rebuilds the target and the entry is
+replaced. Writes go through ``fileops.write_atomic`` (temp file and rename),
+so concurrent runs read an old entry or a new one, never a partial one; two
+runs writing the same key write equivalent results. They are not fsynced
+(``durable=False``): an entry torn by a power loss fails its digest and is a
+miss, and syncing every entry made a compile that fills the cache slower than
+one without it.
+
+Eviction: after a run that wrote entries, when the entries hold more than
+``max_bytes`` (``LLMCC_CACHE_MAX_BYTES``, default 256 MiB), the least recently
+used (oldest modification time; a hit touches its entry) are deleted until
+they hold at most three quarters of it. Deleting the directory is always safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+
+from compiler import __version__, fileops
+from compiler.bundle.canonical import canonical_json
+from compiler.jsontypes import JSONObject
+
+CACHE_DIR = ".llmcc/cache"
+FORMAT = "llmcc-cache/1"
+MAX_ENTRY_BYTES = 64 << 20
+DEFAULT_MAX_BYTES = 256 << 20
+MAX_BYTES_ENV = "LLMCC_CACHE_MAX_BYTES"
+_VERSION_DIR = "v1"
+_BLOBS = "blobs"
+
+
+class ResultCache:
+    """Entries by key (64 hex digits) under ``root``; a damaged or foreign entry reads as absent."""
+
+    def __init__(self, root: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, compiler: str = __version__) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self.compiler = compiler
+        self.hits = 0
+        self.misses = 0
+        self.written = 0
+        self._usable: bool | None = None
+
+    def usable(self) -> bool:
+        """Whether the cache directory is a real directory (or can be made one), not a symlink anywhere."""
+        if self._usable is None:
+            self._usable = self._make_dirs()
+        return self._usable
+
+    def _make_dirs(self) -> bool:
+        top = self.root.parent
+        for d in (top, self.root, self.root / _VERSION_DIR):
+            try:
+                st = d.lstat()
+            except FileNotFoundError:
+                try:
+                    d.mkdir(mode=0o700)
+                except OSError:
+                    return False
+                continue
+            except OSError:
+                return False
+            if not stat.S_ISDIR(st.st_mode):
+                return False  # a symlink or a file: the cache is off for this run
+        ignore = self.root / ".gitignore"
+        if not ignore.exists() and not ignore.is_symlink():
+            # git never takes the cache, even where the repository's .gitignore does not name it
+            with contextlib.suppress(OSError):
+                fileops.write_atomic(ignore, b"# created by llmcc: the result cache is never committed\n*\n")
+        return True
+
+    def _path(self, key: str) -> Path | None:
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            return None
+        return self.root / _VERSION_DIR / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> JSONObject | None:
+        """The payload stored under ``key``, verified (see the module doc); None on any doubt."""
+        path = self._path(key)
+        payload = None if path is None or not self.usable() else self._read(path, key)
+        if path is None or payload is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        with contextlib.suppress(OSError):
+            os.utime(path, follow_symlinks=False)  # recently used: evicted last
+        return payload
+
+    def _read_file(self, path: Path) -> bytes | None:
+        """The bytes of a regular file not reached through a symlink, at most ``MAX_ENTRY_BYTES``."""
+        try:
+            if path.parent.is_symlink() or path.parent.parent.is_symlink():
+                return None
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None  # absent, or a symlink (ELOOP)
+        try:
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES:
+                    return None
+                return f.read(MAX_ENTRY_BYTES + 1)
+        except OSError:
+            return None
+
+    def _read(self, path: Path, key: str) -> JSONObject | None:
+        data = self._read_file(path)
+        if data is None:
+            return None
+        head, sep, body = data.partition(b"\n")
+        if not sep:
+            return None
+        try:
+            header = json.loads(head)
+            if not isinstance(header, dict):
+                return None
+            if (header.get("format"), header.get("compiler"), header.get("key")) != (FORMAT, self.compiler, key):
+                return None
+            if header.get("size") != len(body) or header.get("sha256") != hashlib.sha256(body).hexdigest():
+                return None
+            payload = json.loads(body)
+        except ValueError:  # bad JSON or bad UTF-8 (UnicodeDecodeError is a ValueError)
+            return None
+        return payload if isinstance(payload, dict) else None
+
+    def get_blob(self, digest: str) -> bytes | None:
+        """The bytes whose SHA-256 is ``digest`` (64 hex digits), checked; None when absent or damaged."""
+        path = self._blob_path(digest)
+        if path is None or not self.usable():
+            return None
+        data = self._read_file(path)
+        if data is None or hashlib.sha256(data).hexdigest() != digest:
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path, follow_symlinks=False)
+        return data
+
+    def put_blob(self, data: bytes) -> str:
+        """Store ``data`` by its SHA-256 (kept when already there); the digest."""
+        digest = hashlib.sha256(data).hexdigest()
+        path = self._blob_path(digest)
+        assert path is not None
+        if not self.usable():
+            return digest
+        try:
+            for d in (path.parent.parent, path.parent):
+                if d.is_symlink():
+                    return digest
+                d.mkdir(mode=0o700, exist_ok=True)
+            if not path.is_file() or path.is_symlink():
+                fileops.write_atomic(path, data, mode=0o600, durable=False)
+                self.written += 1
+        except OSError:
+            pass  # a cache: not storing is always safe
+        return digest
+
+    def _blob_path(self, digest: str) -> Path | None:
+        if self._path(digest) is None:
+            return None
+        return self.root / _VERSION_DIR / _BLOBS / digest[:2] / digest
+
+    def put(self, key: str, payload: JSONObject) -> None:
+        """Store ``payload`` under ``key``; a failure to write leaves the cache as it was (it is a cache)."""
+        path = self._path(key)
+        if path is None or not self.usable():
+            return
+        body = canonical_json(payload)
+        header: JSONObject = {
+            "format": FORMAT,
+            "compiler": self.compiler,
+            "key": key,
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "size": len(body),
+        }
+        try:
+            if path.parent.is_symlink():
+                return
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            fileops.write_atomic(path, canonical_json(header) + b"\n" + body, mode=0o600, durable=False)
+        except OSError:
+            return
+        self.written += 1
+
+    def evict(self) -> int:
+        """Delete least recently used entries while they hold more than ``max_bytes``; the count deleted."""
+        if not self.written or not self.usable():
+            return 0
+        entries: list[tuple[float, int, Path]] = []
+        top = self.root / _VERSION_DIR
+        subs = [*top.iterdir(), *((top / _BLOBS).iterdir() if (top / _BLOBS).is_dir() else [])]
+        for sub in subs:
+            if sub.is_symlink() or not sub.is_dir() or sub.name == _BLOBS:
+                continue
+            for f in sub.iterdir():
+                with contextlib.suppress(OSError):
+                    st = f.lstat()
+                    entries.append((st.st_mtime, st.st_size, f))
+        total = sum(size for _, size, _ in entries)
+        if total <= self.max_bytes:
+            return 0
+        deleted = 0
+        for _, size, f in sorted(entries, key=lambda e: e[0]):
+            if total <= self.max_bytes * 3 // 4:
+                break
+            with contextlib.suppress(OSError):
+                f.unlink()
+                total -= size
+                deleted += 1
+        return deleted
+
+
+def max_bytes_from(env: dict[str, str] | os._Environ[str]) -> int:
+    """``LLMCC_CACHE_MAX_BYTES`` when it is a whole number, else the default."""
+    text = env.get(MAX_BYTES_ENV, "")
+    return int(text) if text.isdigit() else DEFAULT_MAX_BYTES

@@ -1,0 +1,213 @@
+"""``compile`` and ``validate`` through the cache: hits are read, ``--no-cache`` skips it, no plaintext in it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import main
+from compiler.incremental.store import CACHE_DIR
+from tests.conftest import CANARY_BYTES, GitRepo
+from tests.core._repos import sops_encrypt
+from tests.secrets._secrets_support import new_canary
+
+
+def entries(root: Path) -> list[Path]:
+    """The targets' entries (not the records of output directories, not the blobs)."""
+    found = sorted((root / CACHE_DIR).rglob("*.json"))
+    return [p for p in found if b'"diagnostics"' in p.read_bytes().partition(b"\n")[2]]
+
+
+def run(root: Path, *argv: str) -> int:
+    return main(["-q", "-C", str(root), *argv])
+
+
+def plant_warning(path: Path, message: str) -> None:
+    """Add a warning to a cached entry, its digest made right: only a cache hit can print it."""
+    _, _, body = path.read_bytes().partition(b"\n")
+    payload = json.loads(body)
+    payload["diagnostics"].append(
+        {
+            "message": message,
+            "severity": "warning",
+            "origin": None,
+            "module": None,
+            "path": None,
+            "target": None,
+            "rule": None,
+            "notes": [],
+            "value_origin": None,
+        }
+    )
+    new = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    head = json.loads(path.read_bytes().partition(b"\n")[0])
+    head.update(sha256=hashlib.sha256(new).hexdigest(), size=len(new))
+    path.write_bytes(json.dumps(head).encode() + b"\n" + new)
+
+
+def test_validate_reads_its_entries_unless_told_not_to(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = example_repo.path
+    assert run(root, "validate", "--target", "dev") == 0
+    [entry] = entries(root)
+    plant_warning(entry, "planted in the cache")
+    capsys.readouterr()
+    assert main(["-C", str(root), "validate", "--target", "dev"]) == 0
+    assert "warning: planted in the cache" in capsys.readouterr().err
+    assert main(["-C", str(root), "validate", "--target", "dev", "--no-cache"]) == 0
+    assert "planted" not in capsys.readouterr().err
+    monkeypatch.setenv("LLMCC_NO_CACHE", "1")
+    assert main(["-C", str(root), "validate", "--target", "dev"]) == 0
+    assert "planted" not in capsys.readouterr().err
+    monkeypatch.setenv("LLMCC_NO_CACHE", "0")
+    assert main(["-C", str(root), "validate", "--target", "dev"]) == 0
+    assert "planted" in capsys.readouterr().err
+
+
+def test_an_edit_misses_and_a_revert_hits(example_repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    root = example_repo.path
+    dev = root / "environments/dev.yaml"
+    before = dev.read_text()
+    assert run(root, "validate", "--target", "dev") == 0
+    dev.write_text(before.replace("  temperature: 0.9\n", "  temperature: 7\n"))
+    assert run(root, "validate", "--target", "dev") == 1
+    assert "7 is greater than the maximum" in capsys.readouterr().err
+    dev.write_text(before)
+    assert run(root, "validate", "--target", "dev") == 0
+    assert len(entries(root)) == 2
+
+
+def test_compile_from_the_cache_is_byte_identical(
+    example_repo: GitRepo, demo_identity: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = example_repo.path
+    assert run(root, "compile", "-o", "fresh", "--no-cache") == 0
+    assert entries(root) == []
+    assert run(root, "compile", "-o", "first") == 0
+    assert run(root, "compile", "-o", "second") == 0  # every target a hit
+    # a new commit: the entries are reused, each bundle names the new commit
+    (root / "README.md").write_text("notes\n")
+    example_repo.commit("docs only")
+    assert run(root, "compile", "-o", "third") == 0
+    assert run(root, "compile", "-o", "clean", "--no-cache") == 0
+    for name in sorted(p.name for p in (root / "fresh").iterdir()):
+        first = (root / "first" / name).read_bytes()
+        assert first == (root / "fresh" / name).read_bytes() == (root / "second" / name).read_bytes()
+        assert (root / "third" / name).read_bytes() == (root / "clean" / name).read_bytes() != first
+    assert len(entries(root)) == 6
+
+
+def test_a_corrupt_entry_is_rebuilt(example_repo: GitRepo, demo_identity: Path) -> None:
+    root = example_repo.path
+    assert run(root, "compile", "-o", "one") == 0
+    for entry in entries(root):
+        entry.write_bytes(entry.read_bytes()[:-20])
+    assert run(root, "compile", "-o", "two") == 0
+    for bundle in (root / "one").iterdir():
+        assert bundle.read_bytes() == (root / "two" / bundle.name).read_bytes()
+    assert all(e.read_bytes().endswith(b"}") for e in entries(root))
+    assert run(root, "compile", "-o", "three") == 0
+
+
+def test_identity_presence_is_part_of_the_key(example_repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = example_repo.path
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE", raising=False)
+    monkeypatch.setenv("HOME", str(root / "nohome"))
+    assert run(root, "validate", "--target", "prod") == 0
+    assert run(root, "validate", "--target", "prod", "--identity", str(root / "keys/demo.agekey")) == 0
+    assert len(entries(root)) == 2
+
+
+def test_the_hook_validates_through_the_cache(example_repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    root = example_repo.path
+    assert run(root, "hook", "validate", "environments/dev.yaml") == 0
+    assert len(entries(root)) == 1
+    plant_warning(entries(root)[0], "planted in the cache")
+    assert run(root, "hook", "validate", "environments/dev.yaml", "--no-cache") == 0
+    assert "planted" not in capsys.readouterr().err
+    assert run(root, "hook", "validate", "environments/dev.yaml") == 0
+    assert "planted" in capsys.readouterr().err
+
+
+def test_no_plaintext_secret_reaches_the_cache(example_repo: GitRepo, demo_identity: Path) -> None:
+    root = example_repo.path
+    secret = new_canary()
+    elsewhere = root.parent / "no-sops-config"
+    elsewhere.mkdir()
+    sops = sops_encrypt(f"modules:\n  data-pipeline:\n    db:\n      password: {secret}\n", cwd=elsewhere)
+    (root / "environments/dev.secrets.sops.yaml").write_text(sops)
+    assert run(root, "compile", "--target", "dev") == 0
+    assert run(root, "validate", "--target", "dev") == 0
+    assert len(entries(root)) == 2
+    every = b"".join(p.read_bytes() for p in (root / CACHE_DIR).rglob("*") if p.is_file())
+    assert CANARY_BYTES.search(every) is None
+    assert secret.encode() not in every
+    assert b"ENC[" in every  # the sealed value is there
+    shutil.rmtree(root / CACHE_DIR)  # safe to delete
+    assert run(root, "compile", "--target", "dev") == 0
+
+
+def test_an_unchanged_bundle_is_kept_and_an_edited_one_rewritten(example_repo: GitRepo, demo_identity: Path) -> None:
+    root = example_repo.path
+    assert run(root, "compile") == 0
+    dist = root / "dist"
+    before = {p.name: (p.stat().st_ino, p.read_bytes()) for p in dist.iterdir()}
+    (dist / "dev.bundle.json").write_bytes(b"{}")  # edited by hand: a new mtime
+    assert run(root, "compile") == 0
+    after = {p.name: (p.stat().st_ino, p.read_bytes()) for p in dist.iterdir()}
+    assert {n: b for n, (_, b) in after.items()} == {n: b for n, (_, b) in before.items()}
+    assert after["prod.bundle.json"][0] == before["prod.bundle.json"][0]  # the same file, not written again
+    for blob in (root / CACHE_DIR).rglob("blobs/*/*"):
+        blob.write_bytes(b"damaged")  # entries whose modules are gone: built again
+    (dist / "dev.bundle.json").unlink()
+    assert run(root, "compile") == 0
+    assert (dist / "dev.bundle.json").read_bytes() == before["dev.bundle.json"][1]
+    assert run(root, "compile", "--no-cache", "-o", "clean") == 0
+    assert (root / "clean" / "dev.bundle.json").read_bytes() == before["dev.bundle.json"][1]
+
+
+def rewrite(path: Path, change: dict[str, object]) -> None:
+    """Change an entry's payload and make its digest right again: it passes the checks, its content does not."""
+    head, _, body = path.read_bytes().partition(b"\n")
+    payload = {**json.loads(body), **change}
+    new = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    header = json.loads(head)
+    header.update(sha256=hashlib.sha256(new).hexdigest(), size=len(new))
+    path.write_bytes(json.dumps(header).encode() + b"\n" + new)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"diagnostics": "none"}, {"diagnostics": [{"message": 1}]}, {"modules": 5}],
+    ids=["diagnostics-not-a-list", "bad-diagnostic", "modules-not-a-digest"],
+)
+def test_an_entry_of_the_wrong_shape_is_rebuilt(
+    example_repo: GitRepo, demo_identity: Path, change: dict[str, object]
+) -> None:
+    root = example_repo.path
+    assert run(root, "compile", "-t", "dev", "-o", "one") == 0
+    [entry] = entries(root)
+    rewrite(entry, change)
+    assert run(root, "compile", "-t", "dev", "-o", "two") == 0
+    assert (root / "two/dev.bundle.json").read_bytes() == (root / "one/dev.bundle.json").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"bundles": "x"}, {"bundles": {"dev": ["k", 1]}}, {"bundles": {"dev": ["k", 1, 2, 3]}}, {"source": "other"}],
+)
+def test_a_record_of_the_wrong_shape_keeps_nothing(
+    example_repo: GitRepo, demo_identity: Path, change: dict[str, object]
+) -> None:
+    root = example_repo.path
+    assert run(root, "compile", "-t", "dev") == 0
+    before = (root / "dist/dev.bundle.json").read_bytes()
+    [record] = [p for p in (root / CACHE_DIR).rglob("*.json") if b'"bundles"' in p.read_bytes()]
+    rewrite(record, change)
+    assert run(root, "compile", "-t", "dev") == 0
+    assert (root / "dist/dev.bundle.json").read_bytes() == before

@@ -1,0 +1,97 @@
+"""One definition of a target's inputs: the pre-commit selection, diff and the cache key agree on it."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compiler.affected import affected_targets
+from compiler.audit.revisions import worktree_file_ids
+from compiler.diff.compute import _same_inputs
+from compiler.incremental.inputs import CHECK_ROOTS, InputDigests, changed_targets, environment_group
+from compiler.project import Project, Target, load_project
+from tests.conftest import REPO_ROOT
+
+PROJECT = load_project((REPO_ROOT / "llmcc.yaml").read_bytes())
+FILES = worktree_file_ids(REPO_ROOT, CHECK_ROOTS)
+TARGETS = PROJECT.targets()
+# Paths an edit can touch: the example's inputs, plus files it does not have yet.
+NEW = [
+    ".sops.yaml",
+    "environments/qa.yaml",
+    "environments/tenants/initech.yaml",
+    "environments/prod/tenants/globex.yaml",
+    "environments/dev/tenants/acme.yaml",
+    "environments/prod.secrets.rotation.yaml",
+    "environments/notes/x.yaml",
+    "keys/targets/prod.yaml",
+    "keys/targets/prod@acme.yaml",
+    "keys/targets/qa.yaml",
+    "policies/extra.yaml",
+    "policies/tests/extra.yaml",
+    "templates/extra.yaml",
+]
+CANDIDATES = sorted({*FILES, *NEW})
+
+edits = st.dictionaries(st.sampled_from(CANDIDATES), st.sampled_from(["change", "remove"]), max_size=4)
+
+
+def apply(files: dict[str, str | None], changes: dict[str, str]) -> dict[str, str | None]:
+    out = dict(files)
+    for path, how in changes.items():
+        if how == "remove":
+            out.pop(path, None)
+        else:
+            out[path] = hashlib.sha1(f"{path}{out.get(path)}".encode(), usedforsecurity=False).hexdigest()
+    return out
+
+
+def digests(project: Project, files: dict[str, str | None], scope: str) -> InputDigests:
+    return InputDigests(project=project, files=files, scope=scope)  # type: ignore[arg-type]
+
+
+@settings(max_examples=150, deadline=None)
+@given(edits)
+def test_affected_diff_and_cache_agree(changes: dict[str, str]) -> None:
+    before = dict(FILES)
+    after = apply(before, changes)
+    touched = [p for p in {*before, *after} if before.get(p) != after.get(p)]
+    checks = changed_targets(digests(PROJECT, before, "checks"), digests(PROJECT, after, "checks"), TARGETS)
+    config = changed_targets(digests(PROJECT, before, "config"), digests(PROJECT, after, "config"), TARGETS)
+    old, new = digests(PROJECT, before, "config"), digests(PROJECT, after, "config")
+    compiled = [t for t in TARGETS if not _same_inputs(old, new, t)]
+    affected = affected_targets(PROJECT, touched)
+    assert compiled == config  # diff compiles exactly the targets whose config inputs changed
+    assert set(config) <= set(checks)  # what changes a value can change a finding
+    if any(p.startswith("keys/targets/") for p in touched):
+        # the cache keys every target on every key file (shared data keys); the hook checks the changed one
+        assert set(affected) <= set(checks)
+    else:
+        assert affected == checks
+
+
+@pytest.mark.parametrize(
+    ("path", "targets"),
+    [
+        (".sops.yaml", [t.name for t in TARGETS]),  # its recipients are checked against every SOPS file
+        ("environments/prod.secrets.rotation.yaml", ["prod", "prod@acme", "prod@globex"]),
+        ("policies/tests/production.yaml", []),
+    ],
+)
+def test_a_change_reaches_the_targets_that_read_it(path: str, targets: list[str]) -> None:
+    after = apply(dict(FILES), {path: "change"})
+    changed = changed_targets(digests(PROJECT, FILES, "checks"), digests(PROJECT, after, "checks"), TARGETS)
+    assert [t.name for t in changed] == targets
+    assert [t.name for t in affected_targets(PROJECT, [path])] == targets
+
+
+def test_an_unknown_file_id_is_never_equal() -> None:
+    after = {**FILES, "environments/dev.yaml": None}
+    assert digests(PROJECT, after, "checks").target(Target("dev")) is None
+    assert digests(PROJECT, {}, "checks").shared is None  # no manifest: nothing known
+    same = digests(PROJECT, after, "config")
+    assert changed_targets(same, same, TARGETS)[0].name == "dev"
+    assert environment_group(Target("prod", "acme")) == "prod"

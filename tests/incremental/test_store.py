@@ -1,0 +1,167 @@
+"""The result cache on disk: a damaged, foreign or symlinked entry is a miss, never trusted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from compiler.incremental.store import CACHE_DIR, DEFAULT_MAX_BYTES, ResultCache, max_bytes_from
+
+KEY = hashlib.sha256(b"one").hexdigest()
+OTHER = hashlib.sha256(b"two").hexdigest()
+PAYLOAD = {"diagnostics": [], "modules": '{"m":{"a":1}}', "encryption": None}
+
+
+def entry(cache: ResultCache, key: str) -> Path:
+    path = cache._path(key)
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> ResultCache:
+    c = ResultCache(tmp_path / CACHE_DIR)
+    c.put(KEY, PAYLOAD)
+    return c
+
+
+def test_an_entry_reads_back_and_git_never_takes_the_cache(cache: ResultCache) -> None:
+    assert cache.get(KEY) == PAYLOAD
+    assert cache.get(OTHER) is None
+    assert (cache.hits, cache.misses, cache.written) == (1, 1, 1)
+    assert (cache.root / ".gitignore").read_text().splitlines()[-1] == "*"
+    assert oct(entry(cache, KEY).stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda b: b[:-5], id="truncated"),
+        pytest.param(lambda b: b[:-3] + b"2}}", id="payload-changed"),
+        pytest.param(lambda b: b.split(b"\n", 1)[1], id="no-header"),
+        pytest.param(lambda b: b"\xff\xfe" + b, id="not-utf8"),
+        pytest.param(lambda b: b"[]\n{}", id="header-not-an-object"),
+        pytest.param(lambda b: b"", id="empty"),
+    ],
+)
+def test_a_corrupt_entry_is_a_miss_and_is_replaced(cache: ResultCache, damage: object) -> None:
+    path = entry(cache, KEY)
+    path.write_bytes(damage(path.read_bytes()))  # type: ignore[operator]
+    assert cache.get(KEY) is None
+    cache.put(KEY, PAYLOAD)
+    assert cache.get(KEY) == PAYLOAD
+
+
+def _rehash(path: Path, **header: object) -> None:
+    """Rewrite an entry's header with its digest still right: only the named fields differ."""
+    head, _, body = path.read_bytes().partition(b"\n")
+    fields = {**json.loads(head), **header}
+    path.write_bytes(json.dumps(fields).encode() + b"\n" + body)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [{"compiler": "0.0.1"}, {"format": "llmcc-cache/0"}, {"key": OTHER}],
+    ids=["other-tool-version", "other-format", "other-key"],
+)
+def test_a_foreign_entry_is_a_miss(cache: ResultCache, header: dict[str, object]) -> None:
+    _rehash(entry(cache, KEY), **header)
+    assert cache.get(KEY) is None
+
+
+def test_an_entry_copied_from_another_repository_is_a_miss(tmp_path: Path, cache: ResultCache) -> None:
+    (tmp_path / "other").mkdir()
+    here = ResultCache(tmp_path / "other" / CACHE_DIR)
+    here.put(OTHER, PAYLOAD)
+    target = entry(here, OTHER)
+    target.write_bytes(entry(cache, KEY).read_bytes())  # another repository's result for its own key
+    assert here.get(OTHER) is None
+
+
+def test_a_payload_that_is_not_an_object_is_a_miss(cache: ResultCache) -> None:
+    path = entry(cache, KEY)
+    body = b"[1]"
+    header = {"format": "llmcc-cache/1", "compiler": cache.compiler, "key": KEY, "size": 3}
+    header["sha256"] = hashlib.sha256(body).hexdigest()
+    path.write_bytes(json.dumps(header).encode() + b"\n" + body)
+    assert cache.get(KEY) is None
+
+
+def test_a_symlinked_entry_is_a_miss(tmp_path: Path, cache: ResultCache) -> None:
+    path = entry(cache, KEY)
+    outside = tmp_path / "planted.json"
+    outside.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(outside)
+    assert cache.get(KEY) is None
+    cache.put(KEY, PAYLOAD)  # replaced by a regular file, the planted one untouched
+    assert not path.is_symlink()
+    assert cache.get(KEY) == PAYLOAD
+
+
+def test_a_symlinked_directory_turns_the_cache_off(tmp_path: Path) -> None:
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    (tmp_path / ".llmcc").mkdir()
+    (tmp_path / CACHE_DIR).symlink_to(real)
+    c = ResultCache(tmp_path / CACHE_DIR)
+    c.put(KEY, PAYLOAD)
+    assert c.get(KEY) is None
+    assert list(real.iterdir()) == []
+
+
+def test_a_symlinked_shard_directory_is_a_miss(tmp_path: Path, cache: ResultCache) -> None:
+    shard = entry(cache, KEY).parent
+    moved = tmp_path / "moved"
+    shard.rename(moved)
+    shard.symlink_to(moved)
+    assert cache.get(KEY) is None
+    cache.put(KEY, PAYLOAD)
+    assert cache.written == 1
+
+
+def test_a_file_where_the_cache_belongs_turns_it_off(tmp_path: Path) -> None:
+    (tmp_path / ".llmcc").write_text("not a directory")
+    c = ResultCache(tmp_path / CACHE_DIR)
+    c.put(KEY, PAYLOAD)
+    assert c.get(KEY) is None
+    assert ResultCache(tmp_path / CACHE_DIR / "x" / "y").usable() is False
+
+
+def test_a_malformed_key_is_never_a_path(cache: ResultCache) -> None:
+    cache.put("../../etc", PAYLOAD)
+    assert cache.get("../../etc") is None
+    assert cache.get(KEY.upper()) is None
+
+
+def test_eviction_removes_the_least_recently_used(tmp_path: Path) -> None:
+    keys = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(6)]
+    big = {"modules": "x" * 1000}
+    c = ResultCache(tmp_path / CACHE_DIR, max_bytes=5000)
+    for n, key in enumerate(keys):
+        c.put(key, big)
+        os.utime(entry(c, key), (1000 + n, 1000 + n))
+    os.utime(entry(c, keys[0]), (2000, 2000))  # used last
+    assert c.evict() == 3
+    assert [c.get(k) is not None for k in keys] == [True, False, False, False, True, True]
+    assert ResultCache(tmp_path / CACHE_DIR, max_bytes=5000).evict() == 0  # wrote nothing: no scan
+
+
+def test_the_size_bound_comes_from_the_environment() -> None:
+    assert max_bytes_from({"LLMCC_CACHE_MAX_BYTES": "1024"}) == 1024
+    assert max_bytes_from({"LLMCC_CACHE_MAX_BYTES": "lots"}) == DEFAULT_MAX_BYTES
+    assert max_bytes_from({}) == DEFAULT_MAX_BYTES
+
+
+def test_a_write_that_need_not_be_durable_is_still_atomic(tmp_path: Path) -> None:
+    from compiler import fileops
+
+    target = tmp_path / "entry"
+    fileops.write_atomic(target, b"old", durable=False)
+    fileops.write_atomic(target, b"new", durable=False, edit=lambda p: p.write_bytes(p.read_bytes() + b"!"))
+    assert target.read_bytes() == b"new!"
+    assert [p.name for p in tmp_path.iterdir()] == ["entry"]  # no temp file left
