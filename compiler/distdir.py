@@ -20,6 +20,10 @@ With ``keep_previous`` the old bundles are hard-linked into
 byte-identical can move the same file back in (``compiler.incremental``)
 instead of writing it again; what it does not take is removed with staging.
 
+A bundle named for no target of ``llmcc.yaml`` (a target since removed, or a
+tenant no longer in an environment) is removed at the start of every run too,
+whatever targets the run selects: it can never be current.
+
 So after an interrupt ``DIR`` holds no bundle of the run's targets; after a run
 with failures it holds exactly the bundles of the targets that succeeded.
 """
@@ -30,7 +34,7 @@ import contextlib
 import os
 import shutil
 import signal
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from compiler.errors import InputError
@@ -48,9 +52,11 @@ def bundle_name(target: str) -> str:
 class BundleDir:
     """``DIR/<target>.bundle.json`` for the targets of one compile run."""
 
-    def __init__(self, out: Path, targets: Sequence[str]) -> None:
+    def __init__(self, out: Path, targets: Sequence[str], *, known: Collection[str] | None = None) -> None:
+        """``targets``: this run's; ``known``: every target of llmcc.yaml (``None``: keep other bundles)."""
         self.out = out
         self.targets = list(targets)
+        self.known = None if known is None else frozenset(known)
         self.staging = out / f"{STAGING_PREFIX}{os.getpid()}"
 
     @property
@@ -72,6 +78,8 @@ class BundleDir:
             self.staging.mkdir()
             if keep_previous:
                 self.previous.mkdir()
+            for stale in self._stale():
+                stale.unlink(missing_ok=True)
             for target in self.targets:
                 old = self.out / bundle_name(target)
                 if keep_previous and old.is_file() and not old.is_symlink():
@@ -87,6 +95,13 @@ class BundleDir:
             yield self.staging
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _stale(self) -> list[Path]:
+        """Bundles in ``DIR`` named for no target of llmcc.yaml."""
+        if self.known is None:
+            return []
+        names = {bundle_name(t) for t in self.known}
+        return [p for p in self.out.glob(f"*{SUFFIX}") if p.name not in names]
 
     def install(self, targets: Iterable[str]) -> None:
         """Move the staged bundles of ``targets`` into ``DIR`` with interrupts held back.

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     out_dir = Path(args.out)
     if not out_dir.is_absolute():
         out_dir = ctx.root / out_dir
-    bundles = BundleDir(out_dir, [t.name for t in targets])
+    bundles = BundleDir(out_dir, [t.name for t in targets], known=[t.name for t in repo.project.targets()])
     plan = plan_cache(ctx.root, repo, targets, mode="compile", source=source, identities=ids, no_cache=args.no_cache)
     with bundles.staged(keep_previous=plan is not None) as staging:
         request = BuildRequest(

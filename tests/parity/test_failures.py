@@ -156,3 +156,18 @@ def test_a_killed_runs_staging_directory_is_removed(tmp_path: Path) -> None:
     with BundleDir(out, ["dev"]).staged():
         pass
     assert sorted(p.name for p in out.iterdir()) == [mine.name]
+
+
+def test_a_bundle_of_a_target_no_longer_in_the_manifest_is_removed(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A removed target's bundle is never current: any run removes it, even one of other targets.
+
+    Found by the incremental property test: a tenant dropped from an environment kept its
+    bundle in dist/, where a deploy step could not tell it from this run's.
+    """
+    compiled(capsys, config)
+    (config / "dist" / "staging@gone.bundle.json").write_text("{}")
+    (config / "dist" / "notes.txt").write_text("kept: not a bundle")
+    assert run(capsys, config, "compile", "-t", "dev")[0] == 0
+    assert bundles(config) == ["dev.bundle.json", "notes.txt", "prod.bundle.json", "staging.bundle.json"]
