@@ -571,7 +571,15 @@ class Renderer:
             return self._render_node(plan, plan.static, (), plan.slots)
 
     def value_at(self, plan: TemplatePlan, path: JsonPath) -> Value:
-        """The rendered value of the one Jinja scalar at ``path``, bounded like a template."""
+        """The rendered value of the one Jinja scalar at ``path``, bounded like a template.
+
+        A value already in the cache is returned without entering the bounds: setting
+        them up (a timer, a memory limit) costs more than the look-up, and nothing runs.
+        """
+        expr = plan.exprs[path]
+        hit = self.cache.get((expr.source, tuple(self.fingerprint(n) for n in expr.names)), _MISS)
+        if hit is not _MISS and not isinstance(hit, _Failure):
+            return hit  # type: ignore[no-any-return]
         with bounded(plan.document.path):
             return self._eval(plan, path)
 
@@ -618,6 +626,9 @@ class Renderer:
         if isinstance(value, str) and len(value) > MAX_OUTPUT_CHARS:
             return _Failure(f"rendered value over {MAX_OUTPUT_CHARS} chars")
         return value
+
+
+_MISS = object()
 
 
 @dataclass(frozen=True, slots=True)
