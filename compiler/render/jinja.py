@@ -502,7 +502,72 @@ def _nesting(source: str) -> int:
     return deepest
 
 
+# ``{{ name }}``, ``{{ name.key.key }}`` and ``{{ name | default(123) }}``: most scalars of a
+# template. Compiling one with Jinja costs about a millisecond; these are read directly.
+_LOOKUP = re.compile(r"\{\{ *([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*) *\}\}")
+_DEFAULT = re.compile(r"\{\{ *([A-Za-z_][A-Za-z0-9_]*) *\| *default\( *(0|[1-9][0-9]*) *\) *\}\}")
+# Words Jinja's parser reads as something other than a name or a key in these positions.
+_WORDS = frozenset(
+    {"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if", "else", "elif"}
+    | {"for", "recursive", "block", "extends", "include", "import", "from", "as", "with", "without"}
+    | {"context", "set", "macro", "call", "filter", "raw"}
+)
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_MISSING = object()
+
+
+def _direct(source: str) -> _Expr | None:
+    """The scalar as a direct look-up, when it is one of the simple forms above, else None.
+
+    The result is the one Jinja's compiled expression gives whenever the look-up finds
+    its value (a plain dict key on every step; for ``default``, a scalar or nothing);
+    anything else -- a missing name or key, a key that is also a ``dict`` attribute
+    (``items``), a value of another type -- runs the Jinja expression, compiled on
+    first use, so errors and their messages are Jinja's own.
+    """
+    m = _LOOKUP.fullmatch(source)
+    d = None if m else _DEFAULT.fullmatch(source)
+    if m is None and d is None:
+        return None
+    name = (m or d).group(1)  # type: ignore[union-attr]
+    keys = tuple(m.group(2).split(".")[1:]) if m else ()
+    if name in _WORDS or name in _ENV.globals or any(k in _WORDS or hasattr(dict, k) for k in keys):
+        # a global (``range``) is what a missing variable of that name reads: Jinja decides
+        return None
+    jinja: list[Callable[[Mapping[str, Any]], Any]] = []
+
+    def slow(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
+        if not jinja:
+            jinja.append(_compile_jinja(source, where="").run)
+        return jinja[0](variables)
+
+    if d is not None:
+        fallback = int(d.group(2))
+
+        def run_default(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
+            value = variables.get(name, _MISSING)
+            if value is _MISSING:
+                return fallback
+            return value if type(value) in _PLAIN else slow(variables)
+
+        return _Expr(source, True, (name,), run_default)
+
+    def run(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
+        value = variables.get(name, _MISSING)
+        for key in keys:
+            if type(value) is not dict:
+                return slow(variables)
+            value = value.get(key, _MISSING)
+        return slow(variables) if value is _MISSING else value
+
+    return _Expr(source, True, (name,), run)
+
+
 def _compile_source(source: str, *, where: str) -> _Expr:
+    return _direct(source) or _compile_jinja(source, where=where)
+
+
+def _compile_jinja(source: str, *, where: str) -> _Expr:
     if _nesting(source) > MAX_NESTING:
         raise InputError(f"{where}: template error: brackets or blocks nested deeper than {MAX_NESTING}")
     try:
