@@ -424,6 +424,9 @@ class _Expr:
     native: bool
     names: tuple[str, ...]
     run: Callable[[Mapping[str, Any]], Any]
+    # A look-up (``_direct``): no loop, no call, nothing to build, so nothing for the
+    # render bounds to stop; they are not set up for it alone (``Renderer.value_at``).
+    lookup: bool = False
 
 
 @dataclass(slots=True)
@@ -550,7 +553,7 @@ def _direct(source: str) -> _Expr | None:
                 return fallback
             return value if type(value) in _PLAIN else slow(variables)
 
-        return _Expr(source, True, (name,), run_default)
+        return _Expr(source, True, (name,), run_default, lookup=True)
 
     def run(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
         value = variables.get(name, _MISSING)
@@ -560,7 +563,7 @@ def _direct(source: str) -> _Expr | None:
             value = value.get(key, _MISSING)
         return slow(variables) if value is _MISSING else value
 
-    return _Expr(source, True, (name,), run)
+    return _Expr(source, True, (name,), run, lookup=True)
 
 
 def _compile_source(source: str, *, where: str) -> _Expr:
@@ -638,13 +641,16 @@ class Renderer:
     def value_at(self, plan: TemplatePlan, path: JsonPath) -> Value:
         """The rendered value of the one Jinja scalar at ``path``, bounded like a template.
 
-        A value already in the cache is returned without entering the bounds: setting
-        them up (a timer, a memory limit) costs more than the look-up, and nothing runs.
+        A value already in the cache, or a plain look-up (``{{ a.b }}``), is had without
+        entering the bounds: setting them up (a timer, a memory limit) costs more than
+        the look-up, and nothing runs that they could stop.
         """
         expr = plan.exprs[path]
         hit = self.cache.get((expr.source, tuple(self.fingerprint(n) for n in expr.names)), _MISS)
         if hit is not _MISS and not isinstance(hit, _Failure):
             return hit  # type: ignore[no-any-return]
+        if expr.lookup:
+            return self._eval(plan, path)
         with bounded(plan.document.path):
             return self._eval(plan, path)
 
