@@ -505,9 +505,11 @@ def _nesting(source: str) -> int:
     return deepest
 
 
-# ``{{ name }}``, ``{{ name.key.key }}`` and ``{{ name | default(123) }}``: most scalars of a
-# template. Compiling one with Jinja costs about a millisecond; these are read directly.
-_LOOKUP = re.compile(r"\{\{ *([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*) *\}\}")
+# ``{{ name }}``, ``{{ name.key.key }}``, ``text{{ name.key }}text`` and ``{{ name | default(123) }}``:
+# most scalars of a template. Compiling one with Jinja costs about a millisecond; these are read
+# directly. Text around the expression holds no brace, ``%``, ``#`` or ``\r``, so Jinja's lexer
+# would pass it through unchanged.
+_LOOKUP = re.compile(r"([^{}%#\r]*)\{\{ *([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*) *\}\}([^{}%#\r]*)")
 _DEFAULT = re.compile(r"\{\{ *([A-Za-z_][A-Za-z0-9_]*) *\| *default\( *(0|[1-9][0-9]*) *\) *\}\}")
 # Words Jinja's parser reads as something other than a name or a key in these positions.
 _WORDS = frozenset(
@@ -522,20 +524,20 @@ _MISSING = object()
 def _direct(source: str) -> _Expr | None:
     """The scalar as a direct look-up, when it is one of the simple forms above, else None.
 
-    The result is the one Jinja's compiled expression gives whenever the look-up finds
-    its value (a plain dict key on every step; for ``default``, a scalar or nothing);
-    anything else -- a missing name or key, a key that is also a ``dict`` attribute
-    (``items``), a value of another type -- runs the Jinja expression, compiled on
-    first use, so errors and their messages are Jinja's own.
+    The result is the one Jinja's template gives whenever the look-up finds its value
+    (a plain dict key on every step; for ``default`` or inside text, a scalar or, for
+    ``default``, nothing); anything else -- a missing name or key (a missing name may
+    be a Jinja global: ``range``), a key that is also a ``dict`` attribute (``items``),
+    a value of another type -- runs the Jinja template, compiled on first use, so
+    errors and their messages are Jinja's own.
     """
     m = _LOOKUP.fullmatch(source)
     d = None if m else _DEFAULT.fullmatch(source)
     if m is None and d is None:
         return None
-    name = (m or d).group(1)  # type: ignore[union-attr]
-    keys = tuple(m.group(2).split(".")[1:]) if m else ()
-    if name in _WORDS or name in _ENV.globals or any(k in _WORDS or hasattr(dict, k) for k in keys):
-        # a global (``range``) is what a missing variable of that name reads: Jinja decides
+    name = m.group(2) if m else d.group(1)  # type: ignore[union-attr]
+    keys = tuple(m.group(3).split(".")[1:]) if m else ()
+    if name in _WORDS or any(k in _WORDS or hasattr(dict, k) for k in keys):
         return None
     jinja: list[Callable[[Mapping[str, Any]], Any]] = []
 
@@ -546,24 +548,42 @@ def _direct(source: str) -> _Expr | None:
 
     if d is not None:
         fallback = int(d.group(2))
+        shadows = name in _ENV.globals
 
         def run_default(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
             value = variables.get(name, _MISSING)
             if value is _MISSING:
-                return fallback
+                return slow(variables) if shadows else fallback
             return value if type(value) in _PLAIN else slow(variables)
 
         return _Expr(source, True, (name,), run_default, lookup=True)
 
-    def run(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
+    def lookup(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
         value = variables.get(name, _MISSING)
         for key in keys:
             if type(value) is not dict:
-                return slow(variables)
+                return _MISSING
             value = value.get(key, _MISSING)
-        return slow(variables) if value is _MISSING else value
+        return value
 
-    return _Expr(source, True, (name,), run, lookup=True)
+    assert m is not None
+    before, after = m.group(1), m.group(4)
+    if not before and not after:
+
+        def run(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
+            value = lookup(variables)
+            return slow(variables) if value is _MISSING else value
+
+        return _Expr(source, True, (name,), run, lookup=True)
+
+    def run_text(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
+        value = lookup(variables)
+        if type(value) not in _PLAIN:  # also _MISSING
+            return slow(variables)
+        text = before + str(value) + after
+        return text if len(text) <= MAX_OUTPUT_CHARS else slow(variables)
+
+    return _Expr(source, False, (name,), run_text, lookup=True)
 
 
 def _compile_source(source: str, *, where: str) -> _Expr:

@@ -310,6 +310,7 @@ _DIRECT_VARS: dict[str, Any] = {
     "word": "text",
     "lst": [1, 2],
     "range": 5,
+    "namespace": "ns",
 }
 
 
@@ -337,8 +338,9 @@ def _outcome(run: Any, variables: dict[str, Any]) -> tuple[str, Any]:
         ("{{ missing }}", True),
         ("{{ missing.key }}", True),
         ("{{ limits.items }}", False),  # a dict method, not the key
-        ("{{ range }}", False),  # a Jinja global
-        ("{{ lipsum | default(1) }}", False),
+        ("{{ range }}", True),  # a Jinja global, unless a variable has its name
+        ("{{ lipsum | default(1) }}", True),
+        ("{{ range | default(1) }}", True),
         ("{{ n | default(5) }}", True),
         ("{{ none | default(5) }}", False),
         ("{{ missing | default(5) }}", True),
@@ -348,8 +350,19 @@ def _outcome(run: Any, variables: dict[str, Any]) -> tuple[str, Any]:
         ("{{ name | default(5.0) }}", False),
         ("{{ name | default(-5) }}", False),
         ("{{ name | default('x') }}", False),
-        (" {{ name }}", False),  # text around the expression: a string
-        ("{{ name }}\n", False),
+        (" {{ name }}", True),  # text around the expression: a string
+        ("{{ name }}\n", True),
+        ("svc-{{ limits.tpm }}.example.com/v1", True),
+        ("n={{ n }}, f={{ flag }}", False),
+        ("{{ none }} x", False),
+        ("x {{ limits }}", True),  # a map: Jinja's own str()
+        ("x {{ missing }}", True),
+        ("x {{ lst }}", True),
+        ("a\r\n{{ name }}", False),  # Jinja's lexer turns \r\n into \n
+        ("{% raw %}{{ name }}{% endraw %}", False),
+        ("{# c #}{{ name }}", False),
+        ("{{ range.x }}", True),
+        ("{{ namespace }}", True),  # a Jinja global, shadowed by a variable of that name
         ("{{- name }}", False),
         ("{{ name | upper }}", False),
     ],
