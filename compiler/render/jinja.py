@@ -666,9 +666,11 @@ class Renderer:
         the look-up, and nothing runs that they could stop.
         """
         expr = plan.exprs[path]
-        hit = self.cache.get((expr.source, tuple(self.fingerprint(n) for n in expr.names)), _MISS)
-        if hit is not _MISS and not isinstance(hit, _Failure):
-            return hit  # type: ignore[no-any-return]
+        key = (expr.source, tuple(self.fingerprint(n) for n in expr.names))
+        if key in self.cache:
+            hit = self.cache[key]
+            if not isinstance(hit, _Failure):
+                return hit
         if expr.lookup:
             return self._eval(plan, path)
         with bounded(plan.document.path):
@@ -717,9 +719,6 @@ class Renderer:
         if isinstance(value, str) and len(value) > MAX_OUTPUT_CHARS:
             return _Failure(f"rendered value over {MAX_OUTPUT_CHARS} chars")
         return value
-
-
-_MISS = object()
 
 
 @dataclass(frozen=True, slots=True)
