@@ -8,7 +8,9 @@ leave old bundles looking current (issue 10 §7). The rules, in order:
    removed, so a target that then fails for any reason (exit 1, 2 or 70, an
    interrupt, even SIGKILL) has no bundle.
 2. Bundles are written into a private staging directory
-   ``DIR/.llmcc-staging-<pid>/`` on the same file system, never into ``DIR``.
+   ``DIR/.llmcc-staging-<pid>/`` on the same file system, never into ``DIR``;
+   they are fsynced together before the first move, and ``DIR`` after the
+   last, so after a power loss a moved bundle is whole.
 3. When the build returns, the bundles of the targets that succeeded are
    moved into ``DIR`` with ``os.replace`` while SIGINT and SIGTERM are held
    back, so an interrupt lands before the first move or after the last one.
@@ -37,6 +39,7 @@ import signal
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
+from compiler import fileops
 from compiler.errors import InputError
 
 SUFFIX = ".bundle.json"
@@ -110,14 +113,21 @@ class BundleDir:
             InputError: a bundle cannot be moved.
         """
         names = [bundle_name(t) for t in targets]
-        with _signals_held():
-            try:
-                for name in names:
-                    os.replace(self.staging / name, self.out / name)  # same file system: atomic per file
-            except OSError as e:
-                for name in names:  # all or none of this run's bundles
-                    (self.out / name).unlink(missing_ok=True)
-                raise InputError(f"{self.out}: cannot install the bundles: {e.strerror or e}") from e
+        try:
+            # The bundles were written without a sync each (fileops.write_new): their data
+            # reaches the disk here, together, before any rename can make one visible.
+            fileops.sync_files([self.staging / name for name in names])
+            with _signals_held():
+                try:
+                    for name in names:
+                        os.replace(self.staging / name, self.out / name)  # same file system: atomic per file
+                    fileops.fsync_dir(self.out)  # the renames survive a power loss only once DIR is synced
+                except OSError:
+                    for name in names:  # all or none of this run's bundles
+                        (self.out / name).unlink(missing_ok=True)
+                    raise
+        except OSError as e:
+            raise InputError(f"{self.out}: cannot install the bundles: {e.strerror or e}") from e
 
 
 def _remove_abandoned(out: Path) -> None:

@@ -23,7 +23,7 @@ import fcntl
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 _HELD: dict[int, int] = {}  # lock descriptor -> the thread (ident) that holds it, in this process
@@ -55,6 +55,54 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Create ``path`` (which must not exist) holding ``data``, not yet durable.
+
+    For a file in a private staging directory that is later renamed into place:
+    the caller makes it durable with :func:`sync_files` before the rename.
+
+    Raises:
+        OSError: ``path`` exists (never followed if a symlink) or cannot be written.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)  # exactly, not narrowed by the umask
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def sync_files(paths: Sequence[Path], *, threads: int = 16) -> None:
+    """fsync every file of ``paths``, several at a time.
+
+    Written first and synced together, the file system commits many files in one
+    journal transaction (ext4, XFS): 200 bundles take about 0.05 s instead of
+    about 2.5 ms each when every write waits for its own sync (bench/NOTES.md).
+
+    Raises:
+        OSError: a file cannot be opened or synced.
+    """
+
+    def sync(path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    if len(paths) <= 1:
+        for path in paths:
+            sync(path)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(threads, len(paths))) as pool:
+        for _ in pool.map(sync, paths):  # re-raises the first error
+            pass
 
 
 def write_atomic(

@@ -5,10 +5,26 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 
 from compiler.jsontypes import JSONValue
 
-_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_ENCODE = _ENCODER.encode
+# The C encoder that ``_ENCODE`` builds on every call (json.encoder.JSONEncoder.iterencode),
+# built once: the same arguments, so the same text, without the per-call set-up that cost
+# more than encoding a small map. No circular-reference markers: loaded values are trees
+# (a YAML alias refers to a node already complete), and a cycle would still fail, as a
+# RecursionError. None where the C accelerator is missing.
+_C_ENCODER = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(None, _ENCODER.default, encode_basestring, None, ":", ",", True, False, False)
+)
+
+
+def _whole(obj: object) -> str:
+    return _ENCODE(obj) if _C_ENCODER is None else "".join(_C_ENCODER(obj, 0))
 
 
 class InvalidJsonError(ValueError):
@@ -48,14 +64,27 @@ def canonical_json(
 
 def _encode(obj: JSONValue, cache: EncodingCache, store: bool, whole_at: int) -> str:
     if type(obj) is not dict:
-        return _ENCODE(obj)
+        return _whole(obj)
     hit = cache.get(id(obj))
     if hit is not None and hit[0] is obj:
         return hit[1]
     if whole_at <= 0 or not all(type(k) is str for k in obj):
-        text = _ENCODE(obj)  # non-string keys: let json coerce or report exactly as it would
+        text = _whole(obj)  # non-string keys: let json coerce or report exactly as it would
     else:
-        text = "{" + ",".join(_ENCODE(k) + ":" + _encode(obj[k], cache, store, whole_at - 1) for k in sorted(obj)) + "}"
+        below = whole_at - 1
+        parts = []
+        for k in sorted(obj):
+            v = obj[k]
+            if type(v) is dict:
+                hit = cache.get(id(v))
+                parts.append(
+                    encode_basestring(k)
+                    + ":"
+                    + (hit[1] if hit is not None and hit[0] is v else _encode(v, cache, store, below))
+                )
+            else:
+                parts.append(encode_basestring(k) + ":" + _whole(v))
+        text = "{" + ",".join(parts) + "}"
     if store:
         cache[id(obj)] = (obj, text)
     return text

@@ -61,7 +61,7 @@ class BuildRequest:
     repo: Repository
     source: SourceInfo | None
     validate: bool = True
-    out_dir: Path | None = None
+    out_dir: Path | None = None  # a private staging directory: bundles are written there unsynced
     keep_bytes: bool = False
     seal: Sealer | None = None
     check_keys: KeyCheck | None = None
@@ -190,7 +190,7 @@ def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
             return TargetOutcome(target=target.name, diagnostics=result.diagnostics)
         data = bundle_bytes(request, result)
         if request.out_dir is not None:
-            write_atomic(request.out_dir / f"{target.name}.bundle.json", data)
+            write_staged(request.out_dir / f"{target.name}.bundle.json", data)
         return TargetOutcome(
             target=target.name,
             diagnostics=result.diagnostics,
@@ -224,6 +224,17 @@ def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
     )
     # body -> "modules" -> module -> group -> subgroup: encode from the subgroup down in C.
     return canonical_json(body, cache=request.json_cache, whole_at=4)
+
+
+def write_staged(path: Path, data: bytes) -> None:
+    """A new file in the private staging directory ``out_dir``, not yet durable: the caller
+    syncs the staged bundles together before renaming them into place (``distdir.BundleDir``)."""
+    from compiler import fileops
+
+    try:
+        fileops.write_new(path, data, mode=0o644)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror}") from e
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compiler.bundle.canonical import canonical_json, digest
+from compiler.bundle.canonical import EncodingCache, canonical_json, digest
 from compiler.cli import main
 from compiler.compile.build import BuildRequest, build_targets
 from compiler.sources.worktree import WorkTree
@@ -45,6 +45,32 @@ def test_canonical_json_form() -> None:
 def test_canonical_json_refuses_what_json_cannot_spell(value: object) -> None:
     with pytest.raises(ValueError, match="not representable in JSON"):
         canonical_json(value)  # type: ignore[arg-type]
+
+
+@given(JSON, st.integers(min_value=0, max_value=4))
+def test_canonical_json_with_the_cache_is_json_dumps_at_every_depth(value: object, whole_at: int) -> None:
+    """The walk above ``whole_at`` and the C encoder built once give json.dumps' bytes (issue 14 §3),
+    the first time, from the cache, and for a new tree sharing the cached subtrees."""
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    cache: EncodingCache = {}
+    assert canonical_json(value, cache=cache, store=True, whole_at=whole_at) == expected  # type: ignore[arg-type]
+    assert canonical_json(value, cache=cache, whole_at=whole_at) == expected  # type: ignore[arg-type]
+    wrapped = {"new": value, "old": value, "x": 1.5}
+    assert (
+        canonical_json(wrapped, cache=cache, whole_at=whole_at + 1)
+        == json.dumps(  # type: ignore[arg-type]
+            wrapped, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    )
+
+
+def test_canonical_json_with_the_cache_coerces_and_refuses_like_json() -> None:
+    cache: EncodingCache = {}
+    assert canonical_json({"a": {1: "x", 2: [2.0]}}, cache=cache, whole_at=3) == b'{"a":{"1":"x","2":[2.0]}}'  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="not representable in JSON"):
+        canonical_json({"a": {"b": float("nan")}}, cache=cache, whole_at=3)
+    with pytest.raises(ValueError, match="not representable in JSON"):
+        canonical_json({"a": float("inf")}, cache=cache, whole_at=3)
 
 
 # --- parallel compile equals serial ----------------------------------------------------------

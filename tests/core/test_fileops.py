@@ -27,6 +27,7 @@ from compiler.secrets.identity import load_identities
 from compiler.secrets.sops import decrypt_sops, sops_index
 from compiler.storage.seen import SeenFile
 from tests.conftest import DEMO_IDENTITY, copy_example
+from tests.core._repos import many_targets_repo
 
 Fsyncs = list[tuple[str, str]]
 
@@ -179,3 +180,52 @@ def test_a_lock_the_forking_thread_holds_stays_with_it_in_the_child(tmp_path: Pa
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert fileops._HELD == {}
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_compile_syncs_every_bundle_before_the_move_and_the_output_directory_after(
+    tmp_path: Path, fsyncs: Fsyncs, jobs: str
+) -> None:
+    """Bundles are staged unsynced, then synced together (issue 14 §3): each one is on disk
+    before its rename into DIR, and DIR is synced after the last rename, so after a power
+    loss a bundle in DIR is whole. Before, DIR itself was never synced after the moves."""
+    from compiler.cli import main
+
+    root = many_targets_repo(tmp_path / "repo", tenants=4)
+    out = tmp_path / "dist"
+    assert main(["-C", str(root), "-q", "compile", "--out", str(out), "-j", jobs]) == 0
+    bundles = sorted(p.name for p in out.glob("*.bundle.json"))
+    assert len(bundles) == 11
+    synced = [Path(name).name for kind, name in fsyncs if kind == "file"]
+    assert sorted(n for n in synced if n.endswith(".bundle.json")) == bundles
+    last_file = max(i for i, (kind, _) in enumerate(fsyncs) if kind == "file")
+    assert ("dir", str(out)) in fsyncs[last_file:]
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no staging left
+
+
+def test_write_new_refuses_an_existing_file_or_symlink_and_sets_the_mode(tmp_path: Path) -> None:
+    target = tmp_path / "b.json"
+    old_umask = os.umask(0o077)
+    try:
+        fileops.write_new(target, b"x" * 100_000)
+    finally:
+        os.umask(old_umask)
+    assert target.read_bytes() == b"x" * 100_000
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    with pytest.raises(FileExistsError):
+        fileops.write_new(target, b"y")
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(FileExistsError):
+        fileops.write_new(tmp_path / "link", b"y")
+    assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("count", [0, 1, 5])
+def test_sync_files_syncs_each_file_once(tmp_path: Path, fsyncs: Fsyncs, count: int) -> None:
+    paths = [tmp_path / f"f{i}" for i in range(count)]
+    for p in paths:
+        p.write_bytes(b"x")
+    fileops.sync_files(paths)
+    assert sorted(name for _, name in fsyncs) == sorted(str(p) for p in paths)
+    with pytest.raises(FileNotFoundError):
+        fileops.sync_files([*paths, tmp_path / "missing"])

@@ -130,6 +130,19 @@ def test_install_failure_leaves_none_of_the_run(tmp_path: Path) -> None:
     assert list(out.iterdir()) == []
 
 
+def test_a_move_that_fails_after_others_took_place_takes_them_back(tmp_path: Path) -> None:
+    out = tmp_path / "dist"
+    bdir = BundleDir(out, ["dev", "prod"])
+    with bdir.staged() as staging:
+        (staging / "dev.bundle.json").write_text("{}")
+        (staging / "prod.bundle.json").write_text("{}")
+        (out / "prod.bundle.json").mkdir()  # a directory in the way: the second rename fails
+        (out / "prod.bundle.json" / "x").write_text("x")
+        with pytest.raises(InputError, match="cannot install the bundles"):
+            bdir.install(["dev", "prod"])
+    assert sorted(p.name for p in out.iterdir()) == ["prod.bundle.json"]  # dev was moved, then removed
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_validate_reports_every_broken_file_serial_or_parallel(
     config: Path, capsys: pytest.CaptureFixture[str], jobs: str

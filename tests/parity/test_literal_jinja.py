@@ -123,3 +123,20 @@ def test_jinja_in_extends(config: Path, capsys: pytest.CaptureFixture[str]) -> N
         2,
         "llmcc: templates/assistant.yaml:1:1: extends is not rendered: name the template file",
     )
+
+
+def test_jinja_inside_a_tagged_list_and_next_to_escapes_is_found(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file is walked only when its repr shows a delimiter (issue 14 §3): one inside a
+    tagged list, or in a string with quotes, newlines and backslashes, still shows."""
+    (config / "environments/dev.yaml").write_text(
+        'modules:\n  assistant:\n    tags: !append ["x", "it\'s \\\\ {{ a }}"]\n    note: "a\\n{% b %}\\t\\""\n'
+    )
+    code, _, err = run(capsys, config, "validate")
+    assert code == 1
+    found = [line.split(" (target")[0] for line in err.splitlines() if "Jinja syntax" in line]
+    assert [f.split(": ")[0] + ": " + f.split(": ")[1] for f in found] == [
+        "environments/dev.yaml:3:25: assistant $.tags[1]",
+        "environments/dev.yaml:4:5: assistant $.note",
+    ]
