@@ -19,9 +19,9 @@ import pytest
 
 from compiler.cli import main
 from compiler.diagnostics import Diagnostic
-from tests.ci._forge import GITHUB_TOKEN, running_forge
-from tests.ci._runner import run_github_job
-from tests.ci.test_templates_run import MARKER, _checkout, _github_env, _load
+from tests.ci._forge import GITHUB_TOKEN, GITLAB_TOKEN, running_forge
+from tests.ci._runner import run_github_job, run_gitlab_job
+from tests.ci.test_templates_run import MARKER, _checkout, _github_env, _gitlab_env, _load
 
 EVIL = "fine\n```\n</details>\n\n## llmcc: validate ok\r```\r\n<!--"
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -111,3 +111,79 @@ def test_a_policy_description_cannot_break_out_of_the_github_comment(tmp_path: P
     assert not any(line.startswith("<!--") for line in live[1:])
     assert not any(line.strip() == "</details>" for line in live[: live.index("### llmcc validate") + 2])
     assert not (work / "pwned").exists()
+
+
+_OUTPUTS = ("llmcc-validate.txt", "llmcc-diff.md", "llmcc-diff.err", "llmcc-comment.md")
+
+
+@pytest.fixture
+def symlink_remote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A bare remote whose feature branch commits the templates' output files as symlinks out of the checkout.
+
+    The job's shell writes those files with ``>``, which follows a symlink: on a
+    self-hosted runner the pull request would choose what file of the runner's
+    user to overwrite with text it writes itself (a diff of its values), e.g.
+    a shell start-up file that later jobs, holding secrets, run.
+    """
+    seed = tmp_path / "seed"
+    assert main(["init", str(seed), "--keys-dir", str(tmp_path / "keys")]) == 0
+    capsys.readouterr()
+    bare = tmp_path / "remote.git"
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    _git(seed, "init", "-q", "-b", "main")
+    _git(seed, "add", "-A")
+    _git(seed, "commit", "-qm", "llmcc init")
+    _git(seed, "remote", "add", "origin", str(bare))
+    _git(seed, "checkout", "-qb", "feature")
+    for name in _OUTPUTS:
+        (seed / name).symlink_to(tmp_path / "runner-home" / f"{name}.profile")
+    _git(seed, "add", "-A")
+    _git(seed, "commit", "-qm", "outputs point at the runner's home")
+    _git(seed, "push", "-q", "origin", "main", "feature")
+    return bare
+
+
+def _runner_home(tmp_path: Path) -> Path:
+    home = tmp_path / "runner-home"
+    home.mkdir(exist_ok=True)
+    for name in _OUTPUTS:
+        (home / f"{name}.profile").write_text("export PATH=/usr/bin\n")
+    return home
+
+
+def _untouched(home: Path) -> None:
+    assert {p.name: p.read_text() for p in home.iterdir()} == {
+        f"{name}.profile": "export PATH=/usr/bin\n" for name in _OUTPUTS
+    }
+
+
+def test_the_github_check_job_writes_no_file_through_a_committed_symlink(tmp_path: Path, symlink_remote: Path) -> None:
+    home = _runner_home(tmp_path)
+    with running_forge() as forge:
+        work = _checkout(tmp_path, symlink_remote, "run", merge=True)
+        steps = run_github_job(
+            _load("hooks/ci/github-workflow.yaml"),
+            "check",
+            cwd=work,
+            env=_github_env(tmp_path, forge, work),
+            secrets={"GITHUB_TOKEN": GITHUB_TOKEN},
+        )
+        assert [(s.name, s.code) for s in steps if s.code != 0] == []
+        (body,) = [b for _, b in forge.thread("acme/platform-config#7") if b.startswith(MARKER)]
+    _untouched(home)
+    assert "llmcc: validate ok" in body
+    assert "export PATH" not in body
+    assert not (work / "llmcc-diff.md").is_symlink()  # the artifact step uploads our diff, not the link's target
+
+
+def test_the_gitlab_diff_job_writes_no_file_through_a_committed_symlink(tmp_path: Path, symlink_remote: Path) -> None:
+    home = _runner_home(tmp_path)
+    with running_forge() as forge:
+        work = _checkout(tmp_path, symlink_remote, "run")
+        env = _gitlab_env(forge, work, token=GITLAB_TOKEN)
+        run = run_gitlab_job(_load("hooks/ci/gitlab-ci.yaml"), "llmcc-diff", cwd=work, env=env)
+        assert run.code == 0, run.stderr
+        (body,) = [b for _, b in forge.thread("42#3") if b.startswith(MARKER)]
+    _untouched(home)
+    assert "llmcc: validate ok" in body
+    assert not (work / "llmcc-diff.md").is_symlink()
