@@ -81,8 +81,8 @@ class Diagnostic:
             tail.append(f"layer {self.origin.layer_name}")
         suffix = f" ({', '.join(tail)})" if tail else ""
         sev = "warning: " if self.severity is Severity.WARNING else ""
-        text = f"{head}{sev}{where}{self.message}{suffix}"
-        return "\n".join([text, *(f"    {n}" for n in self.notes)])
+        text = f"{head}{sev}{where}{hang_lines(self.message, 4)}{suffix}"
+        return "\n".join([text, *(f"    {hang_lines(n, 6)}" for n in self.notes)])
 
     def to_json(self) -> dict[str, object]:
         o = self.origin
@@ -120,3 +120,18 @@ def plural(n: int, noun: str) -> str:
 
 def sort_diagnostics(diags: list[Diagnostic]) -> list[Diagnostic]:
     return sorted(diags, key=Diagnostic.sort_key)
+
+
+_LINE_BREAK = re.compile(r"\r\n?|\n")
+
+
+def hang_lines(text: str, indent: int = 4) -> str:
+    """``text`` with every line after its first indented by ``indent`` spaces (at least 4).
+
+    A policy's description, a waiver's reason or a rule are the repository's
+    text, maybe several lines: indented, none of them starts a line of the
+    report, so none can pass for a finding, or close the code fence a CI
+    comment puts the report in (CommonMark 4.5: a closing fence is indented
+    at most 3 spaces; ``\\r`` ends a line too).
+    """
+    return _LINE_BREAK.sub("\n" + " " * indent, text)

@@ -200,15 +200,19 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
     try:
         yield result
     except ConfigCheckError as e:
+        from compiler.diagnostics import hang_lines
+
         if not as_json:
             for d in e.diagnostics:
                 print(d.format(), file=sys.stderr)
-            print(f"llmcc: {e}", file=sys.stderr)
+            print(f"llmcc: {hang_lines(str(e))}", file=sys.stderr)
         result.code = e.exit_code
         result.message = str(e)
     except LlmccError as e:
+        from compiler.diagnostics import hang_lines
+
         if not as_json:
-            print(f"llmcc: {e}", file=sys.stderr)
+            print(f"llmcc: {hang_lines(str(e))}", file=sys.stderr)
         result.code = e.exit_code
         result.message = str(e)
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ import difflib
 import html
 import json
 import re
+import string
 from collections.abc import Callable, Iterator
 
 from compiler.diagnostics import plural
@@ -33,6 +34,7 @@ _MAX_MD_DIFF_LINES = 400
 _MAX_NAMES = 8
 _SEE_BELOW = "in full below"
 _SIGNS = {"added": "+", "removed": "-", "changed": "~", "moved": ">"}
+_PLAIN = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 _COLOURS = {"+": "32", "-": "31", "~": "33", ">": "36", "@": "36", "#": "1"}
 
 
@@ -195,7 +197,7 @@ def _colourise(text: str) -> str:
 def render_markdown(result: DiffResult, *, limit: int = MARKDOWN_LIMIT) -> str:
     """A pull-request comment: summary table, then one collapsible section per group of targets."""
     changed = result.changed
-    parts = [f"### llmcc diff `{result.base}` → `{result.head}`", ""]
+    parts = [f"### llmcc diff {_code(result.base)} → {_code(result.head)}", ""]
     if not changed:
         parts.append(f"No changes in the effective configuration of {plural(len(result.targets), 'target')}.")
         return "\n".join(parts) + "\n"
@@ -212,7 +214,7 @@ def render_markdown(result: DiffResult, *, limit: int = MARKDOWN_LIMIT) -> str:
     parts += [
         "| target | values | modules |",
         "| --- | ---: | --- |",
-        *(f"| `{t.target}` | {_md_count(t)} | {', '.join(t.modules)} |" for t in changed),
+        *(f"| `{t.target}` | {_md_count(t)} | {', '.join(map(_plain, t.modules))} |" for t in changed),
     ]
     if result.secrets_by_ciphertext:
         parts += ["", f"> **Note:** {CIPHERTEXT_NOTE}."]
@@ -236,7 +238,8 @@ def _md_count(t: TargetDiff) -> str:
 
 def _md_section(group: list[TargetDiff], budget: int) -> str | None:
     """One ``<details>`` block, cut to ``budget`` characters (None when not even its head fits)."""
-    head = f"\n<details><summary>{_names(group, '<code>{}</code>')}: {_target_note(group[0])}</summary>\n"
+    note = html.escape(_target_note(group[0]))
+    head = f"\n<details><summary>{_names(group, '<code>{}</code>')}: {note}</summary>\n"
     tail = "\n</details>\n"
     if len(head) + len(tail) > budget:
         return None
@@ -257,7 +260,7 @@ def _md_blocks(t: TargetDiff) -> Iterator[str]:
     for c in t.changes:
         by_module.setdefault(c.module, []).append(c)
     for module, changes in by_module.items():
-        rows = ["", f"**{module}**", "", "| change | path | old | new |", "| --- | --- | --- | --- |"]
+        rows = ["", f"**{_plain(module)}**", "", "| change | path | old | new |", "| --- | --- | --- | --- |"]
         diffs = []
         wholes = []
         for c in changes:
@@ -303,6 +306,16 @@ def _code(text: str) -> str:
     ticks = "`" * (max((len(run) for run in re.findall("`+", body)), default=0) + 1)
     pad = " " if ticks != "`" else ""
     return f"{ticks}{pad}{body}{pad}{ticks}"
+
+
+def _plain(text: str) -> str:
+    """``text`` (a module's name: its schema's file name, any character) as literal markdown text.
+
+    HTML-escaped (``<!--`` would open a comment hiding the rest), and every other
+    ASCII punctuation backslash-escaped (CommonMark 2.4): no ``|`` ends a table
+    cell, no backtick opens a code span, no ``*`` or ``_`` emphasis.
+    """
+    return "".join(_PLAIN.get(c, "\\" + c if c in string.punctuation else c) for c in text)
 
 
 def _fence(lines: list[str]) -> str:

@@ -60,3 +60,37 @@ def test_a_value_cannot_escape_its_code_span_or_block(
     html = _html(capsys.readouterr().out)
     assert "hidden in a prompt" in html
     assert "hidden" not in _outside_code(html)
+
+
+@pytest.mark.parametrize("module", ["evil<!--", "evil`<!--", "evil|<!--", "evil_*<!--"])
+def test_a_module_name_cannot_escape_the_table_summary_or_heading(
+    git_repo: GitRepo, capsys: pytest.CaptureFixture[str], module: str
+) -> None:
+    """A module is named by its schema's file name, which a pull request chooses: ``<`` and ``|`` included."""
+    seed(git_repo)
+    write(
+        git_repo,
+        {
+            f"schemas/{module}.schema.json": '{"type": "object"}\n',
+            f"templates/{module}.yaml": "note: hidden in a module\n",
+            "environments/dev.yaml": "vars:\n  model: tiny\n  temperature: 0.9\n",
+        },
+    )
+    git_repo.commit("a module")
+    assert run_command(diff_cmd, git_repo.path, "HEAD~1", "HEAD", "--format", "markdown", "--max-chars", "0") == 0
+    out = capsys.readouterr().out
+    html = _html(out)
+    assert "hidden in a module" in html  # nothing after the name is swallowed by a comment
+    assert "0.9" in html  # dev's own change, in the section after the module's
+    assert "<!--" not in html
+
+
+def test_a_revision_name_cannot_escape_the_heading(git_repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    seed(git_repo)
+    git_repo.git("tag", "v1`<b>x")
+    write(git_repo, {"environments/dev.yaml": "vars:\n  model: tiny\n  temperature: 0.9\n"})
+    git_repo.commit("cooler")
+    assert run_command(diff_cmd, git_repo.path, "v1`<b>x", "HEAD", "--format", "markdown", "--max-chars", "0") == 0
+    html = _html(capsys.readouterr().out)
+    assert "<b>" not in html
+    assert "v1`&lt;b&gt;x" in html
