@@ -11,7 +11,6 @@ final verify job passes over every target.
 from __future__ import annotations
 
 import copy
-import io
 import subprocess
 import sys
 from pathlib import Path
@@ -86,7 +85,8 @@ def test_the_github_matrix_publishes_every_shard_then_verifies(
     work, age, signing = platform
     doc = _load(text)
     assert "strategy" not in doc["jobs"]["publish"]  # the default stays one runner
-    jobs = _load("jobs:\n" + uncommented(text))["jobs"]
+    code = "jobs:\n" + uncommented(text)
+    jobs = _load(code)["jobs"]
     assert set(jobs) == {"publish", "verify"}
     shards = jobs["publish"]["strategy"]["matrix"]["shard"]
     assert shards == list(range(1, len(shards) + 1))
@@ -97,8 +97,9 @@ def test_the_github_matrix_publishes_every_shard_then_verifies(
     env = base_env({"CI": "true", "GITHUB_ACTIONS": "true", "RUNNER_TEMP": str(temp)})
     secrets = {"LLMCC_SIGNING_KEY": signing.read_text(), "SOPS_AGE_KEY": age.read_text().strip()}
     for index, part in zip(shards, _parts(len(shards)), strict=True):
-        # what GitHub does to ${{ matrix.shard }} in this matrix job
-        job = _load(_dump(jobs["publish"]).replace("${{ matrix.shard }}", str(index)))
+        # what GitHub makes of the expressions in this matrix job
+        expanded = code.replace("${{ matrix.shard }}", str(index))
+        job = _load(expanded.replace("${{ strategy.job-total }}", str(len(shards))))["jobs"]["publish"]
         steps = run_github_job({**doc, "jobs": {"publish": job}}, "publish", cwd=work, env=env, secrets=secrets)
         assert [s.code for s in steps] == [0, 0, 0], [(s.name, s.code, s.stderr) for s in steps]
         published = steps[-1]
@@ -134,9 +135,3 @@ def test_the_gitlab_parallel_job_publishes_every_shard_then_verifies(platform: t
     verify = run_gitlab_job(sharded, "llmcc-verify", cwd=work, env=base_env(env))
     assert verify.code == 0, verify.stderr
     assert sorted(line.split(":")[0] for line in verify.stdout.splitlines()) == sorted(TARGETS)
-
-
-def _dump(value: Any) -> str:
-    out = io.StringIO()
-    YAML(typ="safe").dump(value, out)
-    return out.getvalue()
