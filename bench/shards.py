@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ours = wl / "ours"
     single_out = WORK / f"shards-{tenants}-single"
     shard_outs = [WORK / f"shards-{tenants}-shard{i}" for i in range(1, SHARDS + 1)]
+    load_before = os.getloadavg()[0]
     single: list[float] = []
     per_shard: list[list[float]] = [[] for _ in range(SHARDS)]
     rss: list[float] = []
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         rss.append(peak)
         for i, out in enumerate(shard_outs):
             per_shard[i].append(compile_once(ours, out, f"{i + 1}/{SHARDS}")[0])
+    load = (load_before, os.getloadavg()[0])
     verdict = check(wl, single_out)
     parts = [bundles(out) for out in shard_outs]
     everything = bundles(single_out)
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     if not a.quick:
-        write_notes(len(everything), tenants, runs, one, statistics.median(rss), medians, parts, share, verdict)
+        write_notes(len(everything), tenants, runs, one, statistics.median(rss), medians, parts, share, verdict, load)
     return 0
 
 
@@ -120,6 +122,7 @@ def write_notes(
     parts: list[set[str]],
     share: float,
     verdict: str,
+    load: tuple[float, float],
 ) -> None:
     rows = [
         f"| shard {i}/{SHARDS} | {len(part)} | {m:.2f} s | {m / one:.0%} |"
@@ -143,6 +146,8 @@ def write_notes(
         f" {'met' if share <= GOAL else 'NOT met'}).",
         "What a shard cannot divide: the process start-up, reading the manifest, schemas and templates,",
         "and each of its environments' shared base (computed once per shard).",
+        f"Load average (1 min) when the runs started and ended: {load[0]:.1f} and {load[1]:.1f} on 2 cores",
+        "(other processes share this machine; the figures scale with it, the share less so).",
         END,
     ]
     for name in ("NOTES.md", "RESULTS.md"):
