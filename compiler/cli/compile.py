@@ -69,10 +69,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print(d.format(), file=sys.stderr)
     if not ctx.quiet:
         took = time.perf_counter() - start
-        compiled = plural(len(outcomes), "target")
+        compiled = f"compiled {plural(len(outcomes), 'target')}"
         if args.shard is not None:
-            compiled = f"shard {args.shard}: {len(outcomes)} of {plural(len(selected), 'target')}"
-        print(f"llmcc: compiled {compiled} in {took:.2f}s", file=sys.stderr)
+            compiled = f"shard {args.shard}: compiled {len(outcomes)} of {plural(len(selected), 'target')}"
+        print(f"llmcc: {compiled} in {took:.2f}s", file=sys.stderr)
     return 0
 
 

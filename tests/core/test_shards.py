@@ -177,7 +177,7 @@ def test_compile_shards_write_every_bundle_once(tmp_path: Path, capsys: pytest.C
         captured = capsys.readouterr()
         names = sorted(p.name for p in out.glob("*.bundle.json"))
         assert sorted(Path(line).name for line in captured.out.splitlines()) == names
-        assert captured.err.startswith(f"llmcc: compiled shard {i}/3: {len(names)} of 5 targets in ")
+        assert captured.err.startswith(f"llmcc: shard {i}/3: compiled {len(names)} of 5 targets in ")
         for name in names:
             assert (out / name).read_bytes() == (whole / name).read_bytes()
         written += names
@@ -213,7 +213,7 @@ def test_an_empty_shard_succeeds(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["-C", str(root), "compile", "-t", "dev", "--shard", "2/2", "--out", str(tmp_path / "d")]) == 0
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.startswith("llmcc: compiled shard 2/2: 0 of 1 target in ")
+    assert captured.err.startswith("llmcc: shard 2/2: compiled 0 of 1 target in ")
 
 
 def test_every_shard_reports_an_orphan_key_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
