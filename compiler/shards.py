@@ -8,7 +8,7 @@ input order or ``--jobs``), so every runner computes the same partition:
 
 1. Group the targets by environment: the environment's own target first, then
    its tenant targets by tenant name. A group shares its environment's merged
-   base (``compiler.pipeline.env_base``), computed once per process.
+   base (``compiler.compile.pipeline.env_base``), computed once per process.
 2. The fair share is ``cap = ceil(T / N)`` targets for T targets; a shard may
    hold up to ``cap + cap // 8`` rather than split a group.
 3. Take the groups largest first (ties: by environment name). Give each to the

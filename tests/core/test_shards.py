@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.build import BuildRequest, build_targets
 from compiler.cli import main
+from compiler.compile.build import BuildRequest, build_targets
 from compiler.errors import UsageError
 from compiler.project import Target
 from compiler.shards import MAX_SHARDS, Shard, assign_shards, parse_shard, select_shard
@@ -127,15 +127,16 @@ def test_a_shard_is_checked_when_made() -> None:
 
 
 def test_a_shard_computes_each_of_its_environments_base_once(tmp_path: Path) -> None:
-    """The parent parses the environment bases of the shard's targets only, once each (compiler/build.py)."""
+    """The parent parses the environment bases of the shard's targets only, once each (compiler/compile/build.py)."""
     root = mini_repo(tmp_path)
     repo = open_repo(root)
     targets = repo.project.targets()  # dev, staging, prod, staging@acme, prod@acme
     part = select_shard(targets, Shard(1, 2))
     assert part == [Target("dev"), Target("prod"), Target("prod", "acme")]
-    outcomes = build_targets(BuildRequest(repo=repo, source=None, keep_bytes=True), part, jobs=1)
+    request = BuildRequest(repo=repo, source=None, keep_bytes=True)
+    outcomes = build_targets(request, part, jobs=1)
     assert [o.target for o in outcomes] == ["dev", "prod", "prod@acme"]
-    assert set(repo.env_bases) == {"dev", "prod"}  # not staging, which prod extends
+    assert set(request.caches.env_bases) == {"dev", "prod"}  # not staging, which prod extends
 
 
 # ---- the commands ------------------------------------------------------------------------------
