@@ -85,7 +85,7 @@ def test_shards_publish_to_one_store_at_once(
         part = parts[int(shard[0]) - 1]
         assert [line.split(":")[0] for line in out.splitlines()] == part, report
         assert err.startswith(f"llmcc: shard {shard}: {len(part)} of 6 targets ("), report
-    for i in (0, 1, 2):  # the shards run once: every target published
+    for i in (0, 2):  # the shards that ran once: every target published
         assert all(": published version 1 sha256:" in line for line in results[i][0].splitlines()), report
     # shard 2 ran twice at once: per target, one process published it, the other found it unchanged
     twice = list(zip(results[1][0].splitlines(), results[3][0].splitlines(), strict=True))
