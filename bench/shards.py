@@ -4,7 +4,7 @@
 1. Generates ``gen_workload.py --modules 20 --keys 500 --secrets 0 --tenants 500``
    (dev, staging and prod; 500 tenants in staging and prod: 1,003 targets) and
    commits it in a fresh git repository.
-2. Times the full ``llmcc compile`` on one runner, then ``llmcc compile --shard I/4``
+2. Times the full ``llmcc compile --no-cache`` on one runner, then ``llmcc compile --shard I/4``
    for I = 1..4 one after another, each as a whole process (wall time), every
    command with the same default workers (one per core).
 3. Checks that the four shards wrote disjoint sets of bundles that together are
@@ -56,7 +56,9 @@ def compile_once(ours: Path, out: Path, shard: str | None) -> tuple[float, float
     """Wall seconds and peak RSS (MiB) of one ``llmcc compile`` into a fresh ``out``."""
     shutil.rmtree(out, ignore_errors=True)
     extra = ["--shard", shard] if shard else []
-    return timed([*LLMCC, "-C", str(ours), "compile", "-q", "--out", str(out), *extra], ROOT)
+    # --no-cache: full compiles on both sides (the result cache would serve the shards what the
+    # single runner compiled a moment before, in the same repository)
+    return timed([*LLMCC, "-C", str(ours), "compile", "-q", "--no-cache", "--out", str(out), *extra], ROOT)
 
 
 def bundles(out: Path) -> set[str]:
