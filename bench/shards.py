@@ -53,12 +53,13 @@ def generate(tenants: int) -> Path:
 
 
 def compile_once(ours: Path, out: Path, shard: str | None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one ``llmcc compile`` into a fresh ``out``."""
+    """Wall seconds and peak RSS (MiB, the tree's sum) of one ``llmcc compile`` into a fresh ``out``."""
     shutil.rmtree(out, ignore_errors=True)
     extra = ["--shard", shard] if shard else []
     # --no-cache: full compiles on both sides (the result cache would serve the shards what the
     # single runner compiled a moment before, in the same repository)
-    return timed([*LLMCC, "-C", str(ours), "compile", "-q", "--no-cache", "--out", str(out), *extra], ROOT)
+    run = timed([*LLMCC, "-C", str(ours), "compile", "-q", "--no-cache", "--out", str(out), *extra], ROOT)
+    return run.wall, run.tree_rss
 
 
 def bundles(out: Path) -> set[str]:
