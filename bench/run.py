@@ -20,7 +20,8 @@ delta), whose section of bench/NOTES.md goes into RESULTS.md with the rest of NO
     .venv/bin/python bench/run.py --quick    # small workload, one run, RESULTS.md untouched
     .venv/bin/python bench/run.py --agent-only   # only the sidecar benchmark (bench/agent.py)
 
-Then runs the runtime client benchmark (bench/client.py) and the sidecar benchmark
+Then runs the sharding benchmark (bench/shards.py: four shards of ~1,000 targets against one
+runner), the runtime client benchmark (bench/client.py) and the sidecar benchmark
 (bench/agent.py), whose sections of bench/NOTES.md are copied into RESULTS.md with the
 rest (``--no-client`` and ``--no-agent`` skip them).
 Start-up figures come from bench/startup.py (run first).
@@ -212,6 +213,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small workload, one run; print only, RESULTS.md untouched")
     ap.add_argument("--no-client", action="store_true", help="skip the runtime client benchmark (bench/client.py)")
     ap.add_argument("--no-agent", action="store_true", help="skip the sidecar benchmark (bench/agent.py)")
+    ap.add_argument("--no-shards", action="store_true", help="skip the sharding benchmark (bench/shards.py)")
     ap.add_argument("--agent-only", action="store_true", help="only bench/agent.py (the sidecar)")
     a = ap.parse_args()
     if a.agent_only:
@@ -255,6 +257,8 @@ def main() -> int:
             row = Row(size, n_targets, label, mine, kap, k_wall, verdicts[label], verdicts.get("kapitan"))
             rows.append(row)
             print(row.line(), flush=True)
+    if not a.no_shards:  # issue 14 §4: four shards of ~1,000 targets against one runner
+        subprocess.run([sys.executable, str(HERE / "shards.py"), *(["--quick"] if a.quick else [])], check=True)
     if not a.no_client:
         subprocess.run([sys.executable, str(HERE / "client.py"), *(["--quick"] if a.quick else [])], check=True)
     if not a.no_agent:

@@ -16,7 +16,9 @@ from compiler.cli._context import MANIFEST, Context
 
 if TYPE_CHECKING:
     from compiler.compile.repository import Repository
+    from compiler.project import Project, Target
     from compiler.secrets.identity import Identities
+    from compiler.shards import Shard
     from compiler.sources.base import SourceInfo, SourceTree
 
 
@@ -42,6 +44,41 @@ def add_cache_arg(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="neither read nor fill the result cache .llmcc/cache/ (also: LLMCC_NO_CACHE=1)",
     )
+
+
+def add_shard_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="only shard I of N of the selected targets, grouped by environment (one CI runner's part; "
+        'README "Sharding across CI runners")',
+    )
+
+
+def _shard(text: str) -> Shard:
+    from compiler.errors import UsageError
+    from compiler.shards import parse_shard
+
+    try:
+        return parse_shard(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def select_targets(project: Project, args: argparse.Namespace) -> tuple[list[Target], list[Target]]:
+    """(the targets ``--target`` selects, the part of them that ``--shard`` gives this run)."""
+    from compiler.shards import select_shard
+
+    selected = project.select(args.target)
+    return selected, select_shard(selected, getattr(args, "shard", None))
+
+
+def shard_summary(shard: Shard | None, targets: int, selected: int) -> dict[str, int] | None:
+    """What ``--format json`` reports of this run's shard: its index, N, its targets and all selected."""
+    if shard is None:
+        return None
+    return {"index": shard.index, "total": shard.total, "targets": targets, "all_targets": selected}
 
 
 def add_identity_arg(p: argparse.ArgumentParser) -> None:

@@ -8,13 +8,22 @@ import time
 from pathlib import Path
 
 from compiler.cli._context import Context
-from compiler.cli._repo import add_cache_arg, add_identity_arg, add_jobs_arg, add_target_args, open_repository
+from compiler.cli._repo import (
+    add_cache_arg,
+    add_identity_arg,
+    add_jobs_arg,
+    add_shard_arg,
+    add_target_args,
+    open_repository,
+    select_targets,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_target_args(p)
     p.add_argument("-o", "--out", metavar="DIR", default="dist", help="output directory (default dist/)")
     add_jobs_arg(p)
+    add_shard_arg(p)
     add_identity_arg(p)
     add_cache_arg(p)
 
@@ -31,7 +40,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     start = time.perf_counter()
     repo, source, ids = open_repository(ctx, args, need_secrets=True)
-    targets = repo.project.select(args.target)
+    selected, targets = select_targets(repo.project, args)
     out_dir = Path(args.out)
     if not out_dir.is_absolute():
         out_dir = ctx.root / out_dir
@@ -60,7 +69,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print(d.format(), file=sys.stderr)
     if not ctx.quiet:
         took = time.perf_counter() - start
-        print(f"llmcc: compiled {plural(len(outcomes), 'target')} in {took:.2f}s", file=sys.stderr)
+        compiled = f"compiled {plural(len(outcomes), 'target')}"
+        if args.shard is not None:
+            compiled = f"shard {args.shard}: compiled {len(outcomes)} of {plural(len(selected), 'target')}"
+        print(f"llmcc: {compiled} in {took:.2f}s", file=sys.stderr)
     return 0
 
 

@@ -15,13 +15,14 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compiler.cli._context import Context
 from compiler.cli._output import add_format_arg, print_json
-from compiler.cli._repo import add_identity_arg, open_repository
+from compiler.cli._repo import add_identity_arg, add_shard_arg, open_repository, select_targets, shard_summary
 from compiler.cli._store import (
     add_store_args,
     add_trust_args,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from compiler.bundle.dsse import Keyring, Signer
     from compiler.compile.repository import Repository
     from compiler.jsontypes import JSONObject
-    from compiler.project import Project
+    from compiler.project import Project, Target
     from compiler.secrets.identity import Identities
     from compiler.sources.base import SourceInfo
 
@@ -48,6 +49,7 @@ SIGNING_KEY_ENV = "LLMCC_SIGNING_KEY_FILE"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_store_args(p)
     p.add_argument("-t", "--target", action="append", metavar="T", help="only this target (repeatable)")
+    add_shard_arg(p)
     p.add_argument(
         "--signing-key",
         metavar="FILE",
@@ -95,7 +97,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     events_file = resolve(ctx.root, args.events) if args.events else None
     if events_file is not None:
         _append(events_file, b"")  # fail before publishing, not after: a lost event cannot be re-sent
-    bodies = _compile(repo, source, ids, args, ctx)
+    selected, targets = select_targets(repo.project, args)
+    bodies = _compile(repo, source, ids, targets, ctx)
     done: list[dict[str, object]] = []
     for target, body in bodies:
         ctx.progress(f"publishing {target}")
@@ -136,9 +139,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 **({} if result.created else {"kind": UNCHANGED}),
             )
             _append(events_file, event_line(event))
-    if args.format == "json":
-        print_json({"ok": True, "exit_code": 0, "targets": done})
+    _finish(args, ctx, done, len(selected))
     return 0
+
+
+def _finish(args: argparse.Namespace, ctx: Context, done: list[dict[str, object]], selected: int) -> None:
+    """The JSON document, or under ``--shard`` the summary line naming the shard."""
+    shard = shard_summary(args.shard, len(done), selected)
+    if args.format == "json":
+        print_json({"ok": True, "exit_code": 0, "targets": done, **({"shard": shard} if shard else {})})
+    elif shard is not None and not ctx.quiet:
+        counts = Counter(str(entry["status"]) for entry in done)
+        tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        print(
+            f"llmcc: shard {args.shard}: {len(done)} of {selected} targets{f' ({tally})' if tally else ''}",
+            file=sys.stderr,
+        )
 
 
 def _refresh(args: argparse.Namespace, ctx: Context, signer: Signer) -> int:
@@ -151,8 +167,9 @@ def _refresh(args: argparse.Namespace, ctx: Context, signer: Signer) -> int:
     store = open_store_from(args, ctx.root, project)
     check_ci_store(store, ctx.root, allowed=args.allow_worktree_store)
     published = set(store.targets())
-    targets = [t.name for t in project.select(args.target) if args.target or t.name in published]
-    if not targets:
+    selected, part = select_targets(project, args)
+    targets = [t.name for t in part if args.target or t.name in published]
+    if not targets and (part or args.shard is None):  # an empty shard (more shards than targets) has nothing to do
         raise VerificationError(f"{store.url}: nothing published, so no pointer to refresh")
     done: list[dict[str, object]] = []
     for target in targets:
@@ -169,8 +186,7 @@ def _refresh(args: argparse.Namespace, ctx: Context, signer: Signer) -> int:
         done.append({"target": target, "status": "pointer-refreshed", "version": pointer.version, "expires": until})
         if args.format == "text":
             print(f"{target}: pointer to version {pointer.version} valid until {until}")
-    if args.format == "json":
-        print_json({"ok": True, "exit_code": 0, "targets": done})
+    _finish(args, ctx, done, len(selected))
     return 0
 
 
@@ -211,7 +227,7 @@ def _signing_key(args: argparse.Namespace, root: Path) -> Signer:
 
 
 def _compile(
-    repo: Repository, source: SourceInfo | None, ids: Identities, args: argparse.Namespace, ctx: Context
+    repo: Repository, source: SourceInfo | None, ids: Identities, targets: list[Target], ctx: Context
 ) -> list[tuple[str, JSONObject]]:
     """Every selected target's bundle body (version and previous unset); any failure raises, naming them all."""
     from compiler.cli._failures import raise_failures
@@ -227,7 +243,7 @@ def _compile(
         check_keys=KeyFileCheck(repo.tree, repo.project),
         progress=ctx.progress,
     )
-    outcomes = build_targets(request, repo.project.select(args.target))
+    outcomes = build_targets(request, targets)
     raise_failures(outcomes)
     diags = list(iter_diagnostics(outcomes))
     bodies: list[tuple[str, JSONObject]] = []

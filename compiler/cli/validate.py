@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING
 
 from compiler.cli._context import Context
 from compiler.cli._output import REPORTERS
-from compiler.cli._repo import add_cache_arg, add_identity_arg, add_jobs_arg, add_target_args, open_repository
+from compiler.cli._repo import (
+    add_cache_arg,
+    add_identity_arg,
+    add_jobs_arg,
+    add_shard_arg,
+    add_target_args,
+    open_repository,
+    select_targets,
+    shard_summary,
+)
 
 if TYPE_CHECKING:
     from compiler.diagnostics import Diagnostic
@@ -19,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_target_args(p)
     p.add_argument("--format", choices=sorted(REPORTERS), default="text", help="report format (default text)")
     add_jobs_arg(p)
+    add_shard_arg(p)
     add_identity_arg(p)
     add_cache_arg(p)
 
@@ -35,7 +45,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     report = REPORTERS[args.format]
     # An error that ends the command reaches the boundary, which prints the JSON document.
     repo, source, ids = open_repository(ctx, args)
-    targets = repo.project.select(args.target)
+    selected, targets = select_targets(repo.project, args)
     keys = KeyFileCheck(repo.tree, repo.project)
     request = BuildRequest(repo=repo, source=None, check_keys=keys, progress=ctx.progress)
     no_cache = getattr(args, "no_cache", False)
@@ -46,7 +56,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     inputs = {o.error[0]: o.error[1] for o in outcomes if o.error}
     diags: list[Diagnostic] = [diagnostic_from_message(m) for m in inputs]
     found = list(iter_diagnostics(outcomes))
-    if targets == repo.project.targets():  # an orphan key file belongs to no selected target
+    if selected == repo.project.targets():  # an orphan key file belongs to no target: every shard reports it
         found += keys.orphans()
     found += check_trusted_keys(repo.project, repo.tree)
     # keys, credentials and decrypted bundles in any file git can take (issue 9 §4); outside git, none
@@ -60,11 +70,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         for message in inputs:
             print(f"llmcc: {message}", file=sys.stderr)
         diags = diags[len(inputs) :]
-    report(diags, {"ok": not failed, "targets": [o.target for o in outcomes], "exit_code": code})
+    summary: dict[str, object] = {"ok": not failed, "targets": [o.target for o in outcomes], "exit_code": code}
+    shard = shard_summary(args.shard, len(outcomes), len(selected))
+    if shard is not None:
+        summary["shard"] = shard
+    report(diags, summary)
     if args.format == "text" and not ctx.quiet:
         n_err = len(inputs) + sum(1 for d in diags if d.severity is Severity.ERROR)
         n_warn = sum(1 for d in diags if d.severity is Severity.WARNING)
         verdict = "ok" if not failed else "FAILED"
-        counts = f"{plural(len(outcomes), 'target')}, {plural(n_err, 'error')}, {plural(n_warn, 'warning')}"
+        scope = plural(len(outcomes), "target")
+        if args.shard is not None:
+            scope = f"shard {args.shard}: {len(outcomes)} of {plural(len(selected), 'target')}"
+        counts = f"{scope}, {plural(n_err, 'error')}, {plural(n_warn, 'warning')}"
         print(f"llmcc: validate {verdict}: {counts}", file=sys.stderr)
     return code

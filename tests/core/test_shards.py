@@ -1,0 +1,231 @@
+"""``--shard I/N`` (issue 14 §4): the partition rule of compiler/shards.py, and the commands that take it."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compiler.cli import main
+from compiler.compile.build import BuildRequest, build_targets
+from compiler.errors import UsageError
+from compiler.project import Target
+from compiler.shards import MAX_SHARDS, Shard, assign_shards, parse_shard, select_shard
+from tests.core._repos import mini_repo, open_repo
+
+ENVS = ["dev", "prod", "qa", "staging", "eu", "us"]
+
+
+@st.composite
+def target_sets(draw: st.DrawFn) -> list[Target]:
+    """Distinct targets over a few environments: with or without the environment's own target."""
+    out: list[Target] = []
+    for env in draw(st.lists(st.sampled_from(ENVS), unique=True, max_size=len(ENVS))):
+        if draw(st.booleans()):
+            out.append(Target(env))
+        tenants = draw(st.integers(min_value=0, max_value=60))
+        out += [Target(env, f"t{i:03d}") for i in range(tenants)]
+    return out
+
+
+def _limit(count: int, total: int) -> int:
+    cap = math.ceil(count / total)
+    return cap + cap // 8
+
+
+@settings(max_examples=300, deadline=None)
+@given(targets=target_sets(), total=st.integers(min_value=1, max_value=40), data=st.data())
+def test_every_target_is_in_exactly_one_shard(targets: list[Target], total: int, data: st.DataObject) -> None:
+    shards = assign_shards(targets, total)
+    assert len(shards) == total
+    placed = [t for part in shards for t in part]
+    assert sorted(placed, key=str) == sorted(targets, key=str)  # each exactly once
+    assert [select_shard(targets, Shard(i + 1, total)) for i in range(total)] == shards
+    for part in shards:  # each in the order of the input
+        assert part == [t for t in targets if t in part]
+    assert max(map(len, shards)) <= _limit(len(targets), total)
+    # each split fills one shard up to the fair share, which then takes nothing more
+    groups = len({t.environment for t in targets})
+    assert sum(len({t.environment for t in part}) for part in shards) <= groups + total - 1
+    # the rule reads the set of targets, not their order or the machine
+    shuffled = data.draw(st.permutations(targets))
+    assert [sorted(p, key=str) for p in assign_shards(shuffled, total)] == [sorted(p, key=str) for p in shards]
+
+
+@pytest.mark.parametrize(("groups", "total"), [(4, 4), (8, 4), (12, 4), (6, 3), (3, 1)])
+def test_equal_groups_that_fit_are_never_split(groups: int, total: int) -> None:
+    targets = [Target(f"e{g:02d}", f"t{i}") for g in range(groups) for i in range(5)]
+    shards = assign_shards(targets, total)
+    assert [len({t.environment for t in p}) for p in shards] == [groups // total] * total
+    assert [len(p) for p in shards] == [5 * groups // total] * total
+
+
+def test_the_bench_workload_splits_into_one_environment_per_shard() -> None:
+    """gen_workload --tenants 500: dev, staging and prod, 500 tenants in staging and prod (1,003 targets)."""
+    targets = [Target("dev"), Target("staging"), Target("prod")]
+    targets += [Target(env, f"t{i:04d}") for env in ("staging", "prod") for i in range(500)]
+    shards = assign_shards(targets, 4)
+    assert [len(p) for p in shards] == [251, 251, 251, 250]
+    assert [sorted({t.environment for t in p}) for p in shards] == [["prod"], ["dev", "prod"], ["staging"], ["staging"]]
+
+
+def test_fewer_groups_than_shards_splits_them_and_leaves_no_shard_idle() -> None:
+    targets = [Target("prod"), *(Target("prod", f"t{i}") for i in range(7))]
+    assert [len(p) for p in assign_shards(targets, 4)] == [2, 2, 2, 2]
+    assert assign_shards(targets, 4)[0] == [Target("prod"), Target("prod", "t0")]  # the environment's own first
+
+
+def test_more_shards_than_targets_leaves_empty_shards() -> None:
+    assert assign_shards([Target("dev"), Target("prod")], 3) == [[Target("dev")], [Target("prod")], []]
+    assert assign_shards([], 2) == [[], []]
+
+
+def test_a_group_within_the_slack_stays_whole() -> None:
+    # 17 targets over 2 shards: fair share 9, slack 1; prod (10) fits in 9 + 1
+    targets = [*(Target("prod", f"t{i}") for i in range(10)), *(Target("dev", f"t{i}") for i in range(7))]
+    shards = assign_shards(targets, 2)
+    assert [{t.environment for t in p} for p in shards] == [{"prod"}, {"dev"}]
+
+
+@pytest.mark.parametrize(
+    ("text", "shard"), [("1/1", Shard(1, 1)), ("2/4", Shard(2, 4)), (" 4/4 ", Shard(4, 4)), ("007/10", Shard(7, 10))]
+)
+def test_parse_shard(text: str, shard: Shard) -> None:
+    assert parse_shard(text) == shard
+    assert str(shard) == f"{shard.index}/{shard.total}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2", "'2' is not a shard: expected I/N, e.g. 2/4 (shard 2 of 4, counting from 1)"),
+        ("a/4", "'a/4' is not a shard: expected I/N"),
+        ("-1/4", "'-1/4' is not a shard: expected I/N"),
+        ("1/", "'1/' is not a shard: expected I/N"),
+        ("1/2/3", "'1/2/3' is not a shard: expected I/N"),
+        ("0/4", "'0/4': the shard index I must be between 1 and N (4), counting from 1"),
+        ("5/4", "'5/4': the shard index I must be between 1 and N (4), counting from 1"),
+        ("0/0", f"'0/0': the number of shards N must be between 1 and {MAX_SHARDS}"),
+        (f"1/{MAX_SHARDS + 1}", f"'1/{MAX_SHARDS + 1}': the number of shards N must be between 1 and {MAX_SHARDS}"),
+    ],
+)
+def test_parse_shard_refuses(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match="^" + re.escape(message)):
+        parse_shard(text)
+
+
+def test_a_shard_is_checked_when_made() -> None:
+    with pytest.raises(UsageError, match=r"^3/2 is not a shard"):
+        Shard(3, 2)
+    with pytest.raises(UsageError, match=r"^1/0 is not a shard"):
+        assign_shards([Target("dev")], 0)
+
+
+def test_a_shard_computes_each_of_its_environments_base_once(tmp_path: Path) -> None:
+    """The parent parses the environment bases of the shard's targets only, once each (compiler/compile/build.py)."""
+    root = mini_repo(tmp_path)
+    repo = open_repo(root)
+    targets = repo.project.targets()  # dev, staging, prod, staging@acme, prod@acme
+    part = select_shard(targets, Shard(1, 2))
+    assert part == [Target("dev"), Target("prod"), Target("prod", "acme")]
+    request = BuildRequest(repo=repo, source=None, keep_bytes=True)
+    outcomes = build_targets(request, part, jobs=1)
+    assert [o.target for o in outcomes] == ["dev", "prod", "prod@acme"]
+    assert set(request.caches.env_bases) == {"dev", "prod"}  # not staging, which prod extends
+
+
+# ---- the commands ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["compile", "validate", "publish"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("3", "'3' is not a shard: expected I/N"),
+        ("0/2", "'0/2': the shard index I must be between 1 and N (2), counting from 1"),
+        ("3/2", "'3/2': the shard index I must be between 1 and N (2), counting from 1"),
+        ("1/0", "'1/0': the number of shards N must be between 1 and"),
+    ],
+)
+def test_a_bad_shard_is_one_usage_line(
+    command: str, value: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = mini_repo(tmp_path)
+    assert main(["-C", str(root), command, "--shard", value]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"llmcc: argument --shard: {message}")
+    assert lines[0].endswith(f"(see llmcc {command} --help)")
+    assert not (root / "dist").exists()
+
+
+def test_compile_shards_write_every_bundle_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = mini_repo(tmp_path)
+    whole = tmp_path / "whole"
+    assert main(["-C", str(root), "compile", "-q", "--out", str(whole)]) == 0
+    capsys.readouterr()
+    written: list[str] = []
+    for i in (1, 2, 3):
+        out = tmp_path / f"shard{i}"
+        assert main(["-C", str(root), "compile", "--shard", f"{i}/3", "--out", str(out)]) == 0
+        captured = capsys.readouterr()
+        names = sorted(p.name for p in out.glob("*.bundle.json"))
+        assert sorted(Path(line).name for line in captured.out.splitlines()) == names
+        assert captured.err.startswith(f"llmcc: shard {i}/3: compiled {len(names)} of 5 targets in ")
+        for name in names:
+            assert (out / name).read_bytes() == (whole / name).read_bytes()
+        written += names
+    assert sorted(written) == sorted(p.name for p in whole.glob("*.bundle.json"))
+
+
+def test_validate_shard_summary_text_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = mini_repo(tmp_path)
+    assert main(["-C", str(root), "validate", "--shard", "2/2"]) == 0
+    assert capsys.readouterr().err == "llmcc: validate ok: shard 2/2: 2 of 5 targets, 0 errors, 0 warnings\n"
+    assert main(["-C", str(root), "validate", "--shard", "2/2", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["targets"] == ["staging", "staging@acme"]
+    assert doc["shard"] == {"index": 2, "total": 2, "targets": 2, "all_targets": 5}
+    # without --shard nothing changes
+    assert main(["-C", str(root), "validate", "--format", "json"]) == 0
+    assert "shard" not in json.loads(capsys.readouterr().out)
+
+
+def test_shard_applies_to_the_targets_selected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = mini_repo(tmp_path)
+    argv = ["-C", str(root), "validate", "-t", "prod", "-t", "prod@acme", "-t", "dev", "--format", "json"]
+    assert main([*argv, "--shard", "2/2"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["targets"] == ["dev"]
+    assert doc["shard"] == {"index": 2, "total": 2, "targets": 1, "all_targets": 3}
+
+
+def test_an_empty_shard_succeeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = mini_repo(tmp_path)
+    assert main(["-C", str(root), "validate", "-t", "dev", "--shard", "2/2"]) == 0
+    assert capsys.readouterr().err == "llmcc: validate ok: shard 2/2: 0 of 1 target, 0 errors, 0 warnings\n"
+    assert main(["-C", str(root), "compile", "-t", "dev", "--shard", "2/2", "--out", str(tmp_path / "d")]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("llmcc: shard 2/2: compiled 0 of 1 target in ")
+
+
+def test_every_shard_reports_an_orphan_key_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A finding about the repository, not about a target: every shard reports it, as a whole run does
+    (the check ran only when every target was selected, so no shard ever reported it)."""
+    root = mini_repo(tmp_path, files={"keys/targets/nowhere.yaml": "x\n"})
+    orphan = "orphan data key: llmcc.yaml defines no target nowhere"
+    assert main(["-C", str(root), "validate", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["diagnostics"][0]["message"].startswith(orphan)
+    for i in (1, 2):
+        assert main(["-C", str(root), "validate", "--shard", f"{i}/2", "--format", "json"]) == 0
+        assert json.loads(capsys.readouterr().out)["diagnostics"][0]["message"].startswith(orphan)
+    assert main(["-C", str(root), "validate", "-t", "dev", "--format", "json"]) == 0  # a chosen few: not theirs
+    assert json.loads(capsys.readouterr().out)["diagnostics"] == []
