@@ -95,7 +95,7 @@ def scan_files(repo: Repository, files: Iterable[str]) -> GuardScan:
         name = PurePosixPath(path).name
         try:
             if name.endswith(".sops.yaml") and name != SOPS_CONFIG:
-                scan.diagnostics += _sops_file(repo, data, path)
+                _report(repo, path, data, _sops_file(repo, data, path), scan)
             elif path.startswith(f"{ENVIRONMENTS}/") and name.endswith((".yaml", ".yml")):
                 scan.diagnostics += _layer_file(repo, load_document(data, path=path, layer=_layer_name(path)))
             elif path.startswith(f"{TEMPLATES}/") and name.endswith((".yaml", ".yml")):
@@ -145,11 +145,17 @@ def _leaks(repo: Repository, path: str, data: bytes, scan: GuardScan) -> None:
             found += _decrypted_bundle(repo, text, path)
         elif _yaml_outside_layers(path) and _may_name_modules(repo, text):  # `pull --decrypt | yq -P > prod.yaml`
             found += _decrypted_bundle(repo, text, path, yaml=True)
+    _report(repo, path, data, found, scan)
+
+
+def _report(repo: Repository, path: str, data: bytes, found: list[Diagnostic], scan: GuardScan) -> None:
+    """``found`` into the scan, unless llmcc.yaml ``secrets_guard.allow`` names the file at exactly this content."""
     if not found:
         return
     entry = _allowance(repo.project.manifest.secrets_guard.allow, path)
     if entry is not None and hashlib.sha256(data).hexdigest() == entry.sha256:
-        scan.allowed.append(f"{path}: {entry.reason}")
+        if (allowed := f"{path}: {entry.reason}") not in scan.allowed:
+            scan.allowed.append(allowed)
         return
     if entry is not None:
         note = f"llmcc.yaml secrets_guard.allow lets {path} through only at sha256 {entry.sha256}; the file changed"

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         f"  private keys, outside the repository (back them up; never commit them):\n    {age_key}\n    {signing_key}"
     )
     print("  next:")
-    git_init = "" if cloned else "git init && "
+    git_init = "" if cloned else "git init -b main && "  # the CI templates publish from main
     print(f"    cd {args.dir} && {git_init}git add -A && git commit -m 'llmcc init'")
     print(f"    export SOPS_AGE_KEY_FILE={age_key} LLMCC_SIGNING_KEY_FILE={signing_key}")
     print("    llmcc secrets rotate assistant.api_key --target prod --value-from-stdin   # replaces the placeholder")

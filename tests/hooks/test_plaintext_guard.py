@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import secrets
@@ -454,3 +455,40 @@ def test_a_file_that_is_not_yaml_and_holds_nothing_is_an_input_error(
     assert (code, out) == (2, "")
     assert err.startswith("llmcc: environments/dev.yaml:")
     assert err.splitlines()[-1] == "llmcc: secrets-guard FAILED: 0 findings, 1 input error in 1 file"
+
+
+def test_an_allowed_unencrypted_sops_file_passes_only_at_its_sha256(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The allow list covers every finding of the file it names, the not-encrypted rule too.
+
+    Found by a new-user trial: this repository's negative test case (an unencrypted
+    ``*.secrets.sops.yaml`` on purpose) failed the CI templates' guard step, and the allow
+    list, which covered only keys and credentials, could not name it.
+    """
+    root = example_repo.path
+    case = root / "cases/prod.secrets.sops.yaml"
+    case.parent.mkdir()
+    case.write_text("modules:\n  engine:\n    note: fake\n")
+    code, _, err = run(capsys, root, "hook", "secrets-guard")
+    assert code == 1
+    assert "cases/prod.secrets.sops.yaml:1:1: not SOPS-encrypted" in err
+    digest = hashlib.sha256(case.read_bytes()).hexdigest()
+    manifest = root / "llmcc.yaml"
+    text = manifest.read_text()
+    at = text.index("  allow:\n") + len("  allow:\n")
+    entry = f'    - {{path: cases/prod.secrets.sops.yaml, sha256: {digest}, reason: "a test case"}}\n'
+    manifest.write_text(text[:at] + entry + text[at:])
+    code, _, err = run(capsys, root, "hook", "secrets-guard")
+    assert code == 0, err
+    assert "allowed by llmcc.yaml secrets_guard.allow: cases/prod.secrets.sops.yaml: a test case" in err
+    case.write_text("modules:\n  engine:\n    note: changed\n")
+    code, _, err = run(capsys, root, "hook", "secrets-guard")
+    assert code == 1
+    assert "not SOPS-encrypted" in err
+
+
+def test_this_repository_passes_its_own_ci_guard_step(capsys: pytest.CaptureFixture[str]) -> None:
+    """The templates' first step, run on this repository as a user trying them here would."""
+    code, _, err = run(capsys, REPO_ROOT, "hook", "secrets-guard")
+    assert code == 0, err
