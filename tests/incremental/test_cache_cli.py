@@ -211,3 +211,20 @@ def test_a_record_of_the_wrong_shape_keeps_nothing(
     rewrite(record, change)
     assert run(root, "compile", "-t", "dev") == 0
     assert (root / "dist/dev.bundle.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("link", ["environments/tenants", "schemas"])
+def test_an_edit_read_through_a_symlinked_directory_misses(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str], link: str
+) -> None:
+    root = example_repo.path
+    shutil.rmtree(root / "policies")  # no policy time in the key: on a dirty tree it would change every second
+    (root / link).rename(root / "real")
+    (root / link).symlink_to(Path("../real") if "/" in link else Path("real"))
+    assert run(root, "validate") == 0
+    edit = next((root / "real").glob("inference-engine.schema.json" if link == "schemas" else "acme.yaml"))
+    text = edit.read_text()
+    edit.write_text(text.replace('"maximum": 2', '"maximum": 0.1') if link == "schemas" else text + "\nbogus: 1\n")
+    assert edit.read_text() != text
+    capsys.readouterr()
+    assert run(root, "validate") == run(root, "validate", "--no-cache") != 0
