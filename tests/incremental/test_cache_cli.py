@@ -228,3 +228,17 @@ def test_an_edit_read_through_a_symlinked_directory_misses(
     assert edit.read_text() != text
     capsys.readouterr()
     assert run(root, "validate") == run(root, "validate", "--no-cache") != 0
+
+
+def test_a_cache_others_can_write_is_refused_with_a_warning(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = example_repo.path
+    assert run(root, "validate", "--target", "dev") == 0
+    plant_warning(entries(root)[0], "planted in the cache")
+    (root / CACHE_DIR).chmod(0o777)
+    capsys.readouterr()
+    assert run(root, "validate", "--target", "dev") == 0
+    err = capsys.readouterr().err
+    assert "planted" not in err
+    assert f"llmcc: warning: {root / CACHE_DIR}: writable by others (mode 0777): the result cache is off" in err
