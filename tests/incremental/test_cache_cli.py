@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -242,3 +243,20 @@ def test_a_cache_others_can_write_is_refused_with_a_warning(
     err = capsys.readouterr().err
     assert "planted" not in err
     assert f"llmcc: warning: {root / CACHE_DIR}: writable by others (mode 0777): the result cache is off" in err
+
+
+def test_a_bundle_edited_in_place_with_its_time_put_back_is_rewritten(
+    example_repo: GitRepo, demo_identity: Path
+) -> None:
+    root = example_repo.path
+    assert run(root, "compile", "-t", "dev") == 0
+    bundle = root / "dist/dev.bundle.json"
+    good, st = bundle.read_bytes(), bundle.stat()
+    with bundle.open("r+b") as f:  # the same inode and size
+        f.write(good.replace(b'"apiVersion"', b'"apiVersioN"', 1))
+    os.utime(bundle, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert bundle.read_bytes() != good
+    assert run(root, "compile", "-t", "dev") == 0
+    assert bundle.read_bytes() == good
+    assert run(root, "compile", "-t", "dev") == 0  # the rewritten one is kept
+    assert bundle.read_bytes() == good
