@@ -146,7 +146,9 @@ def worktree_file_ids(root: Path, paths: Sequence[str]) -> dict[str, str | None]
     """Git blob ids of the files at or under ``paths`` on disk (as ``git hash-object`` computes them).
 
     A file's id equals a revision's blob id exactly when the bytes are equal, so
-    equal ids mean ``WorkTree`` and ``GitRevTree`` read the same content.
+    equal ids mean ``WorkTree`` and ``GitRevTree`` read the same content. A
+    symlink, to a file or a directory, maps to None: its files are not listed,
+    so what is read through it is unknown.
     """
     ids: dict[str, str | None] = {}
     base = root.resolve()
@@ -157,7 +159,11 @@ def worktree_file_ids(root: Path, paths: Sequence[str]) -> dict[str, str | None]
         elif full.is_file():
             ids[rel] = _blob_id(full)
         elif full.is_dir():
-            for dirpath, _, names in os.walk(full):
+            for dirpath, dirs, names in os.walk(full):
+                for name in dirs:  # os.walk does not enter a symlinked directory, but WorkTree reads through it
+                    d = Path(dirpath) / name
+                    if d.is_symlink():
+                        ids[d.relative_to(base).as_posix()] = None
                 for name in names:
                     f = Path(dirpath) / name
                     key = f.relative_to(base).as_posix()

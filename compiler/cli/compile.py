@@ -46,6 +46,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         out_dir = ctx.root / out_dir
     bundles = BundleDir(out_dir, [t.name for t in targets], known=[t.name for t in repo.project.targets()])
     plan = plan_cache(ctx.root, repo, targets, mode="compile", source=source, identities=ids, no_cache=args.no_cache)
+    if plan is not None and plan.cache.refused:
+        print(f"llmcc: warning: {plan.cache.refused}", file=sys.stderr)
     with bundles.staged(keep_previous=plan is not None) as staging:
         request = BuildRequest(
             repo=repo,

@@ -50,6 +50,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     request = BuildRequest(repo=repo, source=None, check_keys=keys, progress=ctx.progress)
     no_cache = getattr(args, "no_cache", False)
     plan = plan_cache(ctx.root, repo, targets, mode="validate", source=source, identities=ids, no_cache=no_cache)
+    if plan is not None and plan.cache.refused:
+        print(f"llmcc: warning: {plan.cache.refused}", file=sys.stderr)
     outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs)
     # An input error (bad YAML, a missing file) stops its targets; the same file breaks
     # every target that reads it, so each message is reported once, without a target.

@@ -25,12 +25,18 @@ identical on both sides, and the incremental cache's key
 Files are named by their git blob id (``git hash-object``; equal ids mean
 equal bytes), so a working tree and a revision compare without reading both.
 An id of None (a symlink, unknown) makes a digest None: never equal, never
-cached.
+cached. So does a file that is not listed but may still be read: one below a
+symlinked directory (``WorkTree`` reads through a link that stays inside the
+repository, the listing does not follow it), with a root or a layer directory
+a symlink the shared digest, and one whose name only differs in case or
+Unicode form from a listed file (a case-insensitive file system, as macOS and
+Windows have by default, opens that file by the other name).
 """
 
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -125,10 +131,29 @@ class InputDigests:
     context: str = ""
 
     @cached_property
+    def _unknown(self) -> tuple[str, ...]:
+        """The paths whose id is unknown (symlinks): nothing below one is listed."""
+        return tuple(p for p, i in self.files.items() if i is None)
+
+    @cached_property
+    def _folded(self) -> frozenset[str]:
+        return frozenset(_fold(p) for p in self.files)
+
+    def _id(self, path: str) -> str | None:
+        """``path``'s id, ``_ABSENT`` when it is not there, None when it may be there unlisted."""
+        if path in self.files:
+            return self.files[path]
+        if any(path.startswith(f"{u}/") for u in self._unknown) or _fold(path) in self._folded:
+            return None
+        return _ABSENT
+
+    @cached_property
     def shared(self) -> str | None:
         """The digest of the inputs every target has (kinds 1 and 3); None when one is unknown."""
         entries = sorted((p, i) for p, i in self.files.items() if is_shared(p, self.scope))
         if MANIFEST not in self.files:
+            return None
+        if any(_hides_inputs(self.project, u, self.scope) for u in self._unknown):
             return None
         if self.scope == "checks":
             entries += [("", "repository"), *repository_facts(self.project, self.files)]
@@ -140,11 +165,28 @@ class InputDigests:
         if head is None:
             return None
         entries: list[tuple[str, str | None]] = [("", head), ("", self.context), ("target", target.name)]
-        entries += [(p, self.files.get(p, _ABSENT)) for p in own_files(self.project, target, self.scope)]
+        entries += [(p, self._id(p)) for p in own_files(self.project, target, self.scope)]
         return _digest(entries)
 
     def all(self, targets: Iterable[Target]) -> dict[str, str | None]:
         return {t.name: self.target(t) for t in targets}
+
+
+def _fold(path: str) -> str:
+    """The name a case-insensitive file system (macOS, Windows) takes ``path`` for."""
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+def _hides_inputs(project: Project, path: str, scope: Scope) -> bool:
+    """Whether the symlinked directory ``path`` may hold shared inputs: a root, or (``checks``) a layer directory."""
+    if path in (CHECK_ROOTS if scope == "checks" else CONFIG_ROOTS):
+        return True
+    parts = path.split("/")
+    if scope == "config" or parts[0] != ENVIRONMENTS:
+        return False
+    return parts[1:] == ["tenants"] or (
+        len(parts) > 1 and parts[1] in project.manifest.environments and parts[2:] in ([], ["tenants"])
+    )
 
 
 def _digest(entries: Sequence[tuple[str, str | None]]) -> str | None:

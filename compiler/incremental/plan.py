@@ -59,6 +59,7 @@ def plan_cache(
         return cache_keys(repo.project, files(), targets, context)
 
     cache = ResultCache(root / CACHE_DIR, max_bytes=max_bytes_from(os.environ))
+    cache.usable()  # an unsafe directory is found now, so the command can say so before it compiles
     now = keys()
     # A revision's files cannot change while it compiles; the working tree's are listed again.
     return CachePlan(cache=cache, mode=mode, keys=now, recheck=keys if rev is None else lambda: now)

@@ -10,10 +10,10 @@ the same order.
 A bundle this run would write byte for byte as it is already in the output
 directory is not written again: the record of the last run
 (``record_bundles``) names, per target, the key and source it was made from
-and the size, modification time (ns) and inode llmcc left it with; when all of
-them are still the same, the old file (hard-linked aside by
-``distdir.BundleDir``) is moved back in. A file edited or replaced since has a
-new modification time or inode and is written anew.
+and the size, modification time (ns), inode and SHA-256 llmcc left it with;
+when all of them are still the same, the old file (hard-linked aside by
+``distdir.BundleDir``) is moved back in. A file edited or replaced since is
+written anew, even when its size and modification time were put back.
 
 A miss is stored only when its key is still the key after the build (the
 files were not edited while it compiled) and it ended without an input error
@@ -130,14 +130,17 @@ def _record(plan: CachePlan, reuse: Reuse, request: BuildRequest) -> dict[str, s
     if not isinstance(bundles, dict):
         return out
     for target, entry in bundles.items():
-        if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], str)):
+        if not (isinstance(entry, list) and len(entry) == 5 and isinstance(entry[0], str)):
             continue
         try:
             st = (reuse.previous / f"{target}{SUFFIX}").lstat()
+            # an edit in place that restores the size and modification time keeps the inode: read it
+            if entry[1:4] == [st.st_size, st.st_mtime_ns, st.st_ino] and entry[4] == _file_digest(
+                reuse.previous / f"{target}{SUFFIX}"
+            ):
+                out[target] = entry[0]
         except OSError:
             continue
-        if entry[1:] == [st.st_size, st.st_mtime_ns, st.st_ino]:
-            out[target] = entry[0]
     return out
 
 
@@ -158,12 +161,26 @@ def record_bundles(plan: CachePlan | None, request: BuildRequest, out: Path, tar
         except OSError:
             continue
         if key is not None:
-            bundles[target] = [key, st.st_size, st.st_mtime_ns, st.st_ino]
+            stats: list[JSONValue] = [key, st.st_size, st.st_mtime_ns, st.st_ino]
+            known = bundles.get(target)
+            digest = known[4] if isinstance(known, list) and len(known) == 5 and known[:4] == stats else None
+            try:  # a file kept from the last run keeps its digest; any other is read
+                bundles[target] = [
+                    *stats,
+                    digest if isinstance(digest, str) else _file_digest(out / f"{target}{SUFFIX}"),
+                ]
+            except OSError:
+                bundles.pop(target, None)
         else:
             bundles.pop(target, None)
     payload: JSONObject = {"source": source, "bundles": bundles}
     if payload != old:
         plan.cache.put(rkey, payload)
+
+
+def _file_digest(path: Path) -> str:
+    """The SHA-256 of a bundle file's bytes (hex). Raises OSError."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _payload(request: BuildRequest, outcome: TargetOutcome, plan: CachePlan) -> JSONObject | None:

@@ -7,7 +7,10 @@ it, ``v1/blobs/<dd>/<sha256>``, named by the SHA-256 of its bytes and checked
 against it when read. Read, an entry is trusted only when, in order:
 
 1. it is a regular file opened without following a symlink (``O_NOFOLLOW``),
-   at most ``MAX_ENTRY_BYTES``, in directories that are not symlinks;
+   at most ``MAX_ENTRY_BYTES``, owned by this user, in directories that are
+   not symlinks, are owned by this user and no one else can write to (else
+   another local user could plant an entry: its key and digest are computed
+   from public inputs, so only the file system says who wrote it);
 2. its header parses and names this format, this compiler version and the key
    it was looked up by (an entry copied from another repository, tool version
    or key is foreign);
@@ -59,10 +62,12 @@ class ResultCache:
         self.hits = 0
         self.misses = 0
         self.written = 0
+        self.refused: str | None = None  # why the cache is off for this run (an unsafe directory)
         self._usable: bool | None = None
 
     def usable(self) -> bool:
-        """Whether the cache directory is a real directory (or can be made one), not a symlink anywhere."""
+        """Whether the cache directory is a real directory (or can be made one), not a symlink anywhere,
+        owned by this user and writable by no one else (``refused`` then says why not)."""
         if self._usable is None:
             self._usable = self._make_dirs()
         return self._usable
@@ -82,6 +87,11 @@ class ResultCache:
                 return False
             if not stat.S_ISDIR(st.st_mode):
                 return False  # a symlink or a file: the cache is off for this run
+            # .llmcc/ may hold a file:// store made under the umask; the cache below it is llmcc's alone
+            problem = _unsafe(st) if d != top else None
+            if problem:
+                self.refused = f"{d}: {problem}: the result cache is off (delete the directory to start afresh)"
+                return False
         ignore = self.root / ".gitignore"
         if not ignore.exists() and not ignore.is_symlink():
             # git never takes the cache, even where the repository's .gitignore does not name it
@@ -109,7 +119,7 @@ class ResultCache:
     def _read_file(self, path: Path) -> bytes | None:
         """The bytes of a regular file not reached through a symlink, at most ``MAX_ENTRY_BYTES``."""
         try:
-            if path.parent.is_symlink() or path.parent.parent.is_symlink():
+            if not (_safe_dir(path.parent) and _safe_dir(path.parent.parent)):
                 return None
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
@@ -117,7 +127,7 @@ class ResultCache:
         try:
             with os.fdopen(fd, "rb") as f:
                 st = os.fstat(f.fileno())
-                if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES:
+                if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES or st.st_uid != os.geteuid():
                     return None
                 return f.read(MAX_ENTRY_BYTES + 1)
         except OSError:
@@ -207,9 +217,10 @@ class ResultCache:
             return 0
         entries: list[tuple[float, int, Path]] = []
         top = self.root / _VERSION_DIR
-        subs = [*top.iterdir(), *((top / _BLOBS).iterdir() if (top / _BLOBS).is_dir() else [])]
+        # never through a symlink: a linked blobs/ would have files outside the cache deleted
+        subs = [*top.iterdir(), *((top / _BLOBS).iterdir() if _safe_dir(top / _BLOBS) else [])]
         for sub in subs:
-            if sub.is_symlink() or not sub.is_dir() or sub.name == _BLOBS:
+            if not _safe_dir(sub) or sub.name == _BLOBS:
                 continue
             for f in sub.iterdir():
                 with contextlib.suppress(OSError):
@@ -227,6 +238,24 @@ class ResultCache:
                 total -= size
                 deleted += 1
         return deleted
+
+
+def _unsafe(st: os.stat_result) -> str | None:
+    """What makes a cache directory with this ``lstat`` unsafe to trust, or None."""
+    if st.st_uid != os.geteuid():
+        return f"owned by another user (uid {st.st_uid})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def _safe_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory, not a symlink, that only this user can have written to."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and _unsafe(st) is None
 
 
 def max_bytes_from(env: dict[str, str] | os._Environ[str]) -> int:

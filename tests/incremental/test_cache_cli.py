@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -211,3 +212,51 @@ def test_a_record_of_the_wrong_shape_keeps_nothing(
     rewrite(record, change)
     assert run(root, "compile", "-t", "dev") == 0
     assert (root / "dist/dev.bundle.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("link", ["environments/tenants", "schemas"])
+def test_an_edit_read_through_a_symlinked_directory_misses(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str], link: str
+) -> None:
+    root = example_repo.path
+    shutil.rmtree(root / "policies")  # no policy time in the key: on a dirty tree it would change every second
+    (root / link).rename(root / "real")
+    (root / link).symlink_to(Path("../real") if "/" in link else Path("real"))
+    assert run(root, "validate") == 0
+    edit = next((root / "real").glob("inference-engine.schema.json" if link == "schemas" else "acme.yaml"))
+    text = edit.read_text()
+    edit.write_text(text.replace('"maximum": 2', '"maximum": 0.1') if link == "schemas" else text + "\nbogus: 1\n")
+    assert edit.read_text() != text
+    capsys.readouterr()
+    assert run(root, "validate") == run(root, "validate", "--no-cache") != 0
+
+
+def test_a_cache_others_can_write_is_refused_with_a_warning(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = example_repo.path
+    assert run(root, "validate", "--target", "dev") == 0
+    plant_warning(entries(root)[0], "planted in the cache")
+    (root / CACHE_DIR).chmod(0o777)
+    capsys.readouterr()
+    assert run(root, "validate", "--target", "dev") == 0
+    err = capsys.readouterr().err
+    assert "planted" not in err
+    assert f"llmcc: warning: {root / CACHE_DIR}: writable by others (mode 0777): the result cache is off" in err
+
+
+def test_a_bundle_edited_in_place_with_its_time_put_back_is_rewritten(
+    example_repo: GitRepo, demo_identity: Path
+) -> None:
+    root = example_repo.path
+    assert run(root, "compile", "-t", "dev") == 0
+    bundle = root / "dist/dev.bundle.json"
+    good, st = bundle.read_bytes(), bundle.stat()
+    with bundle.open("r+b") as f:  # the same inode and size
+        f.write(good.replace(b'"apiVersion"', b'"apiVersioN"', 1))
+    os.utime(bundle, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert bundle.read_bytes() != good
+    assert run(root, "compile", "-t", "dev") == 0
+    assert bundle.read_bytes() == good
+    assert run(root, "compile", "-t", "dev") == 0  # the rewritten one is kept
+    assert bundle.read_bytes() == good

@@ -1,9 +1,10 @@
 """The law of the cache: after any sequence of edits, a compile through it is byte-identical to a clean one.
 
 Random sequences of edits (values, variables, tags, layer files added and
-removed, manifest changes, policies, commits) on a small repository; after
-each, ``llmcc compile`` with the cache and ``llmcc compile --no-cache`` must
-give the same exit code, the same findings and the same bundle bytes.
+removed, manifest changes, policies, commits, a layer directory turned into a
+symlink) on a small repository; after each, ``llmcc compile`` with the cache
+and ``llmcc compile --no-cache`` must give the same exit code, the same
+findings and the same bundle bytes.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ edits = st.one_of(
             ("policies/cool.yaml", None),
             ("templates/engine.yaml", "model:\n  name: '{{ model }}'\nregion: '{{ region }}'\n"),
             ("commit", None),
+            ("link", None),  # environments/tenants becomes a symlink to a directory: later edits go through it
         ]
     ),
 )
@@ -82,6 +84,14 @@ def test_incremental_compile_equals_a_clean_compile(steps: list[Edit], capsys: p
                 repo.git("add", "-A")
                 repo.git("commit", "-q", "--allow-empty", "-m", "step")
                 continue
+            if path == "link":
+                tenants = repo.path / "environments/tenants"
+                if not tenants.is_symlink():
+                    tenants.mkdir(parents=True, exist_ok=True)
+                    tenants.rename(repo.path / "tenant-files")
+                    tenants.symlink_to(Path("../tenant-files"))
+                path = "environments/tenants/acme.yaml"
+                text = TENANT.format(t="0.2") if (repo.path / path).is_file() else None
             target = repo.path / path
             if text is None:
                 target.unlink(missing_ok=True)

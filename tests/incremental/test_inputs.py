@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -95,3 +96,39 @@ def test_an_unknown_file_id_is_never_equal() -> None:
     same = digests(PROJECT, after, "config")
     assert changed_targets(same, same, TARGETS)[0].name == "dev"
     assert environment_group(Target("prod", "acme")) == "prod"
+
+
+@pytest.mark.parametrize("scope", ["config", "checks"])
+@pytest.mark.parametrize("link", ["schemas", "templates", "environments", "environments/tenants"])
+def test_a_symlinked_directory_hides_what_is_read_through_it(scope: str, link: str) -> None:
+    # WorkTree reads through a symlink that stays inside the repository; the listing does not follow it
+    files = {p: i for p, i in FILES.items() if not p.startswith(f"{link}/")}
+    files[link] = None
+    digests_ = digests(PROJECT, files, scope)
+    assert digests_.target(Target("prod", "acme")) is None
+
+
+def test_a_symlinked_layer_directory_hides_the_unread_files_every_target_reports() -> None:
+    files = {**FILES, "environments/prod/tenants": None}
+    assert digests(PROJECT, files, "checks").target(Target("dev")) is None
+    assert digests(PROJECT, files, "config").target(Target("dev")) is not None  # values: only its own layers
+    assert digests(PROJECT, {**FILES, "environments/notes": None}, "checks").target(Target("dev")) is not None
+
+
+def test_a_name_a_case_insensitive_file_system_opens_is_unknown() -> None:
+    # on macOS, environments/dev.yaml opens environments/Dev.yaml: the listed name is not the one read
+    files = {p: i for p, i in FILES.items() if p != "environments/dev.yaml"}
+    files["environments/Dev.yaml"] = FILES["environments/dev.yaml"]
+    assert digests(PROJECT, files, "checks").target(Target("dev")) is None
+    files = {**FILES, "environments/tenants/Globex.secrets.sops.yaml": "0" * 40}  # an optional layer of globex
+    assert "environments/tenants/globex.secrets.sops.yaml" not in files
+    assert digests(PROJECT, files, "config").target(Target("prod", "globex")) is None
+    assert digests(PROJECT, files, "config").target(Target("prod", "acme")) is not None
+
+
+def test_the_listing_names_a_symlinked_directory(tmp_path: Path) -> None:
+    (tmp_path / "environments/real").mkdir(parents=True)
+    (tmp_path / "environments/real/acme.yaml").write_text("vars: {}\n")
+    (tmp_path / "environments/tenants").symlink_to("real")
+    ids = worktree_file_ids(tmp_path, ["environments"])
+    assert ids == {"environments/real/acme.yaml": ids["environments/real/acme.yaml"], "environments/tenants": None}

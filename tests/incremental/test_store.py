@@ -165,3 +165,47 @@ def test_a_write_that_need_not_be_durable_is_still_atomic(tmp_path: Path) -> Non
     fileops.write_atomic(target, b"new", durable=False, edit=lambda p: p.write_bytes(p.read_bytes() + b"!"))
     assert target.read_bytes() == b"new!"
     assert [p.name for p in tmp_path.iterdir()] == ["entry"]  # no temp file left
+
+
+def test_eviction_never_deletes_through_a_symlinked_blobs_directory(tmp_path: Path) -> None:
+    victim = tmp_path / "elsewhere/ab"
+    victim.mkdir(parents=True)
+    (victim / "precious").write_bytes(b"x" * 1000)
+    c = ResultCache(tmp_path / CACHE_DIR, max_bytes=10)
+    assert c.usable()
+    (c.root / "v1/blobs").symlink_to(tmp_path / "elsewhere")
+    assert c.get_blob(hashlib.sha256(b"x" * 1000).hexdigest()) is None
+    c.put(KEY, PAYLOAD)
+    assert c.evict() == 1  # only the entry
+    assert (victim / "precious").read_bytes() == b"x" * 1000
+
+
+@pytest.mark.parametrize("where", [CACHE_DIR, f"{CACHE_DIR}/v1"])
+def test_a_cache_directory_others_can_write_turns_it_off(tmp_path: Path, cache: ResultCache, where: str) -> None:
+    # another local user could plant an entry there: its key and digest are computed from public inputs
+    (tmp_path / where).chmod(0o777)
+    again = ResultCache(tmp_path / CACHE_DIR)
+    assert again.get(KEY) is None
+    assert again.refused == f"{tmp_path / where}: writable by others (mode 0777): the result cache is off" + (
+        " (delete the directory to start afresh)"
+    )
+    again.put(OTHER, PAYLOAD)
+    assert not entry(again, OTHER).exists()
+
+
+def test_an_entry_in_a_shard_directory_others_can_write_is_a_miss(cache: ResultCache) -> None:
+    entry(cache, KEY).parent.chmod(0o770)
+    assert cache.get(KEY) is None
+    entry(cache, KEY).parent.chmod(0o700)
+    assert cache.get(KEY) == PAYLOAD
+
+
+def test_a_cache_another_user_owns_is_off(tmp_path: Path, cache: ResultCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    uid = os.geteuid()
+    monkeypatch.setattr(os, "geteuid", lambda: uid + 1)  # as another user sees this user's cache
+    other = ResultCache(tmp_path / CACHE_DIR)
+    assert other.get(KEY) is None
+    assert other.refused is not None
+    assert f"owned by another user (uid {uid})" in other.refused
+    monkeypatch.undo()
+    assert ResultCache(tmp_path / CACHE_DIR).get(KEY) == PAYLOAD
