@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     # keys, credentials and decrypted bundles in any file git can take (issue 9 §4); outside git, none
     committable = repo.tree.committable_files()
     if committable is not None:
-        found += scan_committable(repo, committable).diagnostics
+        found += scan_committable(repo, committable, cache=plan.cache if plan else None).diagnostics
     diags += sort_diagnostics(found)
     failed = any(d.severity is Severity.ERROR for d in diags)
     code = max(inputs.values(), default=1 if failed else 0)
