@@ -62,7 +62,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs, reuse=reuse, complete=complete)
         bad = set(failed_targets(outcomes))
         good = [o.target for o in outcomes if o.target not in bad]
-        bundles.install(good)  # a failed target keeps no bundle, not even last run's
+        bundles.install(good, durable=reuse.kept)  # a failed target keeps no bundle, not even last run's
     record_bundles(plan, request, out_dir, good)
     for target in good:
         print(f"{_display(out_dir, ctx.root)}/{bundle_name(target)}")

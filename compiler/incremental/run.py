@@ -26,7 +26,7 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from compiler.bundle.canonical import canonical_json
@@ -63,6 +63,7 @@ class Reuse:
 
     out: Path
     previous: Path
+    kept: set[str] = field(default_factory=set)  # targets whose old bundle was moved back: already durable
 
 
 def build_cached(
@@ -237,6 +238,7 @@ def _outcome(
         except OSError:
             pass
         else:
+            reuse.kept.add(target.name)
             return TargetOutcome(target=target.name, diagnostics=diagnostics, size=size)
     blob = plan.cache.get_blob(digest)
     if blob is None:
