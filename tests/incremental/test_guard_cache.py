@@ -138,3 +138,13 @@ def test_a_plaintext_secrets_file_named_with_a_credential_is_shown_redacted(tmp_
     plain = [d for d in s.diagnostics if d.message == PLAINTEXT_FILE_MESSAGE]
     assert [d.origin.path for d in plain if d.origin] == ["<redacted>.secrets.yaml"]
     assert not any(token in line for line in shown(s))
+
+
+def test_an_unreadable_schema_file_scans_without_the_cache(root: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.json"
+    outside.write_text("{}")
+    (root / "schemas/linked.json").symlink_to(outside)  # the tree refuses a link out of the repository
+    cache = ResultCache(root / CACHE_DIR)
+    first = scan(root, cache)
+    assert scan(root, cache).scanned == first.scanned > 0  # nothing recorded: every file scanned each time
+    assert shown(first) == shown(scan(root, None))
