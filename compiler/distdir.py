@@ -106,17 +106,21 @@ class BundleDir:
         names = {bundle_name(t) for t in self.known}
         return [p for p in self.out.glob(f"*{SUFFIX}") if p.name not in names]
 
-    def install(self, targets: Iterable[str]) -> None:
+    def install(self, targets: Iterable[str], *, durable: Collection[str] = ()) -> None:
         """Move the staged bundles of ``targets`` into ``DIR`` with interrupts held back.
+
+        ``durable``: targets whose staged bundle is last run's file moved back
+        unchanged (``compiler.incremental.run``): its data is on disk already.
 
         Raises:
             InputError: a bundle cannot be moved.
         """
         names = [bundle_name(t) for t in targets]
+        fresh = [bundle_name(t) for t in targets if t not in durable]
         try:
             # The bundles were written without a sync each (fileops.write_new): their data
             # reaches the disk here, together, before any rename can make one visible.
-            fileops.sync_files([self.staging / name for name in names])
+            fileops.sync_files([self.staging / name for name in fresh])
             with _signals_held():
                 try:
                     for name in names:

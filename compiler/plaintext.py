@@ -30,9 +30,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
-from compiler.compile.repository import TEMPLATES, Repository
+from compiler.compile.repository import SCHEMAS, TEMPLATES, Repository
 from compiler.diagnostics import Diagnostic, Origin, Severity
 from compiler.errors import LlmccError, TooLargeError
+from compiler.incremental.guard import GuardFindings, blob_id, context_key
+from compiler.incremental.store import ResultCache
 from compiler.load.layers import ENVIRONMENTS
 from compiler.load.yaml import MAX_FILE_BYTES, Document, Tagged, Value, load_document
 from compiler.project import AllowedFile
@@ -84,6 +86,7 @@ class GuardScan:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     allowed: list[str] = field(default_factory=list)
     inputs: dict[str, int] = field(default_factory=dict)
+    scanned: int = 0  # files whose text was scanned (not taken from the findings cache)
 
 
 def scan_files(repo: Repository, files: Iterable[str]) -> GuardScan:
@@ -110,12 +113,42 @@ def scan_files(repo: Repository, files: Iterable[str]) -> GuardScan:
     return scan
 
 
-def scan_committable(repo: Repository, files: Iterable[str]) -> GuardScan:
-    """Rules 3-4 (keys, credentials, decrypted bundles) on ``files``: what ``validate`` adds to its targets."""
+def scan_committable(repo: Repository, files: Iterable[str], *, cache: ResultCache | None = None) -> GuardScan:
+    """Rules 3-4 (keys, credentials, decrypted bundles) on ``files``: what ``validate`` adds to its targets.
+
+    With ``cache``, a file whose blob id is the one recorded there is not scanned
+    again: its findings come from the record (``compiler.incremental.guard``).
+    """
     scan = GuardScan()
+    index = _findings_index(repo, cache) if cache is not None and cache.usable() else None
     for path, data in _read_all(repo, files, scan):
-        _leaks(repo, path, data, scan)
+        if index is None:
+            _leaks(repo, path, data, scan)
+            continue
+        blob = blob_id(data)
+        found = index.get(path, blob)
+        if found is None:
+            found = _found(repo, path, data)
+            index.put(path, blob, found)
+            scan.scanned += 1
+        _plaintext_file(path, scan)
+        _report(repo, path, data, found, scan)
+    if index is not None:
+        index.save()
     return scan
+
+
+def _findings_index(repo: Repository, cache: ResultCache) -> GuardFindings | None:
+    """The recorded findings for this repository's detectors, module names and schema files.
+
+    None (scan every file) when a file under ``schemas/`` cannot be read: the
+    targets report it.
+    """
+    try:
+        schemas = [(p, repo.tree.read(p)) for p in repo.tree.list_tree(SCHEMAS)]
+    except LlmccError:
+        return None
+    return GuardFindings(cache, context_key(repo.modules, schemas))
 
 
 def _read_all(repo: Repository, files: Iterable[str], scan: GuardScan) -> Iterable[tuple[str, bytes]]:
@@ -134,9 +167,13 @@ def _read_all(repo: Repository, files: Iterable[str], scan: GuardScan) -> Iterab
 
 
 def _leaks(repo: Repository, path: str, data: bytes, scan: GuardScan) -> None:
-    if PurePosixPath(path).name.endswith(PLAINTEXT_SUFFIXES):
-        origin = Origin(path=path, line=1, column=1, layer="")
-        scan.diagnostics.append(Diagnostic(message=PLAINTEXT_FILE_MESSAGE, origin=origin))
+    _plaintext_file(path, scan)
+    _report(repo, path, data, _found(repo, path, data), scan)
+    scan.scanned += 1
+
+
+def _found(repo: Repository, path: str, data: bytes) -> list[Diagnostic]:
+    """Rules 3-4 on one file, before ``secrets_guard.allow``. Never a value: what the findings cache keeps."""
     found = _name(path)
     text = _text(data)
     if text is not None:
@@ -145,7 +182,14 @@ def _leaks(repo: Repository, path: str, data: bytes, scan: GuardScan) -> None:
             found += _decrypted_bundle(repo, text, path)
         elif _yaml_outside_layers(path) and _may_name_modules(repo, text):  # `pull --decrypt | yq -P > prod.yaml`
             found += _decrypted_bundle(repo, text, path, yaml=True)
-    _report(repo, path, data, found, scan)
+    return found
+
+
+def _plaintext_file(path: str, scan: GuardScan) -> None:
+    """The plaintext input of ``llmcc secrets encrypt`` (``*.secrets.yaml``): never committed, never allowed."""
+    if PurePosixPath(path).name.endswith(PLAINTEXT_SUFFIXES):
+        origin = Origin(path=redact(path), line=1, column=1, layer="")  # a name can hold a credential too
+        scan.diagnostics.append(Diagnostic(message=PLAINTEXT_FILE_MESSAGE, origin=origin))
 
 
 def _report(repo: Repository, path: str, data: bytes, found: list[Diagnostic], scan: GuardScan) -> None:

@@ -151,6 +151,50 @@ def test_hook_validate_of_a_one_file_change_in_the_example_loads_only_what_it_us
     assert mods & NOT_FOR_VALIDATE == set()
 
 
+# What a compile or validate whose targets all come from the result cache does without (issue 14 §2):
+# the compile engine, templates, the schema engine, policies, sealing and the key checks.
+ENGINE = {
+    "compiler.compile.pipeline",
+    "compiler.render.jinja",
+    "compiler.validate.schema",
+    "compiler.validate.schemafiles",
+    "compiler.policy.check",
+    "compiler.policy.evaluate",
+    "compiler.secrets.sealing",
+    "compiler.secrets.access",
+    "jsonschema_rs",
+    "jinja2",
+    "cryptography",
+    "multiprocessing",
+}
+
+
+def loaded_modules(*argv: str, cwd: Path, env: dict[str, str], code: int) -> set[str]:
+    """Every module in ``sys.modules`` (not only top-level packages) after ``llmcc ARGV`` that returned ``code``."""
+    probe = PROBE.replace('sorted({m.split(".")[0] for m in sys.modules})', "sorted(sys.modules)")
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=True, cwd=cwd, timeout=120, env=env
+    )
+    returned, modules = json.loads(proc.stdout.splitlines()[-1])
+    assert returned == code
+    return set(modules)
+
+
+@pytest.mark.parametrize("command", ["compile", "validate"])
+def test_a_command_whose_targets_all_hit_the_cache_loads_no_compile_engine(tmp_path: Path, command: str) -> None:
+    repo = committed_mini_repo(tmp_path)
+    env = no_identity(tmp_path)
+    first = loaded_modules(command, cwd=repo.path, env=env, code=0)  # fills the cache
+    assert "compiler.compile.pipeline" in first  # the probe sees the engine when it runs
+    # validate looks for orphan key files itself (secrets.access): a check of the repository, not of a target
+    engine = ENGINE - {"compiler.secrets.access"} if command == "validate" else ENGINE
+    assert loaded_modules(command, cwd=repo.path, env=env, code=0) & engine == set()
+    # one target's layer changed: that target is built, with the engine
+    layer = repo.path / "environments/dev.yaml"
+    layer.write_text(layer.read_text() + "\n# changed\n")
+    assert "compiler.compile.pipeline" in loaded_modules(command, cwd=repo.path, env=env, code=0)
+
+
 def test_the_cel_loader_gives_the_package_api_without_its_shell() -> None:
     probe = (
         "import sys; from compiler.policy.celmodule import load_cel; cel = load_cel();"

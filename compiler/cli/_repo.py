@@ -120,7 +120,7 @@ def open_repository(
     """The repository at ``--rev`` (or the working tree), with SOPS layers decrypted when an
     identity is at hand; ``need_secrets`` makes a missing identity an error at the first SOPS file."""
     from compiler.compile.repository import Repository
-    from compiler.policy import policy_time
+    from compiler.policy.clock import policy_time
     from compiler.secrets.sources import SopsOpener
 
     tree = open_tree(ctx, getattr(args, "rev", None))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from compiler.cli._context import Context
@@ -35,8 +36,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.distdir import BundleDir, bundle_name
     from compiler.incremental.plan import plan_cache
     from compiler.incremental.run import Reuse, build_cached, record_bundles
-    from compiler.secrets.access import KeyFileCheck
-    from compiler.secrets.sealing import KeyFileSealer
 
     start = time.perf_counter()
     repo, source, ids = open_repository(ctx, args, need_secrets=True)
@@ -49,19 +48,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if plan is not None and plan.cache.refused:
         print(f"llmcc: warning: {plan.cache.refused}", file=sys.stderr)
     with bundles.staged(keep_previous=plan is not None) as staging:
-        request = BuildRequest(
-            repo=repo,
-            source=source,
-            out_dir=staging,
-            seal=KeyFileSealer(repo.tree, repo.project, ids if ids else None),
-            check_keys=KeyFileCheck(repo.tree, repo.project),
-            progress=ctx.progress,
-        )
+        request = BuildRequest(repo=repo, source=source, out_dir=staging, progress=ctx.progress)
+
+        def complete(r: BuildRequest) -> BuildRequest:
+            # only a target that is built needs these (and the crypto stack they load)
+            from compiler.secrets.access import KeyFileCheck
+            from compiler.secrets.sealing import KeyFileSealer
+
+            seal = KeyFileSealer(repo.tree, repo.project, ids if ids else None)
+            return replace(r, seal=seal, check_keys=KeyFileCheck(repo.tree, repo.project))
+
         reuse = Reuse(out=out_dir, previous=bundles.previous)
-        outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs, reuse=reuse)
+        outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs, reuse=reuse, complete=complete)
         bad = set(failed_targets(outcomes))
         good = [o.target for o in outcomes if o.target not in bad]
-        bundles.install(good)  # a failed target keeps no bundle, not even last run's
+        bundles.install(good, durable=reuse.kept)  # a failed target keeps no bundle, not even last run's
     record_bundles(plan, request, out_dir, good)
     for target in good:
         print(f"{_display(out_dir, ctx.root)}/{bundle_name(target)}")

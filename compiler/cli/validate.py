@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from compiler.cli._context import Context
@@ -21,6 +22,7 @@ from compiler.cli._repo import (
 )
 
 if TYPE_CHECKING:
+    from compiler.compile.build import BuildRequest
     from compiler.diagnostics import Diagnostic
 
 
@@ -39,32 +41,33 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.incremental.plan import plan_cache
     from compiler.incremental.run import build_cached
     from compiler.plaintext import scan_committable
-    from compiler.secrets.access import KeyFileCheck
     from compiler.trust import check_trusted_keys
 
     report = REPORTERS[args.format]
     # An error that ends the command reaches the boundary, which prints the JSON document.
     repo, source, ids = open_repository(ctx, args)
     selected, targets = select_targets(repo.project, args)
-    keys = KeyFileCheck(repo.tree, repo.project)
-    request = BuildRequest(repo=repo, source=None, check_keys=keys, progress=ctx.progress)
+    request = BuildRequest(repo=repo, source=None, progress=ctx.progress)
     no_cache = getattr(args, "no_cache", False)
     plan = plan_cache(ctx.root, repo, targets, mode="validate", source=source, identities=ids, no_cache=no_cache)
     if plan is not None and plan.cache.refused:
         print(f"llmcc: warning: {plan.cache.refused}", file=sys.stderr)
-    outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs)
+    outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs, complete=_with_key_check)
     # An input error (bad YAML, a missing file) stops its targets; the same file breaks
     # every target that reads it, so each message is reported once, without a target.
     inputs = {o.error[0]: o.error[1] for o in outcomes if o.error}
     diags: list[Diagnostic] = [diagnostic_from_message(m) for m in inputs]
     found = list(iter_diagnostics(outcomes))
     if selected == repo.project.targets():  # an orphan key file belongs to no target: every shard reports it
-        found += keys.orphans()
+        from compiler.secrets.access import orphan_key_files
+        from compiler.secrets.keyfile import KEY_DIR
+
+        found += orphan_key_files(repo.project, repo.tree.list_dir(KEY_DIR))
     found += check_trusted_keys(repo.project, repo.tree)
     # keys, credentials and decrypted bundles in any file git can take (issue 9 §4); outside git, none
     committable = repo.tree.committable_files()
     if committable is not None:
-        found += scan_committable(repo, committable).diagnostics
+        found += scan_committable(repo, committable, cache=plan.cache if plan else None).diagnostics
     diags += sort_diagnostics(found)
     failed = any(d.severity is Severity.ERROR for d in diags)
     code = max(inputs.values(), default=1 if failed else 0)
@@ -87,3 +90,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         counts = f"{scope}, {plural(n_err, 'error')}, {plural(n_warn, 'warning')}"
         print(f"llmcc: validate {verdict}: {counts}", file=sys.stderr)
     return code
+
+
+def _with_key_check(request: BuildRequest) -> BuildRequest:
+    """``request`` with the key file check, which only a target that is built needs (it reads every key file)."""
+    from compiler.secrets.access import KeyFileCheck
+
+    return replace(request, check_keys=KeyFileCheck(request.repo.tree, request.repo.project))

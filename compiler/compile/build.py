@@ -20,29 +20,38 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from compiler.compile.pipeline import CompileCaches, compile_target, env_base, layout_check, policy_check
-from compiler.compile.repository import Repository
-from compiler.compile.types import CompileResult
 from compiler.diagnostics import Diagnostic, sort_diagnostics
 from compiler.errors import InputError, LlmccError
-from compiler.jsonpath import JsonPath
 from compiler.jsontypes import JSONObject, JSONValue
-from compiler.load.yaml import Value
-from compiler.project import Target
-from compiler.sources.base import SourceInfo
 
 if TYPE_CHECKING:
     from compiler.bundle.canonical import EncodingCache
+    from compiler.compile.pipeline import CompileCaches
+    from compiler.compile.repository import Repository
+    from compiler.compile.types import CompileResult
+    from compiler.jsonpath import JsonPath
+    from compiler.load.yaml import Value
+    from compiler.project import Target
+    from compiler.sources.base import SourceInfo
+
+# The compile engine (pipeline, repository, render, schema validation) is imported by the
+# functions that compile: a run whose targets all come from the result cache does without
+# it (compiler.incremental.run, issue 14 §2).
 
 PARALLEL_MIN_TARGETS = 8
 
 # Findings about who can open a compiled target's secrets (its data key file, its SOPS files).
-KeyCheck = Callable[[CompileResult], list[Diagnostic]]
+KeyCheck = Callable[["CompileResult"], list[Diagnostic]]
 
 # Seals a target's secret fields: (target, modules, secret paths) -> (modules, encryption block).
 Sealer = Callable[
-    [Target, dict[str, JSONValue], dict[str, list[JsonPath]]], tuple[dict[str, JSONValue], JSONObject | None]
+    ["Target", dict[str, JSONValue], dict[str, list["JsonPath"]]], tuple[dict[str, JSONValue], JSONObject | None]
 ]
+
+
+def _caches(request: BuildRequest) -> CompileCaches:
+    assert request.caches is not None, "build_targets makes them"
+    return request.caches
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,11 +76,15 @@ class BuildRequest:
     check_keys: KeyCheck | None = None
     progress: Callable[[str], None] | None = field(default=None)
     json_cache: EncodingCache = field(default_factory=dict)
-    caches: CompileCaches = field(default_factory=CompileCaches)  # filled before workers fork
+    caches: CompileCaches | None = None  # made by build_targets when None; filled before workers fork
 
 
 def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int | None = None) -> list[TargetOutcome]:
     """Compile ``targets``; outcomes come back in the order of ``targets``."""
+    if request.caches is None:
+        from compiler.compile.pipeline import CompileCaches
+
+        request = replace(request, caches=CompileCaches())
     if request.out_dir is not None:
         try:
             request.out_dir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +160,9 @@ def _warm(request: BuildRequest, targets: Sequence[Target]) -> None:
     one broken environment does not stop the others, and every broken file is
     reported in the same run, as in a serial build.
     """
-    repo, caches = request.repo, request.caches
+    from compiler.compile.pipeline import env_base, layout_check, policy_check
+
+    repo, caches = request.repo, _caches(request)
     steps: list[Callable[[], object]] = []
     for module in repo.modules:
         steps += [partial(repo.schema, module), partial(repo.templates, module)]
@@ -163,7 +178,7 @@ def _warm_json(request: BuildRequest, targets: Sequence[Target]) -> None:
     from compiler.bundle.canonical import canonical_json
 
     for env in sorted({t.environment for t in targets}):
-        base = request.caches.env_bases.get(env)
+        base = _caches(request).env_bases.get(env)
         if base is None:
             continue  # the environment failed to load: its targets report it
         for value in _json(base.modules).values():
@@ -179,8 +194,10 @@ def _worker(target: Target) -> TargetOutcome:
 
 
 def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
+    from compiler.compile.pipeline import compile_target
+
     try:
-        result = compile_target(request.repo, target, validate=request.validate, caches=request.caches)
+        result = compile_target(request.repo, target, validate=request.validate, caches=_caches(request))
         if request.check_keys is not None:
             # Before sealing, so every target's key problem is a finding, not the first one an error.
             found = request.check_keys(result)

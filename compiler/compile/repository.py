@@ -11,17 +11,23 @@ kept by the caller in a ``compiler.compile.pipeline.CompileCaches``.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from compiler.compile.types import LayerDoc, SecretsOpener
 from compiler.errors import InputError
 from compiler.load.layers import LayerRef
 from compiler.load.yaml import Document, Tagged, Value, load_document
 from compiler.project import MANIFEST, Project, load_project
-from compiler.render.jinja import TemplatePlan, plan_template
 from compiler.sources.base import SourceTree
-from compiler.validate.literal_jinja import COMMENT_MESSAGE, has_jinja, jinja_in_comments
-from compiler.validate.schema import ModuleSchema
-from compiler.validate.schemafiles import SchemaFiles
+
+if TYPE_CHECKING:
+    from compiler.render.jinja import TemplatePlan
+    from compiler.validate.schema import ModuleSchema
+    from compiler.validate.schemafiles import SchemaFiles
+
+# Templates, schemas and the schema engine are imported when first read: a run whose targets
+# all come from the result cache reads none of them (issue 14 §2).
 
 SCHEMAS = "schemas"
 TEMPLATES = "templates"
@@ -47,15 +53,23 @@ class Repository:
         # Without an identity, SOPS values stand in opaquely; schema checks skip them.
         self.secrets_opaque = secrets_opaque
         self._schemas: dict[str, ModuleSchema] = {}
-        self.schema_files = SchemaFiles(tree)  # what a $ref to another file under schemas/ reads
         self._templates: dict[str, list[TemplatePlan]] = {}
         self._layers: dict[str, LayerDoc | None] = {}
         # The time policies are checked at (secret ages, waiver expiry): see compiler.policy.policy_time.
         self.policy_now: datetime | None = None
 
+    @cached_property
+    def schema_files(self) -> SchemaFiles:
+        """What a ``$ref`` to another file under ``schemas/`` reads."""
+        from compiler.validate.schemafiles import SchemaFiles
+
+        return SchemaFiles(self.tree)
+
     def schema(self, module: str) -> ModuleSchema:
         ms = self._schemas.get(module)
         if ms is None:
+            from compiler.validate.schema import ModuleSchema
+
             path = f"{SCHEMAS}/{module}{SCHEMA_SUFFIX}"
             ms = self._schemas[module] = ModuleSchema.load(module, path, self.tree.read(path), self.schema_files)
         return ms
@@ -71,6 +85,9 @@ class Repository:
         """The chain of ``extends`` from ``name`` up, base first; at most ``MAX_EXTENDS`` templates."""
         if not self.tree.exists(f"{TEMPLATES}/{name}"):
             return []
+        from compiler.render.jinja import plan_template
+        from compiler.validate.literal_jinja import COMMENT_MESSAGE, has_jinja, jinja_in_comments
+
         seen: list[str] = []
         plans: list[TemplatePlan] = []
         while True:

@@ -26,7 +26,7 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from compiler.bundle.canonical import canonical_json
@@ -63,6 +63,7 @@ class Reuse:
 
     out: Path
     previous: Path
+    kept: set[str] = field(default_factory=set)  # targets whose old bundle was moved back: already durable
 
 
 def build_cached(
@@ -72,10 +73,18 @@ def build_cached(
     plan: CachePlan | None,
     jobs: int | None = None,
     reuse: Reuse | None = None,
+    complete: Callable[[BuildRequest], BuildRequest] | None = None,
 ) -> list[TargetOutcome]:
-    """``build_targets(request, targets, jobs=jobs)``, reading and filling ``plan.cache`` (None: no cache)."""
+    """``build_targets(request, targets, jobs=jobs)``, reading and filling ``plan.cache`` (None: no cache).
+
+    ``complete`` adds to ``request`` what only a build needs (the sealer, the key
+    check: they read every key file and load the crypto stack); a run whose
+    targets all hit never calls it.
+    """
+    if complete is None:
+        complete = _same
     if plan is None:
-        return build_targets(request, targets, jobs=jobs)
+        return build_targets(complete(request), targets, jobs=jobs)
     record = _record(plan, reuse, request) if reuse is not None else {}
     hits: dict[str, TargetOutcome] = {}
     for target in targets:
@@ -89,7 +98,7 @@ def build_cached(
     misses = [t for t in targets if t.name not in hits]
     built: dict[str, TargetOutcome] = {}
     if misses:
-        keep = replace(request, keep_bytes=True) if plan.mode == "compile" else request
+        keep = complete(replace(request, keep_bytes=True) if plan.mode == "compile" else request)
         outcomes = build_targets(keep, misses, jobs=jobs)
         after = plan.recheck()
         for outcome in outcomes:
@@ -106,6 +115,10 @@ def build_cached(
             raise InputError(f"{request.out_dir}: cannot create the output directory: {e.strerror}") from e
     plan.cache.evict()
     return [hits.get(t.name) or built[t.name] for t in targets]
+
+
+def _same(request: BuildRequest) -> BuildRequest:
+    return request
 
 
 def _source(request: BuildRequest) -> JSONObject | None:
@@ -225,6 +238,7 @@ def _outcome(
         except OSError:
             pass
         else:
+            reuse.kept.add(target.name)
             return TargetOutcome(target=target.name, diagnostics=diagnostics, size=size)
     blob = plan.cache.get_blob(digest)
     if blob is None:

@@ -12,8 +12,32 @@ The rule format for users: README "Policies, pre-commit and CI".
 
 from __future__ import annotations
 
-from compiler.policy.check import PolicyCheck, check_target, policy_time
-from compiler.policy.evaluate import evaluate_policies
-from compiler.policy.rules import PolicySet, load_policies
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from compiler.policy.check import PolicyCheck, check_target
+    from compiler.policy.clock import policy_time
+    from compiler.policy.evaluate import evaluate_policies
+    from compiler.policy.rules import PolicySet, load_policies
+
+# Loaded on first use (PEP 562): importing a light submodule (``clock``) must not load the
+# policy engine, which a command whose targets all come from the result cache never runs.
+_HOMES = {
+    "PolicyCheck": "check",
+    "check_target": "check",
+    "policy_time": "clock",
+    "evaluate_policies": "evaluate",
+    "PolicySet": "rules",
+    "load_policies": "rules",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+
 
 __all__ = ["PolicyCheck", "PolicySet", "check_target", "evaluate_policies", "load_policies", "policy_time"]

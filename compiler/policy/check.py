@@ -27,22 +27,11 @@ from compiler.policy.evaluate import evaluate_policies
 from compiler.policy.rules import PolicySet, check_names, load_policies
 from compiler.policy.secretmeta import rotate_every, secret_entry
 from compiler.secrets.rotation import read_rotation, rotation_key, rotation_path
-from compiler.sources.base import SourceInfo
 from compiler.validate.placeholders import is_placeholder, value_at
 
 if TYPE_CHECKING:
     from compiler.compile.repository import Repository
     from compiler.compile.types import CompileResult, LayerDoc, TargetStack
-
-
-def policy_time(source: SourceInfo | None, *, wall: dt.datetime) -> dt.datetime:
-    """The commit time of a clean source, else ``wall`` (aware datetimes)."""
-    if source is not None and not source.dirty:
-        try:
-            return dt.datetime.fromisoformat(source.committed_at).astimezone(dt.UTC)
-        except ValueError:
-            return wall
-    return wall
 
 
 class PolicyCheck:

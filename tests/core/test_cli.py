@@ -374,7 +374,7 @@ def test_explain_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv
 
 def test_an_internal_error_is_one_line_and_exit_70(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = mini_repo(tmp_path)
-    with mock.patch("compiler.compile.build.compile_target", side_effect=RuntimeError("boom")):
+    with mock.patch("compiler.compile.pipeline.compile_target", side_effect=RuntimeError("boom")):
         code, out, err = run(capsys, root, "validate", "-t", "dev")
     assert (code, out) == (70, "")
     assert err == "llmcc: internal error: RuntimeError: boom (run with --debug for the traceback)\n"
@@ -382,7 +382,7 @@ def test_an_internal_error_is_one_line_and_exit_70(tmp_path: Path, capsys: pytes
 
 def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = mini_repo(tmp_path)
-    with mock.patch("compiler.compile.build.compile_target", side_effect=RuntimeError("boom")):
+    with mock.patch("compiler.compile.pipeline.compile_target", side_effect=RuntimeError("boom")):
         code, _, err = run(capsys, root, "--debug", "compile", "-t", "dev")
     assert code == 70
     assert err.startswith("Traceback (most recent call last):\n")
@@ -391,7 +391,7 @@ def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_interrupt_exits_130(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with mock.patch("compiler.compile.build.compile_target", side_effect=KeyboardInterrupt):
+    with mock.patch("compiler.compile.pipeline.compile_target", side_effect=KeyboardInterrupt):
         assert run(capsys, mini_repo(tmp_path), "validate", "-t", "dev") == (130, "", "llmcc: interrupted\n")
 
 

@@ -41,7 +41,7 @@ def test_the_stages_write_into_the_caches_they_are_handed(example: Path) -> None
     before = set(vars(repo))
     result = compile_target(repo, Target("prod", "acme"), caches=caches)
     assert result.ok
-    assert set(vars(repo)) - before <= {"_layers", "_schemas", "_templates"}  # parsed inputs only
+    assert set(vars(repo)) - before <= {"_layers", "_schemas", "_templates", "schema_files"}  # parsed inputs only
     assert set(caches.env_bases) == {"prod"}
     assert caches.render
     assert {path for path, _ in caches.guard} >= {layer.ref.path for layer in result.stack.layers}

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from compiler.cli import main
 from compiler.compile.build import BuildRequest, build_targets
+from compiler.compile.pipeline import CompileCaches
 from compiler.errors import UsageError
 from compiler.project import Target
 from compiler.shards import MAX_SHARDS, Shard, assign_shards, parse_shard, select_shard
@@ -133,10 +134,11 @@ def test_a_shard_computes_each_of_its_environments_base_once(tmp_path: Path) -> 
     targets = repo.project.targets()  # dev, staging, prod, staging@acme, prod@acme
     part = select_shard(targets, Shard(1, 2))
     assert part == [Target("dev"), Target("prod"), Target("prod", "acme")]
-    request = BuildRequest(repo=repo, source=None, keep_bytes=True)
+    caches = CompileCaches()
+    request = BuildRequest(repo=repo, source=None, keep_bytes=True, caches=caches)
     outcomes = build_targets(request, part, jobs=1)
     assert [o.target for o in outcomes] == ["dev", "prod", "prod@acme"]
-    assert set(request.caches.env_bases) == {"dev", "prod"}  # not staging, which prod extends
+    assert set(caches.env_bases) == {"dev", "prod"}  # not staging, which prod extends
 
 
 # ---- the commands ------------------------------------------------------------------------------
