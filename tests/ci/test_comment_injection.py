@@ -21,7 +21,7 @@ from compiler.cli import main
 from compiler.diagnostics import Diagnostic
 from tests.ci._forge import GITHUB_TOKEN, GITLAB_TOKEN, running_forge
 from tests.ci._runner import run_github_job, run_gitlab_job
-from tests.ci.test_templates_run import MARKER, _checkout, _github_env, _gitlab_env, _load
+from tests.ci.test_templates_run import MARKER, _checkout, _github_env, _gitlab_env, _load, seed_remote
 
 EVIL = "fine\n```\n</details>\n\n## llmcc: validate ok\r```\r\n<!--"
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -72,30 +72,10 @@ def test_an_error_line_quoting_a_key_of_several_lines_stays_in_its_block(
     assert _live_lines("```\n" + err + "```\n") == [""]
 
 
-@pytest.fixture
-def evil_remote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    """A bare remote whose feature branch adds a warning policy with a description that tries to break out."""
-    seed = tmp_path / "seed"
-    assert main(["init", str(seed), "--keys-dir", str(tmp_path / "keys")]) == 0
-    capsys.readouterr()
-    bare = tmp_path / "remote.git"
-    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    _git(seed, "init", "-q", "-b", "main")
-    _git(seed, "add", "-A")
-    _git(seed, "commit", "-qm", "llmcc init")
-    _git(seed, "remote", "add", "origin", str(bare))
-    _git(seed, "checkout", "-qb", "feature")
-    with (seed / "policies" / "assistant.yaml").open("a", newline="") as f:
-        f.write("\n- name: sneaky\n  severity: warning\n  rule: config.assistant.temperature > 5.0\n")
-        f.write(f"  description: {EVIL!r}\n".replace("'", '"'))
-    _git(seed, "commit", "-qam", "a policy `</details><!-- llmcc:diff -->` $(touch pwned)")
-    _git(seed, "push", "-q", "origin", "main", "feature")
-    return bare
-
-
-def test_a_policy_description_cannot_break_out_of_the_github_comment(tmp_path: Path, evil_remote: Path) -> None:
+def _github_comment(tmp_path: Path, bare: Path) -> tuple[Path, str]:
+    """The GitHub check job run as written on the pull request's merge checkout: (checkout, comment it left)."""
     with running_forge() as forge:
-        work = _checkout(tmp_path, evil_remote, "run", merge=True)
+        work = _checkout(tmp_path, bare, "run", merge=True)
         steps = run_github_job(
             _load("hooks/ci/github-workflow.yaml"),
             "check",
@@ -105,6 +85,23 @@ def test_a_policy_description_cannot_break_out_of_the_github_comment(tmp_path: P
         )
         assert [(s.name, s.code) for s in steps if s.code != 0] == []
         (body,) = [b for _, b in forge.thread("acme/platform-config#7") if b.startswith(MARKER)]
+    return work, body
+
+
+@pytest.fixture
+def evil_remote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A bare remote whose feature branch adds a warning policy with a description that tries to break out."""
+    seed, bare = seed_remote(tmp_path, capsys)
+    with (seed / "policies" / "assistant.yaml").open("a", newline="") as f:
+        f.write("\n- name: sneaky\n  severity: warning\n  rule: config.assistant.temperature > 5.0\n")
+        f.write(f"  description: {EVIL!r}\n".replace("'", '"'))
+    _git(seed, "commit", "-qam", "a policy `</details><!-- llmcc:diff -->` $(touch pwned)")
+    _git(seed, "push", "-q", "origin", "main", "feature")
+    return bare
+
+
+def test_a_policy_description_cannot_break_out_of_the_github_comment(tmp_path: Path, evil_remote: Path) -> None:
+    work, body = _github_comment(tmp_path, evil_remote)
     assert "policy sneaky failed" in body
     live = _live_lines(body)
     assert "## llmcc: validate ok" not in live
@@ -125,16 +122,7 @@ def symlink_remote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     user to overwrite with text it writes itself (a diff of its values), e.g.
     a shell start-up file that later jobs, holding secrets, run.
     """
-    seed = tmp_path / "seed"
-    assert main(["init", str(seed), "--keys-dir", str(tmp_path / "keys")]) == 0
-    capsys.readouterr()
-    bare = tmp_path / "remote.git"
-    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    _git(seed, "init", "-q", "-b", "main")
-    _git(seed, "add", "-A")
-    _git(seed, "commit", "-qm", "llmcc init")
-    _git(seed, "remote", "add", "origin", str(bare))
-    _git(seed, "checkout", "-qb", "feature")
+    seed, bare = seed_remote(tmp_path, capsys)
     for name in _OUTPUTS:
         (seed / name).symlink_to(tmp_path / "runner-home" / f"{name}.profile")
     _git(seed, "add", "-A")
@@ -159,17 +147,7 @@ def _untouched(home: Path) -> None:
 
 def test_the_github_check_job_writes_no_file_through_a_committed_symlink(tmp_path: Path, symlink_remote: Path) -> None:
     home = _runner_home(tmp_path)
-    with running_forge() as forge:
-        work = _checkout(tmp_path, symlink_remote, "run", merge=True)
-        steps = run_github_job(
-            _load("hooks/ci/github-workflow.yaml"),
-            "check",
-            cwd=work,
-            env=_github_env(tmp_path, forge, work),
-            secrets={"GITHUB_TOKEN": GITHUB_TOKEN},
-        )
-        assert [(s.name, s.code) for s in steps if s.code != 0] == []
-        (body,) = [b for _, b in forge.thread("acme/platform-config#7") if b.startswith(MARKER)]
+    work, body = _github_comment(tmp_path, symlink_remote)
     _untouched(home)
     assert "llmcc: validate ok" in body
     assert "export PATH" not in body

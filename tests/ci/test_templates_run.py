@@ -38,9 +38,9 @@ def _edit(work: Path, rel: str, old: str, new: str, message: str) -> None:
     _git(work, "commit", "-qam", message)
 
 
-@pytest.fixture
-def remote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    """A bare remote: main, and a feature branch behind it (main changed staging after the branch left)."""
+def seed_remote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:
+    """``llmcc init`` committed on main in ``tmp_path/seed``, pushed nowhere yet, with the bare
+    ``tmp_path/remote.git`` as its origin, and branch ``feature`` checked out: (seed, bare)."""
     seed = tmp_path / "seed"
     assert main(["init", str(seed), "--keys-dir", str(tmp_path / "keys")]) == 0
     capsys.readouterr()
@@ -51,6 +51,13 @@ def remote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     _git(seed, "commit", "-qm", "llmcc init")
     _git(seed, "remote", "add", "origin", str(bare))
     _git(seed, "checkout", "-qb", "feature")
+    return seed, bare
+
+
+@pytest.fixture
+def remote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A bare remote: main, and a feature branch behind it (main changed staging after the branch left)."""
+    seed, bare = seed_remote(tmp_path, capsys)
     _edit(seed, "environments/dev.yaml", "temperature: 0.9", "temperature: 0.8", "dev: a little cooler")
     _git(seed, "checkout", "-q", "main")
     _edit(seed, "environments/staging.yaml", "model: gpt-4o", "model: gpt-4.1", "staging: a newer model")
