@@ -93,30 +93,18 @@ def _wait_for(paths: list[Path], procs: list[subprocess.Popen[str]]) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["file", "s3", "oci", "oci-auth"])
-def test_four_clones_publish_prod_at_once(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    url, flags = _store(backend, request, tmp_path)  # s3, oci-auth: credentials now in os.environ
-    clones = _clones(tmp_path)
-    heads = [c.git("rev-parse", "HEAD").strip() for c in clones]
-    assert len(set(heads)) == CLONES
-
-    barrier = tmp_path / "barrier"
+def publish_at_once(
+    barrier: Path, runs: list[tuple[list[str], dict[str, str]]]
+) -> tuple[list[subprocess.Popen[str]], list[tuple[str, str]]]:
+    """Start ``llmcc ARGV`` for each (argv, env) of ``runs``, release them together behind a file
+    barrier in ``barrier`` (created), and wait: (processes, (stdout, stderr) of each)."""
     barrier.mkdir()
     go = barrier / "go"
-    env_base = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # OCI publish locks stay in this test
     procs: list[subprocess.Popen[str]] = []
     ready: list[Path] = []
     try:
-        for i, clone in enumerate(clones):
-            keys = clone.path / "keys"
-            env = {
-                **env_base,
-                "SOPS_AGE_KEY_FILE": str(keys / "demo.agekey"),
-                "LLMCC_SIGNING_KEY_FILE": str(keys / "demo-signing.pem"),
-            }
+        for i, (argv, env) in enumerate(runs):
             ready.append(barrier / f"ready{i}")
-            argv = ["-C", str(clone.path), "publish", "--store", url, *flags, "-t", "prod"]
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-c", _BARRIER, str(ready[i]), str(go), *argv],
@@ -134,6 +122,28 @@ def test_four_clones_publish_prod_at_once(backend: str, request: pytest.FixtureR
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+    return procs, results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["file", "s3", "oci", "oci-auth"])
+def test_four_clones_publish_prod_at_once(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    url, flags = _store(backend, request, tmp_path)  # s3, oci-auth: credentials now in os.environ
+    clones = _clones(tmp_path)
+    heads = [c.git("rev-parse", "HEAD").strip() for c in clones]
+    assert len(set(heads)) == CLONES
+
+    env_base = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}  # OCI publish locks stay in this test
+    runs = []
+    for clone in clones:
+        keys = clone.path / "keys"
+        env = {
+            **env_base,
+            "SOPS_AGE_KEY_FILE": str(keys / "demo.agekey"),
+            "LLMCC_SIGNING_KEY_FILE": str(keys / "demo-signing.pem"),
+        }
+        runs.append((["-C", str(clone.path), "publish", "--store", url, *flags, "-t", "prod"], env))
+    procs, results = publish_at_once(tmp_path / "barrier", runs)
 
     report = "\n".join(
         f"clone{i}: exit {p.returncode}\n{out}{err}"

@@ -23,7 +23,7 @@ from compiler.project import Target
 from compiler.shards import Shard, select_shard
 from compiler.storage import open_store
 from tests.conftest import GitRepo
-from tests.storage.test_cli_four_clones import _BARRIER, PUBLISH_TIMEOUT, _store, _wait_for
+from tests.storage.test_cli_four_clones import PUBLISH_TIMEOUT, _store, publish_at_once
 
 SHARDS = ["1/3", "2/3", "3/3", "2/3"]
 TARGETS = ["dev", "staging", "prod", "staging@acme", "prod@acme", "prod@globex"]  # the example, manifest order
@@ -47,32 +47,8 @@ def test_shards_publish_to_one_store_at_once(
         "SOPS_AGE_KEY_FILE": str(keys / "demo.agekey"),
         "LLMCC_SIGNING_KEY_FILE": str(keys / "demo-signing.pem"),
     }
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    go = barrier / "go"
-    procs: list[subprocess.Popen[str]] = []
-    ready: list[Path] = []
-    try:
-        for i, shard in enumerate(SHARDS):
-            ready.append(barrier / f"ready{i}")
-            argv = ["-C", str(root), "publish", "--store", url, *flags, "--shard", shard]
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-c", _BARRIER, str(ready[i]), str(go), *argv],
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            )
-        _wait_for(ready, procs)
-        go.touch()
-        results = [proc.communicate(timeout=PUBLISH_TIMEOUT) for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    runs = [(["-C", str(root), "publish", "--store", url, *flags, "--shard", shard], env) for shard in SHARDS]
+    procs, results = publish_at_once(tmp_path / "barrier", runs)
 
     report = "\n".join(
         f"shard {shard}: exit {p.returncode}\n{out}{err}"
