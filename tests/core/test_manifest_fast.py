@@ -21,6 +21,7 @@ from pydantic import ValidationError as PydanticValidationError
 from compiler import manifest_schema, project
 from compiler.errors import InputError
 from compiler.project import load_project, manifest_from
+from tests._near_valid import Shapes, often
 
 PAIRS = [
     (getattr(project, name), getattr(manifest_schema, name))
@@ -43,30 +44,12 @@ TEXTS = [*NAMES, "x", "age", "awskms", "vault-transit", "AGE", "transit", "7d", 
 TEXTS += ["8784h", "0d", "99999h", "7w", "7d\n", "0" * 64, "f" * 64, "F" * 64, "0" * 63, "*", "*@acme", "dev@acme"]
 ATOM = st.one_of(st.none(), st.booleans(), st.sampled_from([0, 1, 1.5]), st.sampled_from(TEXTS))
 JUNK = st.one_of(ATOM, st.lists(ATOM, max_size=2), st.dictionaries(st.sampled_from(TEXTS), ATOM, max_size=2))
-
-
-def often(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """Mostly ``good``, now and then ``bad``: most examples are near a valid manifest."""
-    return st.integers(0, 11).flatmap(lambda i: bad if i == 0 else good)
-
-
-def mapping(required: dict[str, Any], optional: dict[str, Any]) -> st.SearchStrategy[Any]:
-    """A mapping of these fields (now and then one missing, one unknown, or not a mapping at all)."""
-    shaped = st.fixed_dictionaries(required, optional=optional)
-    odd = st.one_of(
-        st.fixed_dictionaries(required, optional={**optional, "bogus": ATOM}),
-        st.fixed_dictionaries({}, optional={**required, **optional}),
-        JUNK,
-    )
-    return often(shaped, odd)
+SHAPES = Shapes(ATOM, JUNK)
+mapping, field_value = SHAPES.mapping, SHAPES.field_value
 
 
 def texts(strategy: st.SearchStrategy[Any] | None = None) -> st.SearchStrategy[Any]:
     return often(st.lists(st.sampled_from(TEXTS) if strategy is None else strategy, max_size=3), JUNK)
-
-
-def field_value(choices: list[str]) -> st.SearchStrategy[Any]:
-    return often(st.sampled_from(choices), ATOM)
 
 
 name = field_value(NAMES[:5])

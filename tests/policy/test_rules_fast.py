@@ -21,35 +21,19 @@ from pydantic import ValidationError as PydanticValidationError
 from compiler.errors import InputError
 from compiler.policy import rules, rules_schema
 from compiler.policy.rules import parse_policy_file, policy_file_from
+from tests._near_valid import Shapes, often
 
 PAIRS = [(getattr(rules, n), getattr(rules_schema, n)) for n in ("MatchSpec", "RuleSpec", "WaiverSpec", "PolicyFile")]
 TEXTS = ["a", "prod", "x.y_z-1", "A" * 128, "A" * 129, "-a", "", "a\n", "error", "warning", "info", "prod@*"]
 TEXTS += ["2027-01-31", "2027-1-31", "\uff12\uff10\uff12\uff17-01-31", "2027-01-31\n", "2027-13-40", "x > 1"]
 ATOM = st.one_of(st.none(), st.booleans(), st.sampled_from([0, 1.5]), st.sampled_from(TEXTS))
 JUNK = st.one_of(ATOM, st.lists(ATOM, max_size=2), st.dictionaries(st.sampled_from(TEXTS), ATOM, max_size=2))
-
-
-def often(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """Mostly ``good``, now and then ``bad``: most examples are near a valid file."""
-    return st.integers(0, 11).flatmap(lambda i: bad if i == 0 else good)
-
-
-def mapping(required: dict[str, Any], optional: dict[str, Any]) -> st.SearchStrategy[Any]:
-    shaped = st.fixed_dictionaries(required, optional=optional)
-    odd = st.one_of(
-        st.fixed_dictionaries(required, optional={**optional, "bogus": ATOM}),
-        st.fixed_dictionaries({}, optional={**required, **optional}),
-        JUNK,
-    )
-    return often(shaped, odd)
+SHAPES = Shapes(ATOM, JUNK)
+mapping, field_value = SHAPES.mapping, SHAPES.field_value
 
 
 def texts() -> st.SearchStrategy[Any]:
     return often(st.one_of(st.none(), st.lists(st.sampled_from(TEXTS), max_size=3)), JUNK)
-
-
-def field_value(choices: list[str]) -> st.SearchStrategy[Any]:
-    return often(st.sampled_from(choices), ATOM)
 
 
 RULE = mapping(
