@@ -45,6 +45,7 @@ from compiler.incremental.entry import (
     join_bundle,
     split_bundle,
 )
+from compiler.incremental.filestat import fs_now, stats, trusted
 from compiler.incremental.key import Mode
 from compiler.incremental.store import ResultCache
 from compiler.jsontypes import JSONObject, JSONValue
@@ -168,10 +169,6 @@ def _record_key(out: Path) -> str:
     return hashlib.sha256(f"bundles\0{out.resolve()}".encode()).hexdigest()
 
 
-def _stats(st: os.stat_result) -> list[JSONValue]:
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
-
-
 def _fact(entry: JSONValue) -> list[JSONValue] | None:
     """A record's ``[key, size, mtime_ns, ctime_ns, inode, device, sha256, stamp_ns]``, or None."""
     if not (isinstance(entry, list) and len(entry) == _FACT_LEN):
@@ -206,11 +203,10 @@ def bundles_in_place(plan: CachePlan, source: JSONObject | None, out: Path) -> R
         path = out / f"{target}{SUFFIX}"
         try:
             st = path.lstat()
-            if not stat.S_ISREG(st.st_mode) or _stats(st) != fact[1:6]:
+            if not stat.S_ISREG(st.st_mode) or stats(st) != fact[1:6]:
                 continue
             when = fact[7]
-            assert isinstance(when, int)
-            if not (st.st_mtime_ns < when and st.st_ctime_ns < when):  # racy: perhaps changed in the same tick
+            if not trusted(fact[1:], st):  # racy: perhaps changed in the same tick as recorded
                 if _file_digest(path) != fact[6]:
                     continue
                 when = reuse.stamp  # read after this stat, taken after the stamp
@@ -227,26 +223,6 @@ def bundles_in_place(plan: CachePlan, source: JSONObject | None, out: Path) -> R
         reuse.in_place[target] = entry_payload
         reuse.facts[target] = [*fact[:7], when]
     return reuse
-
-
-def fs_now(directory: Path) -> int:
-    """The time (ns) ``directory``'s file system gives a file changed now; 0 when none can be had there.
-
-    Read from a file made and removed for it, so that it is the file system's
-    clock and granularity (a network file system's server), not this host's.
-    """
-    path = directory / f".llmcc-stamp-{os.getpid()}"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return 0
-    try:
-        st = os.fstat(fd)
-        return min(st.st_mtime_ns, st.st_ctime_ns)
-    finally:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            path.unlink()
 
 
 def record_bundles(
@@ -268,14 +244,14 @@ def record_bundles(
         try:
             st = path.lstat()
             fact = reuse.facts.get(target)
-            if fact is not None and fact[1:6] == _stats(st):
+            if fact is not None and fact[1:6] == stats(st):
                 bundles[target] = fact  # left in place, as verified at the start
             elif fact is not None and target in reuse.kept:
                 # moved back after the stamp (its change time is not older): the next run reads it
-                bundles[target] = [*fact[:1], *_stats(st), fact[6], reuse.stamp]
+                bundles[target] = [*fact[:1], *stats(st), fact[6], reuse.stamp]
             elif key is not None and target not in reuse.in_place:
                 # written this run, after the stamp: racy until a later run has read it
-                bundles[target] = [key, *_stats(st), _file_digest(path), reuse.stamp]
+                bundles[target] = [key, *stats(st), _file_digest(path), reuse.stamp]
         except OSError:
             continue
     payload: JSONObject = {"source": digest, "bundles": bundles}
