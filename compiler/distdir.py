@@ -21,6 +21,9 @@ With ``keep_previous`` the old bundles are hard-linked into
 ``STAGING/.previous/`` before rule 1 removes them, so a run whose bundle is
 byte-identical can move the same file back in (``compiler.incremental``)
 instead of writing it again; what it does not take is removed with staging.
+A run whose every bundle is already in ``DIR`` byte for byte
+(``compiler.incremental.run.bundles_in_place``) is given no targets: it
+leaves them as they are, and there is no partial set to fear.
 
 A bundle named for no target of ``llmcc.yaml`` (a target since removed, or a
 tenant no longer in an environment) is removed at the start of every run too,

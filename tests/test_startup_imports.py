@@ -242,3 +242,9 @@ def test_the_diff_command_s_markdown_limit_is_the_renderer_s() -> None:
     from compiler.diff import render
 
     assert diff.MARKDOWN_LIMIT == render.MARKDOWN_LIMIT
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"]], ids=["version", "help"])
+def test_the_error_paths_own_modules_wait_for_an_error(argv: list[str]) -> None:
+    """difflib (the closest name of a usage error) and traceback (``--debug``) are not paid by every start-up."""
+    assert not {"difflib", "traceback"} & loaded(*argv)

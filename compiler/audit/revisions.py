@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,36 +143,49 @@ def rev_file_ids(root: Path, commit: str, paths: Sequence[str]) -> dict[str, str
     return ids
 
 
-def worktree_file_ids(root: Path, paths: Sequence[str]) -> dict[str, str | None]:
+def worktree_file_ids(
+    root: Path, paths: Sequence[str], *, blob: Callable[[str, Path, os.stat_result], str] | None = None
+) -> dict[str, str | None]:
     """Git blob ids of the files at or under ``paths`` on disk (as ``git hash-object`` computes them).
 
     A file's id equals a revision's blob id exactly when the bytes are equal, so
     equal ids mean ``WorkTree`` and ``GitRevTree`` read the same content. A
     symlink, to a file or a directory, maps to None: its files are not listed,
-    so what is read through it is unknown.
+    so what is read through it is unknown. ``blob(key, path, lstat)`` gives a
+    regular file's id instead of reading it (``compiler.incremental.filestat``).
     """
     ids: dict[str, str | None] = {}
     base = root.resolve()
+    read = blob if blob is not None else _read_blob
     for rel in paths:
-        full = base / rel
-        if full.is_symlink():
-            ids[rel] = None  # unknown: the target is compiled, and WorkTree judges the link
-        elif full.is_file():
-            ids[rel] = _blob_id(full)
-        elif full.is_dir():
-            for dirpath, dirs, names in os.walk(full):
-                for name in dirs:  # os.walk does not enter a symlinked directory, but WorkTree reads through it
-                    d = Path(dirpath) / name
-                    if d.is_symlink():
-                        ids[d.relative_to(base).as_posix()] = None
-                for name in names:
-                    f = Path(dirpath) / name
-                    key = f.relative_to(base).as_posix()
-                    if f.is_symlink():
-                        ids[key] = None
-                    elif f.is_file():
-                        ids[key] = _blob_id(f)
+        _list(base, base / rel, rel, ids, read)
     return ids
+
+
+def _list(
+    base: Path, full: Path, key: str, ids: dict[str, str | None], read: Callable[[str, Path, os.stat_result], str]
+) -> None:
+    """Add the id of ``full`` (``key`` relative to ``base``), or of every file below it, to ``ids``."""
+    try:
+        st = full.lstat()
+    except OSError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        ids[key] = None  # unknown: the target is compiled, and WorkTree judges the link
+    elif stat.S_ISREG(st.st_mode):
+        ids[key] = read(key, full, st)
+    elif stat.S_ISDIR(st.st_mode):
+        # os.walk does not enter a symlinked directory, but WorkTree reads through it: listed as unknown
+        try:
+            entries = sorted(os.scandir(full), key=lambda e: e.name)
+        except OSError:  # pragma: no cover - an unreadable directory (root reads any): as os.walk, nothing below it
+            return
+        for entry in entries:
+            _list(base, Path(entry.path), f"{key}/{entry.name}", ids, read)
+
+
+def _read_blob(key: str, path: Path, st: os.stat_result) -> str:
+    return _blob_id(path)
 
 
 def _blob_id(path: Path) -> str:

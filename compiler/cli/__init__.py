@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import importlib.util
 import itertools
 import json
 import os
 import re
 import sys
-import traceback
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +83,8 @@ def _advise(parser: argparse.ArgumentParser, message: str) -> str:
 
 
 def _closest(word: str, known: Sequence[str]) -> str:
+    import difflib  # a usage error's path only: not paid by every start-up
+
     close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
     if close:
         return f" (did you mean {close[0]!r}?)"
@@ -231,6 +231,8 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
                 print(f"llmcc: {result.message}", file=sys.stderr)
         else:
             if debug:
+                import traceback  # --debug on an internal error only
+
                 traceback.print_exc()
             message = f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)"
             print(f"llmcc: {message}", file=sys.stderr)

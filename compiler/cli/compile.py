@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.diagnostics import plural
     from compiler.distdir import BundleDir, bundle_name
     from compiler.incremental.plan import plan_cache
-    from compiler.incremental.run import Reuse, build_cached, record_bundles
+    from compiler.incremental.run import build_cached, bundles_in_place, record_bundles
 
     start = time.perf_counter()
     repo, source, ids = open_repository(ctx, args, need_secrets=True)
@@ -43,11 +43,19 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     out_dir = Path(args.out)
     if not out_dir.is_absolute():
         out_dir = ctx.root / out_dir
-    bundles = BundleDir(out_dir, [t.name for t in targets], known=[t.name for t in repo.project.targets()])
     plan = plan_cache(ctx.root, repo, targets, mode="compile", source=source, identities=ids, no_cache=args.no_cache)
     if plan is not None and plan.cache.refused:
         print(f"llmcc: warning: {plan.cache.refused}", file=sys.stderr)
-    with bundles.staged(keep_previous=plan is not None) as staging:
+    source_json = source.to_json() if source else None
+    reuse = bundles_in_place(plan, source_json, out_dir) if plan is not None else None
+    # every bundle of the run already in DIR byte for byte: left as it is (nothing partial can be left);
+    # else the run's old bundles are cleared first, those still good linked aside to be moved back
+    whole = reuse is not None and reuse.whole(targets)
+    names = [] if whole else [t.name for t in targets]
+    bundles = BundleDir(out_dir, names, known=[t.name for t in repo.project.targets()])
+    if reuse is not None and not whole:
+        reuse = replace(reuse, previous=bundles.previous)
+    with bundles.staged(keep_previous=reuse is not None and not whole) as staging:
         request = BuildRequest(repo=repo, source=source, out_dir=staging, progress=ctx.progress)
 
         def complete(r: BuildRequest) -> BuildRequest:
@@ -58,12 +66,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             seal = KeyFileSealer(repo.tree, repo.project, ids if ids else None)
             return replace(r, seal=seal, check_keys=KeyFileCheck(repo.tree, repo.project))
 
-        reuse = Reuse(out=out_dir, previous=bundles.previous)
         outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs, reuse=reuse, complete=complete)
         bad = set(failed_targets(outcomes))
         good = [o.target for o in outcomes if o.target not in bad]
-        bundles.install(good, durable=reuse.kept)  # a failed target keeps no bundle, not even last run's
-    record_bundles(plan, request, out_dir, good)
+        kept = reuse.kept if reuse is not None else set()
+        bundles.install([] if whole else good, durable=kept)  # a failed target keeps no bundle
+    record_bundles(plan, source_json, reuse, good)
     for target in good:
         print(f"{_display(out_dir, ctx.root)}/{bundle_name(target)}")
     raise_failures(outcomes)

@@ -9,8 +9,9 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from compiler.audit.revisions import rev_file_ids, worktree_file_ids
+from compiler.audit.revisions import rev_file_ids
 from compiler.compile.repository import Repository
+from compiler.incremental.filestat import cached_file_ids
 from compiler.incremental.inputs import CHECK_ROOTS, FileIds
 from compiler.incremental.key import KeyContext, Mode, cache_keys
 from compiler.incremental.run import CachePlan
@@ -52,14 +53,15 @@ def plan_cache(
         policy_now=repo.policy_now,
     )
 
+    cache = ResultCache(root / CACHE_DIR, max_bytes=max_bytes_from(os.environ))
+    cache.usable()  # an unsafe directory is found now, so the command can say so before it compiles
+
     def files() -> FileIds:
-        return rev_file_ids(root, commit, CHECK_ROOTS) if rev is not None else worktree_file_ids(root, CHECK_ROOTS)
+        return rev_file_ids(root, commit, CHECK_ROOTS) if rev is not None else cached_file_ids(cache, root, CHECK_ROOTS)
 
     def keys() -> dict[str, str]:
         return cache_keys(repo.project, files(), targets, context)
 
-    cache = ResultCache(root / CACHE_DIR, max_bytes=max_bytes_from(os.environ))
-    cache.usable()  # an unsafe directory is found now, so the command can say so before it compiles
     now = keys()
     # A revision's files cannot change while it compiles; the working tree's are listed again.
     return CachePlan(cache=cache, mode=mode, keys=now, recheck=keys if rev is None else lambda: now)

@@ -8,12 +8,16 @@ entry's sealed modules (a blob) inside a bundle with this run's
 the same order.
 
 A bundle this run would write byte for byte as it is already in the output
-directory is not written again: the record of the last run
-(``record_bundles``) names, per target, the key and source it was made from
-and the size, modification time (ns), inode and SHA-256 llmcc left it with;
-when all of them are still the same, the old file (hard-linked aside by
-``distdir.BundleDir``) is moved back in. A file edited or replaced since is
-written anew, even when its size and modification time were put back.
+directory is left where it is (``bundles_in_place``, before the output
+directory is prepared): the record of the last run (``record_bundles``) names,
+per target, the key and source it was made from, the size, modification and
+change times (ns), inode and device llmcc saw it with, its SHA-256, and a
+time stamp of the output directory's file system taken before that stat.
+When the key, the source and every stat field are still the same, the file
+is the one recorded: any write since changes its change time, which no one
+can set back (``os.utime`` sets it to now). Git's racy-timestamp rule covers
+a write within the same clock tick as the stat: a file whose modification or
+change time is not older than the stamp is read and its SHA-256 compared.
 
 A miss is stored only when its key is still the key after the build (the
 files were not edited while it compiled) and it ended without an input error
@@ -25,12 +29,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from compiler.bundle.canonical import canonical_json
 from compiler.compile.build import BuildRequest, TargetOutcome, build_targets, write_atomic
+from compiler.diagnostics import Diagnostic
 from compiler.errors import InputError
 from compiler.incremental.entry import (
     EntryError,
@@ -39,12 +45,14 @@ from compiler.incremental.entry import (
     join_bundle,
     split_bundle,
 )
+from compiler.incremental.filestat import fs_now, stats, trusted
 from compiler.incremental.key import Mode
 from compiler.incremental.store import ResultCache
 from compiler.jsontypes import JSONObject, JSONValue
 from compiler.project import Target
 
 SUFFIX = ".bundle.json"
+_FACT_LEN = 8
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,11 +67,18 @@ class CachePlan:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reuse:
-    """The output directory a compile installs into, and where its old bundles were linked aside."""
+    """The bundles of the output directory this run leaves in place, as ``bundles_in_place`` found them."""
 
     out: Path
-    previous: Path
+    stamp: int  # the file system's time (ns) before any bundle was looked at; 0: none could be taken
+    in_place: dict[str, JSONObject] = field(default_factory=dict)  # target -> its verified entry
+    facts: dict[str, list[JSONValue]] = field(default_factory=dict)  # target -> its record as verified now
+    previous: Path | None = None  # where the old bundles were linked aside; None: every one is left in place
     kept: set[str] = field(default_factory=set)  # targets whose old bundle was moved back: already durable
+
+    def whole(self, targets: Sequence[Target]) -> bool:
+        """Whether every one of ``targets`` has its bundle in place (then ``DIR`` is left as it is)."""
+        return all(t.name in self.in_place for t in targets)
 
 
 def build_cached(
@@ -85,14 +100,20 @@ def build_cached(
         complete = _same
     if plan is None:
         return build_targets(complete(request), targets, jobs=jobs)
-    record = _record(plan, reuse, request) if reuse is not None else {}
     hits: dict[str, TargetOutcome] = {}
     for target in targets:
+        if reuse is not None and target.name in reuse.in_place and _keep(request, reuse, target.name):
+            size = reuse.facts[target.name][1]
+            diagnostics = _diagnostics(reuse.in_place[target.name])  # read once already: well-formed
+            hits[target.name] = TargetOutcome(
+                target=target.name, diagnostics=diagnostics, size=size if isinstance(size, int) else 0
+            )
+            continue
         key = plan.keys.get(target.name)
         payload = plan.cache.get(key) if key is not None else None
         if key is not None and payload is not None:
             with contextlib.suppress(EntryError):
-                outcome = _outcome(request, target, payload, plan, record.get(target.name) == key, reuse)
+                outcome = _outcome(request, target, payload, plan)
                 if outcome is not None:
                     hits[target.name] = outcome
     misses = [t for t in targets if t.name not in hits]
@@ -121,72 +142,119 @@ def _same(request: BuildRequest) -> BuildRequest:
     return request
 
 
+def _keep(request: BuildRequest, reuse: Reuse, target: str) -> bool:
+    """Keep ``target``'s bundle: left in ``DIR``, or moved back from where it was linked aside into staging."""
+    if reuse.previous is None:
+        return True
+    name = f"{target}{SUFFIX}"
+    if request.out_dir is None:  # pragma: no cover - the compile command always stages
+        return False
+    try:
+        os.replace(reuse.previous / name, request.out_dir / name)  # the same bytes, already durable
+    except OSError:  # pragma: no cover - removed from DIR between the check and staging: written from the cache
+        return False
+    reuse.kept.add(target)
+    return True
+
+
 def _source(request: BuildRequest) -> JSONObject | None:
     return request.source.to_json() if request.source else None
 
 
-def _source_digest(request: BuildRequest) -> str:
-    return hashlib.sha256(canonical_json(_source(request))).hexdigest()
+def _source_digest(source: JSONObject | None) -> str:
+    return hashlib.sha256(canonical_json(source)).hexdigest()
 
 
 def _record_key(out: Path) -> str:
     return hashlib.sha256(f"bundles\0{out.resolve()}".encode()).hexdigest()
 
 
-def _record(plan: CachePlan, reuse: Reuse, request: BuildRequest) -> dict[str, str]:
-    """``{target: key}`` of the old bundles that are still the files the last run left, for this source."""
-    payload = plan.cache.get(_record_key(reuse.out))
-    if payload is None or payload.get("source") != _source_digest(request):
-        return {}
+def _fact(entry: JSONValue) -> list[JSONValue] | None:
+    """A record's ``[key, size, mtime_ns, ctime_ns, inode, device, sha256, stamp_ns]``, or None."""
+    if not (isinstance(entry, list) and len(entry) == _FACT_LEN):
+        return None
+    if not (isinstance(entry[0], str) and isinstance(entry[6], str)):
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (*entry[1:6], entry[7])):
+        return None
+    return entry
+
+
+def bundles_in_place(plan: CachePlan, source: JSONObject | None, out: Path) -> Reuse:
+    """The targets whose bundle in ``out`` is byte for byte the one this run makes (see the module doc).
+
+    Each such target's key has a verified entry without errors, and the
+    bundle file is the one the last run recorded for that key and ``source``:
+    the same stat (a file whose times are not older than the record's stamp
+    is read and its SHA-256 compared). Call it before ``out`` is prepared.
+    """
+    reuse = Reuse(out=out, stamp=fs_now(out))
+    payload = plan.cache.get(_record_key(out)) if plan.mode == "compile" else None
+    if payload is None or payload.get("source") != _source_digest(source):
+        return reuse
     bundles = payload.get("bundles")
-    out: dict[str, str] = {}
     if not isinstance(bundles, dict):
-        return out
+        return reuse
     for target, entry in bundles.items():
-        if not (isinstance(entry, list) and len(entry) == 5 and isinstance(entry[0], str)):
+        fact = _fact(entry)
+        key = plan.keys.get(target)
+        if fact is None or key is None or fact[0] != key:
             continue
+        path = out / f"{target}{SUFFIX}"
         try:
-            st = (reuse.previous / f"{target}{SUFFIX}").lstat()
-            # an edit in place that restores the size and modification time keeps the inode: read it
-            if entry[1:4] == [st.st_size, st.st_mtime_ns, st.st_ino] and entry[4] == _file_digest(
-                reuse.previous / f"{target}{SUFFIX}"
-            ):
-                out[target] = entry[0]
+            st = path.lstat()
+            if not stat.S_ISREG(st.st_mode) or stats(st) != fact[1:6]:
+                continue
+            when = fact[7]
+            if not trusted(fact[1:], st):  # racy: perhaps changed in the same tick as recorded
+                if _file_digest(path) != fact[6]:
+                    continue
+                when = reuse.stamp  # read after this stat, taken after the stamp
         except OSError:
             continue
-    return out
+        entry_payload = plan.cache.get(key)
+        if entry_payload is None:
+            continue
+        try:
+            if any(d.severity == "error" for d in _diagnostics(entry_payload)):
+                continue  # a failed target keeps no bundle
+        except EntryError:
+            continue
+        reuse.in_place[target] = entry_payload
+        reuse.facts[target] = [*fact[:7], when]
+    return reuse
 
 
-def record_bundles(plan: CachePlan | None, request: BuildRequest, out: Path, targets: Iterable[str]) -> None:
-    """Remember the installed bundles of ``targets`` (key, size, mtime, inode) for the next run's reuse."""
-    if plan is None or plan.mode != "compile":
+def record_bundles(
+    plan: CachePlan | None, source: JSONObject | None, reuse: Reuse | None, targets: Iterable[str]
+) -> None:
+    """Remember the installed bundles of ``targets`` (key, stat, SHA-256, stamp) for the next run."""
+    if plan is None or reuse is None or plan.mode != "compile":
         return
-    rkey = _record_key(out)
-    source = _source_digest(request)
+    rkey = _record_key(reuse.out)
+    digest = _source_digest(source)
     old = plan.cache.get(rkey) or {}
     bundles: dict[str, JSONValue] = {}
-    if old.get("source") == source and isinstance(old.get("bundles"), dict):
+    if old.get("source") == digest and isinstance(old.get("bundles"), dict):
         bundles.update(old["bundles"])  # type: ignore[arg-type]
     for target in targets:
         key = plan.keys.get(target)
+        bundles.pop(target, None)
+        path = reuse.out / f"{target}{SUFFIX}"
         try:
-            st = (out / f"{target}{SUFFIX}").lstat()
+            st = path.lstat()
+            fact = reuse.facts.get(target)
+            if fact is not None and fact[1:6] == stats(st):
+                bundles[target] = fact  # left in place, as verified at the start
+            elif fact is not None and target in reuse.kept:
+                # moved back after the stamp (its change time is not older): the next run reads it
+                bundles[target] = [*fact[:1], *stats(st), fact[6], reuse.stamp]
+            elif key is not None and target not in reuse.in_place:
+                # written this run, after the stamp: racy until a later run has read it
+                bundles[target] = [key, *stats(st), _file_digest(path), reuse.stamp]
         except OSError:
             continue
-        if key is not None:
-            stats: list[JSONValue] = [key, st.st_size, st.st_mtime_ns, st.st_ino]
-            known = bundles.get(target)
-            digest = known[4] if isinstance(known, list) and len(known) == 5 and known[:4] == stats else None
-            try:  # a file kept from the last run keeps its digest; any other is read
-                bundles[target] = [
-                    *stats,
-                    digest if isinstance(digest, str) else _file_digest(out / f"{target}{SUFFIX}"),
-                ]
-            except OSError:
-                bundles.pop(target, None)
-        else:
-            bundles.pop(target, None)
-    payload: JSONObject = {"source": source, "bundles": bundles}
+    payload: JSONObject = {"source": digest, "bundles": bundles}
     if payload != old:
         plan.cache.put(rkey, payload)
 
@@ -216,14 +284,16 @@ def _payload(request: BuildRequest, outcome: TargetOutcome, plan: CachePlan) -> 
     return payload
 
 
-def _outcome(
-    request: BuildRequest, target: Target, payload: JSONObject, plan: CachePlan, unchanged: bool, reuse: Reuse | None
-) -> TargetOutcome | None:
-    """The outcome the entry stands for; None when its blob is gone or damaged (then it is built)."""
+def _diagnostics(payload: JSONObject) -> list[Diagnostic]:
     raw = payload.get("diagnostics")
     if not isinstance(raw, list):
         raise EntryError("diagnostics")
-    diagnostics = [diagnostic_from_json(d) for d in raw]
+    return [diagnostic_from_json(d) for d in raw]
+
+
+def _outcome(request: BuildRequest, target: Target, payload: JSONObject, plan: CachePlan) -> TargetOutcome | None:
+    """The outcome the entry stands for; None when its blob is gone or damaged (then it is built)."""
+    diagnostics = _diagnostics(payload)
     failed = any(d.severity == "error" for d in diagnostics)
     if plan.mode == "validate" or failed:
         return TargetOutcome(target=target.name, diagnostics=diagnostics)
@@ -231,15 +301,6 @@ def _outcome(
     if not isinstance(digest, str):
         raise EntryError("modules")
     name = f"{target.name}{SUFFIX}"
-    if unchanged and reuse is not None and request.out_dir is not None and not request.keep_bytes:
-        try:
-            size = (reuse.previous / name).lstat().st_size
-            os.replace(reuse.previous / name, request.out_dir / name)  # the same bytes, already durable
-        except OSError:
-            pass
-        else:
-            reuse.kept.add(target.name)
-            return TargetOutcome(target=target.name, diagnostics=diagnostics, size=size)
     blob = plan.cache.get_blob(digest)
     if blob is None:
         return None

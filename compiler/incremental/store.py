@@ -64,6 +64,7 @@ class ResultCache:
         self.written = 0
         self.refused: str | None = None  # why the cache is off for this run (an unsafe directory)
         self._usable: bool | None = None
+        self._safe: set[Path] = set()  # directories found safe in this run (only their owner can replace them)
 
     def usable(self) -> bool:
         """Whether the cache directory is a real directory (or can be made one), not a symlink anywhere,
@@ -100,7 +101,7 @@ class ResultCache:
         return True
 
     def _path(self, key: str) -> Path | None:
-        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        if len(key) != 64 or key.strip("0123456789abcdef"):
             return None
         return self.root / _VERSION_DIR / key[:2] / f"{key}.json"
 
@@ -119,8 +120,11 @@ class ResultCache:
     def _read_file(self, path: Path) -> bytes | None:
         """The bytes of a regular file not reached through a symlink, at most ``MAX_ENTRY_BYTES``."""
         try:
-            if not (_safe_dir(path.parent) and _safe_dir(path.parent.parent)):
-                return None
+            for d in (path.parent, path.parent.parent):
+                if d not in self._safe:
+                    if not _safe_dir(d):
+                        return None
+                    self._safe.add(d)
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return None  # absent, or a symlink (ELOOP)

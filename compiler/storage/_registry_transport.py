@@ -11,6 +11,7 @@ import functools
 import ipaddress
 import os
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,14 +20,18 @@ from collections.abc import Mapping
 from compiler.errors import StorageError
 
 CA_FILE_ENV = "LLMCC_OCI_CA_FILE"
+RACY_NS = 2_000_000_000  # a CA file changed more recently than this is not remembered
 
 
 def tls_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
     """The system's trust, plus the PEM bundle named by ``LLMCC_OCI_CA_FILE`` when set. Never unverified.
 
-    Contexts are shared per CA file and its identity (inode, size, mtime, ctime):
-    loading the system's CAs takes tens of milliseconds, and a CA file replaced
-    in place is read again, even with its old mtime (``cp -p``, a tar extract).
+    Contexts are shared per CA file and its identity (device, inode, size, mtime,
+    ctime): loading the system's CAs takes tens of milliseconds, and a CA file
+    replaced in place is read again, even with its old mtime (``cp -p``, a tar
+    extract). A file changed less than ``RACY_NS`` ago is read at every call and
+    not remembered: a second write within its timestamp's clock tick would leave
+    that identity as it was (git's racy-timestamp rule; FAT's tick is 2 s).
 
     Raises:
         StorageError: the CA file cannot be read or holds no certificate.
@@ -37,7 +42,9 @@ def tls_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
     try:
         if ca_file:
             st = os.stat(ca_file)
-            stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
+                return _context.__wrapped__(ca_file, stamp)  # racy: read now, not remembered
     except OSError:
         stamp = (-1,)  # load_verify_locations says what is wrong
     return _context(ca_file, stamp)

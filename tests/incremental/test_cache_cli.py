@@ -6,11 +6,13 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from compiler.cli import main
+from compiler.incremental.filestat import fs_now
 from compiler.incremental.store import CACHE_DIR
 from tests.conftest import CANARY_BYTES, GitRepo
 from tests.core._repos import sops_encrypt
@@ -187,31 +189,44 @@ def rewrite(path: Path, change: dict[str, object]) -> None:
     [{"diagnostics": "none"}, {"diagnostics": [{"message": 1}]}, {"modules": 5}],
     ids=["diagnostics-not-a-list", "bad-diagnostic", "modules-not-a-digest"],
 )
+@pytest.mark.parametrize("second", ["two", "one"], ids=["other-dir", "same-dir"])
 def test_an_entry_of_the_wrong_shape_is_rebuilt(
-    example_repo: GitRepo, demo_identity: Path, change: dict[str, object]
+    example_repo: GitRepo, demo_identity: Path, change: dict[str, object], second: str
 ) -> None:
     root = example_repo.path
-    assert run(root, "compile", "-t", "dev", "-o", "one") == 0
+    for _ in range(2):  # the second run leaves the bundle in place
+        assert run(root, "compile", "-t", "dev", "-o", "one") == 0
+    good = (root / "one/dev.bundle.json").read_bytes()
     [entry] = entries(root)
     rewrite(entry, change)
-    assert run(root, "compile", "-t", "dev", "-o", "two") == 0
-    assert (root / "two/dev.bundle.json").read_bytes() == (root / "one/dev.bundle.json").read_bytes()
+    assert run(root, "compile", "-t", "dev", "-o", second) == 0
+    assert (root / second / "dev.bundle.json").read_bytes() == good
 
 
 @pytest.mark.parametrize(
     "change",
-    [{"bundles": "x"}, {"bundles": {"dev": ["k", 1]}}, {"bundles": {"dev": ["k", 1, 2, 3]}}, {"source": "other"}],
+    [
+        {"bundles": "x"},
+        {"bundles": {"dev": ["k", 1]}},
+        {"bundles": {"dev": ["k", 1, 2, 3]}},
+        {"bundles": {"dev": [1, 1, 2, 3, 4, 5, "d", 6]}},
+        {"bundles": {"dev": ["k", 1, 2, 3, 4, 5, "d", True]}},
+        {"source": "other"},
+    ],
 )
 def test_a_record_of_the_wrong_shape_keeps_nothing(
     example_repo: GitRepo, demo_identity: Path, change: dict[str, object]
 ) -> None:
     root = example_repo.path
+    for _ in range(2):
+        assert run(root, "compile", "-t", "dev") == 0
+    bundle = root / "dist/dev.bundle.json"
+    before, st = bundle.read_bytes(), bundle.stat()
+    bundle.write_bytes(before.replace(b'"apiVersion"', b'"apiVersioN"', 1))
+    os.utime(bundle, ns=(st.st_atime_ns, st.st_mtime_ns))
+    rewrite(record_of(root), change)
     assert run(root, "compile", "-t", "dev") == 0
-    before = (root / "dist/dev.bundle.json").read_bytes()
-    [record] = [p for p in (root / CACHE_DIR).rglob("*.json") if b'"bundles"' in p.read_bytes()]
-    rewrite(record, change)
-    assert run(root, "compile", "-t", "dev") == 0
-    assert (root / "dist/dev.bundle.json").read_bytes() == before
+    assert bundle.read_bytes() == before
 
 
 @pytest.mark.parametrize("link", ["environments/tenants", "schemas"])
@@ -249,7 +264,8 @@ def test_a_bundle_edited_in_place_with_its_time_put_back_is_rewritten(
     example_repo: GitRepo, demo_identity: Path
 ) -> None:
     root = example_repo.path
-    assert run(root, "compile", "-t", "dev") == 0
+    for _ in range(3):  # the record is past its racy tick: the stat alone would be trusted
+        assert run(root, "compile", "-t", "dev") == 0
     bundle = root / "dist/dev.bundle.json"
     good, st = bundle.read_bytes(), bundle.stat()
     with bundle.open("r+b") as f:  # the same inode and size
@@ -259,4 +275,125 @@ def test_a_bundle_edited_in_place_with_its_time_put_back_is_rewritten(
     assert run(root, "compile", "-t", "dev") == 0
     assert bundle.read_bytes() == good
     assert run(root, "compile", "-t", "dev") == 0  # the rewritten one is kept
+    assert bundle.read_bytes() == good
+
+
+def settle(directory: Path) -> None:
+    """Wait until the file system's clock is past every change time in ``directory`` (nothing there racy)."""
+    newest = max(p.lstat().st_ctime_ns for p in directory.iterdir())
+    while fs_now(directory) <= newest:
+        time.sleep(0.001)
+
+
+def record_of(root: Path) -> Path:
+    [record] = [p for p in (root / CACHE_DIR).rglob("*.json") if b'"bundles"' in p.read_bytes()]
+    return record
+
+
+def test_an_unchanged_bundle_is_left_in_place(example_repo: GitRepo, demo_identity: Path) -> None:
+    root = example_repo.path
+    assert run(root, "compile") == 0
+    settle(root / "dist")
+    assert run(root, "compile") == 0  # read once (written in the tick of the record), then trusted by its stat
+    bundle = root / "dist/dev.bundle.json"
+    st = bundle.stat()
+    recorded = record_of(root).read_bytes()
+    assert run(root, "compile") == 0
+    after = bundle.stat()
+    # not removed, linked or written: the change time (which no one can set back) is the same
+    assert (after.st_ino, after.st_ctime_ns, after.st_mtime_ns) == (st.st_ino, st.st_ctime_ns, st.st_mtime_ns)
+    assert record_of(root).read_bytes() == recorded  # nothing new to remember: the record is not rewritten
+    assert not list((root / "dist").glob(".llmcc-*"))  # no staging directory or time stamp file left
+
+
+def test_a_bundle_changed_within_the_clock_tick_of_its_record_is_read(
+    example_repo: GitRepo, demo_identity: Path
+) -> None:
+    """Git's racy-timestamp rule: the stat matches, but the file is not older than the record's stamp."""
+    root = example_repo.path
+    for _ in range(2):
+        assert run(root, "compile", "-t", "dev") == 0
+    bundle = root / "dist/dev.bundle.json"
+    good = bundle.read_bytes()
+    with bundle.open("r+b") as f:  # the same inode and size
+        f.write(good.replace(b'"apiVersion"', b'"apiVersioN"', 1))
+    st = bundle.stat()
+    # what a record taken in the same clock tick as this edit holds: this stat, and a stamp no newer than it
+    record = record_of(root)
+    payload = json.loads(record.read_bytes().partition(b"\n")[2])
+    key, *_, digest, _ = payload["bundles"]["dev"]
+    stats = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+    rewrite(record, {"bundles": {"dev": [key, *stats, digest, st.st_ctime_ns]}})
+    assert run(root, "compile", "-t", "dev") == 0
+    assert bundle.read_bytes() == good
+    # the same record with a stamp past the file's times is trusted: the stamp is what decided
+    bundle.write_bytes(good.replace(b'"apiVersion"', b'"apiVersioN"', 1))
+    st = bundle.stat()
+    stats = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+    rewrite(record_of(root), {"bundles": {"dev": [key, *stats, digest, st.st_ctime_ns + 1]}})
+    assert run(root, "compile", "-t", "dev") == 0
+    assert bundle.read_bytes() != good
+
+
+def test_a_record_of_another_directory_or_copy_is_not_trusted(example_repo: GitRepo, demo_identity: Path) -> None:
+    root = example_repo.path
+    for _ in range(3):
+        assert run(root, "compile") == 0
+    good = (root / "dist/dev.bundle.json").read_bytes()
+    copy = root.parent / "copy"
+    shutil.copytree(root, copy, symlinks=True)  # the cache too; times kept (copy2), inodes and change times not
+    bundle = copy / "dist/dev.bundle.json"
+    st = bundle.stat()
+    bundle.write_bytes(good.replace(b'"apiVersion"', b'"apiVersioN"', 1))
+    os.utime(bundle, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert run(copy, "compile") == 0
+    assert bundle.read_bytes() == good
+    # the same directory restored from a copy (a CI cache restore): new inodes, new change times
+    shutil.rmtree(root / "dist")
+    shutil.copytree(copy / "dist", root / "dist")
+    moved = root / "dist/dev.bundle.json"
+    st = moved.stat()
+    moved.write_bytes(good.replace(b'"apiVersion"', b'"apiVersioN"', 1))
+    os.utime(moved, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert run(root, "compile") == 0
+    assert moved.read_bytes() == good
+
+
+def test_an_entry_that_now_holds_an_error_takes_the_bundle_away(
+    example_repo: GitRepo, demo_identity: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = example_repo.path
+    for _ in range(3):
+        assert run(root, "compile", "-t", "dev") == 0
+    [entry] = entries(root)
+    error = {
+        "message": "planted error",
+        "severity": "error",
+        "origin": None,
+        "module": None,
+        "path": None,
+        "target": "dev",
+        "rule": None,
+        "notes": [],
+        "value_origin": None,
+    }
+    rewrite(entry, {"diagnostics": [error]})
+    capsys.readouterr()
+    assert run(root, "compile", "-t", "dev") == 1
+    assert "planted error" in capsys.readouterr().err
+    assert not (root / "dist/dev.bundle.json").exists()  # a failed target keeps no bundle, not even an equal one
+
+
+def test_a_record_whose_entry_is_gone_keeps_nothing(example_repo: GitRepo, demo_identity: Path) -> None:
+    root = example_repo.path
+    for _ in range(3):
+        assert run(root, "compile", "-t", "dev") == 0
+    bundle = root / "dist/dev.bundle.json"
+    good, st = bundle.read_bytes(), bundle.stat()
+    bundle.write_bytes(good.replace(b'"apiVersion"', b'"apiVersioN"', 1))
+    os.utime(bundle, ns=(st.st_atime_ns, st.st_mtime_ns))
+    rewrite(record_of(root), {})  # the record as it was: the file's change time alone tells
+    [entry] = entries(root)
+    entry.unlink()
+    assert run(root, "compile", "-t", "dev") == 0
     assert bundle.read_bytes() == good

@@ -579,3 +579,13 @@ def test_a_redirect_to_an_invalid_url_is_one_line(
     docker_config(docker_home, {"auths": {f"127.0.0.1:{port}": basic_entry("ada", new_canary())}})
     with pytest.raises(StorageError, match=r": redirect to an invalid URL refused$"):
         RegistryClient(f"127.0.0.1:{port}", REPO, where="test").get_blob("sha256:" + "a" * 64, 5)
+
+
+def test_a_ca_file_changed_within_its_clock_tick_is_read_at_every_call(pki: Pki, tmp_path: Path) -> None:
+    """Git's racy-timestamp rule: a file this fresh may be written again without its stat changing."""
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(pki.ca.read_bytes())
+    env = {"LLMCC_OCI_CA_FILE": str(ca)}
+    first, second = tls_context(env), tls_context(env)
+    assert first is not second  # not remembered: the next call reads the file again
+    assert first.get_ca_certs() == second.get_ca_certs()
