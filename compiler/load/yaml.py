@@ -20,6 +20,7 @@ Invariants of a loaded ``Document``:
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -173,10 +174,17 @@ class _Mark(Protocol):
     column: int
 
 
-# A document's position record (see _Positions): mapping keys, marks, and these two around
-# the children of the collection whose mark came just before.
-_OPEN = object()
-_CLOSE = object()
+class _Bracket(enum.Enum):
+    """In a document's position record (see _Positions), around the children of the collection
+    whose mark came just before. Members, unlike ``object()``, stay themselves through pickle and
+    deepcopy, so a copied document's positions still build."""
+
+    OPEN = "open"
+    CLOSE = "close"
+
+
+_OPEN = _Bracket.OPEN
+_CLOSE = _Bracket.CLOSE
 
 
 class _Positions(Mapping[JsonPath, tuple[int, int]]):

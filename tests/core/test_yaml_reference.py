@@ -8,7 +8,9 @@ same error, at the same line and column.
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle  # noqa: TID251 (a round trip of our own object, to show positions survive it)
 from collections.abc import Callable
 from pathlib import Path
 
@@ -207,6 +209,13 @@ def test_positions_are_built_once_and_compare_as_a_dict() -> None:
     assert len(doc.positions) == 5
     assert ("a", 1, "b") in doc.positions
     assert doc.origin(("a", 1, "b", "c")).location() == f"{PATH}:3:6"
+
+
+def test_a_copied_document_still_builds_its_positions() -> None:
+    data = b"a:\n  - 1\n  - {b: [2]}\n"
+    want = load_reference(data, path=PATH, layer="prod").positions
+    assert copy.deepcopy(load_document(data, path=PATH, layer="prod")).positions == want
+    assert pickle.loads(pickle.dumps(load_document(data, path=PATH, layer="prod"))).positions == want  # noqa: S301
 
 
 def test_a_value_changed_by_a_caller_does_not_shift_positions() -> None:
