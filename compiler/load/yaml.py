@@ -110,6 +110,15 @@ def resolve_plain(text: str) -> str | int | float | bool | None:
         return _WORDS.get(text, text)  # fast path: most config scalars are words
     if text.isdigit() and text.isascii():
         return int(text)  # fast path: [0-9]+
+    if "0" <= text[0] <= "9":
+        # not [0-9]+, so not a decimal int; no infinity or NaN starts with a digit
+        if _FLOAT.fullmatch(text):
+            return float(text)
+        if _INT_OCT.fullmatch(text):
+            return int(text[2:], 8)
+        if _INT_HEX.fullmatch(text):
+            return int(text[2:], 16)
+        return text
     if text == "~":
         return None
     if _INT.fullmatch(text):

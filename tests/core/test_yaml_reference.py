@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 
 from compiler.errors import InputError
 from compiler.load import yaml as loader
-from compiler.load.yaml import Document, Tagged, Value, load_document
+from compiler.load.yaml import Document, Tagged, Value, load_document, resolve_plain
 from tests.conftest import REPO_ROOT
 from tests.core._yaml_reference import load_reference
+from tests.core._yaml_reference import resolve_plain as resolve_reference
 
 PATH = "environments/prod.yaml"
 
@@ -140,19 +141,19 @@ def _same(data: bytes, *, quote_values: bool = True) -> None:
     assert ours == theirs
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(documents(), st.booleans())
 def test_random_documents_load_as_with_the_plain_builder(text: str, quote: bool) -> None:
     _same(text.encode(), quote_values=quote)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(documents(odd=False))
 def test_random_valid_documents_load_as_with_the_plain_builder(text: str) -> None:
     _same(text.encode())
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(documents(), st.integers(1, 4), st.integers(1, 12))
 def test_random_documents_meet_the_same_bounds(text: str, depth: int, nodes: int) -> None:
     with pytest.MonkeyPatch.context() as mp:
@@ -193,6 +194,20 @@ def test_tricky_documents_load_as_with_the_plain_builder(text: str) -> None:
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(loader, "MAX_NODES", nodes)
             _same(text.encode())
+
+
+NUMBERISH = st.text(alphabet="0123456789+-._eEoxXabcfinINFtTrRuUlLN~٣ ", max_size=12)
+FLOATISH = st.from_regex(r"[-+]?[0-9]*\.?[0-9]*([eE][-+]?[0-9]+)?", fullmatch=True)
+
+
+@settings(max_examples=500)
+@given(
+    st.one_of(NUMBERISH, st.text(max_size=8), st.from_regex(r"[-+]?[0-9]*\.?[0-9]*([eE][-+]?[0-9]+)?", fullmatch=True))
+)
+def test_plain_scalars_resolve_as_with_the_plain_builder(text: str) -> None:
+    ours, theirs = resolve_plain(text), resolve_reference(text)
+    assert type(ours) is type(theirs)
+    assert ours == theirs or (isinstance(ours, float) and math.isnan(ours) and math.isnan(theirs))
 
 
 def test_every_yaml_file_of_the_repository_loads_as_with_the_plain_builder() -> None:
