@@ -303,10 +303,10 @@ _DOC_START = ev.DocumentStartEvent
 _STREAM_END = ev.StreamEndEvent
 
 # The innermost open collection's state: its map or list, the key waiting for its value,
-# its node count with aliases expanded, its merge tag and the tag's origin, its anchor.
-_State: TypeAlias = tuple[
-    "dict[str, Value] | None", "list[Value] | None", "str | None", int, "MergeTag | None", "Origin | None", "str | None"
-]
+# its node count with aliases expanded, and (rarely) its merge tag with the tag's origin, and
+# its anchor.
+_Extra: TypeAlias = "tuple[MergeTag | None, Origin | None, str | None] | None"
+_State: TypeAlias = tuple["dict[str, Value] | None", "list[Value] | None", "str | None", int, _Extra]
 
 
 def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> Document:
@@ -328,9 +328,7 @@ def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> 
     cur_seq: list[Value] | None = None
     key: str | None = None
     size = 0
-    cur_tag: MergeTag | None = None
-    cur_tag_origin: Origin | None = None
-    cur_anchor: str | None = None
+    extra: _Extra = None
     value: Value
     while True:
         event = get()
@@ -378,15 +376,17 @@ def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> 
                 root = value
         elif cls is _MAP_END or cls is _SEQ_END:
             value = cur_map if cur_map is not None else cur_seq
-            if cur_tag is not None:
-                assert cur_tag_origin is not None
-                _check_tag(cur_tag, value, cur_tag_origin)
-                value = Tagged(cur_tag, value, cur_tag_origin)
-                tagged = True
-            if cur_anchor is not None:
-                anchors[cur_anchor] = (value, size)
+            if extra is not None:
+                tag, tag_origin, anchor = extra
+                if tag is not None:
+                    assert tag_origin is not None
+                    _check_tag(tag, value, tag_origin)
+                    value = Tagged(tag, value, tag_origin)
+                    tagged = True
+                if anchor is not None:
+                    anchors[anchor] = (value, size)
             child = size
-            cur_map, cur_seq, key, size, cur_tag, cur_tag_origin, cur_anchor = stack.pop()
+            cur_map, cur_seq, key, size, extra = stack.pop()
             if cur_map is not None:
                 assert key is not None
                 cur_map[key] = value
@@ -401,21 +401,22 @@ def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> 
         elif cls is _MAP_START or cls is _SEQ_START:
             if len(stack) >= max_depth:
                 raise _fail(path, event.start_mark, f"nesting deeper than {max_depth} levels")
-            tag: MergeTag | None = None
-            tag_origin: Origin | None = None
+            new_extra: _Extra = None
             if event.ctag is not None:
-                tag, tag_origin = _collection_tag(event, cls is _MAP_START, path, layer, rev)
+                new_extra = (*_collection_tag(event, cls is _MAP_START, path, layer, rev), event.anchor)
+            elif event.anchor is not None:
+                new_extra = (None, None, event.anchor)
             if cur_map is None:
                 note(event.start_mark)
             elif key is None:
                 raise _fail(path, event.start_mark, "mapping keys must be strings, not collections")
             note(_OPEN)
-            stack.append((cur_map, cur_seq, key, size, cur_tag, cur_tag_origin, cur_anchor))
+            stack.append((cur_map, cur_seq, key, size, extra))
             if cls is _MAP_START:
                 cur_map, cur_seq = {}, None
             else:
                 cur_map, cur_seq = None, []
-            key, size, cur_tag, cur_tag_origin, cur_anchor = None, 1, tag, tag_origin, event.anchor
+            key, size, extra = None, 1, new_extra
         elif cls is _ALIAS:
             target = anchors.get(event.anchor)
             if target is None:
