@@ -3,7 +3,8 @@
 The document is built from libyaml's event stream (ruamel.yaml.clib), not from
 its composed node graph: composing recurses in C and crashes the interpreter on
 a deeply nested document, and it is four times slower. Building from events
-lets us stop at the first node past the limits.
+lets us stop at the first node past the limits. Positions are recorded as the
+events pass and built into a table only when one is read (``positions.py``).
 
 Invariants of a loaded ``Document``:
 
@@ -20,12 +21,11 @@ Invariants of a loaded ``Document``:
 
 from __future__ import annotations
 
-import enum
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeAlias, cast
+from typing import Literal, TypeAlias
 
 from ruamel.yaml import events as ev
 from ruamel.yaml.cyaml import CBaseLoader
@@ -35,6 +35,7 @@ from ruamel.yaml.reader import ReaderError
 from compiler.diagnostics import Origin
 from compiler.errors import InputError
 from compiler.jsonpath import JsonPath
+from compiler.load.positions import CLOSE, OPEN, Mark, Positions
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
@@ -65,7 +66,7 @@ Value: TypeAlias = "str | int | float | bool | list[Value] | dict[str, Value] | 
 class Document:
     """One loaded YAML file. ``positions`` maps a path from the document root to (line, column).
 
-    A loaded document's ``positions`` is built on first use (``_Positions``); any mapping will do.
+    A loaded document's ``positions`` is built on first use (``Positions``); any mapping will do.
     """
 
     path: str
@@ -79,7 +80,7 @@ class Document:
     def origin(self, path: JsonPath) -> Origin:
         """The origin of the node at ``path``, or of its nearest ancestor that has one."""
         positions = self.positions
-        table = positions.table() if isinstance(positions, _Positions) else positions
+        table = positions.table() if isinstance(positions, Positions) else positions
         for end in range(len(path), -1, -1):
             pos = table.get(path[:end])
             if pos is not None:
@@ -174,90 +175,6 @@ def _explicit(tag: str, text: str, where: str, *, quote: bool = True) -> str | i
         except OverflowError:
             return -math.inf if value < 0 else math.inf
     return value
-
-
-class _Mark(Protocol):
-    """A libyaml mark: 0-based line and column."""
-
-    line: int
-    column: int
-
-
-class _Bracket(enum.Enum):
-    """In a document's position record (see _Positions), around the children of the collection
-    whose mark came just before. Members, unlike ``object()``, stay themselves through pickle and
-    deepcopy, so a copied document's positions still build."""
-
-    OPEN = "open"
-    CLOSE = "close"
-
-
-_OPEN = _Bracket.OPEN
-_CLOSE = _Bracket.CLOSE
-
-
-class _Positions(Mapping[JsonPath, tuple[int, int]]):
-    """(line, column) of every node by its path, built from the loader's record on first use.
-
-    The loader keeps, in document order, each node's libyaml mark (a mapping value's is its
-    key's, preceded by the key) and ``_OPEN``/``_CLOSE`` around a collection's children: a
-    list append per node instead of a path tuple and a dict entry. Only a diagnostic reads a
-    position, so most documents of a compile never build the table (issue 14 §3). The record
-    does not depend on the value, so a value changed by a caller cannot shift a position.
-    """
-
-    __slots__ = ("_record", "_table")
-
-    def __init__(self, record: list[object]) -> None:
-        self._record: list[object] = record
-        self._table: dict[JsonPath, tuple[int, int]] | None = None
-
-    def table(self) -> dict[JsonPath, tuple[int, int]]:
-        """The positions as a plain dict (built once)."""
-        table = self._table
-        if table is None:
-            table = self._table = _replay(self._record)
-            self._record = []
-        return table
-
-    def __getitem__(self, path: JsonPath) -> tuple[int, int]:
-        return self.table()[path]
-
-    def __iter__(self) -> Iterator[JsonPath]:
-        return iter(self.table())
-
-    def __len__(self) -> int:
-        return len(self.table())
-
-    def __repr__(self) -> str:
-        return repr(self.table())
-
-
-def _replay(record: list[object]) -> dict[JsonPath, tuple[int, int]]:
-    table: dict[JsonPath, tuple[int, int]] = {}
-    outer: list[tuple[JsonPath | None, int]] = []
-    parent: JsonPath | None = None  # the innermost open collection; None: the node is the root
-    index = 0  # the next item's index when the innermost collection is a list
-    key: str | None = None
-    last: JsonPath = ()
-    for item in record:
-        if type(item) is str:
-            key = item
-        elif item is _OPEN:
-            outer.append((parent, index))
-            parent, index = last, 0
-        elif item is _CLOSE:
-            parent, index = outer.pop()
-        else:
-            if parent is None:
-                last = ()
-            elif key is not None:
-                last, key = (*parent, key), None
-            else:
-                last, index = (*parent, index), index + 1
-            mark = cast(_Mark, item)
-            table[last] = (mark.line + 1, mark.column + 1)
-    return table
 
 
 def load_document(data: bytes, *, path: str, layer: str, rev: str | None = None, quote_values: bool = True) -> Document:
@@ -397,7 +314,7 @@ def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> 
                 size += child
             else:
                 root = value
-            note(_CLOSE)
+            note(CLOSE)
         elif cls is _MAP_START or cls is _SEQ_START:
             if len(stack) >= max_depth:
                 raise _fail(path, event.start_mark, f"nesting deeper than {max_depth} levels")
@@ -410,7 +327,7 @@ def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> 
                 note(event.start_mark)
             elif key is None:
                 raise _fail(path, event.start_mark, "mapping keys must be strings, not collections")
-            note(_OPEN)
+            note(OPEN)
             stack.append((cur_map, cur_seq, key, size, extra))
             if cls is _MAP_START:
                 cur_map, cur_seq = {}, None
@@ -445,23 +362,23 @@ def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> 
         elif cls is _STREAM_END:
             break
     return Document(
-        path=path, layer=layer, value=root, positions=_Positions(record), nodes=nodes, tagged=tagged, rev=rev
+        path=path, layer=layer, value=root, positions=Positions(record), nodes=nodes, tagged=tagged, rev=rev
     )
 
 
-def _fail(path: str, mark: _Mark, message: str) -> InputError:
+def _fail(path: str, mark: Mark, message: str) -> InputError:
     return InputError(f"{path}:{mark.line + 1}:{mark.column + 1}: {message}")
 
 
-def _too_many(path: str, mark: _Mark) -> InputError:
+def _too_many(path: str, mark: Mark) -> InputError:
     return _fail(path, mark, f"more than {MAX_NODES} nodes with aliases expanded")
 
 
-def _origin(mark: _Mark, path: str, layer: str, rev: str | None) -> Origin:
+def _origin(mark: Mark, path: str, layer: str, rev: str | None) -> Origin:
     return Origin(path=path, line=mark.line + 1, column=mark.column + 1, layer=layer, rev=rev)
 
 
-def _check_float(text: str, value: float, path: str, mark: _Mark, quote: bool) -> None:
+def _check_float(text: str, value: float, path: str, mark: Mark, quote: bool) -> None:
     problem = float_problem(text, value)
     if problem is not None:
         # every problem starts with the text; a SOPS file's text is not shown
@@ -472,7 +389,7 @@ def _tagged_scalar(event: ev.ScalarEvent, path: str, layer: str, rev: str | None
     """A scalar with a tag: ``!`` (a string), a merge tag, or an explicit core tag."""
     text: str = event.value
     tag = str(event.tag)
-    mark: _Mark = event.start_mark
+    mark: Mark = event.start_mark
     value: Value
     try:
         if tag == "!":
