@@ -45,18 +45,19 @@ class Positions(Mapping[JsonPath, tuple[int, int]]):
     does not depend on the value, so a value changed by a caller cannot shift a position.
     """
 
-    __slots__ = ("_record", "_table")
+    __slots__ = ("_data",)
 
     def __init__(self, record: list[object]) -> None:
-        self._record: list[object] = record
-        self._table: dict[JsonPath, tuple[int, int]] | None = None
+        # the record until the table is built, then the table: one attribute, so a thread
+        # that reads it sees one or the other whole, never a spent record beside no table
+        self._data: list[object] | dict[JsonPath, tuple[int, int]] = record
 
     def table(self) -> dict[JsonPath, tuple[int, int]]:
         """The positions as a plain dict (built once)."""
-        table = self._table
-        if table is None:
-            table = self._table = build_table(self._record)
-            self._record = []
+        data = self._data
+        if isinstance(data, dict):
+            return data
+        table = self._data = build_table(data)
         return table
 
     def __getitem__(self, path: JsonPath) -> tuple[int, int]:

@@ -122,12 +122,8 @@ def resolve_plain(text: str) -> str | int | float | bool | None:
         return text
     if text == "~":
         return None
-    if _INT.fullmatch(text):
+    if _INT.fullmatch(text):  # a signed one; 0o and 0x start with a digit
         return int(text)
-    if _INT_OCT.fullmatch(text):
-        return int(text[2:], 8)
-    if _INT_HEX.fullmatch(text):
-        return int(text[2:], 16)
     if _FLOAT.fullmatch(text):
         return float(text)
     if _INF.fullmatch(text):
@@ -348,13 +344,12 @@ def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> 
                 cur_map[key] = value
                 key = None
                 size += alias_size
-            elif cur_seq is not None:
+            else:
+                # never the root: the anchor would have to come before the document's only root
+                assert cur_seq is not None
                 note(event.start_mark)
                 cur_seq.append(value)
                 size += alias_size
-            else:
-                note(event.start_mark)
-                root = value
         elif cls is _DOC_START:
             documents += 1
             if documents > 1:

@@ -166,8 +166,9 @@ def test_zeros_and_the_smallest_double_load_unchanged(text: str, value: float) -
     assert json.dumps(loaded) == json.dumps({"v": value})
 
 
-def test_an_integer_too_long_to_convert_is_an_input_error() -> None:
-    assert error("v: " + "9" * 5000 + "\n") == "environments/prod.yaml:1:4: number too long (5000 characters)"
+@pytest.mark.parametrize("tag", ["", "!!int ", "!!float ", "!override "])
+def test_an_integer_too_long_to_convert_is_an_input_error(tag: str) -> None:
+    assert error(f"v: {tag}" + "9" * 5000 + "\n") == "environments/prod.yaml:1:4: number too long (5000 characters)"
 
 
 @pytest.mark.parametrize("number", ["1" + "0" * 400, "-1" + "0" * 400, "0x" + "f" * 300, "0o" + "7" * 400, "9" * 309])
