@@ -3,7 +3,8 @@
 The document is built from libyaml's event stream (ruamel.yaml.clib), not from
 its composed node graph: composing recurses in C and crashes the interpreter on
 a deeply nested document, and it is four times slower. Building from events
-lets us stop at the first node past the limits.
+lets us stop at the first node past the limits. Positions are recorded as the
+events pass and built into a table only when one is read (``positions.py``).
 
 Invariants of a loaded ``Document``:
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
@@ -33,6 +35,7 @@ from ruamel.yaml.reader import ReaderError
 from compiler.diagnostics import Origin
 from compiler.errors import InputError
 from compiler.jsonpath import JsonPath
+from compiler.load.positions import CLOSE, OPEN, Mark, Positions
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
@@ -61,20 +64,25 @@ Value: TypeAlias = "str | int | float | bool | list[Value] | dict[str, Value] | 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Document:
-    """One loaded YAML file. ``positions`` maps a path from the document root to (line, column)."""
+    """One loaded YAML file. ``positions`` maps a path from the document root to (line, column).
+
+    A loaded document's ``positions`` is built on first use (``Positions``); any mapping will do.
+    """
 
     path: str
     layer: str
     value: Value
-    positions: dict[JsonPath, tuple[int, int]]
+    positions: Mapping[JsonPath, tuple[int, int]]
     nodes: int
     tagged: bool = False
     rev: str | None = None
 
     def origin(self, path: JsonPath) -> Origin:
         """The origin of the node at ``path``, or of its nearest ancestor that has one."""
+        positions = self.positions
+        table = positions.table() if isinstance(positions, Positions) else positions
         for end in range(len(path), -1, -1):
-            pos = self.positions.get(path[:end])
+            pos = table.get(path[:end])
             if pos is not None:
                 return Origin(path=self.path, line=pos[0], column=pos[1], layer=self.layer, rev=self.rev)
         return Origin(path=self.path, line=1, column=1, layer=self.layer, rev=self.rev)
@@ -87,30 +95,35 @@ _INT_HEX = re.compile(r"0x[0-9a-fA-F]+")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _INF = re.compile(r"[-+]?\.(inf|Inf|INF)")
 _NAN = re.compile(r"\.(nan|NaN|NAN)")
-_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
-_TRUE = frozenset({"true", "True", "TRUE"})
-_FALSE = frozenset({"false", "False", "FALSE"})
+# The words of the core schema; no other plain scalar that starts with a letter resolves.
+_WORDS: dict[str, bool | None] = {
+    **dict.fromkeys(("null", "Null", "NULL")),
+    **dict.fromkeys(("true", "True", "TRUE"), True),
+    **dict.fromkeys(("false", "False", "FALSE"), False),
+}
 
 
 def resolve_plain(text: str) -> str | int | float | bool | None:
     """YAML 1.2.2 core schema (section 10.3.2) for a plain scalar."""
     if not text:
         return None
-    c = text[0]
-    if c.isalpha() and c not in "tTfFnN":
-        return text  # fast path: most config scalars are words
-    if text in _NULLS:
+    if text[0].isalpha():
+        return _WORDS.get(text, text)  # fast path: most config scalars are words
+    if text.isdigit() and text.isascii():
+        return int(text)  # fast path: [0-9]+
+    if "0" <= text[0] <= "9":
+        # not [0-9]+, so not a decimal int; no infinity or NaN starts with a digit
+        if _FLOAT.fullmatch(text):
+            return float(text)
+        if _INT_OCT.fullmatch(text):
+            return int(text[2:], 8)
+        if _INT_HEX.fullmatch(text):
+            return int(text[2:], 16)
+        return text
+    if text == "~":
         return None
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    if _INT.fullmatch(text):
+    if _INT.fullmatch(text):  # a signed one; 0o and 0x start with a digit
         return int(text)
-    if _INT_OCT.fullmatch(text):
-        return int(text[2:], 8)
-    if _INT_HEX.fullmatch(text):
-        return int(text[2:], 16)
     if _FLOAT.fullmatch(text):
         return float(text)
     if _INF.fullmatch(text):
@@ -150,28 +163,14 @@ def _explicit(tag: str, text: str, where: str, *, quote: bool = True) -> str | i
     }
     if not ok.get(kind, False):
         raise InputError(f"{where}: {text!r} is not a valid !!{kind}" if quote else f"{where}: not a valid !!{kind}")
-    return float(value) if kind == "float" and isinstance(value, int) else value
-
-
-class _Frame:
-    __slots__ = ("anchor", "container", "key", "key_pos", "path", "size", "tag", "tag_origin")
-
-    def __init__(
-        self,
-        container: dict[str, Value] | list[Value],
-        path: JsonPath,
-        tag: MergeTag | None,
-        tag_origin: Origin | None,
-        anchor: str | None,
-    ) -> None:
-        self.container = container
-        self.path = path
-        self.key: str | None = None
-        self.key_pos: tuple[int, int] | None = None
-        self.tag = tag
-        self.tag_origin = tag_origin
-        self.anchor = anchor
-        self.size = 1
+    if kind == "float" and isinstance(value, int):
+        # an int past a double's range (`!!float 1000...0`) becomes infinity, which the
+        # caller refuses as out of range, as it does `1e400`: float(int) would raise instead
+        try:
+            return float(value)
+        except OverflowError:
+            return -math.inf if value < 0 else math.inf
+    return value
 
 
 def load_document(data: bytes, *, path: str, layer: str, rev: str | None = None, quote_values: bool = True) -> Document:
@@ -190,7 +189,7 @@ def load_document(data: bytes, *, path: str, layer: str, rev: str | None = None,
     if len(data) > MAX_FILE_BYTES:
         raise InputError(f"{path}: file is {len(data)} bytes; the limit is {MAX_FILE_BYTES}")
     try:
-        return _Builder(path, layer, rev, quote=quote_values).build(data)
+        return _build(data, path, layer, rev, quote_values)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
@@ -207,193 +206,228 @@ def load_document(data: bytes, *, path: str, layer: str, rev: str | None = None,
         raise InputError(f"{path}: not UTF-8 text: {e.reason} at byte {e.start}") from e
 
 
-class _Builder:
-    def __init__(self, path: str, layer: str, rev: str | None, *, quote: bool = True) -> None:
-        self.quote = quote
-        self.path = path
-        self.layer = layer
-        self.rev = rev
-        self.origins: dict[JsonPath, tuple[int, int]] = {}
-        self.anchors: dict[str, tuple[Value, int]] = {}
-        self.nodes = 0
-        self.root: Value = None
-        self.tagged = False
+_SCALAR = ev.ScalarEvent
+_MAP_START = ev.MappingStartEvent
+_SEQ_START = ev.SequenceStartEvent
+_MAP_END = ev.MappingEndEvent
+_SEQ_END = ev.SequenceEndEvent
+_ALIAS = ev.AliasEvent
+_DOC_START = ev.DocumentStartEvent
+_STREAM_END = ev.StreamEndEvent
 
-    def origin(self, mark: object) -> Origin:
-        line, col = _pos(mark)
-        return Origin(path=self.path, line=line, column=col, layer=self.layer, rev=self.rev)
+# The innermost open collection's state: its map or list, the key waiting for its value,
+# its node count with aliases expanded, and (rarely) its merge tag with the tag's origin, and
+# its anchor.
+_Extra: TypeAlias = "tuple[MergeTag | None, Origin | None, str | None] | None"
+_State: TypeAlias = tuple["dict[str, Value] | None", "list[Value] | None", "str | None", int, _Extra]
 
-    def fail(self, mark: object, message: str) -> InputError:
-        return InputError(f"{self.origin(mark).location()}: {message}")
 
-    def build(self, data: bytes) -> Document:
-        loader = CBaseLoader(data)
-        get = loader.get_event
-        stack: list[_Frame] = []
-        documents = 0
-        while True:
-            event = get()
-            if isinstance(event, ev.ScalarEvent):
-                value = self.scalar(event)
-                self.place(stack, value, _pos(event.start_mark), 1, event)
-            elif isinstance(event, (ev.MappingStartEvent, ev.SequenceStartEvent)):
-                if len(stack) >= MAX_DEPTH:
-                    raise self.fail(event.start_mark, f"nesting deeper than {MAX_DEPTH} levels")
-                tag, tag_origin = self.collection_tag(event)
-                is_map = isinstance(event, ev.MappingStartEvent)
-                container: dict[str, Value] | list[Value] = {} if is_map else []
-                frame_path = self.child_path(stack)
-                if stack and stack[-1].key is None and isinstance(stack[-1].container, dict):
-                    raise self.fail(event.start_mark, "mapping keys must be strings, not collections")
-                pos = _pos(event.start_mark)
-                if stack:
-                    self.origins[frame_path] = stack[-1].key_pos or pos
-                else:
-                    self.origins[()] = pos
-                stack.append(_Frame(container, frame_path, tag, tag_origin, event.anchor))
-            elif isinstance(event, (ev.MappingEndEvent, ev.SequenceEndEvent)):
-                frame = stack.pop()
-                value = frame.container
-                if frame.tag is not None:
-                    assert frame.tag_origin is not None
-                    self.check_tag(frame.tag, value, frame.tag_origin)
-                    value = Tagged(frame.tag, value, frame.tag_origin)
-                    self.tagged = True
-                if frame.anchor is not None:
-                    self.anchors[frame.anchor] = (value, frame.size)
-                if stack:
-                    self.attach(stack, value, frame.size, event)
-                else:
-                    self.root = value
-            elif isinstance(event, ev.AliasEvent):
-                if event.anchor not in self.anchors:
-                    raise self.fail(event.start_mark, f"unknown alias *{event.anchor}")
-                value, size = self.anchors[event.anchor]
-                self.place(stack, value, _pos(event.start_mark), size, event, alias=True)
-            elif isinstance(event, ev.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise self.fail(event.start_mark, "more than one YAML document in the file")
-            elif isinstance(event, ev.StreamEndEvent):
-                break
-        return Document(
-            path=self.path,
-            layer=self.layer,
-            value=self.root,
-            positions=self.origins,
-            nodes=self.nodes,
-            tagged=self.tagged,
-            rev=self.rev,
-        )
-
-    def child_path(self, stack: list[_Frame]) -> JsonPath:
-        if not stack:
-            return ()
-        top = stack[-1]
-        if isinstance(top.container, dict):
-            return (*top.path, top.key) if top.key is not None else top.path
-        return (*top.path, len(top.container))
-
-    def count(self, size: int, event: ev.Event) -> None:
-        self.nodes += size
-        if self.nodes > MAX_NODES:
-            raise self.fail(event.start_mark, f"more than {MAX_NODES} nodes with aliases expanded")
-
-    def place(
-        self,
-        stack: list[_Frame],
-        value: Value,
-        pos: tuple[int, int],
-        size: int,
-        event: ev.Event,
-        *,
-        alias: bool = False,
-    ) -> None:
-        """A scalar or alias: a mapping key, a mapping value, or a list item."""
-        self.count(size, event)
-        if not stack:
-            self.origins[()] = pos
-            self.root = value
-            return
-        top = stack[-1]
-        if isinstance(top.container, dict) and top.key is None:
-            if alias or not isinstance(value, str):
-                raise self.fail(event.start_mark, "mapping keys must be strings (quote the key)")
-            if value == "<<" and getattr(event, "implicit", (False,))[0]:
-                raise self.fail(event.start_mark, "merge keys (<<) are not supported; use layers")
-            if value in top.container:
-                raise self.fail(event.start_mark, f"duplicate key {value!r}")
-            top.key = value
-            top.key_pos = pos
-            return
-        path = self.child_path(stack)
-        self.origins[path] = top.key_pos if isinstance(top.container, dict) and top.key_pos else pos
-        self.attach(stack, value, size, event)
-
-    def attach(self, stack: list[_Frame], value: Value, size: int, event: ev.Event) -> None:
-        top = stack[-1]
-        top.size += size
-        if isinstance(top.container, dict):
-            assert top.key is not None
-            top.container[top.key] = value
-            top.key = None
-            top.key_pos = None
-        else:
-            top.container.append(value)
-
-    def scalar(self, event: ev.ScalarEvent) -> Value:
-        text: str = event.value
-        tag = event.tag
-        value: Value
-        try:
-            if tag is None or tag == "!":
-                plain = event.style is None or event.style == ""
-                value = resolve_plain(text) if plain and tag is None else text
-            elif tag in MERGE_TAGS:
-                origin = self.origin(event.start_mark)
-                merge_tag = MERGE_TAGS[tag]
-                inner = resolve_plain(text) if not event.style else text
-                self.check_tag(merge_tag, inner, origin)
-                value = Tagged(merge_tag, None if merge_tag == "delete" else inner, origin)
-                self.tagged = True
-            elif tag.startswith(_STD) and tag[len(_STD) :] in ("str", "int", "float", "bool", "null"):
-                value = _explicit(tag, text, self.origin(event.start_mark).location(), quote=self.quote)
+def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> Document:
+    # One loop over libyaml's events with everything in locals: this is most of a cold compile's
+    # parse time (issue 14 §3), so the usual helpers are inlined. The innermost open collection
+    # lives in locals (cur_map or cur_seq, key, size, tag, anchor); the ones around it wait on
+    # `stack`. Rare cases (tags, errors) call out. tests/core/test_yaml_reference.py checks this
+    # against the plain builder it replaced: same values, positions, node counts and errors.
+    get = CBaseLoader(data).get_event
+    record: list[object] = []
+    note = record.append
+    anchors: dict[str, tuple[Value, int]] = {}
+    stack: list[_State] = []
+    max_depth, max_nodes = MAX_DEPTH, MAX_NODES
+    nodes = documents = 0
+    tagged = False
+    root: Value = None
+    cur_map: dict[str, Value] | None = None
+    cur_seq: list[Value] | None = None
+    key: str | None = None
+    size = 0
+    extra: _Extra = None
+    value: Value
+    while True:
+        event = get()
+        cls = type(event)
+        if cls is _SCALAR:
+            text: str = event.value
+            # `ctag` is what `tag` returns as a string; reading it skips a property call.
+            if event.ctag is None:
+                try:
+                    value = text if event.style else resolve_plain(text)
+                except ValueError as e:
+                    # int() refuses more than sys.get_int_max_str_digits() digits.
+                    raise _fail(path, event.start_mark, f"number too long ({len(text)} characters)") from e
+                if type(value) is float:
+                    _check_float(text, value, path, event.start_mark, quote)
             else:
-                raise self.fail(event.start_mark, f"unknown tag {tag}")
-        except ValueError as e:
-            # int() refuses more than sys.get_int_max_str_digits() digits.
-            raise self.fail(event.start_mark, f"number too long ({len(text)} characters)") from e
-        inner_value = value.value if isinstance(value, Tagged) else value
-        if isinstance(inner_value, float):
-            problem = float_problem(text, inner_value)
-            if problem is not None:
-                # every problem starts with the text; a SOPS file's text is not shown
-                raise self.fail(event.start_mark, problem if self.quote else "the value" + problem[len(text) :])
-        if event.anchor is not None:
-            self.anchors[event.anchor] = (value, 1)
-        return value
+                value = _tagged_scalar(event, path, layer, rev, quote)
+                tagged = tagged or type(value) is Tagged
+            if event.anchor is not None:
+                anchors[event.anchor] = (value, 1)
+            nodes += 1
+            if nodes > max_nodes:
+                raise _too_many(path, event.start_mark)
+            if cur_map is not None:
+                if key is None:
+                    if type(value) is not str:
+                        raise _fail(path, event.start_mark, "mapping keys must be strings (quote the key)")
+                    if value == "<<" and event.implicit[0]:
+                        raise _fail(path, event.start_mark, "merge keys (<<) are not supported; use layers")
+                    if value in cur_map:
+                        raise _fail(path, event.start_mark, f"duplicate key {value!r}")
+                    key = value
+                    note(value)
+                    note(event.start_mark)
+                else:
+                    cur_map[key] = value
+                    key = None
+                    size += 1
+            elif cur_seq is not None:
+                note(event.start_mark)
+                cur_seq.append(value)
+                size += 1
+            else:
+                note(event.start_mark)
+                root = value
+        elif cls is _MAP_END or cls is _SEQ_END:
+            value = cur_map if cur_map is not None else cur_seq
+            if extra is not None:
+                tag, tag_origin, anchor = extra
+                if tag is not None:
+                    assert tag_origin is not None
+                    _check_tag(tag, value, tag_origin)
+                    value = Tagged(tag, value, tag_origin)
+                    tagged = True
+                if anchor is not None:
+                    anchors[anchor] = (value, size)
+            child = size
+            cur_map, cur_seq, key, size, extra = stack.pop()
+            if cur_map is not None:
+                assert key is not None
+                cur_map[key] = value
+                key = None
+                size += child
+            elif cur_seq is not None:
+                cur_seq.append(value)
+                size += child
+            else:
+                root = value
+            note(CLOSE)
+        elif cls is _MAP_START or cls is _SEQ_START:
+            if len(stack) >= max_depth:
+                raise _fail(path, event.start_mark, f"nesting deeper than {max_depth} levels")
+            new_extra: _Extra = None
+            if event.ctag is not None:
+                new_extra = (*_collection_tag(event, cls is _MAP_START, path, layer, rev), event.anchor)
+            elif event.anchor is not None:
+                new_extra = (None, None, event.anchor)
+            if cur_map is None:
+                note(event.start_mark)
+            elif key is None:
+                raise _fail(path, event.start_mark, "mapping keys must be strings, not collections")
+            note(OPEN)
+            stack.append((cur_map, cur_seq, key, size, extra))
+            if cls is _MAP_START:
+                cur_map, cur_seq = {}, None
+            else:
+                cur_map, cur_seq = None, []
+            key, size, extra = None, 1, new_extra
+        elif cls is _ALIAS:
+            target = anchors.get(event.anchor)
+            if target is None:
+                raise _fail(path, event.start_mark, f"unknown alias *{event.anchor}")
+            value, alias_size = target
+            nodes += alias_size
+            if nodes > max_nodes:
+                raise _too_many(path, event.start_mark)
+            if cur_map is not None:
+                if key is None:
+                    raise _fail(path, event.start_mark, "mapping keys must be strings (quote the key)")
+                cur_map[key] = value
+                key = None
+                size += alias_size
+            else:
+                # never the root: the anchor would have to come before the document's only root
+                assert cur_seq is not None
+                note(event.start_mark)
+                cur_seq.append(value)
+                size += alias_size
+        elif cls is _DOC_START:
+            documents += 1
+            if documents > 1:
+                raise _fail(path, event.start_mark, "more than one YAML document in the file")
+        elif cls is _STREAM_END:
+            break
+    return Document(
+        path=path, layer=layer, value=root, positions=Positions(record), nodes=nodes, tagged=tagged, rev=rev
+    )
 
-    def collection_tag(self, event: ev.CollectionStartEvent) -> tuple[MergeTag | None, Origin | None]:
-        tag = event.tag
-        fitting = f"{_STD}map" if isinstance(event, ev.MappingStartEvent) else f"{_STD}seq"
-        if tag is None or tag in (fitting, "!"):
-            return None, None
-        if tag in (f"{_STD}map", f"{_STD}seq"):
-            raise self.fail(event.start_mark, f"!!{tag[len(_STD) :]} does not fit this node")
+
+def _fail(path: str, mark: Mark, message: str) -> InputError:
+    return InputError(f"{path}:{mark.line + 1}:{mark.column + 1}: {message}")
+
+
+def _too_many(path: str, mark: Mark) -> InputError:
+    return _fail(path, mark, f"more than {MAX_NODES} nodes with aliases expanded")
+
+
+def _origin(mark: Mark, path: str, layer: str, rev: str | None) -> Origin:
+    return Origin(path=path, line=mark.line + 1, column=mark.column + 1, layer=layer, rev=rev)
+
+
+def _check_float(text: str, value: float, path: str, mark: Mark, quote: bool) -> None:
+    problem = float_problem(text, value)
+    if problem is not None:
+        # every problem starts with the text; a SOPS file's text is not shown
+        raise _fail(path, mark, problem if quote else "the value" + problem[len(text) :])
+
+
+def _tagged_scalar(event: ev.ScalarEvent, path: str, layer: str, rev: str | None, quote: bool) -> Value:
+    """A scalar with a tag: ``!`` (a string), a merge tag, or an explicit core tag."""
+    text: str = event.value
+    tag = str(event.tag)
+    mark: Mark = event.start_mark
+    value: Value
+    try:
+        if tag == "!":
+            return text
         if tag in MERGE_TAGS:
-            return MERGE_TAGS[tag], self.origin(event.start_mark)
-        raise self.fail(event.start_mark, f"unknown tag {tag}")
+            origin = _origin(mark, path, layer, rev)
+            merge_tag = MERGE_TAGS[tag]
+            inner = resolve_plain(text) if not event.style else text
+            _check_tag(merge_tag, inner, origin)
+            value = Tagged(merge_tag, None if merge_tag == "delete" else inner, origin)
+        elif tag.startswith(_STD) and tag[len(_STD) :] in ("str", "int", "float", "bool", "null"):
+            value = _explicit(tag, text, f"{path}:{mark.line + 1}:{mark.column + 1}", quote=quote)
+        else:
+            raise _fail(path, mark, f"unknown tag {tag}")
+    except ValueError as e:
+        # int() refuses more than sys.get_int_max_str_digits() digits.
+        raise _fail(path, mark, f"number too long ({len(text)} characters)") from e
+    inner_value = value.value if isinstance(value, Tagged) else value
+    if isinstance(inner_value, float):
+        _check_float(text, inner_value, path, mark, quote)
+    return value
 
-    def check_tag(self, tag: MergeTag, value: Value, origin: Origin) -> None:
-        """A tag that does not fit its own node is an input error (README "How it works")."""
-        if tag in ("append", "prepend") and not isinstance(value, list):
-            raise InputError(f"{origin.location()}: !{tag} needs a list, not {type_name(value)}")
-        if tag == "delete" and value not in (None, ""):
-            raise InputError(f"{origin.location()}: !delete takes no value")
+
+def _collection_tag(
+    event: ev.CollectionStartEvent, is_map: bool, path: str, layer: str, rev: str | None
+) -> tuple[MergeTag | None, Origin | None]:
+    tag = str(event.tag)
+    fitting = f"{_STD}map" if is_map else f"{_STD}seq"
+    if tag in (fitting, "!"):
+        return None, None
+    if tag in (f"{_STD}map", f"{_STD}seq"):
+        raise _fail(path, event.start_mark, f"!!{tag[len(_STD) :]} does not fit this node")
+    if tag in MERGE_TAGS:
+        return MERGE_TAGS[tag], _origin(event.start_mark, path, layer, rev)
+    raise _fail(path, event.start_mark, f"unknown tag {tag}")
 
 
-def _pos(mark: object) -> tuple[int, int]:
-    return (getattr(mark, "line", 0) + 1, getattr(mark, "column", 0) + 1)
+def _check_tag(tag: MergeTag, value: Value, origin: Origin) -> None:
+    """A tag that does not fit its own node is an input error (README "How it works")."""
+    if tag in ("append", "prepend") and not isinstance(value, list):
+        raise InputError(f"{origin.location()}: !{tag} needs a list, not {type_name(value)}")
+    if tag == "delete" and value not in (None, ""):
+        raise InputError(f"{origin.location()}: !delete takes no value")
 
 
 def type_name(value: object) -> str:

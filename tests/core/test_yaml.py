@@ -166,8 +166,20 @@ def test_zeros_and_the_smallest_double_load_unchanged(text: str, value: float) -
     assert json.dumps(loaded) == json.dumps({"v": value})
 
 
-def test_an_integer_too_long_to_convert_is_an_input_error() -> None:
-    assert error("v: " + "9" * 5000 + "\n") == "environments/prod.yaml:1:4: number too long (5000 characters)"
+@pytest.mark.parametrize("tag", ["", "!!int ", "!!float ", "!override "])
+def test_an_integer_too_long_to_convert_is_an_input_error(tag: str) -> None:
+    assert error(f"v: {tag}" + "9" * 5000 + "\n") == "environments/prod.yaml:1:4: number too long (5000 characters)"
+
+
+@pytest.mark.parametrize("number", ["1" + "0" * 400, "-1" + "0" * 400, "0x" + "f" * 300, "0o" + "7" * 400, "9" * 309])
+def test_an_integer_tagged_float_past_a_double_is_an_input_error(number: str) -> None:
+    # float(int) raised OverflowError here: an internal error (exit 70) for a bad input
+    why = "is beyond the range of a double (about ±1.8e308): it would become infinity"
+    assert error(f"v: !!float {number}\n") == f"environments/prod.yaml:1:4: {number} {why}"
+
+
+def test_an_integer_tagged_float_within_a_double_loads() -> None:
+    assert load("v: !!float " + "9" * 308 + "\n").value == {"v": float("9" * 308)}
 
 
 def test_an_integer_of_a_thousand_digits_loads() -> None:
