@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from compiler.compile.types import LayerDoc, SecretsOpener
+from compiler.compile.types import DocumentLoader, LayerDoc, SecretsOpener
 from compiler.errors import InputError
 from compiler.load.layers import LayerRef
 from compiler.load.yaml import Document, Tagged, Value, load_document
@@ -57,6 +57,9 @@ class Repository:
         self._layers: dict[str, LayerDoc | None] = {}
         # The time policies are checked at (secret ages, waiver expiry): see compiler.policy.policy_time.
         self.policy_now: datetime | None = None
+        # Parses templates and plain layer files; the result cache puts its parsed-file tier here
+        # (compiler.incremental.plan). SOPS files always go to the parser itself.
+        self.parse: DocumentLoader = load_document
 
     @cached_property
     def schema_files(self) -> SchemaFiles:
@@ -95,7 +98,7 @@ class Repository:
             if name in seen:
                 raise InputError(f"{TEMPLATES}/{seen[-1]}: extends cycle {' -> '.join([*seen, name])}")
             data = self.tree.read(path)
-            doc = load_document(data, path=path, layer="template", rev=self.tree.rev)
+            doc = self.parse(data, path=path, layer="template", rev=self.tree.rev)
             for line, col in jinja_in_comments(data):
                 raise InputError(f"{path}:{line}:{col}: {COMMENT_MESSAGE}")
             body = doc.value
@@ -129,7 +132,8 @@ class Repository:
             self._layers[ref.path] = None
             return None
         data = self.tree.read(ref.path)
-        doc = load_document(data, path=ref.path, layer=ref.name, rev=self.tree.rev, quote_values=not ref.secrets)
+        parse = load_document if ref.secrets else self.parse  # a SOPS file's parse is never kept
+        doc = parse(data, path=ref.path, layer=ref.name, rev=self.tree.rev, quote_values=not ref.secrets)
         value = doc.value
         if ref.secrets:
             if self._open_secrets is None:

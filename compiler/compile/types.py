@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from compiler.diagnostics import Diagnostic
 from compiler.jsonpath import JsonPath
@@ -27,6 +28,15 @@ class LayerDoc:
     document: Document
     vars: dict[str, Value]
     modules: dict[str, Value]
+
+
+class DocumentLoader(Protocol):
+    """Parses a YAML file as ``compiler.load.yaml.load_document`` does (the result cache keeps parsed
+    files across runs: ``compiler.incremental.parsed``)."""
+
+    def __call__(
+        self, data: bytes, *, path: str, layer: str, rev: str | None = None, quote_values: bool = True
+    ) -> Document: ...
 
 
 # Opens a SOPS layer: given the ref, its parsed (encrypted) document and raw bytes,
