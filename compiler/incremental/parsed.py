@@ -30,10 +30,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sys
+from collections.abc import Iterable
 from functools import cache
 from importlib import metadata
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -148,10 +150,16 @@ class RenderedScalars:
         self.store = store
         self.loaded = 0
         self.exprs: dict[str, tuple[bool, tuple[str, ...]]] = {}
+        self._run = os.urandom(8).hex()  # names this run's per-target additions (``worker_done``)
+        self._parent = os.getpid()
+        self._flushed = 0  # in a worker: how much of the cache it had when it last wrote
 
     @staticmethod
     def key() -> str:
         return hashlib.sha256(f"rendered-scalars\0{render_digest()}".encode()).hexdigest()
+
+    def _target_key(self, target: str) -> str:
+        return hashlib.sha256(f"{self.key()}\0{self._run}\0{target}".encode()).hexdigest()
 
     def load(self) -> RenderCache:
         """The kept scalars (and their expressions, taught to the renderer); empty when the entry is
@@ -164,21 +172,42 @@ class RenderedScalars:
             with contextlib.suppress(EntryError):
                 found, self.exprs = decode_rendered(body)
         learn_expressions(self.exprs)
-        self.loaded = len(found)
+        self.loaded = self._flushed = len(found)
         return found
 
-    def save(self, rendered: RenderCache) -> None:
-        """Write ``rendered`` (what ``load`` gave, then filled by this run) when the run added to it."""
+    def worker_done(self, rendered: RenderCache, target: str) -> None:
+        """In a forked worker, after ``target``: store what the worker rendered since it last stored,
+        for the parent to take in (``save``). In the parent process: nothing (``save`` has it)."""
+        if os.getpid() == self._parent or len(rendered) <= self._flushed:
+            return
+        added = _values(islice(rendered.items(), self._flushed, None))
+        self._flushed = len(rendered)
+        self.store.put_bytes(self._target_key(target), encode_rendered(added, {}))
+
+    def save(self, rendered: RenderCache, built: Iterable[str] = ()) -> None:
+        """Write ``rendered`` (what ``load`` gave, then filled by this process) with what the workers
+        that compiled ``built`` rendered, when the run added to it."""
         from compiler.render.jinja import compiled_expressions
 
+        for target in built:
+            key = self._target_key(target)
+            body = self.store.get_bytes(key)
+            self.store.discard(key)
+            if body is not None:
+                with contextlib.suppress(EntryError):
+                    for k, v in decode_rendered(body)[0].items():
+                        rendered.setdefault(k, v)
         exprs = {**self.exprs, **compiled_expressions()}
         if len(rendered) <= self.loaded and exprs.keys() <= self.exprs.keys():
             return
-        # values only: a cached error (``_Failure``) is rendered again
-        items: list[tuple[tuple[str, tuple[str, ...]], Value]] = [
-            (k, v) for k, v in rendered.items() if v is None or isinstance(v, (str, int, float, list, dict))
-        ]
-        self.store.put_bytes(self.key(), encode_rendered(items[-MAX_RENDERED:], exprs))
+        self.store.put_bytes(self.key(), encode_rendered(_values(rendered.items())[-MAX_RENDERED:], exprs))
+
+
+def _values(
+    items: Iterable[tuple[tuple[str, tuple[str, ...]], object]],
+) -> list[tuple[tuple[str, tuple[str, ...]], Value]]:
+    """The rendered values among ``items``: a cached error (``_Failure``) is rendered again."""
+    return [(k, v) for k, v in items if v is None or isinstance(v, (str, int, float, list, dict))]
 
 
 def encode_rendered(

@@ -32,6 +32,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from compiler.bundle.canonical import canonical_json
@@ -125,7 +126,7 @@ def build_cached(
         keep = _with_rendered(keep, plan.rendered)
         outcomes = build_targets(keep, misses, jobs=jobs)
         if plan.rendered is not None and keep.caches is not None:
-            plan.rendered.save(keep.caches.render)  # what this process rendered (workers' renders are not kept)
+            plan.rendered.save(keep.caches.render, [t.name for t in misses])
         after = plan.recheck()
         for outcome in outcomes:
             key = plan.keys.get(outcome.target)
@@ -168,7 +169,8 @@ def _with_rendered(request: BuildRequest, rendered: RenderedScalars | None) -> B
         return request
     from compiler.compile.pipeline import CompileCaches
 
-    return replace(request, caches=CompileCaches(render=rendered.load()))
+    render = rendered.load()
+    return replace(request, caches=CompileCaches(render=render, after_target=partial(rendered.worker_done, render)))
 
 
 def _source(request: BuildRequest) -> JSONObject | None:

@@ -245,6 +245,13 @@ class ResultCache:
             return
         self.written += 1
 
+    def discard(self, key: str) -> None:
+        """Delete the entry under ``key``, if there is one (a cache: failing to is harmless)."""
+        path = self._path(key)
+        if path is not None and self.usable() and _safe_dir(path.parent):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     def evict(self) -> int:
         """Delete least recently used entries while they hold more than ``max_bytes``; the count deleted."""
         if not self.written or not self.usable():

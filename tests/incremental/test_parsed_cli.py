@@ -14,7 +14,7 @@ from compiler.cli import main
 from compiler.incremental.parsed import RenderedScalars
 from compiler.incremental.store import CACHE_DIR, ResultCache
 from tests.conftest import CANARY_BYTES, GitRepo, init_repo
-from tests.core._repos import ENGINE_TEMPLATE, mini_repo, sops_encrypt
+from tests.core._repos import ENGINE_TEMPLATE, many_targets_repo, mini_repo, sops_encrypt
 from tests.secrets._secrets_support import new_canary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -57,13 +57,23 @@ def test_a_compile_with_an_identity_stores_parsed_files_but_nothing_of_a_sops_fi
     assert RenderedScalars(ResultCache(root / CACHE_DIR)).load()  # the rendered scalars are
 
 
-def test_a_changed_variable_renders_only_the_scalars_that_read_it(tmp_path: Path) -> None:
-    root = mini_repo(tmp_path / "repo")
-    assert run(root, "compile") == 0
+def rendered_entries(root: Path) -> int:
+    return sum(
+        1 for p in (root / CACHE_DIR).rglob("*.json") if b'{"scheme":"rendered/' in p.read_bytes().partition(b"\n")[2]
+    )
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_changed_variable_renders_only_the_scalars_that_read_it(tmp_path: Path, jobs: str) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=4, modules=2)  # 11 targets: built in workers with -j 2
+    assert run(root, "compile", "-j", jobs) == 0
     before = RenderedScalars(ResultCache(root / CACHE_DIR)).load()
+    # what the workers rendered for the tenants (their own temperatures) is kept too, in the one entry
+    assert ("{{ temperature }}", ("f0.03",)) in before
+    assert rendered_entries(root) == 1
     base = root / "environments/base.yaml"
     base.write_text(base.read_text().replace("us-east-1", "ap-south-1"))
-    assert run(root, "compile") == 0
+    assert run(root, "compile", "-j", jobs) == 0
     after = RenderedScalars(ResultCache(root / CACHE_DIR)).load()
     rendered = [source for source, _ in after.keys() - before.keys()]
     assert rendered
