@@ -22,7 +22,9 @@ Never stored: SOPS files (``*.secrets.sops.yaml``, read with
 ``quote_values=False``): with an identity their values are decrypted from
 the parsed document, and a file meant to be encrypted may hold plaintext
 (the secrets guard reports it). The repository passes them to the parser
-directly (``compiler.compile.repository.Repository.layer``).
+directly (``compiler.compile.repository.Repository.layer``). Nor a template
+or plain layer that sets a field some module's schema marks ``x-secret``: a
+plaintext secret the secrets guard refuses (the reader's ``keep`` says no).
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
 from importlib import metadata
 from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from compiler.errors import LlmccError
 from compiler.incremental.documents import SCHEME, decode_document, encode_document
 from compiler.incremental.entry import EntryError
 from compiler.incremental.store import ResultCache
@@ -76,9 +79,19 @@ class ParsedDocuments:
         self.parsed = 0
 
     def load(
-        self, data: bytes, *, path: str, layer: str, rev: str | None = None, quote_values: bool = True
+        self,
+        data: bytes,
+        *,
+        path: str,
+        layer: str,
+        rev: str | None = None,
+        quote_values: bool = True,
+        keep: Callable[[Document], bool] | None = None,
     ) -> Document:
-        """What ``load_document`` gives for these arguments (and raises the same errors)."""
+        """What ``load_document`` gives for these arguments (and raises the same errors).
+
+        A document parsed here is stored unless ``keep`` says no (or fails: then it is not stored either).
+        """
         key = document_key(data, path=path, layer=layer, rev=rev, quote_values=quote_values)
         body = self.store.get_bytes(key)
         if body is not None:
@@ -88,10 +101,19 @@ class ParsedDocuments:
                 return doc
         doc = load_document(data, path=path, layer=layer, rev=rev, quote_values=quote_values)
         self.parsed += 1
+        if keep is not None and not _keeps(keep, doc):
+            return doc
         encoded = encode_document(doc)
         if encoded is not None and len(encoded) <= MAX_DOCUMENT_BYTES:
             self.store.put_bytes(key, encoded)
         return doc
+
+
+def _keeps(keep: Callable[[Document], bool], doc: Document) -> bool:
+    try:
+        return keep(doc)
+    except LlmccError:  # a schema that does not load: the compile reports it; nothing is kept
+        return False
 
 
 def document_key(data: bytes, *, path: str, layer: str, rev: str | None, quote_values: bool) -> str:

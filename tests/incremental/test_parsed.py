@@ -372,3 +372,22 @@ def test_kept_scalars_load_and_a_damaged_entry_is_an_empty_cache(store: ResultCa
     path = entry_path(store, RenderedScalars.key())
     _rewrite(path, _body(path).replace(b"x,y", b"x,z"), fix_digest=False)
     assert RenderedScalars(ResultCache(store.root)).load() == {}
+
+
+def test_a_document_its_reader_says_not_to_keep_is_parsed_each_time(store: ResultCache) -> None:
+    def refuses(doc: Document) -> bool:
+        return False
+
+    def fails(doc: Document) -> bool:
+        raise InputError("schemas/engine.schema.json: does not load")
+
+    for keep in (refuses, fails):
+        for _ in range(2):
+            docs = ParsedDocuments(ResultCache(store.root))
+            doc = docs.load(TEXT, path=PATH, layer="base", keep=keep)
+            assert_same(doc, load_document(TEXT, path=PATH, layer="base"))
+            assert docs.parsed == 1
+    assert store.written == 0
+    kept = ParsedDocuments(store)
+    kept.load(TEXT, path=PATH, layer="base", keep=lambda doc: True)
+    assert store.written == 1

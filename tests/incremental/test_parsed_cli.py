@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,21 @@ def test_every_kept_entry_damaged_the_compile_is_the_same(tmp_path: Path, damage
     for bundle in (root / "clean").glob("*.bundle.json"):
         assert bundle.read_bytes() == (root / "dist" / bundle.name).read_bytes()
     assert stored_documents(root)  # written again
+
+
+@pytest.mark.parametrize("where", ["environments/dev.yaml", "templates/engine.yaml", "environments/tenants/acme.yaml"])
+def test_a_file_that_sets_a_secret_field_in_plaintext_is_not_kept(tmp_path: Path, where: str) -> None:
+    secret = f"plaintext-{uuid.uuid4()}"  # not a canary: the planted file itself holds it, on purpose
+    text = f"api_key: {secret}\n"
+    if where.startswith("environments/"):
+        text = f"modules:\n  engine:\n    api_key: {secret}\n"
+    else:
+        text = ENGINE_TEMPLATE + text
+    root = mini_repo(tmp_path / "repo", {where: text})
+    assert run(root, "validate") == 1  # the secrets guard refuses it
+    assert run(root, "compile") == 1
+    stored = stored_documents(root)
+    assert where not in stored
+    assert "environments/base.yaml" in stored  # the other files are kept
+    every = b"".join(p.read_bytes() for p in (root / CACHE_DIR).rglob("*") if p.is_file())
+    assert secret.encode() not in every
