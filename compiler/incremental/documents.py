@@ -14,7 +14,9 @@ an entry in a side table of ``[path, tag, line, column]``.
 that is not a merge tag or does not fit its node, a position that is not two
 integers, a path through a node that is not there, raises ``EntryError`` and the
 caller parses the file instead (issue 14 §2: a damaged or foreign entry is
-ignored and rebuilt).
+ignored and rebuilt). Nesting deeper than ``json.loads`` reads (its recursion
+guard) is refused too; no tighter depth is checked, as the loader itself builds
+values deeper than ``MAX_DEPTH`` through aliases of aliases.
 """
 
 from __future__ import annotations
