@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -171,3 +172,28 @@ def test_a_file_that_sets_a_secret_field_in_plaintext_is_not_kept(tmp_path: Path
     assert "environments/base.yaml" in stored  # the other files are kept
     every = b"".join(p.read_bytes() for p in (root / CACHE_DIR).rglob("*") if p.is_file())
     assert secret.encode() not in every
+
+
+def test_no_cache_neither_reads_nor_writes_the_parsed_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = mini_repo(tmp_path / "repo")
+    assert run(root, "compile", "--no-cache") == 0
+    monkeypatch.setenv("LLMCC_NO_CACHE", "1")
+    assert run(root, "compile") == 0
+    assert not (root / CACHE_DIR).exists()
+    monkeypatch.delenv("LLMCC_NO_CACHE")
+    assert run(root, "compile") == 0
+    [entry] = [p for p in (root / CACHE_DIR).rglob("*.json") if b'"path":"templates/engine.yaml"' in p.read_bytes()]
+    head, _, body = entry.read_bytes().partition(b"\n")
+    planted = body.replace(b'"fallbacks":["small"]', b'"fallbacks":["planted"]')
+    header = json.loads(head)
+    header.update(sha256=hashlib.sha256(planted).hexdigest(), size=len(planted))
+    entry.write_bytes(json.dumps(header).encode() + b"\n" + planted)  # as this user could: the digest right
+    (root / "environments/dev.yaml").write_text("vars:\n  model: tiny2\n")  # dev misses: built from the entry
+    assert run(root, "compile", "--no-cache", "-o", "clean") == 0
+    monkeypatch.setenv("LLMCC_NO_CACHE", "1")
+    assert run(root, "compile", "-o", "clean2") == 0
+    for out in ("clean", "clean2"):
+        assert b"planted" not in (root / out / "dev.bundle.json").read_bytes()
+    monkeypatch.delenv("LLMCC_NO_CACHE")
+    assert run(root, "compile") == 0
+    assert b"planted" in (root / "dist/dev.bundle.json").read_bytes()  # the tier is read
