@@ -14,7 +14,7 @@ part they use, and the ``Repository`` holds parsed inputs only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -63,6 +63,9 @@ class CompileCaches:
     env_bases: dict[str, EnvBase] = field(default_factory=dict)
     policy: PolicyCheck | None = None
     layout: list[Diagnostic] | None = None
+    # Called with each target's name once it is compiled, in the process that compiled it: the
+    # result cache keeps what a build worker rendered (compiler.incremental.parsed).
+    after_target: Callable[[str], None] | None = None
 
 
 def policy_check(repo: Repository, caches: CompileCaches) -> PolicyCheck:
@@ -229,6 +232,8 @@ def compile_target(
     diags = [replace(d, target=target.name) for d in diags]
     if validate:
         diags += layout_check(repo, caches)  # about the repository, not the target: reported once
+    if caches.after_target is not None:
+        caches.after_target(target.name)
     return CompileResult(
         target=target, stack=stack, modules=merged, diagnostics=sort_diagnostics(diags), secrets=secrets
     )

@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from compiler.compile.types import LayerDoc, SecretsOpener
+from compiler.compile.types import DocumentLoader, LayerDoc, SecretsOpener, parse_only
 from compiler.errors import InputError
 from compiler.load.layers import LayerRef
 from compiler.load.yaml import Document, Tagged, Value, load_document
@@ -57,6 +57,9 @@ class Repository:
         self._layers: dict[str, LayerDoc | None] = {}
         # The time policies are checked at (secret ages, waiver expiry): see compiler.policy.policy_time.
         self.policy_now: datetime | None = None
+        # Parses templates and plain layer files; the result cache puts its parsed-file tier here
+        # (compiler.incremental.plan). SOPS files always go to the parser itself.
+        self.parse: DocumentLoader = parse_only
 
     @cached_property
     def schema_files(self) -> SchemaFiles:
@@ -95,7 +98,7 @@ class Repository:
             if name in seen:
                 raise InputError(f"{TEMPLATES}/{seen[-1]}: extends cycle {' -> '.join([*seen, name])}")
             data = self.tree.read(path)
-            doc = load_document(data, path=path, layer="template", rev=self.tree.rev)
+            doc = self.parse(data, path=path, layer="template", rev=self.tree.rev, keep=self._sets_no_secret)
             for line, col in jinja_in_comments(data):
                 raise InputError(f"{path}:{line}:{col}: {COMMENT_MESSAGE}")
             body = doc.value
@@ -129,7 +132,10 @@ class Repository:
             self._layers[ref.path] = None
             return None
         data = self.tree.read(ref.path)
-        doc = load_document(data, path=ref.path, layer=ref.name, rev=self.tree.rev, quote_values=not ref.secrets)
+        if ref.secrets:  # a SOPS file's parse is never kept
+            doc = load_document(data, path=ref.path, layer=ref.name, rev=self.tree.rev, quote_values=False)
+        else:
+            doc = self.parse(data, path=ref.path, layer=ref.name, rev=self.tree.rev, keep=self._sets_no_secret)
         value = doc.value
         if ref.secrets:
             if self._open_secrets is None:
@@ -138,6 +144,24 @@ class Repository:
         layer = self._check_layer(ref, doc, value)
         self._layers[ref.path] = layer
         return layer
+
+    def _sets_no_secret(self, doc: Document) -> bool:
+        """Whether no value in the template or plain layer ``doc`` sits where a module's schema marks a
+        field ``x-secret`` (such a value is a plaintext secret the secrets guard refuses: not kept on
+        disk). Every module's schema is asked, about the whole document and about each module's patch.
+        """
+        from compiler.validate.secretwalk import secret_paths
+
+        value = doc.value
+        patches = value.get("modules") if isinstance(value, dict) else None
+        for module in self.modules:
+            schema = self.schema(module)
+            if next(secret_paths(schema, value), None) is not None:
+                return False
+            patch = patches.get(module) if isinstance(patches, dict) else None
+            if patch is not None and next(secret_paths(schema, patch), None) is not None:
+                return False
+        return True
 
     def _check_layer(self, ref: LayerRef, doc: Document, value: Value) -> LayerDoc:
         if value is None:

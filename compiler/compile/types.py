@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from compiler.diagnostics import Diagnostic
 from compiler.jsonpath import JsonPath
 from compiler.load.layers import LayerRef
-from compiler.load.yaml import Document, Value
+from compiler.load.yaml import Document, Value, load_document
 from compiler.project import Target
 
 
@@ -27,6 +28,37 @@ class LayerDoc:
     document: Document
     vars: dict[str, Value]
     modules: dict[str, Value]
+
+
+class DocumentLoader(Protocol):
+    """Parses a YAML file as ``compiler.load.yaml.load_document`` does (the result cache keeps parsed
+    files across runs: ``compiler.incremental.parsed``)."""
+
+    def __call__(
+        self,
+        data: bytes,
+        *,
+        path: str,
+        layer: str,
+        rev: str | None = None,
+        quote_values: bool = True,
+        keep: Callable[[Document], bool] | None = None,
+    ) -> Document:
+        """The parsed document; ``keep`` says whether it may be kept on disk (default: yes)."""
+        ...
+
+
+def parse_only(
+    data: bytes,
+    *,
+    path: str,
+    layer: str,
+    rev: str | None = None,
+    quote_values: bool = True,
+    keep: Callable[[Document], bool] | None = None,
+) -> Document:
+    """``load_document``: the ``DocumentLoader`` that keeps nothing."""
+    return load_document(data, path=path, layer=layer, rev=rev, quote_values=quote_values)
 
 
 # Opens a SOPS layer: given the ref, its parsed (encrypted) document and raw bytes,

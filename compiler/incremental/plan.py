@@ -14,6 +14,7 @@ from compiler.compile.repository import Repository
 from compiler.incremental.filestat import cached_file_ids
 from compiler.incremental.inputs import CHECK_ROOTS, FileIds
 from compiler.incremental.key import KeyContext, Mode, cache_keys
+from compiler.incremental.parsed import ParsedDocuments, RenderedScalars
 from compiler.incremental.run import CachePlan
 from compiler.incremental.store import CACHE_DIR, ResultCache, max_bytes_from
 from compiler.project import Target
@@ -54,7 +55,11 @@ def plan_cache(
     )
 
     cache = ResultCache(root / CACHE_DIR, max_bytes=max_bytes_from(os.environ))
-    cache.usable()  # an unsafe directory is found now, so the command can say so before it compiles
+    rendered = None
+    if cache.usable():  # an unsafe directory is found now, so the command can say so before it compiles
+        # Below the target level: a target that misses reads its parsed files and rendered scalars
+        repo.parse = ParsedDocuments(cache).load
+        rendered = RenderedScalars(cache)
 
     def files() -> FileIds:
         return rev_file_ids(root, commit, CHECK_ROOTS) if rev is not None else cached_file_ids(cache, root, CHECK_ROOTS)
@@ -64,4 +69,5 @@ def plan_cache(
 
     now = keys()
     # A revision's files cannot change while it compiles; the working tree's are listed again.
-    return CachePlan(cache=cache, mode=mode, keys=now, recheck=keys if rev is None else lambda: now)
+    recheck = keys if rev is None else lambda: now
+    return CachePlan(cache=cache, mode=mode, keys=now, recheck=recheck, rendered=rendered)

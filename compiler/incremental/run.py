@@ -32,6 +32,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from compiler.bundle.canonical import canonical_json
@@ -47,6 +48,7 @@ from compiler.incremental.entry import (
 )
 from compiler.incremental.filestat import fs_now, stats, trusted
 from compiler.incremental.key import Mode
+from compiler.incremental.parsed import RenderedScalars
 from compiler.incremental.store import ResultCache
 from compiler.jsontypes import JSONObject, JSONValue
 from compiler.project import Target
@@ -63,6 +65,7 @@ class CachePlan:
     mode: Mode
     keys: Mapping[str, str]
     recheck: Callable[[], Mapping[str, str]]
+    rendered: RenderedScalars | None = None  # rendered template scalars kept across runs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,7 +123,10 @@ def build_cached(
     built: dict[str, TargetOutcome] = {}
     if misses:
         keep = complete(replace(request, keep_bytes=True) if plan.mode == "compile" else request)
+        keep = _with_rendered(keep, plan.rendered)
         outcomes = build_targets(keep, misses, jobs=jobs)
+        if plan.rendered is not None and keep.caches is not None:
+            plan.rendered.save(keep.caches.render, [t.name for t in misses])
         after = plan.recheck()
         for outcome in outcomes:
             key = plan.keys.get(outcome.target)
@@ -155,6 +161,16 @@ def _keep(request: BuildRequest, reuse: Reuse, target: str) -> bool:
         return False
     reuse.kept.add(target)
     return True
+
+
+def _with_rendered(request: BuildRequest, rendered: RenderedScalars | None) -> BuildRequest:
+    """``request`` whose compile starts from the rendered scalars kept by earlier runs."""
+    if rendered is None or request.caches is not None:
+        return request
+    from compiler.compile.pipeline import CompileCaches
+
+    render = rendered.load()
+    return replace(request, caches=CompileCaches(render=render, after_target=partial(rendered.worker_done, render)))
 
 
 def _source(request: BuildRequest) -> JSONObject | None:

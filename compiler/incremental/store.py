@@ -2,7 +2,9 @@
 
 An entry is one file, ``v1/<kk>/<key>.json``: a header line and a payload.
 The header is ``{"format", "compiler", "key", "sha256", "size"}``; the payload
-is canonical JSON. A large value (a target's sealed modules) is a blob beside
+is canonical JSON (``put``), or bytes its writer encodes and its reader decodes
+and type-checks after these checks (``put_bytes``: parsed documents and rendered
+scalars, ``compiler.incremental.parsed``). A large value (a target's sealed modules) is a blob beside
 it, ``v1/blobs/<dd>/<sha256>``, named by the SHA-256 of its bytes and checked
 against it when read. Read, an entry is trusted only when, in order:
 
@@ -138,6 +140,17 @@ class ResultCache:
             return None
 
     def _read(self, path: Path, key: str) -> JSONObject | None:
+        body = self._read_body(path, key)
+        if body is None:
+            return None
+        try:
+            payload = json.loads(body)
+        except ValueError:  # bad JSON or bad UTF-8 (UnicodeDecodeError is a ValueError)
+            return None
+        return payload if isinstance(payload, dict) else None
+
+    def _read_body(self, path: Path, key: str) -> bytes | None:
+        """The payload bytes of the entry at ``path``, after checks 1-3 of the module doc; None on any doubt."""
         data = self._read_file(path)
         if data is None:
             return None
@@ -146,16 +159,30 @@ class ResultCache:
             return None
         try:
             header = json.loads(head)
-            if not isinstance(header, dict):
-                return None
-            if (header.get("format"), header.get("compiler"), header.get("key")) != (FORMAT, self.compiler, key):
-                return None
-            if header.get("size") != len(body) or header.get("sha256") != hashlib.sha256(body).hexdigest():
-                return None
-            payload = json.loads(body)
-        except ValueError:  # bad JSON or bad UTF-8 (UnicodeDecodeError is a ValueError)
+        except ValueError:
             return None
-        return payload if isinstance(payload, dict) else None
+        if not isinstance(header, dict):
+            return None
+        if (header.get("format"), header.get("compiler"), header.get("key")) != (FORMAT, self.compiler, key):
+            return None
+        if header.get("size") != len(body) or header.get("sha256") != hashlib.sha256(body).hexdigest():
+            return None
+        return body
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """The payload bytes stored under ``key`` by ``put_bytes``, verified like ``get``'s; None on any doubt.
+
+        The caller decodes them and checks their shape: a payload that does not decode is a miss too.
+        """
+        path = self._path(key)
+        body = None if path is None or not self.usable() else self._read_body(path, key)
+        if path is None or body is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        with contextlib.suppress(OSError):
+            os.utime(path, follow_symlinks=False)
+        return body
 
     def get_blob(self, digest: str) -> bytes | None:
         """The bytes whose SHA-256 is ``digest`` (64 hex digits), checked; None when absent or damaged."""
@@ -195,10 +222,13 @@ class ResultCache:
 
     def put(self, key: str, payload: JSONObject) -> None:
         """Store ``payload`` under ``key``; a failure to write leaves the cache as it was (it is a cache)."""
+        self.put_bytes(key, canonical_json(payload))
+
+    def put_bytes(self, key: str, body: bytes) -> None:
+        """Store the payload bytes ``body`` under ``key`` (``get_bytes`` reads them), as ``put`` does."""
         path = self._path(key)
         if path is None or not self.usable():
             return
-        body = canonical_json(payload)
         header: JSONObject = {
             "format": FORMAT,
             "compiler": self.compiler,
@@ -214,6 +244,13 @@ class ResultCache:
         except OSError:
             return
         self.written += 1
+
+    def discard(self, key: str) -> None:
+        """Delete the entry under ``key``, if there is one (a cache: failing to is harmless)."""
+        path = self._path(key)
+        if path is not None and self.usable() and _safe_dir(path.parent):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def evict(self) -> int:
         """Delete least recently used entries while they hold more than ``max_bytes``; the count deleted."""

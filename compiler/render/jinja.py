@@ -229,14 +229,44 @@ def _collect(plan: TemplatePlan, value: Value, path: JsonPath, slots: dict[str |
 
 
 _COMPILED: dict[str, _Expr] = {}
+# Scalars Jinja compiled in an earlier run, by source: (native, names read). The result cache keeps
+# them with the rendered values (compiler.incremental.parsed), so planning a template takes these
+# from it and Jinja compiles one only when it renders (a value not in the cache).
+_KNOWN: dict[str, tuple[bool, tuple[str, ...]]] = {}
 
 
 def _compile(source: str, *, doc: Document, path: JsonPath) -> _Expr:
     expr = _COMPILED.get(source)
     if expr is None:
         where = doc.origin(path).location()
-        expr = _COMPILED[source] = _plain_expr(source, where) or _compile_source(source, where=where)
+        expr = _plain_expr(source, where)
+        if expr is None:
+            known = _KNOWN.get(source)
+            expr = _compile_source(source, where=where) if known is None else _deferred(source, where, *known)
+        _COMPILED[source] = expr
     return expr
+
+
+def _deferred(source: str, where: str, native: bool, names: tuple[str, ...]) -> _Expr:
+    """A scalar known to compile (``_KNOWN``), compiled by Jinja when it first runs."""
+    compiled: list[_Expr] = []
+
+    def run(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
+        if not compiled:
+            compiled.append(_compile_source(source, where=where))
+        return compiled[0].run(variables)
+
+    return _Expr(source, native, names, run)
+
+
+def compiled_expressions() -> dict[str, tuple[bool, tuple[str, ...]]]:
+    """The Jinja scalars this process planned, by source: (native, names read)."""
+    return {s: (e.native, e.names) for s, e in _COMPILED.items() if not e.plain}
+
+
+def learn_expressions(known: Mapping[str, tuple[bool, tuple[str, ...]]]) -> None:
+    """Take scalars an earlier run compiled (``compiled_expressions`` of the same renderer's code)."""
+    _KNOWN.update(known)
 
 
 # A plain scalar: text (no CR, no {{, {% or {#), and expressions ``{{ name }}``, each filtered by

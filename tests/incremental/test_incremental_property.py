@@ -1,14 +1,20 @@
 """The law of the cache: after any sequence of edits, a compile through it is byte-identical to a clean one.
 
 Random sequences of edits (values, variables, tags, layer files added and
-removed, manifest changes, policies, commits, a layer directory turned into a
-symlink) on a small repository; after each, ``llmcc compile`` with the cache
-and ``llmcc compile --no-cache`` must give the same exit code, the same
-findings and the same bundle bytes.
+removed, manifest changes, policies, templates with Jinja-only expressions,
+commits, a layer directory turned into a symlink, the kept parsed files and
+rendered scalars damaged) on a small repository; after each, ``llmcc compile``
+with the cache and ``llmcc compile --no-cache`` must give the same exit code,
+the same findings and the same bundle bytes. The second test runs each cached
+compile in its own process, so only what the cache directory holds carries
+over (parsed documents, rendered scalars, known Jinja expressions).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compiler.cli import main
+from compiler.incremental.store import CACHE_DIR
 from tests.conftest import init_repo
 from tests.core._repos import MANIFEST, mini_repo
 
@@ -51,6 +58,15 @@ edits = st.one_of(
             ("policies/cool.yaml", POLICY.format(limit="0.8")),
             ("policies/cool.yaml", None),
             ("templates/engine.yaml", "model:\n  name: '{{ model }}'\nregion: '{{ region }}'\n"),
+            # Jinja-only expressions (filters that are not plain): planned from kept expressions
+            ("templates/engine.yaml", "model:\n  name: \"{{ model | replace('g', 'G') }}\"\nregion: '{{ region }}'\n"),
+            ("templates/engine.yaml", "model:\n  name: \"{{ [model, region] | join('+') }}\"\n"),
+            ("environments/base.yaml", "vars:\n  model: small\n  temperature: 0.3\n  region: r2\n"),
+            (
+                "environments/dev.yaml",
+                "vars:\n  model: !override tiny\nmodules:\n  engine: !override {model: {name: x}}\n",
+            ),
+            ("damage", None),  # the kept parsed files and rendered scalars overwritten with garbage
             ("commit", None),
             ("link", None),  # environments/tenants becomes a symlink to a directory: later edits go through it
         ]
@@ -58,10 +74,28 @@ edits = st.one_of(
 )
 
 
-def compile_to(root: Path, out: str, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
-    code = main(["-q", "-C", str(root), "compile", "-o", out, *extra])
-    stdout, stderr = capsys.readouterr()
+def compile_to(
+    root: Path, out: str, capsys: pytest.CaptureFixture[str], *extra: str, process: bool = False
+) -> tuple[int, str, str]:
+    argv = ["-q", "-C", str(root), "compile", "-o", out, *extra]
+    if process:  # a process of its own: only the cache directory carries over
+        env = {k: v for k, v in os.environ.items() if k != "LLMCC_NO_CACHE"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "compiler", *argv], capture_output=True, text=True, env=env, timeout=120
+        )
+        code, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+    else:
+        code = main(argv)
+        stdout, stderr = capsys.readouterr()
     return code, stdout.replace(f"{out}/", ""), stderr
+
+
+def damage_kept_entries(root: Path) -> None:
+    """Overwrite every kept parsed document and rendered-scalar entry with bytes of the same size."""
+    for entry in (root / CACHE_DIR).rglob("*.json"):
+        head, _, body = entry.read_bytes().partition(b"\n")
+        if body.startswith((b'{"scheme":"document/', b'{"scheme":"rendered/')):
+            entry.write_bytes(head + b"\n" + b"{" * len(body))
 
 
 def bundles(root: Path, out: str) -> dict[str, bytes]:
@@ -69,21 +103,23 @@ def bundles(root: Path, out: str) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(d.glob("*.bundle.json"))} if d.is_dir() else {}
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(edits, min_size=1, max_size=5))
-def test_incremental_compile_equals_a_clean_compile(steps: list[Edit], capsys: pytest.CaptureFixture[str]) -> None:
+def check_edits(steps: list[Edit], capsys: pytest.CaptureFixture[str], *, process: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="llmcc-incremental-") as tmp:
         repo = init_repo(Path(tmp) / "repo")
         mini_repo(repo.path)
         # the outputs are ignored, as `llmcc init` sets up: else a commit takes them, and writing them dirties the tree
         (repo.path / ".gitignore").write_text("cached/\nclean/\n.llmcc/\n")
         repo.commit("start")
-        compile_to(repo.path, "cached", capsys)  # fill the cache
+        compile_to(repo.path, "cached", capsys, process=process)  # fill the cache
         for path, text in steps:
             if path == "commit":
                 repo.git("add", "-A")
                 repo.git("commit", "-q", "--allow-empty", "-m", "step")
                 continue
+            if path == "damage":
+                damage_kept_entries(repo.path)
+                path = "environments/tenants/acme.yaml"  # and a change, so that targets are built from them
+                text = TENANT.format(t="0.7")
             if path == "link":
                 tenants = repo.path / "environments/tenants"
                 if not tenants.is_symlink():
@@ -98,7 +134,21 @@ def test_incremental_compile_equals_a_clean_compile(steps: list[Edit], capsys: p
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text)
-            cached = compile_to(repo.path, "cached", capsys)
+            cached = compile_to(repo.path, "cached", capsys, process=process)
             clean = compile_to(repo.path, "clean", capsys, "--no-cache")
             assert cached == clean, path
             assert bundles(repo.path, "cached") == bundles(repo.path, "clean"), path
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(edits, min_size=1, max_size=5))
+def test_incremental_compile_equals_a_clean_compile(steps: list[Edit], capsys: pytest.CaptureFixture[str]) -> None:
+    check_edits(steps, capsys, process=False)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(edits, min_size=2, max_size=4))
+def test_incremental_compile_across_processes_equals_a_clean_compile(
+    steps: list[Edit], capsys: pytest.CaptureFixture[str]
+) -> None:
+    check_edits(steps, capsys, process=True)
