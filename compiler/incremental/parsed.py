@@ -9,7 +9,7 @@ JSON, no code) under a key made of everything the document is a function of,
 - the SHA-256 of the file's bytes,
 - its path, the layer name and revision its origins carry, and whether
   values are quoted in errors,
-- the digest of the parser's code (``compiler/load/yaml.py``, this encoding)
+- the digest of the parser's code (``compiler/load/yaml.py``, ``positions.py``, this encoding)
   and the versions of ruamel.yaml and libyaml bindings it runs on,
 
 plus, through the entry header, the llmcc version and the cache format. A read
@@ -57,10 +57,10 @@ MAX_DOCUMENT_BYTES = 16 << 20  # an encoding past this (aliases expanded) is not
 def parser_digest() -> str:
     """SHA-256 over the parser's and the encoding's source and the YAML libraries' versions."""
     from compiler.incremental import documents
-    from compiler.load import yaml
+    from compiler.load import positions, yaml
 
     h = hashlib.sha256(SCHEME.encode() + b"\0")
-    for module in (yaml, documents):
+    for module in (yaml, positions, documents):
         h.update(Path(str(module.__file__)).read_bytes() + b"\0")
     for dist in ("ruamel.yaml", "ruamel.yaml.clib"):
         try:
