@@ -34,10 +34,11 @@ what passes a bound is an input error at the Jinja scalar's file:line:
 
 Nothing is evaluated while compiling (Jinja's constant folding is off), and a
 scalar's error is cached like its value, so a template that passes a bound
-pays for it once per process, not once per target.
+pays for it once per process, not once per target; a value or error the cache
+holds is read without setting the bounds up (nothing runs).
 
-Most scalars are plain (``{{ name }}`` in text, ``default(literal)``, ``upper``,
-``lower``: ``_plain_expr``) and are evaluated here; Jinja itself, the sandbox and
+Most scalars are plain (``{{ name }}`` in text, key look-ups ``{{ a.b['c'] }}``,
+``default(literal)``, ``upper``, ``lower``: ``_plain_expr``) and are evaluated here; Jinja itself, the sandbox and
 the compiling, is ``compiler.render._sandbox``, loaded with the first scalar that
 is not plain (issue 14 §1: a validate of plain templates starts without Jinja).
 """
@@ -239,20 +240,32 @@ def _compile(source: str, *, doc: Document, path: JsonPath) -> _Expr:
     return expr
 
 
-# A plain scalar: text (no CR, no {{, {% or {#), and expressions ``{{ name }}``, each filtered by
-# ``default(literal)``, ``upper`` or ``lower`` at most. Most template scalars are plain, and
-# compiling one with Jinja costs about a millisecond (issue 14 §1: validate's start), so a plain
-# scalar is evaluated here, the way Jinja evaluates it; whatever this does not settle (an
-# undefined name without a default, a result over the size bound) is compiled with Jinja and
-# rendered by it, which gives the same value or the same error (tests/core/test_render_plain.py).
+# A plain scalar: text (no CR, no {{, {% or {#), and expressions ``{{ name }}``, each followed by
+# key look-ups ``.key`` or ``['key']`` and filtered by ``default(literal)``, ``upper`` or ``lower``
+# at most. Most template scalars are plain, and compiling one with Jinja costs about a
+# millisecond (issue 14 §1: validate's start), so a plain scalar is evaluated here, the way Jinja
+# evaluates it; whatever this does not settle (an undefined name without a default, a key the
+# value does not hold, a value that is not a map, a result over the size bound) is compiled with
+# Jinja and rendered by it, which gives the same value or the same error
+# (tests/core/test_render_plain.py).
 _PLAIN_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_PLAIN_EXPR = re.compile(r"\{\{ *(" + _PLAIN_NAME + r")((?: *\| *(?:upper|lower|default\( *[^()]* *\)))*) *\}\}")
+# A key in brackets: a string literal of printable ASCII without quotes, backslash, brackets,
+# braces, parentheses or bar (Jinja reads such a literal as its characters).
+_PLAIN_KEY = r"""\[(?:'[ !#-&*-Z^-z~]*'|"[ !#-&*-Z^-z~]*")\]"""
+_PLAIN_EXPR = re.compile(
+    r"\{\{ *(" + _PLAIN_NAME + r")((?:\." + _PLAIN_NAME + "|" + _PLAIN_KEY + r")*)"
+    r"((?: *\| *(?:upper|lower|default\( *[^()]* *\)))*) *\}\}"
+)
+_PLAIN_STEP = re.compile(r"\.(" + _PLAIN_NAME + r")|\[['\"](.*?)['\"]\]")
 _PLAIN_FILTER = re.compile(r" *\| *(upper|lower|default\( *([^()]*?) *\))")
 _PLAIN_TEXT = re.compile(r"(?:[^{\r]|\{(?![{%#]))*")  # what Jinja's lexer keeps as data, CR aside
 # Jinja's literals (true, none), its operators (not), and its tests and keywords: left to Jinja.
 _NOT_PLAIN = frozenset({"true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is", "if", "else"})
 _MISSING = object()
 _Filter = tuple[str, Any]
+# One look-up: (True, key) for ``['key']``, read as an item first; (False, key) for ``.key``,
+# read as an attribute first (a key that names a ``dict`` attribute is left to Jinja).
+_Step = tuple[bool, str]
 
 
 def _plain_literal(text: str) -> tuple[bool, Any]:
@@ -267,9 +280,34 @@ def _plain_literal(text: str) -> tuple[bool, Any]:
     return (True, constants[text]) if text in constants else (False, None)
 
 
+def _plain_steps(text: str) -> tuple[_Step, ...] | None:
+    """The look-ups after a name (``.a['b']``), or None when one of them is left to Jinja."""
+    steps: list[_Step] = []
+    for m in _PLAIN_STEP.finditer(text):
+        if m.group(1) is not None:
+            if m.group(1) in _NOT_PLAIN or hasattr(dict, m.group(1)):  # items, get, __class__: an attribute
+                return None
+            steps.append((False, m.group(1)))
+        else:
+            steps.append((True, m.group(2)))
+    return tuple(steps)
+
+
+def _look_up(value: Any, steps: tuple[_Step, ...]) -> Any:  # noqa: ANN401
+    """``value`` followed down ``steps`` through maps; ``_MISSING`` where Jinja would do anything
+    else (a key the map lacks, a value that is not a ``dict``: an attribute, an error)."""
+    for _, key in steps:
+        if type(value) is not dict:
+            return _MISSING
+        value = value.get(key, _MISSING)
+        if value is _MISSING:
+            return _MISSING
+    return value
+
+
 def _plain_expr(source: str, where: str) -> _Expr | None:
     """The scalar as a plain expression, or None when only Jinja can compile it."""
-    pieces: list[str | tuple[str, tuple[_Filter, ...]]] = []
+    pieces: list[str | tuple[str, tuple[_Step, ...], tuple[_Filter, ...]]] = []
     pos = 0
     while pos < len(source):
         text = _PLAIN_TEXT.match(source, pos)
@@ -282,8 +320,11 @@ def _plain_expr(source: str, where: str) -> _Expr | None:
         m = _PLAIN_EXPR.match(source, pos)
         if m is None or m.group(1) in _NOT_PLAIN or m.group(1) in GLOBALS:  # range, namespace, ...
             return None
+        steps = _plain_steps(m.group(2))
+        if steps is None:
+            return None
         filters: list[_Filter] = []
-        for f in _PLAIN_FILTER.finditer(m.group(2)):
+        for f in _PLAIN_FILTER.finditer(m.group(3)):
             if f.group(1) in ("upper", "lower"):
                 filters.append((f.group(1), None))
                 continue
@@ -291,7 +332,7 @@ def _plain_expr(source: str, where: str) -> _Expr | None:
             if not ok:
                 return None
             filters.append(("default", literal))
-        pieces.append((m.group(1), tuple(filters)))
+        pieces.append((m.group(1), steps, tuple(filters)))
         pos = m.end()
     exprs = [p for p in pieces if isinstance(p, tuple)]
     if not exprs:
@@ -310,8 +351,12 @@ def _plain_expr(source: str, where: str) -> _Expr | None:
             if isinstance(piece, str):
                 out.append(piece)
                 continue
-            name, filters = piece
+            name, steps, filters = piece
             value = variables.get(name, _MISSING)
+            if steps:
+                value = _look_up(value, steps)
+                if value is _MISSING:  # an undefined name or key, an attribute, an error: Jinja's
+                    return by_jinja(variables)
             for kind, literal in filters:
                 if kind == "default":
                     value = _built(literal if value is _MISSING else value)  # a filter's result passes _built
@@ -327,7 +372,7 @@ def _plain_expr(source: str, where: str) -> _Expr | None:
         text = "".join(out)
         return by_jinja(variables) if len(text) > MAX_OUTPUT_CHARS else text
 
-    return _Expr(source, native, tuple(sorted({name for name, _ in exprs})), run, plain=True)
+    return _Expr(source, native, tuple(sorted({name for name, _, _ in exprs})), run, plain=True)
 
 
 def _compile_source(source: str, *, where: str) -> _Expr:
@@ -366,8 +411,14 @@ class Renderer:
             return self._render_node(plan, plan.static, (), plan.slots)
 
     def value_at(self, plan: TemplatePlan, path: JsonPath) -> Value:
-        """The rendered value of the one Jinja scalar at ``path``, bounded like a template."""
-        if plan.exprs[path].plain:
+        """The rendered value of the one Jinja scalar at ``path``, bounded like a template.
+
+        A plain scalar, and one whose value (or error) the cache holds, runs no template
+        code: it is read without setting up the CPU-time and memory bounds (a timer and
+        an address-space limit, set and reset, cost more than the look-up).
+        """
+        expr = plan.exprs[path]
+        if expr.plain or self._key(expr) in self.cache:
             return self._eval(plan, path)
         with bounded(plan.document.path):
             return self._eval(plan, path)
@@ -391,9 +442,12 @@ class Renderer:
             return items
         return self._eval(plan, path)
 
+    def _key(self, expr: _Expr) -> tuple[str, tuple[str, ...]]:
+        return (expr.source, tuple(self.fingerprint(n) for n in expr.names))
+
     def _eval(self, plan: TemplatePlan, path: JsonPath) -> Value:
         expr = plan.exprs[path]
-        key = (expr.source, tuple(self.fingerprint(n) for n in expr.names))
+        key = self._key(expr)
         try:
             value = self.cache[key]
         except KeyError:

@@ -283,3 +283,69 @@ def test_strip_characters_are_bounded() -> None:
     assert scalar_error(distinct + "{{ ('a' * 1000000).strip(ns.s) }}").startswith(
         AT + "strip: 300 distinct characters to strip from 1,000,000 is too costly"
     )
+
+
+TENANT_BACKSTOP = """
+import sys
+from compiler.compile.pipeline import CompileCaches, compile_target
+from compiler.errors import InputError
+from compiler.project import Target
+from compiler.render import jinja
+from tests.core._repos import open_repo
+jinja.MAX_MEMORY_BYTES = int(sys.argv[2])
+repo, caches = open_repo(__import__("pathlib").Path(sys.argv[1])), CompileCaches()
+for target in (Target("staging"), Target("staging", "acme"), Target("prod", "acme")):
+    try:
+        compile_target(repo, target, validate=False, caches=caches)
+        print(target, "ok")
+    except InputError as e:
+        print(target, e)
+"""
+
+
+def tenant_backstop(tmp_path: Path, scalar: str, n: int, memory: int = jinja.MAX_MEMORY_BYTES) -> list[str]:
+    """Compile the environment and two tenant targets whose tenant file alone sets ``n`` high.
+
+    The tenants inherit their environment's modules and render only the scalars whose
+    variables they change (``compiler.compile.inherit``): the scalar runs in a tenant alone.
+    """
+    from tests.core._repos import ENGINE_TEMPLATE
+
+    root = mini_repo(
+        tmp_path,
+        {
+            "templates/engine.yaml": ENGINE_TEMPLATE + f'slow: "{scalar}"\n',
+            "environments/staging.yaml": "vars:\n  n: 1\n",
+            "environments/tenants/acme.yaml": f"vars:\n  n: {n}\n",
+        },
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", TENANT_BACKSTOP, str(root), str(memory)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,  # without the CPU bound the loop runs for many minutes
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    return done.stdout.splitlines()
+
+
+def test_a_runaway_scalar_that_only_a_tenant_runs_is_stopped_at_its_line(tmp_path: Path) -> None:
+    # 100,000 steps, each a C call building and scanning 4 MB: only the CPU timer stops it.
+    scalar = "{% for i in range(n) %}{{ ('x' * 4000000).count('y') }}{% endfor %}"
+    out = tenant_backstop(tmp_path, scalar, 100_000)
+    assert out[0] == "staging ok"
+    where = "templates/engine.yaml:8:1: template error: rendering took over 1.5s of CPU time in "
+    assert out[1].startswith(f"staging@acme {where}")
+    # prod@acme: the same scalar with the same variables fails from the cache, at the same line
+    assert out[2] == out[1].replace("staging@acme", "prod@acme")
+
+
+def test_a_tenant_scalar_that_allocates_past_the_limit_is_stopped_at_its_line(tmp_path: Path) -> None:
+    out = tenant_backstop(tmp_path, "{{ ('x' * n) | length }}", 4_000_000, memory=2 * 2**20)
+    assert out[0] == "staging ok"
+    assert out[1] == (
+        "staging@acme templates/engine.yaml:8:1: template error: rendering needs over 2 MiB of memory"
+        " in \"{{ ('x' * n) | length }}\""
+    )
+    assert out[2] == out[1].replace("staging@acme", "prod@acme")
