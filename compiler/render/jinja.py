@@ -87,7 +87,8 @@ class LimitError(TemplateFailure):
 
 
 # The sandbox's globals (``compiler.render._sandbox`` checks it): a name a scalar reads that no
-# variable defines is one of these in Jinja, so a plain scalar reading one is left to Jinja.
+# variable defines is one of these in Jinja, so a plain scalar reading one that no variable
+# shadows is left to Jinja.
 GLOBALS = frozenset({"range", "lipsum", "dict", "cycler", "joiner", "namespace", "_llmcc_loop"})
 
 
@@ -318,7 +319,7 @@ def _plain_expr(source: str, where: str) -> _Expr | None:
         if pos == len(source):
             break
         m = _PLAIN_EXPR.match(source, pos)
-        if m is None or m.group(1) in _NOT_PLAIN or m.group(1) in GLOBALS:  # range, namespace, ...
+        if m is None or m.group(1) in _NOT_PLAIN:
             return None
         steps = _plain_steps(m.group(2))
         if steps is None:
@@ -353,6 +354,8 @@ def _plain_expr(source: str, where: str) -> _Expr | None:
                 continue
             name, steps, filters = piece
             value = variables.get(name, _MISSING)
+            if value is _MISSING and name in GLOBALS:  # Jinja's range, namespace, ...: a variable shadows it
+                return by_jinja(variables)
             if steps:
                 value = _look_up(value, steps)
                 if value is _MISSING:  # an undefined name or key, an attribute, an error: Jinja's

@@ -110,6 +110,7 @@ def test_a_plain_look_up_evaluates_as_jinja_evaluates_it(case: tuple[str, dict[s
         "{{ top_p | default(1.0) }}",
         "LLM_{{ env_name | upper }}",
         "{{ limits.tpm }}",  # the generated workloads' look-ups (bench/workload)
+        "svc-{{ namespace }}.api",  # a Jinja global, read as the variable that shadows it
         "{{ pricing.input_per_mtok }}",
         "svc-{{ a.b['max-tokens'] | default(1) }}.{{ c[\"d e\"].f | lower }}",
     ],
@@ -133,8 +134,6 @@ def test_the_example_templates_scalars_are_plain(source: str) -> None:
         "{{ x['{{'] }}",
         "{{ x['('] }}",
         "{{ x.y() }}",
-        "{{ range.x }}",
-        "{{ range }}",  # a global: Jinja resolves it when no variable has the name
         "{{ true }}",
         "{{- x }}",
         "{% if x %}a{% endif %}",
@@ -146,6 +145,13 @@ def test_the_example_templates_scalars_are_plain(source: str) -> None:
 )
 def test_a_scalar_outside_the_plain_form_is_compiled_with_jinja(source: str) -> None:
     assert jinja._plain_expr(source, "t.yaml:1:1") is None
+
+
+def test_a_global_no_variable_shadows_is_left_to_jinja() -> None:
+    plain = jinja._plain_expr("{{ range | default(1) }}", "t.yaml:1:1")
+    assert plain is not None
+    assert outcome(plain, {"range": 3}) == 3
+    assert isinstance(outcome(plain, {}), jinja._Failure)  # Jinja's range function is no JSON value
 
 
 def test_an_undefined_variable_fails_as_jinja_says_it() -> None:
