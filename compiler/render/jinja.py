@@ -420,11 +420,7 @@ class Renderer:
         code: it is read without setting up the CPU-time and memory bounds (a timer and
         an address-space limit, set and reset, cost more than the look-up).
         """
-        expr = plan.exprs[path]
-        if expr.plain or self._key(expr) in self.cache:
-            return self._eval(plan, path)
-        with bounded(plan.document.path):
-            return self._eval(plan, path)
+        return self._eval(plan, path, bounds=plan.document.path)
 
     def _render_node(self, plan: TemplatePlan, value: Value, path: JsonPath, slots: dict[str | int, Any]) -> Value:
         if isinstance(value, dict):
@@ -445,16 +441,20 @@ class Renderer:
             return items
         return self._eval(plan, path)
 
-    def _key(self, expr: _Expr) -> tuple[str, tuple[str, ...]]:
-        return (expr.source, tuple(self.fingerprint(n) for n in expr.names))
-
-    def _eval(self, plan: TemplatePlan, path: JsonPath) -> Value:
+    def _eval(self, plan: TemplatePlan, path: JsonPath, *, bounds: str | None = None) -> Value:
+        """The scalar's value from the cache, or run: within ``bounded(bounds)`` when given
+        and the scalar is not plain (``render`` sets the bounds up once for a template)."""
         expr = plan.exprs[path]
-        key = self._key(expr)
+        key = (expr.source, tuple(self.fingerprint(n) for n in expr.names))
         try:
             value = self.cache[key]
         except KeyError:
-            value = self.cache[key] = self._run(expr)
+            if bounds is None or expr.plain:
+                value = self._run(expr)
+            else:
+                with bounded(bounds):
+                    value = self._run(expr)
+            self.cache[key] = value
         if isinstance(value, _Failure):  # the same scalar with the same variables fails the same way
             raise InputError(f"{plan.document.origin(path).location()}: {value.detail}")
         return value
