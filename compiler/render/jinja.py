@@ -17,7 +17,8 @@ what passes a bound is an input error at the Jinja scalar's file:line:
 
 - steps (deterministic): each loop iteration, each element ``range`` makes,
   each macro call and each ``lipsum`` word counts one step, at most
-  ``MAX_STEPS`` per template;
+  ``MAX_STEPS`` per Jinja scalar (its outcome is cached by its source and the
+  values it reads, so it must not depend on what other scalars ran before it);
 - sizes (deterministic): every string, and every list, tuple and dict a
   template builds (literals, operators, filters, globals, methods), counted
   with everything inside it as if shared parts were copies, at most
@@ -460,6 +461,7 @@ class Renderer:
         return value
 
     def _run(self, expr: _Expr) -> Value | _Failure:
+        _BUDGET.steps = 0  # per scalar: the cached outcome is a function of the cache key alone
         try:
             value = _to_value(expr.run(self.variables), expr.native)
         except TemplateFailure as e:

@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
+from compiler.compile.pipeline import CompileCaches, compile_target
 from compiler.compile.repository import MAX_EXTENDS
 from compiler.errors import InputError
 from compiler.load.yaml import load_document
+from compiler.project import Target
 from compiler.render import _sandbox, jinja
 from tests.conftest import copy_example
-from tests.core._repos import mini_repo
+from tests.core._repos import BASE, ENGINE_TEMPLATE, mini_repo, open_repo
 from tests.core.test_pipeline import compiled, engine
 from tests.core.test_render import one, render_error
 
@@ -66,12 +68,39 @@ def test_steps_at_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     assert scalar_error("{{ lipsum(1, False, 20, 101) }}").startswith(AT + "rendering takes over 100 steps")
 
 
-def test_steps_count_per_template_not_per_scalar(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_steps_count_per_scalar(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jinja, "MAX_STEPS", 100)
     a, b, c = ("{{ range(50) | list | " + f + " }}" for f in ("length", "first", "last"))
-    assert render_error(f'a: "{a}"\nb: "{b}"\nc: "{c}"\n').startswith(
-        "templates/inference-engine.yaml:3:1: template error: rendering takes over 100 steps"
+    assert one(f'"{a}"') == 50
+    assert render_error(f'a: "{a}"\nb: "{b}"\nc: "{c}"\nd: "{{{{ range(101) | list }}}}"\n').startswith(
+        "templates/inference-engine.yaml:4:1: template error: rendering takes over 100 steps"
     )
+
+
+def test_a_scalars_outcome_does_not_depend_on_the_targets_compiled_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Outcomes are cached by (scalar, the values it reads) for every target of the run (and across
+    # runs): with one step budget per template, y failed after x had used it up in staging, and dev,
+    # where x costs nothing, then got y's cached failure -- or passed when compiled alone.
+    monkeypatch.setattr(jinja, "MAX_STEPS", 100)
+    loop = "{% for i in range(N) %}.{% endfor %}"
+    root = mini_repo(
+        tmp_path,
+        {
+            "templates/engine.yaml": ENGINE_TEMPLATE
+            + f'x: "{loop.replace("N", "a")}"\ny: "{loop.replace("N", "b")}"\n',
+            "environments/base.yaml": BASE + "  a: 30\n  b: 30\n",
+            "environments/dev.yaml": "vars:\n  a: 0\n",
+        },
+    )
+    repo, caches = open_repo(root), CompileCaches()
+    alone = compile_target(open_repo(root), Target("dev"), validate=False).modules["engine"]
+    compile_target(repo, Target("staging"), validate=False, caches=caches)
+    after = compile_target(repo, Target("dev"), validate=False, caches=caches).modules["engine"]
+    assert after == alone
+    assert isinstance(alone, dict)
+    assert alone["y"] == "." * 30
 
 
 def test_macro_depth_at_the_limit() -> None:
@@ -309,8 +338,6 @@ def tenant_backstop(tmp_path: Path, scalar: str, n: int, memory: int = jinja.MAX
     The tenants inherit their environment's modules and render only the scalars whose
     variables they change (``compiler.compile.inherit``): the scalar runs in a tenant alone.
     """
-    from tests.core._repos import ENGINE_TEMPLATE
-
     root = mini_repo(
         tmp_path,
         {
