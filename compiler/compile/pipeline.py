@@ -35,6 +35,7 @@ from compiler.validate.secretwalk import secret_paths
 
 if TYPE_CHECKING:
     from compiler.policy import PolicyCheck
+    from compiler.validate.schema import ModuleSchema
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +46,14 @@ class EnvBase:
     renderer: Renderer
     modules: dict[str, Value]
     reach: dict[tuple[str, JsonPath], Reach] = field(default_factory=dict)
+    valid: dict[str, bool] = field(default_factory=dict)  # module -> its schema accepts it (computed once)
+
+    def valid_base(self, module: str, schema: ModuleSchema) -> Value | None:
+        """The environment's module when its schema accepts it: a tenant's module validates as an edit of it."""
+        ok = self.valid.get(module)
+        if ok is None:
+            ok = self.valid[module] = schema.is_valid(self.modules[module])
+        return self.modules[module] if ok else None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -214,7 +223,10 @@ def compile_target(
         schema = repo.schema(module)
         paths = sorted(set(secret_paths(schema, value)), key=str)
         if validate:
-            for finding in schema.check(value):
+            # A tenant's module is its environment's, edited copy-on-write (``inherit``): only the edits
+            # are validated when the environment's module is valid.
+            edited = base.valid_base(module, schema) if base is not None and target.tenant is not None else None
+            for finding in schema.check(value, valid_base=edited):
                 if repo.secrets_opaque and finding.keyword != "type" and finding.path in paths:
                     continue  # an encrypted value stands in: only its type is known
                 diags.append(provenance.diagnose(repo, stack, module, finding.path, finding.message))

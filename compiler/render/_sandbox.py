@@ -393,7 +393,7 @@ def _settled(run: Callable[[Mapping[str, Any]], Any]) -> Callable[[Mapping[str, 
 
 
 def _check_globals() -> None:
-    if set(ENV.globals) != GLOBALS:  # jinja._plain_expr leaves these names to Jinja
+    if set(ENV.globals) != GLOBALS:  # jinja._plain_expr leaves these names to Jinja unless a variable shadows one
         raise AssertionError(f"the sandbox's globals are {sorted(ENV.globals)}, not jinja.GLOBALS")
 
 

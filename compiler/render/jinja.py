@@ -17,7 +17,8 @@ what passes a bound is an input error at the Jinja scalar's file:line:
 
 - steps (deterministic): each loop iteration, each element ``range`` makes,
   each macro call and each ``lipsum`` word counts one step, at most
-  ``MAX_STEPS`` per template;
+  ``MAX_STEPS`` per Jinja scalar (its outcome is cached by its source and the
+  values it reads, so it must not depend on what other scalars ran before it);
 - sizes (deterministic): every string, and every list, tuple and dict a
   template builds (literals, operators, filters, globals, methods), counted
   with everything inside it as if shared parts were copies, at most
@@ -34,10 +35,11 @@ what passes a bound is an input error at the Jinja scalar's file:line:
 
 Nothing is evaluated while compiling (Jinja's constant folding is off), and a
 scalar's error is cached like its value, so a template that passes a bound
-pays for it once per process, not once per target.
+pays for it once per process, not once per target; a value or error the cache
+holds is read without setting the bounds up (nothing runs).
 
-Most scalars are plain (``{{ name }}`` in text, ``default(literal)``, ``upper``,
-``lower``: ``_plain_expr``) and are evaluated here; Jinja itself, the sandbox and
+Most scalars are plain (``{{ name }}`` in text, key look-ups ``{{ a.b['c'] }}``,
+``default(literal)``, ``upper``, ``lower``: ``_plain_expr``) and are evaluated here; Jinja itself, the sandbox and
 the compiling, is ``compiler.render._sandbox``, loaded with the first scalar that
 is not plain (issue 14 §1: a validate of plain templates starts without Jinja).
 """
@@ -86,7 +88,8 @@ class LimitError(TemplateFailure):
 
 
 # The sandbox's globals (``compiler.render._sandbox`` checks it): a name a scalar reads that no
-# variable defines is one of these in Jinja, so a plain scalar reading one is left to Jinja.
+# variable defines is one of these in Jinja, so a plain scalar reading one that no variable
+# shadows is left to Jinja.
 GLOBALS = frozenset({"range", "lipsum", "dict", "cycler", "joiner", "namespace", "_llmcc_loop"})
 
 
@@ -269,20 +272,32 @@ def learn_expressions(known: Mapping[str, tuple[bool, tuple[str, ...]]]) -> None
     _KNOWN.update(known)
 
 
-# A plain scalar: text (no CR, no {{, {% or {#), and expressions ``{{ name }}``, each filtered by
-# ``default(literal)``, ``upper`` or ``lower`` at most. Most template scalars are plain, and
-# compiling one with Jinja costs about a millisecond (issue 14 §1: validate's start), so a plain
-# scalar is evaluated here, the way Jinja evaluates it; whatever this does not settle (an
-# undefined name without a default, a result over the size bound) is compiled with Jinja and
-# rendered by it, which gives the same value or the same error (tests/core/test_render_plain.py).
+# A plain scalar: text (no CR, no {{, {% or {#), and expressions ``{{ name }}``, each followed by
+# key look-ups ``.key`` or ``['key']`` and filtered by ``default(literal)``, ``upper`` or ``lower``
+# at most. Most template scalars are plain, and compiling one with Jinja costs about a
+# millisecond (issue 14 §1: validate's start), so a plain scalar is evaluated here, the way Jinja
+# evaluates it; whatever this does not settle (an undefined name without a default, a key the
+# value does not hold, a value that is not a map, a result over the size bound) is compiled with
+# Jinja and rendered by it, which gives the same value or the same error
+# (tests/core/test_render_plain.py).
 _PLAIN_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_PLAIN_EXPR = re.compile(r"\{\{ *(" + _PLAIN_NAME + r")((?: *\| *(?:upper|lower|default\( *[^()]* *\)))*) *\}\}")
+# A key in brackets: a string literal of printable ASCII without quotes, backslash, brackets,
+# braces, parentheses or bar (Jinja reads such a literal as its characters).
+_PLAIN_KEY = r"""\[(?:'[ !#-&*-Z^-z~]*'|"[ !#-&*-Z^-z~]*")\]"""
+_PLAIN_EXPR = re.compile(
+    r"\{\{ *(" + _PLAIN_NAME + r")((?:\." + _PLAIN_NAME + "|" + _PLAIN_KEY + r")*)"
+    r"((?: *\| *(?:upper|lower|default\( *[^()]* *\)))*) *\}\}"
+)
+_PLAIN_STEP = re.compile(r"\.(" + _PLAIN_NAME + r")|\[['\"](.*?)['\"]\]")
 _PLAIN_FILTER = re.compile(r" *\| *(upper|lower|default\( *([^()]*?) *\))")
 _PLAIN_TEXT = re.compile(r"(?:[^{\r]|\{(?![{%#]))*")  # what Jinja's lexer keeps as data, CR aside
 # Jinja's literals (true, none), its operators (not), and its tests and keywords: left to Jinja.
 _NOT_PLAIN = frozenset({"true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is", "if", "else"})
 _MISSING = object()
 _Filter = tuple[str, Any]
+# One look-up: (True, key) for ``['key']``, read as an item first; (False, key) for ``.key``,
+# read as an attribute first (a key that names a ``dict`` attribute is left to Jinja).
+_Step = tuple[bool, str]
 
 
 def _plain_literal(text: str) -> tuple[bool, Any]:
@@ -297,9 +312,34 @@ def _plain_literal(text: str) -> tuple[bool, Any]:
     return (True, constants[text]) if text in constants else (False, None)
 
 
+def _plain_steps(text: str) -> tuple[_Step, ...] | None:
+    """The look-ups after a name (``.a['b']``), or None when one of them is left to Jinja."""
+    steps: list[_Step] = []
+    for m in _PLAIN_STEP.finditer(text):
+        if m.group(1) is not None:
+            if m.group(1) in _NOT_PLAIN or hasattr(dict, m.group(1)):  # items, get, __class__: an attribute
+                return None
+            steps.append((False, m.group(1)))
+        else:
+            steps.append((True, m.group(2)))
+    return tuple(steps)
+
+
+def _look_up(value: Any, steps: tuple[_Step, ...]) -> Any:  # noqa: ANN401
+    """``value`` followed down ``steps`` through maps; ``_MISSING`` where Jinja would do anything
+    else (a key the map lacks, a value that is not a ``dict``: an attribute, an error)."""
+    for _, key in steps:
+        if type(value) is not dict:
+            return _MISSING
+        value = value.get(key, _MISSING)
+        if value is _MISSING:
+            return _MISSING
+    return value
+
+
 def _plain_expr(source: str, where: str) -> _Expr | None:
     """The scalar as a plain expression, or None when only Jinja can compile it."""
-    pieces: list[str | tuple[str, tuple[_Filter, ...]]] = []
+    pieces: list[str | tuple[str, tuple[_Step, ...], tuple[_Filter, ...]]] = []
     pos = 0
     while pos < len(source):
         text = _PLAIN_TEXT.match(source, pos)
@@ -310,10 +350,13 @@ def _plain_expr(source: str, where: str) -> _Expr | None:
         if pos == len(source):
             break
         m = _PLAIN_EXPR.match(source, pos)
-        if m is None or m.group(1) in _NOT_PLAIN or m.group(1) in GLOBALS:  # range, namespace, ...
+        if m is None or m.group(1) in _NOT_PLAIN:
+            return None
+        steps = _plain_steps(m.group(2))
+        if steps is None:
             return None
         filters: list[_Filter] = []
-        for f in _PLAIN_FILTER.finditer(m.group(2)):
+        for f in _PLAIN_FILTER.finditer(m.group(3)):
             if f.group(1) in ("upper", "lower"):
                 filters.append((f.group(1), None))
                 continue
@@ -321,7 +364,7 @@ def _plain_expr(source: str, where: str) -> _Expr | None:
             if not ok:
                 return None
             filters.append(("default", literal))
-        pieces.append((m.group(1), tuple(filters)))
+        pieces.append((m.group(1), steps, tuple(filters)))
         pos = m.end()
     exprs = [p for p in pieces if isinstance(p, tuple)]
     if not exprs:
@@ -340,8 +383,14 @@ def _plain_expr(source: str, where: str) -> _Expr | None:
             if isinstance(piece, str):
                 out.append(piece)
                 continue
-            name, filters = piece
+            name, steps, filters = piece
             value = variables.get(name, _MISSING)
+            if value is _MISSING and name in GLOBALS:  # Jinja's range, namespace, ...: a variable shadows it
+                return by_jinja(variables)
+            if steps:
+                value = _look_up(value, steps)
+                if value is _MISSING:  # an undefined name or key, an attribute, an error: Jinja's
+                    return by_jinja(variables)
             for kind, literal in filters:
                 if kind == "default":
                     value = _built(literal if value is _MISSING else value)  # a filter's result passes _built
@@ -357,7 +406,7 @@ def _plain_expr(source: str, where: str) -> _Expr | None:
         text = "".join(out)
         return by_jinja(variables) if len(text) > MAX_OUTPUT_CHARS else text
 
-    return _Expr(source, native, tuple(sorted({name for name, _ in exprs})), run, plain=True)
+    return _Expr(source, native, tuple(sorted({name for name, _, _ in exprs})), run, plain=True)
 
 
 def _compile_source(source: str, *, where: str) -> _Expr:
@@ -396,11 +445,13 @@ class Renderer:
             return self._render_node(plan, plan.static, (), plan.slots)
 
     def value_at(self, plan: TemplatePlan, path: JsonPath) -> Value:
-        """The rendered value of the one Jinja scalar at ``path``, bounded like a template."""
-        if plan.exprs[path].plain:
-            return self._eval(plan, path)
-        with bounded(plan.document.path):
-            return self._eval(plan, path)
+        """The rendered value of the one Jinja scalar at ``path``, bounded like a template.
+
+        A plain scalar, and one whose value (or error) the cache holds, runs no template
+        code: it is read without setting up the CPU-time and memory bounds (a timer and
+        an address-space limit, set and reset, cost more than the look-up).
+        """
+        return self._eval(plan, path, bounds=plan.document.path)
 
     def _render_node(self, plan: TemplatePlan, value: Value, path: JsonPath, slots: dict[str | int, Any]) -> Value:
         if isinstance(value, dict):
@@ -421,18 +472,26 @@ class Renderer:
             return items
         return self._eval(plan, path)
 
-    def _eval(self, plan: TemplatePlan, path: JsonPath) -> Value:
+    def _eval(self, plan: TemplatePlan, path: JsonPath, *, bounds: str | None = None) -> Value:
+        """The scalar's value from the cache, or run: within ``bounded(bounds)`` when given
+        and the scalar is not plain (``render`` sets the bounds up once for a template)."""
         expr = plan.exprs[path]
         key = (expr.source, tuple(self.fingerprint(n) for n in expr.names))
         try:
             value = self.cache[key]
         except KeyError:
-            value = self.cache[key] = self._run(expr)
+            if bounds is None or expr.plain:
+                value = self._run(expr)
+            else:
+                with bounded(bounds):
+                    value = self._run(expr)
+            self.cache[key] = value
         if isinstance(value, _Failure):  # the same scalar with the same variables fails the same way
             raise InputError(f"{plan.document.origin(path).location()}: {value.detail}")
         return value
 
     def _run(self, expr: _Expr) -> Value | _Failure:
+        _BUDGET.steps = 0  # per scalar: the cached outcome is a function of the cache key alone
         try:
             value = _to_value(expr.run(self.variables), expr.native)
         except TemplateFailure as e:

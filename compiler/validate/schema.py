@@ -26,6 +26,7 @@ import jsonschema_rs
 
 from compiler.errors import InputError
 from compiler.jsonpath import JsonPath
+from compiler.validate.edits import EditCheck
 from compiler.validate.schemafiles import (
     SCHEMAS,
     Pointer,
@@ -92,6 +93,7 @@ class ModuleSchema:
     _registry: jsonschema_rs.Registry | None
     _lookups: dict[tuple[str, str], tuple[str, Any]] = field(default_factory=dict)
     _patterns: dict[str, Any] = field(default_factory=dict)
+    _edits: EditCheck | None = None
 
     @classmethod
     def load(cls, module: str, path: str, data: bytes, files: SchemaFiles | None = None) -> ModuleSchema:
@@ -134,13 +136,28 @@ class ModuleSchema:
         """The URI this schema's relative references resolve against."""
         return uri_of(self.path)
 
-    def check(self, instance: object) -> list[SchemaFinding]:
-        """Every schema error of ``instance``, sorted by path."""
+    def check(self, instance: object, *, valid_base: object = None) -> list[SchemaFinding]:
+        """Every schema error of ``instance``, sorted by path.
+
+        ``valid_base``: a document this schema accepts (``is_valid``) of which
+        ``instance`` is a copy-on-write edit; when given, only the subtrees that
+        are not the same objects in both are validated where that is exact
+        (``compiler.validate.edits``), else the whole document.
+        """
+        if valid_base is not None:
+            if self._edits is None:
+                self._edits = EditCheck(self.schema, _OPTIONS)
+            if self._edits.valid(valid_base, instance):
+                return []
         if self._validator.is_valid(instance):
             return []
         secret = set(secret_paths(self, instance))
         findings = [f for e in self._validator.iter_errors(instance) for f in _findings(e, secret, instance)]
         return sorted(findings, key=lambda f: ([str(p) for p in f.path], f.message))
+
+    def is_valid(self, instance: object) -> bool:
+        """Whether ``instance`` has no schema error."""
+        return bool(self._validator.is_valid(instance))
 
     def resolve(self, base: str, ref: str) -> tuple[str, Any]:
         """The subschema ``ref`` names from a node at ``base``, and its own base URI (memoized)."""

@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
+from compiler.compile.pipeline import CompileCaches, compile_target
 from compiler.compile.repository import MAX_EXTENDS
 from compiler.errors import InputError
 from compiler.load.yaml import load_document
+from compiler.project import Target
 from compiler.render import _sandbox, jinja
 from tests.conftest import copy_example
-from tests.core._repos import mini_repo
+from tests.core._repos import BASE, ENGINE_TEMPLATE, mini_repo, open_repo
 from tests.core.test_pipeline import compiled, engine
 from tests.core.test_render import one, render_error
 
@@ -66,12 +68,39 @@ def test_steps_at_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     assert scalar_error("{{ lipsum(1, False, 20, 101) }}").startswith(AT + "rendering takes over 100 steps")
 
 
-def test_steps_count_per_template_not_per_scalar(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_steps_count_per_scalar(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jinja, "MAX_STEPS", 100)
     a, b, c = ("{{ range(50) | list | " + f + " }}" for f in ("length", "first", "last"))
-    assert render_error(f'a: "{a}"\nb: "{b}"\nc: "{c}"\n').startswith(
-        "templates/inference-engine.yaml:3:1: template error: rendering takes over 100 steps"
+    assert one(f'"{a}"') == 50
+    assert render_error(f'a: "{a}"\nb: "{b}"\nc: "{c}"\nd: "{{{{ range(101) | list }}}}"\n').startswith(
+        "templates/inference-engine.yaml:4:1: template error: rendering takes over 100 steps"
     )
+
+
+def test_a_scalars_outcome_does_not_depend_on_the_targets_compiled_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Outcomes are cached by (scalar, the values it reads) for every target of the run (and across
+    # runs): with one step budget per template, y failed after x had used it up in staging, and dev,
+    # where x costs nothing, then got y's cached failure -- or passed when compiled alone.
+    monkeypatch.setattr(jinja, "MAX_STEPS", 100)
+    loop = "{% for i in range(N) %}.{% endfor %}"
+    root = mini_repo(
+        tmp_path,
+        {
+            "templates/engine.yaml": ENGINE_TEMPLATE
+            + f'x: "{loop.replace("N", "a")}"\ny: "{loop.replace("N", "b")}"\n',
+            "environments/base.yaml": BASE + "  a: 30\n  b: 30\n",
+            "environments/dev.yaml": "vars:\n  a: 0\n",
+        },
+    )
+    repo, caches = open_repo(root), CompileCaches()
+    alone = compile_target(open_repo(root), Target("dev"), validate=False).modules["engine"]
+    compile_target(repo, Target("staging"), validate=False, caches=caches)
+    after = compile_target(repo, Target("dev"), validate=False, caches=caches).modules["engine"]
+    assert after == alone
+    assert isinstance(alone, dict)
+    assert alone["y"] == "." * 30
 
 
 def test_macro_depth_at_the_limit() -> None:
@@ -283,3 +312,67 @@ def test_strip_characters_are_bounded() -> None:
     assert scalar_error(distinct + "{{ ('a' * 1000000).strip(ns.s) }}").startswith(
         AT + "strip: 300 distinct characters to strip from 1,000,000 is too costly"
     )
+
+
+TENANT_BACKSTOP = """
+import sys
+from compiler.compile.pipeline import CompileCaches, compile_target
+from compiler.errors import InputError
+from compiler.project import Target
+from compiler.render import jinja
+from tests.core._repos import open_repo
+jinja.MAX_MEMORY_BYTES = int(sys.argv[2])
+repo, caches = open_repo(__import__("pathlib").Path(sys.argv[1])), CompileCaches()
+for target in (Target("staging"), Target("staging", "acme"), Target("prod", "acme")):
+    try:
+        compile_target(repo, target, validate=False, caches=caches)
+        print(target, "ok")
+    except InputError as e:
+        print(target, e)
+"""
+
+
+def tenant_backstop(tmp_path: Path, scalar: str, n: int, memory: int = jinja.MAX_MEMORY_BYTES) -> list[str]:
+    """Compile the environment and two tenant targets whose tenant file alone sets ``n`` high.
+
+    The tenants inherit their environment's modules and render only the scalars whose
+    variables they change (``compiler.compile.inherit``): the scalar runs in a tenant alone.
+    """
+    root = mini_repo(
+        tmp_path,
+        {
+            "templates/engine.yaml": ENGINE_TEMPLATE + f'slow: "{scalar}"\n',
+            "environments/staging.yaml": "vars:\n  n: 1\n",
+            "environments/tenants/acme.yaml": f"vars:\n  n: {n}\n",
+        },
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", TENANT_BACKSTOP, str(root), str(memory)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,  # without the CPU bound the loop runs for many minutes
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    return done.stdout.splitlines()
+
+
+def test_a_runaway_scalar_that_only_a_tenant_runs_is_stopped_at_its_line(tmp_path: Path) -> None:
+    # 100,000 steps, each a C call building and scanning 4 MB: only the CPU timer stops it.
+    scalar = "{% for i in range(n) %}{{ ('x' * 4000000).count('y') }}{% endfor %}"
+    out = tenant_backstop(tmp_path, scalar, 100_000)
+    assert out[0] == "staging ok"
+    where = "templates/engine.yaml:8:1: template error: rendering took over 1.5s of CPU time in "
+    assert out[1].startswith(f"staging@acme {where}")
+    # prod@acme: the same scalar with the same variables fails from the cache, at the same line
+    assert out[2] == out[1].replace("staging@acme", "prod@acme")
+
+
+def test_a_tenant_scalar_that_allocates_past_the_limit_is_stopped_at_its_line(tmp_path: Path) -> None:
+    out = tenant_backstop(tmp_path, "{{ ('x' * n) | length }}", 4_000_000, memory=2 * 2**20)
+    assert out[0] == "staging ok"
+    assert out[1] == (
+        "staging@acme templates/engine.yaml:8:1: template error: rendering needs over 2 MiB of memory"
+        " in \"{{ ('x' * n) | length }}\""
+    )
+    assert out[2] == out[1].replace("staging@acme", "prod@acme")

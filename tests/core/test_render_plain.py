@@ -1,4 +1,4 @@
-"""Plain template scalars are evaluated without compiling them with Jinja (issue 14 §1), the way Jinja does.
+"""Plain template scalars are evaluated without compiling them with Jinja (issue 14 §1, §3), the way Jinja does.
 
 For any scalar the plain form takes and any variables, the value or the error is the one the
 Jinja-compiled scalar gives; a scalar outside the plain form is compiled with Jinja.
@@ -21,15 +21,19 @@ LITERALS = ["1", "0", "8080", "1.5", "'http'", '"USD"', "true", "False", "none",
 FILTERS = ["upper", "lower", *(f"default({lit})" for lit in LITERALS), "default( 2 )", "default(1, true)", "title"]
 SPACES = ["", " ", "  "]
 TEXTS = ["", "a", "https://", ".svc:", " ", "-", "x\n", "\r", "{", "}", "}}", "${a}", "{ x }", "é", "{#", "{%", "%}"]
-VALUES = st.one_of(
+# Look-ups after a name: keys of maps, names of dict methods and attributes, Jinja's words.
+STEPS = [".a", ".b", ".items", ".get", ".__class__", ".true", ".upper"]
+STEPS += ["['a']", '["b"]', "['items']", "['']", "['a b']"]
+KEYS = ["a", "b", "items", "", "a b"]
+LEAVES = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-5, 10**6),
     st.floats(allow_nan=False, allow_infinity=False, width=32),
     st.sampled_from(["", "prod", "eu-west-1", "ÉTÉ", "x" * 30]),
     st.lists(st.integers(0, 3), max_size=2),
-    st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, 3), max_size=2),
 )
+VALUES = st.recursive(LEAVES, lambda inner: st.dictionaries(st.sampled_from(KEYS), inner, max_size=3), max_leaves=6)
 
 
 @st.composite
@@ -41,7 +45,8 @@ def scalars(draw: st.DrawFn) -> str:
         filters = "".join(
             f"{draw(st.sampled_from(SPACES))}|{sp}{f}" for f in draw(st.lists(st.sampled_from(FILTERS), max_size=2))
         )
-        parts.append("{{" + sp + draw(st.sampled_from(NAMES)) + filters + sp + "}}")
+        steps = "".join(draw(st.lists(st.sampled_from(STEPS), max_size=3)))
+        parts.append("{{" + sp + draw(st.sampled_from(NAMES)) + steps + filters + sp + "}}")
     parts.append(draw(st.sampled_from(TEXTS)))
     return "".join(parts)
 
@@ -51,7 +56,7 @@ def outcome(expr: Any, variables: dict[str, Any]) -> Any:
     return Renderer(variables, {})._run(expr)
 
 
-@settings(deadline=None, max_examples=400)
+@settings(deadline=None, max_examples=600)
 @given(scalars(), st.dictionaries(st.sampled_from(NAMES), VALUES, max_size=4))
 def test_a_plain_scalar_evaluates_as_jinja_evaluates_it(source: str, variables: dict[str, Any]) -> None:
     plain = jinja._plain_expr(source, "t.yaml:1:1")
@@ -63,6 +68,39 @@ def test_a_plain_scalar_evaluates_as_jinja_evaluates_it(source: str, variables: 
     assert type(outcome(plain, variables)) is type(outcome(by_jinja, variables))  # 1 is not 1.0 is not True
 
 
+MAPS = st.dictionaries(st.sampled_from(KEYS), VALUES, min_size=1, max_size=3)
+
+
+@st.composite
+def look_ups(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """A scalar reading ``x`` down a path that mostly exists in the value drawn for ``x``."""
+    value = draw(MAPS)
+    node: Any = value
+    steps = ""
+    for _ in range(draw(st.integers(1, 3))):
+        found = isinstance(node, dict) and node and draw(st.integers(0, 4)) > 0
+        key = draw(st.sampled_from(sorted(node))) if found else draw(st.sampled_from(KEYS))
+        node = node[key] if found else None
+        dot = key.isidentifier() and draw(st.booleans())
+        steps += f".{key}" if dot else draw(st.sampled_from([f"['{key}']", f'["{key}"]']))
+    filters = "".join(f" | {f}" for f in draw(st.lists(st.sampled_from(FILTERS[:6]), max_size=1)))
+    source = draw(st.sampled_from(TEXTS[:5])) + "{{ x" + steps + filters + " }}" + draw(st.sampled_from(TEXTS[:5]))
+    return source, {"x": value}
+
+
+@settings(deadline=None, max_examples=400)
+@given(look_ups())
+def test_a_plain_look_up_evaluates_as_jinja_evaluates_it(case: tuple[str, dict[str, Any]]) -> None:
+    source, variables = case
+    plain = jinja._plain_expr(source, "t.yaml:1:1")
+    if plain is None:
+        return  # a dict method (.items) or a literal Jinja reads otherwise: compiled with Jinja
+    by_jinja = jinja._compile_source(source, where="t.yaml:1:1")
+    assert (plain.native, plain.names) == (by_jinja.native, by_jinja.names)
+    assert outcome(plain, variables) == outcome(by_jinja, variables)
+    assert type(outcome(plain, variables)) is type(outcome(by_jinja, variables))
+
+
 @pytest.mark.parametrize(
     "source",
     [
@@ -71,6 +109,10 @@ def test_a_plain_scalar_evaluates_as_jinja_evaluates_it(source: str, variables: 
         "{{ upstream_scheme | default('http') }}://router.llm-{{ env_name }}:{{ upstream_port | default(8080) }}",
         "{{ top_p | default(1.0) }}",
         "LLM_{{ env_name | upper }}",
+        "{{ limits.tpm }}",  # the generated workloads' look-ups (bench/workload)
+        "svc-{{ namespace }}.api",  # a Jinja global, read as the variable that shadows it
+        "{{ pricing.input_per_mtok }}",
+        "svc-{{ a.b['max-tokens'] | default(1) }}.{{ c[\"d e\"].f | lower }}",
     ],
 )
 def test_the_example_templates_scalars_are_plain(source: str) -> None:
@@ -81,8 +123,17 @@ def test_the_example_templates_scalars_are_plain(source: str) -> None:
     "source",
     [
         "{{ x + 1 }}",
-        "{{ x.y }}",
-        "{{ range }}",  # a global: Jinja resolves it when no variable has the name
+        "{{ x.items }}",  # a dict method, whatever the map holds
+        "{{ x.__class__ }}",
+        "{{ x.none }}",
+        "{{ x.0 }}",
+        "{{ x . y }}",
+        "{{ x[y] }}",
+        "{{ x[0] }}",
+        "{{ x['a\\'b'] }}",
+        "{{ x['{{'] }}",
+        "{{ x['('] }}",
+        "{{ x.y() }}",
         "{{ true }}",
         "{{- x }}",
         "{% if x %}a{% endif %}",
@@ -94,6 +145,13 @@ def test_the_example_templates_scalars_are_plain(source: str) -> None:
 )
 def test_a_scalar_outside_the_plain_form_is_compiled_with_jinja(source: str) -> None:
     assert jinja._plain_expr(source, "t.yaml:1:1") is None
+
+
+def test_a_global_no_variable_shadows_is_left_to_jinja() -> None:
+    plain = jinja._plain_expr("{{ range | default(1) }}", "t.yaml:1:1")
+    assert plain is not None
+    assert outcome(plain, {"range": 3}) == 3
+    assert isinstance(outcome(plain, {}), jinja._Failure)  # Jinja's range function is no JSON value
 
 
 def test_an_undefined_variable_fails_as_jinja_says_it() -> None:
