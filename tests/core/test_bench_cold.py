@@ -9,6 +9,7 @@ small repository; no timing is asserted.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,3 +54,34 @@ def test_every_timed_compile_is_cold_and_leaves_no_result_cache(tmp_path: Path, 
 def test_the_diff_benchmark_compares_with_a_cold_compile() -> None:
     text = (BENCH / "diff_history.py").read_text()
     assert 'llmcc("compile", repo, "-q", "--no-cache"' in text
+
+
+@pytest.fixture
+def bench_startup() -> Iterator[ModuleType]:
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield importlib.import_module("startup")
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_the_startup_bench_validates_without_the_cache_and_hooks_after_a_change(
+    tmp_path: Path, bench_startup: ModuleType
+) -> None:
+    """``validate`` (bar: no cache) is timed with ``--no-cache``; each ``hook validate`` after a one-file
+    change starts from the cache of the commit before it, not from the one its own last run filled."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPS_AGE_")}
+    repo = bench_startup.example_copy(tmp_path / "example")
+    bench_startup.median_times([*bench_startup.llmcc(), "-C", str(repo), "validate", "--no-cache"], 1, env)
+    assert not (repo / ".llmcc").exists()
+    assert '"validate", "--no-cache"]' in (BENCH / "startup.py").read_text()
+    changed = bench_startup.example_copy(tmp_path / "changed")
+    restore = bench_startup.cache_before_change(changed, env)
+    before = sorted(p.relative_to(changed) for p in (changed / ".llmcc").rglob("*"))
+    assert before
+    bench_startup.one_file_change(changed)
+    hook = [*bench_startup.llmcc(), "hook", "validate", "environments/dev.yaml"]
+    bench_startup.median_times(hook, 1, env, changed, restore)
+    assert sorted(p.relative_to(changed) for p in (changed / ".llmcc").rglob("*")) != before  # the run stored
+    restore()
+    assert sorted(p.relative_to(changed) for p in (changed / ".llmcc").rglob("*")) == before
