@@ -55,6 +55,7 @@ def generate(tenants: int) -> Path:
 def compile_once(ours: Path, out: Path, shard: str | None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB, the tree's sum) of one ``llmcc compile`` into a fresh ``out``."""
     shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(ours / ".llmcc", ignore_errors=True)  # nothing an earlier command left is read
     extra = ["--shard", shard] if shard else []
     # --no-cache: full compiles on both sides (the result cache would serve the shards what the
     # single runner compiled a moment before, in the same repository)

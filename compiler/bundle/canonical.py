@@ -35,59 +35,103 @@ class NotCanonicalError(ValueError):
     """Strict JSON, but not byte for byte its canonical form (``canonical_json``)."""
 
 
-# id(dict) -> (the dict, its canonical text). Holding the dict keeps its id from being reused.
-EncodingCache = dict[int, tuple[object, str]]
+# id(dict) -> (the dict, its canonical text, each member's text '"key":value' by key in sorted
+# order, or None for a map with a key that is not a string). Holding the dict keeps its id from
+# being reused.
+EncodingCache = dict[int, tuple[object, str, dict[str, str] | None]]
 
 
 def canonical_json(
-    obj: JSONValue, *, cache: EncodingCache | None = None, store: bool = False, whole_at: int = 2
+    obj: JSONValue, *, cache: EncodingCache | None = None, store: bool = False, like: JSONValue = None
 ) -> bytes:
     """``json.dumps(sort_keys, no whitespace, ensure_ascii=False)`` in UTF-8.
 
     Floats keep their decimal point (``1.0`` stays ``1.0``); NaN and infinities
     are refused because JSON has no spelling for them.
 
-    ``cache`` reuses the text of maps already encoded, found by identity: merged
-    configurations share unchanged subtrees between targets, so a tenant's bundle
-    re-encodes only what its layers changed. ``store`` adds this object's maps to
-    the cache. Maps nested ``whole_at`` levels deep are encoded whole by the C
-    encoder (and cached as a unit); only the levels above are walked here. Values
-    must not be mutated after they were cached (the pipeline never mutates). The
-    bytes are the same with or without the cache.
+    ``cache`` reuses the text of maps already encoded. ``store`` encodes ``obj``
+    and keeps the text of every map in it, and of each member, in the cache.
+    ``like`` is a value of the same shape whose maps were stored before: where
+    ``obj`` holds, at the same path, the very map ``like`` holds (``is``), its text
+    is reused; where it holds a copy that changed some members, only those members
+    are encoded and spliced among the stored ones. Merged configurations are such
+    copies -- a tenant's modules share every subtree its layers did not change with
+    its environment's (``compiler.compile.inherit``) -- so a tenant's bundle
+    encodes only what its layers changed, and the walk visits only the maps on the
+    way to a change. Values must not be mutated after they were stored (the
+    pipeline never mutates). The bytes are the same with or without the cache.
     """
     try:
-        text = _ENCODE(obj) if cache is None else _encode(obj, cache, store, whole_at)
+        if cache is None:
+            text = _ENCODE(obj)
+        elif store:
+            text = _store(obj, cache)
+        else:
+            text = _like(obj, like, cache)
     except ValueError as e:
         raise ValueError(f"not representable in JSON: {e}") from e
     return text.encode("utf-8")
 
 
-def _encode(obj: JSONValue, cache: EncodingCache, store: bool, whole_at: int) -> str:
+# '"key":' by key: the same few hundred keys recur in every target's modules.
+_KEYS: dict[str, str] = {}
+
+
+def _key(k: str) -> str:
+    text = _KEYS.get(k)
+    if text is None:
+        text = _KEYS[k] = encode_basestring(k) + ":"
+    return text
+
+
+def _store(obj: JSONValue, cache: EncodingCache) -> str:
     if type(obj) is not dict:
         return _whole(obj)
     hit = cache.get(id(obj))
     if hit is not None and hit[0] is obj:
         return hit[1]
-    if whole_at <= 0 or not all(type(k) is str for k in obj):
+    if not all(type(k) is str for k in obj):
         text = _whole(obj)  # non-string keys: let json coerce or report exactly as it would
-    else:
-        below = whole_at - 1
-        parts = []
-        for k in sorted(obj):
-            v = obj[k]
-            if type(v) is dict:
-                hit = cache.get(id(v))
-                parts.append(
-                    encode_basestring(k)
-                    + ":"
-                    + (hit[1] if hit is not None and hit[0] is v else _encode(v, cache, store, below))
-                )
-            else:
-                parts.append(encode_basestring(k) + ":" + _whole(v))
-        text = "{" + ",".join(parts) + "}"
-    if store:
-        cache[id(obj)] = (obj, text)
+        cache[id(obj)] = (obj, text, None)
+        return text
+    parts = {k: _key(k) + (_store(v, cache) if type(v) is dict else _whole(v)) for k, v in sorted(obj.items())}
+    text = "{" + ",".join(parts.values()) + "}"
+    cache[id(obj)] = (obj, text, parts)
     return text
+
+
+def _like(obj: JSONValue, like: JSONValue, cache: EncodingCache) -> str:
+    if type(obj) is not dict or type(like) is not dict:
+        return _whole(obj)
+    hit = cache.get(id(like))
+    if hit is None or hit[0] is not like:  # not stored (a caller's wrapper): walk it key by key
+        if not all(type(k) is str for k in obj):
+            return _whole(obj)
+        return "{" + ",".join([_key(k) + _like(obj[k], like.get(k), cache) for k in sorted(obj)]) + "}"
+    if obj is like:
+        return hit[1]
+    stored = hit[2]
+    if stored is None:
+        return _whole(obj)
+    if obj.keys() != stored.keys():
+        if not all(type(k) is str for k in obj):
+            return _whole(obj)
+        return "{" + ",".join([_member(k, obj[k], like, stored, cache) for k in sorted(obj)]) + "}"
+    changed = [k for k, v in obj.items() if v is not like[k]]
+    if len(changed) == len(stored) and not any(type(v) is dict for v in obj.values()):
+        return _whole(obj)  # nothing shared, nothing below to share: one call of the C encoder
+    parts = stored.copy()  # in sorted key order, as stored
+    for k in changed:
+        v = obj[k]
+        parts[k] = _key(k) + (_like(v, like[k], cache) if type(v) is dict else _whole(v))
+    return "{" + ",".join(parts.values()) + "}"
+
+
+def _member(k: str, v: JSONValue, like: dict[str, JSONValue], stored: dict[str, str], cache: EncodingCache) -> str:
+    if k not in like:
+        return _key(k) + _whole(v)
+    old = like[k]
+    return stored[k] if v is old else _key(k) + _like(v, old, cache)
 
 
 def reject_duplicate_keys(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:

@@ -112,7 +112,6 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
         ctx = multiprocessing.get_context("fork")
         order = {t.name: i for i, t in enumerate(targets)}
         results: list[TargetOutcome | None] = [None] * len(targets)
-        chunk = max(1, len(targets) // (workers * 4))
         # Workers ignore SIGINT: Ctrl-C reaches the whole process group, and only the parent
         # reacts (leaving the pool terminates the workers), so no worker prints a traceback.
         # SIGINT is blocked while the workers are forked, so none can take it before
@@ -123,14 +122,31 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
         with pool:
-            for n, outcome in enumerate(pool.imap_unordered(_worker, targets, chunksize=chunk), 1):
-                results[order[outcome.target]] = outcome
-                if request.progress:
-                    request.progress(f"[{n}/{len(targets)}] {outcome.target}")
+            n = 0
+            for outcomes in pool.imap_unordered(_worker, _tenant_groups(targets)):
+                for outcome in outcomes:
+                    n += 1
+                    results[order[outcome.target]] = outcome
+                    if request.progress:
+                        request.progress(f"[{n}/{len(targets)}] {outcome.target}")
         _done(request)
         return [r for r in results if r is not None]
     finally:
         _REQUEST = None
+
+
+def _tenant_groups(targets: Sequence[Target]) -> list[tuple[Target, ...]]:
+    """The targets as the workers' tasks: a tenant's targets together, each other target alone.
+
+    A tenant's targets in several environments read the same tenant layer files
+    (``environments/tenants/<t>.yaml``): in one task they are parsed once. Tasks
+    of a target or two keep both workers busy to the end (a worker takes the next
+    task when it is done), where chunks of many targets left one idle meanwhile.
+    """
+    groups: dict[str | Target, list[Target]] = {}
+    for target in targets:
+        groups.setdefault(target if target.tenant is None else target.tenant, []).append(target)
+    return [tuple(group) for group in groups.values()]
 
 
 def _ignore_interrupts() -> None:
@@ -174,23 +190,22 @@ def _warm(request: BuildRequest, targets: Sequence[Target]) -> None:
 
 
 def _warm_json(request: BuildRequest, targets: Sequence[Target]) -> None:
-    """Encode the environments' modules once, so tenant bundles reuse the text of shared subtrees."""
+    """Encode the environments' modules once, so each bundle reuses the text of what it shares with them."""
     from compiler.bundle.canonical import canonical_json
 
     for env in sorted({t.environment for t in targets}):
         base = _caches(request).env_bases.get(env)
         if base is None:
             continue  # the environment failed to load: its targets report it
-        for value in _json(base.modules).values():
-            canonical_json(value, cache=request.json_cache, store=True)
+        canonical_json(_json_map(base.modules), cache=request.json_cache, store=True)
 
 
 _REQUEST: BuildRequest | None = None
 
 
-def _worker(target: Target) -> TargetOutcome:
+def _worker(targets: tuple[Target, ...]) -> list[TargetOutcome]:
     assert _REQUEST is not None
-    return _build_one(_REQUEST, target)
+    return [_build_one(_REQUEST, target) for target in targets]
 
 
 def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
@@ -218,6 +233,10 @@ def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
         return TargetOutcome(target=target.name, diagnostics=[], error=(str(e), e.exit_code))
 
 
+def _json_map(modules: dict[str, Value]) -> JSONValue:
+    return cast("JSONValue", modules)
+
+
 def _json(modules: dict[str, Value]) -> dict[str, JSONValue]:
     """Merged modules as JSON: merging leaves no ``Tagged`` node (``compiler.merge``, invariant 2)."""
     return cast("dict[str, JSONValue]", modules)
@@ -239,8 +258,14 @@ def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
         modules=modules,
         encryption=encryption,
     )
-    # body -> "modules" -> module -> group -> subgroup: encode from the subgroup down in C.
-    return canonical_json(body, cache=request.json_cache, whole_at=4)
+    # A target's modules share every subtree its own layers did not change with its
+    # environment's base (compiler.compile.inherit), whose text _warm_json stored.
+    base = _caches(request).env_bases.get(result.target.environment)
+    if base is None:
+        return canonical_json(body)
+    if id(base.modules) not in request.json_cache:  # computed after _warm_json (not by build_targets)
+        canonical_json(_json_map(base.modules), cache=request.json_cache, store=True)
+    return canonical_json(body, cache=request.json_cache, like={"modules": _json_map(base.modules)})
 
 
 def write_staged(path: Path, data: bytes) -> None:

@@ -47,30 +47,76 @@ def test_canonical_json_refuses_what_json_cannot_spell(value: object) -> None:
         canonical_json(value)  # type: ignore[arg-type]
 
 
-@given(JSON, st.integers(min_value=0, max_value=4))
-def test_canonical_json_with_the_cache_is_json_dumps_at_every_depth(value: object, whole_at: int) -> None:
-    """The walk above ``whole_at`` and the C encoder built once give json.dumps' bytes (issue 14 §3),
-    the first time, from the cache, and for a new tree sharing the cached subtrees."""
-    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    cache: EncodingCache = {}
-    assert canonical_json(value, cache=cache, store=True, whole_at=whole_at) == expected  # type: ignore[arg-type]
-    assert canonical_json(value, cache=cache, whole_at=whole_at) == expected  # type: ignore[arg-type]
-    wrapped = {"new": value, "old": value, "x": 1.5}
-    assert (
-        canonical_json(wrapped, cache=cache, whole_at=whole_at + 1)
-        == json.dumps(  # type: ignore[arg-type]
-            wrapped, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode()
-    )
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def test_canonical_json_with_the_cache_coerces_and_refuses_like_json() -> None:
+# Maps nested a few levels deep, as modules are (module -> group -> subgroup -> leaves); keys with
+# quotes, escapes and non-ASCII text; floats with exponents (1e+16, 1e-07) and -0.0.
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([1e16, 1e-07, -0.0, 1.0, 2**70])
+    | st.text()
+)
+NESTED = st.recursive(
+    SCALARS,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=5),
+    max_leaves=40,
+)
+
+
+def _edited(value: object, data: st.DataObject, depth: int = 0) -> object:
+    """A copy of ``value`` that shares what it does not change (by identity), as a merge leaves it."""
+    choice = data.draw(st.sampled_from(["same", "same", "edit", "replace"]), label=f"choice@{depth}")
+    if choice == "same":
+        return value
+    if choice == "replace" or not isinstance(value, dict):
+        return data.draw(NESTED, label=f"new@{depth}")
+    out = {}
+    for k, v in value.items():
+        if not data.draw(st.booleans(), label=f"drop {k!r}@{depth}") or len(value) < 2:
+            out[k] = _edited(v, data, depth + 1)
+    out.update(data.draw(st.dictionaries(st.text(max_size=3), NESTED, max_size=2), label=f"add@{depth}"))
+    return out
+
+
+@given(NESTED, st.data())
+def test_canonical_json_splicing_a_stored_value_is_json_dumps(value: object, data: st.DataObject) -> None:
+    """Encoding a copy against the stored original (``like``) gives json.dumps' bytes (issue 14 §3):
+    shared maps reuse their text, changed members are spliced among the stored ones."""
     cache: EncodingCache = {}
-    assert canonical_json({"a": {1: "x", 2: [2.0]}}, cache=cache, whole_at=3) == b'{"a":{"1":"x","2":[2.0]}}'  # type: ignore[dict-item]
+    assert canonical_json(value, cache=cache, store=True) == _dumps(value)  # type: ignore[arg-type]
+    assert canonical_json(value, cache=cache, like=value) == _dumps(value)  # type: ignore[arg-type]
+    edited = _edited(value, data)
+    assert canonical_json(edited, cache=cache, like=value) == _dumps(edited)  # type: ignore[arg-type]
+    body = {"apiVersion": "v", "modules": edited, "z": [1.5]}
+    assert canonical_json(body, cache=cache, like={"modules": value}) == _dumps(body)  # type: ignore[arg-type]
+    assert canonical_json(value, cache=cache, like=value) == _dumps(value)  # type: ignore[arg-type]  # unchanged
+
+
+def test_canonical_json_splicing_coerces_and_refuses_like_json() -> None:
+    cache: EncodingCache = {}
+    base = {"a": {"b": {"c": 1, "d": 2.0}, "e": {1: "x"}}}
+    canonical_json(base, cache=cache, store=True)  # type: ignore[arg-type]
+    copy = {"a": {**base["a"], "b": {"c": 1, "d": 3.5}, "f": {2: [2.0]}}}
+    assert canonical_json(copy, cache=cache, like=base) == _dumps(copy)  # type: ignore[arg-type]
+    assert canonical_json(copy, cache=cache, like=base) == b'{"a":{"b":{"c":1,"d":3.5},"e":{"1":"x"},"f":{"2":[2.0]}}}'  # type: ignore[arg-type]
+    changed = {"a": {**base["a"], "e": {1: "y"}}}
+    assert canonical_json(changed, cache=cache, like=base) == _dumps(changed)  # type: ignore[arg-type]
+    numbered = {"a": {1: "x", 2.5: None}}  # keys json turns into strings, in place of stored ones
+    assert canonical_json(numbered, cache=cache, like=base) == b'{"a":{"1":"x","2.5":null}}'  # type: ignore[arg-type]
+    assert canonical_json({3: "z"}, cache=cache, like={"x": base}) == b'{"3":"z"}'  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="not representable in JSON"):
-        canonical_json({"a": {"b": float("nan")}}, cache=cache, whole_at=3)
+        canonical_json({"a": {**base["a"], "b": {"c": float("nan"), "d": 2.0}}}, cache=cache, like=base)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not representable in JSON"):
-        canonical_json({"a": float("inf")}, cache=cache, whole_at=3)
+        canonical_json({"a": {**base["a"], "g": float("inf")}}, cache=cache, like=base)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not representable in JSON"):
+        canonical_json({"x": float("-inf")}, cache=cache, store=True)
+    with pytest.raises(ValueError, match="not representable in JSON"):
+        canonical_json({"a": {"n": float("nan")}}, cache=cache, like={"a": {}})
 
 
 # --- parallel compile equals serial ----------------------------------------------------------
@@ -246,3 +292,22 @@ def test_an_unchanged_secret_keeps_its_ciphertext_across_commits(example_repo, d
             assert after["modules"][module] == before["modules"][module], module
     assert after["modules"]["inference-engine"]["providers"] == before["modules"]["inference-engine"]["providers"]
     assert after["encryption"] == before["encryption"]
+
+
+def test_parallel_tasks_keep_a_tenants_targets_together() -> None:
+    """A tenant's targets read the same tenant files: one worker task parses them once (issue 14 §3);
+    a task is a target or a tenant's few, so no worker sits idle while the other ends a long chunk."""
+    from compiler.compile.build import _tenant_groups
+    from compiler.project import Target
+
+    targets = [Target("dev"), Target("staging"), Target("prod")]
+    targets += [Target(env, f"t{i}") for i in range(3) for env in ("staging", "prod")]
+    targets.append(Target("dev", "t1"))
+    assert _tenant_groups(targets) == [
+        (Target("dev"),),
+        (Target("staging"),),
+        (Target("prod"),),
+        (Target("staging", "t0"), Target("prod", "t0")),
+        (Target("staging", "t1"), Target("prod", "t1"), Target("dev", "t1")),
+        (Target("staging", "t2"), Target("prod", "t2")),
+    ]
