@@ -18,6 +18,12 @@ is the one recorded: any write since changes its change time, which no one
 can set back (``os.utime`` sets it to now). Git's racy-timestamp rule covers
 a write within the same clock tick as the stat: a file whose modification or
 change time is not older than the stamp is read and its SHA-256 compared.
+What a run records is what it checked or wrote, never what ``DIR`` holds when
+it records: another process (a second compile, an editor) may install a file
+between any two steps. A bundle checked in place and linked aside is read
+again before it is moved back (the link changed its change time); a bundle
+written this run is recorded with the SHA-256 of the bytes written, so a file
+someone else put there since fails the next run's comparison.
 
 A miss is stored only when its key is still the key after the build (the
 files were not edited while it compiled) and it ended without an input error
@@ -78,6 +84,7 @@ class Reuse:
     facts: dict[str, list[JSONValue]] = field(default_factory=dict)  # target -> its record as verified now
     previous: Path | None = None  # where the old bundles were linked aside; None: every one is left in place
     kept: set[str] = field(default_factory=set)  # targets whose old bundle was moved back: already durable
+    written: dict[str, str] = field(default_factory=dict)  # target -> SHA-256 of the bundle this run wrote
 
     def whole(self, targets: Sequence[Target]) -> bool:
         """Whether every one of ``targets`` has its bundle in place (then ``DIR`` is left as it is)."""
@@ -104,6 +111,7 @@ def build_cached(
     if plan is None:
         return build_targets(complete(request), targets, jobs=jobs)
     hits: dict[str, TargetOutcome] = {}
+    written = reuse.written if reuse is not None else {}  # what record_bundles may say this run wrote
     for target in targets:
         if reuse is not None and target.name in reuse.in_place and _keep(request, reuse, target.name):
             size = reuse.facts[target.name][1]
@@ -116,7 +124,7 @@ def build_cached(
         payload = plan.cache.get(key) if key is not None else None
         if key is not None and payload is not None:
             with contextlib.suppress(EntryError):
-                outcome = _outcome(request, target, payload, plan)
+                outcome = _outcome(request, target, payload, plan, written)
                 if outcome is not None:
                     hits[target.name] = outcome
     misses = [t for t in targets if t.name not in hits]
@@ -134,6 +142,8 @@ def build_cached(
                 payload = _payload(request, outcome, plan)
                 if payload is not None:
                     plan.cache.put(key, payload)
+            if outcome.data is not None and request.out_dir is not None:
+                written[outcome.target] = hashlib.sha256(outcome.data).hexdigest()
             built[outcome.target] = outcome if request.keep_bytes else replace(outcome, data=None)
     elif request.out_dir is not None:
         try:
@@ -155,9 +165,15 @@ def _keep(request: BuildRequest, reuse: Reuse, target: str) -> bool:
     name = f"{target}{SUFFIX}"
     if request.out_dir is None:  # pragma: no cover - the compile command always stages
         return False
+    staged = request.out_dir / name
     try:
-        os.replace(reuse.previous / name, request.out_dir / name)  # the same bytes, already durable
-    except OSError:  # pragma: no cover - removed from DIR between the check and staging: written from the cache
+        os.replace(reuse.previous / name, staged)  # the same bytes, already durable
+        # DIR's file was checked before it was linked aside: another writer may have replaced or
+        # edited it since (the link changed its change time, so its stat can no longer tell)
+        if _file_digest(staged) != reuse.facts[target][6]:
+            staged.unlink()
+            return False
+    except OSError:  # removed from DIR between the check and staging: written from the cache
         return False
     reuse.kept.add(target)
     return True
@@ -265,9 +281,10 @@ def record_bundles(
             elif fact is not None and target in reuse.kept:
                 # moved back after the stamp (its change time is not older): the next run reads it
                 bundles[target] = [*fact[:1], *stats(st), fact[6], reuse.stamp]
-            elif key is not None and target not in reuse.in_place:
-                # written this run, after the stamp: racy until a later run has read it
-                bundles[target] = [key, *stats(st), _file_digest(path), reuse.stamp]
+            elif key is not None and target not in reuse.in_place and target in reuse.written:
+                # written this run, after the stamp: racy until a later run has read it and found the
+                # bytes this run wrote (not DIR's file now: another run may have installed its own since)
+                bundles[target] = [key, *stats(st), reuse.written[target], reuse.stamp]
         except OSError:
             continue
     payload: JSONObject = {"source": digest, "bundles": bundles}
@@ -307,8 +324,13 @@ def _diagnostics(payload: JSONObject) -> list[Diagnostic]:
     return [diagnostic_from_json(d) for d in raw]
 
 
-def _outcome(request: BuildRequest, target: Target, payload: JSONObject, plan: CachePlan) -> TargetOutcome | None:
-    """The outcome the entry stands for; None when its blob is gone or damaged (then it is built)."""
+def _outcome(
+    request: BuildRequest, target: Target, payload: JSONObject, plan: CachePlan, written: dict[str, str]
+) -> TargetOutcome | None:
+    """The outcome the entry stands for; None when its blob is gone or damaged (then it is built).
+
+    A bundle written into ``request.out_dir`` has its SHA-256 put in ``written`` under the target's name.
+    """
     diagnostics = _diagnostics(payload)
     failed = any(d.severity == "error" for d in diagnostics)
     if plan.mode == "validate" or failed:
@@ -329,6 +351,7 @@ def _outcome(request: BuildRequest, target: Target, payload: JSONObject, plan: C
     )
     if request.out_dir is not None:
         write_atomic(request.out_dir / name, data)
+        written[target.name] = hashlib.sha256(data).hexdigest()
     return TargetOutcome(
         target=target.name, diagnostics=diagnostics, size=len(data), data=data if request.keep_bytes else None
     )

@@ -14,8 +14,10 @@ Invariants of a loaded ``Document``:
    (ruamel would make datetimes; JSON Schema formats apply to strings).
 3. Duplicate keys, non-string keys, unknown tags, merge keys (``<<``) and
    multi-document streams are ``InputError`` at path:line:col.
-4. Work is bounded: file size, nesting depth, and the node count with aliases
-   expanded (an alias bomb fails fast instead of being expanded downstream).
+4. Work is bounded: file size, nesting depth and the node count, both with
+   aliases expanded (an alias bomb fails fast instead of being expanded
+   downstream; an alias of a deep collection inside a deep collection is as
+   deep as the two together, and every later step recurses over it).
 5. Values are never mutated after loading; aliases share their target value.
 """
 
@@ -217,8 +219,8 @@ _STREAM_END = ev.StreamEndEvent
 
 # The innermost open collection's state: its map or list, the key waiting for its value,
 # its node count with aliases expanded, and (rarely) its merge tag with the tag's origin, and
-# its anchor.
-_Extra: TypeAlias = "tuple[MergeTag | None, Origin | None, str | None] | None"
+# its anchor with the deepest level reached outside it (an anchored collection measures its own height).
+_Extra: TypeAlias = "tuple[MergeTag | None, Origin | None, str | None, int] | None"
 _State: TypeAlias = tuple["dict[str, Value] | None", "list[Value] | None", "str | None", int, _Extra]
 
 
@@ -231,10 +233,10 @@ def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> 
     get = CBaseLoader(data).get_event
     record: list[object] = []
     note = record.append
-    anchors: dict[str, tuple[Value, int]] = {}
+    anchors: dict[str, tuple[Value, int, int]] = {}  # value, node count, height in collections (aliases expanded)
     stack: list[_State] = []
     max_depth, max_nodes = MAX_DEPTH, MAX_NODES
-    nodes = documents = 0
+    nodes = documents = deepest = 0  # deepest: the deepest collection level reached, aliases expanded
     tagged = False
     root: Value = None
     cur_map: dict[str, Value] | None = None
@@ -261,7 +263,7 @@ def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> 
                 value = _tagged_scalar(event, path, layer, rev, quote)
                 tagged = tagged or type(value) is Tagged
             if event.anchor is not None:
-                anchors[event.anchor] = (value, 1)
+                anchors[event.anchor] = (value, 1, 0)
             nodes += 1
             if nodes > max_nodes:
                 raise _too_many(path, event.start_mark)
@@ -290,14 +292,16 @@ def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> 
         elif cls is _MAP_END or cls is _SEQ_END:
             value = cur_map if cur_map is not None else cur_seq
             if extra is not None:
-                tag, tag_origin, anchor = extra
+                tag, tag_origin, anchor, outside = extra
                 if tag is not None:
                     assert tag_origin is not None
                     _check_tag(tag, value, tag_origin)
                     value = Tagged(tag, value, tag_origin)
                     tagged = True
                 if anchor is not None:
-                    anchors[anchor] = (value, size)
+                    anchors[anchor] = (value, size, deepest - len(stack) + 1)
+                    if outside > deepest:
+                        deepest = outside
             child = size
             cur_map, cur_seq, key, size, extra = stack.pop()
             if cur_map is not None:
@@ -316,15 +320,19 @@ def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> 
                 raise _fail(path, event.start_mark, f"nesting deeper than {max_depth} levels")
             new_extra: _Extra = None
             if event.ctag is not None:
-                new_extra = (*_collection_tag(event, cls is _MAP_START, path, layer, rev), event.anchor)
+                new_extra = (*_collection_tag(event, cls is _MAP_START, path, layer, rev), event.anchor, deepest)
             elif event.anchor is not None:
-                new_extra = (None, None, event.anchor)
+                new_extra = (None, None, event.anchor, deepest)
             if cur_map is None:
                 note(event.start_mark)
             elif key is None:
                 raise _fail(path, event.start_mark, "mapping keys must be strings, not collections")
             note(OPEN)
             stack.append((cur_map, cur_seq, key, size, extra))
+            if new_extra is not None and new_extra[2] is not None:
+                deepest = len(stack)  # measured from here; the level reached outside waits in new_extra
+            elif len(stack) > deepest:
+                deepest = len(stack)
             if cls is _MAP_START:
                 cur_map, cur_seq = {}, None
             else:
@@ -334,7 +342,7 @@ def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> 
             target = anchors.get(event.anchor)
             if target is None:
                 raise _fail(path, event.start_mark, f"unknown alias *{event.anchor}")
-            value, alias_size = target
+            value, alias_size, height = target
             nodes += alias_size
             if nodes > max_nodes:
                 raise _too_many(path, event.start_mark)
@@ -350,6 +358,11 @@ def _build(data: bytes, path: str, layer: str, rev: str | None, quote: bool) -> 
                 note(event.start_mark)
                 cur_seq.append(value)
                 size += alias_size
+            if height:
+                if len(stack) + height > max_depth:
+                    raise _fail(path, event.start_mark, f"nesting deeper than {max_depth} levels with aliases expanded")
+                if len(stack) + height > deepest:
+                    deepest = len(stack) + height
         elif cls is _DOC_START:
             documents += 1
             if documents > 1:

@@ -161,6 +161,10 @@ class _Builder:
                     raise self.fail(event.start_mark, f"unknown alias *{event.anchor}")
                 value, size = self.anchors[event.anchor]
                 self.place(stack, value, _pos(event.start_mark), size, event, alias=True)
+                if len(stack) + _height(value) > current.MAX_DEPTH:
+                    raise self.fail(
+                        event.start_mark, f"nesting deeper than {current.MAX_DEPTH} levels with aliases expanded"
+                    )
             elif isinstance(event, ev.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
@@ -281,6 +285,17 @@ class _Builder:
             raise InputError(f"{origin.location()}: !{tag} needs a list, not {type_name(value)}")
         if tag == "delete" and value not in (None, ""):
             raise InputError(f"{origin.location()}: !delete takes no value")
+
+
+def _height(value: Value) -> int:
+    """The collection levels of ``value``, aliases expanded (a bound added after this builder was replaced)."""
+    if isinstance(value, Tagged):
+        return _height(value.value)
+    if isinstance(value, dict):
+        return 1 + max(map(_height, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_height, value), default=0)
+    return 0
 
 
 def _pos(mark: object) -> tuple[int, int]:

@@ -339,6 +339,31 @@ def test_a_five_thousand_deep_document_fails_fast() -> None:
     assert "nesting deeper than 64 levels" in error("{a: " * 5000 + "}" * 5000)
 
 
+def test_an_alias_counts_its_depth_where_it_is_placed() -> None:
+    """Every later step (merge, render, canonical JSON) recurses over the value with aliases expanded:
+    40 anchors each 55 deep, each aliasing the one before, made a 2,200-deep value (exit 70, RecursionError)."""
+    nest = 55
+    lines = ["a0: &a0 " + "[" * nest + "1" + "]" * nest]
+    lines += [f"a{i}: &a{i} " + "[" * nest + f"*a{i - 1}" + "]" * nest for i in range(1, 40)]
+    assert error("\n".join(lines) + "\n") == (
+        f"environments/prod.yaml:2:{nest + 9}: nesting deeper than 64 levels with aliases expanded"
+    )
+    # a map alias, a tagged anchor and an anchor inside an anchor measure the same way
+    levels = loader.MAX_DEPTH - 3
+    inner = "{k: " * levels + "1" + "}" * levels
+    base = f"x: &x !override {{y: &y {inner}}}\nz: {{q: {{r: *y}}}}\n"  # y: 61 levels placed at 3
+    assert load(base + "w: [*x]\n").value is not None  # x: 62 levels placed at 2
+    too_deep = "nesting deeper than 64 levels with aliases expanded"
+    assert error(base + "w: [[*x]]\n") == f"environments/prod.yaml:3:6: {too_deep}"
+    assert error(base + "v: [[[*y]]]\n").endswith("nesting deeper than 64 levels with aliases expanded")
+
+
+def test_an_alias_at_the_depth_limit_loads() -> None:
+    deep = "[" * (loader.MAX_DEPTH - 2) + "1" + "]" * (loader.MAX_DEPTH - 2)
+    assert load(f"a: &a {deep}\nb: [*a]\n").value is not None  # 1 + 1 + 62
+    assert error(f"a: &a {deep}\nb: [[*a]]\n").endswith("nesting deeper than 64 levels with aliases expanded")
+
+
 def billion_laughs(levels: int = 10, width: int = 10) -> str:
     lines = ["a0: &a0 [lol]"]
     for i in range(1, levels):
