@@ -60,6 +60,9 @@ class Repository:
         # Parses templates and plain layer files; the result cache puts its parsed-file tier here
         # (compiler.incremental.plan). SOPS files always go to the parser itself.
         self.parse: DocumentLoader = parse_only
+        # Templates and plain layers that set an x-secret field (``_sets_no_secret`` said no): kept
+        # nowhere on disk, not as parsed files nor as the values their scalars rendered.
+        self.unkept: set[str] = set()
 
     @cached_property
     def schema_files(self) -> SchemaFiles:
@@ -117,7 +120,9 @@ class Repository:
                 if len(seen) >= MAX_EXTENDS:
                     raise InputError(f"{where}: a chain of extends is at most {MAX_EXTENDS} templates long")
                 body = {k: v for k, v in body.items() if k != "extends"}
-            plans.append(plan_template(doc, body))
+            plan = plan_template(doc, body)
+            plan.keep = path not in self.unkept  # its rendered scalars stay off disk too
+            plans.append(plan)
             if parent is None:
                 return plans[::-1]
             name = parent
@@ -157,9 +162,11 @@ class Repository:
         for module in self.modules:
             schema = self.schema(module)
             if next(secret_paths(schema, value), None) is not None:
+                self.unkept.add(doc.path)
                 return False
             patch = patches.get(module) if isinstance(patches, dict) else None
             if patch is not None and next(secret_paths(schema, patch), None) is not None:
+                self.unkept.add(doc.path)
                 return False
         return True
 

@@ -98,15 +98,26 @@ class ParsedDocuments:
             with contextlib.suppress(EntryError):
                 doc = decode_document(body, path=path, layer=layer, rev=rev)
                 self.hits += 1
+                if keep is not None and not _keeps(keep, doc):  # a schema marked a field x-secret since
+                    self.store.discard(key)
                 return doc
         doc = load_document(data, path=path, layer=layer, rev=rev, quote_values=quote_values)
         self.parsed += 1
         if keep is not None and not _keeps(keep, doc):
             return doc
         encoded = encode_document(doc)
-        if encoded is not None and len(encoded) <= MAX_DOCUMENT_BYTES:
+        if encoded is not None and len(encoded) <= MAX_DOCUMENT_BYTES and not holds_credential(encoded):
             self.store.put_bytes(key, encoded)
         return doc
+
+
+def holds_credential(encoded: bytes) -> bool:
+    """Whether ``encoded`` (ASCII JSON) holds a private key or a well-known credential
+    (``compiler.validate.credentials``: what ``validate`` and the secrets-guard hook refuse in any
+    file). ``compile`` does not refuse them, so the cache must not keep them either."""
+    from compiler.validate.credentials import find_credentials
+
+    return bool(find_credentials(encoded.decode("ascii")))
 
 
 def _keeps(keep: Callable[[Document], bool], doc: Document) -> bool:
@@ -202,7 +213,7 @@ class RenderedScalars:
         for the parent to take in (``save``). In the parent process: nothing (``save`` has it)."""
         if os.getpid() == self._parent or len(rendered) <= self._flushed:
             return
-        added = _values(islice(rendered.items(), self._flushed, None))
+        added = _kept(_values(islice(rendered.items(), self._flushed, None)))
         self._flushed = len(rendered)
         self.store.put_bytes(self._target_key(target), encode_rendered(added, {}))
 
@@ -219,17 +230,34 @@ class RenderedScalars:
                 with contextlib.suppress(EntryError):
                     for k, v in decode_rendered(body)[0].items():
                         rendered.setdefault(k, v)
-        exprs = {**self.exprs, **compiled_expressions()}
-        if len(rendered) <= self.loaded and exprs.keys() <= self.exprs.keys():
+        new = {s: e for s, e in compiled_expressions().items() if s not in self.exprs}
+        if len(rendered) <= self.loaded and not new:
             return
-        self.store.put_bytes(self.key(), encode_rendered(_values(rendered.items())[-MAX_RENDERED:], exprs))
+        exprs = {**self.exprs, **{s: e for s, e in new.items() if not holds_credential(encode_rendered([], {s: e}))}}
+        items = _values(islice(rendered.items(), self.loaded))  # what ``load`` gave: checked when it was stored
+        items += _kept(_values(islice(rendered.items(), self.loaded, None)))
+        self.store.put_bytes(self.key(), encode_rendered(items[-MAX_RENDERED:], exprs))
 
 
 def _values(
     items: Iterable[tuple[tuple[str, tuple[str, ...]], object]],
 ) -> list[tuple[tuple[str, tuple[str, ...]], Value]]:
-    """The rendered values among ``items``: a cached error (``_Failure``) is rendered again."""
-    return [(k, v) for k, v in items if v is None or isinstance(v, (str, int, float, list, dict))]
+    """The rendered values among ``items``: a cached error (``_Failure``) is rendered again, and
+    what a template that sets an x-secret field rendered is not kept (``jinja.UNKEPT``)."""
+    from compiler.render.jinja import UNKEPT
+
+    return [(k, v) for k, v in items if (v is None or isinstance(v, (str, int, float, list, dict))) and k not in UNKEPT]
+
+
+Row = tuple[tuple[str, tuple[str, ...]], Value]
+
+
+def _kept(rows: list[Row]) -> list[Row]:
+    """``rows`` without those whose expression, variables or value hold a credential (``holds_credential``):
+    the whole batch is scanned once, each row only when the batch holds one."""
+    if not rows or not holds_credential(encode_rendered(rows, {})):
+        return rows
+    return [row for row in rows if not holds_credential(encode_rendered([row], {}))]
 
 
 def encode_rendered(

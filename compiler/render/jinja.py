@@ -47,6 +47,7 @@ is not plain (issue 14 §1: a validate of plain templates starts without Jinja).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 import signal
@@ -55,7 +56,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from compiler.bundle.canonical import canonical_json
 from compiler.errors import InputError
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Document, Tagged, Value
@@ -191,6 +191,9 @@ class TemplatePlan:
     # variable name -> paths of the scalars that read it
     readers: dict[str, list[JsonPath]] = field(default_factory=dict)
     plain: bool = False  # every Jinja scalar is plain: rendering needs no bounds (``Renderer.render``)
+    # False for a template that sets an x-secret field (a plaintext secret the secrets guard refuses):
+    # what its scalars render is never written to disk (``UNKEPT``).
+    keep: bool = True
 
 
 def plan_template(doc: Document, body: Value) -> TemplatePlan:
@@ -477,6 +480,8 @@ class Renderer:
         and the scalar is not plain (``render`` sets the bounds up once for a template)."""
         expr = plan.exprs[path]
         key = (expr.source, tuple(self.fingerprint(n) for n in expr.names))
+        if not plan.keep:
+            UNKEPT.add(key)
         try:
             value = self.cache[key]
         except KeyError:
@@ -514,6 +519,10 @@ class _Failure:
     detail: str
 
 
+# Keys of the cache whose values must not leave the process (a template that sets an x-secret
+# field rendered them): the result cache skips them (compiler.incremental.parsed).
+UNKEPT: set[tuple[str, tuple[str, ...]]] = set()
+
 # A scalar's rendered value (or its error) by (expression source, fingerprints of the variables it
 # reads): a function of those alone, so one cache serves every target and every revision.
 RenderCache: TypeAlias = "dict[tuple[str, tuple[str, ...]], Value | _Failure]"
@@ -530,6 +539,8 @@ def _describe(e: TemplateFailure) -> str:
     return f"template error: {e.message}"
 
 
+# JSON in the map's own key order (floats keep their point: 1.0 is not 1); NaN cannot be a variable.
+_ORDERED = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False).encode
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -564,6 +575,8 @@ def _to_value(result: Any, native: bool) -> Value:  # noqa: ANN401
 
 
 def _fingerprint(value: Any) -> str:  # noqa: ANN401
+    """``value`` as text that tells apart every two values a template can tell apart: a map's key
+    order too (``{{ d }}``, ``{% for k in d %}`` show it), so not canonical JSON, which sorts keys."""
     if isinstance(value, str):
         return "s" + value
     if isinstance(value, bool) or value is None:
@@ -572,7 +585,7 @@ def _fingerprint(value: Any) -> str:  # noqa: ANN401
         return f"i{value}"
     if isinstance(value, float):
         return f"f{value!r}"
-    return "j" + canonical_json(value).decode()
+    return "j" + _ORDERED(value)
 
 
 @contextlib.contextmanager
