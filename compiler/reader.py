@@ -175,17 +175,18 @@ def check_known(store: Store, targets: Sequence[str], *, defined: Collection[str
         UnknownTargetError: the first such name, with a close match and every known name (exit 2).
         StorageError: the store cannot be listed.
     """
-    wanted = [t for t in targets if t not in defined]
-    if not wanted:
-        return
-    published = store.targets()
-    for target in wanted:
-        if target not in published:
-            from compiler.suggestions import unknown_target  # difflib: only on this error
+    for target in targets:
+        if target in defined:
+            continue
+        listing = store.listing(target)  # one request: the whole store is listed only for the message
+        if listing.versions or listing.pointer:
+            continue
+        from compiler.suggestions import unknown_target  # difflib: only on this error
 
-            known = [*published, *sorted(t for t in defined if t not in published)]
-            holder = f"published in {store.url}" + (" or defined in llmcc.yaml" if defined else "")
-            raise UnknownTargetError(unknown_target(target, known, holder=holder))
+        published = store.targets()
+        known = [*published, *sorted(t for t in defined if t not in published)]
+        holder = f"published in {store.url}" + (" or defined in llmcc.yaml" if defined else "")
+        raise UnknownTargetError(unknown_target(target, known, holder=holder))
 
 
 def _fetch(

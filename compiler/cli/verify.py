@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     marks = marks_file.load() if marks_file else {}
     named = [parse_target(t).name for t in args.target or []]
     defined = {t.name for t in project.targets()} if project is not None else set()
-    # a named target nothing proves (store, llmcc.yaml, this reader's marks) is a typo: exit 2, not "failed"
+    # a named target nothing proves (store, llmcc.yaml, this reader's marks) is a typo: exit 2, before any check
     check_known(store, [t for t in named if t not in marks], defined=defined)
     targets = named or sorted({*store.targets(), *marks})
     if not targets:
