@@ -144,7 +144,7 @@ def test_a_new_repository_names_the_version_to_install(tmp_path: Path) -> None:
     readme = (tmp_path / "conf/README.md").read_text()
     assert f'"llm-config-compiler[cli] @ git+https://github.com/<org>/llmcc.git@v{__version__}"' in readme
     assert "pypi.org" not in readme  # no index serves llmcc
-    assert f"rev: v{__version__}" in (tmp_path / "conf/.pre-commit-config.yaml").read_text()
+    assert f"rev: <commit>  # frozen: v{__version__}" in (tmp_path / "conf/.pre-commit-config.yaml").read_text()
 
 
 @pytest.mark.slow
