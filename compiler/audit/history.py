@@ -33,7 +33,6 @@ from compiler.jsonpath import Query, format_path
 from compiler.load.layers import resolve_layers
 from compiler.project import MANIFEST, Target
 from compiler.render.jinja import RenderCache
-from compiler.suggestions import unknown_target
 
 Kind = Literal["introduced", "changed", "removed"]
 RepoOpener = Callable[[str], Repository]  # full commit id -> the repository at that commit
@@ -88,6 +87,8 @@ def value_history(
         raise UsageError(f"unknown revision {start!r}")
     repo = open_repo(head)
     if target not in repo.project.targets():
+        from compiler.suggestions import unknown_target  # difflib: only on this error
+
         known = [str(t) for t in repo.project.targets()]
         raise UnknownTargetError(unknown_target(target.name, known, holder=f"{MANIFEST} defines"))
     if module not in repo.modules:

@@ -26,7 +26,6 @@ from compiler.jsonpath import JsonPath
 from compiler.project import Target, parse_target
 from compiler.secrets.access import ReaderChange, Role, data_key_changes, reader_changes, target_readers
 from compiler.secrets.keyfile import key_file_path
-from compiler.suggestions import unknown_target
 
 # The paths under which a target's effective config is read (compiler.incremental.inputs).
 INPUT_ROOTS = CONFIG_ROOTS
@@ -192,6 +191,8 @@ def select_targets(base: Repository, head: Repository, only: Iterable[str] | Non
         for text in names:
             target = parse_target(text)
             if target not in every:
+                from compiler.suggestions import unknown_target  # difflib: only on this error
+
                 raise UnknownTargetError(unknown_target(text, [str(t) for t in every], holder="targets on either side"))
             chosen.append(target)
         every = [t for t in every if t in chosen]
