@@ -31,6 +31,10 @@ class UsageError(LlmccError):
     """The command line asks for something that does not exist."""
 
 
+class UnknownTargetError(UsageError):
+    """A target name nothing proves: not in llmcc.yaml, never published, not held (a typo until proven otherwise)."""
+
+
 class SecretsError(LlmccError):
     """A secret cannot be decrypted, wrapped or unwrapped (wrong or missing identity)."""
 

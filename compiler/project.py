@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal, TypeVar
 
-from compiler.errors import InputError, UsageError
+from compiler.errors import InputError, UnknownTargetError, UsageError
 from compiler.limits import MAX_POINTER_EXPIRY
 from compiler.load.yaml import Document, load_document
 from compiler.names import NAME_PATTERN
@@ -324,7 +324,9 @@ class Project:
         for text in names:
             target = parse_target(text)
             if target not in known:
-                raise UsageError(f"unknown target {text!r}; llmcc.yaml defines: {', '.join(map(str, known))}")
+                from compiler.suggestions import unknown_target  # difflib: only on this error (start-up)
+
+                raise UnknownTargetError(unknown_target(text, [str(t) for t in known], holder=f"{MANIFEST} defines"))
             chosen.append(target)
         return [t for t in known if t in chosen]
 

@@ -11,13 +11,13 @@ reader's high-water mark. IO only through the given
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from compiler.bundle.dsse import Keyring
 from compiler.delta import DeltaError, envelope_payload, rebuild_envelope
-from compiler.errors import StorageError, VerificationError
+from compiler.errors import StorageError, UnknownTargetError, VerificationError
 from compiler.freshness import (
     Pointer,
     Seen,
@@ -160,6 +160,33 @@ def read_target(
         via_delta=tuple(via_delta),
         envelopes=tuple(envelopes),
     )
+
+
+def check_known(store: Store, targets: Sequence[str], *, defined: Collection[str] = ()) -> None:
+    """Refuse a target name nothing proves: not published in ``store`` and not in ``defined``.
+
+    A reader asked for a target the store has never published, that llmcc.yaml
+    (``defined``: its targets, when the reader has one) does not define either,
+    is given a typo until proven otherwise: ``prdo`` must not read as "nothing
+    published yet, keep waiting" (issue 13, "Fragile"). The caller passes the
+    names it has no other proof of (a held version, a high-water mark).
+
+    Raises:
+        UnknownTargetError: the first such name, with a close match and every known name (exit 2).
+        StorageError: the store cannot be listed.
+    """
+    for target in targets:
+        if target in defined:
+            continue
+        listing = store.listing(target)  # one request: the whole store is listed only for the message
+        if listing.versions or listing.pointer:
+            continue
+        from compiler.suggestions import unknown_target  # difflib: only on this error
+
+        published = store.targets()
+        known = [*published, *sorted(t for t in defined if t not in published)]
+        holder = f"published in {store.url}" + (" or defined in llmcc.yaml" if defined else "")
+        raise UnknownTargetError(unknown_target(target, known, holder=holder))
 
 
 def _fetch(

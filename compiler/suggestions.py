@@ -7,12 +7,23 @@ llmcc.yaml, and a service that reads bundles does not load pydantic.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 def unknown_field(name: object, known: Iterable[str]) -> str:
     """``unknown field 'enviroments' (did you mean 'environments'?)``."""
     return f"unknown field {name!r}{suggestion(name, known)}"
+
+
+def unknown_target(name: str, known: Sequence[str], *, holder: str) -> str:
+    """``unknown target 'prdo' (did you mean 'prod'?); llmcc.yaml defines: dev, prod``: one line, every known name.
+
+    ``holder`` says where ``known`` comes from (``llmcc.yaml defines``,
+    ``published in s3://b/p``); no known name reads ``HOLDER: nothing``.
+    """
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown target {name!r}{hint}; {holder}: {', '.join(known) or 'nothing'}"
 
 
 def suggestion(name: object, known: Iterable[str]) -> str:
@@ -24,4 +35,4 @@ def suggestion(name: object, known: Iterable[str]) -> str:
     return f" (expected one of: {', '.join(choices)})" if choices else ""
 
 
-__all__ = ["suggestion", "unknown_field"]
+__all__ = ["suggestion", "unknown_field", "unknown_target"]

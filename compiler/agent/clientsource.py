@@ -18,7 +18,7 @@ from compiler.agent.snapshot import MASK, Snapshot
 from compiler.agent.source import ChangeCallback, SourceHealth
 from compiler.client import ConfigClient, NoVersionError, Secret
 from compiler.client import Snapshot as ClientSnapshot
-from compiler.errors import LlmccError
+from compiler.errors import LlmccError, UnknownTargetError
 from compiler.jsontypes import JSONObject, JSONValue
 
 log = logging.getLogger("llmcc.agent")
@@ -91,9 +91,15 @@ class ClientSource:
                 log.exception("%s: a change callback failed", self._target)
 
     def _error(self, error: LlmccError) -> None:
+        if isinstance(error, UnknownTargetError) and self._starter is None:
+            return  # the first start raises it: the agent exits with that one line
         if str(error) != self._last_error:  # once per new error, not once per poll while the store is down
             self._last_error = str(error)
-            log.warning("%s: update refused, keeping version %s: %s", self._target, self._client.version, error)
+            version = self._client.version
+            if version is None:  # nothing served yet: there is no version to keep
+                log.warning("%s: no verified version yet (answering 503): %s", self._target, error)
+            else:
+                log.warning("%s: update refused, keeping version %s: %s", self._target, version, error)
 
     def health(self) -> SourceHealth:
         status = self._client.status
@@ -111,9 +117,21 @@ class ClientSource:
         )
 
     def start(self) -> None:
-        """Start the client; while it cannot get a first version, retry in the background (the agent serves 503)."""
+        """Start the client; while it cannot get a first version, retry in the background (the agent serves 503).
+
+        A store that is down at start is retried (the last known good rule:
+        the cache if any, else 503 until the store answers). A store that
+        answers and has never published the target is not: a misspelt
+        ``-t prdo`` would otherwise run for ever serving 503.
+
+        Raises:
+            UnknownTargetError: the store lists other targets, or none, but not
+                this one, and no cache or mark proves it (exit 2).
+        """
         try:
             self._client.start()
+        except UnknownTargetError:
+            raise
         except LlmccError:
             self._starter = threading.Thread(
                 target=self._keep_starting, name=f"llmcc-start-{self._target}", daemon=True

@@ -28,7 +28,7 @@ from compiler.diagnostics import plural
 from compiler.diff.masking import Masked, SecretDigest
 from compiler.diff.snapshot import ABSENT, Absent, lookup, snapshot_module
 from compiler.diff.structural import same
-from compiler.errors import LlmccError, UsageError
+from compiler.errors import LlmccError, UnknownTargetError, UsageError
 from compiler.jsonpath import Query, format_path
 from compiler.load.layers import resolve_layers
 from compiler.project import MANIFEST, Target
@@ -87,8 +87,10 @@ def value_history(
         raise UsageError(f"unknown revision {start!r}")
     repo = open_repo(head)
     if target not in repo.project.targets():
-        known = ", ".join(map(str, repo.project.targets()))
-        raise UsageError(f"unknown target {target.name!r}; llmcc.yaml defines: {known}")
+        from compiler.suggestions import unknown_target  # difflib: only on this error
+
+        known = [str(t) for t in repo.project.targets()]
+        raise UnknownTargetError(unknown_target(target.name, known, holder=f"{MANIFEST} defines"))
     if module not in repo.modules:
         raise UsageError(f"unknown module {module!r}; modules: {', '.join(repo.modules)}")
     cache = {} if cache is None else cache

@@ -21,6 +21,13 @@ of unprotected branches get it), ``CI_API_V4_URL``, ``CI_PROJECT_ID``,
 unchanged) writes the body that would be posted — marker, cut and all — to
 PATH and posts nothing: no token, no API call. For a dry run of the step, a
 fork's pull request whose token cannot comment, or a test of the whole loop.
+
+Failing closed (issue 13 "Fragile"): the variable is easy to leave set, and a
+job that exits 0 looks like it posted. So, on a CI runner, when the variable
+(not ``--output``) is set and the platform's posting token is too, the step
+refuses (exit 2): the job was given what it needs to post, and something
+switched posting off. Whenever a CI run posts nothing, GitHub's job summary
+(``$GITHUB_STEP_SUMMARY``) says so and where the comment went.
 """
 
 from __future__ import annotations
@@ -74,14 +81,58 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError(f"ci comment: {args.file}: {e.strerror if isinstance(e, OSError) else e}") from e
     artifact = args.artifact or args.file
     output = args.output if args.output is not None else env.get("LLMCC_COMMENT_OUTPUT", "")
+    platform = args.platform or _platform_or_none(env)
+    if args.output is None and output:
+        _refuse_a_leftover_output(env, output, platform)
     if output:
-        return _write_comment(output, text, marker, artifact, args.platform or _platform_or_none(env))
+        code = _write_comment(output, text, marker, artifact, platform)
+        _summarize_posted_nothing(env, output, "--output" if args.output is not None else "LLMCC_COMMENT_OUTPUT")
+        return code
     forge = FORGES[args.platform or detect_platform(env)](env)
     body = comment_body(text, marker, limit=forge.limit, artifact=forge.artifact_url(artifact) or artifact)
     action, comment_id = upsert_comment(forge, body, marker)
     cut = " (cut to the platform's limit)" if len(body) < len(text) + len(marker) + 1 else ""
     print(f"llmcc: ci comment: {action} {forge.name} comment {comment_id}{cut}", file=sys.stderr)
     return 0
+
+
+# the variable each platform's posting token is in (compiler.ci.forges reads the same)
+POSTING_TOKENS = {"github": "GITHUB_TOKEN", "gitlab": "LLMCC_NOTES_TOKEN"}
+
+
+def _refuse_a_leftover_output(env: dict[str, str], output: str, platform: str | None) -> None:
+    """Refuse ``LLMCC_COMMENT_OUTPUT`` on a CI runner whose step also holds the posting token.
+
+    Raises:
+        UsageError: in CI, the variable is set and so is the platform's token (any platform's, when unknown).
+    """
+    from compiler.cli._store import in_ci
+
+    if not in_ci(env):
+        return
+    names = [POSTING_TOKENS[platform]] if platform in POSTING_TOKENS else list(POSTING_TOKENS.values())
+    token = next((n for n in names if env.get(n, "").strip()), None)
+    if token is not None:
+        raise UsageError(
+            f"ci comment: LLMCC_COMMENT_OUTPUT is set ({output}) and so is {token}: this step would post nothing"
+            f" while the job looks like it posted; unset LLMCC_COMMENT_OUTPUT to post, or pass --output {output}"
+            " to write the comment only"
+        )
+
+
+def _summarize_posted_nothing(env: dict[str, str], output: str, how: str) -> None:
+    """On a CI runner with a job summary (GitHub), add a line that no comment was posted."""
+    from compiler.cli._store import in_ci
+
+    summary = env.get("GITHUB_STEP_SUMMARY", "")
+    if not summary or not in_ci(env):
+        return
+    where = "the job log" if output == "-" else f"`{output}`"
+    try:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(f"> [!WARNING]\n> llmcc ci comment posted **no** review comment: {how} sent it to {where}.\n\n")
+    except OSError as e:
+        raise UsageError(f"ci comment: GITHUB_STEP_SUMMARY {summary}: {e.strerror or e}") from e
 
 
 def _platform_or_none(env: dict[str, str]) -> str | None:

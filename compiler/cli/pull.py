@@ -101,10 +101,11 @@ def read_modules(
 
     Raises:
         VerificationError: the store does not verify (exit 3).
+        UnknownTargetError: nothing published for ``target``, and llmcc.yaml (if any) does not define it.
         StorageError: nothing published, or no such version.
         LlmccError: the secrets cannot be opened.
     """
-    from compiler.reader import read_target
+    from compiler.reader import check_known, read_target
 
     project = read_project(ctx.root, required=False)
     keyring = load_keyring(args, ctx.root, project)
@@ -114,6 +115,8 @@ def read_modules(
         store, target, keyring, now=datetime.now(UTC), seen=marks.load().get(target), wanted=args.version
     )
     if state.latest is None or state.seen is None:
+        # a name neither the store nor llmcc.yaml knows is a typo, not "nothing published yet"
+        check_known(store, [target], defined=[t.name for t in project.targets()] if project is not None else ())
         raise StorageError(f"{store.url}: nothing published for {target}")
     latest = state.latest.version
     version = latest if args.version is None else args.version

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.audit.provenance_check import check_versions_against_git
     from compiler.freshness import Seen
     from compiler.project import parse_target
-    from compiler.reader import read_target
+    from compiler.reader import check_known, read_target
     from compiler.storage import CorruptObjectError
 
     project = read_project(ctx.root, required=False)
@@ -58,11 +58,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     marks_file = seen_file(args, ctx.root, store) if args.since_state else None
     marks = marks_file.load() if marks_file else {}
     named = [parse_target(t).name for t in args.target or []]
+    defined = {t.name for t in project.targets()} if project is not None else set()
+    # a named target nothing proves (store, llmcc.yaml, this reader's marks) is a typo: exit 2, before any check
+    check_known(store, [t for t in named if t not in marks], defined=defined)
     targets = named or sorted({*store.targets(), *marks})
     if not targets:
         raise VerificationError(f"{store.url}: no published bundles to verify")
     # targets of llmcc.yaml the store has nothing of: listed, so a missing one is seen (issue 13 §6)
-    unpublished = [] if named or project is None else sorted({t.name for t in project.targets()} - set(targets))
+    unpublished = [] if named else sorted(defined - set(targets))
     now = datetime.now(UTC)
     failures: list[str] = []
     advanced: dict[str, Seen] = {}

@@ -22,6 +22,7 @@ from compiler.client.metrics import REASONS, ClientMetrics, ClientStatus
 from compiler.client.poller import next_delay
 from compiler.client.secret import Secret
 from compiler.client.snapshot import NoSuchPathError, Snapshot
+from compiler.errors import UnknownTargetError
 
 # A library's logger: records go where the service's logging config sends them, nowhere otherwise.
 logging.getLogger("llmcc.client").addHandler(logging.NullHandler())
@@ -37,5 +38,6 @@ __all__ = [
     "NoVersionError",
     "Secret",
     "Snapshot",
+    "UnknownTargetError",
     "next_delay",
 ]

@@ -41,9 +41,16 @@ from compiler.client.metrics import ClientMetrics, ClientStatus, is_refusal, ref
 from compiler.client.poller import Poller
 from compiler.client.secret import Secret
 from compiler.client.snapshot import NoSuchPathError, Snapshot
-from compiler.errors import LlmccError, SecretsError, StorageError, UsageError, VerificationError
+from compiler.errors import (
+    LlmccError,
+    SecretsError,
+    StorageError,
+    UnknownTargetError,
+    UsageError,
+    VerificationError,
+)
 from compiler.freshness import Seen
-from compiler.reader import read_target
+from compiler.reader import check_known, read_target
 from compiler.storage import Store, open_store
 from compiler.storage.base import check_target
 from compiler.storage.seen import SeenFile
@@ -289,6 +296,9 @@ class ConfigClient:
                 (rollback, freeze, gap, bad signature, wrong target, ...); the
                 current version is kept.
             SecretsError: the new version's data key cannot be unwrapped.
+            UnknownTargetError: no version is held, none was ever accepted (no
+                high-water mark), and the store lists other targets, or none, but
+                not this one: a misspelt target (exit 2; the message has a close match).
             StorageError: the store cannot be reached, or has nothing published.
         """
         try:
@@ -329,6 +339,10 @@ class ConfigClient:
                 )
                 latest, seen, envelope = state.latest, state.seen, state.latest_envelope
                 if latest is None or seen is None or envelope is None:
+                    if current is None and self._mark() is None:
+                        # nothing proves this target exists (no version held, no mark): a store that
+                        # has never published it is a typo until proven otherwise, not "wait for it"
+                        check_known(self._store, [self._target])
                     raise StorageError(f"{self._store.url}: nothing published for {self._target}")
                 if current is not None and (latest.version, latest.digest) == (current.version, current.digest):
                     self._held = {v: e for v, e in state.envelopes if v >= current.version - 1}
@@ -395,6 +409,8 @@ class ConfigClient:
 
     def _failed(self, error: LlmccError, reason: str | None) -> None:
         self._last_error = str(error)
+        if isinstance(error, UnknownTargetError):
+            return  # raised to the caller of start() or refresh(): no version to keep, nothing polls
         if reason is not None or is_refusal(error):
             reason = reason or refusal_reason(error)
             self._refusals[reason] = self._refusals.get(reason, 0) + 1
@@ -470,6 +486,8 @@ class ConfigClient:
         cache): the poller retries with backoff.
 
         Raises:
+            UnknownTargetError: the store is reachable and has never published this
+                target (and no cache or mark proves it): a typo, refused at once.
             LlmccError: the first refresh failed and no version is held.
         """
         failures = 0

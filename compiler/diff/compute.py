@@ -20,7 +20,7 @@ from compiler.compile.repository import Repository
 from compiler.compile.types import CompileResult
 from compiler.diff.masking import Masked, SecretDigest, mask_secrets, secret_fields
 from compiler.diff.structural import ChangePath, Kind, Memo, diff_values, format_change_path
-from compiler.errors import InputError, UsageError
+from compiler.errors import InputError, UnknownTargetError
 from compiler.incremental.inputs import CONFIG_ROOTS, InputDigests
 from compiler.jsonpath import JsonPath
 from compiler.project import Target, parse_target
@@ -191,8 +191,9 @@ def select_targets(base: Repository, head: Repository, only: Iterable[str] | Non
         for text in names:
             target = parse_target(text)
             if target not in every:
-                known = ", ".join(map(str, every))
-                raise UsageError(f"unknown target {text!r}; neither side defines it (targets: {known})")
+                from compiler.suggestions import unknown_target  # difflib: only on this error
+
+                raise UnknownTargetError(unknown_target(text, [str(t) for t in every], holder="targets on either side"))
             chosen.append(target)
         every = [t for t in every if t in chosen]
     return [(t, t in in_base, t in in_head) for t in every]

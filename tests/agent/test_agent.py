@@ -289,15 +289,63 @@ def test_store_outage_keeps_the_last_good_version(published: Published, tmp_path
     assert "prod: update refused, keeping version 1" in agent.log_text()
 
 
-def test_nothing_published_yet_is_503(published: Published, tmp_path: Path) -> None:
-    agent, read, _ = start(published, tmp_path, "staging")
+@pytest.mark.parametrize(
+    ("target", "published_here", "line"),
+    [
+        (
+            "prdo",
+            True,
+            "llmcc: unknown target 'prdo' (did you mean 'prod'?); published in {store}: dev, prod, prod@acme\n",
+        ),
+        ("staging", True, "llmcc: unknown target 'staging'; published in {store}: dev, prod, prod@acme\n"),
+        ("prod", False, "llmcc: unknown target 'prod'; published in {store}: nothing\n"),
+    ],
+)
+def test_a_target_the_store_never_published_refuses_to_start(
+    published: Published, tmp_path: Path, target: str, published_here: bool, line: str
+) -> None:
+    """A reachable store that lists other targets, or none, but not this one: exit 2, one line, no server."""
+    if not published_here:  # a store that answers and holds nothing (a wrong prefix looks like this)
+        store = Path(published.store.removeprefix("file://"))
+        shutil.rmtree(store)
+        store.mkdir()
+    write_tokens(tmp_path / "tokens")
+    agent = start_agent(tmp_path, tmp_path / "agent.log", *agent_args(published, tmp_path, target))
+    assert agent.proc.wait(timeout=60) == 2
+    assert agent.log_text() == line.format(store=published.store)
+
+
+def test_a_cached_target_the_store_no_longer_lists_is_served(published: Published, tmp_path: Path) -> None:
+    """The cache proves the target: a store that lost it is an outage (last good served), not a typo."""
+    agent, read, _ = start(published, tmp_path)
+    with running(agent), agent.client(read) as c:
+        assert c.get("/healthz").status_code == 200
+        assert agent.stop() == 0
+    shutil.rmtree(Path(published.store.removeprefix("file://")) / "prod")
+    agent = start_agent(tmp_path, tmp_path / "again.log", *agent_args(published, tmp_path))
+    with running(agent), agent.client(read) as c:
+        assert c.get("/v1/targets/prod/config/inference-engine.model.temperature").json() == 0.3
+        assert agent.stop() == 0
+
+
+def test_a_store_down_at_start_is_503_until_it_answers(published: Published, tmp_path: Path) -> None:
+    """Down at start, no cache: the last-known-good rule (503, retried); an unknown target then is logged."""
+    store = Path(published.store.removeprefix("file://"))
+    shutil.move(store, tmp_path / "away")
+    agent, read, _ = start(published, tmp_path, "prod", "prdo")
     with running(agent), agent.client(read) as c:
         health = c.get("/healthz")
         assert health.status_code == 503
-        assert health.json()["targets"]["staging"]["version"] is None
-        r = c.get("/v1/targets/staging/config")
+        assert health.json()["targets"]["prod"]["version"] is None
+        r = c.get("/v1/targets/prod/config")
         assert (r.status_code, r.headers["retry-after"]) == (503, "1")
+        shutil.move(tmp_path / "away", store)
+        wait_for(lambda: c.get("/v1/targets/prod/config").status_code == 200)
+        unknown = "unknown target 'prdo' (did you mean 'prod'?)"
+        wait_for(lambda: unknown in (c.get("/healthz").json()["targets"]["prdo"]["last_error"] or ""))
+        assert c.get("/v1/targets/prdo/config").status_code == 503
         assert agent.stop() == 0
+    assert f"WARNING llmcc agent: prdo: no verified version yet (answering 503): {unknown}" in agent.log_text()
 
 
 def test_a_rollback_in_the_store_is_refused(published: Published, tmp_path: Path) -> None:

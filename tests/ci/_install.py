@@ -1,7 +1,9 @@
 """The templates' install step, run as written against a tagged local copy of this repository.
 
 No package index serves ``llm-config-compiler``: every template installs the
-tag ``v$LLMCC_VERSION`` of the llmcc git repository at ``$LLMCC_GIT`` with pip.
+commit ``$LLMCC_COMMIT`` (the one tag ``v$LLMCC_VERSION`` names; a tag can be
+moved) of the llmcc git repository at ``$LLMCC_GIT`` with pip, then checks
+``llmcc --version`` is ``$LLMCC_VERSION``.
 ``tagged_remote`` makes ``LLMCC_GIT``: a bare clone of a repository's HEAD,
 tagged as the templates pin (whatever tags the repository itself has: a
 release tag ``v0.1.0`` on an older commit must not make the step install that
@@ -16,16 +18,16 @@ from __future__ import annotations
 import os
 import subprocess
 import venv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from compiler import __version__
-from tests.ci._runner import INSTALL
+from tests.ci._runner import VERSION_CHECK, is_install
 
 # what every template's install step says (tests/ci/test_install.py checks all seven)
-STEP = 'python -m pip install "llm-config-compiler[cli] @ git+${LLMCC_GIT}@v${LLMCC_VERSION}"'
+STEP = f'python -m pip install "llm-config-compiler[cli] @ git+${{LLMCC_GIT}}@${{LLMCC_COMMIT}}"\n{VERSION_CHECK}\n'
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -51,6 +53,7 @@ class Release:
     """llmcc as a runner has it after the install step: ``bin`` goes first on PATH."""
 
     remote: Path  # LLMCC_GIT's repository
+    commit: str  # LLMCC_COMMIT: the commit under test, tagged v<version> in ``remote``
     env_dir: Path  # the fresh virtual environment the step installed into
     step: subprocess.CompletedProcess[str]  # the install step's run
 
@@ -65,6 +68,7 @@ class Release:
             "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
             "LLMCC_GIT": git_url(self.remote),
             "LLMCC_VERSION": __version__,
+            "LLMCC_COMMIT": self.commit,
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         }
         env.pop("VIRTUAL_ENV", None)
@@ -72,16 +76,20 @@ class Release:
 
 
 def install_release(source: Path, base: Path, command: str = STEP) -> Release:
-    """Run the install step ``command`` (bash, as a runner does) with LLMCC_GIT a tagged clone of ``source``."""
-    assert INSTALL.match(command), command
+    """Run the install step ``command`` (bash, as a runner does): LLMCC_GIT a tagged clone of ``source``,
+    LLMCC_COMMIT its HEAD (what the templates name, for the release they pin)."""
+    assert is_install(command), command
     remote = tagged_remote(source, base / "llmcc.git")
     env_dir = base / "venv"
     venv.create(env_dir, with_pip=True)
-    release = Release(remote, env_dir, subprocess.CompletedProcess([], 0))
-    proc = subprocess.run(
-        ["bash", "-eo", "pipefail", "-c", command], env=release.env(), capture_output=True, text=True, check=False
+    release = Release(remote, _git(source, "rev-parse", "HEAD"), env_dir, subprocess.CompletedProcess([], 0))
+    return replace(release, step=_run(command, release.env()))
+
+
+def _run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", command], env=env, capture_output=True, text=True, check=False
     )
-    return Release(remote, env_dir, proc)
 
 
 @pytest.fixture(scope="session")

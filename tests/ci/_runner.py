@@ -8,7 +8,8 @@ earlier one failed, or when its ``if:`` says ``always()``. ``uses:`` steps
 GitLab CI: the job's ``script`` lines in one ``bash -eo pipefail``, with the
 file's and the job's ``variables``.
 
-The install step (``pip install``) is left out here: ``test_install`` runs it.
+The install step (``pip install`` by commit, then the version check) is left
+out here: ``test_install`` runs it.
 """
 
 from __future__ import annotations
@@ -22,9 +23,18 @@ from pathlib import Path
 from typing import Any
 
 _EXPR = re.compile(r"\$\{\{\s*secrets\.([A-Z_]+)\s*\}\}")
-INSTALL = re.compile(
-    r'^python -m pip install "llm-config-compiler\[cli\] @ git\+\$\{LLMCC_GIT\}@v\$\{LLMCC_VERSION\}"$'
+INSTALL = re.compile(r'^python -m pip install "llm-config-compiler\[cli\] @ git\+\$\{LLMCC_GIT\}@\$\{LLMCC_COMMIT\}"$')
+# the line after it: the commit installed is release LLMCC_VERSION (a stale LLMCC_COMMIT fails the job)
+VERSION_CHECK = (
+    'test "$(llmcc --version)" = "llmcc ${LLMCC_VERSION}"'
+    ' || { echo "llmcc: LLMCC_COMMIT ${LLMCC_COMMIT} is not llmcc ${LLMCC_VERSION}" >&2; exit 1; }'
 )
+
+
+def is_install(script: str) -> bool:
+    """Whether ``script`` (a step's ``run``, or GitLab's ``before_script`` lines joined) is the install step."""
+    lines = script.strip().splitlines()
+    return len(lines) == 2 and bool(INSTALL.match(lines[0])) and lines[1] == VERSION_CHECK
 
 
 @dataclass
@@ -56,7 +66,7 @@ def run_github_job(doc: Any, job: str, *, cwd: Path, env: dict[str, str], secret
         if "uses" in step:
             continue
         script = step["run"]
-        if INSTALL.match(script.strip()):
+        if is_install(script):
             continue
         assert "${{" not in script, f"{step.get('name')}: a GitHub expression in a script (use env:)"
         if failed and "always()" not in str(step.get("if", "")):
@@ -78,7 +88,7 @@ def run_github_job(doc: Any, job: str, *, cwd: Path, env: dict[str, str], secret
 def run_gitlab_job(doc: Any, job: str, *, cwd: Path, env: dict[str, str]) -> StepRun:
     spec = doc[job]
     before = doc.get("default", {}).get("before_script", [])
-    assert all(INSTALL.match(line) for line in before), before
+    assert is_install("\n".join(before)), before
     variables = {**doc.get("variables", {}), **spec.get("variables", {})}
     script = "\n".join(spec["script"])
     proc = subprocess.run(

@@ -390,3 +390,73 @@ def test_an_output_that_cannot_be_written_is_a_usage_error(tmp_path: Path, capsy
     assert capsys.readouterr().err == (
         f"llmcc: ci comment: {tmp_path / 'no' / 'such' / 'dir.md'}: No such file or directory\n"
     )
+
+
+# --- a leftover LLMCC_COMMENT_OUTPUT in CI fails closed (issue 13 "Fragile") --------------------------
+
+
+@pytest.mark.parametrize(
+    ("platform", "token"), [("GITHUB_ACTIONS", "GITHUB_TOKEN"), ("GITLAB_CI", "LLMCC_NOTES_TOKEN")]
+)
+def test_the_output_variable_with_a_posting_token_in_ci_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], platform: str, token: str
+) -> None:
+    for var in ("GITHUB_ACTIONS", "GITLAB_CI", "GITHUB_TOKEN", "LLMCC_NOTES_TOKEN", "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv(platform, "true")
+    monkeypatch.setenv(token, "t0ken-value-never-printed")
+    out = tmp_path / "comment.md"
+    monkeypatch.setenv("LLMCC_COMMENT_OUTPUT", str(out))
+    (tmp_path / "c.md").write_text("hello\n")
+    assert main(["ci", "comment", str(tmp_path / "c.md")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"llmcc: ci comment: LLMCC_COMMENT_OUTPUT is set ({out}) and so is {token}: this step would post nothing"
+        f" while the job looks like it posted; unset LLMCC_COMMENT_OUTPUT to post, or pass --output {out}"
+        " to write the comment only\n"
+    )
+    assert "t0ken" not in err
+    assert not out.exists()
+    # an explicit --output is a choice: written, and the job summary says nothing was posted
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert main(["ci", "comment", str(tmp_path / "c.md"), "--output", str(out)]) == 0
+    assert out.read_text() == f"{MARKER}\nhello\n"
+    assert summary.read_text() == (
+        f"> [!WARNING]\n> llmcc ci comment posted **no** review comment: --output sent it to `{out}`.\n\n"
+    )
+
+
+def test_the_output_variable_without_a_token_in_ci_writes_and_says_so_in_the_job_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for var in ("GITLAB_CI", "GITHUB_TOKEN", "LLMCC_NOTES_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("LLMCC_COMMENT_OUTPUT", "-")
+    (tmp_path / "c.md").write_text("hello\n")
+    assert main(["ci", "comment", str(tmp_path / "c.md")]) == 0
+    assert capsys.readouterr().out == f"{MARKER}\nhello\n"
+    assert summary.read_text() == (
+        "earlier step\n> [!WARNING]\n> llmcc ci comment posted **no** review comment:"
+        " LLMCC_COMMENT_OUTPUT sent it to the job log.\n\n"
+    )
+    # off CI (a laptop's dry run), the variable with a token set is the user's choice: no refusal, no summary
+    monkeypatch.setenv("CI", "false")
+    monkeypatch.setenv("GITHUB_TOKEN", "t")
+    summary.unlink()
+    assert main(["ci", "comment", str(tmp_path / "c.md")]) == 0
+    assert not summary.exists()
+    # a summary that cannot be written is an error, not a silent skip
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.delenv("GITHUB_TOKEN")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "no" / "summary.md"))
+    assert main(["ci", "comment", str(tmp_path / "c.md")]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"GITHUB_STEP_SUMMARY {tmp_path / 'no' / 'summary.md'}: No such file or directory\n"
+    )

@@ -9,7 +9,10 @@ session (tests/ci/_install.py: the end-to-end test's runner uses it too).
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
+import venv
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +21,8 @@ from ruamel.yaml import YAML
 
 from compiler import __version__
 from compiler.cli.init import scaffold_files
-from tests.ci._install import STEP, Release, tagged_remote
-from tests.ci._runner import INSTALL
+from tests.ci._install import STEP, Release, git_url, tagged_remote
+from tests.ci._runner import INSTALL, VERSION_CHECK
 from tests.conftest import REPO_ROOT, copy_example, init_repo
 
 GITHUB = "hooks/ci/github-workflow.yaml"
@@ -40,8 +43,16 @@ def _install_steps() -> list[tuple[str, str, str]]:
             (step,) = [s for s in job["steps"] if s.get("name") == "Install llmcc"]
             out.append((name, doc["env"]["LLMCC_VERSION"], step["run"]))
     doc = _load((REPO_ROOT / GITLAB).read_text())
-    out += [(GITLAB, doc["variables"]["LLMCC_VERSION"], line) for line in doc["default"]["before_script"]]
+    out.append((GITLAB, doc["variables"]["LLMCC_VERSION"], "\n".join(doc["default"]["before_script"]) + "\n"))
     return out
+
+
+def _pins() -> list[tuple[str, str, str]]:
+    """(template, LLMCC_VERSION, LLMCC_COMMIT) of each template."""
+    shipped = dict(scaffold_files())[".github/workflows/llmcc.yaml"].decode()
+    docs = [(GITHUB, _load((REPO_ROOT / GITHUB).read_text())["env"]), ("scaffold", _load(shipped)["env"])]
+    docs.append((GITLAB, _load((REPO_ROOT / GITLAB).read_text())["variables"]))
+    return [(name, env["LLMCC_VERSION"], env["LLMCC_COMMIT"]) for name, env in docs]
 
 
 def test_every_template_pins_this_exact_version_with_the_cli_extra() -> None:
@@ -49,11 +60,29 @@ def test_every_template_pins_this_exact_version_with_the_cli_extra() -> None:
     assert len(steps) == 7  # three GitHub jobs, the same three in the scaffold, GitLab's default
     for name, version, command in steps:
         assert version == __version__, f"{name}: LLMCC_VERSION {version} is not the package's {__version__}"
-        assert INSTALL.match(command), f"{name}: {command}"
+        assert command == STEP, f"{name}: {command}"
+        assert INSTALL.match(command.splitlines()[0]), f"{name}: {command}"
+
+
+def test_every_template_installs_by_the_commit_its_release_tag_names() -> None:
+    """Issue 13 "Fragile": a tag can be moved; the templates install a commit id, the tag's when they pinned it."""
+    tagged = subprocess.run(
+        ["git", "rev-parse", "-q", "--verify", f"v{__version__}^{{commit}}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    for name, version, commit in _pins():
+        assert re.fullmatch(r"[0-9a-f]{40}", commit), f"{name}: {commit!r}"
+        # the release commit itself cannot name itself: its templates keep the pin until the commit after it
+        if tagged and tagged != head.stdout.strip():
+            assert commit == tagged, f"{name}: LLMCC_COMMIT {commit} is not v{version}'s {tagged}"
 
 
 @pytest.mark.slow
-def test_the_install_step_installs_a_working_llmcc_from_the_tag(tmp_path: Path, llmcc_release: Release) -> None:
+def test_the_install_step_installs_a_working_llmcc_from_the_commit(tmp_path: Path, llmcc_release: Release) -> None:
     assert all(command == STEP for _, _, command in _install_steps())  # the step the session fixture ran
     assert llmcc_release.step.returncode == 0, llmcc_release.step.stderr[-2000:]
     env = llmcc_release.env()
@@ -115,4 +144,38 @@ def test_a_new_repository_names_the_version_to_install(tmp_path: Path) -> None:
     readme = (tmp_path / "conf/README.md").read_text()
     assert f'"llm-config-compiler[cli] @ git+https://github.com/<org>/llmcc.git@v{__version__}"' in readme
     assert "pypi.org" not in readme  # no index serves llmcc
-    assert f"rev: v{__version__}" in (tmp_path / "conf/.pre-commit-config.yaml").read_text()
+    assert f"rev: <commit>  # frozen: v{__version__}" in (tmp_path / "conf/.pre-commit-config.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_a_moved_tag_does_not_change_what_the_install_step_installs(tmp_path: Path, llmcc_release: Release) -> None:
+    """The tag moved to another commit after the templates pinned one: the pinned commit is installed still."""
+    remote = tagged_remote(REPO_ROOT, tmp_path / "llmcc.git")
+    subprocess.run(["git", "tag", "-f", f"v{__version__}", "HEAD~1"], cwd=remote, capture_output=True, check=True)
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    env = {
+        **llmcc_release.env(),
+        "LLMCC_GIT": git_url(remote),
+        "PATH": f"{env_dir / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
+    done = subprocess.run(["bash", "-eo", "pipefail", "-c", STEP], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    installed = subprocess.run(
+        [env_dir / "bin" / "python", "-c", _DIRECT_URL], capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout.strip()
+    assert installed == llmcc_release.commit  # HEAD, as LLMCC_COMMIT says: not the moved tag's HEAD~1
+
+
+def test_a_commit_that_is_not_the_pinned_release_fails_the_install_step(llmcc_release: Release) -> None:
+    """LLMCC_VERSION bumped, LLMCC_COMMIT left at the old release: the step says so and fails (exit 1)."""
+    env = {**llmcc_release.env(), "LLMCC_VERSION": "9.9.9"}
+    done = subprocess.run(["bash", "-eo", "pipefail", "-c", VERSION_CHECK], env=env, capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (1, f"llmcc: LLMCC_COMMIT {llmcc_release.commit} is not llmcc 9.9.9\n")
+
+
+# the commit pip recorded for the installed distribution (PEP 610 direct_url.json)
+_DIRECT_URL = (
+    "import json, importlib.metadata as m; "
+    "print(json.loads(m.distribution('llm-config-compiler').read_text('direct_url.json'))['vcs_info']['commit_id'])"
+)

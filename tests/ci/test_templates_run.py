@@ -163,6 +163,33 @@ def test_the_github_comment_step_fails_clearly_without_the_token(tmp_path: Path,
     )
 
 
+def test_a_comment_output_variable_left_set_fails_the_github_job_instead_of_posting_nothing(
+    tmp_path: Path, remote: Path
+) -> None:
+    """Issue 13 "Fragile": LLMCC_COMMENT_OUTPUT with the token in the step was exit 0 and no comment."""
+    doc = _load("hooks/ci/github-workflow.yaml")
+    summary = tmp_path / "summary.md"
+    with running_forge() as forge:
+        work = _checkout(tmp_path, remote, "run1")
+        env = {
+            **_github_env(tmp_path, forge, work),
+            "LLMCC_COMMENT_OUTPUT": str(tmp_path / "comment.md"),
+            "GITHUB_STEP_SUMMARY": str(summary),
+        }
+        steps = run_github_job(doc, "check", cwd=work, env=env, secrets={"GITHUB_TOKEN": GITHUB_TOKEN})
+        writes = forge.writes()
+    assert [(s.name.split(" ")[0], s.code) for s in steps if s.code != 0] == [("Comment", 2)]
+    assert steps[-1].stderr == (
+        f"llmcc: ci comment: LLMCC_COMMENT_OUTPUT is set ({tmp_path / 'comment.md'}) and so is GITHUB_TOKEN:"
+        " this step would post nothing while the job looks like it posted; unset LLMCC_COMMENT_OUTPUT to post,"
+        f" or pass --output {tmp_path / 'comment.md'} to write the comment only\n"
+    )
+    assert GITHUB_TOKEN not in steps[-1].stderr
+    assert writes == []
+    assert not (tmp_path / "comment.md").exists()
+    assert not summary.exists()
+
+
 def _gitlab_env(forge: FakeForge, work: Path, *, token: str | None) -> dict[str, str]:
     base_sha = _git(work, "merge-base", "origin/main", "HEAD").strip()
     env = {

@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from compiler.client import ConfigClient, next_delay
+from compiler.client import ConfigClient, UnknownTargetError, next_delay
 from compiler.storage import Store
 from compiler.storage.file import FileStore
 from tests.client.conftest import TRUSTED, Platform
@@ -44,6 +44,21 @@ def test_s3_publish_then_read_then_refresh(
     own.publish(url, "--endpoint-url", s3_spec.endpoint_url)
     assert client.refresh() is True
     assert (client.version, client.get(TEMPERATURE)) == (2, 0.7)
+
+
+def test_s3_a_target_the_prefix_never_published_is_unknown(
+    platform: Platform, tmp_path: Path, s3_spec: StoreSpec, publisher_env: None
+) -> None:
+    """Issue 13 "Fragile" on real S3: a misspelt target, and a wrong (empty) prefix, are refused, not awaited."""
+    url = f"s3://{s3_spec.bucket}/{s3_spec.prefix}"
+    _publish_twice(platform, tmp_path, url, "--endpoint-url", s3_spec.endpoint_url)
+    client = ConfigClient(url, "prdo", [TRUSTED], cache_dir=tmp_path / "cache", endpoint_url=s3_spec.endpoint_url)
+    with pytest.raises(UnknownTargetError) as caught:
+        client.start()
+    assert str(caught.value) == f"unknown target 'prdo' (did you mean 'prod'?); published in {url}: prod"
+    wrong = f"s3://{s3_spec.bucket}/{s3_spec.prefix}-typo"
+    with pytest.raises(UnknownTargetError, match=r"^unknown target 'prod'; published in s3://.*-typo: nothing$"):
+        ConfigClient(wrong, "prod", [TRUSTED], endpoint_url=s3_spec.endpoint_url).start()
 
 
 def test_oci_publish_then_read_then_refresh(

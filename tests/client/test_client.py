@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 import pytest
 
-from compiler.client import ConfigClient, NoSuchPathError, NoVersionError, Secret, Snapshot
+from compiler.client import ConfigClient, NoSuchPathError, NoVersionError, Secret, Snapshot, UnknownTargetError
 from compiler.errors import LlmccError, SecretsError, UsageError
 from compiler.storage.file import FileStore
 from tests.client.conftest import TRUSTED, Platform
@@ -179,12 +179,40 @@ def test_bad_arguments_are_refused_with_one_line(tmp_path: Path) -> None:
         ConfigClient(f"file://{tmp_path}", "prod", [TRUSTED], identity=tmp_path / "none.agekey")
 
 
-def test_nothing_published_is_a_fetch_error(tmp_path: Path) -> None:
-    (tmp_path / "empty").mkdir()  # a store with nothing in it (a missing one is no store)
-    client = ConfigClient(f"file://{tmp_path / 'empty'}", "prod", [TRUSTED])
-    with pytest.raises(LlmccError, match="nothing published for prod"):
+def test_a_target_the_store_never_published_is_unknown(platform: Platform, tmp_path: Path) -> None:
+    """Issue 13 "Fragile": ``prdo`` is a typo until proven otherwise, refused by start() and refresh()."""
+    store = platform.copy_store(1, tmp_path / "store")
+    client = ConfigClient(f"file://{store}", "prdo", [TRUSTED], cache_dir=tmp_path / "cache")
+    line = f"unknown target 'prdo' (did you mean 'prod'?); published in file://{store}: prod"
+    with pytest.raises(UnknownTargetError) as caught:
+        client.start()
+    assert (str(caught.value), caught.value.exit_code) == (line, 2)
+    with pytest.raises(UnknownTargetError):
         client.refresh()
-    assert client.metrics().fetch_errors == 1
+    assert client.status.last_error == line
+    assert client.metrics().fetch_errors == 0  # not an outage
+    (tmp_path / "empty").mkdir()  # a store with nothing in it (a missing one is no store: down, not unknown)
+    empty = ConfigClient(f"file://{tmp_path / 'empty'}", "prod", [TRUSTED])
+    with pytest.raises(UnknownTargetError, match=r"^unknown target 'prod'; published in file://.*: nothing$"):
+        empty.refresh()
+
+
+def test_nothing_published_for_a_target_this_client_accepted_before_is_a_fetch_error(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """A mark proves the target: a store that lost it is an outage or an attack, not a typo."""
+    store = platform.copy_store(1, tmp_path / "store")
+    assert client_for(store, cache_dir=tmp_path / "cache").refresh() is True
+    shutil.rmtree(store / "prod")
+    (tmp_path / "cache" / "lastgood").mkdir()
+    for cached in (tmp_path / "cache").glob("*.lastgood.json"):
+        cached.rename(tmp_path / "cache" / "lastgood" / cached.name)  # no version held: only the mark proves it
+    client = client_for(store, cache_dir=tmp_path / "cache")
+    assert client.version is None
+    with pytest.raises(LlmccError) as caught:
+        client.refresh()
+    assert not isinstance(caught.value, UnknownTargetError)
+    assert client.metrics().fetch_errors + sum(client.metrics().refusals.values()) == 1
     assert client.status.last_error is not None
 
 

@@ -43,7 +43,8 @@ def test_select_keeps_manifest_order_and_refuses_unknown_targets() -> None:
     with pytest.raises(UsageError) as exc:
         project.select(["dev@acme"])
     assert str(exc.value) == (
-        "unknown target 'dev@acme'; llmcc.yaml defines: dev, staging, prod, staging@acme, prod@acme, prod@globex"
+        "unknown target 'dev@acme' (did you mean 'prod@acme'?); "
+        "llmcc.yaml defines: dev, staging, prod, staging@acme, prod@acme, prod@globex"
     )
 
 

@@ -66,9 +66,17 @@ def test_pull_prints_the_verified_modules(
     ("argv", "code", "message"),
     [
         (["pull", "prod", "--version", "9"], 2, "prod has no version 9 (latest is 3)"),
-        (["pull", "staging"], 2, "nothing published for staging"),
         (["pull", "Prod"], 2, "'Prod' is not a target"),
-        (["verify", "--target", "staging"], 3, "staging: nothing published in file://"),
+        # no llmcc.yaml here: a target the store never published is unknown (issue 13 "Fragile"), not "nothing yet"
+        (["pull", "staging"], 2, "llmcc: unknown target 'staging'; published in file://"),
+        (["pull", "prdo"], 2, "llmcc: unknown target 'prdo' (did you mean 'prod'?); published in file://"),
+        (
+            ["verify", "--target", "prdo"],
+            2,
+            "llmcc: unknown target 'prdo' (did you mean 'prod'?); published in file://",
+        ),
+        (["verify", "--target", "prod", "-t", "prod@acm"], 2, "llmcc: unknown target 'prod@acm' (did you mean"),
+        (["exec", "-t", "prdo", "--", "true"], 2, "llmcc: unknown target 'prdo' (did you mean 'prod'?); published in"),
     ],
 )
 def test_missing_things(
@@ -79,10 +87,33 @@ def test_missing_things(
     message: str,
 ) -> None:
     root, _, flags = consumer
+    if argv[0] == "exec":
+        argv = [*argv[:-2], *flags, *argv[-2:]]  # the options before "--"
+        flags = []
     assert llmcc(root, *argv, *flags) == code
     captured = capsys.readouterr()
     assert message in captured.err
     assert captured.out == ""
+    if "unknown target" in message:  # one line, naming every target the store publishes
+        assert captured.err.count("\n") == 1
+        assert captured.err.endswith(": prod, prod@acme\n")
+
+
+def test_a_target_llmcc_yaml_defines_but_nobody_published_is_nothing_published(
+    consumer: tuple[Path, FileStore, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With llmcc.yaml at hand, its targets are known: a new one is "nothing published" (verify: failed, 3)."""
+    root, _, flags = consumer
+    (root / "llmcc.yaml").write_text("project: p\nenvironments:\n  prod: {}\n  staging: {}\n")
+    assert llmcc(root, "pull", "staging", *flags) == 2
+    assert capsys.readouterr().err.endswith("nothing published for staging\n")
+    assert llmcc(root, "verify", "-t", "staging", *flags) == 3
+    assert capsys.readouterr().err.endswith("staging: nothing published in file://" + str(root.parent / "store") + "\n")
+    assert llmcc(root, "pull", "stagign", *flags) == 2
+    assert capsys.readouterr().err == (
+        "llmcc: unknown target 'stagign' (did you mean 'staging'?); published in file://"
+        f"{root.parent / 'store'} or defined in llmcc.yaml: prod, prod@acme, staging\n"
+    )
 
 
 def test_untrusted_signer_is_exit_3(
