@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from compiler.diagnostics import Diagnostic, Origin
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Document, Tagged, Value
-from compiler.render.jinja import Renderer
+from compiler.render.jinja import Renderer, names_read
 
 if TYPE_CHECKING:
     from compiler.compile.repository import Repository
@@ -69,7 +69,7 @@ def trace(
                 expr = plan.exprs[path[:depth]]
                 where = plan.document.origin(path[:depth])
                 out.append(Contribution(kind="template", origin=where, detail=expr.source, effective=effective))
-                out.extend(_variables(stack, expr.names, effective, shadowed=shadowed))
+                out.extend(_variables(stack, names_read(expr), effective, shadowed=shadowed))
                 return out
         if _walk(plan.static, path) is not None:
             out.append(Contribution(kind="template", origin=plan.document.origin(path), effective=effective))
@@ -165,7 +165,10 @@ def _replay_template(
 def _expr_owner(stack: TargetStack, plan: TemplatePlan, path: JsonPath) -> list[Contribution]:
     expr = plan.exprs[path]
     origin = plan.document.origin(path)
-    return [Contribution(kind="template", origin=origin, detail=expr.source), *_variables(stack, expr.names, True)]
+    return [
+        Contribution(kind="template", origin=origin, detail=expr.source),
+        *_variables(stack, names_read(expr), True),
+    ]
 
 
 def _layer_item(doc: Document, prefix: JsonPath, rest: JsonPath) -> Callable[[int, Kind], list[Contribution]]:

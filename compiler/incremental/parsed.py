@@ -159,7 +159,7 @@ def render_digest() -> str:
     return h.hexdigest()
 
 
-RENDER_SCHEME = "rendered/1"
+RENDER_SCHEME = "rendered/2"  # 2: expressions are their sources only (no names, no type)
 
 
 class RenderedScalars:
@@ -169,9 +169,12 @@ class RenderedScalars:
     variables it reads (the cache's key), and of the renderer's code and
     libraries (the entry's key: ``render_digest``). So after a change to one
     variable only the scalars that read it render again; the rest are read.
-    The entry also names the Jinja scalars that compiled, with the variables
-    each reads, so a template whose values are all kept is planned without
-    Jinja (``compiler.render.jinja.learn_expressions``).
+    The entry also lists the sources of the Jinja scalars that compiled, so a
+    template whose values are all kept is planned without Jinja
+    (``compiler.render.jinja.learn_expressions``). Only that: the variables a
+    scalar's key reads come from its source, its type from Jinja's compile when
+    it renders, never from the entry (an entry naming fewer variables served a
+    stale value: issue 14 §2).
 
     Kept: values only. An error is rendered again (a CPU or memory bound
     depends on the machine), and variables never hold a SOPS file's values
@@ -182,7 +185,7 @@ class RenderedScalars:
     def __init__(self, store: ResultCache) -> None:
         self.store = store
         self.loaded = 0
-        self.exprs: dict[str, tuple[bool, tuple[str, ...]]] = {}
+        self.exprs: list[str] = []  # sources of the Jinja scalars the entry lists (``load``)
         self._run = os.urandom(8).hex()  # names this run's per-target additions (``worker_done``)
         self._parent = os.getpid()
         self._flushed = 0  # in a worker: how much of the cache it had when it last wrote
@@ -215,7 +218,7 @@ class RenderedScalars:
             return
         added = _kept(_values(islice(rendered.items(), self._flushed, None)))
         self._flushed = len(rendered)
-        self.store.put_bytes(self._target_key(target), encode_rendered(added, {}))
+        self.store.put_bytes(self._target_key(target), encode_rendered(added, []))
 
     def save(self, rendered: RenderCache, built: Iterable[str] = ()) -> None:
         """Write ``rendered`` (what ``load`` gave, then filled by this process) with what the workers
@@ -230,10 +233,11 @@ class RenderedScalars:
                 with contextlib.suppress(EntryError):
                     for k, v in decode_rendered(body)[0].items():
                         rendered.setdefault(k, v)
-        new = {s: e for s, e in compiled_expressions().items() if s not in self.exprs}
+        known = set(self.exprs)
+        new = [s for s in compiled_expressions() if s not in known]
         if len(rendered) <= self.loaded and not new:
             return
-        exprs = {**self.exprs, **{s: e for s, e in new.items() if not holds_credential(encode_rendered([], {s: e}))}}
+        exprs = [*self.exprs, *(s for s in new if not holds_credential(encode_rendered([], [s])))]
         items = _values(islice(rendered.items(), self.loaded))  # what ``load`` gave: checked when it was stored
         items += _kept(_values(islice(rendered.items(), self.loaded, None)))
         self.store.put_bytes(self.key(), encode_rendered(items[-MAX_RENDERED:], exprs))
@@ -255,25 +259,23 @@ Row = tuple[tuple[str, tuple[str, ...]], Value]
 def _kept(rows: list[Row]) -> list[Row]:
     """``rows`` without those whose expression, variables or value hold a credential (``holds_credential``):
     the whole batch is scanned once, each row only when the batch holds one."""
-    if not rows or not holds_credential(encode_rendered(rows, {})):
+    if not rows or not holds_credential(encode_rendered(rows, [])):
         return rows
-    return [row for row in rows if not holds_credential(encode_rendered([row], {}))]
+    return [row for row in rows if not holds_credential(encode_rendered([row], []))]
 
 
-def encode_rendered(
-    items: list[tuple[tuple[str, tuple[str, ...]], Value]], exprs: dict[str, tuple[bool, tuple[str, ...]]]
-) -> bytes:
+def encode_rendered(items: list[tuple[tuple[str, tuple[str, ...]], Value]], exprs: list[str]) -> bytes:
     """As ASCII JSON: ``{"scheme", "values": [[expression, [fingerprint, ...], value], ...],
-    "exprs": [[source, native, [name, ...]], ...]}``."""
+    "exprs": [source, ...]}``."""
     data = {
         "scheme": RENDER_SCHEME,
         "values": [[source, list(prints), value] for (source, prints), value in items],
-        "exprs": [[source, native, list(names)] for source, (native, names) in exprs.items()],
+        "exprs": list(exprs),
     }
     return json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
-def decode_rendered(data: bytes) -> tuple[RenderCache, dict[str, tuple[bool, tuple[str, ...]]]]:
+def decode_rendered(data: bytes) -> tuple[RenderCache, list[str]]:
     """What ``encode_rendered`` wrote: the scalars and the expressions. Raises EntryError on any other shape."""
     try:
         raw = json.loads(data, parse_constant=_reject)
@@ -288,14 +290,10 @@ def decode_rendered(data: bytes) -> tuple[RenderCache, dict[str, tuple[bool, tup
         raise EntryError("rendered")
     if not set(map(type, chain.from_iterable(r[1] for r in rows))) <= {str}:
         raise EntryError("rendered")
-    if type(exprs) is not list or not all(type(e) is list and len(e) == 3 for e in exprs):
-        raise EntryError("rendered: expressions")
-    if not all(type(e[0]) is str and type(e[1]) is bool and type(e[2]) is list for e in exprs):
-        raise EntryError("rendered: expressions")
-    if not set(map(type, chain.from_iterable(e[2] for e in exprs))) <= {str}:
+    if type(exprs) is not list or not set(map(type, exprs)) <= {str}:
         raise EntryError("rendered: expressions")
     values: RenderCache = {(r[0], tuple(r[1])): r[2] for r in rows}
-    return values, {e[0]: (e[1], tuple(e[2])) for e in exprs}
+    return values, exprs
 
 
 def _reject(name: str) -> object:

@@ -52,11 +52,11 @@ import math
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
-from compiler.errors import InputError
+from compiler.errors import InputError, LlmccError
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Document, Tagged, Value
 
@@ -170,13 +170,19 @@ def _built(value: Any) -> Any:  # noqa: ANN401
 
 @dataclass(frozen=True, slots=True)
 class _Expr:
-    """One Jinja scalar, compiled."""
+    """One Jinja scalar, compiled (or known to compile: ``resolve``)."""
 
     source: str
     native: bool
+    # The names its cache key fingerprints: for a plain scalar those it reads, for one Jinja
+    # compiles every name of its source (``key_names``), a superset of those it reads.
     names: tuple[str, ...]
     run: Callable[[Mapping[str, Any]], Any]
     plain: bool = False  # evaluated without Jinja (``_plain_expr``): no loop, call or macro
+    reads: tuple[str, ...] = ()  # the names it reads (Jinja's parse): what ``llmcc explain`` shows
+    # A scalar an earlier run compiled (``_deferred``): its Jinja compile, done on first use.
+    resolve: Callable[[], _Expr] | None = None
+    kept: bool = True  # whether a later run may take it as known (``compiled_expressions``)
 
 
 @dataclass(slots=True)
@@ -235,10 +241,11 @@ def _collect(plan: TemplatePlan, value: Value, path: JsonPath, slots: dict[str |
 
 
 _COMPILED: dict[str, _Expr] = {}
-# Scalars Jinja compiled in an earlier run, by source: (native, names read). The result cache keeps
-# them with the rendered values (compiler.incremental.parsed), so planning a template takes these
-# from it and Jinja compiles one only when it renders (a value not in the cache).
-_KNOWN: dict[str, tuple[bool, tuple[str, ...]]] = {}
+# Sources of scalars Jinja compiled in an earlier run. The result cache keeps them with the rendered
+# values (compiler.incremental.parsed), so planning a template takes these from it and Jinja compiles
+# one only when it renders (a value not in the cache). Only that it compiled is taken from the cache:
+# the names its key reads come from its source (``key_names``), its type from the compile.
+_KNOWN: set[str] = set()
 
 
 def _compile(source: str, *, doc: Document, path: JsonPath) -> _Expr:
@@ -247,32 +254,123 @@ def _compile(source: str, *, doc: Document, path: JsonPath) -> _Expr:
         where = doc.origin(path).location()
         expr = _plain_expr(source, where)
         if expr is None:
-            known = _KNOWN.get(source)
-            expr = _compile_source(source, where=where) if known is None else _deferred(source, where, *known)
+            names = key_names(source) if source in _KNOWN else None
+            expr = _compile_jinja(source, where=where) if names is None else _deferred(source, where, names)
         _COMPILED[source] = expr
     return expr
 
 
-def _deferred(source: str, where: str, native: bool, names: tuple[str, ...]) -> _Expr:
-    """A scalar known to compile (``_KNOWN``), compiled by Jinja when it first runs."""
+def _compile_jinja(source: str, *, where: str) -> _Expr:
+    """The scalar compiled by Jinja, its key reading ``key_names(source)``: the same names as when a
+    later run takes it as known (``_deferred``). Where those miss a name Jinja's parse found (a
+    source the tokenizer does not follow), the key reads both and no later run takes it as known."""
+    expr = _compile_source(source, where=where)
+    names = key_names(source)
+    if names is not None and set(expr.names) <= set(names):
+        return replace(expr, names=names, reads=expr.names)
+    return replace(expr, names=tuple(sorted({*expr.names, *(names or ())})), reads=expr.names, kept=False)
+
+
+def _deferred(source: str, where: str, names: tuple[str, ...]) -> _Expr:
+    """A scalar an earlier run compiled (``_KNOWN``), compiled by Jinja when it first runs.
+
+    Raises (when it runs) InputError: the source does not compile after all; LlmccError: its
+    names (``key_names``) miss one Jinja's parse found, which no run stores as known.
+    """
     compiled: list[_Expr] = []
 
-    def run(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
+    def resolve() -> _Expr:
         if not compiled:
-            compiled.append(_compile_source(source, where=where))
-        return compiled[0].run(variables)
+            expr = _compile_jinja(source, where=where)
+            if expr.names != names:
+                _KNOWN.discard(source)
+                raise LlmccError(f"{where}: internal error: the cache key of this scalar misses a name it reads")
+            compiled.append(expr)
+        return compiled[0]
 
-    return _Expr(source, native, names, run)
+    def run(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
+        return resolve().run(variables)
+
+    return _Expr(source, False, names, run, resolve=resolve)
 
 
-def compiled_expressions() -> dict[str, tuple[bool, tuple[str, ...]]]:
-    """The Jinja scalars this process planned, by source: (native, names read)."""
-    return {s: (e.native, e.names) for s, e in _COMPILED.items() if not e.plain}
+def names_read(expr: _Expr) -> tuple[str, ...]:
+    """The variables ``expr`` reads (Jinja's parse; a known scalar is compiled for it)."""
+    return expr.resolve().reads if expr.resolve is not None else expr.reads
 
 
-def learn_expressions(known: Mapping[str, tuple[bool, tuple[str, ...]]]) -> None:
-    """Take scalars an earlier run compiled (``compiled_expressions`` of the same renderer's code)."""
+def compiled_expressions() -> list[str]:
+    """Sources of the Jinja scalars this process planned that a later run may take as known."""
+    return [s for s, e in _COMPILED.items() if not e.plain and e.kept]
+
+
+def learn_expressions(known: Iterable[str]) -> None:
+    """Take the sources of scalars an earlier run compiled (``compiled_expressions`` of the same renderer's code)."""
     _KNOWN.update(known)
+
+
+# Names for the cache key of a scalar Jinja compiles, from its source alone (issue 14 §2: a key
+# read from the cache could leave out a name, and the stale value would be served). Jinja's lexer,
+# followed far enough to know which text is data and which is a string literal; every identifier
+# in a tag or ``{{ }}`` outside string literals (names, attributes, filters, keywords) counts: a
+# superset of the names Jinja's parse loads. A source this does not follow returns None.
+_RAW = re.compile(r"\{%[-+]?\s*raw")  # raw blocks: not followed (the cache keeps no such scalar as known)
+_OPENS = re.compile(r"\{\{[-+]?|\{%[-+]?|\{#")
+_ENDS = {"{{": re.compile(r"-?\}\}"), "{%": re.compile(r"[-+]?%\}")}
+_STRING = re.compile(r"'[^'\\]*(?:\\.[^'\\]*)*'" r'|"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # Jinja's string_re
+_WORD = re.compile(r"[^\s!-/:-@\[-^`{-~]+")  # any run without ASCII punctuation or space: names and numbers
+_PAIRS = {")": "(", "]": "[", "}": "{"}
+
+
+def key_names(source: str) -> tuple[str, ...] | None:
+    """Every identifier in the tags and ``{{ }}`` of ``source`` outside string literals, sorted; None
+    when the source has a raw block or does not lex as Jinja's lexer does (then Jinja reports it)."""
+    if _RAW.search(source):
+        return None
+    names: set[str] = set()
+    pos = 0
+    while (m := _OPENS.search(source, pos)) is not None:
+        if m.group() == "{#":  # a comment ends at the first #}
+            pos = source.find("#}", m.end()) + 2
+            if pos == 1:
+                return None
+            continue
+        end = _tag_names(source, m.end(), _ENDS[m.group()[:2]], names)
+        if end is None:
+            return None
+        pos = end
+    return tuple(sorted(names))
+
+
+def _tag_names(source: str, pos: int, end: re.Pattern[str], names: set[str]) -> int | None:
+    """Add the identifiers of the tag from ``pos`` to ``names``; where it ends, or None."""
+    brackets: list[str] = []
+    while pos < len(source):
+        if not brackets and (m := end.match(source, pos)) is not None:  # Jinja: no end inside brackets
+            return m.end()
+        c = source[pos]
+        if c in "'\"":
+            m = _STRING.match(source, pos)
+            if m is None:
+                return None
+            pos = m.end()
+        elif c in "([{":
+            brackets.append(c)
+            pos += 1
+        elif c in ")]}":
+            if not brackets or brackets.pop() != _PAIRS[c]:
+                return None
+            pos += 1
+        elif (m := _WORD.match(source, pos)) is not None:
+            word = m.group()
+            # A name, or a number a name may follow (``1e5x``, ``0xfg``): each suffix that is an identifier.
+            names.update(
+                word[i:] for i in range(len(word)) if word[i:].isidentifier() and (i == 0 or not word.isidentifier())
+            )
+            pos = m.end()
+        else:
+            pos += 1
+    return None
 
 
 # A plain scalar: text (no CR, no {{, {% or {#), and expressions ``{{ name }}``, each followed by
@@ -409,7 +507,8 @@ def _plain_expr(source: str, where: str) -> _Expr | None:
         text = "".join(out)
         return by_jinja(variables) if len(text) > MAX_OUTPUT_CHARS else text
 
-    return _Expr(source, native, tuple(sorted({name for name, _, _ in exprs})), run, plain=True)
+    names = tuple(sorted({name for name, _, _ in exprs}))
+    return _Expr(source, native, names, run, plain=True, reads=names)
 
 
 def _compile_source(source: str, *, where: str) -> _Expr:
@@ -497,6 +596,8 @@ class Renderer:
 
     def _run(self, expr: _Expr) -> Value | _Failure:
         _BUDGET.steps = 0  # per scalar: the cached outcome is a function of the cache key alone
+        if expr.resolve is not None:  # known to compile: Jinja compiles it now (its type, how it runs)
+            expr = expr.resolve()
         try:
             value = _to_value(expr.run(self.variables), expr.native)
         except TemplateFailure as e:

@@ -324,7 +324,7 @@ VALUES = [
     (("{{ c }}", ("f1.0",)), 1.0),
     (("{{ d }}", ("i7",)), [1, {"k": None}]),
 ]
-EXPRS = {"{{ b | join(',') }}": (True, ("b",))}
+EXPRS = ["{{ b | join(',') }}"]
 
 
 def test_rendered_scalars_round_trip_with_their_types() -> None:
@@ -338,18 +338,18 @@ def test_rendered_scalars_round_trip_with_their_types() -> None:
     "raw",
     [
         pytest.param({"scheme": "rendered/0", "values": [], "exprs": []}, id="other-scheme"),
-        pytest.param({"scheme": "rendered/1", "values": []}, id="missing-key"),
+        # the shape before: expressions with a type and the names read, which the cache must not decide
+        pytest.param({"scheme": "rendered/1", "values": [], "exprs": [["s", True, ["a"]]]}, id="names-kept-before"),
+        pytest.param({"scheme": "rendered/2", "values": []}, id="missing-key"),
         pytest.param([], id="not-an-object"),
-        pytest.param({"scheme": "rendered/1", "values": [["s", ["p"]]], "exprs": []}, id="row-short"),
-        pytest.param({"scheme": "rendered/1", "values": [[1, ["p"], 1]], "exprs": []}, id="source-a-number"),
-        pytest.param({"scheme": "rendered/1", "values": [["s", "p", 1]], "exprs": []}, id="prints-not-a-list"),
-        pytest.param({"scheme": "rendered/1", "values": [["s", [1], 1]], "exprs": []}, id="print-a-number"),
-        pytest.param({"scheme": "rendered/1", "values": {}, "exprs": []}, id="values-not-a-list"),
-        pytest.param({"scheme": "rendered/1", "values": [], "exprs": [["s", 1, []]]}, id="native-not-a-boolean"),
-        pytest.param({"scheme": "rendered/1", "values": [], "exprs": [["s", True, [1]]]}, id="name-a-number"),
-        pytest.param({"scheme": "rendered/1", "values": [], "exprs": [["s", True]]}, id="expr-short"),
-        pytest.param({"scheme": "rendered/1", "values": [], "exprs": {}}, id="exprs-not-a-list"),
-        pytest.param({"scheme": "rendered/1", "values": [], "exprs": [[1, True, []]]}, id="expr-source-a-number"),
+        pytest.param({"scheme": "rendered/2", "values": [["s", ["p"]]], "exprs": []}, id="row-short"),
+        pytest.param({"scheme": "rendered/2", "values": [[1, ["p"], 1]], "exprs": []}, id="source-a-number"),
+        pytest.param({"scheme": "rendered/2", "values": [["s", "p", 1]], "exprs": []}, id="prints-not-a-list"),
+        pytest.param({"scheme": "rendered/2", "values": [["s", [1], 1]], "exprs": []}, id="print-a-number"),
+        pytest.param({"scheme": "rendered/2", "values": {}, "exprs": []}, id="values-not-a-list"),
+        pytest.param({"scheme": "rendered/2", "values": [], "exprs": [["s", True, ["a"]]]}, id="expr-with-names"),
+        pytest.param({"scheme": "rendered/2", "values": [], "exprs": {}}, id="exprs-not-a-list"),
+        pytest.param({"scheme": "rendered/2", "values": [], "exprs": [1]}, id="expr-source-a-number"),
     ],
 )
 def test_rendered_scalars_of_another_shape_are_refused(raw: object) -> None:

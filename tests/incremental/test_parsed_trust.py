@@ -90,3 +90,109 @@ def test_a_parsed_file_is_dropped_when_a_schema_newly_marks_a_field_it_sets_x_se
     (root / "schemas/engine.schema.json").write_text(json.dumps(schema))
     assert run(root, "compile") == 1  # now a plaintext secret: refused ...
     assert secret.encode() not in cached_bytes(root)  # ... and the kept copy is gone
+
+
+# --- what the rendered tier may not decide: the names a key reads, a scalar's type ---------------
+
+
+def _plant(root: Path, body: dict[str, object]) -> None:
+    """Write the rendered tier's entry through the store's own API: the digest is right."""
+    from compiler.incremental.parsed import RenderedScalars
+    from compiler.incremental.store import ResultCache
+
+    ResultCache(root / CACHE_DIR).put_bytes(RenderedScalars.key(), json.dumps(body).encode())
+
+
+def _both(root: Path) -> tuple[object, object]:
+    assert run(root, "compile") == 0
+    assert run(root, "compile", "--no-cache", "-o", "clean") == 0
+    return description(root, "dist"), description(root, "clean")
+
+
+@pytest.mark.parametrize("scheme", ["rendered/1", "rendered/2"])
+def test_a_kept_expression_claiming_fewer_names_does_not_serve_a_stale_value(tmp_path: Path, scheme: str) -> None:
+    # The entry said `{{ a ~ b }}` reads only `a`: its key left `b` out, and after `b` changed the
+    # old value was served. The names now come from the source, whatever the entry lists.
+    from compiler.render.jinja import Renderer
+
+    source = "{{ a ~ b }}"
+    tpl = ENGINE_TEMPLATE + f'description: "{source}"\n'
+    root = mini_repo(tmp_path / "repo", {"templates/engine.yaml": tpl})
+    base = root / "environments/base.yaml"
+    base.write_text(BASE + "  a: x\n  b: old\n")
+    assert run(root, "compile") == 0
+    stale = [[source, [Renderer({"a": "x"}, {}).fingerprint("a")], "xold"]]
+    exprs = [[source, False, ["a"]]] if scheme == "rendered/1" else [source]
+    _plant(root, {"scheme": scheme, "values": stale, "exprs": exprs})
+    base.write_text(BASE + "  a: x\n  b: new\n")
+    assert _both(root) == ("xnew", "xnew")
+
+
+def test_a_kept_expression_claiming_another_type_renders_as_without_the_cache(tmp_path: Path) -> None:
+    # `{{ n + 1 }}` keeps its type (an integer); the entry claimed it renders text ("2"), and the
+    # claim was taken: the schema refused the string. The type now comes from Jinja's compile.
+    source = "{{ n + 1 }}"
+    tpl = ENGINE_TEMPLATE.replace('"{{ max_tokens | default(1000) }}"', f'"{source}"')
+    root = mini_repo(tmp_path / "repo", {"templates/engine.yaml": tpl})
+    (root / "environments/base.yaml").write_text(BASE + "  n: 1\n")
+    for scheme, exprs in (("rendered/1", [[source, False, ["n"]]]), ("rendered/2", [source])):
+        _plant(root, {"scheme": scheme, "values": [], "exprs": exprs})
+        assert run(root, "compile") == 0
+        assert run(root, "compile", "--no-cache", "-o", "clean") == 0
+        for out in ("dist", "clean"):
+            assert (
+                json.loads((root / out / "dev.bundle.json").read_bytes())["modules"]["engine"]["model"]["max_tokens"]
+                == 2
+            )
+
+
+def test_a_scalar_the_key_tokenizer_does_not_follow_is_compiled_each_run(tmp_path: Path) -> None:
+    # A raw block: its key reads the names Jinja's parse finds as well, and no run takes it as known.
+    source = "{% raw %}{{ x }}{% endraw %}{{ b }}"
+    tpl = ENGINE_TEMPLATE + f'description: "{source}"\n'
+    root = mini_repo(tmp_path / "repo", {"templates/engine.yaml": tpl})
+    base = root / "environments/base.yaml"
+    base.write_text(BASE + "  b: one\n")
+    assert run(root, "compile") == 0
+    assert source.encode() not in cached_bytes(root, "rendered").partition(b'"exprs":')[2]
+    base.write_text(BASE + "  b: two\n")
+    assert _both(root) == ("{{ x }}two", "{{ x }}two")
+
+
+def test_explain_names_the_variables_a_known_scalar_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The key reads every identifier of the source (here `upper`, `x`); explain shows what Jinja reads.
+    tpl = ENGINE_TEMPLATE + 'description: "{% for x in items %}{{ x | upper }}{% endfor %}"\n'
+    root = mini_repo(tmp_path / "repo", {"templates/engine.yaml": tpl})
+    (root / "environments/base.yaml").write_text(BASE + "  items: [a, b]\n  upper: 1\n")
+    outs = []
+    for _ in range(2):  # cold, then the scalar known from the cache
+        capsys.readouterr()
+        assert main(["-C", str(root), "explain", "dev", "engine.description"]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1]
+    assert "items" in outs[0]
+    assert "upper" not in outs[0].replace("x | upper", "")
+
+
+@pytest.mark.parametrize("scheme", ["rendered/1", "rendered/2"])
+def test_a_planted_expression_naming_fewer_variables_is_rendered_for_the_new_value(tmp_path: Path, scheme: str) -> None:
+    # Below the CLI (which plans templates before it loads the tier): a template planned after
+    # the entry loaded took the names it listed, so `b` was not in the key and "xold" was served.
+    import uuid
+
+    from compiler.incremental.parsed import RenderedScalars
+    from compiler.incremental.store import ResultCache
+    from compiler.load.yaml import load_document
+    from compiler.render.jinja import Renderer, plan_template
+
+    source = f"{{{{ a ~ b ~ '{uuid.uuid4().hex}' }}}}"  # new to this process: planned as the entry says
+    stale = [[source, [Renderer({"a": "x"}, {}).fingerprint("a")], "xold"]]
+    exprs = [[source, False, ["a"]]] if scheme == "rendered/1" else [source]
+    store = ResultCache(tmp_path / "cache")
+    store.put_bytes(RenderedScalars.key(), json.dumps({"scheme": scheme, "values": stale, "exprs": exprs}).encode())
+    cache = RenderedScalars(store).load()
+    doc = load_document(json.dumps({"d": source}).encode(), path="templates/t.yaml", layer="template")
+    assert isinstance(doc.value, dict)
+    out = Renderer({"a": "x", "b": "new"}, cache).render(plan_template(doc, doc.value))
+    assert isinstance(out, dict)
+    assert out["d"].startswith("xnew")
