@@ -56,7 +56,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
-from compiler.errors import InputError, LlmccError
+from compiler.errors import InputError
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Document, Tagged, Value
 
@@ -274,7 +274,7 @@ def _compile_jinja(source: str, *, where: str) -> _Expr:
 def _deferred(source: str, where: str, names: tuple[str, ...]) -> _Expr:
     """A scalar an earlier run compiled (``_KNOWN``), compiled by Jinja when it first runs.
 
-    Raises (when it runs) InputError: the source does not compile after all; LlmccError: its
+    Raises (when it runs) InputError: the source does not compile after all; RuntimeError (a bug, exit 70): its
     names (``key_names``) miss one Jinja's parse found, which no run stores as known.
     """
     compiled: list[_Expr] = []
@@ -284,7 +284,7 @@ def _deferred(source: str, where: str, names: tuple[str, ...]) -> _Expr:
             expr = _compile_jinja(source, where=where)
             if expr.names != names:
                 _KNOWN.discard(source)
-                raise LlmccError(f"{where}: internal error: the cache key of this scalar misses a name it reads")
+                raise RuntimeError(f"{where}: the cache key of this scalar misses a name it reads")  # a bug: exit 70
             compiled.append(expr)
         return compiled[0]
 
