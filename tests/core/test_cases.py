@@ -17,6 +17,8 @@ from compiler.bundle.canonical import canonical_json
 from compiler.cli import main
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
+# The cases are compiled where they are, in the source tree: --no-cache, so a run never writes
+# .llmcc/cache/ there, and never passes from an entry an earlier build of llmcc wrote.
 POSITIVE = sorted(p for p in (CASES / "positive").iterdir() if p.is_dir())
 NEGATIVE = sorted(p for p in (CASES / "negative").iterdir() if p.is_dir())
 
@@ -28,7 +30,7 @@ def test_there_are_enough_cases() -> None:
 
 @pytest.mark.parametrize("case", NEGATIVE, ids=[p.name for p in NEGATIVE])
 def test_negative_case(case: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["-C", str(case), "validate"])
+    code = main(["-C", str(case), "validate", "--no-cache"])
     out, err = capsys.readouterr()
     assert err == (case / "expected.txt").read_text(encoding="utf-8")
     assert code == int((case / "exit_code").read_text())
@@ -38,7 +40,7 @@ def test_negative_case(case: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("case", NEGATIVE, ids=[p.name for p in NEGATIVE])
 def test_negative_case_does_not_compile(case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["-C", str(case), "-q", "compile", "--out", str(tmp_path / "out")])
+    code = main(["-C", str(case), "-q", "compile", "--no-cache", "--out", str(tmp_path / "out")])
     _, err = capsys.readouterr()
     assert code == int((case / "exit_code").read_text())
     assert "Traceback" not in err
@@ -48,10 +50,10 @@ def test_negative_case_does_not_compile(case: Path, tmp_path: Path, capsys: pyte
 
 @pytest.mark.parametrize("case", POSITIVE, ids=[p.name for p in POSITIVE])
 def test_positive_case(case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["-C", str(case), "validate"]) == 0
+    assert main(["-C", str(case), "validate", "--no-cache"]) == 0
     assert capsys.readouterr().err.startswith("llmcc: validate ok: ")
     out = tmp_path / "out"
-    assert main(["-C", str(case), "-q", "compile", "--out", str(out)]) == 0
+    assert main(["-C", str(case), "-q", "compile", "--no-cache", "--out", str(out)]) == 0
     capsys.readouterr()
     expected = sorted(p.name for p in (case / "expected").iterdir())
     assert sorted(p.name.replace(".bundle.json", ".json") for p in out.iterdir()) == expected
