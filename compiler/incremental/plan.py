@@ -77,7 +77,8 @@ def plan_cache(
     rendered = None
     if cache.usable():  # an unsafe directory is found now, so the command can say so before it compiles
         # Below the target level: a target that misses reads its parsed files and rendered scalars
-        repo.parse = ParsedDocuments(cache).load
+        parsed = ParsedDocuments(cache)
+        repo.parse, repo.forget = parsed.load, parsed.forget
         rendered = RenderedScalars(cache)
 
     def files() -> FileIds:

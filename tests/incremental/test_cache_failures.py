@@ -100,7 +100,8 @@ def test_a_cache_that_cannot_be_written_fails_nothing_and_warns_once(
     assert run(root, "compile") == 0
     every_bundle(root)
     [warning] = [line for line in capsys.readouterr().err.splitlines() if line]
-    assert warning.startswith("llmcc: warning: ") and os.strerror(code) in warning
+    assert warning.startswith("llmcc: warning: ")
+    assert os.strerror(code) in warning
     assert run(root, "validate") == 0
     assert len(capsys.readouterr().err.splitlines()) == 1
 
