@@ -129,7 +129,7 @@ def _ci() -> Command:
 
 COMMANDS: dict[str, tuple[str, Callable[[], Command]]] = {
     "compile": ("render, validate and encrypt; write DIR/<target>.bundle.json", _compile),
-    "validate": ("schema, secrets and policy checks; nothing written", _validate),
+    "validate": ("schema, secrets and policy checks; writes nothing but the result cache", _validate),
     "diff": (
         "compare the effective configs of BASE (default: merge-base with the default branch) "
         "and HEAD (default: the working tree)",

@@ -42,7 +42,7 @@ def add_cache_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-cache",
         action="store_true",
-        help="neither read nor fill the result cache .llmcc/cache/ (also: LLMCC_NO_CACHE=1)",
+        help="neither read nor fill the result cache .llmcc/cache/ (also: LLMCC_NO_CACHE=1, true or yes)",
     )
 
 

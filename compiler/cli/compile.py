@@ -34,7 +34,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.compile.build import BuildRequest, iter_diagnostics
     from compiler.diagnostics import plural
     from compiler.distdir import BundleDir, bundle_name
-    from compiler.incremental.plan import plan_cache
+    from compiler.incremental.plan import cache_warning, plan_cache
     from compiler.incremental.run import build_cached, bundles_in_place, record_bundles
 
     start = time.perf_counter()
@@ -72,6 +72,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         kept = reuse.kept if reuse is not None else set()
         bundles.install([] if whole else good, durable=kept)  # a failed target keeps no bundle
     record_bundles(plan, source_json, reuse, good)
+    if warning := cache_warning(plan):
+        print(warning, file=sys.stderr)
     for target in good:
         print(f"{_display(out_dir, ctx.root)}/{bundle_name(target)}")
     raise_failures(outcomes)

@@ -1,5 +1,6 @@
 """`llmcc validate`: schema, secrets and policy checks per target, and the secrets guard's scan of
-every file git can take (keys, credentials, decrypted bundles: ``compiler.plaintext``); nothing written."""
+every file git can take (keys, credentials, decrypted bundles: ``compiler.plaintext``); writes nothing but
+the result cache (``compiler.incremental``)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.compile.build import BuildRequest, iter_diagnostics
     from compiler.diagnostics import Severity, diagnostic_from_message, plural, sort_diagnostics
-    from compiler.incremental.plan import plan_cache
+    from compiler.incremental.plan import cache_warning, plan_cache
     from compiler.incremental.run import build_cached
     from compiler.plaintext import scan_committable
     from compiler.trust import check_trusted_keys
@@ -69,6 +70,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if committable is not None:
         found += scan_committable(repo, committable, cache=plan.cache if plan else None).diagnostics
     diags += sort_diagnostics(found)
+    if warning := cache_warning(plan):
+        print(warning, file=sys.stderr)
     failed = any(d.severity is Severity.ERROR for d in diags)
     code = max(inputs.values(), default=1 if failed else 0)
     if inputs and args.format == "text":

@@ -10,6 +10,7 @@ kept by the caller in a ``compiler.compile.pipeline.CompileCaches``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -63,6 +64,11 @@ class Repository:
         # Templates and plain layers that set an x-secret field (``_sets_no_secret`` said no): kept
         # nowhere on disk, not as parsed files nor as the values their scalars rendered.
         self.unkept: set[str] = set()
+        # Drops the kept parsed copy of a file (the result cache sets it: ``ParsedDocuments.forget``).
+        self.forget: Callable[[str], None] = _forget_nothing
+        # Variables a template in ``unkept`` reads: a plain layer that defines one is not kept either
+        # (its value may be what the template renders into an x-secret field; issue 14 §2).
+        self._unkept_names: set[str] = set()
 
     @cached_property
     def schema_files(self) -> SchemaFiles:
@@ -122,6 +128,8 @@ class Repository:
                 body = {k: v for k, v in body.items() if k != "extends"}
             plan = plan_template(doc, body)
             plan.keep = path not in self.unkept  # its rendered scalars stay off disk too
+            if not plan.keep:
+                self._unkeep_layers_read_by(set(plan.readers))
             plans.append(plan)
             if parent is None:
                 return plans[::-1]
@@ -140,7 +148,7 @@ class Repository:
         if ref.secrets:  # a SOPS file's parse is never kept
             doc = load_document(data, path=ref.path, layer=ref.name, rev=self.tree.rev, quote_values=False)
         else:
-            doc = self.parse(data, path=ref.path, layer=ref.name, rev=self.tree.rev, keep=self._sets_no_secret)
+            doc = self.parse(data, path=ref.path, layer=ref.name, rev=self.tree.rev, keep=self._layer_kept)
         value = doc.value
         if ref.secrets:
             if self._open_secrets is None:
@@ -149,6 +157,29 @@ class Repository:
         layer = self._check_layer(ref, doc, value)
         self._layers[ref.path] = layer
         return layer
+
+    def _unkeep_layers_read_by(self, names: set[str]) -> None:
+        """Keep no plain layer that defines one of ``names`` (read by a template that is not kept): those
+        parsed already have their kept copy dropped, those parsed later are not kept (``_layer_kept``).
+
+        Fail-closed: every variable the template reads counts, not only those its x-secret fields read.
+        """
+        self._unkept_names |= names
+        for path, layer in self._layers.items():
+            if layer is not None and not layer.ref.secrets and names & set(layer.vars):
+                self.unkept.add(path)
+                self.forget(path)
+
+    def _layer_kept(self, doc: Document) -> bool:
+        """Whether the plain layer ``doc`` may be kept on disk: it sets no x-secret field
+        (``_sets_no_secret``) and defines no variable a template that is not kept reads."""
+        if not self._sets_no_secret(doc):
+            return False
+        lvars = doc.value.get("vars") if isinstance(doc.value, dict) else None
+        if isinstance(lvars, dict) and self._unkept_names & set(lvars):
+            self.unkept.add(doc.path)
+            return False
+        return True
 
     def _sets_no_secret(self, doc: Document) -> bool:
         """Whether no value in the template or plain layer ``doc`` sits where a module's schema marks a
@@ -196,3 +227,7 @@ class Repository:
             if isinstance(patch, Tagged) and patch.tag == "delete":
                 raise InputError(f"{patch.origin.location()}: a whole module cannot be deleted")
         return LayerDoc(ref=ref, document=doc, vars=lvars, modules=modules)
+
+
+def _forget_nothing(path: str) -> None:
+    """No parsed copy is kept (the result cache is off)."""

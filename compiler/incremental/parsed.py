@@ -77,6 +77,7 @@ class ParsedDocuments:
         self.store = store
         self.hits = 0
         self.parsed = 0
+        self._keys: dict[str, str] = {}  # path -> key of its last load (``forget``)
 
     def load(
         self,
@@ -93,6 +94,7 @@ class ParsedDocuments:
         A document parsed here is stored unless ``keep`` says no (or fails: then it is not stored either).
         """
         key = document_key(data, path=path, layer=layer, rev=rev, quote_values=quote_values)
+        self._keys[path] = key
         body = self.store.get_bytes(key)
         if body is not None:
             with contextlib.suppress(EntryError):
@@ -109,6 +111,13 @@ class ParsedDocuments:
         if encoded is not None and len(encoded) <= MAX_DOCUMENT_BYTES and not holds_credential(encoded):
             self.store.put_bytes(key, encoded)
         return doc
+
+    def forget(self, path: str) -> None:
+        """Delete the kept copy of the file at ``path`` as last loaded here (a file found unsafe to keep
+        after its load: a plain layer whose variable a template renders into an x-secret field)."""
+        key = self._keys.get(path)
+        if key is not None:
+            self.store.discard(key)
 
 
 def holds_credential(encoded: bytes) -> bool:

@@ -1,6 +1,7 @@
 """Set up the cache for one command run: the file ids of the repository and each target's key.
 
-``--no-cache`` or ``LLMCC_NO_CACHE`` (any value but empty or ``0``) turns it off.
+``--no-cache`` or ``LLMCC_NO_CACHE`` (``1``, ``true``, ``yes`` or ``on``, any case) turns it off;
+``0``, ``false``, ``no``, ``off`` or empty leaves it on; any other value is a usage error (exit 2).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from compiler.audit.revisions import rev_file_ids
 from compiler.compile.repository import Repository
+from compiler.errors import UsageError
 from compiler.incremental.filestat import cached_file_ids
 from compiler.incremental.inputs import CHECK_ROOTS, FileIds
 from compiler.incremental.key import KeyContext, Mode, cache_keys
@@ -22,11 +24,28 @@ from compiler.secrets.identity import Identities
 from compiler.sources.base import SourceInfo
 
 NO_CACHE_ENV = "LLMCC_NO_CACHE"
+_OFF = ("1", "true", "yes", "on")
+_ON = ("", "0", "false", "no", "off")
 
 
 def cache_disabled(flag: bool, env: Mapping[str, str]) -> bool:
-    """``--no-cache`` given, or ``LLMCC_NO_CACHE`` set to anything but empty or ``0``."""
-    return flag or env.get(NO_CACHE_ENV, "") not in ("", "0")
+    """``--no-cache`` given, or ``LLMCC_NO_CACHE`` set to 1/true/yes/on (any case).
+
+    Raises:
+        UsageError: ``LLMCC_NO_CACHE`` is none of those nor 0/false/no/off/empty (a typo must not
+            leave the cache on or off unnoticed).
+    """
+    value = env.get(NO_CACHE_ENV, "").strip().lower()
+    if value not in _OFF + _ON:
+        raise UsageError(f"{NO_CACHE_ENV}={env[NO_CACHE_ENV]!r}: expected 1, true, yes, on, or 0, false, no, off")
+    return flag or value in _OFF
+
+
+def cache_warning(plan: CachePlan | None) -> str | None:
+    """The one warning line about a result cache that failed this run (best-effort: the run went on)."""
+    if plan is None or plan.cache.refused:
+        return None  # said before the build
+    return f"llmcc: warning: {plan.cache.trouble}" if plan.cache.trouble else None
 
 
 def plan_cache(
@@ -58,7 +77,8 @@ def plan_cache(
     rendered = None
     if cache.usable():  # an unsafe directory is found now, so the command can say so before it compiles
         # Below the target level: a target that misses reads its parsed files and rendered scalars
-        repo.parse = ParsedDocuments(cache).load
+        parsed = ParsedDocuments(cache)
+        repo.parse, repo.forget = parsed.load, parsed.forget
         rendered = RenderedScalars(cache)
 
     def files() -> FileIds:

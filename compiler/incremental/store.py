@@ -30,6 +30,13 @@ Eviction: after a run that wrote entries, when the entries hold more than
 ``max_bytes`` (``LLMCC_CACHE_MAX_BYTES``, default 256 MiB), the least recently
 used (oldest modification time; a hit touches its entry) are deleted until
 they hold at most three quarters of it. Deleting the directory is always safe.
+
+The cache is best-effort (issue 14 §2): no method raises ``OSError``. A
+directory that is missing, a file where a directory should be, a full or
+read-only disk, a permission refused, or another process deleting the cache
+mid-run reads as a miss or leaves an entry unwritten; ``trouble`` keeps the
+first such failure of a write so the command can say so in one warning line.
+What a command writes outside the cache (``dist/``) never depends on it.
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ class ResultCache:
         self.misses = 0
         self.written = 0
         self.refused: str | None = None  # why the cache is off for this run (an unsafe directory)
+        self.trouble: str | None = None  # the first write or eviction that failed (the run goes on without it)
         self._usable: bool | None = None
         self._safe: set[Path] = set()  # directories found safe in this run (only their owner can replace them)
 
@@ -96,11 +104,17 @@ class ResultCache:
                 self.refused = f"{d}: {problem}: the result cache is off (delete the directory to start afresh)"
                 return False
         ignore = self.root / ".gitignore"
-        if not ignore.exists() and not ignore.is_symlink():
-            # git never takes the cache, even where the repository's .gitignore does not name it
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):
+            if not ignore.exists() and not ignore.is_symlink():
+                # git never takes the cache, even where the repository's .gitignore does not name it
                 fileops.write_atomic(ignore, b"# created by llmcc: the result cache is never committed\n*\n")
         return True
+
+    def _failed(self, e: OSError) -> None:
+        """Note the first failed write or eviction (``trouble``): the cache goes on best-effort."""
+        if self.trouble is None:
+            reason = e.strerror or type(e).__name__
+            self.trouble = f"{self.root}: {reason}: results of this run were not all kept in the result cache"
 
     def _path(self, key: str) -> Path | None:
         if len(key) != 64 or key.strip("0123456789abcdef"):
@@ -211,8 +225,8 @@ class ResultCache:
             if not path.is_file() or path.is_symlink():
                 fileops.write_atomic(path, data, mode=0o600, durable=False)
                 self.written += 1
-        except OSError:
-            pass  # a cache: not storing is always safe
+        except OSError as e:
+            self._failed(e)  # a cache: not storing is always safe
         return digest
 
     def _blob_path(self, digest: str) -> Path | None:
@@ -241,7 +255,8 @@ class ResultCache:
                 return
             path.parent.mkdir(mode=0o700, exist_ok=True)
             fileops.write_atomic(path, canonical_json(header) + b"\n" + body, mode=0o600, durable=False)
-        except OSError:
+        except OSError as e:
+            self._failed(e)
             return
         self.written += 1
 
@@ -253,9 +268,19 @@ class ResultCache:
                 path.unlink()
 
     def evict(self) -> int:
-        """Delete least recently used entries while they hold more than ``max_bytes``; the count deleted."""
+        """Delete least recently used entries while they hold more than ``max_bytes``; the count deleted.
+
+        A cache directory gone or unreadable meanwhile (another process deleted it) ends it: nothing raises.
+        """
         if not self.written or not self.usable():
             return 0
+        try:
+            return self._evict()
+        except OSError as e:
+            self._failed(e)
+            return 0
+
+    def _evict(self) -> int:
         entries: list[tuple[float, int, Path]] = []
         top = self.root / _VERSION_DIR
         # never through a symlink: a linked blobs/ would have files outside the cache deleted

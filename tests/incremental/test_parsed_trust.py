@@ -79,6 +79,42 @@ def test_what_a_template_setting_an_x_secret_field_renders_is_not_kept(tmp_path:
     assert secret.encode() not in rendered
 
 
+def whole_cache(root: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in (root / CACHE_DIR).rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_the_layer_defining_what_a_template_renders_into_an_x_secret_field_is_not_kept(
+    tmp_path: Path, jobs: str
+) -> None:
+    # The template was not kept, but the plain layer whose variable it rendered into the secret
+    # field was: its parsed copy, canary and all, stayed in .llmcc/cache.
+    secret = new_canary()
+    tpl = ENGINE_TEMPLATE + 'api_key: "{{ key }}"\n'
+    root = mini_repo(tmp_path / "repo", {"templates/engine.yaml": tpl})
+    (root / "environments/base.yaml").write_text(BASE + f"  key: {secret}\n")
+    assert run(root, "compile", "-j", jobs) == 1
+    assert run(root, "validate", "-j", jobs) == 1
+    assert secret.encode() not in whole_cache(root)
+    # a layer defining only variables that template does not read is kept
+    (root / "environments/dev.yaml").write_text("vars:\n  unread: tiny-kept\n")
+    assert run(root, "compile", "-j", jobs) == 1
+    assert b"tiny-kept" in cached_bytes(root, "document")
+
+
+def test_a_kept_layer_is_dropped_when_a_template_starts_rendering_its_variable_into_an_x_secret_field(
+    tmp_path: Path,
+) -> None:
+    secret = new_canary()
+    root = mini_repo(tmp_path / "repo")
+    (root / "environments/base.yaml").write_text(BASE + f"  key: {secret}\n")
+    assert run(root, "compile") == 0
+    assert secret.encode() in cached_bytes(root, "document")  # read by no secret field yet: kept
+    (root / "templates/engine.yaml").write_text(ENGINE_TEMPLATE + 'api_key: "{{ key }}"\n')
+    assert run(root, "compile") == 1  # the layer's parse is a hit: its entry is deleted
+    assert secret.encode() not in whole_cache(root)
+
+
 def test_a_parsed_file_is_dropped_when_a_schema_newly_marks_a_field_it_sets_x_secret(tmp_path: Path) -> None:
     secret = new_canary()
     root = mini_repo(tmp_path / "repo")
