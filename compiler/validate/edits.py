@@ -16,6 +16,13 @@ annotations around it (JSON Schema 2020-12 core §7, §8.2, §11).
 
 Anything else answers "not shown", and the caller validates the whole document
 (``ModuleSchema.check``): this only ever saves work, it never decides an error.
+
+Memory: one validator per distinct subschema text, and all of them together are
+compiled from at most as much schema text as the whole schema (``budget``): a
+schema whose nested objects each gain a key in some tenant would otherwise
+compile each nested level alone, every level holding all the levels below it
+(quadratic in the depth: a 370 KB schema 40 levels deep took 314 MB). Past the
+budget a subschema is not compiled, and its edits go to the whole document.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ class EditCheck:
     options: dict[str, Any]
     _plans: dict[int, _Plan] = field(default_factory=dict)
     _compiled: dict[str, Any] = field(default_factory=dict)  # validators by subschema text
+    budget: int = -1  # characters of subschema text that may still be compiled; -1: the schema's, on first use
 
     def valid(self, base: object, new: object) -> bool:
         """True when ``new`` is shown valid, given that ``base`` is valid; False: "not shown"."""
@@ -88,6 +96,11 @@ class EditCheck:
         text = json.dumps(node, sort_keys=True)
         validator = self._compiled.get(text, _UNSET)
         if validator is _UNSET:
+            if self.budget < 0:
+                self.budget = len(json.dumps(self.schema, sort_keys=True))
+            if len(text) > self.budget:
+                return None  # compiled alone it would cost more memory than the schema: the whole document decides
+            self.budget -= len(text)
             try:
                 validator = jsonschema_rs.validator_for(node, **self.options)
             except (jsonschema_rs.ValidationError, ValueError):
