@@ -391,3 +391,20 @@ def test_a_document_its_reader_says_not_to_keep_is_parsed_each_time(store: Resul
     kept = ParsedDocuments(store)
     kept.load(TEXT, path=PATH, layer="base", keep=lambda doc: True)
     assert store.written == 1
+
+
+@pytest.mark.parametrize(
+    "dist", ["ruamel.yaml", "ruamel.yaml.clib", "jinja2", "markupsafe", "MarkupSafe", "jsonschema-rs"]
+)
+def test_dist_version_reads_what_importlib_metadata_reads(dist: str) -> None:
+    from importlib import metadata
+
+    from compiler.incremental.parsed import dist_version
+
+    assert dist_version(dist) == metadata.version(dist)
+
+
+def test_dist_version_of_a_distribution_not_installed_is_a_question_mark() -> None:
+    from compiler.incremental.parsed import dist_version
+
+    assert dist_version("no-such-distribution-llmcc") == "?"
