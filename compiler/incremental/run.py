@@ -42,7 +42,7 @@ from functools import partial
 from pathlib import Path
 
 from compiler.bundle.canonical import canonical_json
-from compiler.compile.build import BuildRequest, TargetOutcome, build_targets, write_atomic
+from compiler.compile.build import BuildRequest, TargetOutcome, build_targets, write_staged
 from compiler.diagnostics import Diagnostic
 from compiler.errors import InputError
 from compiler.incremental.entry import (
@@ -349,8 +349,8 @@ def _outcome(
         target=target.name,
         source=_source(request),
     )
-    if request.out_dir is not None:
-        write_atomic(request.out_dir / name, data)
+    if request.out_dir is not None:  # the private staging directory: synced with the built ones before install
+        write_staged(request.out_dir / name, data)
         written[target.name] = hashlib.sha256(data).hexdigest()
     return TargetOutcome(
         target=target.name, diagnostics=diagnostics, size=len(data), data=data if request.keep_bytes else None
