@@ -146,6 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         start = Path(args.directory or ".").resolve()
+        if args.directory and not start.is_dir():
+            from compiler.errors import UsageError
+
+            what = "not a directory" if start.exists() else "no such directory"
+            raise UsageError(f"-C {args.directory}: {what}")
         ctx = Context(root=find_root(start), cwd=start, quiet=bool(args.quiet), debug=bool(args.debug))
         from compiler.cli import _commands
 

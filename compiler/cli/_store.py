@@ -162,8 +162,18 @@ def trusted_key_paths(args: argparse.Namespace, root: Path, project: Project | N
         [resolve(root, p) for p in project.manifest.signing.trusted] if project is not None else []
     )
     if not paths:
-        raise LlmccError(f"no trusted keys: list them in {MANIFEST} signing.trusted or pass --trusted-key FILE")
+        raise LlmccError(_no_trusted_keys(root, project))
     return paths
+
+
+def _no_trusted_keys(root: Path, project: Project | None) -> str:
+    """The error line for no trusted keys: outside a config repository it says so, and names the flag."""
+    if project is None:
+        return (
+            f"no trusted keys: no {MANIFEST} in {root} or a directory above, so no signing.trusted;"
+            " pass the publisher's public key with --trusted-key FILE (or use -C DIR for a config repository)"
+        )
+    return f"no trusted keys: list them in {MANIFEST} signing.trusted or pass --trusted-key FILE"
 
 
 def load_keyring(args: argparse.Namespace, root: Path, project: Project | None) -> Keyring:
@@ -178,7 +188,7 @@ def load_keyring(args: argparse.Namespace, root: Path, project: Project | None) 
     else:
         sources = []
     if not sources:
-        raise LlmccError(f"no trusted keys: list them in {MANIFEST} signing.trusted or pass --trusted-key FILE")
+        raise LlmccError(_no_trusted_keys(root, project))
     return Keyring(_read_public_key(path, where) for path, where in sources)
 
 

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             raise  # a module of ours missing is a bug (exit 70), not an extra to install
         raise UsageError(needs_extra("agent", *extras_for("agent"))) from None
     from compiler.project import parse_target  # imported here: --help loads no pydantic or cryptography
+    from compiler.storage.file import FileStore
     from compiler.storage.seen import default_state_dir
 
     hold_sighup()
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     tokens = read_tokens(token_file)
     project = read_project(ctx.root, required=False)
     store = open_store_from(args, ctx.root, project)
+    if isinstance(store, FileStore):
+        store.check_root()  # a file store that does not exist is a typo, not an outage: exit 2, as pull
     trusted = trusted_key_paths(args, ctx.root, project)
     identity = resolve(ctx.root, args.identity) if args.identity else os.environ.get("SOPS_AGE_KEY_FILE") or None
     cache_dir = resolve(ctx.root, args.cache_dir) if args.cache_dir else default_state_dir(os.environ).parent / "agent"

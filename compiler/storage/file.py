@@ -73,7 +73,7 @@ class FileStore:
         try:
             names = sorted(os.listdir(self._root))
         except OSError as e:
-            self._check_root()
+            self.check_root()
             raise StorageError(f"{self._url}: cannot list the store: {e}") from e
         return [n for n in names if is_target(n) and self._published(n)]
 
@@ -89,10 +89,10 @@ class FileStore:
         try:
             names = os.listdir(directory)
         except FileNotFoundError:
-            self._check_root()
+            self.check_root()
             return Listing(versions=(), pointer=False, strays=())
         except NotADirectoryError as e:  # a file or FIFO named as the target: not something publish makes
-            self._check_root()
+            self.check_root()
             raise CorruptObjectError(f"{self._url}: {target}: is not a directory; refusing to read it") from e
         except OSError as e:
             raise StorageError(f"{self._url}: cannot list {target}: {e}") from e
@@ -175,13 +175,13 @@ class FileStore:
         try:
             return _read_bounded(path, limit, where=where)
         except FileNotFoundError:
-            self._check_root()
+            self.check_root()
             return None
         except CorruptObjectError:
-            self._check_root()  # a root that is a file fails like a target that is one
+            self.check_root()  # a root that is a file fails like a target that is one
             raise
 
-    def _check_root(self) -> None:
+    def check_root(self) -> None:
         """Nothing if the store's root is a directory (following symlinks).
 
         Called when a read finds nothing: a missing root is not an empty store

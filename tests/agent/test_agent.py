@@ -329,9 +329,12 @@ def test_a_cached_target_the_store_no_longer_lists_is_served(published: Publishe
 
 
 def test_a_store_down_at_start_is_503_until_it_answers(published: Published, tmp_path: Path) -> None:
-    """Down at start, no cache: the last-known-good rule (503, retried); an unknown target then is logged."""
-    store = Path(published.store.removeprefix("file://"))
+    """Down at start, no cache: the last-known-good rule (503, retried); an unknown target then is logged.
+
+    The store's directory is there (a missing one is a typo: the next test); its target fails to read."""
+    store = Path(published.store.removeprefix("file://")) / "prod"
     shutil.move(store, tmp_path / "away")
+    store.write_text("not a target directory\n")
     agent, read, _ = start(published, tmp_path, "prod", "prdo")
     with running(agent), agent.client(read) as c:
         health = c.get("/healthz")
@@ -339,6 +342,7 @@ def test_a_store_down_at_start_is_503_until_it_answers(published: Published, tmp
         assert health.json()["targets"]["prod"]["version"] is None
         r = c.get("/v1/targets/prod/config")
         assert (r.status_code, r.headers["retry-after"]) == (503, "1")
+        store.unlink()
         shutil.move(tmp_path / "away", store)
         wait_for(lambda: c.get("/v1/targets/prod/config").status_code == 200)
         unknown = "unknown target 'prdo' (did you mean 'prod'?)"
@@ -346,6 +350,22 @@ def test_a_store_down_at_start_is_503_until_it_answers(published: Published, tmp
         assert c.get("/v1/targets/prdo/config").status_code == 503
         assert agent.stop() == 0
     assert f"WARNING llmcc agent: prdo: no verified version yet (answering 503): {unknown}" in agent.log_text()
+
+
+@pytest.mark.parametrize("make", ["missing", "file"])
+def test_a_file_store_that_is_not_a_directory_refuses_to_start(published: Published, tmp_path: Path, make: str) -> None:
+    """``--store`` naming a path that does not exist (a typo) or is a file: exit 2, one line, as
+    ``pull`` says it, never a server answering 503 as if the store were down."""
+    store = tmp_path / "no-such-store"
+    if make == "file":
+        store.write_text("")
+    args = agent_args(published, tmp_path)
+    args[args.index("--store") + 1] = str(store)
+    write_tokens(tmp_path / "tokens")
+    agent = start_agent(tmp_path, tmp_path / "agent.log", *args)
+    assert agent.proc.wait(timeout=60) == 2
+    why = "the directory does not exist" if make == "missing" else "it is not a directory"
+    assert agent.log_text() == f"llmcc: file://{store}: no store at {store} ({why})\n"
 
 
 def test_a_rollback_in_the_store_is_refused(published: Published, tmp_path: Path) -> None:

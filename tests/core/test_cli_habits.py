@@ -72,6 +72,39 @@ def test_the_search_upwards_stops_at_the_git_work_tree(tmp_path: Path, capsys: p
     assert err.startswith(f"llmcc: {inner}: no llmcc.yaml here or in a directory above")
 
 
+@pytest.mark.parametrize("command", [["validate"], ["pull", "prod"], ["agent", "-t", "prod", "--token-file", "t"]])
+def test_minus_c_names_a_directory_that_is_not_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """``-C`` with a path that does not exist, or is a file, says so, not "no llmcc.yaml here" (a typo)."""
+    missing = tmp_path / "no-such-dir"
+    assert llmcc(capsys, "-C", str(missing), *command) == (2, "", f"llmcc: -C {missing}: no such directory\n")
+    (tmp_path / "file").write_text("")
+    assert llmcc(capsys, "-C", str(tmp_path / "file"), *command) == (
+        2,
+        "",
+        f"llmcc: -C {tmp_path / 'file'}: not a directory\n",
+    )
+
+
+@pytest.mark.parametrize("command", [["pull", "prod"], ["verify"], ["exec", "-t", "prod", "--", "true"]])
+def test_outside_a_repository_no_trusted_keys_says_there_is_no_llmcc_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """Outside any config repository the missing keys are explained by the missing llmcc.yaml, and the
+    line names the flag that passes them without one."""
+    store = tmp_path / "store"
+    store.mkdir()
+    monkeypatch.chdir(tmp_path)
+    at = command.index("--") if "--" in command else len(command)
+    code, out, err = llmcc(capsys, *command[:at], "--store", str(store), *command[at:])
+    assert (code, out) == (2, "")
+    assert err == (
+        f"llmcc: no trusted keys: no llmcc.yaml in {tmp_path} or a directory above, so no signing.trusted;"
+        " pass the publisher's public key with --trusted-key FILE (or use -C DIR for a config repository)\n"
+    )
+
+
 def test_relative_file_arguments_are_taken_from_where_llmcc_runs(
     example_repo: GitRepo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -132,6 +132,27 @@ def test_every_hook_entry_parses(source: str, entry: str) -> None:
     check_command([*args, "environments/dev.yaml"] if args[-1] != "diff" else args)
 
 
+def _hook_specs() -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    for name in HOOK_CONFIGS:
+        doc = load(REPO_ROOT / name)
+        out += [(name, h) for h in (doc if isinstance(doc, list) else [h for r in doc["repos"] for h in r["hooks"]])]
+    scaffold = load(dict(scaffold_files())[".pre-commit-config.yaml"].decode())
+    return out + [("scaffold", h) for r in scaffold["repos"] for h in r["hooks"]]
+
+
+@pytest.mark.parametrize(("source", "hook"), [s for s in _hook_specs() if "llmcc" in s[1]["entry"]])
+def test_hooks_that_take_files_end_with_a_double_dash_and_the_guard_sees_every_file(
+    source: str, hook: dict[str, Any]
+) -> None:
+    """README: a staged file named ``-x`` is a file, not an option; the secrets guard is given every staged
+    file (a key copied outside environments/ is caught), never a ``files:`` subset."""
+    if hook.get("pass_filenames", True):
+        assert hook["entry"].endswith(" --"), (source, hook["id"])
+    if hook["id"] == "llmcc-secrets-guard":
+        assert not {"files", "exclude", "types", "types_or"} & set(hook), (source, hook)
+
+
 def test_the_published_hooks() -> None:
     hooks = {h["id"]: h for h in load(REPO_ROOT / ".pre-commit-hooks.yaml")}
     assert set(hooks) == {"llmcc-validate", "llmcc-secrets-guard", "llmcc-diff"}

@@ -106,6 +106,37 @@ def test_the_scaffold_hooks_block_bad_commits(tmp_path: Path) -> None:
     assert_blocks_and_passes(repo, extra)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["scaffold", "repository"])
+@pytest.mark.parametrize("name", ["notes-key.txt", "--help"])
+def test_a_private_key_committed_anywhere_is_refused(config: str, name: str, tmp_path: Path) -> None:
+    """The secrets guard sees every staged file, not only environments/: a copy of the age identity
+    ``llmcc init`` wrote, committed at the root, is refused by the real pre-commit with the scaffold's
+    config and with this repository's own (whose hooks run ``.venv/bin/llmcc``). The file named
+    ``--help`` is why the entries end with ``--``: without it argparse prints the help and exits 0."""
+    repo = new_config_repo(tmp_path, "conf")
+    extra = {"PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+    if config == "repository":
+        shutil.copyfile(REPO_ROOT / ".pre-commit-config.yaml", repo / ".pre-commit-config.yaml")
+        (repo / ".venv/bin").mkdir(parents=True)
+        (repo / ".venv/bin/llmcc").symlink_to(BIN / "llmcc")
+        with (repo / ".git/info/exclude").open("a") as exclude:
+            exclude.write(".venv/\n")
+    sh(repo, sys.executable, "-m", "pre_commit", "install", extra=extra)
+    first = commit(repo, "llmcc init", extra)
+    assert first.returncode == 0, first.stdout + first.stderr
+    (identity,) = (tmp_path / "conf-keys").rglob("age.key")
+    key_line = next(line for line in identity.read_text().splitlines() if line.startswith("AGE-SECRET-KEY-1"))
+    (repo / name).write_text(identity.read_text())
+    blocked = commit(repo, "notes", extra)
+    output = blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0, output
+    line = identity.read_text().splitlines().index(key_line) + 1
+    assert f"{name}:{line}:1: age identity" in output, output
+    assert key_line not in output
+    assert sh(repo, "git", "log", "--format=%s").stdout.splitlines() == ["llmcc init"]
+
+
 # --- the published hooks, installed by pre-commit from this repository -----------------------
 
 

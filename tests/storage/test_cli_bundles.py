@@ -182,9 +182,7 @@ def test_trust_comes_from_llmcc_yaml_or_nowhere(
     root, _, flags = consumer
     store_flags = flags[:2]
     assert llmcc(root, "verify", *store_flags) == 2
-    assert (
-        "no trusted keys: list them in llmcc.yaml signing.trusted or pass --trusted-key FILE" in capsys.readouterr().err
-    )
+    assert "no trusted keys: no llmcc.yaml in " in capsys.readouterr().err  # a consumer without a repository
     assert llmcc(root, "verify", *store_flags, "--trusted-key", "keys/missing.pub") == 2
     assert "keys/missing.pub: cannot read" in capsys.readouterr().err
     (root / "llmcc.yaml").write_text(
@@ -193,6 +191,13 @@ def test_trust_comes_from_llmcc_yaml_or_nowhere(
     )
     assert llmcc(root, "verify") == 0
     assert llmcc(root, "pull", "prod@acme") == 0
+    (root / "llmcc.yaml").write_text(
+        f"project: p\nenvironments: {{prod: {{}}}}\nstorage:\n  default: {store_flags[1]}\n"
+    )
+    assert llmcc(root, "verify") == 2
+    assert (
+        "no trusted keys: list them in llmcc.yaml signing.trusted or pass --trusted-key FILE" in capsys.readouterr().err
+    )
 
 
 def test_decrypt_without_secrets_and_with_an_unknown_kek(
