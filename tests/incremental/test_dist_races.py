@@ -15,8 +15,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from compiler.cli import main
 from compiler.cli._context import Context
@@ -107,45 +110,37 @@ def test_a_bundle_written_by_another_run_after_the_install_is_not_recorded_as_ou
     assert bundle.read_bytes() == good  # the other run's bundle was never taken for this run's
 
 
-def test_a_bundle_replaced_between_its_check_and_the_staging_is_not_installed(
-    example_repo: GitRepo, demo_identity: Path
+def _replace(bundle: Path, good: bytes) -> None:
+    swap_in(bundle, good.replace(*STALE, 1))  # replaced before this run links it aside
+
+
+def _edit_in_place(bundle: Path, good: bytes) -> None:
+    st = bundle.stat()
+    with bundle.open("r+b") as f:  # the same inode and size, its modification time put back
+        f.write(good.replace(*STALE, 1))
+    os.utime(bundle, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _remove(bundle: Path, good: bytes) -> None:
+    bundle.unlink()  # nothing to link aside
+
+
+@pytest.mark.parametrize(
+    ("change", "kept"),
+    [(_replace, None), (_edit_in_place, None), (_remove, False)],
+    ids=["replaced-not-installed", "edited-in-place-not-installed", "removed-written-again"],
+)
+def test_a_bundle_changed_between_its_check_and_the_staging_is_never_installed(
+    example_repo: GitRepo, demo_identity: Path, change: Callable[[Path, bytes], None], kept: bool | None
 ) -> None:
     root, good = settled_repo(example_repo)
     bundle = root / "dist/dev.bundle.json"
     steps = Steps(root)
     reuse = steps.check()
     assert "dev" in reuse.in_place  # checked: the one the last run made
-    swap_in(bundle, good.replace(*STALE, 1))  # replaced before this run links it aside
-    steps.build_and_install(reuse)
-    assert bundle.read_bytes() == good
-
-
-def test_a_bundle_edited_in_place_between_its_check_and_the_staging_is_not_installed(
-    example_repo: GitRepo, demo_identity: Path
-) -> None:
-    root, good = settled_repo(example_repo)
-    bundle = root / "dist/dev.bundle.json"
-    steps = Steps(root)
-    reuse = steps.check()
-    assert "dev" in reuse.in_place
-    st = bundle.stat()
-    with bundle.open("r+b") as f:  # the same inode and size, its modification time put back
-        f.write(good.replace(*STALE, 1))
-    os.utime(bundle, ns=(st.st_atime_ns, st.st_mtime_ns))
+    change(bundle, good)
     steps.build_and_install(reuse)
     assert bundle.read_bytes() == good
     assert hashlib.sha256(bundle.read_bytes()).hexdigest() == hashlib.sha256(good).hexdigest()
-
-
-def test_a_bundle_removed_between_its_check_and_the_staging_is_written_again(
-    example_repo: GitRepo, demo_identity: Path
-) -> None:
-    root, good = settled_repo(example_repo)
-    bundle = root / "dist/dev.bundle.json"
-    steps = Steps(root)
-    reuse = steps.check()
-    assert "dev" in reuse.in_place
-    bundle.unlink()  # nothing to link aside
-    steps.build_and_install(reuse)
-    assert bundle.read_bytes() == good
-    assert "dev" not in steps.reuse.kept
+    if kept is not None:
+        assert ("dev" in steps.reuse.kept) is kept
