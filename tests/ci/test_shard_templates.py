@@ -129,17 +129,22 @@ def test_the_github_matrix_publishes_every_shard_then_verifies(
         published_targets += part
     verify_job = _load(code.replace("${{ needs.publish.result }}", result))["jobs"]["verify"]
     (verify,) = run_github_job({**doc, "jobs": {"verify": verify_job}}, "verify", cwd=work, env=env, secrets=secrets)
-    lines = verify.stdout.splitlines()
-    verified = [line.split(":")[0] for line in lines if ": versions 1-1 verified" in line]
-    assert sorted(verified) == sorted(published_targets), verify.stdout
-    missing = [line.split(":")[0] for line in lines if line.endswith(": nothing published (a target of llmcc.yaml)")]
-    assert sorted(missing) == sorted(set(TARGETS) - set(published_targets)), verify.stdout  # the whole store
+    _assert_verify_reports(verify.stdout, published_targets)
     if failing:
         assert verify.code == 1
         assert verify.stderr == "llmcc: a publish shard ended 'failure': its targets are not published\n"
     else:
         assert verify.code == 0, verify.stderr
         assert sorted(published_targets) == sorted(TARGETS)
+
+
+def _assert_verify_reports(stdout: str, published_targets: list[str]) -> None:
+    """The final verify job lists every published target as verified and the rest of llmcc.yaml's as unpublished."""
+    lines = stdout.splitlines()
+    verified = [line.split(":")[0] for line in lines if ": versions 1-1 verified" in line]
+    assert sorted(verified) == sorted(published_targets), stdout
+    missing = [line.split(":")[0] for line in lines if line.endswith(": nothing published (a target of llmcc.yaml)")]
+    assert sorted(missing) == sorted(set(TARGETS) - set(published_targets)), stdout  # the whole store
 
 
 @pytest.mark.parametrize("failing", [False, True], ids=["all-pass", "last-shard-fails"])
@@ -186,11 +191,7 @@ def test_the_gitlab_parallel_job_publishes_every_shard_then_verifies(
     for marker in markers:  # GitLab downloads the artifacts of the jobs verify needs
         (work / marker.name).write_bytes(marker.read_bytes())
     verify = run_gitlab_job(sharded, "llmcc-verify", cwd=work, env=base_env(env))
-    lines = verify.stdout.splitlines()
-    verified = [line.split(":")[0] for line in lines if ": versions 1-1 verified" in line]
-    assert sorted(verified) == sorted(published_targets), verify.stdout
-    missing = [line.split(":")[0] for line in lines if line.endswith(": nothing published (a target of llmcc.yaml)")]
-    assert sorted(missing) == sorted(set(TARGETS) - set(published_targets)), verify.stdout  # the whole store
+    _assert_verify_reports(verify.stdout, published_targets)
     if failing:
         assert verify.code == 1
         message = f"llmcc: {total - 1} of {total} publish shards succeeded: the others' targets are not published\n"
