@@ -75,6 +75,9 @@ class BuildRequest:
     seal: Sealer | None = None
     check_keys: KeyCheck | None = None
     progress: Callable[[str], None] | None = field(default=None)
+    # Called in the calling process with each target whose bundle is now in ``out_dir``, as its
+    # outcome arrives (``compile`` starts its fsync then: ``distdir.BundleDir.sync_soon``).
+    written: Callable[[str], None] | None = None
     json_cache: EncodingCache = field(default_factory=dict)
     caches: CompileCaches | None = None  # made by build_targets when None; filled before workers fork
 
@@ -99,7 +102,7 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
         for i, target in enumerate(targets):
             if request.progress:
                 request.progress(f"[{i + 1}/{len(targets)}] {target}")
-            outcomes.append(_build_one(request, target))
+            outcomes.append(_arrived(request, _build_one(request, target)))
         _done(request)
         return outcomes
     _warm(request, targets)
@@ -126,13 +129,19 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
             for outcomes in pool.imap_unordered(_worker, _tenant_groups(targets)):
                 for outcome in outcomes:
                     n += 1
-                    results[order[outcome.target]] = outcome
+                    results[order[outcome.target]] = _arrived(request, outcome)
                     if request.progress:
                         request.progress(f"[{n}/{len(targets)}] {outcome.target}")
         _done(request)
         return [r for r in results if r is not None]
     finally:
         _REQUEST = None
+
+
+def _arrived(request: BuildRequest, outcome: TargetOutcome) -> TargetOutcome:
+    if request.written is not None and request.out_dir is not None and outcome.size and outcome.error is None:
+        request.written(outcome.target)
+    return outcome
 
 
 def _tenant_groups(targets: Sequence[Target]) -> list[tuple[Target, ...]]:
