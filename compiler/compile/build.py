@@ -14,6 +14,7 @@ import gc
 import os
 import signal
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -191,18 +192,29 @@ def _warm(request: BuildRequest, targets: Sequence[Target]) -> None:
     steps: list[Callable[[], object]] = []
     for module in repo.modules:
         steps += [partial(repo.schema, module), partial(repo.templates, module)]
-    steps += [partial(env_base, repo, env, caches) for env in sorted({t.environment for t in targets})]
+    steps += [partial(env_base, repo, env, caches) for env in _shared_envs(targets)]
     steps += [partial(policy_check, repo, caches), partial(layout_check, repo, caches)]
     for step in steps:
         with contextlib.suppress(LlmccError):
             step()
 
 
+def _shared_envs(targets: Sequence[Target]) -> list[str]:
+    """Environments whose merged modules more than one of ``targets`` starts from.
+
+    An environment with one target here (``dev`` without tenants) has one user:
+    the process that compiles it computes its base, in parallel with the others,
+    rather than the parent before any worker starts.
+    """
+    count = Counter(t.environment for t in targets)
+    return sorted(env for env, n in count.items() if n > 1)
+
+
 def _warm_json(request: BuildRequest, targets: Sequence[Target]) -> None:
     """Encode the environments' modules once, so each bundle reuses the text of what it shares with them."""
     from compiler.bundle.canonical import canonical_json
 
-    for env in sorted({t.environment for t in targets}):
+    for env in _shared_envs(targets):
         base = _caches(request).env_bases.get(env)
         if base is None:
             continue  # the environment failed to load: its targets report it
@@ -272,7 +284,7 @@ def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
     base = _caches(request).env_bases.get(result.target.environment)
     if base is None:
         return canonical_json(body)
-    if id(base.modules) not in request.json_cache:  # computed after _warm_json (not by build_targets)
+    if id(base.modules) not in request.json_cache:  # not warmed: one target of its environment, or no build_targets
         canonical_json(_json_map(base.modules), cache=request.json_cache, store=True)
     return canonical_json(body, cache=request.json_cache, like={"modules": _json_map(base.modules)})
 
