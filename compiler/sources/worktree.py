@@ -22,6 +22,7 @@ class WorkTree:
         # root: a file in it that is not a symlink is then found with one lstat, not one per component
         # of the whole path (a compile asks for ~1,200 layer paths on xlarge; issue 14 §3).
         self._dirs: dict[str, Path] = {"": self.root}
+        self._missing: dict[str, Path] = {}  # directory -> its path while it does not exist
 
     @property
     def rev(self) -> str | None:
@@ -32,13 +33,9 @@ class WorkTree:
         head, _, name = path.rpartition("/")
         parent = self._dirs.get(head)
         if parent is None:
-            try:
-                parent = self._resolve_full(head)
-            except InputError:
-                return self._resolve_full(path)  # the same refusal, naming the path asked for
-            if not parent.is_dir():
-                return self._resolve_full(path)  # not (yet) a directory: the whole path decides
-            self._dirs[head] = parent
+            parent = self._parent(head)
+            if parent is None:
+                return self._resolve_full(path)
         try:
             if not stat.S_ISLNK(os.lstat(parent / name).st_mode):
                 return parent / name
@@ -47,6 +44,30 @@ class WorkTree:
         except OSError:
             pass
         return self._resolve_full(path)  # a symlink (or an odd entry): followed and checked whole
+
+    def _parent(self, head: str) -> Path | None:
+        """The real path of directory ``head`` when it is one, or of the missing ``head`` while it is
+        missing (then nothing below it exists: ``resolve()`` answers it joined with the name); None: the
+        whole path decides (``head`` is a file, or leads out of the repository: that refusal names the path)."""
+        missing = self._missing.get(head)
+        if missing is not None:
+            try:
+                os.lstat(missing)
+            except FileNotFoundError:
+                return missing  # one lstat instead of resolving every component again
+            del self._missing[head]  # made since: resolved anew
+        try:
+            parent = self._resolve_full(head)
+            if parent.is_dir():
+                self._dirs[head] = parent
+                return parent
+            os.lstat(parent)
+        except FileNotFoundError:
+            self._missing[head] = parent
+            return parent
+        except (InputError, OSError):
+            pass
+        return None
 
     def _resolve_full(self, path: str) -> Path:
         full = self.root / path
