@@ -146,11 +146,13 @@ def _member(k: str, v: JSONValue, like: dict[str, JSONValue], stored: dict[str, 
 
 def reject_duplicate_keys(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
     """``object_pairs_hook`` for ``json.loads``: a repeated key is a ValueError, not last-wins."""
-    out: dict[str, JSONValue] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
+    out = dict(pairs)  # built in C; a repeated key leaves fewer entries than pairs
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
     return out
 
 

@@ -197,6 +197,8 @@ class TemplatePlan:
     exprs: dict[JsonPath, _Expr] = field(default_factory=dict)
     # variable name -> paths of the scalars that read it
     readers: dict[str, list[JsonPath]] = field(default_factory=dict)
+    # a set of changed variables -> the paths of the scalars that read one, sorted (compile.inherit)
+    changed_slots: dict[frozenset[str], list[JsonPath]] = field(default_factory=dict)
     plain: bool = False  # every Jinja scalar is plain: rendering needs no bounds (``Renderer.render``)
     # False for a template that sets an x-secret field (a plaintext secret the secrets guard refuses):
     # what its scalars render is never written to disk (``UNKEPT``).
