@@ -38,7 +38,8 @@ def test_a_repository_without_policy_files_never_loads_the_policy_engine(tmp_pat
     assert not (tmp_path / "repo" / "policies").exists()
     caches = CompileCaches()
     assert compile_target(repo, Target("prod"), caches=caches).ok
-    assert caches.no_policies and caches.policy is None
+    assert caches.no_policies
+    assert caches.policy is None
 
 
 def test_a_policies_directory_without_yaml_files_counts_as_none(tmp_path: Path) -> None:
