@@ -154,3 +154,11 @@ def test_a_symlinked_directory_out_of_the_root_is_refused_naming_the_path_asked(
         with pytest.raises(InputError, match=r"^env/x\.yaml: points outside the repository \(symlink to "):
             tree.read("env/x.yaml")
     assert not tree.exists("file/x.yaml")  # below a file: nothing
+
+
+def test_a_name_lstat_refuses_is_resolved_whole_as_before(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "env").mkdir(parents=True)
+    tree = WorkTree(root)
+    long = "env/" + "x" * 300  # ENAMETOOLONG from lstat
+    assert tree._resolve(long) == tree._resolve_full(long) == root.resolve() / long
