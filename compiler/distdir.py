@@ -9,7 +9,8 @@ leave old bundles looking current (issue 10 §7). The rules, in order:
    interrupt, even SIGKILL) has no bundle.
 2. Bundles are written into a private staging directory
    ``DIR/.llmcc-staging-<pid>/`` on the same file system, never into ``DIR``;
-   they are fsynced together before the first move, and ``DIR`` after the
+   they are fsynced before the first move (each as soon as it is written when
+   the build says so, ``sync_soon``; the rest together), and ``DIR`` after the
    last, so after a power loss a moved bundle is whole.
 3. When the build returns, the bundles of the targets that succeeded are
    moved into ``DIR`` with ``os.replace`` while SIGINT and SIGTERM are held
@@ -41,9 +42,13 @@ import shutil
 import signal
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compiler import fileops
 from compiler.errors import InputError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 SUFFIX = ".bundle.json"
 STAGING_PREFIX = ".llmcc-staging-"
@@ -64,6 +69,8 @@ class BundleDir:
         self.targets = list(targets)
         self.known = None if known is None else frozenset(known)
         self.staging = out / f"{STAGING_PREFIX}{os.getpid()}"
+        self._syncer: ThreadPoolExecutor | None = None
+        self._syncing: dict[str, Future[None]] = {}  # bundle name -> its fsync, started by sync_soon
 
     @property
     def previous(self) -> Path:
@@ -100,7 +107,30 @@ class BundleDir:
         try:
             yield self.staging
         finally:
+            self._stop_syncing()
             shutil.rmtree(self.staging, ignore_errors=True)
+
+    def sync_soon(self, target: str) -> None:
+        """Start making ``target``'s staged bundle durable now, in a background thread.
+
+        Called in the building process as each bundle is written, the syncs run
+        while the other targets are still compiling (the process waits for its
+        workers meanwhile) instead of after the last one; ``install`` waits for
+        them and re-raises a failed one's OSError. Only after the build: a thread
+        started before it would keep ``build_targets`` from forking workers.
+        """
+        if self._syncer is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._syncer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llmcc-fsync")
+        name = bundle_name(target)
+        self._syncing[name] = self._syncer.submit(fileops.fsync_file, self.staging / name)
+
+    def _stop_syncing(self) -> None:
+        """Wait for the syncs under way and drop those not started (staging is about to go)."""
+        if self._syncer is not None:
+            self._syncer.shutdown(wait=True, cancel_futures=True)
+            self._syncer = None
 
     def _stale(self) -> list[Path]:
         """Bundles in ``DIR`` named for no target of llmcc.yaml."""
@@ -122,8 +152,15 @@ class BundleDir:
         fresh = [bundle_name(t) for t in targets if t not in durable]
         try:
             # The bundles were written without a sync each (fileops.write_new): their data
-            # reaches the disk here, together, before any rename can make one visible.
-            fileops.sync_files([self.staging / name for name in fresh])
+            # reaches the disk before any rename can make one visible -- here, together, for
+            # those whose sync did not start as they were written (``sync_soon``).
+            synced: set[str] = set()
+            for name in fresh:
+                started = self._syncing.pop(name, None)
+                if started is not None:
+                    started.result()  # re-raises its OSError
+                    synced.add(name)
+            fileops.sync_files([self.staging / name for name in fresh if name not in synced])
             with _signals_held():
                 try:
                     for name in names:

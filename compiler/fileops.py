@@ -86,23 +86,28 @@ def sync_files(paths: Sequence[Path], *, threads: int = 16) -> None:
     Raises:
         OSError: a file cannot be opened or synced.
     """
-
-    def sync(path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
     if len(paths) <= 1:
         for path in paths:
-            sync(path)
+            fsync_file(path)
         return
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(threads, len(paths))) as pool:
-        for _ in pool.map(sync, paths):  # re-raises the first error
+        for _ in pool.map(fsync_file, paths):  # re-raises the first error
             pass
+
+
+def fsync_file(path: Path) -> None:
+    """Make the data of the file ``path`` (never followed if a symlink) durable.
+
+    Raises:
+        OSError: the file cannot be opened or synced.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_atomic(

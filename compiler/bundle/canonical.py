@@ -27,6 +27,16 @@ def _whole(obj: object) -> str:
     return _ENCODE(obj) if _C_ENCODER is None else "".join(_C_ENCODER(obj, 0))
 
 
+def _value(obj: object) -> str:
+    """``_whole(obj)``; a string or an int (most leaves) without the encoder's set-up, as it spells them."""
+    if type(obj) is str:
+        text: str = encode_basestring(obj)
+        return text
+    if type(obj) is int:  # not a bool, a subclass
+        return int.__repr__(obj)
+    return _whole(obj)
+
+
 class InvalidJsonError(ValueError):
     """Bytes that are not strict JSON (``loads_strict``'s rules): bad UTF-8, a repeated key, NaN, ..."""
 
@@ -94,7 +104,7 @@ def _store(obj: JSONValue, cache: EncodingCache) -> str:
         text = _whole(obj)  # non-string keys: let json coerce or report exactly as it would
         cache[id(obj)] = (obj, text, None)
         return text
-    parts = {k: _key(k) + (_store(v, cache) if type(v) is dict else _whole(v)) for k, v in sorted(obj.items())}
+    parts = {k: _key(k) + (_store(v, cache) if type(v) is dict else _value(v)) for k, v in sorted(obj.items())}
     text = "{" + ",".join(parts.values()) + "}"
     cache[id(obj)] = (obj, text, parts)
     return text
@@ -123,24 +133,26 @@ def _like(obj: JSONValue, like: JSONValue, cache: EncodingCache) -> str:
     parts = stored.copy()  # in sorted key order, as stored
     for k in changed:
         v = obj[k]
-        parts[k] = _key(k) + (_like(v, like[k], cache) if type(v) is dict else _whole(v))
+        parts[k] = _key(k) + (_like(v, like[k], cache) if type(v) is dict else _value(v))
     return "{" + ",".join(parts.values()) + "}"
 
 
 def _member(k: str, v: JSONValue, like: dict[str, JSONValue], stored: dict[str, str], cache: EncodingCache) -> str:
     if k not in like:
-        return _key(k) + _whole(v)
+        return _key(k) + _value(v)
     old = like[k]
     return stored[k] if v is old else _key(k) + _like(v, old, cache)
 
 
 def reject_duplicate_keys(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
     """``object_pairs_hook`` for ``json.loads``: a repeated key is a ValueError, not last-wins."""
-    out: dict[str, JSONValue] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
+    out = dict(pairs)  # built in C; a repeated key leaves fewer entries than pairs
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
     return out
 
 

@@ -56,7 +56,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if reuse is not None and not whole:
         reuse = replace(reuse, previous=bundles.previous)
     with bundles.staged(keep_previous=reuse is not None and not whole) as staging:
-        request = BuildRequest(repo=repo, source=source, out_dir=staging, progress=ctx.progress)
+        request = BuildRequest(
+            repo=repo, source=source, out_dir=staging, progress=ctx.progress, written=bundles.sync_soon
+        )
 
         def complete(r: BuildRequest) -> BuildRequest:
             # only a target that is built needs these (and the crypto stack they load)

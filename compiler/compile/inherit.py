@@ -75,10 +75,16 @@ def inherit_module(
 
 
 def _changed_slots(plan: TemplatePlan, changed: set[str]) -> list[JsonPath]:
+    """The template's scalars that read a variable of ``changed``, in path order (remembered per set:
+    tenants of one environment mostly change the same variables)."""
     if not changed:
         return []
-    paths = {p for name in changed for p in plan.readers.get(name, ())}
-    return sorted(paths, key=lambda p: [str(k) for k in p])
+    key = frozenset(changed)
+    paths = plan.changed_slots.get(key)
+    if paths is None:
+        found = {p for name in changed for p in plan.readers.get(name, ())}
+        paths = plan.changed_slots[key] = sorted(found, key=lambda p: [str(k) for k in p])
+    return paths
 
 
 def _reach(patches: list[Value], path: JsonPath) -> Reach:

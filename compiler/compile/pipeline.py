@@ -71,15 +71,21 @@ class CompileCaches:
     jinja: dict[str, list[Diagnostic]] = field(default_factory=dict)  # layer path -> literal Jinja in it
     env_bases: dict[str, EnvBase] = field(default_factory=dict)
     policy: PolicyCheck | None = None
+    no_policies: bool = False  # the repository has no policy file (``policy_check``)
     layout: list[Diagnostic] | None = None
     # Called with each target's name once it is compiled, in the process that compiled it: the
     # result cache keeps what a build worker rendered (compiler.incremental.parsed).
     after_target: Callable[[str], None] | None = None
 
 
-def policy_check(repo: Repository, caches: CompileCaches) -> PolicyCheck:
-    """The repository's compiled ``policies/*.yaml`` (loaded once; before workers fork)."""
-    if caches.policy is None:
+def policy_check(repo: Repository, caches: CompileCaches) -> PolicyCheck | None:
+    """The repository's compiled ``policies/*.yaml`` (loaded once; before workers fork); None without any."""
+    if caches.policy is None and not caches.no_policies:
+        from compiler.policy import policy_files
+
+        if not policy_files(repo.tree):
+            caches.no_policies = True  # nothing to check: the policy engine is not even imported
+            return None
         from compiler.policy import PolicyCheck  # CEL loads only when a compile checks policies
 
         caches.policy = PolicyCheck(repo)
@@ -240,7 +246,9 @@ def compile_target(
     if validate and not any(d.severity == "error" for d in diags):
         # Policies run after schema validation, on valid modules only (README "Policies, pre-commit and CI").
         checked = CompileResult(target=target, stack=stack, modules=merged, diagnostics=[], secrets=secrets)
-        diags.extend(policy_check(repo, caches).check(checked, repo.policy_now or datetime.now(UTC)))
+        policies = policy_check(repo, caches)
+        if policies is not None:
+            diags.extend(policies.check(checked, repo.policy_now or datetime.now(UTC)))
     diags = [replace(d, target=target.name) for d in diags]
     if validate:
         diags += layout_check(repo, caches)  # about the repository, not the target: reported once

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from compiler.policy.clock import policy_time
     from compiler.policy.evaluate import evaluate_policies
     from compiler.policy.rules import PolicySet, load_policies
+    from compiler.sources.base import SourceTree
 
 # Loaded on first use (PEP 562): importing a light submodule (``clock``) must not load the
 # policy engine, which a command whose targets all come from the result cache never runs.
@@ -33,6 +34,17 @@ _HOMES = {
 }
 
 
+POLICIES = "policies"
+
+
+def policy_files(tree: SourceTree) -> list[str]:
+    """The policy files ``load_policies`` reads: ``policies/*.yaml`` and ``*.yml`` (not ``policies/tests/``).
+
+    Light: a compile of a repository without any loads none of the policy engine.
+    """
+    return [f"{POLICIES}/{name}" for name in tree.list_dir(POLICIES) if name.endswith((".yaml", ".yml"))]
+
+
 def __getattr__(name: str) -> object:
     home = _HOMES.get(name)
     if home is None:
@@ -40,4 +52,13 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(f"{__name__}.{home}"), name)
 
 
-__all__ = ["PolicyCheck", "PolicySet", "check_target", "evaluate_policies", "load_policies", "policy_time"]
+__all__ = [
+    "POLICIES",
+    "PolicyCheck",
+    "PolicySet",
+    "check_target",
+    "evaluate_policies",
+    "load_policies",
+    "policy_files",
+    "policy_time",
+]

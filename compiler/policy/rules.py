@@ -37,12 +37,13 @@ from compiler.diagnostics import Origin
 from compiler.errors import InputError
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Document, load_document
+from compiler.policy import POLICIES as POLICIES  # re-exported: where testing and hook take it
+from compiler.policy import policy_files
 from compiler.policy.cel import RuleProgram, compile_rule
 from compiler.project import Project, Target
 from compiler.sources.base import SourceTree
 from compiler.suggestions import suggestion
 
-POLICIES = "policies"
 POLICY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 _NAME = re.compile(POLICY_NAME_PATTERN)
@@ -259,10 +260,7 @@ def load_policies(tree: SourceTree) -> PolicySet:
     """
     policies: list[Policy] = []
     waivers: list[Waiver] = []
-    for name in tree.list_dir(POLICIES):
-        if not name.endswith((".yaml", ".yml")):
-            continue
-        path = f"{POLICIES}/{name}"
+    for path in policy_files(tree):
         p, w = parse_policy_file(tree.read(path), path=path)
         policies += p
         waivers += w

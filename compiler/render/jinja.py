@@ -54,6 +54,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, TypeAlias
 
 from compiler.errors import InputError
@@ -196,6 +197,8 @@ class TemplatePlan:
     exprs: dict[JsonPath, _Expr] = field(default_factory=dict)
     # variable name -> paths of the scalars that read it
     readers: dict[str, list[JsonPath]] = field(default_factory=dict)
+    # a set of changed variables -> the paths of the scalars that read one, sorted (compile.inherit)
+    changed_slots: dict[frozenset[str], list[JsonPath]] = field(default_factory=dict)
     plain: bool = False  # every Jinja scalar is plain: rendering needs no bounds (``Renderer.render``)
     # False for a template that sets an x-secret field (a plaintext secret the secrets guard refuses):
     # what its scalars render is never written to disk (``UNKEPT``).
@@ -251,13 +254,19 @@ _KNOWN: set[str] = set()
 def _compile(source: str, *, doc: Document, path: JsonPath) -> _Expr:
     expr = _COMPILED.get(source)
     if expr is None:
-        where = doc.origin(path).location()
-        expr = _plain_expr(source, where)
+        # The location is for errors: a plain scalar needs it only if it falls back to Jinja, so a
+        # template of plain scalars never builds its position table (issue 14 §3).
+        expr = _plain_expr(source, partial(_location, doc, path))
         if expr is None:
+            where = doc.origin(path).location()
             names = key_names(source) if source in _KNOWN else None
             expr = _compile_jinja(source, where=where) if names is None else _deferred(source, where, names)
         _COMPILED[source] = expr
     return expr
+
+
+def _location(doc: Document, path: JsonPath) -> str:
+    return doc.origin(path).location()
 
 
 def _compile_jinja(source: str, *, where: str) -> _Expr:
@@ -438,8 +447,11 @@ def _look_up(value: Any, steps: tuple[_Step, ...]) -> Any:  # noqa: ANN401
     return value
 
 
-def _plain_expr(source: str, where: str) -> _Expr | None:
-    """The scalar as a plain expression, or None when only Jinja can compile it."""
+def _plain_expr(source: str, where: str | Callable[[], str]) -> _Expr | None:
+    """The scalar as a plain expression, or None when only Jinja can compile it.
+
+    ``where``: the scalar's location, or what computes it (only a fallback to Jinja asks).
+    """
     pieces: list[str | tuple[str, tuple[_Step, ...], tuple[_Filter, ...]]] = []
     pos = 0
     while pos < len(source):
@@ -475,7 +487,7 @@ def _plain_expr(source: str, where: str) -> _Expr | None:
 
     def by_jinja(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401
         if not jinja:
-            jinja.append(_compile_source(source, where=where))
+            jinja.append(_compile_source(source, where=where if isinstance(where, str) else where()))
         return jinja[0].run(variables)
 
     def run(variables: Mapping[str, Any]) -> Any:  # noqa: ANN401

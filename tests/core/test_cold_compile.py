@@ -1,0 +1,164 @@
+"""What a full compile does less of before its workers start, and the fsyncs it overlaps (issue 14 §3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from compiler.compile.build import BuildRequest, build_targets
+from compiler.compile.pipeline import CompileCaches, compile_target
+from compiler.distdir import BundleDir
+from compiler.errors import InputError
+from compiler.load.positions import Positions
+from compiler.load.yaml import load_document
+from compiler.project import Target
+from compiler.render.jinja import Renderer, plan_template
+from compiler.sources.worktree import WorkTree
+from tests.core._repos import many_targets_repo, mini_repo, open_repo
+
+
+def test_the_parent_warms_only_the_environments_several_targets_start_from(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=5)  # dev alone; staging and prod with 5 tenants each
+    repo = open_repo(root)
+    targets = repo.project.targets()
+    caches = CompileCaches()
+    request = BuildRequest(repo=repo, source=None, out_dir=tmp_path / "out", caches=caches)
+    outcomes = build_targets(request, targets, jobs=2)
+    assert all(o.size and o.error is None for o in outcomes)
+    # dev's merged modules were computed by the worker that compiled dev, not before the fork
+    assert sorted(caches.env_bases) == ["prod", "staging"]
+    serial = build_targets(BuildRequest(repo=open_repo(root), source=None, keep_bytes=True), targets, jobs=1)
+    for outcome in serial:
+        assert (tmp_path / "out" / f"{outcome.target}.bundle.json").read_bytes() == outcome.data
+
+
+def test_a_repository_without_policy_files_never_loads_the_policy_engine(tmp_path: Path) -> None:
+    repo = open_repo(mini_repo(tmp_path / "repo"))
+    assert not (tmp_path / "repo" / "policies").exists()
+    caches = CompileCaches()
+    assert compile_target(repo, Target("prod"), caches=caches).ok
+    assert caches.no_policies
+    assert caches.policy is None
+
+
+def test_a_policies_directory_without_yaml_files_counts_as_none(tmp_path: Path) -> None:
+    root = mini_repo(tmp_path / "repo", {"policies/README.md": "notes\n", "policies/tests/case.yaml": "cases: []\n"})
+    caches = CompileCaches()
+    assert compile_target(open_repo(root), Target("prod"), caches=caches).ok
+    assert caches.no_policies
+
+
+def test_planning_a_template_of_plain_scalars_locates_none_of_them(tmp_path: Path) -> None:
+    doc = load_document(b"a:\n  b: '{{ x }}'\n  c: 'v-{{ y.z }}'\n", path="templates/t.yaml", layer="template")
+    plan = plan_template(doc, doc.value)
+    assert plan.plain
+    assert isinstance(doc.positions, Positions)
+    assert isinstance(doc.positions._data, list)  # the position table was never built
+    assert Renderer({"x": 1, "y": {"z": "w"}}, {}).render(plan) == {"a": {"b": 1, "c": "v-w"}}
+
+
+def test_a_plain_scalar_that_falls_back_to_jinja_still_names_its_line(tmp_path: Path) -> None:
+    # a source no other test plans: a compiled scalar is shared by source, with its first location
+    doc = load_document(b"a:\n  b: '{{ cold_x.cold_y }}'\n", path="templates/t.yaml", layer="template")
+    plan = plan_template(doc, doc.value)
+    with pytest.raises(InputError, match=r"^templates/t\.yaml:2:3: template error: 'int object' has no attribute"):
+        Renderer({"cold_x": 5}, {}).render(plan)  # `.cold_y` of an int: Jinja decides
+
+
+# --- bundles synced as they arrive ---------------------------------------------------------------
+
+
+def test_a_bundle_synced_as_it_arrived_is_installed(tmp_path: Path) -> None:
+    bundles = BundleDir(tmp_path / "dist", ["a", "b"])
+    with bundles.staged() as staging:
+        for name in ("a", "b"):
+            (staging / f"{name}.bundle.json").write_bytes(b"{}")
+        bundles.sync_soon("a")  # b is synced by install, with the others
+        bundles.install(["a", "b"])
+    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == ["a.bundle.json", "b.bundle.json"]
+
+
+def test_an_early_sync_that_failed_fails_the_install_and_installs_nothing(tmp_path: Path) -> None:
+    bundles = BundleDir(tmp_path / "dist", ["a", "gone"])
+    with bundles.staged() as staging:
+        (staging / "a.bundle.json").write_bytes(b"{}")
+        bundles.sync_soon("gone")  # its staged file does not exist: the sync fails
+        with pytest.raises(InputError, match="cannot install the bundles"):
+            bundles.install(["a", "gone"])
+    assert list((tmp_path / "dist").iterdir()) == []
+
+
+def test_compile_outcomes_call_written_for_each_bundle_in_the_parent(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=4)
+    (root / "environments/tenants/t01.yaml").write_text("modules:\n  engine:\n    model: {max_tokens: 0}\n")
+    repo = open_repo(root)
+    seen: list[str] = []
+    request = BuildRequest(repo=repo, source=None, out_dir=tmp_path / "out", written=seen.append)
+    outcomes = build_targets(request, repo.project.targets(), jobs=2)
+    good = sorted(o.target for o in outcomes if o.size)
+    assert sorted(seen) == good
+    assert "staging@t01" not in seen  # failed its schema: no bundle, nothing to sync
+
+
+# --- the work tree resolves each directory once ----------------------------------------------------
+
+
+def test_a_symlink_out_of_the_root_in_a_directory_already_read_is_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "repo", tmp_path / "outside"
+    (root / "env").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.yaml").write_text("a: 1\n")
+    (root / "env" / "ok.yaml").write_text("b: 1\n")
+    (root / "env" / "link.yaml").symlink_to(outside / "secret.yaml")
+    tree = WorkTree(root)
+    assert tree.read("env/ok.yaml") == b"b: 1\n"
+    with pytest.raises(InputError, match=r"^env/link\.yaml: points outside the repository"):
+        tree.read("env/link.yaml")
+    with pytest.raises(InputError, match=r"^env/link\.yaml: points outside the repository"):
+        tree.exists("env/link.yaml")
+
+
+def test_a_directory_missing_when_asked_and_made_a_symlink_out_later_is_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "repo", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "x.yaml").write_text("a: 1\n")
+    tree = WorkTree(root)
+    assert not tree.exists("gone/x.yaml")
+    assert not tree.exists("gone/y.yaml")  # still missing: answered from the one lstat
+    (root / "gone").symlink_to(outside)
+    with pytest.raises(InputError, match=r"^gone/x\.yaml: points outside the repository"):
+        tree.read("gone/x.yaml")
+
+
+def test_a_directory_missing_then_made_is_read(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    tree = WorkTree(root)
+    assert not tree.exists("later/x.yaml")
+    (root / "later").mkdir()
+    (root / "later" / "x.yaml").write_text("a: 1\n")
+    assert tree.read("later/x.yaml") == b"a: 1\n"
+
+
+def test_a_symlinked_directory_out_of_the_root_is_refused_naming_the_path_asked(tmp_path: Path) -> None:
+    root, outside = tmp_path / "repo", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "x.yaml").write_text("a: 1\n")
+    (root / "env").symlink_to(outside)
+    (root / "file").write_text("not a directory\n")
+    tree = WorkTree(root)
+    for _ in range(2):  # nothing of the refusal is remembered
+        with pytest.raises(InputError, match=r"^env/x\.yaml: points outside the repository \(symlink to "):
+            tree.read("env/x.yaml")
+    assert not tree.exists("file/x.yaml")  # below a file: nothing
+
+
+def test_a_name_lstat_refuses_is_resolved_whole_as_before(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "env").mkdir(parents=True)
+    tree = WorkTree(root)
+    long = "env/" + "x" * 300  # ENAMETOOLONG from lstat
+    assert tree._resolve(long) == tree._resolve_full(long) == root.resolve() / long
