@@ -45,7 +45,7 @@ from compiler.sources.base import SourceTree
 from compiler.suggestions import suggestion
 
 POLICY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"  # ASCII digits: pydantic-core's \d also takes other scripts' digits
 _NAME = re.compile(POLICY_NAME_PATTERN)
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")  # ASCII digits: any other form goes to the models
 Severity = Literal["error", "warning"]

@@ -29,7 +29,7 @@ from compiler.validate.secretwalk import rotate_every
 
 __all__ = ["period_days", "rotate_every", "secret_entry"]
 
-_PERIOD = re.compile(r"^\s*(\d+)\s*([dw])\s*$")
+_PERIOD = re.compile(r"^\s*([0-9]+)\s*([dw])\s*$", re.ASCII)
 _DAYS = {"d": 1, "w": 7}
 
 

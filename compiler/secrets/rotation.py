@@ -26,7 +26,7 @@ from compiler.errors import InputError
 from compiler.jsonpath import JsonPath, format_path
 from compiler.load.yaml import load_document
 
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 
 def rotation_path(sops_path: str) -> str:

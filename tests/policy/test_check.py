@@ -93,7 +93,10 @@ def test_policy_time_is_the_commit_time_of_a_clean_tree() -> None:
     assert policy_time(None, wall=wall) == wall
 
 
-@pytest.mark.parametrize(("text", "days"), [("90d", 90), ("2w", 14), (" 30 d", 30), ("3m", None), ("d", None)])
+@pytest.mark.parametrize(
+    ("text", "days"),
+    [("90d", 90), ("2w", 14), (" 30 d", 30), ("3m", None), ("d", None), ("\uff19\uff10d", None)],
+)
 def test_rotation_periods(text: str, days: int | None) -> None:
     assert period_days(text) == days
 

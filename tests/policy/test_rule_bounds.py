@@ -115,6 +115,8 @@ def test_the_parser_reads_every_kind_of_expression() -> None:
         parse("1 2")
     with pytest.raises(ValueError, match="cannot read"):
         parse("a # b")
+    with pytest.raises(ValueError, match="cannot read"):
+        parse("a > \uff12")  # CEL digits are ASCII; Python's \\d also takes other scripts' digits
     with pytest.raises(ValueError, match="expected"):
         parse("(1")
 

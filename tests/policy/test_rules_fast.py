@@ -122,6 +122,11 @@ def test_a_valid_policies_file_builds_no_pydantic_model() -> None:
         (b"- {name: a, rule: x, severity: info}\n", "a.yaml:1:22: [0].severity: Input should be 'error' or 'warning'"),
         (b"- {name: '-a', rule: x}\n", "[0].name: must be a name of letters, digits, . _ -"),
         (b"waivers: [{policy: a, reason: r, owner: o, expires: '2027-1-31'}]\n", "expires: must be YYYY-MM-DD"),
+        # digits of another script: pydantic-core's \\d takes them, the date parser does not (Hypothesis found it)
+        (
+            "waivers: [{policy: a, reason: r, owner: o, expires: '\uff12\uff10\uff12\uff17-01-31'}]\n".encode(),
+            "expires: must be YYYY-MM-DD",
+        ),
         (b"- {name: a, rule: x, mach: {}}\n", "[0].mach: unknown field (did you mean 'match'?)"),
     ],
 )

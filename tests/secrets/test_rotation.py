@@ -9,6 +9,7 @@ import pytest
 from compiler.errors import InputError
 from compiler.secrets.rotation import (
     dump_rotation,
+    is_rfc3339,
     parse_rfc3339,
     read_rotation,
     record_rotation,
@@ -75,3 +76,7 @@ def test_rfc3339() -> None:
         rfc3339(datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
     with pytest.raises(ValueError, match="RFC 3339"):
         parse_rfc3339("2026-01-01")
+    fullwidth = "\uff12\uff10\uff12\uff16-01-01T00:00:00Z"  # digits of another script: strptime takes them
+    assert not is_rfc3339(fullwidth)
+    with pytest.raises(ValueError, match="RFC 3339"):
+        parse_rfc3339(fullwidth)
