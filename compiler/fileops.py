@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -137,6 +136,8 @@ def write_atomic(
         OSError: any step failed; ``path`` is then untouched and no temp file is left.
         Exception: what ``edit`` raised, likewise.
     """
+    import tempfile  # ~2 ms (shutil, random): a command that writes nothing does not pay it
+
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     tmp = Path(name)
     try:

@@ -9,6 +9,7 @@ timings here: wall times are measured by bench/startup.py.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -40,7 +41,7 @@ HEAVY = (
     "prompt_toolkit",
 )
 PROBE = """
-import contextlib, io, json, sys
+import contextlib, io, sys
 from compiler.cli import main
 code = None
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -48,7 +49,9 @@ with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.St
         code = main(sys.argv[1:])
     except SystemExit:
         pass
-print(json.dumps([code, sorted({m.split(".")[0] for m in sys.modules})]))
+modules = sorted({m.split(".")[0] for m in sys.modules})
+import json  # after the list: whether the command imported json is part of what is checked
+print(json.dumps([code, modules]))
 """
 
 
@@ -249,3 +252,50 @@ def test_the_diff_command_s_markdown_limit_is_the_renderer_s() -> None:
 def test_the_error_paths_own_modules_wait_for_an_error(argv: list[str]) -> None:
     """difflib (the closest name of a usage error) and traceback (``--debug``) are not paid by every start-up."""
     assert not {"difflib", "traceback"} & loaded(*argv)
+
+
+@pytest.mark.parametrize(
+    "argv", [["--version"], ["--help"], ["validate", "--help"]], ids=["version", "help", "validate"]
+)
+def test_version_and_help_build_no_dataclass_and_format_no_json(argv: list[str]) -> None:
+    """The command line's own modules stay light (issue 14 §1): dataclasses (inspect, ast: ~8 ms) waits
+    for a command's Context, json for an error reported as JSON, shutil (bz2, lzma) is not argparse's
+    way to the terminal width here."""
+    light = {"json", "shutil", "bz2", "lzma"} if argv[0] == "validate" else {"dataclasses", "inspect", "json", "shutil"}
+    assert not light & loaded(*argv)
+
+
+def test_a_command_line_that_names_its_command_builds_only_that_command_s_parser() -> None:
+    from compiler.cli import build_parser
+
+    full = build_parser()
+    only = build_parser(commands=["validate"])
+    assert _commands_of(only) == ["validate"]
+    assert _commands_of(full) == list(_commands.COMMANDS)
+    assert _commands_of(build_parser(commands=[])) == list(_commands.COMMANDS)  # none named: every one listed
+
+
+def _commands_of(parser: argparse.ArgumentParser) -> list[str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
+
+# What validate --no-cache of the example does without (issue 14 §1): the atomic writer's tempfile
+# (shutil, random), difflib (the hint of an unknown name), strptime's locale tables.
+NOT_FOR_A_CHECK = {"tempfile", "shutil", "bz2", "lzma", "difflib", "_strptime"}
+
+
+def test_validate_without_the_cache_loads_no_writer_and_no_error_hint(example_repo: GitRepo, tmp_path: Path) -> None:
+    env = no_identity(tmp_path)
+    mods = loaded("-C", str(example_repo.path), "validate", "--no-cache", code=0, env=env)
+    assert mods & (NOT_FOR_VALIDATE | NOT_FOR_A_CHECK) == set()
+
+
+def test_compiler_cli_context_still_resolves_on_first_use() -> None:
+    probe = "import sys, compiler.cli as c; a = 'compiler.cli._context' in sys.modules; print(a, c.Context.__name__)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "Context"]
+    import compiler.cli
+
+    with pytest.raises(AttributeError, match="no attribute 'Contxt'"):
+        getattr(compiler.cli, "Contxt")  # noqa: B009 - a name the module does not have

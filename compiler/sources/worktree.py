@@ -130,31 +130,41 @@ class WorkTree:
 
 def run_git(root: Path, *args: str, check: bool = True) -> str | None:
     """Run git in ``root``; the text of stdout, or None when git fails and ``check`` is off."""
+    return _git_output(_start_git(root, *args), args, check=check)
+
+
+def _start_git(root: Path, *args: str) -> subprocess.Popen[bytes]:
     try:
-        proc = subprocess.run(
+        return subprocess.Popen(
             ["git", "-C", str(root), *args],
-            capture_output=True,
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
         )
     except FileNotFoundError as e:
         raise InputError("git is not installed") from e
-    if proc.returncode != 0:
+
+
+def _git_output(running: subprocess.Popen[bytes], args: tuple[str, ...], *, check: bool) -> str | None:
+    """What ``run_git`` returns for the git process ``running`` (started with ``args``), once it ended."""
+    stdout, stderr = running.communicate()
+    if running.returncode != 0:
         if not check:
             return None
-        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        err = stderr.decode("utf-8", "replace").strip().splitlines()
         raise InputError(f"git {' '.join(args[:2])}: {err[0] if err else 'failed'}")
-    return proc.stdout.decode("utf-8", "replace")
+    return stdout.decode("utf-8", "replace")
 
 
 def git_source_info(root: Path, rev: str, *, worktree: bool) -> SourceInfo | None:
     """Commit, author, date and message of ``rev``; ``dirty`` only for the working tree."""
-    out = run_git(root, "log", "-1", "--format=%H%x00%an <%ae>%x00%cI%x00%B", rev, "--", check=False)
+    log = ("log", "-1", "--format=%H%x00%an <%ae>%x00%cI%x00%B", rev, "--")
+    status = ("status", "--porcelain", "--untracked-files=no", "--", ".")
+    # the two git processes run side by side (issue 14 §1: a few ms of each validate)
+    running = [_start_git(root, *args) for args in (log, status)] if worktree else [_start_git(root, *log)]
+    out, *rest = [_git_output(r, args, check=False) for r, args in zip(running, (log, status), strict=False)]
     if not out:
         return None
     commit, author, date, message = out.split("\0", 3)
-    dirty = False
-    if worktree:
-        status = run_git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", check=False)
-        dirty = bool(status and status.strip())
+    dirty = bool(rest and rest[0] and rest[0].strip())
     return SourceInfo(commit=commit, author=author, committed_at=date, message=message.strip(), dirty=dirty)

@@ -19,7 +19,6 @@ checks, each an error at the file:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -102,6 +101,8 @@ def _why_unread(repo: Repository, path: str) -> str:
 
 
 def _close(name: str, known: Iterable[str]) -> str:
+    import difflib  # a finding's path only (~1 ms at import)
+
     close = difflib.get_close_matches(name, sorted(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

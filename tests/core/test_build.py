@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from compiler.bundle.canonical import EncodingCache, canonical_json, digest
 from compiler.cli import main
 from compiler.compile.build import BuildRequest, build_targets
+from compiler.errors import InputError
 from compiler.sources.worktree import WorkTree
 from tests.conftest import REPO_ROOT, GitRepo, init_repo
 from tests.core._repos import many_targets_repo, mini_repo, open_repo
@@ -311,3 +312,11 @@ def test_parallel_tasks_keep_a_tenants_targets_together() -> None:
         (Target("staging", "t1"), Target("prod", "t1"), Target("dev", "t1")),
         (Target("staging", "t2"), Target("prod", "t2")),
     ]
+
+
+def test_without_git_the_source_is_one_line_not_a_traceback(git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = mini_repo(git_repo.path)
+    git_repo.commit("init")
+    monkeypatch.setenv("PATH", str(root / "no-such-bin"))  # log and status start side by side: neither is found
+    with pytest.raises(InputError, match=r"^git is not installed$"):
+        WorkTree(root).source_info()
