@@ -65,12 +65,13 @@ _FACT_LEN = 8
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CachePlan:
-    """The cache, the mode, and each target's key now; ``recheck`` gives the keys again after the build."""
+    """The cache, the mode, and each target's key now; ``recheck(targets)`` gives those targets' keys
+    again after the build (the files listed again: the built ones are stored only if unchanged)."""
 
     cache: ResultCache
     mode: Mode
     keys: Mapping[str, str]
-    recheck: Callable[[], Mapping[str, str]]
+    recheck: Callable[[Sequence[Target]], Mapping[str, str]]
     rendered: RenderedScalars | None = None  # rendered template scalars kept across runs
 
 
@@ -135,7 +136,7 @@ def build_cached(
         outcomes = build_targets(keep, misses, jobs=jobs)
         if plan.rendered is not None and keep.caches is not None:
             plan.rendered.save(keep.caches.render, [t.name for t in misses])
-        after = plan.recheck()
+        after = plan.recheck(misses)
         for outcome in outcomes:
             key = plan.keys.get(outcome.target)
             if key is not None and after.get(outcome.target) == key:
