@@ -3,11 +3,12 @@
 Random sequences of edits (values, variables, tags, layer files added and
 removed, manifest changes, policies, templates with Jinja-only expressions,
 commits, a layer directory turned into a symlink, the kept parsed files and
-rendered scalars damaged, a bundle of the output directory tampered with) on a small repository; after each, ``llmcc compile``
-with the cache and ``llmcc compile --no-cache`` must give the same exit code,
-the same findings and the same bundle bytes. The second test runs each cached
-compile in its own process, so only what the cache directory holds carries
-over (parsed documents, rendered scalars, known Jinja expressions).
+rendered scalars damaged, a bundle of the output directory tampered with) on a
+small repository; after each, ``llmcc compile`` with the cache and ``llmcc
+compile --no-cache`` must give the same exit code, the same findings and the
+same bundle bytes. The second test runs each cached compile in its own
+process, so only what the cache directory holds carries over (parsed
+documents, rendered scalars, known Jinja expressions).
 """
 
 from __future__ import annotations
