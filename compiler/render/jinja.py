@@ -238,7 +238,7 @@ def _collect(plan: TemplatePlan, value: Value, path: JsonPath, slots: dict[str |
             where = plan.document.origin((*path, key)).location()
             raise InputError(f"{where}: Jinja syntax in a key is never rendered (only string values of templates are)")
         if isinstance(child, (dict, list, Tagged)):
-            sub: dict[str | int, Any] = {}
+            sub = {}
             _collect(plan, child, (*path, key), sub)
             if sub and not isinstance(child, Tagged):
                 slots[key] = sub
