@@ -335,4 +335,4 @@ def test_key_commitments_list_the_key_directory_once_and_find_what_each_lookup_f
     outside = tmp_path / "outside"
     shutil.move(root / "keys/targets", outside)
     (root / "keys/targets").symlink_to(outside)
-    assert key_commitments(tree, project) == {}
+    assert key_commitments(WorkTree(root), project) == {}  # a new run's tree: directories resolved afresh
