@@ -18,7 +18,7 @@ leave old bundles looking current (issue 10 §7). The rules, in order:
 4. The staging directory is removed on every exit path; one left by a killed
    run (its process no longer exists) is removed by the next run.
 
-With ``keep_previous`` the old bundles are hard-linked into
+With ``keep`` the old bundles it accepts are hard-linked into
 ``STAGING/.previous/`` before rule 1 removes them, so a run whose bundle is
 byte-identical can move the same file back in (``compiler.incremental``)
 instead of writing it again; what it does not take is removed with staging.
@@ -40,7 +40,8 @@ import contextlib
 import os
 import shutil
 import signal
-from collections.abc import Collection, Iterable, Iterator, Sequence
+import stat
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,12 +75,16 @@ class BundleDir:
 
     @property
     def previous(self) -> Path:
-        """Where ``staged(keep_previous=True)`` links the old bundles."""
+        """Where ``staged(keep=...)`` links the old bundles."""
         return self.staging / PREVIOUS
 
     @contextlib.contextmanager
-    def staged(self, *, keep_previous: bool = False) -> Iterator[Path]:
+    def staged(self, *, keep: Callable[[str, os.stat_result], bool] | None = None) -> Iterator[Path]:
         """Clear the run's old bundles and yield the staging directory (removed on exit).
+
+        ``keep(target, lstat)``: whether to link the old bundle aside into
+        ``previous`` before it is removed (the one checked earlier, its stat
+        unchanged: ``compiler.incremental.run.Reuse.unchanged``).
 
         Raises:
             InputError: ``DIR`` cannot be created or an old bundle cannot be removed.
@@ -89,15 +94,17 @@ class BundleDir:
             _remove_abandoned(self.out)
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging.mkdir()
-            if keep_previous:
+            if keep is not None:
                 self.previous.mkdir()
             for stale in self._stale():
                 stale.unlink(missing_ok=True)
             for target in self.targets:
                 old = self.out / bundle_name(target)
-                if keep_previous and old.is_file() and not old.is_symlink():
+                if keep is not None:
                     with contextlib.suppress(OSError):  # then it is written anew
-                        os.link(old, self.previous / old.name)
+                        st = old.lstat()
+                        if stat.S_ISREG(st.st_mode) and keep(target, st):
+                            os.link(old, self.previous / old.name)
                 old.unlink(missing_ok=True)
         except OSError as e:
             for target in self.targets:  # rule 1 holds on this path too

@@ -184,6 +184,17 @@ def loaded_modules(*argv: str, cwd: Path, env: dict[str, str], code: int) -> set
     return set(modules)
 
 
+def test_validate_and_the_hook_without_policies_load_no_policy_engine(tmp_path: Path) -> None:
+    """No ``policies/*.yaml``: no findings to evaluate, so the evaluator (~20 ms) is not imported."""
+    repo = committed_mini_repo(tmp_path)
+    env = no_identity(tmp_path)
+    engine = {"compiler.policy.check", "compiler.policy.evaluate"}
+    assert loaded_modules("validate", "--no-cache", cwd=repo.path, env=env, code=0) & engine == set()
+    layer = repo.path / "environments/dev.yaml"
+    layer.write_text(layer.read_text() + "\n# changed\n")
+    assert loaded_modules("hook", "validate", "environments/dev.yaml", cwd=repo.path, env=env, code=0) & engine == set()
+
+
 @pytest.mark.parametrize("command", ["compile", "validate"])
 def test_a_command_whose_targets_all_hit_the_cache_loads_no_compile_engine(tmp_path: Path, command: str) -> None:
     repo = committed_mini_repo(tmp_path)

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     bundles = BundleDir(out_dir, names, known=[t.name for t in repo.project.targets()])
     if reuse is not None and not whole:
         reuse = replace(reuse, previous=bundles.previous)
-    with bundles.staged(keep_previous=reuse is not None and not whole) as staging:
+    with bundles.staged(keep=reuse.unchanged if reuse is not None and not whole else None) as staging:
         request = BuildRequest(
             repo=repo, source=source, out_dir=staging, progress=ctx.progress, written=bundles.sync_soon
         )

@@ -230,11 +230,19 @@ def _shared_envs(targets: Sequence[Target]) -> list[str]:
     return sorted(env for env, n in count.items() if n > 1)
 
 
+# Targets of one environment in a build from which its modules' text is stored for them to splice:
+# storing costs about 2.5 whole encodings of them (the text of every map is kept), a splice a fraction
+# of one. With fewer, each bundle is encoded whole (a one-value change rebuilds one or two).
+SPLICE_MIN_TARGETS = 3
+
+
 def _warm_json(request: BuildRequest, targets: Sequence[Target]) -> None:
-    """Encode the environments' modules once, so each bundle reuses the text of what it shares with them."""
+    """Encode the modules of each environment with ``SPLICE_MIN_TARGETS`` targets here once, so each
+    bundle reuses the text of what it shares with them (the bytes are the same either way)."""
     from compiler.bundle.canonical import canonical_json
 
-    for env in _shared_envs(targets):
+    counts = Counter(t.environment for t in targets)
+    for env in sorted(e for e, n in counts.items() if n >= SPLICE_MIN_TARGETS):
         base = _caches(request).env_bases.get(env)
         if base is None:
             continue  # the environment failed to load: its targets report it
@@ -300,12 +308,11 @@ def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
         encryption=encryption,
     )
     # A target's modules share every subtree its own layers did not change with its
-    # environment's base (compiler.compile.inherit), whose text _warm_json stored.
+    # environment's base (compiler.compile.inherit), whose text _warm_json stored when
+    # the build has enough of its targets; else the bundle is encoded whole.
     base = _caches(request).env_bases.get(result.target.environment)
-    if base is None:
+    if base is None or id(base.modules) not in request.json_cache:
         return canonical_json(body)
-    if id(base.modules) not in request.json_cache:  # not warmed: one target of its environment, or no build_targets
-        canonical_json(_json_map(base.modules), cache=request.json_cache, store=True)
     return canonical_json(body, cache=request.json_cache, like={"modules": _json_map(base.modules)})
 
 

@@ -84,10 +84,13 @@ def plan_cache(
     def files() -> FileIds:
         return rev_file_ids(root, commit, CHECK_ROOTS) if rev is not None else cached_file_ids(cache, root, CHECK_ROOTS)
 
-    def keys() -> dict[str, str]:
-        return cache_keys(repo.project, files(), targets, context)
+    def keys(which: Sequence[Target] = targets) -> dict[str, str]:
+        return cache_keys(repo.project, files(), which, context)
+
+    def same(which: Sequence[Target]) -> dict[str, str]:
+        return {t.name: now[t.name] for t in which if t.name in now}
 
     now = keys()
     # A revision's files cannot change while it compiles; the working tree's are listed again.
-    recheck = keys if rev is None else lambda: now
+    recheck = keys if rev is None else same
     return CachePlan(cache=cache, mode=mode, keys=now, recheck=recheck, rendered=rendered)

@@ -20,8 +20,14 @@ a write within the same clock tick as the stat: a file whose modification or
 change time is not older than the stamp is read and its SHA-256 compared.
 What a run records is what it checked or wrote, never what ``DIR`` holds when
 it records: another process (a second compile, an editor) may install a file
-between any two steps. A bundle checked in place and linked aside is read
-again before it is moved back (the link changed its change time); a bundle
+between any two steps. A bundle checked in place is linked aside only when
+its stat, change time included, is still the checked one just before the link
+(``Reuse.unchanged``), and moved back only when its inode, size and
+modification time still are (the link changed its change time): a bundle
+replaced or written since is written from the cache, and none is read or
+hashed again. (An edit in place that also puts the modification time back, in
+the instant between that stat and the link, would pass: only a writer forging
+times on purpose does that, and the next run finds it by its record.) A bundle
 written this run is recorded with the SHA-256 of the bytes written, so a file
 someone else put there since fails the next run's comparison.
 
@@ -65,12 +71,13 @@ _FACT_LEN = 8
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CachePlan:
-    """The cache, the mode, and each target's key now; ``recheck`` gives the keys again after the build."""
+    """The cache, the mode, and each target's key now; ``recheck(targets)`` gives those targets' keys
+    again after the build (the files listed again: the built ones are stored only if unchanged)."""
 
     cache: ResultCache
     mode: Mode
     keys: Mapping[str, str]
-    recheck: Callable[[], Mapping[str, str]]
+    recheck: Callable[[Sequence[Target]], Mapping[str, str]]
     rendered: RenderedScalars | None = None  # rendered template scalars kept across runs
 
 
@@ -89,6 +96,12 @@ class Reuse:
     def whole(self, targets: Sequence[Target]) -> bool:
         """Whether every one of ``targets`` has its bundle in place (then ``DIR`` is left as it is)."""
         return all(t.name in self.in_place for t in targets)
+
+    def unchanged(self, target: str, st: os.stat_result) -> bool:
+        """Whether ``target``'s bundle, now of stat ``st``, is the one ``bundles_in_place`` checked: its
+        stat unchanged, change time included (any write, rename or ``os.utime`` sets that to now)."""
+        fact = self.facts.get(target)
+        return target in self.in_place and fact is not None and stats(st) == fact[1:6]
 
 
 def build_cached(
@@ -135,7 +148,7 @@ def build_cached(
         outcomes = build_targets(keep, misses, jobs=jobs)
         if plan.rendered is not None and keep.caches is not None:
             plan.rendered.save(keep.caches.render, [t.name for t in misses])
-        after = plan.recheck()
+        after = plan.recheck(misses)
         for outcome in outcomes:
             key = plan.keys.get(outcome.target)
             if key is not None and after.get(outcome.target) == key:
@@ -168,12 +181,15 @@ def _keep(request: BuildRequest, reuse: Reuse, target: str) -> bool:
     staged = request.out_dir / name
     try:
         os.replace(reuse.previous / name, staged)  # the same bytes, already durable
-        # DIR's file was checked before it was linked aside: another writer may have replaced or
-        # edited it since (the link changed its change time, so its stat can no longer tell)
-        if _file_digest(staged) != reuse.facts[target][6]:
+        # Linked aside only when its stat, change time included, was still the checked one
+        # (``unchanged``); the link changed its change time, so a replacement or a write between
+        # that stat and the link shows in the inode, size or modification time, not read again.
+        st = staged.lstat()
+        fact = reuse.facts[target]
+        if [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev] != [fact[1], fact[2], fact[4], fact[5]]:
             staged.unlink()
             return False
-    except OSError:  # removed from DIR between the check and staging: written from the cache
+    except OSError:  # removed from DIR between the check and staging, or changed: written from the cache
         return False
     reuse.kept.add(target)
     return True

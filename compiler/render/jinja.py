@@ -237,10 +237,17 @@ def _collect(plan: TemplatePlan, value: Value, path: JsonPath, slots: dict[str |
         if isinstance(key, str) and ("{{" in key or "{%" in key or "{#" in key):
             where = plan.document.origin((*path, key)).location()
             raise InputError(f"{where}: Jinja syntax in a key is never rendered (only string values of templates are)")
-        sub = {}
-        _collect(plan, child, (*path, key), sub)
-        if sub:
-            slots[key] = sub if isinstance(child, (dict, list)) else None
+        if isinstance(child, (dict, list, Tagged)):
+            sub = {}
+            _collect(plan, child, (*path, key), sub)
+            if sub and not isinstance(child, Tagged):
+                slots[key] = sub
+        elif isinstance(child, str) and ("{{" in child or "{%" in child or "{#" in child):
+            # a leaf, inline: most of a template's nodes are, and a call and a path tuple each cost
+            # more than the test (planning the 20 xlarge templates, 14,848 nodes: issue 14 §2)
+            at = (*path, key)
+            plan.exprs[at] = _compile(child, doc=plan.document, path=at)
+            slots[key] = None
 
 
 _COMPILED: dict[str, _Expr] = {}

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from compiler.bundle.canonical import EncodingCache, canonical_json, digest
 from compiler.cli import main
-from compiler.compile.build import BuildRequest, build_targets
+from compiler.compile.build import SPLICE_MIN_TARGETS, BuildRequest, build_targets
 from compiler.errors import InputError
 from compiler.sources.worktree import WorkTree
 from tests.conftest import REPO_ROOT, GitRepo, init_repo
@@ -134,6 +134,22 @@ def test_parallel_compile_gives_the_same_bytes_as_serial(tmp_path: Path) -> None
     assert [o.data for o in parallel] == [o.data for o in serial]
     assert all(o.data for o in serial)
     assert len({o.data for o in serial}) == len(targets)  # every target differs
+
+
+def test_a_few_targets_encoded_whole_give_the_bytes_spliced_from_their_environment(tmp_path: Path) -> None:
+    """Below SPLICE_MIN_TARGETS of an environment, a bundle is encoded whole: the same bytes."""
+    root = many_targets_repo(tmp_path / "repo", tenants=6)
+    targets = open_repo(root).project.targets()
+    every = build_targets(BuildRequest(repo=open_repo(root), source=None, keep_bytes=True), targets, jobs=1)
+    by_env: dict[str, list[str]] = {}
+    for t in targets:
+        by_env.setdefault(t.environment, []).append(t.name)
+    assert all(len(names) >= SPLICE_MIN_TARGETS for env, names in by_env.items() if env != "dev")
+    few = [t for t in targets if t.name in {"dev", "staging@t01", "prod@t01"}]  # one target of each environment
+    assert len(few) == 3
+    alone = build_targets(BuildRequest(repo=open_repo(root), source=None, keep_bytes=True), few, jobs=1)
+    assert [o.data for o in alone] == [o.data for o in every if o.target in {t.name for t in few}]
+    assert all(o.data for o in alone)
 
 
 def test_parallel_and_serial_compile_write_identical_files(tmp_path: Path) -> None:

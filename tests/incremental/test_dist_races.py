@@ -61,7 +61,7 @@ class Steps:
         known = [t.name for t in self.repo.project.targets()]
         bundles = BundleDir(self.out, [t.name for t in self.targets], known=known)
         reuse = replace(reuse, previous=bundles.previous)
-        with bundles.staged(keep_previous=True) as staging:
+        with bundles.staged(keep=reuse.unchanged) as staging:
             request = BuildRequest(repo=self.repo, source=self.source, out_dir=staging)
 
             def complete(r: BuildRequest) -> BuildRequest:

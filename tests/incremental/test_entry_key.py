@@ -177,7 +177,7 @@ def test_a_revision_is_keyed_by_its_commit(example_repo: GitRepo, monkeypatch: p
     source = tree.source_info()
     plan = plan_cache(root, repo, repo.project.targets(), mode="validate", source=source, identities=None)
     assert plan is not None
-    assert plan.recheck() == plan.keys
+    assert plan.recheck(repo.project.targets()) == plan.keys
     assert len(plan.keys) == len(repo.project.targets())
     assert plan_cache(root, repo, [], mode="validate", source=None, identities=None) is None
     assert plan_cache(root, repo, [], mode="validate", source=source, identities=None, no_cache=True) is None
@@ -187,3 +187,31 @@ def test_the_key_digest_is_hex(tmp_path: Path) -> None:
     keys = cache_keys(PROJECT, FILES, [Target("dev")], context())
     assert all(len(k) == 64 and int(k, 16) >= 0 for k in keys.values())
     assert hashlib.sha256(b"").hexdigest() not in keys.values()
+
+
+def test_a_target_whose_file_is_edited_while_it_compiles_is_not_stored(
+    example_repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys are listed again after the build, for the built targets: an edit meanwhile stores nothing stale."""
+    from compiler.compile.build import BuildRequest
+    from compiler.incremental.run import build_cached
+    from compiler.sources.worktree import WorkTree
+
+    monkeypatch.delenv("LLMCC_NO_CACHE", raising=False)
+    root = example_repo.path
+    repo = Repository(WorkTree(root), open_secrets=SopsOpener(None))
+    repo.policy_now = NOW
+    targets = [t for t in repo.project.targets() if t.name in ("dev", "staging")]
+    plan = plan_cache(root, repo, targets, mode="validate", source=None, identities=None)
+    assert plan is not None
+    layer = root / "environments/dev.yaml"
+
+    def editor(request: BuildRequest) -> BuildRequest:  # another process edits dev's layer as the build starts
+        layer.write_text(layer.read_text() + "\n# edited meanwhile\n")
+        return request
+
+    build_cached(BuildRequest(repo=repo, source=None), targets, plan=plan, complete=editor)
+    assert plan.cache.get(plan.keys["dev"]) is None  # built from the old bytes under a key that is gone
+    assert plan.cache.get(plan.keys["staging"]) is not None
+    assert plan.recheck(targets)["dev"] != plan.keys["dev"]
+    assert plan.recheck(targets)["staging"] == plan.keys["staging"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 from pathlib import Path
 
@@ -148,3 +149,28 @@ def test_an_unreadable_schema_file_scans_without_the_cache(root: Path, tmp_path:
     first = scan(root, cache)
     assert scan(root, cache).scanned == first.scanned > 0  # nothing recorded: every file scanned each time
     assert shown(first) == shown(scan(root, None))
+
+
+def test_a_clean_file_whose_stat_is_unchanged_is_not_read_and_an_edit_is(root: Path) -> None:
+    """The blob id comes from the stat record (``filestat``); a write, even with its time put back, is read."""
+    from tests.incremental.test_cache_cli import settle
+
+    a = root / "notes/a.txt"
+    a.write_text("nothing here, " * 8 + "\n")  # room for a credential written over it in place
+    cache = ResultCache(root / CACHE_DIR)
+    expected = shown(scan(root, None))
+    first = scan(root, cache)
+    settle(root / "notes")
+    settle(root / CACHE_DIR)
+    scan(root, cache)  # the ids recorded after the stamp are read once more, then trusted by their stat
+    again = scan(root, cache)
+    assert (again.read, again.scanned) == (1, 0)  # notes/b.txt only: it has a finding (the allow list reads it)
+    assert shown(again) == shown(first) == expected
+    st = a.stat()
+    with a.open("r+b") as f:  # the same inode and size, its modification time put back: its change time moved
+        f.write(f"k: {credential()}"[: st.st_size].encode())
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
+    edited = scan(root, cache)
+    assert (edited.read, edited.scanned) == (2, 1)
+    assert [d.split(":")[0] for d in shown(edited)] == ["notes/a.txt", "notes/b.txt"]
+    assert shown(edited) == shown(scan(root, None))

@@ -3,11 +3,12 @@
 Random sequences of edits (values, variables, tags, layer files added and
 removed, manifest changes, policies, templates with Jinja-only expressions,
 commits, a layer directory turned into a symlink, the kept parsed files and
-rendered scalars damaged) on a small repository; after each, ``llmcc compile``
-with the cache and ``llmcc compile --no-cache`` must give the same exit code,
-the same findings and the same bundle bytes. The second test runs each cached
-compile in its own process, so only what the cache directory holds carries
-over (parsed documents, rendered scalars, known Jinja expressions).
+rendered scalars damaged, a bundle of the output directory tampered with) on a
+small repository; after each, ``llmcc compile`` with the cache and ``llmcc
+compile --no-cache`` must give the same exit code, the same findings and the
+same bundle bytes. The second test runs each cached compile in its own
+process, so only what the cache directory holds carries over (parsed
+documents, rendered scalars, known Jinja expressions).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ edits = st.one_of(
                 "vars:\n  model: !override tiny\nmodules:\n  engine: !override {model: {name: x}}\n",
             ),
             ("damage", None),  # the kept parsed files and rendered scalars overwritten with garbage
+            ("tamper", None),  # a bundle in the output directory edited in place, its modification time put back
             ("commit", None),
             ("link", None),  # environments/tenants becomes a symlink to a directory: later edits go through it
         ]
@@ -98,6 +100,15 @@ def damage_kept_entries(root: Path) -> None:
             entry.write_bytes(head + b"\n" + b"{" * len(body))
 
 
+def tamper_bundle(out: Path) -> None:
+    """Edit the first bundle in ``out`` in place, the same size, its modification time put back."""
+    for bundle in sorted(out.glob("*.bundle.json"))[:1]:
+        st = bundle.stat()
+        data = bundle.read_bytes()
+        bundle.write_bytes(data.replace(b'"apiVersion"', b'"apiVersioN"', 1))
+        os.utime(bundle, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 def bundles(root: Path, out: str) -> dict[str, bytes]:
     d = root / out
     return {p.name: p.read_bytes() for p in sorted(d.glob("*.bundle.json"))} if d.is_dir() else {}
@@ -120,6 +131,10 @@ def check_edits(steps: list[Edit], capsys: pytest.CaptureFixture[str], *, proces
                 damage_kept_entries(repo.path)
                 path = "environments/tenants/acme.yaml"  # and a change, so that targets are built from them
                 text = TENANT.format(t="0.7")
+            if path == "tamper":
+                tamper_bundle(repo.path / "cached")
+                path = "environments/prod/tenants/acme.yaml"  # and a change elsewhere: a run that rebuilds a few
+                text = "modules:\n  engine:\n    model:\n      max_tokens: 30\n"
             if path == "link":
                 tenants = repo.path / "environments/tenants"
                 if not tenants.is_symlink():

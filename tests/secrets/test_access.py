@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyrage
 import pytest
@@ -21,6 +23,7 @@ from compiler.secrets.access import (
 from compiler.secrets.kek.age import age_stanza_types, unnamed_readers
 from compiler.secrets.kek.base import WrappedKey
 from compiler.secrets.keyfile import TargetKeyFile, dump_target_key, rotate_target_key, update_target_key
+from tests.conftest import GitRepo
 from tests.secrets._secrets_support import AgeKeys
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -299,3 +302,37 @@ def test_private_looking_ids_are_compared_as_written_and_never_shown() -> None:
     assert lines == [f"key {hidden} removed", f"key {hidden} added"]
     (change,) = reader_changes(Readers.of("age", "age-secret-key-1qqqq"), new, "compiler")
     assert change.describe() == f"compiler provider age ({hidden}) -> vault-transit ({hidden}) changed"
+
+
+def test_key_commitments_list_the_key_directory_once_and_find_what_each_lookup_finds(
+    example_repo: GitRepo, tmp_path: Path
+) -> None:
+    """One listing of keys/targets/ instead of a lookup per target: the same commitments, a copy included."""
+    from compiler.secrets.access import key_commitments
+    from compiler.secrets.keyfile import key_file_path, read_target_key
+    from compiler.sources.worktree import WorkTree
+
+    root = example_repo.path
+    (root / "keys/targets/staging@acme.yaml").write_bytes((root / "keys/targets/prod@acme.yaml").read_bytes())
+    (root / "keys/targets/prod.yaml").unlink()
+    (root / "keys/targets/nobody.yaml").write_text("not a key file\n")
+    tree = WorkTree(root)
+    project = load_project(tree.read("llmcc.yaml"))
+
+    def each() -> dict[str, str]:
+        out = {}
+        for t in project.targets():
+            path = key_file_path(t.name)
+            if tree.exists(path):
+                out[t.name] = read_target_key(tree.read(path), path=path).commitment
+        return out
+
+    found = key_commitments(tree, project)
+    assert found == each()
+    assert "prod" not in found
+    assert found["staging@acme"] == found["prod@acme"]
+    # a key directory that is a link out of the repository lists nothing: each lookup refuses it too
+    outside = tmp_path / "outside"
+    shutil.move(root / "keys/targets", outside)
+    (root / "keys/targets").symlink_to(outside)
+    assert key_commitments(WorkTree(root), project) == {}  # a new run's tree: directories resolved afresh
