@@ -18,8 +18,9 @@ from compiler.agent.snapshot import MASK, Snapshot
 from compiler.agent.source import ChangeCallback, SourceHealth
 from compiler.client import ConfigClient, NoVersionError, Secret
 from compiler.client import Snapshot as ClientSnapshot
-from compiler.errors import LlmccError, UnknownTargetError
+from compiler.errors import LlmccError, UnknownTargetError, is_panic
 from compiler.jsontypes import JSONObject, JSONValue
+from compiler.storage.base import NoStoreError
 
 log = logging.getLogger("llmcc.agent")
 
@@ -130,8 +131,8 @@ class ClientSource:
         """
         try:
             self._client.start()
-        except UnknownTargetError:
-            raise
+        except (UnknownTargetError, NoStoreError):
+            raise  # permanent: a typo, not an outage to wait out
         except LlmccError:
             self._starter = threading.Thread(
                 target=self._keep_starting, name=f"llmcc-start-{self._target}", daemon=True
@@ -145,7 +146,12 @@ class ClientSource:
                 self._client.start()
                 return
             except LlmccError:
-                delay = min(delay * 2, 16 * self._retry)
+                pass
+            except BaseException as e:  # a bug (or a native panic) must not end the retries silently
+                if not isinstance(e, Exception) and not is_panic(e):
+                    raise
+                log.exception("llmcc agent: %s: internal error while starting", self._target)
+            delay = min(delay * 2, 16 * self._retry)
 
     def stop(self) -> None:
         self._stop.set()

@@ -42,17 +42,20 @@ from compiler.client.poller import Poller
 from compiler.client.secret import Secret
 from compiler.client.snapshot import NoSuchPathError, Snapshot
 from compiler.errors import (
+    InternalError,
     LlmccError,
     SecretsError,
     StorageError,
     UnknownTargetError,
     UsageError,
     VerificationError,
+    is_panic,
 )
 from compiler.freshness import Seen
 from compiler.reader import check_known, read_target
 from compiler.storage import Store, open_store
 from compiler.storage.base import check_target
+from compiler.storage.file import FileStore
 from compiler.storage.seen import SeenFile
 from compiler.verify import verify_chain
 
@@ -354,6 +357,15 @@ class ConfigClient:
             except LlmccError as e:
                 self._failed(e, None)
                 raise
+            except BaseException as e:
+                if not is_panic(e):
+                    raise
+                # a native library (cryptography, pyrage) panicked: a BaseException would pass every
+                # `except Exception` of the service and end the poller's thread. Refused, as a bug;
+                # its text is not shown (the library was given key material).
+                error = InternalError(f"{self._target}: internal error: a native library panicked while reading it")
+                self._failed(error, None)
+                raise error from e
             self._held = {v: e for v, e in state.envelopes if v >= snap.version - 1}
             self._deltas += len(state.via_delta)
             self._snapshot = snap  # the swap: one reference assignment
@@ -486,10 +498,22 @@ class ConfigClient:
         cache): the poller retries with backoff.
 
         Raises:
+            NoStoreError: a ``file://`` store whose directory does not exist (a
+                ``StorageError`` too when the path is not a directory): a typo or a
+                volume not mounted, refused at once whatever the cache holds, as the
+                agent and ``llmcc pull`` refuse it (exit 2). Once started, a store
+                directory that disappears is an outage: the poller retries.
             UnknownTargetError: the store is reachable and has never published this
                 target (and no cache or mark proves it): a typo, refused at once.
             LlmccError: the first refresh failed and no version is held.
         """
+        if isinstance(self._store, FileStore):
+            try:
+                self._store.check_root()
+            except StorageError as e:
+                self._last_error = str(e)
+                self._notify_error(e)
+                raise
         failures = 0
         try:
             self.refresh()
