@@ -317,7 +317,9 @@ class ConfigClient:
             for callback in list(self._on_change):
                 try:
                     callback(old, new, changed)
-                except Exception:  # noqa: BLE001 - a service's callback must not undo the swap
+                except BaseException as e:
+                    if not (isinstance(e, Exception) or is_panic(e)):
+                        raise  # KeyboardInterrupt, SystemExit
                     _log.exception(
                         "llmcc client: %s: a change callback raised (version %d stays)",
                         self._target,
@@ -445,7 +447,9 @@ class ConfigClient:
         for callback in list(self._on_error):
             try:
                 callback(error)
-            except Exception:  # noqa: BLE001 - an error callback must not break the refresh path
+            except BaseException as e:
+                if not (isinstance(e, Exception) or is_panic(e)):
+                    raise
                 _log.exception("llmcc client: an error callback raised", extra={"llmcc_event": "callback_failed"})
 
     def _start_from_cache(self) -> None:

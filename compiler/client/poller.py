@@ -17,9 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from compiler.errors import LlmccError, is_panic
-
-_FAILED = "poll_failed"
+from compiler.errors import LlmccError
 
 _log = logging.getLogger("llmcc.client")
 
@@ -102,12 +100,7 @@ class Poller:
                 self.failures += 1  # the client has logged it and counted it
             except Exception:  # noqa: BLE001 - a bug must not end the polling of a running service
                 self.failures += 1
-                _log.exception("llmcc client: internal error while polling", extra={"llmcc_event": _FAILED})
-            except BaseException as e:  # a native panic (PyO3), raised by a change callback: likewise
-                if not is_panic(e):
-                    raise
-                self.failures += 1
-                _log.error("llmcc client: a native library panicked while polling", extra={"llmcc_event": _FAILED})
+                _log.exception("llmcc client: internal error while polling", extra={"llmcc_event": "poll_failed"})
             else:
                 self.failures = 0
             self._schedule()

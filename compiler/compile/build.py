@@ -64,6 +64,7 @@ class TargetOutcome:
     size: int = 0
     data: bytes | None = None
     error: tuple[str, int] | None = None  # (message, exit code) of an LlmccError
+    note: str | None = None  # a -j worker's warning for the parent to give (``BuildRequest.worker_note``)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +82,9 @@ class BuildRequest:
     written: Callable[[str], None] | None = None
     json_cache: EncodingCache = field(default_factory=dict)
     caches: CompileCaches | None = None  # made by build_targets when None; filled before workers fork
+    # Called in a -j worker after each task: a warning of that process for the parent (a worker's own
+    # state, such as a failed cache write, is lost with it otherwise). None: nothing to say.
+    worker_note: Callable[[], str | None] | None = None
 
 
 def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int | None = None) -> list[TargetOutcome]:
@@ -255,7 +259,11 @@ _REQUEST: BuildRequest | None = None
 def _worker(targets: tuple[Target, ...]) -> list[TargetOutcome]:
     assert _REQUEST is not None
     try:
-        return [_build_one(_REQUEST, target) for target in targets]
+        outcomes = [_build_one(_REQUEST, target) for target in targets]
+        note = _REQUEST.worker_note() if _REQUEST.worker_note is not None else None
+        if note is not None and outcomes:
+            outcomes[-1] = replace(outcomes[-1], note=note)
+        return outcomes
     except Exception:
         raise  # the pool hands it to the parent, which raises it there: exit 70
     except BaseException as e:
