@@ -54,7 +54,7 @@ from compiler.errors import (
 from compiler.freshness import Seen
 from compiler.reader import check_known, read_target
 from compiler.storage import Store, open_store
-from compiler.storage.base import check_target
+from compiler.storage.base import NoStoreError, check_target
 from compiler.storage.file import FileStore
 from compiler.storage.seen import SeenFile
 from compiler.verify import verify_chain
@@ -503,10 +503,11 @@ class ConfigClient:
 
         Raises:
             NoStoreError: a ``file://`` store whose directory does not exist (a
-                ``StorageError`` too when the path is not a directory): a typo or a
-                volume not mounted, refused at once whatever the cache holds, as the
-                agent and ``llmcc pull`` refuse it (exit 2). Once started, a store
-                directory that disappears is an outage: the poller retries.
+                ``StorageError`` when the path is not a directory) or an ``s3://``
+                bucket that does not exist: a typo or a volume not mounted, refused
+                at once whatever the cache holds, as the agent and ``llmcc pull``
+                refuse it (exit 2). Once started, a store that disappears is an
+                outage: the poller retries.
             UnknownTargetError: the store is reachable and has never published this
                 target (and no cache or mark proves it): a typo, refused at once.
             LlmccError: the first refresh failed and no version is held.
@@ -521,6 +522,8 @@ class ConfigClient:
         failures = 0
         try:
             self.refresh()
+        except NoStoreError:
+            raise  # an s3:// bucket that does not exist: refused like a missing directory
         except LlmccError:
             if self._snapshot is None:
                 raise
