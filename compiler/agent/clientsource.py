@@ -18,7 +18,7 @@ from compiler.agent.snapshot import MASK, Snapshot
 from compiler.agent.source import ChangeCallback, SourceHealth
 from compiler.client import ConfigClient, NoVersionError, Secret
 from compiler.client import Snapshot as ClientSnapshot
-from compiler.errors import LlmccError, UnknownTargetError, is_panic
+from compiler.errors import LlmccError, UnknownTargetError
 from compiler.jsontypes import JSONObject, JSONValue
 from compiler.storage.base import NoStoreError
 
@@ -145,13 +145,8 @@ class ClientSource:
             try:
                 self._client.start()
                 return
-            except LlmccError:
-                pass
-            except BaseException as e:  # a bug (or a native panic) must not end the retries silently
-                if not isinstance(e, Exception) and not is_panic(e):
-                    raise
-                log.exception("llmcc agent: %s: internal error while starting", self._target)
-            delay = min(delay * 2, 16 * self._retry)
+            except LlmccError:  # a native panic too: the client raises it as an InternalError
+                delay = min(delay * 2, 16 * self._retry)
 
     def stop(self) -> None:
         self._stop.set()

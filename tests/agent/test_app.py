@@ -16,7 +16,7 @@ from compiler.agent.app import AgentState, _publish, _stream, create_app
 from compiler.agent.clientsource import ClientSource
 from compiler.agent.snapshot import MASK, Snapshot
 from compiler.agent.source import SourceHealth
-from compiler.client import ConfigClient
+from compiler.client import ConfigClient, NoStoreError
 from compiler.errors import LlmccError, SecretsError
 from compiler.publish import publish_target
 from compiler.storage.file import FileStore
@@ -243,11 +243,14 @@ def test_client_source_views_and_callbacks(tmp_path: Path, caplog: pytest.LogCap
 def test_client_source_keeps_starting_until_a_version_verifies(tmp_path: Path) -> None:
     keys = new_keypair()
     store = FileStore(tmp_path / "store")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "prod").write_text("not a target directory\n")  # its target cannot be read
     source, _ = client_source(tmp_path, store, keys)
-    source.start()  # nothing published: no version, no exception, retried in the background
+    source.start()  # no version, no exception, retried in the background
     try:
         assert source.current is None
         assert source.health().version is None
+        (tmp_path / "store" / "prod").unlink()
         publish_target(store, "prod", make_body("prod", 1), keys.signer)
         deadline = time.monotonic() + 30
         while source.current is None:
@@ -255,6 +258,15 @@ def test_client_source_keeps_starting_until_a_version_verifies(tmp_path: Path) -
             time.sleep(0.02)
     finally:
         source.stop()
+
+
+def test_client_source_refuses_a_store_directory_that_does_not_exist(tmp_path: Path) -> None:
+    """A typo, not an outage: the agent exits 2 with it (was: retried for ever, 503)."""
+    keys = new_keypair()
+    source, _ = client_source(tmp_path, FileStore(tmp_path / "no-such-store"), keys)
+    with pytest.raises(NoStoreError, match=r"no store at .*/no-such-store \(the directory does not exist\)$"):
+        source.start()
+    source.stop()
 
 
 def test_an_event_stream_dropped_before_it_starts_leaves_no_subscriber(tmp_path: Path) -> None:
