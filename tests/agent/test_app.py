@@ -147,6 +147,26 @@ def test_a_bug_is_500_without_its_message(tmp_path: Path, caplog: pytest.LogCapt
     assert "a bug" not in caplog.text
 
 
+def test_a_native_panic_opening_secrets_is_500_without_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PyO3's PanicException is a BaseException: the framework's handler let it through to the
+    server, which logged its traceback. Now one log line and 500, the masked view still served."""
+    from tests.core.test_native_panics import panic
+
+    def panicking() -> dict:
+        panic()
+        return {}
+
+    with client(FakeSource(snapshot(panicking)), tmp_path) as c:
+        s = {"Authorization": f"Bearer {SECRETS}"}
+        r = c.get("/v1/targets/prod/config/m.pw?secrets=true", headers=s)
+        assert (r.status_code, r.json()) == (500, {"error": "internal error"})
+        assert c.get("/v1/targets/prod/config/m.x").json() == 1
+    assert "internal error on prod version 1: a native library panicked opening secrets" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
 def test_event_stream_edges(monkeypatch: pytest.MonkeyPatch) -> None:
     async def scenario() -> list[bytes]:
         snap = snapshot(dict, version=3)
