@@ -174,3 +174,27 @@ def test_guards_pass_other_exceptions_through() -> None:
         raise KeyError("x")
     with pytest.raises(LlmccError, match=r"^inner$"), panics_as(engine_failed(MODULE)):
         raise LlmccError("inner")
+
+
+class _PanickingValidator:
+    """A compiled validator that meets a real panic when it validates (none is known in 0.61 that does)."""
+
+    def is_valid(self, instance: object) -> bool:
+        panic()
+        return True
+
+    def iter_errors(self, instance: object) -> list[object]:
+        panic()
+        return []
+
+
+def test_a_panic_while_validating_is_exit_70_never_a_pass() -> None:
+    schema = ModuleSchema("engine", MODULE, {}, False, _PanickingValidator(), None)
+    message = (
+        f"{MODULE}: internal error: the JSON Schema engine (jsonschema-rs) failed validating module 'engine' "
+        "against this schema (a bug of the engine; nothing was taken as valid)"
+    )
+    for check in (schema.check, schema.is_valid):
+        with pytest.raises(LlmccError) as caught:
+            check({"a": 1})
+        assert (str(caught.value), caught.value.exit_code) == (message, 70)
