@@ -43,6 +43,34 @@ class StorageError(LlmccError):
     """A store cannot be read or written."""
 
 
+class InternalError(LlmccError):
+    """A bug in llmcc or in a library it calls (a native library that panicked). Exit 70.
+
+    Raised where such a fault is caught, so it ends in one line (and, inside a
+    ``-j`` worker, travels back as a target's error) instead of a traceback.
+    """
+
+    exit_code = 70
+
+
+def is_panic(error: BaseException) -> bool:
+    """Whether ``error`` is a Rust panic surfacing through PyO3 (``pyo3_runtime.PanicException``).
+
+    PyO3 derives it from ``BaseException`` so that ``except Exception`` lets it
+    through (PyO3 guide, "Panics"): jsonschema-rs, the CEL package, pyrage and
+    cryptography are PyO3 extensions, so each call into them may raise it.
+    """
+    kind = type(error)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
+
+
+def panic_message(error: BaseException) -> str:
+    """The first line of a panic's message: for calls whose inputs hold no secret (a panic's
+    text is the library's own, and may quote what it was given)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class ConfigCheckError(LlmccError):
     """Validation or policy failed. Exit 1. Carries every diagnostic found."""
 

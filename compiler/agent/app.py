@@ -41,7 +41,7 @@ from compiler.agent.access import Scope as TokenScope
 from compiler.agent.access import Tokens
 from compiler.agent.snapshot import Snapshot, encode
 from compiler.agent.source import ConfigSource
-from compiler.errors import LlmccError
+from compiler.errors import LlmccError, is_panic
 from compiler.jsonpath import no_value, resolve, split_address
 from compiler.jsontypes import JSONObject
 
@@ -270,6 +270,15 @@ def _opened(snap: Snapshot) -> JSONObject:
     except LlmccError as e:
         log.error("%s version %d: secrets cannot be opened: %s", snap.target, snap.version, e)
         raise HTTPException(503, f"{snap.target} version {snap.version}: secrets cannot be opened") from None
+    except BaseException as e:
+        # A native library (pyrage, cryptography) panicked: a BaseException, which the framework's
+        # error handler (``except Exception``) lets through to the server's traceback. A bug: 500.
+        if not is_panic(e):
+            raise
+        log.error(
+            "internal error on %s version %d: a native library panicked opening secrets", snap.target, snap.version
+        )
+        raise HTTPException(500, "internal error") from None
 
 
 def _not_modified(request: Request, etag: str) -> bool:

@@ -20,6 +20,7 @@ from compiler.client import ConfigClient, NoVersionError, Secret
 from compiler.client import Snapshot as ClientSnapshot
 from compiler.errors import LlmccError, UnknownTargetError
 from compiler.jsontypes import JSONObject, JSONValue
+from compiler.storage.base import NoStoreError
 
 log = logging.getLogger("llmcc.agent")
 
@@ -130,8 +131,8 @@ class ClientSource:
         """
         try:
             self._client.start()
-        except UnknownTargetError:
-            raise
+        except (UnknownTargetError, NoStoreError):
+            raise  # permanent: a typo, not an outage to wait out
         except LlmccError:
             self._starter = threading.Thread(
                 target=self._keep_starting, name=f"llmcc-start-{self._target}", daemon=True
@@ -144,7 +145,7 @@ class ClientSource:
             try:
                 self._client.start()
                 return
-            except LlmccError:
+            except LlmccError:  # a native panic too: the client raises it as an InternalError
                 delay = min(delay * 2, 16 * self._retry)
 
     def stop(self) -> None:

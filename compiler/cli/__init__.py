@@ -286,18 +286,27 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
             if not as_json:
                 print(f"llmcc: {result.message}", file=sys.stderr)
         else:
-            if debug:
-                import traceback  # --debug on an internal error only
-
-                traceback.print_exc()
-            message = f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)"
-            print(f"llmcc: {message}", file=sys.stderr)
-            result.code = 70
-            result.message = message
+            _internal_error(e, debug=debug, result=result)
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - a native library's panic (PyO3 PanicException) is a bug too
+        _internal_error(e, debug=debug, result=result)
     if as_json and result.code != 0 and result.message is not None:
         import json
 
         print(json.dumps(error_document(result.message, result.code), indent=2, sort_keys=True))
+
+
+def _internal_error(e: BaseException, *, debug: bool, result: _Result) -> None:
+    """Exit 70 with one line for an exception that is not one of ours: a bug."""
+    if debug:
+        import traceback  # --debug on an internal error only
+
+        traceback.print_exc()
+    message = f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)"
+    print(f"llmcc: {message}", file=sys.stderr)
+    result.code = 70
+    result.message = message
 
 
 CommandRunner = Callable[[argparse.Namespace, "Context"], int]

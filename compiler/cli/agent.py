@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compiler.cli import Context
 from compiler.cli._commands import extras_for
@@ -28,6 +29,9 @@ from compiler.cli._store import (
 )
 from compiler.errors import UsageError
 from compiler.extras import needs_extra
+
+if TYPE_CHECKING:
+    from compiler.storage.base import Store
 
 DEFAULT_LISTEN = "127.0.0.1:2772"
 
@@ -75,7 +79,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             raise  # a module of ours missing is a bug (exit 70), not an extra to install
         raise UsageError(needs_extra("agent", *extras_for("agent"))) from None
     from compiler.project import parse_target  # imported here: --help loads no pydantic or cryptography
-    from compiler.storage.file import FileStore
     from compiler.storage.seen import default_state_dir
 
     hold_sighup()
@@ -87,8 +90,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     tokens = read_tokens(token_file)
     project = read_project(ctx.root, required=False)
     store = open_store_from(args, ctx.root, project)
-    if isinstance(store, FileStore):
-        store.check_root()  # a file store that does not exist is a typo, not an outage: exit 2, as pull
+    _refuse_missing_store(store)
     trusted = trusted_key_paths(args, ctx.root, project)
     identity = resolve(ctx.root, args.identity) if args.identity else os.environ.get("SOPS_AGE_KEY_FILE") or None
     cache_dir = resolve(ctx.root, args.cache_dir) if args.cache_dir else default_state_dir(os.environ).parent / "agent"
@@ -123,6 +125,24 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if args.socket is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(resolve(ctx.root, args.socket))
+
+
+def _refuse_missing_store(store: Store) -> None:
+    """A store that does not exist (a file store's directory, an S3 bucket) is a typo, not an outage:
+    exit 2 at start, as ``pull``. A store that cannot be reached is the last-known-good rule's."""
+    from compiler.errors import StorageError
+    from compiler.storage.base import NoStoreError
+    from compiler.storage.file import FileStore
+
+    if isinstance(store, FileStore):
+        store.check_root()  # a path that is a file is refused too
+        return
+    try:
+        store.targets()
+    except NoStoreError:
+        raise
+    except StorageError:
+        pass  # down or refusing now: served from the cache, else 503 until it answers
 
 
 def _configure_logging() -> None:

@@ -23,6 +23,7 @@ from compiler.client.poller import next_delay
 from compiler.client.secret import Secret
 from compiler.client.snapshot import NoSuchPathError, Snapshot
 from compiler.errors import UnknownTargetError
+from compiler.storage.base import NoStoreError
 
 # A library's logger: records go where the service's logging config sends them, nowhere otherwise.
 logging.getLogger("llmcc.client").addHandler(logging.NullHandler())
@@ -34,6 +35,7 @@ __all__ = [
     "ClientMetrics",
     "ClientStatus",
     "ConfigClient",
+    "NoStoreError",
     "NoSuchPathError",
     "NoVersionError",
     "Secret",

@@ -42,17 +42,20 @@ from compiler.client.poller import Poller
 from compiler.client.secret import Secret
 from compiler.client.snapshot import NoSuchPathError, Snapshot
 from compiler.errors import (
+    InternalError,
     LlmccError,
     SecretsError,
     StorageError,
     UnknownTargetError,
     UsageError,
     VerificationError,
+    is_panic,
 )
 from compiler.freshness import Seen
 from compiler.reader import check_known, read_target
 from compiler.storage import Store, open_store
-from compiler.storage.base import check_target
+from compiler.storage.base import NoStoreError, check_target
+from compiler.storage.file import FileStore
 from compiler.storage.seen import SeenFile
 from compiler.verify import verify_chain
 
@@ -314,7 +317,9 @@ class ConfigClient:
             for callback in list(self._on_change):
                 try:
                     callback(old, new, changed)
-                except Exception:  # noqa: BLE001 - a service's callback must not undo the swap
+                except BaseException as e:
+                    if not (isinstance(e, Exception) or is_panic(e)):
+                        raise  # KeyboardInterrupt, SystemExit
                     _log.exception(
                         "llmcc client: %s: a change callback raised (version %d stays)",
                         self._target,
@@ -354,6 +359,15 @@ class ConfigClient:
             except LlmccError as e:
                 self._failed(e, None)
                 raise
+            except BaseException as e:
+                if not is_panic(e):
+                    raise
+                # a native library (cryptography, pyrage) panicked: a BaseException would pass every
+                # `except Exception` of the service and end the poller's thread. Refused, as a bug;
+                # its text is not shown (the library was given key material).
+                error = InternalError(f"{self._target}: internal error: a native library panicked while reading it")
+                self._failed(error, None)
+                raise error from e
             self._held = {v: e for v, e in state.envelopes if v >= snap.version - 1}
             self._deltas += len(state.via_delta)
             self._snapshot = snap  # the swap: one reference assignment
@@ -433,7 +447,9 @@ class ConfigClient:
         for callback in list(self._on_error):
             try:
                 callback(error)
-            except Exception:  # noqa: BLE001 - an error callback must not break the refresh path
+            except BaseException as e:
+                if not (isinstance(e, Exception) or is_panic(e)):
+                    raise
                 _log.exception("llmcc client: an error callback raised", extra={"llmcc_event": "callback_failed"})
 
     def _start_from_cache(self) -> None:
@@ -486,13 +502,28 @@ class ConfigClient:
         cache): the poller retries with backoff.
 
         Raises:
+            NoStoreError: a ``file://`` store whose directory does not exist (a
+                ``StorageError`` when the path is not a directory) or an ``s3://``
+                bucket that does not exist: a typo or a volume not mounted, refused
+                at once whatever the cache holds, as the agent and ``llmcc pull``
+                refuse it (exit 2). Once started, a store that disappears is an
+                outage: the poller retries.
             UnknownTargetError: the store is reachable and has never published this
                 target (and no cache or mark proves it): a typo, refused at once.
             LlmccError: the first refresh failed and no version is held.
         """
+        if isinstance(self._store, FileStore):
+            try:
+                self._store.check_root()
+            except StorageError as e:
+                self._last_error = str(e)
+                self._notify_error(e)
+                raise
         failures = 0
         try:
             self.refresh()
+        except NoStoreError:
+            raise  # an s3:// bucket that does not exist: refused like a missing directory
         except LlmccError:
             if self._snapshot is None:
                 raise

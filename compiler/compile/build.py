@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from compiler.diagnostics import Diagnostic, sort_diagnostics
-from compiler.errors import InputError, LlmccError
+from compiler.errors import InputError, InternalError, LlmccError, is_panic
 from compiler.jsontypes import JSONObject, JSONValue
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class TargetOutcome:
     size: int = 0
     data: bytes | None = None
     error: tuple[str, int] | None = None  # (message, exit code) of an LlmccError
+    note: str | None = None  # a -j worker's warning for the parent to give (``BuildRequest.worker_note``)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +82,9 @@ class BuildRequest:
     written: Callable[[str], None] | None = None
     json_cache: EncodingCache = field(default_factory=dict)
     caches: CompileCaches | None = None  # made by build_targets when None; filled before workers fork
+    # Called in a -j worker after each task: a warning of that process for the parent (a worker's own
+    # state, such as a failed cache write, is lost with it otherwise). None: nothing to say.
+    worker_note: Callable[[], str | None] | None = None
 
 
 def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int | None = None) -> list[TargetOutcome]:
@@ -254,7 +258,18 @@ _REQUEST: BuildRequest | None = None
 
 def _worker(targets: tuple[Target, ...]) -> list[TargetOutcome]:
     assert _REQUEST is not None
-    return [_build_one(_REQUEST, target) for target in targets]
+    try:
+        outcomes = [_build_one(_REQUEST, target) for target in targets]
+        note = _REQUEST.worker_note() if _REQUEST.worker_note is not None else None
+        if note is not None and outcomes:
+            outcomes[-1] = replace(outcomes[-1], note=note)
+        return outcomes
+    except Exception:
+        raise  # the pool hands it to the parent, which raises it there: exit 70
+    except BaseException as e:
+        # A pool worker passes on only an Exception: anything else ends the worker, its task's
+        # result never comes, and the build waits for ever. A bug: exit 70 in the parent.
+        raise InternalError(f"internal error: a build worker stopped on {type(e).__name__}: {e}") from e
 
 
 def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
@@ -280,6 +295,13 @@ def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
         )
     except LlmccError as e:
         return TargetOutcome(target=target.name, diagnostics=[], error=(str(e), e.exit_code))
+    except BaseException as e:
+        if not is_panic(e):
+            raise
+        # A native library panicked (a BaseException: it would end a -j worker). Its text is not
+        # shown: the library was given this target's values. Exit 70, like any bug.
+        why = f"internal error: {target.name}: a native library panicked while compiling it (a bug)"
+        return TargetOutcome(target=target.name, diagnostics=[], error=(why, InternalError.exit_code))
 
 
 def _json_map(modules: dict[str, Value]) -> JSONValue:

@@ -144,8 +144,11 @@ def build_cached(
     built: dict[str, TargetOutcome] = {}
     if misses:
         keep = complete(replace(request, keep_bytes=True) if plan.mode == "compile" else request)
-        keep = _with_rendered(keep, plan.rendered)
+        keep = replace(_with_rendered(keep, plan.rendered), worker_note=lambda: plan.cache.trouble)
         outcomes = build_targets(keep, misses, jobs=jobs)
+        for outcome in outcomes:  # a cache write that failed in a -j worker: warned once, as in a serial run
+            if outcome.note is not None and plan.cache.trouble is None:
+                plan.cache.trouble = outcome.note
         if plan.rendered is not None and keep.caches is not None:
             plan.rendered.save(keep.caches.render, [t.name for t in misses])
         after = plan.recheck(misses)

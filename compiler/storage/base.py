@@ -76,7 +76,7 @@ def sort_names(names: list[str]) -> Listing:
 
 
 class NoStoreError(StorageError):
-    """The store itself does not exist: a ``file://`` store whose directory is missing.
+    """The store itself does not exist: a ``file://`` store whose directory is missing, an ``s3://`` bucket.
 
     Exit 2. Readers (``pull``, ``verify``, the runtime client) fail with it, as
     with a store that cannot be reached, never treating it as an empty store (a
@@ -94,8 +94,8 @@ class Store(Protocol):
 
     Every read (``targets``, ``versions``, ``listing``, ``read*``) raises
     :class:`NoStoreError` when the store itself does not exist (a ``file://``
-    directory), or :class:`StorageError` when it cannot be reached (an S3
-    bucket that does not exist): never the answer of an empty store.
+    directory, an S3 bucket), or :class:`StorageError` when it cannot be
+    reached: never the answer of an empty store.
     """
 
     @property

@@ -34,6 +34,7 @@ from compiler.storage.base import (
     CorruptObjectError,
     Listing,
     MissingObjectError,
+    NoStoreError,
     check_target,
     delta_object_name,
     is_target,
@@ -209,7 +210,7 @@ class S3Store:
         """The error for ``e``: one line naming the bucket when it does not exist, else ``doing: e``."""
         if isinstance(e, botocore.exceptions.ClientError) and _code(e) == "NoSuchBucket":
             # not "nothing published": a mistyped or deleted bucket is a store that is not there
-            return StorageError(f"{self._url}: no such bucket {self._bucket} (the bucket does not exist)")
+            return NoStoreError(f"{self._url}: no such bucket {self._bucket} (the bucket does not exist)")
         return StorageError(f"{self._url}: {doing}: {e}")
 
     def _key(self, target: str, version: int) -> str:

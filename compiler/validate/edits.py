@@ -33,6 +33,8 @@ from typing import Any
 
 import jsonschema_rs
 
+from compiler.errors import is_panic
+
 # Keywords of an object schema that decide nothing about a value whose keys did not change,
 # beyond what its ``properties`` and ``additionalProperties`` decide about each value.
 _WALKABLE = frozenset(
@@ -88,7 +90,14 @@ class EditCheck:
             return True
         if plan.validator is _UNSET:
             plan.validator = self._compile(node)
-        return plan.validator is not None and bool(plan.validator.is_valid(new))
+        if plan.validator is None:
+            return False
+        try:
+            return bool(plan.validator.is_valid(new))
+        except BaseException as e:  # a panic of the engine: not shown here, the whole document decides
+            if not is_panic(e):
+                raise
+            return False
 
     def _compile(self, node: object) -> Any:  # noqa: ANN401
         if not (isinstance(node, dict) and _self_contained(node)):
@@ -105,6 +114,10 @@ class EditCheck:
                 validator = jsonschema_rs.validator_for(node, **self.options)
             except (jsonschema_rs.ValidationError, ValueError):
                 validator = None  # not on its own: the whole document decides
+            except BaseException as e:  # a panic of the engine: likewise
+                if not is_panic(e):
+                    raise
+                validator = None
             self._compiled[text] = validator
         return validator
 

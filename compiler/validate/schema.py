@@ -24,15 +24,18 @@ from urllib.parse import urldefrag, urljoin
 
 import jsonschema_rs
 
-from compiler.errors import InputError
+from compiler.errors import InputError, InternalError, is_panic
 from compiler.jsonpath import JsonPath
+from compiler.native import panics_as
 from compiler.validate.edits import EditCheck
 from compiler.validate.schemafiles import (
     SCHEMAS,
     Pointer,
     SchemaFiles,
     build_registry,
+    check_identifiers,
     check_uris,
+    engine_failed,
     is_local,
     load_json,
     locate,
@@ -149,15 +152,35 @@ class ModuleSchema:
                 self._edits = EditCheck(self.schema, _OPTIONS)
             if self._edits.valid(valid_base, instance):
                 return []
-        if self._validator.is_valid(instance):
-            return []
-        secret = set(secret_paths(self, instance))
-        findings = [f for e in self._validator.iter_errors(instance) for f in _findings(e, secret, instance)]
+        try:  # not `with panics_as(...)`: this is the hot path, and a try costs nothing until it catches
+            if self._validator.is_valid(instance):
+                return []
+            secret = set(secret_paths(self, instance))
+            findings = [f for e in self._validator.iter_errors(instance) for f in _findings(e, secret, instance)]
+        except BaseException as e:
+            raise self._validation_failed(e) from e
         return sorted(findings, key=lambda f: ([str(p) for p in f.path], f.message))
 
     def is_valid(self, instance: object) -> bool:
-        """Whether ``instance`` has no schema error."""
-        return bool(self._validator.is_valid(instance))
+        """Whether ``instance`` has no schema error.
+
+        Raises:
+            InternalError: the engine panicked (exit 70; never a pass).
+        """
+        try:
+            return bool(self._validator.is_valid(instance))
+        except BaseException as e:
+            raise self._validation_failed(e) from e
+
+    def _validation_failed(self, e: BaseException) -> InternalError:
+        """The error for a panic of the engine while validating (any other exception: re-raised as it is)."""
+        if not is_panic(e):
+            raise e
+        # the panic's text is not shown: it may quote the instance, which may hold a secret
+        return InternalError(
+            f"{self.path}: internal error: the JSON Schema engine (jsonschema-rs) failed validating module "
+            f"{self.module!r} against this schema (a bug of the engine; nothing was taken as valid)"
+        )
 
     def resolve(self, base: str, ref: str) -> tuple[str, Any]:
         """The subschema ``ref`` names from a node at ``base``, and its own base URI (memoized)."""
@@ -166,7 +189,8 @@ class ModuleSchema:
         if hit is None:
             assert self._registry is not None, "a schema with references has a registry"
             try:
-                found = self._registry.resolver(base).lookup(ref)
+                with panics_as(engine_failed(self.path)):
+                    found = self._registry.resolver(base).lookup(ref)
             except jsonschema_rs.ReferencingError as e:  # checked at load: a bug if it happens
                 raise InputError(f"{self.path}: $ref {ref!r} does not resolve: {e}") from e
             hit = self._lookups[key] = (found.resolver.base_uri, found.contents)
@@ -177,32 +201,47 @@ class ModuleSchema:
         check = self._patterns.get(pattern)
         if check is None:
             try:
-                check = jsonschema_rs.validator_for({"pattern": pattern}, **_OPTIONS)
+                with panics_as(engine_failed(self.path)):
+                    check = jsonschema_rs.validator_for({"pattern": pattern}, **_OPTIONS)
             except jsonschema_rs.ValidationError:
                 return True  # cannot happen after load; count it as matching (fail closed)
             self._patterns[pattern] = check
-        return bool(check.is_valid(key))
+        with panics_as(engine_failed(self.path)):
+            return bool(check.is_valid(key))
 
 
 def check_document(path: str, text: str, schema: dict[str, Any] | bool) -> None:
-    """The 2020-12 meta-schema check, every ``x-secret`` where the secret walk sees it, and every ``$id`` a URI.
+    """The 2020-12 meta-schema check, every ``x-secret`` where the secret walk sees it, every ``$id`` a URI,
+    and no URI (``$id``, anchor) naming two subschemas (``check_identifiers``).
 
     Raises InputError at the line of the first fault.
     """
     try:
         # jsonschema-rs: Python's check_schema costs ~0.5 s per large schema.
-        jsonschema_rs.meta.validate(schema)
+        with panics_as(engine_failed(path), quiet=True):
+            jsonschema_rs.meta.validate(schema)
     except jsonschema_rs.ValidationError as e:
         raise InputError(_compile_error(path, text, e)) from e
     if _may_hold(text, SECRET_KEYWORD):
         for pointer, why in unfollowed_marks(schema):
             line, col = locate(text, pointer)
             raise InputError(f"{path}:{line}:{col}: {why}; mark fields under properties, items or $defs")
-    if not _may_hold(text, "$id"):
-        return
+    if _may_hold(text, "$id"):
+        _check_ids(path, text, schema)
+    if _may_hold(text, "$anchor", "$dynamicAnchor") or (_may_hold(text, "$id") and not _root_id_only(text, schema)):
+        check_identifiers(path, text, schema, {})
+
+
+def _root_id_only(text: str, schema: dict[str, Any] | bool) -> bool:
+    """The usual case: the root is the only subschema with an ``$id`` (then no URI is named twice)."""
+    return "\\u" not in text and text.count('"$id"') == 1 and isinstance(schema, dict) and "$id" in schema
+
+
+def _check_ids(path: str, text: str, schema: dict[str, Any] | bool) -> None:
+    """Every ``$id`` is a URI reference. Raises InputError at its line."""
     nodes: Any = subschemas(schema, uri_of(path))
-    if "\\u" not in text and text.count('"$id"') == 1 and isinstance(schema, dict) and "$id" in schema:
-        nodes = [((), schema, "")]  # the usual case: only the root has an $id
+    if _root_id_only(text, schema):
+        nodes = [((), schema, "")]
     for pointer, node, _ in nodes:
         if "$id" in node:
             try:
@@ -223,7 +262,8 @@ def _may_hold(text: str, *keywords: str) -> bool:
 def _compile(path: str, text: str, schema: dict[str, Any] | bool, registry: jsonschema_rs.Registry | None) -> Any:  # noqa: ANN401
     """The compiled validator of one schema document. Raises InputError at the line of a fault."""
     try:
-        return jsonschema_rs.validator_for(schema, registry=registry, base_uri=uri_of(path), **_OPTIONS)
+        with panics_as(engine_failed(path), quiet=True):
+            return jsonschema_rs.validator_for(schema, registry=registry, base_uri=uri_of(path), **_OPTIONS)
     except jsonschema_rs.ValidationError as e:
         raise InputError(_compile_error(path, text, e)) from e
     except (jsonschema_rs.ReferencingError, ValueError) as e:  # references are checked before: a bug
@@ -250,7 +290,8 @@ def check_references(
             why = _no_document(target)
         else:
             try:
-                registry.resolver(base).lookup(ref)
+                with panics_as(engine_failed(path)):
+                    registry.resolver(base).lookup(ref)
             except jsonschema_rs.ReferencingError:
                 why = f"{path_of(target) or (names or {}).get(target, target)} has no {fragment!r}"
         if why is not None:
@@ -266,7 +307,8 @@ def check_references(
 def _reaches_mark(registry: jsonschema_rs.Registry, base: str, ref: str, seen: set[tuple[str, str]]) -> bool:
     """Whether the subschema ``ref`` names, or one it refers to in turn, holds an ``x-secret`` mark."""
     try:
-        resolved = registry.resolver(base).lookup(ref)
+        with panics_as(engine_failed(path_of(base) or SCHEMAS + "/")):
+            resolved = registry.resolver(base).lookup(ref)
     except jsonschema_rs.ReferencingError:
         return False  # reported at its own line (check_references of its file)
     at, target = resolved.resolver.base_uri, resolved.contents
@@ -302,7 +344,8 @@ def check_shared(files: SchemaFiles) -> None:
         for pointer, node, _ in subschemas(doc, uri_of(path)):
             for key, value in _keyword_values(node):
                 try:
-                    jsonschema_rs.validator_for({key: value}, **_OPTIONS)
+                    with panics_as(engine_failed(path)):
+                        jsonschema_rs.validator_for({key: value}, **_OPTIONS)
                 except jsonschema_rs.ValidationError as e:
                     raise InputError(_compile_error(path, text, e, pointer)) from e
         _compile(path, text, doc, registry)
@@ -337,7 +380,8 @@ def _compile_error(path: str, text: str, e: jsonschema_rs.ValidationError, prefi
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Format) and kind.format == "regex":
         pattern = str(e.instance)
         try:
-            jsonschema_rs.validator_for({"pattern": pattern})  # the backtracking engine reads ECMA-262 in full
+            with panics_as(engine_failed(path)):
+                jsonschema_rs.validator_for({"pattern": pattern})  # the backtracking engine reads ECMA-262 in full
         except jsonschema_rs.ValidationError:
             why = "is not an ECMA-262 regular expression"
         else:

@@ -17,14 +17,15 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, unquote, urldefrag, urljoin
 
 import jsonschema_rs
 
 from compiler.bundle.canonical import reject_duplicate_keys
-from compiler.errors import InputError
+from compiler.errors import InputError, LlmccError
+from compiler.native import panics_as
 from compiler.sources.base import SourceTree
 
 SCHEMAS = "schemas"
@@ -37,6 +38,19 @@ _ONE += ("propertyNames", "not", "if", "then", "else", "contentSchema", "additio
 _LIST = ("allOf", "anyOf", "oneOf", "prefixItems")
 _MAP = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 _REF_KEYWORDS = ("$ref", "$dynamicRef")
+
+
+def engine_failed(path: str) -> Callable[[str], LlmccError]:
+    """The error for jsonschema-rs panicking on the schema file ``path`` (``compiler.native``): exit 2 at the file.
+
+    Its panic is a bug of the library that this schema's text triggers: the
+    schema is refused (never taken as passing), and rewriting it is the way on.
+    """
+
+    def error(why: str) -> LlmccError:
+        return InputError(f"{path}:1:1: the JSON Schema engine (jsonschema-rs) cannot compile this schema: {why}")
+
+    return error
 
 
 def uri_of(path: str) -> str:
@@ -133,6 +147,65 @@ def subschemas(node: Any, base: str, pointer: Pointer = ()) -> Iterator[tuple[Po
                 yield from subschemas(sub, base, (*pointer, key, name))
 
 
+def identifiers(schema: Any, base: str) -> Iterator[tuple[Pointer, str, str]]:  # noqa: ANN401
+    """``(pointer of the keyword, keyword, what it names)`` of every ``$id``, ``$anchor`` and
+    ``$dynamicAnchor`` in a document: an ``$id`` names its resource's URI (fragment dropped),
+    an anchor ``<its resource's URI>#<name>``."""
+    for pointer, node, at in subschemas(schema, base):
+        resource = urldefrag(at)[0]
+        if isinstance(node.get("$id"), str):
+            yield (*pointer, "$id"), "$id", resource
+        for key in ("$anchor", "$dynamicAnchor"):
+            if isinstance(node.get(key), str):
+                yield (*pointer, key), key, f"{resource}#{node[key]}"
+
+
+def check_identifiers(path: str, text: str, schema: Any, taken: dict[str, tuple[str, Pointer, str]]) -> None:  # noqa: ANN401
+    """No URI names two schemas: each ``$id`` and anchor of ``schema`` (the file ``path``) is new.
+
+    ``taken``: URI -> (file, pointer of the subschema, "file:line:col") of what the files
+    checked before named, filled in here; a file's own URI names its root. JSON Schema
+    2020-12 core §9.1.2: "When multiple schemas try to identify as the same IRI, validators
+    SHOULD raise an error condition" (§8.2.2: an anchor name twice in one resource). On some
+    such schemas jsonschema-rs 0.61 panics ("A named target lives in its resolver's resource").
+
+    Raises:
+        InputError: at the line of the second keyword naming a URI, with where the first is.
+    """
+    own = uri_of(path)
+    taken.setdefault(own, (path, (), f"{path}:1:1"))
+    for pointer, key, uri in identifiers(schema, own):
+        node = pointer[:-1]
+        first = taken.get(uri)
+        line, col = locate(text, pointer)
+        if first is None:
+            taken[uri] = (path, node, f"{path}:{line}:{col}")
+        elif first[:2] != (path, node):  # one subschema may name itself twice ($id and path; two anchor kinds)
+            name = _value_at(schema, pointer)
+            raise InputError(
+                f"{path}:{line}:{col}: {key} {name!r} names {_shown(uri)}, which {first[2]} names already "
+                "(one URI, two schemas)"
+            )
+
+
+def _may_name(text: str) -> bool:
+    """Whether a schema's text may hold a keyword that names a URI (a ``\\u`` escape can spell one)."""
+    return "\\u" in text or '"$id"' in text or "Anchor" in text or '"$anchor"' in text
+
+
+def _shown(uri: str) -> str:
+    """A URI as a message shows it: a file under ``schemas/`` by its path."""
+    doc, fragment = urldefrag(uri)
+    where = path_of(doc)
+    return (where or doc) + (f"#{fragment}" if fragment else "")
+
+
+def _value_at(doc: Any, pointer: Pointer) -> Any:  # noqa: ANN401
+    for part in pointer:
+        doc = doc[part]
+    return doc
+
+
 def references(schema: Any, base: str) -> Iterator[tuple[Pointer, str, str]]:  # noqa: ANN401
     """``(pointer of the keyword, reference, base URI)`` of every ``$ref``/``$dynamicRef`` in a document."""
     for pointer, node, at in subschemas(schema, base):
@@ -186,7 +259,8 @@ def build_registry(resources: list[tuple[str, Any]]) -> tuple[jsonschema_rs.Regi
         return False
 
     try:
-        return jsonschema_rs.Registry(resources, retriever=stand_in), missing
+        with panics_as(engine_failed(SCHEMAS + "/"), quiet=True):
+            return jsonschema_rs.Registry(resources, retriever=stand_in), missing
     except (jsonschema_rs.ReferencingError, ValueError) as e:
         raise InputError(f"{SCHEMAS}/: cannot register the schema files: {str(e).splitlines()[0]}") from e
 
@@ -199,6 +273,7 @@ class SchemaFiles:
         self._docs: dict[str, tuple[Any, str]] | None = None
         self._registry: jsonschema_rs.Registry | None = None
         self.missing: set[str] = set()  # URIs referenced that no file is
+        self._identified = False  # no URI names two schemas across the files (check_identifiers)
         self.checked = False  # the files that are not module schemas have been checked (schema.check_shared)
 
     def documents(self) -> dict[str, tuple[Any, str]]:
@@ -236,6 +311,13 @@ class SchemaFiles:
                     what = "$id" if ident in out else "path"
                     raise InputError(f"{path}:{line}:{col}: $id {doc['$id']!r} is already the {what} of {other}")
                 out[ident] = path
+        if not self._identified:
+            # every file's own URI first: a subschema of one file may name another file's
+            taken: dict[str, tuple[str, Pointer, str]] = {uri_of(p): (p, (), f"{p}:1:1") for p in self.documents()}
+            for path, (doc, text) in self.documents().items():
+                if _may_name(text):
+                    check_identifiers(path, text, doc, taken)
+            self._identified = True
         return out
 
     def registry(self) -> jsonschema_rs.Registry:

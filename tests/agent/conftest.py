@@ -14,6 +14,7 @@ from compiler.cli import main
 from tests.agent._agent import SIGNING_KEY
 from tests.conftest import DEMO_IDENTITY, copy_example, init_repo
 from tests.secrets._secrets_support import new_canary
+from tests.storage.conftest import fake_aws, moto_server  # noqa: F401 - fixtures
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.agent._agent import TRUSTED_KEY, Agent, running, start_agent, status, write_tokens
+from tests.agent._agent import TRUSTED_KEY, Agent, child_env, running, start_agent, status, write_tokens
 from tests.agent.conftest import Published, publish, set_value
 from tests.conftest import DEMO_IDENTITY
+from tests.services import Service
 
 
 def agent_args(p: Published, tmp_path: Path, *targets: str, poll: str = "0.2") -> list[str]:
@@ -391,3 +392,20 @@ def test_a_request_whose_headers_never_end_is_closed(published_agent: tuple[Agen
         s.sendall(sent)
         assert s.recv(100) == b""
     assert status(agent, read) == 200  # the agent still answers
+
+
+@pytest.mark.usefixtures("fake_aws")
+def test_an_s3_bucket_that_does_not_exist_refuses_to_start(
+    published: Published, tmp_path: Path, moto_server: Service
+) -> None:
+    """As a missing file store: a deleted or mistyped bucket is no store (exit 2, as ``pull``), not an
+    outage to answer 503 for ever (was: the agent ran, 503, retrying)."""
+    args = agent_args(published, tmp_path)
+    args[args.index("--store") + 1] = "s3://no-such-bucket-here/bundles"
+    write_tokens(tmp_path / "tokens")
+    env = {**child_env(), "AWS_ENDPOINT_URL_S3": moto_server.url}
+    agent = start_agent(tmp_path, tmp_path / "agent.log", *args, env=env)
+    assert agent.proc.wait(timeout=60) == 2
+    assert agent.log_text() == (
+        "llmcc: s3://no-such-bucket-here/bundles: no such bucket no-such-bucket-here (the bucket does not exist)\n"
+    )

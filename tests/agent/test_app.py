@@ -16,7 +16,7 @@ from compiler.agent.app import AgentState, _publish, _stream, create_app
 from compiler.agent.clientsource import ClientSource
 from compiler.agent.snapshot import MASK, Snapshot
 from compiler.agent.source import SourceHealth
-from compiler.client import ConfigClient
+from compiler.client import ConfigClient, NoStoreError
 from compiler.errors import LlmccError, SecretsError
 from compiler.publish import publish_target
 from compiler.storage.file import FileStore
@@ -147,6 +147,26 @@ def test_a_bug_is_500_without_its_message(tmp_path: Path, caplog: pytest.LogCapt
     assert "a bug" not in caplog.text
 
 
+def test_a_native_panic_opening_secrets_is_500_without_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PyO3's PanicException is a BaseException: the framework's handler let it through to the
+    server, which logged its traceback. Now one log line and 500, the masked view still served."""
+    from tests.core.test_native_panics import panic
+
+    def panicking() -> dict:
+        panic()
+        return {}
+
+    with client(FakeSource(snapshot(panicking)), tmp_path) as c:
+        s = {"Authorization": f"Bearer {SECRETS}"}
+        r = c.get("/v1/targets/prod/config/m.pw?secrets=true", headers=s)
+        assert (r.status_code, r.json()) == (500, {"error": "internal error"})
+        assert c.get("/v1/targets/prod/config/m.x").json() == 1
+    assert "internal error on prod version 1: a native library panicked opening secrets" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
 def test_event_stream_edges(monkeypatch: pytest.MonkeyPatch) -> None:
     async def scenario() -> list[bytes]:
         snap = snapshot(dict, version=3)
@@ -243,11 +263,14 @@ def test_client_source_views_and_callbacks(tmp_path: Path, caplog: pytest.LogCap
 def test_client_source_keeps_starting_until_a_version_verifies(tmp_path: Path) -> None:
     keys = new_keypair()
     store = FileStore(tmp_path / "store")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "prod").write_text("not a target directory\n")  # its target cannot be read
     source, _ = client_source(tmp_path, store, keys)
-    source.start()  # nothing published: no version, no exception, retried in the background
+    source.start()  # no version, no exception, retried in the background
     try:
         assert source.current is None
         assert source.health().version is None
+        (tmp_path / "store" / "prod").unlink()
         publish_target(store, "prod", make_body("prod", 1), keys.signer)
         deadline = time.monotonic() + 30
         while source.current is None:
@@ -255,6 +278,15 @@ def test_client_source_keeps_starting_until_a_version_verifies(tmp_path: Path) -
             time.sleep(0.02)
     finally:
         source.stop()
+
+
+def test_client_source_refuses_a_store_directory_that_does_not_exist(tmp_path: Path) -> None:
+    """A typo, not an outage: the agent exits 2 with it (was: retried for ever, 503)."""
+    keys = new_keypair()
+    source, _ = client_source(tmp_path, FileStore(tmp_path / "no-such-store"), keys)
+    with pytest.raises(NoStoreError, match=r"no store at .*/no-such-store \(the directory does not exist\)$"):
+        source.start()
+    source.stop()
 
 
 def test_an_event_stream_dropped_before_it_starts_leaves_no_subscriber(tmp_path: Path) -> None:

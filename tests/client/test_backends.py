@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from compiler.client import ConfigClient, UnknownTargetError, next_delay
+from compiler.client import ConfigClient, NoStoreError, UnknownTargetError, next_delay
 from compiler.storage import Store
 from compiler.storage.file import FileStore
 from tests.client.conftest import TRUSTED, Platform
@@ -163,3 +163,23 @@ def test_a_refresh_that_hits_a_bug_keeps_the_poller_alive(
     assert "internal error while polling" in caplog.text
     with pytest.raises(RuntimeError, match="backend bug"):
         client.refresh()
+
+
+def test_s3_a_bucket_that_does_not_exist_at_start_is_refused_even_with_a_cached_version(
+    platform: Platform, tmp_path: Path, s3_spec: StoreSpec, publisher_env: None
+) -> None:
+    """A deleted or mistyped bucket is no store (exit 2, as ``pull``), not an outage to poll for ever."""
+    url = f"s3://{s3_spec.bucket}/{s3_spec.prefix}"
+    _publish_twice(platform, tmp_path, url, "--endpoint-url", s3_spec.endpoint_url)
+    cache = tmp_path / "cache"
+    ConfigClient(url, "prod", [TRUSTED], cache_dir=cache, endpoint_url=s3_spec.endpoint_url).refresh()
+    s3 = boto3.client("s3", endpoint_url=s3_spec.endpoint_url)
+    for item in s3.list_objects_v2(Bucket=s3_spec.bucket).get("Contents", []):
+        s3.delete_object(Bucket=s3_spec.bucket, Key=item["Key"])
+    s3.delete_bucket(Bucket=s3_spec.bucket)
+    client = ConfigClient(url, "prod", [TRUSTED], cache_dir=cache, endpoint_url=s3_spec.endpoint_url)
+    assert client.version == 1  # the cache holds it
+    with pytest.raises(NoStoreError) as caught:
+        client.start()
+    assert str(caught.value) == f"{url}: no such bucket {s3_spec.bucket} (the bucket does not exist)"
+    assert client.metrics().next_poll_in is None
