@@ -48,7 +48,9 @@ def test_sigint_leaves_no_bundle_of_the_run(tmp_path: Path, jobs: str) -> None:
     assert len(before) == 201
     (root / "environments/dev.yaml").write_text("vars:\n  model: other\n")
 
-    proc = _llmcc(root, "compile", "-j", jobs)
+    # --no-cache: every target is built again, so the run is still going when its first bundle lands
+    # (with the cache only dev's target is, and a fast run could end before the signal arrives)
+    proc = _llmcc(root, "compile", "--no-cache", "-j", jobs)
     assert _first_staged_bundle(out, proc), "the compile ended before a bundle was written"
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate()
