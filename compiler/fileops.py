@@ -49,11 +49,7 @@ def fsync_dir(directory: Path) -> None:
     Raises:
         OSError: the directory cannot be opened or synced.
     """
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(directory, os.O_DIRECTORY)
 
 
 def write_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:
@@ -102,7 +98,11 @@ def fsync_file(path: Path) -> None:
     Raises:
         OSError: the file cannot be opened or synced.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    _fsync(path, os.O_NOFOLLOW)
+
+
+def _fsync(path: Path, flag: int) -> None:
+    fd = os.open(path, os.O_RDONLY | flag | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
