@@ -26,7 +26,7 @@ import codecs
 import hashlib
 import json
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
@@ -119,19 +119,14 @@ def scan_committable(repo: Repository, files: Iterable[str], *, cache: ResultCac
 
     With ``cache``, a file whose blob id is the one recorded there is not scanned
     again: its findings come from the record (``compiler.incremental.guard``).
-    A working-tree file whose id its unchanged stat vouches for
-    (``compiler.incremental.filestat``) and that was recorded without findings
-    is not even read (~30 ms of ``hook validate`` on 172 files, issue 14 §2).
+    Every file is read, whatever its stat says: a stat can stay unchanged while
+    the bytes change (a write through a shared memory map into a page already
+    dirty moves neither the modification nor the change time), and a verdict of
+    "no secret here" must be about the bytes git will take.
     """
     scan = GuardScan()
     index = _findings_index(repo, cache) if cache is not None and cache.usable() else None
-    paths = sorted({f.removeprefix("./") for f in files})
-    vouched = _stat_ids(repo, cache, paths) if cache is not None and index is not None else {}
-    for path in paths:
-        known = vouched.get(path)
-        if index is not None and known is not None and index.get(path, known) == []:
-            _plaintext_file(path, scan)
-            continue
+    for path in sorted({f.removeprefix("./") for f in files}):
         data = _read_one(repo, path, scan)
         if data is None:
             continue
@@ -149,20 +144,6 @@ def scan_committable(repo: Repository, files: Iterable[str], *, cache: ResultCac
     if index is not None:
         index.save()
     return scan
-
-
-def _stat_ids(repo: Repository, cache: ResultCache, paths: list[str]) -> Mapping[str, str | None]:
-    """The blob ids of the working-tree files ``paths`` that their stat vouches for (none for a revision).
-
-    A symlink has none (it is read, and ``WorkTree`` judges where it points);
-    git lists no file below a symlinked directory.
-    """
-    from compiler.incremental.filestat import cached_file_ids
-    from compiler.sources.worktree import WorkTree
-
-    if not isinstance(repo.tree, WorkTree):
-        return {}
-    return cached_file_ids(cache, repo.tree.root, paths)
 
 
 def _findings_index(repo: Repository, cache: ResultCache) -> GuardFindings | None:
