@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
 from pathlib import Path
 
@@ -18,56 +17,19 @@ class WorkTree:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self._inside = str(self.root).rstrip("/") + "/"  # the prefix of every resolved path below the root
-        # Directory (repository-relative, "" the root) -> its real path, resolved once and inside the
-        # root: a file in it that is not a symlink is then found with one lstat, not one per component
-        # of the whole path (a compile asks for ~1,200 layer paths on xlarge; issue 14 §3).
-        self._dirs: dict[str, Path] = {"": self.root}
-        self._missing: dict[str, Path] = {}  # directory -> its path while it does not exist
 
     @property
     def rev(self) -> str | None:
         return None
 
     def _resolve(self, path: str) -> Path:
-        check_relative(path)
-        head, _, name = path.rpartition("/")
-        parent = self._dirs.get(head)
-        if parent is None:
-            parent = self._parent(head)
-            if parent is None:
-                return self._resolve_full(path)
-        try:
-            if not stat.S_ISLNK(os.lstat(parent / name).st_mode):
-                return parent / name
-        except FileNotFoundError:
-            return parent / name  # what resolve() answers for a missing name in a real directory
-        except OSError:
-            pass
-        return self._resolve_full(path)  # a symlink (or an odd entry): followed and checked whole
+        """The real path of ``path``, resolved whole on every call (InputError when it leads outside).
 
-    def _parent(self, head: str) -> Path | None:
-        """The real path of directory ``head`` when it is one, or of the missing ``head`` while it is
-        missing (then nothing below it exists: ``resolve()`` answers it joined with the name); None: the
-        whole path decides (``head`` is a file, or leads out of the repository: that refusal names the path)."""
-        missing = self._missing.get(head)
-        if missing is not None:
-            try:
-                os.lstat(missing)
-            except FileNotFoundError:
-                return missing  # one lstat instead of resolving every component again
-            del self._missing[head]  # made since: resolved anew
-        try:
-            parent = self._resolve_full(head)
-            if parent.is_dir():
-                self._dirs[head] = parent
-                return parent
-            os.lstat(parent)
-        except FileNotFoundError:
-            self._missing[head] = parent
-            return parent
-        except (InputError, OSError):
-            pass
-        return None
+        Not memoised per directory: a directory swapped for a symlink out of the
+        repository during a run must be refused on the next read (attacker, issue 14).
+        """
+        check_relative(path)
+        return self._resolve_full(path)
 
     def _resolve_full(self, path: str) -> Path:
         full = self.root / path

@@ -101,7 +101,26 @@ def test_compile_outcomes_call_written_for_each_bundle_in_the_parent(tmp_path: P
     assert "staging@t01" not in seen  # failed its schema: no bundle, nothing to sync
 
 
-# --- the work tree resolves each directory once ----------------------------------------------------
+# --- the work tree: symlinks out refused on every read (no directory memo) ---------------------------
+
+
+def test_a_directory_read_then_swapped_for_a_symlink_out_is_refused_by_the_same_tree(tmp_path: Path) -> None:
+    # The attacker's race: a run read env/, then env/ became a symlink out of the repository; a memo of
+    # resolved directories (tried this session) served the outside file to the rest of the run.
+    root, outside = tmp_path / "repo", tmp_path / "outside"
+    (root / "env").mkdir(parents=True)
+    outside.mkdir()
+    (root / "env" / "a.yaml").write_text("a: 1\n")
+    (root / "env" / "b.yaml").write_text("b: 1\n")
+    (outside / "b.yaml").write_text("b: EVIL\n")
+    tree = WorkTree(root)
+    assert tree.read("env/a.yaml") == b"a: 1\n"
+    (root / "env").rename(root / "moved")
+    (root / "env").symlink_to(outside)
+    with pytest.raises(InputError, match=r"^env/b\.yaml: points outside the repository"):
+        tree.read("env/b.yaml")
+    with pytest.raises(InputError, match=r"^env/b\.yaml: points outside the repository"):
+        tree.exists("env/b.yaml")
 
 
 def test_a_symlink_out_of_the_root_in_a_directory_already_read_is_refused(tmp_path: Path) -> None:
