@@ -237,6 +237,7 @@ def compile_target(
                     continue  # an encrypted value stands in: only its type is known
                 diags.append(provenance.diagnose(repo, stack, module, finding.path, finding.message))
             diags.extend(secrets_guard.check_stack(repo, stack, module, caches.guard))
+            diags.extend(secrets_guard.check_rendered(repo, stack, module, renderer))
             if paths and not repo.secrets_opaque:  # decrypted values at hand
                 diags.extend(_placeholders(repo, stack, module, value, paths))
         if paths:

@@ -129,7 +129,7 @@ class Repository:
             plan = plan_template(doc, body)
             plan.keep = path not in self.unkept  # its rendered scalars stay off disk too
             if not plan.keep:
-                self._unkeep_layers_read_by(set(plan.readers))
+                self.unkeep_layers_read_by(set(plan.readers))
             plans.append(plan)
             if parent is None:
                 return plans[::-1]
@@ -158,7 +158,7 @@ class Repository:
         self._layers[ref.path] = layer
         return layer
 
-    def _unkeep_layers_read_by(self, names: set[str]) -> None:
+    def unkeep_layers_read_by(self, names: set[str]) -> None:
         """Keep no plain layer that defines one of ``names`` (read by a template that is not kept): those
         parsed already have their kept copy dropped, those parsed later are not kept (``_layer_kept``).
 

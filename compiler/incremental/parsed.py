@@ -274,9 +274,15 @@ def _values(
 ) -> list[tuple[tuple[str, tuple[str, ...]], Value]]:
     """The rendered values among ``items``: a cached error (``_Failure``) is rendered again, and
     what a template that sets an x-secret field rendered is not kept (``jinja.UNKEPT``)."""
-    from compiler.render.jinja import UNKEPT
+    from compiler.render.jinja import UNKEPT, UNKEPT_SOURCES
 
-    return [(k, v) for k, v in items if (v is None or isinstance(v, (str, int, float, list, dict))) and k not in UNKEPT]
+    return [
+        (k, v)
+        for k, v in items
+        if (v is None or isinstance(v, (str, int, float, list, dict)))
+        and k not in UNKEPT
+        and k[0] not in UNKEPT_SOURCES
+    ]
 
 
 Row = tuple[tuple[str, tuple[str, ...]], Value]

@@ -642,6 +642,9 @@ class _Failure:
 # Keys of the cache whose values must not leave the process (a template that sets an x-secret
 # field rendered them): the result cache skips them (compiler.incremental.parsed).
 UNKEPT: set[tuple[str, tuple[str, ...]]] = set()
+# Sources of scalars that rendered a plaintext secret (``secrets_guard.check_rendered``): none of their
+# rendered values is kept, whatever the variables.
+UNKEPT_SOURCES: set[str] = set()
 
 # A scalar's rendered value (or its error) by (expression source, fingerprints of the variables it
 # reads): a function of those alone, so one cache serves every target and every revision.

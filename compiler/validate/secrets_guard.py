@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 from compiler.diagnostics import Diagnostic
+from compiler.errors import InputError
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Value
 from compiler.secrets.creation_rules import SOPS_CONFIG, recipient_mismatch
@@ -22,6 +23,7 @@ from compiler.validate.secretwalk import schema_has_secrets, secret_paths
 if TYPE_CHECKING:
     from compiler.compile.repository import Repository
     from compiler.compile.types import GuardCache, LayerDoc, TargetStack
+    from compiler.render.jinja import Renderer, TemplatePlan
 
 MESSAGE = "secret in plaintext: the value of a field marked x-secret must come from a *.secrets.sops.yaml file"
 
@@ -60,6 +62,59 @@ def check_stack(repo: Repository, stack: TargetStack, module: str, cache: GuardC
             ]
         out += cache[key]
     return out
+
+
+def check_rendered(repo: Repository, stack: TargetStack, module: str, renderer: Renderer) -> list[Diagnostic]:
+    """x-secret fields a template expression filled with a map or list it rendered.
+
+    A SOPS file defines no variables, so what a ``{{ expression }}`` renders came
+    from plain layers' ``vars``: a map or list it renders that holds a value where
+    the schema marks a field x-secret is a plaintext secret (``warehouse: "{{ wh }}"``
+    with a map variable holding ``token``), even where a later layer overrides it
+    -- as ``check_stack`` rules for layer values. An expression right at an x-secret
+    field is ``check_stack``'s (the template's own value there). Reported at the
+    expression's line, never with the value; the template and the layers its
+    variables come from are then kept nowhere on disk.
+    """
+    schema = repo.schema(module)
+    if not schema_has_secrets(schema):
+        return []
+    out: list[Diagnostic] = []
+    for plan in repo.templates(module):
+        for at, expr in plan.exprs.items():
+            if not expr.native:
+                continue  # renders a string: at a secret field, check_stack reports the template's line
+            try:
+                value = renderer.value_at(plan, at)
+            except InputError:
+                continue  # the render error is reported where the module is rendered
+            if not isinstance(value, (dict, list)) or not value:
+                continue
+            found = sorted({p for p in secret_paths(schema, _nest(at, value)) if p[: len(at)] == at}, key=str)
+            if found:
+                where = plan.document.origin(at)
+                out += [Diagnostic(message=MESSAGE, origin=where, module=module, path=p) for p in found]
+                _unkeep(repo, plan, at)
+    return out
+
+
+def _nest(path: JsonPath, value: Value) -> Value:
+    """``value`` placed at ``path`` of an otherwise empty document (list indexes padded with None)."""
+    for key in reversed(path):
+        value = [None] * key + [value] if isinstance(key, int) else {key: value}
+    return value
+
+
+def _unkeep(repo: Repository, plan: TemplatePlan, at: JsonPath) -> None:
+    """Keep nothing on disk of a template that rendered a secret, nor of the layers defining what it read."""
+    from compiler.render.jinja import UNKEPT_SOURCES
+
+    plan.keep = False
+    repo.unkept.add(plan.document.path)
+    repo.forget(plan.document.path)
+    expr = plan.exprs[at]
+    UNKEPT_SOURCES.add(expr.source)
+    repo.unkeep_layers_read_by(set(expr.names))
 
 
 NOT_SOPS = "not SOPS-encrypted: a *.secrets.sops.yaml file must be encrypted (llmcc secrets encrypt FILE)"

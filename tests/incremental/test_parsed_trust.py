@@ -251,3 +251,51 @@ def test_a_planted_expression_naming_fewer_variables_is_rendered_for_the_new_val
     out = Renderer({"a": "x", "b": "new"}, cache).render(plan_template(doc, doc.value))
     assert isinstance(out, dict)
     assert out["d"].startswith("xnew")
+
+
+def _rendered_secret_repo(root: Path, template_line: str, variable: str) -> Path:
+    schema = json.loads(json.dumps(ENGINE_SCHEMA))
+    schema["properties"]["auth"] = {
+        "type": "object",
+        "properties": {"user": {"type": "string"}, "token": {"type": "string", "x-secret": True}},
+    }
+    schema["properties"]["providers"] = {
+        "type": "array",
+        "items": {"type": "object", "properties": {"name": {"type": "string"}, "key": {"x-secret": True}}},
+    }
+    files = {"templates/engine.yaml": ENGINE_TEMPLATE + template_line, "schemas/engine.schema.json": json.dumps(schema)}
+    root = mini_repo(root, files)
+    (root / "environments/base.yaml").write_text(BASE + variable)
+    return root
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize(
+    ("template_line", "variable", "line"),
+    [
+        ('auth: "{{ auth }}"\n', "  auth: {user: u, token: %s}\n", "auth"),
+        ('providers: "{{ providers }}"\n', "  providers: [{name: a}, {name: b, key: %s}]\n", "providers"),
+    ],
+    ids=["map", "list"],
+)
+def test_a_variable_rendered_over_an_x_secret_field_is_refused_and_kept_nowhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], jobs: str, template_line: str, variable: str, line: str
+) -> None:
+    # Attacker (issue 14 carry review): a map variable rendered at an ancestor of an x-secret field put a
+    # plaintext token in the bundle (sealed as if from SOPS) and in .llmcc/cache; validate said ok.
+    secret = new_canary()
+    root = _rendered_secret_repo(tmp_path / "repo", template_line, variable % secret)
+    assert run(root, "validate", "-j", jobs) == 1
+    assert run(root, "compile", "-j", jobs) == 1
+    err = capsys.readouterr().err
+    at = ENGINE_TEMPLATE.count("\n") + 1
+    assert f"templates/engine.yaml:{at}:" in err
+    assert "secret in plaintext" in err
+    assert secret not in err
+    assert secret.encode() not in whole_cache(root)
+    assert not list((root / "dist").glob("*.bundle.json")) if (root / "dist").exists() else True
+
+
+def test_a_variable_rendered_over_an_object_without_setting_its_secret_field_passes(tmp_path: Path) -> None:
+    root = _rendered_secret_repo(tmp_path / "repo", 'auth: "{{ auth }}"\n', "  auth: {user: u}\n")
+    assert run(root, "validate") == 0
