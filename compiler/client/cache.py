@@ -93,7 +93,7 @@ class LastGoodCache:
         bad = LlmccError(f"{self.path}: not a client cache of {self._target} in {self._location}")
         try:
             obj = json.loads(data)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nested past the interpreter's limit
             raise bad from e
         if not isinstance(obj, dict) or obj.get("format") != FORMAT:
             raise bad

@@ -159,7 +159,7 @@ class ResultCache:
             return None
         try:
             payload = json.loads(body)
-        except ValueError:  # bad JSON or bad UTF-8 (UnicodeDecodeError is a ValueError)
+        except (ValueError, RecursionError):  # bad JSON or UTF-8 (UnicodeDecodeError is a ValueError); too deep
             return None
         return payload if isinstance(payload, dict) else None
 
@@ -173,7 +173,7 @@ class ResultCache:
             return None
         try:
             header = json.loads(head)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         if not isinstance(header, dict):
             return None

@@ -112,6 +112,17 @@ def test_a_tampered_cache_is_refused_and_the_store_used(
     assert json.loads(path.read_bytes())["envelope"] == (store / "prod" / "00000002.dsse.json").read_text()
 
 
+def test_a_cache_file_nested_too_deep_is_refused_and_the_store_used(warm_cache: tuple[Path, Path]) -> None:
+    # Sibling of the result cache's fault (attacker): json's RecursionError is not a ValueError.
+    store, cache = warm_cache
+    _cache_file(cache).write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    client = ConfigClient(f"file://{store}", "prod", [TRUSTED], cache_dir=cache)
+    assert client.version is None
+    assert client.metrics().refusals == {"cache": 1}
+    assert client.refresh() is True
+    assert client.version == 2
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -82,12 +82,19 @@ def test_an_entry_copied_from_another_repository_is_a_miss(tmp_path: Path, cache
     assert here.get(OTHER) is None
 
 
-def test_a_payload_that_is_not_an_object_is_a_miss(cache: ResultCache) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [b"[1]", b'{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"],  # deeper than json reads: RecursionError
+    ids=["list", "too-deep"],
+)
+def test_a_payload_that_is_not_an_object_is_a_miss(cache: ResultCache, body: bytes) -> None:
+    # Attacker: a too-deep body with its digest recomputed was exit 70 on every later run.
     path = entry(cache, KEY)
-    body = b"[1]"
-    header = {"format": "llmcc-cache/1", "compiler": cache.compiler, "key": KEY, "size": 3}
+    header = {"format": "llmcc-cache/1", "compiler": cache.compiler, "key": KEY, "size": len(body)}
     header["sha256"] = hashlib.sha256(body).hexdigest()
     path.write_bytes(json.dumps(header).encode() + b"\n" + body)
+    assert cache.get(KEY) is None
+    path.write_bytes(b"[" * 100_000 + b"]" * 100_000 + b"\n" + body)  # the header too deep
     assert cache.get(KEY) is None
 
 
