@@ -72,6 +72,9 @@ class BundleDir:
         self.staging = out / f"{STAGING_PREFIX}{os.getpid()}"
         self._syncer: ThreadPoolExecutor | None = None
         self._syncing: dict[str, Future[None]] = {}  # bundle name -> its fsync, started by sync_soon
+        # target -> change time (ns) of its old bundle just after ``staged(keep=...)`` linked it aside:
+        # a write through a descriptor held open since (time put back) moves it (attacker, issue 14)
+        self.linked: dict[str, int] = {}
 
     @property
     def previous(self) -> Path:
@@ -105,6 +108,7 @@ class BundleDir:
                         st = old.lstat()
                         if stat.S_ISREG(st.st_mode) and keep(target, st):
                             os.link(old, self.previous / old.name)
+                            self.linked[target] = (self.previous / old.name).lstat().st_ctime_ns
                 old.unlink(missing_ok=True)
         except OSError as e:
             for target in self.targets:  # rule 1 holds on this path too

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     names = [] if whole else [t.name for t in targets]
     bundles = BundleDir(out_dir, names, known=[t.name for t in repo.project.targets()])
     if reuse is not None and not whole:
-        reuse = replace(reuse, previous=bundles.previous)
+        reuse = replace(reuse, previous=bundles.previous, linked=bundles.linked)
     with bundles.staged(keep=reuse.unchanged if reuse is not None and not whole else None) as staging:
         request = BuildRequest(
             repo=repo, source=source, out_dir=staging, progress=ctx.progress, written=bundles.sync_soon

@@ -90,6 +90,7 @@ class Reuse:
     in_place: dict[str, JSONObject] = field(default_factory=dict)  # target -> its verified entry
     facts: dict[str, list[JSONValue]] = field(default_factory=dict)  # target -> its record as verified now
     previous: Path | None = None  # where the old bundles were linked aside; None: every one is left in place
+    linked: dict[str, int] = field(default_factory=dict)  # target -> its linked bundle's change time (ns)
     kept: set[str] = field(default_factory=set)  # targets whose old bundle was moved back: already durable
     written: dict[str, str] = field(default_factory=dict)  # target -> SHA-256 of the bundle this run wrote
 
@@ -183,10 +184,14 @@ def _keep(request: BuildRequest, reuse: Reuse, target: str) -> bool:
         return False
     staged = request.out_dir / name
     try:
-        os.replace(reuse.previous / name, staged)  # the same bytes, already durable
         # Linked aside only when its stat, change time included, was still the checked one
-        # (``unchanged``); the link changed its change time, so a replacement or a write between
-        # that stat and the link shows in the inode, size or modification time, not read again.
+        # (``unchanged``); any write since the link (through a descriptor held open, its time put
+        # back) moved the change time recorded after the link (``BundleDir.linked``).
+        if (reuse.previous / name).lstat().st_ctime_ns != reuse.linked.get(target):
+            return False
+        os.replace(reuse.previous / name, staged)  # the same bytes, already durable
+        # a replacement or a write between that stat and the link shows in the inode, size or
+        # modification time, not read again
         st = staged.lstat()
         fact = reuse.facts[target]
         if [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev] != [fact[1], fact[2], fact[4], fact[5]]:

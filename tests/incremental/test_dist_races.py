@@ -57,11 +57,13 @@ class Steps:
     def check(self) -> Reuse:
         return bundles_in_place(self.plan, self.source_json, self.out)
 
-    def build_and_install(self, reuse: Reuse) -> list[str]:
+    def build_and_install(self, reuse: Reuse, after_staging: Callable[[], None] | None = None) -> list[str]:
         known = [t.name for t in self.repo.project.targets()]
         bundles = BundleDir(self.out, [t.name for t in self.targets], known=known)
-        reuse = replace(reuse, previous=bundles.previous)
+        reuse = replace(reuse, previous=bundles.previous, linked=bundles.linked)
         with bundles.staged(keep=reuse.unchanged) as staging:
+            if after_staging is not None:
+                after_staging()
             request = BuildRequest(repo=self.repo, source=self.source, out_dir=staging)
 
             def complete(r: BuildRequest) -> BuildRequest:
@@ -144,3 +146,29 @@ def test_a_bundle_changed_between_its_check_and_the_staging_is_never_installed(
     assert hashlib.sha256(bundle.read_bytes()).hexdigest() == hashlib.sha256(good).hexdigest()
     if kept is not None:
         assert ("dev" in steps.reuse.kept) is kept
+
+
+def test_a_bundle_written_through_a_descriptor_held_across_the_link_is_never_installed(
+    example_repo: GitRepo, demo_identity: Path
+) -> None:
+    # Attacker: a writer holding the old bundle open wrote one byte after it was linked aside and put its
+    # modification time back; inode, size and mtime matched, so the tampered bundle was moved back as ours.
+    root, good = settled_repo(example_repo)
+    bundle = root / "dist/dev.bundle.json"
+    steps = Steps(root)
+    reuse = steps.check()
+    assert "dev" in reuse.in_place
+    fd = os.open(bundle, os.O_RDWR)
+    try:
+        st = os.fstat(fd)
+
+        def tamper() -> None:
+            at = good.index(STALE[0])
+            os.pwrite(fd, STALE[1], at)
+            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+        steps.build_and_install(reuse, after_staging=tamper)
+    finally:
+        os.close(fd)
+    assert bundle.read_bytes() == good
+    assert "dev" not in steps.reuse.kept
