@@ -108,8 +108,11 @@ class BundleDir:
                         st = old.lstat()
                         if stat.S_ISREG(st.st_mode) and keep(target, st):
                             os.link(old, self.previous / old.name)
-                            self.linked[target] = (self.previous / old.name).lstat().st_ctime_ns
+                            self.linked[target] = 0
                 old.unlink(missing_ok=True)
+                if target in self.linked:  # after the unlink, which changes it too
+                    with contextlib.suppress(OSError):  # else 0: not moved back, written anew
+                        self.linked[target] = (self.previous / old.name).lstat().st_ctime_ns
         except OSError as e:
             for target in self.targets:  # rule 1 holds on this path too
                 with contextlib.suppress(OSError):
