@@ -64,6 +64,13 @@ def is_panic(error: BaseException) -> bool:
     return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
 
 
+def is_interrupt_panic(error: BaseException) -> bool:
+    """Whether ``error`` is a panic that wraps a Ctrl-C: a SIGINT that landed while a PyO3 module ran
+    Python code (importing ``decimal`` during its init, say) surfaces as a panic whose message names
+    the ``KeyboardInterrupt`` (attacker, issue 14): an interrupt (exit 130), not a bug."""
+    return is_panic(error) and "KeyboardInterrupt" in str(error)
+
+
 def panic_message(error: BaseException) -> str:
     """The first line of a panic's message: for calls whose inputs hold no secret (a panic's
     text is the library's own, and may quote what it was given)."""

@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 
-from compiler.errors import LlmccError, is_panic, panic_message
+from compiler.errors import LlmccError, is_interrupt_panic, is_panic, panic_message
 
 
 @contextlib.contextmanager
@@ -34,6 +34,8 @@ def panics_as(error: Callable[[str], LlmccError], *, quiet: bool = False) -> Ite
     except BaseException as e:
         if not is_panic(e):
             raise
+        if is_interrupt_panic(e):
+            raise KeyboardInterrupt from e
         raise error(panic_message(e)) from e
     finally:
         if saved is not None:

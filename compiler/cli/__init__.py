@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 from compiler import __version__
-from compiler.errors import ConfigCheckError, LlmccError
+from compiler.errors import ConfigCheckError, LlmccError, is_interrupt_panic
 from compiler.extras import CLI_PACKAGES, is_missing, needs_extra
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms); mypy reads the name the same way
@@ -290,7 +290,11 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
     except (SystemExit, GeneratorExit):
         raise
     except BaseException as e:  # noqa: BLE001 - a native library's panic (PyO3 PanicException) is a bug too
-        _internal_error(e, debug=debug, result=result)
+        if is_interrupt_panic(e):  # Ctrl-C while a native module ran Python code: still an interrupt
+            print("llmcc: interrupted", file=sys.stderr)
+            result.code = 130
+        else:
+            _internal_error(e, debug=debug, result=result)
     if as_json and result.code != 0 and result.message is not None:
         import json
 

@@ -198,3 +198,29 @@ def test_a_panic_while_validating_is_exit_70_never_a_pass() -> None:
         with pytest.raises(LlmccError) as caught:
             check({"a": 1})
         assert (str(caught.value), caught.value.exit_code) == (message, 70)
+
+
+def _interrupt_panic() -> BaseException:
+    """A PanicException as PyO3 raises one when a SIGINT lands while the module runs Python code."""
+    try:
+        panic()
+    except BaseException as e:  # noqa: BLE001 - the PanicException class itself
+        return type(e)("called `Result::unwrap()` on an `Err` value: PyErr { type: <class 'KeyboardInterrupt'> }")
+    raise AssertionError("jsonschema-rs no longer panics on PANICS")
+
+
+def test_a_panic_wrapping_a_ctrl_c_is_an_interrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Attacker: a Ctrl-C inside jsonschema-rs's `import decimal` became exit 70 ("internal error").
+    interrupt = _interrupt_panic()
+    assert is_panic(interrupt)
+    with pytest.raises(KeyboardInterrupt), panics_as(engine_failed(MODULE)):
+        raise interrupt
+
+    def interrupted(*_: object) -> int:
+        raise interrupt
+
+    monkeypatch.setattr(validate_command, "run", interrupted)
+    assert run(mini_repo(tmp_path / "repo"), "validate") == 130
+    assert capsys.readouterr().err.splitlines() == ["llmcc: interrupted"]
