@@ -187,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # after "--" the words are another program's (`llmcc exec -t T -- app --format json`)
     ours = args_list[: args_list.index("--")] if "--" in args_list else args_list
     debug = "--debug" in ours
-    as_json = "--format=json" in ours or ("--format", "json") in itertools.pairwise(ours)
+    as_json = _format_json(ours)
     with error_boundary(debug=debug, as_json=as_json) as result:
         if ours == ["--version"]:
             # what argparse's version action prints (stderr when stdout is closed), without building the parser
@@ -199,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise LlmccError(needs_extra(command, *_command_extras(command)))
         parser = build_parser() if command == UNSURE else build_parser(commands=[command] if command else [])
         args = parser.parse_args(args_list)
+        result.debug = bool(args.debug)  # `--deb` too
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
@@ -216,6 +217,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         _, load = _commands.COMMANDS[args.command]
         result.code = load().run(args, ctx)
     return result.code
+
+
+def _format_json(words: list[str]) -> bool:
+    """Whether ``words`` say ``--format json``, as argparse reads them: ``--format=json``, an
+    abbreviation (``--form json``, ``--f=json``) too. Read before parsing, so that a usage error
+    is reported as JSON as well."""
+    for word, after in itertools.pairwise([*words, ""]):
+        name, eq, value = word.partition("=")
+        if len(name) >= 3 and "--format".startswith(name) and (value if eq else after) == "json":
+            return True
+    return False
 
 
 def _cli_installed() -> bool:
@@ -259,11 +271,13 @@ def _command_in(args: list[str]) -> str | None:
 class _Result:
     """What the error boundary found: the exit code and, for an error, its message."""
 
-    __slots__ = ("code", "message")
+    __slots__ = ("as_json", "code", "debug", "message")
 
-    def __init__(self) -> None:
+    def __init__(self, *, debug: bool = False, as_json: bool = False) -> None:
         self.code = 0
         self.message: str | None = None
+        # what the words said before parsing; main sets argparse's reading of --debug (`--deb`)
+        self.debug, self.as_json = debug, as_json
 
 
 def error_document(message: str, code: int) -> dict[str, object]:
@@ -280,13 +294,13 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
     With ``as_json`` (``--format json``) an error that ends the command is
     reported as one JSON document on stdout instead, so a consumer always gets one.
     """
-    result = _Result()
+    result = _Result(debug=debug, as_json=as_json)
     try:
         yield result
     except ConfigCheckError as e:
         from compiler.diagnostics import hang_lines
 
-        if not as_json:
+        if not result.as_json:
             for d in e.diagnostics:
                 print(d.format(), file=sys.stderr)
             print(f"llmcc: {hang_lines(str(e))}", file=sys.stderr)
@@ -295,7 +309,7 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
     except LlmccError as e:
         from compiler.diagnostics import hang_lines
 
-        if not as_json:
+        if not result.as_json:
             print(f"llmcc: {hang_lines(str(e))}", file=sys.stderr)
         result.code = e.exit_code
         result.message = str(e)
@@ -311,14 +325,14 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
         if isinstance(e, OSError) and e.errno in _WRITE_ERRORS:
             # `llmcc --version >/dev/full`: the environment's fault, not a bug (docs/exit-codes.md)
             result.code, result.message = 2, f"cannot write {e.filename or 'the output'}: {e.strerror}"
-            _say(result.message, as_json=as_json)
+            _say(result.message, as_json=result.as_json)
         elif isinstance(e, ModuleNotFoundError) and is_missing(e, CLI_PACKAGES):
             # installed without the cli extra, found after the command loaded (cli/_commands.py names the command)
             result.code, result.message = 2, needs_extra("this command", "cli")
-            if not as_json:
+            if not result.as_json:
                 print(f"llmcc: {result.message}", file=sys.stderr)
         else:
-            _internal_error(e, debug=debug, result=result)
+            _internal_error(e, debug=result.debug, result=result)
     except (SystemExit, GeneratorExit):
         raise
     except BaseException as e:  # noqa: BLE001 - a native library's panic (PyO3 PanicException) is a bug too
@@ -326,8 +340,8 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
             print("llmcc: interrupted", file=sys.stderr)
             result.code = 130
         else:
-            _internal_error(e, debug=debug, result=result)
-    if as_json and result.code != 0 and result.message is not None:
+            _internal_error(e, debug=result.debug, result=result)
+    if result.as_json and result.code != 0 and result.message is not None:
         import json
 
         try:

@@ -8,6 +8,7 @@ output is one line and a documented exit code, never a traceback (docs/exit-code
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,14 @@ def test_with_stdout_closed_version_and_help_go_to_stderr(argv: list[str], first
     closed = ["sh", "-c", 'exec "$0" "$@" >&-', LLMCC, *argv]  # file descriptor 1 closed, as `llmcc --version >&-`
     done = subprocess.run(closed, capture_output=True, text=True, check=False)
     assert (done.returncode, done.stdout, done.stderr.startswith(first)) == (0, "", True)
+
+
+@pytest.mark.parametrize("words", [["--form", "json"], ["--forma=json"], ["--format", "json"]])
+def test_an_abbreviated_format_json_still_reports_the_error_as_json(
+    words: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # main reads --format json from the words before parsing, then from argparse's parse
+    root = copy_example(tmp_path / "example")
+    assert main(["-q", "-C", str(root), "validate", "-t", "nope", *words]) == 2
+    out, err = capsys.readouterr()
+    assert (json.loads(out)["exit_code"], err) == (2, "")
