@@ -8,7 +8,10 @@ output is one line and a documented exit code, never a traceback (docs/exit-code
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +139,28 @@ def test_an_abbreviated_format_json_still_reports_the_error_as_json(
     assert main(["-q", "-C", str(root), "validate", "-t", "nope", *words]) == 2
     out, err = capsys.readouterr()
     assert (json.loads(out)["exit_code"], err) == (2, "")
+
+
+class FullStream(io.StringIO):
+    """A stdout on a full disk: every write fails with ENOSPC (as /dev/full), in this process."""
+
+    def write(self, s: str) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize(
+    ("argv", "err"),
+    [
+        (["--version"], [FULL]),
+        (["-h"], [FULL]),
+        (["-q", "-C", "{root}", "validate", "-t", "dev", "--format", "json"], [FULL]),
+        (["-q", "-C", "{root}", "validate", "-t", "nope", "--format", "json"], ["llmcc: unknown target 'nope';"]),
+    ],
+)
+def test_a_full_stdout_in_process(
+    argv: list[str], err: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = copy_example(tmp_path / "example")
+    monkeypatch.setattr(sys, "stdout", FullStream())
+    assert run_main([a.format(root=root) for a in argv]) == 2
+    assert [line[: len(e)] for line, e in zip(capsys.readouterr().err.splitlines(), err, strict=True)] == err
