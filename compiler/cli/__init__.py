@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib.util
 import itertools
 import os
@@ -83,6 +84,16 @@ class _Parser(argparse.ArgumentParser):
             # the subcommand that got them says so, with its own options to suggest and its own help
             self.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed, extras
+
+    def _print_message(self, message: str, file: Any = None) -> None:  # noqa: ANN401 - argparse's own
+        if message:
+            self._write(message, file)
+
+    @staticmethod
+    def _write(message: str, file: Any) -> None:  # noqa: ANN401 - a text stream or None
+        """argparse's ``_print_message`` (``None``, a closed stdout: stderr), except that a failed
+        write is not ignored: it reaches the error boundary (EPIPE exit 0, a full disk exit 2)."""
+        (file or sys.stderr).write(message)
 
     def error(self, message: str) -> NoReturn:
         # argparse exits 2 itself; route through the boundary for one consistent line.
@@ -175,18 +186,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     # after "--" the words are another program's (`llmcc exec -t T -- app --format json`)
     ours = args_list[: args_list.index("--")] if "--" in args_list else args_list
-    if ours == ["--version"]:
-        print(VERSION)  # what argparse's version action prints, without building the parser
-        return 0
     debug = "--debug" in ours
-    as_json = "--format=json" in ours or ("--format", "json") in itertools.pairwise(ours)
+    as_json = _format_json(ours)
     with error_boundary(debug=debug, as_json=as_json) as result:
+        if ours == ["--version"]:
+            # what argparse's version action prints (stderr when stdout is closed), without building the parser
+            _Parser._write(VERSION + "\n", sys.stdout)
+            return 0
         command = _command_in(args_list)
-        if command is not None and command not in _runtime_commands() and not _cli_installed():
+        if command not in (None, UNSURE) and command not in _runtime_commands() and not _cli_installed():
             # command modules are light now: say it before their arguments are parsed (issue 11 extras)
             raise LlmccError(needs_extra(command, *_command_extras(command)))
-        parser = build_parser(commands=[command] if command else [])
+        parser = build_parser() if command == UNSURE else build_parser(commands=[command] if command else [])
         args = parser.parse_args(args_list)
+        result.debug = bool(args.debug)  # `--deb` too
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
@@ -206,23 +219,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result.code
 
 
+def _format_json(words: list[str]) -> bool:
+    """Whether ``words`` say ``--format json``, as argparse reads them: ``--format=json``, an
+    abbreviation (``--form json``, ``--f=json``) too. Read before parsing, so that a usage error
+    is reported as JSON as well."""
+    for word, after in itertools.pairwise([*words, ""]):
+        name, eq, value = word.partition("=")
+        if len(name) >= 3 and "--format".startswith(name) and (value if eq else after) == "json":
+            return True
+    return False
+
+
 def _cli_installed() -> bool:
     """Whether the ``cli`` extra is installed; looked up, not imported (a few stat calls)."""
     return all(importlib.util.find_spec(name) is not None for name in ("pydantic", "jinja2", "jsonschema_rs"))
 
 
+UNSURE = "-"  # no command's name: _command_in cannot tell which command ``args`` name
+
+
 def _command_in(args: list[str]) -> str | None:
-    """The command name in ``args`` (the first word that is one), so only its module loads."""
+    """The command ``args`` name, so only its module loads; ``None`` when they name none.
+
+    Only the words argparse reads one way are scanned: ``-C DIR`` (two words, DIR not an
+    option), ``-q``, ``--quiet``, ``--debug``; ``-h``, ``--help`` and ``--version`` end the
+    parse before any command (``None``). Any other word before the command (a cluster
+    ``-qC DIR``, ``-CDIR``, an abbreviation ``--qui``, ``--``) gives ``UNSURE``: the caller
+    builds every command's parser and argparse decides.
+    """
     from compiler.cli import _commands
 
     skip = False
     for arg in args:
         if skip:
+            if arg.startswith("-"):
+                return UNSURE  # argparse refuses an option word as -C's value
             skip = False
         elif arg == "-C":
             skip = True
+        elif arg in ("-h", "--help", "--version"):
+            return None
         elif arg in _commands.COMMANDS:
             return arg
+        elif arg.startswith("-") and arg not in ("-q", "--quiet", "--debug"):
+            return UNSURE
         elif not arg.startswith("-"):
             return None
     return None
@@ -231,11 +271,13 @@ def _command_in(args: list[str]) -> str | None:
 class _Result:
     """What the error boundary found: the exit code and, for an error, its message."""
 
-    __slots__ = ("code", "message")
+    __slots__ = ("as_json", "code", "debug", "message")
 
-    def __init__(self) -> None:
+    def __init__(self, *, debug: bool = False, as_json: bool = False) -> None:
         self.code = 0
         self.message: str | None = None
+        # what the words said before parsing; main sets argparse's reading of --debug (`--deb`)
+        self.debug, self.as_json = debug, as_json
 
 
 def error_document(message: str, code: int) -> dict[str, object]:
@@ -252,13 +294,13 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
     With ``as_json`` (``--format json``) an error that ends the command is
     reported as one JSON document on stdout instead, so a consumer always gets one.
     """
-    result = _Result()
+    result = _Result(debug=debug, as_json=as_json)
     try:
         yield result
     except ConfigCheckError as e:
         from compiler.diagnostics import hang_lines
 
-        if not as_json:
+        if not result.as_json:
             for d in e.diagnostics:
                 print(d.format(), file=sys.stderr)
             print(f"llmcc: {hang_lines(str(e))}", file=sys.stderr)
@@ -267,7 +309,7 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
     except LlmccError as e:
         from compiler.diagnostics import hang_lines
 
-        if not as_json:
+        if not result.as_json:
             print(f"llmcc: {hang_lines(str(e))}", file=sys.stderr)
         result.code = e.exit_code
         result.message = str(e)
@@ -280,13 +322,17 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         result.code = 0
     except Exception as e:  # noqa: BLE001 - the one deliberate catch-all: a bug becomes exit 70
-        if isinstance(e, ModuleNotFoundError) and is_missing(e, CLI_PACKAGES):
+        if isinstance(e, OSError) and e.errno in _WRITE_ERRORS:
+            # `llmcc --version >/dev/full`: the environment's fault, not a bug (docs/exit-codes.md)
+            result.code, result.message = 2, f"cannot write {e.filename or 'the output'}: {e.strerror}"
+            _say(result.message, as_json=result.as_json)
+        elif isinstance(e, ModuleNotFoundError) and is_missing(e, CLI_PACKAGES):
             # installed without the cli extra, found after the command loaded (cli/_commands.py names the command)
             result.code, result.message = 2, needs_extra("this command", "cli")
-            if not as_json:
+            if not result.as_json:
                 print(f"llmcc: {result.message}", file=sys.stderr)
         else:
-            _internal_error(e, debug=debug, result=result)
+            _internal_error(e, debug=result.debug, result=result)
     except (SystemExit, GeneratorExit):
         raise
     except BaseException as e:  # noqa: BLE001 - a native library's panic (PyO3 PanicException) is a bug too
@@ -294,11 +340,27 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
             print("llmcc: interrupted", file=sys.stderr)
             result.code = 130
         else:
-            _internal_error(e, debug=debug, result=result)
-    if as_json and result.code != 0 and result.message is not None:
+            _internal_error(e, debug=result.debug, result=result)
+    if result.as_json and result.code != 0 and result.message is not None:
         import json
 
-        print(json.dumps(error_document(result.message, result.code), indent=2, sort_keys=True))
+        try:
+            print(json.dumps(error_document(result.message, result.code), indent=2, sort_keys=True))
+        except OSError as e:  # stdout is full or gone: the error on stderr instead (never a traceback)
+            _say(result.message, as_json=False)
+            if e.errno in _WRITE_ERRORS:  # the document was not delivered: at least an input/output error
+                result.code = max(result.code, 2)
+
+
+# A write that failed for want of room: exit 2 with one line (EPIPE, a reader gone, is exit 0).
+_WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+def _say(message: str, *, as_json: bool) -> None:
+    """``llmcc: message`` on stderr, unless ``--format json`` reports it; a stderr that fails says nothing."""
+    if not as_json:
+        with contextlib.suppress(OSError):
+            print(f"llmcc: {message}", file=sys.stderr)
 
 
 def _internal_error(e: BaseException, *, debug: bool, result: _Result) -> None:

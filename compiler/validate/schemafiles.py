@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote, unquote, urldefrag, urljoin
+from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit, urlunsplit
 
 import jsonschema_rs
 
@@ -160,12 +160,88 @@ def identifiers(schema: Any, base: str) -> Iterator[tuple[Pointer, str, str]]:  
                 yield (*pointer, key), key, f"{resource}#{node[key]}"
 
 
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def uri_key(uri: str) -> str:
+    """``uri`` (absolute, relative ones resolved first) in RFC 3986 normal form: two URIs the JSON
+    Schema engine may take as one have one key, so ``check_identifiers`` compares keys.
+
+    RFC 3986 §6.2.2: scheme and host in lower case (§6.2.2.1), percent-encoded unreserved
+    characters decoded and other triplets in upper-case hex (§6.2.2.2), dot-segments removed
+    (§6.2.2.3, the algorithm of §5.2.4); §6.2.3: a scheme's default port (and an empty
+    port) dropped, the empty path of an http(s)/ws(s) URI with a host is ``/``. Where it is
+    unsure whether jsonschema-rs 0.61 treats two forms as one, this takes them as one (fail
+    closed: two schemas that may share a URI are refused, never resolved to either): the
+    engine takes ``http://h`` and ``http://h/`` as two, here they are one, as are ``s?`` and ``s``.
+    Case stays as written in userinfo, path, query and fragment (§6.2.2.1: case-sensitive).
+    A string ``urlsplit`` cannot read (a bad IPv6 host) is its own key.
+    """
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return uri
+    scheme = parts.scheme.lower()
+    netloc = parts.netloc
+    if netloc or parts.hostname is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        host = hostport.lower()
+        if host.startswith("["):
+            host = host[: host.index("]") + 1]
+        elif ":" in host:
+            host = host[: host.index(":")]
+        kept = "" if port is None or port == _DEFAULT_PORTS.get(scheme) else f":{port}"
+        netloc = (f"{_percent(userinfo)}@" if "@" in netloc else "") + _percent(host) + kept
+    path = remove_dot_segments(_percent(parts.path))
+    if not path and netloc and scheme in _DEFAULT_PORTS:
+        path = "/"
+    return urlunsplit((scheme, netloc, path, _percent(parts.query), _percent(parts.fragment)))
+
+
+def _percent(part: str) -> str:
+    """RFC 3986 §6.2.2.2: ``%73`` -> ``s`` (unreserved), ``%2f`` -> ``%2F``."""
+
+    def one(m: re.Match[str]) -> str:
+        char = chr(int(m[1], 16))
+        return char if char in _UNRESERVED else f"%{m[1].upper()}"
+
+    return _PERCENT.sub(one, part)
+
+
+def remove_dot_segments(path: str) -> str:
+    """RFC 3986 §5.2.4, step by step: ``/x/./y/../z`` -> ``/x/z``."""
+    out: list[str] = []
+    rest = path
+    while rest:
+        if rest.startswith("../"):
+            rest = rest[3:]
+        elif rest.startswith(("./", "/./")):
+            rest = rest[2:]
+        elif rest == "/.":
+            rest = "/"
+        elif rest.startswith("/../") or rest == "/..":
+            rest = "/" + rest[4:]
+            if out:
+                out.pop()
+        elif rest in (".", ".."):
+            rest = ""
+        else:
+            end = rest.find("/", 1)
+            end = len(rest) if end == -1 else end
+            out.append(rest[:end])
+            rest = rest[end:]
+    return "".join(out)
+
+
 def check_identifiers(path: str, text: str, schema: Any, taken: dict[str, tuple[str, Pointer, str]]) -> None:  # noqa: ANN401
     """No URI names two schemas: each ``$id`` and anchor of ``schema`` (the file ``path``) is new.
 
-    ``taken``: URI -> (file, pointer of the subschema, "file:line:col") of what the files
-    checked before named, filled in here; a file's own URI names its root. JSON Schema
-    2020-12 core §9.1.2: "When multiple schemas try to identify as the same IRI, validators
+    ``taken``: URI (its ``uri_key``: equivalent URIs are one) -> (file, pointer of the subschema,
+    "file:line:col") of what the files checked before named, filled in here; a file's own URI
+    names its root. JSON Schema 2020-12 core §9.1.2: "When multiple schemas try to identify as the same IRI, validators
     SHOULD raise an error condition" (§8.2.2: an anchor name twice in one resource). On some
     such schemas jsonschema-rs 0.61 panics ("A named target lives in its resolver's resource").
 
@@ -173,13 +249,13 @@ def check_identifiers(path: str, text: str, schema: Any, taken: dict[str, tuple[
         InputError: at the line of the second keyword naming a URI, with where the first is.
     """
     own = uri_of(path)
-    taken.setdefault(own, (path, (), f"{path}:1:1"))
+    taken.setdefault(uri_key(own), (path, (), f"{path}:1:1"))
     for pointer, key, uri in identifiers(schema, own):
         node = pointer[:-1]
-        first = taken.get(uri)
+        first = taken.get(uri_key(uri))
         line, col = locate(text, pointer)
         if first is None:
-            taken[uri] = (path, node, f"{path}:{line}:{col}")
+            taken[uri_key(uri)] = (path, node, f"{path}:{line}:{col}")
         elif first[:2] != (path, node):  # one subschema may name itself twice ($id and path; two anchor kinds)
             name = _value_at(schema, pointer)
             raise InputError(
@@ -301,19 +377,23 @@ class SchemaFiles:
                 reference to it would be ambiguous).
         """
         out: dict[str, str] = {}
-        files = {uri_of(path): path for path in self.documents()}
+        keys: dict[str, str] = {}  # uri_key of each $id in out -> its path
+        files = {uri_key(uri_of(path)): path for path in self.documents()}
         for path, (doc, text) in self.documents().items():
             if isinstance(doc, dict) and isinstance(doc.get("$id"), str):
                 ident = urldefrag(urljoin(uri_of(path), doc["$id"]))[0]
-                other = out.get(ident) or (files.get(ident) if ident != uri_of(path) else None)
+                key = uri_key(ident)
+                other = keys.get(key) or (files.get(key) if key != uri_key(uri_of(path)) else None)
                 if other is not None:
                     line, col = locate(text, ("$id",))
-                    what = "$id" if ident in out else "path"
+                    what = "$id" if key in keys else "path"
                     raise InputError(f"{path}:{line}:{col}: $id {doc['$id']!r} is already the {what} of {other}")
-                out[ident] = path
+                out[ident] = keys[key] = path
         if not self._identified:
             # every file's own URI first: a subschema of one file may name another file's
-            taken: dict[str, tuple[str, Pointer, str]] = {uri_of(p): (p, (), f"{p}:1:1") for p in self.documents()}
+            taken: dict[str, tuple[str, Pointer, str]] = {
+                uri_key(uri_of(p)): (p, (), f"{p}:1:1") for p in self.documents()
+            }
             for path, (doc, text) in self.documents().items():
                 if _may_name(text):
                     check_identifiers(path, text, doc, taken)

@@ -20,7 +20,7 @@ BROKEN_LINE = "environments/prod.yaml:4:7: engine $.model.max_tokens: 0 is less 
 def run(capsys: pytest.CaptureFixture[str], root: Path, *argv: str) -> tuple[int, str, str]:
     code = main(["-C", str(root), *argv])
     out, err = capsys.readouterr()
-    assert "Traceback" not in out + err or "--debug" in argv
+    assert "Traceback" not in out + err or any("--debug".startswith(a) and len(a) > 4 for a in argv)
     return code, out, err
 
 
@@ -380,10 +380,18 @@ def test_an_internal_error_is_one_line_and_exit_70(tmp_path: Path, capsys: pytes
     assert err == "llmcc: internal error: RuntimeError: boom (run with --debug for the traceback)\n"
 
 
-def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--debug", "compile", "-t", "dev"],
+        ["--deb", "compile", "-t", "dev"],  # argparse's abbreviation: main reads --debug from the parse
+        ["compile", "-t", "dev", "--debu"],
+    ],
+)
+def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     root = mini_repo(tmp_path)
     with mock.patch("compiler.compile.pipeline.compile_target", side_effect=RuntimeError("boom")):
-        code, _, err = run(capsys, root, "--debug", "compile", "-t", "dev")
+        code, _, err = run(capsys, root, *argv)
     assert code == 70
     assert err.startswith("Traceback (most recent call last):\n")
     assert "RuntimeError: boom" in err
