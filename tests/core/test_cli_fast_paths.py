@@ -96,29 +96,24 @@ def test_a_full_output_is_exit_2_in_one_line(argv: list[str]) -> None:
     assert (done.returncode, done.stderr.splitlines()) == (2, [FULL])
 
 
-def test_a_command_whose_output_is_full_is_exit_2_in_one_line(tmp_path: Path) -> None:
-    root = copy_example(tmp_path / "example")
+def _validate_into_full(root: Path, target: str) -> subprocess.CompletedProcess[str]:
     with open("/dev/full", "w") as full:
-        done = subprocess.run(
-            [LLMCC, "-q", "-C", str(root), "validate", "-t", "dev", "--format", "json"],
+        return subprocess.run(
+            [LLMCC, "-q", "-C", str(root), "validate", "-t", target, "--format", "json"],
             stdout=full,
             stderr=subprocess.PIPE,
             text=True,
             check=False,
         )
+
+
+def test_a_command_whose_output_is_full_is_exit_2_in_one_line(tmp_path: Path) -> None:
+    done = _validate_into_full(copy_example(tmp_path / "example"), "dev")
     assert (done.returncode, done.stderr.splitlines()) == (2, [FULL])
 
 
 def test_a_json_error_document_that_cannot_be_written_is_the_stderr_line(tmp_path: Path) -> None:
-    root = copy_example(tmp_path / "example")
-    with open("/dev/full", "w") as full:
-        done = subprocess.run(
-            [LLMCC, "-q", "-C", str(root), "validate", "-t", "nope", "--format", "json"],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            check=False,
-        )
+    done = _validate_into_full(copy_example(tmp_path / "example"), "nope")
     assert done.returncode == 2
     assert [line[:29] for line in done.stderr.splitlines()] == ["llmcc: unknown target 'nope';"]
 
