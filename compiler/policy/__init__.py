@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from compiler.errors import InputError
+
 if TYPE_CHECKING:
     from compiler.policy.check import PolicyCheck, check_target
     from compiler.policy.clock import policy_time
@@ -41,7 +43,17 @@ def policy_files(tree: SourceTree) -> list[str]:
     """The policy files ``load_policies`` reads: ``policies/*.yaml`` and ``*.yml`` (not ``policies/tests/``).
 
     Light: a compile of a repository without any loads none of the policy engine.
+
+    Raises:
+        InputError: ``policies`` is there but not a directory, or a ``*.yaml``/``*.yml`` name in it is not
+            a regular file (a dangling symlink, a directory, a symlink in a revision): skipped, its rules would
+            silently not apply (attacker, issue 14: fail closed).
     """
+    for name in tree.unlisted(POLICIES):
+        if not name:
+            raise InputError(f"{POLICIES}: not a directory; policy files go in {POLICIES}/*.yaml")
+        if name.endswith((".yaml", ".yml")):
+            raise InputError(f"{POLICIES}/{name}: not a regular file (a dangling symlink or a directory)")
     return [f"{POLICIES}/{name}" for name in tree.list_dir(POLICIES) if name.endswith((".yaml", ".yml"))]
 
 

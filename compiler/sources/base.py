@@ -49,6 +49,12 @@ class SourceTree(Protocol):
         """Repository-relative paths of every file below a directory, at any depth (sorted; [] when missing)."""
         ...
 
+    def unlisted(self, path: str) -> list[str]:
+        """Names directly in ``path`` that ``list_dir`` leaves out because they are not regular files:
+        a dangling symlink, a directory, a symlink in a revision (sorted). With ``path`` not a
+        directory, ``[""]`` when something else is there, ``[]`` when nothing is."""
+        ...
+
     def source_info(self) -> SourceInfo | None:
         """The commit this tree corresponds to, or None outside git."""
         ...

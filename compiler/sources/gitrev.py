@@ -67,6 +67,14 @@ class GitRevTree:
             return []
         return sorted(b.name for b in entry.blobs if b.mode != _SYMLINK)
 
+    def unlisted(self, path: str) -> list[str]:
+        entry = self._entry(path)
+        if entry is None:
+            return []
+        if entry.type != "tree":
+            return [""]
+        return sorted([b.name for b in entry.blobs if b.mode == _SYMLINK] + [t.name for t in entry.trees])
+
     def list_tree(self, path: str) -> list[str]:
         entry = self._entry(path)
         if entry is None or entry.type != "tree":

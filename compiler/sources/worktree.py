@@ -65,6 +65,15 @@ class WorkTree:
         except (FileNotFoundError, NotADirectoryError):
             return []
 
+    def unlisted(self, path: str) -> list[str]:
+        real = self._resolve(path)
+        try:
+            return sorted(e.name for e in os.scandir(real) if not e.is_file())
+        except FileNotFoundError:
+            return []
+        except NotADirectoryError:
+            return [""]
+
     def list_tree(self, path: str) -> list[str]:
         real = self._resolve(path)
         found: list[str] = []

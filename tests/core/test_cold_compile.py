@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from compiler.cli import main
 from compiler.compile.build import BuildRequest, build_targets
 from compiler.compile.pipeline import CompileCaches, compile_target
 from compiler.distdir import BundleDir
@@ -181,3 +185,37 @@ def test_a_name_lstat_refuses_is_resolved_whole_as_before(tmp_path: Path) -> Non
     tree = WorkTree(root)
     long = "env/" + "x" * 300  # ENAMETOOLONG from lstat
     assert tree._resolve(long) == tree._resolve_full(long) == root.resolve() / long
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: (p / "policies/p.yaml").symlink_to(p / "nowhere.yaml"), "policies/p.yaml: not a regular file"),
+        (lambda p: (p / "policies/x.yml").mkdir(), "policies/x.yml: not a regular file"),
+        (lambda p: (p / "policies").write_text("rules: []\n"), "policies: not a directory"),
+    ],
+    ids=["dangling-symlink", "directory", "policies-a-file"],
+)
+def test_a_policy_file_that_is_not_a_file_is_refused_not_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: Callable[[Path], object], message: str
+) -> None:
+    # Attacker: compile skipped these silently, so the rules they held did not apply (fail open).
+    root = mini_repo(tmp_path / "repo")
+    if message != "policies: not a directory":
+        (root / "policies").mkdir(exist_ok=True)
+    make(root)
+    for command in ("validate", "compile"):
+        assert main(["-q", "-C", str(root), command, "--no-cache"]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_a_symlinked_policy_file_in_a_revision_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = mini_repo(tmp_path / "repo")
+    (root / "policies").mkdir(exist_ok=True)
+    (root / "rules.yaml").write_text("rules: []\n")
+    (root / "policies/p.yaml").symlink_to("../rules.yaml")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "x"]):
+        subprocess.run(["git", *args], cwd=root, check=True, env={**os.environ, **env})
+    assert main(["-q", "-C", str(root), "validate", "--rev", "HEAD"]) == 2
+    assert "policies/p.yaml: not a regular file" in capsys.readouterr().err
