@@ -1,3 +1,3 @@
 """llmcc: a GitOps declarative config compiler for LLM platforms."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
