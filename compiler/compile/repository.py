@@ -54,6 +54,9 @@ class Repository:
         # Without an identity, SOPS values stand in opaquely; schema checks skip them.
         self.secrets_opaque = secrets_opaque
         self._schemas: dict[str, ModuleSchema] = {}
+        # Validators compiled when first used (``ModuleSchema.load(lazy=True)``): the result cache sets it,
+        # as its validity verdicts (compiler.incremental.verdicts) may leave a run needing none.
+        self.lazy_schemas = False
         self._templates: dict[str, list[TemplatePlan]] = {}
         self._layers: dict[str, LayerDoc | None] = {}
         # The time policies are checked at (secret ages, waiver expiry): see compiler.policy.policy_time.
@@ -83,7 +86,9 @@ class Repository:
             from compiler.validate.schema import ModuleSchema
 
             path = f"{SCHEMAS}/{module}{SCHEMA_SUFFIX}"
-            ms = self._schemas[module] = ModuleSchema.load(module, path, self.tree.read(path), self.schema_files)
+            ms = self._schemas[module] = ModuleSchema.load(
+                module, path, self.tree.read(path), self.schema_files, lazy=self.lazy_schemas
+            )
         return ms
 
     def templates(self, module: str) -> list[TemplatePlan]:

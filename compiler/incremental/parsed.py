@@ -99,6 +99,7 @@ class ParsedDocuments:
         self.hits = 0
         self.parsed = 0
         self._keys: dict[str, str] = {}  # path -> key of its last load (``forget``)
+        self._docs: dict[int, tuple[Document, str]] = {}  # id -> each document this loaded, and its key
 
     def load(
         self,
@@ -122,17 +123,24 @@ class ParsedDocuments:
                 reparse = partial(self._reparse, data, key, path=path, layer=layer, rev=rev, quote_values=quote_values)
                 doc = decode_document(body, path=path, layer=layer, rev=rev, reparse=reparse)
                 self.hits += 1
+                self._docs[id(doc)] = (doc, key)
                 if keep is not None and not _keeps(keep, doc):  # a schema marked a field x-secret since
                     self.store.discard(key)
                 return doc
         doc = load_document(data, path=path, layer=layer, rev=rev, quote_values=quote_values)
         self.parsed += 1
+        self._docs[id(doc)] = (doc, key)
         if keep is not None and not _keeps(keep, doc):
             return doc
         encoded = encode_document(doc)
         if encoded is not None and len(encoded) <= MAX_DOCUMENT_BYTES and not holds_credential(encoded):
             self.store.put_bytes(key, encoded)
         return doc
+
+    def key_of(self, doc: Document) -> str | None:
+        """The key ``doc`` was loaded under here (the SHA-256 of its bytes among the rest); None: not loaded here."""
+        found = self._docs.get(id(doc))
+        return found[1] if found is not None and found[0] is doc else None
 
     def _reparse(
         self, data: bytes, key: str, *, path: str, layer: str, rev: str | None, quote_values: bool

@@ -16,9 +16,12 @@ validator: its messages quote the instance, and the instance may hold a secret
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
@@ -92,18 +95,27 @@ class ModuleSchema:
     path: str
     schema: dict[str, Any]
     external: bool  # it references another file under schemas/ (compiled against all of them)
-    _validator: Any
+    _validator: Any  # None: not compiled yet (``load(lazy=True)``)
     _registry: jsonschema_rs.Registry | None
     _lookups: dict[tuple[str, str], tuple[str, Any]] = field(default_factory=dict)
     _patterns: dict[str, Any] = field(default_factory=dict)
     _edits: EditCheck | None = None
+    _text: str = ""  # the file's text, for the line of a compile error (``lazy``)
+    # ``lazy`` only: SHA-256 over what validating against this schema is a function of, besides the
+    # engine's version: this file's bytes, every file under schemas/ when it references another, this source
+    digest: str = ""
 
     @classmethod
-    def load(cls, module: str, path: str, data: bytes, files: SchemaFiles | None = None) -> ModuleSchema:
+    def load(
+        cls, module: str, path: str, data: bytes, files: SchemaFiles | None = None, *, lazy: bool = False
+    ) -> ModuleSchema:
         """Parse, check and compile ``schemas/<module>.schema.json``.
 
         ``files`` holds the other files under ``schemas/`` that a ``$ref`` may
-        name; without it only references inside this file resolve.
+        name; without it only references inside this file resolve. ``lazy``:
+        the validator is compiled when first used (``validator``), not here, so
+        a fault only the compile finds is raised then (the result cache's runs:
+        one whose validity verdicts are all kept compiles none).
 
         Raises:
             InputError: invalid JSON, not a 2020-12 schema, a reference that does
@@ -132,7 +144,20 @@ class ModuleSchema:
             else:
                 registry, missing = build_registry([(base, schema)])
                 check_references(path, text, refs, registry, missing)
-        return cls(module, path, schema, external, _compile(path, text, schema, registry), registry)
+        validator = None if lazy else _compile(path, text, schema, registry)
+        digest = _digest(data, files.documents() if external and files is not None else {}) if lazy else ""
+        return cls(module, path, schema, external, validator, registry, _text=text, digest=digest)
+
+    def validator(self) -> Any:  # noqa: ANN401 - a jsonschema-rs validator
+        """The compiled validator (compiled on first use after ``load(lazy=True)``).
+
+        Raises:
+            InputError: the schema does not compile (at its file:line, as ``load`` raises it).
+        """
+        validator = self._validator
+        if validator is None:
+            validator = self._validator = _compile(self.path, self._text, self.schema, self._registry)
+        return validator
 
     @property
     def base(self) -> str:
@@ -153,10 +178,11 @@ class ModuleSchema:
             if self._edits.valid(valid_base, instance):
                 return []
         try:  # not `with panics_as(...)`: this is the hot path, and a try costs nothing until it catches
-            if self._validator.is_valid(instance):
+            validator = self._validator if self._validator is not None else self.validator()
+            if validator.is_valid(instance):
                 return []
             secret = set(secret_paths(self, instance))
-            findings = [f for e in self._validator.iter_errors(instance) for f in _findings(e, secret, instance)]
+            findings = [f for e in validator.iter_errors(instance) for f in _findings(e, secret, instance)]
         except BaseException as e:
             raise self._validation_failed(e) from e
         return sorted(findings, key=lambda f: ([str(p) for p in f.path], f.message))
@@ -167,8 +193,9 @@ class ModuleSchema:
         Raises:
             InternalError: the engine panicked (exit 70; never a pass).
         """
+        validator = self._validator if self._validator is not None else self.validator()
         try:
-            return bool(self._validator.is_valid(instance))
+            return bool(validator.is_valid(instance))
         except BaseException as e:
             raise self._validation_failed(e) from e
 
@@ -208,6 +235,20 @@ class ModuleSchema:
             self._patterns[pattern] = check
         with panics_as(engine_failed(self.path)):
             return bool(check.is_valid(key))
+
+
+def _digest(data: bytes, others: dict[str, tuple[Any, str]]) -> str:
+    """``ModuleSchema.digest``: ``data``, the texts of ``others`` by path, and this file's source."""
+    h = hashlib.sha256(b"module-schema/1\0" + hashlib.sha256(data).digest())
+    for path in sorted(others):
+        h.update(b"%s\0%s\0" % (path.encode(), hashlib.sha256(others[path][1].encode()).digest()))
+    h.update(_source_digest())
+    return h.hexdigest()
+
+
+@cache
+def _source_digest() -> bytes:
+    return hashlib.sha256(Path(__file__).read_bytes()).digest()
 
 
 def check_document(path: str, text: str, schema: dict[str, Any] | bool) -> None:

@@ -1,0 +1,114 @@
+"""Validity verdicts of environments' modules kept in the result cache: reused only for the same inputs.
+
+After a change to one tenant file, its targets are rebuilt from their
+environments' merged modules; whether those are valid is read from the cache
+(``compiler.incremental.verdicts``), so no full validator is compiled. Every
+change that makes a target fail on a clean compile still fails it through the
+cache, with the same findings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import main
+from compiler.cli._context import Context
+from compiler.cli._repo import open_repository
+from compiler.compile.build import BuildRequest
+from compiler.incremental.plan import plan_cache
+from compiler.incremental.run import CachePlan, build_cached
+from compiler.incremental.verdicts import KeptVerdicts
+from tests.conftest import init_repo
+from tests.core._repos import ENGINE_SCHEMA, mini_repo
+
+TENANT = "modules:\n  engine:\n    region: {name}\n"  # a key the environment sets: an edit of its module
+POLICY = "- name: cool\n  description: temperature at most 0.3\n  rule: config.engine.model.temperature <= 0.3\n"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    repo = init_repo(tmp_path / "repo")
+    mini_repo(repo.path, {"environments/tenants/acme.yaml": TENANT.format(name="acme")})
+    (repo.path / ".gitignore").write_text("dist/\nclean/\n.llmcc/\n")
+    repo.commit("start")
+    assert main(["-q", "-C", str(repo.path), "compile"]) == 0  # the cache filled, verdicts too
+    assert main(["-q", "-C", str(repo.path), "validate"]) == 0  # and validate's entries
+    return repo.path
+
+
+def validate_in_process(root: Path) -> tuple[CachePlan, object]:
+    """``llmcc validate`` of every target through the cache, in this process: the plan and repository used."""
+    ctx = Context(root=root, quiet=True, debug=False)
+    repo, source, ids = open_repository(ctx, argparse.Namespace(rev=None), need_secrets=False)
+    targets = repo.project.targets()
+    plan = plan_cache(root, repo, targets, mode="validate", source=source, identities=ids)
+    assert plan is not None
+    outcomes = build_cached(BuildRequest(repo=repo, source=source, out_dir=None), targets, plan=plan)
+    assert all(not o.diagnostics and o.error is None for o in outcomes)
+    return plan, repo
+
+
+def test_a_tenant_edit_rebuilds_its_targets_without_compiling_a_full_validator(root: Path) -> None:
+    (root / "environments/tenants/acme.yaml").write_text(TENANT.format(name="acme-2"))
+    plan, repo = validate_in_process(root)
+    verdicts = plan.verdicts
+    assert isinstance(verdicts, KeptVerdicts)
+    assert verdicts.hits == 2  # staging's and prod's engine, for staging@acme and prod@acme
+    assert repo.schema("engine")._validator is None  # type: ignore[attr-defined]
+
+
+def test_a_verdict_entry_saying_anything_but_valid_is_not_taken(root: Path) -> None:
+    (root / "environments/tenants/acme.yaml").write_text(TENANT.format(name="acme-2"))
+    plan, repo = validate_in_process(root)
+    assert isinstance(plan.verdicts, KeptVerdicts)
+    from compiler.compile.pipeline import CompileCaches, env_base
+
+    caches = CompileCaches()
+    for env in ("staging", "prod"):
+        base = env_base(repo, env, caches)  # type: ignore[arg-type]
+        key = plan.verdicts.key(base, "engine", repo.schema("engine"))  # type: ignore[attr-defined]
+        assert key is not None
+        plan.cache.put(key, {"valid": "yes"})
+    (root / "environments/tenants/acme.yaml").write_text(TENANT.format(name="acme-3"))
+    again, repo = validate_in_process(root)
+    assert isinstance(again.verdicts, KeptVerdicts)
+    assert (again.verdicts.hits, again.verdicts.learned) == (0, 2)  # validated, and the verdicts written again
+    assert repo.schema("engine")._validator is not None  # type: ignore[attr-defined]
+
+
+def _schema(**model: object) -> str:
+    schema = json.loads(json.dumps(ENGINE_SCHEMA))
+    schema["properties"]["model"]["properties"].update(model)
+    return json.dumps(schema, indent=2)
+
+
+@pytest.mark.parametrize(
+    ("files", "code"),
+    [
+        ({"environments/base.yaml": "vars:\n  model: big\n  temperature: 1.5\n  region: r1\n"}, 1),
+        ({"environments/staging.yaml": "vars:\n  region: eu\nmodules:\n  engine:\n    model: {max_tokens: 0}\n"}, 1),
+        ({"environments/tenants/acme.yaml": "modules:\n  engine:\n    model: {temperature: 7}\n"}, 1),
+        ({"schemas/engine.schema.json": _schema(temperature={"type": "number", "maximum": 0.4})}, 1),
+        ({"schemas/engine.schema.json": _schema(name={"type": "string", "pattern": "(?=x)"})}, 2),
+        ({"policies/cool.yaml": POLICY}, 1),
+    ],
+    ids=["base-invalid", "environment-invalid", "tenant-invalid", "schema-stricter", "schema-not-compiling", "policy"],
+)
+def test_a_change_refused_on_a_clean_compile_is_refused_through_the_cache(
+    root: Path, files: dict[str, str], code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (root / "environments/tenants/acme.yaml").write_text(TENANT.format(name="acme-2"))
+    assert main(["-q", "-C", str(root), "compile"]) == 0  # tenant targets rebuilt from kept verdicts
+    capsys.readouterr()
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    cached = main(["-q", "-C", str(root), "compile"]), capsys.readouterr()
+    clean = main(["-q", "-C", str(root), "compile", "--no-cache", "-o", "clean"]), capsys.readouterr()
+    assert cached[0] == clean[0] == code
+    assert cached[1].err == clean[1].err
+    assert cached[1].err  # the finding or error is said
