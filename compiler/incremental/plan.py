@@ -83,7 +83,7 @@ def plan_cache(
         rendered = RenderedScalars(cache)
         # environments' modules found valid before are not validated again: validators compiled on first use
         verdicts = KeptVerdicts(cache, parsed, repo)
-        repo.lazy_schemas = True
+        repo.lazy_schemas, repo.schema_checks = True, verdicts
 
     def files() -> FileIds:
         return rev_file_ids(root, commit, CHECK_ROOTS) if rev is not None else cached_file_ids(cache, root, CHECK_ROOTS)

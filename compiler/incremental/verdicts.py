@@ -25,6 +25,13 @@ stack with a SOPS layer (never read through the parsed tier) or a document
 whose key is not known gets no verdict. The entry goes through the store's
 checks (owner, no symlinks, digest); anything but ``{"valid": true}`` is "not
 known", and the module is validated.
+
+Likewise a schema file that passed ``ModuleSchema.load``'s checks (strict JSON,
+the 2020-12 meta-schema, the ``x-secret`` and ``$id`` rules) is kept as
+"checked" under its path, ``ModuleSchema.digest`` and the engine's version: the
+next load of the same bytes parses it without the duplicate-key hook and skips
+those checks. References are resolved and checked each time; a validator is
+compiled when first used.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import TYPE_CHECKING
 
 from compiler.incremental.parsed import ParsedDocuments, dist_version, render_digest
 from compiler.incremental.store import ResultCache
+from compiler.jsontypes import JSONObject
 
 if TYPE_CHECKING:
     from compiler.compile.pipeline import EnvBase
@@ -42,7 +50,9 @@ if TYPE_CHECKING:
     from compiler.validate.schema import ModuleSchema
 
 SCHEME = "base-valid/1"
+CHECKED_SCHEME = "schema-checked/1"
 _VALID = {"valid": True}
+_CHECKED = {"checked": True}
 
 
 class KeptVerdicts:
@@ -54,6 +64,7 @@ class KeptVerdicts:
         self.repo = repo
         self.hits = 0
         self.learned = 0
+        self.schema_hits = 0
 
     def key(self, base: EnvBase, module: str, schema: ModuleSchema) -> str | None:
         """The verdict's key (module doc), or None when it cannot be made."""
@@ -73,7 +84,7 @@ class KeptVerdicts:
 
     def known(self, base: EnvBase, module: str, schema: ModuleSchema) -> bool:
         key = self.key(base, module, schema)
-        if key is None or self.store.get(key) != _VALID:
+        if key is None or not _says(self.store.get(key), "valid"):
             return False
         self.hits += 1
         return True
@@ -83,3 +94,22 @@ class KeptVerdicts:
         if key is not None:
             self.store.put(key, dict(_VALID))
             self.learned += 1
+
+    def _checked_key(self, path: str, digest: str) -> str:
+        head = f"{CHECKED_SCHEME}\0{path}\0{digest}\0jsonschema-rs={dist_version('jsonschema_rs')}"
+        return hashlib.sha256(head.encode()).hexdigest()
+
+    def checked(self, path: str, digest: str) -> bool:
+        """``compiler.validate.schema.CheckedSchemas``: the schema passed the load checks before."""
+        if not _says(self.store.get(self._checked_key(path, digest)), "checked"):
+            return False
+        self.schema_hits += 1
+        return True
+
+    def learn_checked(self, path: str, digest: str) -> None:
+        self.store.put(self._checked_key(path, digest), dict(_CHECKED))
+
+
+def _says(payload: JSONObject | None, word: str) -> bool:
+    """Whether ``payload`` is ``{word: true}`` exactly (``1`` equals ``True`` in Python: not enough)."""
+    return payload is not None and payload.keys() == {word} and payload[word] is True

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urldefrag, urljoin
 
 import jsonschema_rs
@@ -57,7 +57,8 @@ from compiler.validate.secretwalk import (
     unfollowed_marks,
 )
 
-__all__ = ["FORMATS", "ROTATE_KEYWORD", "SECRET_KEYWORD", "ModuleSchema", "SchemaFinding", "secret_paths"]
+__all__ = ["FORMATS", "ROTATE_KEYWORD", "SECRET_KEYWORD", "CheckedSchemas", "ModuleSchema", "SchemaFinding"]
+__all__ += ["secret_paths"]
 __all__ += ["schema_has_secrets"]
 
 # What `format` asserts (jsonschema-rs with validate_formats; README "Schemas"). Any other name is refused.
@@ -101,13 +102,21 @@ class ModuleSchema:
     _patterns: dict[str, Any] = field(default_factory=dict)
     _edits: EditCheck | None = None
     _text: str = ""  # the file's text, for the line of a compile error (``lazy``)
-    # ``lazy`` only: SHA-256 over what validating against this schema is a function of, besides the
-    # engine's version: this file's bytes, every file under schemas/ when it references another, this source
+    # ``lazy`` only: SHA-256 over what loading and validating against this schema are a function of,
+    # besides the engine's version: this file's bytes, every file under schemas/ when it may reference
+    # another, the checking source; "" when one of those files does not load (then nothing is kept)
     digest: str = ""
 
     @classmethod
     def load(
-        cls, module: str, path: str, data: bytes, files: SchemaFiles | None = None, *, lazy: bool = False
+        cls,
+        module: str,
+        path: str,
+        data: bytes,
+        files: SchemaFiles | None = None,
+        *,
+        lazy: bool = False,
+        checked: CheckedSchemas | None = None,
     ) -> ModuleSchema:
         """Parse, check and compile ``schemas/<module>.schema.json``.
 
@@ -115,13 +124,18 @@ class ModuleSchema:
         name; without it only references inside this file resolve. ``lazy``:
         the validator is compiled when first used (``validator``), not here, so
         a fault only the compile finds is raised then (the result cache's runs:
-        one whose validity verdicts are all kept compiles none).
+        one whose validity verdicts are all kept compiles none). ``checked``
+        (with ``lazy``): a schema of this ``digest`` it says passed these checks
+        before is parsed without the duplicate-key hook and not checked against
+        the meta-schema again (``check_document``); one that passes is told to it.
 
         Raises:
             InputError: invalid JSON, not a 2020-12 schema, a reference that does
                 not resolve, a pattern or format llmcc cannot check; at file:line.
         """
-        schema = load_json(path, data)
+        digest = _digest(data, _others(data, files)) if lazy else ""
+        known = bool(digest) and checked is not None and checked.checked(path, digest)
+        schema = _checked_json(path, data) if known else load_json(path, data)
         if not isinstance(schema, dict):
             raise InputError(f"{path}:1:1: a schema must be a JSON object")
         meta = schema.get("$schema")
@@ -131,7 +145,8 @@ class ModuleSchema:
             raise InputError(f"{path}:{line}:{col}: $schema must be {next(iter(_DRAFT_2020_12))!r}, not {meta!r}")
         text = data.decode("utf-8")
         base = uri_of(path)
-        check_document(path, text, schema)
+        if not known:
+            check_document(path, text, schema)
         refs = list(references(schema, base)) if _may_hold(text, "$ref", "$dynamicRef") else []
         external = any(not is_local(ref) for _, ref, _ in refs)
         registry = None
@@ -145,7 +160,8 @@ class ModuleSchema:
                 registry, missing = build_registry([(base, schema)])
                 check_references(path, text, refs, registry, missing)
         validator = None if lazy else _compile(path, text, schema, registry)
-        digest = _digest(data, files.documents() if external and files is not None else {}) if lazy else ""
+        if digest and checked is not None and not known:
+            checked.learn_checked(path, digest)
         return cls(module, path, schema, external, validator, registry, _text=text, digest=digest)
 
     def validator(self) -> Any:  # noqa: ANN401 - a jsonschema-rs validator
@@ -237,8 +253,40 @@ class ModuleSchema:
             return bool(check.is_valid(key))
 
 
-def _digest(data: bytes, others: dict[str, tuple[Any, str]]) -> str:
-    """``ModuleSchema.digest``: ``data``, the texts of ``others`` by path, and this file's source."""
+class CheckedSchemas(Protocol):
+    """Schemas that passed ``ModuleSchema.load``'s checks before, by path and ``ModuleSchema.digest``."""
+
+    def checked(self, path: str, digest: str) -> bool:
+        """Whether the schema at ``path`` with ``digest`` passed them (False: not known)."""
+        ...
+
+    def learn_checked(self, path: str, digest: str) -> None:
+        """Keep that the schema at ``path`` with ``digest`` passed them."""
+        ...
+
+
+def _others(data: bytes, files: SchemaFiles | None) -> dict[str, tuple[Any, str]] | None:
+    """The files under schemas/ a schema of ``data`` may reference (None: one does not load)."""
+    if files is None or not any(k in data for k in (b'"$ref"', b'"$dynamicRef"', b"\\u")):
+        return {}
+    try:
+        return files.documents()
+    except InputError:
+        return None  # the load reports it where it reads them, as without the cache
+
+
+def _checked_json(path: str, data: bytes) -> Any:  # noqa: ANN401 - a JSON Schema document
+    """``load_json`` of bytes that passed it before: the C decoder without the duplicate-key hook."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):  # cannot be, they passed: the strict parse reports it
+        return load_json(path, data)
+
+
+def _digest(data: bytes, others: dict[str, tuple[Any, str]] | None) -> str:
+    """``ModuleSchema.digest``: ``data``, the texts of ``others`` by path, and the checking source."""
+    if others is None:
+        return ""
     h = hashlib.sha256(b"module-schema/1\0" + hashlib.sha256(data).digest())
     for path in sorted(others):
         h.update(b"%s\0%s\0" % (path.encode(), hashlib.sha256(others[path][1].encode()).digest()))
@@ -248,7 +296,11 @@ def _digest(data: bytes, others: dict[str, tuple[Any, str]]) -> str:
 
 @cache
 def _source_digest() -> bytes:
-    return hashlib.sha256(Path(__file__).read_bytes()).digest()
+    here = Path(__file__)
+    h = hashlib.sha256()
+    for source in (here, here.with_name("schemafiles.py"), here.with_name("secretwalk.py"), here.with_name("edits.py")):
+        h.update(source.read_bytes() + b"\0")
+    return h.digest()
 
 
 def check_document(path: str, text: str, schema: dict[str, Any] | bool) -> None:

@@ -61,6 +61,13 @@ def test_a_tenant_edit_rebuilds_its_targets_without_compiling_a_full_validator(r
     assert repo.schema("engine")._validator is None  # type: ignore[attr-defined]
 
 
+def test_a_schema_that_passed_its_checks_is_loaded_without_them_next_time(root: Path) -> None:
+    (root / "environments/tenants/acme.yaml").write_text(TENANT.format(name="acme-2"))
+    plan, _ = validate_in_process(root)
+    assert isinstance(plan.verdicts, KeptVerdicts)
+    assert plan.verdicts.schema_hits == 1  # engine's schema: the same bytes as the last run's
+
+
 def test_a_verdict_entry_saying_anything_but_valid_is_not_taken(root: Path) -> None:
     (root / "environments/tenants/acme.yaml").write_text(TENANT.format(name="acme-2"))
     plan, repo = validate_in_process(root)
@@ -72,11 +79,14 @@ def test_a_verdict_entry_saying_anything_but_valid_is_not_taken(root: Path) -> N
         base = env_base(repo, env, caches)  # type: ignore[arg-type]
         key = plan.verdicts.key(base, "engine", repo.schema("engine"))  # type: ignore[attr-defined]
         assert key is not None
-        plan.cache.put(key, {"valid": "yes"})
+        plan.cache.put(key, {"valid": 1} if env == "staging" else {"valid": True, "more": 1})
+    digest = repo.schema("engine").digest  # type: ignore[attr-defined]
+    plan.cache.put(plan.verdicts._checked_key("schemas/engine.schema.json", digest), {"checked": 1})
     (root / "environments/tenants/acme.yaml").write_text(TENANT.format(name="acme-3"))
     again, repo = validate_in_process(root)
     assert isinstance(again.verdicts, KeptVerdicts)
     assert (again.verdicts.hits, again.verdicts.learned) == (0, 2)  # validated, and the verdicts written again
+    assert again.verdicts.schema_hits == 0  # checked again
     assert repo.schema("engine")._validator is not None  # type: ignore[attr-defined]
 
 
@@ -94,9 +104,20 @@ def _schema(**model: object) -> str:
         ({"environments/tenants/acme.yaml": "modules:\n  engine:\n    model: {temperature: 7}\n"}, 1),
         ({"schemas/engine.schema.json": _schema(temperature={"type": "number", "maximum": 0.4})}, 1),
         ({"schemas/engine.schema.json": _schema(name={"type": "string", "pattern": "(?=x)"})}, 2),
+        ({"schemas/engine.schema.json": _schema(temperature={"type": "numbr"})}, 2),
+        ({"schemas/engine.schema.json": _schema().replace('"description"', '"region"')}, 2),
         ({"policies/cool.yaml": POLICY}, 1),
     ],
-    ids=["base-invalid", "environment-invalid", "tenant-invalid", "schema-stricter", "schema-not-compiling", "policy"],
+    ids=[
+        "base-invalid",
+        "environment-invalid",
+        "tenant-invalid",
+        "schema-stricter",
+        "schema-not-compiling",
+        "schema-not-a-2020-12-schema",
+        "schema-with-a-repeated-key",
+        "policy",
+    ],
 )
 def test_a_change_refused_on_a_clean_compile_is_refused_through_the_cache(
     root: Path, files: dict[str, str], code: int, capsys: pytest.CaptureFixture[str]
