@@ -38,21 +38,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from compiler.incremental.parsed import ParsedDocuments, dist_version, render_digest
 from compiler.incremental.store import ResultCache
 from compiler.jsontypes import JSONObject
 
 if TYPE_CHECKING:
-    from compiler.compile.pipeline import EnvBase
     from compiler.compile.repository import Repository
+    from compiler.compile.types import TargetStack
     from compiler.validate.schema import ModuleSchema
 
 SCHEME = "base-valid/1"
 CHECKED_SCHEME = "schema-checked/1"
 _VALID = {"valid": True}
 _CHECKED = {"checked": True}
+
+
+class EnvBase(Protocol):
+    """What a verdict's key reads of ``compiler.compile.pipeline.EnvBase`` (the orchestrator's type)."""
+
+    @property
+    def stack(self) -> TargetStack: ...
 
 
 class KeptVerdicts:
