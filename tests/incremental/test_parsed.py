@@ -196,6 +196,7 @@ def test_damaged_positions_are_refused_when_read_or_taken_from_the_parser(positi
         pytest.param(b'{"value": 1', id="truncated"),
         pytest.param(b"\xff\xfe", id="not-utf8"),
         pytest.param(b'{"value": ' + b"9" * 5000 + b"}", id="over-long-number"),
+        pytest.param(b'{"scheme": NaN}\n[]', id="nan-before-the-positions"),
     ],
 )
 def test_bytes_that_are_not_strict_json_are_refused(data: bytes) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -19,9 +20,14 @@ from compiler.cli import main
 from compiler.cli._context import Context
 from compiler.cli._repo import open_repository
 from compiler.compile.build import BuildRequest
+from compiler.errors import InputError
 from compiler.incremental.plan import plan_cache
 from compiler.incremental.run import CachePlan, build_cached
 from compiler.incremental.verdicts import KeptVerdicts
+from compiler.load.yaml import load_document
+from compiler.sources.worktree import WorkTree
+from compiler.validate.schema import ModuleSchema
+from compiler.validate.schemafiles import SchemaFiles
 from tests.conftest import init_repo
 from tests.core._repos import ENGINE_SCHEMA, mini_repo
 
@@ -133,3 +139,64 @@ def test_a_change_refused_on_a_clean_compile_is_refused_through_the_cache(
     assert cached[0] == clean[0] == code
     assert cached[1].err == clean[1].err
     assert cached[1].err  # the finding or error is said
+
+
+class FakeChecked:
+    """``CheckedSchemas`` that vouches for every schema (a forged entry would, digest and all)."""
+
+    def __init__(self) -> None:
+        self.learned: list[str] = []
+
+    def checked(self, path: str, digest: str) -> bool:
+        return True
+
+    def learn_checked(self, path: str, digest: str) -> None:  # pragma: no cover - never asked: all vouched for
+        self.learned.append(path)
+
+
+def test_bytes_that_do_not_parse_are_refused_even_when_said_checked() -> None:
+    with pytest.raises(InputError, match=r"^schemas/engine\.schema\.json:1:\d+: invalid JSON"):
+        ModuleSchema.load("engine", "schemas/engine.schema.json", b'{"type": ', lazy=True, checked=FakeChecked())
+
+
+def test_the_digest_of_a_schema_that_may_reference_another_file_covers_every_file(tmp_path: Path) -> None:
+    schema = {**ENGINE_SCHEMA, "properties": {"region": {"$ref": "#/$defs/region"}}, "$defs": {"region": {}}}
+    data = json.dumps(schema).encode()
+    files = tmp_path / "schemas"
+    files.mkdir(parents=True)
+    (files / "engine.schema.json").write_bytes(data)
+    (files / "shared.json").write_text('{"type": "string"}')
+
+    def digest() -> str:
+        return ModuleSchema.load(
+            "engine", "schemas/engine.schema.json", data, SchemaFiles(WorkTree(tmp_path)), lazy=True
+        ).digest
+
+    first = digest()
+    (files / "shared.json").write_text('{"type": "integer"}')
+    second = digest()
+    assert first
+    assert second != first
+    (files / "shared.json").write_text("{")  # another file that does not load: no digest, nothing kept
+    assert digest() == ""
+    assert ModuleSchema.load("engine", "schemas/engine.schema.json", data).digest == ""  # only when lazy
+
+
+def test_no_verdict_key_without_a_schema_digest_or_with_a_sops_layer(root: Path) -> None:
+    plan, repo = validate_in_process(root)
+    assert isinstance(plan.verdicts, KeptVerdicts)
+    from compiler.compile.pipeline import CompileCaches, env_base
+
+    base = env_base(repo, "staging", CompileCaches())  # type: ignore[arg-type]
+    eager = ModuleSchema.load(
+        "engine", "schemas/engine.schema.json", (root / "schemas/engine.schema.json").read_bytes()
+    )
+    assert plan.verdicts.key(base, "engine", eager) is None
+    sops = SimpleNamespace(ref=SimpleNamespace(secrets=True), document=base.stack.layers[0].document)
+    with_sops = SimpleNamespace(stack=SimpleNamespace(layers=[*base.stack.layers, sops], target=base.stack.target))
+    assert plan.verdicts.key(with_sops, "engine", repo.schema("engine")) is None  # type: ignore[arg-type, attr-defined]
+    layer = base.stack.layers[0]
+    elsewhere = load_document(b"vars: {}\n", path=layer.document.path, layer="base")  # not read through the cache
+    other = SimpleNamespace(ref=layer.ref, document=elsewhere)
+    unread = SimpleNamespace(stack=SimpleNamespace(layers=[other], target=base.stack.target))
+    assert plan.verdicts.key(unread, "engine", repo.schema("engine")) is None  # type: ignore[arg-type, attr-defined]
