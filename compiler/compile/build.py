@@ -113,6 +113,7 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
         return outcomes
     with _collector_paused():
         _warm(request, targets)
+        _compile_validators(request)
     gc.freeze()  # the parsed inputs are shared with the workers: keep the collector off their pages
     global _REQUEST
     _REQUEST = request  # inherited by the forked workers
@@ -221,6 +222,14 @@ def _warm(request: BuildRequest, targets: Sequence[Target]) -> None:
     for step in steps:
         with contextlib.suppress(LlmccError):
             step()
+
+
+def _compile_validators(request: BuildRequest) -> None:
+    """Compile the validators of schemas loaded lazily (``Repository.lazy_schemas``) before forking:
+    else each worker would compile its own. A schema that does not compile: its targets report it."""
+    for module in request.repo.modules:
+        with contextlib.suppress(LlmccError):
+            request.repo.schema(module).validator()
 
 
 def _shared_envs(targets: Sequence[Target]) -> list[str]:

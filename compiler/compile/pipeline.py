@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from compiler import provenance
 from compiler.compile.inherit import Reach, changed_variables, inherit_module
@@ -48,12 +48,34 @@ class EnvBase:
     reach: dict[tuple[str, JsonPath], Reach] = field(default_factory=dict)
     valid: dict[str, bool] = field(default_factory=dict)  # module -> its schema accepts it (computed once)
 
-    def valid_base(self, module: str, schema: ModuleSchema) -> Value | None:
-        """The environment's module when its schema accepts it: a tenant's module validates as an edit of it."""
+    def valid_base(self, module: str, schema: ModuleSchema, verdicts: BaseVerdicts | None = None) -> Value | None:
+        """The environment's module when its schema accepts it: a tenant's module validates as an edit of it.
+
+        ``verdicts``: validity kept from earlier runs (``compiler.incremental.verdicts``); a module it
+        does not vouch for is validated, and one found valid is told to it.
+        """
         ok = self.valid.get(module)
         if ok is None:
-            ok = self.valid[module] = schema.is_valid(self.modules[module])
+            if verdicts is not None and verdicts.known(self, module, schema):
+                ok = True
+            else:
+                ok = schema.is_valid(self.modules[module])
+                if ok and verdicts is not None:
+                    verdicts.learn(self, module, schema)
+            self.valid[module] = ok
         return self.modules[module] if ok else None
+
+
+class BaseVerdicts(Protocol):
+    """Which environments' merged modules earlier runs found valid against their schemas."""
+
+    def known(self, base: EnvBase, module: str, schema: ModuleSchema) -> bool:
+        """Whether ``base.modules[module]`` was found valid against ``schema`` (False: not known)."""
+        ...
+
+    def learn(self, base: EnvBase, module: str, schema: ModuleSchema) -> None:
+        """Keep that ``base.modules[module]`` is valid against ``schema``."""
+        ...
 
 
 @dataclass(slots=True, kw_only=True)
@@ -73,6 +95,7 @@ class CompileCaches:
     policy: PolicyCheck | None = None
     no_policies: bool = False  # the repository has no policy file (``policy_check``)
     layout: list[Diagnostic] | None = None
+    verdicts: BaseVerdicts | None = None  # the validity of environments' modules kept across runs
     # Called with each target's name once it is compiled, in the process that compiled it: the
     # result cache keeps what a build worker rendered (compiler.incremental.parsed).
     after_target: Callable[[str], None] | None = None
@@ -231,7 +254,11 @@ def compile_target(
         if validate:
             # A tenant's module is its environment's, edited copy-on-write (``inherit``): only the edits
             # are validated when the environment's module is valid.
-            edited = base.valid_base(module, schema) if base is not None and target.tenant is not None else None
+            edited = (
+                base.valid_base(module, schema, caches.verdicts)
+                if base is not None and target.tenant is not None
+                else None
+            )
             for finding in schema.check(value, valid_base=edited):
                 if repo.secrets_opaque and finding.keyword != "type" and finding.path in paths:
                     continue  # an encrypted value stands in: only its type is known

@@ -24,7 +24,7 @@ from compiler.sources.base import SourceTree
 
 if TYPE_CHECKING:
     from compiler.render.jinja import TemplatePlan
-    from compiler.validate.schema import ModuleSchema
+    from compiler.validate.schema import CheckedSchemas, ModuleSchema
     from compiler.validate.schemafiles import SchemaFiles
 
 # Templates, schemas and the schema engine are imported when first read: a run whose targets
@@ -54,6 +54,11 @@ class Repository:
         # Without an identity, SOPS values stand in opaquely; schema checks skip them.
         self.secrets_opaque = secrets_opaque
         self._schemas: dict[str, ModuleSchema] = {}
+        # Validators compiled when first used (``ModuleSchema.load(lazy=True)``): the result cache sets it,
+        # as its validity verdicts (compiler.incremental.verdicts) may leave a run needing none.
+        self.lazy_schemas = False
+        # Schemas that passed the load checks before (the result cache's, with ``lazy_schemas``).
+        self.schema_checks: CheckedSchemas | None = None
         self._templates: dict[str, list[TemplatePlan]] = {}
         self._layers: dict[str, LayerDoc | None] = {}
         # The time policies are checked at (secret ages, waiver expiry): see compiler.policy.policy_time.
@@ -83,7 +88,14 @@ class Repository:
             from compiler.validate.schema import ModuleSchema
 
             path = f"{SCHEMAS}/{module}{SCHEMA_SUFFIX}"
-            ms = self._schemas[module] = ModuleSchema.load(module, path, self.tree.read(path), self.schema_files)
+            ms = self._schemas[module] = ModuleSchema.load(
+                module,
+                path,
+                self.tree.read(path),
+                self.schema_files,
+                lazy=self.lazy_schemas,
+                checked=self.schema_checks,
+            )
         return ms
 
     def templates(self, module: str) -> list[TemplatePlan]:

@@ -17,11 +17,19 @@ caller parses the file instead (issue 14 §2: a damaged or foreign entry is
 ignored and rebuilt). Nesting deeper than ``json.loads`` reads (its recursion
 guard) is refused too; no tighter depth is checked, as the loader itself builds
 values deeper than ``MAX_DEPTH`` through aliases of aliases.
+
+The positions (three quarters of the bytes) are written after the rest, on a
+line of their own, and decoded and checked only when one is read (a
+diagnostic): most kept documents of a compile are never asked for one, as the
+loader's own ``Positions`` are built only then. Positions that fail the checks
+at that point are not used: the caller's ``reparse`` gives the parser's (and
+``ParsedDocuments`` drops the entry), or ``EntryError`` is raised.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Mapping
 from itertools import chain
 from typing import cast
 
@@ -30,8 +38,8 @@ from compiler.incremental.entry import EntryError
 from compiler.jsonpath import JsonPath
 from compiler.load.yaml import MERGE_TAGS, Document, MergeTag, Tagged, Value
 
-SCHEME = "document/1"  # bump when the encoding below changes
-_KEYS = frozenset({"scheme", "path", "layer", "rev", "nodes", "tagged", "value", "tags", "positions"})
+SCHEME = "document/2"  # bump when the encoding below changes (2: positions on a line of their own)
+_KEYS = frozenset({"scheme", "path", "layer", "rev", "nodes", "tagged", "value", "tags"})
 _TAGS = frozenset(MERGE_TAGS.values())
 
 
@@ -42,7 +50,7 @@ def encode_document(doc: Document) -> bytes | None:
     if value is _UNFIT:
         return None
     positions = [[line, col, *path] for path, (line, col) in doc.positions.items()]
-    data = {
+    head = {
         "scheme": SCHEME,
         "path": doc.path,
         "layer": doc.layer,
@@ -51,11 +59,11 @@ def encode_document(doc: Document) -> bytes | None:
         "tagged": doc.tagged,
         "value": value,
         "tags": tags,
-        "positions": positions,
     }
     try:
-        # ASCII: a lone surrogate a YAML escape made survives as \\ud800 and comes back equal
-        return json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+        # ASCII: a lone surrogate a YAML escape made survives as \\ud800 and comes back equal; and no
+        # raw line break (JSON writes one in a string as \\n), so the first one ends the head
+        return b"%s\n%s" % (_dumps(head), _dumps(positions))
     except (TypeError, ValueError, RecursionError):  # a Tagged where ``tagged`` is False, a NaN
         return None
 
@@ -84,18 +92,36 @@ def _untag(doc: Document, value: Value, path: JsonPath, tags: list[list[object]]
     return value
 
 
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def _reject_constant(name: str) -> object:
     raise EntryError(f"document: {name}")
 
 
-def decode_document(data: bytes, *, path: str, layer: str, rev: str | None) -> Document:
+def decode_document(
+    data: bytes,
+    *,
+    path: str,
+    layer: str,
+    rev: str | None,
+    reparse: Callable[[], Mapping[JsonPath, tuple[int, int]]] | None = None,
+) -> Document:
     """The ``Document`` that ``encode_document`` wrote for the file ``path`` read as ``layer`` at ``rev``.
+
+    Its positions are decoded on first read (``KeptPositions``); when they fail
+    the checks then, ``reparse()`` gives them (the parser's), or without it
+    reading one raises ``EntryError``.
 
     Raises:
         EntryError: ``data`` is not such an encoding (damaged, foreign, or of another file).
     """
+    head, newline, positions = data.partition(b"\n")
+    if not newline:
+        raise EntryError("document: positions")
     try:
-        raw = json.loads(data, parse_constant=_reject_constant)
+        raw = json.loads(head, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:  # bad JSON, bad UTF-8, too deep, an over-long number
         raise EntryError("document") from e
     if not isinstance(raw, dict) or raw.keys() != _KEYS or raw["scheme"] != SCHEME:
@@ -112,7 +138,7 @@ def decode_document(data: bytes, *, path: str, layer: str, rev: str | None) -> D
         path=path,
         layer=layer,
         value=value,
-        positions=_positions(raw["positions"]),
+        positions=KeptPositions(positions, reparse),
         nodes=nodes,
         tagged=tagged,
         rev=rev,
@@ -155,8 +181,49 @@ def _retag(root: Value, entry: list[object], path: str, layer: str, rev: str | N
     return wrap(root, 0)
 
 
-def _positions(raw: object) -> dict[JsonPath, tuple[int, int]]:
+class KeptPositions(Mapping[JsonPath, tuple[int, int]]):
+    """A kept document's positions, decoded and checked on first read (see the module doc)."""
+
+    __slots__ = ("_data", "_reparse")
+
+    def __init__(self, data: bytes, reparse: Callable[[], Mapping[JsonPath, tuple[int, int]]] | None) -> None:
+        # the encoded list until the table is built, then the table: one attribute (as ``Positions``)
+        self._data: bytes | Mapping[JsonPath, tuple[int, int]] = data
+        self._reparse = reparse
+
+    def table(self) -> Mapping[JsonPath, tuple[int, int]]:
+        """The positions (decoded once). Raises EntryError: damaged, and no ``reparse`` given."""
+        data = self._data
+        if not isinstance(data, bytes):
+            return data
+        try:
+            table: Mapping[JsonPath, tuple[int, int]] = _positions(data)
+        except EntryError:
+            if self._reparse is None:
+                raise
+            table = self._reparse()
+        self._data = table
+        return table
+
+    def __getitem__(self, path: JsonPath) -> tuple[int, int]:
+        return self.table()[path]
+
+    def __iter__(self) -> Iterator[JsonPath]:
+        return iter(self.table())
+
+    def __len__(self) -> int:
+        return len(self.table())
+
+    def __repr__(self) -> str:
+        return repr(self.table())
+
+
+def _positions(data: bytes) -> dict[JsonPath, tuple[int, int]]:
     """``[[line, col, *path], ...]`` as the loader's map; the types checked in bulk (a loop in C)."""
+    try:
+        raw = json.loads(data, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:
+        raise EntryError("document: positions") from e
     if type(raw) is not list:
         raise EntryError("document: positions")
     try:

@@ -34,8 +34,8 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable
-from functools import cache
+from collections.abc import Callable, Iterable, Mapping
+from functools import cache, partial
 from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +44,7 @@ from compiler.errors import LlmccError
 from compiler.incremental.documents import SCHEME, decode_document, encode_document
 from compiler.incremental.entry import EntryError
 from compiler.incremental.store import ResultCache
+from compiler.jsonpath import JsonPath
 from compiler.load.yaml import Document, Value, load_document
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ class ParsedDocuments:
         self.hits = 0
         self.parsed = 0
         self._keys: dict[str, str] = {}  # path -> key of its last load (``forget``)
+        self._docs: dict[int, tuple[Document, str]] = {}  # id -> each document this loaded, and its key
 
     def load(
         self,
@@ -118,19 +120,34 @@ class ParsedDocuments:
         body = self.store.get_bytes(key)
         if body is not None:
             with contextlib.suppress(EntryError):
-                doc = decode_document(body, path=path, layer=layer, rev=rev)
+                reparse = partial(self._reparse, data, key, path=path, layer=layer, rev=rev, quote_values=quote_values)
+                doc = decode_document(body, path=path, layer=layer, rev=rev, reparse=reparse)
                 self.hits += 1
+                self._docs[id(doc)] = (doc, key)
                 if keep is not None and not _keeps(keep, doc):  # a schema marked a field x-secret since
                     self.store.discard(key)
                 return doc
         doc = load_document(data, path=path, layer=layer, rev=rev, quote_values=quote_values)
         self.parsed += 1
+        self._docs[id(doc)] = (doc, key)
         if keep is not None and not _keeps(keep, doc):
             return doc
         encoded = encode_document(doc)
         if encoded is not None and len(encoded) <= MAX_DOCUMENT_BYTES and not holds_credential(encoded):
             self.store.put_bytes(key, encoded)
         return doc
+
+    def key_of(self, doc: Document) -> str | None:
+        """The key ``doc`` was loaded under here (the SHA-256 of its bytes among the rest); None: not loaded here."""
+        found = self._docs.get(id(doc))
+        return found[1] if found is not None and found[0] is doc else None
+
+    def _reparse(
+        self, data: bytes, key: str, *, path: str, layer: str, rev: str | None, quote_values: bool
+    ) -> Mapping[JsonPath, tuple[int, int]]:
+        """The parser's positions of a kept document whose own failed their checks (its entry is dropped)."""
+        self.store.discard(key)
+        return load_document(data, path=path, layer=layer, rev=rev, quote_values=quote_values).positions
 
     def forget(self, path: str) -> None:
         """Delete the kept copy of the file at ``path`` as last loaded here (a file found unsafe to keep

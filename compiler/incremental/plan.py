@@ -19,6 +19,7 @@ from compiler.incremental.key import KeyContext, Mode, cache_keys
 from compiler.incremental.parsed import ParsedDocuments, RenderedScalars
 from compiler.incremental.run import CachePlan
 from compiler.incremental.store import CACHE_DIR, ResultCache, max_bytes_from
+from compiler.incremental.verdicts import KeptVerdicts
 from compiler.project import Target
 from compiler.secrets.identity import Identities
 from compiler.sources.base import SourceInfo
@@ -74,12 +75,15 @@ def plan_cache(
     )
 
     cache = ResultCache(root / CACHE_DIR, max_bytes=max_bytes_from(os.environ))
-    rendered = None
+    rendered = verdicts = None
     if cache.usable():  # an unsafe directory is found now, so the command can say so before it compiles
         # Below the target level: a target that misses reads its parsed files and rendered scalars
         parsed = ParsedDocuments(cache)
         repo.parse, repo.forget = parsed.load, parsed.forget
         rendered = RenderedScalars(cache)
+        # environments' modules found valid before are not validated again: validators compiled on first use
+        verdicts = KeptVerdicts(cache, parsed, repo)
+        repo.lazy_schemas, repo.schema_checks = True, verdicts
 
     def files() -> FileIds:
         return rev_file_ids(root, commit, CHECK_ROOTS) if rev is not None else cached_file_ids(cache, root, CHECK_ROOTS)
@@ -93,4 +97,4 @@ def plan_cache(
     now = keys()
     # A revision's files cannot change while it compiles; the working tree's are listed again.
     recheck = keys if rev is None else same
-    return CachePlan(cache=cache, mode=mode, keys=now, recheck=recheck, rendered=rendered)
+    return CachePlan(cache=cache, mode=mode, keys=now, recheck=recheck, rendered=rendered, verdicts=verdicts)

@@ -62,6 +62,7 @@ from compiler.incremental.filestat import fs_now, stats, trusted
 from compiler.incremental.key import Mode
 from compiler.incremental.parsed import RenderedScalars
 from compiler.incremental.store import ResultCache
+from compiler.incremental.verdicts import KeptVerdicts
 from compiler.jsontypes import JSONObject, JSONValue
 from compiler.project import Target
 
@@ -79,6 +80,7 @@ class CachePlan:
     keys: Mapping[str, str]
     recheck: Callable[[Sequence[Target]], Mapping[str, str]]
     rendered: RenderedScalars | None = None  # rendered template scalars kept across runs
+    verdicts: KeptVerdicts | None = None  # environments' modules found valid by earlier runs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,7 +147,7 @@ def build_cached(
     built: dict[str, TargetOutcome] = {}
     if misses:
         keep = complete(replace(request, keep_bytes=True) if plan.mode == "compile" else request)
-        keep = replace(_with_rendered(keep, plan.rendered), worker_note=lambda: plan.cache.trouble)
+        keep = replace(_with_rendered(keep, plan.rendered, plan.verdicts), worker_note=lambda: plan.cache.trouble)
         outcomes = build_targets(keep, misses, jobs=jobs)
         for outcome in outcomes:  # a cache write that failed in a -j worker: warned once, as in a serial run
             if outcome.note is not None and plan.cache.trouble is None:
@@ -203,14 +205,17 @@ def _keep(request: BuildRequest, reuse: Reuse, target: str) -> bool:
     return True
 
 
-def _with_rendered(request: BuildRequest, rendered: RenderedScalars | None) -> BuildRequest:
-    """``request`` whose compile starts from the rendered scalars kept by earlier runs."""
+def _with_rendered(
+    request: BuildRequest, rendered: RenderedScalars | None, verdicts: KeptVerdicts | None = None
+) -> BuildRequest:
+    """``request`` whose compile starts from the rendered scalars and validity verdicts kept by earlier runs."""
     if rendered is None or request.caches is not None:
         return request
     from compiler.compile.pipeline import CompileCaches
 
     render = rendered.load()
-    return replace(request, caches=CompileCaches(render=render, after_target=partial(rendered.worker_done, render)))
+    after = partial(rendered.worker_done, render)
+    return replace(request, caches=CompileCaches(render=render, after_target=after, verdicts=verdicts))
 
 
 def _source(request: BuildRequest) -> JSONObject | None:

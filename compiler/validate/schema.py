@@ -16,10 +16,13 @@ validator: its messages quote the instance, and the instance may hold a secret
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urldefrag, urljoin
 
 import jsonschema_rs
@@ -54,7 +57,8 @@ from compiler.validate.secretwalk import (
     unfollowed_marks,
 )
 
-__all__ = ["FORMATS", "ROTATE_KEYWORD", "SECRET_KEYWORD", "ModuleSchema", "SchemaFinding", "secret_paths"]
+__all__ = ["FORMATS", "ROTATE_KEYWORD", "SECRET_KEYWORD", "CheckedSchemas", "ModuleSchema", "SchemaFinding"]
+__all__ += ["secret_paths"]
 __all__ += ["schema_has_secrets"]
 
 # What `format` asserts (jsonschema-rs with validate_formats; README "Schemas"). Any other name is refused.
@@ -92,24 +96,46 @@ class ModuleSchema:
     path: str
     schema: dict[str, Any]
     external: bool  # it references another file under schemas/ (compiled against all of them)
-    _validator: Any
+    _validator: Any  # None: not compiled yet (``load(lazy=True)``)
     _registry: jsonschema_rs.Registry | None
     _lookups: dict[tuple[str, str], tuple[str, Any]] = field(default_factory=dict)
     _patterns: dict[str, Any] = field(default_factory=dict)
     _edits: EditCheck | None = None
+    _text: str = ""  # the file's text, for the line of a compile error (``lazy``)
+    # ``lazy`` only: SHA-256 over what loading and validating against this schema are a function of,
+    # besides the engine's version: this file's bytes, every file under schemas/ when it may reference
+    # another, the checking source; "" when one of those files does not load (then nothing is kept)
+    digest: str = ""
 
     @classmethod
-    def load(cls, module: str, path: str, data: bytes, files: SchemaFiles | None = None) -> ModuleSchema:
+    def load(
+        cls,
+        module: str,
+        path: str,
+        data: bytes,
+        files: SchemaFiles | None = None,
+        *,
+        lazy: bool = False,
+        checked: CheckedSchemas | None = None,
+    ) -> ModuleSchema:
         """Parse, check and compile ``schemas/<module>.schema.json``.
 
         ``files`` holds the other files under ``schemas/`` that a ``$ref`` may
-        name; without it only references inside this file resolve.
+        name; without it only references inside this file resolve. ``lazy``:
+        the validator is compiled when first used (``validator``), not here, so
+        a fault only the compile finds is raised then (the result cache's runs:
+        one whose validity verdicts are all kept compiles none). ``checked``
+        (with ``lazy``): a schema of this ``digest`` it says passed these checks
+        before is parsed without the duplicate-key hook and not checked against
+        the meta-schema again (``check_document``); one that passes is told to it.
 
         Raises:
             InputError: invalid JSON, not a 2020-12 schema, a reference that does
                 not resolve, a pattern or format llmcc cannot check; at file:line.
         """
-        schema = load_json(path, data)
+        digest = _digest(data, _others(data, files)) if lazy else ""
+        known = bool(digest) and checked is not None and checked.checked(path, digest)
+        schema = _checked_json(path, data) if known else load_json(path, data)
         if not isinstance(schema, dict):
             raise InputError(f"{path}:1:1: a schema must be a JSON object")
         meta = schema.get("$schema")
@@ -119,7 +145,8 @@ class ModuleSchema:
             raise InputError(f"{path}:{line}:{col}: $schema must be {next(iter(_DRAFT_2020_12))!r}, not {meta!r}")
         text = data.decode("utf-8")
         base = uri_of(path)
-        check_document(path, text, schema)
+        if not known:
+            check_document(path, text, schema)
         refs = list(references(schema, base)) if _may_hold(text, "$ref", "$dynamicRef") else []
         external = any(not is_local(ref) for _, ref, _ in refs)
         registry = None
@@ -132,7 +159,21 @@ class ModuleSchema:
             else:
                 registry, missing = build_registry([(base, schema)])
                 check_references(path, text, refs, registry, missing)
-        return cls(module, path, schema, external, _compile(path, text, schema, registry), registry)
+        validator = None if lazy else _compile(path, text, schema, registry)
+        if digest and checked is not None and not known:
+            checked.learn_checked(path, digest)
+        return cls(module, path, schema, external, validator, registry, _text=text, digest=digest)
+
+    def validator(self) -> Any:  # noqa: ANN401 - a jsonschema-rs validator
+        """The compiled validator (compiled on first use after ``load(lazy=True)``).
+
+        Raises:
+            InputError: the schema does not compile (at its file:line, as ``load`` raises it).
+        """
+        validator = self._validator
+        if validator is None:
+            validator = self._validator = _compile(self.path, self._text, self.schema, self._registry)
+        return validator
 
     @property
     def base(self) -> str:
@@ -153,10 +194,11 @@ class ModuleSchema:
             if self._edits.valid(valid_base, instance):
                 return []
         try:  # not `with panics_as(...)`: this is the hot path, and a try costs nothing until it catches
-            if self._validator.is_valid(instance):
+            validator = self._validator if self._validator is not None else self.validator()
+            if validator.is_valid(instance):
                 return []
             secret = set(secret_paths(self, instance))
-            findings = [f for e in self._validator.iter_errors(instance) for f in _findings(e, secret, instance)]
+            findings = [f for e in validator.iter_errors(instance) for f in _findings(e, secret, instance)]
         except BaseException as e:
             raise self._validation_failed(e) from e
         return sorted(findings, key=lambda f: ([str(p) for p in f.path], f.message))
@@ -167,8 +209,9 @@ class ModuleSchema:
         Raises:
             InternalError: the engine panicked (exit 70; never a pass).
         """
+        validator = self._validator if self._validator is not None else self.validator()
         try:
-            return bool(self._validator.is_valid(instance))
+            return bool(validator.is_valid(instance))
         except BaseException as e:
             raise self._validation_failed(e) from e
 
@@ -208,6 +251,56 @@ class ModuleSchema:
             self._patterns[pattern] = check
         with panics_as(engine_failed(self.path)):
             return bool(check.is_valid(key))
+
+
+class CheckedSchemas(Protocol):
+    """Schemas that passed ``ModuleSchema.load``'s checks before, by path and ``ModuleSchema.digest``."""
+
+    def checked(self, path: str, digest: str) -> bool:
+        """Whether the schema at ``path`` with ``digest`` passed them (False: not known)."""
+        ...
+
+    def learn_checked(self, path: str, digest: str) -> None:
+        """Keep that the schema at ``path`` with ``digest`` passed them."""
+        ...
+
+
+def _others(data: bytes, files: SchemaFiles | None) -> dict[str, tuple[Any, str]] | None:
+    """The files under schemas/ a schema of ``data`` may reference (None: one does not load)."""
+    if files is None or not any(k in data for k in (b'"$ref"', b'"$dynamicRef"', b"\\u")):
+        return {}
+    try:
+        return files.documents()
+    except InputError:
+        return None  # the load reports it where it reads them, as without the cache
+
+
+def _checked_json(path: str, data: bytes) -> Any:  # noqa: ANN401 - a JSON Schema document
+    """``load_json`` of bytes that passed it before: the C decoder without the duplicate-key hook."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):  # cannot be, they passed: the strict parse reports it
+        return load_json(path, data)
+
+
+def _digest(data: bytes, others: dict[str, tuple[Any, str]] | None) -> str:
+    """``ModuleSchema.digest``: ``data``, the texts of ``others`` by path, and the checking source."""
+    if others is None:
+        return ""
+    h = hashlib.sha256(b"module-schema/1\0" + hashlib.sha256(data).digest())
+    for path in sorted(others):
+        h.update(b"%s\0%s\0" % (path.encode(), hashlib.sha256(others[path][1].encode()).digest()))
+    h.update(_source_digest())
+    return h.hexdigest()
+
+
+@cache
+def _source_digest() -> bytes:
+    here = Path(__file__)
+    h = hashlib.sha256()
+    for source in (here, here.with_name("schemafiles.py"), here.with_name("secretwalk.py"), here.with_name("edits.py")):
+        h.update(source.read_bytes() + b"\0")
+    return h.digest()
 
 
 def check_document(path: str, text: str, schema: dict[str, Any] | bool) -> None:

@@ -3,7 +3,8 @@
 Random sequences of edits (values, variables, tags, layer files added and
 removed, manifest changes, policies, templates with Jinja-only expressions,
 commits, a layer directory turned into a symlink, the kept parsed files and
-rendered scalars damaged, a bundle of the output directory tampered with) on a
+rendered scalars damaged, the kept documents' positions damaged behind a right
+digest, a bundle of the output directory tampered with) on a
 small repository; after each, ``llmcc compile`` with the cache and ``llmcc
 compile --no-cache`` must give the same exit code, the same findings and the
 same bundle bytes. The second test runs each cached compile in its own
@@ -13,6 +14,8 @@ documents, rendered scalars, known Jinja expressions).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from compiler.cli import main
@@ -33,12 +36,11 @@ POLICY = (
     "- name: cool\n  description: temperature at most {limit}\n  rule: config.engine.model.temperature <= {limit}\n"
 )
 
+BASE, BASE_VARS = "environments/base.yaml", "vars:\n  model: big\n  temperature: {t}\n  region: r1\n"
 Edit = tuple[str, str | None]  # (path, new text or None to remove) or ("commit", None)
 temperatures = st.sampled_from(["0.1", "0.4", "0.9", "1.5"])  # 1.5 breaks the schema's maximum
 edits = st.one_of(
-    st.builds(
-        lambda t: ("environments/base.yaml", f"vars:\n  model: big\n  temperature: {t}\n  region: r1\n"), temperatures
-    ),
+    st.builds(lambda t: (BASE, BASE_VARS.format(t=t)), temperatures),
     st.builds(lambda t: ("environments/tenants/acme.yaml", TENANT.format(t=t)), temperatures),
     st.builds(
         lambda n: ("environments/prod/tenants/acme.yaml", f"modules:\n  engine:\n    model:\n      max_tokens: {n}\n"),
@@ -68,6 +70,7 @@ edits = st.one_of(
                 "vars:\n  model: !override tiny\nmodules:\n  engine: !override {model: {name: x}}\n",
             ),
             ("damage", None),  # the kept parsed files and rendered scalars overwritten with garbage
+            ("positions", None),  # the kept documents' positions damaged, their digests right; a finding reads one
             ("tamper", None),  # a bundle in the output directory edited in place, its modification time put back
             ("commit", None),
             ("link", None),  # environments/tenants becomes a symlink to a directory: later edits go through it
@@ -98,6 +101,17 @@ def damage_kept_entries(root: Path) -> None:
         head, _, body = entry.read_bytes().partition(b"\n")
         if body.startswith((b'{"scheme":"document/', b'{"scheme":"rendered/')):
             entry.write_bytes(head + b"\n" + b"{" * len(body))
+
+
+def damage_kept_positions(root: Path) -> None:
+    """Damage the positions line of every kept parsed document, its entry's digest and size made right."""
+    for entry in (root / CACHE_DIR).rglob("*.json"):
+        head, _, body = entry.read_bytes().partition(b"\n")
+        if body.startswith(b'{"scheme":"document/'):
+            body = body.partition(b"\n")[0] + b"\n[[1,"
+            header = json.loads(head)
+            header.update(sha256=hashlib.sha256(body).hexdigest(), size=len(body))
+            entry.write_bytes(json.dumps(header).encode() + b"\n" + body)
 
 
 def tamper_bundle(out: Path) -> None:
@@ -131,6 +145,10 @@ def check_edits(steps: list[Edit], capsys: pytest.CaptureFixture[str], *, proces
                 damage_kept_entries(repo.path)
                 path = "environments/tenants/acme.yaml"  # and a change, so that targets are built from them
                 text = TENANT.format(t="0.7")
+            if path == "positions":
+                damage_kept_positions(repo.path)
+                path = "environments/staging.yaml"  # staging rebuilt: a finding in a kept file reads its line
+                text = "vars:\n  region: eu-central-1\n"
             if path == "tamper":
                 tamper_bundle(repo.path / "cached")
                 path = "environments/prod/tenants/acme.yaml"  # and a change elsewhere: a run that rebuilds a few
@@ -163,6 +181,7 @@ def test_incremental_compile_equals_a_clean_compile(steps: list[Edit], capsys: p
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(edits, min_size=2, max_size=4))
+@example(steps=[(BASE, BASE_VARS.format(t="1.5")), ("positions", None)])  # the finding's line from damaged positions
 def test_incremental_compile_across_processes_equals_a_clean_compile(
     steps: list[Edit], capsys: pytest.CaptureFixture[str]
 ) -> None:

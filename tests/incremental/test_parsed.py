@@ -83,12 +83,23 @@ def test_every_yaml_file_of_this_repository_comes_back_exactly() -> None:
 
 
 def good_encoding() -> dict[str, object]:
+    """The encoding of a tagged document as one map (``encoded`` writes it back, positions apart)."""
     doc = parsed(CRAFTED["tags"])
     data = encode_document(doc)
     assert data is not None
-    raw = json.loads(data)
+    head, _, positions = data.partition(b"\n")
+    raw = json.loads(head)
     assert isinstance(raw, dict)
+    raw["positions"] = json.loads(positions)
     return raw
+
+
+def encoded(raw: object) -> bytes:
+    """``raw`` as ``encode_document`` lays it out: the map without its positions, then they on a line."""
+    if not (isinstance(raw, dict) and "positions" in raw):
+        return json.dumps(raw).encode()
+    head = {k: v for k, v in raw.items() if k != "positions"}
+    return json.dumps(head).encode() + b"\n" + json.dumps(raw["positions"]).encode()
 
 
 def _set(key: str, value: object) -> Callable[[dict[str, object]], object]:
@@ -152,9 +163,29 @@ def _position(entry: object) -> Callable[[dict[str, object]], object]:
     ],
 )
 def test_a_decoded_document_of_another_shape_is_refused(damage: Callable[[dict[str, object]], object]) -> None:
-    data = json.dumps(damage(good_encoding())).encode()
+    data = encoded(damage(good_encoding()))
+    with pytest.raises(EntryError):  # positions are checked when first read
+        dict(decode_document(data, path="environments/x.yaml", layer="x", rev=None).positions)
+
+
+@pytest.mark.parametrize(
+    "positions",
+    [b"", b"[[1,1,", b"[[1,NaN]]", b'{"a":1}', b'[[1,"1","a"]]', b"[[1,1,[]]]"],
+    ids=["empty", "truncated", "nan", "a-map", "column-a-string", "path-holds-a-list"],
+)
+def test_damaged_positions_are_refused_when_read_or_taken_from_the_parser(positions: bytes) -> None:
+    doc = parsed(CRAFTED["tags"])
+    data = encode_document(doc)
+    assert data is not None
+    damaged = data.partition(b"\n")[0] + b"\n" + positions
+    lazy = decode_document(damaged, path=doc.path, layer="x", rev=None)
+    assert lazy.value == doc.value  # the rest decodes at once; the positions only when read
     with pytest.raises(EntryError):
-        decode_document(data, path="environments/x.yaml", layer="x", rev=None)
+        lazy.origin(("a",))
+    again = decode_document(damaged, path=doc.path, layer="x", rev=None, reparse=lambda: doc.positions)
+    assert again.origin(("a", "b")) == doc.origin(("a", "b"))
+    assert (len(again.positions), repr(again.positions)) == (len(doc.positions), repr(doc.positions))
+    assert_same(again, doc)
 
 
 @pytest.mark.parametrize(
@@ -165,6 +196,7 @@ def test_a_decoded_document_of_another_shape_is_refused(damage: Callable[[dict[s
         pytest.param(b'{"value": 1', id="truncated"),
         pytest.param(b"\xff\xfe", id="not-utf8"),
         pytest.param(b'{"value": ' + b"9" * 5000 + b"}", id="over-long-number"),
+        pytest.param(b'{"scheme": NaN}\n[]', id="nan-before-the-positions"),
     ],
 )
 def test_bytes_that_are_not_strict_json_are_refused(data: bytes) -> None:
@@ -256,7 +288,7 @@ def _body(path: Path) -> bytes:
         pytest.param(lambda p: _rewrite(p, _body(p).replace(b'"a":1', b'"a":2'), fix_digest=False), id="tampered"),
         pytest.param(lambda p: _rewrite(p, _body(p), fix_digest=True, compiler="0.0.0"), id="foreign-version"),
         pytest.param(lambda p: _rewrite(p, _body(p), fix_digest=True, format="llmcc-cache/0"), id="foreign-format"),
-        pytest.param(lambda p: _rewrite(p, b'{"scheme":"document/1"}', fix_digest=True), id="wrong-shape-digest-right"),
+        pytest.param(lambda p: _rewrite(p, b'{"scheme":"document/2"}', fix_digest=True), id="wrong-shape-digest-right"),
         pytest.param(lambda p: _rewrite(p, b"\x80\x04K\x01.", fix_digest=True), id="a-pickle-digest-right"),
         pytest.param(
             lambda p: _rewrite(p, _body(p).replace(b'"override"', b'"os.system"'), fix_digest=True),
@@ -276,6 +308,18 @@ def test_a_damaged_foreign_or_tampered_entry_is_parsed_again_and_replaced(
     after = ParsedDocuments(ResultCache(store.root))
     after.load(TEXT, path=PATH, layer="base")
     assert (after.hits, after.parsed) == (1, 0)  # rewritten good
+
+
+def test_a_kept_document_whose_positions_do_not_decode_is_parsed_again_when_one_is_read(store: ResultCache) -> None:
+    ParsedDocuments(store).load(TEXT, path=PATH, layer="base")
+    path = entry_path(store, key_of())
+    _rewrite(path, _body(path).partition(b"\n")[0] + b"\n[[1,", fix_digest=True)
+    loader = ParsedDocuments(ResultCache(store.root))
+    doc = loader.load(TEXT, path=PATH, layer="base")
+    assert_same(doc, load_document(TEXT, path=PATH, layer="base"))  # positions read: the parser's
+    after = ParsedDocuments(ResultCache(store.root))
+    after.load(TEXT, path=PATH, layer="base")
+    assert (after.hits, after.parsed) == (0, 1)  # the damaged entry was dropped and written again
 
 
 def test_an_entry_of_another_file_under_this_key_is_refused(store: ResultCache) -> None:

@@ -32,7 +32,7 @@ def stored_documents(root: Path) -> set[str]:
     for entry in (root / CACHE_DIR).rglob("*.json"):
         body = entry.read_bytes().partition(b"\n")[2]
         if body.startswith(b'{"scheme":"document/'):
-            paths.add(json.loads(body)["path"])
+            paths.add(json.loads(body.partition(b"\n")[0])["path"])
     return paths
 
 

@@ -216,3 +216,21 @@ def test_a_cache_another_user_owns_is_off(tmp_path: Path, cache: ResultCache, mo
     assert f"owned by another user (uid {uid})" in other.refused
     monkeypatch.undo()
     assert ResultCache(tmp_path / CACHE_DIR).get(KEY) == PAYLOAD
+
+
+@pytest.mark.parametrize("shard", ["v1/ff", "v1/blobs/ff"])
+def test_eviction_never_deletes_through_a_symlinked_or_shared_shard_directory(tmp_path: Path, shard: str) -> None:
+    victim = tmp_path / "elsewhere"
+    victim.mkdir()
+    (victim / "precious").write_bytes(b"x" * 1000)
+    c = ResultCache(tmp_path / CACHE_DIR, max_bytes=10)
+    c.put(KEY, PAYLOAD)
+    c.put_blob(b"z" * 100)
+    (c.root / shard).symlink_to(victim)
+    shared = (c.root / shard).with_name("fe")
+    shared.mkdir()
+    (shared / "theirs").write_bytes(b"y" * 1000)
+    shared.chmod(0o777)  # a directory others can write: not scanned either
+    assert c.evict() == 2  # the entry and the blob
+    assert (victim / "precious").read_bytes() == b"x" * 1000
+    assert (shared / "theirs").exists()
