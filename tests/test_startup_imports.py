@@ -310,3 +310,39 @@ def test_compiler_cli_context_still_resolves_on_first_use() -> None:
 
     with pytest.raises(AttributeError, match="no attribute 'Contxt'"):
         getattr(compiler.cli, "Contxt")  # noqa: B009 - a name the module does not have
+
+
+# What validate without the result cache does without (issue 14 §1): the cache's own modules (keys, file
+# ids, the store, the guard's findings index, git revisions), the shard split without --shard, and the
+# scalar check only encrypting runs.
+NOT_WITHOUT_A_CACHE = {
+    "compiler.incremental.run",
+    "compiler.incremental.store",
+    "compiler.incremental.key",
+    "compiler.incremental.inputs",
+    "compiler.incremental.filestat",
+    "compiler.incremental.guard",
+    "compiler.incremental.parsed",
+    "compiler.incremental.entry",
+    "compiler.incremental.documents",
+    "compiler.audit.revisions",
+    "compiler.shards",
+    "compiler.secrets.scalars",
+}
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_validate_without_the_cache_loads_none_of_the_cache_s_modules(
+    example_repo: GitRepo, tmp_path: Path, how: str
+) -> None:
+    env = no_identity(tmp_path)
+    argv = ["validate", "--no-cache"] if how == "flag" else ["validate"]
+    if how == "env":
+        env["LLMCC_NO_CACHE"] = "1"
+    mods = loaded_modules(*argv, cwd=example_repo.path, env=env, code=0)
+    assert mods & NOT_WITHOUT_A_CACHE == set()
+    assert not (example_repo.path / ".llmcc").exists()  # and nothing written
+    # with the cache on, the same command loads them (the probe sees them when they load)
+    assert {"compiler.incremental.run", "compiler.incremental.store"} <= loaded_modules(
+        "validate", cwd=example_repo.path, env=no_identity(tmp_path), code=0
+    )

@@ -68,10 +68,13 @@ def _shard(text: str) -> Shard:
 
 def select_targets(project: Project, args: argparse.Namespace) -> tuple[list[Target], list[Target]]:
     """(the targets ``--target`` selects, the part of them that ``--shard`` gives this run)."""
+    selected = project.select(args.target)
+    shard = getattr(args, "shard", None)
+    if shard is None:  # the shard module waits for --shard (issue 14 §1)
+        return selected, list(selected)
     from compiler.shards import select_shard
 
-    selected = project.select(args.target)
-    return selected, select_shard(selected, getattr(args, "shard", None))
+    return selected, select_shard(selected, shard)
 
 
 def shard_summary(shard: Shard | None, targets: int, selected: int) -> dict[str, int] | None:

@@ -37,10 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from compiler.compile.build import BuildRequest, iter_diagnostics
+    from compiler.compile.build import BuildRequest, build_targets, iter_diagnostics
     from compiler.diagnostics import Severity, diagnostic_from_message, plural, sort_diagnostics
     from compiler.incremental.plan import cache_warning, plan_cache
-    from compiler.incremental.run import build_cached
     from compiler.plaintext import scan_committable
     from compiler.trust import check_trusted_keys
 
@@ -53,7 +52,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     plan = plan_cache(ctx.root, repo, targets, mode="validate", source=source, identities=ids, no_cache=no_cache)
     if plan is not None and plan.cache.refused:
         print(f"llmcc: warning: {plan.cache.refused}", file=sys.stderr)
-    outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs, complete=_with_key_check)
+    if plan is None:  # the result cache off: its modules are not even imported (issue 14 §1)
+        outcomes = build_targets(_with_key_check(request), targets, jobs=args.jobs)
+    else:
+        from compiler.incremental.run import build_cached
+
+        outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs, complete=_with_key_check)
     # An input error (bad YAML, a missing file) stops its targets; the same file breaks
     # every target that reads it, so each message is reported once, without a target.
     inputs = {o.error[0]: o.error[1] for o in outcomes if o.error}
