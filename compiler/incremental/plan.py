@@ -93,7 +93,7 @@ def plan_cache(
         return rev_file_ids(root, commit, CHECK_ROOTS) if rev is not None else cached_file_ids(cache, root, CHECK_ROOTS)
 
     def keys(which: Sequence[Target] = targets) -> dict[str, str]:
-        return cache_keys(repo.project, files(), which, context)
+        return cache_keys(repo.project, files(), which, context, read=repo.tree.read)
 
     def same(which: Sequence[Target]) -> dict[str, str]:
         return {t.name: now[t.name] for t in which if t.name in now}
