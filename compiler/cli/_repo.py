@@ -118,15 +118,23 @@ def identities(args: argparse.Namespace) -> Identities:
 
 
 def open_repository(
-    ctx: Context, args: argparse.Namespace, *, need_secrets: bool = False
+    ctx: Context, args: argparse.Namespace, *, need_secrets: bool = False, list_files: bool = False
 ) -> tuple[Repository, SourceInfo | None, Identities]:
     """The repository at ``--rev`` (or the working tree), with SOPS layers decrypted when an
-    identity is at hand; ``need_secrets`` makes a missing identity an error at the first SOPS file."""
+    identity is at hand; ``need_secrets`` makes a missing identity an error at the first SOPS file.
+
+    The working tree's git processes start first and run while the compile stack is imported:
+    the source info, and with ``list_files`` the files git can take (``WorkTree.start_git``).
+    """
+    tree = open_tree(ctx, getattr(args, "rev", None))
+    from compiler.sources.worktree import WorkTree
+
+    if isinstance(tree, WorkTree):
+        tree.start_git(files=list_files)
     from compiler.compile.repository import Repository
     from compiler.policy.clock import policy_time
     from compiler.secrets.sources import SopsOpener
 
-    tree = open_tree(ctx, getattr(args, "rev", None))
     ids = identities(args)
     opener = SopsOpener(ids if ids else None, required=need_secrets)
     repo = Repository(tree, open_secrets=opener, secrets_opaque=not ids)
