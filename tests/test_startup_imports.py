@@ -346,3 +346,41 @@ def test_validate_without_the_cache_loads_none_of_the_cache_s_modules(
     assert {"compiler.incremental.run", "compiler.incremental.store"} <= loaded_modules(
         "validate", cwd=example_repo.path, env=no_identity(tmp_path), code=0
     )
+
+
+FROZEN = """
+import gc, sys
+from compiler.cli import main
+if sys.argv[1] == "own":
+    sys.argv = ["llmcc", "-q", "validate"]
+    code = main()
+else:
+    code = main(["-q", "validate"])
+print(code, gc.get_freeze_count() > 0)
+"""
+
+
+def test_validate_as_the_process_s_own_command_leaves_its_objects_to_the_os(
+    example_repo: GitRepo, tmp_path: Path
+) -> None:
+    """The collection at exit is skipped (gc.freeze) only where the process ends with validate: not for a
+    caller of ``main([...])``, whose objects stay collectable; and what the frozen run wrote is whole."""
+    from tests.incremental.test_cache_cli import entries, plant_warning
+
+    env = no_identity(tmp_path)
+
+    def probe(how: str) -> list[str]:
+        argv = [sys.executable, "-c", FROZEN, how]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=example_repo.path, env=env)
+        return proc.stdout.split()
+
+    assert probe("own") == ["0", "True"]
+    written = entries(example_repo.path)
+    assert len(written) == 6  # every target's entry, closed before the process ended
+    plant_warning(written[0], "planted in the cache")  # it parses, and a hit prints what was planted
+    proc = subprocess.run(
+        [sys.executable, "-m", "compiler", "validate"], capture_output=True, text=True, cwd=example_repo.path, env=env
+    )
+    assert proc.returncode == 0
+    assert "warning: planted in the cache" in proc.stderr
+    assert probe("argv") == ["0", "False"]
