@@ -384,3 +384,21 @@ def test_validate_as_the_process_s_own_command_leaves_its_objects_to_the_os(
     assert proc.returncode == 0
     assert "warning: planted in the cache" in proc.stderr
     assert probe("argv") == ["0", "False"]
+
+
+def test_validate_freezes_only_where_it_is_the_process_s_command(
+    example_repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from compiler.cli import main
+
+    monkeypatch.chdir(example_repo.path)
+    monkeypatch.setattr(sys, "argv", ["llmcc", "-q", "validate", "--no-cache"])
+    try:
+        assert main() == 0
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # this test process goes on
+    assert main(["-q", "validate", "--no-cache"]) == 0  # a caller's command line: its objects stay collectable
+    assert gc.get_freeze_count() == 0

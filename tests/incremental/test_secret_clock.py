@@ -81,3 +81,16 @@ def test_validate_on_a_dirty_tree_reuses_a_target_that_reads_a_sops_file(
     assert main(["-C", str(root), "validate", "--target", "dev"]) == 0
     assert "warning: planted in the cache" in capsys.readouterr().err
     assert len(entries(root)) == 1
+
+
+def test_an_age_is_whole_days_floored_and_none_for_a_stamp_not_in_rfc_3339() -> None:
+    from compiler.policy.secretmeta import age_days, secret_entry
+
+    assert age_days("2026-11-22T14:08:48Z", STAMP + dt.timedelta(days=3, seconds=-1)) == 2
+    assert age_days("2026-11-22T14:08:48Z", STAMP - dt.timedelta(seconds=1)) == -1
+    assert age_days("last tuesday", STAMP) is None
+    # a SOPS file's lastmodified is not checked when it is read: such a secret has no known age
+    _, entry = secret_entry(
+        "m", ("k",), file="f.sops.yaml", rotated_at="last tuesday", source="sops", every=None, now=STAMP
+    )
+    assert (entry["rotated_at"], entry["rotated_at_source"], entry["age_days"]) == (None, None, None)
