@@ -29,12 +29,11 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from compiler.compile.repository import SCHEMAS, TEMPLATES, Repository
 from compiler.diagnostics import Diagnostic, Origin, Severity
 from compiler.errors import LlmccError, TooLargeError
-from compiler.incremental.guard import GuardFindings, blob_id, context_key
-from compiler.incremental.store import ResultCache
 from compiler.load.layers import ENVIRONMENTS
 from compiler.load.yaml import MAX_FILE_BYTES, Document, Tagged, Value, load_document
 from compiler.project import AllowedFile
@@ -43,6 +42,10 @@ from compiler.secrets.sources import unencrypted_leaves
 from compiler.validate.credentials import PRIVATE_KEY, find_credentials, redact
 from compiler.validate.secrets_guard import LEFT_PLAIN, MESSAGE, NOT_SOPS
 from compiler.validate.secretwalk import secret_paths
+
+if TYPE_CHECKING:  # the findings cache loads with a cache: `validate --no-cache` does without (issue 14 §1)
+    from compiler.incremental.guard import GuardFindings
+    from compiler.incremental.store import ResultCache
 
 SOPS_CONFIG = ".sops.yaml"
 PRIVATE_KEY_MESSAGE = (
@@ -133,6 +136,8 @@ def scan_committable(repo: Repository, files: Iterable[str], *, cache: ResultCac
         if index is None:
             _leaks(repo, path, data, scan)
             continue
+        from compiler.incremental.guard import blob_id  # imported already by _findings_index
+
         blob = blob_id(data)
         found = index.get(path, blob)
         if found is None:
@@ -152,6 +157,8 @@ def _findings_index(repo: Repository, cache: ResultCache) -> GuardFindings | Non
     None (scan every file) when a file under ``schemas/`` cannot be read: the
     targets report it.
     """
+    from compiler.incremental.guard import GuardFindings, context_key
+
     try:
         schemas = [(p, repo.tree.read(p)) for p in repo.tree.list_tree(SCHEMAS)]
     except LlmccError:

@@ -310,3 +310,95 @@ def test_compiler_cli_context_still_resolves_on_first_use() -> None:
 
     with pytest.raises(AttributeError, match="no attribute 'Contxt'"):
         getattr(compiler.cli, "Contxt")  # noqa: B009 - a name the module does not have
+
+
+# What validate without the result cache does without (issue 14 §1): the cache's own modules (keys, file
+# ids, the store, the guard's findings index, git revisions), the shard split without --shard, and the
+# scalar check only encrypting runs.
+NOT_WITHOUT_A_CACHE = {
+    "compiler.incremental.run",
+    "compiler.incremental.store",
+    "compiler.incremental.key",
+    "compiler.incremental.inputs",
+    "compiler.incremental.filestat",
+    "compiler.incremental.guard",
+    "compiler.incremental.parsed",
+    "compiler.incremental.entry",
+    "compiler.incremental.documents",
+    "compiler.audit.revisions",
+    "compiler.shards",
+    "compiler.secrets.scalars",
+}
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_validate_without_the_cache_loads_none_of_the_cache_s_modules(
+    example_repo: GitRepo, tmp_path: Path, how: str
+) -> None:
+    env = no_identity(tmp_path)
+    argv = ["validate", "--no-cache"] if how == "flag" else ["validate"]
+    if how == "env":
+        env["LLMCC_NO_CACHE"] = "1"
+    mods = loaded_modules(*argv, cwd=example_repo.path, env=env, code=0)
+    assert mods & NOT_WITHOUT_A_CACHE == set()
+    assert not (example_repo.path / ".llmcc").exists()  # and nothing written
+    # with the cache on, the same command loads them (the probe sees them when they load)
+    assert {"compiler.incremental.run", "compiler.incremental.store"} <= loaded_modules(
+        "validate", cwd=example_repo.path, env=no_identity(tmp_path), code=0
+    )
+
+
+FROZEN = """
+import gc, sys
+from compiler.cli import main
+if sys.argv[1] == "own":
+    sys.argv = ["llmcc", "-q", "validate"]
+    code = main()
+else:
+    code = main(["-q", "validate"])
+print(code, gc.get_freeze_count() > 0)
+"""
+
+
+def test_validate_as_the_process_s_own_command_leaves_its_objects_to_the_os(
+    example_repo: GitRepo, tmp_path: Path
+) -> None:
+    """The collection at exit is skipped (gc.freeze) only where the process ends with validate: not for a
+    caller of ``main([...])``, whose objects stay collectable; and what the frozen run wrote is whole."""
+    from tests.incremental.test_cache_cli import entries, plant_warning
+
+    env = no_identity(tmp_path)
+
+    def probe(how: str) -> list[str]:
+        argv = [sys.executable, "-c", FROZEN, how]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=example_repo.path, env=env)
+        return proc.stdout.split()
+
+    assert probe("own") == ["0", "True"]
+    written = entries(example_repo.path)
+    assert len(written) == 6  # every target's entry, closed before the process ended
+    plant_warning(written[0], "planted in the cache")  # it parses, and a hit prints what was planted
+    proc = subprocess.run(
+        [sys.executable, "-m", "compiler", "validate"], capture_output=True, text=True, cwd=example_repo.path, env=env
+    )
+    assert proc.returncode == 0
+    assert "warning: planted in the cache" in proc.stderr
+    assert probe("argv") == ["0", "False"]
+
+
+def test_validate_freezes_only_where_it_is_the_process_s_command(
+    example_repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from compiler.cli import main
+
+    monkeypatch.chdir(example_repo.path)
+    monkeypatch.setattr(sys, "argv", ["llmcc", "-q", "validate", "--no-cache"])
+    try:
+        assert main() == 0
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # this test process goes on
+    assert main(["-q", "validate", "--no-cache"]) == 0  # a caller's command line: its objects stay collectable
+    assert gc.get_freeze_count() == 0

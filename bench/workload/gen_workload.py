@@ -16,7 +16,13 @@ Emits, from ONE in-memory spec, three things under --out:
              computed by this generator (canonical JSON: sorted keys, no whitespace),
              plus index.json (targets, Kapitan target names, secret paths, stats).
 
-Only the Python 3.11 standard library and ruamel.yaml are used.
+Only the Python 3.11 standard library, ruamel.yaml and cryptography (llmcc's own dependency, for
+the signing key pair) are used.
+
+ours/ validates and compiles as generated (with --secrets 0, as every bench runs it; with secrets,
+encrypt them first, see ours/README.md): keys/ci.pub is the public half of an Ed25519 signing key
+derived from --seed, whose private half is written to --out/ci.pem, outside the repository, for
+`LLMCC_SIGNING_KEY_FILE` (publish); .gitignore keeps dist/ and .llmcc/ out, as `llmcc init` does.
 
 Semantics implemented (llmcc README, "How it works", merge rules):
   layers, lowest first: rendered template, base, env chain root first,
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import math
 import os
@@ -876,6 +883,24 @@ def prune_null(obj):
 '''
 
 
+def write_signing_key(seed: int, public: Path, private: Path) -> None:
+    """The Ed25519 key pair of ``seed`` (the same workload, the same key): the public half as
+    SubjectPublicKeyInfo PEM at ``public`` (what ``signing.trusted`` names), the private half as
+    PKCS#8 PEM at ``private``, which must lie outside the repository (the secrets guard refuses
+    private key material in it)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"llmcc-bench-signing-{seed}".encode()).digest())
+    public.parent.mkdir(parents=True, exist_ok=True)
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    private.write_bytes(pem)
+    private.chmod(0o600)
+
+
 def emit(g: Gen, out: Path, a):
     y = make_yaml()
     ours = out / "ours"
@@ -900,6 +925,8 @@ def emit(g: Gen, out: Path, a):
         "targets": {"*": {"provider": "age", "recipients": [a.age_recipient]}},
     }
     manifest["signing"] = {"trusted": ["keys/ci.pub"]}
+    write_signing_key(a.seed, ours / "keys" / "ci.pub", out / "ci.pem")
+    (ours / ".gitignore").write_text("dist/\n.llmcc/\n", encoding="utf-8")  # what `llmcc init` writes
     manifest["storage"] = {"default": "file://.llmcc/store"}
     dump(y, manifest, ours / "llmcc.yaml")
     for m in g.modules:
@@ -1028,6 +1055,10 @@ encrypt them with sops and rename to `<layer>.secrets.sops.yaml`, e.g.
 
     sops --disable-version-check encrypt --age $RECIPIENT \\
         environments/prod.secrets.yaml > environments/prod.secrets.sops.yaml
+
+With `--secrets 0` (no secrets files) `llmcc validate` and `llmcc compile` pass as generated.
+`keys/ci.pub` is the signing key `signing.trusted` names; its private half is `../ci.pem`,
+outside the repository: `LLMCC_SIGNING_KEY_FILE=../ci.pem llmcc publish`.
 
 The expected effective config per target (with secret values in plaintext) is in
 `../expected/<target>.json`; `../expected/index.json` lists targets, layers and secret paths.

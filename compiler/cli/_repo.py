@@ -68,10 +68,13 @@ def _shard(text: str) -> Shard:
 
 def select_targets(project: Project, args: argparse.Namespace) -> tuple[list[Target], list[Target]]:
     """(the targets ``--target`` selects, the part of them that ``--shard`` gives this run)."""
+    selected = project.select(args.target)
+    shard = getattr(args, "shard", None)
+    if shard is None:  # the shard module waits for --shard (issue 14 §1)
+        return selected, list(selected)
     from compiler.shards import select_shard
 
-    selected = project.select(args.target)
-    return selected, select_shard(selected, getattr(args, "shard", None))
+    return selected, select_shard(selected, shard)
 
 
 def shard_summary(shard: Shard | None, targets: int, selected: int) -> dict[str, int] | None:
@@ -115,15 +118,23 @@ def identities(args: argparse.Namespace) -> Identities:
 
 
 def open_repository(
-    ctx: Context, args: argparse.Namespace, *, need_secrets: bool = False
+    ctx: Context, args: argparse.Namespace, *, need_secrets: bool = False, list_files: bool = False
 ) -> tuple[Repository, SourceInfo | None, Identities]:
     """The repository at ``--rev`` (or the working tree), with SOPS layers decrypted when an
-    identity is at hand; ``need_secrets`` makes a missing identity an error at the first SOPS file."""
+    identity is at hand; ``need_secrets`` makes a missing identity an error at the first SOPS file.
+
+    The working tree's git processes start first and run while the compile stack is imported:
+    the source info, and with ``list_files`` the files git can take (``WorkTree.start_git``).
+    """
+    tree = open_tree(ctx, getattr(args, "rev", None))
+    from compiler.sources.worktree import WorkTree
+
+    if isinstance(tree, WorkTree):
+        tree.start_git(files=list_files)
     from compiler.compile.repository import Repository
     from compiler.policy.clock import policy_time
     from compiler.secrets.sources import SopsOpener
 
-    tree = open_tree(ctx, getattr(args, "rev", None))
     ids = identities(args)
     opener = SopsOpener(ids if ids else None, required=need_secrets)
     repo = Repository(tree, open_secrets=opener, secrets_opaque=not ids)

@@ -5,6 +5,7 @@ the result cache (``compiler.incremental``)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -37,23 +38,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from compiler.compile.build import BuildRequest, iter_diagnostics
+    from compiler.incremental.plan import cache_disabled, cache_warning, plan_cache
+
+    report = REPORTERS[args.format]
+    no_cache = cache_disabled(getattr(args, "no_cache", False), os.environ)
+    # An error that ends the command reaches the boundary, which prints the JSON document.
+    # Without the cache nothing is written before the scan: git lists the files while the stack loads.
+    repo, source, ids = open_repository(ctx, args, list_files=no_cache)
+    from compiler.compile.build import BuildRequest, build_targets, iter_diagnostics
     from compiler.diagnostics import Severity, diagnostic_from_message, plural, sort_diagnostics
-    from compiler.incremental.plan import cache_warning, plan_cache
-    from compiler.incremental.run import build_cached
     from compiler.plaintext import scan_committable
     from compiler.trust import check_trusted_keys
 
-    report = REPORTERS[args.format]
-    # An error that ends the command reaches the boundary, which prints the JSON document.
-    repo, source, ids = open_repository(ctx, args)
     selected, targets = select_targets(repo.project, args)
     request = BuildRequest(repo=repo, source=None, progress=ctx.progress)
-    no_cache = getattr(args, "no_cache", False)
     plan = plan_cache(ctx.root, repo, targets, mode="validate", source=source, identities=ids, no_cache=no_cache)
     if plan is not None and plan.cache.refused:
         print(f"llmcc: warning: {plan.cache.refused}", file=sys.stderr)
-    outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs, complete=_with_key_check)
+    # Without the cache the files are listed now, git having run while the stack loaded (before any -j
+    # worker forks beside its thread); with it, after the build, as the cache writes went.
+    early = repo.tree.committable_files() if no_cache else None
+    if plan is None:  # the result cache off: its modules are not even imported (issue 14 §1)
+        outcomes = build_targets(_with_key_check(request), targets, jobs=args.jobs)
+    else:
+        from compiler.incremental.run import build_cached
+
+        outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs, complete=_with_key_check)
     # An input error (bad YAML, a missing file) stops its targets; the same file breaks
     # every target that reads it, so each message is reported once, without a target.
     inputs = {o.error[0]: o.error[1] for o in outcomes if o.error}
@@ -66,7 +76,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         found += orphan_key_files(repo.project, repo.tree.list_dir(KEY_DIR))
     found += check_trusted_keys(repo.project, repo.tree)
     # keys, credentials and decrypted bundles in any file git can take (issue 9 §4); outside git, none
-    committable = repo.tree.committable_files()
+    committable = early if no_cache else repo.tree.committable_files()
     if committable is not None:
         found += scan_committable(repo, committable, cache=plan.cache if plan else None).diagnostics
     diags += sort_diagnostics(found)

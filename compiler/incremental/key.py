@@ -11,9 +11,15 @@ depends on:
   schema checks are skipped) and the public age recipients of the identities
   (the compiler key must open each target's data key to seal);
 - the policy time, when policies exist: waivers expire by date, so the day
-  (UTC); a target that reads a SOPS file also has secret ages, counted from
-  timestamps to the second, so the exact policy time (a clean checkout's
-  commit time: stable; a dirty tree's wall clock: that target is rebuilt).
+  (UTC); a target that reads a SOPS file also has secret ages, the whole days
+  from each secret's ``rotated_at`` to the policy time
+  (``compiler.policy.secretmeta``, the only other way the time reaches a rule:
+  CEL has no clock). Its ``rotated_at`` is an entry of a rotation sidecar or a
+  SOPS file's ``sops.lastmodified``, both in files the key holds by blob id, so
+  the age in days of every such timestamp the target's SOPS files and sidecars
+  hold is keyed: the same key, the same ages, the same findings, on a clean
+  checkout (commit time) and on a dirty tree (wall clock) alike. When those
+  files cannot be read or parsed here, the exact policy time (never a hit).
 
 The bundle's ``metadata.source`` (commit, dirty) is not in the key: it is
 written into the cached bytes at each hit (``compiler.incremental.entry``).
@@ -23,15 +29,18 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from compiler import __version__
+from compiler.errors import LlmccError
 from compiler.incremental.inputs import FileIds, InputDigests, is_shared, own_files
 from compiler.incremental.store import FORMAT
 from compiler.project import MANIFEST, Project, Target
+
+Read = Callable[[str], bytes]
 
 Mode = Literal["compile", "validate"]
 
@@ -52,26 +61,73 @@ class KeyContext:
         return "\0".join([*parts, *sorted(self.recipients)])
 
 
-def cache_keys(project: Project, files: FileIds, targets: Sequence[Target], context: KeyContext) -> dict[str, str]:
-    """``{target: key}`` for the targets whose inputs are all known (the others are never cached)."""
+def cache_keys(
+    project: Project, files: FileIds, targets: Sequence[Target], context: KeyContext, read: Read | None = None
+) -> dict[str, str]:
+    """``{target: key}`` for the targets whose inputs are all known (the others are never cached).
+
+    ``read`` gives the bytes of a repository file (the tree the ids were taken of): with it a target
+    that reads a SOPS file is keyed by its secrets' ages in days, else by the exact policy time.
+    """
     if MANIFEST not in files:
         return {}
     digests = InputDigests(project=project, files=files, scope="checks", context=context.text())
     policies = any(is_shared(p, "checks") and p.startswith("policies/") for p in files)
     out: dict[str, str] = {}
+    clocks: dict[str, str | None] = {}  # SOPS file -> the ages of its timestamps (None: unreadable)
     for target in targets:
         digest = digests.target(target)
         if digest is None:
             continue
-        when = _policy_time(project, files, target, context.policy_now) if policies else ""
+        when = _policy_time(project, files, target, context.policy_now, read, clocks) if policies else ""
         if when is None:
             continue
         out[target.name] = hashlib.sha256(f"{digest}\0{when}".encode()).hexdigest()
     return out
 
 
-def _policy_time(project: Project, files: FileIds, target: Target, now: datetime | None) -> str | None:
+def _policy_time(
+    project: Project,
+    files: FileIds,
+    target: Target,
+    now: datetime | None,
+    read: Read | None,
+    clocks: dict[str, str | None],
+) -> str | None:
     if now is None:
         return None  # checked at the wall clock of the moment: never the same twice
-    reads_sops = any(p.endswith(".sops.yaml") and p in files for p in own_files(project, target, "checks"))
-    return now.isoformat() if reads_sops else now.date().isoformat()
+    sops = sorted(p for p in own_files(project, target, "checks") if p.endswith(".sops.yaml") and p in files)
+    if not sops:
+        return now.date().isoformat()
+    if read is None:
+        return now.isoformat()
+    ages = []
+    for path in sops:
+        if path not in clocks:
+            clocks[path] = _secret_clock(path, files, read, now)
+        found = clocks[path]
+        if found is None:
+            return now.isoformat()
+        ages.append(f"{path}\0{found}")
+    return "\0".join([now.date().isoformat(), *ages])
+
+
+def _secret_clock(path: str, files: FileIds, read: Read, now: datetime) -> str | None:
+    """The age in days at ``now`` of every timestamp a secret of SOPS file ``path`` can be dated by:
+    its ``sops.lastmodified`` and each entry of its rotation sidecar (``compiler.policy.check``);
+    None when either file cannot be read or parsed (the target is then keyed by the exact time)."""
+    from compiler.load.yaml import load_document
+    from compiler.policy.secretmeta import age_days
+    from compiler.secrets.rotation import read_rotation, rotation_path
+
+    try:
+        doc = load_document(read(path), path=path, layer="")
+        meta = doc.value.get("sops") if isinstance(doc.value, dict) else None
+        when = meta.get("lastmodified") if isinstance(meta, dict) else None
+        stamps = [when] if isinstance(when, str) else []
+        side = rotation_path(path)
+        if side in files:
+            stamps += read_rotation(read(side), path=side).values()
+    except (LlmccError, OSError):
+        return None
+    return ",".join(f"{t}={age_days(t, now)}" for t in sorted(set(stamps)))

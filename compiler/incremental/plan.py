@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from compiler.audit.revisions import rev_file_ids
-from compiler.compile.repository import Repository
 from compiler.errors import UsageError
-from compiler.incremental.filestat import cached_file_ids
-from compiler.incremental.inputs import CHECK_ROOTS, FileIds
-from compiler.incremental.key import KeyContext, Mode, cache_keys
-from compiler.incremental.parsed import ParsedDocuments, RenderedScalars
-from compiler.incremental.run import CachePlan
-from compiler.incremental.store import CACHE_DIR, ResultCache, max_bytes_from
-from compiler.incremental.verdicts import KeptVerdicts
-from compiler.project import Target
-from compiler.secrets.identity import Identities
-from compiler.sources.base import SourceInfo
+
+if TYPE_CHECKING:  # the cache's modules load once the cache is on: `validate --no-cache` does without (issue 14 §1)
+    from pathlib import Path
+
+    from compiler.compile.repository import Repository
+    from compiler.incremental.inputs import FileIds
+    from compiler.incremental.key import Mode
+    from compiler.incremental.run import CachePlan
+    from compiler.project import Target
+    from compiler.secrets.identity import Identities
+    from compiler.sources.base import SourceInfo
 
 NO_CACHE_ENV = "LLMCC_NO_CACHE"
 _OFF = ("1", "true", "yes", "on")
@@ -62,6 +61,15 @@ def plan_cache(
     """The cache plan for compiling ``targets`` of ``repo`` (read from ``root``); None when off."""
     if cache_disabled(no_cache, os.environ):
         return None
+    from compiler.audit.revisions import rev_file_ids
+    from compiler.incremental.filestat import cached_file_ids
+    from compiler.incremental.inputs import CHECK_ROOTS
+    from compiler.incremental.key import KeyContext, cache_keys
+    from compiler.incremental.parsed import ParsedDocuments, RenderedScalars
+    from compiler.incremental.run import CachePlan
+    from compiler.incremental.store import CACHE_DIR, ResultCache, max_bytes_from
+    from compiler.incremental.verdicts import KeptVerdicts
+
     rev = repo.tree.rev
     if rev is not None and source is None:
         return None  # a revision without a commit to list: nothing to key on
@@ -89,7 +97,7 @@ def plan_cache(
         return rev_file_ids(root, commit, CHECK_ROOTS) if rev is not None else cached_file_ids(cache, root, CHECK_ROOTS)
 
     def keys(which: Sequence[Target] = targets) -> dict[str, str]:
-        return cache_keys(repo.project, files(), which, context)
+        return cache_keys(repo.project, files(), which, context, read=repo.tree.read)
 
     def same(which: Sequence[Target]) -> dict[str, str]:
         return {t.name: now[t.name] for t in which if t.name in now}

@@ -27,7 +27,7 @@ from compiler.jsontypes import JSONObject
 from compiler.secrets.rotation import parse_rfc3339, rotation_key
 from compiler.validate.secretwalk import rotate_every
 
-__all__ = ["period_days", "rotate_every", "secret_entry"]
+__all__ = ["age_days", "period_days", "rotate_every", "secret_entry"]
 
 _PERIOD = re.compile(r"^\s*([0-9]+)\s*([dw])\s*$", re.ASCII)
 _DAYS = {"d": 1, "w": 7}
@@ -37,6 +37,18 @@ def period_days(text: str) -> int | None:
     """``"90d"`` -> 90, ``"2w"`` -> 14; None for anything else."""
     m = _PERIOD.match(text)
     return int(m.group(1)) * _DAYS[m.group(2)] if m else None
+
+
+def age_days(rotated_at: str, now: dt.datetime) -> int | None:
+    """Whole days from ``rotated_at`` (RFC 3339 UTC) to ``now``, floored; None when it is not in that form.
+
+    The only way the policy time reaches a rule besides the waivers' day: the result cache keys a
+    target that reads a SOPS file by these ages (``compiler.incremental.key``).
+    """
+    try:
+        return (now - parse_rfc3339(rotated_at)).days
+    except ValueError:
+        return None
 
 
 def secret_entry(
@@ -51,12 +63,9 @@ def secret_entry(
     placeholder: bool | None = None,
 ) -> tuple[str, JSONObject]:
     """One entry of ``secrets``: its key and its metadata."""
-    age: int | None = None
-    if rotated_at is not None:
-        try:
-            age = (now - parse_rfc3339(rotated_at)).days
-        except ValueError:
-            rotated_at, source = None, None
+    age = age_days(rotated_at, now) if rotated_at is not None else None
+    if age is None and rotated_at is not None:
+        rotated_at, source = None, None
     key = rotation_key(module, path)
     return key, {
         "module": module,

@@ -30,7 +30,6 @@ from compiler.errors import SecretsError
 from compiler.extras import needs_extra
 from compiler.jsonpath import format_path
 from compiler.load.yaml import Document, load_document
-from compiler.secrets.scalars import refuse_ambiguous
 from compiler.secrets.sopsfile import is_sops_value as is_sops_value
 from compiler.secrets.sopsfile import plaintext_leaves
 from compiler.secrets.sopsfile import sops_value_type as sops_value_type
@@ -155,6 +154,8 @@ def encrypt_sops(plaintext: bytes, *, path: str, cwd: Path, env: Mapping[str, st
         ConfigCheckError: an unquoted value sops would read otherwise than llmcc.
         SecretsError: no matching creation rule, or sops failed.
     """
+    from compiler.secrets.scalars import refuse_ambiguous  # only encrypting checks scalars (issue 14 §1)
+
     refuse_ambiguous(plaintext, path)
     argv = ["encrypt", "--filename-override", path, "--input-type", "yaml", "--output-type", "yaml"]
     run_env = dict(os.environ if env is None else env)

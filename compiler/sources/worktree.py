@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from compiler.errors import InputError, TooLargeError
 from compiler.load.yaml import MAX_FILE_BYTES
@@ -17,6 +20,20 @@ class WorkTree:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self._inside = str(self.root).rstrip("/") + "/"  # the prefix of every resolved path below the root
+        self._info: _Background[SourceInfo | None] | None = None
+        self._files: _Background[list[str] | None] | None = None
+
+    def start_git(self, *, files: bool = False) -> None:
+        """Start, in the background, the git processes ``source_info`` (and with ``files``,
+        ``committable_files``) wait for: they run while the command imports and builds (issue 14 §1).
+
+        Each result is taken once, by the next call; one taken later than its git ran
+        lists the files of the moment it ran (``files`` only where the command writes
+        nothing in the tree before it scans, as ``validate --no-cache``).
+        """
+        self._info = _Background(self._source_info)
+        if files:
+            self._files = _Background(self._committable_files)
 
     @property
     def rev(self) -> str | None:
@@ -86,9 +103,17 @@ class WorkTree:
         return sorted(found)
 
     def source_info(self) -> SourceInfo | None:
-        return git_source_info(self.root, "HEAD", worktree=True)
+        early, self._info = self._info, None
+        return early.result() if early is not None else self._source_info()
 
     def committable_files(self) -> list[str] | None:
+        early, self._files = self._files, None
+        return early.result() if early is not None else self._committable_files()
+
+    def _source_info(self) -> SourceInfo | None:
+        return git_source_info(self.root, "HEAD", worktree=True)
+
+    def _committable_files(self) -> list[str] | None:
         # paths relative to the root (git's default in a subdirectory), NUL-separated: any name survives
         ls_files = ("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
         out = run_git(self.root, *ls_files, check=False)  # one git process where it works (issue 14 §1)
@@ -97,6 +122,34 @@ class WorkTree:
                 return None  # outside git: nothing git can take
             out = run_git(self.root, *ls_files)  # inside git, ls-files failed: its error
         return sorted({p for p in (out or "").split("\0") if p})
+
+
+_T = TypeVar("_T")
+
+
+class _Background(Generic[_T]):
+    """``run()`` in a thread of its own; ``result()`` waits for it, then gives what it returned or
+    raises what it raised."""
+
+    def __init__(self, run: Callable[[], _T]) -> None:
+        self._run = run
+        self._value: tuple[_T] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._target, name="llmcc-git")
+        self._thread.start()
+
+    def _target(self) -> None:
+        try:
+            self._value = (self._run(),)
+        except Exception as e:  # noqa: BLE001 - raised again by result(), as if its caller had called run()
+            self._error = e
+
+    def result(self) -> _T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None  # _target set one of the two
+        return self._value[0]
 
 
 def run_git(root: Path, *args: str, check: bool = True) -> str | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -181,12 +181,20 @@ def find_credentials(text: str, *, only: Sequence[Detector] | None = None) -> li
     """Private keys and credentials in ``text``, at most one per line (a private key wins), by line.
 
     A pattern is matched against the whole text (fast on large files); its
-    start gives the line and column.
+    start gives the line and column. A pattern whose required literal the text
+    lacks is not run, and the line starts are found only when something matched
+    (most texts hold no credential: issue 14 §1).
     """
-    starts = [0, *(m.end() for m in re.finditer("\n", text))]
+    starts: list[int] | None = None
     found: dict[int, CredentialFinding] = {}
-    for det in only if only is not None else detectors():
-        for pos in _starts(text, det.patterns):
+    for det, pattern, needed in _plan(detectors() if only is None else tuple(only)):
+        if needed and needed not in text:
+            continue  # no match can be in this text: the scan of every position is skipped
+        for m in pattern.finditer(text):
+            # a detector with a group reports the group (AWS secret keys): point at the value
+            pos = m.start(1) if pattern.groups and m.start(1) >= 0 else m.start()
+            if starts is None:
+                starts = [0, *(n.end() for n in re.finditer("\n", text))]
             line = bisect.bisect_right(starts, pos)
             if line not in found:
                 found[line] = CredentialFinding(
@@ -195,14 +203,10 @@ def find_credentials(text: str, *, only: Sequence[Detector] | None = None) -> li
     return [found[k] for k in sorted(found)]
 
 
-def _starts(text: str, patterns: Sequence[re.Pattern[str]]) -> Iterator[int]:
-    for pattern in patterns:
-        needed = required_literal(pattern)
-        if needed and needed not in text:
-            continue  # no match can be in this text: the scan of every position is skipped
-        for m in pattern.finditer(text):
-            # a detector with a group reports the group (AWS secret keys): point at the value
-            yield m.start(1) if pattern.groups and m.start(1) >= 0 else m.start()
+@cache
+def _plan(dets: tuple[Detector, ...]) -> tuple[tuple[Detector, re.Pattern[str], str], ...]:
+    """Each pattern of ``dets`` in scan order, with its detector and its required literal."""
+    return tuple((det, pattern, required_literal(pattern)) for det in dets for pattern in det.patterns)
 
 
 @cache
