@@ -28,6 +28,7 @@ from compiler.jsontypes import JSONObject, JSONValue
 if TYPE_CHECKING:
     from compiler.bundle.canonical import EncodingCache
     from compiler.compile.pipeline import CompileCaches
+    from compiler.compile.preparse import Preparse
     from compiler.compile.repository import Repository
     from compiler.compile.types import CompileResult
     from compiler.jsonpath import JsonPath
@@ -101,8 +102,13 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
     workers = _workers(len(targets), jobs)
     writes = request.out_dir is not None or request.keep_bytes
     with _collector_paused():
-        if writes or workers > 1:
-            _warm(request, targets)
+        preparse = _preparse(request.repo, workers)
+        try:
+            if writes or workers > 1:
+                _warm(request, targets, preparse)
+        finally:
+            if preparse is not None:
+                preparse.stop()
         if writes:
             _warm_json(request, targets)
         if workers > 1:
@@ -209,9 +215,24 @@ def _workers(count: int, jobs: int | None) -> int:
     return max(1, min(os.cpu_count() or 1, count))
 
 
-def _warm(request: BuildRequest, targets: Sequence[Target]) -> None:
+def _preparse(repo: Repository, workers: int) -> Preparse | None:
+    """A helper parsing the modules' templates while ``_warm`` compiles the schemas, for a parallel
+    build of the working tree without the result cache's parsed files, in a process without threads."""
+    from compiler.compile.types import parse_only
+    from compiler.sources.worktree import WorkTree
+
+    if workers <= 1 or repo.parse is not parse_only or type(repo.tree) is not WorkTree or threading.active_count() > 1:
+        return None
+    from compiler.compile.preparse import Preparse
+    from compiler.compile.repository import TEMPLATES
+
+    return Preparse(repo.tree, [f"{TEMPLATES}/{module}.yaml" for module in repo.modules])
+
+
+def _warm(request: BuildRequest, targets: Sequence[Target], preparse: Preparse | None = None) -> None:
     """Parse what every worker needs before forking, so it is parsed once.
 
+    The schemas come first: ``preparse`` parses the templates meanwhile.
     An input error here is not raised: it belongs to the targets that read the
     file, and each of them meets it again in ``_build_one`` and reports it. So
     one broken environment does not stop the others, and every broken file is
@@ -220,9 +241,10 @@ def _warm(request: BuildRequest, targets: Sequence[Target]) -> None:
     from compiler.compile.pipeline import env_base, layout_check, policy_check
 
     repo, caches = request.repo, _caches(request)
-    steps: list[Callable[[], object]] = []
-    for module in repo.modules:
-        steps += [partial(repo.schema, module), partial(repo.templates, module)]
+    steps: list[Callable[[], object]] = [partial(repo.schema, module) for module in repo.modules]
+    if preparse is not None:  # the validators too (lazy otherwise), while the helper parses
+        steps.append(partial(_compile_validators, request))
+    steps.append(partial(_warm_templates, repo, preparse))
     steps += [partial(env_base, repo, env, caches) for env in _shared_envs(targets)]
     steps += [partial(policy_check, repo, caches), partial(layout_check, repo, caches)]
     for step in steps:
@@ -236,6 +258,19 @@ def _compile_validators(request: BuildRequest) -> None:
     for module in request.repo.modules:
         with contextlib.suppress(LlmccError):
             request.repo.schema(module).validator()
+
+
+def _warm_templates(repo: Repository, preparse: Preparse | None) -> None:
+    """Every module's templates; those ``preparse`` parsed from the same bytes come from it."""
+    parse = repo.parse
+    if preparse is not None:
+        repo.parse = preparse.loader(parse)
+    try:
+        for module in repo.modules:
+            with contextlib.suppress(LlmccError):
+                repo.templates(module)
+    finally:
+        repo.parse = parse
 
 
 def _shared_envs(targets: Sequence[Target]) -> list[str]:

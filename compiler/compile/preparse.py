@@ -1,0 +1,162 @@
+"""The modules' templates parsed in a forked helper while the parent compiles the schemas (issue 14 §3).
+
+A parallel build parses everything its workers share before forking them; on two
+cores the second one idles meanwhile. Parsing the templates (YAML, ~45 ms for the
+20 of the large workload) and compiling the schemas (~60 ms) need nothing of each
+other, so a helper forked first parses the templates and hands their values back
+through a pipe (``marshal``: ~2 ms to read 0.3 MB of plain values) while the parent
+compiles the schemas.
+
+The helper only saves time, it never decides anything:
+
+1. It reads each file through the same ``SourceTree`` and parses it with the same
+   ``load_document``; a file it cannot read or parse is left to the parent, which
+   meets the error where it always does.
+2. The parent takes a value only for a file whose bytes, as the parent reads them,
+   have the SHA-256 of the bytes the helper parsed; any other file is parsed again.
+3. Only documents without a merge tag travel (their values are plain JSON types,
+   which ``marshal`` returns as they were, shared subtrees shared).
+4. Positions are not sent: a document's are built, by parsing its bytes again, the
+   first time one is read (an error's location; a plain compile reads none).
+5. A helper that fails in any way (exit status, a broken pipe, unreadable data)
+   costs nothing but the parse the parent then does itself; one that is still
+   running when the parent stops (an error, Ctrl-C) is killed and reaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import marshal
+import os
+import signal
+from collections.abc import Callable, Sequence
+from typing import NoReturn, cast
+
+from compiler.compile.types import DocumentLoader
+from compiler.errors import LlmccError
+from compiler.jsonpath import JsonPath
+from compiler.load.positions import Positions
+from compiler.load.yaml import Document, Value, load_document
+from compiler.sources.base import SourceTree
+
+TEMPLATE_LAYER = "template"  # the layer name ``Repository`` gives a template document
+
+# path -> (SHA-256 of the bytes parsed, value, node count)
+Parsed = dict[str, tuple[bytes, object, int]]
+
+
+class Preparse:
+    """A helper process parsing ``paths`` of ``tree``; ``loader`` then serves what it sent."""
+
+    def __init__(self, tree: SourceTree, paths: Sequence[str]) -> None:
+        """Fork the helper. Only in a process with no other thread (a fork copies none of them,
+        and a lock one of them held stays held in the child)."""
+        self._parsed: Parsed | None = None
+        read, write = os.pipe()
+        self._pid = os.fork()
+        if self._pid == 0:  # the helper: never returns
+            os.close(read)
+            _helper(tree, paths, write)
+        os.close(write)
+        self._read: int | None = read
+
+    def collect(self) -> Parsed:
+        """What the helper parsed (waits for it); empty when it failed."""
+        if self._parsed is None:
+            chunks: list[bytes] = []
+            try:
+                while self._read is not None and (chunk := os.read(self._read, 1 << 20)):  # None: stopped
+                    chunks.append(chunk)
+            except OSError:
+                chunks = []
+            status = self._reap(kill=False)
+            try:
+                # written by our own forked helper into a pipe only the two processes hold; marshal
+                # builds values only (a code object it could return is never run): not pickle
+                parsed = marshal.loads(b"".join(chunks)) if chunks and status == 0 else {}  # noqa: S302
+            except (EOFError, ValueError, TypeError):
+                parsed = {}
+            self._parsed = parsed if isinstance(parsed, dict) else {}
+        return self._parsed
+
+    def stop(self) -> None:
+        """Kill the helper if it still runs, and reap it (idempotent)."""
+        self._reap(kill=True)
+
+    def _reap(self, *, kill: bool) -> int:
+        if self._read is not None:
+            os.close(self._read)
+            self._read = None
+        if self._pid <= 0:
+            return -1
+        if kill:
+            with contextlib.suppress(ProcessLookupError):  # already ended: reaped below all the same
+                os.kill(self._pid, signal.SIGKILL)
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = 0
+        return os.waitstatus_to_exitcode(status)
+
+    def loader(self, parse: DocumentLoader) -> DocumentLoader:
+        """``parse``, but a template the helper parsed from the same bytes comes from the helper."""
+        parsed = self.collect()
+
+        def load(
+            data: bytes,
+            *,
+            path: str,
+            layer: str,
+            rev: str | None = None,
+            quote_values: bool = True,
+            keep: Callable[[Document], bool] | None = None,
+        ) -> Document:
+            hit = parsed.pop(path, None) if layer == TEMPLATE_LAYER and rev is None and quote_values else None
+            if hit is None or hit[0] != hashlib.sha256(data).digest():
+                return parse(data, path=path, layer=layer, rev=rev, quote_values=quote_values, keep=keep)
+            positions = ReparsedPositions(data, path=path, layer=layer)
+            return Document(path=path, layer=layer, value=cast("Value", hit[1]), positions=positions, nodes=hit[2])
+
+        return load
+
+
+def _helper(tree: SourceTree, paths: Sequence[str], out: int) -> NoReturn:
+    """In the forked helper: parse ``paths`` and write them to ``out``; exit, never return."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        parsed: Parsed = {}
+        for path in paths:
+            try:
+                data = tree.read(path)
+                doc = load_document(data, path=path, layer=TEMPLATE_LAYER)
+            except LlmccError:
+                continue  # the parent parses it and reports the error
+            if not doc.tagged:
+                parsed[path] = (hashlib.sha256(data).digest(), doc.value, doc.nodes)
+        blob = marshal.dumps(parsed)
+        view = memoryview(blob)
+        while view:
+            view = view[os.write(out, view) :]
+        code = 0
+    finally:
+        os._exit(code)  # whatever happened: nothing of the parent's state is cleaned up here
+
+
+class ReparsedPositions(Positions):
+    """The positions of a document whose value came from elsewhere: its bytes parsed again on first use."""
+
+    __slots__ = ("_source",)
+
+    def __init__(self, data: bytes, *, path: str, layer: str) -> None:
+        super().__init__([])
+        self._source: tuple[bytes, str, str] | None = (data, path, layer)
+
+    def table(self) -> dict[JsonPath, tuple[int, int]]:
+        source = self._source
+        if source is not None:
+            data, path, layer = source
+            positions = load_document(data, path=path, layer=layer).positions
+            assert isinstance(positions, Positions)
+            self._data = positions.table()
+            self._source = None
+        return super().table()
