@@ -102,7 +102,7 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
     workers = _workers(len(targets), jobs)
     writes = request.out_dir is not None or request.keep_bytes
     with _collector_paused():
-        preparse = _preparse(request.repo, workers)
+        preparse = _preparse(request.repo, targets, workers)
         try:
             if writes or workers > 1:
                 _warm(request, targets, preparse)
@@ -215,9 +215,10 @@ def _workers(count: int, jobs: int | None) -> int:
     return max(1, min(os.cpu_count() or 1, count))
 
 
-def _preparse(repo: Repository, workers: int) -> Preparse | None:
-    """A helper parsing the modules' templates while ``_warm`` compiles the schemas, for a parallel
-    build of the working tree without the result cache's parsed files, in a process without threads."""
+def _preparse(repo: Repository, targets: Sequence[Target], workers: int) -> Preparse | None:
+    """A helper parsing the modules' templates and the shared environments' layer files while
+    ``_warm`` compiles the schemas: for a parallel build of the working tree without the result
+    cache's parsed files, in a process without threads."""
     from compiler.compile.types import parse_only
     from compiler.sources.worktree import WorkTree
 
@@ -225,14 +226,19 @@ def _preparse(repo: Repository, workers: int) -> Preparse | None:
         return None
     from compiler.compile.preparse import Preparse
     from compiler.compile.repository import TEMPLATES
+    from compiler.load.layers import resolve_layers
+    from compiler.project import Target
 
-    return Preparse(repo.tree, [f"{TEMPLATES}/{module}.yaml" for module in repo.modules])
+    files = [(f"{TEMPLATES}/{module}.yaml", "template") for module in repo.modules]
+    for env in _shared_envs(targets):
+        files += [(r.path, r.name) for r in resolve_layers(repo.project, Target(env)) if not r.secrets]
+    return Preparse(repo.tree, list(dict.fromkeys(files)))
 
 
 def _warm(request: BuildRequest, targets: Sequence[Target], preparse: Preparse | None = None) -> None:
     """Parse what every worker needs before forking, so it is parsed once.
 
-    The schemas come first: ``preparse`` parses the templates meanwhile.
+    The schemas come first: ``preparse`` parses the templates and the shared layer files meanwhile.
     An input error here is not raised: it belongs to the targets that read the
     file, and each of them meets it again in ``_build_one`` and reports it. So
     one broken environment does not stop the others, and every broken file is
@@ -244,8 +250,9 @@ def _warm(request: BuildRequest, targets: Sequence[Target], preparse: Preparse |
     steps: list[Callable[[], object]] = [partial(repo.schema, module) for module in repo.modules]
     if preparse is not None:  # the validators too (lazy otherwise), while the helper parses
         steps.append(partial(_compile_validators, request))
-    steps.append(partial(_warm_templates, repo, preparse))
-    steps += [partial(env_base, repo, env, caches) for env in _shared_envs(targets)]
+    shared: list[Callable[[], object]] = [partial(repo.templates, module) for module in repo.modules]
+    shared += [partial(env_base, repo, env, caches) for env in _shared_envs(targets)]
+    steps.append(partial(_warm_shared, repo, preparse, shared))
     steps += [partial(policy_check, repo, caches), partial(layout_check, repo, caches)]
     for step in steps:
         with contextlib.suppress(LlmccError):
@@ -260,15 +267,15 @@ def _compile_validators(request: BuildRequest) -> None:
             request.repo.schema(module).validator()
 
 
-def _warm_templates(repo: Repository, preparse: Preparse | None) -> None:
-    """Every module's templates; those ``preparse`` parsed from the same bytes come from it."""
+def _warm_shared(repo: Repository, preparse: Preparse | None, steps: list[Callable[[], object]]) -> None:
+    """``steps`` (templates, environment bases), reading the files ``preparse`` parsed from it."""
     parse = repo.parse
     if preparse is not None:
         repo.parse = preparse.loader(parse)
     try:
-        for module in repo.modules:
+        for step in steps:
             with contextlib.suppress(LlmccError):
-                repo.templates(module)
+                step()
     finally:
         repo.parse = parse
 

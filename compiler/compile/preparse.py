@@ -1,11 +1,11 @@
-"""The modules' templates parsed in a forked helper while the parent compiles the schemas (issue 14 §3).
+"""Shared YAML files parsed in a forked helper while the parent compiles the schemas (issue 14 §3).
 
 A parallel build parses everything its workers share before forking them; on two
-cores the second one idles meanwhile. Parsing the templates (YAML, ~45 ms for the
-20 of the large workload) and compiling the schemas (~60 ms) need nothing of each
-other, so a helper forked first parses the templates and hands their values back
-through a pipe (``marshal``: ~2 ms to read 0.3 MB of plain values) while the parent
-compiles the schemas.
+cores the second one idles meanwhile. Parsing the templates and the shared
+environments' layer files (YAML, ~65 ms for those of the large workload) and
+compiling the schemas (~60 ms) need nothing of each other, so a helper forked first
+parses the files and hands their values back through a pipe (``marshal``: ~2 ms to
+read 0.3 MB of plain values) while the parent compiles the schemas.
 
 The helper only saves time, it never decides anything:
 
@@ -14,8 +14,10 @@ The helper only saves time, it never decides anything:
    meets the error where it always does.
 2. The parent takes a value only for a file whose bytes, as the parent reads them,
    have the SHA-256 of the bytes the helper parsed; any other file is parsed again.
-3. Only documents without a merge tag travel (their values are plain JSON types,
-   which ``marshal`` returns as they were, shared subtrees shared).
+3. Values travel as plain JSON types, which ``marshal`` returns as they were,
+   shared subtrees shared; a merge tag (``Tagged``) travels as its path, tag and
+   origin beside its value, and is put back around the same node. A document in
+   which one tagged node is reached twice (an alias of it) is left to the parent.
 4. Positions are not sent: a document's are built, by parsing its bytes again, the
    first time one is read (an error's location; a plain compile reads none).
 5. A helper that fails in any way (exit status, a broken pipe, unreadable data)
@@ -31,25 +33,26 @@ import marshal
 import os
 import signal
 from collections.abc import Callable, Sequence
-from typing import NoReturn, cast
+from typing import Any, NoReturn, cast
 
 from compiler.compile.types import DocumentLoader
+from compiler.diagnostics import Origin
 from compiler.errors import LlmccError
 from compiler.jsonpath import JsonPath
 from compiler.load.positions import Positions
-from compiler.load.yaml import Document, Value, load_document
+from compiler.load.yaml import Document, MergeTag, Tagged, Value, load_document
 from compiler.sources.base import SourceTree
 
-TEMPLATE_LAYER = "template"  # the layer name ``Repository`` gives a template document
-
-# path -> (SHA-256 of the bytes parsed, value, node count)
-Parsed = dict[str, tuple[bytes, object, int]]
+# Each merge tag of a document: (its node's path, the tag, the origin's line and column).
+Tags = list[tuple[JsonPath, str, int, int]]
+# (path, layer) -> (SHA-256 of the bytes parsed, value with its merge tags taken off, the tags, node count)
+Parsed = dict[tuple[str, str], tuple[bytes, object, Tags, int]]
 
 
 class Preparse:
-    """A helper process parsing ``paths`` of ``tree``; ``loader`` then serves what it sent."""
+    """A helper process parsing ``files`` (path, layer name) of ``tree``; ``loader`` then serves what it sent."""
 
-    def __init__(self, tree: SourceTree, paths: Sequence[str]) -> None:
+    def __init__(self, tree: SourceTree, files: Sequence[tuple[str, str]]) -> None:
         """Fork the helper. Only in a process with no other thread (a fork copies none of them,
         and a lock one of them held stays held in the child)."""
         self._parsed: Parsed | None = None
@@ -57,7 +60,7 @@ class Preparse:
         self._pid = os.fork()
         if self._pid == 0:  # the helper: never returns
             os.close(read)
-            _helper(tree, paths, write)
+            _helper(tree, files, write)
         os.close(write)
         self._read: int | None = read
 
@@ -98,7 +101,7 @@ class Preparse:
         return os.waitstatus_to_exitcode(status)
 
     def loader(self, parse: DocumentLoader) -> DocumentLoader:
-        """``parse``, but a template the helper parsed from the same bytes comes from the helper."""
+        """``parse``, but a file the helper parsed from the same bytes comes from the helper."""
         parsed = self.collect()
 
         def load(
@@ -110,29 +113,38 @@ class Preparse:
             quote_values: bool = True,
             keep: Callable[[Document], bool] | None = None,
         ) -> Document:
-            hit = parsed.pop(path, None) if layer == TEMPLATE_LAYER and rev is None and quote_values else None
+            hit = parsed.pop((path, layer), None) if rev is None and quote_values else None
             if hit is None or hit[0] != hashlib.sha256(data).digest():
                 return parse(data, path=path, layer=layer, rev=rev, quote_values=quote_values, keep=keep)
+            _, value, tags, nodes = hit
+            if tags:
+                value = _retag(value, tags, path, layer)
             positions = ReparsedPositions(data, path=path, layer=layer)
-            return Document(path=path, layer=layer, value=cast("Value", hit[1]), positions=positions, nodes=hit[2])
+            return Document(
+                path=path, layer=layer, value=cast("Value", value), positions=positions, nodes=nodes, tagged=bool(tags)
+            )
 
         return load
 
 
-def _helper(tree: SourceTree, paths: Sequence[str], out: int) -> NoReturn:
-    """In the forked helper: parse ``paths`` and write them to ``out``; exit, never return."""
+def _helper(tree: SourceTree, files: Sequence[tuple[str, str]], out: int) -> NoReturn:
+    """In the forked helper: parse ``files`` and write them to ``out``; exit, never return."""
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
         parsed: Parsed = {}
-        for path in paths:
+        for path, layer in files:
             try:
                 data = tree.read(path)
-                doc = load_document(data, path=path, layer=TEMPLATE_LAYER)
+                doc = load_document(data, path=path, layer=layer)
             except LlmccError:
                 continue  # the parent parses it and reports the error
-            if not doc.tagged:
-                parsed[path] = (hashlib.sha256(data).digest(), doc.value, doc.nodes)
+            tags: Tags = []
+            try:
+                value = _untag(doc.value, (), tags, {}) if doc.tagged else doc.value
+            except _TaggedTwiceError:
+                continue
+            parsed[path, layer] = (hashlib.sha256(data).digest(), value, tags, doc.nodes)
         blob = marshal.dumps(parsed)
         view = memoryview(blob)
         while view:
@@ -140,6 +152,48 @@ def _helper(tree: SourceTree, paths: Sequence[str], out: int) -> NoReturn:
         code = 0
     finally:
         os._exit(code)  # whatever happened: nothing of the parent's state is cleaned up here
+
+
+class _TaggedTwiceError(Exception):
+    """One tagged node reached by two paths (an alias of it): the parent parses that document."""
+
+
+def _untag(value: object, path: JsonPath, tags: Tags, done: dict[int, object]) -> object:
+    """``value`` with each ``Tagged`` replaced by its value, the tag noted in ``tags``; a collection
+    reached twice (an alias) is rebuilt once, so it stays shared and its tags are noted once."""
+    kind = type(value)
+    if kind is not dict and kind is not list and kind is not Tagged:
+        return value
+    seen = done.get(id(value))
+    if seen is not None:
+        if kind is Tagged:
+            raise _TaggedTwiceError
+        return seen
+    if isinstance(value, Tagged):
+        tags.append((path, value.tag, value.origin.line, value.origin.column))
+        out = _untag(value.value, path, tags, done)
+    elif isinstance(value, dict):
+        out = {k: _untag(v, (*path, k), tags, done) for k, v in value.items()}
+    else:
+        assert isinstance(value, list)
+        out = [_untag(v, (*path, i), tags, done) for i, v in enumerate(value)]
+    done[id(value)] = out
+    return out
+
+
+def _retag(value: object, tags: Tags, path: str, layer: str) -> object:
+    """``_untag`` undone: each noted tag put back around its node, the deepest first (an outer
+    tag's path then still runs through plain collections)."""
+    for node_path, tag, line, column in sorted(tags, key=lambda t: -len(t[0])):
+        origin = Origin(path=path, line=line, column=column, layer=layer)
+        if not node_path:
+            value = Tagged(cast("MergeTag", tag), cast("Value", value), origin)
+            continue
+        holder: Any = value
+        for part in node_path[:-1]:
+            holder = holder[part]
+        holder[node_path[-1]] = Tagged(cast("MergeTag", tag), holder[node_path[-1]], origin)
+    return value
 
 
 class ReparsedPositions(Positions):

@@ -7,11 +7,13 @@ from pathlib import Path
 from compiler.compile.build import BuildRequest, build_targets
 from compiler.compile.preparse import Preparse, ReparsedPositions
 from compiler.compile.types import parse_only
+from compiler.diagnostics import Origin
 from compiler.load.yaml import Tagged, load_document
 from compiler.sources.worktree import WorkTree
 from tests.core._repos import ENGINE_TEMPLATE, many_targets_repo, open_repo
 
 PATHS = ["templates/engine.yaml", "templates/engine1.yaml", "templates/engine2.yaml"]
+FILES = [(path, "template") for path in PATHS]
 
 
 def _load(preparse: Preparse, root: Path, path: str) -> object:
@@ -36,7 +38,7 @@ def test_a_parallel_build_takes_the_helpers_templates_with_the_same_bundles(tmp_
 
 def test_a_preparsed_document_is_the_parsers_with_the_same_positions(tmp_path: Path) -> None:
     root = many_targets_repo(tmp_path / "repo", tenants=1)
-    preparse = Preparse(WorkTree(root), PATHS)
+    preparse = Preparse(WorkTree(root), FILES)
     data = (root / PATHS[0]).read_bytes()
     doc = preparse.loader(parse_only)(data, path=PATHS[0], layer="template")
     parsed = load_document(data, path=PATHS[0], layer="template")
@@ -48,7 +50,7 @@ def test_a_preparsed_document_is_the_parsers_with_the_same_positions(tmp_path: P
 
 def test_a_file_changed_after_the_helper_read_it_is_parsed_again(tmp_path: Path) -> None:
     root = many_targets_repo(tmp_path / "repo", tenants=1)
-    preparse = Preparse(WorkTree(root), PATHS)
+    preparse = Preparse(WorkTree(root), FILES)
     preparse.collect()  # the helper read the old bytes
     (root / PATHS[0]).write_text(ENGINE_TEMPLATE.replace("small", "changed"))
     doc = _load(preparse, root, PATHS[0])
@@ -60,8 +62,8 @@ def test_a_broken_or_tagged_template_is_left_to_the_parent(tmp_path: Path) -> No
     root = many_targets_repo(tmp_path / "repo", tenants=1)
     (root / PATHS[1]).write_text("model: [unclosed\n")
     (root / PATHS[2]).write_text("model: !override {name: x}\n")
-    preparse = Preparse(WorkTree(root), [*PATHS, "templates/missing.yaml"])
-    assert sorted(preparse.collect()) == [PATHS[0]]
+    preparse = Preparse(WorkTree(root), [*FILES, ("templates/missing.yaml", "template")])
+    assert sorted(preparse.collect()) == [FILES[0], FILES[2]]
     tagged = _load(preparse, root, PATHS[2])
     assert isinstance(tagged.value["model"], Tagged)  # type: ignore[attr-defined]
 
@@ -79,7 +81,7 @@ def test_a_broken_template_is_reported_as_a_serial_build_reports_it(tmp_path: Pa
 
 def test_a_stopped_helper_leaves_every_parse_to_the_parent(tmp_path: Path) -> None:
     root = many_targets_repo(tmp_path / "repo", tenants=1)
-    preparse = Preparse(WorkTree(root), PATHS)
+    preparse = Preparse(WorkTree(root), FILES)
     preparse.stop()  # killed and reaped, whether it had finished or not
     preparse.stop()
     assert preparse.collect() == {}
@@ -93,3 +95,57 @@ def test_no_helper_for_a_serial_build(tmp_path: Path) -> None:
     build_targets(BuildRequest(repo=repo, source=None, keep_bytes=True), repo.project.targets(), jobs=1)
     for module in repo.modules:
         assert type(repo.templates(module)[0].document.positions) is not ReparsedPositions
+
+
+TAGGED_LAYER = """\
+vars:
+  shared: &s
+    keep: 1
+    gone: !delete
+  again: *s
+modules:
+  engine:
+    model: !override
+      name: x
+      inner: !append [a, b]
+    fallbacks: !prepend [c]
+    region: !delete
+"""
+
+
+def test_a_layer_with_merge_tags_comes_back_with_the_same_tags_origins_and_sharing(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=1)
+    path = "environments/staging.yaml"
+    (root / path).write_text(TAGGED_LAYER)
+    preparse = Preparse(WorkTree(root), [(path, "staging")])
+    data = (root / path).read_bytes()
+    doc = preparse.loader(parse_only)(data, path=path, layer="staging")
+    parsed = load_document(data, path=path, layer="staging")
+    assert type(doc.positions) is ReparsedPositions
+    assert (doc.value, doc.nodes, doc.tagged) == (
+        parsed.value,
+        parsed.nodes,
+        True,
+    )  # Tagged compares tag, value, origin
+    model = doc.value["modules"]["engine"]["model"]  # type: ignore[index,call-overload]
+    assert model.origin == Origin(path=path, line=8, column=12, layer="staging")
+    assert isinstance(model.value["inner"], Tagged)
+    assert doc.value["vars"]["shared"] is doc.value["vars"]["again"]  # type: ignore[index,call-overload]
+
+
+def test_a_tagged_root_and_a_tag_reached_through_an_alias(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=1)
+    files = {
+        "templates/engine1.yaml": "!override\nmodel:\n  name: !delete\n",
+        "templates/engine2.yaml": "a: &t !override {x: 1}\nb: *t\n",
+    }
+    for name, text in files.items():
+        (root / name).write_text(text)
+    preparse = Preparse(WorkTree(root), [(name, "template") for name in files])
+    assert list(preparse.collect()) == [("templates/engine1.yaml", "template")]  # the alias of a tag is the parent's
+    for name in files:
+        data = (root / name).read_bytes()
+        assert (
+            preparse.loader(parse_only)(data, path=name, layer="template").value
+            == load_document(data, path=name, layer="template").value
+        )
