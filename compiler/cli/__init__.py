@@ -235,9 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 # Commands whose process ends with ``os._exit`` once they succeed, output flushed: the interpreter's
 # teardown frees every parsed input one object at a time (~40 ms of a 0.6 s cold compile of 53 targets;
 # issue 14 §3). Only from the process's entry point (``main()`` without ``argv``: the ``llmcc`` script,
-# ``python -m compiler``), never for a caller in the same process; nothing of compile waits for exit
-# (its threads and workers are joined, its files closed and synced before it returns).
-EXIT_AT_ONCE = frozenset({"compile"})
+# ``python -m compiler``), never for a caller in the same process; nothing of these commands waits for
+# exit (their threads and workers are joined, their files written, closed and synced before they return).
+EXIT_AT_ONCE = frozenset({"compile", "validate"})
 
 
 def _exit_at_once() -> NoReturn:
