@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from compiler.compile.build import BuildRequest, build_targets
@@ -25,15 +26,34 @@ def test_a_parallel_build_takes_the_helpers_templates_with_the_same_bundles(tmp_
     root = many_targets_repo(tmp_path / "repo", tenants=5)
     repo = open_repo(root)
     targets = repo.project.targets()
+    helper = threading.active_count() == 1  # a thread an earlier test left running: no fork (next test)
     outcomes = build_targets(BuildRequest(repo=repo, source=None, out_dir=tmp_path / "out"), targets, jobs=2)
     assert all(o.size and o.error is None for o in outcomes)
     for module in repo.modules:
         (plan,) = repo.templates(module)
-        assert type(plan.document.positions) is ReparsedPositions  # the value came from the helper
+        assert (type(plan.document.positions) is ReparsedPositions) is helper  # the value came from the helper
     assert repo.parse is parse_only  # put back after the warm-up
     serial = build_targets(BuildRequest(repo=open_repo(root), source=None, keep_bytes=True), targets, jobs=1)
     for outcome in serial:
         assert (tmp_path / "out" / f"{outcome.target}.bundle.json").read_bytes() == outcome.data
+
+
+def test_no_helper_is_forked_while_another_thread_runs(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=5)
+    repo = open_repo(root)
+    release = threading.Event()
+    waiting = threading.Thread(target=release.wait)
+    waiting.start()
+    try:
+        outcomes = build_targets(
+            BuildRequest(repo=repo, source=None, out_dir=tmp_path / "out"), repo.project.targets(), jobs=2
+        )
+    finally:
+        release.set()
+        waiting.join()
+    assert all(o.size and o.error is None for o in outcomes)
+    for module in repo.modules:
+        assert type(repo.templates(module)[0].document.positions) is not ReparsedPositions
 
 
 def test_a_preparsed_document_is_the_parsers_with_the_same_positions(tmp_path: Path) -> None:
