@@ -57,10 +57,23 @@ class Preparse:
         and a lock one of them held stays held in the child)."""
         self._parsed: Parsed | None = None
         read, write = os.pipe()
-        self._pid = os.fork()
-        if self._pid == 0:  # the helper: never returns
-            os.close(read)
-            _helper(tree, files, write)
+        # SIGINT blocked across the fork, as for the build's workers: the helper ignores it before it
+        # can arrive there, so no KeyboardInterrupt ever unwinds the parent's code in the helper (its
+        # `finally` blocks would remove the parent's staging directory). The parent takes a pending one
+        # when the mask is back.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self._pid = os.fork()
+            if self._pid == 0:  # the helper: never returns
+                try:
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+                    signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a pending SIGINT is now discarded
+                    os.close(read)
+                    _helper(tree, files, write)
+                finally:
+                    os._exit(1)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         os.close(write)
         self._read: int | None = read
 
@@ -131,7 +144,6 @@ def _helper(tree: SourceTree, files: Sequence[tuple[str, str]], out: int) -> NoR
     """In the forked helper: parse ``files`` and write them to ``out``; exit, never return."""
     code = 1
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
         parsed: Parsed = {}
         for path, layer in files:
             try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from pathlib import Path
 
@@ -169,3 +171,10 @@ def test_a_tagged_root_and_a_tag_reached_through_an_alias(tmp_path: Path) -> Non
             preparse.loader(parse_only)(data, path=name, layer="template").value
             == load_document(data, path=name, layer="template").value
         )
+
+
+def test_the_helper_ignores_ctrl_c_which_is_the_parents(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=1)
+    preparse = Preparse(WorkTree(root), FILES)
+    os.kill(preparse._pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches the whole process group
+    assert sorted(preparse.collect()) == FILES  # it finished its work and exited 0
