@@ -64,14 +64,8 @@ class Preparse:
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             self._pid = os.fork()
-            if self._pid == 0:  # the helper: never returns
-                try:
-                    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-                    signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a pending SIGINT is now discarded
-                    os.close(read)
-                    _helper(tree, files, write)
-                finally:
-                    os._exit(1)
+            if self._pid == 0:
+                _helper(tree, files, (read, write), held)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
         os.close(write)
@@ -81,19 +75,13 @@ class Preparse:
         """What the helper parsed (waits for it); empty when it failed."""
         if self._parsed is None:
             chunks: list[bytes] = []
-            try:
-                while self._read is not None and (chunk := os.read(self._read, 1 << 20)):  # None: stopped
-                    chunks.append(chunk)
-            except OSError:
-                chunks = []
+            while self._read is not None and (chunk := os.read(self._read, 1 << 20)):  # None: stopped
+                chunks.append(chunk)
             status = self._reap(kill=False)
-            try:
-                # written by our own forked helper into a pipe only the two processes hold; marshal
-                # builds values only (a code object it could return is never run): not pickle
-                parsed = marshal.loads(b"".join(chunks)) if chunks and status == 0 else {}  # noqa: S302
-            except (EOFError, ValueError, TypeError):
-                parsed = {}
-            self._parsed = parsed if isinstance(parsed, dict) else {}
+            # Exit status 0: the helper wrote all of one marshal.dumps and closed the pipe. Written by our
+            # own forked helper into a pipe only the two processes hold; marshal builds values only (a code
+            # object it could return is never run): not pickle.
+            self._parsed = marshal.loads(b"".join(chunks)) if status == 0 else {}  # noqa: S302
         return self._parsed
 
     def stop(self) -> None:
@@ -140,10 +128,17 @@ class Preparse:
         return load
 
 
-def _helper(tree: SourceTree, files: Sequence[tuple[str, str]], out: int) -> NoReturn:
-    """In the forked helper: parse ``files`` and write them to ``out``; exit, never return."""
+def _helper(tree: SourceTree, files: Sequence[tuple[str, str]], pipe: tuple[int, int], mask: set[int]) -> NoReturn:
+    """In the forked helper: parse ``files`` and write them to the pipe; exit, never return.
+
+    ``mask``: the signal mask to restore once SIGINT is ignored (it is blocked across the fork).
+    """
     code = 1
     try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending SIGINT is now discarded
+        os.close(pipe[0])
+        out = pipe[1]
         parsed: Parsed = {}
         for path, layer in files:
             try:

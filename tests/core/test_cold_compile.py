@@ -239,9 +239,14 @@ sys.exit(main())
 
 
 def _run_main(
-    tmp_path: Path, *args: str, stdout: int | IO[str] = subprocess.PIPE, buffered: bool = False
+    tmp_path: Path,
+    *args: str,
+    stdout: int | IO[str] = subprocess.PIPE,
+    buffered: bool = False,
+    closed_stdout: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """``main()`` of a fresh process with ``args`` (under coverage when the suite is: its os._exit saves the data)."""
+    """``main()`` of a fresh process with ``args`` (under coverage when the suite is: its os._exit saves the data);
+    ``closed_stdout``: started with descriptor 1 closed (``sys.stdout`` is then None)."""
     script = tmp_path / "run_main.py"
     script.write_text(_RUN_MAIN)
     command = [sys.executable, str(script), *args]
@@ -257,6 +262,8 @@ def _run_main(
                 f"--rcfile={REPO_ROOT / 'pyproject.toml'}",
                 *command[1:],
             ]
+    if closed_stdout:
+        command = ["sh", "-c", 'exec "$@" >&-', "sh", *command]
     env = {**os.environ, "COVERAGE_FILE": str(REPO_ROOT / ".coverage")}
     if buffered:
         env.pop("PYTHONUNBUFFERED", None)
@@ -291,6 +298,15 @@ def test_output_that_cannot_be_flushed_is_one_line_and_exit_2(tmp_path: Path) ->
         done = _run_main(tmp_path, "-C", str(root), "compile", "-q", stdout=full, buffered=True)
     assert done.returncode == 2  # one line, as for a write that fails while the command runs
     assert done.stderr == "llmcc: cannot write the output: No space left on device\nteardown\n"
+
+
+def test_a_compile_started_with_stdout_closed_ends_at_once_too(tmp_path: Path) -> None:
+    root = mini_repo(tmp_path / "repo")
+    done = _run_main(tmp_path, "-C", str(root), "compile", "-q", closed_stdout=True)
+    assert (done.returncode, done.stderr) == (0, "")  # no "teardown"
+    assert sorted(p.name for p in (root / "dist").iterdir()) == [
+        f"{t.name}.bundle.json" for t in sorted(open_repo(root).project.targets(), key=lambda t: t.name)
+    ]
 
 
 def test_main_called_in_a_process_returns_its_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -178,3 +178,18 @@ def test_the_helper_ignores_ctrl_c_which_is_the_parents(tmp_path: Path) -> None:
     preparse = Preparse(WorkTree(root), FILES)
     os.kill(preparse._pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches the whole process group
     assert sorted(preparse.collect()) == FILES  # it finished its work and exited 0
+
+
+class _BrokenTree(WorkTree):
+    """A tree whose reads fail with what is not an input error (a bug, an unexpected OSError)."""
+
+    def read(self, path: str) -> bytes:
+        raise RuntimeError(path)
+
+
+def test_a_helper_that_fails_leaves_every_parse_to_the_parent(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=1)
+    preparse = Preparse(_BrokenTree(root), FILES)
+    assert preparse.collect() == {}  # it exited 1: nothing of it is used
+    doc = _load(preparse, root, PATHS[0])
+    assert doc.value == load_document((root / PATHS[0]).read_bytes(), path=PATHS[0], layer="template").value  # type: ignore[attr-defined]
