@@ -237,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # issue 14 §3). Only from the process's entry point (``main()`` without ``argv``: the ``llmcc`` script,
 # ``python -m compiler``), never for a caller in the same process; nothing of these commands waits for
 # exit (their threads and workers are joined, their files written, closed and synced before they return).
-EXIT_AT_ONCE = frozenset({"compile", "validate"})
+EXIT_AT_ONCE = frozenset({"compile"})
 
 
 def _exit_at_once() -> NoReturn:

@@ -280,10 +280,8 @@ def test_a_compile_process_ends_at_once_with_its_output_whole(tmp_path: Path) ->
     assert sorted(p.name for p in (root / "dist").iterdir()) == sorted(f"{n}.bundle.json" for n in names)
 
 
-def test_validate_ends_at_once_and_a_failed_compile_or_version_exit_as_usual(tmp_path: Path) -> None:
+def test_a_failed_compile_or_version_exit_as_usual(tmp_path: Path) -> None:
     root = mini_repo(tmp_path / "repo")
-    validated = _run_main(tmp_path, "-C", str(root), "validate", "-q")
-    assert (validated.returncode, validated.stderr) == (0, "")
     version = _run_main(tmp_path, "--version")  # no command ran
     assert (version.returncode, version.stderr) == (0, "teardown\n")
     (root / "environments/prod.yaml").write_text("vars: [not, a, mapping]\n")
