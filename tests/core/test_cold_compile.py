@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -20,7 +24,7 @@ from compiler.load.yaml import load_document
 from compiler.project import Target
 from compiler.render.jinja import Renderer, plan_template
 from compiler.sources.worktree import WorkTree
-from tests.core._repos import many_targets_repo, mini_repo, open_repo
+from tests.core._repos import REPO_ROOT, many_targets_repo, mini_repo, open_repo
 
 
 def test_the_parent_warms_only_the_environments_several_targets_start_from(tmp_path: Path) -> None:
@@ -221,3 +225,112 @@ def test_a_symlinked_policy_file_in_a_revision_is_refused(tmp_path: Path, capsys
         subprocess.run(["git", *args], cwd=root, check=True, env={**os.environ, **env})
     assert main(["-q", "-C", str(root), "validate", "--rev", "HEAD"]) == 2
     assert "policies/p.yaml: not a regular file" in capsys.readouterr().err
+
+
+# A compile run as a process (the `llmcc` script, `python -m compiler`) ends with os._exit once it succeeded,
+# its output flushed (compiler.cli.EXIT_AT_ONCE): an atexit handler registered before main() never runs then.
+_RUN_MAIN = """
+import atexit, sys
+atexit.register(lambda: print("teardown", file=sys.stderr))
+sys.argv = ["llmcc", *sys.argv[1:]]
+from compiler.cli import main
+sys.exit(main())
+"""
+
+
+def _run_main(
+    tmp_path: Path,
+    *args: str,
+    stdout: int | IO[str] = subprocess.PIPE,
+    buffered: bool = False,
+    closed_stdout: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """``main()`` of a fresh process with ``args`` (under coverage when the suite is: its os._exit saves the data);
+    ``closed_stdout``: started with descriptor 1 closed (``sys.stdout`` is then None)."""
+    script = tmp_path / "run_main.py"
+    script.write_text(_RUN_MAIN)
+    command = [sys.executable, str(script), *args]
+    with contextlib.suppress(ImportError):
+        import coverage
+
+        if coverage.Coverage.current() is not None:
+            command = [
+                sys.executable,
+                "-m",
+                "coverage",
+                "run",
+                f"--rcfile={REPO_ROOT / 'pyproject.toml'}",
+                *command[1:],
+            ]
+    if closed_stdout:
+        command = ["sh", "-c", 'exec "$@" >&-', "sh", *command]
+    env = {**os.environ, "COVERAGE_FILE": str(REPO_ROOT / ".coverage")}
+    if buffered:
+        env.pop("PYTHONUNBUFFERED", None)
+    return subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, text=True, check=False, env=env, cwd=tmp_path)
+
+
+def test_a_compile_process_ends_at_once_with_its_output_whole(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=40)  # 83 targets: more output than a pipe's buffer
+    done = _run_main(tmp_path, "-C", str(root), "compile")
+    assert done.returncode == 0, done.stderr
+    names = sorted(t.name for t in open_repo(root).project.targets())
+    assert sorted(done.stdout.splitlines()) == sorted(f"dist/{n}.bundle.json" for n in names)
+    assert re.fullmatch(r"llmcc: compiled 83 targets in \d+\.\d\ds\n", done.stderr)  # no "teardown"
+    assert sorted(p.name for p in (root / "dist").iterdir()) == sorted(f"{n}.bundle.json" for n in names)
+
+
+def test_a_failed_compile_or_version_exit_as_usual(tmp_path: Path) -> None:
+    root = mini_repo(tmp_path / "repo")
+    version = _run_main(tmp_path, "--version")  # no command ran
+    assert (version.returncode, version.stderr) == (0, "teardown\n")
+    (root / "environments/prod.yaml").write_text("vars: [not, a, mapping]\n")
+    failed = _run_main(tmp_path, "-C", str(root), "compile", "-q")
+    assert failed.returncode == 2
+    assert failed.stderr.endswith("teardown\n")
+
+
+def test_output_that_cannot_be_flushed_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    root = mini_repo(tmp_path / "repo")
+    with open("/dev/full", "w") as full:  # every write fails: ENOSPC, here when the buffered lines are flushed
+        done = _run_main(tmp_path, "-C", str(root), "compile", "-q", stdout=full, buffered=True)
+    assert done.returncode == 2  # one line, as for a write that fails while the command runs
+    assert done.stderr == "llmcc: cannot write the output: No space left on device\nteardown\n"
+
+
+def test_a_compile_started_with_stdout_closed_ends_at_once_too(tmp_path: Path) -> None:
+    root = mini_repo(tmp_path / "repo")
+    done = _run_main(tmp_path, "-C", str(root), "compile", "-q", closed_stdout=True)
+    assert (done.returncode, done.stderr) == (0, "")  # no "teardown"
+    assert sorted(p.name for p in (root / "dist").iterdir()) == [
+        f"{t.name}.bundle.json" for t in sorted(open_repo(root).project.targets(), key=lambda t: t.name)
+    ]
+
+
+def test_main_called_in_a_process_returns_its_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = mini_repo(tmp_path / "repo")
+    assert main(["-C", str(root), "compile", "-q"]) == 0  # still here: only the process's entry exits at once
+    names = [t.name for t in open_repo(root).project.targets()]
+    assert capsys.readouterr().out.splitlines() == [f"dist/{n}.bundle.json" for n in names]
+
+
+def test_a_parallel_build_freezes_the_inputs_before_any_collection_walks_them(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=5, modules=12)  # the warm-up makes ~10^4 objects
+    repo = open_repo(root)
+    warmed: list[int] = []  # freeze count at each collection that started once the templates were parsed
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and repo._templates:
+            warmed.append(gc.get_freeze_count())
+
+    gc.unfreeze()  # what earlier tests froze: the count below is this build's
+    gc.collect()
+    gc.callbacks.append(seen)
+    try:
+        request = BuildRequest(repo=repo, source=None, out_dir=tmp_path / "out")
+        outcomes = build_targets(request, repo.project.targets(), jobs=2)
+    finally:
+        gc.callbacks.remove(seen)
+    assert all(o.size and o.error is None for o in outcomes)
+    assert gc.get_freeze_count() > 0
+    assert 0 not in warmed  # no collection walked the parsed inputs before they were frozen
