@@ -65,6 +65,7 @@ class TargetOutcome:
     data: bytes | None = None
     error: tuple[str, int] | None = None  # (message, exit code) of an LlmccError
     note: str | None = None  # a -j worker's warning for the parent to give (``BuildRequest.worker_note``)
+    kept: object = None  # what ``BuildRequest.keep`` returned for the bundle bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +86,9 @@ class BuildRequest:
     # Called in a -j worker after each task: a warning of that process for the parent (a worker's own
     # state, such as a failed cache write, is lost with it otherwise). None: nothing to say.
     worker_note: Callable[[], str | None] | None = None
+    # Called with (target, bundle bytes) in the process that built them; its result travels back in
+    # ``TargetOutcome.kept`` instead of the bytes (the result cache stores blobs in the workers).
+    keep: Callable[[str, bytes], object] | None = None
 
 
 def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int | None = None) -> list[TargetOutcome]:
@@ -99,7 +103,7 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
         except OSError as e:
             raise InputError(f"{request.out_dir}: cannot create the output directory: {e.strerror}") from e
     workers = _workers(len(targets), jobs)
-    if request.out_dir is not None or request.keep_bytes:
+    if request.out_dir is not None or request.keep_bytes or request.keep is not None:
         with _collector_paused():
             _warm(request, targets)
             _warm_json(request, targets)
@@ -291,7 +295,7 @@ def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
             found = request.check_keys(result)
             if found:
                 result = replace(result, diagnostics=sort_diagnostics([*result.diagnostics, *found]))
-        if not result.ok or (request.out_dir is None and not request.keep_bytes):
+        if not result.ok or (request.out_dir is None and not request.keep_bytes and request.keep is None):
             return TargetOutcome(target=target.name, diagnostics=result.diagnostics)
         data = bundle_bytes(request, result)
         if request.out_dir is not None:
@@ -301,6 +305,7 @@ def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
             diagnostics=result.diagnostics,
             size=len(data),
             data=data if request.keep_bytes else None,
+            kept=request.keep(target.name, data) if request.keep is not None else None,
         )
     except LlmccError as e:
         return TargetOutcome(target=target.name, diagnostics=[], error=(str(e), e.exit_code))

@@ -56,7 +56,7 @@ from compiler.incremental.entry import (
     diagnostic_from_json,
     diagnostic_to_json,
     join_bundle,
-    split_bundle,
+    split_bundle_at,
 )
 from compiler.incremental.filestat import fs_now, stats, trusted
 from compiler.incremental.key import Mode
@@ -146,8 +146,12 @@ def build_cached(
     misses = [t for t in targets if t.name not in hits]
     built: dict[str, TargetOutcome] = {}
     if misses:
-        keep = complete(replace(request, keep_bytes=True) if plan.mode == "compile" else request)
-        keep = replace(_with_rendered(keep, plan.rendered, plan.verdicts), worker_note=lambda: plan.cache.trouble)
+        keep = request
+        if plan.mode == "compile":
+            plan.cache.usable()  # decided once, before workers fork
+            keep = replace(request, keep=partial(_keep_blob, plan.cache, request.repo.project.name, _source(request)))
+        # a cache write that fails in a -j worker (a blob, a parsed file) comes back as its note
+        keep = replace(_with_rendered(complete(keep), plan.rendered, plan.verdicts), worker_note=lambda: plan.cache.trouble)
         outcomes = build_targets(keep, misses, jobs=jobs)
         for outcome in outcomes:  # a cache write that failed in a -j worker: warned once, as in a serial run
             if outcome.note is not None and plan.cache.trouble is None:
@@ -156,14 +160,17 @@ def build_cached(
             plan.rendered.save(keep.caches.render, [t.name for t in misses])
         after = plan.recheck(misses)
         for outcome in outcomes:
+            kept = _kept(outcome.kept)
+            if kept is not None:
+                plan.cache.written += kept.written  # read as "anything written" (-j1 counts twice: harmless)
             key = plan.keys.get(outcome.target)
             if key is not None and after.get(outcome.target) == key:
-                payload = _payload(request, outcome, plan)
+                payload = _payload(outcome, plan, kept)
                 if payload is not None:
                     plan.cache.put(key, payload)
-            if outcome.data is not None and request.out_dir is not None:
-                written[outcome.target] = hashlib.sha256(outcome.data).hexdigest()
-            built[outcome.target] = outcome if request.keep_bytes else replace(outcome, data=None)
+            if kept is not None and request.out_dir is not None:
+                written[outcome.target] = kept.sha256
+            built[outcome.target] = replace(outcome, kept=None)
     elif request.out_dir is not None:
         try:
             request.out_dir.mkdir(parents=True, exist_ok=True)
@@ -326,7 +333,34 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _payload(request: BuildRequest, outcome: TargetOutcome, plan: CachePlan) -> JSONObject | None:
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """What ``_keep_blob`` did with one built bundle, in the process that built it."""
+
+    modules: str  # SHA-256 of the sealed modules' canonical text, stored as a blob
+    encryption: JSONValue
+    sha256: str  # of the whole bundle, as written into the staging directory
+    written: int  # blobs the call wrote (for eviction); a failed write travels as the worker's note
+
+
+def _keep_blob(cache: ResultCache, project: str, source: JSONObject | None, target: str, data: bytes) -> _Kept | None:
+    """Store the sealed modules of ``data`` as a blob, where the bundle was built (a build worker):
+    only digests travel back to the parent, not 54 MB of bundles (xlarge) to hash and write there."""
+    try:
+        start, encryption = split_bundle_at(data, project=project, target=target, source=source)
+    except (EntryError, UnicodeDecodeError):  # pragma: no cover - bundle_bytes writes what split_bundle reads
+        return None
+    before = cache.written
+    digest = cache.put_blob(data[start:-1])
+    return _Kept(digest, encryption, hashlib.sha256(data).hexdigest(), cache.written - before)
+
+
+def _kept(value: object) -> _Kept | None:
+    """``_keep_blob``'s result as it came back from the worker (None: no bundle, or none kept)."""
+    return value if isinstance(value, _Kept) else None
+
+
+def _payload(outcome: TargetOutcome, plan: CachePlan, kept: _Kept | None) -> JSONObject | None:
     if outcome.error is not None:
         return None
     payload: JSONObject = {
@@ -334,15 +368,9 @@ def _payload(request: BuildRequest, outcome: TargetOutcome, plan: CachePlan) -> 
         "modules": None,
         "encryption": None,
     }
-    if plan.mode == "compile" and outcome.data is not None:
-        try:
-            modules, encryption = split_bundle(
-                outcome.data, project=request.repo.project.name, target=outcome.target, source=_source(request)
-            )
-        except (EntryError, UnicodeDecodeError):  # pragma: no cover - bundle_bytes writes what split_bundle reads
-            return None
-        payload["modules"] = plan.cache.put_blob(modules.encode())
-        payload["encryption"] = encryption
+    if plan.mode == "compile" and kept is not None:
+        payload["modules"] = kept.modules
+        payload["encryption"] = kept.encryption
     return payload
 
 
