@@ -26,7 +26,7 @@ from compiler.errors import InputError, InternalError, LlmccError, is_panic
 from compiler.jsontypes import JSONObject, JSONValue
 
 if TYPE_CHECKING:
-    from compiler.bundle.canonical import EncodingCache
+    from compiler.bundle.canonical import EncodingCache, Members
     from compiler.compile.pipeline import CompileCaches
     from compiler.compile.repository import Repository
     from compiler.compile.types import CompileResult
@@ -86,9 +86,13 @@ class BuildRequest:
     # Called in a -j worker after each task: a warning of that process for the parent (a worker's own
     # state, such as a failed cache write, is lost with it otherwise). None: nothing to say.
     worker_note: Callable[[], str | None] | None = None
-    # Called with (target, bundle bytes) in the process that built them; its result travels back in
-    # ``TargetOutcome.kept`` instead of the bytes (the result cache stores blobs in the workers).
-    keep: Callable[[str, bytes], object] | None = None
+    # Called in the process that built a bundle with (request, compile result, bundle bytes, the member
+    # texts of the maps its encoding assembled); its result travels back in ``TargetOutcome.kept``
+    # instead of the bytes (the result cache stores its blobs in the workers).
+    keep: Callable[[BuildRequest, CompileResult, bytes, Members], object] | None = None
+    # Tried first for each target, in the process that would compile it: an outcome made without
+    # compiling (the result cache re-renders from a previous result), or None to compile.
+    attempt: Callable[[BuildRequest, Target], TargetOutcome | None] | None = None
 
 
 def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int | None = None) -> list[TargetOutcome]:
@@ -289,6 +293,8 @@ def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
     from compiler.compile.pipeline import compile_target
 
     try:
+        if request.attempt is not None and (done := request.attempt(request, target)) is not None:
+            return done
         result = compile_target(request.repo, target, validate=request.validate, caches=_caches(request))
         if request.check_keys is not None:
             # Before sealing, so every target's key problem is a finding, not the first one an error.
@@ -297,7 +303,8 @@ def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
                 result = replace(result, diagnostics=sort_diagnostics([*result.diagnostics, *found]))
         if not result.ok or (request.out_dir is None and not request.keep_bytes and request.keep is None):
             return TargetOutcome(target=target.name, diagnostics=result.diagnostics)
-        data = bundle_bytes(request, result)
+        members: Members | None = {} if request.keep is not None else None
+        data = bundle_bytes(request, result, members)
         if request.out_dir is not None:
             write_staged(request.out_dir / f"{target.name}.bundle.json", data)
         return TargetOutcome(
@@ -305,7 +312,7 @@ def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
             diagnostics=result.diagnostics,
             size=len(data),
             data=data if request.keep_bytes else None,
-            kept=request.keep(target.name, data) if request.keep is not None else None,
+            kept=request.keep(request, result, data, members) if request.keep and members is not None else None,
         )
     except LlmccError as e:
         return TargetOutcome(target=target.name, diagnostics=[], error=(str(e), e.exit_code))
@@ -327,7 +334,7 @@ def _json(modules: dict[str, Value]) -> dict[str, JSONValue]:
     return cast("dict[str, JSONValue]", modules)
 
 
-def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
+def bundle_bytes(request: BuildRequest, result: CompileResult, members: Members | None = None) -> bytes:
     # imported here: validate builds no bundle
     from compiler.bundle.canonical import canonical_json
     from compiler.bundle.model import build_body
@@ -349,7 +356,8 @@ def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
     base = _caches(request).env_bases.get(result.target.environment)
     if base is None or id(base.modules) not in request.json_cache:
         return canonical_json(body)
-    return canonical_json(body, cache=request.json_cache, like={"modules": _json_map(base.modules)})
+    like = {"modules": _json_map(base.modules)}
+    return canonical_json(body, cache=request.json_cache, like=like, members=members)
 
 
 def write_staged(path: Path, data: bytes) -> None:

@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compiler.bundle.canonical import canonical_json
 from compiler.compile.build import BuildRequest, TargetOutcome, build_targets, write_staged
@@ -59,12 +60,16 @@ from compiler.incremental.entry import (
     split_bundle_at,
 )
 from compiler.incremental.filestat import fs_now, stats, trusted
-from compiler.incremental.key import Mode
+from compiler.incremental.key import CarryKeys, Mode
 from compiler.incremental.parsed import RenderedScalars
 from compiler.incremental.store import ResultCache
 from compiler.incremental.verdicts import KeptVerdicts
 from compiler.jsontypes import JSONObject, JSONValue
 from compiler.project import Target
+
+if TYPE_CHECKING:
+    from compiler.bundle.canonical import Members
+    from compiler.compile.types import CompileResult
 
 SUFFIX = ".bundle.json"
 _FACT_LEN = 8
@@ -81,6 +86,7 @@ class CachePlan:
     recheck: Callable[[Sequence[Target]], Mapping[str, str]]
     rendered: RenderedScalars | None = None  # rendered template scalars kept across runs
     verdicts: KeptVerdicts | None = None  # environments' modules found valid by earlier runs
+    carry: CarryKeys | None = None  # keys of previous results to re-render from (compile only)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,9 +155,13 @@ def build_cached(
         keep = request
         if plan.mode == "compile":
             plan.cache.usable()  # decided once, before workers fork
-            keep = replace(request, keep=partial(_keep_blob, plan.cache, request.repo.project.name, _source(request)))
+            keep = replace(request, keep=partial(_keep_blob, plan, _source(request)))
+            if plan.carry is not None:
+                keep = replace(keep, attempt=partial(_carry_one, plan, _source(request)))
         # a cache write that fails in a -j worker (a blob, a parsed file) comes back as its note
-        keep = replace(_with_rendered(complete(keep), plan.rendered, plan.verdicts), worker_note=lambda: plan.cache.trouble)
+        keep = replace(
+            _with_rendered(complete(keep), plan.rendered, plan.verdicts), worker_note=lambda: plan.cache.trouble
+        )
         outcomes = build_targets(keep, misses, jobs=jobs)
         for outcome in outcomes:  # a cache write that failed in a -j worker: warned once, as in a serial run
             if outcome.note is not None and plan.cache.trouble is None:
@@ -168,20 +178,74 @@ def build_cached(
                 payload = _payload(outcome, plan, kept)
                 if payload is not None:
                     plan.cache.put(key, payload)
+                if kept is not None and kept.record is not None and kept.carry_key is not None:
+                    plan.cache.put(kept.carry_key, kept.record)
             if kept is not None and request.out_dir is not None:
                 written[outcome.target] = kept.sha256
             built[outcome.target] = replace(outcome, kept=None)
     elif request.out_dir is not None:
-        try:
-            request.out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise InputError(f"{request.out_dir}: cannot create the output directory: {e.strerror}") from e
+        _mkdir(request.out_dir)
     plan.cache.evict()
     return [hits.get(t.name) or built[t.name] for t in targets]
 
 
 def _same(request: BuildRequest) -> BuildRequest:
     return request
+
+
+def _mkdir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{out}: cannot create the output directory: {e.strerror}") from e
+
+
+def _carry_one(
+    plan: CachePlan, source: JSONObject | None, request: BuildRequest, target: Target
+) -> TargetOutcome | None:
+    """``target`` re-rendered from its previous result (``compiler.incremental.carry``); None: compile it.
+
+    Runs where the target would be compiled (a build worker); the blob is stored there, the
+    entry and the record by the parent after its recheck, as for a compiled target.
+    """
+    from compiler.compile.pipeline import load_stack
+    from compiler.incremental.carry import carry, layer_digests
+    from compiler.render.jinja import Renderer
+
+    assert plan.carry is not None
+    assert request.caches is not None, "build_targets made them"
+    try:
+        stack = load_stack(request.repo, target)
+    except InputError:
+        return None  # compiled, which reports it
+    digests = layer_digests(stack)
+    ckey = plan.carry.key(target, digests) if digests is not None else None
+    record = plan.cache.get(ckey) if ckey is not None else None
+    if ckey is None or record is None or not isinstance(record.get("modules"), str):
+        return None
+    blob = plan.cache.get_blob(str(record["modules"]))
+    if blob is None:
+        return None
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    done = carry(request.repo, stack, Renderer(stack.variables, request.caches.render), record, text, request.caches)
+    if done is None:
+        return None
+    data = join_bundle(done.text, None, project=request.repo.project.name, target=target.name, source=source)
+    if request.out_dir is not None:
+        write_staged(request.out_dir / f"{target.name}{SUFFIX}", data)
+    if request.caches.after_target is not None:
+        request.caches.after_target(target.name)
+    before = plan.cache.written
+    digest = plan.cache.put_blob(done.text.encode("utf-8"))
+    sha = hashlib.sha256(data).hexdigest()
+    record = {**done.record, "modules": digest}
+    kept = _Kept(digest, None, sha, plan.cache.written - before, record, ckey)
+    return TargetOutcome(
+        target=target.name, diagnostics=[], size=len(data), data=data if request.keep_bytes else None, kept=kept
+    )
 
 
 def _keep(request: BuildRequest, reuse: Reuse, target: str) -> bool:
@@ -341,18 +405,43 @@ class _Kept:
     encryption: JSONValue
     sha256: str  # of the whole bundle, as written into the staging directory
     written: int  # blobs the call wrote (for eviction); a failed write travels as the worker's note
+    record: JSONObject | None = None  # what a later run re-renders from (``compiler.incremental.carry``)
+    carry_key: str | None = None
 
 
-def _keep_blob(cache: ResultCache, project: str, source: JSONObject | None, target: str, data: bytes) -> _Kept | None:
+def _keep_blob(
+    plan: CachePlan,
+    source: JSONObject | None,
+    request: BuildRequest,
+    result: CompileResult,
+    data: bytes,
+    members: Members,
+) -> _Kept | None:
     """Store the sealed modules of ``data`` as a blob, where the bundle was built (a build worker):
-    only digests travel back to the parent, not 54 MB of bundles (xlarge) to hash and write there."""
+    only digests (and the carry record) travel back to the parent, not 54 MB of bundles (xlarge)
+    to hash and write there."""
+    cache = plan.cache
     try:
-        start, encryption = split_bundle_at(data, project=project, target=target, source=source)
+        start, encryption = split_bundle_at(
+            data, project=request.repo.project.name, target=result.target.name, source=source
+        )
     except (EntryError, UnicodeDecodeError):  # pragma: no cover - bundle_bytes writes what split_bundle reads
         return None
     before = cache.written
     digest = cache.put_blob(data[start:-1])
-    return _Kept(digest, encryption, hashlib.sha256(data).hexdigest(), cache.written - before)
+    record: JSONObject | None = None
+    ckey: str | None = None
+    if plan.carry is not None and encryption is None and not result.diagnostics:
+        from compiler.incremental.carry import layer_digests, make_record
+
+        digests = layer_digests(result.stack)
+        ckey = plan.carry.key(result.target, digests) if digests is not None else None
+        if ckey is not None:
+            text = data[start:-1].decode("utf-8")
+            made = make_record(request.repo, result, text, request.json_cache, members, request.caches)
+            record = None if made is None else {**made, "modules": digest}
+    sha = hashlib.sha256(data).hexdigest()
+    return _Kept(digest, encryption, sha, cache.written - before, record, ckey)
 
 
 def _kept(value: object) -> _Kept | None:
