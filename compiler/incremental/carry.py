@@ -60,9 +60,9 @@ from compiler.load.yaml import Tagged, Value
 from compiler.render.jinja import Renderer
 
 if TYPE_CHECKING:
-    from compiler.compile.pipeline import CompileCaches
     from compiler.compile.repository import Repository
-    from compiler.compile.types import CompileResult, LayerDoc, TargetStack
+    from compiler.compile.types import CompileResult, GuardCache, LayerDoc, TargetStack
+    from compiler.diagnostics import Diagnostic
     from compiler.render.jinja import TemplatePlan
 
 _DECODER = json.JSONDecoder()
@@ -97,6 +97,8 @@ def layer_digests(stack: TargetStack) -> dict[str, str] | None:
             continue
         d = _DIGESTS.get(id(layer))
         if d is None or d[0] is not layer:
+            if len(_DIGESTS) > _MAX_KEPT:
+                _DIGESTS.clear()  # a process that compiles many repositories (the tests) holds no more
             digest = layer_digest(layer)
             if digest is None:
                 return None
@@ -106,6 +108,7 @@ def layer_digests(stack: TargetStack) -> dict[str, str] | None:
 
 
 _DIGESTS: dict[int, tuple[LayerDoc, str]] = {}  # per process: the parsed layers live as long
+_MAX_KEPT = 10_000
 
 
 def fingerprints(variables: dict[str, Value]) -> dict[str, str]:
@@ -131,16 +134,16 @@ def make_record(
     text: str,
     cache: EncodingCache,
     members: Members,
-    caches: CompileCaches | None = None,
+    env: tuple[TargetStack, dict[tuple[str, JsonPath], Reach]] | None = None,
 ) -> JSONObject | None:
     """The record of ``result`` (modules' canonical ``text``) without its blob digest; None: not carried.
 
-    ``caches`` lends the environment's reach of each template path (``EnvBase.reach``).
+    ``env``: the environment's stack and its reach of each template path (``EnvBase.reach``), lent.
     """
     if result.diagnostics or result.secrets:
         return None
     locate = _Locator(cast("dict[str, JSONValue]", result.modules), cache, members)
-    reach_of = _reacher(result.stack, caches)
+    reach_of = _reacher(result.stack, env)
     slots: dict[str, JSONValue] = {}
     closed: list[JSONValue] = []
     for module in repo.modules:
@@ -171,29 +174,31 @@ def make_record(
     return {"vars": dict(fingerprints(result.stack.variables)), "slots": slots, "closed": closed}
 
 
-def _reacher(stack: TargetStack, caches: CompileCaches | None) -> Callable[[str, JsonPath], Reach]:
+def _reacher(
+    stack: TargetStack, env: tuple[TargetStack, dict[tuple[str, JsonPath], Reach]] | None
+) -> Callable[[str, JsonPath], Reach]:
     """``reach`` through every layer of ``stack``; the environment's part from its cache when the
     stack starts with the environment's layers (a tenant target's does: ``compiler.compile.inherit``)."""
-    base = caches.env_bases.get(stack.target.environment) if caches is not None else None
-    n = len(base.stack.layers) if base is not None else 0
+    n = len(env[0].layers) if env is not None else 0
     if (
-        base is None
+        env is None
         or len(stack.layers) < n
-        or any(a is not b for a, b in zip(stack.layers, base.stack.layers, strict=False))
+        or any(a is not b for a, b in zip(stack.layers, env[0].layers, strict=False))
     ):
 
         def whole(module: str, path: JsonPath) -> Reach:
             return reach(_patches(stack, module), path)
 
         return whole
-    env_reach = base.reach
+    env_reach = env[1]
+    env_layers = env[0].layers
     own = stack.layers[n:]
 
     def split(module: str, path: JsonPath) -> Reach:
         how = env_reach.get((module, path))
         if how is None:
             how = env_reach[(module, path)] = reach(
-                [layer.modules[module] for layer in base.stack.layers if module in layer.modules], path
+                [layer.modules[module] for layer in env_layers if module in layer.modules], path
             )
         if how != "free":
             return how
@@ -243,6 +248,8 @@ class _Locator:
             return hit[1]
         shared = self.cache.get(id(node))
         if shared is not None and shared[0] is node:  # an environment's map: the same for all its targets
+            if len(_SHARED) > _MAX_KEPT * 10:
+                _SHARED.clear()
             hit = _SHARED.get(id(node))
             if hit is not None and hit[0] is node:
                 return hit[1]
@@ -303,11 +310,19 @@ class Carried:
     record: JSONObject
 
 
+@dataclass(frozen=True, slots=True)
+class Checks:
+    """What a compile checks beyond the schema that carrying must check too, with their caches."""
+
+    layout: list[Diagnostic]  # the layout check's findings (about the repository)
+    jinja: dict[str, list[Diagnostic]]  # layer path -> literal Jinja in it
+    guard: GuardCache
+
+
 def carry(
-    repo: Repository, stack: TargetStack, renderer: Renderer, record: JSONObject, text: str, caches: CompileCaches
+    repo: Repository, stack: TargetStack, renderer: Renderer, record: JSONObject, text: str, checks: Checks
 ) -> Carried | None:
     """The target of ``stack`` from its previous ``record`` and modules ``text``; None: compile it in full."""
-    from compiler.compile.pipeline import layout_check
     from compiler.validate import literal_jinja, secrets_guard
 
     old, slots, closed = _read(record)
@@ -347,14 +362,14 @@ def carry(
             if not schema.valid_at(path, value):
                 return None
             edits.append((start, end, new_text))
-    found = layout_check(repo, caches)
+    found = list(checks.layout)
     for layer in stack.layers:
-        got = caches.jinja.get(layer.ref.path)
+        got = checks.jinja.get(layer.ref.path)
         if got is None:
-            got = caches.jinja[layer.ref.path] = literal_jinja.check_layer(layer)
-        found = [*found, *got]
+            got = checks.jinja[layer.ref.path] = literal_jinja.check_layer(layer)
+        found += got
     for module in repo.modules:
-        found = [*found, *secrets_guard.check_stack(repo, stack, module, caches.guard)]
+        found += secrets_guard.check_stack(repo, stack, module, checks.guard)
     if found:
         return None
     edits.sort()

@@ -208,8 +208,8 @@ def _carry_one(
     Runs where the target would be compiled (a build worker); the blob is stored there, the
     entry and the record by the parent after its recheck, as for a compiled target.
     """
-    from compiler.compile.pipeline import load_stack
-    from compiler.incremental.carry import carry, layer_digests
+    from compiler.compile.pipeline import layout_check, load_stack
+    from compiler.incremental.carry import Checks, carry, layer_digests
     from compiler.render.jinja import Renderer
 
     assert plan.carry is not None
@@ -230,7 +230,9 @@ def _carry_one(
         text = blob.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    done = carry(request.repo, stack, Renderer(stack.variables, request.caches.render), record, text, request.caches)
+    caches = request.caches
+    checks = Checks(layout=layout_check(request.repo, caches), jinja=caches.jinja, guard=caches.guard)
+    done = carry(request.repo, stack, Renderer(stack.variables, caches.render), record, text, checks)
     if done is None:
         return None
     data = join_bundle(done.text, None, project=request.repo.project.name, target=target.name, source=source)
@@ -438,7 +440,9 @@ def _keep_blob(
         ckey = plan.carry.key(result.target, digests) if digests is not None else None
         if ckey is not None:
             text = data[start:-1].decode("utf-8")
-            made = make_record(request.repo, result, text, request.json_cache, members, request.caches)
+            base = request.caches.env_bases.get(result.target.environment) if request.caches else None
+            env = (base.stack, base.reach) if base is not None else None
+            made = make_record(request.repo, result, text, request.json_cache, members, env)
             record = None if made is None else {**made, "modules": digest}
     sha = hashlib.sha256(data).hexdigest()
     return _Kept(digest, encryption, sha, cache.written - before, record, ckey)
