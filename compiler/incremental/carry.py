@@ -66,6 +66,9 @@ if TYPE_CHECKING:
     from compiler.render.jinja import TemplatePlan
 
 _DECODER = json.JSONDecoder()
+# What a build keeps under the carry key until the target's variables change: that a previous result
+# exists. The next variable-only change compiles the target and keeps a whole record.
+STUB: JSONObject = {"stub": True}
 _TAG = "\u0000tag"
 
 

@@ -221,7 +221,12 @@ def _carry_one(
     digests = layer_digests(stack)
     ckey = plan.carry.key(target, digests) if digests is not None else None
     record = plan.cache.get(ckey) if ckey is not None else None
-    if ckey is None or record is None or not isinstance(record.get("modules"), str):
+    if ckey is None or record is None:
+        return None
+    # Found: only variables changed since. A stub (what a build leaves, cheaply) or a record that
+    # does not fit: compile, and keep a whole record for the next such change (``_keep_blob``).
+    _WANT_RECORD.add(target.name)
+    if not isinstance(record.get("modules"), str):
         return None
     blob = plan.cache.get_blob(str(record["modules"]))
     if blob is None:
@@ -240,6 +245,7 @@ def _carry_one(
         write_staged(request.out_dir / f"{target.name}{SUFFIX}", data)
     if request.caches.after_target is not None:
         request.caches.after_target(target.name)
+    _WANT_RECORD.discard(target.name)
     before = plan.cache.written
     digest = plan.cache.put_blob(done.text.encode("utf-8"))
     sha = hashlib.sha256(data).hexdigest()
@@ -434,11 +440,14 @@ def _keep_blob(
     record: JSONObject | None = None
     ckey: str | None = None
     if plan.carry is not None and encryption is None and not result.diagnostics:
-        from compiler.incremental.carry import layer_digests, make_record
+        from compiler.incremental.carry import STUB, layer_digests, make_record
 
         digests = layer_digests(result.stack)
         ckey = plan.carry.key(result.target, digests) if digests is not None else None
-        if ckey is not None:
+        if ckey is not None and result.target.name not in _WANT_RECORD:
+            record = dict(STUB)  # locating every scalar costs ~5 ms a target: only once variables change
+        elif ckey is not None:
+            _WANT_RECORD.discard(result.target.name)
             text = data[start:-1].decode("utf-8")
             base = request.caches.env_bases.get(result.target.environment) if request.caches else None
             env = (base.stack, base.reach) if base is not None else None
@@ -446,6 +455,11 @@ def _keep_blob(
             record = None if made is None else {**made, "modules": digest}
     sha = hashlib.sha256(data).hexdigest()
     return _Kept(digest, encryption, sha, cache.written - before, record, ckey)
+
+
+# Targets (in this process) whose previous result differed only in variables but could not be
+# re-rendered from: their build keeps a whole record (``_keep_blob``), the others a stub.
+_WANT_RECORD: set[str] = set()
 
 
 def _kept(value: object) -> _Kept | None:

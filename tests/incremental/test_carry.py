@@ -2,7 +2,8 @@
 
 A target whose inputs changed only in layer variables is not compiled again: the scalars
 that read a changed variable are rendered and spliced into its previous canonical text.
-Each test compares with ``compile --no-cache`` byte for byte; a record that is damaged,
+A build keeps a stub under the carry key; the first variable-only change after it compiles and
+keeps a whole record (``warm``). Each test compares with ``compile --no-cache`` byte for byte; a record that is damaged,
 forged with a right digest, or does not fit is ignored and the target compiled.
 """
 
@@ -52,6 +53,19 @@ def records(root: Path) -> list[Path]:
     return entries(root, b'{"closed":')
 
 
+def warm(root: Path, *extra: str) -> None:
+    """Compile, then change a base variable and compile again: a build keeps a stub under the carry
+    key, and the first variable-only change after it compiles and keeps a whole record."""
+    same_as_clean(root, *extra)
+    stubs = len(entries(root, b'{"stub":true}'))
+    assert stubs
+    assert not records(root)
+    base = root / "environments/base.yaml"
+    base.write_text(base.read_text().replace("region: us-east-1", "region: r-warm"))
+    same_as_clean(root, *extra)
+    assert len(records(root)) == stubs
+
+
 def rewrite(entry: Path, body: bytes) -> None:
     """Replace an entry's payload as this user could: the header's digest and size made right."""
     head = json.loads(entry.read_bytes().partition(b"\n")[0])
@@ -70,7 +84,7 @@ def plant_template(root: Path) -> None:
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_a_base_variable_change_is_re_rendered_from_the_previous_result(tmp_path: Path, jobs: str) -> None:
     root = many_targets_repo(tmp_path / "repo", tenants=4, modules=2)  # 11 targets: in workers with -j 2
-    same_as_clean(root, "-j", jobs)
+    warm(root, "-j", jobs)
     assert len(records(root)) == 11  # every target compiled clean and without secrets has one
     for body in (r.read_bytes().partition(b"\n")[2] for r in records(root)):
         prints = json.loads(body)["vars"]
@@ -88,10 +102,10 @@ def test_a_base_variable_change_is_re_rendered_from_the_previous_result(tmp_path
 
 def test_a_change_to_a_layers_modules_is_compiled_not_carried(tmp_path: Path) -> None:
     root = mini_repo(tmp_path / "repo")
-    same_as_clean(root)
+    warm(root)
     plant_template(root)
     (root / "environments/base.yaml").write_text(
-        "vars:\n  model: other\n  temperature: 0.5\n  region: us-east-1\nmodules:\n  engine:\n    description: x\n"
+        "vars:\n  model: other\n  temperature: 0.5\n  region: r-warm\nmodules:\n  engine:\n    description: x\n"
     )
     assert run(root, "compile") == 0
     assert all(b"planted" in data for data in bundles(root, "dist").values())  # compiled from the kept parse
@@ -111,7 +125,7 @@ def test_a_change_to_a_layers_modules_is_compiled_not_carried(tmp_path: Path) ->
 )
 def test_a_damaged_or_forged_record_is_ignored_and_the_target_compiled(tmp_path: Path, damage: str) -> None:
     root = mini_repo(tmp_path / "repo")
-    same_as_clean(root)
+    warm(root)
     for r in records(root):
         body = r.read_bytes().partition(b"\n")[2]
         record = json.loads(body)
@@ -142,7 +156,7 @@ def test_a_variable_that_breaks_the_schema_is_reported_as_a_clean_compile_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = mini_repo(tmp_path / "repo")
-    same_as_clean(root)
+    warm(root)
     capsys.readouterr()
     base = root / "environments/base.yaml"
     base.write_text(base.read_text().replace("temperature: 0.5", "temperature: 1.5"))  # above the maximum
@@ -163,7 +177,7 @@ def test_a_target_with_secret_fields_keeps_no_record(example_repo: GitRepo, demo
     (root / "environments/dev.secrets.sops.yaml").write_text(sops)
     built = same_as_clean(root)
     plain = [name for name, data in built.items() if json.loads(data)["encryption"] is None]
-    assert len(records(root)) == len(plain)  # a target with a sealed secret keeps none
+    assert len(entries(root, b'{"stub":true}')) == len(plain)  # a target with a sealed secret keeps none
     every = b"".join(p.read_bytes() for p in (root / CACHE_DIR).rglob("*") if p.is_file())
     assert secret.encode() not in every
     base = root / "environments/base.yaml"
