@@ -87,6 +87,10 @@ class CachePlan:
     rendered: RenderedScalars | None = None  # rendered template scalars kept across runs
     verdicts: KeptVerdicts | None = None  # environments' modules found valid by earlier runs
     carry: CarryKeys | None = None  # keys of previous results to re-render from (compile only)
+    # Targets of this run (in the process that builds them) whose previous result differed only in
+    # variables but could not be re-rendered from: their build keeps a whole record (``_keep_blob``),
+    # the others a stub. Per run, not per process: a target whose compile fails keeps its name here.
+    want_record: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -225,7 +229,7 @@ def _carry_one(
         return None
     # Found: only variables changed since. A stub (what a build leaves, cheaply) or a record that
     # does not fit: compile, and keep a whole record for the next such change (``_keep_blob``).
-    _WANT_RECORD.add(target.name)
+    plan.want_record.add(target.name)
     if not isinstance(record.get("modules"), str):
         return None
     blob = plan.cache.get_blob(str(record["modules"]))
@@ -245,7 +249,7 @@ def _carry_one(
         write_staged(request.out_dir / f"{target.name}{SUFFIX}", data)
     if request.caches.after_target is not None:
         request.caches.after_target(target.name)
-    _WANT_RECORD.discard(target.name)
+    plan.want_record.discard(target.name)
     before = plan.cache.written
     digest = plan.cache.put_blob(done.text.encode("utf-8"))
     sha = hashlib.sha256(data).hexdigest()
@@ -444,10 +448,10 @@ def _keep_blob(
 
         digests = layer_digests(result.stack)
         ckey = plan.carry.key(result.target, digests) if digests is not None else None
-        if ckey is not None and result.target.name not in _WANT_RECORD:
+        if ckey is not None and result.target.name not in plan.want_record:
             record = dict(STUB)  # locating every scalar costs ~5 ms a target: only once variables change
         elif ckey is not None:
-            _WANT_RECORD.discard(result.target.name)
+            plan.want_record.discard(result.target.name)
             text = data[start:-1].decode("utf-8")
             base = request.caches.env_bases.get(result.target.environment) if request.caches else None
             env = (base.stack, base.reach) if base is not None else None
@@ -455,11 +459,6 @@ def _keep_blob(
             record = None if made is None else {**made, "modules": digest}
     sha = hashlib.sha256(data).hexdigest()
     return _Kept(digest, encryption, sha, cache.written - before, record, ckey)
-
-
-# Targets (in this process) whose previous result differed only in variables but could not be
-# re-rendered from: their build keeps a whole record (``_keep_blob``), the others a stub.
-_WANT_RECORD: set[str] = set()
 
 
 def _kept(value: object) -> _Kept | None:
