@@ -34,7 +34,8 @@ JSON of the value at its path.
 Carrying gives up -- the target is compiled in full, which reports what there
 is to report -- when anything is not as this rule needs it: a template with
 ``extends`` or merge tags, a changed scalar a layer extends or deep-merges into,
-a scalar inside a list, a value the schema does not show valid where it sits
+a scalar inside a list a layer appends to (a list item no layer reaches is
+carried), a value the schema does not show valid where it sits
 (``compiler.validate.edits``) or that is or holds a secret field, a render
 error, a finding of the secrets guard, the literal-Jinja check or the layout
 check, policies in the repository, or a record of any other shape.
