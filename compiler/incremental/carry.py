@@ -301,7 +301,7 @@ def _slot_ok(text: str, start: int, end: int, key: str | int) -> bool:
         return False
     try:
         _, stop = _DECODER.raw_decode(text, start)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a slot nested past json's limit (attacker F1)
         return False
     return stop == end and text[end] in ",}]"
 

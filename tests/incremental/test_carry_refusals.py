@@ -225,6 +225,7 @@ def test_a_layer_whose_modules_cannot_be_written_exactly_keeps_no_carry_entry(tm
 
 
 TEXT = '{"a":{"k":1,"name":"x\u2713y","list":[1,[2]]}}'
+DEEP = '{"k":' + "[" * 100_000 + "]" * 100_000 + "}"
 
 
 @pytest.mark.parametrize(
@@ -247,6 +248,7 @@ TEXT = '{"a":{"k":1,"name":"x\u2713y","list":[1,[2]]}}'
         ('[x"k":1]', 6, 7, "k", False),  # the name not at a member's start
         ('{"k":@,"j":1}', 5, 6, "k", False),  # not JSON
         ('{"k":1 ,"j":1}', 5, 6, "k", False),  # not followed by a separator
+        (DEEP, 5, len(DEEP) - 1, "k", False),  # nested past json's limit: RecursionError, not exit 70 (attacker F1)
     ],
 )
 def test_a_slot_is_one_value_where_the_record_says(text: str, start: int, end: int, key: str | int, ok: bool) -> None:
