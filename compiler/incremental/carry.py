@@ -25,7 +25,13 @@ the changed variables (this run's fingerprints against the record's), the
 scalars that read them (the templates' source text) and whether the layers
 reach each one (this run's layers). The record only says where a scalar's text
 is, and that is checked before it is used: the slot must hold one JSON value
-preceded by its key and not overlap another. The store has already checked the
+preceded by its key and not overlap another. The check reads the slot's own key,
+not its full path: a record whose slot was moved onto another member of the same
+name (attacker F2) is spliced there. The record is trusted as far as the cache
+trusts any entry (this user's, in directories only this user can write), which
+already lets whoever writes one serve any bundle under a result key; walking the
+text to each changed slot to check its path costs 5-10 ms a target on xlarge
+(json's decoder, ``re``), more than carrying saves (bench/NOTES.md). The store has already checked the
 entry (owner, format, compiler version, key, SHA-256) and the blob (SHA-256).
 A record is written only for a target that compiled without a finding and
 without a secret field, after checking that every slot's text is the canonical

@@ -16,7 +16,7 @@ import pytest
 from compiler.compile.pipeline import load_stack
 from compiler.incremental.carry import _slot_ok, layer_digests
 from compiler.project import Target
-from tests.core._repos import ENGINE_TEMPLATE, mini_repo, open_repo
+from tests.core._repos import BASE, ENGINE_TEMPLATE, mini_repo, open_repo
 from tests.incremental.test_carry import (  # _cache_on: the autouse fixture that turns the cache on
     _cache_on,  # noqa: F401
     bundles,
@@ -28,6 +28,7 @@ from tests.incremental.test_carry import (  # _cache_on: the autouse fixture tha
     same_as_clean,
     warm,
 )
+from tests.secrets._secrets_support import new_canary
 
 
 def change(root: Path, old: str, new: str, path: str = "environments/base.yaml") -> None:
@@ -253,3 +254,43 @@ DEEP = '{"k":' + "[" * 100_000 + "]" * 100_000 + "}"
 )
 def test_a_slot_is_one_value_where_the_record_says(text: str, start: int, end: int, key: str | int, ok: bool) -> None:
     assert _slot_ok(text, start, end, key) is ok
+
+
+VAULT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "creds": {
+            "type": "object",
+            "properties": {"user": {"type": "string"}, "token": {"type": "string", "x-secret": True}},
+        },
+        "owner": {"type": "string"},
+    },
+}
+
+
+@pytest.mark.parametrize("overridden", [False, True])
+def test_a_map_variable_rendered_into_a_secret_field_is_refused_when_carried_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], overridden: bool
+) -> None:
+    # secrets_guard.check_rendered: a template expression renders a map holding an x-secret value,
+    # "secret in plaintext" at the expression's line -- even where a layer sets that field after it
+    files = {
+        "schemas/vault.schema.json": json.dumps(VAULT_SCHEMA),
+        "templates/vault.yaml": 'creds: "{{ creds }}"\nowner: "{{ model }}"\n',
+        "environments/base.yaml": BASE + "  creds:\n    user: u\n",
+    }
+    if overridden:
+        files["environments/prod.yaml"] = "modules:\n  vault:\n    creds:\n      user: p\n"
+    root = mini_repo(tmp_path / "repo", files)
+    warm(root)
+    capsys.readouterr()
+    secret = new_canary()
+    change(root, "    user: u\n", f"    user: u\n    token: {secret}\n")
+    assert run(root, "compile") == 1
+    carried = capsys.readouterr().err
+    assert run(root, "compile", "--no-cache", "-o", "clean") == 1
+    assert carried == capsys.readouterr().err
+    assert "templates/vault.yaml:1" in carried
+    assert "secret in plaintext" in carried
+    assert secret not in carried
+    change(root, f"    token: {secret}\n", "")  # the test's own plaintext input; the sweep checks the rest
