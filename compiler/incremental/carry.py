@@ -44,7 +44,8 @@ a scalar inside a list a layer appends to (a list item no layer reaches is
 carried), a value the schema does not show valid where it sits
 (``compiler.validate.edits``) or that is or holds a secret field, a render
 error, a finding of the secrets guard, the literal-Jinja check or the layout
-check, policies in the repository, or a record of any other shape.
+check, policies in the repository, or a record of any other shape. The secrets guard's
+``check_rendered`` runs on every module as in a compile, replaced scalars included.
 """
 
 from __future__ import annotations
@@ -380,6 +381,9 @@ def carry(
         found += got
     for module in repo.modules:
         found += secrets_guard.check_stack(repo, stack, module, checks.guard)
+        # a map or list an expression renders into an x-secret field, even one a layer then replaces
+        # (whose scalar is not rendered again above): a clean compile refuses it, so must this
+        found += secrets_guard.check_rendered(repo, stack, module, renderer)
     if found:
         return None
     edits.sort()

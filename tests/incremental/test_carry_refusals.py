@@ -268,9 +268,16 @@ VAULT_SCHEMA = {
 }
 
 
-@pytest.mark.parametrize("overridden", [False, True])
+@pytest.mark.parametrize(
+    "layer",
+    [
+        None,  # no layer reaches the field
+        "creds:\n      user: p\n",  # merged into: not carried
+        "creds: !override\n      user: p\n",  # replaced: the scalar is not re-rendered, but still checked
+    ],
+)
 def test_a_map_variable_rendered_into_a_secret_field_is_refused_when_carried_too(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], overridden: bool
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], layer: str | None
 ) -> None:
     # secrets_guard.check_rendered: a template expression renders a map holding an x-secret value,
     # "secret in plaintext" at the expression's line -- even where a layer sets that field after it
@@ -279,8 +286,8 @@ def test_a_map_variable_rendered_into_a_secret_field_is_refused_when_carried_too
         "templates/vault.yaml": 'creds: "{{ creds }}"\nowner: "{{ model }}"\n',
         "environments/base.yaml": BASE + "  creds:\n    user: u\n",
     }
-    if overridden:
-        files["environments/prod.yaml"] = "modules:\n  vault:\n    creds:\n      user: p\n"
+    if layer is not None:
+        files["environments/prod.yaml"] = "modules:\n  vault:\n    " + layer
     root = mini_repo(tmp_path / "repo", files)
     warm(root)
     capsys.readouterr()
