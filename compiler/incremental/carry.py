@@ -125,7 +125,22 @@ _MAX_KEPT = 10_000
 def fingerprints(variables: dict[str, Value]) -> dict[str, str]:
     """SHA-256 of each variable's render fingerprint: what decides the scalars that read it."""
     renderer = Renderer(variables, {})
-    return {name: hashlib.sha256(renderer.fingerprint(name).encode()).hexdigest() for name in variables}
+    out: dict[str, str] = {}
+    for name in variables:
+        text = renderer.fingerprint(name)
+        digest = _PRINTS.get(text)
+        if digest is None:
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            if len(text) <= _SHORT:  # most targets share most variables: hashed once per process
+                if len(_PRINTS) > _MAX_KEPT:
+                    _PRINTS.clear()
+                _PRINTS[text] = digest
+        out[name] = digest
+    return out
+
+
+_PRINTS: dict[str, str] = {}  # fingerprint -> its SHA-256, for short ones
+_SHORT = 256
 
 
 def _patches(stack: TargetStack, module: str) -> list[Value]:
@@ -429,19 +444,33 @@ def _splice(text: str, edits: Sequence[tuple[int, int, str]]) -> str:
 
 
 def _shifted(slots: Slots, edits: Sequence[tuple[int, int, str]]) -> JSONObject:
-    """The slots' positions in the spliced text (``edits`` sorted, not overlapping, each at a slot's start)."""
+    """The slots' positions in the spliced text (``edits`` sorted, not overlapping, each at a slot's start).
+
+    A slot moves by the edits before it; the slots between two edits move alike, so each run of
+    them is shifted as one slice (a module holds ~40 slots and one or two edits).
+    """
     at = [e[0] for e in edits]
     deltas = [0]
     for start, end, new in edits:
         deltas.append(deltas[-1] + len(new) - (end - start))
-    rewritten = {start: len(new) for start, _, new in edits}
     out: JSONObject = {}
     for module, (index, starts, ends) in slots.items():
-        moved = [s + deltas[bisect_left(at, s)] for s in starts]  # by the edits before the slot
-        ends_moved = [
-            m + rewritten[s] if s in rewritten else e + deltas[bisect_left(at, s)]
-            for s, e, m in zip(starts, ends, moved, strict=True)
-        ]
+        moved: list[int] = []
+        ends_moved: list[int] = []
+        n = len(starts)
+        j = 0
+        k = bisect_left(at, starts[0]) if starts else 0  # the edits before the module's first slot
+        while j < n:
+            stop = bisect_left(starts, at[k], j) if k < len(at) else n
+            d = deltas[k]
+            moved += [x + d for x in starts[j:stop]]
+            ends_moved += [x + d for x in ends[j:stop]]
+            j = stop
+            if j < n and starts[j] == at[k]:  # the slot rewritten: it ends where its new text does
+                moved.append(starts[j] + d)
+                ends_moved.append(starts[j] + d + len(edits[k][2]))
+                j += 1
+            k += 1
         out[module] = [
             cast("list[JSONValue]", index),
             cast("list[JSONValue]", moved),
