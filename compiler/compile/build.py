@@ -93,6 +93,10 @@ class BuildRequest:
     # Tried first for each target, in the process that would compile it: an outcome made without
     # compiling (the result cache re-renders from a previous result), or None to compile.
     attempt: Callable[[BuildRequest, Target], TargetOutcome | None] | None = None
+    # Whether the parent merges environment ENV's modules before the workers fork (None: every one
+    # that several targets start from). False when its targets are likely made by ``attempt``, which
+    # reads none: a target compiled after all merges it in its own process (``env_base``, lazily).
+    warm_env: Callable[[BuildRequest, str], bool] | None = None
 
 
 def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int | None = None) -> list[TargetOutcome]:
@@ -225,7 +229,8 @@ def _warm(request: BuildRequest, targets: Sequence[Target]) -> None:
     steps: list[Callable[[], object]] = []
     for module in repo.modules:
         steps += [partial(repo.schema, module), partial(repo.templates, module)]
-    steps += [partial(env_base, repo, env, caches) for env in _shared_envs(targets)]
+    envs = [e for e in _shared_envs(targets) if request.warm_env is None or request.warm_env(request, e)]
+    steps += [partial(env_base, repo, env, caches) for env in envs]
     steps += [partial(policy_check, repo, caches), partial(layout_check, repo, caches)]
     for step in steps:
         with contextlib.suppress(LlmccError):

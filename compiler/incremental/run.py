@@ -162,6 +162,7 @@ def build_cached(
             keep = replace(request, keep=partial(_keep_blob, plan, _source(request)))
             if plan.carry is not None:
                 keep = replace(keep, attempt=partial(_carry_one, plan, _source(request)))
+                keep = replace(keep, warm_env=partial(_env_changed, plan))
         # a cache write that fails in a -j worker (a blob, a parsed file) comes back as its note
         keep = replace(
             _with_rendered(complete(keep), plan.rendered, plan.verdicts), worker_note=lambda: plan.cache.trouble
@@ -258,6 +259,23 @@ def _carry_one(
     return TargetOutcome(
         target=target.name, diagnostics=[], size=len(data), data=data if request.keep_bytes else None, kept=kept
     )
+
+
+def _env_changed(plan: CachePlan, request: BuildRequest, env: str) -> bool:
+    """Whether environment ``env``'s own target is not to be carried: no whole record under its carry
+    key (``_carry_one``). Its tenants' targets stack its layers, so most likely carry alike."""
+    from compiler.compile.pipeline import load_stack
+    from compiler.incremental.carry import layer_digests
+
+    assert plan.carry is not None
+    try:
+        stack = load_stack(request.repo, Target(environment=env, tenant=None))
+    except InputError:
+        return True  # merged before the fork as before; each target meets the error again
+    digests = layer_digests(stack)
+    ckey = plan.carry.key(Target(environment=env, tenant=None), digests) if digests is not None else None
+    record = plan.cache.get(ckey) if ckey is not None else None
+    return record is None or not isinstance(record.get("modules"), str)
 
 
 def _keep(request: BuildRequest, reuse: Reuse, target: str) -> bool:
