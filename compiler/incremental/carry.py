@@ -57,6 +57,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, pairwise
 from json.encoder import encode_basestring
+from operator import lt
 from typing import TYPE_CHECKING, cast
 
 from compiler.bundle.canonical import EncodingCache, Members, canonical_text
@@ -427,7 +428,7 @@ def _read(record: JSONObject) -> tuple[dict[str, str] | None, Slots | None, list
         index, starts, ends = cast("tuple[list[int], list[int], list[int]]", tuple(columns))
         if not (len(index) == len(starts) == len(ends)) or not set(map(type, chain(index, starts, ends))) <= {int}:
             return None, None, None
-        if any(a >= b for a, b in pairwise(starts)):
+        if not all(map(lt, starts, starts[1:])):
             return None, None, None  # in order, one slot per start
         slots[module] = (index, starts, ends)
     return cast("dict[str, str]", raw_vars), slots, cast("list[str]", raw_closed)
