@@ -184,7 +184,7 @@ def build_cached(
                 if payload is not None:
                     plan.cache.put(key, payload)
                 if kept is not None and kept.record is not None and kept.carry_key is not None:
-                    plan.cache.put(kept.carry_key, kept.record)
+                    plan.cache.put_bytes(kept.carry_key, kept.record)
             if kept is not None and request.out_dir is not None:
                 written[outcome.target] = kept.sha256
             built[outcome.target] = replace(outcome, kept=None)
@@ -254,8 +254,8 @@ def _carry_one(
     before = plan.cache.written
     digest = plan.cache.put_blob(done.text.encode("utf-8"))
     sha = hashlib.sha256(data).hexdigest()
-    record = {**done.record, "modules": digest}
-    kept = _Kept(digest, None, sha, plan.cache.written - before, record, ckey)
+    kept_record = canonical_json({**done.record, "modules": digest})  # encoded here, in parallel
+    kept = _Kept(digest, None, sha, plan.cache.written - before, kept_record, ckey)
     return TargetOutcome(
         target=target.name, diagnostics=[], size=len(data), data=data if request.keep_bytes else None, kept=kept
     )
@@ -435,7 +435,8 @@ class _Kept:
     encryption: JSONValue
     sha256: str  # of the whole bundle, as written into the staging directory
     written: int  # blobs the call wrote (for eviction); a failed write travels as the worker's note
-    record: JSONObject | None = None  # what a later run re-renders from (``compiler.incremental.carry``)
+    # what a later run re-renders from (``compiler.incremental.carry``), as the entry's payload bytes
+    record: bytes | None = None
     carry_key: str | None = None
 
 
@@ -459,7 +460,7 @@ def _keep_blob(
         return None
     before = cache.written
     digest = cache.put_blob(data[start:-1])
-    record: JSONObject | None = None
+    record: bytes | None = None
     ckey: str | None = None
     if plan.carry is not None and encryption is None and not result.diagnostics:
         from compiler.incremental.carry import STUB, layer_digests, make_record
@@ -467,14 +468,14 @@ def _keep_blob(
         digests = layer_digests(result.stack)
         ckey = plan.carry.key(result.target, digests) if digests is not None else None
         if ckey is not None and result.target.name not in plan.want_record:
-            record = dict(STUB)  # locating every scalar costs ~5 ms a target: only once variables change
+            record = canonical_json(STUB)  # locating every scalar costs ~5 ms a target: only once variables change
         elif ckey is not None:
             plan.want_record.discard(result.target.name)
             text = data[start:-1].decode("utf-8")
             base = request.caches.env_bases.get(result.target.environment) if request.caches else None
             env = (base.stack, base.reach) if base is not None else None
             made = make_record(request.repo, result, text, request.json_cache, members, env)
-            record = None if made is None else {**made, "modules": digest}
+            record = None if made is None else canonical_json({**made, "modules": digest})
     sha = hashlib.sha256(data).hexdigest()
     return _Kept(digest, encryption, sha, cache.written - before, record, ckey)
 
