@@ -367,13 +367,13 @@ def carry(
         if plan is None or module in closed:
             return None
         columns = slots.get(module)
-        rows = {} if columns is None else {i: (s_, e_) for i, s_, e_ in zip(*columns, strict=True)}
+        rows = {} if columns is None else dict(zip(columns[0], range(len(columns[0])), strict=True))
         index = {path: i for i, path in enumerate(plan.exprs)}
         patches = _patches(stack, module)
         schema = repo.schema(module)
         for path in sorted(readers, key=lambda p: index[p]):
             how = reach(patches, path)
-            row = rows.get(index[path])
+            row = rows.get(index[path])  # the slot's row in the module's columns
             if how == "complex" or (how == "free") != (row is not None):
                 return None  # a record that does not say what the layers say now
             if row is None:
@@ -383,7 +383,8 @@ def carry(
                 new_text = canonical_text(value)  # type: ignore[arg-type]
             except (InputError, ValueError):
                 return None
-            start, end = row
+            assert columns is not None
+            start, end = columns[1][row], columns[2][row]
             if not _slot_ok(text, start, end, path[-1] if path else module):
                 return None
             if not schema.valid_at(path, value):
