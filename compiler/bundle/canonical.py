@@ -37,6 +37,11 @@ def _value(obj: object) -> str:
     return _whole(obj)
 
 
+def canonical_text(obj: JSONValue) -> str:
+    """``canonical_json(obj)`` as text, for a small value (no cache; ValueError as ``json`` raises it)."""
+    return _whole(obj)
+
+
 class InvalidJsonError(ValueError):
     """Bytes that are not strict JSON (``loads_strict``'s rules): bad UTF-8, a repeated key, NaN, ..."""
 
@@ -49,10 +54,18 @@ class NotCanonicalError(ValueError):
 # order, or None for a map with a key that is not a string). Holding the dict keeps its id from
 # being reused.
 EncodingCache = dict[int, tuple[object, str, dict[str, str] | None]]
+# id(dict) -> (the dict, each member's text by key in sorted order): the maps ``like`` assembled
+# from their members, so a caller can find where a path's value sits in the text.
+Members = dict[int, tuple[object, dict[str, str]]]
 
 
 def canonical_json(
-    obj: JSONValue, *, cache: EncodingCache | None = None, store: bool = False, like: JSONValue = None
+    obj: JSONValue,
+    *,
+    cache: EncodingCache | None = None,
+    store: bool = False,
+    like: JSONValue = None,
+    members: Members | None = None,
 ) -> bytes:
     """``json.dumps(sort_keys, no whitespace, ensure_ascii=False)`` in UTF-8.
 
@@ -70,6 +83,8 @@ def canonical_json(
     encodes only what its layers changed, and the walk visits only the maps on the
     way to a change. Values must not be mutated after they were stored (the
     pipeline never mutates). The bytes are the same with or without the cache.
+    ``members`` (with ``like``) receives the member texts of every map the walk
+    assembled from members (the other maps' are in ``cache`` or were encoded whole).
     """
     try:
         if cache is None:
@@ -77,7 +92,7 @@ def canonical_json(
         elif store:
             text = _store(obj, cache)
         else:
-            text = _like(obj, like, cache)
+            text = _like(obj, like, cache, members)
     except ValueError as e:
         raise ValueError(f"not representable in JSON: {e}") from e
     return text.encode("utf-8")
@@ -110,14 +125,18 @@ def _store(obj: JSONValue, cache: EncodingCache) -> str:
     return text
 
 
-def _like(obj: JSONValue, like: JSONValue, cache: EncodingCache) -> str:
+def _like(obj: JSONValue, like: JSONValue, cache: EncodingCache, members: Members | None = None) -> str:
     if type(obj) is not dict or type(like) is not dict:
         return _whole(obj)
     hit = cache.get(id(like))
     if hit is None or hit[0] is not like:  # not stored (a caller's wrapper): walk it key by key
         if not all(type(k) is str for k in obj):
             return _whole(obj)
-        return "{" + ",".join([_key(k) + _like(obj[k], like.get(k), cache) for k in sorted(obj)]) + "}"
+        keys = sorted(obj)
+        texts = [_key(k) + _like(obj[k], like.get(k), cache, members) for k in keys]
+        if members is not None:
+            members[id(obj)] = (obj, dict(zip(keys, texts, strict=True)))
+        return "{" + ",".join(texts) + "}"
     if obj is like:
         return hit[1]
     stored = hit[2]
@@ -126,22 +145,35 @@ def _like(obj: JSONValue, like: JSONValue, cache: EncodingCache) -> str:
     if obj.keys() != stored.keys():
         if not all(type(k) is str for k in obj):
             return _whole(obj)
-        return "{" + ",".join([_member(k, obj[k], like, stored, cache) for k in sorted(obj)]) + "}"
+        keys = sorted(obj)
+        texts = [_member(k, obj[k], like, stored, cache, members) for k in keys]
+        if members is not None:
+            members[id(obj)] = (obj, dict(zip(keys, texts, strict=True)))
+        return "{" + ",".join(texts) + "}"
     changed = [k for k, v in obj.items() if v is not like[k]]
     if len(changed) == len(stored) and not any(type(v) is dict for v in obj.values()):
         return _whole(obj)  # nothing shared, nothing below to share: one call of the C encoder
     parts = stored.copy()  # in sorted key order, as stored
     for k in changed:
         v = obj[k]
-        parts[k] = _key(k) + (_like(v, like[k], cache) if type(v) is dict else _value(v))
+        parts[k] = _key(k) + (_like(v, like[k], cache, members) if type(v) is dict else _value(v))
+    if members is not None:
+        members[id(obj)] = (obj, parts)
     return "{" + ",".join(parts.values()) + "}"
 
 
-def _member(k: str, v: JSONValue, like: dict[str, JSONValue], stored: dict[str, str], cache: EncodingCache) -> str:
+def _member(
+    k: str,
+    v: JSONValue,
+    like: dict[str, JSONValue],
+    stored: dict[str, str],
+    cache: EncodingCache,
+    members: Members | None,
+) -> str:
     if k not in like:
         return _key(k) + _value(v)
     old = like[k]
-    return stored[k] if v is old else _key(k) + _like(v, old, cache)
+    return stored[k] if v is old else _key(k) + _like(v, old, cache, members)
 
 
 def reject_duplicate_keys(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:

@@ -26,7 +26,7 @@ from compiler.errors import InputError, InternalError, LlmccError, is_panic
 from compiler.jsontypes import JSONObject, JSONValue
 
 if TYPE_CHECKING:
-    from compiler.bundle.canonical import EncodingCache
+    from compiler.bundle.canonical import EncodingCache, Members
     from compiler.compile.pipeline import CompileCaches
     from compiler.compile.preparse import Preparse
     from compiler.compile.repository import Repository
@@ -66,6 +66,7 @@ class TargetOutcome:
     data: bytes | None = None
     error: tuple[str, int] | None = None  # (message, exit code) of an LlmccError
     note: str | None = None  # a -j worker's warning for the parent to give (``BuildRequest.worker_note``)
+    kept: object = None  # what ``BuildRequest.keep`` returned for the bundle bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +87,17 @@ class BuildRequest:
     # Called in a -j worker after each task: a warning of that process for the parent (a worker's own
     # state, such as a failed cache write, is lost with it otherwise). None: nothing to say.
     worker_note: Callable[[], str | None] | None = None
+    # Called in the process that built a bundle with (request, compile result, bundle bytes, the member
+    # texts of the maps its encoding assembled); its result travels back in ``TargetOutcome.kept``
+    # instead of the bytes (the result cache stores its blobs in the workers).
+    keep: Callable[[BuildRequest, CompileResult, bytes, Members], object] | None = None
+    # Tried first for each target, in the process that would compile it: an outcome made without
+    # compiling (the result cache re-renders from a previous result), or None to compile.
+    attempt: Callable[[BuildRequest, Target], TargetOutcome | None] | None = None
+    # Whether the parent merges environment ENV's modules before the workers fork (None: every one
+    # that several targets start from). False when its targets are likely made by ``attempt``, which
+    # reads none: a target compiled after all merges it in its own process (``env_base``, lazily).
+    warm_env: Callable[[BuildRequest, str], bool] | None = None
 
 
 def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int | None = None) -> list[TargetOutcome]:
@@ -100,7 +112,7 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
         except OSError as e:
             raise InputError(f"{request.out_dir}: cannot create the output directory: {e.strerror}") from e
     workers = _workers(len(targets), jobs)
-    writes = request.out_dir is not None or request.keep_bytes
+    writes = request.out_dir is not None or request.keep_bytes or request.keep is not None
     with _collector_paused():
         preparse = _preparse(request.repo, targets, workers)
         try:
@@ -251,7 +263,8 @@ def _warm(request: BuildRequest, targets: Sequence[Target], preparse: Preparse |
     if preparse is not None:  # the validators too (lazy otherwise), while the helper parses
         steps.append(partial(_compile_validators, request))
     shared: list[Callable[[], object]] = [partial(repo.templates, module) for module in repo.modules]
-    shared += [partial(env_base, repo, env, caches) for env in _shared_envs(targets)]
+    envs = [e for e in _shared_envs(targets) if request.warm_env is None or request.warm_env(request, e)]
+    shared += [partial(env_base, repo, env, caches) for env in envs]
     steps.append(partial(_warm_shared, repo, preparse, shared))
     steps += [partial(policy_check, repo, caches), partial(layout_check, repo, caches)]
     for step in steps:
@@ -333,15 +346,18 @@ def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
     from compiler.compile.pipeline import compile_target
 
     try:
+        if request.attempt is not None and (done := request.attempt(request, target)) is not None:
+            return done
         result = compile_target(request.repo, target, validate=request.validate, caches=_caches(request))
         if request.check_keys is not None:
             # Before sealing, so every target's key problem is a finding, not the first one an error.
             found = request.check_keys(result)
             if found:
                 result = replace(result, diagnostics=sort_diagnostics([*result.diagnostics, *found]))
-        if not result.ok or (request.out_dir is None and not request.keep_bytes):
+        if not result.ok or (request.out_dir is None and not request.keep_bytes and request.keep is None):
             return TargetOutcome(target=target.name, diagnostics=result.diagnostics)
-        data = bundle_bytes(request, result)
+        members: Members | None = {} if request.keep is not None else None
+        data = bundle_bytes(request, result, members)
         if request.out_dir is not None:
             write_staged(request.out_dir / f"{target.name}.bundle.json", data)
         return TargetOutcome(
@@ -349,6 +365,7 @@ def _build_one(request: BuildRequest, target: Target) -> TargetOutcome:
             diagnostics=result.diagnostics,
             size=len(data),
             data=data if request.keep_bytes else None,
+            kept=request.keep(request, result, data, members) if request.keep and members is not None else None,
         )
     except LlmccError as e:
         return TargetOutcome(target=target.name, diagnostics=[], error=(str(e), e.exit_code))
@@ -370,7 +387,7 @@ def _json(modules: dict[str, Value]) -> dict[str, JSONValue]:
     return cast("dict[str, JSONValue]", modules)
 
 
-def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
+def bundle_bytes(request: BuildRequest, result: CompileResult, members: Members | None = None) -> bytes:
     # imported here: validate builds no bundle
     from compiler.bundle.canonical import canonical_json
     from compiler.bundle.model import build_body
@@ -392,7 +409,8 @@ def bundle_bytes(request: BuildRequest, result: CompileResult) -> bytes:
     base = _caches(request).env_bases.get(result.target.environment)
     if base is None or id(base.modules) not in request.json_cache:
         return canonical_json(body)
-    return canonical_json(body, cache=request.json_cache, like={"modules": _json_map(base.modules)})
+    like = {"modules": _json_map(base.modules)}
+    return canonical_json(body, cache=request.json_cache, like=like, members=members)
 
 
 def write_staged(path: Path, data: bytes) -> None:

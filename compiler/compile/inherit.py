@@ -87,6 +87,12 @@ def _changed_slots(plan: TemplatePlan, changed: set[str]) -> list[JsonPath]:
     return paths
 
 
+def reach(patches: list[Value], path: JsonPath) -> Reach:
+    """Whether the template value at ``path`` survives ``patches`` (layers' modules) unchanged:
+    ``free``; ``hidden`` when a layer replaces it; ``complex`` when one merges into or extends it."""
+    return _reach(patches, path)
+
+
 def _reach(patches: list[Value], path: JsonPath) -> Reach:
     """Whether the template value at ``path`` survives the environment's layers unchanged."""
     for patch in patches:

@@ -105,6 +105,17 @@ def split_bundle(data: bytes, *, project: str, target: str, source: JSONObject |
     Raises:
         EntryError: ``data`` is not the canonical bundle of that project, target and source.
     """
+    start, encryption = split_bundle_at(data, project=project, target=target, source=source)
+    return data[start:-1].decode("utf-8"), encryption
+
+
+def split_bundle_at(data: bytes, *, project: str, target: str, source: JSONObject | None) -> tuple[int, JSONValue]:
+    """(offset of ``modules``' text, ``encryption`` block): ``data[offset:-1]`` is the modules' canonical text.
+
+    Raises:
+        EntryError: ``data`` is not the canonical bundle of that project, target and source.
+        UnicodeDecodeError: ``data`` is not UTF-8.
+    """
     text = data.decode("utf-8")
     if not text.startswith(_HEAD):
         raise EntryError("bundle")
@@ -114,7 +125,7 @@ def split_bundle(data: bytes, *, project: str, target: str, source: JSONObject |
     prefix = _prefix(project=project, target=target, source=source, encryption=encryption)
     if not data.startswith(prefix) or not data.endswith(b"}"):
         raise EntryError("bundle")
-    return data[len(prefix) : -1].decode("utf-8"), encryption
+    return len(prefix), encryption
 
 
 def join_bundle(modules: str, encryption: JSONValue, *, project: str, target: str, source: JSONObject | None) -> bytes:

@@ -139,6 +139,10 @@ class InputDigests:
     def _folded(self) -> frozenset[str]:
         return frozenset(_fold(p) for p in self.files)
 
+    def file_id(self, path: str) -> str | None:
+        """``path``'s blob id; ``"-"`` when it is not there, None when it may be there unlisted."""
+        return self._id(path)
+
     def _id(self, path: str) -> str | None:
         """``path``'s id, ``_ABSENT`` when it is not there, None when it may be there unlisted."""
         if path in self.files:
@@ -187,6 +191,11 @@ def _hides_inputs(project: Project, path: str, scope: Scope) -> bool:
     return parts[1:] == ["tenants"] or (
         len(parts) > 1 and parts[1] in project.manifest.environments and parts[2:] in ([], ["tenants"])
     )
+
+
+def digest_entries(entries: Sequence[tuple[str, str | None]]) -> str | None:
+    """The digest of (path, blob id) pairs; None when an id is None (unknown)."""
+    return _digest(entries)
 
 
 def _digest(entries: Sequence[tuple[str, str | None]]) -> str | None:

@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from compiler import __version__
 from compiler.errors import LlmccError
-from compiler.incremental.inputs import FileIds, InputDigests, is_shared, own_files
+from compiler.incremental.inputs import FileIds, InputDigests, digest_entries, is_shared, own_files
 from compiler.incremental.store import FORMAT
 from compiler.project import MANIFEST, Project, Target
 
@@ -131,3 +131,39 @@ def _secret_clock(path: str, files: FileIds, read: Read, now: datetime) -> str |
     except (LlmccError, OSError):
         return None
     return ",".join(f"{t}={age_days(t, now)}" for t in sorted(set(stamps)))
+
+
+CARRY_SCHEME = "carry/1"
+
+
+@dataclass(frozen=True, slots=True)
+class CarryKeys:
+    """The key of a target's previous result to re-render from (``compiler.incremental.carry``).
+
+    It is the cache key with each plain layer file's blob id replaced by the digest of
+    that layer's ``modules`` (``layer_digests``): every input but the layers' variables
+    (and the positions of their text). Without policies only (a policy reads the
+    whole target, which carrying does not rebuild); None then.
+    """
+
+    digests: InputDigests | None
+
+    @classmethod
+    def of(cls, project: Project, files: FileIds, context: KeyContext) -> CarryKeys:
+        policies = any(is_shared(p, "checks") and p.startswith("policies/") for p in files)
+        if MANIFEST not in files or policies:
+            return cls(None)
+        return cls(InputDigests(project=project, files=files, scope="checks", context=context.text()))
+
+    def key(self, target: Target, layer_digests: Mapping[str, str]) -> str | None:
+        """The key, given the digest of each plain layer file ``target`` reads (by path); None: unknown."""
+        if self.digests is None or self.digests.shared is None:
+            return None
+        entries: list[tuple[str, str | None]] = [("", self.digests.shared), ("", self.digests.context)]
+        entries += [("", CARRY_SCHEME), ("target", target.name)]
+        for path in own_files(self.digests.project, target, "checks"):
+            blob = self.digests.file_id(path)
+            if blob is None:
+                return None
+            entries.append((path, f"modules:{layer_digests[path]}" if path in layer_digests else blob))
+        return digest_entries(entries)

@@ -64,7 +64,7 @@ def plan_cache(
     from compiler.audit.revisions import rev_file_ids
     from compiler.incremental.filestat import cached_file_ids
     from compiler.incremental.inputs import CHECK_ROOTS
-    from compiler.incremental.key import KeyContext, cache_keys
+    from compiler.incremental.key import CarryKeys, KeyContext, cache_keys
     from compiler.incremental.parsed import ParsedDocuments, RenderedScalars
     from compiler.incremental.run import CachePlan
     from compiler.incremental.store import CACHE_DIR, ResultCache, max_bytes_from
@@ -102,7 +102,11 @@ def plan_cache(
     def same(which: Sequence[Target]) -> dict[str, str]:
         return {t.name: now[t.name] for t in which if t.name in now}
 
-    now = keys()
+    ids = files()
+    now = cache_keys(repo.project, ids, targets, context, read=repo.tree.read)
+    carry = CarryKeys.of(repo.project, ids, context) if mode == "compile" and cache.usable() else None
     # A revision's files cannot change while it compiles; the working tree's are listed again.
     recheck = keys if rev is None else same
-    return CachePlan(cache=cache, mode=mode, keys=now, recheck=recheck, rendered=rendered, verdicts=verdicts)
+    return CachePlan(
+        cache=cache, mode=mode, keys=now, recheck=recheck, rendered=rendered, verdicts=verdicts, carry=carry
+    )

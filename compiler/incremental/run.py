@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compiler.bundle.canonical import canonical_json
 from compiler.compile.build import BuildRequest, TargetOutcome, build_targets, write_staged
@@ -56,15 +57,19 @@ from compiler.incremental.entry import (
     diagnostic_from_json,
     diagnostic_to_json,
     join_bundle,
-    split_bundle,
+    split_bundle_at,
 )
 from compiler.incremental.filestat import fs_now, stats, trusted
-from compiler.incremental.key import Mode
+from compiler.incremental.key import CarryKeys, Mode
 from compiler.incremental.parsed import RenderedScalars
 from compiler.incremental.store import ResultCache
 from compiler.incremental.verdicts import KeptVerdicts
 from compiler.jsontypes import JSONObject, JSONValue
 from compiler.project import Target
+
+if TYPE_CHECKING:
+    from compiler.bundle.canonical import Members
+    from compiler.compile.types import CompileResult
 
 SUFFIX = ".bundle.json"
 _FACT_LEN = 8
@@ -81,6 +86,11 @@ class CachePlan:
     recheck: Callable[[Sequence[Target]], Mapping[str, str]]
     rendered: RenderedScalars | None = None  # rendered template scalars kept across runs
     verdicts: KeptVerdicts | None = None  # environments' modules found valid by earlier runs
+    carry: CarryKeys | None = None  # keys of previous results to re-render from (compile only)
+    # Targets of this run (in the process that builds them) whose previous result differed only in
+    # variables but could not be re-rendered from: their build keeps a whole record (``_keep_blob``),
+    # the others a stub. Per run, not per process: a target whose compile fails keeps its name here.
+    want_record: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,8 +156,17 @@ def build_cached(
     misses = [t for t in targets if t.name not in hits]
     built: dict[str, TargetOutcome] = {}
     if misses:
-        keep = complete(replace(request, keep_bytes=True) if plan.mode == "compile" else request)
-        keep = replace(_with_rendered(keep, plan.rendered, plan.verdicts), worker_note=lambda: plan.cache.trouble)
+        keep = request
+        if plan.mode == "compile":
+            plan.cache.usable()  # decided once, before workers fork
+            keep = replace(request, keep=partial(_keep_blob, plan, _source(request)))
+            if plan.carry is not None:
+                keep = replace(keep, attempt=partial(_carry_one, plan, _source(request)))
+                keep = replace(keep, warm_env=partial(_env_changed, plan))
+        # a cache write that fails in a -j worker (a blob, a parsed file) comes back as its note
+        keep = replace(
+            _with_rendered(complete(keep), plan.rendered, plan.verdicts), worker_note=lambda: plan.cache.trouble
+        )
         outcomes = build_targets(keep, misses, jobs=jobs)
         for outcome in outcomes:  # a cache write that failed in a -j worker: warned once, as in a serial run
             if outcome.note is not None and plan.cache.trouble is None:
@@ -156,25 +175,107 @@ def build_cached(
             plan.rendered.save(keep.caches.render, [t.name for t in misses])
         after = plan.recheck(misses)
         for outcome in outcomes:
+            kept = _kept(outcome.kept)
+            if kept is not None:
+                plan.cache.written += kept.written  # read as "anything written" (-j1 counts twice: harmless)
             key = plan.keys.get(outcome.target)
             if key is not None and after.get(outcome.target) == key:
-                payload = _payload(request, outcome, plan)
+                payload = _payload(outcome, plan, kept)
                 if payload is not None:
                     plan.cache.put(key, payload)
-            if outcome.data is not None and request.out_dir is not None:
-                written[outcome.target] = hashlib.sha256(outcome.data).hexdigest()
-            built[outcome.target] = outcome if request.keep_bytes else replace(outcome, data=None)
+                if kept is not None and kept.record is not None and kept.carry_key is not None:
+                    plan.cache.put_bytes(kept.carry_key, kept.record)
+            if kept is not None and request.out_dir is not None:
+                written[outcome.target] = kept.sha256
+            built[outcome.target] = replace(outcome, kept=None)
     elif request.out_dir is not None:
-        try:
-            request.out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise InputError(f"{request.out_dir}: cannot create the output directory: {e.strerror}") from e
+        _mkdir(request.out_dir)
     plan.cache.evict()
     return [hits.get(t.name) or built[t.name] for t in targets]
 
 
 def _same(request: BuildRequest) -> BuildRequest:
     return request
+
+
+def _mkdir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{out}: cannot create the output directory: {e.strerror}") from e
+
+
+def _carry_one(
+    plan: CachePlan, source: JSONObject | None, request: BuildRequest, target: Target
+) -> TargetOutcome | None:
+    """``target`` re-rendered from its previous result (``compiler.incremental.carry``); None: compile it.
+
+    Runs where the target would be compiled (a build worker); the blob is stored there, the
+    entry and the record by the parent after its recheck, as for a compiled target.
+    """
+    from compiler.compile.pipeline import layout_check, load_stack
+    from compiler.incremental.carry import Checks, carry, layer_digests
+    from compiler.render.jinja import Renderer
+
+    assert plan.carry is not None
+    assert request.caches is not None, "build_targets made them"
+    try:
+        stack = load_stack(request.repo, target)
+    except InputError:
+        return None  # compiled, which reports it
+    digests = layer_digests(stack)
+    ckey = plan.carry.key(target, digests) if digests is not None else None
+    record = plan.cache.get(ckey) if ckey is not None else None
+    if ckey is None or record is None:
+        return None
+    # Found: only variables changed since. A stub (what a build leaves, cheaply) or a record that
+    # does not fit: compile, and keep a whole record for the next such change (``_keep_blob``).
+    plan.want_record.add(target.name)
+    if not isinstance(record.get("modules"), str):
+        return None
+    blob = plan.cache.get_blob(str(record["modules"]))
+    if blob is None:
+        return None
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    caches = request.caches
+    checks = Checks(layout=layout_check(request.repo, caches), jinja=caches.jinja, guard=caches.guard)
+    done = carry(request.repo, stack, Renderer(stack.variables, caches.render), record, text, checks)
+    if done is None:
+        return None
+    data = join_bundle(done.text, None, project=request.repo.project.name, target=target.name, source=source)
+    if request.out_dir is not None:
+        write_staged(request.out_dir / f"{target.name}{SUFFIX}", data)
+    if request.caches.after_target is not None:
+        request.caches.after_target(target.name)
+    plan.want_record.discard(target.name)
+    before = plan.cache.written
+    digest = plan.cache.put_blob(done.text.encode("utf-8"))
+    sha = hashlib.sha256(data).hexdigest()
+    kept_record = canonical_json({**done.record, "modules": digest})  # encoded here, in parallel
+    kept = _Kept(digest, None, sha, plan.cache.written - before, kept_record, ckey)
+    return TargetOutcome(
+        target=target.name, diagnostics=[], size=len(data), data=data if request.keep_bytes else None, kept=kept
+    )
+
+
+def _env_changed(plan: CachePlan, request: BuildRequest, env: str) -> bool:
+    """Whether environment ``env``'s own target is not to be carried: no whole record under its carry
+    key (``_carry_one``). Its tenants' targets stack its layers, so most likely carry alike."""
+    from compiler.compile.pipeline import load_stack
+    from compiler.incremental.carry import layer_digests
+
+    assert plan.carry is not None
+    try:
+        stack = load_stack(request.repo, Target(environment=env, tenant=None))
+    except InputError:
+        return True  # merged before the fork as before; each target meets the error again
+    digests = layer_digests(stack)
+    ckey = plan.carry.key(Target(environment=env, tenant=None), digests) if digests is not None else None
+    record = plan.cache.get(ckey) if ckey is not None else None
+    return record is None or not isinstance(record.get("modules"), str)
 
 
 def _keep(request: BuildRequest, reuse: Reuse, target: str) -> bool:
@@ -326,7 +427,65 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _payload(request: BuildRequest, outcome: TargetOutcome, plan: CachePlan) -> JSONObject | None:
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """What ``_keep_blob`` did with one built bundle, in the process that built it."""
+
+    modules: str  # SHA-256 of the sealed modules' canonical text, stored as a blob
+    encryption: JSONValue
+    sha256: str  # of the whole bundle, as written into the staging directory
+    written: int  # blobs the call wrote (for eviction); a failed write travels as the worker's note
+    # what a later run re-renders from (``compiler.incremental.carry``), as the entry's payload bytes
+    record: bytes | None = None
+    carry_key: str | None = None
+
+
+def _keep_blob(
+    plan: CachePlan,
+    source: JSONObject | None,
+    request: BuildRequest,
+    result: CompileResult,
+    data: bytes,
+    members: Members,
+) -> _Kept | None:
+    """Store the sealed modules of ``data`` as a blob, where the bundle was built (a build worker):
+    only digests (and the carry record) travel back to the parent, not 54 MB of bundles (xlarge)
+    to hash and write there."""
+    cache = plan.cache
+    try:
+        start, encryption = split_bundle_at(
+            data, project=request.repo.project.name, target=result.target.name, source=source
+        )
+    except (EntryError, UnicodeDecodeError):  # pragma: no cover - bundle_bytes writes what split_bundle reads
+        return None
+    before = cache.written
+    digest = cache.put_blob(data[start:-1])
+    record: bytes | None = None
+    ckey: str | None = None
+    if plan.carry is not None and encryption is None and not result.diagnostics:
+        from compiler.incremental.carry import STUB, layer_digests, make_record
+
+        digests = layer_digests(result.stack)
+        ckey = plan.carry.key(result.target, digests) if digests is not None else None
+        if ckey is not None and result.target.name not in plan.want_record:
+            record = canonical_json(STUB)  # locating every scalar costs ~5 ms a target: only once variables change
+        elif ckey is not None:
+            plan.want_record.discard(result.target.name)
+            text = data[start:-1].decode("utf-8")
+            base = request.caches.env_bases.get(result.target.environment) if request.caches else None
+            env = (base.stack, base.reach) if base is not None else None
+            made = make_record(request.repo, result, text, request.json_cache, members, env)
+            record = None if made is None else canonical_json({**made, "modules": digest})
+    sha = hashlib.sha256(data).hexdigest()
+    return _Kept(digest, encryption, sha, cache.written - before, record, ckey)
+
+
+def _kept(value: object) -> _Kept | None:
+    """``_keep_blob``'s result as it came back from the worker (None: no bundle, or none kept)."""
+    return value if isinstance(value, _Kept) else None
+
+
+def _payload(outcome: TargetOutcome, plan: CachePlan, kept: _Kept | None) -> JSONObject | None:
     if outcome.error is not None:
         return None
     payload: JSONObject = {
@@ -334,15 +493,9 @@ def _payload(request: BuildRequest, outcome: TargetOutcome, plan: CachePlan) -> 
         "modules": None,
         "encryption": None,
     }
-    if plan.mode == "compile" and outcome.data is not None:
-        try:
-            modules, encryption = split_bundle(
-                outcome.data, project=request.repo.project.name, target=outcome.target, source=_source(request)
-            )
-        except (EntryError, UnicodeDecodeError):  # pragma: no cover - bundle_bytes writes what split_bundle reads
-            return None
-        payload["modules"] = plan.cache.put_blob(modules.encode())
-        payload["encryption"] = encryption
+    if plan.mode == "compile" and kept is not None:
+        payload["modules"] = kept.modules
+        payload["encryption"] = kept.encryption
     return payload
 
 

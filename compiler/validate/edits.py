@@ -28,6 +28,7 @@ budget a subschema is not compiled, and its edits go to the whole document.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,35 @@ class EditCheck:
     def valid(self, base: object, new: object) -> bool:
         """True when ``new`` is shown valid, given that ``base`` is valid; False: "not shown"."""
         return self._over(self.schema, base, new, _ROOT)
+
+    def valid_at(self, path: Sequence[str | int], new: object) -> bool:
+        """True when a valid document with its value at ``path`` replaced by ``new`` is shown valid,
+        and no secret field is at, above or below ``path``; False: "not shown".
+
+        The same rule as ``valid``: every object schema on the way is walkable (its keys are
+        unchanged by the edit), and the subschema at ``path`` decides alone. A list on the way
+        is not walked.
+        """
+        node, walkable = self.schema, _ROOT
+        for key in path:
+            if node is True:
+                break
+            plan = self._plans.get(id(node))
+            if plan is None or plan.node is not node:
+                plan = self._plans[id(node)] = _plan(node, walkable)
+            if plan.properties is None or not isinstance(key, str) or _secret(node):
+                return False
+            node, walkable = plan.properties.get(key, plan.additional), _WALKABLE
+        if node is True:
+            return True
+        if _holds_secret(node):
+            return False
+        plan = self._plans.get(id(node))
+        if plan is None or plan.node is not node:
+            plan = self._plans[id(node)] = _plan(node, walkable)
+        if plan.validator is _UNSET:
+            plan.validator = self._compile(node)
+        return plan.validator is not None and bool(plan.validator.is_valid(new))
 
     def _over(self, node: object, base: object, new: object, walkable: frozenset[str]) -> bool:
         if new is base or node is True:
@@ -126,6 +156,19 @@ def _plan(node: object, walkable: frozenset[str]) -> _Plan:
     if isinstance(node, dict) and walkable.issuperset(node) and isinstance(node.get("properties", {}), dict):
         return _Plan(node, node.get("properties", {}), node.get("additionalProperties", True))
     return _Plan(node, None, None)
+
+
+def _secret(node: object) -> bool:
+    return isinstance(node, dict) and bool(node.get("x-secret"))
+
+
+def _holds_secret(node: object) -> bool:
+    """Whether ``x-secret`` appears anywhere in ``node`` (as a keyword or a property name: fail closed)."""
+    if isinstance(node, dict):
+        return "x-secret" in node or any(_holds_secret(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_holds_secret(v) for v in node)
+    return False
 
 
 def _self_contained(node: object) -> bool:

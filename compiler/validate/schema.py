@@ -203,6 +203,13 @@ class ModuleSchema:
             raise self._validation_failed(e) from e
         return sorted(findings, key=lambda f: ([str(p) for p in f.path], f.message))
 
+    def valid_at(self, path: JsonPath, value: object) -> bool:
+        """Whether a valid document of this schema with ``value`` put at ``path`` is shown valid,
+        with no secret field at, above or below ``path`` (``EditCheck.valid_at``); False: not shown."""
+        if self._edits is None:
+            self._edits = EditCheck(self.schema, _OPTIONS)
+        return self._edits.valid_at(path, value)
+
     def is_valid(self, instance: object) -> bool:
         """Whether ``instance`` has no schema error.
 

@@ -167,3 +167,28 @@ def test_validate_help_says_it_writes_the_result_cache(capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert "nothing written" not in out
     assert "result cache" in out
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_blob_a_build_worker_cannot_write_is_warned_about_by_the_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], jobs: str
+) -> None:
+    # The sealed modules are stored where the bundle is built (a forked worker with -j 2), so only
+    # digests travel back; the worker's first write failure must still reach the parent's warning.
+    root = mini_repo(tmp_path / "repo")
+
+    def refuse(dst: str) -> None:
+        if "/blobs/" in dst:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    on_cache_write(monkeypatch, root, refuse, before=True)
+    assert run(root, "compile", "-j", jobs) == 0
+    every_bundle(root)
+    [warning] = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert warning.startswith("llmcc: warning: ")
+    assert os.strerror(errno.ENOSPC) in warning
+    monkeypatch.undo()
+    monkeypatch.delenv("LLMCC_NO_CACHE", raising=False)
+    assert run(root, "compile", "-j", jobs) == 0  # the entries without their blobs are rebuilt
+    assert not capsys.readouterr().err
+    every_bundle(root)

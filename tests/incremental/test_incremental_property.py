@@ -2,6 +2,8 @@
 
 Random sequences of edits (values, variables, tags, layer files added and
 removed, manifest changes, policies, templates with Jinja-only expressions,
+variables read by many scalars and in list items, variables a tenant overrides,
+templates with ``extends``, schema changes,
 commits, a layer directory turned into a symlink, the kept parsed files and
 rendered scalars damaged, the kept documents' positions damaged behind a right
 digest, a bundle of the output directory tampered with) on a
@@ -29,7 +31,7 @@ from hypothesis import strategies as st
 from compiler.cli import main
 from compiler.incremental.store import CACHE_DIR
 from tests.conftest import init_repo
-from tests.core._repos import MANIFEST, mini_repo
+from tests.core._repos import ENGINE_SCHEMA, ENGINE_TEMPLATE, MANIFEST, mini_repo
 
 TENANT = "vars:\n  temperature: {t}\nmodules:\n  engine:\n    tags: {{tenant: acme}}\n"
 POLICY = (
@@ -37,10 +39,31 @@ POLICY = (
 )
 
 BASE, BASE_VARS = "environments/base.yaml", "vars:\n  model: big\n  temperature: {t}\n  region: r1\n"
+# Templates whose scalars read a variable many times, in maps and in list items, with text around it
+MANY = (
+    "model:\n  name: '{{ model }}'\n  temperature: '{{ temperature }}'\n"
+    "description: '{{ model }} in {{ region }} \u2713'\ntags: {a: '{{ model }}', b: 'r-{{ region }}'}\n"
+    "fallbacks: ['{{ model }}', small]\nregion: '{{ region }}'\n"
+)
+EXTENDED = "extends: _base.yaml\nmodel:\n  name: '{{ model }}'\n"
+PARTIAL = "region: '{{ region }}'\ndescription: 'base {{ model }}'\nmodel:\n  temperature: '{{ temperature }}'\n"
+WIDER = json.dumps({**ENGINE_SCHEMA, "properties": {**ENGINE_SCHEMA["properties"], "region": {"enum": ["r1", "r2"]}}})
+
 Edit = tuple[str, str | None]  # (path, new text or None to remove) or ("commit", None)
 temperatures = st.sampled_from(["0.1", "0.4", "0.9", "1.5"])  # 1.5 breaks the schema's maximum
 edits = st.one_of(
     st.builds(lambda t: (BASE, BASE_VARS.format(t=t)), temperatures),
+    # one base variable changed, the rest as they were (non-ASCII: positions are characters, not bytes)
+    st.builds(
+        lambda m, r: ("environments/base.yaml", f"vars:\n  model: {m}\n  temperature: 0.5\n  region: {r}\n"),
+        st.sampled_from(["big", "b\u00efg-\u2713", "small"]),
+        st.sampled_from(["r1", "r2", "us-east-1"]),
+    ),
+    # a tenant that overrides a variable the base changes, and one that overrides nothing
+    st.builds(
+        lambda m: ("environments/tenants/acme.yaml", f"vars:\n  model: {m}\nmodules:\n  engine:\n    tags: {{t: x}}\n"),
+        st.sampled_from(["acme-model", "big"]),
+    ),
     st.builds(lambda t: ("environments/tenants/acme.yaml", TENANT.format(t=t)), temperatures),
     st.builds(
         lambda n: ("environments/prod/tenants/acme.yaml", f"modules:\n  engine:\n    model:\n      max_tokens: {n}\n"),
@@ -69,6 +92,14 @@ edits = st.one_of(
                 "environments/dev.yaml",
                 "vars:\n  model: !override tiny\nmodules:\n  engine: !override {model: {name: x}}\n",
             ),
+            ("templates/engine.yaml", MANY),
+            ("templates/engine.yaml", EXTENDED),
+            ("templates/_base.yaml", PARTIAL),
+            ("templates/_base.yaml", None),
+            ("templates/engine.yaml", ENGINE_TEMPLATE),
+            ("schemas/engine.schema.json", WIDER),  # region r1/r2 only: us-east-1 becomes an error
+            ("schemas/engine.schema.json", json.dumps(ENGINE_SCHEMA)),
+            ("environments/staging.yaml", "vars:\n  region: r2\nmodules:\n  engine:\n    description: set\n"),
             ("damage", None),  # the kept parsed files and rendered scalars overwritten with garbage
             ("positions", None),  # the kept documents' positions damaged, their digests right; a finding reads one
             ("tamper", None),  # a bundle in the output directory edited in place, its modification time put back

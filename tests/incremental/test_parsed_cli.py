@@ -191,7 +191,9 @@ def test_no_cache_neither_reads_nor_writes_the_parsed_files(tmp_path: Path, monk
     header = json.loads(head)
     header.update(sha256=hashlib.sha256(planted).hexdigest(), size=len(planted))
     entry.write_bytes(json.dumps(header).encode() + b"\n" + planted)  # as this user could: the digest right
-    (root / "environments/dev.yaml").write_text("vars:\n  model: tiny2\n")  # dev misses: built from the entry
+    # dev misses, and its layer's modules changed too (a variable alone is re-rendered from the
+    # previous result: compiler.incremental.carry): built from the entry
+    (root / "environments/dev.yaml").write_text("vars:\n  model: tiny2\nmodules:\n  engine:\n    region: us-east-1\n")
     assert run(root, "compile", "--no-cache", "-o", "clean") == 0
     monkeypatch.setenv("LLMCC_NO_CACHE", "1")
     assert run(root, "compile", "-o", "clean2") == 0
