@@ -123,6 +123,83 @@ class WorkTree:
             out = run_git(self.root, *ls_files)  # inside git, ls-files failed: its error
         return sorted({p for p in (out or "").split("\0") if p})
 
+    def staged_ids(self) -> dict[str, list[str]]:
+        """Path (relative to the root) -> the blob ids git's index holds for it, from ``git ls-files -s``.
+
+        One id per path, several while a merge conflicts (stages 1-3); a
+        submodule's commit is no blob and is left out. Under ``git commit -a`` or
+        ``git commit FILE`` a hook runs with ``GIT_INDEX_FILE`` naming the index
+        being committed, and the git run here inherits it. Empty outside git.
+
+        Raises:
+            InputError: inside a git work tree, git cannot list its index.
+        """
+        listing = ("ls-files", "-s", "-z", "--", ".")
+        out = run_git(self.root, *listing, check=False)
+        if out is None:
+            if run_git(self.root, "rev-parse", "--is-inside-work-tree", check=False) is None:
+                return {}
+            out = run_git(self.root, *listing)
+        ids: dict[str, list[str]] = {}
+        for entry in (out or "").split("\0"):
+            info, tab, path = entry.partition("\t")
+            fields = info.split(" ")
+            if tab and len(fields) == 3 and fields[0] != _GITLINK:
+                ids.setdefault(path, []).append(fields[1])
+        return ids
+
+    def staged_changes(self) -> set[str] | None:
+        """The paths (relative to the root) whose index entry is not HEAD's: what the next commit changes.
+
+        Compared by object id (``git diff-index --cached``), never by stat. None
+        before the first commit (then everything staged is a change).
+
+        Raises:
+            InputError: git fails with a HEAD to compare with.
+        """
+        if run_git(self.root, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False) is None:
+            return None
+        out = run_git(self.root, "diff-index", "--cached", "--name-only", "-z", "--no-renames", "--relative", "HEAD")
+        return {p for p in (out or "").split("\0") if p}
+
+    def read_blobs(self, ids: list[str]) -> dict[str, bytes | None]:
+        """The content of each blob in ``ids`` (``git cat-file --batch``): None for one over the read limit
+        (``MAX_FILE_BYTES``); one not in the object store is left out.
+
+        Raises:
+            InputError: git cannot be run, or fails.
+        """
+        if not ids:
+            return {}
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(self.root), "cat-file", "--batch"],
+                input="".join(f"{i}\n" for i in ids).encode(),
+                capture_output=True,
+                check=False,
+                env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
+            )
+        except FileNotFoundError as e:
+            raise InputError("git is not installed") from e
+        if done.returncode != 0:
+            err = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise InputError(f"git cat-file: {err[0] if err else 'failed'}")
+        out: dict[str, bytes | None] = {}
+        data, at = done.stdout, 0
+        for ident in ids:
+            end = data.index(b"\n", at)
+            header = data[at:end].split(b" ")
+            at = end + 1
+            if len(header) != 3:  # "<id> missing"
+                continue
+            size = int(header[2])
+            out[ident] = data[at : at + size] if size <= MAX_FILE_BYTES else None
+            at += size + 1
+        return out
+
+
+_GITLINK = "160000"  # the index mode of a submodule (its commit id, not a blob)
+
 
 _T = TypeVar("_T")
 
