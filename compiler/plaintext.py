@@ -154,25 +154,8 @@ def _marked(found: list[Diagnostic], *, staged: bool) -> list[Diagnostic]:
     return [replace(d, message=f"{d.message} ({STAGED})") for d in found] if staged else found
 
 
-def scan_staged_layers(repo: Repository, files: Iterable[str]) -> GuardScan:
-    """Rules 1-2 on the staged content of each of ``files`` whose index entry differs from the working tree.
-
-    For ``hook validate``: ``validate`` checks rules 1-2 per target on the working tree and
-    rules 3-4 (``scan_committable``) on both; this adds rules 1-2 on what git will commit.
-    """
-    scan = GuardScan()
-    read = {path: _read_one(repo, path, scan) for path in sorted({f.removeprefix("./") for f in files})}
-    scan.diagnostics.clear()  # what the working tree's read found, validate reports
-    for path, data in _scan_staged(repo, read, scan, text=False):
-        if _per_file(repo, path, data, scan, staged=True):
-            scan.inputs[f"{path}: {STAGED_TEMPLATE}"] = 2
-    return scan
-
-
-def _scan_staged(
-    repo: Repository, read: dict[str, bytes | None], scan: GuardScan, *, text: bool = True
-) -> list[tuple[str, bytes]]:
-    """Rules 3-4 (``text``) on the staged content of each file in ``read`` (path -> the bytes read from the
+def _scan_staged(repo: Repository, read: dict[str, bytes | None], scan: GuardScan) -> list[tuple[str, bytes]]:
+    """Rules 3-4 on the staged content of each file in ``read`` (path -> the bytes read from the
     working tree, None when it has none) whose index entry differs; that content, for the caller's other rules.
 
     Only a staged change counts (the index entry is not HEAD's): a file whose fix is not staged
@@ -183,16 +166,13 @@ def _scan_staged(
     """
     if not isinstance(repo.tree, WorkTree):  # a revision has no index: what it holds is what was committed
         return []
-    staged = repo.tree.staged_ids()
+    staged = repo.tree.staged_changes()
     wanted = [
         (path, ident)
         for path, data in read.items()
         for ident in staged.get(path, ())
         if data is None or ident != _blob_id(data, len(ident))
     ]
-    if wanted:  # content the index has from HEAD is no change of the next commit (CI scans HEAD)
-        changed = repo.tree.staged_changes()
-        wanted = [(path, ident) for path, ident in wanted if changed is None or path in changed]
     blobs = repo.tree.read_blobs(sorted({ident for _, ident in wanted}))
     out = []
     for path, ident in wanted:
@@ -202,8 +182,7 @@ def _scan_staged(
             origin = Origin(path=redact(path), line=1, column=1, layer="")
             scan.diagnostics.append(Diagnostic(message=f"not scanned: the staged content is {why}", origin=origin))
             continue
-        if text:
-            _report(repo, path, data, _marked(_found(repo, path, data), staged=True), scan)
+        _report(repo, path, data, _marked(_found(repo, path, data), staged=True), scan)
         scan.staged += 1
         out.append((path, data))
     return out
@@ -217,7 +196,8 @@ def _blob_id(data: bytes, length: int) -> str:
 
 
 def scan_committable(repo: Repository, files: Iterable[str], *, cache: ResultCache | None = None) -> GuardScan:
-    """Rules 3-4 (keys, credentials, decrypted bundles) on ``files``: what ``validate`` adds to its targets.
+    """Rules 3-4 (keys, credentials, decrypted bundles) on ``files``: what ``validate`` adds to its targets;
+    on a file's staged content that differs (see the module doc), rules 1-2 too (``inputs``: what did not parse).
 
     With ``cache``, a file whose blob id is the one recorded there is not scanned
     again: its findings come from the record (``compiler.incremental.guard``).
@@ -248,7 +228,10 @@ def scan_committable(repo: Repository, files: Iterable[str], *, cache: ResultCac
         _report(repo, path, data, found, scan)
     if index is not None:
         index.save()
-    _scan_staged(repo, read, scan)
+    # staged content: rules 1-2 as well, since validate checks those per target on the working tree only
+    for path, data in _scan_staged(repo, read, scan):
+        if _per_file(repo, path, data, scan, staged=True):
+            scan.inputs[f"{path}: {STAGED_TEMPLATE}"] = 2
     return scan
 
 

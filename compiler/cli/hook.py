@@ -22,15 +22,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
 from compiler.cli._context import Context
 from compiler.cli._output import REPORTERS
 from compiler.cli._repo import open_tree
 from compiler.errors import UsageError
-
-if TYPE_CHECKING:
-    from compiler.compile.repository import Repository
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -86,32 +82,7 @@ def _validate(args: argparse.Namespace, ctx: Context) -> int:
         code = validate.run(build_parser("validate").parse_args(argv), ctx)  # no other command module loads
     if not files or any(f.startswith(f"{POLICIES}/") for f in files):
         code = max(code, policy.run(argparse.Namespace(policy_command="test", files=[], format="text"), ctx))
-    return max(code, _staged_layers(repo, files))
-
-
-def _staged_layers(repo: Repository, files: list[str]) -> int:
-    """Plaintext secrets in the staged content of layers and SOPS files that differ from the working tree.
-
-    validate checks the working tree (and the staged text of every file: keys, credentials);
-    run as a bare git hook, a layer staged with a plaintext x-secret value and then cleaned in
-    the working tree would pass. The README, "The secrets guard", says what is checked where.
-    """
-    from compiler.diagnostics import plural, sort_diagnostics
-    from compiler.plaintext import scan_staged_layers
-
-    listed = files or repo.tree.committable_files() or []
-    scan = scan_staged_layers(repo, listed)
-    if not scan.inputs and not scan.diagnostics:
-        return 0
-    for message in scan.inputs:
-        print(f"llmcc: {message}", file=sys.stderr)
-    for d in sort_diagnostics(scan.diagnostics):
-        print(d.format(), file=sys.stderr)
-    found = plural(len(scan.diagnostics), "finding") + (
-        f", {plural(len(scan.inputs), 'input error')}" * bool(scan.inputs)
-    )
-    print(f"llmcc: hook validate FAILED: {found} in the staged content (what git commits)", file=sys.stderr)
-    return max([*scan.inputs.values(), 1 if scan.diagnostics else 0])
+    return code
 
 
 def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:

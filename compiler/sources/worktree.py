@@ -123,44 +123,51 @@ class WorkTree:
             out = run_git(self.root, *ls_files)  # inside git, ls-files failed: its error
         return sorted({p for p in (out or "").split("\0") if p})
 
-    def staged_ids(self) -> dict[str, list[str]]:
-        """Path (relative to the root) -> the blob ids git's index holds for it, from ``git ls-files -s``.
+    def staged_changes(self) -> dict[str, list[str]]:
+        """Path (relative to the root) -> the blob ids git's index holds for it, for each path whose index
+        entry is not HEAD's: what the next commit changes (one id; several while a merge conflicts).
 
-        One id per path, several while a merge conflicts (stages 1-3); a
-        submodule's commit is no blob and is left out. Under ``git commit -a`` or
-        ``git commit FILE`` a hook runs with ``GIT_INDEX_FILE`` naming the index
-        being committed, and the git run here inherits it. Empty outside git.
+        Compared by object id (``git diff-index --cached``), never by stat; before
+        the first commit every index entry counts (``git ls-files -s``). A path the
+        index removes, and a submodule's commit, hold no blob and are left out.
+        Under ``git commit -a`` or ``git commit FILE`` a hook runs with
+        ``GIT_INDEX_FILE`` naming the index being committed, and the git run here
+        inherits it. Empty outside git.
 
         Raises:
-            InputError: inside a git work tree, git cannot list its index.
+            InputError: inside a git work tree, git cannot compare or list its index.
         """
-        listing = ("ls-files", "-s", "-z", "--", ".")
-        out = run_git(self.root, *listing, check=False)
+        diff = ("diff-index", "--cached", "-z", "--no-renames", "--relative", "--abbrev=64", "HEAD", "--")
+        out = run_git(self.root, *diff, check=False)
         if out is None:
             if run_git(self.root, "rev-parse", "--is-inside-work-tree", check=False) is None:
                 return {}
-            out = run_git(self.root, *listing)
+            if run_git(self.root, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False) is not None:
+                run_git(self.root, *diff)  # a HEAD to compare with, and git failed: its error
+            return self._index_entries(None)
+        changed: dict[str, list[str]] = {}
+        unmerged: set[str] = set()
+        words = out.split("\0")
+        for meta, path in zip(words[0::2], words[1::2], strict=False):
+            fields = meta.split(" ")  # ":oldmode newmode oldid newid status"
+            if len(fields) != _RAW_FIELDS:
+                continue
+            if fields[4].startswith("U"):
+                unmerged.add(path)
+            elif fields[1] not in ("000000", _GITLINK):
+                changed[path] = [fields[3]]
+        return {**changed, **self._index_entries(unmerged)} if unmerged else changed
+
+    def _index_entries(self, paths: set[str] | None) -> dict[str, list[str]]:
+        """``git ls-files -s``: the blob ids of every index entry, or of those of ``paths``."""
+        out = run_git(self.root, "ls-files", "-s", "-z", "--", ".")
         ids: dict[str, list[str]] = {}
         for entry in (out or "").split("\0"):
             info, tab, path = entry.partition("\t")
             fields = info.split(" ")
-            if tab and len(fields) == 3 and fields[0] != _GITLINK:
+            if tab and len(fields) == _STAGE_FIELDS and fields[0] != _GITLINK and (paths is None or path in paths):
                 ids.setdefault(path, []).append(fields[1])
         return ids
-
-    def staged_changes(self) -> set[str] | None:
-        """The paths (relative to the root) whose index entry is not HEAD's: what the next commit changes.
-
-        Compared by object id (``git diff-index --cached``), never by stat. None
-        before the first commit (then everything staged is a change).
-
-        Raises:
-            InputError: git fails with a HEAD to compare with.
-        """
-        if run_git(self.root, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False) is None:
-            return None
-        out = run_git(self.root, "diff-index", "--cached", "--name-only", "-z", "--no-renames", "--relative", "HEAD")
-        return {p for p in (out or "").split("\0") if p}
 
     def read_blobs(self, ids: list[str]) -> dict[str, bytes | None]:
         """The content of each blob in ``ids`` (``git cat-file --batch``): None for one over the read limit
@@ -199,6 +206,8 @@ class WorkTree:
 
 
 _GITLINK = "160000"  # the index mode of a submodule (its commit id, not a blob)
+_RAW_FIELDS = 5  # git diff-index's raw line before the path: ":oldmode newmode oldid newid status"
+_STAGE_FIELDS = 3  # git ls-files -s before the tab: "mode id stage"
 
 
 _T = TypeVar("_T")

@@ -153,9 +153,10 @@ class ModuleSchema:
         external = any(not is_local(ref) for _, ref, _ in refs)
         registry = None
         check_uris(path, text, refs)
-        if refs:
+        if any("%" in ref for _, ref, _ in refs):  # the walk again only when one may be encoded
             decode_anchor_refs(schema, base)
             refs = list(references(schema, base))
+        if refs:
             if external and files is not None:
                 registry, missing = files.registry(), files.missing
                 check_references(path, text, refs, registry, missing, files.names())

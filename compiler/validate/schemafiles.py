@@ -380,8 +380,10 @@ class SchemaFiles:
                         raise InputError(f"{path}:1:1: a schema must be a JSON object or a boolean")
                     text = data.decode("utf-8")
                     if any(k in text for k in ('"$ref"', '"$dynamicRef"', "\\u")):
-                        check_uris(path, text, list(references(doc, uri_of(path))))
-                        decode_anchor_refs(doc, uri_of(path))
+                        refs = list(references(doc, uri_of(path)))
+                        check_uris(path, text, refs)
+                        if any("%" in ref for _, ref, _ in refs):  # the walk again only when one may be encoded
+                            decode_anchor_refs(doc, uri_of(path))
                     docs[path] = (doc, text)
             self._docs = docs
         return self._docs

@@ -193,3 +193,22 @@ def test_a_staged_blob_over_the_read_limit_is_not_scanned_and_fails(
     assert main(["-q", "-C", str(example_repo.path), "hook", "secrets-guard", "ops/big.txt"]) == 1
     err = capsys.readouterr().err
     assert "ops/big.txt:1:1: not scanned: the staged content is over the read limit" in err
+
+
+def test_every_side_of_a_merge_conflict_is_scanned(example_repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    """While a merge conflicts the index holds each side (stages 1-3): all are what a resolution may take."""
+    example_repo.write("ops/notes.txt", "ops notes\n")
+    example_repo.commit("notes")
+    example_repo.git("checkout", "-q", "-b", "other")
+    example_repo.write("ops/notes.txt", "ops notes\n" + credential_line())
+    example_repo.commit("a key")
+    example_repo.git("checkout", "-q", "main")
+    example_repo.write("ops/notes.txt", "ops notes, main\n")
+    example_repo.commit("main's notes")
+    merged = subprocess.run(["git", "merge", "-q", "other"], cwd=example_repo.path, capture_output=True, check=False)
+    assert merged.returncode != 0  # the conflict
+    (example_repo.path / "ops/notes.txt").write_text("ops notes, main\n")  # resolved clean, not staged yet
+    assert main(["-q", "-C", str(example_repo.path), "hook", "secrets-guard", "ops/notes.txt"]) == 1
+    err = capsys.readouterr().err
+    assert "ops/notes.txt:2:20: AWS Access Key: credential in plaintext: " in err
+    assert "canary-" not in err
