@@ -8,7 +8,7 @@ moves neither time (Linux updates them only when a clean page is first
 written), tmpfs never updates them for such writes, a coarse-timestamp file
 system keeps one value for a whole tick, and a file replaced by rename can
 reuse an inode. Before, the ids were remembered by stat, and a dirty-tree
-compile after such a write served the earlier output (README "Result cache").
+compile after such a write served the earlier output (README "The result cache").
 
 A bundle left in ``DIR`` (``bundles_in_place``) is still checked by its stat,
 since reading every bundle costs ~48 ms CPU of xlarge's ~160 ms no-change run:
