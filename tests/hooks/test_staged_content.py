@@ -125,8 +125,10 @@ def test_commit_all_is_checked_on_the_index_it_commits(example_repo: GitRepo, ho
     install(example_repo, hook, "git-hooks")
     before = head(example_repo)
     layer = example_repo.path / "environments/dev.yaml"
-    layer.write_text(f"# {credential_line()}{layer.read_text()}")
+    clean = layer.read_text()
+    layer.write_text(f"# {credential_line()}{clean}")
     done = git_commit(example_repo, "-a")
+    layer.write_text(clean)  # the canary left nowhere on disk (the suite's sweep)
     assert done.returncode != 0
     assert "environments/dev.yaml:1:22: AWS Access Key: credential in plaintext" in done.stderr
     assert head(example_repo) == before
