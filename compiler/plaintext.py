@@ -190,9 +190,8 @@ def _scan_staged(repo: Repository, read: dict[str, bytes | None], scan: GuardSca
 
 def _blob_id(data: bytes, length: int) -> str:
     """The git blob id of ``data`` in a repository whose ids are ``length`` hex digits (SHA-1 or SHA-256)."""
-    if length == 40:
-        return blob_id(data)
-    return hashlib.sha256(b"blob %d\0" % len(data) + data).hexdigest()
+    algorithm = hashlib.sha1 if length == 40 else hashlib.sha256  # as `git hash-object` in each object format
+    return algorithm(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def scan_committable(repo: Repository, files: Iterable[str], *, cache: ResultCache | None = None) -> GuardScan:
