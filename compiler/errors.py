@@ -53,6 +53,16 @@ class InternalError(LlmccError):
     exit_code = 70
 
 
+class TerminatedError(BaseException):
+    """SIGTERM arrived while a ``-j`` build ran: exit 143 (128 + 15) with one line (docs/exit-codes.md).
+
+    A ``BaseException``, as ``KeyboardInterrupt``: no ``except Exception`` takes it
+    for a failure of a target; leaving the build's worker pool ends the workers.
+    """
+
+    exit_code = 143
+
+
 def is_panic(error: BaseException) -> bool:
     """Whether ``error`` is a Rust panic surfacing through PyO3 (``pyo3_runtime.PanicException``).
 

@@ -18,6 +18,13 @@ take (the hook without FILE, and ``validate``):
 
 Rules 1-2 run in the hook only (``validate`` checks them per target); 3-4 in
 both (``scan_committable``). Findings name file:line:column, never a value.
+
+What git commits is the index, not the working tree: run as a bare git hook
+(no pre-commit framework stashing unstaged changes), a file staged with a
+secret and then cleaned in the working tree would pass a scan of the working
+tree. So in a git work tree each file whose index entry differs from the bytes
+read (or that the working tree lacks) has its staged content scanned as well,
+by the same rules (``_scan_staged``); its findings say "in the staged content".
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from compiler.load.yaml import MAX_FILE_BYTES, Document, Tagged, Value, load_doc
 from compiler.project import AllowedFile
 from compiler.secrets.sops import is_sops_document
 from compiler.secrets.sources import unencrypted_leaves
+from compiler.sources.worktree import WorkTree
 from compiler.validate.credentials import PRIVATE_KEY, find_credentials, redact
 from compiler.validate.secrets_guard import LEFT_PLAIN, MESSAGE, NOT_SOPS
 from compiler.validate.secretwalk import secret_paths
@@ -91,24 +99,26 @@ class GuardScan:
     inputs: dict[str, int] = field(default_factory=dict)
     scanned: int = 0  # files whose text was scanned (not taken from the findings cache)
     read: int = 0  # files whose bytes were read (not vouched for by their stat and the findings cache)
+    staged: int = 0  # staged contents scanned because they differ from the working tree (never cached)
 
 
 def scan_files(repo: Repository, files: Iterable[str]) -> GuardScan:
-    """Every rule (1-4) on ``files`` (repository-relative); files that do not exist are skipped."""
+    """Every rule (1-4) on ``files`` (repository-relative), and on their staged content where it differs
+    (see the module doc); files that exist in neither are skipped."""
     scan = GuardScan()
     templates: list[str] = []
-    for path, data in _read_all(repo, files, scan):
+    read: dict[str, bytes | None] = {}
+    for path in sorted({f.removeprefix("./") for f in files}):
+        data = read[path] = _read_one(repo, path, scan)
+        if data is None:
+            continue
         _leaks(repo, path, data, scan)  # the text, whatever its syntax
-        name = PurePosixPath(path).name
-        try:
-            if name.endswith(".sops.yaml") and name != SOPS_CONFIG:
-                _report(repo, path, data, _sops_file(repo, data, path), scan)
-            elif path.startswith(f"{ENVIRONMENTS}/") and name.endswith((".yaml", ".yml")):
-                scan.diagnostics += _layer_file(repo, load_document(data, path=path, layer=_layer_name(path)))
-            elif path.startswith(f"{TEMPLATES}/") and name.endswith((".yaml", ".yml")):
-                templates.append(path)
-        except LlmccError as e:  # invalid YAML, a broken schema: reported after the findings of every file
-            scan.inputs[str(e)] = e.exit_code
+        if _per_file(repo, path, data, scan):
+            templates.append(path)
+    for path, data in _scan_staged(repo, read, scan):
+        if _per_file(repo, path, data, scan, staged=True):
+            # rule 2 reads a template through the modules that extend it, from the working tree
+            scan.inputs[f"{path}: {STAGED_TEMPLATE}"] = 2
     if templates:
         try:
             scan.diagnostics += _templates(repo, set(templates))
@@ -117,8 +127,76 @@ def scan_files(repo: Repository, files: Iterable[str]) -> GuardScan:
     return scan
 
 
+def _per_file(repo: Repository, path: str, data: bytes, scan: GuardScan, *, staged: bool = False) -> bool:
+    """Rules 1-2 on one layer or SOPS file into ``scan``; True for a template (rule 2 checks those together)."""
+    name = PurePosixPath(path).name
+    try:
+        if name.endswith(".sops.yaml") and name != SOPS_CONFIG:
+            _report(repo, path, data, _marked(_sops_file(repo, data, path), staged=staged), scan)
+        elif path.startswith(f"{ENVIRONMENTS}/") and name.endswith((".yaml", ".yml")):
+            found = _layer_file(repo, load_document(data, path=path, layer=_layer_name(path)))
+            scan.diagnostics += _marked(found, staged=staged)
+        elif path.startswith(f"{TEMPLATES}/") and name.endswith((".yaml", ".yml")):
+            return True
+    except LlmccError as e:  # invalid YAML, a broken schema: reported after the findings of every file
+        scan.inputs[f"{e} (the staged content)" if staged else str(e)] = e.exit_code
+    return False
+
+
+STAGED = "in the staged content, which git commits; the working tree differs"
+STAGED_TEMPLATE = (
+    "the staged content differs from the working tree, and a template is checked only as the working tree "
+    "has it: stage the file (git add) or run the hook under pre-commit, which stashes unstaged changes"
+)
+
+
+def _marked(found: list[Diagnostic], *, staged: bool) -> list[Diagnostic]:
+    return [replace(d, message=f"{d.message} ({STAGED})") for d in found] if staged else found
+
+
+def _scan_staged(repo: Repository, read: dict[str, bytes | None], scan: GuardScan) -> list[tuple[str, bytes]]:
+    """Rules 3-4 on the staged content of each file in ``read`` (path -> the bytes read from the
+    working tree, None when it has none) whose index entry differs; that content, for the caller's other rules.
+
+    Only a staged change counts (the index entry is not HEAD's): a file whose fix is not staged
+    yet still holds in the index what HEAD holds, which the next commit does not add.
+    Blobs are compared by their git id, so a clean/smudge filter or line-ending conversion
+    (``.gitattributes``) makes a file differ too: scanned twice, never skipped. A blob over the
+    read limit or missing from the object store is a finding (not scanned), as a file is.
+    """
+    if not isinstance(repo.tree, WorkTree):  # a revision has no index: what it holds is what was committed
+        return []
+    staged = repo.tree.staged_changes()
+    wanted = [
+        (path, ident)
+        for path, data in read.items()
+        for ident in staged.get(path, ())
+        if data is None or ident != _blob_id(data, len(ident))
+    ]
+    blobs = repo.tree.read_blobs(sorted({ident for _, ident in wanted}))
+    out = []
+    for path, ident in wanted:
+        data = blobs.get(ident)
+        if data is None:
+            why = "over the read limit" if ident in blobs else "not in the object store"
+            origin = Origin(path=redact(path), line=1, column=1, layer="")
+            scan.diagnostics.append(Diagnostic(message=f"not scanned: the staged content is {why}", origin=origin))
+            continue
+        _report(repo, path, data, _marked(_found(repo, path, data), staged=True), scan)
+        scan.staged += 1
+        out.append((path, data))
+    return out
+
+
+def _blob_id(data: bytes, length: int) -> str:
+    """The git blob id of ``data`` in a repository whose ids are ``length`` hex digits (SHA-1 or SHA-256)."""
+    algorithm = hashlib.sha1 if length == 40 else hashlib.sha256  # as `git hash-object` in each object format
+    return algorithm(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
 def scan_committable(repo: Repository, files: Iterable[str], *, cache: ResultCache | None = None) -> GuardScan:
-    """Rules 3-4 (keys, credentials, decrypted bundles) on ``files``: what ``validate`` adds to its targets.
+    """Rules 3-4 (keys, credentials, decrypted bundles) on ``files``: what ``validate`` adds to its targets;
+    on a file's staged content that differs (see the module doc), rules 1-2 too (``inputs``: what did not parse).
 
     With ``cache``, a file whose blob id is the one recorded there is not scanned
     again: its findings come from the record (``compiler.incremental.guard``).
@@ -129,8 +207,9 @@ def scan_committable(repo: Repository, files: Iterable[str], *, cache: ResultCac
     """
     scan = GuardScan()
     index = _findings_index(repo, cache) if cache is not None and cache.usable() else None
+    read: dict[str, bytes | None] = {}
     for path in sorted({f.removeprefix("./") for f in files}):
-        data = _read_one(repo, path, scan)
+        data = read[path] = _read_one(repo, path, scan)
         if data is None:
             continue
         if index is None:
@@ -148,6 +227,10 @@ def scan_committable(repo: Repository, files: Iterable[str], *, cache: ResultCac
         _report(repo, path, data, found, scan)
     if index is not None:
         index.save()
+    # staged content: rules 1-2 as well, since validate checks those per target on the working tree only
+    for path, data in _scan_staged(repo, read, scan):
+        if _per_file(repo, path, data, scan, staged=True):
+            scan.inputs[f"{path}: {STAGED_TEMPLATE}"] = 2
     return scan
 
 
@@ -164,13 +247,6 @@ def _findings_index(repo: Repository, cache: ResultCache) -> GuardFindings | Non
     except LlmccError:
         return None
     return GuardFindings(cache, context_key(repo.modules, schemas))
-
-
-def _read_all(repo: Repository, files: Iterable[str], scan: GuardScan) -> Iterable[tuple[str, bytes]]:
-    for path in sorted({f.removeprefix("./") for f in files}):
-        data = _read_one(repo, path, scan)
-        if data is not None:
-            yield path, data
 
 
 def _read_one(repo: Repository, path: str, scan: GuardScan) -> bytes | None:

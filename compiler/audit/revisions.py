@@ -143,22 +143,19 @@ def rev_file_ids(root: Path, commit: str, paths: Sequence[str]) -> dict[str, str
     return ids
 
 
-def worktree_file_ids(
-    root: Path, paths: Sequence[str], *, blob: Callable[[str, Path, os.stat_result], str] | None = None
-) -> dict[str, str | None]:
+def worktree_file_ids(root: Path, paths: Sequence[str]) -> dict[str, str | None]:
     """Git blob ids of the files at or under ``paths`` on disk (as ``git hash-object`` computes them).
 
     A file's id equals a revision's blob id exactly when the bytes are equal, so
     equal ids mean ``WorkTree`` and ``GitRevTree`` read the same content. A
     symlink, to a file or a directory, maps to None: its files are not listed,
-    so what is read through it is unknown. ``blob(key, path, lstat)`` gives a
-    regular file's id instead of reading it (``compiler.incremental.filestat``).
+    so what is read through it is unknown. Every file is read: an id is never
+    taken from a stat (``compiler.incremental.filestat`` says why).
     """
     ids: dict[str, str | None] = {}
     base = root.resolve()
-    read = blob if blob is not None else _read_blob
     for rel in paths:
-        _list(base, base / rel, rel, ids, read)
+        _list(base, base / rel, rel, ids, _read_blob)
     return ids
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 from compiler import __version__
-from compiler.errors import ConfigCheckError, LlmccError, is_interrupt_panic
+from compiler.errors import ConfigCheckError, LlmccError, TerminatedError, is_interrupt_panic
 from compiler.extras import CLI_PACKAGES, is_missing, needs_extra
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms); mypy reads the name the same way
@@ -356,6 +356,9 @@ def error_boundary(*, debug: bool, as_json: bool = False) -> Iterator[_Result]:
     except KeyboardInterrupt:
         print("llmcc: interrupted", file=sys.stderr)
         result.code = 130
+    except TerminatedError as e:
+        print("llmcc: terminated", file=sys.stderr)
+        result.code = e.exit_code
     except BrokenPipeError:
         # `llmcc pull x | head`: the reader went away; not our error.
         with contextlib.suppress(OSError):

@@ -4,7 +4,9 @@ README "Policies, pre-commit and CI" shows how a config repository uses them.
 
 pre-commit runs them at the repository root with the staged files as
 arguments (unstaged changes are stashed, so the working tree is what will be
-committed):
+committed). Run as a bare git hook they see unstaged changes too, so the
+secret checks also read the staged content of each file whose index entry
+is a change and differs from the working tree (``compiler.plaintext``):
 
 - ``validate FILE...``: ``llmcc validate`` on the targets the files can
   affect (``compiler.affected``), plus ``llmcc policy test`` when a policies

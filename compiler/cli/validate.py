@@ -78,7 +78,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     # keys, credentials and decrypted bundles in any file git can take (issue 9 §4); outside git, none
     committable = early if no_cache else repo.tree.committable_files()
     if committable is not None:
-        found += scan_committable(repo, committable, cache=plan.cache if plan else None).diagnostics
+        scan = scan_committable(repo, committable, cache=plan.cache if plan else None)
+        found += scan.diagnostics
+        for message, exit_code in scan.inputs.items():  # staged content that did not parse, a staged template
+            if message not in inputs:
+                inputs[message] = exit_code
+                diags.append(diagnostic_from_message(message))
     diags += sort_diagnostics(found)
     if warning := cache_warning(plan):
         print(warning, file=sys.stderr)

@@ -13,19 +13,23 @@ import contextlib
 import gc
 import os
 import signal
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from compiler.diagnostics import Diagnostic, sort_diagnostics
-from compiler.errors import InputError, InternalError, LlmccError, is_panic
+from compiler.errors import InputError, InternalError, LlmccError, TerminatedError, is_panic
 from compiler.jsontypes import JSONObject, JSONValue
 
 if TYPE_CHECKING:
+    import multiprocessing.context
+    import multiprocessing.pool
+
     from compiler.bundle.canonical import EncodingCache, Members
     from compiler.compile.pipeline import CompileCaches
     from compiler.compile.preparse import Preparse
@@ -148,13 +152,16 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
         # Workers ignore SIGINT: Ctrl-C reaches the whole process group, and only the parent
         # reacts (leaving the pool terminates the workers), so no worker prints a traceback.
         # SIGINT is blocked while the workers are forked, so none can take it before
-        # `_ignore_interrupts` runs; one that reaches the parent meanwhile waits, then raises.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        # `_start_worker` runs; one that reaches the parent meanwhile waits, then raises.
+        # SIGTERM the same (to the parent or the group, as a service manager sends it): a worker
+        # killed while it holds the pool's task-queue lock would hang `pool.terminate`, so the
+        # workers ignore it, the parent raises TerminatedError (exit 143) and SIGKILLs them.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)
         try:
-            pool = ctx.Pool(workers, initializer=_ignore_interrupts)
+            pool = _pool(ctx, workers)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        with pool:
+        with pool, _terminate_raises():
             n = 0
             for outcomes in pool.imap_unordered(_worker, _tenant_groups(targets)):
                 for outcome in outcomes:
@@ -208,9 +215,79 @@ def _tenant_groups(targets: Sequence[Target]) -> list[tuple[Target, ...]]:
     return [tuple(group) for group in groups.values()]
 
 
-def _ignore_interrupts() -> None:
+_WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_parent_pid = 0  # the pid of the process that made the pool, as its workers saw it when forked
+
+
+def _pool(ctx: multiprocessing.context.ForkContext, workers: int) -> multiprocessing.pool.Pool:
+    """A fork pool whose workers end quietly when their parent is gone (killed, or terminated).
+
+    multiprocessing's worker loop raises ``BrokenPipeError`` when it hands a
+    result to a parent that is gone, and its process prints that traceback: a
+    worker here ends without a word instead. On Linux a worker is also killed
+    the moment its parent dies (``PR_SET_PDEATHSIG``), so none goes on compiling.
+    """
+    import multiprocessing.pool
+
+    global _parent_pid
+    _parent_pid = os.getpid()
+
+    class QuietWorker(ctx.Process):  # type: ignore[name-defined,misc]
+        def terminate(self) -> None:  # what Pool.terminate calls; the workers ignore SIGTERM
+            self.kill()
+
+        def run(self) -> None:
+            try:
+                super().run()
+            except BaseException:
+                if os.getppid() != _parent_pid:  # the parent is gone: nobody to tell, nothing to say
+                    os._exit(1)
+                raise
+
+    class QuietPool(multiprocessing.pool.Pool):
+        @staticmethod
+        def Process(ctx: Any, *args: Any, **kwds: Any) -> Any:  # noqa: ANN401 - Pool's own hook
+            return QuietWorker(*args, **kwds)
+
+    return QuietPool(workers, initializer=_start_worker, context=ctx)
+
+
+def _start_worker() -> None:
+    """A worker's set-up: SIGINT and SIGTERM ignored (the parent reacts), death with the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a pending SIGINT is now discarded
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)  # a pending SIGINT or SIGTERM is now discarded
+
+
+def _die_with_parent() -> None:
+    """SIGKILL this process when its parent dies (Linux ``prctl(2)`` ``PR_SET_PDEATHSIG``; elsewhere nothing)."""
+    if not sys.platform.startswith("linux"):  # pragma: no cover - CI runs Linux
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != _parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+@contextlib.contextmanager
+def _terminate_raises() -> Iterator[None]:
+    """SIGTERM raises TerminatedError in the parent while the pool runs (leaving it terminates the workers)."""
+    if threading.current_thread() is not threading.main_thread():  # pragma: no cover - only the main thread may
+        yield
+        return
+
+    def terminated(_sig: int, _frame: object) -> None:
+        raise TerminatedError
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _done(request: BuildRequest) -> None:

@@ -1,41 +1,33 @@
-"""Git blob ids of working-tree files by their stat, kept in the result cache, as git's index does (issue 14 §2).
+"""Stat records of files for the kept-bundle check (``compiler.incremental.run``), git's racy rule applied.
 
-Listing a target's inputs (``compiler.incremental.inputs``) names every file
-under ``llmcc.yaml``, ``schemas/``, ``templates/``, ``environments/``,
-``policies/`` and ``keys/`` by its git blob id. Reading and hashing them all
-on every run is most of what a run with nothing to do costs besides start-up,
-so the id of each file is remembered with the file's size, modification and
-change times (ns), inode and device. A later run takes the remembered id
-when all five are unchanged: any write changes the change time, and no one
-can set it back (``os.utime`` sets it to now).
+The result cache's input ids are NOT taken from a stat: every input file is
+read and hashed on every run (``compiler.audit.revisions.worktree_file_ids``;
+~4 ms CPU for xlarge's 171 files, 3.3 MB). A stat can stay as it was while the
+bytes change: a write through a shared memory map into a page already dirty
+moves neither time (Linux updates them only when a clean page is first
+written), tmpfs never updates them for such writes, a coarse-timestamp file
+system keeps one value for a whole tick, and a file replaced by rename can
+reuse an inode. Before, the ids were remembered by stat, and a dirty-tree
+compile after such a write served the earlier output (README "The result cache").
 
-Git's racy-timestamp rule (git's Documentation/technical/racy-git.txt): a
-write in the same clock tick as the stat leaves the times as they were, so
-each id is remembered with a time stamp of the file system taken before the
-file was looked at, and trusted only when the file's modification and change
-times are both older than it; any other file is read again. The stamp comes
-from a file made in the cache directory, so it is the file system's clock
-(a network file system's server), not this host's.
-
-One cache entry per repository root holds ``{path: [size, mtime_ns, ctime_ns,
-inode, device, blob id, stamp_ns]}``. It goes through ``ResultCache``:
-digest-checked, owner-checked, ignored when damaged or foreign; an entry of
-any other shape is a miss and every file is read.
+A bundle left in ``DIR`` (``bundles_in_place``) is still checked by its stat,
+since reading every bundle costs ~48 ms CPU of xlarge's ~160 ms no-change run:
+size, modification and change times (ns), inode and device must all be as
+recorded, and git's racy-timestamp rule (git's
+Documentation/technical/racy-git.txt) holds: a record is trusted only when
+both times are older than a stamp of the file system's clock taken before the
+file was looked at (``fs_now``); any other bundle is read and its SHA-256
+compared. What that cannot see is the memory-map write above into a bundle;
+the README says so.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
-from compiler.audit.revisions import worktree_file_ids
-from compiler.incremental.store import ResultCache
-from compiler.jsontypes import JSONObject, JSONValue
-
-_LEN = 7
+from compiler.jsontypes import JSONValue
 
 
 def fs_now(directory: Path) -> int:
@@ -71,40 +63,3 @@ def trusted(record: JSONValue, st: os.stat_result) -> bool:
     if not isinstance(stamp, int) or isinstance(stamp, bool):
         return False
     return st.st_mtime_ns < stamp and st.st_ctime_ns < stamp
-
-
-def cached_file_ids(cache: ResultCache, root: Path, paths: Sequence[str]) -> dict[str, str | None]:
-    """``worktree_file_ids(root, paths)``, taking each unchanged file's id from ``cache`` (see the module doc)."""
-    if not cache.usable():
-        return worktree_file_ids(root, paths)
-    key = ids_key(root, paths)
-    old = _files(cache.get(key))
-    stamp = fs_now(cache.root)
-    new: dict[str, JSONValue] = {}
-
-    def blob(rel: str, path: Path, st: os.stat_result) -> str:
-        record = old.get(rel)
-        if isinstance(record, list) and len(record) == _LEN and isinstance(record[5], str) and trusted(record, st):
-            new[rel] = record
-            return record[5]
-        data = path.read_bytes()
-        ident = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-        # read after the stat, taken after the stamp: trusted next time once the times are older than it
-        new[rel] = [*stats(st), ident, stamp]
-        return ident
-
-    ids = worktree_file_ids(root, paths, blob=blob)
-    if new != old:
-        payload: JSONObject = {"files": new}
-        cache.put(key, payload)
-    return ids
-
-
-def ids_key(root: Path, paths: Sequence[str]) -> str:
-    """The cache key of the ids of the files under ``paths`` of the working tree at ``root``."""
-    return hashlib.sha256(f"file-ids\0{root.resolve()}\0{chr(0).join(paths)}".encode()).hexdigest()
-
-
-def _files(payload: JSONObject | None) -> dict[str, JSONValue]:
-    files = payload.get("files") if payload is not None else None
-    return files if isinstance(files, dict) else {}

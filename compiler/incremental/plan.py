@@ -61,8 +61,7 @@ def plan_cache(
     """The cache plan for compiling ``targets`` of ``repo`` (read from ``root``); None when off."""
     if cache_disabled(no_cache, os.environ):
         return None
-    from compiler.audit.revisions import rev_file_ids
-    from compiler.incremental.filestat import cached_file_ids
+    from compiler.audit.revisions import rev_file_ids, worktree_file_ids
     from compiler.incremental.inputs import CHECK_ROOTS
     from compiler.incremental.key import CarryKeys, KeyContext, cache_keys
     from compiler.incremental.parsed import ParsedDocuments, RenderedScalars
@@ -94,7 +93,7 @@ def plan_cache(
         repo.lazy_schemas, repo.schema_checks = True, verdicts
 
     def files() -> FileIds:
-        return rev_file_ids(root, commit, CHECK_ROOTS) if rev is not None else cached_file_ids(cache, root, CHECK_ROOTS)
+        return rev_file_ids(root, commit, CHECK_ROOTS) if rev is not None else worktree_file_ids(root, CHECK_ROOTS)
 
     def keys(which: Sequence[Target] = targets) -> dict[str, str]:
         return cache_keys(repo.project, files(), which, context, read=repo.tree.read)

@@ -123,6 +123,92 @@ class WorkTree:
             out = run_git(self.root, *ls_files)  # inside git, ls-files failed: its error
         return sorted({p for p in (out or "").split("\0") if p})
 
+    def staged_changes(self) -> dict[str, list[str]]:
+        """Path (relative to the root) -> the blob ids git's index holds for it, for each path whose index
+        entry is not HEAD's: what the next commit changes (one id; several while a merge conflicts).
+
+        Compared by object id (``git diff-index --cached``), never by stat; before
+        the first commit every index entry counts (``git ls-files -s``). A path the
+        index removes, and a submodule's commit, hold no blob and are left out.
+        Under ``git commit -a`` or ``git commit FILE`` a hook runs with
+        ``GIT_INDEX_FILE`` naming the index being committed, and the git run here
+        inherits it. Empty outside git.
+
+        Raises:
+            InputError: inside a git work tree, git cannot compare or list its index.
+        """
+        diff = ("diff-index", "--cached", "-z", "--no-renames", "--relative", "--abbrev=64", "HEAD", "--")
+        out = run_git(self.root, *diff, check=False)
+        if out is None:
+            if run_git(self.root, "rev-parse", "--is-inside-work-tree", check=False) is None:
+                return {}
+            if run_git(self.root, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False) is not None:
+                run_git(self.root, *diff)  # a HEAD to compare with, and git failed: its error
+            return self._index_entries(None)
+        changed: dict[str, list[str]] = {}
+        unmerged: set[str] = set()
+        words = out.split("\0")
+        for meta, path in zip(words[0::2], words[1::2], strict=False):
+            fields = meta.split(" ")  # ":oldmode newmode oldid newid status"
+            if len(fields) != _RAW_FIELDS:
+                continue
+            if fields[4].startswith("U"):
+                unmerged.add(path)
+            elif fields[1] not in ("000000", _GITLINK):
+                changed[path] = [fields[3]]
+        return {**changed, **self._index_entries(unmerged)} if unmerged else changed
+
+    def _index_entries(self, paths: set[str] | None) -> dict[str, list[str]]:
+        """``git ls-files -s``: the blob ids of every index entry, or of those of ``paths``."""
+        out = run_git(self.root, "ls-files", "-s", "-z", "--", ".")
+        ids: dict[str, list[str]] = {}
+        for entry in (out or "").split("\0"):
+            info, tab, path = entry.partition("\t")
+            fields = info.split(" ")
+            if tab and len(fields) == _STAGE_FIELDS and fields[0] != _GITLINK and (paths is None or path in paths):
+                ids.setdefault(path, []).append(fields[1])
+        return ids
+
+    def read_blobs(self, ids: list[str]) -> dict[str, bytes | None]:
+        """The content of each blob in ``ids`` (``git cat-file --batch``): None for one over the read limit
+        (``MAX_FILE_BYTES``); one not in the object store is left out.
+
+        Raises:
+            InputError: git cannot be run, or fails.
+        """
+        if not ids:
+            return {}
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(self.root), "cat-file", "--batch"],
+                input="".join(f"{i}\n" for i in ids).encode(),
+                capture_output=True,
+                check=False,
+                env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
+            )
+        except FileNotFoundError as e:
+            raise InputError("git is not installed") from e
+        if done.returncode != 0:
+            err = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise InputError(f"git cat-file: {err[0] if err else 'failed'}")
+        out: dict[str, bytes | None] = {}
+        data, at = done.stdout, 0
+        for ident in ids:
+            end = data.index(b"\n", at)
+            header = data[at:end].split(b" ")
+            at = end + 1
+            if len(header) != 3:  # "<id> missing"
+                continue
+            size = int(header[2])
+            out[ident] = data[at : at + size] if size <= MAX_FILE_BYTES else None
+            at += size + 1
+        return out
+
+
+_GITLINK = "160000"  # the index mode of a submodule (its commit id, not a blob)
+_RAW_FIELDS = 5  # git diff-index's raw line before the path: ":oldmode newmode oldid newid status"
+_STAGE_FIELDS = 3  # git ls-files -s before the tab: "mode id stage"
+
 
 _T = TypeVar("_T")
 

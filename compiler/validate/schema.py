@@ -38,6 +38,7 @@ from compiler.validate.schemafiles import (
     build_registry,
     check_identifiers,
     check_uris,
+    decode_anchor_refs,
     engine_failed,
     is_local,
     load_json,
@@ -46,6 +47,7 @@ from compiler.validate.schemafiles import (
     references,
     refuse_retrieval,
     subschemas,
+    uri_key,
     uri_of,
 )
 from compiler.validate.secretwalk import (
@@ -151,6 +153,9 @@ class ModuleSchema:
         external = any(not is_local(ref) for _, ref, _ in refs)
         registry = None
         check_uris(path, text, refs)
+        if any("%" in ref for _, ref, _ in refs):  # the walk again only when one may be encoded
+            decode_anchor_refs(schema, base)
+            refs = list(references(schema, base))
         if refs:
             if external and files is not None:
                 registry, missing = files.registry(), files.missing
@@ -383,10 +388,13 @@ def check_references(
     ``missing``: documents the registry did not hold (``build_registry``);
     ``names``: the file that has each ``$id``, to name it in a message.
     """
+    # the engine records a missing document by its own normal form (`HTTP://H/x.json` as `http://h/x.json`):
+    # compared as written, such a reference passed and stood for `false` (under `not`, for anything valid)
+    absent = {uri_key(uri) for uri in missing}
     for pointer, ref, base in refs:
         why = None
         target, fragment = urldefrag(urljoin(base, ref))
-        if target in missing:
+        if uri_key(target) in absent:
             why = _no_document(target)
         else:
             try:

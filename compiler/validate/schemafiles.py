@@ -291,6 +291,22 @@ def references(schema: Any, base: str) -> Iterator[tuple[Pointer, str, str]]:  #
                 yield (*pointer, key), ref, at
 
 
+def decode_anchor_refs(schema: Any, base: str) -> None:  # noqa: ANN401
+    """Decode, in place, percent-encoded unreserved characters in each ``$ref``/``$dynamicRef`` whose
+    fragment is a plain name (``#%6Cim`` -> ``#lim``): RFC 3986 §6.2.2.2 makes the two one URI, but
+    jsonschema-rs 0.61 looks the anchor up by the fragment as written, so it refused ``#%6Cim`` as
+    "does not resolve" and the secret walk's ``$dynamicRef`` names missed ``$dynamicAnchor`` s.
+    JSON Pointer fragments (``#/$defs/%61``) are left as written: the engine decodes them (RFC 6901 §6).
+    """
+    for _, node, _ in subschemas(schema, base):
+        for key in _REF_KEYWORDS:
+            ref = node.get(key)
+            if isinstance(ref, str) and "%" in ref and "#" in ref:
+                doc, fragment = ref.split("#", 1)
+                if not fragment.startswith("/"):
+                    node[key] = f"{doc}#{_percent(fragment)}"
+
+
 # Characters a URI reference may hold (RFC 3986 §2): anything else must be percent-encoded.
 _NOT_URI = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
 
@@ -364,7 +380,10 @@ class SchemaFiles:
                         raise InputError(f"{path}:1:1: a schema must be a JSON object or a boolean")
                     text = data.decode("utf-8")
                     if any(k in text for k in ('"$ref"', '"$dynamicRef"', "\\u")):
-                        check_uris(path, text, list(references(doc, uri_of(path))))
+                        refs = list(references(doc, uri_of(path)))
+                        check_uris(path, text, refs)
+                        if any("%" in ref for _, ref, _ in refs):  # the walk again only when one may be encoded
+                            decode_anchor_refs(doc, uri_of(path))
                     docs[path] = (doc, text)
             self._docs = docs
         return self._docs

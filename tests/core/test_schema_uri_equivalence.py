@@ -138,3 +138,73 @@ def test_uri_key(uri: str, key: str) -> None:
 )
 def test_remove_dot_segments(path: str, out: str) -> None:
     assert remove_dot_segments(path) == out
+
+
+@pytest.mark.parametrize(
+    ("defs", "ref"),
+    [
+        ({"a": {"$anchor": "lim", "maximum": 1}}, "#%6Cim"),  # §6.2.2.2: `%6C` is `l`
+        ({"a": {"$anchor": "lim", "maximum": 1}}, "#%6c%69%6D"),
+        ({"a": {"$id": "http://h/d/", "$defs": {"x": {"$anchor": "lim", "maximum": 1}}}}, "HTTP://h:80/d/#%6Cim"),
+        ({"a": {"maximum": 1}}, "#/$defs/%61"),  # a JSON Pointer fragment: the engine decoded it already
+        ({"a": {"maximum": 1}}, "%6Fbservatory.schema.json#/%24defs/a"),
+    ],
+    ids=["anchor", "anchor-lower-hex", "anchor-other-base", "pointer", "pointer-file"],
+)
+def test_an_equivalent_ref_resolves_to_the_same_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], defs: dict[str, object], ref: str
+) -> None:
+    """Before, a percent-encoded anchor name was "does not resolve" (exit 2); now it names the anchor,
+    whose ``maximum: 1`` refuses dev's ``hot_days: 3`` as the plain spelling does."""
+    root, _ = example_with(tmp_path, defs, ref=ref)
+    assert main(["-q", "-C", str(root), "validate", "-t", "dev", "--no-cache"]) == 1
+    err = capsys.readouterr().err
+    assert "does not resolve" not in err
+    assert "$.retention.hot_days: 3 is greater than the maximum of 1" in err, err
+
+
+def test_a_secret_mark_behind_an_equivalent_anchor_ref_is_followed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, _ = example_with(tmp_path, {"a": {"$anchor": "lim", "type": "integer", "x-secret": True}}, ref="#%6Cim")
+    assert main(["-q", "-C", str(root), "validate", "-t", "dev", "--no-cache"]) == 1
+    assert "observatory $.retention.hot_days: secret in plaintext" in capsys.readouterr().err
+
+
+def test_a_dynamic_ref_spelled_encoded_lands_on_its_dynamic_anchor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The secret walk matched ``$dynamicRef`` names to ``$dynamicAnchor`` as written: ``#%6Cim`` missed ``lim``."""
+    defs = {"a": {"$dynamicAnchor": "lim", "type": "integer", "x-secret": True}}
+    root = copy_example(tmp_path / "example")
+    schema = json.loads((root / OBSERVATORY).read_text())
+    schema["$defs"] = {**schema.get("$defs", {}), **defs}
+    schema["properties"]["retention"]["properties"]["hot_days"] = {"$dynamicRef": "#%6Cim"}
+    (root / OBSERVATORY).write_text(json.dumps(schema, indent=2) + "\n")
+    assert main(["-q", "-C", str(root), "validate", "-t", "dev", "--no-cache"]) == 1
+    assert "observatory $.retention.hot_days: secret in plaintext" in capsys.readouterr().err
+
+
+def test_two_anchors_one_name_behind_equivalent_refs_are_still_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    defs = {"a": {"$anchor": "lim", "maximum": 1}, "b": {"$anchor": "lim", "maximum": 100}}
+    root, _ = example_with(tmp_path, defs, ref="#%6Cim")
+    assert main(["-q", "-C", str(root), "validate", "-t", "dev", "--no-cache"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith("(one URI, two schemas)")
+
+
+@pytest.mark.parametrize("ref", ["HTTP://H/nothing.json", "http://h:80/nothing.json", "%6Eothing.json"])
+def test_a_missing_document_spelled_unnormalised_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ref: str
+) -> None:
+    """The engine records a missing document in its normal form; compared as written, the reference
+    passed the check and stood for ``false``: under ``not``, a schema that takes anything (exit 0)."""
+    root = copy_example(tmp_path / "example")
+    schema = json.loads((root / OBSERVATORY).read_text())
+    schema["properties"]["retention"]["properties"]["hot_days"] = {"not": {"$ref": ref}}
+    text = json.dumps(schema, indent=2) + "\n"
+    (root / OBSERVATORY).write_text(text)
+    assert main(["-q", "-C", str(root), "validate", "-t", "dev", "--no-cache"]) == 2
+    where = line_col(text, f'"$ref": "{ref}"')
+    assert capsys.readouterr().err.startswith(f"llmcc: {OBSERVATORY}:{where}: $ref {ref!r} does not resolve: ")

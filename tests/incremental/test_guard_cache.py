@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import secrets
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,7 @@ def test_an_index_of_another_shape_is_a_miss(tmp_path: Path) -> None:
 
 def test_validate_and_hook_validate_reuse_the_findings(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (root / "notes/b.txt").unlink()
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)  # unstaged, the removal leaves b.txt to commit
     assert main(["-q", "-C", str(root), "validate"]) == 0
     capsys.readouterr()
     (root / "notes/c.txt").write_text(f"key: {credential()}\n")
