@@ -13,7 +13,6 @@ import contextlib
 import gc
 import os
 import signal
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from compiler.compile.orphans import die_with_parent
 from compiler.diagnostics import Diagnostic, sort_diagnostics
 from compiler.errors import InputError, InternalError, LlmccError, TerminatedError, is_panic
 from compiler.jsontypes import JSONObject, JSONValue
@@ -216,7 +216,6 @@ def _tenant_groups(targets: Sequence[Target]) -> list[tuple[Target, ...]]:
 
 
 _WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _parent_pid = 0  # the pid of the process that made the pool, as its workers saw it when forked
 
 
@@ -257,20 +256,8 @@ def _start_worker() -> None:
     """A worker's set-up: SIGINT and SIGTERM ignored (the parent reacts), death with the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _die_with_parent()
+    die_with_parent(_parent_pid)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)  # a pending SIGINT or SIGTERM is now discarded
-
-
-def _die_with_parent() -> None:
-    """SIGKILL this process when its parent dies (Linux ``prctl(2)`` ``PR_SET_PDEATHSIG``; elsewhere nothing)."""
-    if not sys.platform.startswith("linux"):  # pragma: no cover - CI runs Linux
-        return
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if os.getppid() != _parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 @contextlib.contextmanager

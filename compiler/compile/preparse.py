@@ -35,6 +35,7 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, cast
 
+from compiler.compile.orphans import die_with_parent
 from compiler.compile.types import DocumentLoader
 from compiler.diagnostics import Origin
 from compiler.errors import LlmccError
@@ -62,10 +63,11 @@ class Preparse:
         # `finally` blocks would remove the parent's staging directory). The parent takes a pending one
         # when the mask is back.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        parent = os.getpid()
         try:
             self._pid = os.fork()
             if self._pid == 0:
-                _helper(tree, files, (read, write), held)
+                _helper(tree, files, (read, write), held, parent)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
         os.close(write)
@@ -128,14 +130,18 @@ class Preparse:
         return load
 
 
-def _helper(tree: SourceTree, files: Sequence[tuple[str, str]], pipe: tuple[int, int], mask: set[int]) -> NoReturn:
+def _helper(
+    tree: SourceTree, files: Sequence[tuple[str, str]], pipe: tuple[int, int], mask: set[int], parent: int
+) -> NoReturn:
     """In the forked helper: parse ``files`` and write them to the pipe; exit, never return.
 
-    ``mask``: the signal mask to restore once SIGINT is ignored (it is blocked across the fork).
+    ``mask``: the signal mask to restore once SIGINT is ignored (it is blocked across the fork);
+    ``parent``: the pid of the build, whose death ends the helper (``orphans.die_with_parent``).
     """
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        die_with_parent(parent)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending SIGINT is now discarded
         os.close(pipe[0])
         out = pipe[1]

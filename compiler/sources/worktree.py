@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import threading
 from collections.abc import Callable
@@ -59,21 +60,48 @@ class WorkTree:
         return real
 
     def read(self, path: str) -> bytes:
+        """The bytes of ``path``, a regular file of at most ``MAX_FILE_BYTES``.
+
+        Opened without blocking and checked on the open descriptor, so a FIFO, socket or
+        device there is refused at once (opening a FIFO for reading waits for a writer: a
+        build hung on one, attacker, issue 14) and the size checked is the file's read.
+
+        Raises:
+            InputError: missing, a directory, not a regular file, or unreadable.
+            TooLargeError: over the read limit.
+        """
         real = self._resolve(path)
         try:
-            size = real.stat().st_size
-            if size > MAX_FILE_BYTES:
-                raise TooLargeError(f"{path}: file is {size} bytes; the limit is {MAX_FILE_BYTES}")
-            return real.read_bytes()
+            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError as e:
             raise InputError(f"{path}: no such file") from e
-        except IsADirectoryError as e:
-            raise InputError(f"{path}: is a directory") from e
         except OSError as e:
             raise InputError(f"{path}: cannot read: {e.strerror}") from e
+        with os.fdopen(fd, "rb") as f:
+            try:
+                st = os.fstat(fd)
+                if stat.S_ISDIR(st.st_mode):
+                    raise InputError(f"{path}: is a directory")
+                if not stat.S_ISREG(st.st_mode):
+                    raise InputError(f"{path}: not a regular file (a FIFO, socket or device)")
+                if st.st_size > MAX_FILE_BYTES:
+                    raise TooLargeError(f"{path}: file is {st.st_size} bytes; the limit is {MAX_FILE_BYTES}")
+                data = f.read(MAX_FILE_BYTES + 1)  # grown since the fstat: still refused
+                if len(data) > MAX_FILE_BYTES:
+                    raise TooLargeError(f"{path}: file is over the limit of {MAX_FILE_BYTES} bytes")
+                return data
+            except OSError as e:
+                raise InputError(f"{path}: cannot read: {e.strerror}") from e
 
     def exists(self, path: str) -> bool:
-        return self._resolve(path).is_file()
+        """Whether something other than a directory is at ``path``: a FIFO, socket or device counts,
+        so that ``read`` refuses it instead of the caller taking the file for absent."""
+        try:
+            return not stat.S_ISDIR(os.stat(self._resolve(path)).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as e:
+            raise InputError(f"{path}: cannot read: {e.strerror}") from e
 
     def list_dir(self, path: str) -> list[str]:
         real = self._resolve(path)
