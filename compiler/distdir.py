@@ -5,8 +5,8 @@ of this run from one of an earlier run, so a run that does not finish must not
 leave old bundles looking current (issue 10 §7). The rules, in order:
 
 1. At the start, the old ``<target>.bundle.json`` of every target of the run is
-   removed, so a target that then fails for any reason (exit 1, 2 or 70, an
-   interrupt, even SIGKILL) has no bundle.
+   removed (but for those left in place, below), so a target that then fails
+   for any reason (exit 1, 2 or 70, an interrupt, even SIGKILL) has no bundle.
 2. Bundles are written into a private staging directory
    ``DIR/.llmcc-staging-<pid>/`` on the same file system, never into ``DIR``;
    they are fsynced before the first move (each as soon as it is written when
@@ -18,20 +18,27 @@ leave old bundles looking current (issue 10 §7). The rules, in order:
 4. The staging directory is removed on every exit path; one left by a killed
    run (its process no longer exists) is removed by the next run.
 
-With ``keep`` the old bundles it accepts are hard-linked into
-``STAGING/.previous/`` before rule 1 removes them, so a run whose bundle is
-byte-identical can move the same file back in (``compiler.incremental``)
-instead of writing it again; what it does not take is removed with staging.
-A run whose every bundle is already in ``DIR`` byte for byte
-(``compiler.incremental.run.bundles_in_place``) is given no targets: it
-leaves them as they are, and there is no partial set to fear.
+A bundle this run would write byte for byte is not old (issue 14 §2): with
+``leave``, a target whose bundle in ``DIR`` is the one
+``compiler.incremental.run.bundles_in_place`` checked (the file the last run
+recorded for this run's result-cache key and source, by its SHA-256 and stat)
+and whose stat, change time included, is still the checked one here is left
+where it is, untouched -- not removed, linked, written or moved -- and is not
+one of the targets rules 1-3 remove, stage and install (``left``). So its
+recorded stat stays true and the next run does not read it again. A run whose
+every bundle is in place leaves ``DIR`` as it is.
 
 A bundle named for no target of ``llmcc.yaml`` (a target since removed, or a
 tenant no longer in an environment) is removed at the start of every run too,
 whatever targets the run selects: it can never be current.
 
-So after an interrupt ``DIR`` holds no bundle of the run's targets; after a run
-with failures it holds exactly the bundles of the targets that succeeded.
+So after an interrupt ``DIR`` holds, of the run's targets, only the bundles it
+left in place (byte for byte what it would have written, as checked at the
+start) and none of the targets it was rebuilding; after a run with failures it
+holds exactly the bundles of the targets that succeeded. A write into a left
+bundle by another process after that check is not this run's: it moves the
+change time, so the bundle is not recorded as checked, and the next run reads
+it and writes it anew.
 """
 
 from __future__ import annotations
@@ -53,7 +60,6 @@ if TYPE_CHECKING:
 
 SUFFIX = ".bundle.json"
 STAGING_PREFIX = ".llmcc-staging-"
-PREVIOUS = ".previous"
 _HELD = {signal.SIGINT, signal.SIGTERM}
 
 
@@ -72,22 +78,15 @@ class BundleDir:
         self.staging = out / f"{STAGING_PREFIX}{os.getpid()}"
         self._syncer: ThreadPoolExecutor | None = None
         self._syncing: dict[str, Future[None]] = {}  # bundle name -> its fsync, started by sync_soon
-        # target -> change time (ns) of its old bundle just after ``staged(keep=...)`` linked it aside:
-        # a write through a descriptor held open since (time put back) moves it (attacker, issue 14)
-        self.linked: dict[str, int] = {}
-
-    @property
-    def previous(self) -> Path:
-        """Where ``staged(keep=...)`` links the old bundles."""
-        return self.staging / PREVIOUS
+        self.left: set[str] = set()  # targets whose bundle ``staged(leave=...)`` left in DIR as it is
 
     @contextlib.contextmanager
-    def staged(self, *, keep: Callable[[str, os.stat_result], bool] | None = None) -> Iterator[Path]:
+    def staged(self, *, leave: Callable[[str, os.stat_result], bool] | None = None) -> Iterator[Path]:
         """Clear the run's old bundles and yield the staging directory (removed on exit).
 
-        ``keep(target, lstat)``: whether to link the old bundle aside into
-        ``previous`` before it is removed (the one checked earlier, its stat
-        unchanged: ``compiler.incremental.run.Reuse.unchanged``).
+        ``leave(target, lstat)``: whether the bundle in ``DIR`` is the one checked
+        earlier, its stat unchanged (``compiler.incremental.run.Reuse.unchanged``):
+        then it is left as it is and ``target`` put in ``left`` (see the module doc).
 
         Raises:
             InputError: ``DIR`` cannot be created or an old bundle cannot be removed.
@@ -97,23 +96,19 @@ class BundleDir:
             _remove_abandoned(self.out)
             shutil.rmtree(self.staging, ignore_errors=True)
             self.staging.mkdir()
-            if keep is not None:
-                self.previous.mkdir()
             for stale in self._stale():
                 stale.unlink(missing_ok=True)
             for target in self.targets:
                 old = self.out / bundle_name(target)
-                if keep is not None:
-                    with contextlib.suppress(OSError):  # then it is written anew
+                if leave is not None:
+                    with contextlib.suppress(OSError):  # then it is removed, and written anew
                         st = old.lstat()
-                        if stat.S_ISREG(st.st_mode) and keep(target, st):
-                            os.link(old, self.previous / old.name)
-                            self.linked[target] = 0
+                        if stat.S_ISREG(st.st_mode) and leave(target, st):
+                            self.left.add(target)
+                            continue
                 old.unlink(missing_ok=True)
-                if target in self.linked:  # after the unlink, which changes it too
-                    with contextlib.suppress(OSError):  # else 0: not moved back, written anew
-                        self.linked[target] = (self.previous / old.name).lstat().st_ctime_ns
         except OSError as e:
+            self.left.clear()
             for target in self.targets:  # rule 1 holds on this path too
                 with contextlib.suppress(OSError):
                     (self.out / bundle_name(target)).unlink(missing_ok=True)
@@ -153,28 +148,26 @@ class BundleDir:
         names = {bundle_name(t) for t in self.known}
         return [p for p in self.out.glob(f"*{SUFFIX}") if p.name not in names]
 
-    def install(self, targets: Iterable[str], *, durable: Collection[str] = ()) -> None:
-        """Move the staged bundles of ``targets`` into ``DIR`` with interrupts held back.
-
-        ``durable``: targets whose staged bundle is last run's file moved back
-        unchanged (``compiler.incremental.run``): its data is on disk already.
+    def install(self, targets: Iterable[str]) -> None:
+        """Move the staged bundles of ``targets`` into ``DIR`` with interrupts held back (``left``: not moved).
 
         Raises:
             InputError: a bundle cannot be moved.
         """
-        names = [bundle_name(t) for t in targets]
-        fresh = [bundle_name(t) for t in targets if t not in durable]
+        names = [bundle_name(t) for t in targets if t not in self.left]
+        if not names:
+            return
         try:
             # The bundles were written without a sync each (fileops.write_new): their data
             # reaches the disk before any rename can make one visible -- here, together, for
             # those whose sync did not start as they were written (``sync_soon``).
             synced: set[str] = set()
-            for name in fresh:
+            for name in names:
                 started = self._syncing.pop(name, None)
                 if started is not None:
                     started.result()  # re-raises its OSError
                     synced.add(name)
-            fileops.sync_files([self.staging / name for name in fresh if name not in synced])
+            fileops.sync_files([self.staging / name for name in names if name not in synced])
             with _signals_held():
                 try:
                     for name in names:

@@ -48,14 +48,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print(f"llmcc: warning: {plan.cache.refused}", file=sys.stderr)
     source_json = source.to_json() if source else None
     reuse = bundles_in_place(plan, source_json, out_dir) if plan is not None else None
-    # every bundle of the run already in DIR byte for byte: left as it is (nothing partial can be left);
-    # else the run's old bundles are cleared first, those still good linked aside to be moved back
-    whole = reuse is not None and reuse.whole(targets)
-    names = [] if whole else [t.name for t in targets]
-    bundles = BundleDir(out_dir, names, known=[t.name for t in repo.project.targets()])
-    if reuse is not None and not whole:
-        reuse = replace(reuse, previous=bundles.previous, linked=bundles.linked)
-    with bundles.staged(keep=reuse.unchanged if reuse is not None and not whole else None) as staging:
+    # a bundle already in DIR byte for byte, its stat still the checked one, is left as it is (the
+    # next run trusts its stat); the run's other old bundles are cleared first (distdir)
+    bundles = BundleDir(out_dir, [t.name for t in targets], known=[t.name for t in repo.project.targets()])
+    if reuse is not None:
+        reuse = replace(reuse, left=bundles.left)
+    with bundles.staged(leave=reuse.unchanged if reuse is not None else None) as staging:
         request = BuildRequest(
             repo=repo, source=source, out_dir=staging, progress=ctx.progress, written=bundles.sync_soon
         )
@@ -71,8 +69,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         outcomes = build_cached(request, targets, plan=plan, jobs=args.jobs, reuse=reuse, complete=complete)
         bad = set(failed_targets(outcomes))
         good = [o.target for o in outcomes if o.target not in bad]
-        kept = reuse.kept if reuse is not None else set()
-        bundles.install([] if whole else good, durable=kept)  # a failed target keeps no bundle
+        bundles.install(good)  # a failed target keeps no bundle; one left in place is not moved
     record_bundles(plan, source_json, reuse, good)
     if warning := cache_warning(plan):
         print(warning, file=sys.stderr)

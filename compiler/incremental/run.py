@@ -20,14 +20,13 @@ a write within the same clock tick as the stat: a file whose modification or
 change time is not older than the stamp is read and its SHA-256 compared.
 What a run records is what it checked or wrote, never what ``DIR`` holds when
 it records: another process (a second compile, an editor) may install a file
-between any two steps. A bundle checked in place is linked aside only when
-its stat, change time included, is still the checked one just before the link
-(``Reuse.unchanged``), and moved back only when its inode, size and
-modification time still are (the link changed its change time): a bundle
-replaced or written since is written from the cache, and none is read or
-hashed again. (An edit in place that also puts the modification time back, in
-the instant between that stat and the link, would pass: only a writer forging
-times on purpose does that, and the next run finds it by its record.) A bundle
+between any two steps. A bundle checked in place is left in ``DIR`` untouched
+(``distdir.BundleDir.staged``) only when its stat, change time included, is
+still the checked one just before the run clears its old bundles
+(``Reuse.unchanged``): then nothing moves its change time and the next run
+trusts it by its stat without reading it; a bundle replaced or written before
+that is removed and written from the cache, one written after it keeps a
+moved change time and is not recorded, so the next run reads it. A bundle
 written this run is recorded with the SHA-256 of the bytes written, so a file
 someone else put there since fails the next run's comparison.
 
@@ -101,14 +100,8 @@ class Reuse:
     stamp: int  # the file system's time (ns) before any bundle was looked at; 0: none could be taken
     in_place: dict[str, JSONObject] = field(default_factory=dict)  # target -> its verified entry
     facts: dict[str, list[JSONValue]] = field(default_factory=dict)  # target -> its record as verified now
-    previous: Path | None = None  # where the old bundles were linked aside; None: every one is left in place
-    linked: dict[str, int] = field(default_factory=dict)  # target -> its linked bundle's change time (ns)
-    kept: set[str] = field(default_factory=set)  # targets whose old bundle was moved back: already durable
+    left: set[str] = field(default_factory=set)  # targets whose bundle was left in DIR (``BundleDir.left``)
     written: dict[str, str] = field(default_factory=dict)  # target -> SHA-256 of the bundle this run wrote
-
-    def whole(self, targets: Sequence[Target]) -> bool:
-        """Whether every one of ``targets`` has its bundle in place (then ``DIR`` is left as it is)."""
-        return all(t.name in self.in_place for t in targets)
 
     def unchanged(self, target: str, st: os.stat_result) -> bool:
         """Whether ``target``'s bundle, now of stat ``st``, is the one ``bundles_in_place`` checked: its
@@ -139,7 +132,7 @@ def build_cached(
     hits: dict[str, TargetOutcome] = {}
     written = reuse.written if reuse is not None else {}  # what record_bundles may say this run wrote
     for target in targets:
-        if reuse is not None and target.name in reuse.in_place and _keep(request, reuse, target.name):
+        if reuse is not None and target.name in reuse.left:  # its bundle left in DIR as it is
             size = reuse.facts[target.name][1]
             diagnostics = _diagnostics(reuse.in_place[target.name])  # read once already: well-formed
             hits[target.name] = TargetOutcome(
@@ -278,34 +271,6 @@ def _env_changed(plan: CachePlan, request: BuildRequest, env: str) -> bool:
     return record is None or not isinstance(record.get("modules"), str)
 
 
-def _keep(request: BuildRequest, reuse: Reuse, target: str) -> bool:
-    """Keep ``target``'s bundle: left in ``DIR``, or moved back from where it was linked aside into staging."""
-    if reuse.previous is None:
-        return True
-    name = f"{target}{SUFFIX}"
-    if request.out_dir is None:  # pragma: no cover - the compile command always stages
-        return False
-    staged = request.out_dir / name
-    try:
-        # Linked aside only when its stat, change time included, was still the checked one
-        # (``unchanged``); any write since the link (through a descriptor held open, its time put
-        # back) moved the change time recorded after the link (``BundleDir.linked``).
-        if (reuse.previous / name).lstat().st_ctime_ns != reuse.linked.get(target):
-            return False
-        os.replace(reuse.previous / name, staged)  # the same bytes, already durable
-        # a replacement or a write between that stat and the link shows in the inode, size or
-        # modification time, not read again
-        st = staged.lstat()
-        fact = reuse.facts[target]
-        if [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev] != [fact[1], fact[2], fact[4], fact[5]]:
-            staged.unlink()
-            return False
-    except OSError:  # removed from DIR between the check and staging, or changed: written from the cache
-        return False
-    reuse.kept.add(target)
-    return True
-
-
 def _with_rendered(
     request: BuildRequest, rendered: RenderedScalars | None, verdicts: KeptVerdicts | None = None
 ) -> BuildRequest:
@@ -406,12 +371,9 @@ def record_bundles(
         try:
             st = path.lstat()
             fact = reuse.facts.get(target)
-            if fact is not None and fact[1:6] == stats(st):
+            if target in reuse.left and fact is not None and fact[1:6] == stats(st):
                 bundles[target] = fact  # left in place, as verified at the start
-            elif fact is not None and target in reuse.kept:
-                # moved back after the stamp (its change time is not older): the next run reads it
-                bundles[target] = [*fact[:1], *stats(st), fact[6], reuse.stamp]
-            elif key is not None and target not in reuse.in_place and target in reuse.written:
+            elif key is not None and target in reuse.written:
                 # written this run, after the stamp: racy until a later run has read it and found the
                 # bytes this run wrote (not DIR's file now: another run may have installed its own since)
                 bundles[target] = [key, *stats(st), reuse.written[target], reuse.stamp]

@@ -1,7 +1,7 @@
 """A concurrent writer of ``dist/`` between the steps of one ``compile`` run never gets its bundle trusted.
 
 ``llmcc compile`` checks the bundles already in ``dist/`` (``bundles_in_place``),
-prepares the directory (the still-good ones linked aside), builds, installs and
+prepares the directory (the still-good ones left as they are), builds, installs and
 records what it installed (``record_bundles``). Another process (a second
 compile of other inputs, an editor, a deploy job) can write a bundle between
 any two steps. These tests run the same steps as ``compiler.cli.compile`` and
@@ -13,7 +13,6 @@ bundle someone else wrote is rewritten by the next run, never left as current.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import replace
@@ -60,8 +59,8 @@ class Steps:
     def build_and_install(self, reuse: Reuse, after_staging: Callable[[], None] | None = None) -> list[str]:
         known = [t.name for t in self.repo.project.targets()]
         bundles = BundleDir(self.out, [t.name for t in self.targets], known=known)
-        reuse = replace(reuse, previous=bundles.previous, linked=bundles.linked)
-        with bundles.staged(keep=reuse.unchanged) as staging:
+        reuse = replace(reuse, left=bundles.left)
+        with bundles.staged(leave=reuse.unchanged) as staging:
             if after_staging is not None:
                 after_staging()
             request = BuildRequest(repo=self.repo, source=self.source, out_dir=staging)
@@ -72,7 +71,7 @@ class Steps:
 
             outcomes = build_cached(request, self.targets, plan=self.plan, reuse=reuse, complete=complete)
             good = [o.target for o in outcomes]
-            bundles.install(good, durable=reuse.kept)
+            bundles.install(good)
         self.reuse = reuse
         self.outcomes = outcomes
         return good
@@ -113,7 +112,7 @@ def test_a_bundle_written_by_another_run_after_the_install_is_not_recorded_as_ou
 
 
 def _replace(bundle: Path, good: bytes) -> None:
-    swap_in(bundle, good.replace(*STALE, 1))  # replaced before this run links it aside
+    swap_in(bundle, good.replace(*STALE, 1))  # replaced before this run decides to leave it
 
 
 def _edit_in_place(bundle: Path, good: bytes) -> None:
@@ -124,16 +123,16 @@ def _edit_in_place(bundle: Path, good: bytes) -> None:
 
 
 def _remove(bundle: Path, good: bytes) -> None:
-    bundle.unlink()  # nothing to link aside
+    bundle.unlink()  # nothing to leave
 
 
 @pytest.mark.parametrize(
-    ("change", "kept"),
-    [(_replace, None), (_edit_in_place, None), (_remove, False)],
-    ids=["replaced-not-installed", "edited-in-place-not-installed", "removed-written-again"],
+    "change",
+    [_replace, _edit_in_place, _remove],
+    ids=["replaced-written-again", "edited-in-place-written-again", "removed-written-again"],
 )
-def test_a_bundle_changed_between_its_check_and_the_staging_is_never_installed(
-    example_repo: GitRepo, demo_identity: Path, change: Callable[[Path, bytes], None], kept: bool | None
+def test_a_bundle_changed_between_its_check_and_the_staging_is_never_left(
+    example_repo: GitRepo, demo_identity: Path, change: Callable[[Path, bytes], None]
 ) -> None:
     root, good = settled_repo(example_repo)
     bundle = root / "dist/dev.bundle.json"
@@ -143,16 +142,15 @@ def test_a_bundle_changed_between_its_check_and_the_staging_is_never_installed(
     change(bundle, good)
     steps.build_and_install(reuse)
     assert bundle.read_bytes() == good
-    assert hashlib.sha256(bundle.read_bytes()).hexdigest() == hashlib.sha256(good).hexdigest()
-    if kept is not None:
-        assert ("dev" in steps.reuse.kept) is kept
+    assert "dev" not in steps.reuse.left
 
 
-def test_a_bundle_written_through_a_descriptor_held_across_the_link_is_never_installed(
+def test_a_bundle_written_through_a_descriptor_after_it_was_left_is_not_recorded_as_ours(
     example_repo: GitRepo, demo_identity: Path
 ) -> None:
-    # Attacker: a writer holding the old bundle open wrote one byte after it was linked aside and put its
-    # modification time back; inode, size and mtime matched, so the tampered bundle was moved back as ours.
+    # A writer holding the bundle open writes one byte after this run decided to leave it in place and puts
+    # its modification time back: inode, size and mtime match, only the change time moved. The file is not
+    # this run's (it installed nothing for dev); it must not be recorded as checked, so the next run reads it.
     root, good = settled_repo(example_repo)
     bundle = root / "dist/dev.bundle.json"
     steps = Steps(root)
@@ -167,8 +165,11 @@ def test_a_bundle_written_through_a_descriptor_held_across_the_link_is_never_ins
             os.pwrite(fd, STALE[1], at)
             os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
 
-        steps.build_and_install(reuse, after_staging=tamper)
+        good_targets = steps.build_and_install(reuse, after_staging=tamper)
     finally:
         os.close(fd)
-    assert bundle.read_bytes() == good
-    assert "dev" not in steps.reuse.kept
+    assert "dev" in steps.reuse.left  # left before the write: this run did not install it
+    record_bundles(steps.plan, steps.source_json, steps.reuse, good_targets)
+    settle(root / "dist")
+    assert run(root, "compile", "-t", "dev") == 0
+    assert bundle.read_bytes() == good  # read by the next run and written anew, never trusted by its old stat
