@@ -26,12 +26,30 @@ class Origin:
     rev: str | None = None
 
     def location(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}"
+        """``path:line:column``, the path's control characters escaped (``printable_path``)."""
+        return f"{printable_path(self.path)}:{self.line}:{self.column}"
 
     @property
     def layer_name(self) -> str | None:
         """The configuration layer (``prod``, ``tenants/acme``), None for a template, policy or other file."""
         return self.layer if self.layer and self.layer not in FILE_KINDS else None
+
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: what can end or rewrite a
+# line on a terminal or in a CI log.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable_path(path: str) -> str:
+    """``path`` with each control character written as a Python escape (``\\n``, ``\\x1b``, ``\\u2028``).
+
+    Git takes any byte but NUL and ``/`` in a file name, so a name can hold a newline; printed
+    raw, a staged file named ``x\\nllmcc: secrets-guard ok`` forged a line of the hook's output
+    (attacker, issue 14). ``--format json`` escapes names by itself.
+    """
+    if _CONTROL.search(path) is None:
+        return path
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], path)
 
 
 class Severity(enum.StrEnum):

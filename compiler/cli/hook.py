@@ -87,7 +87,7 @@ def _validate(args: argparse.Namespace, ctx: Context) -> int:
 
 def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.compile.repository import Repository
-    from compiler.diagnostics import Severity, plural, sort_diagnostics
+    from compiler.diagnostics import Severity, hang_lines, plural, sort_diagnostics
     from compiler.plaintext import scan_files
     from compiler.secrets.sources import SopsOpener
 
@@ -102,8 +102,8 @@ def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:
         files = listed
     scan = scan_files(repo, files)
     # a file that does not parse is still scanned as text: its parse error and its findings, as validate
-    for message in scan.inputs:
-        print(f"llmcc: {message}", file=sys.stderr)
+    for message in scan.inputs:  # a name's line break indented, as the error boundary does: no forged line
+        print(f"llmcc: {hang_lines(message)}", file=sys.stderr)
     diags = sort_diagnostics(scan.diagnostics)
     for d in diags:
         print(d.format(), file=sys.stderr)

@@ -214,3 +214,23 @@ def test_every_side_of_a_merge_conflict_is_scanned(example_repo: GitRepo, capsys
     err = capsys.readouterr().err
     assert "ops/notes.txt:2:20: AWS Access Key: credential in plaintext: " in err
     assert "canary-" not in err
+
+
+@pytest.mark.parametrize("command", [["hook", "secrets-guard"], ["validate", "--no-cache"]])
+def test_a_file_name_with_a_line_break_cannot_forge_a_line_of_the_output(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """Git takes a newline in a name: printed raw, the finding's path wrote a line of its own (attacker)."""
+    forged = "llmcc: secrets-guard ok: 23 files"
+    name = f"x\n{forged}\rz.txt"
+    (example_repo.path / name).write_text(credential_line())
+    example_repo.git("add", "--", name)
+    try:
+        assert main(["-q", "-C", str(example_repo.path), *command]) == 1
+    finally:
+        (example_repo.path / name).unlink()  # the canary stays in the index only, out of the sweep's way
+        example_repo.git("rm", "-q", "--cached", "--", name)
+    err = capsys.readouterr().err
+    assert forged not in err.splitlines()
+    assert "\r" not in err
+    assert "x\\nllmcc: secrets-guard ok: 23 files\\rz.txt:1:" in err
