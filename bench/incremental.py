@@ -33,7 +33,6 @@ import os
 import pstats
 import re
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -87,14 +86,7 @@ def workload(dest: Path) -> Path:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    repo = dest / "ours"
-    # the public key llmcc.yaml trusts (signing.trusted), so validate passes; the private half is thrown away
-    key = dest / "ci.pem"
-    subprocess.run([*llmcc(), "-q", "keys", "generate", "--signing", str(key)], check=True, stdout=subprocess.DEVNULL)
-    (repo / "keys").mkdir(exist_ok=True)
-    shutil.copy(dest / "ci.pem.pub", repo / "keys" / "ci.pub")
-    key.unlink()
-    (repo / ".gitignore").write_text("dist/\n.llmcc/\n")  # what `llmcc init` writes: outputs are not scanned
+    repo = dest / "ours"  # the generator writes keys/ci.pub (signing.trusted) and .gitignore: validate passes
     env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com"}
     env |= {"GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "xlarge workload"]):

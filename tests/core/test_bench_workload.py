@@ -4,10 +4,13 @@ its llmcc.yaml trusts, so ``llmcc validate`` failed on it."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import REPO_ROOT, init_repo
 
@@ -52,3 +55,18 @@ def test_the_signing_key_follows_the_seed(tmp_path: Path) -> None:
     assert (one / "keys/ci.pub").read_bytes() == (again / "keys/ci.pub").read_bytes()
     assert (one / "keys/ci.pub").read_bytes() != (other / "keys/ci.pub").read_bytes()
     assert not list(one.rglob("*.pem"))  # no private key in the repository
+
+
+def test_the_incremental_bench_takes_the_generated_workload_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench/incremental.py made its own signing key where the generator now writes one: it stopped
+    at "already exists; refusing to overwrite a key" before measuring anything."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "bench"))
+    incremental = importlib.import_module("incremental")
+    monkeypatch.setattr(incremental, "XLARGE", ["--modules", "2", "--keys", "12", "--secrets", "0", "--tenants", "2"])
+    repo = incremental.workload(tmp_path / "xlarge")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOPS_AGE_", "LLMCC_"))}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    checked = llmcc(repo, "validate", env=env)
+    assert checked.returncode == 0, checked.stderr
