@@ -227,8 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # issue 14 §1) to run finalizers that Python does not promise at exit; this command's
             # files are closed and its git thread joined, so it leaves them to the OS.
             gc.freeze()
-        if argv is None and result.code == 0 and args.command in EXIT_AT_ONCE:
-            _exit_at_once()
+        if argv is None and result.code == 0 and args.command in EXIT_AT_ONCE and sys.getprofile() is None:
+            _exit_at_once()  # not under a profiler (`python -m cProfile -o F -m compiler`): it writes F at exit
     return result.code
 
 

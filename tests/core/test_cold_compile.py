@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import pstats
 import re
 import subprocess
 import sys
@@ -334,3 +335,14 @@ def test_a_parallel_build_freezes_the_inputs_before_any_collection_walks_them(tm
     assert all(o.size and o.error is None for o in outcomes)
     assert gc.get_freeze_count() > 0
     assert 0 not in warmed  # no collection walked the parsed inputs before they were frozen
+
+
+def test_a_compile_under_the_profiler_lets_it_write_its_figures(tmp_path: Path) -> None:
+    """``os._exit`` skipped cProfile's own exit, so ``-o FILE`` was never written (bench/incremental.py's
+    profile of a bar it missed read an empty file)."""
+    root = mini_repo(tmp_path / "repo")
+    out = tmp_path / "compile.prof"
+    argv = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "compiler", "-C", str(root), "compile", "-q"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert pstats.Stats(str(out)).total_calls > 0
