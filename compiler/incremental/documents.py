@@ -29,13 +29,14 @@ at that point are not used: the caller's ``reparse`` gives the parser's (and
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from itertools import chain
 from typing import cast
 
 from compiler.diagnostics import Origin
 from compiler.incremental.entry import EntryError
 from compiler.jsonpath import JsonPath
+from compiler.load.positions import PositionTable
 from compiler.load.yaml import MERGE_TAGS, Document, MergeTag, Tagged, Value
 
 SCHEME = "document/2"  # bump when the encoding below changes (2: positions on a line of their own)
@@ -181,7 +182,7 @@ def _retag(root: Value, entry: list[object], path: str, layer: str, rev: str | N
     return wrap(root, 0)
 
 
-class KeptPositions(Mapping[JsonPath, tuple[int, int]]):
+class KeptPositions(PositionTable):
     """A kept document's positions, decoded and checked on first read (see the module doc)."""
 
     __slots__ = ("_data", "_reparse")
@@ -204,18 +205,6 @@ class KeptPositions(Mapping[JsonPath, tuple[int, int]]):
             table = self._reparse()
         self._data = table
         return table
-
-    def __getitem__(self, path: JsonPath) -> tuple[int, int]:
-        return self.table()[path]
-
-    def __iter__(self) -> Iterator[JsonPath]:
-        return iter(self.table())
-
-    def __len__(self) -> int:
-        return len(self.table())
-
-    def __repr__(self) -> str:
-        return repr(self.table())
 
 
 def _positions(data: bytes) -> dict[JsonPath, tuple[int, int]]:

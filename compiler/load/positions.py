@@ -35,7 +35,28 @@ OPEN = Bracket.OPEN
 CLOSE = Bracket.CLOSE
 
 
-class Positions(Mapping[JsonPath, tuple[int, int]]):
+class PositionTable(Mapping[JsonPath, tuple[int, int]]):
+    """A read-only map of positions served from ``table()``, which a subclass builds on first use."""
+
+    __slots__ = ()
+
+    def table(self) -> Mapping[JsonPath, tuple[int, int]]:
+        raise NotImplementedError
+
+    def __getitem__(self, path: JsonPath) -> tuple[int, int]:
+        return self.table()[path]
+
+    def __iter__(self) -> Iterator[JsonPath]:
+        return iter(self.table())
+
+    def __len__(self) -> int:
+        return len(self.table())
+
+    def __repr__(self) -> str:
+        return repr(self.table())
+
+
+class Positions(PositionTable):
     """(line, column) of every node by its path, built from the loader's record on first use.
 
     The loader keeps, in document order, each node's libyaml mark (a mapping value's is its
@@ -59,18 +80,6 @@ class Positions(Mapping[JsonPath, tuple[int, int]]):
             return data
         table = self._data = build_table(data)
         return table
-
-    def __getitem__(self, path: JsonPath) -> tuple[int, int]:
-        return self.table()[path]
-
-    def __iter__(self) -> Iterator[JsonPath]:
-        return iter(self.table())
-
-    def __len__(self) -> int:
-        return len(self.table())
-
-    def __repr__(self) -> str:
-        return repr(self.table())
 
 
 def build_table(record: list[object]) -> dict[JsonPath, tuple[int, int]]:
