@@ -148,7 +148,9 @@ def test_a_new_repository_names_the_version_to_install(tmp_path: Path) -> None:
     assert f"'refs/tags/v{__version__}^{{}}'" in readme
     assert "llmcc.git@v" not in readme
     assert "pypi.org" not in readme  # no index serves llmcc
-    assert f"rev: <commit>  # frozen: v{__version__}" in (tmp_path / "conf/.pre-commit-config.yaml").read_text()
+    hooks = (tmp_path / "conf/.pre-commit-config.yaml").read_text()
+    assert f"rev: {commit}  # frozen: v{__version__}" in hooks
+    assert "from its release tag" not in hooks
 
 
 def test_a_workflow_without_a_pinned_commit_is_an_internal_error() -> None:
