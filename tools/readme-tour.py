@@ -345,7 +345,8 @@ def run_session(blocks: list[Block], tmp: Path) -> Run:
     # the tree's installed llmcc, in an ignored .venv/ as `make demo` leaves it (a symlinked .venv is no
     # directory to .gitignore's `.venv/`, and the secrets guard would report it)
     (clone / ".venv").mkdir()
-    (clone / ".venv" / "bin").symlink_to(ROOT / ".venv" / "bin")
+    for part in ("bin", "lib", "pyvenv.cfg"):  # a venv its own `.venv/bin/python` finds (tools/local-stores.py)
+        (clone / ".venv" / part).symlink_to(ROOT / ".venv" / part)
     (clone / ".venv" / ".installed-stamp").touch()
     base_install(tmp / "base-install")
     ports = {shown: _free_port() for shown in SHOWN_PORTS}
