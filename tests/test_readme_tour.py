@@ -8,9 +8,12 @@ README untrue fails here; ``make readme-tour`` rewrites it.
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -55,3 +58,44 @@ def test_a_block_that_fails_to_parse_is_exit_2(tmp_path: Path) -> None:
     proc = _tour("--check", "--readme", str(readme))
     assert proc.returncode == 2
     assert "block tour:x has output before its first '$ ' line" in proc.stderr
+
+
+def _tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("readme_tour", TOOL)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("readme_tour", module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_tour_hides_no_step_a_reader_would_not_run() -> None:
+    """A tour followed literally prints what the README shows: the tool undoes nothing the README does not say.
+
+    Every teardown command that changes the clone is quoted in the README's prose; no hidden
+    setup moves HEAD back, cleans the tree or changes directory (those are `$ ` lines).
+    """
+    tool = _tool()
+    readme = (REPO_ROOT / "README.md").read_text()
+    for name, code in tool.TEARDOWN.items():
+        for command in (c.split("#")[0].strip() for c in code.split(";")):
+            if command and not command.startswith(("tour_", "PATH=")):  # servers; the no-cli block's PATH
+                assert f"`{command}`" in readme, f"teardown of tour:{name}: {command!r} is not in README.md"
+    for name, code in tool.SETUP.items():
+        assert not re.search(r"\bgit (reset|clean|checkout|cherry-pick)\b|(^|[;&|]\s*)cd\b", code, re.M), name
+
+
+def test_local_stores_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
+    """tools/local-stores.py starts anew by removing --dir: never one that holds something else."""
+    (tmp_path / "keep.txt").write_text("mine\n")
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tools/local-stores.py"), "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == f"local-stores: {tmp_path}: not empty and not made by local-stores; pass another --dir\n"
+    assert (tmp_path / "keep.txt").read_text() == "mine\n"

@@ -13,9 +13,12 @@ Every README block whose output is generated sits between two markers:
 The `$ ` lines are the commands, run as written; everything else is output and is
 rewritten. A command whose shown output ends in a `...` line keeps that many lines
 and the `...`. What a block needs beforehand that the README only describes in
-prose (an edited file, a commit, a server) is its hidden `setup` below, and its
-`teardown` puts the repository back; `BEFORE`/`AFTER` steps surround one command
-(one that runs in the background, or streams until stopped). A block without
+prose (an edited file, a commit, the servers of tools/local-stores.py) is its hidden
+`setup` below; a `teardown` is only what the prose tells the reader to run after the
+block (`git checkout -- environments`), and what the next blocks need undone is a
+`$ ` line of the block itself, so the tour followed literally prints what is shown.
+`BEFORE`/`AFTER` steps surround one command (one that runs in the background, or
+streams until stopped). A block without
 `$ ` lines shows what the ```python block above it prints.
 
 All blocks run in README order in ONE bash session (exports and functions carry
@@ -91,43 +94,30 @@ SETUP: dict[str, str] = {
         tour_new_readers
         git add -A && git commit -qm 'Acme rotates its reader key; onboard initech'
     """,
+    # what the README has the reader run in another terminal: `.venv/bin/python tools/local-stores.py`
     "stores": """
-        export AWS_ACCESS_KEY_ID=tour AWS_SECRET_ACCESS_KEY=tour AWS_DEFAULT_REGION=us-east-1
-        tour_start_moto 5055
-        tour_start_registry 5056
-        python -c 'import boto3, sys; boto3.client("s3", endpoint_url=sys.argv[1]).create_bucket(Bucket=sys.argv[2])' \
-            "http://127.0.0.1:$TOUR_PORT_5055" llmcc-bundles
-    """,
-    "oci-auth": """
-        tour_pki pki
-        tour_htpasswd "$TOUR_TMP/htpasswd" ci s3cret-demo
-        tour_start_registry 5443 "$PWD/pki" "$TOUR_TMP/htpasswd"
-        mkdir -p "$TOUR_TMP/ociauth-demo/docker"
+        .venv/bin/python tools/local-stores.py --s3-port "$TOUR_PORT_5055" --oci-port "$TOUR_PORT_5056" \
+            --oci-auth-port "$TOUR_PORT_5443" >"$TOUR_TMP/local-stores.log" 2>&1 &
+        echo $! >> "$TOUR_OUT/pids"
+        for _ in $(seq 600); do grep -q '^local-stores: ready' "$TOUR_TMP/local-stores.log" && break; sleep 0.1; done
+        grep -q '^local-stores: ready' "$TOUR_TMP/local-stores.log" || { cat "$TOUR_TMP/local-stores.log"; false; }
     """,
     "new-commit": """
         sed -i 's/^  replicas: 1$/  replicas: 2/' environments/dev.yaml
         git commit -qam 'dev: two replicas'
     """,
-    "init": """
-        cd "$TOUR_TMP"
-    """,
-    "keys": """
-        tour_new_readers
-    """,
 }
 
+# Every teardown that changes the clone is a command the README's prose tells the reader to run
+# (quoted there in backticks; tests/test_readme_tour.py checks); what puts the repository back
+# for the next step is a `$ ` line of the block itself (`git reset -q --hard HEAD~1`).
 TEARDOWN: dict[str, str] = {
     "no-cli": 'PATH="${PATH#"$TOUR_TMP/base-install/bin:"}"',
-    "schema-error": "git checkout -q -- environments",
-    "policy-error": "git checkout -q -- environments",
-    "yaml-error": "git checkout -q -- environments",
-    "diff-readers": "git reset -q --hard HEAD~1",
-    "history": 'git reset -q --hard "$TOUR_BASE"',
-    "stores": "tour_stop_services",
-    "oci-auth": "tour_stop_services; unset LLMCC_OCI_CA_FILE DOCKER_CONFIG; rm -rf pki",
-    "init": 'cd "$TOUR_CLONE"',
-    "agent": "tour_stop_services; git checkout -q -- environments",
-    "keys": "git reset -q --hard && git clean -qfd",
+    "schema-error": "git checkout -- environments",
+    "policy-error": "git checkout -- environments",
+    "yaml-error": "git checkout -- environments",
+    "oci-auth": "tour_stop_services",  # the reader: Ctrl-C in the terminal of tools/local-stores.py
+    "agent": "tour_stop_services; git checkout -- environments",  # the reader: kill %1; git checkout ...
 }
 
 # Hidden steps around one command (block name, index of its `$ ` line), e.g. for a command
@@ -169,52 +159,11 @@ EOF
 }
 tour_subst() { printf '%s\t%s\n' "$1" "$2" >> "$TOUR_OUT/subst"; }
 tour_commits() { { git rev-parse HEAD; git rev-list "$TOUR_BASE..HEAD"; } >> "$TOUR_OUT/commits"; }
-tour_port() { local v="TOUR_PORT_$1"; echo "${!v}"; }
-tour_wait() {  # URL [CA_FILE]: until it answers (any HTTP status), at most 30 s
-    python - "$@" <<'EOF'
-import ssl, sys, time, urllib.request, urllib.error
-context = ssl.create_default_context(cafile=sys.argv[2]) if len(sys.argv) > 2 else None
-for _ in range(600):
-    try:
-        urllib.request.urlopen(sys.argv[1], timeout=1, context=context)
-        break
-    except urllib.error.HTTPError:
-        break
-    except OSError:
-        time.sleep(0.05)
-else:
-    sys.exit(f"{sys.argv[1]} did not answer")
-EOF
-}
-tour_start_moto() {  # SHOWN_PORT
-    local port; port=$(tour_port "$1")
-    moto_server -p "$port" >"$TOUR_TMP/moto.log" 2>&1 &
-    echo $! >> "$TOUR_OUT/pids"
-    tour_wait "http://127.0.0.1:$port/"
-}
-tour_start_registry() {  # SHOWN_PORT [PKI_DIR HTPASSWD]: TLS with PKI_DIR/server.{pem,key}, basic auth
-    local port http; port=$(tour_port "$1")
-    http="http: {addr: \"127.0.0.1:$port\", secret: readme-tour"
-    [ $# -gt 1 ] && http="$http, tls: {certificate: $2/server.pem, key: $2/server.key}"
-    printf '%s\n' 'version: 0.1' 'log: {level: error, accesslog: {disabled: true}}' \
-        "storage: {filesystem: {rootdirectory: $TOUR_TMP/registry-$1}, delete: {enabled: true}}" "$http}" \
-        > "$TOUR_TMP/registry-$1.yml"
-    [ $# -gt 1 ] && echo "auth: {htpasswd: {realm: readme-tour, path: $3}}" >> "$TOUR_TMP/registry-$1.yml"
-    "$TOUR_REGISTRY" serve "$TOUR_TMP/registry-$1.yml" >"$TOUR_TMP/registry-$1.log" 2>&1 &
-    echo $! >> "$TOUR_OUT/pids"
-    if [ $# -gt 1 ]; then tour_wait "https://127.0.0.1:$port/v2/" "$2/ca.pem"; else tour_wait "http://127.0.0.1:$port/v2/"; fi
-}
-tour_pki() {  # DIR: a CA (ca.pem), a server certificate for 127.0.0.1 signed by it, an unrelated CA (other-ca.pem)
-    PYTHONPATH="$TOUR_ROOT" python -c 'import sys, pathlib; from tests.storage._oci_auth import make_pki; make_pki(pathlib.Path(sys.argv[1]))' "$1"
-}
-tour_htpasswd() {  # FILE USER PASSWORD
-    PYTHONPATH="$TOUR_ROOT" python -c 'import sys, pathlib; from tests.storage._oci_auth import htpasswd; htpasswd(pathlib.Path(sys.argv[1]), {sys.argv[2]: sys.argv[3]})' "$@"
-}
 tour_stop_services() {
     [ -f "$TOUR_OUT/pids" ] && kill $(cat "$TOUR_OUT/pids") 2>/dev/null; rm -f "$TOUR_OUT/pids"; wait 2>/dev/null; true
 }
 trap tour_stop_services EXIT  # a failed step leaves no server running
-"""  # noqa: E501 - shell
+"""
 
 
 @dataclass
@@ -396,7 +345,8 @@ def run_session(blocks: list[Block], tmp: Path) -> Run:
     # the tree's installed llmcc, in an ignored .venv/ as `make demo` leaves it (a symlinked .venv is no
     # directory to .gitignore's `.venv/`, and the secrets guard would report it)
     (clone / ".venv").mkdir()
-    (clone / ".venv" / "bin").symlink_to(ROOT / ".venv" / "bin")
+    for part in ("bin", "lib", "pyvenv.cfg"):  # a venv its own `.venv/bin/python` finds (tools/local-stores.py)
+        (clone / ".venv" / part).symlink_to(ROOT / ".venv" / part)
     (clone / ".venv" / ".installed-stamp").touch()
     base_install(tmp / "base-install")
     ports = {shown: _free_port() for shown in SHOWN_PORTS}
@@ -406,6 +356,8 @@ def run_session(blocks: list[Block], tmp: Path) -> Run:
     # the agent's default address is the README's port; the tour's agent listens on a free one
     static.append((f"llmcc agent --listen 127.0.0.1:{ports[2772]} ", "llmcc agent "))
     static.append((str(tmp / "ociauth-demo"), "/tmp/ociauth-demo"))  # noqa: S108 - the path the README shows
+    static.append((str(tmp / "llmcc-stores"), "/tmp/llmcc-stores"))  # noqa: S108 - tools/local-stores.py's default
+    registry_binary()  # tools/local-stores.py starts it: no registry is exit 2 before the session
     venv_bin = ROOT / ".venv" / "bin"
     env = {
         "PATH": f"{venv_bin}:{ROOT / '.cache/services/usr/bin'}:/usr/local/bin:/usr/bin:/bin",
@@ -418,9 +370,7 @@ def run_session(blocks: list[Block], tmp: Path) -> Run:
         "TOUR_TMP": str(tmp),
         "TOUR_OUT": str(out),
         "TOUR_CLONE": str(clone),
-        "TOUR_ROOT": str(ROOT),
         "TOUR_BASE": base,
-        "TOUR_REGISTRY": registry_binary(),
         "GIT_AUTHOR_NAME": "Alice Author",
         "GIT_AUTHOR_EMAIL": "alice@example.com",
         "GIT_COMMITTER_NAME": "Alice Author",

@@ -5,7 +5,7 @@ project name and fresh keys filled in, then:
 
 1. a fresh age identity and a fresh Ed25519 signing key. Their private halves
    go OUTSIDE the repository, to ``$XDG_CONFIG_HOME/llmcc/keys/<project>/``
-   (``~/.config/...``; ``--keys-dir`` to choose), mode 0600 in a 0700
+   (``~/.config/...``; ``--keys-dir`` to choose; printed with ``~`` for $HOME), mode 0600 in a 0700
    directory, where sops keeps its own keys too: a ``.gitignore`` entry can be
    bypassed by ``git add -f`` or a copied directory, a file that is not there
    cannot. Their public halves go to ``keys/``;
@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import os
 import re
+import shlex
 import shutil
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -37,9 +38,10 @@ from pathlib import Path
 
 from compiler import __version__
 from compiler.cli._context import MANIFEST, Context
-from compiler.errors import InputError, LlmccError, UsageError
+from compiler.errors import InputError, InternalError, LlmccError, UsageError
 
 SECRETS_FILE = "environments/prod.secrets.sops.yaml"
+WORKFLOW = ".github/workflows/llmcc.yaml"  # the scaffold's CI workflow; its env pins llmcc's commit
 AGE_KEY, SIGNING_KEY = "age.key", "signing.pem"  # the private keys' names in --keys-dir
 PLACEHOLDER_SECRETS = (
     b"# Replace the value: llmcc secrets rotate assistant.api_key --target prod --value-from-stdin\n"
@@ -96,16 +98,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             raise InputError(f"{where}: cannot create: {e.strerror or e}") from e
         raise
     print(f"llmcc: created config repository {args.dir} (project {project})")
-    print(
-        f"  private keys, outside the repository (back them up; never commit them):\n    {age_key}\n    {signing_key}"
-    )
+    age, signing = shell_path(age_key), shell_path(signing_key)
+    print(f"  private keys, outside the repository (back them up; never commit them):\n    {age}\n    {signing}")
     print("  next:")
     git_init = "" if cloned else "git init -b main && "  # the CI templates publish from main
-    print(f"    cd {args.dir} && {git_init}git add -A && git commit -m 'llmcc init'")
-    print(f"    export SOPS_AGE_KEY_FILE={age_key} LLMCC_SIGNING_KEY_FILE={signing_key}")
+    print(f"    cd {shlex.quote(args.dir)} && {git_init}git add -A && git commit -m 'llmcc init'")
+    print(f"    export SOPS_AGE_KEY_FILE={age} LLMCC_SIGNING_KEY_FILE={signing}")
     print("    llmcc secrets rotate assistant.api_key --target prod --value-from-stdin   # replaces the placeholder")
     print("    llmcc validate && llmcc policy test && llmcc compile")
     print("    pre-commit install   # checks every commit (.pre-commit-config.yaml)")
+    # the scaffold's CI workflow cannot run as written: every job installs llmcc from LLMCC_GIT (a
+    # placeholder URL), and `llmcc publish` refuses the default file:// store when CI=true (exit 2)
+    print("  before the first push (CI runs .github/workflows/llmcc.yaml):")
+    print("    set LLMCC_GIT at the top of .github/workflows/llmcc.yaml to where llmcc is hosted")
+    print("    set storage.default in llmcc.yaml to an s3:// or oci:// store: CI does not publish to file://")
     return 0
 
 
@@ -120,6 +126,20 @@ def _undo(path: Path, *, created: bool, keep: set[Path]) -> None:
             shutil.rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)
+
+
+def shell_path(path: Path, home: Path | None = None) -> str:
+    """PATH as a shell word for the printed commands: under HOME (default ``Path.home()``) as ``~/...``.
+
+    The rest is quoted by ``shlex.quote`` when it needs it (``~/'My Keys'/age.key``: the
+    shell expands ``~`` only outside quotes, up to the first ``/``).
+    """
+    home = Path.home() if home is None else home
+    with contextlib.suppress(ValueError):
+        rest = path.relative_to(home)
+        if rest.parts:
+            return "~/" + shlex.quote(rest.as_posix())
+    return shlex.quote(str(path))
 
 
 def project_name(text: str) -> str:
@@ -148,9 +168,15 @@ def scaffold(dest: Path, keys_dir: Path, project: str, *, now: datetime) -> tupl
     identity = pyrage.x25519.Identity.generate()
     recipient = str(identity.to_public())
     signing = Ed25519PrivateKey.generate()
-    subst = {"@PROJECT@": project, "@AGE_RECIPIENT@": recipient, "@VERSION@": __version__}
+    shipped = list(scaffold_files())
+    subst = {
+        "@PROJECT@": project,
+        "@AGE_RECIPIENT@": recipient,
+        "@VERSION@": __version__,
+        "@COMMIT@": pinned_commit(dict(shipped)[WORKFLOW].decode("utf-8")),
+    }
     dest.mkdir(parents=True, exist_ok=True)
-    for rel, data in scaffold_files():
+    for rel, data in shipped:
         text = data.decode("utf-8")
         for token, value in subst.items():
             text = text.replace(token, value)
@@ -181,6 +207,18 @@ def scaffold(dest: Path, keys_dir: Path, project: str, *, now: datetime) -> tupl
     )
     _write(signing_key, pem, mode=0o600, exclusive=True)
     return age_key, signing_key
+
+
+def pinned_commit(workflow: str) -> str:
+    """The 40-hex ``LLMCC_COMMIT`` a workflow's ``env`` pins (the commit its release tag names).
+
+    The scaffold's README shows the same install command as the workflow runs, from this one
+    pin. Raises InternalError when the workflow pins none (a broken package, not a user's input).
+    """
+    m = re.search(r'^  LLMCC_COMMIT: "([0-9a-f]{40})"', workflow, re.M)
+    if m is None:
+        raise InternalError(f"{WORKFLOW}: the scaffold's workflow pins no LLMCC_COMMIT")
+    return m.group(1)
 
 
 def scaffold_files() -> Iterator[tuple[str, bytes]]:

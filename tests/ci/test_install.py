@@ -142,9 +142,24 @@ def test_a_new_repository_names_the_version_to_install(tmp_path: Path) -> None:
 
     assert main(["init", str(tmp_path / "conf"), "--keys-dir", str(tmp_path / "keys")]) == 0
     readme = (tmp_path / "conf/README.md").read_text()
-    assert f'"llm-config-compiler[cli] @ git+https://github.com/<org>/llmcc.git@v{__version__}"' in readme
+    # by the commit the workflow pins, as the main README's rule says: a tag can be moved
+    (commit,) = [c for name, _v, c in _pins() if name == "scaffold"]
+    assert f'"llm-config-compiler[cli] @ git+https://github.com/<org>/llmcc.git@{commit}"' in readme
+    assert f"'refs/tags/v{__version__}^{{}}'" in readme
+    assert "llmcc.git@v" not in readme
     assert "pypi.org" not in readme  # no index serves llmcc
-    assert f"rev: <commit>  # frozen: v{__version__}" in (tmp_path / "conf/.pre-commit-config.yaml").read_text()
+    hooks = (tmp_path / "conf/.pre-commit-config.yaml").read_text()
+    assert f"rev: {commit}  # frozen: v{__version__}" in hooks
+    assert "from its release tag" not in hooks
+
+
+def test_a_workflow_without_a_pinned_commit_is_an_internal_error() -> None:
+    from compiler.cli.init import pinned_commit
+    from compiler.errors import InternalError
+
+    assert pinned_commit('env:\n  LLMCC_COMMIT: "' + "a" * 40 + '"\n') == "a" * 40
+    with pytest.raises(InternalError, match="pins no LLMCC_COMMIT"):
+        pinned_commit('env:\n  LLMCC_COMMIT: "v0.2.0"\n')
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from compiler.cli import main
-from compiler.cli.init import project_name
+from compiler.cli.init import project_name, shell_path
 from tests.conftest import init_repo
 
 pytestmark = pytest.mark.usefixtures("issue6_commands")
@@ -266,3 +266,58 @@ def test_a_placeholder_secret_outside_production_is_a_warning(
     # without an identity the value is not at hand: nothing to say about it, and the policy does not guess
     monkeypatch.delenv("SOPS_AGE_KEY_FILE")
     assert run(capsys, "-C", str(dest), "validate")[:2] == (0, "")
+
+
+def test_the_next_steps_say_what_ci_needs_and_show_keys_under_home_as_tilde(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scaffold's workflow installs from a placeholder LLMCC_GIT and CI refuses the default file:// store."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "init", "conf")
+    assert (code, err) == (0, "")
+    keys = "~/.config/llmcc/keys/conf"
+    assert out.splitlines() == [
+        "llmcc: created config repository conf (project conf)",
+        "  private keys, outside the repository (back them up; never commit them):",
+        f"    {keys}/age.key",
+        f"    {keys}/signing.pem",
+        "  next:",
+        "    cd conf && git init -b main && git add -A && git commit -m 'llmcc init'",
+        f"    export SOPS_AGE_KEY_FILE={keys}/age.key LLMCC_SIGNING_KEY_FILE={keys}/signing.pem",
+        "    llmcc secrets rotate assistant.api_key --target prod --value-from-stdin   # replaces the placeholder",
+        "    llmcc validate && llmcc policy test && llmcc compile",
+        "    pre-commit install   # checks every commit (.pre-commit-config.yaml)",
+        "  before the first push (CI runs .github/workflows/llmcc.yaml):",
+        "    set LLMCC_GIT at the top of .github/workflows/llmcc.yaml to where llmcc is hosted",
+        "    set storage.default in llmcc.yaml to an s3:// or oci:// store: CI does not publish to file://",
+    ]
+    # what the last two lines ask for is what the scaffold leaves undone
+    workflow = (tmp_path / "conf/.github/workflows/llmcc.yaml").read_text()
+    assert 'LLMCC_GIT: "https://github.com/<org>/llmcc.git"' in workflow
+    assert "  default: file://.llmcc/store\n" in (tmp_path / "conf/llmcc.yaml").read_text()
+    assert (tmp_path / "home/.config/llmcc/keys/conf/age.key").is_file()
+
+
+def test_the_printed_commands_are_shell_words_the_shell_reads_back(tmp_path: Path) -> None:
+    """A directory or key path with a space is quoted; ``~`` stays outside the quotes, where bash expands it."""
+    home = tmp_path / "h"
+    paths = [home / "My Keys" / "age.key", home / ".config/llmcc/keys/p/age.key", tmp_path / "a b" / "k", home]
+    words = [shell_path(p, home) for p in paths]
+    assert words[:2] == ["~/'My Keys/age.key'", "~/.config/llmcc/keys/p/age.key"]
+    script = "".join(f"printf '%s\\n' {w}\n" for w in words)
+    done = subprocess.run(["bash", "-c", script], env={"HOME": str(home)}, capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [str(p) for p in paths]
+
+
+def test_the_printed_cd_works_for_a_directory_with_a_space(
+    tmp_path: Path, keys_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "init", "My Config")
+    assert code == 0
+    (cd,) = [line.strip() for line in out.splitlines() if line.strip().startswith("cd ")]
+    assert cd.startswith("cd 'My Config' && ")
+    done = subprocess.run(["bash", "-c", cd.split(" && ")[0] + " && pwd"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.stdout.strip() == str(tmp_path / "My Config")
