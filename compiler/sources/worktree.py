@@ -77,21 +77,26 @@ class WorkTree:
             raise InputError(f"{path}: no such file") from e
         except OSError as e:
             raise InputError(f"{path}: cannot read: {e.strerror}") from e
-        with os.fdopen(fd, "rb") as f:
-            try:
-                st = os.fstat(fd)
-                if stat.S_ISDIR(st.st_mode):
-                    raise InputError(f"{path}: is a directory")
-                if not stat.S_ISREG(st.st_mode):
-                    raise InputError(f"{path}: not a regular file (a FIFO, socket or device)")
-                if st.st_size > MAX_FILE_BYTES:
-                    raise TooLargeError(f"{path}: file is {st.st_size} bytes; the limit is {MAX_FILE_BYTES}")
-                data = f.read(MAX_FILE_BYTES + 1)  # grown since the fstat: still refused
-                if len(data) > MAX_FILE_BYTES:
-                    raise TooLargeError(f"{path}: file is over the limit of {MAX_FILE_BYTES} bytes")
-                return data
-            except OSError as e:
-                raise InputError(f"{path}: cannot read: {e.strerror}") from e
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise InputError(f"{path}: is a directory")
+            if not stat.S_ISREG(st.st_mode):
+                raise InputError(f"{path}: not a regular file (a FIFO, socket or device)")
+            if st.st_size > MAX_FILE_BYTES:
+                raise TooLargeError(f"{path}: file is {st.st_size} bytes; the limit is {MAX_FILE_BYTES}")
+            chunks: list[bytes] = []
+            left = MAX_FILE_BYTES + 1  # grown since the fstat: still refused
+            while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+                chunks.append(chunk)
+                left -= len(chunk)
+            if left <= 0:
+                raise TooLargeError(f"{path}: file is over the limit of {MAX_FILE_BYTES} bytes")
+            return b"".join(chunks)
+        except OSError as e:
+            raise InputError(f"{path}: cannot read: {e.strerror}") from e
+        finally:
+            os.close(fd)
 
     def exists(self, path: str) -> bool:
         """Whether something other than a directory is at ``path``: a FIFO, socket or device counts,
