@@ -7,36 +7,44 @@ A process parses each file once, however many of its targets read it: an
 environment's merged base (``compiler.compile.pipeline.env_base``) serves all the
 targets of that environment, and a tenant's layer files
 (``environments/tenants/<t>.yaml``, its SOPS file) serve the tenant's targets in
-every environment. A shard holds what it reads together. A tenant's targets are a
-*unit*; so is an environment's own target.
+every environment. So a shard keeps together the targets that read the same
+files: a tenant's targets are one *unit*, an environment's own target another.
 
 The rule depends only on the set of targets and N (not on the machine, the
 input order or ``--jobs``), so every runner computes the same partition:
 
 1. Group the units by the environments they read: a tenant by the set of
    environments its targets are in; an environment's own target joins the
-   largest group whose set holds its environment (ties: the smallest set, as a
-   sorted tuple), else a group of its own. In a group, the environments' own
-   targets come first (by name), then the tenants by name, each tenant's targets
-   together (by environment name).
+   largest group of tenants whose set holds its environment (ties: the first
+   set, as a sorted tuple), else a group of its own. In a group, the
+   environments' own targets come first (by name), then the tenants by name,
+   each tenant's targets together (by environment name).
 2. The fair share is ``cap = ceil(T / N)`` targets for T targets; a shard may
    hold up to ``cap + cap // 8`` rather than split a group.
 3. Take the groups largest first (ties: by their set). Give each to the shard
    holding the fewest targets so far (ties: the lowest index): whole when it fits
-   within ``cap + cap // 8`` there, else fill that shard up to ``cap`` with the
-   group's first targets -- up to the end of the last unit that fits whole, or
-   cut inside the first unit when none does -- and go on with the rest.
+   within ``cap + cap // 8`` there, else split it between two units near ``cap``
+   and go on with the rest of the group. The shard takes the group's first
+   targets up to ``cap``, and on to the end of the unit that ``cap`` cuts when
+   that stays within ``cap + cap // 8``; else it stops at the start of that
+   unit, or (when that unit is the first) at ``cap``, inside it.
 
 So a group is split only when it does not fit: a group much larger than the
 fair share, or fewer groups than shards. Every shard holds at most
-``cap + cap // 8`` targets, and each of its environments' bases and tenants'
-files is read once in it. A tenant's targets share a shard unless the one unit
-larger than a shard's room was cut (a tenant in more environments than the fair
-share). The price: a shard computes the base of every environment its tenants
-are in (a few per shard), where grouping by environment alone parsed each
-tenant file once per environment in every shard (45 % more CPU per target in
-4 shards of the 1,003-target bench, where each tenant is in two environments).
-With more shards than targets, some shards are empty.
+``cap + cap // 8`` targets. A tenant's targets are cut apart only where a shard
+is filled exactly to ``cap`` (a tenant in more environments than the slack
+above it), which then takes nothing more: at most N - 1 tenants. When no unit is
+larger than ``cap // 8 + 1`` targets, every split fills a shard to ``cap`` or
+more, so at most N - 1 groups are split.
+
+A shard computes each of its environments' bases once and parses each of its
+tenants' files once (per process: ``Repository`` and ``CompileCaches``). The
+price of keeping tenants whole: a shard computes the base of every environment
+its tenants are in (two in the bench below, where grouping by environment gave
+it one), where grouping by environment alone parsed each tenant file once per
+environment, in as many shards: 4 shards of the 1,003-target bench (each tenant
+in staging and prod) spent 45 % more CPU per target than one runner, now the
+same (bench/NOTES.md). With more shards than targets, some shards are empty.
 """
 
 from __future__ import annotations
