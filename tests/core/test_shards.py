@@ -105,12 +105,16 @@ def test_the_bench_workload_keeps_each_tenant_in_one_shard() -> None:
     assert [len(p) for p in shard_groups(targets)] == [1002, 1]  # staging and prod with their tenants; dev
 
 
-def test_a_tenant_in_many_environments_is_cut_only_when_it_does_not_fit() -> None:
-    """A tenant in more environments than a shard's fair share: cut where the shard is full."""
+def test_a_group_is_cut_between_tenants_and_inside_one_only_when_it_alone_overfills_a_shard() -> None:
+    """A tenant in more environments than a shard's fair share: cut where the shard is full. Else the
+    cut moves to the start of the tenant it fell in (the next shard takes it whole)."""
     targets = [Target(f"e{e}", "big") for e in range(6)] + [Target("e0", "small")]
     shards = assign_shards(targets, 2)
     assert [len(p) for p in shards] == [4, 3]
     assert shards[1] == [Target("e4", "big"), Target("e5", "big"), Target("e0", "small")]
+    # fair share 2, no slack: the cut at 2 falls inside b, which goes whole to the next shard
+    targets = [Target("prod"), Target("prod", "b"), Target("staging", "b")]
+    assert [[t.name for t in p] for p in assign_shards(targets, 2)] == [["prod"], ["prod@b", "staging@b"]]
     # 2 tenants of 2 environments, 3 shards: fair share 2, no slack; each tenant whole
     targets = [Target(e, t) for t in ("a", "b") for e in ("prod", "staging")] + [Target("dev")]
     assert [[t.name for t in p] for p in assign_shards(targets, 3)] == [
