@@ -139,6 +139,7 @@ def test_fewer_groups_than_shards_splits_them_and_leaves_no_shard_idle() -> None
 
 
 def test_more_shards_than_targets_leaves_empty_shards() -> None:
+    assert select_shard([Target("dev"), Target("prod")], None) == [Target("dev"), Target("prod")]  # no --shard
     assert assign_shards([Target("dev"), Target("prod")], 3) == [[Target("dev")], [Target("prod")], []]
     assert assign_shards([], 2) == [[], []]
 
