@@ -320,14 +320,15 @@ class Project:
         known = self.targets()
         if not names:
             return known
-        chosen = []
+        every = set(known)  # sets: a CI job may name a thousand targets (a list made this quadratic)
+        chosen = set()
         for text in names:
             target = parse_target(text)
-            if target not in known:
+            if target not in every:
                 from compiler.suggestions import unknown_target  # difflib: only on this error (start-up)
 
                 raise UnknownTargetError(unknown_target(text, [str(t) for t in known], holder=f"{MANIFEST} defines"))
-            chosen.append(target)
+            chosen.add(target)
         return [t for t in known if t in chosen]
 
     def env_chain(self, env: str) -> list[str]:

@@ -3,25 +3,48 @@
 CI systems already run jobs side by side (a GitHub Actions matrix, GitLab
 ``parallel:``); ``--shard I/N`` gives each job a fixed part of the targets.
 
+A process parses each file once, however many of its targets read it: an
+environment's merged base (``compiler.compile.pipeline.env_base``) serves all the
+targets of that environment, and a tenant's layer files
+(``environments/tenants/<t>.yaml``, its SOPS file) serve the tenant's targets in
+every environment. So a shard keeps together the targets that read the same
+files: a tenant's targets are one *unit*, an environment's own target another.
+
 The rule depends only on the set of targets and N (not on the machine, the
 input order or ``--jobs``), so every runner computes the same partition:
 
-1. Group the targets by environment: the environment's own target first, then
-   its tenant targets by tenant name. A group shares its environment's merged
-   base (``compiler.compile.pipeline.env_base``), computed once per process.
+1. Group the units by the environments they read: a tenant by the set of
+   environments its targets are in; an environment's own target joins the
+   largest group of tenants whose set holds its environment (ties: the first
+   set, as a sorted tuple), else a group of its own. In a group, the
+   environments' own targets come first (by name), then the tenants by name,
+   each tenant's targets together (by environment name).
 2. The fair share is ``cap = ceil(T / N)`` targets for T targets; a shard may
    hold up to ``cap + cap // 8`` rather than split a group.
-3. Take the groups largest first (ties: by environment name). Give each to the
-   shard holding the fewest targets so far (ties: the lowest index): whole when
-   it fits within ``cap + cap // 8`` there, else fill that shard up to ``cap``
-   with the group's first targets and go on with the rest of the group.
+3. Take the groups largest first (ties: by their set). Give each to the shard
+   holding the fewest targets so far (ties: the lowest index): whole when it fits
+   within ``cap + cap // 8`` there, else split it between two units near ``cap``
+   and go on with the rest of the group. The shard takes the group's first
+   targets up to ``cap``, and on to the end of the unit that ``cap`` cuts when
+   that stays within ``cap + cap // 8``; else it stops at the start of that
+   unit, or (when that unit is the first) at ``cap``, inside it.
 
 So a group is split only when it does not fit: a group much larger than the
 fair share, or fewer groups than shards. Every shard holds at most
-``cap + cap // 8`` targets; a shard that holds part of a group computes that
-environment's base once; at most N - 1 groups are split (each split fills a
-shard up to ``cap``, which then takes nothing more). With more shards than
-targets, some shards are empty.
+``cap + cap // 8`` targets. A tenant's targets are cut apart only where a shard
+is filled exactly to ``cap`` (a tenant in more environments than the slack
+above it), which then takes nothing more: at most N - 1 tenants. When no unit is
+larger than ``cap // 8 + 1`` targets, every split fills a shard to ``cap`` or
+more, so at most N - 1 groups are split.
+
+A shard computes each of its environments' bases once and parses each of its
+tenants' files once (per process: ``Repository`` and ``CompileCaches``). The
+price of keeping tenants whole: a shard computes the base of every environment
+its tenants are in (two in the bench below, where grouping by environment gave
+it one), where grouping by environment alone parsed each tenant file once per
+environment, in as many shards: 4 shards of the 1,003-target bench (each tenant
+in staging and prod) spent 45 % more CPU per target than one runner, now the
+same (bench/NOTES.md). With more shards than targets, some shards are empty.
 """
 
 from __future__ import annotations
@@ -78,6 +101,36 @@ def parse_shard(text: str) -> Shard:
     return Shard(int(index), int(total))
 
 
+def shard_groups(targets: Sequence[T]) -> list[list[T]]:
+    """The groups of step 1 of the rule (module docstring), in the order the rule takes them."""
+    return [[targets[i] for i in group] for group in _groups(targets)]
+
+
+def _groups(targets: Sequence[T]) -> list[list[int]]:
+    """``shard_groups`` as positions in ``targets``."""
+    envs: dict[str, set[str]] = {}  # tenant -> the environments of its targets
+    for target in targets:
+        if target.tenant is not None:
+            envs.setdefault(target.tenant, set()).add(target.environment)
+    keys = {tenant: tuple(sorted(found)) for tenant, found in envs.items()}
+    sizes: dict[tuple[str, ...], int] = {}
+    for tenant, key in keys.items():
+        sizes[key] = sizes.get(key, 0) + len(envs[tenant])
+    home: dict[str, tuple[str, ...]] = {}  # environment -> the largest tenants' group holding it
+    for key in sorted(sizes, key=lambda k: (-sizes[k], k)):
+        for env in key:
+            home.setdefault(env, key)
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, target in enumerate(targets):
+        key = home.get(target.environment, (target.environment,)) if target.tenant is None else keys[target.tenant]
+        groups.setdefault(key, []).append(i)
+
+    def order(i: int) -> tuple[bool, str, str, int]:
+        return (targets[i].tenant is not None, targets[i].tenant or "", targets[i].environment, i)
+
+    return [sorted(groups[key], key=order) for key in sorted(groups, key=lambda k: (-len(groups[k]), k))]
+
+
 def assign_shards(targets: Sequence[T], total: int) -> list[list[T]]:
     """Every shard's targets, shard 1 first, each in the order of ``targets`` (rule: module docstring).
 
@@ -87,21 +140,38 @@ def assign_shards(targets: Sequence[T], total: int) -> list[list[T]]:
     Shard(1, total)  # checks total
     cap = math.ceil(len(targets) / total)
     limit = cap + cap // 8
-    groups: dict[str, list[int]] = {}  # positions in `targets`, by environment
-    for i, target in enumerate(targets):
-        groups.setdefault(target.environment, []).append(i)
     loads = [0] * total
     chosen: list[list[int]] = [[] for _ in range(total)]
-    for env in sorted(groups, key=lambda e: (-len(groups[e]), e)):
-        rest = sorted(groups[env], key=lambda i: (targets[i].tenant is not None, targets[i].tenant or "", i))
+    for rest in _groups(targets):
         while rest:
             shard = min(range(total), key=lambda s: (loads[s], s))
             # room >= 1: fewer than T targets are placed, so the least loaded shard holds < T/N <= cap
-            take = len(rest) if loads[shard] + len(rest) <= limit else cap - loads[shard]
+            room = limit - loads[shard]
+            take = len(rest) if len(rest) <= room else _cut(targets, rest, cap - loads[shard], room)
             chosen[shard] += rest[:take]
             loads[shard] += take
             rest = rest[take:]
     return [[targets[i] for i in sorted(part)] for part in chosen]
+
+
+def _cut(targets: Sequence[T], group: list[int], fair: int, room: int) -> int:
+    """How many of ``group``'s first targets a shard with ``fair`` (>= 1) targets to go to its fair share
+    and ``room`` to its limit takes: up to the end of the unit at the fair share when that fits in
+    ``room``, else whole units below it, else part of the first unit (up to the fair share)."""
+
+    def joined(end: int) -> bool:  # the targets before and after position ``end`` are one unit
+        a, b = targets[group[end - 1]], targets[group[end]]
+        return a.tenant is not None and a.tenant == b.tenant
+
+    up = fair
+    while up < len(group) and joined(up):
+        up += 1
+    if up <= room:
+        return up
+    down = fair
+    while down > 0 and joined(down):
+        down -= 1
+    return down or fair
 
 
 def select_shard(targets: Sequence[T], shard: Shard | None) -> list[T]:
@@ -111,4 +181,4 @@ def select_shard(targets: Sequence[T], shard: Shard | None) -> list[T]:
     return assign_shards(targets, shard.total)[shard.index - 1]
 
 
-__all__ = ["MAX_SHARDS", "Shard", "assign_shards", "parse_shard", "select_shard"]
+__all__ = ["MAX_SHARDS", "Shard", "assign_shards", "parse_shard", "select_shard", "shard_groups"]

@@ -51,7 +51,7 @@ def add_shard_arg(p: argparse.ArgumentParser) -> None:
         "--shard",
         type=_shard,
         metavar="I/N",
-        help="only shard I of N of the selected targets, grouped by environment (one CI runner's part; "
+        help="only shard I of N of the selected targets, a tenant's targets together (one CI runner's part; "
         'README "Sharding across CI runners")',
     )
 

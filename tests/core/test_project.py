@@ -40,6 +40,9 @@ def test_select_keeps_manifest_order_and_refuses_unknown_targets() -> None:
     project = load_project(MANIFEST.encode())
     assert [t.name for t in project.select(["prod@acme", "dev"])] == ["dev", "prod@acme"]
     assert project.select(None) == project.targets()
+    # every target named, backwards and twice over: each once, in manifest order
+    names = [t.name for t in project.targets()][::-1] * 2
+    assert project.select(names) == project.targets()
     with pytest.raises(UsageError) as exc:
         project.select(["dev@acme"])
     assert str(exc.value) == (

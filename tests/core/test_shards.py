@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -14,23 +16,25 @@ from hypothesis import strategies as st
 from compiler.cli import main
 from compiler.compile.build import BuildRequest, build_targets
 from compiler.compile.pipeline import CompileCaches
+from compiler.compile.types import parse_only
 from compiler.errors import UsageError
+from compiler.load.yaml import Document
 from compiler.project import Target
-from compiler.shards import MAX_SHARDS, Shard, assign_shards, parse_shard, select_shard
-from tests.core._repos import mini_repo, open_repo
+from compiler.shards import MAX_SHARDS, Shard, assign_shards, parse_shard, select_shard, shard_groups
+from tests.core._repos import many_targets_repo, mini_repo, open_repo
 
 ENVS = ["dev", "prod", "qa", "staging", "eu", "us"]
 
 
 @st.composite
 def target_sets(draw: st.DrawFn) -> list[Target]:
-    """Distinct targets over a few environments: with or without the environment's own target."""
-    out: list[Target] = []
-    for env in draw(st.lists(st.sampled_from(ENVS), unique=True, max_size=len(ENVS))):
-        if draw(st.booleans()):
-            out.append(Target(env))
-        tenants = draw(st.integers(min_value=0, max_value=60))
-        out += [Target(env, f"t{i:03d}") for i in range(tenants)]
+    """Distinct targets over a few environments: with or without the environment's own target, and
+    tenants each in some of the environments (as ``tenants:`` in llmcc.yaml lists them)."""
+    envs = draw(st.lists(st.sampled_from(ENVS), unique=True, max_size=len(ENVS)))
+    out = [Target(env) for env in envs if draw(st.booleans())]
+    if envs:
+        for i in range(draw(st.integers(min_value=0, max_value=60))):
+            out += [Target(env, f"t{i:03d}") for env in draw(st.lists(st.sampled_from(envs), unique=True))]
     return out
 
 
@@ -50,9 +54,22 @@ def test_every_target_is_in_exactly_one_shard(targets: list[Target], total: int,
     for part in shards:  # each in the order of the input
         assert part == [t for t in targets if t in part]
     assert max(map(len, shards)) <= _limit(len(targets), total)
-    # each split fills one shard up to the fair share, which then takes nothing more
-    groups = len({t.environment for t in targets})
-    assert sum(len({t.environment for t in part}) for part in shards) <= groups + total - 1
+    # a tenant's targets read its layer files: one shard holds them all, except a tenant cut where a
+    # shard reached its fair share (which then takes nothing more)
+    holders: dict[str, set[int]] = {}
+    for i, part in enumerate(shards):
+        for t in part:
+            if t.tenant is not None:
+                holders.setdefault(t.tenant, set()).add(i)
+    assert sum(len(h) > 1 for h in holders.values()) <= total - 1
+    # the groups (the environments a tenant reads): a group is split only where a shard reaches its
+    # fair share, when the unit cut there fits in the slack above it
+    groups = shard_groups(targets)
+    assert sorted((t for g in groups for t in g), key=str) == sorted(targets, key=str)
+    unit = max((sum(t.tenant == name for t in targets) for name in holders), default=1)
+    if unit - 1 <= math.ceil(len(targets) / total) // 8:
+        group_of = {t: i for i, g in enumerate(groups) for t in g}
+        assert sum(len({group_of[t] for t in part}) for part in shards) <= len(groups) + total - 1
     # the rule reads the set of targets, not their order or the machine
     shuffled = data.draw(st.permutations(targets))
     assert [sorted(p, key=str) for p in assign_shards(shuffled, total)] == [sorted(p, key=str) for p in shards]
@@ -60,19 +77,59 @@ def test_every_target_is_in_exactly_one_shard(targets: list[Target], total: int,
 
 @pytest.mark.parametrize(("groups", "total"), [(4, 4), (8, 4), (12, 4), (6, 3), (3, 1)])
 def test_equal_groups_that_fit_are_never_split(groups: int, total: int) -> None:
-    targets = [Target(f"e{g:02d}", f"t{i}") for g in range(groups) for i in range(5)]
+    targets = [Target(f"e{g:02d}", f"t{g}-{i}") for g in range(groups) for i in range(5)]
     shards = assign_shards(targets, total)
     assert [len({t.environment for t in p}) for p in shards] == [groups // total] * total
     assert [len(p) for p in shards] == [5 * groups // total] * total
 
 
-def test_the_bench_workload_splits_into_one_environment_per_shard() -> None:
-    """gen_workload --tenants 500: dev, staging and prod, 500 tenants in staging and prod (1,003 targets)."""
+def test_the_bench_workload_keeps_each_tenant_in_one_shard() -> None:
+    """gen_workload --tenants 500: dev, staging and prod, 500 tenants in staging and prod (1,003 targets).
+
+    Each tenant's two targets read its tenant file: in one shard it is parsed once, not once in each
+    of two shards (grouped by environment, a shard spent 45 % more CPU per target than one runner).
+    """
     targets = [Target("dev"), Target("staging"), Target("prod")]
     targets += [Target(env, f"t{i:04d}") for env in ("staging", "prod") for i in range(500)]
     shards = assign_shards(targets, 4)
-    assert [len(p) for p in shards] == [251, 251, 251, 250]
-    assert [sorted({t.environment for t in p}) for p in shards] == [["prod"], ["dev", "prod"], ["staging"], ["staging"]]
+    assert [len(p) for p in shards] == [252, 252, 252, 247]
+    assert [sorted({t.environment for t in p}) for p in shards] == [
+        ["prod", "staging"],
+        ["prod", "staging"],
+        ["prod", "staging"],
+        ["dev", "prod", "staging"],
+    ]
+    for part in shards:
+        tenants = {t.tenant for t in part if t.tenant is not None}
+        assert len(part) - len(tenants) * 2 in (0, 1, 2)  # both targets of each tenant, and environments'
+    assert [len(p) for p in shard_groups(targets)] == [1002, 1]  # staging and prod with their tenants; dev
+
+
+def test_a_group_is_cut_between_tenants_and_inside_one_only_when_it_alone_overfills_a_shard() -> None:
+    """A tenant in more environments than a shard's fair share: cut where the shard is full. Else the
+    cut moves to the start of the tenant it fell in (the next shard takes it whole)."""
+    targets = [Target(f"e{e}", "big") for e in range(6)] + [Target("e0", "small")]
+    shards = assign_shards(targets, 2)
+    assert [len(p) for p in shards] == [4, 3]
+    assert shards[1] == [Target("e4", "big"), Target("e5", "big"), Target("e0", "small")]
+    # fair share 2, no slack: the cut at 2 falls inside b, which goes whole to the next shard
+    targets = [Target("prod"), Target("prod", "b"), Target("staging", "b")]
+    assert [[t.name for t in p] for p in assign_shards(targets, 2)] == [["prod"], ["prod@b", "staging@b"]]
+    # 2 tenants of 2 environments, 3 shards: fair share 2, no slack; each tenant whole
+    targets = [Target(e, t) for t in ("a", "b") for e in ("prod", "staging")] + [Target("dev")]
+    assert [[t.name for t in p] for p in assign_shards(targets, 3)] == [
+        ["prod@a", "staging@a"],
+        ["prod@b", "staging@b"],
+        ["dev"],
+    ]
+
+
+def test_a_unit_past_the_fair_share_goes_whole_within_the_slack() -> None:
+    """The cut at the fair share (8 of 15) falls inside a tenant: the tenant goes whole (9 <= 8 + 1)."""
+    targets = [Target("staging"), *(Target(e, f"t{i}") for i in range(7) for e in ("prod", "staging"))]
+    shards = assign_shards(targets, 2)
+    assert [len(p) for p in shards] == [9, 6]
+    assert {t.tenant for t in shards[0]} & {t.tenant for t in shards[1]} == set()
 
 
 def test_fewer_groups_than_shards_splits_them_and_leaves_no_shard_idle() -> None:
@@ -82,15 +139,28 @@ def test_fewer_groups_than_shards_splits_them_and_leaves_no_shard_idle() -> None
 
 
 def test_more_shards_than_targets_leaves_empty_shards() -> None:
+    assert select_shard([Target("dev"), Target("prod")], None) == [Target("dev"), Target("prod")]  # no --shard
     assert assign_shards([Target("dev"), Target("prod")], 3) == [[Target("dev")], [Target("prod")], []]
     assert assign_shards([], 2) == [[], []]
 
 
 def test_a_group_within_the_slack_stays_whole() -> None:
     # 17 targets over 2 shards: fair share 9, slack 1; prod (10) fits in 9 + 1
-    targets = [*(Target("prod", f"t{i}") for i in range(10)), *(Target("dev", f"t{i}") for i in range(7))]
+    targets = [*(Target("prod", f"p{i}") for i in range(10)), *(Target("dev", f"d{i}") for i in range(7))]
     shards = assign_shards(targets, 2)
     assert [{t.environment for t in p} for p in shards] == [{"prod"}, {"dev"}]
+
+
+def test_an_environment_target_goes_with_the_largest_group_of_its_tenants() -> None:
+    tenants = [Target("prod", "a"), Target("prod", "b"), *(Target(e, t) for t in "cd" for e in ("prod", "staging"))]
+    groups = shard_groups([Target("prod"), *tenants])
+    assert [[t.name for t in g] for g in groups] == [
+        ["prod", "prod@c", "staging@c", "prod@d", "staging@d"],  # the environment's own target first
+        ["prod@a", "prod@b"],
+    ]
+    # groups of equal size: the smaller set of environments (as a sorted tuple), then alone
+    groups = shard_groups([Target("dev"), Target("prod"), *tenants[:3], Target("staging", "c")])
+    assert [[t.name for t in g] for g in groups] == [["prod", "prod@a", "prod@b"], ["prod@c", "staging@c"], ["dev"]]
 
 
 @pytest.mark.parametrize(
@@ -128,17 +198,43 @@ def test_a_shard_is_checked_when_made() -> None:
 
 
 def test_a_shard_computes_each_of_its_environments_base_once(tmp_path: Path) -> None:
-    """The parent parses the environment bases of the shard's targets only, once each (compiler/compile/build.py)."""
+    """A shard merges the bases of its targets' environments only (compiler/compile/build.py)."""
     root = mini_repo(tmp_path)
-    repo = open_repo(root)
-    targets = repo.project.targets()  # dev, staging, prod, staging@acme, prod@acme
-    part = select_shard(targets, Shard(1, 2))
-    assert part == [Target("dev"), Target("prod"), Target("prod", "acme")]
-    caches = CompileCaches()
-    request = BuildRequest(repo=repo, source=None, keep_bytes=True, caches=caches)
-    outcomes = build_targets(request, part, jobs=1)
-    assert [o.target for o in outcomes] == ["dev", "prod", "prod@acme"]
-    assert set(caches.env_bases) == {"dev", "prod"}  # not staging, which prod extends
+    targets = open_repo(root).project.targets()  # dev, staging, prod, staging@acme, prod@acme
+    parts = [select_shard(targets, Shard(i, 3)) for i in (1, 2, 3)]
+    assert [[t.name for t in p] for p in parts] == [["staging", "prod"], ["staging@acme", "prod@acme"], ["dev"]]
+    for part in parts:
+        caches = CompileCaches()
+        request = BuildRequest(repo=open_repo(root), source=None, keep_bytes=True, caches=caches)
+        outcomes = build_targets(request, part, jobs=1)
+        assert [o.target for o in outcomes] == [t.name for t in part]
+        assert set(caches.env_bases) == {t.environment for t in part}  # dev: not staging, nor prod
+
+
+@pytest.mark.parametrize("total", [2, 3, 4, 7])
+def test_the_shards_parse_each_tenant_file_once_between_them(tmp_path: Path, total: int) -> None:
+    """Each tenant's targets in staging and prod read environments/tenants/<t>.yaml: the shards
+    together parse it once (grouped by environment, once in each of two shards: issue 14 §4's 45 %
+    more CPU per target than one runner), but for a tenant cut where a shard is full."""
+    root = many_targets_repo(tmp_path, tenants=9)
+    targets = open_repo(root).project.targets()
+    parsed: Counter[str] = Counter()
+
+    def counting(data: bytes, *, path: str, layer: str, **kw: Any) -> Document:
+        parsed[path] += 1
+        return parse_only(data, path=path, layer=layer, **kw)
+
+    outcomes = []
+    for i in range(1, total + 1):
+        repo = open_repo(root)
+        repo.parse = counting
+        part = select_shard(targets, Shard(i, total))
+        outcomes += build_targets(BuildRequest(repo=repo, source=None, keep_bytes=True), part, jobs=1)
+    assert sorted(o.target for o in outcomes) == sorted(t.name for t in targets)
+    assert all(o.error is None and o.data for o in outcomes)
+    tenant_files = {p: n for p, n in parsed.items() if p.startswith("environments/tenants/")}
+    assert len(tenant_files) == 9
+    assert sum(tenant_files.values()) <= 9 + total - 1
 
 
 # ---- the commands ------------------------------------------------------------------------------
@@ -193,7 +289,7 @@ def test_validate_shard_summary_text_and_json(tmp_path: Path, capsys: pytest.Cap
     assert capsys.readouterr().err == "llmcc: validate ok: shard 2/2: 2 of 5 targets, 0 errors, 0 warnings\n"
     assert main(["-C", str(root), "validate", "--shard", "2/2", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["targets"] == ["staging", "staging@acme"]
+    assert doc["targets"] == ["staging@acme", "prod@acme"]
     assert doc["shard"] == {"index": 2, "total": 2, "targets": 2, "all_targets": 5}
     # without --shard nothing changes
     assert main(["-C", str(root), "validate", "--format", "json"]) == 0
