@@ -95,17 +95,23 @@ def plan_cache(
     def files() -> FileIds:
         return rev_file_ids(root, commit, CHECK_ROOTS) if rev is not None else worktree_file_ids(root, CHECK_ROOTS)
 
-    def keys(which: Sequence[Target] = targets) -> dict[str, str]:
-        return cache_keys(repo.project, files(), which, context, read=repo.tree.read)
+    def keys(which: Sequence[Target], listed: FileIds) -> dict[str, str]:
+        return cache_keys(repo.project, listed, which, context, read=repo.tree.read)
 
     def same(which: Sequence[Target]) -> dict[str, str]:
         return {t.name: now[t.name] for t in which if t.name in now}
+
+    def listed_again(which: Sequence[Target]) -> dict[str, str]:
+        # Every file read and hashed again. The same ids as before the build: the same inputs, so the
+        # same keys (the context is this run's) without working them out again; else worked out anew.
+        again = files()
+        return same(which) if again == ids else keys(which, again)
 
     ids = files()
     now = cache_keys(repo.project, ids, targets, context, read=repo.tree.read)
     carry = CarryKeys.of(repo.project, ids, context) if mode == "compile" and cache.usable() else None
     # A revision's files cannot change while it compiles; the working tree's are listed again.
-    recheck = keys if rev is None else same
+    recheck = listed_again if rev is None else same
     return CachePlan(
         cache=cache, mode=mode, keys=now, recheck=recheck, rendered=rendered, verdicts=verdicts, carry=carry
     )

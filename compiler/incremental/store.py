@@ -74,7 +74,8 @@ class ResultCache:
         self.refused: str | None = None  # why the cache is off for this run (an unsafe directory)
         self.trouble: str | None = None  # the first write or eviction that failed (the run goes on without it)
         self._usable: bool | None = None
-        self._safe: set[Path] = set()  # directories found safe in this run (only their owner can replace them)
+        self._safe: set[str] = set()  # directories found safe in this run (only their owner can replace them)
+        self._top_text: str | None = None  # root/v1 as a string (``_entry``)
 
     def usable(self) -> bool:
         """Whether the cache directory is a real directory (or can be made one), not a symlink anywhere,
@@ -121,9 +122,22 @@ class ResultCache:
             return None
         return self.root / _VERSION_DIR / key[:2] / f"{key}.json"
 
+    def _entry(self, key: str) -> str | None:
+        """``_path(key)`` as a string: the read path makes no ``Path`` (a warm run reads ~270 entries)."""
+        if len(key) != 64 or key.strip("0123456789abcdef"):
+            return None
+        return f"{self._top}/{key[:2]}/{key}.json"
+
+    @property
+    def _top(self) -> str:
+        top = self._top_text
+        if top is None:
+            top = self._top_text = os.fspath(self.root / _VERSION_DIR)
+        return top
+
     def get(self, key: str) -> JSONObject | None:
         """The payload stored under ``key``, verified (see the module doc); None on any doubt."""
-        path = self._path(key)
+        path = self._entry(key)
         payload = None if path is None or not self.usable() else self._read(path, key)
         if path is None or payload is None:
             self.misses += 1
@@ -133,27 +147,39 @@ class ResultCache:
             os.utime(path, follow_symlinks=False)  # recently used: evicted last
         return payload
 
-    def _read_file(self, path: Path) -> bytes | None:
+    def _read_file(self, path: Path | str) -> bytes | None:
         """The bytes of a regular file not reached through a symlink, at most ``MAX_ENTRY_BYTES``."""
+        path = os.fspath(path)
+        parent = os.path.dirname(path)
         try:
-            for d in (path.parent, path.parent.parent):
+            for d in (parent, os.path.dirname(parent)):
                 if d not in self._safe:
-                    if not _safe_dir(d):
+                    if not _safe_dir(Path(d)):
                         return None
                     self._safe.add(d)
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return None  # absent, or a symlink (ELOOP)
         try:
-            with os.fdopen(fd, "rb") as f:
-                st = os.fstat(f.fileno())
-                if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES or st.st_uid != os.geteuid():
-                    return None
-                return f.read(MAX_ENTRY_BYTES + 1)
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES or st.st_uid != os.geteuid():
+                return None
+            # one read of the size fstat gave, and one more to see the end (a file that grew meanwhile)
+            chunks = [os.read(fd, st.st_size + 1)] if st.st_size else []
+            total = len(chunks[0]) if chunks else 0
+            while total <= MAX_ENTRY_BYTES:
+                chunk = os.read(fd, MAX_ENTRY_BYTES + 1 - total)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+            return b"".join(chunks) if len(chunks) != 1 else chunks[0]
         except OSError:
             return None
+        finally:
+            os.close(fd)
 
-    def _read(self, path: Path, key: str) -> JSONObject | None:
+    def _read(self, path: str, key: str) -> JSONObject | None:
         body = self._read_body(path, key)
         if body is None:
             return None
@@ -163,7 +189,7 @@ class ResultCache:
             return None
         return payload if isinstance(payload, dict) else None
 
-    def _read_body(self, path: Path, key: str) -> bytes | None:
+    def _read_body(self, path: str, key: str) -> bytes | None:
         """The payload bytes of the entry at ``path``, after checks 1-3 of the module doc; None on any doubt."""
         data = self._read_file(path)
         if data is None:
@@ -188,7 +214,7 @@ class ResultCache:
 
         The caller decodes them and checks their shape: a payload that does not decode is a miss too.
         """
-        path = self._path(key)
+        path = self._entry(key)
         body = None if path is None or not self.usable() else self._read_body(path, key)
         if path is None or body is None:
             self.misses += 1
