@@ -63,7 +63,7 @@ def plan_cache(
         return None
     from compiler.audit.revisions import rev_file_ids, worktree_file_ids
     from compiler.incremental.inputs import CHECK_ROOTS
-    from compiler.incremental.key import CarryKeys, KeyContext, cache_keys
+    from compiler.incremental.key import CarryKeys, KeyContext, cache_keys, key_digests
     from compiler.incremental.parsed import ParsedDocuments, RenderedScalars
     from compiler.incremental.run import CachePlan
     from compiler.incremental.store import CACHE_DIR, ResultCache, max_bytes_from
@@ -108,8 +108,9 @@ def plan_cache(
         return same(which) if again == ids else keys(which, again)
 
     ids = files()
-    now = cache_keys(repo.project, ids, targets, context, read=repo.tree.read)
-    carry = CarryKeys.of(repo.project, ids, context) if mode == "compile" and cache.usable() else None
+    digests = key_digests(repo.project, ids, context)  # the shared part worked out once for both kinds of key
+    now = cache_keys(repo.project, ids, targets, context, read=repo.tree.read, digests=digests)
+    carry = CarryKeys.of(repo.project, ids, context, digests=digests) if mode == "compile" and cache.usable() else None
     # A revision's files cannot change while it compiles; the working tree's are listed again.
     recheck = listed_again if rev is None else same
     return CachePlan(

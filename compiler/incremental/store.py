@@ -164,16 +164,15 @@ class ResultCache:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES or st.st_uid != os.geteuid():
                 return None
-            # one read of the size fstat gave, and one more to see the end (a file that grew meanwhile)
-            chunks = [os.read(fd, st.st_size + 1)] if st.st_size else []
-            total = len(chunks[0]) if chunks else 0
-            while total <= MAX_ENTRY_BYTES:
-                chunk = os.read(fd, MAX_ENTRY_BYTES + 1 - total)
-                if not chunk:
+            # the size fstat gave (entries are replaced by rename, never grown in place; bytes read
+            # past a change fail the header's size and SHA-256 like any damaged entry)
+            data = os.read(fd, st.st_size)
+            while len(data) < st.st_size:  # a short read: the rest, up to the end of the file
+                more = os.read(fd, st.st_size - len(data))
+                if not more:
                     break
-                chunks.append(chunk)
-                total += len(chunk)
-            return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+                data += more
+            return data
         except OSError:
             return None
         finally:
