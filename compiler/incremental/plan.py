@@ -41,9 +41,14 @@ def cache_disabled(flag: bool, env: Mapping[str, str]) -> bool:
     return flag or value in _OFF
 
 
-def cache_warning(plan: CachePlan | None) -> str | None:
-    """The one warning line about a result cache that failed this run (best-effort: the run went on)."""
-    if plan is None or plan.cache.refused:
+def finish_cache(plan: CachePlan | None) -> str | None:
+    """After the run's last write to the cache: evict (``ResultCache.evict``: every byte this run wrote
+    is in its tally), then the one warning line about a result cache that failed this run (best-effort:
+    the run went on), or None."""
+    if plan is None:
+        return None
+    plan.cache.evict()
+    if plan.cache.refused:
         return None  # said before the build
     return f"llmcc: warning: {plan.cache.trouble}" if plan.cache.trouble else None
 

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compiler.bundle.canonical import canonical_json
-from compiler.compile.build import BuildRequest, TargetOutcome, build_targets, write_staged
+from compiler.compile.build import PARALLEL_MIN_TARGETS, BuildRequest, TargetOutcome, build_targets, write_staged
 from compiler.diagnostics import Diagnostic
 from compiler.errors import InputError
 from compiler.incremental.entry import (
@@ -148,6 +148,8 @@ def build_cached(
                     hits[target.name] = outcome
     misses = [t for t in targets if t.name not in hits]
     built: dict[str, TargetOutcome] = {}
+    if _may_fork(len(misses), jobs):
+        plan.cache.forked = True  # what the workers write is not counted here: the eviction scans
     if misses:
         keep = request
         if plan.mode == "compile":
@@ -183,8 +185,15 @@ def build_cached(
             built[outcome.target] = replace(outcome, kept=None)
     elif request.out_dir is not None:
         _mkdir(request.out_dir)
-    plan.cache.evict()
     return [hits.get(t.name) or built[t.name] for t in targets]
+
+
+def _may_fork(count: int, jobs: int | None) -> bool:
+    """Whether ``build_targets`` may build ``count`` targets in forked workers (its rule, threads aside:
+    a thread only keeps it serial)."""
+    if jobs is not None:
+        return min(jobs, count) > 1
+    return count >= PARALLEL_MIN_TARGETS and (os.cpu_count() or 1) > 1
 
 
 def _same(request: BuildRequest) -> BuildRequest:

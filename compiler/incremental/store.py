@@ -30,6 +30,15 @@ Eviction: after a run that wrote entries, when the entries hold more than
 ``max_bytes`` (``LLMCC_CACHE_MAX_BYTES``, default 256 MiB), the least recently
 used (oldest modification time; a hit touches its entry) are deleted until
 they hold at most three quarters of it. Deleting the directory is always safe.
+Knowing how much they hold takes a stat of every file (~7 ms for xlarge's
+~1,300), so a run does it only when it must: the *tally* (an entry like any
+other, under ``USAGE_KEY``) keeps the bytes the last scan found plus every
+byte written since, which is never less than what the entries hold (a
+rewritten entry counts twice, a deleted one stays counted). A run that wrote
+only through this object (no forked build workers: ``forked``) adds its
+bytes; it scans when the sum passes ``max_bytes``, when the tally is absent,
+damaged or foreign, and at the latest every ``USAGE_SCAN_RUNS`` runs (two
+runs adding to the same tally at once count one of them: bounded so).
 
 The cache is best-effort (issue 14 §2): no method raises ``OSError``. A
 directory that is missing, a file where a directory should be, a full or
@@ -59,6 +68,8 @@ DEFAULT_MAX_BYTES = 256 << 20
 MAX_BYTES_ENV = "LLMCC_CACHE_MAX_BYTES"
 _VERSION_DIR = "v1"
 _BLOBS = "blobs"
+USAGE_KEY = hashlib.sha256(f"usage\0{FORMAT}".encode()).hexdigest()  # the tally (module doc, "Eviction")
+USAGE_SCAN_RUNS = 32  # runs that trust the tally before one scans anyway
 
 
 class ResultCache:
@@ -71,6 +82,8 @@ class ResultCache:
         self.hits = 0
         self.misses = 0
         self.written = 0
+        self.written_bytes = 0  # of the entries and blobs this object wrote (the tally's addition)
+        self.forked = False  # forked workers wrote through copies of this object: their bytes are not counted
         self.refused: str | None = None  # why the cache is off for this run (an unsafe directory)
         self.trouble: str | None = None  # the first write or eviction that failed (the run goes on without it)
         self._usable: bool | None = None
@@ -250,6 +263,7 @@ class ResultCache:
             if not path.is_file() or path.is_symlink():
                 fileops.write_atomic(path, data, mode=0o600, durable=False)
                 self.written += 1
+                self.written_bytes += len(data)
         except OSError as e:
             self._failed(e)  # a cache: not storing is always safe
         return digest
@@ -279,11 +293,13 @@ class ResultCache:
             if path.parent.is_symlink():
                 return
             path.parent.mkdir(mode=0o700, exist_ok=True)
-            fileops.write_atomic(path, canonical_json(header) + b"\n" + body, mode=0o600, durable=False)
+            data = canonical_json(header) + b"\n" + body
+            fileops.write_atomic(path, data, mode=0o600, durable=False)
         except OSError as e:
             self._failed(e)
             return
         self.written += 1
+        self.written_bytes += len(data)
 
     def discard(self, key: str) -> None:
         """Delete the entry under ``key``, if there is one (a cache: failing to is harmless)."""
@@ -300,12 +316,38 @@ class ResultCache:
         if not self.written or not self.usable():
             return 0
         try:
-            return self._evict()
+            if self._tallied():
+                return 0
+            deleted, total = self._evict()
+            self._tally(total, 0)
+            return deleted
         except OSError as e:
             self._failed(e)
             return 0
 
-    def _evict(self) -> int:
+    def _tallied(self) -> bool:
+        """Whether the tally plus this run's bytes says the entries hold at most ``max_bytes`` (no scan
+        needed): then the sum is the new tally. False (scan) on any doubt (module doc, "Eviction")."""
+        if self.forked:
+            return False
+        path = self._entry(USAGE_KEY)
+        usage = self._read(path, USAGE_KEY) if path is not None else None
+        if usage is None or usage.keys() != {"bytes", "runs"}:
+            return False
+        total, runs = usage["bytes"], usage["runs"]
+        if type(total) is not int or type(runs) is not int or total < 0 or not 0 <= runs < USAGE_SCAN_RUNS - 1:
+            return False
+        total += self.written_bytes
+        if total > self.max_bytes:
+            return False
+        self._tally(total, runs + 1)
+        return True
+
+    def _tally(self, total: int, runs: int) -> None:
+        self.put(USAGE_KEY, {"bytes": total, "runs": runs})
+
+    def _evict(self) -> tuple[int, int]:
+        """(entries deleted, bytes the entries hold after), from a stat of every file."""
         # os.scandir and str paths, not Path.iterdir: no Path made per entry (the scan is most of
         # what a run that wrote a few entries pays here: a third of it this way)
         entries: list[tuple[float, int, str]] = []
@@ -322,7 +364,7 @@ class ResultCache:
                         entries.append((st.st_mtime, st.st_size, f.path))
         total = sum(size for _, size, _ in entries)
         if total <= self.max_bytes:
-            return 0
+            return 0, total
         deleted = 0
         for _, size, name in sorted(entries, key=lambda e: e[0]):
             if total <= self.max_bytes * 3 // 4:
@@ -331,7 +373,7 @@ class ResultCache:
                 os.unlink(name)
                 total -= size
                 deleted += 1
-        return deleted
+        return deleted, total
 
 
 def _unsafe(st: os.stat_result) -> str | None:
