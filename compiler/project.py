@@ -362,10 +362,27 @@ class Project:
 def load_project(data: bytes, *, path: str = MANIFEST) -> Project:
     """Validate llmcc.yaml.
 
+    The same bytes and path give the same ``Project`` again (it is immutable): ``hook validate`` reads
+    the manifest for its affected targets, then ``validate`` does, and what is worked out per project
+    (``compiler.incremental.inputs.own_files``) is then worked out once.
+
     Raises:
         InputError: bad YAML, a field that does not fit (named with its line),
             an unknown environment in ``extends`` or a tenant, or a cycle.
     """
+    last = _LAST.get(path)
+    if last is not None and last[0] == data:
+        return last[1]
+    project = _load_project(data, path)
+    _LAST.clear()  # one kept: a process that loads many manifests (the tests) holds no more
+    _LAST[path] = (data, project)
+    return project
+
+
+_LAST: dict[str, tuple[bytes, Project]] = {}  # the last manifest loaded, by path (``load_project``)
+
+
+def _load_project(data: bytes, path: str) -> Project:
     doc = load_document(data, path=path, layer="manifest")
     if not isinstance(doc.value, dict):
         raise InputError(f"{path}:1:1: llmcc.yaml must be a mapping")

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.compile.build import BuildRequest, iter_diagnostics
     from compiler.diagnostics import plural
     from compiler.distdir import BundleDir, bundle_name
-    from compiler.incremental.plan import cache_warning, plan_cache
+    from compiler.incremental.plan import finish_cache, plan_cache
     from compiler.incremental.run import build_cached, bundles_in_place, record_bundles
 
     start = time.perf_counter()
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         good = [o.target for o in outcomes if o.target not in bad]
         bundles.install(good)  # a failed target keeps no bundle; one left in place is not moved
     record_bundles(plan, source_json, reuse, good)
-    if warning := cache_warning(plan):
+    if warning := finish_cache(plan):
         print(warning, file=sys.stderr)
     for target in good:
         print(f"{_display(out_dir, ctx.root)}/{bundle_name(target)}")

@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from compiler.incremental.plan import cache_disabled, cache_warning, plan_cache
+    from compiler.incremental.plan import cache_disabled, finish_cache, plan_cache
 
     report = REPORTERS[args.format]
     no_cache = cache_disabled(getattr(args, "no_cache", False), os.environ)
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 inputs[message] = exit_code
                 diags.append(diagnostic_from_message(message))
     diags += sort_diagnostics(found)
-    if warning := cache_warning(plan):
+    if warning := finish_cache(plan):
         print(warning, file=sys.stderr)
     failed = any(d.severity is Severity.ERROR for d in diags)
     code = max(inputs.values(), default=1 if failed else 0)

@@ -74,23 +74,55 @@ def is_shared(path: str, scope: Scope) -> bool:
 
 
 def own_files(project: Project, target: Target, scope: Scope) -> list[str]:
-    """The files only some targets read that ``target`` reads, lowest layer first."""
-    out = []
-    for ref in resolve_layers(project, target):
-        out.append(ref.path)
-        if ref.secrets and scope == "checks":
-            out.append(rotation_path(ref.path))
-    if scope == "checks":
-        out.append(key_file_path(target.name))
-    return out
+    """The files only some targets read that ``target`` reads, lowest layer first.
+
+    A function of the manifest alone, worked out once per (project, target, scope) in a process: the
+    cache keys, the carry keys, the recheck after a build and ``read_by_targets`` each ask for every
+    target's (~25 µs a target).
+    """
+    memo = _OWN.get(id(project))
+    if memo is None or memo[0] is not project:
+        if len(_OWN) >= _MAX_PROJECTS:
+            _OWN.clear()  # a process that opens many repositories (the tests) keeps no more
+        memo = _OWN[id(project)] = (project, {})
+    found = memo[1].get((target, scope))
+    if found is None:
+        out = []
+        for ref in resolve_layers(project, target):
+            out.append(ref.path)
+            if ref.secrets and scope == "checks":
+                out.append(rotation_path(ref.path))
+        if scope == "checks":
+            out.append(key_file_path(target.name))
+        found = memo[1][(target, scope)] = tuple(out)
+    return list(found)
 
 
-def read_by_targets(project: Project) -> set[str]:
-    """Every layer file, SOPS sibling and rotation sidecar that some target of ``project`` reads."""
+_OWN: dict[int, tuple[Project, dict[tuple[Target, Scope], tuple[str, ...]]]] = {}  # id(project) -> its own_files
+_MAX_PROJECTS = 64
+
+
+def read_by_targets(project: Project) -> frozenset[str]:
+    """Every layer file, SOPS sibling and rotation sidecar that some target of ``project`` reads.
+
+    Worked out once per ``project`` in a process (a ``Project`` is immutable): the cache keys, the
+    carry keys and the recheck after a build each need it, and it walks every target's layers
+    (~3.5 ms on xlarge, 203 targets).
+    """
+    kept = _READ.get(id(project))
+    if kept is not None and kept[0] is project:
+        return kept[1]
     read: set[str] = set()
     for target in project.targets():
         read.update(p for p in own_files(project, target, "checks") if p.startswith(f"{ENVIRONMENTS}/"))
-    return read
+    if len(_READ) >= _MAX_PROJECTS:
+        _READ.clear()  # a process that opens many repositories (the tests) keeps no more
+    found = frozenset(read)
+    _READ[id(project)] = (project, found)
+    return found
+
+
+_READ: dict[int, tuple[Project, frozenset[str]]] = {}  # id(project) -> (project, its read_by_targets)
 
 
 def in_layer_dir(project: Project, path: str) -> bool:

@@ -61,17 +61,30 @@ class KeyContext:
         return "\0".join([*parts, *sorted(self.recipients)])
 
 
+def key_digests(project: Project, files: FileIds, context: KeyContext) -> InputDigests:
+    """The input digests the cache keys and the carry keys are made of (``shared`` worked out once for both)."""
+    return InputDigests(project=project, files=files, scope="checks", context=context.text())
+
+
 def cache_keys(
-    project: Project, files: FileIds, targets: Sequence[Target], context: KeyContext, read: Read | None = None
+    project: Project,
+    files: FileIds,
+    targets: Sequence[Target],
+    context: KeyContext,
+    read: Read | None = None,
+    *,
+    digests: InputDigests | None = None,
 ) -> dict[str, str]:
     """``{target: key}`` for the targets whose inputs are all known (the others are never cached).
 
     ``read`` gives the bytes of a repository file (the tree the ids were taken of): with it a target
     that reads a SOPS file is keyed by its secrets' ages in days, else by the exact policy time.
+    ``digests``: ``key_digests(project, files, context)`` when the caller has them already.
     """
     if MANIFEST not in files:
         return {}
-    digests = InputDigests(project=project, files=files, scope="checks", context=context.text())
+    if digests is None:
+        digests = key_digests(project, files, context)
     policies = any(is_shared(p, "checks") and p.startswith("policies/") for p in files)
     out: dict[str, str] = {}
     clocks: dict[str, str | None] = {}  # SOPS file -> the ages of its timestamps (None: unreadable)
@@ -149,11 +162,14 @@ class CarryKeys:
     digests: InputDigests | None
 
     @classmethod
-    def of(cls, project: Project, files: FileIds, context: KeyContext) -> CarryKeys:
+    def of(
+        cls, project: Project, files: FileIds, context: KeyContext, *, digests: InputDigests | None = None
+    ) -> CarryKeys:
+        """``digests``: ``key_digests(project, files, context)`` when the caller has them already."""
         policies = any(is_shared(p, "checks") and p.startswith("policies/") for p in files)
         if MANIFEST not in files or policies:
             return cls(None)
-        return cls(InputDigests(project=project, files=files, scope="checks", context=context.text()))
+        return cls(digests if digests is not None else key_digests(project, files, context))
 
     def key(self, target: Target, layer_digests: Mapping[str, str]) -> str | None:
         """The key, given the digest of each plain layer file ``target`` reads (by path); None: unknown."""

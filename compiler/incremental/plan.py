@@ -41,9 +41,14 @@ def cache_disabled(flag: bool, env: Mapping[str, str]) -> bool:
     return flag or value in _OFF
 
 
-def cache_warning(plan: CachePlan | None) -> str | None:
-    """The one warning line about a result cache that failed this run (best-effort: the run went on)."""
-    if plan is None or plan.cache.refused:
+def finish_cache(plan: CachePlan | None) -> str | None:
+    """After the run's last write to the cache: evict (``ResultCache.evict``: every byte this run wrote
+    is in its tally), then the one warning line about a result cache that failed this run (best-effort:
+    the run went on), or None."""
+    if plan is None:
+        return None
+    plan.cache.evict()
+    if plan.cache.refused:
         return None  # said before the build
     return f"llmcc: warning: {plan.cache.trouble}" if plan.cache.trouble else None
 
@@ -63,7 +68,7 @@ def plan_cache(
         return None
     from compiler.audit.revisions import rev_file_ids, worktree_file_ids
     from compiler.incremental.inputs import CHECK_ROOTS
-    from compiler.incremental.key import CarryKeys, KeyContext, cache_keys
+    from compiler.incremental.key import CarryKeys, KeyContext, cache_keys, key_digests
     from compiler.incremental.parsed import ParsedDocuments, RenderedScalars
     from compiler.incremental.run import CachePlan
     from compiler.incremental.store import CACHE_DIR, ResultCache, max_bytes_from
@@ -95,17 +100,24 @@ def plan_cache(
     def files() -> FileIds:
         return rev_file_ids(root, commit, CHECK_ROOTS) if rev is not None else worktree_file_ids(root, CHECK_ROOTS)
 
-    def keys(which: Sequence[Target] = targets) -> dict[str, str]:
-        return cache_keys(repo.project, files(), which, context, read=repo.tree.read)
+    def keys(which: Sequence[Target], listed: FileIds) -> dict[str, str]:
+        return cache_keys(repo.project, listed, which, context, read=repo.tree.read)
 
     def same(which: Sequence[Target]) -> dict[str, str]:
         return {t.name: now[t.name] for t in which if t.name in now}
 
+    def listed_again(which: Sequence[Target]) -> dict[str, str]:
+        # Every file read and hashed again. The same ids as before the build: the same inputs, so the
+        # same keys (the context is this run's) without working them out again; else worked out anew.
+        again = files()
+        return same(which) if again == ids else keys(which, again)
+
     ids = files()
-    now = cache_keys(repo.project, ids, targets, context, read=repo.tree.read)
-    carry = CarryKeys.of(repo.project, ids, context) if mode == "compile" and cache.usable() else None
+    digests = key_digests(repo.project, ids, context)  # the shared part worked out once for both kinds of key
+    now = cache_keys(repo.project, ids, targets, context, read=repo.tree.read, digests=digests)
+    carry = CarryKeys.of(repo.project, ids, context, digests=digests) if mode == "compile" and cache.usable() else None
     # A revision's files cannot change while it compiles; the working tree's are listed again.
-    recheck = keys if rev is None else same
+    recheck = listed_again if rev is None else same
     return CachePlan(
         cache=cache, mode=mode, keys=now, recheck=recheck, rendered=rendered, verdicts=verdicts, carry=carry
     )

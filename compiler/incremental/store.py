@@ -30,6 +30,15 @@ Eviction: after a run that wrote entries, when the entries hold more than
 ``max_bytes`` (``LLMCC_CACHE_MAX_BYTES``, default 256 MiB), the least recently
 used (oldest modification time; a hit touches its entry) are deleted until
 they hold at most three quarters of it. Deleting the directory is always safe.
+Knowing how much they hold takes a stat of every file (~7 ms for xlarge's
+~1,300), so a run does it only when it must: the *tally* (an entry like any
+other, under ``USAGE_KEY``) keeps the bytes the last scan found plus every
+byte written since, which is never less than what the entries hold (a
+rewritten entry counts twice, a deleted one stays counted). A run that wrote
+only through this object (no forked build workers: ``forked``) adds its
+bytes; it scans when the sum passes ``max_bytes``, when the tally is absent,
+damaged or foreign, and at the latest every ``USAGE_SCAN_RUNS`` runs (two
+runs adding to the same tally at once count one of them: bounded so).
 
 The cache is best-effort (issue 14 §2): no method raises ``OSError``. A
 directory that is missing, a file where a directory should be, a full or
@@ -59,6 +68,8 @@ DEFAULT_MAX_BYTES = 256 << 20
 MAX_BYTES_ENV = "LLMCC_CACHE_MAX_BYTES"
 _VERSION_DIR = "v1"
 _BLOBS = "blobs"
+USAGE_KEY = hashlib.sha256(f"usage\0{FORMAT}".encode()).hexdigest()  # the tally (module doc, "Eviction")
+USAGE_SCAN_RUNS = 32  # runs that trust the tally before one scans anyway
 
 
 class ResultCache:
@@ -71,10 +82,13 @@ class ResultCache:
         self.hits = 0
         self.misses = 0
         self.written = 0
+        self.written_bytes = 0  # of the entries and blobs this object wrote (the tally's addition)
+        self.forked = False  # forked workers wrote through copies of this object: their bytes are not counted
         self.refused: str | None = None  # why the cache is off for this run (an unsafe directory)
         self.trouble: str | None = None  # the first write or eviction that failed (the run goes on without it)
         self._usable: bool | None = None
-        self._safe: set[Path] = set()  # directories found safe in this run (only their owner can replace them)
+        self._safe: set[str] = set()  # directories found safe in this run (only their owner can replace them)
+        self._top_text: str | None = None  # root/v1 as a string (``_entry``)
 
     def usable(self) -> bool:
         """Whether the cache directory is a real directory (or can be made one), not a symlink anywhere,
@@ -121,9 +135,22 @@ class ResultCache:
             return None
         return self.root / _VERSION_DIR / key[:2] / f"{key}.json"
 
+    def _entry(self, key: str) -> str | None:
+        """``_path(key)`` as a string: the read path makes no ``Path`` (a warm run reads ~270 entries)."""
+        if len(key) != 64 or key.strip("0123456789abcdef"):
+            return None
+        return f"{self._top}/{key[:2]}/{key}.json"
+
+    @property
+    def _top(self) -> str:
+        top = self._top_text
+        if top is None:
+            top = self._top_text = os.fspath(self.root / _VERSION_DIR)
+        return top
+
     def get(self, key: str) -> JSONObject | None:
         """The payload stored under ``key``, verified (see the module doc); None on any doubt."""
-        path = self._path(key)
+        path = self._entry(key)
         payload = None if path is None or not self.usable() else self._read(path, key)
         if path is None or payload is None:
             self.misses += 1
@@ -133,27 +160,38 @@ class ResultCache:
             os.utime(path, follow_symlinks=False)  # recently used: evicted last
         return payload
 
-    def _read_file(self, path: Path) -> bytes | None:
+    def _read_file(self, path: Path | str) -> bytes | None:
         """The bytes of a regular file not reached through a symlink, at most ``MAX_ENTRY_BYTES``."""
+        path = os.fspath(path)
+        parent = os.path.dirname(path)
         try:
-            for d in (path.parent, path.parent.parent):
+            for d in (parent, os.path.dirname(parent)):
                 if d not in self._safe:
-                    if not _safe_dir(d):
+                    if not _safe_dir(Path(d)):
                         return None
                     self._safe.add(d)
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return None  # absent, or a symlink (ELOOP)
         try:
-            with os.fdopen(fd, "rb") as f:
-                st = os.fstat(f.fileno())
-                if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES or st.st_uid != os.geteuid():
-                    return None
-                return f.read(MAX_ENTRY_BYTES + 1)
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES or st.st_uid != os.geteuid():
+                return None
+            # the size fstat gave (entries are replaced by rename, never grown in place; bytes read
+            # past a change fail the header's size and SHA-256 like any damaged entry)
+            data = os.read(fd, st.st_size)
+            while len(data) < st.st_size:  # a short read: the rest, up to the end of the file
+                more = os.read(fd, st.st_size - len(data))
+                if not more:
+                    break
+                data += more
+            return data
         except OSError:
             return None
+        finally:
+            os.close(fd)
 
-    def _read(self, path: Path, key: str) -> JSONObject | None:
+    def _read(self, path: str, key: str) -> JSONObject | None:
         body = self._read_body(path, key)
         if body is None:
             return None
@@ -163,7 +201,7 @@ class ResultCache:
             return None
         return payload if isinstance(payload, dict) else None
 
-    def _read_body(self, path: Path, key: str) -> bytes | None:
+    def _read_body(self, path: str, key: str) -> bytes | None:
         """The payload bytes of the entry at ``path``, after checks 1-3 of the module doc; None on any doubt."""
         data = self._read_file(path)
         if data is None:
@@ -188,7 +226,7 @@ class ResultCache:
 
         The caller decodes them and checks their shape: a payload that does not decode is a miss too.
         """
-        path = self._path(key)
+        path = self._entry(key)
         body = None if path is None or not self.usable() else self._read_body(path, key)
         if path is None or body is None:
             self.misses += 1
@@ -225,6 +263,7 @@ class ResultCache:
             if not path.is_file() or path.is_symlink():
                 fileops.write_atomic(path, data, mode=0o600, durable=False)
                 self.written += 1
+                self.written_bytes += len(data)
         except OSError as e:
             self._failed(e)  # a cache: not storing is always safe
         return digest
@@ -254,11 +293,13 @@ class ResultCache:
             if path.parent.is_symlink():
                 return
             path.parent.mkdir(mode=0o700, exist_ok=True)
-            fileops.write_atomic(path, canonical_json(header) + b"\n" + body, mode=0o600, durable=False)
+            data = canonical_json(header) + b"\n" + body
+            fileops.write_atomic(path, data, mode=0o600, durable=False)
         except OSError as e:
             self._failed(e)
             return
         self.written += 1
+        self.written_bytes += len(data)
 
     def discard(self, key: str) -> None:
         """Delete the entry under ``key``, if there is one (a cache: failing to is harmless)."""
@@ -275,12 +316,38 @@ class ResultCache:
         if not self.written or not self.usable():
             return 0
         try:
-            return self._evict()
+            if self._tallied():
+                return 0
+            deleted, total = self._evict()
+            self._tally(total, 0)
+            return deleted
         except OSError as e:
             self._failed(e)
             return 0
 
-    def _evict(self) -> int:
+    def _tallied(self) -> bool:
+        """Whether the tally plus this run's bytes says the entries hold at most ``max_bytes`` (no scan
+        needed): then the sum is the new tally. False (scan) on any doubt (module doc, "Eviction")."""
+        if self.forked:
+            return False
+        path = self._entry(USAGE_KEY)
+        usage = self._read(path, USAGE_KEY) if path is not None else None
+        if usage is None or usage.keys() != {"bytes", "runs"}:
+            return False
+        total, runs = usage["bytes"], usage["runs"]
+        if type(total) is not int or type(runs) is not int or total < 0 or not 0 <= runs < USAGE_SCAN_RUNS - 1:
+            return False
+        total += self.written_bytes
+        if total > self.max_bytes:
+            return False
+        self._tally(total, runs + 1)
+        return True
+
+    def _tally(self, total: int, runs: int) -> None:
+        self.put(USAGE_KEY, {"bytes": total, "runs": runs})
+
+    def _evict(self) -> tuple[int, int]:
+        """(entries deleted, bytes the entries hold after), from a stat of every file."""
         # os.scandir and str paths, not Path.iterdir: no Path made per entry (the scan is most of
         # what a run that wrote a few entries pays here: a third of it this way)
         entries: list[tuple[float, int, str]] = []
@@ -297,7 +364,7 @@ class ResultCache:
                         entries.append((st.st_mtime, st.st_size, f.path))
         total = sum(size for _, size, _ in entries)
         if total <= self.max_bytes:
-            return 0
+            return 0, total
         deleted = 0
         for _, size, name in sorted(entries, key=lambda e: e[0]):
             if total <= self.max_bytes * 3 // 4:
@@ -306,7 +373,7 @@ class ResultCache:
                 os.unlink(name)
                 total -= size
                 deleted += 1
-        return deleted
+        return deleted, total
 
 
 def _unsafe(st: os.stat_result) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,17 @@ def test_blob_ids_match_between_disk_and_commit_and_symlinks_are_unknown(git_rep
     assert on_disk["environments/link.yaml"] is None
     assert on_disk["top.yaml"] is None
     assert on_disk["llmcc.yaml"] == git_repo.git("rev-parse", "HEAD:llmcc.yaml").strip()
+
+
+def test_file_ids_skip_what_is_not_a_regular_file_and_never_wait_on_a_fifo(git_repo: GitRepo) -> None:
+    """A FIFO or socket among the listed files has no id (git takes neither); one put where a listed
+    file was (after the listing) is unknown (None) at once: it is opened without waiting for a writer."""
+    from compiler.audit.revisions import _blob_id
+
+    git_repo.write("environments/base.yaml", "vars: {}\n")
+    git_repo.write("environments/empty.yaml", "")
+    os.mkfifo(git_repo.path / "environments/pipe.yaml")
+    ids = worktree_file_ids(git_repo.path, ["environments"])
+    assert set(ids) == {"environments/base.yaml", "environments/empty.yaml"}
+    assert ids["environments/empty.yaml"] == git_repo.git("hash-object", "environments/empty.yaml").strip()
+    assert _blob_id(str(git_repo.path / "environments/pipe.yaml")) is None

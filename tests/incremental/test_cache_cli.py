@@ -397,3 +397,22 @@ def test_a_record_whose_entry_is_gone_keeps_nothing(example_repo: GitRepo, demo_
     entry.unlink()
     assert run(root, "compile", "-t", "dev") == 0
     assert bundle.read_bytes() == good
+
+
+@pytest.mark.parametrize("command", ["compile", "validate"])
+def test_a_run_leaves_the_cache_within_its_bound(
+    example_repo: GitRepo, demo_identity: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """The eviction comes after the command's last write to the cache (the record of ``dist/``, the
+    secrets guard's findings), and a run that trusts the tally still counts those."""
+    root = example_repo.path
+    assert run(root, command, "--no-cache") == 0
+    assert run(root, command) == 0
+    top = root / CACHE_DIR / "v1"
+    full = sum(p.stat().st_size for p in top.rglob("*") if p.is_file())
+    bound = full * 2 // 3  # what one run writes does not fit: each run must evict
+    monkeypatch.setenv("LLMCC_CACHE_MAX_BYTES", str(bound))
+    (root / "environments/dev.yaml").write_text((root / "environments/dev.yaml").read_text() + "\n# a change\n")
+    for _ in range(3):
+        assert run(root, command) == 0
+        assert sum(p.stat().st_size for p in top.rglob("*") if p.is_file()) <= bound

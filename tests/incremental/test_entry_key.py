@@ -215,3 +215,52 @@ def test_a_target_whose_file_is_edited_while_it_compiles_is_not_stored(
     assert plan.cache.get(plan.keys["staging"]) is not None
     assert plan.recheck(targets)["dev"] != plan.keys["dev"]
     assert plan.recheck(targets)["staging"] == plan.keys["staging"]
+
+
+def test_a_build_of_a_few_targets_runs_without_the_cycle_collector(
+    example_repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collector is off while a few targets are built (what they decode from the cache lives to the
+    end: collections find nothing), and on again after, whether the build ended well or raised."""
+    import gc
+
+    from compiler.compile.build import PARALLEL_MIN_TARGETS, BuildRequest
+    from compiler.errors import InputError
+    from compiler.incremental.run import _collector_off, build_cached
+    from compiler.sources.worktree import WorkTree
+
+    monkeypatch.delenv("LLMCC_NO_CACHE", raising=False)
+    root = example_repo.path
+    repo = Repository(WorkTree(root), open_secrets=SopsOpener(None))
+    repo.policy_now = NOW
+    targets = repo.project.targets()[:2]
+    assert len(targets) < PARALLEL_MIN_TARGETS
+    seen: list[bool] = []
+
+    def complete(request: BuildRequest) -> BuildRequest:
+        seen.append(gc.isenabled())
+        return request
+
+    assert gc.isenabled()
+    plan = plan_cache(root, repo, targets, mode="validate", source=None, identities=None)
+    build_cached(BuildRequest(repo=repo, source=None), targets, plan=plan, complete=complete)
+    assert seen == [False]
+    assert gc.isenabled()
+
+    def broken(request: BuildRequest) -> BuildRequest:
+        raise InputError("x")
+
+    (root / "environments/dev.yaml").write_text((root / "environments/dev.yaml").read_text() + "\n# new\n")
+    plan = plan_cache(root, repo, targets, mode="validate", source=None, identities=None)
+    with pytest.raises(InputError):
+        build_cached(BuildRequest(repo=repo, source=None), targets, plan=plan, complete=broken)
+    assert gc.isenabled()
+    with _collector_off(False):  # many targets: their cycles would add up
+        assert gc.isenabled()
+    gc.disable()
+    try:
+        with _collector_off(True):  # off already (someone else's choice): left as it is
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

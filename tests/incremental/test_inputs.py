@@ -132,3 +132,26 @@ def test_the_listing_names_a_symlinked_directory(tmp_path: Path) -> None:
     (tmp_path / "environments/tenants").symlink_to("real")
     ids = worktree_file_ids(tmp_path, ["environments"])
     assert ids == {"environments/real/acme.yaml": ids["environments/real/acme.yaml"], "environments/tenants": None}
+
+
+def test_what_is_worked_out_once_per_project_follows_an_edited_manifest() -> None:
+    """``own_files`` and ``read_by_targets`` are kept per project object, and ``load_project`` gives the
+    same object for the same bytes only: a manifest edited in the same process is worked out afresh."""
+    from compiler.incremental.inputs import own_files, read_by_targets
+
+    data = (REPO_ROOT / "llmcc.yaml").read_bytes()
+    assert load_project(data) is load_project(data)  # hook validate, then validate: loaded once
+    target = next(t for t in TARGETS if t.tenant is not None)
+    before = own_files(PROJECT, target, "checks")
+    assert own_files(PROJECT, target, "checks") == before
+    assert set(own_files(PROJECT, target, "config")) < set(before)  # no key file, no rotation sidecars
+    # the same tenant, now only in prod: its staging target's files are no one's
+    edited = load_project(data.replace(b"environments: [staging, prod]", b"environments: [prod]", 1))
+    assert edited is not load_project(data)
+    assert len(edited.targets()) < len(TARGETS)
+    gone = [t for t in TARGETS if t not in edited.targets()]
+    assert gone
+    assert read_by_targets(edited) < read_by_targets(PROJECT)
+    mutated = own_files(PROJECT, target, "checks")
+    mutated.append("x")  # a caller's copy: what is kept is not changed
+    assert own_files(PROJECT, target, "checks") == before

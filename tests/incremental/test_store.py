@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from compiler.incremental.store import CACHE_DIR, DEFAULT_MAX_BYTES, ResultCache, max_bytes_from
+from compiler.incremental.store import (
+    CACHE_DIR,
+    DEFAULT_MAX_BYTES,
+    USAGE_KEY,
+    USAGE_SCAN_RUNS,
+    ResultCache,
+    max_bytes_from,
+)
 
 KEY = hashlib.sha256(b"one").hexdigest()
 OTHER = hashlib.sha256(b"two").hexdigest()
@@ -234,3 +241,81 @@ def test_eviction_never_deletes_through_a_symlinked_or_shared_shard_directory(tm
     assert c.evict() == 2  # the entry and the blob
     assert (victim / "precious").read_bytes() == b"x" * 1000
     assert (shared / "theirs").exists()
+
+
+def _tallied_cache(tmp_path: Path, max_bytes: int = 1 << 20) -> tuple[ResultCache, Path]:
+    """A cache whose first run scanned and wrote the tally, and a file planted afterwards that only a
+    scan can see (so whether a later run scanned shows in whether it is deleted)."""
+    first = ResultCache(tmp_path / CACHE_DIR, max_bytes=max_bytes)
+    first.put(KEY, PAYLOAD)
+    assert first.evict() == 0  # scanned: nothing to delete; the tally is written
+    tally = first.get(USAGE_KEY)
+    assert tally is not None
+    assert tally["runs"] == 0
+    assert isinstance(tally["bytes"], int)
+    assert tally["bytes"] >= entry(first, KEY).stat().st_size
+    planted = entry(first, hashlib.sha256(b"planted").hexdigest())
+    planted.parent.mkdir(mode=0o700, exist_ok=True)
+    planted.write_bytes(b"x" * (max_bytes * 2))  # unseen by the tally, oldest of all
+    os.utime(planted, (1000, 1000))
+    return first, planted
+
+
+def _run_that_writes(tmp_path: Path, max_bytes: int = 1 << 20, *, forked: bool = False) -> int:
+    c = ResultCache(tmp_path / CACHE_DIR, max_bytes=max_bytes)
+    c.forked = forked
+    c.put(OTHER, PAYLOAD)
+    return c.evict()
+
+
+def test_a_run_within_the_tally_does_not_scan(tmp_path: Path) -> None:
+    _, planted = _tallied_cache(tmp_path)
+    assert _run_that_writes(tmp_path) == 0
+    assert planted.exists()  # not scanned: the tally (plus this run's bytes) is under the bound
+    after = ResultCache(tmp_path / CACHE_DIR).get(USAGE_KEY)
+    assert after is not None
+    assert after["runs"] == 1
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        "absent",
+        "damaged",  # its digest wrong
+        "foreign",  # another compiler version's
+        "shape",  # a payload of another shape, its digest made right
+        "negative",
+        "stale",  # USAGE_SCAN_RUNS runs have trusted it
+    ],
+)
+def test_a_tally_in_doubt_means_a_scan(tmp_path: Path, spoil: str) -> None:
+    first, planted = _tallied_cache(tmp_path)
+    path = entry(first, USAGE_KEY)
+    if spoil == "absent":
+        path.unlink()
+    elif spoil == "damaged":
+        path.write_bytes(path.read_bytes().replace(b'"runs":0', b'"runs":1'))
+    elif spoil == "foreign":
+        ResultCache(tmp_path / CACHE_DIR, compiler="0.0.1").put(USAGE_KEY, {"bytes": 0, "runs": 0})
+    else:
+        payload = {
+            "shape": {"bytes": 0, "runs": 0, "more": 1},
+            "negative": {"bytes": -(1 << 30), "runs": 0},
+            "stale": {"bytes": 0, "runs": USAGE_SCAN_RUNS - 1},
+        }[spoil]
+        first.put(USAGE_KEY, payload)
+    assert _run_that_writes(tmp_path) >= 1
+    assert not planted.exists()  # the scan found it, the least recently used
+    after = ResultCache(tmp_path / CACHE_DIR).get(USAGE_KEY)
+    assert after is not None
+    assert after["runs"] == 0
+
+
+def test_a_tally_over_the_bound_or_a_forked_build_means_a_scan(tmp_path: Path) -> None:
+    _, planted = _tallied_cache(tmp_path)
+    assert _run_that_writes(tmp_path, forked=True) >= 1  # workers' writes are not counted: scanned
+    assert not planted.exists()
+    (tmp_path / "again").mkdir()
+    _, planted = _tallied_cache(tmp_path / "again", max_bytes=400)
+    assert _run_that_writes(tmp_path / "again", max_bytes=400) >= 1  # the tally plus this run's bytes pass it
+    assert not planted.exists()
