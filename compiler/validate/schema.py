@@ -153,17 +153,18 @@ class ModuleSchema:
         external = any(not is_local(ref) for _, ref, _ in refs)
         registry = None
         check_uris(path, text, refs)
+        written: dict[Pointer, str] = {}
         if any("%" in ref for _, ref, _ in refs):  # the walk again only when one may be encoded
-            decode_anchor_refs(schema, base)
+            written = decode_anchor_refs(schema, base)
             refs = list(references(schema, base))
         if refs:
             if external and files is not None:
                 registry, missing = files.registry(), files.missing
-                check_references(path, text, refs, registry, missing, files.names())
+                check_references(path, text, refs, registry, missing, files.names(), written=written)
                 check_shared(files)
             else:
                 registry, missing = build_registry([(base, schema)])
-                check_references(path, text, refs, registry, missing)
+                check_references(path, text, refs, registry, missing, written=written)
         validator = None if lazy else _compile(path, text, schema, registry)
         if digest and checked is not None and not known:
             checked.learn_checked(path, digest)
@@ -382,11 +383,14 @@ def check_references(
     registry: jsonschema_rs.Registry,
     missing: set[str],
     names: dict[str, str] | None = None,
+    *,
+    written: dict[Pointer, str] | None = None,
 ) -> None:
     """Every reference resolves in ``registry``. Raises InputError at the referring line.
 
     ``missing``: documents the registry did not hold (``build_registry``);
-    ``names``: the file that has each ``$id``, to name it in a message.
+    ``names``: the file that has each ``$id``, to name it in a message;
+    ``written``: a reference's spelling in the file where ``decode_anchor_refs`` rewrote it.
     """
     # the engine records a missing document by its own normal form (`HTTP://H/x.json` as `http://h/x.json`):
     # compared as written, such a reference passed and stood for `false` (under `not`, for anything valid)
@@ -404,7 +408,8 @@ def check_references(
                 why = f"{path_of(target) or (names or {}).get(target, target)} has no {fragment!r}"
         if why is not None:
             line, col = locate(text, pointer)
-            raise InputError(f"{path}:{line}:{col}: $ref {ref!r} does not resolve: {why}")
+            shown = (written or {}).get(pointer, ref)
+            raise InputError(f"{path}:{line}:{col}: $ref {shown!r} does not resolve: {why}")
         keyword = unfollowed_keyword(pointer[:-1])
         if keyword is not None and _reaches_mark(registry, base, ref, set()):
             line, col = locate(text, pointer)
@@ -446,7 +451,7 @@ def check_shared(files: SchemaFiles) -> None:
     registry = files.registry()
     for path, (doc, text) in shared.items():
         refs = list(references(doc, uri_of(path)))
-        check_references(path, text, refs, registry, files.missing, files.names())
+        check_references(path, text, refs, registry, files.missing, files.names(), written=files.written.get(path))
         # Every definition, used or not, is checked where it is written: compiling a module
         # that uses it would report the fault at a pointer into this file, without its name.
         for pointer, node, _ in subschemas(doc, uri_of(path)):
