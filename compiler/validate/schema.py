@@ -140,12 +140,8 @@ class ModuleSchema:
         schema = _checked_json(path, data) if known else load_json(path, data)
         if not isinstance(schema, dict):
             raise InputError(f"{path}:1:1: a schema must be a JSON object")
-        meta = schema.get("$schema")
-        if meta is not None and meta not in _DRAFT_2020_12:
-            # jsonschema-rs would fetch an unknown meta-schema (network or file://).
-            line, col = locate(data.decode("utf-8"), ("$schema",))
-            raise InputError(f"{path}:{line}:{col}: $schema must be {next(iter(_DRAFT_2020_12))!r}, not {meta!r}")
         text = data.decode("utf-8")
+        check_dialect(path, text, schema)
         base = uri_of(path)
         if not known:
             check_document(path, text, schema)
@@ -338,6 +334,27 @@ def check_document(path: str, text: str, schema: dict[str, Any] | bool) -> None:
         check_identifiers(path, text, schema, {})
 
 
+def check_dialect(path: str, text: str, schema: dict[str, Any] | bool) -> None:
+    """Every ``$schema`` in the document, the root's and an embedded resource's, is 2020-12's.
+
+    jsonschema-rs reads a subschema by the dialect its ``$schema`` names and would fetch an
+    unknown meta-schema (network or file://); the checks here are 2020-12's (core §8.1.1).
+
+    Raises:
+        InputError: at the line of the first other ``$schema``.
+    """
+    if not isinstance(schema, dict):
+        return
+    nodes: Any = [((), schema, "")]
+    if "\\u" in text or text.count('"$schema"') > 1 or ('"$schema"' in text and "$schema" not in schema):
+        nodes = subschemas(schema, uri_of(path))
+    for pointer, node, _ in nodes:
+        meta = node.get("$schema")
+        if meta is not None and meta not in _DRAFT_2020_12:
+            line, col = locate(text, (*pointer, "$schema"))
+            raise InputError(f"{path}:{line}:{col}: $schema must be {next(iter(_DRAFT_2020_12))!r}, not {meta!r}")
+
+
 def _root_id_only(text: str, schema: dict[str, Any] | bool) -> bool:
     """The usual case: the root is the only subschema with an ``$id`` (then no URI is named twice)."""
     return "\\u" not in text and text.count('"$id"') == 1 and isinstance(schema, dict) and "$id" in schema
@@ -447,6 +464,7 @@ def check_shared(files: SchemaFiles) -> None:
         if not (path.endswith(".schema.json") and "/" not in path[len(SCHEMAS) + 1 :])
     }
     for path, (doc, text) in shared.items():
+        check_dialect(path, text, doc)
         check_document(path, text, doc)
     registry = files.registry()
     for path, (doc, text) in shared.items():
