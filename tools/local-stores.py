@@ -95,8 +95,7 @@ def start_registry(
 
 def start(directory: Path, s3_port: int, oci_port: int, auth_port: int) -> list[subprocess.Popen[bytes]]:
     """Start the three stores; returns their processes (the caller stops them)."""
-    sys.path.insert(0, str(ROOT))
-    from tests.storage._oci_auth import htpasswd, make_pki
+    from demo_pki import htpasswd, make_pki  # tools/demo_pki.py: this script's directory is on sys.path
 
     procs: list[subprocess.Popen[bytes]] = []
     try:
