@@ -25,6 +25,8 @@ secret and then cleaned in the working tree would pass a scan of the working
 tree. So in a git work tree each file whose index entry differs from the bytes
 read (or that the working tree lacks) has its staged content scanned as well,
 by the same rules (``_scan_staged``); its findings say "in the staged content".
+"Staged" is against HEAD's parent, so ``git commit --amend`` is judged as what it
+commits (``WorkTree.staged_changes``); each commit of a range: ``compiler.commitscan``.
 """
 
 from __future__ import annotations
@@ -158,8 +160,9 @@ def _scan_staged(repo: Repository, read: dict[str, bytes | None], scan: GuardSca
     """Rules 3-4 on the staged content of each file in ``read`` (path -> the bytes read from the
     working tree, None when it has none) whose index entry differs; that content, for the caller's other rules.
 
-    Only a staged change counts (the index entry is not HEAD's): a file whose fix is not staged
-    yet still holds in the index what HEAD holds, which the next commit does not add.
+    Only a change counts, against HEAD's parent (``WorkTree.staged_changes``): an index entry
+    that is HEAD's parent's is in history already, and ``--amend`` re-commits HEAD's own change
+    (a file whose fix is not staged yet is judged as the index holds it: the amend takes that).
     Blobs are compared by their git id, so a clean/smudge filter or line-ending conversion
     (``.gitattributes``) makes a file differ too: scanned twice, never skipped. A blob over the
     read limit or missing from the object store is a finding (not scanned), as a file is.
