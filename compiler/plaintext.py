@@ -117,10 +117,7 @@ def scan_files(repo: Repository, files: Iterable[str]) -> GuardScan:
         _leaks(repo, path, data, scan)  # the text, whatever its syntax
         if _per_file(repo, path, data, scan):
             templates.append(path)
-    for path, data in _scan_staged(repo, read, scan):
-        if _per_file(repo, path, data, scan, staged=True):
-            # rule 2 reads a template through the modules that extend it, from the working tree
-            scan.inputs[f"{path}: {STAGED_TEMPLATE}"] = 2
+    _judge_staged(repo, _scan_staged(repo, read, scan), scan)
     if templates:
         try:
             scan.diagnostics += _templates(repo, set(templates))
@@ -147,9 +144,54 @@ def _per_file(repo: Repository, path: str, data: bytes, scan: GuardScan, *, stag
 
 STAGED = "in the staged content, which git commits; the working tree differs"
 STAGED_TEMPLATE = (
-    "the staged content differs from the working tree, and a template is checked only as the working tree "
-    "has it: stage the file (git add) or run the hook under pre-commit, which stashes unstaged changes"
+    "the staged content differs from the working tree, and the index cannot be read as a tree to check it: "
+    "stage the file (git add) or run the hook under pre-commit, which stashes unstaged changes"
 )
+# what rules 1-2 read besides the file itself: a staged change here changes every file's verdict
+_RULE_INPUTS = (f"{SCHEMAS}/", f"{TEMPLATES}/", "llmcc.yaml")
+
+
+def _judge_staged(repo: Repository, staged: list[tuple[str, bytes]], scan: GuardScan) -> None:
+    """Rules 1-2 on the staged contents ``staged`` (path, bytes) that differ from the working tree,
+    judged as the commit will hold them: against the index's schemas, templates and ``llmcc.yaml``.
+
+    A template is checked through the modules that extend it, so its staged content needs
+    the whole index as a tree (``GitRevTree.index``); so does a layer whose schema is staged
+    otherwise than the working tree has it. When a file rules 1-2 read besides the one they
+    judge (a schema, a template, ``llmcc.yaml``) is among ``staged``, every layer, SOPS file
+    and template of the index is judged again (a field a staged schema newly marks secret).
+    Before, a template staged in part (``git add -p``) was refused whatever it held. When the
+    index cannot be read as a tree (an unresolved conflict), each staged layer is judged
+    against the working tree's schemas and a staged template is refused (exit 2, fail closed).
+    """
+    if not staged:
+        return
+    from compiler.sources.gitrev import GitRevTree
+
+    assert isinstance(repo.tree, WorkTree), "only a work tree has staged content (_scan_staged)"
+    try:
+        index = Repository(GitRevTree.index(repo.tree.root), open_secrets=None)
+    except LlmccError:
+        for path, data in staged:
+            if _per_file(repo, path, data, scan, staged=True):
+                scan.inputs[f"{path}: {STAGED_TEMPLATE}"] = 2
+        return
+    judged = dict(staged)
+    if any(path.startswith(_RULE_INPUTS) for path in judged):
+        for path in index.tree.committable_files() or []:
+            if path not in judged and (path.startswith((f"{ENVIRONMENTS}/", f"{TEMPLATES}/")) or _is_sops(path)):
+                judged[path] = index.tree.read(path)
+    templates = {path for path, data in sorted(judged.items()) if _per_file(index, path, data, scan, staged=True)}
+    if templates:
+        try:
+            scan.diagnostics += _marked(_templates(index, templates), staged=True)
+        except LlmccError as e:
+            scan.inputs[f"{e} (the staged content)"] = e.exit_code
+
+
+def _is_sops(path: str) -> bool:
+    name = PurePosixPath(path).name
+    return name.endswith(".sops.yaml") and name != SOPS_CONFIG
 
 
 def _marked(found: list[Diagnostic], *, staged: bool) -> list[Diagnostic]:
@@ -231,9 +273,7 @@ def scan_committable(repo: Repository, files: Iterable[str], *, cache: ResultCac
     if index is not None:
         index.save()
     # staged content: rules 1-2 as well, since validate checks those per target on the working tree only
-    for path, data in _scan_staged(repo, read, scan):
-        if _per_file(repo, path, data, scan, staged=True):
-            scan.inputs[f"{path}: {STAGED_TEMPLATE}"] = 2
+    _judge_staged(repo, _scan_staged(repo, read, scan), scan)
     return scan
 
 
