@@ -139,3 +139,21 @@ def test_a_tolerant_stream_drops_what_a_gone_reader_would_read(write_through: bo
     assert _tolerant(None) is None
     capture = io.StringIO()
     assert _tolerant(capture) is capture  # type: ignore[arg-type]
+
+
+def test_streams_that_are_no_descriptors_are_left_as_they_are() -> None:
+    """An in-memory text stream, a closed one: nothing to outlive; a descriptor's stream is replaced."""
+    import io
+
+    from compiler.cli._streams import _tolerant, outlive_gone_readers
+
+    before = (sys.stdout, sys.stderr)
+    try:
+        outlive_gone_readers()  # pytest's fd capture: text streams over descriptors, so replaced
+        assert [s.fileno() for s in (sys.stdout, sys.stderr)] == [s.fileno() for s in before]
+    finally:
+        sys.stdout, sys.stderr = before
+    memory = io.TextIOWrapper(io.BytesIO())
+    assert _tolerant(memory) is memory  # no file descriptor
+    memory.close()
+    assert _tolerant(memory) is memory

@@ -222,3 +222,25 @@ def test_a_gitlab_default_branch_pipeline_still_guards_every_file(
     run = run_gitlab_job(_load("hooks/ci/gitlab-ci.yaml"), "llmcc-validate", cwd=work, env=env)
     assert run.code == 0, run.stderr
     assert re.search(r"^llmcc: secrets-guard ok: \d+ files$", run.stderr, re.MULTILINE), run.stderr
+
+
+def test_a_root_commit_changes_every_file_it_holds(example_repo: GitRepo) -> None:
+    from compiler.commitscan import changed_files
+
+    files = example_repo.git("ls-files").split()
+    assert changed_files(example_repo.path, head(example_repo), None) == sorted(files)
+
+
+def test_the_index_as_a_tree_is_what_the_next_commit_holds(example_repo: GitRepo) -> None:
+    from compiler.errors import InputError
+    from compiler.sources.gitrev import GitRevTree
+
+    example_repo.write("ops/staged.txt", "staged\n")
+    example_repo.git("add", "ops/staged.txt")
+    (example_repo.path / "ops/staged.txt").write_text("working tree\n")
+    index = GitRevTree.index(example_repo.path)
+    assert index.read("ops/staged.txt") == b"staged\n"
+    assert index.rev is None
+    assert index.source_info() is None
+    with pytest.raises(InputError, match=r"^ops/nothing.txt: no such file at the index$"):
+        index.read("ops/nothing.txt")
