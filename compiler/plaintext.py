@@ -164,34 +164,38 @@ def _judge_staged(repo: Repository, staged: list[tuple[str, bytes]], scan: Guard
     index cannot be read as a tree (an unresolved conflict), each staged layer is judged
     against the working tree's schemas and a staged template is refused (exit 2, fail closed).
     """
-    if not staged:
+    judged = {path: data for path, data in staged if path.startswith(_RULE_INPUTS) or _ruled(path)}
+    if not judged:  # only files rules 3-4 judge (done): no need to read the index as a tree
         return
     from compiler.sources.gitrev import GitRevTree
 
     assert isinstance(repo.tree, WorkTree), "only a work tree has staged content (_scan_staged)"
     try:
-        index = Repository(GitRevTree.index(repo.tree.root), open_secrets=None)
+        tree = GitRevTree.index(repo.tree.root)
     except LlmccError:
-        for path, data in staged:
+        for path, data in judged.items():
             if _per_file(repo, path, data, scan, staged=True):
                 scan.inputs[f"{path}: {STAGED_TEMPLATE}"] = 2
         return
-    judged = dict(staged)
-    if any(path.startswith(_RULE_INPUTS) for path in judged):
-        for path in index.tree.committable_files() or []:
-            if path not in judged and (path.startswith((f"{ENVIRONMENTS}/", f"{TEMPLATES}/")) or _is_sops(path)):
-                judged[path] = index.tree.read(path)
-    templates = {path for path, data in sorted(judged.items()) if _per_file(index, path, data, scan, staged=True)}
-    if templates:
-        try:
+    try:
+        index = Repository(tree, open_secrets=None)
+        if any(path.startswith(_RULE_INPUTS) for path in judged):
+            for path in index.tree.committable_files() or []:
+                if path not in judged and _ruled(path):
+                    judged[path] = index.tree.read(path)
+        templates = {path for path, data in sorted(judged.items()) if _per_file(index, path, data, scan, staged=True)}
+        if templates:
             scan.diagnostics += _marked(_templates(index, templates), staged=True)
-        except LlmccError as e:
-            scan.inputs[f"{e} (the staged content)"] = e.exit_code
+    except LlmccError as e:  # a staged llmcc.yaml or schema that does not load: what the commit would hold
+        scan.inputs[f"{e} (the staged content)"] = e.exit_code
 
 
-def _is_sops(path: str) -> bool:
+def _ruled(path: str) -> bool:
+    """Whether rules 1-2 judge ``path``: a layer or template (YAML), or a SOPS file anywhere."""
     name = PurePosixPath(path).name
-    return name.endswith(".sops.yaml") and name != SOPS_CONFIG
+    if name.endswith(".sops.yaml") and name != SOPS_CONFIG:
+        return True
+    return path.startswith((f"{ENVIRONMENTS}/", f"{TEMPLATES}/")) and name.endswith((".yaml", ".yml"))
 
 
 def _marked(found: list[Diagnostic], *, staged: bool) -> list[Diagnostic]:

@@ -300,3 +300,28 @@ def test_a_file_name_with_a_line_break_cannot_forge_a_line_of_the_output(
     assert forged not in err.splitlines()
     assert "\r" not in err
     assert "x\\nllmcc: secrets-guard ok: 23 files\\rz.txt:1:" in err
+
+
+def test_a_staged_manifest_that_does_not_load_is_refused_in_one_line(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The commit would hold the staged llmcc.yaml, against which the staged files' secrets cannot be judged."""
+    manifest = example_repo.path / "llmcc.yaml"
+    good = manifest.read_text()
+    manifest.write_text(good + "unknown_key: 1\n")
+    example_repo.git("add", "llmcc.yaml")
+    manifest.write_text(good)
+    assert main(["-q", "-C", str(example_repo.path), "hook", "secrets-guard", "llmcc.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("llmcc: llmcc.yaml:"), err
+    assert "(the staged content)" in err.splitlines()[0]
+
+
+def test_a_staged_note_alone_does_not_read_the_index_as_a_tree(example_repo: GitRepo) -> None:
+    """Rules 1-2 judge no such file: its staged content gets rules 3-4 only, and no tree is written."""
+    notes = example_repo.write("ops/notes.txt", "staged\n")
+    example_repo.git("add", "ops/notes.txt")
+    notes.write_text("working tree\n")
+    objects = sorted(p.name for p in (example_repo.path / ".git/objects").rglob("*") if p.is_file())
+    assert main(["-q", "-C", str(example_repo.path), "hook", "secrets-guard", "ops/notes.txt"]) == 0
+    assert sorted(p.name for p in (example_repo.path / ".git/objects").rglob("*") if p.is_file()) == objects
