@@ -372,7 +372,7 @@ def moto_s3(tmp: Path) -> Iterator[tuple[str, str]]:
     """(bucket, endpoint URL) on a moto server started for the run."""
     import boto3
 
-    from tests.services import start_moto
+    from tools.loopback import start_moto  # on ROOT, as compiler/ is (sys.path above)
 
     os.environ.update(dict.fromkeys(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), "testing"))
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"

@@ -25,6 +25,8 @@ secret and then cleaned in the working tree would pass a scan of the working
 tree. So in a git work tree each file whose index entry differs from the bytes
 read (or that the working tree lacks) has its staged content scanned as well,
 by the same rules (``_scan_staged``); its findings say "in the staged content".
+"Staged" is against HEAD's parent, so ``git commit --amend`` is judged as what it
+commits (``WorkTree.staged_changes``); each commit of a range: ``compiler.commitscan``.
 """
 
 from __future__ import annotations
@@ -115,10 +117,7 @@ def scan_files(repo: Repository, files: Iterable[str]) -> GuardScan:
         _leaks(repo, path, data, scan)  # the text, whatever its syntax
         if _per_file(repo, path, data, scan):
             templates.append(path)
-    for path, data in _scan_staged(repo, read, scan):
-        if _per_file(repo, path, data, scan, staged=True):
-            # rule 2 reads a template through the modules that extend it, from the working tree
-            scan.inputs[f"{path}: {STAGED_TEMPLATE}"] = 2
+    _judge_staged(repo, _scan_staged(repo, read, scan), scan)
     if templates:
         try:
             scan.diagnostics += _templates(repo, set(templates))
@@ -145,9 +144,58 @@ def _per_file(repo: Repository, path: str, data: bytes, scan: GuardScan, *, stag
 
 STAGED = "in the staged content, which git commits; the working tree differs"
 STAGED_TEMPLATE = (
-    "the staged content differs from the working tree, and a template is checked only as the working tree "
-    "has it: stage the file (git add) or run the hook under pre-commit, which stashes unstaged changes"
+    "the staged content differs from the working tree, and the index cannot be read as a tree to check it: "
+    "stage the file (git add) or run the hook under pre-commit, which stashes unstaged changes"
 )
+# what rules 1-2 read besides the file itself: a staged change here changes every file's verdict
+_RULE_INPUTS = (f"{SCHEMAS}/", f"{TEMPLATES}/", "llmcc.yaml")
+
+
+def _judge_staged(repo: Repository, staged: list[tuple[str, bytes]], scan: GuardScan) -> None:
+    """Rules 1-2 on the staged contents ``staged`` (path, bytes) that differ from the working tree,
+    judged as the commit will hold them: against the index's schemas, templates and ``llmcc.yaml``.
+
+    A template is checked through the modules that extend it, so its staged content needs
+    the whole index as a tree (``GitRevTree.index``); so does a layer whose schema is staged
+    otherwise than the working tree has it. When a file rules 1-2 read besides the one they
+    judge (a schema, a template, ``llmcc.yaml``) is among ``staged``, every layer, SOPS file
+    and template of the index is judged again (a field a staged schema newly marks secret).
+    Before, a template staged in part (``git add -p``) was refused whatever it held. When the
+    index cannot be read as a tree (an unresolved conflict), each staged layer is judged
+    against the working tree's schemas and a staged template is refused (exit 2, fail closed).
+    """
+    judged = {path: data for path, data in staged if path.startswith(_RULE_INPUTS) or _ruled(path)}
+    if not judged:  # only files rules 3-4 judge (done): no need to read the index as a tree
+        return
+    from compiler.sources.gitrev import GitRevTree
+
+    assert isinstance(repo.tree, WorkTree), "only a work tree has staged content (_scan_staged)"
+    try:
+        tree = GitRevTree.index(repo.tree.root)
+    except LlmccError:
+        for path, data in judged.items():
+            if _per_file(repo, path, data, scan, staged=True):
+                scan.inputs[f"{path}: {STAGED_TEMPLATE}"] = 2
+        return
+    try:
+        index = Repository(tree, open_secrets=None)
+        if any(path.startswith(_RULE_INPUTS) for path in judged):
+            for path in index.tree.committable_files() or []:
+                if path not in judged and _ruled(path):
+                    judged[path] = index.tree.read(path)
+        templates = {path for path, data in sorted(judged.items()) if _per_file(index, path, data, scan, staged=True)}
+        if templates:
+            scan.diagnostics += _marked(_templates(index, templates), staged=True)
+    except LlmccError as e:  # a staged llmcc.yaml or schema that does not load: what the commit would hold
+        scan.inputs[f"{e} (the staged content)"] = e.exit_code
+
+
+def _ruled(path: str) -> bool:
+    """Whether rules 1-2 judge ``path``: a layer or template (YAML), or a SOPS file anywhere."""
+    name = PurePosixPath(path).name
+    if name.endswith(".sops.yaml") and name != SOPS_CONFIG:
+        return True
+    return path.startswith((f"{ENVIRONMENTS}/", f"{TEMPLATES}/")) and name.endswith((".yaml", ".yml"))
 
 
 def _marked(found: list[Diagnostic], *, staged: bool) -> list[Diagnostic]:
@@ -158,8 +206,9 @@ def _scan_staged(repo: Repository, read: dict[str, bytes | None], scan: GuardSca
     """Rules 3-4 on the staged content of each file in ``read`` (path -> the bytes read from the
     working tree, None when it has none) whose index entry differs; that content, for the caller's other rules.
 
-    Only a staged change counts (the index entry is not HEAD's): a file whose fix is not staged
-    yet still holds in the index what HEAD holds, which the next commit does not add.
+    Only a change counts, against HEAD's parent (``WorkTree.staged_changes``): an index entry
+    that is HEAD's parent's is in history already, and ``--amend`` re-commits HEAD's own change
+    (a file whose fix is not staged yet is judged as the index holds it: the amend takes that).
     Blobs are compared by their git id, so a clean/smudge filter or line-ending conversion
     (``.gitattributes``) makes a file differ too: scanned twice, never skipped. A blob over the
     read limit or missing from the object store is a finding (not scanned), as a file is.
@@ -228,9 +277,7 @@ def scan_committable(repo: Repository, files: Iterable[str], *, cache: ResultCac
     if index is not None:
         index.save()
     # staged content: rules 1-2 as well, since validate checks those per target on the working tree only
-    for path, data in _scan_staged(repo, read, scan):
-        if _per_file(repo, path, data, scan, staged=True):
-            scan.inputs[f"{path}: {STAGED_TEMPLATE}"] = 2
+    _judge_staged(repo, _scan_staged(repo, read, scan), scan)
     return scan
 
 

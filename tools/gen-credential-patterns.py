@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate compiler/validate/_credential_patterns.py from the installed detect-secrets.
 
-    .venv/bin/python tools/gen-credential-patterns.py
+.venv/bin/python tools/gen-credential-patterns.py
 """
 
 from __future__ import annotations

@@ -29,17 +29,15 @@ import argparse
 import os
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import FrameType
 
-ROOT = Path(__file__).resolve().parent.parent
+import loopback  # tools/loopback.py: this script's directory is on sys.path
+
 BUCKET = "llmcc-bundles"
 MARKER = ".local-stores"  # DIR is removed on start only when it holds this (or nothing)
 USER, PASSWORD = "ci", "s3cret-demo"  # the demo registry's login (README: `auth ci:s3cret-demo`)
@@ -50,26 +48,18 @@ class StartError(Exception):
 
 
 def registry_binary() -> str:
-    for path in (shutil.which("docker-registry"), str(ROOT / ".cache/services/usr/bin/docker-registry")):
-        if path and os.access(path, os.X_OK):
-            return path
-    raise StartError("docker-registry is not installed (make services)")
+    found = loopback.registry_binary()
+    if found is None:
+        raise StartError("docker-registry is not installed (make services)")
+    return found
 
 
 def wait(url: str, proc: subprocess.Popen[bytes], log: Path, cafile: Path | None = None) -> None:
     """Until URL answers (any HTTP status), at most 30 s; raises StartError if PROC ends first."""
-    context = ssl.create_default_context(cafile=str(cafile)) if cafile else None
-    for _ in range(600):
+    if not loopback.wait_ready(url, proc, loopback.START_TIMEOUT, cafile):
         if proc.poll() is not None:
             raise StartError(f"{url}: the server exited ({proc.returncode}): {log.read_text(errors='replace')[-500:]}")
-        try:
-            urllib.request.urlopen(url, timeout=1, context=context)  # noqa: S310 - a loopback URL we built
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise StartError(f"{url} did not answer within 30 s")
+        raise StartError(f"{url} did not answer within 30 s")
 
 
 def start_registry(
@@ -95,8 +85,7 @@ def start_registry(
 
 def start(directory: Path, s3_port: int, oci_port: int, auth_port: int) -> list[subprocess.Popen[bytes]]:
     """Start the three stores; returns their processes (the caller stops them)."""
-    sys.path.insert(0, str(ROOT))
-    from tests.storage._oci_auth import htpasswd, make_pki
+    from demo_pki import htpasswd, make_pki  # tools/demo_pki.py: this script's directory is on sys.path
 
     procs: list[subprocess.Popen[bytes]] = []
     try:

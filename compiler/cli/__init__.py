@@ -193,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ours = args_list[: args_list.index("--")] if "--" in args_list else args_list
     debug = "--debug" in ours
     as_json = _format_json(ours)
+    if argv is None:  # the process's own streams: a reader that goes away ends no command (cli/_streams.py)
+        from compiler.cli._streams import outlive_gone_readers
+
+        outlive_gone_readers()
     with error_boundary(debug=debug, as_json=as_json) as result:
         if ours == ["--version"]:
             # what argparse's version action prints (stderr when stdout is closed), without building the parser

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     out_dir = Path(args.out)
     if not out_dir.is_absolute():
         out_dir = ctx.root / out_dir
+    repo.check_schema_files()  # an input error of the whole run: refused before DIR is touched
     plan = plan_cache(ctx.root, repo, targets, mode="compile", source=source, identities=ids, no_cache=args.no_cache)
     if plan is not None and plan.cache.refused:
         print(f"llmcc: warning: {plan.cache.refused}", file=sys.stderr)

@@ -6,7 +6,13 @@ pre-commit runs them at the repository root with the staged files as
 arguments (unstaged changes are stashed, so the working tree is what will be
 committed). Run as a bare git hook they see unstaged changes too, so the
 secret checks also read the staged content of each file whose index entry
-is a change and differs from the working tree (``compiler.plaintext``):
+is a change and differs from the working tree (``compiler.plaintext``).
+A change is judged against HEAD's parent, not HEAD (``WorkTree.staged_changes``):
+``git commit --amend`` re-commits HEAD's own change, and a hook cannot tell that
+it amends, so the files HEAD changed are checked with FILE... as well; a file a
+``--no-verify`` commit added no longer passes the next commit or the amend unseen.
+What a hook cannot see (a secret two commits back, or one a later commit removed
+again: both in history) is for CI: ``secrets-guard --since REV`` (README "Trust model").
 
 - ``validate FILE...``: ``llmcc validate`` on the targets the files can
   affect (``compiler.affected``), plus ``llmcc policy test`` when a policies
@@ -14,7 +20,9 @@ is a change and differs from the working tree (``compiler.plaintext``):
 - ``secrets-guard FILE...``: no plaintext secret, every ``*.sops.yaml``
   encrypted, no private key, credential or decrypted bundle
   (``compiler.plaintext``). Needs no identity. Without FILE, every file git
-  can take (tracked, staged, untracked and not ignored): what CI runs.
+  can take (tracked, staged, untracked and not ignored): what CI runs. With
+  ``--since REV``, each commit of ``REV..HEAD`` too, as that commit has its
+  files (``compiler.history_guard``): what a merge request brings into history.
 - ``diff``: ``llmcc diff HEAD --format text``, for information: always exits 0.
 """
 
@@ -22,11 +30,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from compiler.cli._context import Context
 from compiler.cli._output import REPORTERS
 from compiler.cli._repo import open_tree
 from compiler.errors import UsageError
+
+if TYPE_CHECKING:
+    from compiler.sources.base import SourceTree
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,6 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     val.add_argument("--no-cache", action="store_true", help="neither read nor fill the result cache .llmcc/cache/")
     guard = sub.add_parser("secrets-guard", help="no plaintext secrets or private keys in FILE...")
     guard.add_argument("files", nargs="*", metavar="FILE")
+    guard.add_argument(
+        "--since",
+        metavar="REV",
+        help="each commit of REV..HEAD too, as it has its files (CI: what the merge request brings into history)",
+    )
     diff = sub.add_parser("diff", help="show `llmcc diff HEAD --format text`; always exits 0")
     diff.add_argument("--base", default="HEAD", metavar="REV", help="the revision to compare with (default HEAD)")
 
@@ -62,6 +79,16 @@ def relative_files(ctx: Context, files: list[str]) -> list[str]:
     return out
 
 
+def with_head_change(files: list[str], tree: SourceTree) -> list[str]:
+    """``files`` (the staged ones, from pre-commit) and every file whose index entry differs from
+    HEAD's parent: HEAD's own change, which ``git commit --amend`` commits again (see the module doc)."""
+    from compiler.sources.worktree import WorkTree
+
+    if not files or not isinstance(tree, WorkTree):
+        return files
+    return sorted(set(files) | set(tree.staged_changes()))
+
+
 def _validate(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.affected import affected_targets
     from compiler.cli import policy, validate
@@ -69,8 +96,8 @@ def _validate(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.policy.rules import POLICIES
     from compiler.secrets.sources import SopsOpener
 
-    files = relative_files(ctx, args.files)
     tree = open_tree(ctx, None)
+    files = with_head_change(relative_files(ctx, args.files), tree)
     repo = Repository(tree, open_secrets=SopsOpener(None))
     targets = affected_targets(repo.project, files) if files else repo.project.targets()
     code = 0
@@ -93,7 +120,7 @@ def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:
 
     repo = Repository(open_tree(ctx, None), open_secrets=SopsOpener(None))
     if args.files:
-        files = relative_files(ctx, args.files)
+        files = with_head_change(relative_files(ctx, args.files), repo.tree)
     else:
         # CI and a manual run: every file git can take, so "checked nothing" is never a pass
         listed = repo.tree.committable_files()
@@ -101,6 +128,14 @@ def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:
             raise UsageError(f"{ctx.root}: not a git work tree; name the files: llmcc hook secrets-guard FILE...")
         files = listed
     scan = scan_files(repo, files)
+    commits = None
+    if args.since is not None:
+        from compiler.commitscan import scan_commits
+
+        history, commits = scan_commits(ctx.root, args.since)
+        scan.diagnostics += history.diagnostics
+        scan.allowed += [a for a in history.allowed if a not in scan.allowed]
+        scan.inputs.update(history.inputs)
     # a file that does not parse is still scanned as text: its parse error and its findings, as validate
     for message in scan.inputs:  # a name's line break indented, as the error boundary does: no forged line
         print(f"llmcc: {hang_lines(message)}", file=sys.stderr)
@@ -110,15 +145,13 @@ def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:
     for allowed in scan.allowed:
         print(f"llmcc: secrets-guard: allowed by llmcc.yaml secrets_guard.allow: {allowed}", file=sys.stderr)
     errors = sum(1 for d in diags if d.severity is Severity.ERROR)
+    scope = plural(len(files), "file") + (f" and {plural(commits, 'commit')}" if commits is not None else "")
     if errors or scan.inputs:
         unread = f", {plural(len(scan.inputs), 'input error')}" if scan.inputs else ""
-        print(
-            f"llmcc: secrets-guard FAILED: {plural(errors, 'finding')}{unread} in {plural(len(files), 'file')}",
-            file=sys.stderr,
-        )
+        print(f"llmcc: secrets-guard FAILED: {plural(errors, 'finding')}{unread} in {scope}", file=sys.stderr)
         return max(scan.inputs.values(), default=1)
     if not args.files:
-        print(f"llmcc: secrets-guard ok: {plural(len(files), 'file')}", file=sys.stderr)
+        print(f"llmcc: secrets-guard ok: {scope}", file=sys.stderr)
     return 0
 
 

@@ -105,7 +105,13 @@ class BuildRequest:
 
 
 def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int | None = None) -> list[TargetOutcome]:
-    """Compile ``targets``; outcomes come back in the order of ``targets``."""
+    """Compile ``targets``; outcomes come back in the order of ``targets``.
+
+    Raises:
+        InputError: a file under ``schemas/`` that no target reads is not a valid schema
+            (``Repository.check_schema_files``).
+    """
+    request.repo.check_schema_files()
     if request.caches is None:
         from compiler.compile.pipeline import CompileCaches
 

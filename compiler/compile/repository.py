@@ -74,6 +74,7 @@ class Repository:
         # Variables a template in ``unkept`` reads: a plain layer that defines one is not kept either
         # (its value may be what the template renders into an x-secret field; issue 14 §2).
         self._unkept_names: set[str] = set()
+        self._files_checked = False  # check_schema_files passed
 
     @cached_property
     def schema_files(self) -> SchemaFiles:
@@ -81,6 +82,29 @@ class Repository:
         from compiler.validate.schemafiles import SchemaFiles
 
         return SchemaFiles(self.tree)
+
+    def check_schema_files(self) -> None:
+        """Check every JSON file under ``schemas/`` that is not a module's schema, referenced or not.
+
+        A ``$ref`` may name any of them, so each must be what a referenced one must be
+        (``compiler.validate.schema.check_shared``: JSON, a 2020-12 schema, every
+        ``x-secret`` where the secret walk sees it, references that resolve). Before,
+        one that no module referenced was never read: an invalid file sat there silently,
+        and passed until the day a reference reached it. The module schemas check
+        themselves as they load. Files not ending in ``.json`` are not schemas (a
+        ``$ref`` to one is refused). One ``list_tree`` when there is none (the example).
+
+        Raises:
+            InputError: at the file:line of the first fault.
+        """
+        if self._files_checked:
+            return
+        modules = {f"{SCHEMAS}/{m}{SCHEMA_SUFFIX}" for m in self.modules}
+        if any(p.endswith(".json") and p not in modules for p in self.tree.list_tree(SCHEMAS)):
+            from compiler.validate.schema import check_shared
+
+            check_shared(self.schema_files)
+        self._files_checked = True
 
     def schema(self, module: str) -> ModuleSchema:
         ms = self._schemas.get(module)

@@ -128,6 +128,7 @@ def build_cached(
     """
     if complete is None:
         complete = _same
+    request.repo.check_schema_files()  # a target taken from the cache reads no schema
     if plan is None:
         return build_targets(complete(request), targets, jobs=jobs)
     hits: dict[str, TargetOutcome] = {}

@@ -12,6 +12,7 @@ from compiler.load.yaml import MAX_FILE_BYTES
 from compiler.sources.base import SourceInfo, check_relative
 
 _SYMLINK = 0o120000
+_INDEX = "index:"  # GitRevTree.index: a tree git write-tree made of the index
 _DIR = 0o040000
 
 
@@ -24,23 +25,45 @@ class GitRevTree:
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
             raise UsageError(f"{root}: not a git repository (--rev needs one)") from e
         try:
-            self._commit = self._repo.commit(rev)
+            self._commit: git.Commit | None = self._repo.commit(rev)
+            self._tree: git.Tree = self._commit.tree
         except (BadName, BadObject, ValueError, git.GitCommandError) as e:
-            raise UsageError(f"unknown revision {rev!r}") from e
+            if not rev.startswith(_INDEX):
+                raise UsageError(f"unknown revision {rev!r}") from e
+            tree = git.Tree(self._repo, bytes.fromhex(rev.removeprefix(_INDEX)), _DIR, "")  # path set: `tree / p`
+            self._commit, self._tree = None, tree
         work = Path(self._repo.working_tree_dir or root).resolve()
         rel = root.resolve().relative_to(work)
         self._prefix = PurePosixPath(rel.as_posix()) if rel.parts else None
-        self._rev = rev
+        self._rev = rev if self._commit is not None else "the index"
+
+    @classmethod
+    def index(cls, root: Path) -> GitRevTree:
+        """The files git's index holds: what the next commit will (``git write-tree``, which honours
+        ``GIT_INDEX_FILE``: under ``git commit -a`` a hook gets the index being committed).
+
+        ``write-tree`` stores the index's trees in the object store, as the commit itself
+        does next; it writes nothing else.
+
+        Raises:
+            InputError: git cannot write the index as a tree (a merge conflict not resolved yet).
+        """
+        from compiler.sources.worktree import run_git
+
+        out = run_git(root, "write-tree", check=False)
+        if out is None:
+            raise InputError("the index cannot be read as a tree (git write-tree failed: an unresolved conflict?)")
+        return cls(root, _INDEX + out.strip())
 
     @property
     def rev(self) -> str | None:
-        return self._commit.hexsha[:12]
+        return self._commit.hexsha[:12] if self._commit is not None else None
 
     def _entry(self, path: str) -> git.Blob | git.Tree | None:
         check_relative(path)
         full = str(self._prefix / path) if self._prefix else path
         try:
-            return self._commit.tree / full
+            return self._tree / full
         except KeyError:
             return None
 
@@ -87,10 +110,10 @@ class GitRevTree:
         return sorted(found)
 
     def committable_files(self) -> list[str] | None:
-        top: git.Tree = self._commit.tree
+        top: git.Tree = self._tree
         if self._prefix is not None:
             try:
-                top = self._commit.tree / str(self._prefix)
+                top = self._tree / str(self._prefix)
             except KeyError:
                 return []
         out = []
@@ -103,6 +126,8 @@ class GitRevTree:
 
     def source_info(self) -> SourceInfo | None:
         c = self._commit
+        if c is None:  # the index: no commit yet
+            return None
         return SourceInfo(
             commit=c.hexsha,
             author=f"{c.author.name} <{c.author.email}>",

@@ -23,6 +23,7 @@ class WorkTree:
         self._inside = str(self.root).rstrip("/") + "/"  # the prefix of every resolved path below the root
         self._info: _Background[SourceInfo | None] | None = None
         self._files: _Background[list[str] | None] | None = None
+        self._staged: dict[str, list[str]] | None = None  # staged_changes(), once per process
 
     def start_git(self, *, files: bool = False) -> None:
         """Start, in the background, the git processes ``source_info`` (and with ``files``,
@@ -158,26 +159,40 @@ class WorkTree:
 
     def staged_changes(self) -> dict[str, list[str]]:
         """Path (relative to the root) -> the blob ids git's index holds for it, for each path whose index
-        entry is not HEAD's: what the next commit changes (one id; several while a merge conflicts).
+        entry is not HEAD's parent's: what the next commit holds that its parent does not (one id;
+        several while a merge conflicts).
 
-        Compared by object id (``git diff-index --cached``), never by stat; before
-        the first commit every index entry counts (``git ls-files -s``). A path the
-        index removes, and a submodule's commit, hold no blob and are left out.
-        Under ``git commit -a`` or ``git commit FILE`` a hook runs with
-        ``GIT_INDEX_FILE`` naming the index being committed, and the git run here
-        inherits it. Empty outside git.
+        HEAD's parent, not HEAD: ``git commit --amend`` replaces HEAD by a commit of the index on
+        HEAD's parent, and a hook cannot tell that it amends. Compared with HEAD, a file that a
+        ``--no-verify`` commit added was "unchanged", and amending (or the next commit) passed
+        the guards with it. Compared with HEAD's parent, HEAD's own change is judged again,
+        as the index has it (a change a later commit adds is then judged twice: harmless).
+        On the root commit, HEAD itself (amending the root commit is not seen: README "Trust
+        model"; else every hook run in a one-commit repository would judge every file); before
+        the first commit every index entry counts (``git ls-files -s``). Compared by object id
+        (``git diff-index --cached``), never by stat. A path the index removes, and a submodule's
+        commit, hold no blob and are left out.
+        Under ``git commit -a`` or ``git commit FILE`` a hook runs with ``GIT_INDEX_FILE``
+        naming the index being committed, and the git run here inherits it. Empty outside git.
 
         Raises:
             InputError: inside a git work tree, git cannot compare or list its index.
         """
-        diff = ("diff-index", "--cached", "-z", "--no-renames", "--relative", "--abbrev=64", "HEAD", "--")
-        out = run_git(self.root, *diff, check=False)
-        if out is None:
+        if self._staged is None:
+            self._staged = self._staged_changes()
+        return self._staged
+
+    def _staged_changes(self) -> dict[str, list[str]]:
+        # HEAD and its parents in one git run; it fails outside git and before the first commit
+        heads = run_git(self.root, "rev-list", "-1", "--parents", "HEAD", "--", check=False)
+        if heads is None:
             if run_git(self.root, "rev-parse", "--is-inside-work-tree", check=False) is None:
                 return {}
-            if run_git(self.root, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False) is not None:
-                run_git(self.root, *diff)  # a HEAD to compare with, and git failed: its error
-            return self._index_entries(None)
+            return self._index_entries(None)  # no commit yet
+        ids = heads.split()
+        base = ids[1] if len(ids) > 1 else ids[0]  # HEAD's first parent; HEAD when it is the root commit
+        diff = ("diff-index", "--cached", "-z", "--no-renames", "--relative", "--abbrev=64", base, "--")
+        out = run_git(self.root, *diff) or ""  # a commit to compare with: git failing is an error
         changed: dict[str, list[str]] = {}
         unmerged: set[str] = set()
         words = out.split("\0")

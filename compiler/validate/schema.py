@@ -140,12 +140,8 @@ class ModuleSchema:
         schema = _checked_json(path, data) if known else load_json(path, data)
         if not isinstance(schema, dict):
             raise InputError(f"{path}:1:1: a schema must be a JSON object")
-        meta = schema.get("$schema")
-        if meta is not None and meta not in _DRAFT_2020_12:
-            # jsonschema-rs would fetch an unknown meta-schema (network or file://).
-            line, col = locate(data.decode("utf-8"), ("$schema",))
-            raise InputError(f"{path}:{line}:{col}: $schema must be {next(iter(_DRAFT_2020_12))!r}, not {meta!r}")
         text = data.decode("utf-8")
+        check_dialect(path, text, schema)
         base = uri_of(path)
         if not known:
             check_document(path, text, schema)
@@ -153,17 +149,18 @@ class ModuleSchema:
         external = any(not is_local(ref) for _, ref, _ in refs)
         registry = None
         check_uris(path, text, refs)
+        written: dict[Pointer, str] = {}
         if any("%" in ref for _, ref, _ in refs):  # the walk again only when one may be encoded
-            decode_anchor_refs(schema, base)
+            written = decode_anchor_refs(schema, base)
             refs = list(references(schema, base))
         if refs:
             if external and files is not None:
                 registry, missing = files.registry(), files.missing
-                check_references(path, text, refs, registry, missing, files.names())
+                check_references(path, text, refs, registry, missing, files.names(), written=written)
                 check_shared(files)
             else:
                 registry, missing = build_registry([(base, schema)])
-                check_references(path, text, refs, registry, missing)
+                check_references(path, text, refs, registry, missing, written=written)
         validator = None if lazy else _compile(path, text, schema, registry)
         if digest and checked is not None and not known:
             checked.learn_checked(path, digest)
@@ -337,6 +334,27 @@ def check_document(path: str, text: str, schema: dict[str, Any] | bool) -> None:
         check_identifiers(path, text, schema, {})
 
 
+def check_dialect(path: str, text: str, schema: dict[str, Any] | bool) -> None:
+    """Every ``$schema`` in the document, the root's and an embedded resource's, is 2020-12's.
+
+    jsonschema-rs reads a subschema by the dialect its ``$schema`` names and would fetch an
+    unknown meta-schema (network or file://); the checks here are 2020-12's (core §8.1.1).
+
+    Raises:
+        InputError: at the line of the first other ``$schema``.
+    """
+    if not isinstance(schema, dict):
+        return
+    nodes: Any = [((), schema, "")]
+    if "\\u" in text or text.count('"$schema"') > 1 or ('"$schema"' in text and "$schema" not in schema):
+        nodes = subschemas(schema, uri_of(path))
+    for pointer, node, _ in nodes:
+        meta = node.get("$schema")
+        if meta is not None and meta not in _DRAFT_2020_12:
+            line, col = locate(text, (*pointer, "$schema"))
+            raise InputError(f"{path}:{line}:{col}: $schema must be {next(iter(_DRAFT_2020_12))!r}, not {meta!r}")
+
+
 def _root_id_only(text: str, schema: dict[str, Any] | bool) -> bool:
     """The usual case: the root is the only subschema with an ``$id`` (then no URI is named twice)."""
     return "\\u" not in text and text.count('"$id"') == 1 and isinstance(schema, dict) and "$id" in schema
@@ -382,11 +400,14 @@ def check_references(
     registry: jsonschema_rs.Registry,
     missing: set[str],
     names: dict[str, str] | None = None,
+    *,
+    written: dict[Pointer, str] | None = None,
 ) -> None:
     """Every reference resolves in ``registry``. Raises InputError at the referring line.
 
     ``missing``: documents the registry did not hold (``build_registry``);
-    ``names``: the file that has each ``$id``, to name it in a message.
+    ``names``: the file that has each ``$id``, to name it in a message;
+    ``written``: a reference's spelling in the file where ``decode_anchor_refs`` rewrote it.
     """
     # the engine records a missing document by its own normal form (`HTTP://H/x.json` as `http://h/x.json`):
     # compared as written, such a reference passed and stood for `false` (under `not`, for anything valid)
@@ -404,7 +425,8 @@ def check_references(
                 why = f"{path_of(target) or (names or {}).get(target, target)} has no {fragment!r}"
         if why is not None:
             line, col = locate(text, pointer)
-            raise InputError(f"{path}:{line}:{col}: $ref {ref!r} does not resolve: {why}")
+            shown = (written or {}).get(pointer, ref)
+            raise InputError(f"{path}:{line}:{col}: $ref {shown!r} does not resolve: {why}")
         keyword = unfollowed_keyword(pointer[:-1])
         if keyword is not None and _reaches_mark(registry, base, ref, set()):
             line, col = locate(text, pointer)
@@ -442,11 +464,12 @@ def check_shared(files: SchemaFiles) -> None:
         if not (path.endswith(".schema.json") and "/" not in path[len(SCHEMAS) + 1 :])
     }
     for path, (doc, text) in shared.items():
+        check_dialect(path, text, doc)
         check_document(path, text, doc)
     registry = files.registry()
     for path, (doc, text) in shared.items():
         refs = list(references(doc, uri_of(path)))
-        check_references(path, text, refs, registry, files.missing, files.names())
+        check_references(path, text, refs, registry, files.missing, files.names(), written=files.written.get(path))
         # Every definition, used or not, is checked where it is written: compiling a module
         # that uses it would report the fault at a pointer into this file, without its name.
         for pointer, node, _ in subschemas(doc, uri_of(path)):

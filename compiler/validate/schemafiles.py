@@ -291,20 +291,46 @@ def references(schema: Any, base: str) -> Iterator[tuple[Pointer, str, str]]:  #
                 yield (*pointer, key), ref, at
 
 
-def decode_anchor_refs(schema: Any, base: str) -> None:  # noqa: ANN401
-    """Decode, in place, percent-encoded unreserved characters in each ``$ref``/``$dynamicRef`` whose
-    fragment is a plain name (``#%6Cim`` -> ``#lim``): RFC 3986 §6.2.2.2 makes the two one URI, but
-    jsonschema-rs 0.61 looks the anchor up by the fragment as written, so it refused ``#%6Cim`` as
-    "does not resolve" and the secret walk's ``$dynamicRef`` names missed ``$dynamicAnchor`` s.
-    JSON Pointer fragments (``#/$defs/%61``) are left as written: the engine decodes them (RFC 6901 §6).
+def decode_anchor_refs(schema: Any, base: str) -> dict[Pointer, str]:  # noqa: ANN401
+    """Rewrite, in place, each ``$ref``/``$dynamicRef`` whose fragment holds a percent-encoding into the
+    spelling jsonschema-rs 0.61 reads as the URI means it (RFC 3986 §2.1, RFC 6901 §6, 2020-12 core §8.2):
+
+    - A fragment is percent-decoded before it is read (RFC 6901 §6: a JSON Pointer in a URI
+      fragment is its percent-encoded UTF-8), so one that decodes to ``""`` or to text starting
+      with ``/`` is a JSON Pointer: ``#%2F$defs%2Fsec`` is ``#/$defs/sec``, as ``#/$defs%2Fsec``
+      is. The engine took a fragment that did not start with a literal ``/`` for an anchor name
+      and refused it ("does not resolve"). It is written back decoded, with only what a fragment
+      may not hold re-encoded (``%`` itself as ``%25``); ``~0``/``~1`` stay for the engine (§4).
+    - Any other fragment is a plain name (an anchor): ``#%6Cim`` is ``#lim`` (RFC 3986 §6.2.2.2);
+      the engine looked the anchor up by the fragment as written.
+
+    A fragment whose percent-encoding is not UTF-8 is left as written: it names nothing, and the
+    reference check refuses it at its line (fail closed).
+
+    Returns:
+        The pointer of each keyword rewritten -> the reference as written (what a message shows).
     """
-    for _, node, _ in subschemas(schema, base):
+    written: dict[Pointer, str] = {}
+    for pointer, node, _ in subschemas(schema, base):
         for key in _REF_KEYWORDS:
             ref = node.get(key)
             if isinstance(ref, str) and "%" in ref and "#" in ref:
                 doc, fragment = ref.split("#", 1)
-                if not fragment.startswith("/"):
+                try:
+                    decoded = unquote(fragment, errors="strict")
+                except UnicodeDecodeError:
+                    continue
+                if decoded == "" or decoded.startswith("/"):
+                    node[key] = f"{doc}#{quote(decoded, safe=_FRAGMENT_SAFE)}"
+                else:
                     node[key] = f"{doc}#{_percent(fragment)}"
+                if node[key] != ref:
+                    written[(*pointer, key)] = ref
+    return written
+
+
+# What a fragment holds unencoded (RFC 3986 §3.5: pchar, "/", "?"), "%" left out: a literal one is "%25".
+_FRAGMENT_SAFE = "!$&'()*+,;=:@/?~"
 
 
 # Characters a URI reference may hold (RFC 3986 §2): anything else must be percent-encoded.
@@ -367,6 +393,7 @@ class SchemaFiles:
         self.missing: set[str] = set()  # URIs referenced that no file is
         self._identified = False  # no URI names two schemas across the files (check_identifiers)
         self.checked = False  # the files that are not module schemas have been checked (schema.check_shared)
+        self.written: dict[str, dict[Pointer, str]] = {}  # path -> references rewritten (decode_anchor_refs)
 
     def documents(self) -> dict[str, tuple[Any, str]]:
         """Repository path -> (parsed document, its text), for every ``*.json`` below ``schemas/``."""
@@ -383,7 +410,7 @@ class SchemaFiles:
                         refs = list(references(doc, uri_of(path)))
                         check_uris(path, text, refs)
                         if any("%" in ref for _, ref, _ in refs):  # the walk again only when one may be encoded
-                            decode_anchor_refs(doc, uri_of(path))
+                            self.written[path] = decode_anchor_refs(doc, uri_of(path))
                     docs[path] = (doc, text)
             self._docs = docs
         return self._docs

@@ -173,13 +173,16 @@ def test_the_commands_are_registered() -> None:
 
 
 def test_the_ci_files_run_the_secrets_guard_on_every_file() -> None:
-    """Issue 9 §4: CI runs the guard without FILE (every file of the checkout), before it validates."""
+    """Issue 9 §4: CI runs the guard without FILE (every file of the checkout), before it validates;
+    on a merge request with ``--since`` its base, so each commit of it is judged too."""
     for f in WORKFLOWS:
         calls = [args for path, args in ci_invocations() if path == f]
-        assert ["hook", "secrets-guard"] in calls, f
-        assert calls.index(["hook", "secrets-guard"]) < next(i for i, a in enumerate(calls) if a[0] == "validate")
+        guards = [i for i, a in enumerate(calls) if a[:2] == ["hook", "secrets-guard"]]
+        assert all(len(calls[i]) == 2 or calls[i][2] == "--since" for i in guards), f  # never a FILE list
+        assert guards[0] < next(i for i, a in enumerate(calls) if a[0] == "validate"), f
+        assert "--since" in calls[guards[0]], f  # the merge request's job comes first
     shipped = load(dict(scaffold_files())[".github/workflows/llmcc.yaml"].decode())
-    assert "llmcc hook secrets-guard" in list(scripts(shipped))
+    assert 'llmcc hook secrets-guard --since "origin/${GITHUB_BASE_REF}"' in list(scripts(shipped))
 
 
 def test_the_ci_secrets_guard_step_passes_a_new_repository_and_fails_a_committed_key(
@@ -198,7 +201,7 @@ def test_the_ci_secrets_guard_step_passes_a_new_repository_and_fails_a_committed
     subprocess.run(["git", "commit", "-q", "-m", "llmcc init"], cwd=repo, check=True)
     capsys.readouterr()
     monkeypatch.chdir(repo)  # CI runs at the checkout's root
-    (step,) = {tuple(args) for _, args in ci_invocations() if args[:2] == ["hook", "secrets-guard"]}
+    (step,) = {tuple(args) for _, args in ci_invocations() if args == ["hook", "secrets-guard"]}  # on main
     assert main(list(step)) == 0
     assert capsys.readouterr().err.startswith("llmcc: secrets-guard ok: ")
     (repo / "keys/ci.agekey").write_text(f"{pyrage.x25519.Identity.generate()}\n")

@@ -161,26 +161,92 @@ def test_validate_reports_the_staged_credential_in_one_line(
 
 
 @pytest.mark.parametrize("hook", HOOKS)
-def test_a_partially_staged_template_is_refused_in_one_line(
+def test_a_harmless_partially_staged_template_passes(
     example_repo: GitRepo, capsys: pytest.CaptureFixture[str], hook: str
 ) -> None:
-    """A template's secret fields are checked through the modules that extend it, from the working
-    tree: its staged content cannot be, so a template that differs from its index entry is exit 2."""
+    """Before, a template whose staged content differed from the working tree was exit 2 whatever
+    it held (it was checked only through the working tree); now its staged content is judged in
+    the index, as the commit will hold it."""
     install(example_repo, hook, "git-hooks")
     template = example_repo.path / "templates/observatory.yaml"
     text = template.read_text()
     template.write_text(f"# staged\n{text}")
     example_repo.git("add", "templates/observatory.yaml")
+    template.write_text(f"# staged\n{text}# not staged\n")
+    assert main(["-q", "-C", str(example_repo.path), "hook", hook, "templates/observatory.yaml"]) == 0
+    done = git_commit(example_repo)
+    assert done.returncode == 0, done.stderr
+    assert example_repo.git("show", "HEAD:templates/observatory.yaml") == f"# staged\n{text}"
+
+
+def secret_template(text: str) -> str:
+    """templates/data-pipeline.yaml with its x-secret db password set in plaintext."""
+    return text.replace("  sslmode: verify-full\n", f"  sslmode: verify-full\n  password: {new_canary()}\n", 1)
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_a_secret_in_the_staged_part_of_a_template_is_refused(example_repo: GitRepo, hook: str) -> None:
+    install(example_repo, hook, "git-hooks")
+    before = head(example_repo)
+    template = example_repo.path / "templates/data-pipeline.yaml"
+    clean = template.read_text()
+    template.write_text(secret_template(clean))
+    example_repo.git("add", "templates/data-pipeline.yaml")
+    template.write_text(clean.replace("pool_size: 10", "pool_size: 11"))  # the working tree: clean
+    done = git_commit(example_repo)
+    assert done.returncode != 0, done.stderr
+    assert "templates/data-pipeline.yaml:29:3: data-pipeline $.db.password: secret in plaintext" in done.stderr
+    assert STAGED in done.stderr
+    assert "canary-" not in done.stderr
+    assert head(example_repo) == before
+    template.write_text(clean)  # the canary left nowhere on disk (the suite's sweep)
+
+
+def test_a_field_a_staged_schema_newly_marks_secret_is_judged_in_the_index(example_repo: GitRepo) -> None:
+    """The layer is committed already with a plain value; the schema, staged in part, makes that
+    field secret: the commit would hold a plaintext secret that the working tree's schema hides."""
+    install(example_repo, "secrets-guard", "git-hooks")
+    before = head(example_repo)
+    path = example_repo.path / "schemas/data-pipeline.schema.json"
+    text = path.read_text()
+    marked = text.replace('"username": {\n', '"username": {\n          "x-secret": true,\n', 1)
+    assert marked != text
+    path.write_text(marked)
+    example_repo.git("add", "schemas/data-pipeline.schema.json")
+    path.write_text(text)  # the working tree's schema: not secret
+    done = git_commit(example_repo)
+    assert done.returncode != 0, done.stderr
+    assert "templates/data-pipeline.yaml:27:3: data-pipeline $.db.username: secret in plaintext" in done.stderr
+    assert STAGED in done.stderr
+    assert head(example_repo) == before
+
+
+def test_a_staged_template_while_a_merge_conflicts_is_refused_in_one_line(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The index cannot be read as a tree (git write-tree) until the conflict is resolved: a template
+    staged otherwise than the working tree is refused (exit 2), never passed unjudged."""
+    example_repo.write("ops/notes.txt", "ops notes\n")
+    example_repo.commit("notes")
+    example_repo.git("checkout", "-q", "-b", "other")
+    example_repo.write("ops/notes.txt", "ops notes, other\n")
+    example_repo.commit("other's notes")
+    example_repo.git("checkout", "-q", "main")
+    example_repo.write("ops/notes.txt", "ops notes, main\n")
+    example_repo.commit("main's notes")
+    merged = subprocess.run(["git", "merge", "-q", "other"], cwd=example_repo.path, capture_output=True, check=False)
+    assert merged.returncode != 0  # the conflict
+    template = example_repo.path / "templates/observatory.yaml"
+    text = template.read_text()
+    template.write_text(f"# staged\n{text}")
+    example_repo.git("add", "templates/observatory.yaml")
     template.write_text(text)
+    assert main(["-q", "-C", str(example_repo.path), "hook", "secrets-guard", "templates/observatory.yaml"]) == 2
     line = (
-        "llmcc: templates/observatory.yaml: the staged content differs from the working tree, and a template "
-        "is checked only as the working tree has it: stage the file (git add) or run the hook under pre-commit, "
+        "llmcc: templates/observatory.yaml: the staged content differs from the working tree, and the index "
+        "cannot be read as a tree to check it: stage the file (git add) or run the hook under pre-commit, "
         "which stashes unstaged changes"
     )
-    done = git_commit(example_repo)
-    assert done.returncode != 0
-    assert line in done.stderr.splitlines()
-    assert main(["-q", "-C", str(example_repo.path), "hook", hook, "templates/observatory.yaml"]) == 2
     assert line in capsys.readouterr().err.splitlines()
 
 
@@ -234,3 +300,28 @@ def test_a_file_name_with_a_line_break_cannot_forge_a_line_of_the_output(
     assert forged not in err.splitlines()
     assert "\r" not in err
     assert "x\\nllmcc: secrets-guard ok: 23 files\\rz.txt:1:" in err
+
+
+def test_a_staged_manifest_that_does_not_load_is_refused_in_one_line(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The commit would hold the staged llmcc.yaml, against which the staged files' secrets cannot be judged."""
+    manifest = example_repo.path / "llmcc.yaml"
+    good = manifest.read_text()
+    manifest.write_text(good + "unknown_key: 1\n")
+    example_repo.git("add", "llmcc.yaml")
+    manifest.write_text(good)
+    assert main(["-q", "-C", str(example_repo.path), "hook", "secrets-guard", "llmcc.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("llmcc: llmcc.yaml:"), err
+    assert "(the staged content)" in err.splitlines()[0]
+
+
+def test_a_staged_note_alone_does_not_read_the_index_as_a_tree(example_repo: GitRepo) -> None:
+    """Rules 1-2 judge no such file: its staged content gets rules 3-4 only, and no tree is written."""
+    notes = example_repo.write("ops/notes.txt", "staged\n")
+    example_repo.git("add", "ops/notes.txt")
+    notes.write_text("working tree\n")
+    objects = sorted(p.name for p in (example_repo.path / ".git/objects").rglob("*") if p.is_file())
+    assert main(["-q", "-C", str(example_repo.path), "hook", "secrets-guard", "ops/notes.txt"]) == 0
+    assert sorted(p.name for p in (example_repo.path / ".git/objects").rglob("*") if p.is_file()) == objects

@@ -1,7 +1,7 @@
 """Registries that need auth, for tests: a private CA, htpasswd, a token service, a credential helper.
 
-``make_pki`` issues a CA and a server certificate for 127.0.0.1/localhost
-(cryptography). ``TokenServer`` is a fake of an external token service (the
+``make_pki`` and ``htpasswd`` are tools/demo_pki.py's (tools/local-stores.py uses them too).
+``TokenServer`` is a fake of an external token service (the
 Docker Registry token auth spec): it checks basic credentials or an OAuth2
 refresh token and issues ES256 JWTs whose ``x5c`` certificate the registry
 trusts through its ``rootcertbundle``. It serves over HTTPS with the same CA.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import ipaddress
 import json
 import ssl
 import threading
@@ -22,87 +21,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import bcrypt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
 
+from tools.demo_pki import Pki, htpasswd, make_pki, pem_bytes, subject_name
+
+__all__ = ["Pki", "TokenServer", "basic_entry", "docker_config", "htpasswd", "make_pki", "write_helper"]
 SERVICE = "llmcc-test-registry"
 ISSUER = "llmcc-test-token-issuer"
-
-
-@dataclass(frozen=True)
-class Pki:
-    ca: Path  # the CA certificate (PEM): what LLMCC_OCI_CA_FILE names
-    cert: Path  # server certificate for 127.0.0.1 and localhost
-    key: Path
-    other_ca: Path  # a CA that signed nothing here: trusting it must not help
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _ca(cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(_name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def make_pki(directory: Path) -> Pki:
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_key, ca_cert = _ca("llmcc test CA")
-    _, other = _ca("llmcc unrelated CA")
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pki = Pki(directory / "ca.pem", directory / "server.pem", directory / "server.key", directory / "other-ca.pem")
-    pki.ca.write_bytes(_pem(ca_cert))
-    pki.other_ca.write_bytes(_pem(other))
-    pki.cert.write_bytes(_pem(cert) + _pem(ca_cert))
-    pki.key.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return pki
-
-
-def htpasswd(path: Path, users: dict[str, str]) -> Path:
-    path.write_text("".join(f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(4)).decode()}\n" for u, p in users.items()))
-    return path
 
 
 def _b64url(data: bytes) -> str:
@@ -125,8 +53,8 @@ class TokenServer:
         self._key = key
         self._cert = (
             x509.CertificateBuilder()
-            .subject_name(_name(ISSUER))
-            .issuer_name(_name(ISSUER))
+            .subject_name(subject_name(ISSUER))
+            .issuer_name(subject_name(ISSUER))
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1))
@@ -135,7 +63,7 @@ class TokenServer:
         )
 
     def write_root(self, path: Path) -> Path:
-        path.write_bytes(_pem(self._cert))
+        path.write_bytes(pem_bytes(self._cert))
         return path
 
     def registry_auth(self, root: Path) -> str:
