@@ -25,6 +25,7 @@ from compiler.compile.orphans import die_with_parent
 from compiler.diagnostics import Diagnostic, sort_diagnostics
 from compiler.errors import InputError, InternalError, LlmccError, TerminatedError, is_panic
 from compiler.jsontypes import JSONObject, JSONValue
+from compiler.lifetime import keep
 
 if TYPE_CHECKING:
     import multiprocessing.context
@@ -139,6 +140,7 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
             # before the collector is back on, so no collection first walks the ~10^5 young objects
             # the warm-up made (~8 ms on the large workload, issue 14 §3).
             gc.freeze()
+    keep(request)  # its caches: left to the OS by a process that ends with os._exit (compiler.lifetime)
     if workers <= 1:
         outcomes = []
         for i, target in enumerate(targets):
