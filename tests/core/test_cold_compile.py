@@ -436,3 +436,31 @@ def test_a_compile_under_the_profiler_lets_it_write_its_figures(tmp_path: Path) 
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert pstats.Stats(str(out)).total_calls > 0
+
+
+_CHILD_AFTER_PREPARE = """
+import ctypes.util, os, sys
+from compiler.compile import orphans
+orphans.prepare()
+sys.modules.pop("ctypes", None)  # what the child would import if prepare had not found prctl
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    before = set(sys.modules)
+    orphans.die_with_parent(os.getppid())
+    imported = sorted(set(sys.modules) - before)
+    import ctypes
+    signal = ctypes.c_int(0)
+    ctypes.CDLL(None).prctl(2, ctypes.byref(signal), 0, 0, 0)  # PR_GET_PDEATHSIG
+    os.write(w, repr((imported, signal.value)).encode())
+    os._exit(0)
+os.close(w)
+print(os.read(r, 4096).decode())
+os.waitpid(pid, 0)
+"""
+
+
+def test_a_child_forked_after_prepare_dies_with_its_parent_without_importing_ctypes() -> None:
+    """Each -j worker and the pre-parse helper imported ctypes (3-7 ms) before any work, to call prctl."""
+    done = subprocess.run([sys.executable, "-c", _CHILD_AFTER_PREPARE], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == repr(([], 9))  # nothing imported; SIGKILL when the parent dies
