@@ -136,15 +136,18 @@ class BundleDir:
         them and re-raises a failed one's OSError. Only after the build: a thread
         started before it would keep ``build_targets`` from forking workers.
         """
-        if self._syncer is None:
-            from concurrent.futures import ThreadPoolExecutor
+        # An interrupt raised inside the executor's or its queue's lock, as it is taken, leaves that lock
+        # held, and the shutdown on the way out waits for it for ever: SIGINT and SIGTERM wait meanwhile.
+        with _signals_held():
+            if self._syncer is None:
+                from concurrent.futures import ThreadPoolExecutor
 
-            self._syncer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llmcc-fsync")
-            if self._aside:  # the old bundles' blocks are freed while the build goes on
-                self._syncer.submit(_remove_files, self._aside)
-                self._aside = []
-        name = bundle_name(target)
-        self._syncing[name] = self._syncer.submit(fileops.fsync_file, self.staging / name)
+                self._syncer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llmcc-fsync")
+                if self._aside:  # the old bundles' blocks are freed while the build goes on
+                    self._syncer.submit(_remove_files, self._aside)
+                    self._aside = []
+            name = bundle_name(target)
+            self._syncing[name] = self._syncer.submit(fileops.fsync_file, self.staging / name)
 
     def _set_aside(self, path: Path) -> None:
         """Remove ``path`` from ``DIR`` now, its file freed later (rule 1): a hard link to it is kept
