@@ -210,6 +210,15 @@ def test_a_command_whose_targets_all_hit_the_cache_loads_no_compile_engine(tmp_p
     assert "compiler.compile.pipeline" in loaded_modules(command, cwd=repo.path, env=env, code=0)
 
 
+def test_a_compile_with_no_secret_field_loads_no_crypto_library(tmp_path: Path) -> None:
+    """Every build sets up the sealer and the key check, but cryptography (~8 ms in each compile
+    process, before the workers fork) loads only when a value is sealed or opened (issue 14 §1)."""
+    repo = committed_mini_repo(tmp_path)
+    mods = loaded_modules("compile", "--no-cache", cwd=repo.path, env=no_identity(tmp_path), code=0)
+    assert "compiler.secrets.sealing" in mods  # the probe sees the sealer when it runs
+    assert {m for m in mods if m.split(".")[0] == "cryptography"} == set()
+
+
 def test_the_cel_loader_gives_the_package_api_without_its_shell() -> None:
     probe = (
         "import sys; from compiler.policy.celmodule import load_cel; cel = load_cel();"

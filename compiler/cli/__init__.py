@@ -224,6 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from compiler.cli import _commands
 
         _, load = _commands.COMMANDS[args.command]
+        if argv is None and args.command in EXIT_AT_ONCE and sys.getprofile() is None:
+            from compiler import lifetime
+
+            lifetime.leave_to_os()  # the parsed inputs are not freed one by one if it ends with os._exit
         result.code = load().run(args, ctx)
         if argv is None and args.command in LEFT_TO_THE_OS:
             # The process ends with this command (the console script, `python -m compiler`). The

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from compiler.distdir import BundleDir, bundle_name
     from compiler.incremental.plan import finish_cache, plan_cache
     from compiler.incremental.run import build_cached, bundles_in_place, record_bundles
+    from compiler.lifetime import keep
 
     start = time.perf_counter()
     repo, source, ids = open_repository(ctx, args, need_secrets=True)
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         bad = set(failed_targets(outcomes))
         good = [o.target for o in outcomes if o.target not in bad]
         bundles.install(good)  # a failed target keeps no bundle; one left in place is not moved
+    keep(repo, plan, outcomes)  # left to the OS when the process ends with os._exit (compiler.lifetime)
     record_bundles(plan, source_json, reuse, good)
     if warning := finish_cache(plan):
         print(warning, file=sys.stderr)

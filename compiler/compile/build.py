@@ -25,6 +25,7 @@ from compiler.compile.orphans import die_with_parent
 from compiler.diagnostics import Diagnostic, sort_diagnostics
 from compiler.errors import InputError, InternalError, LlmccError, TerminatedError, is_panic
 from compiler.jsontypes import JSONObject, JSONValue
+from compiler.lifetime import keep
 
 if TYPE_CHECKING:
     import multiprocessing.context
@@ -139,6 +140,7 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
             # before the collector is back on, so no collection first walks the ~10^5 young objects
             # the warm-up made (~8 ms on the large workload, issue 14 §3).
             gc.freeze()
+    keep(request)  # its caches: left to the OS by a process that ends with os._exit (compiler.lifetime)
     if workers <= 1:
         outcomes = []
         for i, target in enumerate(targets):
@@ -235,6 +237,9 @@ def _pool(ctx: multiprocessing.context.ForkContext, workers: int) -> multiproces
     """
     import multiprocessing.pool
 
+    from compiler.compile.orphans import prepare
+
+    prepare()  # each worker calls prctl without importing ctypes
     global _parent_pid
     _parent_pid = os.getpid()
 
@@ -331,7 +336,7 @@ def _warm(request: BuildRequest, targets: Sequence[Target], preparse: Preparse |
     repo, caches = request.repo, _caches(request)
     steps: list[Callable[[], object]] = [partial(repo.schema, module) for module in repo.modules]
     if preparse is not None:  # the validators too (lazy otherwise), while the helper parses
-        steps.append(partial(_compile_validators, request))
+        steps += [partial(_compile_validators, request), _prepare_fork]
     shared: list[Callable[[], object]] = [partial(repo.templates, module) for module in repo.modules]
     envs = [e for e in _shared_envs(targets) if request.warm_env is None or request.warm_env(request, e)]
     shared += [partial(env_base, repo, env, caches) for env in envs]
@@ -340,6 +345,16 @@ def _warm(request: BuildRequest, targets: Sequence[Target], preparse: Preparse |
     for step in steps:
         with contextlib.suppress(LlmccError):
             step()
+
+
+def _prepare_fork() -> None:
+    """What forking the workers needs, while the helper still parses (the parent waited for it there):
+    the pool's modules (~5 ms to import) and ``prctl`` found once for every worker (``orphans.prepare``)."""
+    import multiprocessing.pool  # noqa: F401 - imported for ``_pool``
+
+    from compiler.compile.orphans import prepare
+
+    prepare()
 
 
 def _compile_validators(request: BuildRequest) -> None:

@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, cast
 
 from compiler.compile.orphans import die_with_parent
+from compiler.compile.orphans import prepare as prepare_orphans
 from compiler.compile.types import DocumentLoader
 from compiler.diagnostics import Origin
 from compiler.errors import LlmccError
@@ -62,6 +63,7 @@ class Preparse:
         # can arrive there, so no KeyboardInterrupt ever unwinds the parent's code in the helper (its
         # `finally` blocks would remove the parent's staging directory). The parent takes a pending one
         # when the mask is back.
+        prepare_orphans()  # the helper starts parsing at once
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         parent = os.getpid()
         try:

@@ -29,17 +29,16 @@ def layer_names(project: Project, target: Target) -> list[tuple[str, bool]]:
     return names
 
 
+def layer_paths(name: str) -> tuple[str, str]:
+    """The plain file and the secrets file of the layer called ``name`` (``layer_names``)."""
+    return f"{ENVIRONMENTS}/{name}.yaml", f"{ENVIRONMENTS}/{name}.secrets.sops.yaml"
+
+
 def resolve_layers(project: Project, target: Target) -> list[LayerRef]:
     """Every layer file of ``target``; each layer's secrets file right after it."""
     refs = []
     for name, required in layer_names(project, target):
-        refs.append(LayerRef(name=name, path=f"{ENVIRONMENTS}/{name}.yaml", secrets=False, required=required))
-        refs.append(
-            LayerRef(
-                name=f"{name} (secrets)",
-                path=f"{ENVIRONMENTS}/{name}.secrets.sops.yaml",
-                secrets=True,
-                required=False,
-            )
-        )
+        plain, secrets = layer_paths(name)
+        refs.append(LayerRef(name=name, path=plain, secrets=False, required=required))
+        refs.append(LayerRef(name=f"{name} (secrets)", path=secrets, secrets=True, required=False))
     return refs

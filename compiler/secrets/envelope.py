@@ -34,12 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal, TypeGuard
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from compiler.errors import SecretsError
+
+# cryptography (~8 ms to import) loads when a value is sealed or opened: a compile with no secret
+# field imports the sealing code but never calls it (issue 14 §1).
 
 ALG: Final = "AES256_GCM_SIV"
 DEK_BYTES: Final = 32
@@ -150,6 +148,8 @@ def seal_value(dek: bytes, *, target: str, path: str, value: Scalar) -> str:
     aad = _aad(target, vtype, path)
     enc_key, nonce_key = _subkeys(dek)
     nonce = hmac.new(nonce_key, aad + b"\0" + plaintext, hashlib.sha256).digest()[:_NONCE_BYTES]
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
+
     sealed = AESGCMSIV(enc_key).encrypt(nonce, plaintext, aad)
     data, tag = sealed[:-_TAG_BYTES], sealed[-_TAG_BYTES:]
     return format_enc(EncValue(alg=ALG, data=data, iv=nonce, tag=tag, type=vtype))
@@ -176,6 +176,9 @@ def open_value(dek: bytes, *, target: str, path: str, enc: str, subkeys: tuple[b
         raise SecretsError(f"{path}: cannot decrypt secret: {e}") from e
     aad = _aad(target, parsed.type, path)
     enc_key, nonce_key = subkeys or _subkeys(dek)
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
+
     try:
         plaintext = AESGCMSIV(enc_key).decrypt(parsed.iv, parsed.data + parsed.tag, aad)
     except InvalidTag as e:
@@ -222,6 +225,9 @@ def value_subkeys(dek: bytes) -> tuple[bytes, bytes]:
 
 
 def _subkeys(dek: bytes) -> tuple[bytes, bytes]:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     def derive(info: bytes) -> bytes:
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(dek)
 

@@ -157,3 +157,20 @@ def test_the_pre_commit_hook_reports_an_unread_layer(config: Path, capsys: pytes
     code, _, err = run(capsys, config, "hook", "validate", str(config / "environments/stagin.yaml"))
     assert code == 1
     assert err.splitlines()[0].startswith("environments/stagin.yaml:1:1: no target reads this layer file")
+
+
+def test_a_rotation_sidecar_of_a_layer_counts_as_read(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The files read are found by layer name once (issue 14 §4: not ~10 LayerRefs per target of a
+    1,003-target repository); the secrets file and its rotation sidecar of each layer still count."""
+    (config / "environments/dev.secrets.rotation.yaml").write_text("{}\n")
+    (config / "environments/qa.secrets.rotation.yaml").write_text("{}\n")  # qa: no such environment
+    code, _, err = run(capsys, config, "validate")
+    assert code == 1
+    assert [line.split(":")[0] for line in err.splitlines()[:-1]] == ["environments/qa.secrets.rotation.yaml"]
+    n = len((config / "llmcc.yaml").read_text().splitlines()) + 2
+    add_unpaired(config, "unpaired:\n  layers: [environments/dev.secrets.rotation.yaml]\n")
+    code, _, err = run(capsys, config, "validate")
+    assert (
+        f"llmcc.yaml:{n}:12: unpaired.layers: environments/dev.secrets.rotation.yaml is read by a target: "
+        "remove it from the list"
+    ) in err.splitlines()
