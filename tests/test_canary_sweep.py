@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,9 @@ def _run(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
             str(tmp_path / "test_probe.py"),
         ],
         cwd=REPO_ROOT,
+        # the probe module's bytecode would hold its canary: a fresh machine writes it (the sweep then
+        # finds the canary in the probe's __pycache__ and fails the outer run)
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         capture_output=True,
         text=True,
         check=False,
