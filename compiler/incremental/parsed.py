@@ -232,6 +232,7 @@ class RenderedScalars:
         self._run = os.urandom(8).hex()  # names this run's per-target additions (``worker_done``)
         self._parent = os.getpid()
         self._flushed = 0  # in a worker: how much of the cache it had when it last wrote
+        self.stored: set[str] = set()  # in a worker: the targets after which it stored what it rendered
 
     @staticmethod
     def key() -> str:
@@ -262,10 +263,12 @@ class RenderedScalars:
         added = _kept(_values(islice(rendered.items(), self._flushed, None)))
         self._flushed = len(rendered)
         self.store.put_bytes(self._target_key(target), encode_rendered(added, []))
+        self.stored.add(target)
 
     def save(self, rendered: RenderCache, built: Iterable[str] = ()) -> None:
         """Write ``rendered`` (what ``load`` gave, then filled by this process) with what the workers
-        that compiled ``built`` rendered, when the run added to it."""
+        that compiled ``built`` rendered, when the run added to it. ``built``: the targets after which
+        a worker may have stored some (``stored`` there; each is looked for)."""
         from compiler.render.jinja import compiled_expressions
 
         for target in built:

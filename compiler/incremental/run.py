@@ -206,22 +206,43 @@ def _build_misses(
         if outcome.note is not None and plan.cache.trouble is None:
             plan.cache.trouble = outcome.note
     if plan.rendered is not None and keep.caches is not None:
-        plan.rendered.save(keep.caches.render, [t.name for t in misses])
-    after = plan.recheck(misses)
-    for outcome in outcomes:
-        kept = _kept(outcome.kept)
-        if kept is not None:
-            plan.cache.written += kept.written  # read as "anything written" (-j1 counts twice: harmless)
-        key = plan.keys.get(outcome.target)
-        if key is not None and after.get(outcome.target) == key:
-            payload = _payload(outcome, plan, kept)
-            if payload is not None:
-                plan.cache.put(key, payload)
-            if kept is not None and kept.record is not None and kept.carry_key is not None:
-                plan.cache.put_bytes(kept.carry_key, kept.record)
-        if kept is not None and request.out_dir is not None:
-            written[outcome.target] = kept.sha256
-        built[outcome.target] = replace(outcome, kept=None)
+        # what the workers rendered, from the targets after which one stored some (unknown: looked for)
+        told = {o.target: k.rendered for o in outcomes if (k := _kept(o.kept)) is not None}
+        plan.rendered.save(keep.caches.render, [t.name for t in misses if told.get(t.name, True)])
+    staged = {p for o in outcomes if (k := _kept(o.kept)) is not None for p in (k.entry, k.record) if p}
+    try:
+        after = plan.recheck(misses)
+        for outcome in outcomes:
+            kept = _kept(outcome.kept)
+            if kept is not None:
+                plan.cache.written += kept.written  # read as "anything written" (-j1 counts twice: harmless)
+            key = plan.keys.get(outcome.target)
+            if key is not None and after.get(outcome.target) == key:
+                staged -= _store(plan, key, outcome, kept)
+            if kept is not None and request.out_dir is not None:
+                written[outcome.target] = kept.sha256
+            built[outcome.target] = replace(outcome, kept=None)
+    finally:
+        for pending in staged:  # not committed: its key no longer holds (or the run is ending)
+            plan.cache.drop(pending)
+
+
+def _store(plan: CachePlan, key: str, outcome: TargetOutcome, kept: _Kept | None) -> set[str]:
+    """Put ``outcome``'s entry (and its carry record) in place under ``key``, which still holds after
+    the build: the entries the worker staged are committed (a rename each; the pending names
+    returned), any other is written here."""
+    done: set[str] = set()
+    if kept is not None and kept.entry is not None and kept.key == key:
+        plan.cache.commit(key, kept.entry)
+        done.add(kept.entry)
+    else:
+        payload = _payload(outcome, plan, kept)
+        if payload is not None:
+            plan.cache.put(key, payload)
+    if kept is not None and kept.record is not None and kept.carry_key is not None:
+        plan.cache.commit(kept.carry_key, kept.record)
+        done.add(kept.record)
+    return done
 
 
 def _may_fork(count: int, jobs: int | None) -> bool:
@@ -248,8 +269,8 @@ def _carry_one(
 ) -> TargetOutcome | None:
     """``target`` re-rendered from its previous result (``compiler.incremental.carry``); None: compile it.
 
-    Runs where the target would be compiled (a build worker); the blob is stored there, the
-    entry and the record by the parent after its recheck, as for a compiled target.
+    Runs where the target would be compiled (a build worker); the blob is stored there and the
+    entry and the record staged, for the parent to commit after its recheck, as for a compiled target.
     """
     from compiler.compile.pipeline import layout_check, load_stack
     from compiler.incremental.carry import Checks, carry, layer_digests
@@ -293,7 +314,7 @@ def _carry_one(
     digest = plan.cache.put_blob(done.text.encode("utf-8"))
     sha = hashlib.sha256(data).hexdigest()
     kept_record = canonical_json({**done.record, "modules": digest})  # encoded here, in parallel
-    kept = _Kept(digest, None, sha, plan.cache.written - before, kept_record, ckey)
+    kept = _staged(plan, target, [], _Kept(digest, None, sha, plan.cache.written - before), kept_record, ckey)
     return TargetOutcome(
         target=target.name, diagnostics=[], size=len(data), data=data if request.keep_bytes else None, kept=kept
     )
@@ -442,9 +463,38 @@ class _Kept:
     encryption: JSONValue
     sha256: str  # of the whole bundle, as written into the staging directory
     written: int  # blobs the call wrote (for eviction); a failed write travels as the worker's note
-    # what a later run re-renders from (``compiler.incremental.carry``), as the entry's payload bytes
-    record: bytes | None = None
+    # Entries staged where the bundle was built (``ResultCache.stage``), for the parent to commit
+    # once the key still holds: the target's entry under ``key``, and what a later run re-renders
+    # from (``compiler.incremental.carry``) under ``carry_key``.
+    key: str | None = None
+    entry: str | None = None
+    record: str | None = None
     carry_key: str | None = None
+    rendered: bool = True  # whether the worker stored rendered scalars after the target (``RenderedScalars``)
+
+
+def _staged(
+    plan: CachePlan,
+    target: Target,
+    diagnostics: list[Diagnostic],
+    kept: _Kept,
+    record: bytes | None,
+    carry_key: str | None,
+) -> _Kept:
+    """``kept`` with the target's entry and its record (payload bytes, under ``carry_key``) staged."""
+    if plan.rendered is not None:
+        kept = replace(kept, rendered=target.name in plan.rendered.stored)
+    key = plan.keys.get(target.name)
+    if key is None:  # never cached: nor is its record (a record is written only with its entry)
+        return kept
+    payload: JSONObject = {
+        "diagnostics": [diagnostic_to_json(d) for d in diagnostics],
+        "modules": kept.modules,
+        "encryption": kept.encryption,
+    }
+    entry = plan.cache.stage(key, canonical_json(payload))
+    staged = plan.cache.stage(carry_key, record) if record is not None and carry_key is not None else None
+    return replace(kept, key=key, entry=entry, record=staged, carry_key=carry_key)
 
 
 def _keep_blob(
@@ -484,7 +534,8 @@ def _keep_blob(
             made = make_record(request.repo, result, text, request.json_cache, members, env)
             record = None if made is None else canonical_json({**made, "modules": digest})
     sha = hashlib.sha256(data).hexdigest()
-    return _Kept(digest, encryption, sha, cache.written - before, record, ckey)
+    kept = _Kept(digest, encryption, sha, cache.written - before)
+    return _staged(plan, result.target, result.diagnostics, kept, record, ckey)
 
 
 def _kept(value: object) -> _Kept | None:

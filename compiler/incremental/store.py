@@ -19,14 +19,22 @@ against it when read. Read, an entry is trusted only when, in order:
 3. its payload has the size and SHA-256 its header gives.
 
 Anything else is a miss: the caller rebuilds the target and the entry is
-replaced. Writes go through ``fileops.write_atomic`` (temp file and rename),
-so concurrent runs read an old entry or a new one, never a partial one; two
-runs writing the same key write equivalent results. They are not fsynced
-(``durable=False``): an entry torn by a power loss fails its digest and is a
-miss, and syncing every entry made a compile that fills the cache slower than
-one without it.
+replaced. An entry is written whole under a pending name beside its own
+(``.<key>.<pid>.<n>.pending``, created with ``O_EXCL``: never through a file
+or link already there) and renamed into place (``stage``, then ``commit``), so
+concurrent runs read an old entry or a new one, never a partial one; two runs
+writing the same key write equivalent results. A build worker stages the
+entries of the targets it built and the parent commits them once it has
+checked that their keys still hold (``compiler.incremental.run``): one rename
+each in the parent instead of a whole write. A blob is created in place,
+create-only, with no rename: it is named by its SHA-256, so a blob being
+written or torn is a miss when read, and one found damaged is deleted so the
+next write makes it whole. Nothing here is fsynced: an entry or blob torn by a
+power loss fails its digest and is a miss, and syncing every entry made a
+compile that fills the cache slower than one without it.
 
-Eviction: after a run that wrote entries, when the entries hold more than
+Eviction: after a run that wrote entries, a staged entry older than a day (its
+run was killed before it committed) is deleted, and when the entries hold more than
 ``max_bytes`` (``LLMCC_CACHE_MAX_BYTES``, default 256 MiB), the least recently
 used (oldest modification time; a hit touches its entry) are deleted until
 they hold at most three quarters of it. Deleting the directory is always safe.
@@ -52,9 +60,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 from compiler import __version__, fileops
@@ -70,6 +80,10 @@ _VERSION_DIR = "v1"
 _BLOBS = "blobs"
 USAGE_KEY = hashlib.sha256(f"usage\0{FORMAT}".encode()).hexdigest()  # the tally (module doc, "Eviction")
 USAGE_SCAN_RUNS = 32  # runs that trust the tally before one scans anyway
+PENDING = ".pending"  # the suffix of an entry staged for ``commit``
+PENDING_MAX_AGE = 24 * 3600  # seconds: a staged entry this old was left by a run that never committed it
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_staged = itertools.count()  # numbers this process's pending names
 
 
 class ResultCache:
@@ -83,6 +97,7 @@ class ResultCache:
         self.misses = 0
         self.written = 0
         self.written_bytes = 0  # of the entries and blobs this object wrote (the tally's addition)
+        self._sizes: dict[str, int] = {}  # pending name -> bytes, of the entries this object staged
         self.forked = False  # forked workers wrote through copies of this object: their bytes are not counted
         self.refused: str | None = None  # why the cache is off for this run (an unsafe directory)
         self.trouble: str | None = None  # the first write or eviction that failed (the run goes on without it)
@@ -177,8 +192,9 @@ class ResultCache:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES or st.st_uid != os.geteuid():
                 return None
-            # the size fstat gave (entries are replaced by rename, never grown in place; bytes read
-            # past a change fail the header's size and SHA-256 like any damaged entry)
+            # the size fstat gave (entries are replaced by rename, never grown in place; a blob is
+            # created in place, and one still being written reads short: bytes read past a change
+            # fail the header's size and SHA-256, or the blob's name, like any damaged file)
             data = os.read(fd, st.st_size)
             while len(data) < st.st_size:  # a short read: the rest, up to the end of the file
                 more = os.read(fd, st.st_size - len(data))
@@ -237,36 +253,57 @@ class ResultCache:
         return body
 
     def get_blob(self, digest: str) -> bytes | None:
-        """The bytes whose SHA-256 is ``digest`` (64 hex digits), checked; None when absent or damaged."""
+        """The bytes whose SHA-256 is ``digest`` (64 hex digits), checked; None when absent or damaged.
+
+        A damaged blob (torn by a crash, or being written by another process) is deleted: the
+        next ``put_blob`` of those bytes writes it whole.
+        """
         path = self._blob_path(digest)
         if path is None or not self.usable():
             return None
         data = self._read_file(path)
-        if data is None or hashlib.sha256(data).hexdigest() != digest:
+        if data is None:
+            return None
+        if hashlib.sha256(data).hexdigest() != digest:
+            with contextlib.suppress(OSError):
+                path.unlink()  # its directories were found safe by ``_read_file``
             return None
         with contextlib.suppress(OSError):
             os.utime(path, follow_symlinks=False)
         return data
 
     def put_blob(self, data: bytes) -> str:
-        """Store ``data`` by its SHA-256 (kept when already there); the digest."""
+        """Store ``data`` by its SHA-256 (kept when already there); the digest.
+
+        Create-only (``O_EXCL``), no temp file and no rename: a reader checks the digest.
+        """
         digest = hashlib.sha256(data).hexdigest()
         path = self._blob_path(digest)
         assert path is not None
         if not self.usable():
             return digest
         try:
-            for d in (path.parent.parent, path.parent):
-                if d.is_symlink():
-                    return digest
-                d.mkdir(mode=0o700, exist_ok=True)
-            if not path.is_file() or path.is_symlink():
-                fileops.write_atomic(path, data, mode=0o600, durable=False)
-                self.written += 1
-                self.written_bytes += len(data)
+            if self._dirs(path.parent.parent, path.parent):
+                made = _create(path, data, keep=True)
+                self.written += made
+                self.written_bytes += made * len(data)
         except OSError as e:
             self._failed(e)  # a cache: not storing is always safe
         return digest
+
+    @staticmethod
+    def _dirs(*dirs: Path) -> bool:
+        """Make each of ``dirs`` (0700) unless it is a directory already; False when one is a symlink or a file."""
+        for d in dirs:
+            try:
+                st = d.lstat()
+            except FileNotFoundError:
+                with contextlib.suppress(FileExistsError):
+                    d.mkdir(mode=0o700)
+                st = d.lstat()
+            if not stat.S_ISDIR(st.st_mode):
+                return False
+        return True
 
     def _blob_path(self, digest: str) -> Path | None:
         if self._path(digest) is None:
@@ -279,9 +316,17 @@ class ResultCache:
 
     def put_bytes(self, key: str, body: bytes) -> None:
         """Store the payload bytes ``body`` under ``key`` (``get_bytes`` reads them), as ``put`` does."""
+        pending = self.stage(key, body)
+        if pending is not None:
+            self.commit(key, pending)
+
+    def stage(self, key: str, body: bytes) -> str | None:
+        """Write the entry of payload bytes ``body`` for ``key`` whole, under a pending name beside it, for
+        ``commit`` to put in place (a build worker stages, the parent commits); None when not written
+        (``trouble`` says why) or the cache is off."""
         path = self._path(key)
         if path is None or not self.usable():
-            return
+            return None
         header: JSONObject = {
             "format": FORMAT,
             "compiler": self.compiler,
@@ -289,17 +334,42 @@ class ResultCache:
             "sha256": hashlib.sha256(body).hexdigest(),
             "size": len(body),
         }
+        pending = path.with_name(f".{key}.{os.getpid()}.{next(_staged)}{PENDING}")
         try:
-            if path.parent.is_symlink():
-                return
-            path.parent.mkdir(mode=0o700, exist_ok=True)
+            if not self._dirs(path.parent):
+                return None
             data = canonical_json(header) + b"\n" + body
-            fileops.write_atomic(path, data, mode=0o600, durable=False)
+            _create(pending, data, keep=False)  # a leftover of a killed run: replaced
         except OSError as e:
             self._failed(e)
+            return None
+        self._sizes[str(pending)] = len(data)  # for the tally, when this object commits it
+        return str(pending)
+
+    def commit(self, key: str, pending: str) -> None:
+        """Put the entry ``stage`` wrote at ``pending`` in place under ``key`` (one rename)."""
+        path = self._path(key)
+        if path is None or not _pending_of(pending, path):
+            return
+        try:
+            # Not renamed over the old entry: ext4 then starts writing the new one's data back at once
+            # (``auto_da_alloc``), which made each commit wait on the disk (about 4x slower, more under load).
+            # Meanwhile a reader misses (it is a cache); two runs committing the same key: either one.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            os.replace(pending, path)
+        except OSError as e:
+            self._failed(e)
+            self.drop(pending)
             return
         self.written += 1
-        self.written_bytes += len(data)
+        self.written_bytes += self._sizes.pop(pending, 0)  # staged by a forked worker: 0 (``forked`` scans)
+
+    def drop(self, pending: str) -> None:
+        """Delete an entry ``stage`` wrote that is not to be committed (its key no longer holds)."""
+        if pending.endswith(PENDING):
+            with contextlib.suppress(OSError):
+                os.unlink(pending)
 
     def discard(self, key: str) -> None:
         """Delete the entry under ``key``, if there is one (a cache: failing to is harmless)."""
@@ -351,6 +421,7 @@ class ResultCache:
         # os.scandir and str paths, not Path.iterdir: no Path made per entry (the scan is most of
         # what a run that wrote a few entries pays here: a third of it this way)
         entries: list[tuple[float, int, str]] = []
+        stale = time.time() - PENDING_MAX_AGE
         top = self.root / _VERSION_DIR
         # never through a symlink: a linked blobs/ would have files outside the cache deleted
         subs = [*_dirs(str(top)), *(_dirs(str(top / _BLOBS)) if _safe_dir(top / _BLOBS) else [])]
@@ -361,6 +432,9 @@ class ResultCache:
                 for f in it:
                     with contextlib.suppress(OSError):
                         st = f.stat(follow_symlinks=False)
+                        if f.name.endswith(PENDING) and st.st_mtime < stale:
+                            os.unlink(f.path)  # staged by a run killed before it committed
+                            continue
                         entries.append((st.st_mtime, st.st_size, f.path))
         total = sum(size for _, size, _ in entries)
         if total <= self.max_bytes:
@@ -374,6 +448,40 @@ class ResultCache:
                 total -= size
                 deleted += 1
         return deleted, total
+
+
+def _create(path: Path, data: bytes, *, keep: bool) -> int:
+    """Create ``path`` (mode 0600) holding ``data``: 1, or 0 when ``keep`` and a regular file is there.
+
+    ``O_EXCL``: never through a file or symlink already at ``path``. What is there (with ``keep``:
+    unless a regular file) is deleted and the file created once more. Raises OSError (nothing is
+    left behind but a file some other process made meanwhile).
+    """
+    try:
+        fd = os.open(path, _CREATE, 0o600)
+    except FileExistsError:
+        if keep and stat.S_ISREG(path.lstat().st_mode):
+            return 0
+        path.unlink()
+        fd = os.open(path, _CREATE, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # exactly, not narrowed by the umask
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+    os.close(fd)
+    return 1
+
+
+def _pending_of(pending: str, path: Path) -> bool:
+    """Whether ``pending`` is a name ``stage`` gives for the entry at ``path``."""
+    where, _, name = pending.rpartition("/")
+    return where == str(path.parent) and name.startswith(f".{path.stem}.") and name.endswith(PENDING)
 
 
 def _unsafe(st: os.stat_result) -> str | None:

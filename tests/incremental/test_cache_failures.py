@@ -32,19 +32,30 @@ def run(root: Path, *argv: str) -> int:
 
 
 def on_cache_write(monkeypatch: pytest.MonkeyPatch, root: Path, act: Callable[[str], None], *, before: bool) -> None:
-    """Call ``act(dst)`` at each rename into ``root``'s result cache, before it (``act`` may raise) or after it."""
-    real = os.replace
+    """Call ``act(dst)`` at each rename into ``root``'s result cache (an entry put in place) and at each
+    create-only open of a blob there (a blob is written in place), before it (``act`` may raise) or after it."""
+    real_replace, real_open = os.replace, os.open
     cache = str(root / CACHE_DIR)
 
     def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
         into = str(dst).startswith(cache)
         if into and before:
             act(str(dst))
-        real(src, dst)
+        real_replace(src, dst)
         if into and not before:
             act(str(dst))
 
+    def open_(path: str | os.PathLike[str], flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        blob = flags & os.O_EXCL and str(path).startswith(f"{cache}/v1/blobs/")
+        if blob and before:
+            act(str(path))
+        fd = real_open(path, flags, mode, dir_fd=dir_fd)
+        if blob and not before:
+            act(str(path))
+        return fd
+
     monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "open", open_)
 
 
 def bundles(root: Path) -> list[str]:
