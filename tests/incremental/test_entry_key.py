@@ -278,7 +278,7 @@ def test_what_a_few_targets_made_goes_to_the_oldest_generation_and_is_still_coll
     class Node:
         pass
 
-    assert gc.get_freeze_count() == 0
+    gc.unfreeze()  # what an earlier build in this process froze (a parallel one, the CLI's exit) is let go
     with _collector_off(True):
         kept = Node()
         cycle = Node()
