@@ -299,9 +299,14 @@ def _findings_index(repo: Repository, cache: ResultCache) -> GuardFindings | Non
 def _read_one(repo: Repository, path: str, scan: GuardScan) -> bytes | None:
     """The bytes of ``path``; None when it is gone or cannot be scanned (a finding says which)."""
     try:
-        if not repo.tree.exists(path):
+        if isinstance(repo.tree, WorkTree):
+            data = repo.tree.read_present(path)  # one resolve of the path, not one for each call
+            if data is None:
+                return None
+        elif not repo.tree.exists(path):
             return None
-        data = repo.tree.read(path)
+        else:
+            data = repo.tree.read(path)
     except LlmccError as e:  # a symlink out of the repository (git takes the link only), a file too large
         # git commits a large file's content: unscanned, it cannot pass (fail closed)
         severity = Severity.ERROR if isinstance(e, TooLargeError) else Severity.WARNING

@@ -169,6 +169,11 @@ def _collector_off(few: bool) -> Iterator[None]:
     ``hook validate`` (the generations' collections, counted with ``gc.callbacks``). The garbage
     cycles of a few targets' compiles wait until it is back on. A larger build (a base variable
     changed, ``--jobs 1`` over all targets) keeps it on: its cycles would add up.
+
+    Back on, what the build made goes to the oldest generation unwalked (``gc.freeze`` then
+    ``gc.unfreeze``): the young collection the next allocation starts walked all of it (~6.5 ms);
+    the full collections still see it. Not when objects are frozen already (kept off forked
+    workers' pages): ``unfreeze`` would let go of them too.
     """
     if not few or not gc.isenabled():
         yield
@@ -177,6 +182,9 @@ def _collector_off(few: bool) -> Iterator[None]:
     try:
         yield
     finally:
+        if not gc.get_freeze_count():
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()
 
 

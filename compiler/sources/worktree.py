@@ -71,16 +71,32 @@ class WorkTree:
             InputError: missing, a directory, not a regular file, or unreadable.
             TooLargeError: over the read limit.
         """
+        data = self._read(path, present=False)
+        assert data is not None  # raised instead (present=False)
+        return data
+
+    def read_present(self, path: str) -> bytes | None:
+        """``read``, or None where ``exists`` is False (nothing there, a directory, a path through a
+        file): the path resolved once for both (the secrets guard reads every committable file)."""
+        return self._read(path, present=True)
+
+    def _read(self, path: str, *, present: bool) -> bytes | None:
         real = self._resolve(path)
         try:
             fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError as e:
-            raise InputError(f"{path}: no such file") from e
+        except (FileNotFoundError, NotADirectoryError) as e:
+            if present:
+                return None
+            if isinstance(e, FileNotFoundError):
+                raise InputError(f"{path}: no such file") from e
+            raise InputError(f"{path}: cannot read: {e.strerror}") from e
         except OSError as e:
             raise InputError(f"{path}: cannot read: {e.strerror}") from e
         try:
             st = os.fstat(fd)
             if stat.S_ISDIR(st.st_mode):
+                if present:
+                    return None
                 raise InputError(f"{path}: is a directory")
             if not stat.S_ISREG(st.st_mode):
                 raise InputError(f"{path}: not a regular file (a FIFO, socket or device)")

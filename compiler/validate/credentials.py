@@ -183,13 +183,16 @@ def find_credentials(text: str, *, only: Sequence[Detector] | None = None) -> li
     A pattern is matched against the whole text (fast on large files); its
     start gives the line and column. A pattern whose required literal the text
     lacks is not run, and the line starts are found only when something matched
-    (most texts hold no credential: issue 14 §1).
+    (most texts hold no credential: issue 14 §1). Without ``only``, a pattern is
+    compiled only when it runs: setting up all of them cost ~7 ms of every
+    process that scans one file (a one-value compile, ``hook validate``: issue 14 §2).
     """
     starts: list[int] | None = None
     found: dict[int, CredentialFinding] = {}
-    for det, pattern, needed in _plan(detectors() if only is None else tuple(only)):
+    for kind, family, source, flags, needed in _plan(tuple(only)) if only is not None else _sources():
         if needed and needed not in text:
             continue  # no match can be in this text: the scan of every position is skipped
+        pattern = re.compile(source, flags)  # re keeps what it compiled (its own cache)
         for m in pattern.finditer(text):
             # a detector with a group reports the group (AWS secret keys): point at the value
             pos = m.start(1) if pattern.groups and m.start(1) >= 0 else m.start()
@@ -197,16 +200,35 @@ def find_credentials(text: str, *, only: Sequence[Detector] | None = None) -> li
                 starts = [0, *(n.end() for n in re.finditer("\n", text))]
             line = bisect.bisect_right(starts, pos)
             if line not in found:
-                found[line] = CredentialFinding(
-                    kind=det.kind, family=det.family, line=line, column=pos - starts[line - 1] + 1
-                )
+                found[line] = CredentialFinding(kind=kind, family=family, line=line, column=pos - starts[line - 1] + 1)
     return [found[k] for k in sorted(found)]
 
 
+_Scan = tuple[str, str, str, int, str]  # kind, family, pattern source, flags, required literal
+
+
 @cache
-def _plan(dets: tuple[Detector, ...]) -> tuple[tuple[Detector, re.Pattern[str], str], ...]:
-    """Each pattern of ``dets`` in scan order, with its detector and its required literal."""
-    return tuple((det, pattern, required_literal(pattern)) for det in dets for pattern in det.patterns)
+def _sources() -> tuple[_Scan, ...]:
+    """``_plan(detectors())`` without compiling detect-secrets' patterns: each from its source, in the same order."""
+    from compiler.validate._credential_patterns import PATTERNS
+
+    theirs = [
+        (kind, family, source, flags, _literal(source, flags))
+        for kind, family, patterns in PATTERNS
+        for source, flags in patterns
+    ]
+    ours = [(d.kind, d.family, p.pattern, p.flags, required_literal(p)) for d in _OWN for p in d.patterns]
+    return tuple(sorted((*ours, *theirs), key=lambda scan: scan[1] != PRIVATE_KEY))
+
+
+@cache
+def _plan(dets: tuple[Detector, ...]) -> tuple[_Scan, ...]:
+    """Each pattern of ``dets`` in scan order, with its detector's kind and family and its required literal."""
+    return tuple(
+        (det.kind, det.family, pattern.pattern, pattern.flags, required_literal(pattern))
+        for det in dets
+        for pattern in det.patterns
+    )
 
 
 @cache
@@ -221,10 +243,15 @@ def required_literal(pattern: re.Pattern[str]) -> str:
     for a case-insensitive pattern (re folds case otherwise than ``str.lower``),
     a top-level alternation, or a pattern re's parser reads otherwise than here.
     """
+    return _literal(pattern.pattern, pattern.flags)
+
+
+def _literal(source: str, flags: int) -> str:
+    """``required_literal`` of the pattern ``re.compile(source, flags)``, from re's parse only (no compile)."""
     from re import _parser  # type: ignore[attr-defined]  # the parser re compiles with (Python >= 3.11)
 
     try:
-        parsed = _parser.parse(pattern.pattern, pattern.flags)
+        parsed = _parser.parse(source, flags)
         if parsed.state.flags & re.IGNORECASE:
             return ""
         best, run = "", ""

@@ -53,6 +53,7 @@ from compiler.validate.schemafiles import (
 from compiler.validate.secretwalk import (
     ROTATE_KEYWORD,
     SECRET_KEYWORD,
+    note_text,
     schema_has_secrets,
     secret_paths,
     unfollowed_keyword,
@@ -145,7 +146,9 @@ class ModuleSchema:
         base = uri_of(path)
         if not known:
             check_document(path, text, schema)
-        refs = list(references(schema, base)) if _may_hold(text, "$ref", "$dynamicRef") else []
+        refers = _may_hold(text, "$ref", "$dynamicRef")
+        note_text(schema, text, refers=refers)
+        refs = list(references(schema, base)) if refers else []
         external = any(not is_local(ref) for _, ref, _ in refs)
         registry = None
         check_uris(path, text, refs)

@@ -267,6 +267,22 @@ def _has_secret(node: Any) -> bool:  # noqa: ANN401
     return result
 
 
+def note_text(node: dict[str, Any], text: str, *, refers: bool) -> None:
+    """Take ``_has_secret``'s verdict on ``node``, a schema document parsed from the JSON ``text``, from the text.
+
+    ``refers``: whether ``text`` may hold a reference (a ``"$ref"`` or
+    ``"$dynamicRef"`` written in it, or a ``\\u`` escape, which can spell any
+    key: ``compiler.validate.schema``'s ``_may_hold``, computed there anyway).
+    A text that may not and in which no key ``"x-secret"`` is written parses
+    to a document that holds no mark: its verdict is False without encoding
+    the document again (20 schemas, ~1.2 MB of JSON, in every run: issue 14 §2).
+    Any other text leaves the verdict to ``_has_secret``.
+    """
+    if refers or f'"{SECRET_KEYWORD}"' in text:
+        return
+    _SECRET_MEMO[id(node)] = (node, False)
+
+
 def schema_has_secrets(schema: SchemaResolver) -> bool:
     """Whether any subschema is marked secret or refers elsewhere (a quick test before walking instances)."""
     return _has_secret(schema.schema)

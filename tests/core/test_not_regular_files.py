@@ -68,3 +68,35 @@ def test_a_directory_where_a_template_is_read_is_still_absent_not_a_fifo(example
     assert not tree.exists("templates/none.yaml")
     fifo_at(example_repo, "templates/_base-service.yaml")
     assert tree.exists("templates/_base-service.yaml")
+
+
+def test_read_present_is_exists_then_read_with_one_resolve(tmp_path: Path) -> None:
+    """The secrets guard's read of each committable file (issue 14 §2): None exactly where ``exists``
+    is False, the bytes ``read`` gives otherwise, and ``read``'s refusals (a FIFO is not waited on, a
+    symlink out of the repository is not followed), so no file the guard should scan is passed unread."""
+    from compiler.errors import InputError
+    from compiler.sources.worktree import WorkTree
+
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("x: 1\n")
+    root = tmp_path / "repo"
+    (root / "dir").mkdir(parents=True)
+    (root / "file.yaml").write_text("a: 1\n")
+    (root / "link.yaml").symlink_to("file.yaml")
+    (root / "out.yaml").symlink_to(outside)
+    os.mkfifo(root / "pipe.yaml")
+    tree = WorkTree(root)
+    for path in ("file.yaml", "link.yaml", "dir", "missing.yaml", "file.yaml/below", "dir/missing"):
+        assert tree.read_present(path) == (tree.read(path) if tree.exists(path) else None), path
+    for path in ("out.yaml", "pipe.yaml"):
+        with pytest.raises(InputError) as e:
+            tree.read_present(path)
+        with pytest.raises(InputError) as again:
+            tree.read(path)
+        assert str(e.value) == str(again.value)
+    with pytest.raises(InputError, match=r"^file\.yaml/below: cannot read: Not a directory$"):
+        tree.read("file.yaml/below")
+    with pytest.raises(InputError, match=r"^dir: is a directory$"):
+        tree.read("dir")
+    (root / "file.yaml").write_text("a: 2\n")  # nothing kept between reads
+    assert tree.read_present("file.yaml") == b"a: 2\n"

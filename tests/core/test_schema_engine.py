@@ -24,7 +24,7 @@ from compiler.sources.gitrev import GitRevTree
 from compiler.sources.worktree import WorkTree
 from compiler.validate.schema import FORMATS, ModuleSchema
 from compiler.validate.schemafiles import locate, refuse_retrieval
-from compiler.validate.secretwalk import secret_paths
+from compiler.validate.secretwalk import schema_has_secrets, secret_paths
 from tests.conftest import GitRepo, init_repo, replace_placeholder
 from tests.policy._support import issue6_commands
 
@@ -735,3 +735,21 @@ def test_schema_files_with_unicode_names_are_referenced_percent_encoded(
     code, _, err = validate(scaffold, capsys)
     assert code == 2
     assert "schemas/router.schema.json:3:23: $ref 'shäred/dëfs é.json#/$defs/api_key' is not a URI reference" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('{"properties": {"a": {"type": "string"}}}', False),
+        ('{"properties": {"a": {"x-secret": true}}}', True),
+        # an escape spells the key without its text: the verdict is taken from the document, not the text
+        ('{"properties": {"a": {"x\\u002dsecret": true}}}', True),
+        ('{"properties": {"a": {"\\u0024ref": "#/$defs/s"}}, "$defs": {"s": {"x-secret": true}}}', True),
+        ('{"properties": {"a": {"$ref": "#/$defs/s"}}, "$defs": {"s": {"type": "string"}}}', True),
+    ],
+)
+def test_the_secret_verdict_taken_from_the_text_never_misses_a_mark(text: str, secret: bool) -> None:
+    """``note_text`` says "no secret" only for a text in which no mark or reference can be written (issue 14 §2)."""
+    schema = ModuleSchema.load("m", "schemas/m.schema.json", text.encode())
+    assert schema_has_secrets(schema) is secret
+    assert bool(list(secret_paths(schema, {"a": "v"}))) is (secret and "string" not in text)

@@ -68,3 +68,22 @@ def test_the_scan_finds_what_a_scan_of_every_pattern_finds(lines: list[str]) -> 
 def test_required_literal(pattern: re.Pattern[str], needed: str) -> None:
     assert required_literal(pattern) == needed
     assert find_credentials("nothing here") == []
+
+
+def test_the_scan_that_compiles_on_demand_runs_every_detector_in_order() -> None:
+    """Without ``only``, patterns are compiled when a text holds their literal (issue 14 §2): the plan
+    read from their sources is the compiled detectors' plan, pattern for pattern, in the same order."""
+    from compiler.validate.credentials import _plan, _sources
+
+    assert _sources() == _plan(detectors())
+    assert [scan[1] for scan in _sources()] == sorted(
+        (scan[1] for scan in _sources()), key=lambda f: f != "private key"
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.text(max_size=40), *(st.from_regex(p) for p in PATTERNS)), max_size=6))
+def test_a_pattern_compiled_on_demand_finds_what_the_compiled_detector_finds(lines: list[str]) -> None:
+    text = "\n".join(lines)
+    re.purge()  # compiled from its source now, not taken from re's cache
+    assert find_credentials(text) == find_credentials(text, only=detectors()) == _unfiltered(text)

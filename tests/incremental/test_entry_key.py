@@ -264,3 +264,38 @@ def test_a_build_of_a_few_targets_runs_without_the_cycle_collector(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_what_a_few_targets_made_goes_to_the_oldest_generation_and_is_still_collected() -> None:
+    """Back on, the collector does not walk what the build made in a young collection (it is moved to
+    the oldest generation), but nothing stays frozen: a cycle made meanwhile is collected by a full
+    collection, and objects frozen before (kept off forked workers' pages) stay frozen."""
+    import gc
+    import weakref
+
+    from compiler.incremental.run import _collector_off
+
+    class Node:
+        pass
+
+    gc.unfreeze()  # what an earlier build in this process froze (a parallel one, the CLI's exit) is let go
+    with _collector_off(True):
+        kept = Node()
+        cycle = Node()
+        cycle.me = cycle  # type: ignore[attr-defined]
+        gone = weakref.ref(cycle)
+        del cycle
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    assert any(o is kept for o in gc.get_objects(generation=2))
+    assert not any(o is kept for o in gc.get_objects(generation=0))
+    gc.collect()
+    assert gone() is None
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with _collector_off(True):
+            Node()
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
