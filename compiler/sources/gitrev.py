@@ -78,6 +78,14 @@ class GitRevTree:
         data: bytes = entry.data_stream.read()
         return data
 
+    def read_link(self, path: str) -> bytes | None:
+        """The target name of ``path`` when it is a symlink at this revision (its blob), else None."""
+        entry = self._entry(path)
+        if entry is None or entry.type != "blob" or entry.mode != _SYMLINK:
+            return None
+        data: bytes = entry.data_stream.read()
+        return data
+
     def exists(self, path: str) -> bool:
         entry = self._entry(path)
         if entry is not None and entry.type == "blob" and entry.mode == _SYMLINK:
