@@ -216,6 +216,21 @@ class WorkTree:
             self._staged = self._staged_changes()
         return self._staged
 
+    def kept_from_head(self) -> tuple[str, set[str]] | None:
+        """HEAD's short id and the paths of ``staged_changes`` whose index entry is HEAD's: HEAD's own
+        change, which the next commit (or the amend) keeps, not one staged now. None before the first commit.
+
+        Raises:
+            InputError: inside a git work tree, git cannot compare the index with HEAD.
+        """
+        staged = self.staged_changes()
+        head = run_git(self.root, "rev-parse", "--short=12", "HEAD", check=False) if staged else None
+        if head is None:
+            return None
+        diff = ("diff-index", "--cached", "-z", "--name-only", "--no-renames", "--relative", "HEAD", "--")
+        changed = set((run_git(self.root, *diff, names=True) or "").split("\0"))
+        return head.strip(), {path for path in staged if path not in changed}
+
     def _staged_changes(self) -> dict[str, list[str]]:
         # HEAD and its parents in one git run; it fails outside git and before the first commit
         heads = run_git(self.root, "rev-list", "-1", "--parents", "HEAD", "--", check=False)

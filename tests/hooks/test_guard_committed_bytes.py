@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,49 @@ def test_a_listed_file_that_cannot_be_read_is_refused(
     assert code == 2, err
     assert "llmcc: d: points outside the repository" in err
     assert "cannot pass" in err
+
+
+@pytest.mark.slow
+def test_an_amend_with_nothing_staged_is_judged_by_the_scaffold_hooks(tmp_path: Path) -> None:
+    """F8: ``git commit --amend`` with nothing staged ran no guard ("(no files to check) Skipped"):
+    the scaffold's guard now always runs, and names HEAD as where the credential is."""
+    from tests.hooks.test_precommit import commit, new_config_repo, sh
+
+    repo = new_config_repo(tmp_path, "conf")
+    extra = {"PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+    sh(repo, sys.executable, "-m", "pre_commit", "install", extra=extra)
+    assert commit(repo, "llmcc init", extra).returncode == 0
+    aws = _aws()
+    (repo / "notes.txt").write_text(f"aws_access_key_id = {aws}\n")
+    sh(repo, "git", "add", "notes.txt", extra=extra)
+    sh(repo, "git", "commit", "-qm", "no hooks", "--no-verify", extra=extra)
+    head = sh(repo, "git", "rev-parse", "--short=12", "HEAD").stdout.strip()
+    amend = sh(repo, "git", "commit", "--amend", "-m", "msg", check=False, extra=extra)
+    out = amend.stdout + amend.stderr
+    assert amend.returncode != 0, out
+    assert "notes.txt:1:21: AWS Access Key" in out, out
+    assert f"(in HEAD {head}, which this commit keeps)" in out, out
+    assert aws not in out
+
+
+def test_a_finding_head_holds_says_so(example_repo: GitRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    """The commit after a ``--no-verify`` one keeps HEAD's change: its finding names HEAD, not the staged files."""
+    root = example_repo.path
+    aws = _aws()
+    (root / "notes.txt").write_text(f"aws_access_key_id = {aws}\n")
+    git(root, "add", "notes.txt")
+    git(root, "commit", "-qm", "no hooks", "--no-verify")
+    head = git(root, "rev-parse", "--short=12", "HEAD").stdout.strip()
+    (root / "other.txt").write_text("hi\n")
+    git(root, "add", "other.txt")
+    code, out, err = run(capsys, root, "hook", "secrets-guard", "--", "other.txt")
+    assert code == 1, err
+    assert "notes.txt:1:21: AWS Access Key: credential in plaintext" in err
+    assert f"(in HEAD {head}, which this commit keeps)" in err
+    assert aws not in out + err
+    (root / "notes.txt").write_text("fixed\n")
+    git(root, "add", "notes.txt")  # staged now: the finding is the staged change's, not HEAD's
+    (root / "notes.txt").write_text(f"aws_access_key_id = {aws}\n")
+    code, _, err = run(capsys, root, "hook", "secrets-guard", "--", "notes.txt")
+    assert code == 1
+    assert "in HEAD" not in err
