@@ -181,7 +181,7 @@ def _judge_staged(repo: Repository, staged: list[tuple[str, bytes]], scan: Guard
         index = Repository(tree, open_secrets=None)
         if any(path.startswith(_RULE_INPUTS) for path in judged):
             for path in index.tree.committable_files() or []:
-                if path not in judged and _ruled(path):
+                if path not in judged and _ruled(path) and tree.read_link(path) is None:  # a link: rules 3-4
                     judged[path] = index.tree.read(path)
         templates = {path for path, data in sorted(judged.items()) if _per_file(index, path, data, scan, staged=True)}
         if templates:

@@ -126,8 +126,8 @@ class GitRevTree:
                 return []
         out = []
         for item in top.traverse():
-            # a symlink's blob is its target's name, and the target is listed on its own
-            if isinstance(item, git.Blob) and item.mode != _SYMLINK:
+            # a symlink too: git commits its target's name, which the secrets guard scans (``read_link``)
+            if isinstance(item, git.Blob):
                 full = PurePosixPath(str(item.path))
                 out.append((full.relative_to(self._prefix) if self._prefix else full).as_posix())
         return sorted(out)

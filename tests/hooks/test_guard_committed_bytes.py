@@ -153,3 +153,19 @@ def test_a_finding_head_holds_says_so(example_repo: GitRepo, capsys: pytest.Capt
     code, _, err = run(capsys, root, "hook", "secrets-guard", "--", "notes.txt")
     assert code == 1
     assert "in HEAD" not in err
+
+
+def test_validate_rev_scans_a_symlink_as_its_target_name(
+    example_repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Sibling: a revision's file list left symlinks out, so ``validate --rev`` never saw the link's name."""
+    root = example_repo.path
+    aws = _aws()
+    (root / "lnk").symlink_to(f"aws_access_key_id={aws}")
+    git(root, "add", "lnk")
+    git(root, "commit", "-qm", "link", "--no-verify")
+    (root / "lnk").unlink()  # gone from the work tree: the revision still holds it
+    code, out, err = run(capsys, root, "validate", "--rev", "HEAD")
+    assert code == 1, out + err
+    assert "lnk:1:19: AWS Access Key" in out + err
+    assert aws not in out + err
