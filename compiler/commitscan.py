@@ -50,7 +50,7 @@ def changed_files(root: Path, commit: str, parent: str | None) -> list[str]:
     """The files (below ``root``, relative to it) ``commit`` adds or changes against ``parent``."""
     against = [parent, commit] if parent is not None else ["--root", commit]
     args = ("diff-tree", "-r", "-z", "--no-renames", "--no-commit-id", "--name-only", "--relative")
-    out = run_git(root, *args, "--diff-filter=d", *against, "--") or ""
+    out = run_git(root, *args, "--diff-filter=d", *against, "--", names=True) or ""
     return sorted(p for p in out.split("\0") if p)
 
 

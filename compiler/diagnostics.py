@@ -37,11 +37,12 @@ class Origin:
 
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators: what can end or rewrite a
 # line on a terminal or in a CI log.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")  # a lone surrogate: a byte not UTF-8
 
 
 def printable_path(path: str) -> str:
-    """``path`` with each control character written as a Python escape (``\\n``, ``\\x1b``, ``\\u2028``).
+    """``path`` with each control character written as a Python escape (``\\n``, ``\\x1b``, ``\\u2028``),
+    and each byte that is not UTF-8 (a lone surrogate, ``os.fsdecode``) as ``\\udcff``: raw, it cannot be printed.
 
     Git takes any byte but NUL and ``/`` in a file name, so a name can hold a newline; printed
     raw, a staged file named ``x\\nllmcc: secrets-guard ok`` forged a line of the hook's output

@@ -41,7 +41,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from compiler.compile.repository import SCHEMAS, TEMPLATES, Repository
-from compiler.diagnostics import Diagnostic, Origin, Severity
+from compiler.diagnostics import Diagnostic, Origin, printable_path
 from compiler.errors import LlmccError, TooLargeError
 from compiler.load.layers import ENVIRONMENTS
 from compiler.load.yaml import MAX_FILE_BYTES, Document, Tagged, Value, load_document
@@ -181,7 +181,7 @@ def _judge_staged(repo: Repository, staged: list[tuple[str, bytes]], scan: Guard
         index = Repository(tree, open_secrets=None)
         if any(path.startswith(_RULE_INPUTS) for path in judged):
             for path in index.tree.committable_files() or []:
-                if path not in judged and _ruled(path):
+                if path not in judged and _ruled(path) and tree.read_link(path) is None:  # a link: rules 3-4
                     judged[path] = index.tree.read(path)
         templates = {path for path, data in sorted(judged.items()) if _per_file(index, path, data, scan, staged=True)}
         if templates:
@@ -261,7 +261,7 @@ def scan_committable(repo: Repository, files: Iterable[str], *, cache: ResultCac
         data = read[path] = _read_one(repo, path, scan)
         if data is None:
             continue
-        if index is None:
+        if index is None or (not path.isascii() and not _utf8(path)):  # the index is JSON: UTF-8 names only
             _leaks(repo, path, data, scan)
             continue
         from compiler.incremental.guard import blob_id  # imported already by _findings_index
@@ -281,6 +281,15 @@ def scan_committable(repo: Repository, files: Iterable[str], *, cache: ResultCac
     return scan
 
 
+def _utf8(path: str) -> bool:
+    """Whether ``path`` is UTF-8 on disk (not a name with a lone surrogate, ``os.fsdecode``)."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _findings_index(repo: Repository, cache: ResultCache) -> GuardFindings | None:
     """The recorded findings for this repository's detectors, module names and schema files.
 
@@ -297,9 +306,20 @@ def _findings_index(repo: Repository, cache: ResultCache) -> GuardFindings | Non
 
 
 def _read_one(repo: Repository, path: str, scan: GuardScan) -> bytes | None:
-    """The bytes of ``path``; None when it is gone or cannot be scanned (a finding says which)."""
+    """The bytes git commits for ``path``; None when it is gone (nothing there, a directory).
+
+    A symlink's bytes are its target's name, as git commits it (its blob), in the
+    working tree and in a revision alike: a credential as the target of a dangling
+    link was taken for gone (attacker, issue 14). A file over the read limit is a
+    finding (git commits it, unscanned it cannot pass); a path that is there but cannot
+    be read (a FIFO, no permission, a directory on the way that leads outside the
+    repository) is refused (``inputs``, exit 2), never skipped (fail closed).
+    """
     try:
-        if isinstance(repo.tree, WorkTree):
+        data = _link_text(repo, path)
+        if data is not None:
+            pass
+        elif isinstance(repo.tree, WorkTree):
             data = repo.tree.read_present(path)  # one resolve of the path, not one for each call
             if data is None:
                 return None
@@ -307,14 +327,25 @@ def _read_one(repo: Repository, path: str, scan: GuardScan) -> bytes | None:
             return None
         else:
             data = repo.tree.read(path)
-    except LlmccError as e:  # a symlink out of the repository (git takes the link only), a file too large
-        # git commits a large file's content: unscanned, it cannot pass (fail closed)
-        severity = Severity.ERROR if isinstance(e, TooLargeError) else Severity.WARNING
+    except TooLargeError as e:
         origin = Origin(path=redact(path), line=1, column=1, layer="")
-        scan.diagnostics.append(Diagnostic(message=f"not scanned: {e}", severity=severity, origin=origin))
+        scan.diagnostics.append(Diagnostic(message=f"not scanned: {e}", origin=origin))
+        return None
+    except LlmccError as e:
+        message = f"{printable_path(redact(str(e)))} (not scanned: git commits it, so it cannot pass)"
+        scan.inputs[message] = 2
         return None
     scan.read += 1
     return data
+
+
+def _link_text(repo: Repository, path: str) -> bytes | None:
+    """The target name of the symlink at ``path`` (its git blob), or None where no symlink is."""
+    if isinstance(repo.tree, WorkTree):
+        return repo.tree.read_link(path)
+    from compiler.sources.gitrev import GitRevTree
+
+    return repo.tree.read_link(path) if isinstance(repo.tree, GitRevTree) else None
 
 
 def _leaks(repo: Repository, path: str, data: bytes, scan: GuardScan) -> None:
@@ -365,14 +396,14 @@ def _allowance(allow: list[AllowedFile], path: str) -> AllowedFile | None:
 def _text(data: bytes) -> str | None:
     """The text of a file as an editor would show it, or None when it is binary.
 
-    A gzip file (RFC 1952) is read decompressed, bounded by the loader's size
+    A gzip file (RFC 1952) is read decompressed, every member, bounded by the loader's size
     limit; UTF-32 and UTF-16 by their BOM, or, without one, UTF-16 by its NUL
     in every other byte of ASCII text. Otherwise a NUL byte in the first 8000
     bytes means binary, as git decides.
     """
     if data.startswith(_GZIP):
         try:
-            data = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(data, MAX_FILE_BYTES)
+            data = _gunzip(data)
         except zlib.error:
             return None  # not gzip after all: binary
     for bom, codec in _BOMS:
@@ -386,6 +417,38 @@ def _text(data: bytes) -> str | None:
     if len(probe) >= 2 and not any(probe[0::2]):
         return data.decode("utf-16-be", "replace")
     return None
+
+
+def _gunzip(data: bytes) -> bytes:
+    """Every member of a gzip file (RFC 1952 §2.2: a file is a series of members; ``gunzip`` and
+    ``zcat`` write them all out), decompressed up to ``MAX_FILE_BYTES`` in all. Bytes after the
+    last member that start no member are kept as they are: scanned, never dropped (attacker,
+    issue 14: a credential in a second member passed).
+
+    Raises:
+        zlib.error: the first member is not gzip.
+    """
+    out: list[bytes] = []
+    left = MAX_FILE_BYTES
+    rest = data
+    while rest and left > 0:
+        if out and not rest.startswith(_GZIP):
+            out.append(rest[:left])  # trailing data that is no member: read as it is
+            break
+        member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            chunk = member.decompress(rest, left)
+        except zlib.error:
+            if not out:
+                raise
+            out.append(rest[:left])  # a later member that does not inflate: its bytes as they are
+            break
+        out.append(chunk)
+        left -= len(chunk)
+        if not member.eof:  # truncated, or the bound reached
+            break
+        rest = member.unused_data
+    return b"".join(out)
 
 
 def _name(path: str) -> list[Diagnostic]:

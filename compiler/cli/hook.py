@@ -38,6 +38,7 @@ from compiler.cli._repo import open_tree
 from compiler.errors import UsageError
 
 if TYPE_CHECKING:
+    from compiler.plaintext import GuardScan
     from compiler.sources.base import SourceTree
 
 
@@ -128,6 +129,7 @@ def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:
             raise UsageError(f"{ctx.root}: not a git work tree; name the files: llmcc hook secrets-guard FILE...")
         files = listed
     scan = scan_files(repo, files)
+    _name_head_kept(repo.tree, scan)
     commits = None
     if args.since is not None:
         from compiler.commitscan import scan_commits
@@ -153,6 +155,30 @@ def _secrets_guard(args: argparse.Namespace, ctx: Context) -> int:
     if not args.files:
         print(f"llmcc: secrets-guard ok: {scope}", file=sys.stderr)
     return 0
+
+
+def _name_head_kept(tree: SourceTree, scan: GuardScan) -> None:
+    """Findings in a file whose index entry is HEAD's own change (not one staged now) say so: the
+    commit being made keeps what HEAD added (an amend with nothing staged, or the commit after a
+    ``--no-verify`` one), which the author did not stage and may not look for."""
+    from dataclasses import replace
+
+    from compiler.plaintext import STAGED
+    from compiler.sources.worktree import WorkTree
+    from compiler.validate.credentials import redact
+
+    kept = tree.kept_from_head() if isinstance(tree, WorkTree) and scan.diagnostics else None
+    if not kept or not kept[1]:
+        return
+    head, paths = kept
+    names = paths | {redact(p) for p in paths}
+    note = f" (in HEAD {head}, which this commit keeps)"
+    scan.diagnostics = [
+        replace(d, message=d.message + note)
+        if d.origin is not None and d.origin.path in names and STAGED not in d.message
+        else d
+        for d in scan.diagnostics
+    ]
 
 
 def _diff(args: argparse.Namespace, ctx: Context) -> int:

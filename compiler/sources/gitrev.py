@@ -78,6 +78,14 @@ class GitRevTree:
         data: bytes = entry.data_stream.read()
         return data
 
+    def read_link(self, path: str) -> bytes | None:
+        """The target name of ``path`` when it is a symlink at this revision (its blob), else None."""
+        entry = self._entry(path)
+        if entry is None or entry.type != "blob" or entry.mode != _SYMLINK:
+            return None
+        data: bytes = entry.data_stream.read()
+        return data
+
     def exists(self, path: str) -> bool:
         entry = self._entry(path)
         if entry is not None and entry.type == "blob" and entry.mode == _SYMLINK:
@@ -118,8 +126,8 @@ class GitRevTree:
                 return []
         out = []
         for item in top.traverse():
-            # a symlink's blob is its target's name, and the target is listed on its own
-            if isinstance(item, git.Blob) and item.mode != _SYMLINK:
+            # a symlink too: git commits its target's name, which the secrets guard scans (``read_link``)
+            if isinstance(item, git.Blob):
                 full = PurePosixPath(str(item.path))
                 out.append((full.relative_to(self._prefix) if self._prefix else full).as_posix())
         return sorted(out)

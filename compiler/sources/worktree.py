@@ -115,6 +115,24 @@ class WorkTree:
         finally:
             os.close(fd)
 
+    def read_link(self, path: str) -> bytes | None:
+        """The target name of ``path`` when it is a symlink (not followed: what git commits for it), else None.
+
+        Raises:
+            InputError: a directory on the way leads outside the repository, or cannot be read.
+        """
+        check_relative(path)
+        head, _, name = path.rpartition("/")
+        parent = self._resolve_full(head) if head else self.root
+        try:
+            if not stat.S_ISLNK(os.lstat(parent / name).st_mode):
+                return None
+            return os.readlink(os.fsencode(parent / name))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as e:
+            raise InputError(f"{path}: cannot read: {e.strerror}") from e
+
     def exists(self, path: str) -> bool:
         """Whether something other than a directory is at ``path``: a FIFO, socket or device counts,
         so that ``read`` refuses it instead of the caller taking the file for absent."""
@@ -166,11 +184,11 @@ class WorkTree:
     def _committable_files(self) -> list[str] | None:
         # paths relative to the root (git's default in a subdirectory), NUL-separated: any name survives
         ls_files = ("ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", ".")
-        out = run_git(self.root, *ls_files, check=False)  # one git process where it works (issue 14 §1)
+        out = run_git(self.root, *ls_files, check=False, names=True)  # one git process where it works (issue 14 §1)
         if out is None:
             if run_git(self.root, "rev-parse", "--is-inside-work-tree", check=False) is None:
                 return None  # outside git: nothing git can take
-            out = run_git(self.root, *ls_files)  # inside git, ls-files failed: its error
+            out = run_git(self.root, *ls_files, names=True)  # inside git, ls-files failed: its error
         return sorted({p for p in (out or "").split("\0") if p})
 
     def staged_changes(self) -> dict[str, list[str]]:
@@ -198,6 +216,21 @@ class WorkTree:
             self._staged = self._staged_changes()
         return self._staged
 
+    def kept_from_head(self) -> tuple[str, set[str]] | None:
+        """HEAD's short id and the paths of ``staged_changes`` whose index entry is HEAD's: HEAD's own
+        change, which the next commit (or the amend) keeps, not one staged now. None before the first commit.
+
+        Raises:
+            InputError: inside a git work tree, git cannot compare the index with HEAD.
+        """
+        staged = self.staged_changes()
+        head = run_git(self.root, "rev-parse", "--short=12", "HEAD", check=False) if staged else None
+        if head is None:
+            return None
+        diff = ("diff-index", "--cached", "-z", "--name-only", "--no-renames", "--relative", "HEAD", "--")
+        changed = set((run_git(self.root, *diff, names=True) or "").split("\0"))
+        return head.strip(), {path for path in staged if path not in changed}
+
     def _staged_changes(self) -> dict[str, list[str]]:
         # HEAD and its parents in one git run; it fails outside git and before the first commit
         heads = run_git(self.root, "rev-list", "-1", "--parents", "HEAD", "--", check=False)
@@ -208,7 +241,7 @@ class WorkTree:
         ids = heads.split()
         base = ids[1] if len(ids) > 1 else ids[0]  # HEAD's first parent; HEAD when it is the root commit
         diff = ("diff-index", "--cached", "-z", "--no-renames", "--relative", "--abbrev=64", base, "--")
-        out = run_git(self.root, *diff) or ""  # a commit to compare with: git failing is an error
+        out = run_git(self.root, *diff, names=True) or ""  # a commit to compare with: git failing is an error
         changed: dict[str, list[str]] = {}
         unmerged: set[str] = set()
         words = out.split("\0")
@@ -224,7 +257,7 @@ class WorkTree:
 
     def _index_entries(self, paths: set[str] | None) -> dict[str, list[str]]:
         """``git ls-files -s``: the blob ids of every index entry, or of those of ``paths``."""
-        out = run_git(self.root, "ls-files", "-s", "-z", "--", ".")
+        out = run_git(self.root, "ls-files", "-s", "-z", "--", ".", names=True)
         ids: dict[str, list[str]] = {}
         for entry in (out or "").split("\0"):
             info, tab, path = entry.partition("\t")
@@ -302,9 +335,15 @@ class _Background(Generic[_T]):
         return self._value[0]
 
 
-def run_git(root: Path, *args: str, check: bool = True) -> str | None:
-    """Run git in ``root``; the text of stdout, or None when git fails and ``check`` is off."""
-    return _git_output(_start_git(root, *args), args, check=check)
+def run_git(root: Path, *args: str, check: bool = True, names: bool = False) -> str | None:
+    """Run git in ``root``; the text of stdout, or None when git fails and ``check`` is off.
+
+    ``names``: stdout lists file names (``-z``), decoded as Python decodes the file system's
+    names (``os.fsdecode``: UTF-8, a byte that is not as a lone surrogate), so each names the
+    very file; decoded with replacement characters, a name that is not UTF-8 named no file
+    and the secrets guard took it for deleted (attacker, issue 14).
+    """
+    return _git_output(_start_git(root, *args), args, check=check, names=names)
 
 
 def _start_git(root: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -319,7 +358,9 @@ def _start_git(root: Path, *args: str) -> subprocess.Popen[bytes]:
         raise InputError("git is not installed") from e
 
 
-def _git_output(running: subprocess.Popen[bytes], args: tuple[str, ...], *, check: bool) -> str | None:
+def _git_output(
+    running: subprocess.Popen[bytes], args: tuple[str, ...], *, check: bool, names: bool = False
+) -> str | None:
     """What ``run_git`` returns for the git process ``running`` (started with ``args``), once it ended."""
     stdout, stderr = running.communicate()
     if running.returncode != 0:
@@ -327,7 +368,7 @@ def _git_output(running: subprocess.Popen[bytes], args: tuple[str, ...], *, chec
             return None
         err = stderr.decode("utf-8", "replace").strip().splitlines()
         raise InputError(f"git {' '.join(args[:2])}: {err[0] if err else 'failed'}")
-    return stdout.decode("utf-8", "replace")
+    return os.fsdecode(stdout) if names else stdout.decode("utf-8", "replace")
 
 
 def git_source_info(root: Path, rev: str, *, worktree: bool) -> SourceInfo | None:

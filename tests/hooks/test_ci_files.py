@@ -151,6 +151,7 @@ def test_hooks_that_take_files_end_with_a_double_dash_and_the_guard_sees_every_f
         assert hook["entry"].endswith(" --"), (source, hook["id"])
     if hook["id"] == "llmcc-secrets-guard":
         assert not {"files", "exclude", "types", "types_or"} & set(hook), (source, hook)
+        assert hook.get("always_run") is True, (source, hook)  # an amend with nothing staged is judged too
 
 
 def test_the_published_hooks() -> None:

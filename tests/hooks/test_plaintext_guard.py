@@ -166,15 +166,15 @@ def test_the_bare_hook_needs_git(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert run(capsys, root, "validate")[0] == 0  # outside git nothing can be committed: nothing to scan
 
 
-def test_unreadable_files_are_warned_about_not_skipped(
+def test_a_link_out_of_the_repository_is_scanned_as_git_commits_it(
     example_repo: GitRepo, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     outside = tmp_path / "outside.txt"
-    outside.write_text("elsewhere\n")
-    (example_repo.path / "link.txt").symlink_to(outside)
+    outside.write_text(f"{_alnum(4)} AKIA{_alnum(16, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567')}\n")  # git never takes it
+    (example_repo.path / "link.txt").symlink_to(outside)  # git commits the link's target name only: scanned
     code, _, err = run(capsys, example_repo.path, "hook", "secrets-guard")
-    assert code == 0
-    assert err.startswith("link.txt:1:1: warning: not scanned: link.txt: points outside the repository")
+    assert code == 0, err
+    assert "link.txt" not in err
     (example_repo.path / "bin.dat").write_bytes(b"\0" + b"AKIA" + b"Q" * 16)  # binary: not text, not scanned
     assert run(capsys, example_repo.path, "hook", "secrets-guard", "bin.dat")[:2] == (0, "")
 
