@@ -53,6 +53,7 @@ from compiler.validate.schemafiles import (
 from compiler.validate.secretwalk import (
     ROTATE_KEYWORD,
     SECRET_KEYWORD,
+    bare_reference,
     note_text,
     schema_has_secrets,
     secret_paths,
@@ -430,11 +431,48 @@ def check_references(
             line, col = locate(text, pointer)
             shown = (written or {}).get(pointer, ref)
             raise InputError(f"{path}:{line}:{col}: $ref {shown!r} does not resolve: {why}")
+        loop = bare_cycle(registry, path, base, ref)
+        if loop is not None:
+            line, col = locate(text, pointer)
+            shown = (written or {}).get(pointer, ref)
+            raise InputError(
+                f"{path}:{line}:{col}: $ref {shown!r} enters a reference cycle with no other keyword "
+                f"({' -> '.join(loop)}): it would accept any value and hide an x-secret mark"
+            )
         keyword = unfollowed_keyword(pointer[:-1])
         if keyword is not None and _reaches_mark(registry, base, ref, set()):
             line, col = locate(text, pointer)
             why = f"reaches an {SECRET_KEYWORD} under {keyword!r}, which the secret walk does not follow"
             raise InputError(f"{path}:{line}:{col}: $ref {ref!r} {why}; mark fields under properties, items or $defs")
+
+
+def bare_cycle(registry: jsonschema_rs.Registry, path: str, base: str, ref: str) -> list[str] | None:
+    """The references of a cycle that ``ref`` enters and that never reaches a schema with any other keyword.
+
+    Such a cycle (``l1 -> l2 -> l1``, or ``l1 -> l1``) constrains nothing: the engine accepts any value
+    there, and the secret walk finds no ``x-secret`` mark in it, so a plaintext value would pass
+    (issue 14, F6). A cycle through real structure (``{"properties": {"child": {"$ref": "#"}}}``) is
+    a recursive schema and legal. Returns the references in order (the first one repeated at the
+    end), or None. A reference that does not resolve ends the chain (``check_references`` reports it).
+    """
+    chain: list[str] = [ref]
+    seen: dict[tuple[str, str], int] = {}
+    while True:
+        try:
+            with panics_as(engine_failed(path)):
+                resolved = registry.resolver(base).lookup(ref)
+        except jsonschema_rs.ReferencingError:
+            return None
+        base, target = resolved.resolver.base_uri, resolved.contents
+        nxt = bare_reference(target)
+        if nxt is None:
+            return None
+        key = (base, json.dumps(target, sort_keys=True))
+        if key in seen:
+            return [*chain[seen[key] :], chain[seen[key]]]
+        seen[key] = len(chain)
+        ref = nxt
+        chain.append(ref)
 
 
 def _reaches_mark(registry: jsonschema_rs.Registry, base: str, ref: str, seen: set[tuple[str, str]]) -> bool:
