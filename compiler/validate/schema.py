@@ -291,7 +291,7 @@ def _others(data: bytes, files: SchemaFiles | None) -> dict[str, tuple[Any, str]
 def _checked_json(path: str, data: bytes) -> Any:  # noqa: ANN401 - a JSON Schema document
     """``load_json`` of bytes that passed it before: the C decoder without the duplicate-key hook."""
     try:
-        return json.loads(data)
+        return json.loads(data.decode("utf-8"))  # UTF-8 only: json.loads(bytes) would read UTF-16/32
     except (ValueError, RecursionError):  # cannot be, they passed: the strict parse reports it
         return load_json(path, data)
 
