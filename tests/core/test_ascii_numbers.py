@@ -42,6 +42,7 @@ def test_a_shard_in_other_digits_is_refused(text: str) -> None:
         ["agent", "--poll-interval", "nan"],
         ["agent", "--max-age", "inf"],
         ["agent", "--drain", "1_0"],
+        ["agent", "--drain", "soon"],
     ],
 )
 def test_a_cli_number_in_other_digits_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
