@@ -53,7 +53,7 @@ from compiler.validate.schemafiles import (
 from compiler.validate.secretwalk import (
     ROTATE_KEYWORD,
     SECRET_KEYWORD,
-    bare_reference,
+    hollow_edges,
     note_text,
     schema_has_secrets,
     secret_paths,
@@ -449,30 +449,50 @@ def check_references(
 def bare_cycle(registry: jsonschema_rs.Registry, path: str, base: str, ref: str) -> list[str] | None:
     """The references of a cycle that ``ref`` enters and that never reaches a schema with any other keyword.
 
-    Such a cycle (``l1 -> l2 -> l1``, or ``l1 -> l1``) constrains nothing: the engine accepts any value
-    there, and the secret walk finds no ``x-secret`` mark in it, so a plaintext value would pass
-    (issue 14, F6). A cycle through real structure (``{"properties": {"child": {"$ref": "#"}}}``) is
-    a recursive schema and legal. Returns the references in order (the first one repeated at the
-    end), or None. A reference that does not resolve ends the chain (``check_references`` reports it).
+    Such a cycle (``l1 -> l2 -> l1``, ``l1 -> l1``, or through ``allOf``/``anyOf``/``oneOf`` of
+    subschemas that assert nothing: ``hollow_edges``) constrains nothing: the engine accepts any
+    value there, and the secret walk finds no ``x-secret`` mark in it, so a plaintext value would
+    pass (issue 14, F6). A cycle through real structure (``{"properties": {"child": {"$ref": "#"}}}``)
+    is a recursive schema and legal. Returns the references on the way, the closing one last, or
+    None. A reference that does not resolve ends its branch (``check_references`` reports it).
     """
-    chain: list[str] = [ref]
-    seen: dict[tuple[str, str], int] = {}
-    while True:
-        try:
-            with panics_as(engine_failed(path)):
-                resolved = registry.resolver(base).lookup(ref)
-        except jsonschema_rs.ReferencingError:
+    done: set[tuple[str, str]] = set()
+    on_path: set[tuple[str, str]] = set()
+
+    def visit(base: str, node: Any, chain: list[str]) -> list[str] | None:  # noqa: ANN401
+        edges = hollow_edges(node)
+        if edges is None:
             return None
-        base, target = resolved.resolver.base_uri, resolved.contents
-        nxt = bare_reference(target)
-        if nxt is None:
+        key = (base, json.dumps(node, sort_keys=True))
+        if key in on_path:
+            return chain
+        if key in done:
             return None
-        key = (base, json.dumps(target, sort_keys=True))
-        if key in seen:
-            return [*chain[seen[key] :], chain[seen[key]]]
-        seen[key] = len(chain)
-        ref = nxt
-        chain.append(ref)
+        on_path.add(key)
+        ident = node.get("$id")
+        here = urljoin(base, ident) if isinstance(ident, str) else base
+        for kind, value in edges:
+            if kind == "sub":
+                found = visit(here, value, chain)
+            else:
+                try:
+                    with panics_as(engine_failed(path)):
+                        resolved = registry.resolver(here).lookup(value)
+                except jsonschema_rs.ReferencingError:
+                    continue
+                found = visit(resolved.resolver.base_uri, resolved.contents, [*chain, value])
+            if found is not None:
+                return found
+        on_path.discard(key)
+        done.add(key)
+        return None
+
+    try:
+        with panics_as(engine_failed(path)):
+            resolved = registry.resolver(base).lookup(ref)
+    except jsonschema_rs.ReferencingError:
+        return None
+    return visit(resolved.resolver.base_uri, resolved.contents, [ref])
 
 
 def _reaches_mark(registry: jsonschema_rs.Registry, base: str, ref: str, seen: set[tuple[str, str]]) -> bool:

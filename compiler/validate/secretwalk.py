@@ -36,6 +36,7 @@ _FOLLOWED |= {k: "list" for k in ("allOf", "anyOf", "oneOf", "prefixItems")}
 _FOLLOWED |= {k: "map" for k in ("properties", "patternProperties", "dependentSchemas", "$defs", "definitions")}
 
 
+_IN_PLACE = ("allOf", "anyOf", "oneOf")
 # Keywords that assert nothing about an instance: a subschema with only these and one reference is the reference.
 _INERT = frozenset(
     {"$id", "$schema", "$anchor", "$dynamicAnchor", "$vocabulary", "$comment", "$defs", "definitions"}
@@ -43,18 +44,24 @@ _INERT = frozenset(
 )
 
 
-def bare_reference(node: Any) -> str | None:  # noqa: ANN401
-    """The reference of a subschema that has one reference and no other keyword asserting anything, else None.
+def hollow_edges(node: Any) -> list[tuple[str, Any]] | None:  # noqa: ANN401
+    """What a subschema that asserts nothing itself applies at the same value: ``("ref", keyword, reference)``
+    and ``("sub", subschema)`` of ``allOf``/``anyOf``/``oneOf``; None for one with any other keyword.
 
-    A cycle of such subschemas (``{"$ref": "#/$defs/l2"}`` and back) constrains nothing and is refused
-    (issue 14, F6); one through real structure is a recursive schema.
+    A cycle of such subschemas (``{"$ref": "#/$defs/l2"}`` and back, ``{"allOf": [{"$ref": "#/$defs/l1"}]}``)
+    constrains nothing and is refused (issue 14, F6); one through real structure is a recursive schema.
     """
-    if not isinstance(node, dict):
+    if not isinstance(node, dict) or not node:
         return None
-    refs = [node[k] for k in _REF_KEYWORDS if k in node]
-    if len(refs) != 1 or not isinstance(refs[0], str) or any(k not in _INERT for k in node if k not in _REF_KEYWORDS):
-        return None
-    return str(refs[0])
+    edges: list[tuple[str, Any]] = []
+    for key, value in node.items():
+        if key in _REF_KEYWORDS and isinstance(value, str):
+            edges.append(("ref", value))
+        elif key in _IN_PLACE and isinstance(value, list):
+            edges += [("sub", s) for s in value]
+        elif key not in _INERT:
+            return None
+    return edges or None
 
 
 class SchemaResolver(Protocol):
@@ -151,8 +158,9 @@ def _walk(
 ) -> Iterator[JsonPath]:
     """``seen``: the references followed at this value (a cycle of them adds nothing, e.g. ``"$ref": "#"``);
     ``scope``: the base URIs entered from the root, outermost first, where a ``$dynamicRef`` may land;
-    ``bare``: the subschemas with only a reference (``bare_reference``) entered through references in a
-    row up to this one: a reference back into them is a cycle that constrains nothing, refused (issue 14, F6).
+    ``bare``: the subschemas that assert nothing (``hollow_edges``) entered through references and
+    ``allOf``/``anyOf``/``oneOf`` in a row up to this one: a reference back into them is a cycle
+    that constrains nothing, refused (issue 14, F6).
     """
     if not isinstance(node, dict) or not _has_secret(node):
         return
@@ -172,7 +180,7 @@ def _walk(
         base = urljoin(base, ident)
     if base not in scope:
         scope = (*scope, base)
-    bare = (*bare, id(node)) if bare_reference(node) is not None else ()
+    bare = (*bare, id(node)) if hollow_edges(node) is not None else ()
     for key in _REF_KEYWORDS:
         ref = node.get(key)
         if isinstance(ref, str):
@@ -182,9 +190,9 @@ def _walk(
                     raise InputError(f"{ms.path}: $ref {ref!r} closes a reference cycle with no other keyword")
                 if id(target) not in seen:
                     yield from _walk(ms, target, at, inst, path, depth + 1, seen | {id(target)}, scope, bare)
-    for key in ("allOf", "anyOf", "oneOf"):
+    for key in _IN_PLACE:
         for sub in node.get(key, []):
-            yield from _walk(ms, sub, base, inst, path, depth + 1, seen, scope, ())
+            yield from _walk(ms, sub, base, inst, path, depth + 1, seen, scope, bare)
     for key in ("if", "then", "else"):
         if key in node:
             yield from _walk(ms, node[key], base, inst, path, depth + 1, seen, scope, ())

@@ -28,6 +28,8 @@ LOOPS: dict[str, dict[str, Any]] = {
     "two": {"l1": {"$ref": "#/$defs/l2"}, "l2": {"$ref": "#/$defs/l1"}},
     "self": {"l1": {"$ref": "#/$defs/l1"}},
     "annotated": {"l1": {"$ref": "#/$defs/l2", "description": "d"}, "l2": {"$comment": "c", "$ref": "#/$defs/l1"}},
+    "all-of": {"l1": {"allOf": [{"$ref": "#/$defs/l1"}]}},
+    "any-of-two": {"l1": {"anyOf": [{"$ref": "#/$defs/l2"}]}, "l2": {"oneOf": [{"$ref": "#/$defs/l1"}]}},
     "across-files": {"l1": {"$ref": "shared/back.json#/$defs/b"}, "l2": {"$ref": "#/$defs/l1"}},
 }
 
@@ -117,7 +119,7 @@ class _Unchecked:
         return self._ms.matches(pattern, key)
 
 
-@pytest.mark.parametrize("case", ["two", "self", "annotated"])
+@pytest.mark.parametrize("case", ["two", "self", "annotated", "all-of", "any-of-two"])
 def test_the_secret_walk_refuses_a_cycle_the_load_did_not(case: str) -> None:
     schema = {"properties": {"k": {"$ref": "#/$defs/l1"}}, "$defs": LOOPS[case]}
     with pytest.raises(InputError, match="closes a reference cycle with no other keyword"):
