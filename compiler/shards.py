@@ -92,7 +92,8 @@ def parse_shard(text: str) -> Shard:
         UsageError: not ``I/N`` with whole numbers ``1 <= I <= N <= MAX_SHARDS``.
     """
     index, slash, total = text.strip().partition("/")
-    if not slash or not index.isdigit() or not total.isdigit():
+    # ASCII digits only: str.isdigit() and int() also take other scripts' digits (full-width "1/2")
+    if not slash or not (index + total).isascii() or not index.isdigit() or not total.isdigit():
         raise UsageError(f"{text!r} is not a shard: expected I/N, e.g. 2/4 (shard 2 of 4, counting from 1)")
     if int(total) < 1 or int(total) > MAX_SHARDS:
         raise UsageError(f"{text!r}: the number of shards N must be between 1 and {MAX_SHARDS}")

@@ -340,7 +340,11 @@ async def _stream(
         current = state.sources[target].current
         yield b"retry: 1000\n\n"
         if current is not None:
-            kind = "version" if last_id is not None and last_id.isdigit() and int(last_id) < current.version else None
+            kind = (
+                "version"
+                if last_id is not None and last_id.isascii() and last_id.isdigit() and int(last_id) < current.version
+                else None
+            )
             yield _event(kind or "current", current, [])
         while True:
             try:

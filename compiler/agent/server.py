@@ -45,7 +45,7 @@ def parse_listen(text: str) -> tuple[str, int]:
         UsageError: not of that form, or a port outside 0-65535.
     """
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise UsageError(f"--listen {text}: expected HOST:PORT, e.g. 127.0.0.1:2772")
     return host.removeprefix("[").removesuffix("]"), int(port)
 

@@ -225,7 +225,7 @@ def _pull_number(env: Mapping[str, str]) -> int:
     if not text:
         parts = env.get("GITHUB_REF", "").split("/")
         text = parts[2] if len(parts) == 4 and parts[:2] == ["refs", "pull"] else ""
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise UsageError("ci comment: not a pull request (no pull_request event, GITHUB_REF is not refs/pull/N/...)")
     return int(text)
 

@@ -32,8 +32,15 @@ def add_jobs_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--jobs", type=_positive, metavar="N", help="worker processes (default: one per core)")
 
 
+def whole_number(text: str) -> int:
+    """An argparse type: ASCII digits only (``int`` also takes other scripts' digits, " 1", "1_0", "+1", "-1")."""
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (digits 0-9)")
+    return int(text)
+
+
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of workers")
     return int(text)
 

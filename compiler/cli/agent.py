@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -60,11 +61,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow --listen on an address other hosts can reach (plain HTTP)",
     )
-    p.add_argument("--poll-interval", type=float, default=30.0, metavar="SECONDS", help="default 30")
+    p.add_argument("--poll-interval", type=_seconds, default=30.0, metavar="SECONDS", help="default 30")
     p.add_argument(
-        "--max-age", type=float, metavar="SECONDS", help="report stale after this long unconfirmed (default 3 polls)"
+        "--max-age", type=_seconds, metavar="SECONDS", help="report stale after this long unconfirmed (default 3 polls)"
     )
-    p.add_argument("--drain", type=float, default=10.0, metavar="SECONDS", help="SIGTERM grace period (default 10)")
+    p.add_argument("--drain", type=_seconds, default=10.0, metavar="SECONDS", help="SIGTERM grace period (default 10)")
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, at least 0, in ASCII (``float`` also takes
+    other scripts' digits, "nan", "inf" and "1_0")."""
+    if not text.isascii() or "_" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

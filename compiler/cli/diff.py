@@ -157,6 +157,6 @@ def _repository(tree: SourceTree, files: FileIds, cache: ParseCache, ids: Identi
 
 
 def _max_chars(text: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of characters (0: no limit)")
     return int(text)

@@ -36,6 +36,7 @@ from pathlib import Path
 from types import FrameType
 
 from compiler.cli import Context
+from compiler.cli._repo import whole_number
 from compiler.cli._store import add_reader_args, add_store_args
 from compiler.cli.pull import read_modules
 from compiler.errors import LlmccError, UsageError
@@ -55,7 +56,7 @@ class ChildStartError(LlmccError):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--target", required=True, metavar="TARGET", help="the target, e.g. prod or prod@acme")
     add_store_args(p)
-    p.add_argument("--version", type=int, metavar="N", help="this version (default: the latest)")
+    p.add_argument("--version", type=whole_number, metavar="N", help="this version (default: the latest)")
     add_reader_args(p, identity_for="for the secrets")
     p.add_argument("--prefix", default="", metavar="P", help="put P before every variable name")
     p.add_argument(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compiler.cli._context import Context
+from compiler.cli._repo import whole_number
 from compiler.cli._store import (
     add_reader_args,
     add_store_args,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", metavar="TARGET", help="the target, e.g. prod or prod@acme")
     add_store_args(p)
-    p.add_argument("--version", type=int, metavar="N", help="this version (default: the latest)")
+    p.add_argument("--version", type=whole_number, metavar="N", help="this version (default: the latest)")
     p.add_argument("--decrypt", action="store_true", help="open secret values with your age identity")
     p.add_argument(
         "--format",

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compiler.cli._context import MANIFEST, Context
-from compiler.cli._repo import add_identity_arg
+from compiler.cli._repo import add_identity_arg, whole_number
 from compiler.cli.keys import read_file, write_file
 from compiler.errors import ConfigCheckError, InputError, SecretsError, UsageError
 from compiler.fileops import write_atomic
@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rot.add_argument("--target", required=True, metavar="T", help="the target whose layers hold the secret")
     value = rot.add_mutually_exclusive_group(required=True)
     value.add_argument("--value-from-stdin", action="store_true", help="read the new value from stdin")
-    value.add_argument("--generate", type=int, metavar="N", help="generate N random characters [A-Za-z0-9]")
+    value.add_argument("--generate", type=whole_number, metavar="N", help="generate N random characters [A-Za-z0-9]")
     add_identity_arg(rot)
 
 

@@ -517,4 +517,4 @@ def _safe_dir(path: Path) -> bool:
 def max_bytes_from(env: dict[str, str] | os._Environ[str]) -> int:
     """``LLMCC_CACHE_MAX_BYTES`` when it is a whole number, else the default."""
     text = env.get(MAX_BYTES_ENV, "")
-    return int(text) if text.isdigit() else DEFAULT_MAX_BYTES
+    return int(text) if text.isascii() and text.isdigit() else DEFAULT_MAX_BYTES

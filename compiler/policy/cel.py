@@ -64,7 +64,7 @@ _USE = re.compile(r"\bconfig\b")
 _SELECT = re.compile(r'\bconfig\s*(?:\[\s*"([^"\\]+)"\s*\]|\.\s*([A-Za-z_]\w*)\b(?!\s*\())')
 # One literal step of a selection chain: ``.name`` (not a method call), ``["key"]``, ``['key']``, ``[0]``.
 _STEP = re.compile(
-    r"""\s*(?:\.\s*([A-Za-z_]\w*)\b(?!\s*\()|\[\s*"([^"\\]*)"\s*\]|\[\s*'([^'\\]*)'\s*\]|\[\s*(\d+)\s*\])"""
+    r"""\s*(?:\.\s*([A-Za-z_]\w*)\b(?!\s*\()|\[\s*"([^"\\]*)"\s*\]|\[\s*'([^'\\]*)'\s*\]|\[\s*([0-9]+)\s*\])"""
 )
 MAX_RULE_CHARS = 16 * 1024
 # Errors the library raises for a rule that does not fit the data (no such key, no overload, ...).

@@ -219,7 +219,7 @@ class RegistryClient:
 
     def _read_capped(self, response: http.client.HTTPResponse | urllib.error.HTTPError, limit: int, url: str) -> bytes:
         length = response.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
             raise CorruptObjectError(f"{self._where}: {url}: {length} bytes, more than the {limit} accepted here")
         body = response.read(limit + 1)
         if len(body) > limit:

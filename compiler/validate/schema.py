@@ -53,6 +53,7 @@ from compiler.validate.schemafiles import (
 from compiler.validate.secretwalk import (
     ROTATE_KEYWORD,
     SECRET_KEYWORD,
+    hollow_edges,
     note_text,
     schema_has_secrets,
     secret_paths,
@@ -290,7 +291,7 @@ def _others(data: bytes, files: SchemaFiles | None) -> dict[str, tuple[Any, str]
 def _checked_json(path: str, data: bytes) -> Any:  # noqa: ANN401 - a JSON Schema document
     """``load_json`` of bytes that passed it before: the C decoder without the duplicate-key hook."""
     try:
-        return json.loads(data)
+        return json.loads(data.decode("utf-8"))  # UTF-8 only: json.loads(bytes) would read UTF-16/32
     except (ValueError, RecursionError):  # cannot be, they passed: the strict parse reports it
         return load_json(path, data)
 
@@ -430,11 +431,68 @@ def check_references(
             line, col = locate(text, pointer)
             shown = (written or {}).get(pointer, ref)
             raise InputError(f"{path}:{line}:{col}: $ref {shown!r} does not resolve: {why}")
+        loop = bare_cycle(registry, path, base, ref)
+        if loop is not None:
+            line, col = locate(text, pointer)
+            shown = (written or {}).get(pointer, ref)
+            raise InputError(
+                f"{path}:{line}:{col}: $ref {shown!r} enters a reference cycle with no other keyword "
+                f"({' -> '.join(loop)}): it would accept any value and hide an x-secret mark"
+            )
         keyword = unfollowed_keyword(pointer[:-1])
         if keyword is not None and _reaches_mark(registry, base, ref, set()):
             line, col = locate(text, pointer)
             why = f"reaches an {SECRET_KEYWORD} under {keyword!r}, which the secret walk does not follow"
             raise InputError(f"{path}:{line}:{col}: $ref {ref!r} {why}; mark fields under properties, items or $defs")
+
+
+def bare_cycle(registry: jsonschema_rs.Registry, path: str, base: str, ref: str) -> list[str] | None:
+    """The references of a cycle that ``ref`` enters and that never reaches a schema with any other keyword.
+
+    Such a cycle (``l1 -> l2 -> l1``, ``l1 -> l1``, or through ``allOf``/``anyOf``/``oneOf`` of
+    subschemas that assert nothing: ``hollow_edges``) constrains nothing: the engine accepts any
+    value there, and the secret walk finds no ``x-secret`` mark in it, so a plaintext value would
+    pass (issue 14, F6). A cycle through real structure (``{"properties": {"child": {"$ref": "#"}}}``)
+    is a recursive schema and legal. Returns the references on the way, the closing one last, or
+    None. A reference that does not resolve ends its branch (``check_references`` reports it).
+    """
+    done: set[tuple[str, str]] = set()
+    on_path: set[tuple[str, str]] = set()
+
+    def visit(base: str, node: Any, chain: list[str]) -> list[str] | None:  # noqa: ANN401
+        edges = hollow_edges(node)
+        if edges is None:
+            return None
+        key = (base, json.dumps(node, sort_keys=True))
+        if key in on_path:
+            return chain
+        if key in done:
+            return None
+        on_path.add(key)
+        ident = node.get("$id")
+        here = urljoin(base, ident) if isinstance(ident, str) else base
+        for kind, value in edges:
+            if kind == "sub":
+                found = visit(here, value, chain)
+            else:
+                try:
+                    with panics_as(engine_failed(path)):
+                        resolved = registry.resolver(here).lookup(value)
+                except jsonschema_rs.ReferencingError:
+                    continue
+                found = visit(resolved.resolver.base_uri, resolved.contents, [*chain, value])
+            if found is not None:
+                return found
+        on_path.discard(key)
+        done.add(key)
+        return None
+
+    try:
+        with panics_as(engine_failed(path)):
+            resolved = registry.resolver(base).lookup(ref)
+    except jsonschema_rs.ReferencingError:
+        return None
+    return visit(resolved.resolver.base_uri, resolved.contents, [ref])
 
 
 def _reaches_mark(registry: jsonschema_rs.Registry, base: str, ref: str, seen: set[tuple[str, str]]) -> bool:

@@ -68,11 +68,35 @@ def refuse_retrieval(uri: str) -> Any:  # noqa: ANN401 - the retriever protocol 
     raise ValueError(f"{uri} is not a file under {SCHEMAS}/ (schemas are never fetched)")
 
 
-def load_json(path: str, data: bytes) -> Any:  # noqa: ANN401 - a JSON Schema document
-    """Parse a schema file strictly (a repeated key is an error). Raises InputError at file:line:col."""
+def utf8_text(path: str, data: bytes) -> str:
+    """A JSON file's bytes as text: UTF-8 only (RFC 8259 §8.1), never the UTF-16/32 that ``json.loads`` guesses.
+
+    Raises:
+        InputError: bad UTF-8 or a NUL byte (UTF-16 or UTF-32 text, whose ASCII is valid
+            UTF-8 with NULs between), at the file:line:col of the first such byte.
+    """
     try:
-        return json.loads(data, object_pairs_hook=reject_duplicate_keys)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        at = e.start
+    else:
+        at = data.find(b"\0")
+        if at < 0:
+            return text
+    head = data[:at]
+    line, col = head.count(b"\n") + 1, at - (head.rfind(b"\n") + 1) + 1
+    raise InputError(f"{path}:{line}:{col}: not UTF-8 (RFC 8259 §8.1): JSON files must be UTF-8, not UTF-16 or UTF-32")
+
+
+def load_json(path: str, data: bytes) -> Any:  # noqa: ANN401 - a JSON Schema document
+    """Parse a schema file strictly: UTF-8 only (``utf8_text``), a repeated key is an error.
+
+    Raises InputError at file:line:col.
+    """
+    text = utf8_text(path, data)
+    try:
+        return json.loads(text.removeprefix("\ufeff"), object_pairs_hook=reject_duplicate_keys)
+    except json.JSONDecodeError as e:
         line = getattr(e, "lineno", 1)
         col = getattr(e, "colno", 1)
         raise InputError(f"{path}:{line}:{col}: invalid JSON: {getattr(e, 'msg', e)}") from e

@@ -36,6 +36,34 @@ _FOLLOWED |= {k: "list" for k in ("allOf", "anyOf", "oneOf", "prefixItems")}
 _FOLLOWED |= {k: "map" for k in ("properties", "patternProperties", "dependentSchemas", "$defs", "definitions")}
 
 
+_IN_PLACE = ("allOf", "anyOf", "oneOf")
+# Keywords that assert nothing about an instance: a subschema with only these and one reference is the reference.
+_INERT = frozenset(
+    {"$id", "$schema", "$anchor", "$dynamicAnchor", "$vocabulary", "$comment", "$defs", "definitions"}
+    | {"title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly"}
+)
+
+
+def hollow_edges(node: Any) -> list[tuple[str, Any]] | None:  # noqa: ANN401
+    """What a subschema that asserts nothing itself applies at the same value: ``("ref", keyword, reference)``
+    and ``("sub", subschema)`` of ``allOf``/``anyOf``/``oneOf``; None for one with any other keyword.
+
+    A cycle of such subschemas (``{"$ref": "#/$defs/l2"}`` and back, ``{"allOf": [{"$ref": "#/$defs/l1"}]}``)
+    constrains nothing and is refused (issue 14, F6); one through real structure is a recursive schema.
+    """
+    if not isinstance(node, dict) or not node:
+        return None
+    edges: list[tuple[str, Any]] = []
+    for key, value in node.items():
+        if key in _REF_KEYWORDS and isinstance(value, str):
+            edges.append(("ref", value))
+        elif key in _IN_PLACE and isinstance(value, list):
+            edges += [("sub", s) for s in value]
+        elif key not in _INERT:
+            return None
+    return edges or None
+
+
 class SchemaResolver(Protocol):
     """A compiled module schema, as the walks need it (``compiler.validate.schema.ModuleSchema``)."""
 
@@ -61,7 +89,7 @@ def secret_paths(schema: SchemaResolver, instance: Any, path: JsonPath = ()) -> 
     """
     if not schema_has_secrets(schema):
         return
-    yield from _walk(schema, schema.schema, schema.base, instance, path, 0, frozenset(), ())
+    yield from _walk(schema, schema.schema, schema.base, instance, path, 0, frozenset(), (), ())
 
 
 def unfollowed_marks(node: Any, pointer: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:  # noqa: ANN401
@@ -126,9 +154,13 @@ def _walk(
     depth: int,
     seen: frozenset[int],
     scope: tuple[str, ...],
+    bare: tuple[int, ...],
 ) -> Iterator[JsonPath]:
     """``seen``: the references followed at this value (a cycle of them adds nothing, e.g. ``"$ref": "#"``);
-    ``scope``: the base URIs entered from the root, outermost first, where a ``$dynamicRef`` may land.
+    ``scope``: the base URIs entered from the root, outermost first, where a ``$dynamicRef`` may land;
+    ``bare``: the subschemas that assert nothing (``hollow_edges``) entered through references and
+    ``allOf``/``anyOf``/``oneOf`` in a row up to this one: a reference back into them is a cycle
+    that constrains nothing, refused (issue 14, F6).
     """
     if not isinstance(node, dict) or not _has_secret(node):
         return
@@ -148,23 +180,26 @@ def _walk(
         base = urljoin(base, ident)
     if base not in scope:
         scope = (*scope, base)
+    bare = (*bare, id(node)) if hollow_edges(node) is not None else ()
     for key in _REF_KEYWORDS:
         ref = node.get(key)
         if isinstance(ref, str):
             targets = [ms.resolve(base, ref)] + (_dynamic_targets(ms, scope, ref) if key == "$dynamicRef" else [])
             for at, target in targets:
+                if bare and id(target) in bare:
+                    raise InputError(f"{ms.path}: $ref {ref!r} closes a reference cycle with no other keyword")
                 if id(target) not in seen:
-                    yield from _walk(ms, target, at, inst, path, depth + 1, seen | {id(target)}, scope)
-    for key in ("allOf", "anyOf", "oneOf"):
+                    yield from _walk(ms, target, at, inst, path, depth + 1, seen | {id(target)}, scope, bare)
+    for key in _IN_PLACE:
         for sub in node.get(key, []):
-            yield from _walk(ms, sub, base, inst, path, depth + 1, seen, scope)
+            yield from _walk(ms, sub, base, inst, path, depth + 1, seen, scope, bare)
     for key in ("if", "then", "else"):
         if key in node:
-            yield from _walk(ms, node[key], base, inst, path, depth + 1, seen, scope)
+            yield from _walk(ms, node[key], base, inst, path, depth + 1, seen, scope, ())
     if isinstance(inst, dict):
         for name, sub in node.get("dependentSchemas", {}).items():
             if name in inst:
-                yield from _walk(ms, sub, base, inst, path, depth + 1, seen, scope)
+                yield from _walk(ms, sub, base, inst, path, depth + 1, seen, scope, ())
         props = node.get("properties", {})
         patterns = node.get("patternProperties", {})
         extra = node.get("additionalProperties")
@@ -172,15 +207,15 @@ def _walk(
             matched = [props[k]] if k in props else []
             matched += [sub for pattern, sub in patterns.items() if ms.matches(pattern, k)]
             for sub in matched or ([extra] if isinstance(extra, dict) else []):
-                yield from _walk(ms, sub, base, v, (*path, k), depth + 1, frozenset(), scope)
+                yield from _walk(ms, sub, base, v, (*path, k), depth + 1, frozenset(), scope, ())
     elif isinstance(inst, list):
         prefix = node.get("prefixItems", [])
         items = node.get("items")
         for i, v in enumerate(inst):
             if i < len(prefix):
-                yield from _walk(ms, prefix[i], base, v, (*path, i), depth + 1, frozenset(), scope)
+                yield from _walk(ms, prefix[i], base, v, (*path, i), depth + 1, frozenset(), scope, ())
             elif isinstance(items, dict):
-                yield from _walk(ms, items, base, v, (*path, i), depth + 1, frozenset(), scope)
+                yield from _walk(ms, items, base, v, (*path, i), depth + 1, frozenset(), scope, ())
 
 
 def _dynamic_targets(ms: SchemaResolver, scope: tuple[str, ...], ref: str) -> list[tuple[str, Any]]:
