@@ -76,8 +76,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     record_bundles(plan, source_json, reuse, good)
     if warning := finish_cache(plan):
         print(warning, file=sys.stderr)
+    shown = _display(out_dir, ctx.root)
     for target in good:
-        print(f"{_display(out_dir, ctx.root)}/{bundle_name(target)}")
+        print(f"{shown}/{bundle_name(target)}")
     raise_failures(outcomes)
     diags = list(iter_diagnostics(outcomes))
     for d in diags:

@@ -77,6 +77,14 @@ class BaseVerdicts(Protocol):
         """Keep that ``base.modules[module]`` is valid against ``schema``."""
         ...
 
+    def module_known(self, base: EnvBase, stack: TargetStack, module: str, schema: ModuleSchema) -> bool:
+        """Whether ``schema`` found nothing in ``stack``'s ``module`` (False: not known); ``base``: its environment."""
+        ...
+
+    def module_learn(self, base: EnvBase, stack: TargetStack, module: str, schema: ModuleSchema) -> None:
+        """Keep that ``schema`` finds nothing in ``stack``'s ``module``."""
+        ...
+
 
 @dataclass(slots=True, kw_only=True)
 class CompileCaches:
@@ -252,14 +260,21 @@ def compile_target(
         schema = repo.schema(module)
         paths = sorted(set(secret_paths(schema, value)), key=str)
         if validate:
-            # A tenant's module is its environment's, edited copy-on-write (``inherit``): only the edits
-            # are validated when the environment's module is valid.
-            edited = (
-                base.valid_base(module, schema, caches.verdicts)
-                if base is not None and target.tenant is not None
-                else None
-            )
-            for finding in schema.check(value, valid_base=edited):
+            verdicts = caches.verdicts if base is not None else None
+            vouched = verdicts is not None and base is not None and verdicts.module_known(base, stack, module, schema)
+            findings = []
+            if not vouched:
+                # A tenant's module is its environment's, edited copy-on-write (``inherit``): only the edits
+                # are validated when the environment's module is valid.
+                edited = (
+                    base.valid_base(module, schema, caches.verdicts)
+                    if base is not None and target.tenant is not None
+                    else None
+                )
+                findings = schema.check(value, valid_base=edited)
+                if not findings and verdicts is not None and base is not None:
+                    verdicts.module_learn(base, stack, module, schema)
+            for finding in findings:
                 if repo.secrets_opaque and finding.keyword != "type" and finding.path in paths:
                     continue  # an encrypted value stands in: only its type is known
                 diags.append(provenance.diagnose(repo, stack, module, finding.path, finding.message))

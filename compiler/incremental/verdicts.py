@@ -26,6 +26,16 @@ whose key is not known gets no verdict. The entry goes through the store's
 checks (owner, no symlinks, digest); anything but ``{"valid": true}`` is "not
 known", and the module is validated.
 
+A target's module gets a verdict of its own (``module_known``): that its schema finds nothing
+in it, kept under the schema's digest and the engine's version as above, the renderer's digest,
+the target's name, the keys of its module's template chain, and for each layer of its stack: the
+cache key of the file when the layer is one of its environment's own (the same parsed document),
+else (a tenant's file) the SHA-256 of that layer's ``vars`` and of its patch of this module only
+(merge tags included, ``_patch_digest``). A change to a tenant file's ``vars`` re-renders every
+module of its targets, but a module whose patch and variables are what they were is the same
+value, so its check (``compiler.validate.edits``, and the validators it compiles) is skipped. The
+same rules as above: only "valid" is kept, a SOPS layer or an unknown key gives no verdict.
+
 Likewise a schema file that passed ``ModuleSchema.load``'s checks (strict JSON,
 the 2020-12 meta-schema, the ``x-secret`` and ``$id`` rules) is kept as
 "checked" under its path, ``ModuleSchema.digest`` and the engine's version: the
@@ -43,16 +53,19 @@ from typing import TYPE_CHECKING, Protocol
 from compiler.incremental.parsed import ParsedDocuments, dist_version, render_digest
 from compiler.incremental.store import ResultCache
 from compiler.jsontypes import JSONObject
+from compiler.load.yaml import Tagged
 
 if TYPE_CHECKING:
     from compiler.compile.repository import Repository
-    from compiler.compile.types import TargetStack
+    from compiler.compile.types import LayerDoc, TargetStack
     from compiler.validate.schema import ModuleSchema
 
 SCHEME = "base-valid/1"
+MODULE_SCHEME = "module-valid/1"
 CHECKED_SCHEME = "schema-checked/1"
 _VALID = {"valid": True}
 _CHECKED = {"checked": True}
+_TAG = "\u0000tag"
 
 
 class EnvBase(Protocol):
@@ -72,6 +85,8 @@ class KeptVerdicts:
         self.hits = 0
         self.learned = 0
         self.schema_hits = 0
+        self.module_hits = 0
+        self.module_learned = 0
 
     def key(self, base: EnvBase, module: str, schema: ModuleSchema) -> str | None:
         """The verdict's key (module doc), or None when it cannot be made."""
@@ -102,6 +117,47 @@ class KeptVerdicts:
             self.store.put(key, dict(_VALID))
             self.learned += 1
 
+    def module_key(self, base: EnvBase, stack: TargetStack, module: str, schema: ModuleSchema) -> str | None:
+        """The key of the verdict on ``stack``'s ``module`` (module doc), or None when it cannot be made."""
+        if not schema.digest:
+            return None
+        shared = {id(layer.document): layer.document for layer in base.stack.layers}
+        parts: list[list[str]] = []
+        for layer in stack.layers:
+            if layer.ref.secrets:
+                return None
+            doc = layer.document
+            if shared.get(id(doc)) is doc:
+                k = self.parsed.key_of(doc)
+            else:
+                k = _patch_digest(layer, module)
+                if k is not None:
+                    k = f"own:{k}"
+            if k is None:
+                return None
+            parts.append([layer.ref.path, k])
+        for plan in self.repo.templates(module):
+            k = self.parsed.key_of(plan.document)
+            if k is None:
+                return None
+            parts.append([plan.document.path, k])
+        names = [self.repo.project.name, stack.target.name, module]
+        head = f"{MODULE_SCHEME}\0{schema.digest}\0jsonschema-rs={dist_version('jsonschema_rs')}\0{render_digest()}\0"
+        return hashlib.sha256((head + json.dumps([names, parts])).encode()).hexdigest()
+
+    def module_known(self, base: EnvBase, stack: TargetStack, module: str, schema: ModuleSchema) -> bool:
+        key = self.module_key(base, stack, module, schema)
+        if key is None or not _says(self.store.get(key), "valid"):
+            return False
+        self.module_hits += 1
+        return True
+
+    def module_learn(self, base: EnvBase, stack: TargetStack, module: str, schema: ModuleSchema) -> None:
+        key = self.module_key(base, stack, module, schema)
+        if key is not None:
+            self.store.put(key, dict(_VALID))
+            self.module_learned += 1
+
     def _checked_key(self, path: str, digest: str) -> str:
         head = f"{CHECKED_SCHEME}\0{path}\0{digest}\0jsonschema-rs={dist_version('jsonschema_rs')}"
         return hashlib.sha256(head.encode()).hexdigest()
@@ -115,6 +171,28 @@ class KeptVerdicts:
 
     def learn_checked(self, path: str, digest: str) -> None:
         self.store.put(self._checked_key(path, digest), dict(_CHECKED))
+
+
+def _patch_digest(layer: LayerDoc, module: str) -> str | None:
+    """SHA-256 of ``layer``'s ``vars`` and its patch of ``module`` (merge tags included, and whether the
+    document is tagged); None when they cannot be written exactly (``compiler.incremental.carry.layer_digest``)."""
+    tags = 0
+
+    def tagged(o: object) -> object:
+        nonlocal tags
+        if not isinstance(o, Tagged):
+            raise TypeError(type(o).__name__)
+        tags += 1
+        return {_TAG: [o.tag, o.value]}
+
+    patch = [layer.vars, module in layer.modules, layer.modules.get(module), layer.document.tagged]
+    try:
+        text = json.dumps(patch, sort_keys=True, ensure_ascii=True, allow_nan=False, default=tagged)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if text.count(json.dumps(_TAG)) != tags:
+        return None  # a key spelt like the marker: the text would not tell them apart
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _says(payload: JSONObject | None, word: str) -> bool:

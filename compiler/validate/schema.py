@@ -137,7 +137,9 @@ class ModuleSchema:
             InputError: invalid JSON, not a 2020-12 schema, a reference that does
                 not resolve, a pattern or format llmcc cannot check; at file:line.
         """
-        digest = _digest(data, _others(data, files)) if lazy else ""
+        # the bytes hold an ASCII keyword where the decoded text does (UTF-8): one search serves both
+        refers = any(k in data for k in (b'"$ref"', b'"$dynamicRef"', b"\\u"))
+        digest = _digest(data, _others(refers, files)) if lazy else ""
         known = bool(digest) and checked is not None and checked.checked(path, digest)
         schema = _checked_json(path, data) if known else load_json(path, data)
         if not isinstance(schema, dict):
@@ -147,7 +149,6 @@ class ModuleSchema:
         base = uri_of(path)
         if not known:
             check_document(path, text, schema)
-        refers = _may_hold(text, "$ref", "$dynamicRef")
         note_text(schema, text, refers=refers)
         refs = list(references(schema, base)) if refers else []
         external = any(not is_local(ref) for _, ref, _ in refs)
@@ -278,9 +279,10 @@ class CheckedSchemas(Protocol):
         ...
 
 
-def _others(data: bytes, files: SchemaFiles | None) -> dict[str, tuple[Any, str]] | None:
-    """The files under schemas/ a schema of ``data`` may reference (None: one does not load)."""
-    if files is None or not any(k in data for k in (b'"$ref"', b'"$dynamicRef"', b"\\u")):
+def _others(refers: bool, files: SchemaFiles | None) -> dict[str, tuple[Any, str]] | None:
+    """The files under schemas/ a schema may reference (None: one does not load); ``refers``: its text
+    may hold ``$ref`` or ``$dynamicRef`` (``_may_hold``)."""
+    if files is None or not refers:
         return {}
     try:
         return files.documents()

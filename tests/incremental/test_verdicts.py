@@ -29,7 +29,7 @@ from compiler.sources.worktree import WorkTree
 from compiler.validate.schema import ModuleSchema
 from compiler.validate.schemafiles import SchemaFiles
 from tests.conftest import init_repo
-from tests.core._repos import ENGINE_SCHEMA, mini_repo
+from tests.core._repos import ENGINE_SCHEMA, ENGINE_TEMPLATE, mini_repo
 
 TENANT = "modules:\n  engine:\n    region: {name}\n"  # a key the environment sets: an edit of its module
 POLICY = "- name: cool\n  description: temperature at most 0.3\n  rule: config.engine.model.temperature <= 0.3\n"
@@ -96,6 +96,64 @@ def test_a_verdict_entry_saying_anything_but_valid_is_not_taken(root: Path) -> N
     assert repo.schema("engine")._validator is not None  # type: ignore[attr-defined]
 
 
+def test_a_module_whose_patch_and_variables_are_unchanged_is_not_checked_again(root: Path) -> None:
+    (root / "environments/tenants/acme.yaml").write_text(TENANT.format(name="acme-2"))
+    first, _ = validate_in_process(root)
+    assert isinstance(first.verdicts, KeptVerdicts)
+    assert first.verdicts.module_learned == 2  # staging@acme's and prod@acme's engine
+    (root / "environments/tenants/acme.yaml").write_text("# a comment\n" + TENANT.format(name="acme-2"))
+    plan, repo = validate_in_process(root)  # the file changed: its targets are rebuilt
+    assert isinstance(plan.verdicts, KeptVerdicts)
+    assert (plan.verdicts.module_hits, plan.verdicts.module_learned) == (2, 0)
+    assert repo.schema("engine")._edits is None  # type: ignore[attr-defined]  # no edit checked
+
+
+def test_a_module_verdict_entry_saying_anything_but_valid_is_not_taken(root: Path) -> None:
+    (root / "environments/tenants/acme.yaml").write_text(TENANT.format(name="acme-2"))
+    plan, repo = validate_in_process(root)
+    assert isinstance(plan.verdicts, KeptVerdicts)
+    from compiler.compile.pipeline import CompileCaches, env_base, load_stack
+
+    caches = CompileCaches()
+    for i, target in enumerate(t for t in repo.project.targets() if t.tenant == "acme"):  # type: ignore[attr-defined]
+        base = env_base(repo, target.environment, caches)  # type: ignore[arg-type]
+        stack = load_stack(repo, target)  # type: ignore[arg-type]
+        key = plan.verdicts.module_key(base, stack, "engine", repo.schema("engine"))  # type: ignore[attr-defined]
+        assert key is not None
+        plan.cache.put(key, {"valid": 1} if i == 0 else {"valid": True, "more": 1})
+    (root / "environments/tenants/acme.yaml").write_text("# a comment\n" + TENANT.format(name="acme-2"))
+    again, _ = validate_in_process(root)
+    assert isinstance(again.verdicts, KeptVerdicts)
+    assert (again.verdicts.module_hits, again.verdicts.module_learned) == (0, 2)
+
+
+def test_a_tenant_patch_is_told_apart_from_its_tags_and_a_key_spelt_like_the_marker() -> None:
+    from compiler.compile.types import LayerDoc
+    from compiler.incremental.verdicts import _patch_digest
+    from compiler.load.layers import LayerRef
+
+    def patch(text: str) -> str | None:
+        doc = load_document(text.encode(), path="environments/tenants/acme.yaml", layer="acme")
+        assert isinstance(doc.value, dict)
+        layer = LayerDoc(
+            ref=LayerRef(name="acme", path=doc.path, secrets=False, required=True),
+            document=doc,
+            vars=doc.value.get("vars") or {},  # type: ignore[arg-type]
+            modules=doc.value.get("modules") or {},  # type: ignore[arg-type]
+        )
+        return _patch_digest(layer, "engine")
+
+    plain = patch("modules:\n  engine:\n    model: {name: x}\n")
+    replaced = patch("modules:\n  engine:\n    model: !override {name: x}\n")
+    other = patch("modules:\n  other:\n    model: {name: x}\n")
+    assert plain
+    assert replaced
+    assert plain != replaced
+    assert other == patch("modules:\n  other:\n    model: {name: y}\n")  # another module's patch: no part of it
+    assert other != patch("vars: {t: 1}\nmodules:\n  other:\n    model: {name: y}\n")  # the variables are
+    assert patch('modules:\n  engine:\n    "\\0tag": [override, 1]\n') is None  # not told from a tag: none
+
+
 def _schema(**model: object) -> str:
     schema = json.loads(json.dumps(ENGINE_SCHEMA))
     schema["properties"]["model"]["properties"].update(model)
@@ -113,6 +171,10 @@ def _schema(**model: object) -> str:
         ({"schemas/engine.schema.json": _schema(temperature={"type": "numbr"})}, 2),
         ({"schemas/engine.schema.json": _schema().replace('"description"', '"region"')}, 2),
         ({"policies/cool.yaml": POLICY}, 1),
+        ({"environments/tenants/acme.yaml": "vars:\n  temperature: 7\n" + TENANT.format(name="acme-2")}, 1),
+        ({"environments/tenants/acme.yaml": TENANT.format(name="acme-2") + "    model: !delete\n"}, 1),
+        ({"environments/tenants/acme.yaml": TENANT.format(name="acme-2") + "    model: !override {name: 5}\n"}, 1),
+        ({"templates/engine.yaml": ENGINE_TEMPLATE + "extra: 1\n"}, 1),
     ],
     ids=[
         "base-invalid",
@@ -123,6 +185,10 @@ def _schema(**model: object) -> str:
         "schema-not-a-2020-12-schema",
         "schema-with-a-repeated-key",
         "policy",
+        "tenant-variable-invalid",
+        "tenant-deletes-a-required-key",
+        "tenant-replaces-with-an-invalid-value",
+        "template-invalid",
     ],
 )
 def test_a_change_refused_on_a_clean_compile_is_refused_through_the_cache(
@@ -200,3 +266,7 @@ def test_no_verdict_key_without_a_schema_digest_or_with_a_sops_layer(root: Path)
     other = SimpleNamespace(ref=layer.ref, document=elsewhere)
     unread = SimpleNamespace(stack=SimpleNamespace(layers=[other], target=base.stack.target))
     assert plan.verdicts.key(unread, "engine", repo.schema("engine")) is None  # type: ignore[arg-type, attr-defined]
+    module_key = plan.verdicts.module_key
+    assert module_key(base, base.stack, "engine", eager) is None
+    assert module_key(base, with_sops.stack, "engine", repo.schema("engine")) is None  # type: ignore[arg-type, attr-defined]
+    assert module_key(unread, unread.stack, "engine", repo.schema("engine")) is None  # type: ignore[arg-type, attr-defined]
