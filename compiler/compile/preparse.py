@@ -212,7 +212,8 @@ def _helper(
                     sent.add((path, layer))
                     one: Parsed = {}
                     _parse(tree, path, layer, one)
-                    _send(out, one)
+                    if one:  # nothing for a file that is not there (a tenant without a file in an environment)
+                        _send(out, one)
         code = 0
     finally:
         os._exit(code)  # whatever happened: nothing of the parent's state is cleaned up here
