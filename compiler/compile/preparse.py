@@ -33,6 +33,7 @@ The helper only saves time, it never decides anything:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import marshal
 import os
@@ -75,6 +76,11 @@ class Preparse:
         self._parsed: Parsed | None = None
         self._later = later is not None
         read, write = os.pipe()
+        if later is not None:
+            # Room for the records the parent takes only at the fork (~8 KB a tenant file): in the
+            # default 64 KB the helper stopped, blocked on its write, after about eight.
+            with contextlib.suppress(OSError):  # above the system's limit for this user: the default stays
+                fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
         # SIGINT blocked across the fork, as for the build's workers: the helper ignores it before it
         # can arrive there, so no KeyboardInterrupt ever unwinds the parent's code in the helper (its
         # `finally` blocks would remove the parent's staging directory). The parent takes a pending one
@@ -220,6 +226,7 @@ def _helper(
 
 
 _HEAD = 8  # a record's length, big-endian, before its bytes
+_PIPE_SIZE = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size
 
 
 def _size(buffer: bytearray) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import threading
 from collections.abc import Iterator
@@ -245,3 +246,29 @@ def test_the_workers_take_the_layer_files_the_helper_parsed_with_the_same_bundle
     serial = build_targets(BuildRequest(repo=open_repo(root), source=None, keep_bytes=True), targets, jobs=1)
     for outcome in serial:
         assert (tmp_path / "out" / f"{outcome.target}.bundle.json").read_bytes() == outcome.data
+
+
+def test_the_helper_is_not_held_up_by_records_the_parent_has_not_read_yet(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=1)
+    files = []
+    for i in range(24):  # ~10 KB a record: more than a pipe holds by default (64 KB)
+        path = f"environments/tenants/big{i:02d}.yaml"
+        (root / path).write_text("vars:\n" + "".join(f"  key{k}: value-{i}-{k}\n" for k in range(400)))
+        files.append((path, "tenant"))
+    done = os.pipe()
+
+    def later() -> Iterator[tuple[str, str]]:
+        yield from files
+        os.write(done[1], b"x")  # in the helper: every record is written
+
+    preparse = Preparse(WorkTree(root), FILES, later)
+    try:
+        preparse.collect()
+        ready, _, _ = select.select([done[0]], [], [], 120)  # a bound on a hang, not a timing
+        assert ready, "the helper stopped on a full pipe"
+        parsed = preparse.rest()  # never waits: all of them have arrived
+    finally:
+        preparse.stop()
+        os.close(done[0])
+        os.close(done[1])
+    assert set(files) <= set(parsed)
