@@ -124,18 +124,22 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
             raise InputError(f"{request.out_dir}: cannot create the output directory: {e.strerror}") from e
     workers = _workers(len(targets), jobs)
     writes = request.out_dir is not None or request.keep_bytes or request.keep is not None
+    parse = request.repo.parse
     with _collector_paused():
         preparse = _preparse(request.repo, targets, workers)
         try:
             if writes or workers > 1:
                 _warm(request, targets, preparse)
+            if writes:
+                _warm_json(request, targets)
+            if workers > 1:
+                _compile_validators(request)
+            if preparse is not None and preparse.rest():  # the targets' layer files it parsed meanwhile
+                request.repo.parse = preparse.loader(parse)  # for the workers (put back after the build)
         finally:
             if preparse is not None:
                 preparse.stop()
-        if writes:
-            _warm_json(request, targets)
         if workers > 1:
-            _compile_validators(request)
             # The parsed inputs are shared with the workers: keep the collector off their pages. Frozen
             # before the collector is back on, so no collection first walks the ~10^5 young objects
             # the warm-up made (~8 ms on the large workload, issue 14 §3).
@@ -181,6 +185,7 @@ def build_targets(request: BuildRequest, targets: Sequence[Target], *, jobs: int
         return [r for r in results if r is not None]
     finally:
         _REQUEST = None
+        request.repo.parse = parse
 
 
 def _arrived(request: BuildRequest, outcome: TargetOutcome) -> TargetOutcome:
@@ -328,7 +333,12 @@ def _preparse(repo: Repository, targets: Sequence[Target], workers: int) -> Prep
     files = [(f"{TEMPLATES}/{module}.yaml", "template") for module in repo.modules]
     for env in _shared_envs(targets):
         files += [(r.path, r.name) for r in resolve_layers(repo.project, Target(env)) if not r.secrets]
-    return Preparse(repo.tree, list(dict.fromkeys(files)))
+
+    def later() -> Iterator[tuple[str, str]]:  # in the helper: the targets' own layer files, in build order
+        for target in targets:
+            yield from ((r.path, r.name) for r in resolve_layers(repo.project, target) if not r.secrets)
+
+    return Preparse(repo.tree, list(dict.fromkeys(files)), later)
 
 
 def _warm(request: BuildRequest, targets: Sequence[Target], preparse: Preparse | None = None) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from compiler.compile.build import BuildRequest, build_targets
@@ -193,3 +195,80 @@ def test_a_helper_that_fails_leaves_every_parse_to_the_parent(tmp_path: Path) ->
     assert preparse.collect() == {}  # it exited 1: nothing of it is used
     doc = _load(preparse, root, PATHS[0])
     assert doc.value == load_document((root / PATHS[0]).read_bytes(), path=PATHS[0], layer="template").value  # type: ignore[attr-defined]
+
+
+TENANT = "environments/tenants/t00.yaml"
+
+
+def test_the_helper_then_sends_the_targets_own_layer_files_each_once(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=1)
+    preparse = Preparse(WorkTree(root), FILES, lambda: [(TENANT, "tenant"), FILES[0], (TENANT, "tenant")])
+    assert sorted(preparse.collect()) == sorted(FILES)  # the shared files first, alone
+    parsed = preparse.rest(wait=True)
+    assert sorted(parsed) == sorted([*FILES, (TENANT, "tenant")])
+    data = (root / TENANT).read_bytes()
+    doc = preparse.loader(parse_only)(data, path=TENANT, layer="tenant")
+    assert type(doc.positions) is ReparsedPositions
+    fresh = load_document(data, path=TENANT, layer="tenant")
+    assert doc.value == fresh.value
+    assert doc.tagged == fresh.tagged
+    assert doc.positions.table() == fresh.positions.table()  # type: ignore[attr-defined]
+    assert (TENANT, "tenant") not in preparse.rest()  # taken: a second read parses it
+
+
+def test_taking_the_rest_never_waits_for_a_file_still_being_parsed(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=1)
+    release = os.pipe()
+
+    def later() -> Iterator[tuple[str, str]]:
+        os.read(release[0], 1)  # in the helper: blocks until the test lets it go, which it never does
+        yield (TENANT, "tenant")
+
+    preparse = Preparse(WorkTree(root), FILES, later)
+    try:
+        assert sorted(preparse.rest()) == sorted(FILES)  # returns with what has arrived; the helper is killed
+    finally:
+        os.close(release[0])
+        os.close(release[1])
+    preparse.stop()  # reaped already: nothing left to do
+
+
+def test_the_workers_take_the_layer_files_the_helper_parsed_with_the_same_bundles(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=5)
+    targets = open_repo(root).project.targets()
+    repo = open_repo(root)
+    # No environment's modules merged before the fork: the helper's shared layer files are all left for
+    # the workers, which then read them through its loader (the targets' own files too, as many as it sent).
+    request = BuildRequest(repo=repo, source=None, out_dir=tmp_path / "out", warm_env=lambda _r, _e: False)
+    outcomes = build_targets(request, targets, jobs=2)
+    assert all(o.size and o.error is None for o in outcomes)
+    assert repo.parse is parse_only  # put back after the build
+    serial = build_targets(BuildRequest(repo=open_repo(root), source=None, keep_bytes=True), targets, jobs=1)
+    for outcome in serial:
+        assert (tmp_path / "out" / f"{outcome.target}.bundle.json").read_bytes() == outcome.data
+
+
+def test_the_helper_is_not_held_up_by_records_the_parent_has_not_read_yet(tmp_path: Path) -> None:
+    root = many_targets_repo(tmp_path / "repo", tenants=1)
+    files = []
+    for i in range(24):  # ~10 KB a record: more than a pipe holds by default (64 KB)
+        path = f"environments/tenants/big{i:02d}.yaml"
+        (root / path).write_text("vars:\n" + "".join(f"  key{k}: value-{i}-{k}\n" for k in range(400)))
+        files.append((path, "tenant"))
+    done = os.pipe()
+
+    def later() -> Iterator[tuple[str, str]]:
+        yield from files
+        os.write(done[1], b"x")  # in the helper: every record is written
+
+    preparse = Preparse(WorkTree(root), FILES, later)
+    try:
+        preparse.collect()
+        ready, _, _ = select.select([done[0]], [], [], 120)  # a bound on a hang, not a timing
+        assert ready, "the helper stopped on a full pipe"
+        parsed = preparse.rest()  # never waits: all of them have arrived
+    finally:
+        preparse.stop()
+        os.close(done[0])
+        os.close(done[1])
+    assert set(files) <= set(parsed)
