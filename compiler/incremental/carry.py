@@ -63,9 +63,10 @@ from typing import TYPE_CHECKING, cast
 from compiler.bundle.canonical import EncodingCache, Members, canonical_text
 from compiler.compile.inherit import Reach, reach
 from compiler.errors import InputError
+from compiler.incremental.exact import exact_digest
 from compiler.jsonpath import JsonPath
 from compiler.jsontypes import JSONObject, JSONValue
-from compiler.load.yaml import Tagged, Value
+from compiler.load.yaml import Value
 from compiler.render.jinja import Renderer
 
 if TYPE_CHECKING:
@@ -78,27 +79,11 @@ _DECODER = json.JSONDecoder()
 # What a build keeps under the carry key until the target's variables change: that a previous result
 # exists. The next variable-only change compiles the target and keeps a whole record.
 STUB: JSONObject = {"stub": True}
-_TAG = "\u0000tag"
 
 
 def layer_digest(layer: LayerDoc) -> str | None:
     """SHA-256 of a plain layer's ``modules`` (merge tags included), None when it cannot be written exactly."""
-    tags = 0
-
-    def tagged(o: object) -> object:
-        nonlocal tags
-        if not isinstance(o, Tagged):
-            raise TypeError(type(o).__name__)
-        tags += 1
-        return {_TAG: [o.tag, o.value]}
-
-    try:
-        text = json.dumps(layer.modules, sort_keys=True, ensure_ascii=True, allow_nan=False, default=tagged)
-    except (TypeError, ValueError, RecursionError):
-        return None
-    if text.count(json.dumps(_TAG)) != tags:
-        return None  # a key spelt like the marker: the text would not tell them apart
-    return hashlib.sha256(text.encode()).hexdigest()
+    return exact_digest(layer.modules)
 
 
 def layer_digests(stack: TargetStack) -> dict[str, str] | None:

@@ -50,10 +50,10 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Protocol
 
+from compiler.incremental.exact import exact_digest
 from compiler.incremental.parsed import ParsedDocuments, dist_version, render_digest
 from compiler.incremental.store import ResultCache
 from compiler.jsontypes import JSONObject
-from compiler.load.yaml import Tagged
 
 if TYPE_CHECKING:
     from compiler.compile.repository import Repository
@@ -65,7 +65,6 @@ MODULE_SCHEME = "module-valid/1"
 CHECKED_SCHEME = "schema-checked/1"
 _VALID = {"valid": True}
 _CHECKED = {"checked": True}
-_TAG = "\u0000tag"
 
 
 class EnvBase(Protocol):
@@ -175,24 +174,8 @@ class KeptVerdicts:
 
 def _patch_digest(layer: LayerDoc, module: str) -> str | None:
     """SHA-256 of ``layer``'s ``vars`` and its patch of ``module`` (merge tags included, and whether the
-    document is tagged); None when they cannot be written exactly (``compiler.incremental.carry.layer_digest``)."""
-    tags = 0
-
-    def tagged(o: object) -> object:
-        nonlocal tags
-        if not isinstance(o, Tagged):
-            raise TypeError(type(o).__name__)
-        tags += 1
-        return {_TAG: [o.tag, o.value]}
-
-    patch = [layer.vars, module in layer.modules, layer.modules.get(module), layer.document.tagged]
-    try:
-        text = json.dumps(patch, sort_keys=True, ensure_ascii=True, allow_nan=False, default=tagged)
-    except (TypeError, ValueError, RecursionError):
-        return None
-    if text.count(json.dumps(_TAG)) != tags:
-        return None  # a key spelt like the marker: the text would not tell them apart
-    return hashlib.sha256(text.encode()).hexdigest()
+    document is tagged); None when they cannot be written exactly (``compiler.incremental.exact``)."""
+    return exact_digest([layer.vars, module in layer.modules, layer.modules.get(module), layer.document.tagged])
 
 
 def _says(payload: JSONObject | None, word: str) -> bool:
