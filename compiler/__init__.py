@@ -1,3 +1,3 @@
 """llmcc: a GitOps declarative config compiler for LLM platforms."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
+import sys
 import venv
 from pathlib import Path
 from typing import Any
@@ -194,3 +196,77 @@ _DIRECT_URL = (
     "import json, importlib.metadata as m; "
     "print(json.loads(m.distribution('llm-config-compiler').read_text('direct_url.json'))['vcs_info']['commit_id'])"
 )
+
+
+# A command in a template: `llmcc` at the start of a shell command, in a run/script line or in a commented-out job.
+_COMMAND = re.compile(r"(?:^|&&|\|\||[;|(]|\bthen\b)\s*(llmcc\s[^\n;|&)]*)", re.MULTILINE)
+_SUBCOMMANDS = re.compile(r"^ {4}([a-z][a-z-]*)\s", re.MULTILINE)  # argparse's "positional arguments:" choices
+
+
+def _template_commands() -> list[tuple[str, list[str]]]:
+    """(template, argv after ``llmcc``) of every llmcc command the templates run, commented-out jobs included."""
+    shipped = dict(scaffold_files())[".github/workflows/llmcc.yaml"].decode()
+    out = []
+    for name, text in [(GITHUB, (REPO_ROOT / GITHUB).read_text()), (GITLAB, (REPO_ROOT / GITLAB).read_text())]:
+        out.append((name, text))
+    out.append(("scaffold", shipped))
+    commands = []
+    for name, text in out:
+        for line in text.splitlines():
+            if line.lstrip().startswith("#") and not re.match(r"^\s*#\s+(?:run:|-\s|\S+\s*$)", line):
+                continue  # prose; a commented-out job's lines are code
+            body = re.sub(r"^\s*#?\s*(?:-\s+)?(?:run:\s*)?", "", line)
+            body = re.split(r"\s#\s", body)[0]  # a trailing comment
+            for match in _COMMAND.finditer(body):
+                argv = shlex.split(match.group(1), posix=True)[1:]
+                if argv and not argv[0].startswith("${"):
+                    commands.append((name, argv))
+    return commands
+
+
+def _release_help(root: Path, chain: list[str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "compiler", *chain, "--help"],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"llmcc {' '.join(chain)} --help: {done.stderr[-500:]}"
+    return done.stdout
+
+
+def test_the_pinned_release_knows_every_command_and_option_the_templates_run(tmp_path: Path) -> None:
+    """A template on main must run with the release it installs: v0.3.0 was pinned while the templates
+    already called ``hook secrets-guard --since`` (added after it), which that release refuses (exit 2).
+    Between a release's tag and the commit that pins it, the templates name this checkout's version."""
+    (commit,) = {c for _, _, c in _pins()}
+    source = tmp_path / "release"
+    source.mkdir()
+    archive = subprocess.run(["git", "archive", commit, "compiler"], cwd=REPO_ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
+    pinned = re.search(r'__version__ = "([^"]+)"', (source / "compiler/__init__.py").read_text())
+    assert pinned is not None
+    root = source if pinned.group(1) == __version__ else REPO_ROOT  # the release commit itself: this checkout
+    commands = _template_commands()
+    assert len(commands) > 15, commands
+    helps: dict[tuple[str, ...], str] = {}
+    for name, argv in commands:
+        chain: list[str] = []
+        text = helps.setdefault((), _release_help(root, []))
+        for word in argv:
+            if word.startswith("-"):
+                continue
+            if word not in _SUBCOMMANDS.findall(text.split("positional arguments:")[-1]):
+                break
+            chain.append(word)
+            text = helps.setdefault(tuple(chain), _release_help(root, chain))
+        missing = f"{name}: llmcc {' '.join(argv)}: no such command in the pinned release"
+        assert chain or argv[0].startswith("-"), missing
+        for word in argv:
+            if word.startswith("--"):
+                option = word.split("=")[0]
+                assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text + helps[()]), (
+                    f"{name}: llmcc {' '.join(argv)}: the pinned release {commit[:12]} has no {option}"
+                )
